@@ -1,0 +1,340 @@
+//! Configuration: a YAML file (every key optional), then command-line flags
+//! on top. Parsed and validated once at startup; errors name the key and
+//! the line.
+//!
+//! ```yaml
+//! listen: 127.0.0.1:8080
+//! descriptor_sets: [api.pb]
+//! upstreams:
+//!   books: { url: "http://127.0.0.1:50051", services: [shop.v1.Books] }
+//!   default: { url: "http://127.0.0.1:50052" }
+//! json: { use_proto_names: false, emit_unpopulated: false }
+//! timeouts: { connect: 5s, unary: 30s, methods: { shop.v1.Books/Search: 2s } }
+//! headers: { forward: [x-request-id] }
+//! ```
+
+mod de;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderName;
+use serde::Deserialize;
+
+use crate::descriptor::Sources;
+use crate::transcode::{JsonOptions, UnknownParams};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the REST listener.
+    pub listen: SocketAddr,
+    /// Binary `FileDescriptorSet` files.
+    pub descriptor_sets: Vec<PathBuf>,
+    /// `.proto` files compiled at startup.
+    pub protos: Vec<PathBuf>,
+    /// Import paths for `protos`.
+    pub include_paths: Vec<PathBuf>,
+    /// Encoded descriptor sets given in memory (not settable from YAML).
+    #[serde(skip)]
+    pub embedded_descriptors: Vec<Bytes>,
+    /// Backends by name.
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// JSON options.
+    pub json: JsonOptions,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Header forwarding.
+    pub headers: HeaderOptions,
+    /// Serve methods without annotations at `POST /package.Service/Method`.
+    pub fallback_routes: bool,
+    /// Refuse to start (or reload) when two routes conflict.
+    pub strict_routes: bool,
+    /// Query parameters that name no field: `reject` (400) or `ignore`.
+    pub unknown_query_params: UnknownParams,
+    /// Size and count limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            descriptor_sets: Vec::new(),
+            protos: Vec::new(),
+            include_paths: Vec::new(),
+            embedded_descriptors: Vec::new(),
+            upstreams: BTreeMap::new(),
+            json: JsonOptions::default(),
+            timeouts: Timeouts::default(),
+            headers: HeaderOptions::default(),
+            fallback_routes: true,
+            strict_routes: false,
+            unknown_query_params: UnknownParams::Reject,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// One backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `http://host:port` (HTTP/2 cleartext) or `https://host:port` (TLS).
+    #[serde(deserialize_with = "de::url")]
+    pub url: String,
+    /// Services it serves: full names (`pkg.Service`) or `pkg.*`. Empty:
+    /// every service no other upstream claims.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Timeout of unary calls to it, overriding `timeouts.unary`.
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pub timeout: Option<Duration>,
+    /// TLS settings (implied by `https://`).
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+}
+
+impl UpstreamConfig {
+    /// An upstream at `url` serving every unclaimed service.
+    pub fn new(url: impl Into<String>) -> UpstreamConfig {
+        UpstreamConfig {
+            url: url.into(),
+            services: Vec::new(),
+            timeout: None,
+            tls: None,
+        }
+    }
+}
+
+/// TLS toward one upstream.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// PEM file of CA certificates to trust (besides the system roots).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for mTLS.
+    pub cert_file: Option<PathBuf>,
+    /// PEM client key, for mTLS.
+    pub key_file: Option<PathBuf>,
+    /// Server name to verify, when it differs from the URL's host.
+    pub server_name: Option<String>,
+}
+
+/// Timeouts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Time to establish an upstream connection.
+    #[serde(deserialize_with = "de::duration")]
+    pub connect: Duration,
+    /// Default deadline of unary calls.
+    #[serde(deserialize_with = "de::duration")]
+    pub unary: Duration,
+    /// Deadlines per method (`pkg.Service/Method`).
+    #[serde(deserialize_with = "de::duration_map")]
+    pub methods: BTreeMap<String, Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            unary: Duration::from_secs(30),
+            methods: BTreeMap::new(),
+        }
+    }
+}
+
+/// Header forwarding.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeaderOptions {
+    /// Request headers forwarded as metadata under their own name, besides
+    /// `Authorization`, `traceparent`, `tracestate` and `Grpc-Metadata-*`.
+    #[serde(deserialize_with = "de::header_names")]
+    pub forward: Vec<HeaderName>,
+}
+
+/// Size and count limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body (after decompression); larger → 413.
+    #[serde(deserialize_with = "de::size")]
+    pub max_body_bytes: usize,
+    /// Largest upstream response message.
+    #[serde(deserialize_with = "de::size")]
+    pub max_response_bytes: usize,
+    /// Largest request header block; larger → 431.
+    #[serde(deserialize_with = "de::size")]
+    pub max_header_bytes: usize,
+    /// Longest request path; longer → 414.
+    #[serde(deserialize_with = "de::size")]
+    pub max_path_bytes: usize,
+    /// Most query parameters in one request; more → 400.
+    pub max_query_params: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 4 << 20,
+            max_response_bytes: 16 << 20,
+            max_header_bytes: 64 << 10,
+            max_path_bytes: 8 << 10,
+            max_query_params: 256,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML does not parse or does not fit.
+    #[error("invalid config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with key and line.
+        message: String,
+    },
+    /// Settings that do not fit together.
+    #[error("invalid config: {0}")]
+    Inconsistent(String),
+}
+
+impl Config {
+    /// Parses YAML text. Relative paths stay relative to the working
+    /// directory.
+    pub fn from_yaml(text: &str) -> Result<Config, String> {
+        serde_saphyr::from_str::<Config>(text).map_err(|e| e.to_string())
+    }
+
+    /// Reads a YAML file; relative paths in it are relative to its folder.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::from_yaml(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        if let Some(base) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            config.rebase(base);
+        }
+        Ok(config)
+    }
+
+    fn rebase(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        self.descriptor_sets.iter_mut().for_each(fix);
+        self.protos.iter_mut().for_each(fix);
+        self.include_paths.iter_mut().for_each(fix);
+        for upstream in self.upstreams.values_mut() {
+            if let Some(tls) = &mut upstream.tls {
+                for p in [&mut tls.ca_file, &mut tls.cert_file, &mut tls.key_file].into_iter().flatten() {
+                    fix(p);
+                }
+            }
+        }
+    }
+
+    /// Checks settings that depend on each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let defaults: Vec<&String> = self
+            .upstreams
+            .iter()
+            .filter(|(_, u)| u.services.is_empty())
+            .map(|(name, _)| name)
+            .collect();
+        if defaults.len() > 1 {
+            return Err(ConfigError::Inconsistent(format!(
+                "upstreams {} all have no `services`; at most one upstream may be the default",
+                defaults.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        for (name, upstream) in &self.upstreams {
+            for service in &upstream.services {
+                let ok = service == "*"
+                    || service
+                        .strip_suffix(".*")
+                        .unwrap_or(service)
+                        .split('.')
+                        .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+                if !ok {
+                    return Err(ConfigError::Inconsistent(format!(
+                        "upstreams.{name}.services: `{service}` is not a service name (pkg.Service) or pattern (pkg.*)"
+                    )));
+                }
+            }
+        }
+        for method in self.timeouts.methods.keys() {
+            if !method.contains('/') {
+                return Err(ConfigError::Inconsistent(format!(
+                    "timeouts.methods: `{method}` is not a method name (pkg.Service/Method)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The descriptor sources.
+    pub fn sources(&self) -> Sources {
+        Sources {
+            descriptor_sets: self.descriptor_sets.clone(),
+            protos: self.protos.clone(),
+            include_paths: self.include_paths.clone(),
+            embedded: self.embedded_descriptors.clone(),
+        }
+    }
+
+    /// The upstream serving `service`: listed by full name, else by the
+    /// longest matching `pkg.*` pattern, else the default upstream.
+    pub fn upstream_for(&self, service: &str) -> Option<&str> {
+        let mut best: Option<(&str, usize)> = None;
+        for (name, upstream) in &self.upstreams {
+            for pattern in &upstream.services {
+                let score = if pattern == service {
+                    usize::MAX
+                } else if pattern == "*" {
+                    1
+                } else if let Some(prefix) = pattern.strip_suffix('*') {
+                    if service.starts_with(prefix) { prefix.len() + 1 } else { 0 }
+                } else {
+                    0
+                };
+                if score > best.map_or(0, |(_, s)| s) {
+                    best = Some((name, score));
+                }
+            }
+        }
+        best.map(|(name, _)| name).or_else(|| {
+            self.upstreams
+                .iter()
+                .find(|(_, u)| u.services.is_empty())
+                .map(|(name, _)| name.as_str())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

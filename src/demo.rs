@@ -1,0 +1,111 @@
+//! `protogate demo`: an example bookshop gRPC service on loopback with the
+//! gateway in front of it, and curl lines that work as pasted.
+
+mod bookshop;
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, UpstreamConfig};
+
+pub use bookshop::Bookshop;
+
+/// Generated code of the demo service and `google.rpc`.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod pb {
+    /// `google.rpc`: status and error details.
+    pub mod google {
+        /// `google.rpc`.
+        pub mod rpc {
+            tonic::include_proto!("google.rpc");
+        }
+    }
+    tonic::include_proto!("protogate.demo.v1");
+}
+
+/// Encoded `FileDescriptorSet` of the demo service (with imports).
+pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/demo.bin"));
+
+/// A running demo backend.
+#[derive(Debug)]
+pub struct Backend {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Backend {
+    /// Starts the bookshop on `addr` (use port 0 for any free port).
+    pub async fn start(addr: SocketAddr) -> std::io::Result<Backend> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let service = pb::bookshop_server::BookshopServer::new(Bookshop::with_sample_books());
+        let task = tokio::spawn(async move {
+            if let Err(err) = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await
+            {
+                tracing::error!(error = %err, "Demo backend stopped");
+            }
+        });
+        Ok(Backend { addr, task })
+    }
+
+    /// The backend's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The gateway config for the demo: the embedded descriptors and one
+/// upstream at `backend`.
+pub fn config(listen: SocketAddr, backend: SocketAddr) -> Config {
+    let mut config = Config {
+        listen,
+        embedded_descriptors: vec![Bytes::from_static(DESCRIPTOR_SET)],
+        ..Config::default()
+    };
+    config
+        .upstreams
+        .insert("bookshop".to_owned(), UpstreamConfig::new(format!("http://{backend}")));
+    config
+}
+
+/// Example requests against a gateway at `addr`.
+pub fn curl_lines(addr: SocketAddr) -> Vec<String> {
+    let base = format!("http://{addr}");
+    let json = "-H 'Content-Type: application/json'";
+    vec![
+        format!("curl -s {base}/v1/shelves"),
+        format!("curl -s '{base}/v1/shelves/fiction/books?page_size=2'"),
+        format!("curl -s '{base}/v1/shelves/fiction/books?page_size=2&page_token=2'"),
+        format!("curl -s '{base}/v1/shelves/science/books?genre=SCIENCE'"),
+        format!("curl -s {base}/v1/shelves/fiction/books/dune"),
+        format!(
+            "curl -s -X POST {base}/v1/shelves/science/books {json} -d '{{\"title\": \"A Brief History of Time\", \"author\": \"Stephen Hawking\", \"pages\": 212, \"genre\": \"SCIENCE\"}}'"
+        ),
+        format!(
+            "curl -s -X PATCH '{base}/v1/shelves/fiction/books/emma?update_mask=pages' {json} -d '{{\"pages\": 480}}'"
+        ),
+        format!(
+            "curl -s -X POST {base}/v1/shelves/fiction/books/odyssey:archive {json} -d '{{\"reason\": \"worn out\"}}'"
+        ),
+        format!("curl -s -X DELETE {base}/v1/shelves/science/books/origin"),
+        format!(
+            "curl -s -X POST {base}/protogate.demo.v1.Bookshop/CountBooks {json} -d '{{\"parent\": \"shelves/fiction\"}}'"
+        ),
+        "# errors: a missing book (404 with details), a book without a title (400 with details), a bad query value (400)".to_owned(),
+        format!("curl -s -i {base}/v1/shelves/fiction/books/missing"),
+        format!("curl -s -i -X POST {base}/v1/shelves/fiction/books {json} -d '{{\"author\": \"Anonymous\"}}'"),
+        format!("curl -s -i '{base}/v1/shelves/fiction/books?page_size=ten'"),
+    ]
+}

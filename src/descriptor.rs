@@ -1,0 +1,199 @@
+//! Descriptor sources — descriptor sets, `.proto` files, embedded sets — merged
+//! into one `DescriptorPool`, with the bundled `google/api`, `google/rpc` and
+//! well-known files filling in whatever the sources do not carry.
+//!
+//! Files are added as encoded bytes straight into the pool (never through
+//! `prost_types`, which drops custom options). When two sources carry a file
+//! of the same name, the first one wins.
+
+mod bundled;
+mod compile;
+mod set;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use prost_reflect::DescriptorPool;
+
+pub use set::RawFile;
+
+/// Where descriptors come from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Binary `FileDescriptorSet` files.
+    pub descriptor_sets: Vec<PathBuf>,
+    /// `.proto` files compiled at startup.
+    pub protos: Vec<PathBuf>,
+    /// Import paths for `protos`.
+    pub include_paths: Vec<PathBuf>,
+    /// Encoded `FileDescriptorSet`s given in memory (the demo, tests).
+    pub embedded: Vec<Bytes>,
+}
+
+impl Sources {
+    /// Whether no source is given.
+    pub fn is_empty(&self) -> bool {
+        self.descriptor_sets.is_empty() && self.protos.is_empty() && self.embedded.is_empty()
+    }
+}
+
+/// Descriptors that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum DescriptorError {
+    /// No source given.
+    #[error("no descriptors given: pass --descriptor-set FILE or --proto FILE")]
+    Empty,
+    /// A descriptor set file cannot be read.
+    #[error("cannot read descriptor set {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A descriptor set is not a valid encoded `FileDescriptorSet`.
+    #[error("{source_name} is not a valid FileDescriptorSet: {reason}")]
+    Corrupt {
+        /// The file or source.
+        source_name: String,
+        /// The decode error.
+        reason: String,
+    },
+    /// A `.proto` file does not compile.
+    #[error("{0}")]
+    Compile(String),
+    /// A file imports one that no source carries.
+    #[error("{file} imports {import}, which no descriptor source contains (build descriptor sets with --include_imports)")]
+    MissingImport {
+        /// The importing file.
+        file: String,
+        /// The missing import.
+        import: String,
+    },
+    /// A file is structurally invalid (unknown type, duplicate name, ...).
+    #[error("invalid descriptor {file}: {reason}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Loads every source into one pool.
+pub fn load(sources: &Sources) -> Result<DescriptorPool, DescriptorError> {
+    if sources.is_empty() {
+        return Err(DescriptorError::Empty);
+    }
+    let mut files = Files::default();
+    for set in &sources.embedded {
+        files.add_set(set.clone(), "embedded descriptor set")?;
+    }
+    for path in &sources.descriptor_sets {
+        let bytes = std::fs::read(path).map_err(|source| DescriptorError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        files.add_set(bytes.into(), &path.display().to_string())?;
+    }
+    if !sources.protos.is_empty() {
+        let set = compile::compile(&sources.protos, &sources.include_paths).map_err(DescriptorError::Compile)?;
+        files.add_set(set.into(), "compiled .proto files")?;
+    }
+    files.into_pool()
+}
+
+/// Files by name, in the order sources gave them, plus the bundled ones.
+#[derive(Default)]
+struct Files {
+    order: Vec<String>,
+    by_name: HashMap<String, RawFile>,
+}
+
+impl Files {
+    fn add_set(&mut self, set: Bytes, source_name: &str) -> Result<(), DescriptorError> {
+        let files = set::split(set).map_err(|e| DescriptorError::Corrupt {
+            source_name: source_name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        for file in files {
+            if let Some(existing) = self.by_name.get(&file.name) {
+                if existing.bytes != file.bytes {
+                    tracing::warn!(
+                        file = %file.name,
+                        source = source_name,
+                        "Descriptor file given twice with different contents; keeping the first"
+                    );
+                }
+                continue;
+            }
+            self.order.push(file.name.clone());
+            self.by_name.insert(file.name.clone(), file);
+        }
+        Ok(())
+    }
+
+    fn into_pool(self) -> Result<DescriptorPool, DescriptorError> {
+        let bundled: HashMap<String, RawFile> = set::split(Bytes::from_static(bundled::DESCRIPTOR_SET))
+            .map_err(|e| DescriptorError::Corrupt {
+                source_name: "bundled descriptors".to_owned(),
+                reason: e.to_string(),
+            })?
+            .into_iter()
+            .map(|f| (f.name.clone(), f))
+            .collect();
+        let mut builder = PoolBuilder {
+            pool: DescriptorPool::new(),
+            user: &self.by_name,
+            bundled: &bundled,
+            added: HashMap::new(),
+        };
+        for name in &self.order {
+            builder.add(name, None)?;
+        }
+        for name in bundled::ALWAYS {
+            builder.add(name, None)?;
+        }
+        Ok(builder.pool)
+    }
+}
+
+struct PoolBuilder<'a> {
+    pool: DescriptorPool,
+    user: &'a HashMap<String, RawFile>,
+    bundled: &'a HashMap<String, RawFile>,
+    /// `false` while a file's imports are being added, `true` once added.
+    added: HashMap<String, bool>,
+}
+
+impl PoolBuilder<'_> {
+    /// Adds `name` after its imports (depth first).
+    fn add(&mut self, name: &str, importer: Option<&str>) -> Result<(), DescriptorError> {
+        if self.added.contains_key(name) {
+            // Added already, or an import cycle the pool will reject.
+            return Ok(());
+        }
+        let file = self
+            .user
+            .get(name)
+            .or_else(|| self.bundled.get(name))
+            .ok_or_else(|| DescriptorError::MissingImport {
+                file: importer.unwrap_or("a descriptor source").to_owned(),
+                import: name.to_owned(),
+            })?;
+        self.added.insert(name.to_owned(), false);
+        for import in &file.imports {
+            self.add(import, Some(name))?;
+        }
+        self.pool
+            .decode_file_descriptor_proto(file.bytes.clone())
+            .map_err(|e| DescriptorError::Invalid {
+                file: name.to_owned(),
+                reason: e.to_string(),
+            })?;
+        self.added.insert(name.to_owned(), true);
+        Ok(())
+    }
+}

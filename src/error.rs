@@ -1,0 +1,239 @@
+//! Every way a REST call can fail, and the one place that turns a failure
+//! into an HTTP status and a `google.rpc.Status` JSON body:
+//! `{"code": <int>, "message": "...", "details": [...]}`.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use base64::Engine as _;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use serde::Serialize;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Status};
+
+use crate::transcode::{Codec, RequestError, ResponseError};
+use crate::upstream::metadata;
+
+/// A failed REST call, classified by side: the client's mistake (4xx), the
+/// upstream's answer (its gRPC status), or the gateway's own trouble.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// No template matches the path.
+    #[error("no route matches {method} {path}")]
+    NotFound {
+        /// The request method.
+        method: Method,
+        /// The request path.
+        path: String,
+    },
+    /// Templates match the path, but not for this method.
+    #[error("method {method} is not allowed for {path}")]
+    MethodNotAllowed {
+        /// The request method.
+        method: Method,
+        /// The request path.
+        path: String,
+        /// Methods the path supports.
+        allow: Vec<Method>,
+    },
+    /// The request cannot be transcoded.
+    #[error(transparent)]
+    BadRequest(#[from] RequestError),
+    /// The path is longer than the limit.
+    #[error("request path is longer than {0} bytes")]
+    UriTooLong(usize),
+    /// The body is larger than the limit.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The body's declared type is not JSON.
+    #[error("unsupported content type `{0}`: this route takes JSON (application/json)")]
+    UnsupportedMediaType(String),
+    /// The body could not be read from the connection.
+    #[error("cannot read request body: {0}")]
+    BodyRead(String),
+    /// No upstream is configured for the method's service.
+    #[error("no upstream is configured for {0}")]
+    NoUpstream(String),
+    /// The route's RPC shape is not served over REST.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// The upstream answered with an error status.
+    #[error("upstream error: {}", .0.message())]
+    Upstream(Status, Option<MetadataMap>),
+    /// The deadline passed.
+    #[error("deadline of {0:?} exceeded")]
+    DeadlineExceeded(Duration),
+    /// The upstream's response could not be transcoded.
+    #[error(transparent)]
+    BadUpstreamResponse(#[from] ResponseError),
+}
+
+/// The HTTP status for a gRPC code (google/rpc/code.proto).
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+    }
+}
+
+impl GatewayError {
+    /// The HTTP status and gRPC code of the error.
+    pub fn status(&self) -> (StatusCode, Code) {
+        match self {
+            GatewayError::NotFound { .. } => (StatusCode::NOT_FOUND, Code::NotFound),
+            GatewayError::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented),
+            GatewayError::BadRequest(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
+            GatewayError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, Code::InvalidArgument),
+            GatewayError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, Code::ResourceExhausted),
+            GatewayError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument),
+            GatewayError::BodyRead(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
+            GatewayError::NoUpstream(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
+            GatewayError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented),
+            GatewayError::Upstream(status, _) => (http_status(status.code()), status.code()),
+            GatewayError::DeadlineExceeded(_) => (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded),
+            GatewayError::BadUpstreamResponse(_) => (StatusCode::BAD_GATEWAY, Code::Internal),
+        }
+    }
+
+    /// The HTTP response: status, JSON body and headers.
+    pub fn into_response(self, pool: &DescriptorPool, codec: &Codec) -> Response<Body> {
+        let (status, code) = self.status();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, crate::transcode::response::JSON);
+        let (message, details) = match &self {
+            GatewayError::Upstream(grpc, response_headers) => {
+                if let Some(md) = response_headers {
+                    metadata::to_headers(md, "grpc-metadata-", &mut headers);
+                }
+                metadata::to_headers(grpc.metadata(), "grpc-trailer-", &mut headers);
+                (grpc.message().to_owned(), details_json(grpc.details(), pool, codec))
+            }
+            GatewayError::MethodNotAllowed { allow, .. } => {
+                let list: Vec<&str> = allow.iter().map(Method::as_str).collect();
+                if let Ok(value) = HeaderValue::from_str(&list.join(", ")) {
+                    headers.insert(header::ALLOW, value);
+                }
+                (self.to_string(), Vec::new())
+            }
+            _ => (self.to_string(), Vec::new()),
+        };
+        let body = ErrorBody {
+            code: code as i32,
+            message: &message,
+            details,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = Response::new(Body::from(bytes));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        response
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: i32,
+    message: &'a str,
+    details: Vec<serde_json::Value>,
+}
+
+/// `google.rpc.Status` on the wire (`grpc-status-details-bin`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// The `details` of an upstream status as proto3 JSON `Any` values. Types
+/// unknown to the pool keep `@type` and carry the bytes as base64 `value`.
+fn details_json(bytes: &[u8], pool: &DescriptorPool, codec: &Codec) -> Vec<serde_json::Value> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(status) = RpcStatus::decode(bytes) else {
+        return Vec::new();
+    };
+    status.details.iter().map(|any| any_json(any, pool, codec)).collect()
+}
+
+fn any_json(any: &prost_types::Any, pool: &DescriptorPool, codec: &Codec) -> serde_json::Value {
+    let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
+    let decoded = pool
+        .get_message_by_name(type_name)
+        .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok())
+        .and_then(|msg| msg.serialize_with_options(serde_json::value::Serializer, &codec.serialize).ok());
+    let mut out = serde_json::Map::new();
+    out.insert("@type".to_owned(), any.type_url.clone().into());
+    match decoded {
+        Some(serde_json::Value::Object(fields)) => out.extend(fields),
+        // Well-known types with a non-object JSON form.
+        Some(value) => {
+            out.insert("value".to_owned(), value);
+        }
+        None => {
+            let value = base64::engine::general_purpose::STANDARD.encode(&any.value);
+            out.insert("value".to_owned(), value.into());
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_codes_map_to_http_statuses() {
+        let table = [
+            (Code::Ok, 200),
+            (Code::Cancelled, 499),
+            (Code::Unknown, 500),
+            (Code::InvalidArgument, 400),
+            (Code::DeadlineExceeded, 504),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::PermissionDenied, 403),
+            (Code::ResourceExhausted, 429),
+            (Code::FailedPrecondition, 400),
+            (Code::Aborted, 409),
+            (Code::OutOfRange, 400),
+            (Code::Unimplemented, 501),
+            (Code::Internal, 500),
+            (Code::Unavailable, 503),
+            (Code::DataLoss, 500),
+            (Code::Unauthenticated, 401),
+        ];
+        for (code, http) in table {
+            assert_eq!(http_status(code).as_u16(), http, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn gateway_errors_use_the_agreed_codes() {
+        let cases = [
+            (GatewayError::PayloadTooLarge(1), 413, Code::ResourceExhausted),
+            (GatewayError::UnsupportedMediaType("text/csv".into()), 415, Code::InvalidArgument),
+            (GatewayError::NoUpstream("x".into()), 503, Code::Unavailable),
+            (GatewayError::DeadlineExceeded(Duration::from_secs(1)), 504, Code::DeadlineExceeded),
+        ];
+        for (err, http, code) in cases {
+            assert_eq!(err.status(), (StatusCode::from_u16(http).unwrap(), code));
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The `protogate` command: flags and config in, gateway out.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use protogate::{Config, UpstreamConfig};
+
+/// A gRPC-to-REST gateway: google.api.http annotations in, JSON REST routes out.
+#[derive(Debug, Parser)]
+#[command(name = "protogate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (overrides RUST_LOG), e.g. `debug` or `protogate=debug`.
+    #[arg(long, global = true)]
+    log: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve REST routes for the given descriptors.
+    Serve(Sources),
+    /// Print the route table; exit 1 when routes conflict.
+    Routes(Sources),
+    /// Run an example bookshop service with the gateway in front of it.
+    Demo {
+        /// Address of the gateway.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Sources {
+    /// YAML config file; flags override its settings.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Binary FileDescriptorSet (protoc --include_imports, buf build). Repeatable.
+    #[arg(long = "descriptor-set", value_name = "FILE")]
+    descriptor_sets: Vec<PathBuf>,
+    /// A .proto file compiled at startup. Repeatable.
+    #[arg(long = "proto", value_name = "FILE")]
+    protos: Vec<PathBuf>,
+    /// Import path for --proto. Repeatable.
+    #[arg(short = 'I', long = "include", value_name = "DIR")]
+    include_paths: Vec<PathBuf>,
+    /// gRPC backend for every service no configured upstream claims.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// Listen address, e.g. 127.0.0.1:8080 (port 0: any free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+impl Sources {
+    /// The config file (if any) with the flags applied on top.
+    fn config(&self) -> Result<Config, String> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+            None => Config::default(),
+        };
+        if !self.descriptor_sets.is_empty() {
+            config.descriptor_sets = self.descriptor_sets.clone();
+        }
+        if !self.protos.is_empty() {
+            config.protos = self.protos.clone();
+        }
+        if !self.include_paths.is_empty() {
+            config.include_paths = self.include_paths.clone();
+        }
+        if let Some(url) = &self.upstream {
+            let uri: http::Uri = url.parse().map_err(|e| format!("--upstream `{url}`: {e}"))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(format!("--upstream `{url}`: expected http://host:port or https://host:port"));
+            }
+            // The flag's upstream is the default: it takes over from the
+            // config's default upstream, if any.
+            config.upstreams.retain(|_, u| !u.services.is_empty());
+            config.upstreams.insert("default".to_owned(), UpstreamConfig::new(url.clone()));
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+}
+
+/// Bad input (flags, config, descriptors): exit code 2.
+const BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(sources) => serve(sources).await,
+            Command::Routes(sources) => routes(sources),
+            Command::Demo { listen } => demo(listen).await,
+        }
+    })
+}
+
+fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    use std::io::IsTerminal as _;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}
+
+async fn serve(sources: Sources) -> ExitCode {
+    let config = match sources.config() {
+        Ok(config) => config,
+        Err(err) => return fail(BAD_INPUT, err),
+    };
+    if config.upstreams.is_empty() {
+        return fail(BAD_INPUT, "no upstream: pass --upstream URL or configure `upstreams`");
+    }
+    let server = match protogate::start(&config).await {
+        Ok(server) => server,
+        Err(protogate::StartError::Snapshot(err)) => return fail(BAD_INPUT, err),
+        Err(err) => return fail(1, err),
+    };
+    shutdown_signal().await;
+    tracing::info!("Shutting down");
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+fn routes(sources: Sources) -> ExitCode {
+    let config = match sources.config() {
+        Ok(config) => config,
+        Err(err) => return fail(BAD_INPUT, err),
+    };
+    let (_, table) = match protogate::Snapshot::routes_only(&config) {
+        Ok(built) => built,
+        Err(err) => return fail(BAD_INPUT, err),
+    };
+    println!("{:<7} {:<50} {:<50} {:<10} RESPONSE_BODY", "METHOD", "TEMPLATE", "RPC", "BODY");
+    for route in table.routes() {
+        println!(
+            "{:<7} {:<50} {:<50} {:<10} {}",
+            route.method.as_str(),
+            route.template.to_string(),
+            route.rpc.name,
+            if route.body.is_empty() { "-" } else { &route.body },
+            if route.response_body.is_empty() { "-" } else { &route.response_body },
+        );
+    }
+    if table.conflicts().is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    for conflict in table.conflicts() {
+        eprintln!("conflict: {conflict}");
+    }
+    ExitCode::FAILURE
+}
+
+async fn demo(listen: SocketAddr) -> ExitCode {
+    let backend = match protogate::demo::Backend::start(SocketAddr::from(([127, 0, 0, 1], 0))).await {
+        Ok(backend) => backend,
+        Err(err) => return fail(1, format!("cannot start the demo backend: {err}")),
+    };
+    let config = protogate::demo::config(listen, backend.addr());
+    let server = match protogate::start(&config).await {
+        Ok(server) => server,
+        Err(err @ protogate::StartError::Bind { .. }) => {
+            return fail(1, format!("{err} (choose another address with --listen 127.0.0.1:PORT)"));
+        }
+        Err(err) => return fail(1, err),
+    };
+    println!("protogate demo: bookshop gRPC service on {}, REST gateway on http://{}", backend.addr(), server.local_addr());
+    println!("Try these (Ctrl-C stops the demo):\n");
+    for line in protogate::demo::curl_lines(server.local_addr()) {
+        println!("  {line}");
+    }
+    println!();
+    shutdown_signal().await;
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,308 @@
+//! The route table: every HTTP binding of every served method, compiled
+//! into a matcher with its request and response plans.
+//!
+//! Routes are ordered by source order, then file order, then method order,
+//! each method's primary binding before its `additional_bindings`. Two
+//! routes with the same HTTP method and the same template shape conflict:
+//! the first one wins and the conflict is recorded.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use http::uri::PathAndQuery;
+use prost_reflect::{DescriptorPool, MethodDescriptor, ServiceDescriptor};
+
+use crate::http_rule::{self, Found, Matcher, Miss, Template};
+use crate::transcode::{PlanError, RequestPlan, ResponsePlan};
+
+/// Services the gateway never exposes as REST routes.
+fn is_internal_service(name: &str) -> bool {
+    name.starts_with("grpc.health.") || name.starts_with("grpc.reflection.")
+}
+
+/// The four RPC shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcKind {
+    /// One request, one response.
+    Unary,
+    /// One request, a stream of responses.
+    ServerStreaming,
+    /// A stream of requests, one response.
+    ClientStreaming,
+    /// Streams both ways.
+    Bidi,
+}
+
+/// One gRPC method, shared by all of its bindings.
+#[derive(Debug)]
+pub struct Rpc {
+    /// `package.Service/Method`.
+    pub name: Box<str>,
+    /// The gRPC request path, `/package.Service/Method`.
+    pub path: PathAndQuery,
+    /// The shape of the call.
+    pub kind: RpcKind,
+    /// Index of the upstream that serves it, if any.
+    pub upstream: Option<usize>,
+    /// The call's timeout, from config.
+    pub timeout: Option<Duration>,
+    /// The method descriptor.
+    pub descriptor: MethodDescriptor,
+}
+
+/// How a route came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Binding `n` of the method's `google.api.http` rule (0 is primary).
+    Annotation(usize),
+    /// `POST /package.Service/Method` for a method without annotations.
+    Fallback,
+}
+
+/// One HTTP binding of a method.
+#[derive(Debug)]
+pub struct Route {
+    /// The HTTP method.
+    pub method: Method,
+    /// The parsed template.
+    pub template: Template,
+    /// The `body` setting as written.
+    pub body: Box<str>,
+    /// The `response_body` setting as written.
+    pub response_body: Box<str>,
+    /// Where the route came from.
+    pub origin: Origin,
+    /// The method it calls.
+    pub rpc: Arc<Rpc>,
+    /// How to build the request message.
+    pub request: RequestPlan,
+    /// How to write the response.
+    pub response: ResponsePlan,
+}
+
+/// A binding dropped because an earlier route has the same method and
+/// template shape.
+#[derive(Debug, Clone)]
+pub struct Conflict {
+    /// HTTP method of both.
+    pub method: Method,
+    /// Template of the route that was kept.
+    pub kept_template: String,
+    /// Method the kept route calls.
+    pub kept_rpc: String,
+    /// Template of the dropped route.
+    pub dropped_template: String,
+    /// Method the dropped route would call.
+    pub dropped_rpc: String,
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} ({}) conflicts with {} {} ({}), declared first",
+            self.method, self.dropped_template, self.dropped_rpc, self.method, self.kept_template, self.kept_rpc
+        )
+    }
+}
+
+/// A method whose annotations cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The `google.api.http` rule is malformed.
+    #[error("{rpc}: {source}")]
+    Rule {
+        /// The method.
+        rpc: String,
+        /// What is wrong.
+        #[source]
+        source: http_rule::RuleError,
+    },
+    /// A template does not parse.
+    #[error("{rpc}: {source}")]
+    Template {
+        /// The method.
+        rpc: String,
+        /// What is wrong.
+        #[source]
+        source: http_rule::TemplateError,
+    },
+    /// A template or body does not fit the messages.
+    #[error("{rpc}: template `{template}`: {source}")]
+    Plan {
+        /// The method.
+        rpc: String,
+        /// The template.
+        template: String,
+        /// What is wrong.
+        #[source]
+        source: PlanError,
+    },
+}
+
+/// Options that shape the table.
+#[derive(Debug, Clone)]
+pub struct TableOptions {
+    /// Serve methods without annotations at `POST /package.Service/Method`.
+    pub fallback_routes: bool,
+}
+
+/// The compiled routes.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+    matcher: Matcher,
+    conflicts: Vec<Conflict>,
+}
+
+impl RouteTable {
+    /// Builds the table for every service in `pool`. `assign` gives each
+    /// method its upstream and timeout.
+    pub fn build(
+        pool: &DescriptorPool,
+        options: &TableOptions,
+        mut assign: impl FnMut(&ServiceDescriptor, &MethodDescriptor) -> (Option<usize>, Option<Duration>),
+    ) -> Result<RouteTable, RouteError> {
+        let http = pool.get_extension_by_name("google.api.http");
+        let mut table = RouteTable {
+            routes: Vec::new(),
+            matcher: Matcher::new(),
+            conflicts: Vec::new(),
+        };
+        for service in pool.services() {
+            if is_internal_service(service.full_name()) {
+                continue;
+            }
+            for method in service.methods() {
+                let (upstream, timeout) = assign(&service, &method);
+                let rpc = Arc::new(rpc(&service, &method, upstream, timeout));
+                let bindings = match &http {
+                    Some(ext) => http_rule::rule::bindings(&method, ext).map_err(|source| RouteError::Rule {
+                        rpc: rpc.name.to_string(),
+                        source,
+                    })?,
+                    None => Vec::new(),
+                };
+                if bindings.is_empty() {
+                    if options.fallback_routes {
+                        table.add_fallback(&rpc)?;
+                    }
+                    continue;
+                }
+                for (i, binding) in bindings.into_iter().enumerate() {
+                    let template = Template::parse(&binding.template).map_err(|source| RouteError::Template {
+                        rpc: rpc.name.to_string(),
+                        source,
+                    })?;
+                    table.add(
+                        binding.method,
+                        template,
+                        &binding.body,
+                        &binding.response_body,
+                        Origin::Annotation(i),
+                        &rpc,
+                    )?;
+                }
+            }
+        }
+        Ok(table)
+    }
+
+    fn add_fallback(&mut self, rpc: &Arc<Rpc>) -> Result<(), RouteError> {
+        let (service, method) = rpc.name.split_once('/').unwrap_or((&rpc.name, ""));
+        let template = Template {
+            segments: vec![
+                http_rule::Segment::Literal(service.into()),
+                http_rule::Segment::Literal(method.into()),
+            ],
+            variables: Vec::new(),
+            verb: None,
+        };
+        self.add(Method::POST, template, "*", "", Origin::Fallback, rpc)
+    }
+
+    fn add(
+        &mut self,
+        method: Method,
+        template: Template,
+        body: &str,
+        response_body: &str,
+        origin: Origin,
+        rpc: &Arc<Rpc>,
+    ) -> Result<(), RouteError> {
+        let plan_error = |source| RouteError::Plan {
+            rpc: rpc.name.to_string(),
+            template: template.to_string(),
+            source,
+        };
+        let request = RequestPlan::new(&rpc.descriptor.input(), &template, body).map_err(plan_error)?;
+        let response = ResponsePlan::new(&rpc.descriptor.output(), response_body).map_err(plan_error)?;
+        let id = self.routes.len();
+        if let Err(existing) = self.matcher.insert(method.clone(), &template, id) {
+            let kept = &self.routes[existing];
+            let conflict = Conflict {
+                method,
+                kept_template: kept.template.to_string(),
+                kept_rpc: kept.rpc.name.to_string(),
+                dropped_template: template.to_string(),
+                dropped_rpc: rpc.name.to_string(),
+            };
+            tracing::warn!(%conflict, "Route conflict; the first declared route wins");
+            self.conflicts.push(conflict);
+            return Ok(());
+        }
+        self.routes.push(Route {
+            method,
+            template,
+            body: body.into(),
+            response_body: response_body.into(),
+            origin,
+            rpc: rpc.clone(),
+            request,
+            response,
+        });
+        Ok(())
+    }
+
+    /// Finds the route for a request (`path` normalised).
+    pub fn find(&self, method: &Method, path: &str) -> Result<(&Route, Found), Miss> {
+        let found = self.matcher.find(method, path)?;
+        Ok((&self.routes[found.route], found))
+    }
+
+    /// All routes, in declaration order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Bindings dropped for conflicting with earlier ones.
+    pub fn conflicts(&self) -> &[Conflict] {
+        &self.conflicts
+    }
+}
+
+fn rpc(
+    service: &ServiceDescriptor,
+    method: &MethodDescriptor,
+    upstream: Option<usize>,
+    timeout: Option<Duration>,
+) -> Rpc {
+    let name = format!("{}/{}", service.full_name(), method.name());
+    let path = PathAndQuery::try_from(format!("/{name}")).unwrap_or_else(|_| PathAndQuery::from_static("/"));
+    let kind = match (method.is_client_streaming(), method.is_server_streaming()) {
+        (false, false) => RpcKind::Unary,
+        (false, true) => RpcKind::ServerStreaming,
+        (true, false) => RpcKind::ClientStreaming,
+        (true, true) => RpcKind::Bidi,
+    };
+    Rpc {
+        name: name.into(),
+        path,
+        kind,
+        upstream,
+        timeout,
+        descriptor: method.clone(),
+    }
+}

@@ -1,0 +1,199 @@
+//! The REST call, top to bottom: route match, request message, metadata and
+//! deadline, upstream call, response. Each step is one function; failures
+//! become a response in one place.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
+use tokio::time::Instant;
+
+use crate::error::GatewayError;
+use crate::http_rule::{Found, Miss, path};
+use crate::route::{Route, RpcKind};
+use crate::snapshot::Snapshot;
+use crate::transcode::{RawRequest, RequestError, response};
+use crate::upstream::{Call, CallError, metadata};
+
+use super::body;
+
+/// The client's address, put in request extensions by the listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Serves one REST request against `snapshot`.
+pub(crate) async fn handle(snapshot: &Snapshot, request: http::Request<Body>) -> Response<Body> {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let (response, rpc) = match call(snapshot, &parts, body).await {
+        Ok((response, rpc)) => (response, Some(rpc)),
+        Err((err, rpc)) => {
+            let (status, _) = err.status();
+            if status.is_server_error() {
+                tracing::warn!(method = %parts.method, path = %parts.uri.path(), rpc, status = status.as_u16(), error = %err, "Request failed");
+            }
+            (err.into_response(&snapshot.pool, &snapshot.codec), rpc)
+        }
+    };
+    tracing::debug!(
+        method = %parts.method,
+        path = %parts.uri.path(),
+        rpc,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "Request"
+    );
+    response
+}
+
+async fn call<'s>(
+    snapshot: &'s Snapshot,
+    parts: &Parts,
+    body: Body,
+) -> Result<(Response<Body>, &'s str), (GatewayError, Option<&'s str>)> {
+    let (route, normalized, found) = match route(snapshot, parts) {
+        Ok(matched) => matched,
+        Err(err) => return Err((err, None)),
+    };
+    let rpc = &*route.rpc.name;
+    let fail = |err: GatewayError| (err, Some(rpc));
+    let upstream = route
+        .rpc
+        .upstream
+        .map(|i| &snapshot.upstreams[i])
+        .ok_or_else(|| fail(GatewayError::NoUpstream(rpc.split('/').next().unwrap_or(rpc).to_owned())))?;
+    if route.rpc.kind != RpcKind::Unary {
+        // Limitation: streaming methods are not served over REST yet; they
+        // answer 501 instead of a partial or buffered stream.
+        return Err(fail(GatewayError::NotImplemented(format!(
+            "{rpc} is a streaming method; streaming over REST is not supported yet"
+        ))));
+    }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let bytes = if route.request.takes_body() {
+        if parts.headers.get(header::CONTENT_ENCODING).is_some_and(|e| e != "identity") {
+            return Err(fail(GatewayError::UnsupportedMediaType(format!(
+                "Content-Encoding: {}",
+                parts.headers[header::CONTENT_ENCODING].to_str().unwrap_or("?")
+            ))));
+        }
+        let bytes = body::read(body, &parts.headers, snapshot.limits.max_body_bytes)
+            .await
+            .map_err(fail)?;
+        let media = body::media_type(&parts.headers).unwrap_or_default();
+        if !bytes.is_empty() && !route.request.takes_raw_body() && !body::is_json(media) {
+            return Err(fail(GatewayError::UnsupportedMediaType(media.to_owned())));
+        }
+        bytes
+    } else {
+        bytes::Bytes::new()
+    };
+    let message = route
+        .request
+        .decode(
+            RawRequest {
+                path: &normalized,
+                found: &found,
+                query: parts.uri.query(),
+                content_type,
+                body: bytes,
+            },
+            &snapshot.codec,
+        )
+        .map_err(|e| fail(e.into()))?;
+    let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
+    let metadata = metadata::to_metadata(
+        &parts.headers,
+        client,
+        parts.uri.authority().map(|a| a.as_str()),
+        &snapshot.headers,
+    )
+    .map_err(|e| fail(e.into()))?;
+    let timeout = deadline(&parts.headers, route.rpc.timeout.or(Some(snapshot.unary_timeout))).map_err(fail)?;
+    let reply = upstream
+        .unary(Call {
+            path: route.rpc.path.clone(),
+            message: response::to_bytes(&message),
+            metadata,
+            timeout,
+        })
+        .await
+        .map_err(|err| match err {
+            CallError::Status(status) => fail(GatewayError::Upstream(status, None)),
+            CallError::DeadlineExceeded(d) => fail(GatewayError::DeadlineExceeded(d)),
+        })?;
+    let encoded = route
+        .response
+        .encode(reply.message, &snapshot.codec)
+        .map_err(|e| fail(e.into()))?;
+
+    let mut headers = HeaderMap::with_capacity(4);
+    headers.insert(header::CONTENT_TYPE, encoded.content_type);
+    metadata::to_headers(&reply.headers, "grpc-metadata-", &mut headers);
+    let mut trailers = HeaderMap::new();
+    metadata::to_headers(&reply.trailers, "grpc-trailer-", &mut trailers);
+    let mut response = if !trailers.is_empty() && wants_trailers(&parts.headers) {
+        let names: Vec<&str> = trailers.keys().map(HeaderName::as_str).collect();
+        if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
+            headers.insert(header::TRAILER, value);
+        }
+        Response::new(Body::new(body::WithTrailers::new(encoded.body, trailers)))
+    } else {
+        headers.extend(trailers);
+        Response::new(Body::from(encoded.body))
+    };
+    *response.status_mut() = StatusCode::OK;
+    *response.headers_mut() = headers;
+    Ok((response, rpc))
+}
+
+/// Normalises the path and finds the route (404, 405, 414 or 400 here).
+fn route<'s, 'p>(snapshot: &'s Snapshot, parts: &'p Parts) -> Result<(&'s Route, Cow<'p, str>, Found), GatewayError> {
+    let raw = parts.uri.path();
+    if raw.len() > snapshot.limits.max_path_bytes {
+        return Err(GatewayError::UriTooLong(snapshot.limits.max_path_bytes));
+    }
+    let normalized = path::normalize(raw).map_err(RequestError::from)?;
+    match snapshot.routes.find(&parts.method, &normalized) {
+        Ok((route, found)) => Ok((route, normalized, found)),
+        Err(Miss::NotFound) => Err(GatewayError::NotFound {
+            method: parts.method.clone(),
+            path: raw.to_owned(),
+        }),
+        Err(Miss::MethodNotAllowed(allow)) => Err(GatewayError::MethodNotAllowed {
+            method: parts.method.clone(),
+            path: raw.to_owned(),
+            allow,
+        }),
+    }
+}
+
+/// The smaller of the client's `grpc-timeout` and the route's timeout.
+fn deadline(headers: &HeaderMap, route: Option<Duration>) -> Result<Option<Duration>, GatewayError> {
+    let Some(value) = headers.get("grpc-timeout") else {
+        return Ok(route);
+    };
+    let client = metadata::parse_grpc_timeout(value).ok_or_else(|| {
+        GatewayError::BadRequest(RequestError::Header {
+            name: "grpc-timeout".to_owned(),
+            reason: "not a gRPC timeout such as 500m or 5S".to_owned(),
+        })
+    })?;
+    Ok(Some(route.map_or(client, |r| r.min(client))))
+}
+
+/// Whether the client accepts HTTP trailers (`TE: trailers`).
+fn wants_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")))
+}

@@ -1,0 +1,122 @@
+//! The snapshot: everything derived from descriptors and config — pool,
+//! route table with per-route plans, upstreams, JSON policy — built off the
+//! request path, checked whole, and immutable once built.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use prost_reflect::DescriptorPool;
+
+use crate::config::{Config, ConfigError, Limits};
+use crate::descriptor::{self, DescriptorError};
+use crate::route::{Conflict, RouteError, RouteTable, TableOptions};
+use crate::transcode::Codec;
+use crate::upstream::metadata::HeaderPolicy;
+use crate::upstream::{ChannelSettings, Upstream, UpstreamError};
+
+/// Everything a request needs, resolved at load.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// All descriptors.
+    pub pool: DescriptorPool,
+    /// The routes.
+    pub routes: RouteTable,
+    /// Upstreams, indexed by `Rpc::upstream`.
+    pub upstreams: Vec<Upstream>,
+    /// The JSON policy.
+    pub codec: Codec,
+    /// Which headers become metadata.
+    pub headers: HeaderPolicy,
+    /// Size limits.
+    pub limits: Limits,
+    /// Default deadline of unary calls.
+    pub unary_timeout: Duration,
+}
+
+/// A snapshot that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The config is inconsistent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Descriptors cannot be loaded.
+    #[error(transparent)]
+    Descriptors(#[from] DescriptorError),
+    /// Annotations cannot be served.
+    #[error(transparent)]
+    Routes(#[from] RouteError),
+    /// An upstream cannot be set up.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// Routes conflict and `strict_routes` is set.
+    #[error("route conflicts (strict_routes is set):\n  {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Conflicts(Vec<Conflict>),
+}
+
+impl Snapshot {
+    /// Loads descriptors and builds routes without setting up upstreams
+    /// (for `protogate routes`).
+    pub fn routes_only(config: &Config) -> Result<(DescriptorPool, RouteTable), SnapshotError> {
+        config.validate()?;
+        let pool = descriptor::load(&config.sources())?;
+        let table = RouteTable::build(&pool, &table_options(config), |_, _| (None, None))?;
+        Ok((pool, table))
+    }
+
+    /// Builds a snapshot. Must run inside a Tokio runtime (channels spawn
+    /// their workers there).
+    pub fn build(config: &Config) -> Result<Snapshot, SnapshotError> {
+        config.validate()?;
+        let pool = descriptor::load(&config.sources())?;
+        let settings = ChannelSettings {
+            connect_timeout: config.timeouts.connect,
+            max_message_bytes: config.limits.max_response_bytes,
+        };
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        let mut index = HashMap::new();
+        for (name, upstream) in &config.upstreams {
+            index.insert(name.as_str(), upstreams.len());
+            upstreams.push(Upstream::new(name, upstream, &settings)?);
+        }
+        let mut unserved = Vec::new();
+        let routes = RouteTable::build(&pool, &table_options(config), |service, method| {
+            let upstream_name = config.upstream_for(service.full_name());
+            let upstream = upstream_name.and_then(|name| index.get(name).copied());
+            if upstream.is_none() && !unserved.contains(&service.full_name().to_owned()) {
+                unserved.push(service.full_name().to_owned());
+            }
+            let full = format!("{}/{}", service.full_name(), method.name());
+            let timeout = config
+                .timeouts
+                .methods
+                .get(&full)
+                .copied()
+                .or_else(|| upstream_name.and_then(|n| config.upstreams[n].timeout))
+                .unwrap_or(config.timeouts.unary);
+            (upstream, Some(timeout))
+        })?;
+        for service in unserved {
+            tracing::warn!(%service, "No upstream serves this service; its routes answer 503");
+        }
+        if config.strict_routes && !routes.conflicts().is_empty() {
+            return Err(SnapshotError::Conflicts(routes.conflicts().to_vec()));
+        }
+        Ok(Snapshot {
+            pool,
+            routes,
+            upstreams,
+            codec: Codec::new(&config.json, config.unknown_query_params, config.limits.max_query_params),
+            headers: HeaderPolicy {
+                forward: config.headers.forward.clone(),
+            },
+            limits: config.limits.clone(),
+            unary_timeout: config.timeouts.unary,
+        })
+    }
+}
+
+fn table_options(config: &Config) -> TableOptions {
+    TableOptions {
+        fallback_routes: config.fallback_routes,
+    }
+}

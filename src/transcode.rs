@@ -1,0 +1,16 @@
+//! Transcoding between HTTP/JSON and protobuf messages: request plans
+//! (path variables, query, body), response plans and the JSON policy.
+
+mod body;
+pub mod field_path;
+mod error;
+mod options;
+pub mod query;
+pub mod request;
+pub mod response;
+pub mod text;
+
+pub use error::RequestError;
+pub use options::{Codec, JsonOptions, UnknownParams};
+pub use request::{BodyPlan, PlanError, RawRequest, RequestPlan};
+pub use response::{Encoded, ResponseError, ResponsePlan};

@@ -1,0 +1,180 @@
+//! Request bodies: JSON into the whole message or into one field, and raw
+//! bodies into `google.api.HttpBody`.
+
+use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
+use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess};
+
+use super::{Codec, RequestError};
+
+/// Whether the body holds no JSON value at all (treated as `{}`).
+fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Whether objects and arrays nest deeper than `max` (strings skipped).
+fn exceeds_depth(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Parses `body` as the whole request message.
+pub(super) fn decode_message(desc: &MessageDescriptor, body: &[u8], codec: &Codec) -> Result<DynamicMessage, RequestError> {
+    decode(desc, None, body, codec)
+}
+
+/// Parses `body` as the JSON value of `field` of the request message.
+pub(super) fn decode_field(
+    desc: &MessageDescriptor,
+    field: &FieldDescriptor,
+    body: &[u8],
+    codec: &Codec,
+) -> Result<DynamicMessage, RequestError> {
+    decode(desc, Some(field), body, codec)
+}
+
+fn decode(
+    desc: &MessageDescriptor,
+    field: Option<&FieldDescriptor>,
+    body: &[u8],
+    codec: &Codec,
+) -> Result<DynamicMessage, RequestError> {
+    if is_blank(body) {
+        return Ok(DynamicMessage::new(desc.clone()));
+    }
+    if exceeds_depth(body, codec.max_depth) {
+        return Err(RequestError::TooDeep(codec.max_depth));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = match field {
+        None => DynamicMessage::deserialize_with_options(desc.clone(), &mut de, &codec.deserialize),
+        Some(field) => {
+            DynamicMessage::deserialize_with_options(desc.clone(), one_field(field, &mut de), &codec.deserialize)
+        }
+    };
+    match parsed.and_then(|message| de.end().map(|()| message)) {
+        Ok(message) => Ok(message),
+        Err(err) => Err(explain(desc, field, body, codec, err)),
+    }
+}
+
+/// Parses again with path tracking to say where the error is. Errors are
+/// rare, so the fast path does not pay for tracking.
+fn explain(
+    desc: &MessageDescriptor,
+    field: Option<&FieldDescriptor>,
+    body: &[u8],
+    codec: &Codec,
+    first: serde_json::Error,
+) -> RequestError {
+    let mut track = serde_path_to_error::Track::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let tracked = serde_path_to_error::Deserializer::new(&mut de, &mut track);
+    let result = match field {
+        None => DynamicMessage::deserialize_with_options(desc.clone(), tracked, &codec.deserialize),
+        Some(field) => DynamicMessage::deserialize_with_options(desc.clone(), one_field(field, tracked), &codec.deserialize),
+    };
+    let path = track.path().to_string();
+    let at = match (field, path.as_str()) {
+        (_, ".") | (None, "") => None,
+        (Some(field), "") => Some(field.name().to_owned()),
+        (Some(field), p) if p.starts_with('[') => Some(format!("{}{p}", field.name())),
+        (Some(field), p) => Some(format!("{}.{p}", field.name())),
+        (None, p) => Some(p.to_owned()),
+    };
+    let reason = match result {
+        Err(err) => err.to_string(),
+        Ok(_) => first.to_string(),
+    };
+    RequestError::Json { at, reason }
+}
+
+/// Presents `value` as the JSON object `{"<field>": value}` without copying
+/// the body, so the message parser treats it exactly like that field.
+fn one_field<'a, 'de, D: de::Deserializer<'de>>(
+    field: &'a FieldDescriptor,
+    value: D,
+) -> de::value::MapAccessDeserializer<OneField<'a, D>> {
+    de::value::MapAccessDeserializer::new(OneField {
+        name: Some(field.name()),
+        value: Some(value),
+    })
+}
+
+struct OneField<'a, D> {
+    name: Option<&'a str>,
+    value: Option<D>,
+}
+
+impl<'de, D: de::Deserializer<'de>> MapAccess<'de> for OneField<'_, D> {
+    type Error = D::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, D::Error> {
+        match self.name.take() {
+            Some(name) => seed.deserialize(name.into_deserializer()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, D::Error> {
+        match self.value.take() {
+            Some(value) => seed.deserialize(value),
+            None => Err(de::Error::custom("value requested twice")),
+        }
+    }
+}
+
+/// A `google.api.HttpBody` holding the raw body and its content type.
+pub(super) fn http_body(desc: &MessageDescriptor, content_type: &str, data: bytes::Bytes) -> DynamicMessage {
+    let mut message = DynamicMessage::new(desc.clone());
+    if !content_type.is_empty() {
+        message.set_field_by_number(1, Value::String(content_type.to_owned()));
+    }
+    if !data.is_empty() {
+        message.set_field_by_number(2, Value::Bytes(data));
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_skips_strings() {
+        assert!(!exceeds_depth(br#"{"a": "[[[[[[["}"#, 2));
+        assert!(exceeds_depth(br#"{"a": [[1]]}"#, 2));
+        assert!(!exceeds_depth(br#"{"a": "\"[[[["}"#, 1));
+    }
+
+    #[test]
+    fn blank() {
+        assert!(is_blank(b""));
+        assert!(is_blank(b" \r\n\t"));
+        assert!(!is_blank(b"{}"));
+    }
+}

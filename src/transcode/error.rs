@@ -1,0 +1,71 @@
+//! Client mistakes found while building a request message: all answer 400.
+
+use crate::http_rule::path::PathError;
+
+use super::field_path::OneofConflict;
+
+/// A request that cannot be turned into a message. Always the client's
+/// fault; the message names the parameter, header or JSON field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A malformed escape in the path.
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// A path variable whose text does not fit its field.
+    #[error("path variable `{name}`: {reason}")]
+    PathValue {
+        /// The variable's field path.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A query parameter whose value does not fit its field, or that names
+    /// something that cannot be set from the query.
+    #[error("query parameter `{name}`: {reason}")]
+    QueryValue {
+        /// The parameter as given.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A query parameter naming no field.
+    #[error("unknown query parameter `{0}`")]
+    UnknownQuery(String),
+    /// A query parameter for a field the path or body binds.
+    #[error("query parameter `{0}` sets a field that this route binds from the path or body")]
+    QueryBound(String),
+    /// A non-repeated field given twice in the query.
+    #[error("query parameter `{0}` is given more than once but its field is not repeated")]
+    QueryRepeated(String),
+    /// A query string on a route whose body binds the whole message.
+    #[error("query parameter `{0}` is not accepted: this route's body binds the whole request message")]
+    QueryWithWholeBody(String),
+    /// Too many query parameters.
+    #[error("more than {0} query parameters")]
+    TooManyQueryParams(usize),
+    /// Malformed escape or bad UTF-8 in the query string.
+    #[error("query string is not valid percent-encoded UTF-8")]
+    QueryEncoding,
+    /// The JSON body does not parse or does not fit the message.
+    #[error("invalid JSON body{}: {reason}", at.as_deref().map(|p| format!(" at `{p}`")).unwrap_or_default())]
+    Json {
+        /// The JSON path of the offending value, when known.
+        at: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The JSON body nests deeper than allowed.
+    #[error("JSON body nests deeper than {0} levels")]
+    TooDeep(usize),
+    /// Two members of one oneof.
+    #[error(transparent)]
+    Oneof(#[from] OneofConflict),
+    /// A header that cannot become gRPC metadata.
+    #[error("header `{name}`: {reason}")]
+    Header {
+        /// The header name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,86 @@
+//! The JSON policy: one set of options shared by request parsing, response
+//! writing and error bodies, so they never disagree.
+
+use prost_reflect::{DeserializeOptions, SerializeOptions};
+use serde::Deserialize;
+
+/// JSON options from config (`json:`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsonOptions {
+    /// Write proto field names (`page_size`) instead of lowerCamelCase.
+    pub use_proto_names: bool,
+    /// Write fields that hold their default value.
+    pub emit_unpopulated: bool,
+    /// Write enums as numbers instead of names.
+    pub enums_as_ints: bool,
+    /// Accept (and drop) unknown fields in request bodies instead of 400.
+    pub ignore_unknown_fields: bool,
+    /// Deepest nesting of objects and arrays accepted in a request body.
+    pub max_depth: usize,
+}
+
+impl Default for JsonOptions {
+    fn default() -> Self {
+        JsonOptions {
+            use_proto_names: false,
+            emit_unpopulated: false,
+            enums_as_ints: false,
+            ignore_unknown_fields: false,
+            max_depth: 64,
+        }
+    }
+}
+
+/// What to do with query parameters that name no field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownParams {
+    /// Answer 400.
+    #[default]
+    Reject,
+    /// Drop them.
+    Ignore,
+}
+
+/// The compiled policy the hot path uses.
+#[derive(Debug, Clone)]
+pub struct Codec {
+    /// Output options.
+    pub serialize: SerializeOptions,
+    /// Whether output uses proto field names.
+    pub use_proto_names: bool,
+    /// Input options.
+    pub deserialize: DeserializeOptions,
+    /// Deepest accepted nesting of request JSON.
+    pub max_depth: usize,
+    /// Unknown query parameters.
+    pub unknown_params: UnknownParams,
+    /// Most query parameters accepted in one request.
+    pub max_query_params: usize,
+}
+
+impl Codec {
+    /// Compiles the policy.
+    pub fn new(json: &JsonOptions, unknown_params: UnknownParams, max_query_params: usize) -> Codec {
+        Codec {
+            serialize: SerializeOptions::new()
+                .use_proto_field_name(json.use_proto_names)
+                .skip_default_fields(!json.emit_unpopulated)
+                .use_enum_numbers(json.enums_as_ints)
+                .stringify_64_bit_integers(true),
+            use_proto_names: json.use_proto_names,
+            deserialize: DeserializeOptions::new().deny_unknown_fields(!json.ignore_unknown_fields),
+            // serde_json refuses to nest deeper than 128 by itself.
+            max_depth: json.max_depth.min(127),
+            unknown_params,
+            max_query_params,
+        }
+    }
+}
+
+impl Default for Codec {
+    fn default() -> Self {
+        Codec::new(&JsonOptions::default(), UnknownParams::Reject, 256)
+    }
+}

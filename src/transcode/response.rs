@@ -1,0 +1,155 @@
+//! The response plan of a route and writing response messages as JSON (or
+//! as raw `google.api.HttpBody` bytes).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::HeaderValue;
+use prost::Message as _;
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
+
+use super::Codec;
+use super::request::PlanError;
+
+const HTTP_BODY: &str = "google.api.HttpBody";
+
+/// How a route writes its response. Resolved once at load.
+#[derive(Debug, Clone)]
+pub struct ResponsePlan {
+    output: MessageDescriptor,
+    /// `response_body`: the field written instead of the whole message.
+    field: Option<FieldDescriptor>,
+    /// The written value is a `google.api.HttpBody`: raw bytes out.
+    raw: bool,
+}
+
+/// A response ready to send.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The `Content-Type` to send.
+    pub content_type: HeaderValue,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// The backend's message could not be decoded or written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot transcode the upstream response: {0}")]
+pub struct ResponseError(String);
+
+/// `application/json`.
+pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
+
+impl ResponsePlan {
+    /// Resolves `response_body` against the response message `output`.
+    pub fn new(output: &MessageDescriptor, response_body: &str) -> Result<ResponsePlan, PlanError> {
+        let field = match response_body {
+            "" => None,
+            name => Some(
+                output
+                    .get_field_by_name(name)
+                    .ok_or_else(|| PlanError::ResponseBody(name.to_owned()))?,
+            ),
+        };
+        let raw = match &field {
+            None => output.full_name() == HTTP_BODY,
+            Some(f) => !f.is_list() && matches!(f.kind(), Kind::Message(m) if m.full_name() == HTTP_BODY),
+        };
+        Ok(ResponsePlan {
+            output: output.clone(),
+            field,
+            raw,
+        })
+    }
+
+    /// The response message type.
+    pub fn output(&self) -> &MessageDescriptor {
+        &self.output
+    }
+
+    /// Decodes the backend's message and writes the HTTP body.
+    pub fn encode(&self, message: Bytes, codec: &Codec) -> Result<Encoded, ResponseError> {
+        let size = message.len();
+        let message =
+            DynamicMessage::decode(self.output.clone(), message).map_err(|e| ResponseError(e.to_string()))?;
+        self.encode_message(&message, size, codec)
+    }
+
+    /// Writes a decoded response message.
+    pub fn encode_message(
+        &self,
+        message: &DynamicMessage,
+        size_hint: usize,
+        codec: &Codec,
+    ) -> Result<Encoded, ResponseError> {
+        let options = &codec.serialize;
+        let value = self.field.as_ref().map(|f| message.get_field(f));
+        if self.raw {
+            let body = match value.as_deref() {
+                None => message,
+                Some(Value::Message(body)) => body,
+                Some(_) => return Err(ResponseError("response_body is not an HttpBody".to_owned())),
+            };
+            return Ok(raw_body(body));
+        }
+        let mut out = BytesMut::with_capacity(size_hint * 2 + 16).writer();
+        let mut ser = serde_json::Serializer::new(&mut out);
+        let written = match (&self.field, value.as_deref()) {
+            (None, _) => message.serialize_with_options(&mut ser, options),
+            (Some(_), Some(Value::Message(inner))) => inner.serialize_with_options(&mut ser, options),
+            (Some(field), _) => return self.encode_field(message, field, codec),
+        };
+        written.map_err(|e| ResponseError(e.to_string()))?;
+        Ok(Encoded {
+            content_type: JSON,
+            body: out.into_inner().freeze(),
+        })
+    }
+
+    /// `response_body` naming a scalar, repeated or map field: written
+    /// through a message holding only that field, with defaults emitted so
+    /// an empty list is `[]` and a zero is `0`, never nothing.
+    fn encode_field(
+        &self,
+        message: &DynamicMessage,
+        field: &FieldDescriptor,
+        codec: &Codec,
+    ) -> Result<Encoded, ResponseError> {
+        let mut only = DynamicMessage::new(self.output.clone());
+        only.set_field(field, message.get_field(field).into_owned());
+        let full = codec.serialize.clone().skip_default_fields(false);
+        let json = only
+            .serialize_with_options(serde_json::value::Serializer, &full)
+            .map_err(|e| ResponseError(e.to_string()))?;
+        let mut json = match json {
+            serde_json::Value::Object(map) => map,
+            _ => return Err(ResponseError("expected a JSON object".to_owned())),
+        };
+        let key = if codec.use_proto_names { field.name() } else { field.json_name() };
+        let value = json.remove(key).unwrap_or(serde_json::Value::Null);
+        let body = serde_json::to_vec(&value).map_err(|e| ResponseError(e.to_string()))?;
+        Ok(Encoded {
+            content_type: JSON,
+            body: body.into(),
+        })
+    }
+}
+
+fn raw_body(body: &DynamicMessage) -> Encoded {
+    let content_type = match body.get_field_by_number(1).as_deref() {
+        Some(Value::String(ct)) if !ct.is_empty() => HeaderValue::from_str(ct).unwrap_or(OCTET_STREAM),
+        _ => OCTET_STREAM,
+    };
+    let data = match body.get_field_by_number(2).as_deref() {
+        Some(Value::Bytes(data)) => data.clone(),
+        _ => Bytes::new(),
+    };
+    Encoded {
+        content_type,
+        body: data,
+    }
+}
+
+/// Encodes a message to protobuf bytes.
+pub fn to_bytes(message: &DynamicMessage) -> Bytes {
+    message.encode_to_vec().into()
+}

@@ -1,0 +1,210 @@
+//! Values given as text — path variables and query parameters — parsed for
+//! a field's type.
+//!
+//! Scalars use their proto3 JSON text forms. Wrapper types are bound like
+//! the scalar they wrap; `Timestamp` (RFC 3339), `Duration` (`1.5s`) and
+//! `FieldMask` (comma-separated paths, lowerCamelCase or snake_case) use
+//! their JSON string forms. Other messages cannot be set from text.
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use prost_reflect::{DynamicMessage, EnumDescriptor, Kind, MessageDescriptor, Value};
+use serde::de::IntoDeserializer;
+
+/// Standard and URL-safe base64, padding optional.
+const LENIENT: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const BASE64: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+const BASE64_URL: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
+
+/// Decodes base64 in either alphabet, with or without padding.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+    let engine = if text.contains(['-', '_']) { &BASE64_URL } else { &BASE64 };
+    engine
+        .decode(text)
+        .map_err(|e| format!("invalid base64 ({e})"))
+}
+
+/// Parses `text` as a value of `kind` (one element for repeated fields).
+pub fn parse(kind: &Kind, text: &str) -> Result<Value, String> {
+    Ok(match kind {
+        Kind::String => Value::String(text.to_owned()),
+        Kind::Bytes => {
+            // A `+` of standard base64 arrives as a space when the client
+            // did not escape it in the query string.
+            let text = if text.contains(' ') { text.replace(' ', "+") } else { text.to_owned() };
+            Value::Bytes(decode_base64(&text)?.into())
+        }
+        Kind::Bool => Value::Bool(parse_bool(text)?),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(parse_int(text)?),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(parse_int(text)?),
+        Kind::Uint32 | Kind::Fixed32 => Value::U32(parse_int(text)?),
+        Kind::Uint64 | Kind::Fixed64 => Value::U64(parse_int(text)?),
+        Kind::Float => {
+            let v = parse_float(text)?;
+            let narrowed = v as f32;
+            if v.is_finite() && narrowed.is_infinite() {
+                return Err(format!("`{text}` is out of range for a float"));
+            }
+            Value::F32(narrowed)
+        }
+        Kind::Double => Value::F64(parse_float(text)?),
+        Kind::Enum(desc) => Value::EnumNumber(parse_enum(desc, text)?),
+        Kind::Message(desc) => Value::Message(parse_message(desc, text)?),
+    })
+}
+
+/// Whether a field of this kind can be set from text.
+pub fn is_text_kind(kind: &Kind) -> bool {
+    match kind {
+        Kind::Message(desc) => is_text_message(desc),
+        _ => true,
+    }
+}
+
+fn is_text_message(desc: &MessageDescriptor) -> bool {
+    matches!(
+        desc.full_name(),
+        "google.protobuf.Timestamp"
+            | "google.protobuf.Duration"
+            | "google.protobuf.FieldMask"
+            | "google.protobuf.DoubleValue"
+            | "google.protobuf.FloatValue"
+            | "google.protobuf.Int64Value"
+            | "google.protobuf.UInt64Value"
+            | "google.protobuf.Int32Value"
+            | "google.protobuf.UInt32Value"
+            | "google.protobuf.BoolValue"
+            | "google.protobuf.StringValue"
+            | "google.protobuf.BytesValue"
+    )
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("`{text}` is not a boolean (true or false)")),
+    }
+}
+
+fn parse_int<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.parse::<T>().map_err(|_| {
+        let what = std::any::type_name::<T>();
+        format!("`{text}` is not a valid {what} integer")
+    })
+}
+
+fn parse_float(text: &str) -> Result<f64, String> {
+    match text {
+        "NaN" => Ok(f64::NAN),
+        "Infinity" => Ok(f64::INFINITY),
+        "-Infinity" => Ok(f64::NEG_INFINITY),
+        _ => {
+            // Rust also reads "inf" and "nan"; proto3 JSON spells them
+            // only as above.
+            if !text.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) {
+                return Err(format!("`{text}` is not a number"));
+            }
+            let v: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+            if v.is_infinite() {
+                return Err(format!("`{text}` is out of range for a double"));
+            }
+            Ok(v)
+        }
+    }
+}
+
+fn parse_enum(desc: &EnumDescriptor, text: &str) -> Result<i32, String> {
+    if let Some(value) = desc.get_value_by_name(text) {
+        return Ok(value.number());
+    }
+    text.parse::<i32>()
+        .map_err(|_| format!("`{text}` is not a value of enum {}", desc.full_name()))
+}
+
+fn parse_message(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, String> {
+    let name = desc.full_name();
+    match name {
+        "google.protobuf.Timestamp" | "google.protobuf.Duration" => {
+            let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = text.into_deserializer();
+            DynamicMessage::deserialize(desc.clone(), de).map_err(|e| format!("`{text}`: {e}"))
+        }
+        "google.protobuf.FieldMask" => Ok(field_mask(desc, text)),
+        _ if is_text_message(desc) => {
+            // A wrapper: field 1 holds the scalar.
+            let mut message = DynamicMessage::new(desc.clone());
+            if let Some(inner) = desc.get_field(1) {
+                let value = parse(&inner.kind(), text)?;
+                message.set_field(&inner, value);
+            }
+            Ok(message)
+        }
+        _ => Err(format!(
+            "a {name} cannot be given as text; set its fields with `field.subfield=value`"
+        )),
+    }
+}
+
+/// A `FieldMask` from comma-separated paths; lowerCamelCase segments are
+/// turned into snake_case, snake_case is kept.
+fn field_mask(desc: &MessageDescriptor, text: &str) -> DynamicMessage {
+    let paths: Vec<Value> = text
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| Value::String(snake_case_path(p)))
+        .collect();
+    let mut message = DynamicMessage::new(desc.clone());
+    if let Some(field) = desc.get_field(1) {
+        message.set_field(&field, Value::List(paths));
+    }
+    message
+}
+
+fn snake_case_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 4);
+    for c in path.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_both_alphabets_any_padding() {
+        assert_eq!(decode_base64("AAECA/8=").unwrap(), [0, 1, 2, 3, 255]);
+        assert_eq!(decode_base64("AAECA/8").unwrap(), [0, 1, 2, 3, 255]);
+        assert_eq!(decode_base64("AAECA_8").unwrap(), [0, 1, 2, 3, 255]);
+        assert!(decode_base64("!!").is_err());
+    }
+
+    #[test]
+    fn scalars() {
+        assert_eq!(parse(&Kind::Int32, "-7").unwrap(), Value::I32(-7));
+        assert!(parse(&Kind::Int32, "2147483648").is_err());
+        assert_eq!(parse(&Kind::Uint64, "18446744073709551615").unwrap(), Value::U64(u64::MAX));
+        assert!(parse(&Kind::Uint32, "-1").is_err());
+        assert_eq!(parse(&Kind::Bool, "false").unwrap(), Value::Bool(false));
+        assert!(parse(&Kind::Bool, "yes").is_err());
+        assert_eq!(parse(&Kind::Double, "2.5e3").unwrap(), Value::F64(2500.0));
+        assert!(matches!(parse(&Kind::Double, "NaN").unwrap(), Value::F64(v) if v.is_nan()));
+        assert!(parse(&Kind::Double, "inf").is_err());
+        assert!(parse(&Kind::Double, "1e999").is_err());
+        assert!(parse(&Kind::Float, "1e39").is_err());
+        assert_eq!(parse(&Kind::Float, "-Infinity").unwrap(), Value::F32(f32::NEG_INFINITY));
+    }
+
+    #[test]
+    fn snake_case_paths() {
+        assert_eq!(snake_case_path("author.displayName"), "author.display_name");
+        assert_eq!(snake_case_path("page_count"), "page_count");
+    }
+}

@@ -1,0 +1,208 @@
+//! Upstreams: one pooled, lazily connected HTTP/2 channel per upstream,
+//! reused by every route and request.
+
+pub mod codec;
+pub mod metadata;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use tokio::time::Instant;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::MetadataMap;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Code, Status};
+
+use crate::config::{UpstreamConfig, UpstreamTls};
+use codec::RawCodec;
+
+/// An upstream that cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The URL is not a valid `http://` or `https://` URL.
+    #[error("upstream `{name}`: invalid URL `{url}`: {reason}")]
+    Url {
+        /// The upstream.
+        name: String,
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A TLS file cannot be read or used.
+    #[error("upstream `{name}`: TLS: {reason}")]
+    Tls {
+        /// The upstream.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Channel settings shared by all upstreams.
+#[derive(Debug, Clone)]
+pub struct ChannelSettings {
+    /// Time allowed to establish a connection.
+    pub connect_timeout: Duration,
+    /// Largest response message accepted.
+    pub max_message_bytes: usize,
+}
+
+/// One backend service address with its channel.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    name: Box<str>,
+    url: Box<str>,
+    channel: Channel,
+    max_message_bytes: usize,
+}
+
+/// One unary call.
+#[derive(Debug)]
+pub struct Call {
+    /// `/package.Service/Method`.
+    pub path: PathAndQuery,
+    /// The encoded request message.
+    pub message: Bytes,
+    /// Request metadata.
+    pub metadata: MetadataMap,
+    /// Deadline for the whole call.
+    pub timeout: Option<Duration>,
+}
+
+/// A successful unary reply.
+#[derive(Debug)]
+pub struct Reply {
+    /// Response headers.
+    pub headers: MetadataMap,
+    /// The encoded response message.
+    pub message: Bytes,
+    /// Trailers (without `grpc-status`).
+    pub trailers: MetadataMap,
+}
+
+/// A failed call.
+#[derive(Debug)]
+pub enum CallError {
+    /// The backend (or the channel) answered with a status.
+    Status(Status),
+    /// The deadline passed before the call finished.
+    DeadlineExceeded(Duration),
+}
+
+impl Upstream {
+    /// Sets up the channel (connecting lazily, on first use).
+    pub fn new(name: &str, config: &UpstreamConfig, settings: &ChannelSettings) -> Result<Upstream, UpstreamError> {
+        let url_error = |reason: String| UpstreamError::Url {
+            name: name.to_owned(),
+            url: config.url.clone(),
+            reason,
+        };
+        let mut endpoint = Endpoint::from_shared(config.url.clone())
+            .map_err(|e| url_error(e.to_string()))?
+            .connect_timeout(settings.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .user_agent(concat!("protogate/", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| url_error(e.to_string()))?;
+        let https = config.url.starts_with("https://");
+        if https || config.tls.is_some() {
+            let tls = tls_config(config.tls.as_ref()).map_err(|reason| UpstreamError::Tls {
+                name: name.to_owned(),
+                reason,
+            })?;
+            endpoint = endpoint.tls_config(tls).map_err(|e| UpstreamError::Tls {
+                name: name.to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(Upstream {
+            name: name.into(),
+            url: config.url.as_str().into(),
+            channel: endpoint.connect_lazy(),
+            max_message_bytes: settings.max_message_bytes,
+        })
+    }
+
+    /// The upstream's name in config.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The upstream's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Makes a unary call, keeping response headers and trailers apart.
+    pub async fn unary(&self, call: Call) -> Result<Reply, CallError> {
+        let Call {
+            path,
+            message,
+            mut metadata,
+            timeout,
+        } = call;
+        if let Some(timeout) = timeout {
+            if let Ok(value) = metadata::format_grpc_timeout(timeout).parse() {
+                metadata.insert("grpc-timeout", value);
+            }
+        }
+        let request = tonic::Request::from_parts(metadata, Default::default(), message);
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(self.max_message_bytes);
+        let exchange = async move {
+            grpc.ready()
+                .await
+                .map_err(|e| Status::unavailable(format!("upstream is not ready: {e}")))?;
+            // The streaming call keeps headers and trailers apart (tonic's
+            // unary call merges them); on the wire it is the same request.
+            let response = grpc.server_streaming(request, path, RawCodec).await?;
+            let (headers, mut stream, _) = response.into_parts();
+            let message = stream
+                .message()
+                .await?
+                .ok_or_else(|| Status::internal("upstream sent no response message"))?;
+            let trailers = stream.trailers().await?.unwrap_or_default();
+            Ok::<_, Status>(Reply {
+                headers,
+                message,
+                trailers,
+            })
+        };
+        let Some(timeout) = timeout else {
+            return exchange.await.map_err(CallError::Status);
+        };
+        let start = Instant::now();
+        match tokio::time::timeout(timeout, exchange).await {
+            // tonic reports its own expiry of `grpc-timeout` as CANCELLED.
+            Ok(Err(status)) if status.code() == Code::Cancelled && start.elapsed() >= timeout => {
+                Err(CallError::DeadlineExceeded(timeout))
+            }
+            Ok(result) => result.map_err(CallError::Status),
+            Err(_) => Err(CallError::DeadlineExceeded(timeout)),
+        }
+    }
+}
+
+fn tls_config(tls: Option<&UpstreamTls>) -> Result<ClientTlsConfig, String> {
+    let mut config = ClientTlsConfig::new().with_enabled_roots();
+    let Some(tls) = tls else {
+        return Ok(config);
+    };
+    let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+    if let Some(ca) = &tls.ca_file {
+        config = config.ca_certificate(Certificate::from_pem(read(ca)?));
+    }
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => config = config.identity(Identity::from_pem(read(cert)?, read(key)?)),
+        (None, None) => {}
+        _ => return Err("cert_file and key_file must be given together".to_owned()),
+    }
+    if let Some(name) = &tls.server_name {
+        config = config.domain_name(name.clone());
+    }
+    Ok(config)
+}

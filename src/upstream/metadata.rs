@@ -1,0 +1,221 @@
+//! HTTP headers to gRPC metadata and back.
+//!
+//! Forwarded: `Authorization`, `traceparent`, `tracestate`,
+//! `Grpc-Metadata-<k>` (as `<k>`) and the configured allow-list; `-bin`
+//! values are base64 and sent as bytes. Reserved and hop-by-hop names are
+//! never forwarded. `X-Forwarded-For` is appended to and `X-Forwarded-Host`
+//! set. Backend headers come back as `Grpc-Metadata-<k>`, trailers as
+//! `Grpc-Trailer-<k>`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tonic::metadata::{AsciiMetadataKey, BinaryMetadataKey, BinaryMetadataValue, MetadataMap, MetadataValue};
+
+use crate::transcode::{RequestError, text};
+
+const GRPC_METADATA: &str = "grpc-metadata-";
+
+/// Which headers become metadata.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderPolicy {
+    /// Extra headers forwarded under their own name.
+    pub forward: Vec<HeaderName>,
+}
+
+/// Names never sent to or taken from a backend as metadata.
+fn is_reserved(name: &str) -> bool {
+    name.starts_with("grpc-")
+        || matches!(
+            name,
+            "te" | "content-type"
+                | "content-length"
+                | "content-encoding"
+                | "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "proxy-authorization"
+                | "transfer-encoding"
+                | "upgrade"
+                | "host"
+                | "http2-settings"
+                | "accept-encoding"
+                | "trailer"
+                | "date"
+        )
+}
+
+/// The metadata a REST request carries to the backend.
+pub fn to_metadata(
+    headers: &HeaderMap,
+    client: Option<SocketAddr>,
+    authority: Option<&str>,
+    policy: &HeaderPolicy,
+) -> Result<MetadataMap, RequestError> {
+    let mut metadata = MetadataMap::with_capacity(4);
+    for (name, value) in headers {
+        let header = name.as_str();
+        let key = match header {
+            "authorization" | "traceparent" | "tracestate" => header,
+            _ => match header.strip_prefix(GRPC_METADATA) {
+                Some(key) => key,
+                None if policy.forward.contains(name) => header,
+                None => continue,
+            },
+        };
+        if key.is_empty() || is_reserved(key) || key == "x-forwarded-for" || key == "x-forwarded-host" {
+            continue;
+        }
+        let bad = |reason: &str| RequestError::Header {
+            name: header.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if key.ends_with("-bin") {
+            let text = value.to_str().map_err(|_| bad("not valid base64"))?;
+            let bytes = text::decode_base64(text.trim()).map_err(|e| bad(&e))?;
+            let key = BinaryMetadataKey::from_bytes(key.as_bytes()).map_err(|_| bad("not a valid metadata key"))?;
+            metadata.append_bin(key, BinaryMetadataValue::from_bytes(&bytes));
+        } else {
+            let key = AsciiMetadataKey::from_bytes(key.as_bytes()).map_err(|_| bad("not a valid metadata key"))?;
+            let value = MetadataValue::try_from(value.as_bytes()).map_err(|_| bad("value is not visible ASCII"))?;
+            metadata.append(key, value);
+        }
+    }
+    forwarded_for(headers, client, &mut metadata);
+    let host = headers
+        .get("x-forwarded-host")
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| headers.get(http::header::HOST).and_then(|h| h.to_str().ok()))
+        .or(authority);
+    if let Some(host) = host.and_then(|h| MetadataValue::try_from(h).ok()) {
+        metadata.insert("x-forwarded-host", host);
+    }
+    Ok(metadata)
+}
+
+/// `X-Forwarded-For`: the incoming list with the client address appended.
+fn forwarded_for(headers: &HeaderMap, client: Option<SocketAddr>, metadata: &mut MetadataMap) {
+    let previous: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let mut list = previous.join(", ");
+    if let Some(client) = client {
+        if !list.is_empty() {
+            list.push_str(", ");
+        }
+        list.push_str(&client.ip().to_string());
+    }
+    if let Ok(value) = MetadataValue::try_from(list.as_str()) {
+        if !list.is_empty() {
+            metadata.insert("x-forwarded-for", value);
+        }
+    }
+}
+
+/// Adds backend metadata to `out` as `<prefix><key>` headers.
+pub fn to_headers(metadata: &MetadataMap, prefix: &str, out: &mut HeaderMap) {
+    for (name, value) in metadata.clone().into_headers().iter() {
+        if is_reserved(name.as_str()) {
+            continue;
+        }
+        if let Ok(name) = HeaderName::try_from(format!("{prefix}{}", name.as_str())) {
+            out.append(name, value.clone());
+        }
+    }
+}
+
+/// Parses a `grpc-timeout` header value: up to 8 digits and a unit
+/// (`H`, `M`, `S`, `m`, `u`, `n`).
+pub fn parse_grpc_timeout(value: &HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?;
+    if text.len() < 2 || text.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = text.split_at(text.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Formats a timeout for the `grpc-timeout` header (at most 8 digits).
+pub fn format_grpc_timeout(timeout: Duration) -> String {
+    let micros = timeout.as_micros();
+    if micros < 100_000_000 {
+        format!("{}u", micros.max(1))
+    } else if timeout.as_millis() < 100_000_000 {
+        format!("{}m", timeout.as_millis())
+    } else {
+        format!("{}S", timeout.as_secs().min(99_999_999))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_round_trip() {
+        for (text, dur) in [
+            ("5S", Duration::from_secs(5)),
+            ("100m", Duration::from_millis(100)),
+            ("2H", Duration::from_secs(7200)),
+            ("7u", Duration::from_micros(7)),
+        ] {
+            assert_eq!(parse_grpc_timeout(&HeaderValue::from_static(text)), Some(dur));
+        }
+        for bad in ["", "5", "S", "123456789S", "5s", "-5S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(&HeaderValue::from_static(bad)), None, "{bad}");
+        }
+        assert_eq!(format_grpc_timeout(Duration::from_secs(30)), "30000000u");
+        assert_eq!(format_grpc_timeout(Duration::from_secs(3000)), "3000000m");
+        assert_eq!(format_grpc_timeout(Duration::from_secs(200_000)), "200000S");
+    }
+
+    #[test]
+    fn forwards_allowed_and_prefixed_headers_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_static("Bearer t"));
+        headers.insert("grpc-metadata-tenant", HeaderValue::from_static("acme"));
+        headers.insert("grpc-metadata-trace-ctx-bin", HeaderValue::from_static("AAECA/8="));
+        headers.insert("grpc-metadata-grpc-timeout", HeaderValue::from_static("1S"));
+        headers.insert("grpc-metadata-te", HeaderValue::from_static("trailers"));
+        headers.insert("x-request-id", HeaderValue::from_static("r1"));
+        headers.insert("cookie", HeaderValue::from_static("secret"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        let policy = HeaderPolicy {
+            forward: vec![HeaderName::from_static("x-request-id")],
+        };
+        let client = "127.0.0.1:9".parse().ok();
+        let md = to_metadata(&headers, client, Some("api.test"), &policy).unwrap();
+        assert_eq!(md.get("authorization").unwrap(), "Bearer t");
+        assert_eq!(md.get("tenant").unwrap(), "acme");
+        assert_eq!(md.get_bin("trace-ctx-bin").unwrap().to_bytes().unwrap().as_ref(), [0, 1, 2, 3, 255]);
+        assert_eq!(md.get("x-request-id").unwrap(), "r1");
+        assert_eq!(md.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
+        assert_eq!(md.get("x-forwarded-host").unwrap(), "api.test");
+        assert!(md.get("cookie").is_none());
+        assert!(md.get("grpc-timeout").is_none());
+        assert!(md.get("te").is_none());
+    }
+
+    #[test]
+    fn bad_binary_header_names_the_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-metadata-x-bin", HeaderValue::from_static("***"));
+        let err = to_metadata(&headers, None, None, &HeaderPolicy::default()).unwrap_err();
+        assert!(err.to_string().contains("grpc-metadata-x-bin"), "{err}");
+    }
+}
