@@ -1,0 +1,81 @@
+//! Shared test support: a real tonic echo backend, the gateway in process
+//! or as the built binary, and helpers to compile `.proto` files.
+
+#![allow(dead_code, unused_imports, unreachable_pub, missing_docs)]
+
+pub mod echo;
+pub mod gateway;
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use prost_reflect::DescriptorPool;
+
+pub use echo::{EchoBackend, Record, Script};
+pub use gateway::{BinGateway, TestGateway};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Compiles `files` (relative to `dir`) with protox into an encoded
+/// `FileDescriptorSet` with imports, with `dir` and the repo's `proto/`
+/// (our `google/api`, `google/rpc`) on the import path.
+pub fn compile(dir: &Path, files: &[&str]) -> Bytes {
+    let mut compiler = protox::Compiler::new([dir.to_path_buf(), repo().join("proto")]).expect("include paths");
+    compiler.include_imports(true);
+    for file in files {
+        compiler.open_file(file).unwrap_or_else(|e| panic!("compiling {file}: {e}"));
+    }
+    compiler.encode_file_descriptor_set().into()
+}
+
+/// Compiles one proto source given as text.
+pub fn compile_source(name: &str, source: &str) -> Bytes {
+    let dir = tempdir();
+    std::fs::write(dir.join(name), source).expect("write proto");
+    compile(&dir, &[name])
+}
+
+/// The pool the gateway would build from `set` (bundled files merged).
+pub fn pool(set: &Bytes) -> DescriptorPool {
+    protogate::descriptor::load(&protogate::descriptor::Sources {
+        embedded: vec![set.clone()],
+        ..Default::default()
+    })
+    .expect("descriptor set loads")
+}
+
+/// A fresh, unique temporary directory (left for the OS to clean).
+pub fn tempdir() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "protogate-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// An HTTP/1.1 client.
+pub fn http1() -> reqwest::Client {
+    protogate::install_crypto_provider();
+    reqwest::Client::builder()
+        .http1_only()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// An HTTP/2 (prior knowledge, cleartext) client.
+pub fn http2() -> reqwest::Client {
+    protogate::install_crypto_provider();
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
