@@ -17,7 +17,9 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions,
+};
 use protogate::upstream::codec::RawCodec;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
@@ -58,6 +60,7 @@ struct State {
     records: Mutex<Vec<Record>>,
     script: Mutex<Script>,
     cancelled: std::sync::atomic::AtomicUsize,
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 /// A running echo backend.
@@ -76,7 +79,9 @@ impl EchoBackend {
 
     /// Starts on a given address.
     pub async fn start_on(pool: DescriptorPool, addr: SocketAddr) -> EchoBackend {
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind echo backend");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind echo backend");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
         let service = EchoService {
@@ -85,7 +90,13 @@ impl EchoBackend {
         };
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                service
+                    .state
+                    .connections
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let service = service.clone();
                 tokio::spawn(async move {
                     let _ = auto::Builder::new(TokioExecutor::new())
@@ -113,7 +124,9 @@ impl EchoBackend {
 
     /// The last request received.
     pub fn last(&self) -> Record {
-        self.records().pop().expect("the backend received a request")
+        self.records()
+            .pop()
+            .expect("the backend received a request")
     }
 
     /// Forgets recorded requests.
@@ -128,7 +141,16 @@ impl EchoBackend {
 
     /// How many calls ended because the client went away.
     pub fn cancelled(&self) -> usize {
-        self.state.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+        self.state
+            .cancelled
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many connections the backend accepted.
+    pub fn connections(&self) -> usize {
+        self.state
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops serving (new connections are refused).
@@ -164,7 +186,10 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for EchoService {
         let method = find_method(&self.pool, request.uri().path());
         let state = self.state.clone();
         let mut script = state.script.lock().clone();
-        steer(&mut script, &MetadataMap::from_headers(request.headers().clone()));
+        steer(
+            &mut script,
+            &MetadataMap::from_headers(request.headers().clone()),
+        );
         Box::pin(async move {
             let Some(method) = method else {
                 return Ok(Status::unimplemented("no such method").into_http());
@@ -173,7 +198,8 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for EchoService {
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip);
             if !script.gzip {
-                grpc = tonic::server::Grpc::new(RawCodec).accept_compressed(CompressionEncoding::Gzip);
+                grpc =
+                    tonic::server::Grpc::new(RawCodec).accept_compressed(CompressionEncoding::Gzip);
             }
             let trailers = script.trailers.clone();
             let handler = Unary {
@@ -207,7 +233,9 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for EchoService {
 
 fn find_method(pool: &DescriptorPool, path: &str) -> Option<MethodDescriptor> {
     let (service, method) = path.trim_start_matches('/').split_once('/')?;
-    pool.get_service_by_name(service)?.methods().find(|m| m.name() == method)
+    pool.get_service_by_name(service)?
+        .methods()
+        .find(|m| m.name() == method)
 }
 
 struct Unary {
@@ -218,7 +246,12 @@ struct Unary {
 
 /// Per-call overrides from `x-echo-*` metadata.
 fn steer(script: &mut Script, metadata: &MetadataMap) {
-    let get = |k: &str| metadata.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let get = |k: &str| {
+        metadata
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     if let Some(ms) = get("x-echo-delay-ms").and_then(|v| v.parse().ok()) {
         script.delay = Some(Duration::from_millis(ms));
     }
@@ -242,19 +275,25 @@ fn steer(script: &mut Script, metadata: &MetadataMap) {
 }
 
 fn to_json(message: &DynamicMessage) -> serde_json::Value {
-    let options = SerializeOptions::new().use_proto_field_name(true).stringify_64_bit_integers(true);
+    let options = SerializeOptions::new()
+        .use_proto_field_name(true)
+        .stringify_64_bit_integers(true);
     message
         .serialize_with_options(serde_json::value::Serializer, &options)
         .unwrap_or(serde_json::Value::Null)
 }
 
 fn from_json(desc: MessageDescriptor, json: &serde_json::Value) -> Result<DynamicMessage, Status> {
-    DynamicMessage::deserialize(desc, json).map_err(|e| Status::internal(format!("bad scripted JSON: {e}")))
+    DynamicMessage::deserialize(desc, json)
+        .map_err(|e| Status::internal(format!("bad scripted JSON: {e}")))
 }
 
 fn add_all(target: &mut MetadataMap, pairs: &[(String, String)]) {
     for (k, v) in pairs {
-        if let (Ok(k), Ok(v)) = (MetadataKey::from_bytes(k.as_bytes()), MetadataValue::try_from(v.as_str())) {
+        if let (Ok(k), Ok(v)) = (
+            MetadataKey::from_bytes(k.as_bytes()),
+            MetadataValue::try_from(v.as_str()),
+        ) {
             target.append(k, v);
         }
     }
@@ -287,7 +326,10 @@ impl tonic::server::UnaryService<Bytes> for Unary {
                 let mut status = if details.is_empty() {
                     Status::new(*code, text.clone())
                 } else {
-                    let desc = method.parent_pool().get_message_by_name("google.rpc.Status").expect("google.rpc.Status");
+                    let desc = method
+                        .parent_pool()
+                        .get_message_by_name("google.rpc.Status")
+                        .expect("google.rpc.Status");
                     let json = serde_json::json!({"code": *code as i32, "message": text, "details": details});
                     let encoded = from_json(desc, &json)?.encode_to_vec();
                     Status::with_details(*code, text.clone(), encoded.into())
@@ -313,7 +355,9 @@ struct CancelGuard(Arc<State>, bool);
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         if self.1 {
-            self.0.cancelled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0
+                .cancelled
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }

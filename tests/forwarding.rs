@@ -1,0 +1,382 @@
+//! Forwarding: headers to metadata and back, trailers, deadlines, a backend
+//! that is down, connection reuse and compressed responses.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use protogate::Config;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{EchoBackend, Script, TestGateway};
+
+fn kitchen() -> Bytes {
+    support::compile(
+        &support::repo().join("tests/protos"),
+        &["kitchen/v1/kitchen.proto"],
+    )
+}
+
+async fn setup(tweak: impl FnOnce(&mut Config)) -> (EchoBackend, TestGateway) {
+    let set = kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let mut config = support::gateway::config(&set, &backend.url());
+    tweak(&mut config);
+    (backend, TestGateway::start(config).await)
+}
+
+fn md<'a>(record: &'a support::Record, key: &str) -> Option<&'a str> {
+    record.metadata.get(key).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn request_headers_become_metadata() {
+    let (backend, gateway) = setup(|c| {
+        c.headers.forward = vec![http::HeaderName::from_static("x-request-id")];
+    })
+    .await;
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .header("authorization", "Bearer token-1")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .header("tracestate", "vendor=x")
+        .header("grpc-metadata-tenant", "acme")
+        .header("Grpc-Metadata-Trace-Ctx-Bin", "AAECA/8")
+        .header("x-request-id", "req-7")
+        .header("cookie", "session=secret")
+        .header("x-other", "not forwarded")
+        .header("grpc-metadata-grpc-status", "0")
+        .header("grpc-metadata-content-type", "text/evil")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("host", "api.example.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let record = backend.last();
+    assert_eq!(md(&record, "authorization"), Some("Bearer token-1"));
+    assert_eq!(
+        md(&record, "traceparent"),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
+    assert_eq!(md(&record, "tracestate"), Some("vendor=x"));
+    assert_eq!(md(&record, "tenant"), Some("acme"));
+    assert_eq!(
+        record
+            .metadata
+            .get_bin("trace-ctx-bin")
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+            .as_ref(),
+        [0, 1, 2, 3, 255]
+    );
+    assert_eq!(md(&record, "x-request-id"), Some("req-7"));
+    assert_eq!(
+        md(&record, "x-forwarded-for"),
+        Some("203.0.113.9, 127.0.0.1")
+    );
+    assert_eq!(md(&record, "x-forwarded-host"), Some("api.example.test"));
+    for absent in ["cookie", "x-other", "grpc-status", "host", "connection"] {
+        assert_eq!(md(&record, absent), None, "{absent} must not be forwarded");
+    }
+    assert_eq!(md(&record, "content-type"), Some("application/grpc"));
+}
+
+#[tokio::test]
+async fn bad_binary_metadata_is_a_400_naming_the_header() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .header("grpc-metadata-blob-bin", "not base64!")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 3);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("grpc-metadata-blob-bin"),
+        "{body}"
+    );
+    assert!(backend.records().is_empty());
+}
+
+#[tokio::test]
+async fn response_headers_and_trailers_come_back_prefixed() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let response = support::http1()
+        .get(gateway.url("/v1/echo?s=x"))
+        .header("grpc-metadata-x-echo-header-shard", "s-3")
+        .header("grpc-metadata-x-echo-trailer-cost", "12")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["grpc-metadata-shard"], "s-3");
+    assert_eq!(response.headers()["grpc-trailer-cost"], "12");
+    assert!(response.headers().get("grpc-metadata-date").is_none());
+    assert!(response.headers().get("grpc-trailer-grpc-status").is_none());
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"s": "x"}));
+}
+
+#[tokio::test]
+async fn trailers_are_real_http_trailers_when_the_client_asks() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let stream = tokio::net::TcpStream::connect(gateway.addr())
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get(gateway.url("/v1/echo?s=t"))
+        .header("te", "trailers")
+        .header("grpc-metadata-x-echo-trailer-cost", "12")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers().get("grpc-trailer-cost").is_none(),
+        "sent as a trailer, not a header"
+    );
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("HTTP trailers");
+    assert_eq!(trailers["grpc-trailer-cost"], "12");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&collected.to_bytes()).unwrap(),
+        json!({"s": "t"})
+    );
+}
+
+#[tokio::test]
+async fn slow_backend_gets_a_504_at_the_route_timeout() {
+    let (backend, gateway) = setup(|c| c.timeouts.unary = Duration::from_millis(300)).await;
+    backend.script(Script {
+        delay: Some(Duration::from_secs(5)),
+        ..Script::default()
+    });
+    let started = Instant::now();
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered at the deadline, not after the backend"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 4);
+    // The deadline was passed on, and the backend saw the call end.
+    let timeout = md(&backend.last(), "grpc-timeout")
+        .map(str::to_owned)
+        .unwrap();
+    assert!(
+        timeout.ends_with('u') || timeout.ends_with('m'),
+        "{timeout}"
+    );
+    for _ in 0..50 {
+        if backend.cancelled() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        backend.cancelled(),
+        1,
+        "the backend observed the cancellation"
+    );
+}
+
+#[tokio::test]
+async fn client_grpc_timeout_is_honoured_when_smaller() {
+    let (backend, gateway) = setup(|c| {
+        c.timeouts
+            .methods
+            .insert("kitchen.v1.Kitchen/Echo".into(), Duration::from_secs(20));
+    })
+    .await;
+    backend.script(Script {
+        delay: Some(Duration::from_secs(5)),
+        ..Script::default()
+    });
+    let started = Instant::now();
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .header("grpc-timeout", "200m")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let sent: u64 = md(&backend.last(), "grpc-timeout")
+        .unwrap()
+        .trim_end_matches('u')
+        .parse()
+        .unwrap();
+    assert!(
+        sent <= 200_000,
+        "the backend got the client's smaller deadline: {sent}u"
+    );
+
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .header("grpc-timeout", "soon")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn backend_down_is_a_fast_503() {
+    let set = kitchen();
+    // A port nobody listens on: bind, note, release.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gateway = TestGateway::for_set(&set, &format!("http://127.0.0.1:{port}")).await;
+    let started = Instant::now();
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "well within the connect timeout"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 14);
+    assert!(!body["message"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unreachable_backend_fails_within_the_connect_timeout() {
+    let set = kitchen();
+    // A listener whose accept queue is full: the kernel drops further SYNs,
+    // so connecting hangs as it does for a host that is down.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let _listener = socket.listen(0).unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err(),
+        "the accept queue is full"
+    );
+    let mut config = support::gateway::config(&set, &format!("http://{addr}"));
+    config.timeouts.connect = Duration::from_millis(500);
+    let gateway = TestGateway::start(config).await;
+    let started = Instant::now();
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], 14);
+}
+
+#[tokio::test]
+async fn backend_that_accepts_but_never_answers_hits_the_deadline() {
+    let set = kitchen();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = support::gateway::config(&set, &format!("http://{addr}"));
+    config.timeouts.unary = Duration::from_millis(500);
+    let gateway = TestGateway::start(config).await;
+    let started = Instant::now();
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "no hang: {:?}",
+        started.elapsed()
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn one_pooled_connection_serves_many_requests() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let client = support::http1();
+    let calls = (0..40).map(|i| {
+        let client = client.clone();
+        let url = gateway.url(&format!("/v1/echo?i32={i}"));
+        async move { client.get(url).send().await.unwrap().status() }
+    });
+    for status in futures_join(calls).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(backend.records().len(), 40);
+    assert_eq!(
+        backend.connections(),
+        1,
+        "all calls share one HTTP/2 connection"
+    );
+}
+
+async fn futures_join<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn gzip_compressed_backend_responses_are_decoded() {
+    let (backend, gateway) = setup(|_| {}).await;
+    backend.script(Script {
+        gzip: true,
+        ..Script::default()
+    });
+    let text = "compress me ".repeat(200);
+    let response = support::http1()
+        .get(gateway.url(&format!("/v1/echo?s={}", text.replace(' ', "+"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap()["s"], text);
+}
