@@ -2,8 +2,8 @@
 //! (path variables, query, body), response plans and the JSON policy.
 
 mod body;
-pub mod field_path;
 mod error;
+pub mod field_path;
 mod options;
 pub mod query;
 pub mod request;
@@ -14,3 +14,6 @@ pub use error::RequestError;
 pub use options::{Codec, JsonOptions, UnknownParams};
 pub use request::{BodyPlan, PlanError, RawRequest, RequestPlan};
 pub use response::{Encoded, ResponseError, ResponsePlan};
+
+#[cfg(test)]
+mod tests;
