@@ -16,19 +16,28 @@ fn pool() -> DescriptorPool {
 }
 
 fn message(pool: &DescriptorPool, name: &str) -> MessageDescriptor {
-    pool.get_message_by_name(&format!("protogate.demo.v1.{name}")).unwrap()
+    pool.get_message_by_name(&format!("protogate.demo.v1.{name}"))
+        .unwrap()
 }
 
 /// Maps `uri` through a route `template` (body `body`) into `input`, and
 /// writes the result as JSON with proto names.
-fn map(input: &MessageDescriptor, template: &str, body: &str, uri: &str, json: &str) -> Result<String, String> {
+fn map(
+    input: &MessageDescriptor,
+    template: &str,
+    body: &str,
+    uri: &str,
+    json: &str,
+) -> Result<String, String> {
     let template = Template::parse(template).unwrap();
     let plan = RequestPlan::new(input, &template, body).map_err(|e| e.to_string())?;
     let mut matcher = Matcher::new();
     matcher.insert(http::Method::GET, &template, 0).unwrap();
     let (raw_path, query) = uri.split_once('?').unwrap_or((uri, ""));
     let normalized = path::normalize(raw_path).map_err(|e| e.to_string())?;
-    let found = matcher.find(&http::Method::GET, &normalized).map_err(|e| format!("{e:?}"))?;
+    let found = matcher
+        .find(&http::Method::GET, &normalized)
+        .map_err(|e| format!("{e:?}"))?;
     let message: DynamicMessage = plan
         .decode(
             RawRequest {
@@ -42,7 +51,12 @@ fn map(input: &MessageDescriptor, template: &str, body: &str, uri: &str, json: &
         )
         .map_err(|e| e.to_string())?;
     let options = SerializeOptions::new().use_proto_field_name(true);
-    Ok(serde_json::to_string(&message.serialize_with_options(serde_json::value::Serializer, &options).unwrap()).unwrap())
+    Ok(serde_json::to_string(
+        &message
+            .serialize_with_options(serde_json::value::Serializer, &options)
+            .unwrap(),
+    )
+    .unwrap())
 }
 
 #[test]
@@ -52,28 +66,79 @@ fn query_mapping() {
     let t = "/v1/{parent=shelves/*}/books";
     let table: &[(&str, Result<&str, &str>)] = &[
         ("/v1/shelves/s1/books", Ok(r#"{"parent":"shelves/s1"}"#)),
-        ("/v1/shelves/s1/books?page_size=5", Ok(r#"{"parent":"shelves/s1","page_size":5}"#)),
-        ("/v1/shelves/s1/books?pageSize=5", Ok(r#"{"parent":"shelves/s1","page_size":5}"#)),
-        ("/v1/shelves/s1/books?genre=SCIENCE", Ok(r#"{"parent":"shelves/s1","genre":"SCIENCE"}"#)),
-        ("/v1/shelves/s1/books?genre=2", Ok(r#"{"parent":"shelves/s1","genre":"SCIENCE"}"#)),
-        ("/v1/shelves/s1/books?genre=99", Ok(r#"{"parent":"shelves/s1","genre":99}"#)),
-        ("/v1/shelves/s1/books?page_token=a+b%2Bc", Ok(r#"{"parent":"shelves/s1","page_token":"a b+c"}"#)),
-        ("/v1/shelves/s1/books?page_token=", Ok(r#"{"parent":"shelves/s1"}"#)),
-        ("/v1/shelves/s1/books?page_token", Ok(r#"{"parent":"shelves/s1"}"#)),
-        ("/v1/shelves/s1/books?&&page_size=1&", Ok(r#"{"parent":"shelves/s1","page_size":1}"#)),
-        ("/v1/shelves/s1/books?page_size=x", Err("query parameter `page_size`: `x` is not a valid i32 integer")),
-        ("/v1/shelves/s1/books?genre=science", Err("query parameter `genre`")),
-        ("/v1/shelves/s1/books?page_size=1&page_size=2", Err("`page_size` is given more than once")),
-        ("/v1/shelves/s1/books?parent=x", Err("`parent` sets a field that this route binds")),
-        ("/v1/shelves/s1/books?nope=1", Err("unknown query parameter `nope`")),
-        ("/v1/shelves/s1/books?page_size.x=1", Err("`page_size` is not a singular message field")),
-        ("/v1/shelves/s1%2Fx/books", Ok(r#"{"parent":"shelves/s1%2Fx"}"#)),
+        (
+            "/v1/shelves/s1/books?page_size=5",
+            Ok(r#"{"parent":"shelves/s1","page_size":5}"#),
+        ),
+        (
+            "/v1/shelves/s1/books?pageSize=5",
+            Ok(r#"{"parent":"shelves/s1","page_size":5}"#),
+        ),
+        (
+            "/v1/shelves/s1/books?genre=SCIENCE",
+            Ok(r#"{"parent":"shelves/s1","genre":"SCIENCE"}"#),
+        ),
+        (
+            "/v1/shelves/s1/books?genre=2",
+            Ok(r#"{"parent":"shelves/s1","genre":"SCIENCE"}"#),
+        ),
+        (
+            "/v1/shelves/s1/books?genre=99",
+            Ok(r#"{"parent":"shelves/s1","genre":99}"#),
+        ),
+        (
+            "/v1/shelves/s1/books?page_token=a+b%2Bc",
+            Ok(r#"{"parent":"shelves/s1","page_token":"a b+c"}"#),
+        ),
+        (
+            "/v1/shelves/s1/books?page_token=",
+            Ok(r#"{"parent":"shelves/s1"}"#),
+        ),
+        (
+            "/v1/shelves/s1/books?page_token",
+            Ok(r#"{"parent":"shelves/s1"}"#),
+        ),
+        (
+            "/v1/shelves/s1/books?&&page_size=1&",
+            Ok(r#"{"parent":"shelves/s1","page_size":1}"#),
+        ),
+        (
+            "/v1/shelves/s1/books?page_size=x",
+            Err("query parameter `page_size`: `x` is not a valid i32 integer"),
+        ),
+        (
+            "/v1/shelves/s1/books?genre=science",
+            Err("query parameter `genre`"),
+        ),
+        (
+            "/v1/shelves/s1/books?page_size=1&page_size=2",
+            Err("`page_size` is given more than once"),
+        ),
+        (
+            "/v1/shelves/s1/books?parent=x",
+            Err("`parent` sets a field that this route binds"),
+        ),
+        (
+            "/v1/shelves/s1/books?nope=1",
+            Err("unknown query parameter `nope`"),
+        ),
+        (
+            "/v1/shelves/s1/books?page_size.x=1",
+            Err("`page_size` is not a singular message field"),
+        ),
+        (
+            "/v1/shelves/s1%2Fx/books",
+            Ok(r#"{"parent":"shelves/s1%2Fx"}"#),
+        ),
     ];
     for (uri, expected) in table {
         let got = map(&list, t, "", uri, "");
         match (expected, &got) {
             (Ok(want), Ok(got)) => assert_eq!(got, want, "{uri}"),
-            (Err(needle), Err(got)) => assert!(got.contains(needle), "{uri}: {got:?} should contain {needle:?}"),
+            (Err(needle), Err(got)) => assert!(
+                got.contains(needle),
+                "{uri}: {got:?} should contain {needle:?}"
+            ),
             _ => panic!("{uri}: expected {expected:?}, got {got:?}"),
         }
     }
@@ -85,18 +150,42 @@ fn nested_path_variables_and_body_fields() {
     let update = message(&pool, "UpdateBookRequest");
     let t = "/v1/{book.name=shelves/*/books/*}";
     assert_eq!(
-        map(&update, t, "book", "/v1/shelves/a/books/b?update_mask=title,pageCount", r#"{"title":"T"}"#).unwrap(),
+        map(
+            &update,
+            t,
+            "book",
+            "/v1/shelves/a/books/b?update_mask=title,pageCount",
+            r#"{"title":"T"}"#
+        )
+        .unwrap(),
         // FieldMask JSON is always lowerCamelCase; the backend got page_count.
         r#"{"book":{"name":"shelves/a/books/b","title":"T"},"update_mask":"title,pageCount"}"#
     );
     // The path wins over the body for a field both set.
     assert_eq!(
-        map(&update, t, "book", "/v1/shelves/a/books/b", r#"{"name":"other"}"#).unwrap(),
+        map(
+            &update,
+            t,
+            "book",
+            "/v1/shelves/a/books/b",
+            r#"{"name":"other"}"#
+        )
+        .unwrap(),
         r#"{"book":{"name":"shelves/a/books/b"}}"#
     );
     // The query cannot reach into the body field.
-    let err = map(&update, t, "book", "/v1/shelves/a/books/b?book.title=x", "{}").unwrap_err();
-    assert!(err.contains("`book.title` sets a field that this route binds"), "{err}");
+    let err = map(
+        &update,
+        t,
+        "book",
+        "/v1/shelves/a/books/b?book.title=x",
+        "{}",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("`book.title` sets a field that this route binds"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -106,18 +195,54 @@ fn plans_reject_annotations_that_do_not_fit() {
     let list = message(&pool, "ListBooksResponse");
     let create = message(&pool, "CreateBookRequest");
     let cases = [
-        (&get, "/v1/{nope}", "", "path variable `nope`: `protogate.demo.v1.GetBookRequest` has no field `nope`"),
-        (&get, "/v1/{name.x}", "", "path variable `name.x`: `name` is not a singular message field, so it has no subfields"),
-        (&list, "/v1/{books}", "", "path variable `books`: field `books` is not a singular scalar"),
-        (&create, "/v1/{book}", "", "path variable `book`: field `book` is not a singular scalar"),
-        (&get, "/v1/x", "nope", "body field `nope` is not a top-level field"),
-        (&create, "/v1/x", "book.title", "body field `book.title` is not a top-level field"),
+        (
+            &get,
+            "/v1/{nope}",
+            "",
+            "path variable `nope`: `protogate.demo.v1.GetBookRequest` has no field `nope`",
+        ),
+        (
+            &get,
+            "/v1/{name.x}",
+            "",
+            "path variable `name.x`: `name` is not a singular message field, so it has no subfields",
+        ),
+        (
+            &list,
+            "/v1/{books}",
+            "",
+            "path variable `books`: field `books` is not a singular scalar",
+        ),
+        (
+            &create,
+            "/v1/{book}",
+            "",
+            "path variable `book`: field `book` is not a singular scalar",
+        ),
+        (
+            &get,
+            "/v1/x",
+            "nope",
+            "body field `nope` is not a top-level field",
+        ),
+        (
+            &create,
+            "/v1/x",
+            "book.title",
+            "body field `book.title` is not a top-level field",
+        ),
     ];
     for (input, template, body, message) in cases {
         let err = RequestPlan::new(input, &Template::parse(template).unwrap(), body).unwrap_err();
-        assert!(err.to_string().starts_with(message), "{err} should start with {message}");
+        assert!(
+            err.to_string().starts_with(message),
+            "{err} should start with {message}"
+        );
     }
     let book = message(&pool, "Book");
     let err = ResponsePlan::new(&book, "nope").unwrap_err();
-    assert_eq!(err.to_string(), "response_body field `nope` is not a top-level field of the response message");
+    assert_eq!(
+        err.to_string(),
+        "response_body field `nope` is not a top-level field of the response message"
+    );
 }

@@ -5,6 +5,7 @@
 
 pub mod echo;
 pub mod gateway;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 
@@ -23,10 +24,13 @@ pub fn repo() -> PathBuf {
 /// `FileDescriptorSet` with imports, with `dir` and the repo's `proto/`
 /// (our `google/api`, `google/rpc`) on the import path.
 pub fn compile(dir: &Path, files: &[&str]) -> Bytes {
-    let mut compiler = protox::Compiler::new([dir.to_path_buf(), repo().join("proto")]).expect("include paths");
+    let mut compiler =
+        protox::Compiler::new([dir.to_path_buf(), repo().join("proto")]).expect("include paths");
     compiler.include_imports(true);
     for file in files {
-        compiler.open_file(file).unwrap_or_else(|e| panic!("compiling {file}: {e}"));
+        compiler
+            .open_file(file)
+            .unwrap_or_else(|e| panic!("compiling {file}: {e}"));
     }
     compiler.encode_file_descriptor_set().into()
 }

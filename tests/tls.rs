@@ -1,0 +1,121 @@
+//! `https://` upstreams: rustls toward a TLS gRPC backend, with a custom CA
+//! and a server name override; a certificate the gateway cannot verify is a
+//! 503, never a plaintext fallback.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use protogate::config::UpstreamTls;
+use protogate::demo::{Bookshop, pb::bookshop_server::BookshopServer};
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::TestGateway;
+use support::tls::TestCa;
+use tonic::transport::{Identity, ServerTlsConfig};
+
+/// The demo bookshop behind TLS with the given certificate.
+async fn tls_backend(cert: &str, key: &str) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    protogate::install_crypto_provider();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tonic::transport::Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+        .unwrap()
+        .add_service(BookshopServer::new(Bookshop::with_sample_books()));
+    let task = tokio::spawn(async move {
+        let _ = server
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await;
+    });
+    (addr, task)
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let path = support::tempdir().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn gateway(url: String, tls: Option<UpstreamTls>) -> TestGateway {
+    let mut config = protogate::demo::config(
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:1".parse().unwrap(),
+    );
+    let upstream = config.upstreams.get_mut("bookshop").unwrap();
+    upstream.url = url;
+    upstream.tls = tls;
+    TestGateway::start(config).await
+}
+
+#[tokio::test]
+async fn https_upstream_with_a_custom_ca() {
+    let ca = TestCa::new("protogate test CA");
+    let (cert, key) = ca.issue(&["127.0.0.1"]);
+    let (addr, _task) = tls_backend(&cert, &key).await;
+    let tls = UpstreamTls {
+        ca_file: Some(write("ca.pem", &ca.pem)),
+        ..UpstreamTls::default()
+    };
+    let gw = gateway(format!("https://{addr}"), Some(tls)).await;
+    let response = support::http1()
+        .get(gw.url("/v1/shelves"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["shelves"][0]["name"], "shelves/fiction");
+}
+
+#[tokio::test]
+async fn server_name_override() {
+    let ca = TestCa::new("protogate test CA");
+    let (cert, key) = ca.issue(&["books.internal"]);
+    let (addr, _task) = tls_backend(&cert, &key).await;
+    let tls = UpstreamTls {
+        ca_file: Some(write("ca.pem", &ca.pem)),
+        server_name: Some("books.internal".to_owned()),
+        ..UpstreamTls::default()
+    };
+    let gw = gateway(format!("https://{addr}"), Some(tls)).await;
+    let response = support::http1()
+        .get(gw.url("/v1/shelves"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn untrusted_certificate_is_a_503() {
+    let ca = TestCa::new("unknown CA");
+    let (cert, key) = ca.issue(&["127.0.0.1"]);
+    let (addr, _task) = tls_backend(&cert, &key).await;
+    // System roots only: the private CA is not trusted.
+    let gw = gateway(format!("https://{addr}"), None).await;
+    let response = support::http1()
+        .get(gw.url("/v1/shelves"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 14);
+}
+
+#[tokio::test]
+async fn plaintext_upstream_to_a_tls_backend_fails_cleanly() {
+    let ca = TestCa::new("protogate test CA");
+    let (cert, key) = ca.issue(&["127.0.0.1"]);
+    let (addr, _task) = tls_backend(&cert, &key).await;
+    let gw = gateway(format!("http://{addr}"), None).await;
+    let response = support::http1()
+        .get(gw.url("/v1/shelves"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_server_error(), "{}", response.status());
+    let body: Value = response.json().await.unwrap();
+    assert!(body["code"].as_i64().unwrap() > 0);
+}
