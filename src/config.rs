@@ -14,6 +14,7 @@
 //! ```
 
 mod de;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,6 +27,8 @@ use serde::Deserialize;
 
 use crate::descriptor::Sources;
 use crate::transcode::{JsonOptions, UnknownParams};
+
+pub use yaml::YamlError;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -89,7 +92,7 @@ pub struct UpstreamConfig {
     pub url: String,
     /// Services it serves: full names (`pkg.Service`) or `pkg.*`. Empty:
     /// every service no other upstream claims.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::services")]
     pub services: Vec<String>,
     /// Timeout of unary calls to it, overriding `timeouts.unary`.
     #[serde(default, deserialize_with = "de::opt_duration")]
@@ -205,23 +208,40 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The YAML does not parse or does not fit.
-    #[error("invalid config {path}: {message}")]
+    #[error("invalid config {}{}", path.display(), located(error))]
     Invalid {
         /// The file.
         path: PathBuf,
         /// What is wrong, with key and line.
-        message: String,
+        #[source]
+        error: YamlError,
     },
     /// Settings that do not fit together.
     #[error("invalid config: {0}")]
     Inconsistent(String),
+    /// An upstream URL that is not `http://host:port` or `https://host:port`.
+    #[error("{0}")]
+    BadUrl(String),
+}
+
+/// `:line:col: rest` when the line is known, else `: rest`, to follow a
+/// file name the way compilers print locations.
+fn located(error: &YamlError) -> String {
+    match error.line {
+        Some(_) => format!(":{error}"),
+        None => format!(": {error}"),
+    }
 }
 
 impl Config {
     /// Parses YAML text. Relative paths stay relative to the working
     /// directory.
-    pub fn from_yaml(text: &str) -> Result<Config, String> {
-        serde_saphyr::from_str::<Config>(text).map_err(|e| e.to_string())
+    pub fn from_yaml(text: &str) -> Result<Config, YamlError> {
+        let config: Config = yaml::parse(text)?;
+        if config.default_upstreams().len() > 1 {
+            return Err(yaml::default_upstreams_error(text));
+        }
+        Ok(config)
     }
 
     /// Reads a YAML file; relative paths in it are relative to its folder.
@@ -230,14 +250,31 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Config::from_yaml(&text).map_err(|message| ConfigError::Invalid {
+        let mut config = Config::from_yaml(&text).map_err(|error| ConfigError::Invalid {
             path: path.to_owned(),
-            message,
+            error,
         })?;
         if let Some(base) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             config.rebase(base);
         }
         Ok(config)
+    }
+
+    /// Makes `url` the default upstream (the one serving every service no
+    /// other upstream claims), replacing the configured default, if any:
+    /// what `--upstream` does.
+    pub fn set_default_upstream(&mut self, url: &str) -> Result<(), ConfigError> {
+        de::check_url(url).map_err(ConfigError::BadUrl)?;
+        self.upstreams.retain(|_, u| !u.services.is_empty());
+        // An upstream with services may already be called `default`.
+        let name = if self.upstreams.contains_key("default") {
+            "--upstream"
+        } else {
+            "default"
+        };
+        self.upstreams
+            .insert(name.to_owned(), UpstreamConfig::new(url));
+        Ok(())
     }
 
     fn rebase(&mut self, base: &Path) {
@@ -247,11 +284,26 @@ impl Config {
             }
         };
         self.descriptor_sets.iter_mut().for_each(fix);
-        self.protos.iter_mut().for_each(fix);
         self.include_paths.iter_mut().for_each(fix);
+        for proto in &mut self.protos {
+            // A proto named relative to an import path (as `--proto` takes
+            // it with `-I`) stays a name to resolve there.
+            let in_includes = || {
+                self.include_paths
+                    .iter()
+                    .any(|dir| dir.join(&*proto).is_file())
+            };
+            if proto.is_relative() && !base.join(&*proto).exists() && in_includes() {
+                continue;
+            }
+            fix(proto);
+        }
         for upstream in self.upstreams.values_mut() {
             if let Some(tls) = &mut upstream.tls {
-                for p in [&mut tls.ca_file, &mut tls.cert_file, &mut tls.key_file].into_iter().flatten() {
+                for p in [&mut tls.ca_file, &mut tls.cert_file, &mut tls.key_file]
+                    .into_iter()
+                    .flatten()
+                {
                     fix(p);
                 }
             }
@@ -260,27 +312,18 @@ impl Config {
 
     /// Checks settings that depend on each other.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let defaults: Vec<&String> = self
-            .upstreams
-            .iter()
-            .filter(|(_, u)| u.services.is_empty())
-            .map(|(name, _)| name)
-            .collect();
+        let defaults = self.default_upstreams();
         if defaults.len() > 1 {
             return Err(ConfigError::Inconsistent(format!(
-                "upstreams {} all have no `services`; at most one upstream may be the default",
-                defaults.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                "upstreams: {}",
+                yaml::too_many_defaults(&defaults.iter().map(|n| (*n, None)).collect::<Vec<_>>())
             )));
         }
         for (name, upstream) in &self.upstreams {
+            de::check_url(&upstream.url)
+                .map_err(|e| ConfigError::Inconsistent(format!("upstreams.{name}.url: {e}")))?;
             for service in &upstream.services {
-                let ok = service == "*"
-                    || service
-                        .strip_suffix(".*")
-                        .unwrap_or(service)
-                        .split('.')
-                        .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-                if !ok {
+                if !de::is_service_pattern(service) {
                     return Err(ConfigError::Inconsistent(format!(
                         "upstreams.{name}.services: `{service}` is not a service name (pkg.Service) or pattern (pkg.*)"
                     )));
@@ -288,13 +331,22 @@ impl Config {
             }
         }
         for method in self.timeouts.methods.keys() {
-            if !method.contains('/') {
+            if !de::is_method_name(method) {
                 return Err(ConfigError::Inconsistent(format!(
                     "timeouts.methods: `{method}` is not a method name (pkg.Service/Method)"
                 )));
             }
         }
         Ok(())
+    }
+
+    /// Names of the upstreams without `services`.
+    fn default_upstreams(&self) -> Vec<&str> {
+        self.upstreams
+            .iter()
+            .filter(|(_, u)| u.services.is_empty())
+            .map(|(name, _)| name.as_str())
+            .collect()
     }
 
     /// The descriptor sources.
@@ -318,7 +370,11 @@ impl Config {
                 } else if pattern == "*" {
                     1
                 } else if let Some(prefix) = pattern.strip_suffix('*') {
-                    if service.starts_with(prefix) { prefix.len() + 1 } else { 0 }
+                    if service.starts_with(prefix) {
+                        prefix.len() + 1
+                    } else {
+                        0
+                    }
                 } else {
                     0
                 };

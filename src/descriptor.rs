@@ -65,7 +65,9 @@ pub enum DescriptorError {
     #[error("{0}")]
     Compile(String),
     /// A file imports one that no source carries.
-    #[error("{file} imports {import}, which no descriptor source contains (build descriptor sets with --include_imports)")]
+    #[error(
+        "{file} imports {import}, which no descriptor source contains (build descriptor sets with --include_imports)"
+    )]
     MissingImport {
         /// The importing file.
         file: String,
@@ -96,13 +98,30 @@ pub fn load(sources: &Sources) -> Result<DescriptorPool, DescriptorError> {
             path: path.clone(),
             source,
         })?;
-        files.add_set(bytes.into(), &path.display().to_string())?;
+        let name = path.display().to_string();
+        files
+            .add_set(bytes.into(), &name)
+            .map_err(|err| match err {
+                DescriptorError::Corrupt {
+                    source_name,
+                    reason,
+                } if is_proto_source(path) => DescriptorError::Corrupt {
+                    source_name,
+                    reason: format!("{reason} (a .proto source? pass it with --proto)"),
+                },
+                other => other,
+            })?;
     }
     if !sources.protos.is_empty() {
-        let set = compile::compile(&sources.protos, &sources.include_paths).map_err(DescriptorError::Compile)?;
+        let set = compile::compile(&sources.protos, &sources.include_paths)
+            .map_err(DescriptorError::Compile)?;
         files.add_set(set.into(), "compiled .proto files")?;
     }
     files.into_pool()
+}
+
+fn is_proto_source(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "proto")
 }
 
 /// Files by name, in the order sources gave them, plus the bundled ones.
@@ -114,10 +133,19 @@ struct Files {
 
 impl Files {
     fn add_set(&mut self, set: Bytes, source_name: &str) -> Result<(), DescriptorError> {
-        let files = set::split(set).map_err(|e| DescriptorError::Corrupt {
+        let corrupt = |reason: String| DescriptorError::Corrupt {
             source_name: source_name.to_owned(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let files = set::split(set).map_err(|e| corrupt(e.to_string()))?;
+        // An empty file decodes as a set without files: a failed build,
+        // not a set to serve.
+        if files.is_empty() {
+            return Err(corrupt("it contains no files".to_owned()));
+        }
+        if files.iter().any(|f| f.name.is_empty()) {
+            return Err(corrupt("a file in it has no name".to_owned()));
+        }
         for file in files {
             if let Some(existing) = self.by_name.get(&file.name) {
                 if existing.bytes != file.bytes {
@@ -136,14 +164,15 @@ impl Files {
     }
 
     fn into_pool(self) -> Result<DescriptorPool, DescriptorError> {
-        let bundled: HashMap<String, RawFile> = set::split(Bytes::from_static(bundled::DESCRIPTOR_SET))
-            .map_err(|e| DescriptorError::Corrupt {
-                source_name: "bundled descriptors".to_owned(),
-                reason: e.to_string(),
-            })?
-            .into_iter()
-            .map(|f| (f.name.clone(), f))
-            .collect();
+        let bundled: HashMap<String, RawFile> =
+            set::split(Bytes::from_static(bundled::DESCRIPTOR_SET))
+                .map_err(|e| DescriptorError::Corrupt {
+                    source_name: "bundled descriptors".to_owned(),
+                    reason: e.to_string(),
+                })?
+                .into_iter()
+                .map(|f| (f.name.clone(), f))
+                .collect();
         let mut builder = PoolBuilder {
             pool: DescriptorPool::new(),
             user: &self.by_name,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use protogate::{Config, UpstreamConfig};
+use protogate::Config;
 
 /// A gRPC-to-REST gateway: google.api.http annotations in, JSON REST routes out.
 #[derive(Debug, Parser)]
@@ -71,14 +71,9 @@ impl Sources {
             config.include_paths = self.include_paths.clone();
         }
         if let Some(url) = &self.upstream {
-            let uri: http::Uri = url.parse().map_err(|e| format!("--upstream `{url}`: {e}"))?;
-            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                return Err(format!("--upstream `{url}`: expected http://host:port or https://host:port"));
-            }
-            // The flag's upstream is the default: it takes over from the
-            // config's default upstream, if any.
-            config.upstreams.retain(|_, u| !u.services.is_empty());
-            config.upstreams.insert("default".to_owned(), UpstreamConfig::new(url.clone()));
+            config
+                .set_default_upstream(url)
+                .map_err(|e| format!("--upstream: {e}"))?;
         }
         if let Some(listen) = self.listen {
             config.listen = listen;
@@ -94,7 +89,10 @@ const BAD_INPUT: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the runtime: {err}");
@@ -135,7 +133,10 @@ async fn serve(sources: Sources) -> ExitCode {
         Err(err) => return fail(BAD_INPUT, err),
     };
     if config.upstreams.is_empty() {
-        return fail(BAD_INPUT, "no upstream: pass --upstream URL or configure `upstreams`");
+        return fail(
+            BAD_INPUT,
+            "no upstream: pass --upstream URL or configure `upstreams`",
+        );
     }
     let server = match protogate::start(&config).await {
         Ok(server) => server,
@@ -157,16 +158,8 @@ fn routes(sources: Sources) -> ExitCode {
         Ok(built) => built,
         Err(err) => return fail(BAD_INPUT, err),
     };
-    println!("{:<7} {:<50} {:<50} {:<10} RESPONSE_BODY", "METHOD", "TEMPLATE", "RPC", "BODY");
-    for route in table.routes() {
-        println!(
-            "{:<7} {:<50} {:<50} {:<10} {}",
-            route.method.as_str(),
-            route.template.to_string(),
-            route.rpc.name,
-            if route.body.is_empty() { "-" } else { &route.body },
-            if route.response_body.is_empty() { "-" } else { &route.response_body },
-        );
+    if let Err(err) = print_table(&table) {
+        return fail(1, format!("cannot write the route table: {err}"));
     }
     if table.conflicts().is_empty() {
         return ExitCode::SUCCESS;
@@ -177,8 +170,41 @@ fn routes(sources: Sources) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Writes the table to stdout; a closed or full stdout is an error to
+/// report, not a panic (as `println!` would make it).
+fn print_table(table: &protogate::route::RouteTable) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<7} {:<50} {:<50} {:<10} RESPONSE_BODY",
+        "METHOD", "TEMPLATE", "RPC", "BODY"
+    )?;
+    for route in table.routes() {
+        writeln!(
+            out,
+            "{:<7} {:<50} {:<50} {:<10} {}",
+            route.method.as_str(),
+            route.template.to_string(),
+            route.rpc.name,
+            if route.body.is_empty() {
+                "-"
+            } else {
+                &route.body
+            },
+            if route.response_body.is_empty() {
+                "-"
+            } else {
+                &route.response_body
+            },
+        )?;
+    }
+    out.flush()
+}
+
 async fn demo(listen: SocketAddr) -> ExitCode {
-    let backend = match protogate::demo::Backend::start(SocketAddr::from(([127, 0, 0, 1], 0))).await {
+    let backend = match protogate::demo::Backend::start(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    {
         Ok(backend) => backend,
         Err(err) => return fail(1, format!("cannot start the demo backend: {err}")),
     };
@@ -186,32 +212,49 @@ async fn demo(listen: SocketAddr) -> ExitCode {
     let server = match protogate::start(&config).await {
         Ok(server) => server,
         Err(err @ protogate::StartError::Bind { .. }) => {
-            return fail(1, format!("{err} (choose another address with --listen 127.0.0.1:PORT)"));
+            return fail(
+                1,
+                format!("{err} (choose another address with --listen 127.0.0.1:PORT)"),
+            );
         }
         Err(err) => return fail(1, err),
     };
-    println!("protogate demo: bookshop gRPC service on {}, REST gateway on http://{}", backend.addr(), server.local_addr());
-    println!("Try these (Ctrl-C stops the demo):\n");
-    for line in protogate::demo::curl_lines(server.local_addr()) {
-        println!("  {line}");
+    if let Err(err) = print_demo(backend.addr(), server.local_addr()) {
+        // The demo still serves; only its instructions are lost.
+        tracing::warn!(error = %err, "Cannot print the demo's curl lines");
     }
-    println!();
     shutdown_signal().await;
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+fn print_demo(backend: SocketAddr, gateway: SocketAddr) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "protogate demo: bookshop gRPC service on {backend}, REST gateway on http://{gateway}"
+    )?;
+    writeln!(out, "Try these (Ctrl-C stops the demo):\n")?;
+    for line in protogate::demo::curl_lines(gateway) {
+        writeln!(out, "  {line}")?;
+    }
+    writeln!(out)?;
+    out.flush()
 }
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -2,62 +2,190 @@
 //! offending line.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use http::HeaderName;
-use serde::de::{Deserializer, Error};
 use serde::Deserialize;
+use serde::de::{Deserializer, Error, MapAccess, SeqAccess, Visitor};
 
 /// A duration such as `5s`, `250ms` or `1m 30s`, or a number of seconds.
+struct Seconds(Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Seconds, D::Error> {
+        de.deserialize_any(SecondsVisitor)
+    }
+}
+
+struct SecondsVisitor;
+
+impl Visitor<'_> for SecondsVisitor {
+    type Value = Seconds;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration like 5s or 250ms, or a number of seconds")
+    }
+
+    fn visit_u64<E: Error>(self, secs: u64) -> Result<Seconds, E> {
+        Ok(Seconds(Duration::from_secs(secs)))
+    }
+
+    fn visit_i64<E: Error>(self, secs: i64) -> Result<Seconds, E> {
+        u64::try_from(secs)
+            .map(|s| Seconds(Duration::from_secs(s)))
+            .map_err(|_| E::custom(format!("`{secs}` is not a duration: it is negative")))
+    }
+
+    fn visit_f64<E: Error>(self, secs: f64) -> Result<Seconds, E> {
+        Duration::try_from_secs_f64(secs)
+            .map(Seconds)
+            .map_err(|_| E::custom(format!("`{secs}` is not a duration like 5s or 250ms")))
+    }
+
+    fn visit_str<E: Error>(self, text: &str) -> Result<Seconds, E> {
+        parse_duration(text).map(Seconds).map_err(E::custom)
+    }
+}
+
 pub(super) fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Seconds(f64),
-        Text(String),
-    }
-    match Raw::deserialize(de)? {
-        Raw::Seconds(s) if s >= 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-        Raw::Seconds(s) => Err(D::Error::custom(format!("`{s}` is not a duration"))),
-        Raw::Text(text) => parse_duration(&text).map_err(D::Error::custom),
-    }
+    Seconds::deserialize(de).map(|s| s.0)
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a duration like 5s or 250ms ({e})"))
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like 5s or 250ms ({e})"))
 }
 
+/// A duration, or nothing (`null` or no key).
 pub(super) fn opt_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
-    duration(de).map(Some)
+    Option::<Seconds>::deserialize(de).map(|s| s.map(|s| s.0))
 }
 
-pub(super) fn duration_map<'de, D: Deserializer<'de>>(de: D) -> Result<BTreeMap<String, Duration>, D::Error> {
-    let raw = BTreeMap::<String, String>::deserialize(de)?;
-    raw.into_iter()
-        .map(|(k, v)| parse_duration(&v).map(|d| (k, d)).map_err(D::Error::custom))
-        .collect()
+/// Durations by method name (`pkg.Service/Method`).
+pub(super) fn duration_map<'de, D: Deserializer<'de>>(
+    de: D,
+) -> Result<BTreeMap<String, Duration>, D::Error> {
+    struct Methods;
+
+    impl<'de> Visitor<'de> for Methods {
+        type Value = BTreeMap<String, Duration>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map from pkg.Service/Method to a duration")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(MethodName(method)) = map.next_key()? {
+                let Seconds(timeout) = map.next_value()?;
+                out.insert(method, timeout);
+            }
+            Ok(out)
+        }
+    }
+
+    de.deserialize_map(Methods)
+}
+
+/// A key checked while it is read, so the error points at it.
+struct MethodName(String);
+
+impl<'de> Deserialize<'de> for MethodName {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<MethodName, D::Error> {
+        let name = String::deserialize(de)?;
+        if !is_method_name(&name) {
+            return Err(D::Error::custom(format!(
+                "`{name}` is not a method name (pkg.Service/Method)"
+            )));
+        }
+        Ok(MethodName(name))
+    }
+}
+
+/// `pkg.Service/Method`.
+pub(super) fn is_method_name(name: &str) -> bool {
+    name.split_once('/')
+        .is_some_and(|(service, method)| is_dotted_name(service) && is_dotted_name(method))
+}
+
+/// `pkg.Service`, `pkg.*` or `*`.
+pub(super) fn is_service_pattern(pattern: &str) -> bool {
+    pattern == "*" || is_dotted_name(pattern.strip_suffix(".*").unwrap_or(pattern))
+}
+
+fn is_dotted_name(name: &str) -> bool {
+    name.split('.').all(|part| {
+        !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
+/// Service names and `pkg.*` patterns.
+pub(super) fn services<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    struct Services;
+
+    impl<'de> Visitor<'de> for Services {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of service names (pkg.Service) or patterns (pkg.*)")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(service) = seq.next_element::<String>()? {
+                if !is_service_pattern(&service) {
+                    return Err(A::Error::custom(format!(
+                        "`{service}` is not a service name (pkg.Service) or pattern (pkg.*)"
+                    )));
+                }
+                out.push(service);
+            }
+            Ok(out)
+        }
+    }
+
+    de.deserialize_seq(Services)
 }
 
 /// A byte size: a number, or a number with `KiB`, `MiB`, `GiB` (or `KB`,
 /// `MB`, `GB`, powers of ten).
 pub(super) fn size<'de, D: Deserializer<'de>>(de: D) -> Result<usize, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Bytes(u64),
-        Text(String),
+    struct Size;
+
+    impl Visitor<'_> for Size {
+        type Value = usize;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a size like 4194304, 4MiB or 64KiB")
+        }
+
+        fn visit_u64<E: Error>(self, n: u64) -> Result<usize, E> {
+            usize::try_from(n).map_err(E::custom)
+        }
+
+        fn visit_i64<E: Error>(self, n: i64) -> Result<usize, E> {
+            usize::try_from(n)
+                .map_err(|_| E::custom(format!("`{n}` is not a size: it is negative")))
+        }
+
+        fn visit_str<E: Error>(self, text: &str) -> Result<usize, E> {
+            parse_size(text).ok_or_else(|| {
+                E::custom(format!(
+                    "`{text}` is not a size like 4194304, 4MiB or 64KiB"
+                ))
+            })
+        }
     }
-    match Raw::deserialize(de)? {
-        Raw::Bytes(n) => usize::try_from(n).map_err(D::Error::custom),
-        Raw::Text(text) => parse_size(&text).ok_or_else(|| {
-            D::Error::custom(format!("`{text}` is not a size like 4194304, 4MiB or 64KiB"))
-        }),
-    }
+
+    de.deserialize_any(Size)
 }
 
 fn parse_size(text: &str) -> Option<usize> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: usize = digits.parse().ok()?;
     let factor: usize = match unit.trim() {
@@ -76,26 +204,46 @@ fn parse_size(text: &str) -> Option<usize> {
 /// An `http://` or `https://` URL with a host.
 pub(super) fn url<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
     let text = String::deserialize(de)?;
+    check_url(&text).map_err(D::Error::custom)?;
+    Ok(text)
+}
+
+/// Checks that `text` is an `http://` or `https://` URL with a host.
+pub(super) fn check_url(text: &str) -> Result<(), String> {
     let uri: http::Uri = text
         .parse()
-        .map_err(|e| D::Error::custom(format!("`{text}` is not a URL: {e}")))?;
+        .map_err(|e| format!("`{text}` is not a URL: {e}"))?;
     match uri.scheme_str() {
-        Some("http" | "https") if uri.host().is_some() => Ok(text),
-        _ => Err(D::Error::custom(format!(
+        Some("http" | "https") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(()),
+        _ => Err(format!(
             "`{text}` is not an http:// or https:// URL with a host"
-        ))),
+        )),
     }
 }
 
 /// HTTP header names, lower-cased.
 pub(super) fn header_names<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<HeaderName>, D::Error> {
-    Vec::<String>::deserialize(de)?
-        .into_iter()
-        .map(|name| {
-            HeaderName::try_from(name.to_ascii_lowercase())
-                .map_err(|_| D::Error::custom(format!("`{name}` is not a header name")))
-        })
-        .collect()
+    struct Names;
+
+    impl<'de> Visitor<'de> for Names {
+        type Value = Vec<HeaderName>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of header names")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(name) = seq.next_element::<String>()? {
+                let header = HeaderName::try_from(name.to_ascii_lowercase())
+                    .map_err(|_| A::Error::custom(format!("`{name}` is not a header name")))?;
+                out.push(header);
+            }
+            Ok(out)
+        }
+    }
+
+    de.deserialize_seq(Names)
 }
 
 #[cfg(test)]

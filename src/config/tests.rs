@@ -1,1 +1,518 @@
 use super::*;
+
+fn parse(yaml: &str) -> Config {
+    Config::from_yaml(yaml).unwrap_or_else(|e| panic!("config parses: {e}"))
+}
+
+fn error(yaml: &str) -> YamlError {
+    match Config::from_yaml(yaml) {
+        Ok(_) => panic!("config should be rejected:\n{yaml}"),
+        Err(err) => err,
+    }
+}
+
+/// Asserts the error names `key` at `line` (and the key appears in the
+/// message a user reads).
+fn assert_at(err: &YamlError, key: &str, line: u64) {
+    assert_eq!(err.key, key, "{err}");
+    assert_eq!(err.line, Some(line), "{err}");
+    assert!(err.to_string().contains(key), "{err}");
+}
+
+/// A fresh folder under the system temp folder.
+fn tempdir() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("protogate-config-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+fn upstream(url: &str, services: &[&str]) -> UpstreamConfig {
+    UpstreamConfig {
+        services: services.iter().map(|s| (*s).to_owned()).collect(),
+        ..UpstreamConfig::new(url)
+    }
+}
+
+// Parsing what is valid.
+
+#[test]
+fn empty_file_gives_the_defaults() {
+    let config = parse("");
+    assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    assert!(config.fallback_routes);
+    assert!(!config.strict_routes);
+    assert!(config.upstreams.is_empty());
+    assert_eq!(config.timeouts.connect, Duration::from_secs(5));
+    assert_eq!(config.timeouts.unary, Duration::from_secs(30));
+    assert_eq!(config.unknown_query_params, UnknownParams::Reject);
+}
+
+#[test]
+fn module_example_parses() {
+    let config = parse(
+        "listen: 127.0.0.1:9090\n\
+         descriptor_sets: [api.pb]\n\
+         upstreams:\n  \
+           books: { url: \"http://127.0.0.1:50051\", services: [shop.v1.Books] }\n  \
+           default: { url: \"http://127.0.0.1:50052\" }\n\
+         json: { use_proto_names: true, emit_unpopulated: true }\n\
+         timeouts: { connect: 2s, unary: 10s, methods: { shop.v1.Books/Search: 250ms } }\n\
+         headers: { forward: [X-Request-Id] }\n",
+    );
+    assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 9090)));
+    assert_eq!(config.descriptor_sets, [PathBuf::from("api.pb")]);
+    assert_eq!(config.upstreams["books"].services, ["shop.v1.Books"]);
+    assert!(config.upstreams["default"].services.is_empty());
+    assert!(config.json.use_proto_names && config.json.emit_unpopulated);
+    assert_eq!(config.timeouts.connect, Duration::from_secs(2));
+    assert_eq!(
+        config.timeouts.methods["shop.v1.Books/Search"],
+        Duration::from_millis(250)
+    );
+    assert_eq!(
+        config.headers.forward,
+        [HeaderName::from_static("x-request-id")]
+    );
+}
+
+#[test]
+fn durations_take_units_or_seconds() {
+    let config = parse("timeouts:\n  connect: 1m 30s\n  unary: 2\n  methods:\n    a.B/C: 1.5\n");
+    assert_eq!(config.timeouts.connect, Duration::from_secs(90));
+    assert_eq!(config.timeouts.unary, Duration::from_secs(2));
+    assert_eq!(
+        config.timeouts.methods["a.B/C"],
+        Duration::from_millis(1500)
+    );
+}
+
+#[test]
+fn upstream_timeout_may_be_null() {
+    let config = parse("upstreams:\n  a:\n    url: http://127.0.0.1:1\n    timeout: null\n");
+    assert_eq!(config.upstreams["a"].timeout, None);
+}
+
+#[test]
+fn upstream_timeout_is_a_duration() {
+    let config = parse("upstreams:\n  a:\n    url: http://127.0.0.1:1\n    timeout: 750ms\n");
+    assert_eq!(
+        config.upstreams["a"].timeout,
+        Some(Duration::from_millis(750))
+    );
+}
+
+#[test]
+fn sizes_take_units_or_bytes() {
+    let config = parse("limits:\n  max_body_bytes: 2MiB\n  max_header_bytes: 1000\n");
+    assert_eq!(config.limits.max_body_bytes, 2 << 20);
+    assert_eq!(config.limits.max_header_bytes, 1000);
+}
+
+#[test]
+fn switches_parse() {
+    let config =
+        parse("fallback_routes: false\nstrict_routes: true\nunknown_query_params: ignore\n");
+    assert!(!config.fallback_routes);
+    assert!(config.strict_routes);
+    assert_eq!(config.unknown_query_params, UnknownParams::Ignore);
+}
+
+#[test]
+fn one_default_upstream_beside_others_is_fine() {
+    let config = parse(
+        "upstreams:\n  a: { url: http://127.0.0.1:1 }\n  b: { url: http://127.0.0.1:2, services: [x.Y] }\n",
+    );
+    assert_eq!(config.upstreams.len(), 2);
+    config.validate().expect("valid");
+}
+
+// Errors: each names the key and the line.
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let err = error("listen: 127.0.0.1:0\nlisten_addr: 127.0.0.1:1\n");
+    assert_at(&err, "listen_addr", 2);
+    assert!(err.message.contains("unknown field"), "{err}");
+}
+
+#[test]
+fn unknown_nested_key_is_named_by_its_path() {
+    let err = error("timeouts:\n  connect: 1s\n  unry: 2s\n");
+    assert_at(&err, "timeouts.unry", 3);
+}
+
+#[test]
+fn unknown_upstream_key_is_named_by_its_path() {
+    let err = error("upstreams:\n  a:\n    url: http://127.0.0.1:1\n    servics: [a.B]\n");
+    assert_at(&err, "upstreams.a.servics", 4);
+}
+
+#[test]
+fn wrong_type_is_named_with_its_line() {
+    let err = error("listen: 127.0.0.1:0\nfallback_routes: 7\n");
+    assert_at(&err, "fallback_routes", 2);
+}
+
+#[test]
+fn list_given_as_a_scalar_is_named() {
+    let err = error("protos: api.proto\n");
+    assert_at(&err, "protos", 1);
+}
+
+#[test]
+fn wrong_type_inside_a_list_is_named_with_its_index() {
+    let err = error("protos:\n  - a.proto\n  - {b: 1}\n");
+    assert_at(&err, "protos[1]", 3);
+}
+
+#[test]
+fn bad_listen_address_is_named() {
+    let err = error("listen: nowhere\n");
+    assert_at(&err, "listen", 1);
+}
+
+#[test]
+fn bad_duration_is_named_with_its_line() {
+    let err = error("timeouts:\n  connect: soon\n");
+    assert_at(&err, "timeouts.connect", 2);
+    assert!(err.message.contains("`soon`"), "{err}");
+}
+
+#[test]
+fn negative_duration_is_rejected() {
+    let err = error("timeouts:\n  unary: -3\n");
+    assert_at(&err, "timeouts.unary", 2);
+}
+
+#[test]
+fn bad_duration_of_a_method_is_named_by_the_method() {
+    let err = error("timeouts:\n  methods:\n    a.B/C: forever\n");
+    assert_at(&err, "timeouts.methods.\"a.B/C\"", 3);
+}
+
+#[test]
+fn bad_method_name_in_timeouts_is_named() {
+    let err = error("timeouts:\n  methods:\n    a.B/C: 1s\n    nonsense: 2s\n");
+    assert_at(&err, "timeouts.methods.nonsense", 4);
+    assert!(err.message.contains("`nonsense`"), "{err}");
+}
+
+#[test]
+fn bad_upstream_timeout_is_named() {
+    let err = error("upstreams:\n  a:\n    url: http://127.0.0.1:1\n    timeout: [1]\n");
+    assert_at(&err, "upstreams.a.timeout", 4);
+}
+
+#[test]
+fn bad_url_scheme_is_named_with_its_line() {
+    let err = error("upstreams:\n  books:\n    url: ftp://127.0.0.1:1\n");
+    assert_at(&err, "upstreams.books.url", 3);
+    assert!(err.message.contains("ftp://127.0.0.1:1"), "{err}");
+}
+
+#[test]
+fn unparsable_url_is_named_with_its_line() {
+    let err = error("upstreams:\n  books:\n    url: \"not a url\"\n");
+    assert_at(&err, "upstreams.books.url", 3);
+}
+
+#[test]
+fn url_without_host_is_rejected() {
+    let err = error("upstreams:\n  books:\n    url: \"http:///v1\"\n");
+    assert_at(&err, "upstreams.books.url", 3);
+}
+
+#[test]
+fn two_default_upstreams_are_named_with_their_lines() {
+    let err =
+        error("upstreams:\n  a:\n    url: http://127.0.0.1:1\n  b:\n    url: http://127.0.0.1:2\n");
+    assert_at(&err, "upstreams.b", 4);
+    assert!(err.message.contains("`a` (line 2)"), "{err}");
+    assert!(err.message.contains("`b` (line 4)"), "{err}");
+}
+
+#[test]
+fn three_default_upstreams_are_listed_in_file_order() {
+    let err = error(
+        "upstreams:\n  c: { url: http://127.0.0.1:1 }\n  a: { url: http://127.0.0.1:1, services: [x.Y] }\n  \
+         b: { url: http://127.0.0.1:2 }\n  d: { url: http://127.0.0.1:3 }\n",
+    );
+    assert_at(&err, "upstreams.b", 4);
+    assert!(
+        err.message
+            .starts_with("`c` (line 2), `b` (line 4) and `d` (line 5) have no `services`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_service_pattern_is_named() {
+    let err = error("upstreams:\n  a:\n    url: http://127.0.0.1:1\n    services: [a.B, a..B]\n");
+    assert_at(&err, "upstreams.a.services", 4);
+    assert!(err.message.contains("`a..B`"), "{err}");
+}
+
+#[test]
+fn bad_header_name_is_named() {
+    let err = error("headers:\n  forward: [x-ok, \"bad header\"]\n");
+    assert_at(&err, "headers.forward", 2);
+}
+
+#[test]
+fn bad_size_is_named() {
+    let err = error("limits:\n  max_body_bytes: lots\n");
+    assert_at(&err, "limits.max_body_bytes", 2);
+}
+
+#[test]
+fn unknown_enum_value_is_named() {
+    let err = error("unknown_query_params: maybe\n");
+    assert_at(&err, "unknown_query_params", 1);
+}
+
+#[test]
+fn unknown_json_option_is_named() {
+    let err = error("json:\n  use_proto_names: true\n  bogus: 1\n");
+    assert_at(&err, "json.bogus", 3);
+}
+
+#[test]
+fn duplicate_key_is_rejected_at_its_line() {
+    let err = error("strict_routes: true\nstrict_routes: false\n");
+    assert_eq!(err.line, Some(2), "{err}");
+    assert!(err.message.contains("strict_routes"), "{err}");
+}
+
+#[test]
+fn a_list_is_not_a_config() {
+    let err = error("- a\n- b\n");
+    assert_eq!(err.line, Some(1), "{err}");
+}
+
+#[test]
+fn error_message_is_one_line() {
+    let err = error("timeouts:\n  connect: soon\n");
+    assert!(!err.to_string().contains('\n'), "{err}");
+}
+
+#[test]
+fn key_paths_quote_keys_with_dots() {
+    use serde::de::IntoDeserializer as _;
+    use serde_json::json;
+    let value = json!({"a": {"b.c": [1, {"d": true}]}});
+    let mut track = serde_path_to_error::Track::new();
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Strict {
+        a: BTreeMap<String, (u8, BTreeMap<String, u8>)>,
+    }
+    let de = serde_path_to_error::Deserializer::new(value.into_deserializer(), &mut track);
+    assert!(Strict::deserialize(de).is_err());
+    assert_eq!(yaml::dotted(&track.path()), "a.\"b.c\"[1].d");
+}
+
+// Files.
+
+#[test]
+fn file_error_names_file_line_column_and_key() {
+    let dir = tempdir();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, "upstreams:\n  books:\n    url: ftp://x\n").unwrap();
+    let err = Config::from_file(&path).expect_err("bad url");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "invalid config {}:3:10: upstreams.books.url: ",
+            path.display()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_file_is_named() {
+    let path = tempdir().join("absent.yaml");
+    let err = Config::from_file(&path).expect_err("missing");
+    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_file() {
+    let dir = tempdir();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(
+        &path,
+        "descriptor_sets: [api.pb, /abs/other.pb]\nprotos: [protos/a.proto]\ninclude_paths: [protos]\n\
+         upstreams:\n  a:\n    url: https://127.0.0.1:1\n    tls: { ca_file: ca.pem }\n",
+    )
+    .unwrap();
+    let config = Config::from_file(&path).expect("parses");
+    assert_eq!(
+        config.descriptor_sets,
+        [dir.join("api.pb"), PathBuf::from("/abs/other.pb")]
+    );
+    assert_eq!(config.protos, [dir.join("protos/a.proto")]);
+    assert_eq!(config.include_paths, [dir.join("protos")]);
+    let tls = config.upstreams["a"].tls.as_ref().expect("tls");
+    assert_eq!(tls.ca_file.as_deref(), Some(dir.join("ca.pem").as_path()));
+}
+
+#[test]
+fn proto_named_relative_to_an_include_path_stays_a_name() {
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.join("protos")).unwrap();
+    std::fs::write(dir.join("protos/a.proto"), "syntax = \"proto3\";\n").unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, "protos: [a.proto]\ninclude_paths: [protos]\n").unwrap();
+    let config = Config::from_file(&path).expect("parses");
+    assert_eq!(config.protos, [PathBuf::from("a.proto")]);
+    assert_eq!(config.include_paths, [dir.join("protos")]);
+}
+
+#[test]
+fn missing_proto_is_still_rebased_so_the_error_names_the_full_path() {
+    let dir = tempdir();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, "protos: [absent.proto]\n").unwrap();
+    let config = Config::from_file(&path).expect("parses");
+    assert_eq!(config.protos, [dir.join("absent.proto")]);
+}
+
+// Flags on top of the file.
+
+#[test]
+fn default_upstream_flag_replaces_the_configured_default() {
+    let mut config = Config::default();
+    config
+        .upstreams
+        .insert("old".into(), upstream("http://127.0.0.1:1", &[]));
+    config.upstreams.insert(
+        "books".into(),
+        upstream("http://127.0.0.1:2", &["shop.Books"]),
+    );
+    config
+        .set_default_upstream("http://127.0.0.1:3")
+        .expect("valid url");
+    assert!(!config.upstreams.contains_key("old"));
+    assert_eq!(config.upstreams["default"].url, "http://127.0.0.1:3");
+    assert_eq!(config.upstream_for("shop.Books"), Some("books"));
+    assert_eq!(config.upstream_for("shop.Other"), Some("default"));
+    config.validate().expect("one default");
+}
+
+#[test]
+fn default_upstream_flag_keeps_an_upstream_named_default_with_services() {
+    let mut config = Config::default();
+    config.upstreams.insert(
+        "default".into(),
+        upstream("http://127.0.0.1:1", &["shop.Books"]),
+    );
+    config
+        .set_default_upstream("http://127.0.0.1:3")
+        .expect("valid url");
+    assert_eq!(config.upstreams["default"].url, "http://127.0.0.1:1");
+    assert_eq!(config.upstream_for("shop.Books"), Some("default"));
+    let fallback = config.upstream_for("shop.Other").expect("a default");
+    assert_eq!(config.upstreams[fallback].url, "http://127.0.0.1:3");
+}
+
+#[test]
+fn default_upstream_flag_rejects_a_bad_url() {
+    let mut config = Config::default();
+    let err = config
+        .set_default_upstream("127.0.0.1:50051")
+        .expect_err("no scheme");
+    assert!(err.to_string().contains("`127.0.0.1:50051`"), "{err}");
+    assert!(config.upstreams.is_empty());
+}
+
+// Validation of configs built in code.
+
+#[test]
+fn validate_names_both_default_upstreams() {
+    let mut config = Config::default();
+    config
+        .upstreams
+        .insert("a".into(), UpstreamConfig::new("http://127.0.0.1:1"));
+    config
+        .upstreams
+        .insert("b".into(), UpstreamConfig::new("http://127.0.0.1:2"));
+    let err = config.validate().expect_err("two defaults").to_string();
+    assert!(err.contains("`a`") && err.contains("`b`"), "{err}");
+}
+
+#[test]
+fn validate_names_a_bad_url() {
+    let mut config = Config::default();
+    config
+        .upstreams
+        .insert("a".into(), UpstreamConfig::new("localhost"));
+    let err = config.validate().expect_err("bad url").to_string();
+    assert!(err.contains("upstreams.a.url"), "{err}");
+}
+
+#[test]
+fn validate_names_a_bad_method_timeout() {
+    let mut config = Config::default();
+    config
+        .timeouts
+        .methods
+        .insert("pkg.Service".into(), Duration::from_secs(1));
+    let err = config.validate().expect_err("no method").to_string();
+    assert!(
+        err.contains("timeouts.methods") && err.contains("`pkg.Service`"),
+        "{err}"
+    );
+}
+
+// Which upstream serves a service.
+
+#[test]
+fn upstream_for_prefers_exact_then_longest_pattern_then_default() {
+    let mut config = Config::default();
+    config
+        .upstreams
+        .insert("exact".into(), upstream("http://127.0.0.1:1", &["a.b.Svc"]));
+    config
+        .upstreams
+        .insert("short".into(), upstream("http://127.0.0.1:2", &["a.*"]));
+    config
+        .upstreams
+        .insert("long".into(), upstream("http://127.0.0.1:3", &["a.b.*"]));
+    config
+        .upstreams
+        .insert("fallback".into(), upstream("http://127.0.0.1:4", &[]));
+    assert_eq!(config.upstream_for("a.b.Svc"), Some("exact"));
+    assert_eq!(config.upstream_for("a.b.Other"), Some("long"));
+    assert_eq!(config.upstream_for("a.c.Other"), Some("short"));
+    assert_eq!(config.upstream_for("z.Other"), Some("fallback"));
+}
+
+#[test]
+fn upstream_for_is_none_without_a_default() {
+    let mut config = Config::default();
+    config
+        .upstreams
+        .insert("only".into(), upstream("http://127.0.0.1:1", &["a.Svc"]));
+    assert_eq!(config.upstream_for("b.Svc"), None);
+}
+
+#[test]
+fn star_pattern_loses_to_any_package_pattern() {
+    let mut config = Config::default();
+    config
+        .upstreams
+        .insert("all".into(), upstream("http://127.0.0.1:1", &["*"]));
+    config
+        .upstreams
+        .insert("pkg".into(), upstream("http://127.0.0.1:2", &["a.*"]));
+    assert_eq!(config.upstream_for("a.Svc"), Some("pkg"));
+    assert_eq!(config.upstream_for("b.Svc"), Some("all"));
+}

@@ -18,12 +18,30 @@ pub(super) const ALWAYS: &[&str] = &[
 /// Sources of the bundled `google/api` and `google/rpc` files, for `--proto`
 /// users who import them without having them.
 const SOURCES: &[(&str, &str)] = &[
-    ("google/api/annotations.proto", include_str!("../../proto/google/api/annotations.proto")),
-    ("google/api/http.proto", include_str!("../../proto/google/api/http.proto")),
-    ("google/api/httpbody.proto", include_str!("../../proto/google/api/httpbody.proto")),
-    ("google/rpc/code.proto", include_str!("../../proto/google/rpc/code.proto")),
-    ("google/rpc/error_details.proto", include_str!("../../proto/google/rpc/error_details.proto")),
-    ("google/rpc/status.proto", include_str!("../../proto/google/rpc/status.proto")),
+    (
+        "google/api/annotations.proto",
+        include_str!("../../proto/google/api/annotations.proto"),
+    ),
+    (
+        "google/api/http.proto",
+        include_str!("../../proto/google/api/http.proto"),
+    ),
+    (
+        "google/api/httpbody.proto",
+        include_str!("../../proto/google/api/httpbody.proto"),
+    ),
+    (
+        "google/rpc/code.proto",
+        include_str!("../../proto/google/rpc/code.proto"),
+    ),
+    (
+        "google/rpc/error_details.proto",
+        include_str!("../../proto/google/rpc/error_details.proto"),
+    ),
+    (
+        "google/rpc/status.proto",
+        include_str!("../../proto/google/rpc/status.proto"),
+    ),
 ];
 
 /// Resolves imports of the bundled files for protox.

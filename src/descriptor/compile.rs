@@ -1,6 +1,6 @@
 //! Compiling `.proto` files at startup with protox.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use miette::Diagnostic;
 use protox::file::{ChainFileResolver, GoogleFileResolver, IncludeFileResolver};
@@ -10,43 +10,148 @@ use super::bundled::BundledResolver;
 /// Compiles `files` with `includes` (then the bundled `google/api`,
 /// `google/rpc` and well-known files) on the import path. Returns an encoded
 /// `FileDescriptorSet` with imports, or a message with `file:line:col`.
+///
+/// Without `includes`, the import path is the current folder, then the
+/// folder of each file that lies outside it.
 pub(super) fn compile(files: &[PathBuf], includes: &[PathBuf]) -> Result<Vec<u8>, String> {
+    let mut roots = Roots::new(includes)?;
+    let targets = files
+        .iter()
+        .map(|file| roots.target(file, !includes.is_empty()))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut resolver = ChainFileResolver::new();
-    let default_include = [PathBuf::from(".")];
-    let includes = if includes.is_empty() { &default_include[..] } else { includes };
-    for dir in includes {
-        resolver.add(IncludeFileResolver::new(dir.clone()));
+    for root in &roots.0 {
+        resolver.add(IncludeFileResolver::new(root.absolute.clone()));
     }
     resolver.add(BundledResolver);
     resolver.add(GoogleFileResolver::new());
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
     compiler.include_imports(true).include_source_info(false);
-    for file in files {
-        if !file.exists() && !is_relative_to_includes(file, includes) {
-            return Err(format!("{}: file not found", file.display()));
-        }
-        compiler.open_file(file).map_err(|e| describe(&e))?;
+    for target in &targets {
+        compiler.open_file(target).map_err(|e| roots.describe(&e))?;
     }
     Ok(compiler.encode_file_descriptor_set())
 }
 
-fn is_relative_to_includes(file: &Path, includes: &[PathBuf]) -> bool {
-    file.is_relative() && includes.iter().any(|dir| dir.join(file).exists())
+/// One folder of the import path: as given (for messages) and absolute
+/// (for protox, which matches file paths to folders by their text).
+struct Root {
+    given: PathBuf,
+    absolute: PathBuf,
 }
 
-/// One line: `file:line:col: message`, as compilers print errors.
-fn describe(err: &protox::Error) -> String {
-    let located = err.source_code().zip(err.labels().and_then(|mut l| l.next()));
-    if let Some((source, label)) = located {
-        if let Ok(span) = source.read_span(label.inner(), 0, 0) {
-            let name = span.name().map(str::to_owned).or_else(|| err.file().map(str::to_owned));
+struct Roots(Vec<Root>);
+
+impl Roots {
+    fn new(includes: &[PathBuf]) -> Result<Roots, String> {
+        let default = [PathBuf::from(".")];
+        let dirs = if includes.is_empty() {
+            &default[..]
+        } else {
+            includes
+        };
+        let roots = dirs
+            .iter()
+            .map(|dir| {
+                Ok(Root {
+                    given: dir.clone(),
+                    absolute: absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Roots(roots))
+    }
+
+    /// What to hand protox for `file`: its absolute path under a root, or
+    /// a name relative to the import path. With `strict` (import path
+    /// given) a file outside every root is an error; otherwise its folder
+    /// joins the import path.
+    fn target(&mut self, file: &Path, strict: bool) -> Result<PathBuf, String> {
+        let shown = file.display();
+        if file.is_relative() && !file.exists() {
+            let under_root = self.0.iter().any(|root| root.absolute.join(file).is_file());
+            return if under_root {
+                Ok(file.to_owned())
+            } else {
+                Err(format!("{shown}: file not found"))
+            };
+        }
+        if file.is_dir() {
+            return Err(format!("{shown}: is a folder, not a .proto file"));
+        }
+        if !file.exists() {
+            return Err(format!("{shown}: file not found"));
+        }
+        let path = absolute(file).map_err(|e| format!("{shown}: {e}"))?;
+        if self.0.iter().any(|root| path.starts_with(&root.absolute)) {
+            return Ok(path);
+        }
+        if strict {
+            let dirs: Vec<String> = self
+                .0
+                .iter()
+                .map(|r| r.given.display().to_string())
+                .collect();
+            return Err(format!(
+                "{shown}: not under any import path (-I {})",
+                dirs.join(", -I ")
+            ));
+        }
+        let (Some(given), Some(folder)) = (file.parent(), path.parent()) else {
+            return Err(format!("{shown}: file not found"));
+        };
+        self.0.push(Root {
+            given: given.to_owned(),
+            absolute: folder.to_owned(),
+        });
+        Ok(path)
+    }
+
+    /// The path of the file protox calls `name`, as the user would write
+    /// it: the import folder as given, joined with the name.
+    fn path_of(&self, name: &str) -> String {
+        self.0
+            .iter()
+            .find(|root| root.absolute.join(name).is_file())
+            .map(|root| match root.given.as_os_str().to_str() {
+                Some("." | "") => name.to_owned(),
+                _ => root.given.join(name).display().to_string(),
+            })
+            .unwrap_or_else(|| name.to_owned())
+    }
+
+    /// One line: `file:line:col: message`, as compilers print errors.
+    fn describe(&self, err: &protox::Error) -> String {
+        let located = err
+            .source_code()
+            .zip(err.labels().and_then(|mut l| l.next()));
+        if let Some((source, label)) = located
+            && let Ok(span) = source.read_span(label.inner(), 0, 0)
+        {
+            let name = span.name().or(err.file()).map(|n| self.path_of(n));
             let (line, col) = (span.line() + 1, span.column() + 1);
             let help = err.help().map(|h| format!(" ({h})")).unwrap_or_default();
             return format!("{}:{line}:{col}: {err}{help}", name.unwrap_or_default());
         }
+        match err.file() {
+            Some(file) => format!("{}: {err}", self.path_of(file)),
+            None => err.to_string(),
+        }
     }
-    match err.file() {
-        Some(file) => format!("{file}: {err}"),
-        None => err.to_string(),
+}
+
+/// `path` made absolute against the current folder, with `.` and `..`
+/// folded away by text (protox compares paths by their components).
+fn absolute(path: &Path) -> std::io::Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for component in std::path::absolute(path)?.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
     }
+    Ok(out)
 }

@@ -1,0 +1,156 @@
+//! Where a config problem is: the key path and the line and column of the
+//! YAML, for errors found while parsing and for the checks after it.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// Parses `text` as a `T`, naming the key path of any error.
+pub(super) fn parse<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    let mut key = String::new();
+    serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|err| {
+            key = dotted(err.path());
+            err.into_inner()
+        })
+    })
+    .map_err(|err| YamlError::new(&err, key))
+}
+
+/// YAML that does not parse or does not fit the config: which key, where,
+/// and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}{message}", location(*line, *column), key_prefix(key))]
+pub struct YamlError {
+    /// Dotted path of the offending key, e.g. `upstreams.books.url`; empty
+    /// when the problem is the document itself.
+    pub key: String,
+    /// 1-based line, when the parser knows it.
+    pub line: Option<u64>,
+    /// 1-based column, when the parser knows it.
+    pub column: Option<u64>,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn location(line: Option<u64>, column: Option<u64>) -> String {
+    match (line, column) {
+        (Some(line), Some(column)) => format!("{line}:{column}: "),
+        (Some(line), None) => format!("{line}: "),
+        _ => String::new(),
+    }
+}
+
+fn key_prefix(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}: ")
+    }
+}
+
+/// More than one upstream without `services`, named with their lines.
+pub(super) fn too_many_defaults(defaults: &[(&str, Option<u64>)]) -> String {
+    let names: Vec<String> = defaults
+        .iter()
+        .map(|(name, line)| match line {
+            Some(line) => format!("`{name}` (line {line})"),
+            None => format!("`{name}`"),
+        })
+        .collect();
+    let listed = match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    };
+    format!(
+        "{listed} have no `services`, so each would be the default upstream; \
+         give all but one of them `services`"
+    )
+}
+
+/// The error for YAML with several default upstreams, located at the
+/// second one. Their lines come from a second, lenient pass that keeps
+/// the position of each upstream name.
+pub(super) fn default_upstreams_error(text: &str) -> YamlError {
+    #[derive(Deserialize)]
+    struct Located {
+        #[serde(default)]
+        upstreams: HashMap<serde_saphyr::Spanned<String>, Upstream>,
+    }
+    #[derive(Deserialize)]
+    struct Upstream {
+        #[serde(default)]
+        services: Vec<serde::de::IgnoredAny>,
+    }
+    let mut defaults: Vec<(String, serde_saphyr::Location)> =
+        serde_saphyr::from_str::<Located>(text)
+            .map(|l| l.upstreams)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, u)| u.services.is_empty())
+            .map(|(name, _)| (name.value, name.referenced))
+            .collect();
+    defaults.sort_by_key(|(_, at)| (at.line(), at.column()));
+    let listed: Vec<(&str, Option<u64>)> = defaults
+        .iter()
+        .map(|(name, at)| (name.as_str(), Some(at.line())))
+        .collect();
+    let second = defaults.get(1);
+    YamlError {
+        key: match second {
+            Some((name, _)) => format!("upstreams.{name}"),
+            None => "upstreams".to_owned(),
+        },
+        line: second.map(|(_, at)| at.line()),
+        column: second.map(|(_, at)| at.column()),
+        message: too_many_defaults(&listed),
+    }
+}
+
+/// A key path as written in YAML: `upstreams.books.url`, `protos[1]`,
+/// with keys that hold dots quoted: `timeouts.methods."pkg.S/M"`.
+pub(super) fn dotted(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                let plain = key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if plain && !key.is_empty() {
+                    out.push_str(key);
+                } else {
+                    out.push_str(&format!("{key:?}"));
+                }
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+impl YamlError {
+    fn new(err: &serde_saphyr::Error, key: String) -> YamlError {
+        use serde_saphyr::MessageFormatter as _;
+        let err = err.without_snippet();
+        let position = err.location().filter(|l| l.line() > 0);
+        // The user-facing wording, kept on one line.
+        let message = serde_saphyr::UserMessageFormatter
+            .format_message(err)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        YamlError {
+            key,
+            line: position.map(|l| l.line()),
+            column: position.map(|l| l.column()).filter(|c| *c > 0),
+            message,
+        }
+    }
+}
