@@ -1,0 +1,273 @@
+//! Bad input: one clear `error:` line naming the culprit, exit code 2,
+//! never a panic.
+
+use crate::process::{Run, protogate, protogate_in};
+use crate::support;
+use crate::{arg, fixture, fixtures, write_config};
+
+/// An upstream that is never called: every run here fails before serving
+/// (were one to start, its bounded wait would fail the test).
+const UNUSED_UPSTREAM: &str = "http://127.0.0.1:9";
+
+/// `serve <sources> --upstream … --listen 127.0.0.1:0`.
+fn serve(sources: &[&str]) -> Run {
+    let mut args = vec!["serve"];
+    args.extend_from_slice(sources);
+    args.extend_from_slice(&["--upstream", UNUSED_UPSTREAM, "--listen", "127.0.0.1:0"]);
+    protogate(&args)
+}
+
+#[test]
+fn missing_proto_file_is_named() {
+    let run = serve(&["--proto", "tests/protos/cli/absent.proto"]);
+    run.assert_bad_input(&["tests/protos/cli/absent.proto", "not found"]);
+}
+
+#[test]
+fn missing_descriptor_set_is_named() {
+    let run = serve(&["--descriptor-set", "tests/protos/cli/absent.pb"]);
+    run.assert_bad_input(&["tests/protos/cli/absent.pb", "cannot read"]);
+}
+
+#[test]
+fn syntax_error_names_file_line_and_column() {
+    let run = serve(&["--proto", "tests/protos/cli/broken.proto"]);
+    run.assert_bad_input(&["tests/protos/cli/broken.proto:8:15:"]);
+}
+
+#[test]
+fn syntax_error_names_the_file_under_its_include_path() {
+    let dir = arg(&fixtures());
+    let run = serve(&["-I", &dir, "--proto", "broken.proto"]);
+    run.assert_bad_input(&[&format!("{dir}/broken.proto:8:15:")]);
+}
+
+#[test]
+fn syntax_error_in_a_file_outside_the_working_folder_names_it() {
+    let broken = fixture("broken.proto");
+    let args = ["routes", "--proto", &broken];
+    let run = protogate_in(&support::tempdir(), &args);
+    run.assert_bad_input(&[&format!("{broken}:8:15:")]);
+}
+
+#[test]
+fn syntax_error_in_a_file_above_the_working_folder_names_it() {
+    let args = ["routes", "--proto", "../tests/protos/cli/broken.proto"];
+    let run = protogate_in(&support::repo().join("src"), &args);
+    run.assert_bad_input(&["../tests/protos/cli/broken.proto:8:15:"]);
+}
+
+#[test]
+fn unknown_import_names_importer_line_and_import() {
+    let run = serve(&["--proto", "tests/protos/cli/orphan.proto"]);
+    run.assert_bad_input(&[
+        "tests/protos/cli/orphan.proto:6:1:",
+        "cli/nowhere/absent.proto",
+    ]);
+}
+
+#[test]
+fn corrupt_descriptor_set_is_named() {
+    let path = support::tempdir().join("corrupt.pb");
+    std::fs::write(&path, [0xff, 0xff, 0xff, 0xff]).unwrap();
+    let run = serve(&["--descriptor-set", &arg(&path)]);
+    run.assert_bad_input(&[&arg(&path), "not a valid FileDescriptorSet"]);
+}
+
+#[test]
+fn truncated_descriptor_set_is_named() {
+    let set = support::compile(&fixtures(), &["greeter.proto"]);
+    let path = support::tempdir().join("truncated.pb");
+    std::fs::write(&path, &set[..set.len() / 2]).unwrap();
+    let run = serve(&["--descriptor-set", &arg(&path)]);
+    run.assert_bad_input(&[&arg(&path), "not a valid FileDescriptorSet"]);
+}
+
+#[test]
+fn empty_descriptor_set_is_refused() {
+    let path = support::tempdir().join("empty.pb");
+    std::fs::write(&path, b"").unwrap();
+    let run = serve(&["--descriptor-set", &arg(&path)]);
+    run.assert_bad_input(&[&arg(&path), "no files"]);
+}
+
+#[test]
+fn proto_source_given_as_descriptor_set_suggests_proto_flag() {
+    let run = serve(&["--descriptor-set", "tests/protos/cli/greeter.proto"]);
+    run.assert_bad_input(&["tests/protos/cli/greeter.proto", "--proto"]);
+}
+
+#[test]
+fn descriptor_set_without_its_imports_names_the_missing_file() {
+    let dir = support::tempdir();
+    std::fs::write(
+        dir.join("shared.proto"),
+        "syntax = \"proto3\";\npackage s;\nmessage M {}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("user.proto"),
+        "syntax = \"proto3\";\npackage u;\nimport \"shared.proto\";\nmessage N { s.M m = 1; }\n",
+    )
+    .unwrap();
+    let mut compiler = protox::Compiler::new([&dir]).unwrap();
+    compiler
+        .include_imports(false)
+        .open_file("user.proto")
+        .unwrap();
+    let path = dir.join("user.pb");
+    std::fs::write(&path, compiler.encode_file_descriptor_set()).unwrap();
+    let run = serve(&["--descriptor-set", &arg(&path)]);
+    run.assert_bad_input(&["user.proto imports shared.proto"]);
+}
+
+#[test]
+fn folder_given_as_proto_is_named() {
+    let run = serve(&["--proto", "tests/protos/cli"]);
+    run.assert_bad_input(&["tests/protos/cli", "folder"]);
+}
+
+#[test]
+fn proto_outside_the_include_paths_is_named() {
+    let run = serve(&["-I", "src", "--proto", "tests/protos/cli/greeter.proto"]);
+    run.assert_bad_input(&["tests/protos/cli/greeter.proto", "-I src"]);
+}
+
+#[test]
+fn no_descriptor_source_says_which_flags_give_one() {
+    let run = serve(&[]);
+    run.assert_bad_input(&["--descriptor-set", "--proto"]);
+}
+
+#[test]
+fn serve_without_upstream_says_how_to_give_one() {
+    let greeter = fixture("greeter.proto");
+    let run = protogate(&["serve", "--proto", &greeter, "--listen", "127.0.0.1:0"]);
+    run.assert_bad_input(&["--upstream"]);
+}
+
+#[test]
+fn bad_upstream_flag_is_named() {
+    let greeter = fixture("greeter.proto");
+    let args = [
+        "serve",
+        "--proto",
+        &greeter,
+        "--upstream",
+        "ftp://x",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    protogate(&args).assert_bad_input(&["--upstream", "`ftp://x`"]);
+}
+
+#[test]
+fn upstream_without_scheme_is_refused() {
+    let greeter = fixture("greeter.proto");
+    let args = [
+        "serve",
+        "--proto",
+        &greeter,
+        "--upstream",
+        "127.0.0.1:50051",
+    ];
+    protogate(&args).assert_bad_input(&["--upstream", "`127.0.0.1:50051`"]);
+}
+
+#[test]
+fn bad_listen_flag_is_named() {
+    let greeter = fixture("greeter.proto");
+    let args = [
+        "serve",
+        "--proto",
+        &greeter,
+        "--upstream",
+        UNUSED_UPSTREAM,
+        "--listen",
+        "nowhere",
+    ];
+    protogate(&args).assert_bad_input(&["--listen", "nowhere"]);
+}
+
+#[test]
+fn unknown_flag_is_named() {
+    protogate(&["serve", "--no-such-flag"]).assert_bad_input(&["--no-such-flag"]);
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let path = support::tempdir().join("absent.yaml");
+    let run = serve(&[
+        "--config",
+        &arg(&path),
+        "--proto",
+        &fixture("greeter.proto"),
+    ]);
+    run.assert_bad_input(&[&arg(&path), "cannot read config"]);
+}
+
+#[test]
+fn strict_routes_refuses_conflicts_naming_both() {
+    let config = write_config("strict_routes: true\n");
+    let run = serve(&[
+        "--config",
+        &arg(&config),
+        "--proto",
+        &fixture("clash.proto"),
+    ]);
+    assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
+    run.assert_no_panic();
+    let error = &run.stderr[run.stderr.find("error:").expect("an error")..];
+    assert!(error.contains("strict_routes"), "{error}");
+    assert!(error.contains("cli.clash.v1.Lockers/OpenLocker"), "{error}");
+    assert!(
+        error.contains("cli.clash.v1.Lockers/InspectLocker"),
+        "{error}"
+    );
+    assert!(error.contains("GET /v1/lockers/{id}"), "{error}");
+}
+
+#[test]
+fn busy_listen_address_is_named_without_a_panic() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let greeter = fixture("greeter.proto");
+    let args = [
+        "serve",
+        "--proto",
+        &greeter,
+        "--upstream",
+        UNUSED_UPSTREAM,
+        "--listen",
+        &addr,
+    ];
+    let run = protogate(&args);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    run.assert_no_panic();
+    assert!(
+        run.stderr
+            .contains(&format!("error: cannot listen on {addr}")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn full_stdout_is_an_error_not_a_panic() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let greeter = fixture("greeter.proto");
+    let mut command = crate::process::command(&support::repo(), &["routes", "--proto", &greeter]);
+    command.stdout(full);
+    let run = crate::process::run(command);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    run.assert_no_panic();
+    assert!(
+        run.stderr.contains("error: cannot write the route table"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,174 @@
+//! `protogate demo`: every curl line it prints, run with the real `curl`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::process::{START, Spawned, command};
+use crate::support;
+
+/// Error lines the demo documents, in order: HTTP status, gRPC code, and
+/// whether `details` must be non-empty.
+const DOCUMENTED_ERRORS: [(u16, i64, bool); 3] = [(404, 5, true), (400, 3, true), (400, 3, false)];
+
+/// The demo on a free port, with its printed curl lines: those before the
+/// `# errors` comment and those after it.
+struct Demo {
+    _process: Spawned,
+    lines: Vec<String>,
+    errors: Vec<String>,
+}
+
+fn start_demo() -> Demo {
+    let mut process = Spawned::new(command(
+        &support::repo(),
+        &["demo", "--listen", "127.0.0.1:0"],
+    ));
+    let intro = process.stdout_line(START, |l| l.starts_with("protogate demo:"));
+    let gateway = intro
+        .rsplit("http://")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        !gateway.ends_with(":0"),
+        "the bound port is printed: {intro}"
+    );
+    // The last curl line is followed by an empty line.
+    let last = process.stdout_line(START, |l| l.contains("page_size=ten"));
+    let lines = process.stdout_lines();
+    let end = lines.iter().position(|l| *l == last).expect("last line");
+    let printed: Vec<&str> = lines[..=end].iter().map(|l| l.trim()).collect();
+    let comment = printed
+        .iter()
+        .position(|l| l.starts_with("# errors"))
+        .expect("# errors comment");
+    let curls = |lines: &[&str]| -> Vec<String> {
+        let curls: Vec<String> = lines
+            .iter()
+            .filter(|l| l.starts_with("curl "))
+            .map(|l| (*l).to_owned())
+            .collect();
+        for line in &curls {
+            assert!(
+                line.contains(&gateway),
+                "{line} targets the printed gateway {gateway}"
+            );
+        }
+        curls
+    };
+    Demo {
+        lines: curls(&printed[..comment]),
+        errors: curls(&printed[comment..]),
+        _process: process,
+    }
+}
+
+/// Runs a printed line through `sh` with the real curl, adding only a
+/// bound on time and the status code as a last line of output.
+fn curl(line: &str) -> (u16, String) {
+    let script = format!("{line} --max-time 20 -w '\\n%{{http_code}}'");
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("run sh");
+    assert!(
+        output.status.success(),
+        "`{line}` exited with {}",
+        output.status
+    );
+    let text = String::from_utf8(output.stdout).expect("UTF-8 output");
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    (code.parse().expect("status code"), body.to_owned())
+}
+
+#[test]
+fn curl_is_installed() {
+    // The demo test needs the real curl: missing, it must fail, not skip.
+    let found = Command::new("sh")
+        .args(["-c", "command -v curl"])
+        .output()
+        .expect("run sh");
+    assert!(
+        found.status.success(),
+        "curl is not on PATH (/usr/bin/curl expected)"
+    );
+}
+
+#[test]
+fn every_printed_curl_line_works() {
+    let demo = start_demo();
+    assert!(demo.lines.len() >= 5, "{:?}", demo.lines);
+    for line in &demo.lines {
+        let (status, body) = curl(line);
+        assert!(
+            (200..300).contains(&status),
+            "`{line}` answered {status}: {body}"
+        );
+        let json: Result<Value, _> = serde_json::from_str(&body);
+        assert!(
+            json.is_ok_and(|v| v.is_object()),
+            "`{line}` answered non-JSON: {body}"
+        );
+    }
+}
+
+#[test]
+fn documented_error_lines_answer_their_status_with_a_google_rpc_status() {
+    let demo = start_demo();
+    assert_eq!(
+        demo.errors.len(),
+        DOCUMENTED_ERRORS.len(),
+        "{:?}",
+        demo.errors
+    );
+    for (line, (http, code, has_details)) in demo.errors.iter().zip(DOCUMENTED_ERRORS) {
+        let (status, output) = curl(line);
+        assert_eq!(status, http, "`{line}`: {output}");
+        // `-i`: headers, a blank line, the body.
+        let (head, body) = output.split_once("\r\n\r\n").expect("headers then body");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        let json: Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("`{line}`: {e}: {body}"));
+        assert_eq!(json["code"], code, "`{line}`: {json}");
+        assert!(
+            json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{json}"
+        );
+        let details = json["details"]
+            .as_array()
+            .unwrap_or_else(|| panic!("details: {json}"));
+        if has_details {
+            assert!(
+                details.first().is_some_and(|d| d["@type"].is_string()),
+                "{json}"
+            );
+        }
+    }
+}
+
+#[test]
+fn demo_stops_on_sigterm_with_success() {
+    let mut demo = Spawned::new(command(
+        &support::repo(),
+        &["demo", "--listen", "127.0.0.1:0"],
+    ));
+    demo.stdout_line(START, |l| l.starts_with("protogate demo:"));
+    // Our own child, by its PID.
+    let kill = format!("kill -TERM {}", demo.pid());
+    let sent = Command::new("sh")
+        .args(["-c", &kill])
+        .status()
+        .expect("run sh");
+    assert!(sent.success());
+    let status = demo
+        .wait(Duration::from_secs(15))
+        .expect("the demo exits on SIGTERM");
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,222 @@
+//! `protogate routes`: the table, fallback routes, conflicts and where the
+//! sources come from (flags, a config file, paths relative to it).
+
+use crate::process::{Run, protogate, protogate_in};
+use crate::support;
+use crate::{arg, fixture, fixtures, write_config};
+
+/// The table's rows as columns, after checking the header.
+fn rows(run: &Run) -> Vec<Vec<String>> {
+    let mut lines = run.stdout.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["METHOD", "TEMPLATE", "RPC", "BODY", "RESPONSE_BODY"]
+    );
+    lines
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+fn row(cells: [&str; 5]) -> Vec<String> {
+    cells.map(str::to_owned).to_vec()
+}
+
+fn say_hello() -> Vec<String> {
+    row([
+        "GET",
+        "/v1/greetings/{name}",
+        "cli.greet.v1.Greeter/SayHello",
+        "-",
+        "-",
+    ])
+}
+
+fn send_note() -> Vec<String> {
+    row([
+        "POST",
+        "/v1/notes",
+        "cli.greet.v1.Greeter/SendNote",
+        "*",
+        "text",
+    ])
+}
+
+fn read_count() -> Vec<String> {
+    row([
+        "GET",
+        "/v1/counts/{key}",
+        "cli.plain.v1.Counter/ReadCount",
+        "-",
+        "-",
+    ])
+}
+
+fn bump() -> Vec<String> {
+    row([
+        "POST",
+        "/cli.plain.v1.Counter/Bump",
+        "cli.plain.v1.Counter/Bump",
+        "*",
+        "-",
+    ])
+}
+
+fn assert_ok(run: &Run) {
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    run.assert_no_panic();
+}
+
+#[test]
+fn table_lists_method_template_rpc_body_and_response_body() {
+    let run = protogate(&["routes", "--proto", &fixture("greeter.proto")]);
+    assert_ok(&run);
+    assert_eq!(rows(&run), [say_hello(), send_note()]);
+}
+
+#[test]
+fn unannotated_method_is_served_at_its_grpc_path() {
+    let run = protogate(&["routes", "--proto", &fixture("plain.proto")]);
+    assert_ok(&run);
+    assert_eq!(rows(&run), [read_count(), bump()]);
+}
+
+#[test]
+fn fallback_routes_false_drops_the_grpc_path_route() {
+    let config = write_config("fallback_routes: false\n");
+    let run = protogate(&[
+        "routes",
+        "--config",
+        &arg(&config),
+        "--proto",
+        &fixture("plain.proto"),
+    ]);
+    assert_ok(&run);
+    assert_eq!(rows(&run), [read_count()]);
+}
+
+#[test]
+fn conflict_exits_non_zero_naming_both_methods() {
+    let run = protogate(&["routes", "--proto", &fixture("clash.proto")]);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    run.assert_no_panic();
+    let conflict = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("conflict:"))
+        .unwrap_or_else(|| panic!("a conflict line; stderr:\n{}", run.stderr));
+    assert!(
+        conflict.contains("cli.clash.v1.Lockers/OpenLocker"),
+        "{conflict}"
+    );
+    assert!(
+        conflict.contains("cli.clash.v1.Lockers/InspectLocker"),
+        "{conflict}"
+    );
+    assert!(conflict.contains("GET /v1/lockers/{id}"), "{conflict}");
+}
+
+#[test]
+fn conflict_keeps_the_first_declared_method_in_the_table() {
+    let run = protogate(&["routes", "--proto", &fixture("clash.proto")]);
+    let kept = row([
+        "GET",
+        "/v1/lockers/{id}",
+        "cli.clash.v1.Lockers/OpenLocker",
+        "-",
+        "-",
+    ]);
+    assert_eq!(rows(&run), [kept]);
+}
+
+#[test]
+fn descriptor_set_gives_the_same_table_as_its_proto() {
+    let set = support::compile(&fixtures(), &["greeter.proto"]);
+    let path = support::tempdir().join("greeter.pb");
+    std::fs::write(&path, &set).unwrap();
+    let run = protogate(&["routes", "--descriptor-set", &arg(&path)]);
+    assert_ok(&run);
+    assert_eq!(rows(&run), [say_hello(), send_note()]);
+}
+
+#[test]
+fn routes_follow_the_order_of_the_proto_flags() {
+    let (greeter, plain) = (fixture("greeter.proto"), fixture("plain.proto"));
+    let run = protogate(&["routes", "--proto", &plain, "--proto", &greeter]);
+    assert_ok(&run);
+    assert_eq!(rows(&run), [read_count(), bump(), say_hello(), send_note()]);
+}
+
+#[test]
+fn proto_names_resolve_against_include_paths() {
+    let dir = arg(&fixtures());
+    let args = [
+        "routes",
+        "-I",
+        &dir,
+        "--proto",
+        "greeter.proto",
+        "--proto",
+        "plain.proto",
+    ];
+    let run = protogate_in(&support::tempdir(), &args);
+    assert_ok(&run);
+    assert_eq!(rows(&run), [say_hello(), send_note(), read_count(), bump()]);
+}
+
+#[test]
+fn absolute_proto_path_outside_the_working_folder_compiles() {
+    let run = protogate_in(
+        &support::tempdir(),
+        &["routes", "--proto", &fixture("greeter.proto")],
+    );
+    assert_ok(&run);
+    assert_eq!(rows(&run), [say_hello(), send_note()]);
+}
+
+/// A folder with `conf/gateway.yaml` holding `yaml` and copies of the
+/// fixtures under `conf/protos/`; returns the config's path.
+fn config_folder(yaml: &str) -> std::path::PathBuf {
+    let conf = support::tempdir().join("conf");
+    std::fs::create_dir_all(conf.join("protos")).unwrap();
+    for name in ["greeter.proto", "plain.proto"] {
+        std::fs::copy(fixtures().join(name), conf.join("protos").join(name)).unwrap();
+    }
+    let set = support::compile(&fixtures(), &["plain.proto"]);
+    std::fs::write(conf.join("plain.pb"), &set).unwrap();
+    std::fs::write(conf.join("gateway.yaml"), yaml).unwrap();
+    conf.join("gateway.yaml")
+}
+
+#[test]
+fn config_protos_are_relative_to_the_config_folder() {
+    let config = config_folder("protos: [protos/greeter.proto]\n");
+    let run = protogate_in(&support::tempdir(), &["routes", "--config", &arg(&config)]);
+    assert_ok(&run);
+    assert_eq!(rows(&run), [say_hello(), send_note()]);
+}
+
+#[test]
+fn config_descriptor_sets_are_relative_to_the_config_folder() {
+    let config = config_folder("descriptor_sets: [plain.pb]\n");
+    let run = protogate_in(&support::tempdir(), &["routes", "--config", &arg(&config)]);
+    assert_ok(&run);
+    assert_eq!(rows(&run), [read_count(), bump()]);
+}
+
+#[test]
+fn config_include_paths_are_relative_to_the_config_folder() {
+    let config = config_folder("include_paths: [protos]\nprotos: [plain.proto]\n");
+    let run = protogate_in(&support::tempdir(), &["routes", "--config", &arg(&config)]);
+    assert_ok(&run);
+    assert_eq!(rows(&run), [read_count(), bump()]);
+}
+
+#[test]
+fn proto_flag_overrides_config_protos() {
+    let config = config_folder("protos: [protos/plain.proto]\n");
+    let greeter = fixture("greeter.proto");
+    let run = protogate(&["routes", "--config", &arg(&config), "--proto", &greeter]);
+    assert_ok(&run);
+    assert_eq!(rows(&run), [say_hello(), send_note()]);
+}

@@ -1,0 +1,264 @@
+//! `protogate serve` running as a process in front of real tonic backends:
+//! port 0, conflicts, fallback routes, and config settings taking effect
+//! with flags on top.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::process::Served;
+use crate::support::{self, EchoBackend, Script};
+use crate::{arg, fixture, fixtures, write_config};
+
+/// A backend serving every fixture service.
+async fn backend() -> EchoBackend {
+    let set = support::compile(
+        &fixtures(),
+        &["greeter.proto", "plain.proto", "clash.proto"],
+    );
+    EchoBackend::start(support::pool(&set)).await
+}
+
+fn answer(response: Value) -> Script {
+    Script {
+        response: Some(response),
+        ..Script::default()
+    }
+}
+
+/// `serve <args> --listen 127.0.0.1:0` (with RUST_LOG unset, so the
+/// address must be logged at the default level), on a blocking thread:
+/// the wait for its address is a polling loop.
+async fn serve(args: Vec<String>) -> Served {
+    tokio::task::spawn_blocking(move || {
+        let mut all: Vec<&str> = vec!["serve"];
+        all.extend(args.iter().map(String::as_str));
+        all.extend(["--listen", "127.0.0.1:0"]);
+        Served::start(&all)
+    })
+    .await
+    .expect("serve starts")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let response = support::http1().get(url).send().await.expect("GET");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_zero_binds_a_free_port_that_answers() {
+    let backend = backend().await;
+    backend.script(answer(json!({"message": "hello ada", "greeting_count": 2})));
+    let served = serve(args(&[
+        "--proto",
+        &fixture("greeter.proto"),
+        "--upstream",
+        &backend.url(),
+    ]))
+    .await;
+    assert_ne!(served.addr.port(), 0);
+    let (status, body) = get(&served.url("/v1/greetings/ada")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"message": "hello ada", "greetingCount": 2}));
+    assert_eq!(backend.last().json, json!({"name": "ada"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_routes_serve_the_first_method_and_warn_naming_both() {
+    let backend = backend().await;
+    let mut served = serve(args(&[
+        "--proto",
+        &fixture("clash.proto"),
+        "--upstream",
+        &backend.url(),
+    ]))
+    .await;
+    let warning = served
+        .process
+        .stderr_line(Duration::from_secs(5), |l| l.contains("WARN"));
+    assert!(
+        warning.contains("cli.clash.v1.Lockers/OpenLocker"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("cli.clash.v1.Lockers/InspectLocker"),
+        "{warning}"
+    );
+    let (status, body) = get(&served.url("/v1/lockers/7")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(backend.last().method, "/cli.clash.v1.Lockers/OpenLocker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unannotated_method_answers_at_its_grpc_path() {
+    let backend = backend().await;
+    let served = serve(args(&[
+        "--proto",
+        &fixture("plain.proto"),
+        "--upstream",
+        &backend.url(),
+    ]))
+    .await;
+    let response = support::http1()
+        .post(served.url("/cli.plain.v1.Counter/Bump"))
+        .json(&json!({"key": "visits"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(backend.last().method, "/cli.plain.v1.Counter/Bump");
+    assert_eq!(backend.last().json, json!({"key": "visits"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_routes_false_leaves_the_grpc_path_unrouted() {
+    let backend = backend().await;
+    let config = write_config("fallback_routes: false\n");
+    let plain = fixture("plain.proto");
+    let served = serve(args(&[
+        "--config",
+        &arg(&config),
+        "--proto",
+        &plain,
+        "--upstream",
+        &backend.url(),
+    ]))
+    .await;
+    let response = support::http1()
+        .post(served.url("/cli.plain.v1.Counter/Bump"))
+        .json(&json!({"key": "visits"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 404);
+    assert!(backend.records().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_override_listen_and_default_upstream_of_the_file() {
+    let (from_file, from_flag) = (backend().await, backend().await);
+    // Binding the file's address would fail: it is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = write_config(&format!(
+        "listen: {}\nupstreams:\n  main:\n    url: {}\n",
+        taken.local_addr().unwrap(),
+        from_file.url()
+    ));
+    let greeter = fixture("greeter.proto");
+    let served = serve(args(&[
+        "--config",
+        &arg(&config),
+        "--proto",
+        &greeter,
+        "--upstream",
+        &from_flag.url(),
+    ]))
+    .await;
+    let (status, _) = get(&served.url("/v1/greetings/ada")).await;
+    assert_eq!(status, 200);
+    assert_eq!(from_flag.records().len(), 1);
+    assert!(from_file.records().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_serve_the_services_the_config_gives_them() {
+    let (greeters, rest) = (backend().await, backend().await);
+    let config = write_config(&format!(
+        "protos: [{}, {}]\nupstreams:\n  greeters:\n    url: {}\n    services: [cli.greet.v1.Greeter]\n  \
+         rest:\n    url: {}\n",
+        fixture("greeter.proto"),
+        fixture("plain.proto"),
+        greeters.url(),
+        rest.url()
+    ));
+    let served = serve(args(&["--config", &arg(&config)])).await;
+    assert_eq!(get(&served.url("/v1/greetings/ada")).await.0, 200);
+    assert_eq!(get(&served.url("/v1/counts/visits")).await.0, 200);
+    assert_eq!(greeters.last().method, "/cli.greet.v1.Greeter/SayHello");
+    assert_eq!(rest.last().method, "/cli.plain.v1.Counter/ReadCount");
+    assert_eq!((greeters.records().len(), rest.records().len()), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_options_of_the_config_shape_responses() {
+    let backend = backend().await;
+    backend.script(answer(json!({"message": "hi", "greeting_count": 0})));
+    let config = write_config("json:\n  use_proto_names: true\n  emit_unpopulated: true\n");
+    let greeter = fixture("greeter.proto");
+    let served = serve(args(&[
+        "--config",
+        &arg(&config),
+        "--proto",
+        &greeter,
+        "--upstream",
+        &backend.url(),
+    ]))
+    .await;
+    let (status, body) = get(&served.url("/v1/greetings/ada")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"message": "hi", "greeting_count": 0}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_allow_list_of_the_config_forwards_only_listed_headers() {
+    let backend = backend().await;
+    let config = write_config("headers:\n  forward: [X-Tenant]\n");
+    let greeter = fixture("greeter.proto");
+    let served = serve(args(&[
+        "--config",
+        &arg(&config),
+        "--proto",
+        &greeter,
+        "--upstream",
+        &backend.url(),
+    ]))
+    .await;
+    let response = support::http1()
+        .get(served.url("/v1/greetings/ada"))
+        .header("X-Tenant", "blue")
+        .header("X-Unlisted", "red")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status().as_u16(), 200);
+    let metadata = backend.last().metadata;
+    assert_eq!(
+        metadata.get("x-tenant").and_then(|v| v.to_str().ok()),
+        Some("blue")
+    );
+    assert!(metadata.get("x-unlisted").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_timeout_of_the_config_cuts_a_slow_call() {
+    let backend = backend().await;
+    let config = write_config("timeouts:\n  methods:\n    cli.greet.v1.Greeter/SayHello: 200ms\n");
+    let greeter = fixture("greeter.proto");
+    let served = serve(args(&[
+        "--config",
+        &arg(&config),
+        "--proto",
+        &greeter,
+        "--upstream",
+        &backend.url(),
+    ]))
+    .await;
+    let started = Instant::now();
+    let response = support::http1()
+        .get(served.url("/v1/greetings/ada"))
+        .header("Grpc-Metadata-X-Echo-Delay-Ms", "5000")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status().as_u16(), 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
