@@ -47,7 +47,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         .include_imports(true)
         .open_files(BUNDLED)?
         .open_files(WELL_KNOWN)?;
-    fs::write(out.join("bundled.bin"), bundled.encode_file_descriptor_set())?;
+    fs::write(
+        out.join("bundled.bin"),
+        bundled.encode_file_descriptor_set(),
+    )?;
 
     let mut demo = protox::Compiler::new(["proto"])?;
     demo.include_imports(true)

@@ -40,7 +40,8 @@ impl Backend {
     pub async fn start(addr: SocketAddr) -> std::io::Result<Backend> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let service = pb::bookshop_server::BookshopServer::new(Bookshop::with_sample_books());
         let task = tokio::spawn(async move {
             if let Err(err) = tonic::transport::Server::builder()
@@ -74,9 +75,10 @@ pub fn config(listen: SocketAddr, backend: SocketAddr) -> Config {
         embedded_descriptors: vec![Bytes::from_static(DESCRIPTOR_SET)],
         ..Config::default()
     };
-    config
-        .upstreams
-        .insert("bookshop".to_owned(), UpstreamConfig::new(format!("http://{backend}")));
+    config.upstreams.insert(
+        "bookshop".to_owned(),
+        UpstreamConfig::new(format!("http://{backend}")),
+    );
     config
 }
 

@@ -76,7 +76,9 @@ pub fn http_status(code: Code) -> StatusCode {
         Code::Ok => StatusCode::OK,
         Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            StatusCode::BAD_REQUEST
+        }
         Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         Code::NotFound => StatusCode::NOT_FOUND,
         Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
@@ -93,16 +95,24 @@ impl GatewayError {
     pub fn status(&self) -> (StatusCode, Code) {
         match self {
             GatewayError::NotFound { .. } => (StatusCode::NOT_FOUND, Code::NotFound),
-            GatewayError::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented),
+            GatewayError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented)
+            }
             GatewayError::BadRequest(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
             GatewayError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, Code::InvalidArgument),
-            GatewayError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, Code::ResourceExhausted),
-            GatewayError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument),
+            GatewayError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, Code::ResourceExhausted)
+            }
+            GatewayError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument)
+            }
             GatewayError::BodyRead(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
             GatewayError::NoUpstream(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
             GatewayError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented),
             GatewayError::Upstream(status, _) => (http_status(status.code()), status.code()),
-            GatewayError::DeadlineExceeded(_) => (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded),
+            GatewayError::DeadlineExceeded(_) => {
+                (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded)
+            }
             GatewayError::BadUpstreamResponse(_) => (StatusCode::BAD_GATEWAY, Code::Internal),
         }
     }
@@ -118,7 +128,10 @@ impl GatewayError {
                     metadata::to_headers(md, "grpc-metadata-", &mut headers);
                 }
                 metadata::to_headers(grpc.metadata(), "grpc-trailer-", &mut headers);
-                (grpc.message().to_owned(), details_json(grpc.details(), pool, codec))
+                (
+                    grpc.message().to_owned(),
+                    details_json(grpc.details(), pool, codec),
+                )
             }
             GatewayError::MethodNotAllowed { allow, .. } => {
                 let list: Vec<&str> = allow.iter().map(Method::as_str).collect();
@@ -169,7 +182,11 @@ fn details_json(bytes: &[u8], pool: &DescriptorPool, codec: &Codec) -> Vec<serde
     let Ok(status) = RpcStatus::decode(bytes) else {
         return Vec::new();
     };
-    status.details.iter().map(|any| any_json(any, pool, codec)).collect()
+    status
+        .details
+        .iter()
+        .map(|any| any_json(any, pool, codec))
+        .collect()
 }
 
 fn any_json(any: &prost_types::Any, pool: &DescriptorPool, codec: &Codec) -> serde_json::Value {
@@ -177,7 +194,10 @@ fn any_json(any: &prost_types::Any, pool: &DescriptorPool, codec: &Codec) -> ser
     let decoded = pool
         .get_message_by_name(type_name)
         .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok())
-        .and_then(|msg| msg.serialize_with_options(serde_json::value::Serializer, &codec.serialize).ok());
+        .and_then(|msg| {
+            msg.serialize_with_options(serde_json::value::Serializer, &codec.serialize)
+                .ok()
+        });
     let mut out = serde_json::Map::new();
     out.insert("@type".to_owned(), any.type_url.clone().into());
     match decoded {
@@ -227,10 +247,22 @@ mod tests {
     #[test]
     fn gateway_errors_use_the_agreed_codes() {
         let cases = [
-            (GatewayError::PayloadTooLarge(1), 413, Code::ResourceExhausted),
-            (GatewayError::UnsupportedMediaType("text/csv".into()), 415, Code::InvalidArgument),
+            (
+                GatewayError::PayloadTooLarge(1),
+                413,
+                Code::ResourceExhausted,
+            ),
+            (
+                GatewayError::UnsupportedMediaType("text/csv".into()),
+                415,
+                Code::InvalidArgument,
+            ),
             (GatewayError::NoUpstream("x".into()), 503, Code::Unavailable),
-            (GatewayError::DeadlineExceeded(Duration::from_secs(1)), 504, Code::DeadlineExceeded),
+            (
+                GatewayError::DeadlineExceeded(Duration::from_secs(1)),
+                504,
+                Code::DeadlineExceeded,
+            ),
         ];
         for (err, http, code) in cases {
             assert_eq!(err.status(), (StatusCode::from_u16(http).unwrap(), code));

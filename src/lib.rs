@@ -68,7 +68,11 @@ pub async fn start(config: &Config) -> Result<Server, StartError> {
             addr: config.listen,
             source,
         })?;
-    tracing::info!(routes, upstreams = snapshot.upstreams.len(), "Descriptors loaded");
+    tracing::info!(
+        routes,
+        upstreams = snapshot.upstreams.len(),
+        "Descriptors loaded"
+    );
     let options = ListenerOptions {
         max_header_bytes: config.limits.max_header_bytes,
         ..ListenerOptions::default()

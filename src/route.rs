@@ -103,7 +103,12 @@ impl fmt::Display for Conflict {
         write!(
             f,
             "{} {} ({}) conflicts with {} {} ({}), declared first",
-            self.method, self.dropped_template, self.dropped_rpc, self.method, self.kept_template, self.kept_rpc
+            self.method,
+            self.dropped_template,
+            self.dropped_rpc,
+            self.method,
+            self.kept_template,
+            self.kept_rpc
         )
     }
 }
@@ -163,7 +168,10 @@ impl RouteTable {
     pub fn build(
         pool: &DescriptorPool,
         options: &TableOptions,
-        mut assign: impl FnMut(&ServiceDescriptor, &MethodDescriptor) -> (Option<usize>, Option<Duration>),
+        mut assign: impl FnMut(
+            &ServiceDescriptor,
+            &MethodDescriptor,
+        ) -> (Option<usize>, Option<Duration>),
     ) -> Result<RouteTable, RouteError> {
         let http = pool.get_extension_by_name("google.api.http");
         let mut table = RouteTable {
@@ -179,9 +187,11 @@ impl RouteTable {
                 let (upstream, timeout) = assign(&service, &method);
                 let rpc = Arc::new(rpc(&service, &method, upstream, timeout));
                 let bindings = match &http {
-                    Some(ext) => http_rule::rule::bindings(&method, ext).map_err(|source| RouteError::Rule {
-                        rpc: rpc.name.to_string(),
-                        source,
+                    Some(ext) => http_rule::rule::bindings(&method, ext).map_err(|source| {
+                        RouteError::Rule {
+                            rpc: rpc.name.to_string(),
+                            source,
+                        }
                     })?,
                     None => Vec::new(),
                 };
@@ -192,9 +202,11 @@ impl RouteTable {
                     continue;
                 }
                 for (i, binding) in bindings.into_iter().enumerate() {
-                    let template = Template::parse(&binding.template).map_err(|source| RouteError::Template {
-                        rpc: rpc.name.to_string(),
-                        source,
+                    let template = Template::parse(&binding.template).map_err(|source| {
+                        RouteError::Template {
+                            rpc: rpc.name.to_string(),
+                            source,
+                        }
                     })?;
                     table.add(
                         binding.method,
@@ -237,8 +249,10 @@ impl RouteTable {
             template: template.to_string(),
             source,
         };
-        let request = RequestPlan::new(&rpc.descriptor.input(), &template, body).map_err(plan_error)?;
-        let response = ResponsePlan::new(&rpc.descriptor.output(), response_body).map_err(plan_error)?;
+        let request =
+            RequestPlan::new(&rpc.descriptor.input(), &template, body).map_err(plan_error)?;
+        let response =
+            ResponsePlan::new(&rpc.descriptor.output(), response_body).map_err(plan_error)?;
         let id = self.routes.len();
         if let Err(existing) = self.matcher.insert(method.clone(), &template, id) {
             let kept = &self.routes[existing];
@@ -290,7 +304,8 @@ fn rpc(
     timeout: Option<Duration>,
 ) -> Rpc {
     let name = format!("{}/{}", service.full_name(), method.name());
-    let path = PathAndQuery::try_from(format!("/{name}")).unwrap_or_else(|_| PathAndQuery::from_static("/"));
+    let path = PathAndQuery::try_from(format!("/{name}"))
+        .unwrap_or_else(|_| PathAndQuery::from_static("/"));
     let kind = match (method.is_client_streaming(), method.is_server_streaming()) {
         (false, false) => RpcKind::Unary,
         (false, true) => RpcKind::ServerStreaming,

@@ -87,7 +87,11 @@ pub struct Server {
 
 impl Server {
     /// Starts serving `gateway` on `listener`.
-    pub fn start(listener: TcpListener, gateway: Arc<Gateway>, options: ListenerOptions) -> std::io::Result<Server> {
+    pub fn start(
+        listener: TcpListener,
+        gateway: Arc<Gateway>,
+        options: ListenerOptions,
+    ) -> std::io::Result<Server> {
         let local_addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(accept_loop(listener, gateway.router(), options, rx));
@@ -163,7 +167,10 @@ async fn accept_loop(
             request.extensions_mut().insert(ClientAddr(addr));
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = builder.serve_connection_with_upgrades(
+            TokioIo::new(stream),
+            TowerToHyperService::new(service),
+        );
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
             if let Err(err) = connection.await {
@@ -172,7 +179,10 @@ async fn accept_loop(
         });
     }
     drop(listener);
-    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("Shutdown grace period over; closing remaining connections");
     }
 }

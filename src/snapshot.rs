@@ -105,7 +105,11 @@ impl Snapshot {
             pool,
             routes,
             upstreams,
-            codec: Codec::new(&config.json, config.unknown_query_params, config.limits.max_query_params),
+            codec: Codec::new(
+                &config.json,
+                config.unknown_query_params,
+                config.limits.max_query_params,
+            ),
             headers: HeaderPolicy {
                 forward: config.headers.forward.clone(),
             },

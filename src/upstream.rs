@@ -93,7 +93,11 @@ pub enum CallError {
 
 impl Upstream {
     /// Sets up the channel (connecting lazily, on first use).
-    pub fn new(name: &str, config: &UpstreamConfig, settings: &ChannelSettings) -> Result<Upstream, UpstreamError> {
+    pub fn new(
+        name: &str,
+        config: &UpstreamConfig,
+        settings: &ChannelSettings,
+    ) -> Result<Upstream, UpstreamError> {
         let url_error = |reason: String| UpstreamError::Url {
             name: name.to_owned(),
             url: config.url.clone(),
@@ -144,10 +148,10 @@ impl Upstream {
             mut metadata,
             timeout,
         } = call;
-        if let Some(timeout) = timeout {
-            if let Ok(value) = metadata::format_grpc_timeout(timeout).parse() {
-                metadata.insert("grpc-timeout", value);
-            }
+        if let Some(timeout) = timeout
+            && let Ok(value) = metadata::format_grpc_timeout(timeout).parse()
+        {
+            metadata.insert("grpc-timeout", value);
         }
         let request = tonic::Request::from_parts(metadata, Default::default(), message);
         let mut grpc = tonic::client::Grpc::new(self.channel.clone())
@@ -192,12 +196,16 @@ fn tls_config(tls: Option<&UpstreamTls>) -> Result<ClientTlsConfig, String> {
     let Some(tls) = tls else {
         return Ok(config);
     };
-    let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
     if let Some(ca) = &tls.ca_file {
         config = config.ca_certificate(Certificate::from_pem(read(ca)?));
     }
     match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => config = config.identity(Identity::from_pem(read(cert)?, read(key)?)),
+        (Some(cert), Some(key)) => {
+            config = config.identity(Identity::from_pem(read(cert)?, read(key)?))
+        }
         (None, None) => {}
         _ => return Err("cert_file and key_file must be given together".to_owned()),
     }

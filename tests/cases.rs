@@ -26,7 +26,8 @@ fn cases() -> Vec<Case> {
         .filter(|p| p.join("expect.json").exists())
         .map(|dir| Case {
             name: dir.file_name().unwrap().to_string_lossy().into_owned(),
-            expect: serde_json::from_slice(&std::fs::read(dir.join("expect.json")).unwrap()).unwrap(),
+            expect: serde_json::from_slice(&std::fs::read(dir.join("expect.json")).unwrap())
+                .unwrap(),
             dir,
         })
         .collect();
@@ -117,26 +118,41 @@ fn script(dir: &Path) -> Script {
         ..Script::default()
     };
     if let Some(code) = json.get("status").and_then(Value::as_i64) {
-        let message = json.get("message").and_then(Value::as_str).unwrap_or("echo error").to_owned();
-        let details = json.get("details").and_then(Value::as_array).cloned().unwrap_or_default();
+        let message = json
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("echo error")
+            .to_owned();
+        let details = json
+            .get("details")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         script.error = Some((tonic::Code::from_i32(code as i32), message, details));
     }
     script
 }
 
-fn same_message(pool: &DescriptorPool, method: &str, expected: &Value, actual: &DynamicMessage) -> Result<(), String> {
+fn same_message(
+    pool: &DescriptorPool,
+    method: &str,
+    expected: &Value,
+    actual: &DynamicMessage,
+) -> Result<(), String> {
     let (service, name) = method.trim_start_matches('/').split_once('/').unwrap();
     let input = pool
         .get_service_by_name(service)
         .and_then(|s| s.methods().find(|m| m.name() == name))
         .unwrap()
         .input();
-    let expected_message =
-        DynamicMessage::deserialize(input, expected).map_err(|e| format!("expect.json backend_request: {e}"))?;
+    let expected_message = DynamicMessage::deserialize(input, expected)
+        .map_err(|e| format!("expect.json backend_request: {e}"))?;
     if &expected_message == actual {
         Ok(())
     } else {
-        Err(format!("backend_request: expected {expected}, got {actual:?}"))
+        Err(format!(
+            "backend_request: expected {expected}, got {actual:?}"
+        ))
     }
 }
 
@@ -148,7 +164,13 @@ async fn run(case: &Case) -> Result<(), String> {
     let backend = EchoBackend::start(pool.clone()).await;
     backend.script(script(&case.dir));
     let upstream = backend.url();
-    let gateway = BinGateway::spawn(&["serve", "--descriptor-set", set_path.to_str().unwrap(), "--upstream", &upstream]);
+    let gateway = BinGateway::spawn(&[
+        "serve",
+        "--descriptor-set",
+        set_path.to_str().unwrap(),
+        "--upstream",
+        &upstream,
+    ]);
 
     let request = parse_request(&case.dir.join("request.http"));
     let client = support::http1();
@@ -159,14 +181,22 @@ async fn run(case: &Case) -> Result<(), String> {
             builder = builder.header(k, v);
         }
     }
-    let response = builder.body(request.body).send().await.map_err(|e| e.to_string())?;
+    let response = builder
+        .body(request.body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response.bytes().await.map_err(|e| e.to_string())?;
     let exp = &case.expect;
 
     if Some(status as u64) != exp["status"].as_u64() {
-        return Err(format!("status {status}, expected {} (body {})", exp["status"], String::from_utf8_lossy(&body)));
+        return Err(format!(
+            "status {status}, expected {} (body {})",
+            exp["status"],
+            String::from_utf8_lossy(&body)
+        ));
     }
     if let Some(want) = exp.get("response_headers").and_then(Value::as_object) {
         for (k, v) in want {
@@ -174,42 +204,54 @@ async fn run(case: &Case) -> Result<(), String> {
             match (v.as_str(), got) {
                 (None, None) => {}
                 (None, Some(g)) => return Err(format!("header {k} should be absent, got {g}")),
-                (Some(v), Some(g)) if g == v || g.split(';').next().unwrap().trim().eq_ignore_ascii_case(v) => {}
+                (Some(v), Some(g))
+                    if g == v || g.split(';').next().unwrap().trim().eq_ignore_ascii_case(v) => {}
                 (Some(v), g) => return Err(format!("header {k}: expected {v}, got {g:?}")),
             }
         }
     }
     if exp.get("response_body").is_some() || exp.get("response_body_subset").is_some() {
-        let got: Value = serde_json::from_slice(&body).map_err(|_| format!("body is not JSON: {}", String::from_utf8_lossy(&body)))?;
-        if let Some(want) = exp.get("response_body") {
-            if norm(want) != norm(&got) {
-                return Err(format!("body: expected {want}, got {got}"));
-            }
+        let got: Value = serde_json::from_slice(&body)
+            .map_err(|_| format!("body is not JSON: {}", String::from_utf8_lossy(&body)))?;
+        if let Some(want) = exp.get("response_body")
+            && norm(want) != norm(&got)
+        {
+            return Err(format!("body: expected {want}, got {got}"));
         }
         if let Some(want) = exp.get("response_body_subset") {
             subset(want, &got, "$").map_err(|e| format!("body subset: {e}"))?;
         }
     }
     let records = backend.records();
-    if let Some(called) = exp.get("backend_called").and_then(Value::as_bool) {
-        if called != !records.is_empty() {
-            return Err(format!("backend_called should be {called}, got {} request(s)", records.len()));
-        }
+    if let Some(called) = exp.get("backend_called").and_then(Value::as_bool)
+        && called == records.is_empty()
+    {
+        return Err(format!(
+            "backend_called should be {called}, got {} request(s)",
+            records.len()
+        ));
     }
     if let Some(want) = exp.get("backend_request") {
         let last = records.last().ok_or("the backend received no request")?;
         same_message(&pool, &last.method, want, &last.message)?;
     }
     if let Some(want) = exp.get("backend_metadata").and_then(Value::as_object) {
-        let md = &records.first().ok_or("the backend received no request")?.metadata;
+        let md = &records
+            .first()
+            .ok_or("the backend received no request")?
+            .metadata;
         for (k, v) in want {
             let got = if k.ends_with("-bin") {
-                md.get_bin(k.as_str()).and_then(|v| v.to_bytes().ok()).map(|b| {
-                    use base64::Engine as _;
-                    base64::engine::general_purpose::STANDARD.encode(b)
-                })
+                md.get_bin(k.as_str())
+                    .and_then(|v| v.to_bytes().ok())
+                    .map(|b| {
+                        use base64::Engine as _;
+                        base64::engine::general_purpose::STANDARD.encode(b)
+                    })
             } else {
-                md.get(k.as_str()).and_then(|v| v.to_str().ok()).map(str::to_owned)
+                md.get(k.as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
             };
             if v.as_str() != got.as_deref() {
                 return Err(format!("metadata {k}: expected {v}, got {got:?}"));
@@ -222,12 +264,20 @@ async fn run(case: &Case) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_passes() {
     let cases = cases();
-    assert!(cases.len() >= 18, "expected the cases in tests/cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 18,
+        "expected the cases in tests/cases, found {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for case in &cases {
         if let Err(reason) = run(case).await {
             failures.push(format!("{}: {reason}", case.name));
         }
     }
-    assert!(failures.is_empty(), "failing cases:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failing cases:\n{}",
+        failures.join("\n")
+    );
 }

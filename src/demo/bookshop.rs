@@ -33,18 +33,61 @@ impl Bookshop {
     /// A bookshop with two shelves and a few books.
     pub fn with_sample_books() -> Bookshop {
         let mut state = State::default();
-        for (id, theme) in [("fiction", "Novels, plays and poems"), ("science", "Popular science")] {
+        for (id, theme) in [
+            ("fiction", "Novels, plays and poems"),
+            ("science", "Popular science"),
+        ] {
             state.shelves.push(Shelf {
                 name: format!("shelves/{id}"),
                 theme: theme.to_owned(),
             });
         }
         let books = [
-            ("fiction", "dune", "Dune", "Frank Herbert", 412, Genre::Fiction, 9_780_441_013_593),
-            ("fiction", "emma", "Emma", "Jane Austen", 474, Genre::Fiction, 9_780_141_439_587),
-            ("fiction", "odyssey", "The Odyssey", "Homer", 541, Genre::Poetry, 9_780_140_268_867),
-            ("science", "cosmos", "Cosmos", "Carl Sagan", 365, Genre::Science, 9_780_345_539_434),
-            ("science", "origin", "On the Origin of Species", "Charles Darwin", 502, Genre::Science, 9_780_451_529_060),
+            (
+                "fiction",
+                "dune",
+                "Dune",
+                "Frank Herbert",
+                412,
+                Genre::Fiction,
+                9_780_441_013_593,
+            ),
+            (
+                "fiction",
+                "emma",
+                "Emma",
+                "Jane Austen",
+                474,
+                Genre::Fiction,
+                9_780_141_439_587,
+            ),
+            (
+                "fiction",
+                "odyssey",
+                "The Odyssey",
+                "Homer",
+                541,
+                Genre::Poetry,
+                9_780_140_268_867,
+            ),
+            (
+                "science",
+                "cosmos",
+                "Cosmos",
+                "Carl Sagan",
+                365,
+                Genre::Science,
+                9_780_345_539_434,
+            ),
+            (
+                "science",
+                "origin",
+                "On the Origin of Species",
+                "Charles Darwin",
+                502,
+                Genre::Science,
+                9_780_451_529_060,
+            ),
         ];
         for (shelf, id, title, author, pages, genre, sku) in books {
             let name = format!("shelves/{shelf}/books/{id}");
@@ -138,7 +181,10 @@ impl pb::bookshop_server::Bookshop for Bookshop {
         Ok(Response::new(pb::ListShelvesResponse { shelves }))
     }
 
-    async fn list_books(&self, request: Request<pb::ListBooksRequest>) -> Result<Response<pb::ListBooksResponse>, Status> {
+    async fn list_books(
+        &self,
+        request: Request<pb::ListBooksRequest>,
+    ) -> Result<Response<pb::ListBooksResponse>, Status> {
         let request = request.into_inner();
         let state = self.state.lock();
         if !state.has_shelf(&request.parent) {
@@ -153,9 +199,9 @@ impl pb::bookshop_server::Bookshop for Bookshop {
         };
         let start = match request.page_token.as_str() {
             "" => 0,
-            token => token
-                .parse::<usize>()
-                .map_err(|_| bad_request(vec![("page_token", "not a token from a previous page")]))?,
+            token => token.parse::<usize>().map_err(|_| {
+                bad_request(vec![("page_token", "not a token from a previous page")])
+            })?,
         };
         let prefix = format!("{}/books/", request.parent);
         let matching: Vec<&Book> = state
@@ -164,23 +210,42 @@ impl pb::bookshop_server::Bookshop for Bookshop {
             .filter(|b| b.name.starts_with(&prefix))
             .filter(|b| request.genre == 0 || b.genre == request.genre)
             .collect();
-        let books: Vec<Book> = matching.iter().skip(start).take(page_size).map(|b| (*b).clone()).collect();
+        let books: Vec<Book> = matching
+            .iter()
+            .skip(start)
+            .take(page_size)
+            .map(|b| (*b).clone())
+            .collect();
         let next = start + books.len();
         Ok(Response::new(pb::ListBooksResponse {
             books,
-            next_page_token: if next < matching.len() { next.to_string() } else { String::new() },
+            next_page_token: if next < matching.len() {
+                next.to_string()
+            } else {
+                String::new()
+            },
             total_size: matching.len() as i32,
         }))
     }
 
-    async fn get_book(&self, request: Request<pb::GetBookRequest>) -> Result<Response<Book>, Status> {
+    async fn get_book(
+        &self,
+        request: Request<pb::GetBookRequest>,
+    ) -> Result<Response<Book>, Status> {
         let name = request.into_inner().name;
         let state = self.state.lock();
-        let book = state.books.get(&name).cloned().ok_or_else(|| not_found("book", &name))?;
+        let book = state
+            .books
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| not_found("book", &name))?;
         Ok(Response::new(book))
     }
 
-    async fn create_book(&self, request: Request<pb::CreateBookRequest>) -> Result<Response<Book>, Status> {
+    async fn create_book(
+        &self,
+        request: Request<pb::CreateBookRequest>,
+    ) -> Result<Response<Book>, Status> {
         let request = request.into_inner();
         let mut book = request.book.unwrap_or_default();
         let mut violations = Vec::new();
@@ -209,14 +274,20 @@ impl pb::bookshop_server::Bookshop for Bookshop {
         };
         book.name = format!("{}/books/{id}", request.parent);
         if state.books.contains_key(&book.name) {
-            return Err(Status::already_exists(format!("book `{}` already exists", book.name)));
+            return Err(Status::already_exists(format!(
+                "book `{}` already exists",
+                book.name
+            )));
         }
         book.create_time = Some(CREATED);
         state.books.insert(book.name.clone(), book.clone());
         Ok(Response::new(book))
     }
 
-    async fn update_book(&self, request: Request<pb::UpdateBookRequest>) -> Result<Response<Book>, Status> {
+    async fn update_book(
+        &self,
+        request: Request<pb::UpdateBookRequest>,
+    ) -> Result<Response<Book>, Status> {
         let request = request.into_inner();
         let patch = request.book.unwrap_or_default();
         let mut paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
@@ -254,19 +325,33 @@ impl pb::bookshop_server::Bookshop for Bookshop {
         Ok(Response::new(book.clone()))
     }
 
-    async fn delete_book(&self, request: Request<pb::DeleteBookRequest>) -> Result<Response<()>, Status> {
+    async fn delete_book(
+        &self,
+        request: Request<pb::DeleteBookRequest>,
+    ) -> Result<Response<()>, Status> {
         let name = request.into_inner().name;
         let mut state = self.state.lock();
-        state.books.remove(&name).ok_or_else(|| not_found("book", &name))?;
+        state
+            .books
+            .remove(&name)
+            .ok_or_else(|| not_found("book", &name))?;
         Ok(Response::new(()))
     }
 
-    async fn archive_book(&self, request: Request<pb::ArchiveBookRequest>) -> Result<Response<Book>, Status> {
+    async fn archive_book(
+        &self,
+        request: Request<pb::ArchiveBookRequest>,
+    ) -> Result<Response<Book>, Status> {
         let name = request.into_inner().name;
         let mut state = self.state.lock();
-        let book = state.books.get_mut(&name).ok_or_else(|| not_found("book", &name))?;
+        let book = state
+            .books
+            .get_mut(&name)
+            .ok_or_else(|| not_found("book", &name))?;
         if book.archived {
-            return Err(Status::failed_precondition(format!("book `{name}` is already archived")));
+            return Err(Status::failed_precondition(format!(
+                "book `{name}` is already archived"
+            )));
         }
         book.archived = true;
         Ok(Response::new(book.clone()))
@@ -281,8 +366,13 @@ impl pb::bookshop_server::Bookshop for Bookshop {
         let count = state
             .books
             .keys()
-            .filter(|name| parent.is_empty() || shelf_of(name).is_some_and(|s| format!("shelves/{s}") == parent))
+            .filter(|name| {
+                parent.is_empty()
+                    || shelf_of(name).is_some_and(|s| format!("shelves/{s}") == parent)
+            })
             .count();
-        Ok(Response::new(pb::CountBooksResponse { count: count as i64 }))
+        Ok(Response::new(pb::CountBooksResponse {
+            count: count as i64,
+        }))
     }
 }

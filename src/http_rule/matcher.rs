@@ -79,7 +79,12 @@ impl Matcher {
 
     /// Adds a route. Returns the id of the route already bound to the same
     /// method and template shape, if any (the new route is then not added).
-    pub fn insert(&mut self, method: Method, template: &Template, id: RouteId) -> Result<(), RouteId> {
+    pub fn insert(
+        &mut self,
+        method: Method,
+        template: &Template,
+        id: RouteId,
+    ) -> Result<(), RouteId> {
         let mut node = 0;
         for segment in &template.segments {
             node = self.child(node, segment);
@@ -101,7 +106,10 @@ impl Matcher {
         let slot = match segment {
             Segment::Literal(text) => {
                 let literal = super::path::encode_literal(text);
-                *self.nodes[node].literals.entry(literal.into()).or_insert(next)
+                *self.nodes[node]
+                    .literals
+                    .entry(literal.into())
+                    .or_insert(next)
             }
             Segment::Single => *self.nodes[node].single.get_or_insert(next),
             Segment::Multi => *self.nodes[node].multi.get_or_insert(next),
@@ -203,15 +211,15 @@ impl Search<'_> {
                 return Some(route);
             }
         } else if !self.text(i).is_empty() {
-            if let Some(&child) = node_ref.literals.get(self.text(i)) {
-                if let Some(route) = self.walk(child, i + 1) {
-                    return Some(route);
-                }
+            if let Some(&child) = node_ref.literals.get(self.text(i))
+                && let Some(route) = self.walk(child, i + 1)
+            {
+                return Some(route);
             }
-            if let Some(child) = node_ref.single {
-                if let Some(route) = self.walk(child, i + 1) {
-                    return Some(route);
-                }
+            if let Some(child) = node_ref.single
+                && let Some(route) = self.walk(child, i + 1)
+            {
+                return Some(route);
             }
         }
         if let Some(child) = node_ref.multi {

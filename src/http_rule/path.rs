@@ -36,7 +36,10 @@ fn is_unreserved(b: u8) -> bool {
 
 /// Reads the escape at `bytes[i]` (which is `%`).
 fn escape_at(bytes: &[u8], i: usize) -> Result<u8, PathError> {
-    match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+    match (
+        bytes.get(i + 1).copied().and_then(hex),
+        bytes.get(i + 2).copied().and_then(hex),
+    ) {
         (Some(hi), Some(lo)) => Ok(hi << 4 | lo),
         _ => Err(PathError::InvalidEscape(i)),
     }
@@ -148,8 +151,15 @@ mod tests {
 
     #[test]
     fn single_segment_decodes_slash() {
-        assert_eq!(decode_segment("dir%2Fsub%2Ffile%20one.txt").unwrap(), "dir/sub/file one.txt");
-        assert_eq!(decode_segment("a+b").unwrap(), "a+b", "`+` in a path is a plus");
+        assert_eq!(
+            decode_segment("dir%2Fsub%2Ffile%20one.txt").unwrap(),
+            "dir/sub/file one.txt"
+        );
+        assert_eq!(
+            decode_segment("a+b").unwrap(),
+            "a+b",
+            "`+` in a path is a plus"
+        );
     }
 
     #[test]

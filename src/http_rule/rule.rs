@@ -30,7 +30,10 @@ pub enum RuleError {
 
 /// The bindings declared on `method`, primary first. Empty when the method
 /// has no `google.api.http` option.
-pub fn bindings(method: &MethodDescriptor, http: &ExtensionDescriptor) -> Result<Vec<Binding>, RuleError> {
+pub fn bindings(
+    method: &MethodDescriptor,
+    http: &ExtensionDescriptor,
+) -> Result<Vec<Binding>, RuleError> {
     let options = method.options();
     if !options.has_extension(http) {
         return Ok(Vec::new());
@@ -77,12 +80,14 @@ fn binding(rule: &DynamicMessage) -> Result<Binding, RuleError> {
             break;
         }
     }
-    if pattern.is_none() && rule.has_field_by_name("custom") {
-        if let Some(Value::Message(custom)) = field(rule, "custom").as_deref() {
-            let kind = string(custom, "kind");
-            let method = Method::from_bytes(kind.as_bytes()).map_err(|_| RuleError::BadCustomKind(kind))?;
-            pattern = Some((method, string(custom, "path")));
-        }
+    if pattern.is_none()
+        && rule.has_field_by_name("custom")
+        && let Some(Value::Message(custom)) = field(rule, "custom").as_deref()
+    {
+        let kind = string(custom, "kind");
+        let method =
+            Method::from_bytes(kind.as_bytes()).map_err(|_| RuleError::BadCustomKind(kind))?;
+        pattern = Some((method, string(custom, "path")));
     }
     let (method, template) = pattern.ok_or(RuleError::NoPattern)?;
     Ok(Binding {

@@ -189,7 +189,10 @@ impl Parser<'_> {
             return Err(self.error("at most one `**` is allowed in a template"));
         }
         for (i, var) in variables.iter().enumerate() {
-            if variables[..i].iter().any(|v| v.field_path == var.field_path) {
+            if variables[..i]
+                .iter()
+                .any(|v| v.field_path == var.field_path)
+            {
                 return Err(self.error("a field is bound by two variables"));
             }
         }
@@ -264,7 +267,8 @@ impl Parser<'_> {
     fn ident(&mut self) -> Result<Box<str>, TemplateError> {
         let start = self.pos;
         while let Some(b) = self.peek() {
-            let ok = b == b'_' || b.is_ascii_alphabetic() || (self.pos > start && b.is_ascii_digit());
+            let ok =
+                b == b'_' || b.is_ascii_alphabetic() || (self.pos > start && b.is_ascii_digit());
             if !ok {
                 break;
             }

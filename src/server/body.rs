@@ -13,7 +13,11 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use crate::error::GatewayError;
 
 /// Reads the whole body, refusing more than `limit` bytes (413).
-pub(crate) async fn read(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
+pub(crate) async fn read(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -23,7 +27,9 @@ pub(crate) async fn read(body: Body, headers: &HeaderMap, limit: usize) -> Resul
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(GatewayError::PayloadTooLarge(limit)),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(GatewayError::PayloadTooLarge(limit))
+        }
         Err(err) => Err(GatewayError::BodyRead(err.to_string())),
     }
 }
@@ -86,10 +92,21 @@ mod tests {
 
     #[test]
     fn json_media_types() {
-        for ok in ["", "application/json", "APPLICATION/JSON", "text/plain", "application/merge-patch+json"] {
+        for ok in [
+            "",
+            "application/json",
+            "APPLICATION/JSON",
+            "text/plain",
+            "application/merge-patch+json",
+        ] {
             assert!(is_json(ok), "{ok}");
         }
-        for no in ["text/csv", "application/xml", "application/octet-stream", "+json"] {
+        for no in [
+            "text/csv",
+            "application/xml",
+            "application/octet-stream",
+            "+json",
+        ] {
             assert!(!is_json(no), "{no}");
         }
     }

@@ -64,7 +64,11 @@ async fn call<'s>(
         .rpc
         .upstream
         .map(|i| &snapshot.upstreams[i])
-        .ok_or_else(|| fail(GatewayError::NoUpstream(rpc.split('/').next().unwrap_or(rpc).to_owned())))?;
+        .ok_or_else(|| {
+            fail(GatewayError::NoUpstream(
+                rpc.split('/').next().unwrap_or(rpc).to_owned(),
+            ))
+        })?;
     if route.rpc.kind != RpcKind::Unary {
         // Limitation: streaming methods are not served over REST yet; they
         // answer 501 instead of a partial or buffered stream.
@@ -78,10 +82,16 @@ async fn call<'s>(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let bytes = if route.request.takes_body() {
-        if parts.headers.get(header::CONTENT_ENCODING).is_some_and(|e| e != "identity") {
+        if parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|e| e != "identity")
+        {
             return Err(fail(GatewayError::UnsupportedMediaType(format!(
                 "Content-Encoding: {}",
-                parts.headers[header::CONTENT_ENCODING].to_str().unwrap_or("?")
+                parts.headers[header::CONTENT_ENCODING]
+                    .to_str()
+                    .unwrap_or("?")
             ))));
         }
         let bytes = body::read(body, &parts.headers, snapshot.limits.max_body_bytes)
@@ -116,7 +126,11 @@ async fn call<'s>(
         &snapshot.headers,
     )
     .map_err(|e| fail(e.into()))?;
-    let timeout = deadline(&parts.headers, route.rpc.timeout.or(Some(snapshot.unary_timeout))).map_err(fail)?;
+    let timeout = deadline(
+        &parts.headers,
+        route.rpc.timeout.or(Some(snapshot.unary_timeout)),
+    )
+    .map_err(fail)?;
     let reply = upstream
         .unary(Call {
             path: route.rpc.path.clone(),
@@ -155,7 +169,10 @@ async fn call<'s>(
 }
 
 /// Normalises the path and finds the route (404, 405, 414 or 400 here).
-fn route<'s, 'p>(snapshot: &'s Snapshot, parts: &'p Parts) -> Result<(&'s Route, Cow<'p, str>, Found), GatewayError> {
+fn route<'s, 'p>(
+    snapshot: &'s Snapshot,
+    parts: &'p Parts,
+) -> Result<(&'s Route, Cow<'p, str>, Found), GatewayError> {
     let raw = parts.uri.path();
     if raw.len() > snapshot.limits.max_path_bytes {
         return Err(GatewayError::UriTooLong(snapshot.limits.max_path_bytes));
@@ -176,7 +193,10 @@ fn route<'s, 'p>(snapshot: &'s Snapshot, parts: &'p Parts) -> Result<(&'s Route,
 }
 
 /// The smaller of the client's `grpc-timeout` and the route's timeout.
-fn deadline(headers: &HeaderMap, route: Option<Duration>) -> Result<Option<Duration>, GatewayError> {
+fn deadline(
+    headers: &HeaderMap,
+    route: Option<Duration>,
+) -> Result<Option<Duration>, GatewayError> {
     let Some(value) = headers.get("grpc-timeout") else {
         return Ok(route);
     };
@@ -195,5 +215,8 @@ fn wants_trailers(headers: &HeaderMap) -> bool {
         .get_all(header::TE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")))
+        .any(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
 }

@@ -11,6 +11,11 @@ fn is_blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
 }
 
+/// Whether the body is the JSON `null` (unset: an empty message).
+fn is_null(body: &[u8]) -> bool {
+    body.trim_ascii() == b"null"
+}
+
 /// Whether objects and arrays nest deeper than `max` (strings skipped).
 fn exceeds_depth(body: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
@@ -43,7 +48,11 @@ fn exceeds_depth(body: &[u8], max: usize) -> bool {
 }
 
 /// Parses `body` as the whole request message.
-pub(super) fn decode_message(desc: &MessageDescriptor, body: &[u8], codec: &Codec) -> Result<DynamicMessage, RequestError> {
+pub(super) fn decode_message(
+    desc: &MessageDescriptor,
+    body: &[u8],
+    codec: &Codec,
+) -> Result<DynamicMessage, RequestError> {
     decode(desc, None, body, codec)
 }
 
@@ -63,7 +72,7 @@ fn decode(
     body: &[u8],
     codec: &Codec,
 ) -> Result<DynamicMessage, RequestError> {
-    if is_blank(body) {
+    if is_blank(body) || (field.is_none() && is_null(body)) {
         return Ok(DynamicMessage::new(desc.clone()));
     }
     if exceeds_depth(body, codec.max_depth) {
@@ -72,9 +81,11 @@ fn decode(
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = match field {
         None => DynamicMessage::deserialize_with_options(desc.clone(), &mut de, &codec.deserialize),
-        Some(field) => {
-            DynamicMessage::deserialize_with_options(desc.clone(), one_field(field, &mut de), &codec.deserialize)
-        }
+        Some(field) => DynamicMessage::deserialize_with_options(
+            desc.clone(),
+            one_field(field, &mut de),
+            &codec.deserialize,
+        ),
     };
     match parsed.and_then(|message| de.end().map(|()| message)) {
         Ok(message) => Ok(message),
@@ -96,7 +107,11 @@ fn explain(
     let tracked = serde_path_to_error::Deserializer::new(&mut de, &mut track);
     let result = match field {
         None => DynamicMessage::deserialize_with_options(desc.clone(), tracked, &codec.deserialize),
-        Some(field) => DynamicMessage::deserialize_with_options(desc.clone(), one_field(field, tracked), &codec.deserialize),
+        Some(field) => DynamicMessage::deserialize_with_options(
+            desc.clone(),
+            one_field(field, tracked),
+            &codec.deserialize,
+        ),
     };
     let path = track.path().to_string();
     let at = match (field, path.as_str()) {
@@ -133,7 +148,10 @@ struct OneField<'a, D> {
 impl<'de, D: de::Deserializer<'de>> MapAccess<'de> for OneField<'_, D> {
     type Error = D::Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, D::Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, D::Error> {
         match self.name.take() {
             Some(name) => seed.deserialize(name.into_deserializer()).map(Some),
             None => Ok(None),
@@ -149,7 +167,11 @@ impl<'de, D: de::Deserializer<'de>> MapAccess<'de> for OneField<'_, D> {
 }
 
 /// A `google.api.HttpBody` holding the raw body and its content type.
-pub(super) fn http_body(desc: &MessageDescriptor, content_type: &str, data: bytes::Bytes) -> DynamicMessage {
+pub(super) fn http_body(
+    desc: &MessageDescriptor,
+    content_type: &str,
+    data: bytes::Bytes,
+) -> DynamicMessage {
     let mut message = DynamicMessage::new(desc.clone());
     if !content_type.is_empty() {
         message.set_field_by_number(1, Value::String(content_type.to_owned()));
@@ -169,6 +191,12 @@ mod tests {
         assert!(!exceeds_depth(br#"{"a": "[[[[[[["}"#, 2));
         assert!(exceeds_depth(br#"{"a": [[1]]}"#, 2));
         assert!(!exceeds_depth(br#"{"a": "\"[[[["}"#, 1));
+    }
+
+    #[test]
+    fn null() {
+        assert!(is_null(b" null\n"));
+        assert!(!is_null(b"\"null\""));
     }
 
     #[test]

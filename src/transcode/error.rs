@@ -38,7 +38,9 @@ pub enum RequestError {
     #[error("query parameter `{0}` is given more than once but its field is not repeated")]
     QueryRepeated(String),
     /// A query string on a route whose body binds the whole message.
-    #[error("query parameter `{0}` is not accepted: this route's body binds the whole request message")]
+    #[error(
+        "query parameter `{0}` is not accepted: this route's body binds the whole request message"
+    )]
     QueryWithWholeBody(String),
     /// Too many query parameters.
     #[error("more than {0} query parameters")]

@@ -30,7 +30,10 @@ pub enum FieldPathError {
 
 impl FieldPath {
     /// Resolves `names` (proto or JSON names) starting at `message`.
-    pub fn resolve<S: AsRef<str>>(message: &MessageDescriptor, names: &[S]) -> Result<FieldPath, FieldPathError> {
+    pub fn resolve<S: AsRef<str>>(
+        message: &MessageDescriptor,
+        names: &[S],
+    ) -> Result<FieldPath, FieldPathError> {
         let mut fields: Vec<FieldDescriptor> = Vec::with_capacity(names.len());
         let mut current = message.clone();
         for (i, name) in names.iter().enumerate() {
@@ -52,7 +55,9 @@ impl FieldPath {
 
     /// A path of one field.
     pub fn single(field: FieldDescriptor) -> FieldPath {
-        FieldPath { fields: vec![field] }
+        FieldPath {
+            fields: vec![field],
+        }
     }
 
     /// The last field.
@@ -77,13 +82,20 @@ impl FieldPath {
     /// Whether the path is exactly `fields`.
     pub fn is(&self, fields: &[FieldDescriptor]) -> bool {
         self.fields.len() == fields.len()
-            && self.fields.iter().zip(fields).all(|(a, b)| a.number() == b.number())
+            && self
+                .fields
+                .iter()
+                .zip(fields)
+                .all(|(a, b)| a.number() == b.number())
     }
 
     /// The message that holds the leaf, creating intermediate messages.
     /// Fails when an intermediate message would replace a set member of the
     /// same oneof.
-    pub fn parent_mut<'m>(&self, message: &'m mut DynamicMessage) -> Result<&'m mut DynamicMessage, OneofConflict> {
+    pub fn parent_mut<'m>(
+        &self,
+        message: &'m mut DynamicMessage,
+    ) -> Result<&'m mut DynamicMessage, OneofConflict> {
         let mut current = message;
         for field in &self.fields[..self.fields.len() - 1] {
             check_oneof(current, field)?;

@@ -62,7 +62,11 @@ pub struct Codec {
 
 impl Codec {
     /// Compiles the policy.
-    pub fn new(json: &JsonOptions, unknown_params: UnknownParams, max_query_params: usize) -> Codec {
+    pub fn new(
+        json: &JsonOptions,
+        unknown_params: UnknownParams,
+        max_query_params: usize,
+    ) -> Codec {
         Codec {
             serialize: SerializeOptions::new()
                 .use_proto_field_name(json.use_proto_names)

@@ -69,8 +69,14 @@ pub fn apply(
         let names: Vec<&str> = key.split('.').collect();
         let path = match FieldPath::resolve(plan.input(), &names) {
             Ok(path) => path,
-            Err(FieldPathError::NoSuchField { .. }) if codec.unknown_params == UnknownParams::Ignore => continue,
-            Err(FieldPathError::NoSuchField { .. }) => return Err(RequestError::UnknownQuery(key.into_owned())),
+            Err(FieldPathError::NoSuchField { .. })
+                if codec.unknown_params == UnknownParams::Ignore =>
+            {
+                continue;
+            }
+            Err(FieldPathError::NoSuchField { .. }) => {
+                return Err(RequestError::UnknownQuery(key.into_owned()));
+            }
             Err(err) => {
                 return Err(RequestError::QueryValue {
                     name: key.into_owned(),

@@ -82,20 +82,28 @@ pub struct RawRequest<'a> {
 impl RequestPlan {
     /// Resolves `template`'s variables and the `body` setting against the
     /// request message `input`.
-    pub fn new(input: &MessageDescriptor, template: &Template, body: &str) -> Result<RequestPlan, PlanError> {
+    pub fn new(
+        input: &MessageDescriptor,
+        template: &Template,
+        body: &str,
+    ) -> Result<RequestPlan, PlanError> {
         let mut variables = Vec::with_capacity(template.variables.len());
         let mut bound = Vec::new();
         for var in &template.variables {
             let name = var.field_path_string();
-            let field = FieldPath::resolve(input, &var.field_path).map_err(|e| PlanError::Variable {
-                name: name.clone(),
-                reason: e.to_string(),
-            })?;
+            let field =
+                FieldPath::resolve(input, &var.field_path).map_err(|e| PlanError::Variable {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })?;
             let leaf = field.leaf();
             if leaf.is_list() || leaf.is_map() || !text::is_text_kind(&leaf.kind()) {
                 return Err(PlanError::Variable {
                     name,
-                    reason: format!("field `{}` is not a singular scalar, enum or wrapper", leaf.name()),
+                    reason: format!(
+                        "field `{}` is not a singular scalar, enum or wrapper",
+                        leaf.name()
+                    ),
                 });
             }
             bound.push(field.clone());
@@ -116,7 +124,9 @@ impl RequestPlan {
                     .ok_or_else(|| PlanError::Body(name.to_owned()))?;
                 bound.push(FieldPath::single(field.clone()));
                 match field.kind() {
-                    Kind::Message(m) if m.full_name() == HTTP_BODY && !field.is_list() => BodyPlan::RawField(field),
+                    Kind::Message(m) if m.full_name() == HTTP_BODY && !field.is_list() => {
+                        BodyPlan::RawField(field)
+                    }
                     _ => BodyPlan::Field(field),
                 }
             }
@@ -157,7 +167,11 @@ impl RequestPlan {
 
     /// Builds the request message: body first, then path variables, then
     /// the query.
-    pub fn decode(&self, request: RawRequest<'_>, codec: &Codec) -> Result<DynamicMessage, RequestError> {
+    pub fn decode(
+        &self,
+        request: RawRequest<'_>,
+        codec: &Codec,
+    ) -> Result<DynamicMessage, RequestError> {
         let mut message = match &self.body {
             BodyPlan::None => DynamicMessage::new(self.input.clone()),
             BodyPlan::Whole => body::decode_message(&self.input, &request.body, codec)?,
@@ -180,10 +194,11 @@ impl RequestPlan {
                 path::decode_multi_segment(raw)?
             };
             let leaf = var.field.leaf();
-            let value = text::parse(&leaf.kind(), &decoded).map_err(|reason| RequestError::PathValue {
-                name: var.field.to_string(),
-                reason,
-            })?;
+            let value =
+                text::parse(&leaf.kind(), &decoded).map_err(|reason| RequestError::PathValue {
+                    name: var.field.to_string(),
+                    reason,
+                })?;
             var.field.parent_mut(&mut message)?.set_field(leaf, value);
         }
         if let Some(q) = request.query.filter(|q| !q.is_empty()) {

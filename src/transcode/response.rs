@@ -52,7 +52,9 @@ impl ResponsePlan {
         };
         let raw = match &field {
             None => output.full_name() == HTTP_BODY,
-            Some(f) => !f.is_list() && matches!(f.kind(), Kind::Message(m) if m.full_name() == HTTP_BODY),
+            Some(f) => {
+                !f.is_list() && matches!(f.kind(), Kind::Message(m) if m.full_name() == HTTP_BODY)
+            }
         };
         Ok(ResponsePlan {
             output: output.clone(),
@@ -69,8 +71,8 @@ impl ResponsePlan {
     /// Decodes the backend's message and writes the HTTP body.
     pub fn encode(&self, message: Bytes, codec: &Codec) -> Result<Encoded, ResponseError> {
         let size = message.len();
-        let message =
-            DynamicMessage::decode(self.output.clone(), message).map_err(|e| ResponseError(e.to_string()))?;
+        let message = DynamicMessage::decode(self.output.clone(), message)
+            .map_err(|e| ResponseError(e.to_string()))?;
         self.encode_message(&message, size, codec)
     }
 
@@ -87,7 +89,9 @@ impl ResponsePlan {
             let body = match value.as_deref() {
                 None => message,
                 Some(Value::Message(body)) => body,
-                Some(_) => return Err(ResponseError("response_body is not an HttpBody".to_owned())),
+                Some(_) => {
+                    return Err(ResponseError("response_body is not an HttpBody".to_owned()));
+                }
             };
             return Ok(raw_body(body));
         }
@@ -95,7 +99,9 @@ impl ResponsePlan {
         let mut ser = serde_json::Serializer::new(&mut out);
         let written = match (&self.field, value.as_deref()) {
             (None, _) => message.serialize_with_options(&mut ser, options),
-            (Some(_), Some(Value::Message(inner))) => inner.serialize_with_options(&mut ser, options),
+            (Some(_), Some(Value::Message(inner))) => {
+                inner.serialize_with_options(&mut ser, options)
+            }
             (Some(field), _) => return self.encode_field(message, field, codec),
         };
         written.map_err(|e| ResponseError(e.to_string()))?;
@@ -124,7 +130,11 @@ impl ResponsePlan {
             serde_json::Value::Object(map) => map,
             _ => return Err(ResponseError("expected a JSON object".to_owned())),
         };
-        let key = if codec.use_proto_names { field.name() } else { field.json_name() };
+        let key = if codec.use_proto_names {
+            field.name()
+        } else {
+            field.json_name()
+        };
         let value = json.remove(key).unwrap_or(serde_json::Value::Null);
         let body = serde_json::to_vec(&value).map_err(|e| ResponseError(e.to_string()))?;
         Ok(Encoded {
@@ -136,7 +146,9 @@ impl ResponsePlan {
 
 fn raw_body(body: &DynamicMessage) -> Encoded {
     let content_type = match body.get_field_by_number(1).as_deref() {
-        Some(Value::String(ct)) if !ct.is_empty() => HeaderValue::from_str(ct).unwrap_or(OCTET_STREAM),
+        Some(Value::String(ct)) if !ct.is_empty() => {
+            HeaderValue::from_str(ct).unwrap_or(OCTET_STREAM)
+        }
         _ => OCTET_STREAM,
     };
     let data = match body.get_field_by_number(2).as_deref() {

@@ -19,7 +19,11 @@ const BASE64_URL: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SA
 
 /// Decodes base64 in either alphabet, with or without padding.
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
-    let engine = if text.contains(['-', '_']) { &BASE64_URL } else { &BASE64 };
+    let engine = if text.contains(['-', '_']) {
+        &BASE64_URL
+    } else {
+        &BASE64
+    };
     engine
         .decode(text)
         .map_err(|e| format!("invalid base64 ({e})"))
@@ -32,7 +36,11 @@ pub fn parse(kind: &Kind, text: &str) -> Result<Value, String> {
         Kind::Bytes => {
             // A `+` of standard base64 arrives as a space when the client
             // did not escape it in the query string.
-            let text = if text.contains(' ') { text.replace(' ', "+") } else { text.to_owned() };
+            let text = if text.contains(' ') {
+                text.replace(' ', "+")
+            } else {
+                text.to_owned()
+            };
             Value::Bytes(decode_base64(&text)?.into())
         }
         Kind::Bool => Value::Bool(parse_bool(text)?),
@@ -103,10 +111,15 @@ fn parse_float(text: &str) -> Result<f64, String> {
         _ => {
             // Rust also reads "inf" and "nan"; proto3 JSON spells them
             // only as above.
-            if !text.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) {
+            if !text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+            {
                 return Err(format!("`{text}` is not a number"));
             }
-            let v: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+            let v: f64 = text
+                .parse()
+                .map_err(|_| format!("`{text}` is not a number"))?;
             if v.is_infinite() {
                 return Err(format!("`{text}` is out of range for a double"));
             }
@@ -127,7 +140,8 @@ fn parse_message(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage,
     let name = desc.full_name();
     match name {
         "google.protobuf.Timestamp" | "google.protobuf.Duration" => {
-            let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = text.into_deserializer();
+            let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+                text.into_deserializer();
             DynamicMessage::deserialize(desc.clone(), de).map_err(|e| format!("`{text}`: {e}"))
         }
         "google.protobuf.FieldMask" => Ok(field_mask(desc, text)),
@@ -190,7 +204,10 @@ mod tests {
     fn scalars() {
         assert_eq!(parse(&Kind::Int32, "-7").unwrap(), Value::I32(-7));
         assert!(parse(&Kind::Int32, "2147483648").is_err());
-        assert_eq!(parse(&Kind::Uint64, "18446744073709551615").unwrap(), Value::U64(u64::MAX));
+        assert_eq!(
+            parse(&Kind::Uint64, "18446744073709551615").unwrap(),
+            Value::U64(u64::MAX)
+        );
         assert!(parse(&Kind::Uint32, "-1").is_err());
         assert_eq!(parse(&Kind::Bool, "false").unwrap(), Value::Bool(false));
         assert!(parse(&Kind::Bool, "yes").is_err());
@@ -199,7 +216,10 @@ mod tests {
         assert!(parse(&Kind::Double, "inf").is_err());
         assert!(parse(&Kind::Double, "1e999").is_err());
         assert!(parse(&Kind::Float, "1e39").is_err());
-        assert_eq!(parse(&Kind::Float, "-Infinity").unwrap(), Value::F32(f32::NEG_INFINITY));
+        assert_eq!(
+            parse(&Kind::Float, "-Infinity").unwrap(),
+            Value::F32(f32::NEG_INFINITY)
+        );
     }
 
     #[test]

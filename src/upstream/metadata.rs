@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tonic::metadata::{AsciiMetadataKey, BinaryMetadataKey, BinaryMetadataValue, MetadataMap, MetadataValue};
+use tonic::metadata::{
+    AsciiMetadataKey, BinaryMetadataKey, BinaryMetadataValue, MetadataMap, MetadataValue,
+};
 
 use crate::transcode::{RequestError, text};
 
@@ -64,7 +66,11 @@ pub fn to_metadata(
                 None => continue,
             },
         };
-        if key.is_empty() || is_reserved(key) || key == "x-forwarded-for" || key == "x-forwarded-host" {
+        if key.is_empty()
+            || is_reserved(key)
+            || key == "x-forwarded-for"
+            || key == "x-forwarded-host"
+        {
             continue;
         }
         let bad = |reason: &str| RequestError::Header {
@@ -74,11 +80,14 @@ pub fn to_metadata(
         if key.ends_with("-bin") {
             let text = value.to_str().map_err(|_| bad("not valid base64"))?;
             let bytes = text::decode_base64(text.trim()).map_err(|e| bad(&e))?;
-            let key = BinaryMetadataKey::from_bytes(key.as_bytes()).map_err(|_| bad("not a valid metadata key"))?;
+            let key = BinaryMetadataKey::from_bytes(key.as_bytes())
+                .map_err(|_| bad("not a valid metadata key"))?;
             metadata.append_bin(key, BinaryMetadataValue::from_bytes(&bytes));
         } else {
-            let key = AsciiMetadataKey::from_bytes(key.as_bytes()).map_err(|_| bad("not a valid metadata key"))?;
-            let value = MetadataValue::try_from(value.as_bytes()).map_err(|_| bad("value is not visible ASCII"))?;
+            let key = AsciiMetadataKey::from_bytes(key.as_bytes())
+                .map_err(|_| bad("not a valid metadata key"))?;
+            let value = MetadataValue::try_from(value.as_bytes())
+                .map_err(|_| bad("value is not visible ASCII"))?;
             metadata.append(key, value);
         }
     }
@@ -86,7 +95,11 @@ pub fn to_metadata(
     let host = headers
         .get("x-forwarded-host")
         .and_then(|h| h.to_str().ok())
-        .or_else(|| headers.get(http::header::HOST).and_then(|h| h.to_str().ok()))
+        .or_else(|| {
+            headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
         .or(authority);
     if let Some(host) = host.and_then(|h| MetadataValue::try_from(h).ok()) {
         metadata.insert("x-forwarded-host", host);
@@ -108,10 +121,10 @@ fn forwarded_for(headers: &HeaderMap, client: Option<SocketAddr>, metadata: &mut
         }
         list.push_str(&client.ip().to_string());
     }
-    if let Ok(value) = MetadataValue::try_from(list.as_str()) {
-        if !list.is_empty() {
-            metadata.insert("x-forwarded-for", value);
-        }
+    if let Ok(value) = MetadataValue::try_from(list.as_str())
+        && !list.is_empty()
+    {
+        metadata.insert("x-forwarded-for", value);
     }
 }
 
@@ -174,10 +187,17 @@ mod tests {
             ("2H", Duration::from_secs(7200)),
             ("7u", Duration::from_micros(7)),
         ] {
-            assert_eq!(parse_grpc_timeout(&HeaderValue::from_static(text)), Some(dur));
+            assert_eq!(
+                parse_grpc_timeout(&HeaderValue::from_static(text)),
+                Some(dur)
+            );
         }
         for bad in ["", "5", "S", "123456789S", "5s", "-5S", "1.5S"] {
-            assert_eq!(parse_grpc_timeout(&HeaderValue::from_static(bad)), None, "{bad}");
+            assert_eq!(
+                parse_grpc_timeout(&HeaderValue::from_static(bad)),
+                None,
+                "{bad}"
+            );
         }
         assert_eq!(format_grpc_timeout(Duration::from_secs(30)), "30000000u");
         assert_eq!(format_grpc_timeout(Duration::from_secs(3000)), "3000000m");
@@ -189,7 +209,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", HeaderValue::from_static("Bearer t"));
         headers.insert("grpc-metadata-tenant", HeaderValue::from_static("acme"));
-        headers.insert("grpc-metadata-trace-ctx-bin", HeaderValue::from_static("AAECA/8="));
+        headers.insert(
+            "grpc-metadata-trace-ctx-bin",
+            HeaderValue::from_static("AAECA/8="),
+        );
         headers.insert("grpc-metadata-grpc-timeout", HeaderValue::from_static("1S"));
         headers.insert("grpc-metadata-te", HeaderValue::from_static("trailers"));
         headers.insert("x-request-id", HeaderValue::from_static("r1"));
@@ -202,7 +225,14 @@ mod tests {
         let md = to_metadata(&headers, client, Some("api.test"), &policy).unwrap();
         assert_eq!(md.get("authorization").unwrap(), "Bearer t");
         assert_eq!(md.get("tenant").unwrap(), "acme");
-        assert_eq!(md.get_bin("trace-ctx-bin").unwrap().to_bytes().unwrap().as_ref(), [0, 1, 2, 3, 255]);
+        assert_eq!(
+            md.get_bin("trace-ctx-bin")
+                .unwrap()
+                .to_bytes()
+                .unwrap()
+                .as_ref(),
+            [0, 1, 2, 3, 255]
+        );
         assert_eq!(md.get("x-request-id").unwrap(), "r1");
         assert_eq!(md.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
         assert_eq!(md.get("x-forwarded-host").unwrap(), "api.test");

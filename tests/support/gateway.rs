@@ -83,7 +83,11 @@ impl BinGateway {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent {
                     if let Some(addr) = line.split("addr=").nth(1) {
-                        let addr = addr.split_whitespace().next().unwrap_or_default().to_owned();
+                        let addr = addr
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
                         let _ = tx.send(Ok(addr));
                         sent = true;
                     } else if line.starts_with("error") {

@@ -36,6 +36,9 @@ fn reach(
     Some((found.route, vars))
 }
 
+/// Method, path, and the route reached with its variables (or none).
+type Expect<'a> = (&'a str, &'a str, Option<(usize, &'a [&'a str])>);
+
 #[test]
 fn matches_and_captures() {
     let routes = [
@@ -49,7 +52,7 @@ fn matches_and_captures() {
         ("GET", "/v1/items:search"),                            // 7
     ];
     let (m, t) = matcher(&routes);
-    let table: &[(&str, &str, Option<(usize, &[&str])>)] = &[
+    let table: &[Expect<'_>] = &[
         ("GET", "/v1/messages/123", Some((0, &["message_id=123"]))),
         (
             "GET",

@@ -12,10 +12,13 @@ fn var(path: &str, start: usize, end: usize) -> Variable {
     }
 }
 
+/// Template text, segments, variables and verb.
+type Parsed<'a> = (&'a str, Vec<Segment>, Vec<Variable>, Option<&'a str>);
+
 #[test]
 fn parses_the_http_proto_examples() {
     // Templates from the comments of google/api/http.proto.
-    let table: &[(&str, Vec<Segment>, Vec<Variable>, Option<&str>)] = &[
+    let table: &[Parsed<'_>] = &[
         (
             "/v1/{name=messages/*}",
             vec![lit("v1"), lit("messages"), Segment::Single],
