@@ -48,6 +48,9 @@ fn exceeds_depth(body: &[u8], max: usize) -> bool {
 }
 
 /// Parses `body` as the whole request message.
+///
+/// Limitation: duplicate keys in a JSON object are not rejected; the last
+/// one wins (the JSON parser underneath keeps no record of seen keys).
 pub(super) fn decode_message(
     desc: &MessageDescriptor,
     body: &[u8],

@@ -89,6 +89,8 @@ pub fn apply(
         }
         let leaf = path.leaf();
         let kind = leaf.kind();
+        // Limitation: maps (`m[key]=v`) and repeated messages cannot be set
+        // from the query yet; they answer 400 like any message field.
         if leaf.is_map() || !text::is_text_kind(&kind) {
             return Err(RequestError::QueryValue {
                 name: key.into_owned(),
