@@ -8,6 +8,7 @@ mod options;
 pub mod query;
 pub mod request;
 pub mod response;
+mod strict;
 pub mod text;
 
 pub use error::RequestError;

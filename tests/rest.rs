@@ -433,6 +433,12 @@ async fn json_errors_point_at_the_field() {
         ("[]", "invalid JSON body"),
         (r#"{"s": "x"} trailing"#, "invalid JSON body"),
         ("\u{1}", "invalid JSON body"),
+        (r#"{"s": "x", "s": "y"}"#, "duplicate key `s`"),
+        (
+            r#"{"inner": {"label": "x", "label": "y"}}"#,
+            "at `inner.label`",
+        ),
+        (r#"{"labels": {"k": "1", "k": "2"}}"#, "duplicate key `k`"),
     ] {
         assert_bad_request(f.post("/v1/echo", body).await, needle);
     }

@@ -4,6 +4,7 @@
 use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess};
 
+use super::strict::Strict;
 use super::{Codec, RequestError};
 
 /// Whether the body holds no JSON value at all (treated as `{}`).
@@ -48,9 +49,7 @@ fn exceeds_depth(body: &[u8], max: usize) -> bool {
 }
 
 /// Parses `body` as the whole request message.
-///
-/// Limitation: duplicate keys in a JSON object are not rejected; the last
-/// one wins (the JSON parser underneath keeps no record of seen keys).
+
 pub(super) fn decode_message(
     desc: &MessageDescriptor,
     body: &[u8],
@@ -82,17 +81,27 @@ fn decode(
         return Err(RequestError::TooDeep(codec.max_depth));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = match field {
-        None => DynamicMessage::deserialize_with_options(desc.clone(), &mut de, &codec.deserialize),
-        Some(field) => DynamicMessage::deserialize_with_options(
-            desc.clone(),
-            one_field(field, &mut de),
-            &codec.deserialize,
-        ),
-    };
+    let parsed = parse(desc, field, Strict(&mut de), codec);
     match parsed.and_then(|message| de.end().map(|()| message)) {
         Ok(message) => Ok(message),
         Err(err) => Err(explain(desc, field, body, codec, err)),
+    }
+}
+
+/// Reads the message (or one field of it) from `de`.
+fn parse<'de, D: de::Deserializer<'de>>(
+    desc: &MessageDescriptor,
+    field: Option<&FieldDescriptor>,
+    de: D,
+    codec: &Codec,
+) -> Result<DynamicMessage, D::Error> {
+    match field {
+        None => DynamicMessage::deserialize_with_options(desc.clone(), de, &codec.deserialize),
+        Some(field) => DynamicMessage::deserialize_with_options(
+            desc.clone(),
+            one_field(field, de),
+            &codec.deserialize,
+        ),
     }
 }
 
@@ -108,14 +117,7 @@ fn explain(
     let mut track = serde_path_to_error::Track::new();
     let mut de = serde_json::Deserializer::from_slice(body);
     let tracked = serde_path_to_error::Deserializer::new(&mut de, &mut track);
-    let result = match field {
-        None => DynamicMessage::deserialize_with_options(desc.clone(), tracked, &codec.deserialize),
-        Some(field) => DynamicMessage::deserialize_with_options(
-            desc.clone(),
-            one_field(field, tracked),
-            &codec.deserialize,
-        ),
-    };
+    let result = parse(desc, field, Strict(tracked), codec);
     let path = track.path().to_string();
     let at = match (field, path.as_str()) {
         (_, ".") | (None, "") => None,
