@@ -436,7 +436,7 @@ async fn json_errors_point_at_the_field() {
         (r#"{"s": "x", "s": "y"}"#, "duplicate key `s`"),
         (
             r#"{"inner": {"label": "x", "label": "y"}}"#,
-            "at `inner.label`",
+            "at `inner`: duplicate key `label`",
         ),
         (r#"{"labels": {"k": "1", "k": "2"}}"#, "duplicate key `k`"),
     ] {
