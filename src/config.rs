@@ -59,6 +59,10 @@ pub struct Config {
     pub strict_routes: bool,
     /// Query parameters that name no field: `reject` (400) or `ignore`.
     pub unknown_query_params: UnknownParams,
+    /// Query parameters dropped without a look, by method
+    /// (`pkg.Service/Method`) or for all (`"*"`), e.g. `api_key`.
+    #[serde(deserialize_with = "de::query_ignores")]
+    pub ignore_query_params: BTreeMap<String, Vec<String>>,
     /// Size and count limits.
     pub limits: Limits,
 }
@@ -78,6 +82,7 @@ impl Default for Config {
             fallback_routes: true,
             strict_routes: false,
             unknown_query_params: UnknownParams::Reject,
+            ignore_query_params: BTreeMap::new(),
             limits: Limits::default(),
         }
     }
@@ -100,6 +105,20 @@ pub struct UpstreamConfig {
     /// TLS settings (implied by `https://`).
     #[serde(default)]
     pub tls: Option<UpstreamTls>,
+    /// Compress request messages to it (`gzip` or `zstd`). Compressed
+    /// responses are always accepted and decoded.
+    #[serde(default)]
+    pub compression: Option<GrpcCompression>,
+}
+
+/// A gRPC message compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrpcCompression {
+    /// `grpc-encoding: gzip`.
+    Gzip,
+    /// `grpc-encoding: zstd`.
+    Zstd,
 }
 
 impl UpstreamConfig {
@@ -110,6 +129,7 @@ impl UpstreamConfig {
             services: Vec::new(),
             timeout: None,
             tls: None,
+            compression: None,
         }
     }
 }

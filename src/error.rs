@@ -50,6 +50,9 @@ pub enum GatewayError {
     /// The body's declared type is not JSON.
     #[error("unsupported content type `{0}`: this route takes JSON (application/json)")]
     UnsupportedMediaType(String),
+    /// The body's `Content-Encoding` is not one the gateway decodes.
+    #[error("unsupported Content-Encoding `{0}`: send gzip, br, zstd or identity")]
+    UnsupportedEncoding(String),
     /// The body could not be read from the connection.
     #[error("cannot read request body: {0}")]
     BodyRead(String),
@@ -104,6 +107,9 @@ impl GatewayError {
                 (StatusCode::PAYLOAD_TOO_LARGE, Code::ResourceExhausted)
             }
             GatewayError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument)
+            }
+            GatewayError::UnsupportedEncoding(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument)
             }
             GatewayError::BodyRead(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),

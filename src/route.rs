@@ -48,6 +48,8 @@ pub struct Rpc {
     pub upstream: Option<usize>,
     /// The call's timeout, from config.
     pub timeout: Option<Duration>,
+    /// Query parameters its routes drop without a look.
+    pub ignored_query_params: Vec<Box<str>>,
     /// The method descriptor.
     pub descriptor: MethodDescriptor,
 }
@@ -164,14 +166,11 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Builds the table for every service in `pool`. `assign` gives each
-    /// method its upstream and timeout.
+    /// method its settings from config.
     pub fn build(
         pool: &DescriptorPool,
         options: &TableOptions,
-        mut assign: impl FnMut(
-            &ServiceDescriptor,
-            &MethodDescriptor,
-        ) -> (Option<usize>, Option<Duration>),
+        mut assign: impl FnMut(&ServiceDescriptor, &MethodDescriptor) -> MethodSettings,
     ) -> Result<RouteTable, RouteError> {
         let http = pool.get_extension_by_name("google.api.http");
         let mut table = RouteTable {
@@ -184,8 +183,7 @@ impl RouteTable {
                 continue;
             }
             for method in service.methods() {
-                let (upstream, timeout) = assign(&service, &method);
-                let rpc = Arc::new(rpc(&service, &method, upstream, timeout));
+                let rpc = Arc::new(rpc(&service, &method, assign(&service, &method)));
                 let bindings = match &http {
                     Some(ext) => http_rule::rule::bindings(&method, ext).map_err(|source| {
                         RouteError::Rule {
@@ -249,8 +247,9 @@ impl RouteTable {
             template: template.to_string(),
             source,
         };
-        let request =
-            RequestPlan::new(&rpc.descriptor.input(), &template, body).map_err(plan_error)?;
+        let request = RequestPlan::new(&rpc.descriptor.input(), &template, body)
+            .map_err(plan_error)?
+            .with_ignored_params(rpc.ignored_query_params.clone());
         let response =
             ResponsePlan::new(&rpc.descriptor.output(), response_body).map_err(plan_error)?;
         let id = self.routes.len();
@@ -297,12 +296,18 @@ impl RouteTable {
     }
 }
 
-fn rpc(
-    service: &ServiceDescriptor,
-    method: &MethodDescriptor,
-    upstream: Option<usize>,
-    timeout: Option<Duration>,
-) -> Rpc {
+/// What config says about one method.
+#[derive(Debug, Clone, Default)]
+pub struct MethodSettings {
+    /// Index of the upstream that serves it.
+    pub upstream: Option<usize>,
+    /// Its deadline.
+    pub timeout: Option<Duration>,
+    /// Query parameters its routes drop without a look.
+    pub ignored_query_params: Vec<Box<str>>,
+}
+
+fn rpc(service: &ServiceDescriptor, method: &MethodDescriptor, settings: MethodSettings) -> Rpc {
     let name = format!("{}/{}", service.full_name(), method.name());
     let path = PathAndQuery::try_from(format!("/{name}"))
         .unwrap_or_else(|_| PathAndQuery::from_static("/"));
@@ -316,8 +321,9 @@ fn rpc(
         name: name.into(),
         path,
         kind,
-        upstream,
-        timeout,
+        upstream: settings.upstream,
+        timeout: settings.timeout,
+        ignored_query_params: settings.ignored_query_params,
         descriptor: method.clone(),
     }
 }

@@ -20,6 +20,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::ServiceExt as _;
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::snapshot::Snapshot;
 use rest::ClientAddr;
@@ -49,8 +51,20 @@ impl Gateway {
     }
 
     /// The HTTP service.
+    ///
+    /// Request bodies in gzip, br or zstd are decoded on the fly (the body
+    /// limit counts decoded bytes, so a small bomb cannot grow past it);
+    /// responses are compressed as the client's `Accept-Encoding` allows.
     pub fn router(self: &Arc<Self>) -> Router {
-        Router::new().fallback(serve_rest).with_state(self.clone())
+        Router::new()
+            .fallback(serve_rest)
+            .with_state(self.clone())
+            .layer(CompressionLayer::new().no_deflate())
+            .layer(
+                RequestDecompressionLayer::new()
+                    .no_deflate()
+                    .pass_through_unaccepted(true),
+            )
     }
 }
 

@@ -9,7 +9,7 @@ use prost_reflect::DescriptorPool;
 
 use crate::config::{Config, ConfigError, Limits};
 use crate::descriptor::{self, DescriptorError};
-use crate::route::{Conflict, RouteError, RouteTable, TableOptions};
+use crate::route::{Conflict, MethodSettings, RouteError, RouteTable, TableOptions};
 use crate::transcode::Codec;
 use crate::upstream::metadata::HeaderPolicy;
 use crate::upstream::{ChannelSettings, Upstream, UpstreamError};
@@ -59,7 +59,9 @@ impl Snapshot {
     pub fn routes_only(config: &Config) -> Result<(DescriptorPool, RouteTable), SnapshotError> {
         config.validate()?;
         let pool = descriptor::load(&config.sources())?;
-        let table = RouteTable::build(&pool, &table_options(config), |_, _| (None, None))?;
+        let table = RouteTable::build(&pool, &table_options(config), |_, _| {
+            MethodSettings::default()
+        })?;
         Ok((pool, table))
     }
 
@@ -93,7 +95,17 @@ impl Snapshot {
                 .copied()
                 .or_else(|| upstream_name.and_then(|n| config.upstreams[n].timeout))
                 .unwrap_or(config.timeouts.unary);
-            (upstream, Some(timeout))
+            let ignored_query_params = ["*", full.as_str()]
+                .iter()
+                .filter_map(|key| config.ignore_query_params.get(*key))
+                .flatten()
+                .map(|name| name.as_str().into())
+                .collect();
+            MethodSettings {
+                upstream,
+                timeout: Some(timeout),
+                ignored_query_params,
+            }
         })?;
         for service in unserved {
             tracing::warn!(%service, "No upstream serves this service; its routes answer 503");

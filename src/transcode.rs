@@ -4,6 +4,7 @@
 mod body;
 mod error;
 pub mod field_path;
+mod lenient;
 mod options;
 pub mod query;
 pub mod request;

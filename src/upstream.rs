@@ -14,7 +14,7 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
-use crate::config::{UpstreamConfig, UpstreamTls};
+use crate::config::{GrpcCompression, UpstreamConfig, UpstreamTls};
 use codec::RawCodec;
 
 /// An upstream that cannot be set up.
@@ -56,6 +56,7 @@ pub struct Upstream {
     url: Box<str>,
     channel: Channel,
     max_message_bytes: usize,
+    send_compressed: Option<CompressionEncoding>,
 }
 
 /// One unary call.
@@ -127,6 +128,10 @@ impl Upstream {
             url: config.url.as_str().into(),
             channel: endpoint.connect_lazy(),
             max_message_bytes: settings.max_message_bytes,
+            send_compressed: config.compression.map(|c| match c {
+                GrpcCompression::Gzip => CompressionEncoding::Gzip,
+                GrpcCompression::Zstd => CompressionEncoding::Zstd,
+            }),
         })
     }
 
@@ -156,7 +161,11 @@ impl Upstream {
         let request = tonic::Request::from_parts(metadata, Default::default(), message);
         let mut grpc = tonic::client::Grpc::new(self.channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
             .max_decoding_message_size(self.max_message_bytes);
+        if let Some(encoding) = self.send_compressed {
+            grpc = grpc.send_compressed(encoding);
+        }
         let exchange = async move {
             grpc.ready()
                 .await

@@ -366,7 +366,7 @@ where
 async fn gzip_compressed_backend_responses_are_decoded() {
     let (backend, gateway) = setup(|_| {}).await;
     backend.script(Script {
-        gzip: true,
+        compress: Some(tonic::codec::CompressionEncoding::Gzip),
         ..Script::default()
     });
     let text = "compress me ".repeat(200);
@@ -377,4 +377,167 @@ async fn gzip_compressed_backend_responses_are_decoded() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap()["s"], text);
+}
+
+#[tokio::test]
+async fn compressed_request_bodies_are_decoded() {
+    use std::io::Write as _;
+    let (backend, gateway) = setup(|c| c.limits.max_body_bytes = 64 << 10).await;
+    let json = br#"{"s": "squeezed", "tags": ["a", "b"]}"#;
+    let gzip = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(json).unwrap();
+        e.finish().unwrap()
+    };
+    let zstd = zstd::encode_all(&json[..], 3).unwrap();
+    let br = {
+        let mut out = Vec::new();
+        brotli::BrotliCompress(&mut &json[..], &mut out, &Default::default()).unwrap();
+        out
+    };
+    for (encoding, body) in [("gzip", gzip), ("zstd", zstd), ("br", br)] {
+        let response = support::http1()
+            .post(gateway.url("/v1/echo"))
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{encoding}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap(),
+            json!({"s": "squeezed", "tags": ["a", "b"]})
+        );
+    }
+    // Unknown encodings and corrupt data are client errors.
+    let response = support::http1()
+        .post(gateway.url("/v1/echo"))
+        .header("content-encoding", "lzma")
+        .body("xx")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(
+        response.json::<Value>().await.unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("lzma")
+    );
+    let response = support::http1()
+        .post(gateway.url("/v1/echo"))
+        .header("content-encoding", "gzip")
+        .body("definitely not gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], 3);
+    // A small bomb: 5 MiB of zeros in a few KiB of gzip, against a 64 KiB limit.
+    let bomb = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(b"{\"s\": \"").unwrap();
+        e.write_all(&vec![b'0'; 5 << 20]).unwrap();
+        e.write_all(b"\"}").unwrap();
+        e.finish().unwrap()
+    };
+    assert!(bomb.len() < 64 << 10);
+    let response = support::http1()
+        .post(gateway.url("/v1/echo"))
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(backend.records().len(), 3);
+}
+
+#[tokio::test]
+async fn responses_honour_accept_encoding() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let long = "a".repeat(2000);
+    let client = reqwest::Client::builder()
+        .no_gzip()
+        .no_brotli()
+        .no_zstd()
+        .build()
+        .unwrap();
+    for encoding in ["gzip", "br", "zstd"] {
+        let response = client
+            .get(gateway.url(&format!("/v1/echo?s={long}")))
+            .header("accept-encoding", encoding)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["content-encoding"], encoding);
+        let compressed = response.bytes().await.unwrap();
+        assert!(
+            compressed.len() < 500,
+            "{encoding}: {} bytes",
+            compressed.len()
+        );
+        let plain = match encoding {
+            "gzip" => {
+                use std::io::Read as _;
+                let mut out = String::new();
+                flate2::read::GzDecoder::new(&compressed[..])
+                    .read_to_string(&mut out)
+                    .unwrap();
+                out
+            }
+            "br" => {
+                let mut out = Vec::new();
+                brotli::BrotliDecompress(&mut &compressed[..], &mut out).unwrap();
+                String::from_utf8(out).unwrap()
+            }
+            _ => String::from_utf8(zstd::decode_all(&compressed[..]).unwrap()).unwrap(),
+        };
+        assert_eq!(serde_json::from_str::<Value>(&plain).unwrap()["s"], long);
+    }
+    let response = client
+        .get(gateway.url(&format!("/v1/echo?s={long}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers().get("content-encoding").is_none(),
+        "no Accept-Encoding, no compression"
+    );
+}
+
+#[tokio::test]
+async fn compressed_grpc_both_ways() {
+    for (name, encoding) in [
+        ("gzip", tonic::codec::CompressionEncoding::Gzip),
+        ("zstd", tonic::codec::CompressionEncoding::Zstd),
+    ] {
+        let compression = match name {
+            "gzip" => protogate::config::GrpcCompression::Gzip,
+            _ => protogate::config::GrpcCompression::Zstd,
+        };
+        let (backend, gateway) =
+            setup(|c| c.upstreams.get_mut("default").unwrap().compression = Some(compression))
+                .await;
+        backend.script(Script {
+            compress: Some(encoding),
+            ..Script::default()
+        });
+        let text = "compress me ".repeat(100);
+        let response = support::http1()
+            .post(gateway.url("/v1/echo"))
+            .header("content-type", "application/json")
+            .body(json!({"s": text}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        assert_eq!(response.json::<Value>().await.unwrap()["s"], text, "{name}");
+        assert_eq!(
+            md(&backend.last(), "grpc-encoding"),
+            Some(name),
+            "the request was compressed"
+        );
+    }
 }

@@ -807,3 +807,115 @@ async fn rich_details_come_back_as_json_any() {
         })
     );
 }
+
+// ---------------------------------------------------------------- extensions
+
+#[tokio::test]
+async fn maps_and_repeated_messages_in_the_query() {
+    let f = fixture().await;
+    let (status, body) = f
+        .get("/v1/echo?labels[a]=1&labels[b.c]=x+y&items[0].label=first&items[0].count=2&items[1].label=second&items[1].child.label=deep")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "labels": {"a": "1", "b.c": "x y"},
+            "items": [{"label": "first", "count": 2}, {"label": "second", "child": {"label": "deep"}}]
+        })
+    );
+    for (query, needle) in [
+        ("labels[a]=1&labels[a]=2", "given more than once"),
+        (
+            "items[1].label=x",
+            "index 1 skips ahead; give `items[0]` first",
+        ),
+        ("items[0].label=x&items[0].label=y", "given more than once"),
+        ("items[0]=x", "set its fields as `items[0].field`"),
+        ("items[x].label=1", "`x` is not a list index"),
+        ("tags[0]=x", "`tags` is not a map or a repeated message"),
+        ("s[0]=x", "`s` is not a map or a repeated message"),
+        ("labels=x", "a map is set one entry at a time"),
+        ("items.label=x", "`items` is not a singular message field"),
+        ("labels[a", "not a field path"),
+        ("items[0].nope=1", "unknown query parameter `items[0].nope`"),
+    ] {
+        assert_bad_request(f.get(&format!("/v1/echo?{query}")).await, needle);
+    }
+}
+
+#[tokio::test]
+async fn ignored_query_parameters_globally_and_per_method() {
+    let f = fixture_with(|c| {
+        c.ignore_query_params
+            .insert("*".into(), vec!["api_key".into()]);
+        c.ignore_query_params.insert(
+            "kitchen.v1.Kitchen/Echo".into(),
+            vec!["callback".into(), "s".into()],
+        );
+    })
+    .await;
+    let (status, body) = f
+        .get("/v1/echo?api_key=k&callback=cb&s=dropped&i32=1")
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"i32": 1})));
+    // Other methods only ignore the global list.
+    let (status, body) = f.get("/v1/tags?api_key=k&tags=a").await;
+    assert_eq!((status, body), (StatusCode::OK, json!(["a"])));
+    assert_bad_request(
+        f.get("/v1/tags?callback=cb").await,
+        "unknown query parameter `callback`",
+    );
+    // Even on a whole-body route, ignored names pass.
+    let (status, _) = f.post("/v1/echo?api_key=k", "{}").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn case_insensitive_names_are_opt_in() {
+    let f = fixture().await;
+    assert_bad_request(f.get("/v1/echo?color=green").await, "`color`");
+    assert_bad_request(f.post("/v1/echo", r#"{"COLOR": "GREEN"}"#).await, "COLOR");
+
+    let f = fixture_with(|c| {
+        c.json.case_insensitive_enums = true;
+        c.json.case_insensitive_fields = true;
+    })
+    .await;
+    let (status, body) = f.get("/v1/echo?Color=green&COLORS=red&Inner.LABEL=x").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"color": "GREEN", "colors": ["RED"], "inner": {"label": "x"}})
+    );
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"COLOR": "green", "Inner": {"Label": "y", "CHILD": {"count": 1}}, "items": [{"LABEL": "i"}], "nameWRAPPER": "w"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"color": "GREEN", "inner": {"label": "y", "child": {"count": 1}}, "nameWrapper": "w", "items": [{"label": "i"}]})
+    );
+    // One field under two names is an error here, duplicates too.
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"color": "RED", "Color": "GREEN"}"#)
+            .await,
+        "given twice",
+    );
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"s": "a", "s": "b"}"#).await,
+        "duplicate key",
+    );
+    // Unknown names still fail, and path variables take enum names too.
+    assert_bad_request(f.post("/v1/echo", r#"{"nope": 1}"#).await, "nope");
+    let (status, body) = f
+        .send("PUT", "/v1/echo/x/1/green", Some("application/json"), "{}")
+        .await;
+    assert_eq!(
+        (status, body["color"].clone()),
+        (StatusCode::OK, json!("GREEN"))
+    );
+}

@@ -88,6 +88,37 @@ pub(super) fn duration_map<'de, D: Deserializer<'de>>(
     de.deserialize_map(Methods)
 }
 
+/// Query parameter names to ignore, by method name or `*`.
+pub(super) fn query_ignores<'de, D: Deserializer<'de>>(
+    de: D,
+) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
+    struct Ignores;
+
+    impl<'de> Visitor<'de> for Ignores {
+        type Value = BTreeMap<String, Vec<String>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map from `*` or pkg.Service/Method to query parameter names")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if key != "*" && !is_method_name(&key) {
+                    return Err(A::Error::custom(format!(
+                        "`{key}` is neither `*` nor a method name (pkg.Service/Method)"
+                    )));
+                }
+                let names: Vec<String> = map.next_value()?;
+                out.insert(key, names);
+            }
+            Ok(out)
+        }
+    }
+
+    de.deserialize_map(Ignores)
+}
+
 /// A key checked while it is read, so the error points at it.
 struct MethodName(String);
 

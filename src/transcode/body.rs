@@ -4,6 +4,7 @@
 use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess};
 
+use super::lenient;
 use super::strict::Strict;
 use super::{Codec, RequestError};
 
@@ -49,7 +50,6 @@ fn exceeds_depth(body: &[u8], max: usize) -> bool {
 }
 
 /// Parses `body` as the whole request message.
-
 pub(super) fn decode_message(
     desc: &MessageDescriptor,
     body: &[u8],
@@ -80,12 +80,56 @@ fn decode(
     if exceeds_depth(body, codec.max_depth) {
         return Err(RequestError::TooDeep(codec.max_depth));
     }
+    if codec.case_insensitive_fields || codec.case_insensitive_enums {
+        return decode_lenient(desc, field, body, codec);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = parse(desc, field, Strict(&mut de), codec);
     match parsed.and_then(|message| de.end().map(|()| message)) {
         Ok(message) => Ok(message),
         Err(err) => Err(explain(desc, field, body, codec, err)),
     }
+}
+
+/// The opt-in path with case-insensitive names: through a JSON tree.
+fn decode_lenient(
+    desc: &MessageDescriptor,
+    field: Option<&FieldDescriptor>,
+    body: &[u8],
+    codec: &Codec,
+) -> Result<DynamicMessage, RequestError> {
+    let json_error = |err: serde_json::Error| RequestError::Json {
+        at: None,
+        reason: err.to_string(),
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: serde_json::Value =
+        serde::Deserialize::deserialize(Strict(&mut de)).map_err(json_error)?;
+    de.end().map_err(json_error)?;
+    let mut object = match (field, value) {
+        (None, serde_json::Value::Object(object)) => object,
+        (None, other) => {
+            // Not an object: let the parser say what is wrong.
+            return parse(desc, None, other, codec).map_err(json_error);
+        }
+        (Some(field), value) => serde_json::Map::from_iter([(field.name().to_owned(), value)]),
+    };
+    lenient::normalize(desc, &mut object, codec).map_err(|e| RequestError::Json {
+        at: Some(e.at),
+        reason: e.reason,
+    })?;
+    let tree = serde_json::Value::Object(object);
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = serde_path_to_error::Deserializer::new(&tree, &mut track);
+    DynamicMessage::deserialize_with_options(desc.clone(), tracked, &codec.deserialize).map_err(
+        |err| {
+            let path = track.path().to_string();
+            RequestError::Json {
+                at: (path != "." && !path.is_empty()).then_some(path),
+                reason: err.to_string(),
+            }
+        },
+    )
 }
 
 /// Reads the message (or one field of it) from `de`.

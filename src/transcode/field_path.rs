@@ -73,9 +73,14 @@ impl FieldPath {
     /// Whether one path is a prefix of the other: setting one would touch
     /// what the other binds.
     pub fn overlaps(&self, other: &FieldPath) -> bool {
+        self.overlaps_fields(&other.fields)
+    }
+
+    /// [`FieldPath::overlaps`] with a plain list of fields.
+    pub fn overlaps_fields(&self, fields: &[FieldDescriptor]) -> bool {
         self.fields
             .iter()
-            .zip(&other.fields)
+            .zip(fields)
             .all(|(a, b)| a.number() == b.number())
     }
 
@@ -128,6 +133,23 @@ pub fn find_field(message: &MessageDescriptor, name: &str) -> Option<FieldDescri
         .or_else(|| message.get_field_by_json_name(name))
 }
 
+/// Like [`find_field`]; with `case_insensitive`, an exact match first, then
+/// one ignoring ASCII case.
+pub fn find_field_with(
+    message: &MessageDescriptor,
+    name: &str,
+    case_insensitive: bool,
+) -> Option<FieldDescriptor> {
+    find_field(message, name).or_else(|| {
+        if !case_insensitive {
+            return None;
+        }
+        message.fields().find(|f| {
+            f.name().eq_ignore_ascii_case(name) || f.json_name().eq_ignore_ascii_case(name)
+        })
+    })
+}
+
 /// Two members of one oneof were set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{field}` and `{other}` are members of oneof `{oneof}`; set at most one")]
@@ -140,7 +162,8 @@ pub struct OneofConflict {
     pub oneof: String,
 }
 
-fn check_oneof(message: &DynamicMessage, field: &FieldDescriptor) -> Result<(), OneofConflict> {
+/// Fails when another member of `field`'s oneof is already set.
+pub fn check_oneof(message: &DynamicMessage, field: &FieldDescriptor) -> Result<(), OneofConflict> {
     let Some(oneof) = field.containing_oneof() else {
         return Ok(());
     };

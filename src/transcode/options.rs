@@ -18,6 +18,12 @@ pub struct JsonOptions {
     pub ignore_unknown_fields: bool,
     /// Deepest nesting of objects and arrays accepted in a request body.
     pub max_depth: usize,
+    /// Match enum names in requests (body, path, query) ignoring ASCII case
+    /// when no exact match exists.
+    pub case_insensitive_enums: bool,
+    /// Match field names in requests (body and query) ignoring ASCII case
+    /// when no exact match exists.
+    pub case_insensitive_fields: bool,
 }
 
 impl Default for JsonOptions {
@@ -28,6 +34,8 @@ impl Default for JsonOptions {
             enums_as_ints: false,
             ignore_unknown_fields: false,
             max_depth: 64,
+            case_insensitive_enums: false,
+            case_insensitive_fields: false,
         }
     }
 }
@@ -58,6 +66,10 @@ pub struct Codec {
     pub unknown_params: UnknownParams,
     /// Most query parameters accepted in one request.
     pub max_query_params: usize,
+    /// Enum names match ignoring ASCII case.
+    pub case_insensitive_enums: bool,
+    /// Field names match ignoring ASCII case.
+    pub case_insensitive_fields: bool,
 }
 
 impl Codec {
@@ -79,6 +91,8 @@ impl Codec {
             max_depth: json.max_depth.min(127),
             unknown_params,
             max_query_params,
+            case_insensitive_enums: json.case_insensitive_enums,
+            case_insensitive_fields: json.case_insensitive_fields,
         }
     }
 }

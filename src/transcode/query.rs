@@ -3,12 +3,18 @@
 //! The query string is form-encoded: `+` is a space and `%2B` a plus. A key
 //! is a dotted field path of proto or JSON names (`a.b.c`); repeated fields
 //! take one value per occurrence (`x=1&x=2`, never a comma list).
+//!
+//! Two extensions of the spec reach the fields it leaves out: a map entry
+//! is `m[key]=v` (`m[key].f=v` for message values), and an element of a
+//! repeated message field is `items[0].f=v`. Indices start at 0 and each
+//! new index is the next one (`items[1]` before `items[0]` is a 400), so a
+//! list never has holes.
 
 use std::borrow::Cow;
 
-use prost_reflect::{DynamicMessage, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage as _, Value};
 
-use super::field_path::{FieldPath, FieldPathError};
+use super::field_path::{check_oneof, find_field_with};
 use super::options::UnknownParams;
 use super::request::RequestPlan;
 use super::{Codec, RequestError, text};
@@ -55,71 +61,290 @@ pub fn apply(
     query: &str,
     codec: &Codec,
 ) -> Result<(), RequestError> {
-    let mut singular: Vec<FieldPath> = Vec::new();
+    // Canonical names of singular fields and map entries already set.
+    let mut set: Vec<String> = Vec::new();
     for (count, pair) in query.split('&').filter(|p| !p.is_empty()).enumerate() {
         if count >= codec.max_query_params {
             return Err(RequestError::TooManyQueryParams(codec.max_query_params));
         }
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = form_decode(raw_key)?;
-        let value = form_decode(raw_value)?;
+        if plan.ignores_param(&key) {
+            continue;
+        }
         if plan.binds_whole_body() {
             return Err(RequestError::QueryWithWholeBody(key.into_owned()));
         }
-        let names: Vec<&str> = key.split('.').collect();
-        let path = match FieldPath::resolve(plan.input(), &names) {
-            Ok(path) => path,
-            Err(FieldPathError::NoSuchField { .. })
-                if codec.unknown_params == UnknownParams::Ignore =>
-            {
-                continue;
-            }
-            Err(FieldPathError::NoSuchField { .. }) => {
-                return Err(RequestError::UnknownQuery(key.into_owned()));
-            }
-            Err(err) => {
-                return Err(RequestError::QueryValue {
-                    name: key.into_owned(),
-                    reason: err.to_string(),
-                });
-            }
-        };
-        if plan.is_bound(&path) {
-            return Err(RequestError::QueryBound(key.into_owned()));
-        }
-        let leaf = path.leaf();
-        let kind = leaf.kind();
-        // Limitation: maps (`m[key]=v`) and repeated messages cannot be set
-        // from the query yet; they answer 400 like any message field.
-        if leaf.is_map() || !text::is_text_kind(&kind) {
-            return Err(RequestError::QueryValue {
-                name: key.into_owned(),
-                reason: "this field cannot be set from the query string".to_owned(),
-            });
-        }
-        let parsed = text::parse(&kind, &value).map_err(|reason| RequestError::QueryValue {
+        let value = form_decode(raw_value)?;
+        let segments = parse_key(&key).ok_or_else(|| RequestError::QueryValue {
             name: key.to_string(),
-            reason,
+            reason: "not a field path (`a.b`, `m[key]`, `items[0].f`)".to_owned(),
         })?;
-        let parent = path.parent_mut(message)?;
-        if leaf.is_list() {
-            if let Value::List(list) = parent.get_field_mut(leaf) {
-                list.push(parsed);
+        let param = Param {
+            key: &key,
+            value: &value,
+            plan,
+            codec,
+        };
+        match param.apply(message, &segments, &mut set) {
+            Err(RequestError::UnknownQuery(_)) if codec.unknown_params == UnknownParams::Ignore => {
             }
-        } else {
-            if singular.contains(&path) {
-                return Err(RequestError::QueryRepeated(key.into_owned()));
-            }
-            parent.set_field(leaf, parsed);
-            singular.push(path);
+            result => result?,
         }
     }
     Ok(())
 }
 
+/// One `name` or `name[sub]` part of a key.
+#[derive(Debug, PartialEq, Eq)]
+struct Segment<'k> {
+    name: &'k str,
+    sub: Option<&'k str>,
+}
+
+/// Splits `a.b[k].c` into segments; `None` when malformed.
+fn parse_key(key: &str) -> Option<Vec<Segment<'_>>> {
+    let mut segments = Vec::new();
+    let mut rest = key;
+    loop {
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        let name = &rest[..end];
+        if name.is_empty() || name.contains(']') {
+            return None;
+        }
+        rest = &rest[end..];
+        let sub = match rest.strip_prefix('[') {
+            Some(inner) => {
+                let close = inner.find(']')?;
+                rest = &inner[close + 1..];
+                Some(&inner[..close])
+            }
+            None => None,
+        };
+        segments.push(Segment { name, sub });
+        if rest.is_empty() {
+            return Some(segments);
+        }
+        rest = rest.strip_prefix('.')?;
+    }
+}
+
+struct Param<'a> {
+    key: &'a str,
+    value: &'a str,
+    plan: &'a RequestPlan,
+    codec: &'a Codec,
+}
+
+impl Param<'_> {
+    fn error(&self, reason: impl Into<String>) -> RequestError {
+        RequestError::QueryValue {
+            name: self.key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn parse(&self, kind: &Kind) -> Result<Value, RequestError> {
+        text::parse_with(kind, self.value, self.codec.case_insensitive_enums)
+            .map_err(|r| self.error(r))
+    }
+
+    /// Walks `segments` from `message`, creating what is missing, and sets
+    /// the value at the end.
+    fn apply(
+        &self,
+        message: &mut DynamicMessage,
+        segments: &[Segment<'_>],
+        set: &mut Vec<String>,
+    ) -> Result<(), RequestError> {
+        let mut current = message;
+        // The plain fields from the top, for the bound check.
+        let mut path: Vec<FieldDescriptor> = Vec::with_capacity(segments.len());
+        let mut bound_checked = false;
+        let mut canonical = String::new();
+        for (i, segment) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            let desc = current.descriptor();
+            let field = find_field_with(&desc, segment.name, self.codec.case_insensitive_fields)
+                .ok_or_else(|| RequestError::UnknownQuery(self.key.to_owned()))?;
+            if !bound_checked {
+                path.push(field.clone());
+                if segment.sub.is_some() || last {
+                    if self.plan.is_bound_fields(&path) {
+                        return Err(RequestError::QueryBound(self.key.to_owned()));
+                    }
+                    bound_checked = true;
+                }
+            }
+            check_oneof(current, &field)?;
+            canonical.push_str(&field.number().to_string());
+            canonical.push('.');
+            let kind = field.kind();
+            match segment.sub {
+                None if last => return self.set_leaf(current, &field, canonical, set),
+                None => {
+                    if field.is_list() || field.is_map() || kind.as_message().is_none() {
+                        return Err(self.error(format!(
+                            "`{}` is not a singular message field, so it has no subfields",
+                            field.name()
+                        )));
+                    }
+                    let Value::Message(next) = current.get_field_mut(&field) else {
+                        unreachable!("a singular message field holds a message")
+                    };
+                    current = next;
+                }
+                Some(sub) if field.is_map() => {
+                    let Some(entry) = kind.as_message().cloned() else {
+                        unreachable!("a map field's kind is its entry message")
+                    };
+                    let map_key = self.map_key(&entry.map_entry_key_field().kind(), sub)?;
+                    let value_field = entry.map_entry_value_field();
+                    canonical.push_str(sub);
+                    canonical.push(']');
+                    let Value::Map(map) = current.get_field_mut(&field) else {
+                        unreachable!("a map field holds a map")
+                    };
+                    if last {
+                        if set.contains(&canonical) || map.contains_key(&map_key) {
+                            return Err(RequestError::QueryRepeated(self.key.to_owned()));
+                        }
+                        let value_kind = value_field.kind();
+                        if !text::is_text_kind(&value_kind) {
+                            return Err(self.error(
+                                "the map's values are messages; set their fields as `m[key].field`",
+                            ));
+                        }
+                        map.insert(map_key, self.parse(&value_kind)?);
+                        set.push(canonical);
+                        return Ok(());
+                    }
+                    let Kind::Message(value_desc) = value_field.kind() else {
+                        return Err(self.error(
+                            "the map's values are not messages, so they have no subfields",
+                        ));
+                    };
+                    let Value::Message(next) = map
+                        .entry(map_key)
+                        .or_insert_with(|| Value::Message(DynamicMessage::new(value_desc)))
+                    else {
+                        unreachable!("map values of message type are messages")
+                    };
+                    current = next;
+                }
+                Some(sub) if field.is_list() && kind.as_message().is_some() => {
+                    let index: usize = sub
+                        .parse()
+                        .map_err(|_| self.error(format!("`{sub}` is not a list index")))?;
+                    canonical.push_str(sub);
+                    canonical.push(']');
+                    let Value::List(list) = current.get_field_mut(&field) else {
+                        unreachable!("a repeated field holds a list")
+                    };
+                    if index > list.len() {
+                        return Err(self.error(format!(
+                            "index {index} skips ahead; give `{}[{}]` first",
+                            segment.name,
+                            list.len()
+                        )));
+                    }
+                    if last {
+                        return Err(self.error(
+                            "a list element is a message; set its fields as `items[0].field`",
+                        ));
+                    }
+                    if index == list.len() {
+                        let Some(element) = kind.as_message().cloned() else {
+                            unreachable!("checked above")
+                        };
+                        list.push(Value::Message(DynamicMessage::new(element)));
+                    }
+                    let Value::Message(next) = &mut list[index] else {
+                        unreachable!("elements of a repeated message field are messages")
+                    };
+                    current = next;
+                }
+                Some(_) => {
+                    return Err(self.error(format!(
+                        "`{}` is not a map or a repeated message, so `[...]` does not apply",
+                        field.name()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_leaf(
+        &self,
+        message: &mut DynamicMessage,
+        field: &FieldDescriptor,
+        canonical: String,
+        set: &mut Vec<String>,
+    ) -> Result<(), RequestError> {
+        let kind = field.kind();
+        if field.is_map() {
+            return Err(self.error("a map is set one entry at a time, as `m[key]=value`"));
+        }
+        if !text::is_text_kind(&kind) {
+            return Err(self.error(if field.is_list() {
+                "a list of messages is set one field at a time, as `items[0].field=value`"
+            } else {
+                "a message is set one field at a time, as `field.subfield=value`"
+            }));
+        }
+        let value = self.parse(&kind)?;
+        if field.is_list() {
+            if let Value::List(list) = message.get_field_mut(field) {
+                list.push(value);
+            }
+            return Ok(());
+        }
+        if set.contains(&canonical) {
+            return Err(RequestError::QueryRepeated(self.key.to_owned()));
+        }
+        message.set_field(field, value);
+        set.push(canonical);
+        Ok(())
+    }
+
+    fn map_key(&self, kind: &Kind, text: &str) -> Result<MapKey, RequestError> {
+        let value = match kind {
+            Kind::String => return Ok(MapKey::String(text.to_owned())),
+            _ => text::parse(kind, text).map_err(|r| self.error(format!("map key: {r}")))?,
+        };
+        Ok(match value {
+            Value::Bool(b) => MapKey::Bool(b),
+            Value::I32(n) => MapKey::I32(n),
+            Value::I64(n) => MapKey::I64(n),
+            Value::U32(n) => MapKey::U32(n),
+            Value::U64(n) => MapKey::U64(n),
+            _ => return Err(self.error("unsupported map key type")),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys() {
+        let seg = |name, sub| Segment { name, sub };
+        assert_eq!(parse_key("a").unwrap(), [seg("a", None)]);
+        assert_eq!(parse_key("a.b").unwrap(), [seg("a", None), seg("b", None)]);
+        assert_eq!(parse_key("m[k.x]").unwrap(), [seg("m", Some("k.x"))]);
+        assert_eq!(parse_key("m[]").unwrap(), [seg("m", Some(""))]);
+        assert_eq!(
+            parse_key("items[0].id").unwrap(),
+            [seg("items", Some("0")), seg("id", None)]
+        );
+        for bad in [
+            "", ".", "a.", ".a", "a..b", "[0]", "a[0", "a[0]b", "a]", "a[0][1]",
+        ] {
+            assert_eq!(parse_key(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn plus_is_space_and_escaped_plus_is_plus() {

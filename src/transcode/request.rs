@@ -43,6 +43,8 @@ pub struct RequestPlan {
     body: BodyPlan,
     /// Fields bound by the path or the body; the query may not set them.
     bound: Vec<FieldPath>,
+    /// Query parameters dropped without a look (`api_key`, `callback`).
+    ignored_params: Vec<Box<str>>,
 }
 
 /// A route whose annotations do not fit its request message.
@@ -136,6 +138,7 @@ impl RequestPlan {
             variables,
             body,
             bound,
+            ignored_params: Vec::new(),
         })
     }
 
@@ -160,9 +163,21 @@ impl RequestPlan {
         matches!(self.body, BodyPlan::Whole | BodyPlan::RawWhole)
     }
 
-    /// Whether `field` overlaps a field bound by the path or body.
-    pub fn is_bound(&self, field: &FieldPath) -> bool {
-        self.bound.iter().any(|b| b.overlaps(field))
+    /// Sets the query parameters the route drops without a look.
+    pub fn with_ignored_params(mut self, names: Vec<Box<str>>) -> RequestPlan {
+        self.ignored_params = names;
+        self
+    }
+
+    /// Whether the query parameter `name` is dropped without a look.
+    pub fn ignores_param(&self, name: &str) -> bool {
+        self.ignored_params.iter().any(|n| **n == *name)
+    }
+
+    /// Whether the field path `fields` overlaps a field bound by the path
+    /// or body (one is a prefix of the other).
+    pub fn is_bound_fields(&self, fields: &[FieldDescriptor]) -> bool {
+        self.bound.iter().any(|b| b.overlaps_fields(fields))
     }
 
     /// Builds the request message: body first, then path variables, then
@@ -194,8 +209,8 @@ impl RequestPlan {
                 path::decode_multi_segment(raw)?
             };
             let leaf = var.field.leaf();
-            let value =
-                text::parse(&leaf.kind(), &decoded).map_err(|reason| RequestError::PathValue {
+            let value = text::parse_with(&leaf.kind(), &decoded, codec.case_insensitive_enums)
+                .map_err(|reason| RequestError::PathValue {
                     name: var.field.to_string(),
                     reason,
                 })?;

@@ -264,10 +264,10 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'de, A> {
             seed,
             key: &mut key,
         })?;
-        if let Some(key) = key {
-            if let Err(key) = self.keys.insert(key) {
-                return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
-            }
+        if let Some(key) = key
+            && let Err(key) = self.keys.insert(key)
+        {
+            return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
         }
         Ok(value)
     }
@@ -349,10 +349,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for KeyDeserializer<'_, 'de, D
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_unit_struct(
-            name,
-            KeyVisitor(visitor, self.key),
-        )
+        self.inner
+            .deserialize_unit_struct(name, KeyVisitor(visitor, self.key))
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
@@ -360,10 +358,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for KeyDeserializer<'_, 'de, D
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_newtype_struct(
-            name,
-            KeyVisitor(visitor, self.key),
-        )
+        self.inner
+            .deserialize_newtype_struct(name, KeyVisitor(visitor, self.key))
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(
@@ -371,10 +367,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for KeyDeserializer<'_, 'de, D
         len: usize,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_tuple(
-            len,
-            KeyVisitor(visitor, self.key),
-        )
+        self.inner
+            .deserialize_tuple(len, KeyVisitor(visitor, self.key))
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -383,11 +377,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for KeyDeserializer<'_, 'de, D
         len: usize,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_tuple_struct(
-            name,
-            len,
-            KeyVisitor(visitor, self.key),
-        )
+        self.inner
+            .deserialize_tuple_struct(name, len, KeyVisitor(visitor, self.key))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -396,11 +387,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for KeyDeserializer<'_, 'de, D
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_struct(
-            name,
-            fields,
-            KeyVisitor(visitor, self.key),
-        )
+        self.inner
+            .deserialize_struct(name, fields, KeyVisitor(visitor, self.key))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -409,11 +397,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for KeyDeserializer<'_, 'de, D
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_enum(
-            name,
-            variants,
-            KeyVisitor(visitor, self.key),
-        )
+        self.inner
+            .deserialize_enum(name, variants, KeyVisitor(visitor, self.key))
     }
 }
 

@@ -31,6 +31,12 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
 
 /// Parses `text` as a value of `kind` (one element for repeated fields).
 pub fn parse(kind: &Kind, text: &str) -> Result<Value, String> {
+    parse_with(kind, text, false)
+}
+
+/// [`parse`], with enum names matched ignoring ASCII case when
+/// `case_insensitive_enums` (after an exact match fails).
+pub fn parse_with(kind: &Kind, text: &str, case_insensitive_enums: bool) -> Result<Value, String> {
     Ok(match kind {
         Kind::String => Value::String(text.to_owned()),
         Kind::Bytes => {
@@ -57,7 +63,7 @@ pub fn parse(kind: &Kind, text: &str) -> Result<Value, String> {
             Value::F32(narrowed)
         }
         Kind::Double => Value::F64(parse_float(text)?),
-        Kind::Enum(desc) => Value::EnumNumber(parse_enum(desc, text)?),
+        Kind::Enum(desc) => Value::EnumNumber(parse_enum(desc, text, case_insensitive_enums)?),
         Kind::Message(desc) => Value::Message(parse_message(desc, text)?),
     })
 }
@@ -128,8 +134,13 @@ fn parse_float(text: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_enum(desc: &EnumDescriptor, text: &str) -> Result<i32, String> {
+fn parse_enum(desc: &EnumDescriptor, text: &str, case_insensitive: bool) -> Result<i32, String> {
     if let Some(value) = desc.get_value_by_name(text) {
+        return Ok(value.number());
+    }
+    if case_insensitive
+        && let Some(value) = desc.values().find(|v| v.name().eq_ignore_ascii_case(text))
+    {
         return Ok(value.number());
     }
     text.parse::<i32>()

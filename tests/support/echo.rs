@@ -38,8 +38,8 @@ pub struct Script {
     pub headers: Vec<(String, String)>,
     /// Trailers to send.
     pub trailers: Vec<(String, String)>,
-    /// Compress responses with gzip.
-    pub gzip: bool,
+    /// Compress responses with this encoding.
+    pub compress: Option<CompressionEncoding>,
 }
 
 /// One received request.
@@ -196,10 +196,9 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for EchoService {
             };
             let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip);
-            if !script.gzip {
-                grpc =
-                    tonic::server::Grpc::new(RawCodec).accept_compressed(CompressionEncoding::Gzip);
+                .accept_compressed(CompressionEncoding::Zstd);
+            if let Some(encoding) = script.compress {
+                grpc = grpc.send_compressed(encoding);
             }
             let trailers = script.trailers.clone();
             let handler = Unary {
