@@ -350,6 +350,22 @@ impl Config {
                 }
             }
         }
+        let mut claimed: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, upstream) in &self.upstreams {
+            for service in &upstream.services {
+                if let Some(other) = claimed.insert(service, name) {
+                    return Err(ConfigError::Inconsistent(format!(
+                        "upstreams: `{other}` and `{name}` both list `{service}`; a service goes to one upstream"
+                    )));
+                }
+            }
+        }
+        if !(1..=127).contains(&self.json.max_depth) {
+            return Err(ConfigError::Inconsistent(format!(
+                "json.max_depth: {} is out of range (1 to 127)",
+                self.json.max_depth
+            )));
+        }
         for method in self.timeouts.methods.keys() {
             if !de::is_method_name(method) {
                 return Err(ConfigError::Inconsistent(format!(

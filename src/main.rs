@@ -158,8 +158,11 @@ fn routes(sources: Sources) -> ExitCode {
         Ok(built) => built,
         Err(err) => return fail(BAD_INPUT, err),
     };
-    if let Err(err) = print_table(&table) {
-        return fail(1, format!("cannot write the route table: {err}"));
+    match print_table(&table) {
+        Ok(()) => {}
+        // The reader went away (`protogate routes | head`): nothing to say.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+        Err(err) => return fail(1, format!("cannot write the route table: {err}")),
     }
     if table.conflicts().is_empty() {
         return ExitCode::SUCCESS;

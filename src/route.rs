@@ -262,7 +262,6 @@ impl RouteTable {
                 dropped_template: template.to_string(),
                 dropped_rpc: rpc.name.to_string(),
             };
-            tracing::warn!(%conflict, "Route conflict; the first declared route wins");
             self.conflicts.push(conflict);
             return Ok(());
         }

@@ -2,7 +2,6 @@
 //! route table with per-route plans, upstreams, JSON policy — built off the
 //! request path, checked whole, and immutable once built.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use prost_reflect::DescriptorPool;
@@ -54,15 +53,18 @@ pub enum SnapshotError {
 }
 
 impl Snapshot {
-    /// Loads descriptors and builds routes without setting up upstreams
-    /// (for `protogate routes`).
+    /// Loads descriptors and builds routes without setting up upstream
+    /// channels (for `protogate routes`); config and TLS files are checked
+    /// and reported as `serve` would.
     pub fn routes_only(config: &Config) -> Result<(DescriptorPool, RouteTable), SnapshotError> {
         config.validate()?;
+        for (name, upstream) in &config.upstreams {
+            crate::upstream::check(name, upstream)?;
+        }
         let pool = descriptor::load(&config.sources())?;
-        let table = RouteTable::build(&pool, &table_options(config), |_, _| {
-            MethodSettings::default()
-        })?;
-        Ok((pool, table))
+        let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
+        let routes = build_routes(config, &pool, &names)?;
+        Ok((pool, routes))
     }
 
     /// Builds a snapshot. Must run inside a Tokio runtime (channels spawn
@@ -74,41 +76,15 @@ impl Snapshot {
             connect_timeout: config.timeouts.connect,
             max_message_bytes: config.limits.max_response_bytes,
         };
-        let mut upstreams = Vec::with_capacity(config.upstreams.len());
-        let mut index = HashMap::new();
-        for (name, upstream) in &config.upstreams {
-            index.insert(name.as_str(), upstreams.len());
-            upstreams.push(Upstream::new(name, upstream, &settings)?);
-        }
-        let mut unserved = Vec::new();
-        let routes = RouteTable::build(&pool, &table_options(config), |service, method| {
-            let upstream_name = config.upstream_for(service.full_name());
-            let upstream = upstream_name.and_then(|name| index.get(name).copied());
-            if upstream.is_none() && !unserved.contains(&service.full_name().to_owned()) {
-                unserved.push(service.full_name().to_owned());
-            }
-            let full = format!("{}/{}", service.full_name(), method.name());
-            let timeout = config
-                .timeouts
-                .methods
-                .get(&full)
-                .copied()
-                .or_else(|| upstream_name.and_then(|n| config.upstreams[n].timeout))
-                .unwrap_or(config.timeouts.unary);
-            let ignored_query_params = ["*", full.as_str()]
-                .iter()
-                .filter_map(|key| config.ignore_query_params.get(*key))
-                .flatten()
-                .map(|name| name.as_str().into())
-                .collect();
-            MethodSettings {
-                upstream,
-                timeout: Some(timeout),
-                ignored_query_params,
-            }
-        })?;
-        for service in unserved {
-            tracing::warn!(%service, "No upstream serves this service; its routes answer 503");
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|(name, upstream)| Upstream::new(name, upstream, &settings))
+            .collect::<Result<Vec<_>, _>>()?;
+        let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
+        let routes = build_routes(config, &pool, &names)?;
+        for conflict in routes.conflicts() {
+            tracing::warn!(%conflict, "Route conflict; the first declared route wins");
         }
         if config.strict_routes && !routes.conflicts().is_empty() {
             return Err(SnapshotError::Conflicts(routes.conflicts().to_vec()));
@@ -129,6 +105,72 @@ impl Snapshot {
             unary_timeout: config.timeouts.unary,
         })
     }
+}
+
+/// The route table with each method's settings from config (`upstreams`
+/// are the configured names, in index order). Warns about config that
+/// names services or methods the descriptors do not have.
+fn build_routes(
+    config: &Config,
+    pool: &DescriptorPool,
+    upstreams: &[&str],
+) -> Result<RouteTable, SnapshotError> {
+    let mut unserved: Vec<String> = Vec::new();
+    let routes = RouteTable::build(pool, &table_options(config), |service, method| {
+        let upstream_name = config.upstream_for(service.full_name());
+        let upstream = upstream_name.and_then(|name| upstreams.iter().position(|n| *n == name));
+        if upstream.is_none() && !unserved.iter().any(|s| s == service.full_name()) {
+            unserved.push(service.full_name().to_owned());
+        }
+        let full = format!("{}/{}", service.full_name(), method.name());
+        let timeout = config
+            .timeouts
+            .methods
+            .get(&full)
+            .copied()
+            .or_else(|| upstream_name.and_then(|n| config.upstreams[n].timeout))
+            .unwrap_or(config.timeouts.unary);
+        let ignored_query_params = ["*", full.as_str()]
+            .iter()
+            .filter_map(|key| config.ignore_query_params.get(*key))
+            .flatten()
+            .map(|name| name.as_str().into())
+            .collect();
+        MethodSettings {
+            upstream,
+            timeout: Some(timeout),
+            ignored_query_params,
+        }
+    })?;
+    if !upstreams.is_empty() {
+        for service in unserved {
+            tracing::warn!(%service, "No upstream serves this service; its routes answer 503");
+        }
+    }
+    let known_method = |name: &str| {
+        name.split_once('/').is_some_and(|(service, method)| {
+            pool.get_service_by_name(service)
+                .is_some_and(|s| s.methods().any(|m| m.name() == method))
+        })
+    };
+    for method in config.timeouts.methods.keys() {
+        if !known_method(method) {
+            tracing::warn!(%method, "timeouts.methods names a method the descriptors do not have");
+        }
+    }
+    for method in config.ignore_query_params.keys().filter(|k| *k != "*") {
+        if !known_method(method) {
+            tracing::warn!(%method, "ignore_query_params names a method the descriptors do not have");
+        }
+    }
+    for (name, upstream) in &config.upstreams {
+        for service in upstream.services.iter().filter(|s| !s.ends_with('*')) {
+            if pool.get_service_by_name(service).is_none() {
+                tracing::warn!(upstream = %name, %service, "Upstream lists a service the descriptors do not have");
+            }
+        }
+    }
+    Ok(routes)
 }
 
 fn table_options(config: &Config) -> TableOptions {

@@ -99,30 +99,7 @@ impl Upstream {
         config: &UpstreamConfig,
         settings: &ChannelSettings,
     ) -> Result<Upstream, UpstreamError> {
-        let url_error = |reason: String| UpstreamError::Url {
-            name: name.to_owned(),
-            url: config.url.clone(),
-            reason,
-        };
-        let mut endpoint = Endpoint::from_shared(config.url.clone())
-            .map_err(|e| url_error(e.to_string()))?
-            .connect_timeout(settings.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .user_agent(concat!("protogate/", env!("CARGO_PKG_VERSION")))
-            .map_err(|e| url_error(e.to_string()))?;
-        let https = config.url.starts_with("https://");
-        if https || config.tls.is_some() {
-            let tls = tls_config(config.tls.as_ref()).map_err(|reason| UpstreamError::Tls {
-                name: name.to_owned(),
-                reason,
-            })?;
-            endpoint = endpoint.tls_config(tls).map_err(|e| UpstreamError::Tls {
-                name: name.to_owned(),
-                reason: e.to_string(),
-            })?;
-        }
+        let endpoint = endpoint(name, config, settings)?;
         Ok(Upstream {
             name: name.into(),
             url: config.url.as_str().into(),
@@ -185,8 +162,9 @@ impl Upstream {
                 trailers,
             })
         };
+        let status = |status| CallError::Status(explain(status, &self.name, &self.url));
         let Some(timeout) = timeout else {
-            return exchange.await.map_err(CallError::Status);
+            return exchange.await.map_err(status);
         };
         let start = Instant::now();
         match tokio::time::timeout(timeout, exchange).await {
@@ -194,10 +172,71 @@ impl Upstream {
             Ok(Err(status)) if status.code() == Code::Cancelled && start.elapsed() >= timeout => {
                 Err(CallError::DeadlineExceeded(timeout))
             }
-            Ok(result) => result.map_err(CallError::Status),
+            Ok(result) => result.map_err(status),
             Err(_) => Err(CallError::DeadlineExceeded(timeout)),
         }
     }
+}
+
+/// Checks an upstream's URL and TLS files without connecting.
+pub fn check(name: &str, config: &UpstreamConfig) -> Result<(), UpstreamError> {
+    let settings = ChannelSettings {
+        connect_timeout: Duration::from_secs(5),
+        max_message_bytes: 4 << 20,
+    };
+    endpoint(name, config, &settings).map(drop)
+}
+
+fn endpoint(
+    name: &str,
+    config: &UpstreamConfig,
+    settings: &ChannelSettings,
+) -> Result<Endpoint, UpstreamError> {
+    crate::install_crypto_provider();
+    let url_error = |reason: String| UpstreamError::Url {
+        name: name.to_owned(),
+        url: config.url.clone(),
+        reason,
+    };
+    let mut endpoint = Endpoint::from_shared(config.url.clone())
+        .map_err(|e| url_error(e.to_string()))?
+        .connect_timeout(settings.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .user_agent(concat!("protogate/", env!("CARGO_PKG_VERSION")))
+        .map_err(|e| url_error(e.to_string()))?;
+    if config.url.starts_with("https://") || config.tls.is_some() {
+        let tls_error = |reason: String| UpstreamError::Tls {
+            name: name.to_owned(),
+            reason,
+        };
+        let tls = tls_config(config.tls.as_ref()).map_err(tls_error)?;
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| tls_error(e.to_string()))?;
+    }
+    Ok(endpoint)
+}
+
+/// A status the channel made up (it could not reach the backend): its
+/// message gains the upstream and the underlying causes, which tonic keeps
+/// only in the error chain.
+fn explain(status: Status, name: &str, url: &str) -> Status {
+    let Some(source) = std::error::Error::source(&status) else {
+        return status;
+    };
+    let mut message = format!("upstream `{name}` ({url}): {}", status.message());
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+    while let Some(err) = cause {
+        let text = err.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = err.source();
+    }
+    Status::new(status.code(), message)
 }
 
 fn tls_config(tls: Option<&UpstreamTls>) -> Result<ClientTlsConfig, String> {

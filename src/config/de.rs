@@ -9,12 +9,20 @@ use http::HeaderName;
 use serde::Deserialize;
 use serde::de::{Deserializer, Error, MapAccess, SeqAccess, Visitor};
 
-/// A duration such as `5s`, `250ms` or `1m 30s`, or a number of seconds.
+/// A duration such as `5s`, `250ms` or `1m 30s`, or a number of seconds;
+/// never zero (every duration in the config is a timeout, and a zero
+/// timeout would fail every call).
 struct Seconds(Duration);
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Seconds, D::Error> {
-        de.deserialize_any(SecondsVisitor)
+        let seconds = de.deserialize_any(SecondsVisitor)?;
+        if seconds.0.is_zero() {
+            return Err(D::Error::custom(
+                "a timeout of zero would fail every call; give a positive duration",
+            ));
+        }
+        Ok(seconds)
     }
 }
 

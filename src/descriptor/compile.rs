@@ -121,6 +121,19 @@ impl Roots {
     }
 
     /// One line: `file:line:col: message`, as compilers print errors.
+    /// Where imports were looked for, and how to add a folder.
+    fn search_hint(&self) -> String {
+        let dirs: Vec<String> = self
+            .0
+            .iter()
+            .map(|r| r.given.display().to_string())
+            .collect();
+        format!(
+            " (searched {} and the bundled google/api, google/rpc and google/protobuf files; add an import path with -I DIR)",
+            dirs.join(", ")
+        )
+    }
+
     fn describe(&self, err: &protox::Error) -> String {
         let located = err
             .source_code()
@@ -130,7 +143,10 @@ impl Roots {
         {
             let name = span.name().or(err.file()).map(|n| self.path_of(n));
             let (line, col) = (span.line() + 1, span.column() + 1);
-            let help = err.help().map(|h| format!(" ({h})")).unwrap_or_default();
+            let mut help = err.help().map(|h| format!(" ({h})")).unwrap_or_default();
+            if err.is_file_not_found() {
+                help.push_str(&self.search_hint());
+            }
             return format!("{}:{line}:{col}: {err}{help}", name.unwrap_or_default());
         }
         match err.file() {

@@ -162,19 +162,42 @@ fn explain(
     let mut de = serde_json::Deserializer::from_slice(body);
     let tracked = serde_path_to_error::Deserializer::new(&mut de, &mut track);
     let result = parse(desc, field, Strict(tracked), codec);
-    let path = track.path().to_string();
-    let at = match (field, path.as_str()) {
-        (_, ".") | (None, "") => None,
-        (Some(field), "") => Some(field.name().to_owned()),
-        (Some(field), p) if p.starts_with('[') => Some(format!("{}{p}", field.name())),
-        (Some(field), p) => Some(format!("{}.{p}", field.name())),
-        (None, p) => Some(p.to_owned()),
-    };
+    // Paths are relative to the body as sent, also on `body: "field"`
+    // routes, where the body is that field's value.
+    let path = clean_path(&track.path().to_string());
+    let at = (!path.is_empty()).then_some(path);
     let reason = match result {
         Err(err) => err.to_string(),
         Ok(_) => first.to_string(),
     };
+    let reason = plain_reason(reason);
     RequestError::Json { at, reason }
+}
+
+/// The tracked path without the `?` segments that stand for "unknown
+/// position" (at the end of input, say), and without the root `.`.
+fn clean_path(path: &str) -> String {
+    if path == "." {
+        return String::new();
+    }
+    let end = path
+        .find(".?")
+        .or_else(|| path.find("[?]"))
+        .or_else(|| (path == "?").then_some(0));
+    path[..end.unwrap_or(path.len())].to_owned()
+}
+
+/// The parser's wording, with library-internal phrases made plain.
+fn plain_reason(reason: String) -> String {
+    reason
+        .replace(
+            "out of range integral type conversion attempted",
+            "the number is out of range for the field's integer type",
+        )
+        .replace(
+            "float value out of range",
+            "the number is out of range for the field's type",
+        )
 }
 
 /// Presents `value` as the JSON object `{"<field>": value}` without copying
@@ -240,6 +263,15 @@ mod tests {
         assert!(!exceeds_depth(br#"{"a": "[[[[[[["}"#, 2));
         assert!(exceeds_depth(br#"{"a": [[1]]}"#, 2));
         assert!(!exceeds_depth(br#"{"a": "\"[[[["}"#, 1));
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(clean_path("."), "");
+        assert_eq!(clean_path("?"), "");
+        assert_eq!(clean_path("member.?"), "member");
+        assert_eq!(clean_path("tags[?]"), "tags");
+        assert_eq!(clean_path("a.b[2].c"), "a.b[2].c");
     }
 
     #[test]
