@@ -158,6 +158,13 @@ pub struct Timeouts {
     /// Default deadline of unary calls.
     #[serde(deserialize_with = "de::duration")]
     pub unary: Duration,
+    /// A client connection with no request in flight for this long is
+    /// closed (also one that never sends a request).
+    #[serde(deserialize_with = "de::duration")]
+    pub idle: Duration,
+    /// Time allowed to receive a request body; slower → 408.
+    #[serde(deserialize_with = "de::duration")]
+    pub request_body: Duration,
     /// Deadlines per method (`pkg.Service/Method`).
     #[serde(deserialize_with = "de::duration_map")]
     pub methods: BTreeMap<String, Duration>,
@@ -168,6 +175,8 @@ impl Default for Timeouts {
         Timeouts {
             connect: Duration::from_secs(5),
             unary: Duration::from_secs(30),
+            idle: Duration::from_secs(60),
+            request_body: Duration::from_secs(30),
             methods: BTreeMap::new(),
         }
     }
@@ -196,6 +205,17 @@ pub struct Limits {
     /// Largest request header block; larger → 431.
     #[serde(deserialize_with = "de::size")]
     pub max_header_bytes: usize,
+    /// Largest metadata block forwarded to a backend; larger → 431.
+    #[serde(deserialize_with = "de::size")]
+    pub max_metadata_bytes: usize,
+    /// Most header fields in one request (HTTP/1.1); more → 431.
+    pub max_headers: usize,
+    /// Most client connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Memory for the bodies of all requests in flight; a request that
+    /// would go past it → 503.
+    #[serde(deserialize_with = "de::size")]
+    pub max_buffered_body_bytes: usize,
     /// Longest request path; longer → 414.
     #[serde(deserialize_with = "de::size")]
     pub max_path_bytes: usize,
@@ -209,6 +229,10 @@ impl Default for Limits {
             max_body_bytes: 4 << 20,
             max_response_bytes: 16 << 20,
             max_header_bytes: 64 << 10,
+            max_metadata_bytes: 8 << 10,
+            max_headers: 100,
+            max_connections: 10_000,
+            max_buffered_body_bytes: 256 << 20,
             max_path_bytes: 8 << 10,
             max_query_params: 256,
         }
@@ -359,6 +383,18 @@ impl Config {
                     )));
                 }
             }
+        }
+        if self.limits.max_buffered_body_bytes < self.limits.max_body_bytes {
+            return Err(ConfigError::Inconsistent(format!(
+                "limits.max_buffered_body_bytes ({}) is smaller than limits.max_body_bytes ({}): no body of the largest size could be read",
+                self.limits.max_buffered_body_bytes, self.limits.max_body_bytes
+            )));
+        }
+        if self.limits.max_header_bytes < 8 << 10 {
+            return Err(ConfigError::Inconsistent(format!(
+                "limits.max_header_bytes: {} is below 8 KiB, the smallest header buffer HTTP/1.1 parsing uses",
+                self.limits.max_header_bytes
+            )));
         }
         if !(1..=127).contains(&self.json.max_depth) {
             return Err(ConfigError::Inconsistent(format!(

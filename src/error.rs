@@ -53,6 +53,12 @@ pub enum GatewayError {
     /// The body's `Content-Encoding` is not one the gateway decodes.
     #[error("unsupported Content-Encoding `{0}`: send gzip, br, zstd or identity")]
     UnsupportedEncoding(String),
+    /// The gateway's memory for request bodies is in use.
+    #[error("the gateway is busy with other large requests; retry later")]
+    Busy,
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(Duration),
     /// The body could not be read from the connection.
     #[error("cannot read request body: {0}")]
     BodyRead(String),
@@ -68,6 +74,9 @@ pub enum GatewayError {
     /// The deadline passed.
     #[error("deadline of {0:?} exceeded")]
     DeadlineExceeded(Duration),
+    /// The upstream's message is larger than `limits.max_response_bytes`.
+    #[error("the upstream's response is larger than {0} bytes (limits.max_response_bytes)")]
+    UpstreamTooLarge(usize),
     /// The upstream's response could not be transcoded.
     #[error(transparent)]
     BadUpstreamResponse(#[from] ResponseError),
@@ -101,6 +110,10 @@ impl GatewayError {
             GatewayError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented)
             }
+            GatewayError::BadRequest(RequestError::MetadataTooLarge(_)) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                Code::ResourceExhausted,
+            ),
             GatewayError::BadRequest(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
             GatewayError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, Code::InvalidArgument),
             GatewayError::PayloadTooLarge(_) => {
@@ -112,6 +125,10 @@ impl GatewayError {
             GatewayError::UnsupportedEncoding(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument)
             }
+            GatewayError::RequestTimeout(_) => {
+                (StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded)
+            }
+            GatewayError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
             GatewayError::BodyRead(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
             GatewayError::NoUpstream(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
             GatewayError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented),
@@ -119,6 +136,7 @@ impl GatewayError {
             GatewayError::DeadlineExceeded(_) => {
                 (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded)
             }
+            GatewayError::UpstreamTooLarge(_) => (StatusCode::BAD_GATEWAY, Code::ResourceExhausted),
             GatewayError::BadUpstreamResponse(_) => (StatusCode::BAD_GATEWAY, Code::Internal),
         }
     }
@@ -144,6 +162,11 @@ impl GatewayError {
                 if let Ok(value) = HeaderValue::from_str(&list.join(", ")) {
                     headers.insert(header::ALLOW, value);
                 }
+                (self.to_string(), Vec::new())
+            }
+            GatewayError::RequestTimeout(_) => {
+                // The rest of the body may never come: do not wait for it.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
                 (self.to_string(), Vec::new())
             }
             _ => (self.to_string(), Vec::new()),
@@ -201,8 +224,11 @@ fn any_json(any: &prost_types::Any, pool: &DescriptorPool, codec: &Codec) -> ser
         .get_message_by_name(type_name)
         .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok())
         .and_then(|msg| {
-            msg.serialize_with_options(serde_json::value::Serializer, &codec.serialize)
-                .ok()
+            msg.serialize_with_options(
+                crate::transcode::float_safe::FloatSafe(serde_json::value::Serializer),
+                &codec.serialize,
+            )
+            .ok()
         });
     let mut out = serde_json::Map::new();
     out.insert("@type".to_owned(), any.type_url.clone().into());

@@ -75,6 +75,9 @@ pub async fn start(config: &Config) -> Result<Server, StartError> {
     );
     let options = ListenerOptions {
         max_header_bytes: config.limits.max_header_bytes,
+        max_headers: config.limits.max_headers,
+        idle_timeout: config.timeouts.idle,
+        max_connections: config.limits.max_connections,
         ..ListenerOptions::default()
     };
     Server::start(listener, Gateway::new(snapshot), options).map_err(|source| StartError::Bind {

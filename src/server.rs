@@ -2,6 +2,9 @@
 //! port) and serves every request against the current snapshot.
 
 mod body;
+pub(crate) use body::BodyBudget;
+mod connection;
+mod listener;
 pub mod rest;
 
 use std::net::SocketAddr;
@@ -12,19 +15,13 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tower::ServiceExt as _;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::snapshot::Snapshot;
-use rest::ClientAddr;
 
 /// The gateway's shared state: the current snapshot, swapped atomically.
 #[derive(Debug)]
@@ -78,15 +75,26 @@ async fn serve_rest(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
 pub struct ListenerOptions {
     /// Largest request header block (HTTP/1.1 and HTTP/2).
     pub max_header_bytes: usize,
+    /// Most header fields in one HTTP/1.1 request.
+    pub max_headers: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// A connection with no request in flight for this long is closed
+    /// (also one that never sends a request).
+    pub idle_timeout: Duration,
+    /// Most connections open at once; past it, new ones wait in the
+    /// kernel's accept queue.
+    pub max_connections: usize,
 }
 
 impl Default for ListenerOptions {
     fn default() -> Self {
         ListenerOptions {
             max_header_bytes: 64 << 10,
+            max_headers: 100,
             shutdown_grace: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
         }
     }
 }
@@ -108,7 +116,12 @@ impl Server {
     ) -> std::io::Result<Server> {
         let local_addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(listener, gateway.router(), options, rx));
+        let task = tokio::spawn(listener::accept_loop(
+            listener,
+            gateway.router(),
+            options,
+            rx,
+        ));
         tracing::info!(addr = %local_addr, "Listening");
         Ok(Server {
             local_addr,
@@ -142,61 +155,5 @@ impl Drop for Server {
         if self.shutdown.is_some() {
             self.task.abort();
         }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    router: Router,
-    options: ListenerOptions,
-    mut shutdown: oneshot::Receiver<()>,
-) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .max_buf_size(options.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, addr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors and the like: back off briefly.
-                    tracing::warn!(error = %err, "Accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ClientAddr(addr));
-            router.clone().oneshot(request.map(axum::body::Body::new))
-        });
-        let connection = builder.serve_connection_with_upgrades(
-            TokioIo::new(stream),
-            TowerToHyperService::new(service),
-        );
-        let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(client = %addr, error = %err, "Connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("Shutdown grace period over; closing remaining connections");
     }
 }

@@ -30,6 +30,10 @@ pub struct Snapshot {
     pub limits: Limits,
     /// Default deadline of unary calls.
     pub unary_timeout: Duration,
+    /// Time allowed to receive a request body.
+    pub body_timeout: Duration,
+    /// Memory for request bodies of all requests in flight.
+    pub(crate) body_budget: crate::server::BodyBudget,
 }
 
 /// A snapshot that cannot be built.
@@ -100,9 +104,12 @@ impl Snapshot {
             ),
             headers: HeaderPolicy {
                 forward: config.headers.forward.clone(),
+                max_bytes: config.limits.max_metadata_bytes,
             },
             limits: config.limits.clone(),
             unary_timeout: config.timeouts.unary,
+            body_timeout: config.timeouts.request_body,
+            body_budget: crate::server::BodyBudget::new(config.limits.max_buffered_body_bytes),
         })
     }
 }

@@ -4,6 +4,7 @@
 mod body;
 mod error;
 pub mod field_path;
+pub(crate) mod float_safe;
 mod lenient;
 mod options;
 pub mod query;

@@ -90,6 +90,8 @@ pub enum CallError {
     Status(Status),
     /// The deadline passed before the call finished.
     DeadlineExceeded(Duration),
+    /// The backend's message is larger than the gateway accepts.
+    TooLarge(usize),
 }
 
 impl Upstream {
@@ -162,7 +164,19 @@ impl Upstream {
                 trailers,
             })
         };
-        let status = |status| CallError::Status(explain(status, &self.name, &self.url));
+        let limit = self.max_message_bytes;
+        let status = |status: Status| {
+            // tonic's own refusal of an oversized message: the gateway's
+            // limit, not the client's mistake (tonic says OUT_OF_RANGE).
+            if status.code() == Code::OutOfRange
+                && status
+                    .message()
+                    .starts_with("Error, decoded message length too large")
+            {
+                return CallError::TooLarge(limit);
+            }
+            CallError::Status(explain(status, &self.name, &self.url))
+        };
         let Some(timeout) = timeout else {
             return exchange.await.map_err(status);
         };

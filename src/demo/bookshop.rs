@@ -269,8 +269,17 @@ impl pb::bookshop_server::Bookshop for Bookshop {
                 .filter(|w| !w.is_empty())
                 .collect::<Vec<_>>()
                 .join("-")
-        } else {
+        } else if request
+            .book_id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             request.book_id
+        } else {
+            return Err(bad_request(vec![(
+                "book_id",
+                "use lowercase letters, digits and `-` only",
+            )]));
         };
         book.name = format!("{}/books/{id}", request.parent);
         if state.books.contains_key(&book.name) {

@@ -19,6 +19,9 @@ pub enum PathError {
     /// The decoded bytes are not UTF-8.
     #[error("percent-decoded path variable is not valid UTF-8")]
     InvalidUtf8,
+    /// A `.` or `..` segment (also when written `%2E`).
+    #[error("the path has a `.` or `..` segment")]
+    DotSegment,
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -46,7 +49,23 @@ fn escape_at(bytes: &[u8], i: usize) -> Result<u8, PathError> {
 }
 
 /// Checks every escape and decodes those of unreserved characters.
+///
+/// Dot segments (`.`, `..`, `%2E%2E`) are refused rather than resolved:
+/// resolving them would let a name like `shelves/1/books/../../x` reach a
+/// backend that authorises by resource name.
 pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
+    let normalized = decode_unreserved(path)?;
+    if normalized.contains('.')
+        && normalized
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(PathError::DotSegment);
+    }
+    Ok(normalized)
+}
+
+fn decode_unreserved(path: &str) -> Result<Cow<'_, str>, PathError> {
     let bytes = path.as_bytes();
     let Some(first) = bytes.iter().position(|&b| b == b'%') else {
         return Ok(Cow::Borrowed(path));
@@ -140,6 +159,23 @@ mod tests {
         assert_eq!(normalize("/v1/a%3Ab").unwrap(), "/v1/a%3Ab");
         assert_eq!(normalize("/v1/%7e%2d").unwrap(), "/v1/~-");
         assert!(matches!(normalize("/v1/plain"), Ok(Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn normalize_refuses_dot_segments() {
+        for bad in [
+            "/v1/../x",
+            "/v1/./x",
+            "/v1/%2E%2E/x",
+            "/v1/%2e/x",
+            "/v1/x/..",
+            "/..",
+        ] {
+            assert_eq!(normalize(bad), Err(PathError::DotSegment), "{bad}");
+        }
+        for ok in ["/v1/a.b", "/v1/...", "/v1/.x", "/v1/x.", "/v1/a%2F..%2Fb"] {
+            assert!(normalize(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

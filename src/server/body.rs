@@ -5,19 +5,67 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use bytes::Bytes;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, header};
 use http_body::Frame;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::GatewayError;
 
-/// Reads the whole body, refusing more than `limit` bytes (413).
+/// Memory for request bodies shared by all requests in flight, so a burst
+/// of large bodies is refused (503) instead of exhausting memory. Counted
+/// in KiB.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyBudget(Arc<Semaphore>);
+
+impl BodyBudget {
+    /// A budget of `bytes`.
+    pub(crate) fn new(bytes: usize) -> BodyBudget {
+        let kib = (bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
+        BodyBudget(Arc::new(Semaphore::new(kib)))
+    }
+
+    fn take(
+        &self,
+        bytes: usize,
+        held: &mut Option<OwnedSemaphorePermit>,
+    ) -> Result<(), GatewayError> {
+        // Rounded up per call: a little generous, never short.
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        if kib == 0 {
+            return Ok(());
+        }
+        let permit = self
+            .0
+            .clone()
+            .try_acquire_many_owned(kib)
+            .map_err(|_| GatewayError::Busy)?;
+        match held {
+            Some(h) => h.merge(permit),
+            None => *held = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// A body read whole, with its share of the budget (returned on drop).
+#[derive(Debug)]
+pub(crate) struct ReadBody {
+    pub(crate) bytes: Bytes,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (413) and more
+/// than the shared budget allows (503).
 pub(crate) async fn read(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
-) -> Result<Bytes, GatewayError> {
+    budget: &BodyBudget,
+) -> Result<ReadBody, GatewayError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -25,13 +73,32 @@ pub(crate) async fn read(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(GatewayError::PayloadTooLarge(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(GatewayError::PayloadTooLarge(limit))
+    let declared = declared.map_or(0, |len| len as usize);
+    let mut held = None;
+    let mut reserved = 0;
+    let mut body = body;
+    let mut out = BytesMut::with_capacity(declared);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| GatewayError::BodyRead(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let size = out.len() + data.len();
+        if size > limit {
+            return Err(GatewayError::PayloadTooLarge(limit));
         }
-        Err(err) => Err(GatewayError::BodyRead(err.to_string())),
+        // Reserve what is (or is declared to be) buffered, before taking it.
+        let needed = size.max(declared);
+        if needed > reserved {
+            budget.take(needed - reserved, &mut held)?;
+            reserved = needed;
+        }
+        out.extend_from_slice(&data);
     }
+    Ok(ReadBody {
+        bytes: out.freeze(),
+        _budget: held,
+    })
 }
 
 /// The media type of a `Content-Type` value: the part before `;`, trimmed.

@@ -81,7 +81,9 @@ async fn call<'s>(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let bytes = if route.request.takes_body() {
+    // The body's bytes, and its share of the body budget, held until the
+    // call is done.
+    let (bytes, _budget) = if route.request.takes_body() {
         // Supported encodings were decoded (and the header removed) by the
         // decompression layer; what is left is one it does not know.
         if let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING) {
@@ -90,16 +92,23 @@ async fn call<'s>(
                 return Err(fail(GatewayError::UnsupportedEncoding(encoding.to_owned())));
             }
         }
-        let bytes = body::read(body, &parts.headers, snapshot.limits.max_body_bytes)
+        let read = body::read(
+            body,
+            &parts.headers,
+            snapshot.limits.max_body_bytes,
+            &snapshot.body_budget,
+        );
+        let read = tokio::time::timeout(snapshot.body_timeout, read)
             .await
+            .map_err(|_| fail(GatewayError::RequestTimeout(snapshot.body_timeout)))?
             .map_err(fail)?;
         let media = body::media_type(&parts.headers).unwrap_or_default();
-        if !bytes.is_empty() && !route.request.takes_raw_body() && !body::is_json(media) {
+        if !read.bytes.is_empty() && !route.request.takes_raw_body() && !body::is_json(media) {
             return Err(fail(GatewayError::UnsupportedMediaType(media.to_owned())));
         }
-        bytes
+        (read.bytes.clone(), Some(read))
     } else {
-        bytes::Bytes::new()
+        (bytes::Bytes::new(), None)
     };
     let message = route
         .request
@@ -138,6 +147,7 @@ async fn call<'s>(
         .map_err(|err| match err {
             CallError::Status(status) => fail(GatewayError::Upstream(status, None)),
             CallError::DeadlineExceeded(d) => fail(GatewayError::DeadlineExceeded(d)),
+            CallError::TooLarge(limit) => fail(GatewayError::UpstreamTooLarge(limit)),
         })?;
     let encoded = route
         .response

@@ -18,9 +18,11 @@ fn is_null(body: &[u8]) -> bool {
     body.trim_ascii() == b"null"
 }
 
-/// Whether objects and arrays nest deeper than `max` (strings skipped).
-fn exceeds_depth(body: &[u8], max: usize) -> bool {
+/// How deep objects and arrays nest (strings skipped), counting no further
+/// than `max + 1`.
+fn json_depth(body: &[u8], max: usize) -> usize {
     let mut depth = 0usize;
+    let mut deepest = 0usize;
     let mut in_string = false;
     let mut escaped = false;
     for &b in body {
@@ -38,15 +40,22 @@ fn exceeds_depth(body: &[u8], max: usize) -> bool {
             b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
+                deepest = deepest.max(depth);
                 if depth > max {
-                    return true;
+                    return deepest;
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
-    false
+    deepest
+}
+
+/// A parsed body and how deep its JSON nests.
+pub(super) struct Parsed {
+    pub(super) message: DynamicMessage,
+    pub(super) depth: usize,
 }
 
 /// Parses `body` as the whole request message.
@@ -54,7 +63,7 @@ pub(super) fn decode_message(
     desc: &MessageDescriptor,
     body: &[u8],
     codec: &Codec,
-) -> Result<DynamicMessage, RequestError> {
+) -> Result<Parsed, RequestError> {
     decode(desc, None, body, codec)
 }
 
@@ -64,7 +73,7 @@ pub(super) fn decode_field(
     field: &FieldDescriptor,
     body: &[u8],
     codec: &Codec,
-) -> Result<DynamicMessage, RequestError> {
+) -> Result<Parsed, RequestError> {
     decode(desc, Some(field), body, codec)
 }
 
@@ -73,22 +82,28 @@ fn decode(
     field: Option<&FieldDescriptor>,
     body: &[u8],
     codec: &Codec,
-) -> Result<DynamicMessage, RequestError> {
+) -> Result<Parsed, RequestError> {
     if is_blank(body) || (field.is_none() && is_null(body)) {
-        return Ok(DynamicMessage::new(desc.clone()));
+        return Ok(Parsed {
+            message: DynamicMessage::new(desc.clone()),
+            depth: 0,
+        });
     }
-    if exceeds_depth(body, codec.max_depth) {
+    let depth = json_depth(body, codec.max_depth);
+    if depth > codec.max_depth {
         return Err(RequestError::TooDeep(codec.max_depth));
     }
-    if codec.case_insensitive_fields || codec.case_insensitive_enums {
-        return decode_lenient(desc, field, body, codec);
-    }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = parse(desc, field, Strict(&mut de), codec);
-    match parsed.and_then(|message| de.end().map(|()| message)) {
-        Ok(message) => Ok(message),
-        Err(err) => Err(explain(desc, field, body, codec, err)),
-    }
+    let message = if codec.case_insensitive_fields || codec.case_insensitive_enums {
+        decode_lenient(desc, field, body, codec)?
+    } else {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let parsed = parse(desc, field, Strict(&mut de), codec);
+        match parsed.and_then(|message| de.end().map(|()| message)) {
+            Ok(message) => message,
+            Err(err) => return Err(explain(desc, field, body, codec, err)),
+        }
+    };
+    Ok(Parsed { message, depth })
 }
 
 /// The opt-in path with case-insensitive names: through a JSON tree.
@@ -120,7 +135,7 @@ fn decode_lenient(
     })?;
     let tree = serde_json::Value::Object(object);
     let mut track = serde_path_to_error::Track::new();
-    let tracked = serde_path_to_error::Deserializer::new(&tree, &mut track);
+    let tracked = Strict(serde_path_to_error::Deserializer::new(&tree, &mut track));
     DynamicMessage::deserialize_with_options(desc.clone(), tracked, &codec.deserialize).map_err(
         |err| {
             let path = track.path().to_string();
@@ -260,9 +275,10 @@ mod tests {
 
     #[test]
     fn depth_skips_strings() {
-        assert!(!exceeds_depth(br#"{"a": "[[[[[[["}"#, 2));
-        assert!(exceeds_depth(br#"{"a": [[1]]}"#, 2));
-        assert!(!exceeds_depth(br#"{"a": "\"[[[["}"#, 1));
+        assert_eq!(json_depth(br#"{"a": "[[[[[[["}"#, 2), 1);
+        assert_eq!(json_depth(br#"{"a": [[1]]}"#, 2), 3);
+        assert_eq!(json_depth(br#"{"a": "\"[[[["}"#, 1), 1);
+        assert_eq!(json_depth(br#"[[[[[[[[[[[[[[[["#, 4), 5);
     }
 
     #[test]

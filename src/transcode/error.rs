@@ -56,12 +56,18 @@ pub enum RequestError {
         /// What is wrong.
         reason: String,
     },
+    /// The request message would nest deeper than protobuf allows.
+    #[error("request message nests deeper than {0} levels, which protobuf decoders refuse")]
+    TooDeepMessage(usize),
     /// The JSON body nests deeper than allowed.
     #[error("JSON body nests deeper than {0} levels")]
     TooDeep(usize),
     /// Two members of one oneof.
     #[error(transparent)]
     Oneof(#[from] OneofConflict),
+    /// The metadata to forward is larger than the limit (431).
+    #[error("request headers forwarded as gRPC metadata exceed {0} bytes")]
+    MetadataTooLarge(usize),
     /// A header that cannot become gRPC metadata.
     #[error("header `{name}`: {reason}")]
     Header {

@@ -54,13 +54,15 @@ pub fn form_decode(raw: &str) -> Result<Cow<'_, str>, RequestError> {
         .map_err(|_| RequestError::QueryEncoding)
 }
 
-/// Sets the fields named in `query` on `message`.
+/// Sets the fields named in `query` on `message`. Returns how many
+/// segments the longest key had (how deep it reached).
 pub fn apply(
     plan: &RequestPlan,
     message: &mut DynamicMessage,
     query: &str,
     codec: &Codec,
-) -> Result<(), RequestError> {
+) -> Result<usize, RequestError> {
+    let mut deepest = 0;
     // Canonical names of singular fields and map entries already set.
     let mut set: Vec<String> = Vec::new();
     for (count, pair) in query.split('&').filter(|p| !p.is_empty()).enumerate() {
@@ -76,10 +78,15 @@ pub fn apply(
             return Err(RequestError::QueryWithWholeBody(key.into_owned()));
         }
         let value = form_decode(raw_value)?;
-        let segments = parse_key(&key).ok_or_else(|| RequestError::QueryValue {
-            name: key.to_string(),
-            reason: "not a field path (`a.b`, `m[key]`, `items[0].f`)".to_owned(),
-        })?;
+        let segments =
+            parse_key(&key, codec.max_depth).ok_or_else(|| RequestError::QueryValue {
+                name: key.to_string(),
+                reason: format!(
+                    "not a field path (`a.b`, `m[key]`, `items[0].f`) of at most {} parts",
+                    codec.max_depth
+                ),
+            })?;
+        deepest = deepest.max(segments.len());
         let param = Param {
             key: &key,
             value: &value,
@@ -92,7 +99,7 @@ pub fn apply(
             result => result?,
         }
     }
-    Ok(())
+    Ok(deepest)
 }
 
 /// One `name` or `name[sub]` part of a key.
@@ -102,11 +109,15 @@ struct Segment<'k> {
     sub: Option<&'k str>,
 }
 
-/// Splits `a.b[k].c` into segments; `None` when malformed.
-fn parse_key(key: &str) -> Option<Vec<Segment<'_>>> {
+/// Splits `a.b[k].c` into segments; `None` when malformed or longer than
+/// `max` segments.
+fn parse_key(key: &str, max: usize) -> Option<Vec<Segment<'_>>> {
     let mut segments = Vec::new();
     let mut rest = key;
     loop {
+        if segments.len() == max {
+            return None;
+        }
         let end = rest.find(['.', '[']).unwrap_or(rest.len());
         let name = &rest[..end];
         if name.is_empty() || name.contains(']') {
@@ -189,6 +200,7 @@ impl Param<'_> {
                             field.name()
                         )));
                     }
+                    self.check_descent(&kind)?;
                     let Value::Message(next) = current.get_field_mut(&field) else {
                         unreachable!("a singular message field holds a message")
                     };
@@ -224,6 +236,7 @@ impl Param<'_> {
                             "the map's values are not messages, so they have no subfields",
                         ));
                     };
+                    self.check_descent(&value_field.kind())?;
                     let Value::Message(next) = map
                         .entry(map_key)
                         .or_insert_with(|| Value::Message(DynamicMessage::new(value_desc)))
@@ -253,6 +266,7 @@ impl Param<'_> {
                             "a list element is a message; set its fields as `items[0].field`",
                         ));
                     }
+                    self.check_descent(&kind)?;
                     if index == list.len() {
                         let Some(element) = kind.as_message().cloned() else {
                             unreachable!("checked above")
@@ -273,6 +287,19 @@ impl Param<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Well-known types are set whole, from their JSON string form, never
+    /// field by field (`Any.type_url`, `Timestamp.seconds`, a `Struct`'s
+    /// internals): that would build values their JSON form cannot express.
+    fn check_descent(&self, kind: &Kind) -> Result<(), RequestError> {
+        match kind.as_message() {
+            Some(m) if m.full_name().starts_with("google.protobuf.") => Err(self.error(format!(
+                "{} is a well-known type; it cannot be set field by field",
+                m.full_name()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn set_leaf(
@@ -331,18 +358,21 @@ mod tests {
     #[test]
     fn keys() {
         let seg = |name, sub| Segment { name, sub };
-        assert_eq!(parse_key("a").unwrap(), [seg("a", None)]);
-        assert_eq!(parse_key("a.b").unwrap(), [seg("a", None), seg("b", None)]);
-        assert_eq!(parse_key("m[k.x]").unwrap(), [seg("m", Some("k.x"))]);
-        assert_eq!(parse_key("m[]").unwrap(), [seg("m", Some(""))]);
+        assert_eq!(parse_key("a", 64).unwrap(), [seg("a", None)]);
         assert_eq!(
-            parse_key("items[0].id").unwrap(),
+            parse_key("a.b", 64).unwrap(),
+            [seg("a", None), seg("b", None)]
+        );
+        assert_eq!(parse_key("m[k.x]", 64).unwrap(), [seg("m", Some("k.x"))]);
+        assert_eq!(parse_key("m[]", 64).unwrap(), [seg("m", Some(""))]);
+        assert_eq!(
+            parse_key("items[0].id", 64).unwrap(),
             [seg("items", Some("0")), seg("id", None)]
         );
         for bad in [
             "", ".", "a.", ".a", "a..b", "[0]", "a[0", "a[0]b", "a]", "a[0][1]",
         ] {
-            assert_eq!(parse_key(bad), None, "{bad}");
+            assert_eq!(parse_key(bad, 64), None, "{bad}");
         }
     }
 

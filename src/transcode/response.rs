@@ -7,6 +7,7 @@ use prost::Message as _;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 
 use super::Codec;
+use super::float_safe::FloatSafe;
 use super::request::PlanError;
 
 const HTTP_BODY: &str = "google.api.HttpBody";
@@ -19,6 +20,9 @@ pub struct ResponsePlan {
     field: Option<FieldDescriptor>,
     /// The written value is a `google.api.HttpBody`: raw bytes out.
     raw: bool,
+    /// The written value can hold a `FloatValue`/`DoubleValue`, whose
+    /// special values need [`FloatSafe`].
+    float_wrappers: bool,
 }
 
 /// A response ready to send.
@@ -56,10 +60,18 @@ impl ResponsePlan {
                 !f.is_list() && matches!(f.kind(), Kind::Message(m) if m.full_name() == HTTP_BODY)
             }
         };
+        let float_wrappers = match &field {
+            None => reaches_float_wrapper(output),
+            Some(f) => match f.kind() {
+                Kind::Message(m) => reaches_float_wrapper(&m),
+                _ => false,
+            },
+        };
         Ok(ResponsePlan {
             output: output.clone(),
             field,
             raw,
+            float_wrappers,
         })
     }
 
@@ -97,12 +109,15 @@ impl ResponsePlan {
         }
         let mut out = BytesMut::with_capacity(size_hint * 2 + 16).writer();
         let mut ser = serde_json::Serializer::new(&mut out);
-        let written = match (&self.field, value.as_deref()) {
-            (None, _) => message.serialize_with_options(&mut ser, options),
-            (Some(_), Some(Value::Message(inner))) => {
-                inner.serialize_with_options(&mut ser, options)
-            }
+        let target = match (&self.field, value.as_deref()) {
+            (None, _) => message,
+            (Some(_), Some(Value::Message(inner))) => inner,
             (Some(field), _) => return self.encode_field(message, field, codec),
+        };
+        let written = if self.float_wrappers {
+            target.serialize_with_options(FloatSafe(&mut ser), options)
+        } else {
+            target.serialize_with_options(&mut ser, options)
         };
         written.map_err(|e| ResponseError(e.to_string()))?;
         Ok(Encoded {
@@ -122,26 +137,61 @@ impl ResponsePlan {
     ) -> Result<Encoded, ResponseError> {
         let mut only = DynamicMessage::new(self.output.clone());
         only.set_field(field, message.get_field(field).into_owned());
-        let full = codec.serialize.clone().skip_default_fields(false);
-        let json = only
-            .serialize_with_options(serde_json::value::Serializer, &full)
-            .map_err(|e| ResponseError(e.to_string()))?;
-        let mut json = match json {
-            serde_json::Value::Object(map) => map,
-            _ => return Err(ResponseError("expected a JSON object".to_owned())),
-        };
         let key = if codec.use_proto_names {
             field.name()
         } else {
             field.json_name()
         };
-        let value = json.remove(key).unwrap_or(serde_json::Value::Null);
+        let write = |options: &prost_reflect::SerializeOptions| {
+            only.serialize_with_options(FloatSafe(serde_json::value::Serializer), options)
+                .map_err(|e| ResponseError(e.to_string()))
+        };
+        // With the configured options first; a field left out for holding
+        // its default is then written with defaults on, which only affects
+        // that (empty or zero) value itself.
+        let mut value = match write(&codec.serialize)? {
+            serde_json::Value::Object(mut map) => map.remove(key),
+            _ => None,
+        };
+        if value.is_none() {
+            let full = codec.serialize.clone().skip_default_fields(false);
+            value = match write(&full)? {
+                serde_json::Value::Object(mut map) => map.remove(key),
+                _ => None,
+            };
+        }
+        let value = value.unwrap_or(serde_json::Value::Null);
         let body = serde_json::to_vec(&value).map_err(|e| ResponseError(e.to_string()))?;
         Ok(Encoded {
             content_type: JSON,
             body: body.into(),
         })
     }
+}
+
+/// Whether values of type `desc` can hold a `FloatValue` or `DoubleValue`
+/// (an `Any` can hold anything).
+fn reaches_float_wrapper(desc: &MessageDescriptor) -> bool {
+    let mut seen = Vec::new();
+    let mut stack = vec![desc.clone()];
+    while let Some(message) = stack.pop() {
+        match message.full_name() {
+            "google.protobuf.FloatValue"
+            | "google.protobuf.DoubleValue"
+            | "google.protobuf.Any" => return true,
+            _ => {}
+        }
+        if seen.contains(&message) {
+            continue;
+        }
+        for field in message.fields() {
+            if let Kind::Message(child) = field.kind() {
+                stack.push(child);
+            }
+        }
+        seen.push(message);
+    }
+    false
 }
 
 fn raw_body(body: &DynamicMessage) -> Encoded {

@@ -1,8 +1,19 @@
-//! A serde adapter that rejects duplicate keys in JSON objects, as the
-//! reference proto3 JSON parsers do; serde_json alone lets the last one win.
+//! A serde adapter that holds request JSON to the proto3 JSON mapping where
+//! the message parser underneath is lenient, so that no value is silently
+//! changed:
 //!
-//! It wraps a deserializer and every nested one, and remembers the keys of
-//! each object while it is read (borrowed from the input where possible).
+//! - a key repeated in one object is refused (serde_json lets the last one
+//!   win);
+//! - an integer field given a number with a fraction or exponent of 2^53 or
+//!   more is refused: as a float it may already have lost digits;
+//! - a float field given a string must be a number that fits the field, or
+//!   exactly `NaN`, `Infinity` or `-Infinity` (not `inf`, `1e400`);
+//! - a timestamp or duration with more than nine fractional digits is
+//!   refused instead of truncated.
+//!
+//! It wraps a deserializer and every nested one, remembers the keys of each
+//! object while it is read (borrowed from the input where possible), and
+//! asks a visitor what it expects only for the rare values that need it.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -144,15 +155,31 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
         visit_u64(u64),
         visit_u128(u128),
         visit_f32(f32),
-        visit_f64(f64),
         visit_char(char),
-        visit_str(&str),
-        visit_borrowed_str(&'de str),
-        visit_string(String),
         visit_bytes(&[u8]),
         visit_borrowed_bytes(&'de [u8]),
         visit_byte_buf(Vec<u8>),
     );
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        check_number(&self.0, v)?;
+        self.0.visit_f64(v)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        check_text(&self.0, v)?;
+        self.0.visit_str(v)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        check_text(&self.0, v)?;
+        self.0.visit_borrowed_str(v)
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        check_text(&self.0, &v)?;
+        self.0.visit_string(v)
+    }
 
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
         self.0.visit_none()
@@ -188,6 +215,66 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
         // JSON has no enums; serde_json only offers strings and maps here.
         self.0.visit_enum(data)
     }
+}
+
+/// What a visitor says it expects, e.g. "a 64-bit signed integer".
+fn expecting<'de, V: Visitor<'de>>(visitor: &V) -> String {
+    struct Expecting<'v, V>(&'v V);
+    impl<'de, V: Visitor<'de>> fmt::Display for Expecting<'_, V> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.expecting(f)
+        }
+    }
+    Expecting(visitor).to_string()
+}
+
+/// Below this, every integer is exact as an `f64`.
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+/// A number read as a float: refused for an integer field when it may have
+/// lost digits already.
+fn check_number<'de, V: Visitor<'de>, E: de::Error>(visitor: &V, v: f64) -> Result<(), E> {
+    if v.abs() >= EXACT_INTEGERS && expecting(visitor).contains("integer") {
+        return Err(E::custom(
+            "an integer of 2^53 or more must be written without fraction or exponent, or as a string, to be exact",
+        ));
+    }
+    Ok(())
+}
+
+/// A string for a float, timestamp or duration field, checked where the
+/// parser underneath would accept it loosely.
+fn check_text<'de, V: Visitor<'de>, E: de::Error>(visitor: &V, v: &str) -> Result<(), E> {
+    let first = v.bytes().next().unwrap_or(b' ');
+    if (first.is_ascii_digit() || b"+-.iInN".contains(&first))
+        && !matches!(v, "NaN" | "Infinity" | "-Infinity")
+        && let Ok(number) = v.parse::<f64>()
+        && (!number.is_finite() || number.abs() > f64::from(f32::MAX))
+    {
+        let expected = expecting(visitor);
+        let float32 = expected == "a 32-bit floating point value";
+        if expected == "a 64-bit floating point value" && !number.is_finite() || float32 {
+            return Err(E::custom(format_args!(
+                "`{v}` is not a number this field can hold (special values are \"NaN\", \"Infinity\" and \"-Infinity\")"
+            )));
+        }
+    }
+    if has_long_fraction(v) {
+        let expected = expecting(visitor);
+        if expected.contains("timestamp") || expected.contains("duration") {
+            return Err(E::custom(format_args!(
+                "`{v}` has more than nine fractional digits (nanosecond precision)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a `.` is followed by more than nine digits.
+fn has_long_fraction(v: &str) -> bool {
+    v.split('.')
+        .skip(1)
+        .any(|after| after.bytes().take_while(u8::is_ascii_digit).count() > 9)
 }
 
 /// A seed whose deserializer is wrapped.
@@ -478,6 +565,54 @@ mod tests {
             let err = parse(bad).unwrap_err();
             assert!(err.contains("duplicate key `a`"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn numbers_that_would_change_are_refused_only_where_they_change() {
+        use prost_reflect::{DescriptorPool, DynamicMessage};
+        let pool = DescriptorPool::global();
+        let parse_as = |type_name: &str, json: &str| {
+            let desc = pool.get_message_by_name(type_name).unwrap();
+            let mut de = serde_json::Deserializer::from_str(json);
+            DynamicMessage::deserialize(desc, Strict(&mut de)).map_err(|e| e.to_string())
+        };
+        // Int64Value and friends: the JSON value is the wrapped scalar.
+        assert!(parse_as("google.protobuf.Int64Value", "9007199254740992.0").is_err());
+        assert!(parse_as("google.protobuf.Int64Value", "9.3e18").is_err());
+        assert!(parse_as("google.protobuf.Int64Value", "9007199254740993").is_ok());
+        assert!(parse_as("google.protobuf.Int64Value", "12.0").is_ok());
+        assert!(parse_as("google.protobuf.DoubleValue", "9007199254740993.0").is_ok());
+        for bad in [
+            "\"inf\"",
+            "\"nan\"",
+            "\"1e400\"",
+            "\"+Infinity\"",
+            "\"infinity\"",
+        ] {
+            assert!(
+                parse_as("google.protobuf.DoubleValue", bad).is_err(),
+                "{bad}"
+            );
+        }
+        for ok in ["\"NaN\"", "\"-Infinity\"", "\"1e300\"", "\"0.25\""] {
+            assert!(parse_as("google.protobuf.DoubleValue", ok).is_ok(), "{ok}");
+        }
+        assert!(parse_as("google.protobuf.FloatValue", "\"3.5e38\"").is_err());
+        assert!(parse_as("google.protobuf.FloatValue", "\"3.4e38\"").is_ok());
+        assert!(
+            parse_as("google.protobuf.StringValue", "\"1e400\"").is_ok(),
+            "strings are data"
+        );
+        assert!(parse_as("google.protobuf.Duration", "\"1.0000000001s\"").is_err());
+        assert!(parse_as("google.protobuf.Duration", "\"1.000000001s\"").is_ok());
+        assert!(
+            parse_as(
+                "google.protobuf.Timestamp",
+                "\"2024-01-01T00:00:00.1234567891Z\""
+            )
+            .is_err()
+        );
+        assert!(parse_as("google.protobuf.StringValue", "\"v1.1234567891\"").is_ok());
     }
 
     #[test]

@@ -153,9 +153,10 @@ fn parse_message(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage,
         "google.protobuf.Timestamp" | "google.protobuf.Duration" => {
             let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
                 text.into_deserializer();
-            DynamicMessage::deserialize(desc.clone(), de).map_err(|e| format!("`{text}`: {e}"))
+            DynamicMessage::deserialize(desc.clone(), super::strict::Strict(de))
+                .map_err(|e| format!("`{text}`: {e}"))
         }
-        "google.protobuf.FieldMask" => Ok(field_mask(desc, text)),
+        "google.protobuf.FieldMask" => field_mask(desc, text),
         _ if is_text_message(desc) => {
             // A wrapper: field 1 holds the scalar.
             let mut message = DynamicMessage::new(desc.clone());
@@ -172,31 +173,51 @@ fn parse_message(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage,
 }
 
 /// A `FieldMask` from comma-separated paths; lowerCamelCase segments are
-/// turned into snake_case, snake_case is kept.
-fn field_mask(desc: &MessageDescriptor, text: &str) -> DynamicMessage {
-    let paths: Vec<Value> = text
+/// turned into snake_case, snake_case is kept. A segment that is neither
+/// (`Pages`, `page_Count`, empty) is refused rather than guessed at.
+fn field_mask(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, String> {
+    let paths = text
         .split(',')
         .filter(|p| !p.is_empty())
-        .map(|p| Value::String(snake_case_path(p)))
-        .collect();
+        .map(|p| snake_case_path(p).map(Value::String))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut message = DynamicMessage::new(desc.clone());
     if let Some(field) = desc.get_field(1) {
         message.set_field(&field, Value::List(paths));
     }
-    message
+    Ok(message)
 }
 
-fn snake_case_path(path: &str) -> String {
+fn snake_case_path(path: &str) -> Result<String, String> {
     let mut out = String::with_capacity(path.len() + 4);
-    for c in path.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
+    for (i, segment) in path.split('.').enumerate() {
+        let camel = segment.bytes().any(|b| b.is_ascii_uppercase());
+        let valid = segment
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !(camel && segment.contains('_'));
+        if !valid {
+            return Err(format!(
+                "`{path}` is not a field mask path (lowerCamelCase or snake_case names joined by `.`)"
+            ));
+        }
+        if i > 0 {
+            out.push('.');
+        }
+        for c in segment.chars() {
+            if c.is_ascii_uppercase() {
+                out.push('_');
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -235,7 +256,13 @@ mod tests {
 
     #[test]
     fn snake_case_paths() {
-        assert_eq!(snake_case_path("author.displayName"), "author.display_name");
-        assert_eq!(snake_case_path("page_count"), "page_count");
+        assert_eq!(
+            snake_case_path("author.displayName").unwrap(),
+            "author.display_name"
+        );
+        assert_eq!(snake_case_path("page_count").unwrap(), "page_count");
+        for bad in ["Pages", "page_Count", "a..b", "", "a.", "a-b", "1a"] {
+            assert!(snake_case_path(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -20,10 +20,21 @@ use crate::transcode::{RequestError, text};
 const GRPC_METADATA: &str = "grpc-metadata-";
 
 /// Which headers become metadata.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HeaderPolicy {
     /// Extra headers forwarded under their own name.
     pub forward: Vec<HeaderName>,
+    /// Largest metadata block sent to a backend (431 beyond).
+    pub max_bytes: usize,
+}
+
+impl Default for HeaderPolicy {
+    fn default() -> Self {
+        HeaderPolicy {
+            forward: Vec::new(),
+            max_bytes: 8 << 10,
+        }
+    }
 }
 
 /// Names never sent to or taken from a backend as metadata.
@@ -56,6 +67,7 @@ pub fn to_metadata(
     policy: &HeaderPolicy,
 ) -> Result<MetadataMap, RequestError> {
     let mut metadata = MetadataMap::with_capacity(4);
+    let mut size = 0;
     for (name, value) in headers {
         let header = name.as_str();
         let key = match header {
@@ -77,38 +89,67 @@ pub fn to_metadata(
             name: header.to_owned(),
             reason: reason.to_owned(),
         };
+        if !key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        {
+            return Err(bad(
+                "not a gRPC metadata key (lowercase letters, digits, `-`, `_` and `.` only)",
+            ));
+        }
         if key.ends_with("-bin") {
             let text = value.to_str().map_err(|_| bad("not valid base64"))?;
             let bytes = text::decode_base64(text.trim()).map_err(|e| bad(&e))?;
+            size += key.len() + bytes.len() + HPACK_ENTRY_OVERHEAD;
             let key = BinaryMetadataKey::from_bytes(key.as_bytes())
                 .map_err(|_| bad("not a valid metadata key"))?;
             metadata.append_bin(key, BinaryMetadataValue::from_bytes(&bytes));
         } else {
+            if !value.as_bytes().iter().all(|b| (0x20..=0x7e).contains(b)) {
+                return Err(bad(
+                    "value is not printable ASCII (use a `-bin` key for other bytes)",
+                ));
+            }
+            size += key.len() + value.len() + HPACK_ENTRY_OVERHEAD;
             let key = AsciiMetadataKey::from_bytes(key.as_bytes())
                 .map_err(|_| bad("not a valid metadata key"))?;
             let value = MetadataValue::try_from(value.as_bytes())
-                .map_err(|_| bad("value is not visible ASCII"))?;
+                .map_err(|_| bad("value is not printable ASCII"))?;
             metadata.append(key, value);
         }
+        if size > policy.max_bytes {
+            return Err(RequestError::MetadataTooLarge(policy.max_bytes));
+        }
     }
-    forwarded_for(headers, client, &mut metadata);
+    size += forwarded_for(headers, client, &mut metadata);
+    // The host the client asked for, from `Host` (or the HTTP/2
+    // authority); a client's own `X-Forwarded-Host` is not trusted.
     let host = headers
-        .get("x-forwarded-host")
+        .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| {
-            headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-        .or(authority);
+        .or(authority)
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()));
     if let Some(host) = host.and_then(|h| MetadataValue::try_from(h).ok()) {
+        size += "x-forwarded-host".len() + host.len() + HPACK_ENTRY_OVERHEAD;
         metadata.insert("x-forwarded-host", host);
+    }
+    if size > policy.max_bytes {
+        return Err(RequestError::MetadataTooLarge(policy.max_bytes));
     }
     Ok(metadata)
 }
 
+/// What HTTP/2 header compression counts per header besides name and value
+/// (RFC 7541 §4.1), as gRPC servers do when they enforce metadata limits.
+const HPACK_ENTRY_OVERHEAD: usize = 32;
+
 /// `X-Forwarded-For`: the incoming list with the client address appended.
-fn forwarded_for(headers: &HeaderMap, client: Option<SocketAddr>, metadata: &mut MetadataMap) {
+/// Returns the size it adds.
+fn forwarded_for(
+    headers: &HeaderMap,
+    client: Option<SocketAddr>,
+    metadata: &mut MetadataMap,
+) -> usize {
     let previous: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
@@ -125,7 +166,9 @@ fn forwarded_for(headers: &HeaderMap, client: Option<SocketAddr>, metadata: &mut
         && !list.is_empty()
     {
         metadata.insert("x-forwarded-for", value);
+        return "x-forwarded-for".len() + list.len() + HPACK_ENTRY_OVERHEAD;
     }
+    0
 }
 
 /// Adds backend metadata to `out` as `<prefix><key>` headers.
@@ -218,8 +261,10 @@ mod tests {
         headers.insert("x-request-id", HeaderValue::from_static("r1"));
         headers.insert("cookie", HeaderValue::from_static("secret"));
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        headers.insert("x-forwarded-host", HeaderValue::from_static("spoofed.test"));
         let policy = HeaderPolicy {
             forward: vec![HeaderName::from_static("x-request-id")],
+            ..HeaderPolicy::default()
         };
         let client = "127.0.0.1:9".parse().ok();
         let md = to_metadata(&headers, client, Some("api.test"), &policy).unwrap();
