@@ -1,0 +1,876 @@
+//! The proto3 JSON mapping both ways: names, null, NaN and Infinity, 64-bit
+//! integers, enums, Any, well-known types, duplicate keys, output options
+//! and the case-insensitive options.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::fixture::{assert_bad_request, fixture, fixture_with};
+
+/// The FieldMask paths the backend received.
+fn mask_paths(f: &crate::fixture::Fixture) -> String {
+    let sent = f.backend.last().message;
+    let mask = sent.get_field_by_name("mask").unwrap();
+    let paths = mask
+        .as_message()
+        .unwrap()
+        .get_field_by_name("paths")
+        .unwrap();
+    format!("{paths:?}")
+}
+
+// ---------------------------------------------------------------- names
+
+/// proto3 JSON: parsers accept the lowerCamelCase name, the `json_name`
+/// and the proto field name; output uses the JSON name.
+#[tokio::test]
+async fn field_names_in_and_out() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"name_wrapper": "a", "customJSON": "b", "choice_b": 2, "i32Wrapper": 3, "by_id": {"1": "x"}}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"nameWrapper": "a", "choiceB": 2, "customJSON": "b", "i32Wrapper": 3, "byId": {"1": "x"}})
+        )
+    );
+    // `custom_json`'s JSON name is customJSON, so `customJson` is unknown.
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"customJson": "b"}"#).await,
+        "unrecognized field name 'customJson'",
+    );
+}
+
+/// proto3 JSON: a field given under its proto name and its JSON name in
+/// one object is given twice; the reference parsers reject it.
+#[tokio::test]
+#[ignore = "bug: body {'name_wrapper': 'a', 'nameWrapper': 'b'} is accepted (last wins) instead of 400"]
+async fn one_field_under_two_names_is_400() {
+    let f = fixture().await;
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"name_wrapper": "a", "nameWrapper": "b"}"#)
+            .await,
+        "nameWrapper",
+    );
+    assert!(f.backend.records().is_empty());
+}
+
+// ---------------------------------------------------------------- well-known types
+
+/// proto3 JSON: each well-known type has its own JSON form (Timestamp and
+/// Duration strings, FieldMask string, Struct object, Value any JSON,
+/// Any with `@type`, wrappers as their scalar).
+#[tokio::test]
+async fn well_known_types_in_the_body() {
+    let f = fixture().await;
+    let request = json!({
+        "at": "2024-01-02T03:04:05Z", "ttl": "-1.5s", "mask": "inner.label,nameWrapper",
+        "attrs": {"a": [1, "x", null, {"b": true}]}, "anyValue": null,
+        "detail": {"@type": "type.googleapis.com/kitchen.v1.Inner", "label": "in any"},
+        "big": "-12", "labels": {"k": "v"}, "fl": "Infinity", "db": 2.5e3
+    });
+    let (status, body) = f.post("/v1/echo", &request.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "fl": "Infinity", "db": 2500.0, "labels": {"k": "v"}, "at": "2024-01-02T03:04:05Z", "ttl": "-1.500s",
+            "mask": "inner.label,nameWrapper", "big": "-12", "attrs": {"a": [1.0, "x", null, {"b": true}]},
+            "anyValue": null, "detail": {"@type": "type.googleapis.com/kitchen.v1.Inner", "label": "in any"}
+        })
+    );
+}
+
+/// proto3 JSON: Timestamps are written in UTC with 0, 3, 6 or 9 fraction
+/// digits; any offset is accepted on input. Durations likewise.
+#[tokio::test]
+async fn timestamp_and_duration_output_forms() {
+    let f = fixture().await;
+    for (at, out) in [
+        ("2024-01-02T03:04:05.1Z", "2024-01-02T03:04:05.100Z"),
+        ("2024-01-02T03:04:05.000001Z", "2024-01-02T03:04:05.000001Z"),
+        (
+            "2024-01-02T03:04:05.000000001Z",
+            "2024-01-02T03:04:05.000000001Z",
+        ),
+        ("2024-01-02T03:04:05.000Z", "2024-01-02T03:04:05Z"),
+        ("2024-01-02T03:04:05-02:30", "2024-01-02T05:34:05Z"),
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),
+    ] {
+        let (status, body) = f.post("/v1/echo", &json!({"at": at}).to_string()).await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"at": out})), "{at}");
+    }
+    for (ttl, out) in [
+        ("1.000000001s", "1.000000001s"),
+        ("0.5s", "0.500s"),
+        ("-0.000001s", "-0.000001s"),
+        ("315576000000s", "315576000000s"),
+    ] {
+        let (status, body) = f.post("/v1/echo", &json!({"ttl": ttl}).to_string()).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"ttl": out})),
+            "{ttl}"
+        );
+    }
+    for bad in [
+        r#"{"at": "2024-01-02 03:04:05Z"}"#,
+        r#"{"at": 1704164645}"#,
+        r#"{"ttl": "1"}"#,
+        r#"{"ttl": "315576000001s"}"#,
+    ] {
+        assert_bad_request(f.post("/v1/echo", bad).await, "invalid JSON body at `");
+    }
+}
+
+/// proto3 JSON: bytes are base64; parsers accept the standard and the
+/// URL-safe alphabet, with or without padding; output is standard, padded.
+#[tokio::test]
+async fn bytes_in_json() {
+    let f = fixture().await;
+    for value in ["AAECA/8=", "AAECA/8", "AAECA_8", "AAECA_8="] {
+        let (status, body) = f.post("/v1/echo", &json!({"b": value}).to_string()).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"b": "AAECA/8="})),
+            "{value}"
+        );
+    }
+    assert_bad_request(f.post("/v1/echo", r#"{"b": "*"}"#).await, "at `b`");
+}
+
+/// proto3 JSON: an Any is `@type` plus the message's fields, or `@type`
+/// plus `value` for a well-known type with a special form; an Any whose
+/// type is unknown cannot be read and is a 400.
+#[tokio::test]
+async fn any_with_known_and_unknown_types() {
+    let f = fixture().await;
+    let detail = json!({"@type": "type.googleapis.com/google.protobuf.Duration", "value": "1.5s"});
+    let (status, body) = f
+        .post("/v1/echo", &json!({"detail": detail}).to_string())
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"detail": {"@type": "type.googleapis.com/google.protobuf.Duration", "value": "1.500s"}})
+        )
+    );
+    for bad in [
+        r#"{"detail": {"@type": "type.googleapis.com/no.Such", "x": 1}}"#,
+        r#"{"detail": {"@type": "type.googleapis.com/no.Such"}}"#,
+        r#"{"detail": {"label": "no type"}}"#,
+        r#"{"detail": {"@type": "type.googleapis.com/kitchen.v1.Inner", "nope": 1}}"#,
+    ] {
+        assert_bad_request(f.post("/v1/echo", bad).await, "at `detail");
+    }
+    assert_eq!(f.backend.records().len(), 1);
+}
+
+// ---------------------------------------------------------------- null
+
+/// proto3 JSON: null means the default (unset) for every field except a
+/// `google.protobuf.Value`, which takes `null_value`; inside Struct nulls
+/// are values.
+#[tokio::test]
+async fn null_means_unset_except_for_value() {
+    let f = fixture().await;
+    let (_, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"s": null, "inner": null, "tags": null, "anyValue": null, "attrs": {"n": null}}"#,
+        )
+        .await;
+    assert_eq!(body, json!({"attrs": {"n": null}, "anyValue": null}));
+}
+
+/// proto3 JSON: inside a ListValue (a field or a list in a Struct) a null
+/// is a `null_value` element and keeps its place.
+#[tokio::test]
+async fn hc17_neighbour_null_in_lists() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"list": [1, null, "a", [null], {"x": null}], "attrs": {"l": [null, null]}}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"attrs": {"l": [null, null]}, "list": [1.0, null, "a", [null], {"x": null}]})
+        )
+    );
+}
+
+/// proto3 JSON: nulls nested at any depth in Struct values are kept.
+#[tokio::test]
+async fn hc17_neighbour_nested_struct_nulls() {
+    let f = fixture().await;
+    let nested = json!({"a": {"b": {"c": null, "d": [{"e": null}]}}, "f": null});
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            &json!({"attrs": nested, "anyValue": {"g": null}}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"attrs": nested, "anyValue": {"g": null}})
+        )
+    );
+    assert_eq!(f.backend.last().json["attrs"], nested);
+}
+
+/// proto3 JSON: null for a repeated or map field is the empty list or map
+/// (unset), not an error.
+#[tokio::test]
+async fn hc17_neighbour_null_for_repeated_and_map_fields() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"tags": null, "ids": null, "items": null, "colors": null, "labels": null, "inners": null, "byId": null, "s": "x"}"#,
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"s": "x"})));
+}
+
+/// proto3 JSON: null for wrappers, Timestamp, Duration, FieldMask, Any,
+/// Struct, ListValue and enums is unset (only Value is special).
+#[tokio::test]
+async fn hc17_neighbour_null_for_wrappers_and_well_known_types() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"big": null, "on": null, "nameWrapper": null, "at": null, "ttl": null, "mask": null, "detail": null, "attrs": null, "list": null, "color": null, "i32": null}"#,
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let sent = f.backend.last().message;
+    for name in ["big", "on", "name_wrapper", "at", "attrs", "list", "detail"] {
+        assert!(!sent.has_field_by_name(name), "{name} stays unset");
+    }
+}
+
+/// proto3 JSON: a null Value field is present (set to `null_value`); an
+/// absent one is not.
+#[tokio::test]
+async fn hc17_neighbour_value_null_is_present_absent_is_not() {
+    let f = fixture().await;
+    f.post("/v1/echo", r#"{"anyValue": null}"#).await;
+    assert!(f.backend.last().message.has_field_by_name("any_value"));
+    f.post("/v1/echo", r#"{}"#).await;
+    assert!(!f.backend.last().message.has_field_by_name("any_value"));
+}
+
+/// proto3 JSON: a null element of a list of scalars or messages, or a null
+/// map value, has no meaning (only Value elements can be null): 400.
+#[tokio::test]
+async fn hc17_neighbour_null_elements_outside_struct_are_400() {
+    let f = fixture().await;
+    for (body, at) in [
+        (r#"{"tags": ["a", null]}"#, "at `tags"),
+        (r#"{"items": [null]}"#, "at `items"),
+        (r#"{"labels": {"k": null}}"#, "at `labels"),
+    ] {
+        assert_bad_request(f.post("/v1/echo", body).await, at);
+    }
+    assert!(f.backend.records().is_empty());
+}
+
+// ---------------------------------------------------------------- numbers
+
+/// proto3 JSON: 64-bit integers are exact as numbers or strings in
+/// requests and are written as strings.
+#[tokio::test]
+async fn int64_precision_both_ways() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"i64": 9223372036854775807, "u64": "18446744073709551615", "si64": -9223372036854775808, "f64": 18446744073709551615, "sf64": "-9007199254740993", "ids": [9007199254740993, "-1"]}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({
+                "i64": "9223372036854775807", "u64": "18446744073709551615", "si64": "-9223372036854775808",
+                "f64": "18446744073709551615", "sf64": "-9007199254740993", "ids": ["9007199254740993", "-1"]
+            })
+        )
+    );
+    assert_eq!(f.backend.last().json["sf64"], "-9007199254740993");
+}
+
+/// proto3 JSON: integers are accepted as strings too; out-of-range and
+/// fractional values are a 400 at the field.
+#[tokio::test]
+async fn integers_from_strings_and_out_of_range() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post("/v1/echo", r#"{"i32": "-5", "u32": "7", "small": "9"}"#)
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"i32": -5, "u32": 7, "small": 9}))
+    );
+    for (bad, at) in [
+        (r#"{"i64": 9223372036854775808}"#, "at `i64`"),
+        (r#"{"i64": "9223372036854775808"}"#, "at `i64`"),
+        (r#"{"u64": -1}"#, "at `u64`"),
+        (r#"{"u32": 4294967296}"#, "at `u32`"),
+        (r#"{"i32": "2147483648"}"#, "at `i32`"),
+        (r#"{"i32": "1.5"}"#, "at `i32`"),
+        (r#"{"ids": [1.5]}"#, "at `ids[0]`"),
+    ] {
+        assert_bad_request(f.post("/v1/echo", bad).await, at);
+    }
+}
+
+/// proto3 JSON: floats accept numbers, numeric strings and the strings
+/// `NaN`, `Infinity`, `-Infinity`, and write the special values as those
+/// strings (valid JSON).
+#[tokio::test]
+async fn hc33_neighbour_special_values_everywhere() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"samples": ["NaN", 1, "Infinity", "-2.5"], "fl": "Infinity", "db": "-Infinity"}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"fl": "Infinity", "db": "-Infinity", "samples": ["NaN", 1.0, "Infinity", -2.5]})
+        )
+    );
+}
+
+/// proto3 JSON: DoubleValue and FloatValue are written like their scalar,
+/// so a NaN or an infinity in a wrapper is the string `NaN`/`Infinity`/
+/// `-Infinity` (JSON `null` would mean the wrapper is unset).
+#[tokio::test]
+async fn hc33_neighbour_special_values_in_wrappers() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post("/v1/echo", r#"{"ratio": "NaN", "flWrapper": "-Infinity"}"#)
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"ratio": "NaN", "flWrapper": "-Infinity"})
+        )
+    );
+    let (status, body) = f.get("/v1/echo?ratio=Infinity").await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"ratio": "Infinity"}))
+    );
+}
+
+/// proto3 JSON: wrappers read the special strings like their scalar; the
+/// backend gets the values themselves.
+#[tokio::test]
+async fn hc33_neighbour_special_values_reach_the_backend_in_wrappers() {
+    let f = fixture().await;
+    let (status, _) = f
+        .post("/v1/echo", r#"{"ratio": "NaN", "flWrapper": "-Infinity"}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sent = f.backend.last().message;
+    let inner = |name: &str| {
+        sent.get_field_by_name(name)
+            .unwrap()
+            .as_message()
+            .unwrap()
+            .get_field_by_name("value")
+            .unwrap()
+            .into_owned()
+    };
+    assert!(inner("ratio").as_f64().unwrap().is_nan());
+    assert_eq!(inner("fl_wrapper").as_f32(), Some(f32::NEG_INFINITY));
+}
+
+/// proto3 JSON: numbers may use exponent notation, as JSON numbers or as
+/// strings.
+#[tokio::test]
+async fn hc33_neighbour_exponent_forms() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"db": 1E3, "fl": "2.5e-1", "ratio": 1e+2, "samples": ["-1.5E2", 5e-324]}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"fl": 0.25, "db": 1000.0, "ratio": 100.0, "samples": [-150.0, 5e-324]})
+        )
+    );
+}
+
+/// proto3 JSON: a float field holds a 32-bit float; a value beyond its
+/// range is a 400, not a silent infinity.
+#[tokio::test]
+async fn hc33_neighbour_float32_range() {
+    let f = fixture().await;
+    let (status, _) = f.post("/v1/echo", r#"{"fl": 3.4028234e38}"#).await;
+    assert_eq!(status, StatusCode::OK);
+    for (bad, at) in [
+        (r#"{"fl": 3.5e38}"#, "invalid JSON body at `fl`: "),
+        (r#"{"fl": -1e39}"#, "invalid JSON body at `fl`: "),
+        (
+            r#"{"flWrapper": 1e39}"#,
+            "invalid JSON body at `flWrapper`: ",
+        ),
+    ] {
+        assert_bad_request(f.post("/v1/echo", bad).await, at);
+    }
+}
+
+/// proto3 JSON: a float given as a numeric string obeys the same range as
+/// a number; out of range is a 400, not a silent infinity.
+#[tokio::test]
+async fn hc33_neighbour_float32_range_in_strings() {
+    let f = fixture().await;
+    for bad in [
+        r#"{"fl": "-3.5e38"}"#,
+        r#"{"fl": "1e39"}"#,
+        r#"{"flWrapper": "1e39"}"#,
+    ] {
+        assert_bad_request(f.post("/v1/echo", bad).await, "invalid JSON body at `");
+    }
+    assert!(f.backend.records().is_empty());
+}
+
+/// proto3 JSON: `-0` is a number (negative zero) as a JSON number or as a
+/// string; it is not the default `0` and reaches the backend with its sign.
+#[tokio::test]
+#[ignore = "bug: body {'db': -0.0, 'fl': '-0'} reaches the backend as an empty message: -0.0 is encoded as the default 0"]
+async fn hc33_neighbour_negative_zero() {
+    let f = fixture().await;
+    let (status, body) = f.post("/v1/echo", r#"{"db": -0.0, "fl": "-0"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sent = f.backend.last().message;
+    let db = sent.get_field_by_name("db").unwrap().as_f64().unwrap();
+    let fl = sent.get_field_by_name("fl").unwrap().as_f32().unwrap();
+    assert!(db == 0.0 && db.is_sign_negative(), "db = {db}");
+    assert!(fl == 0.0 && fl.is_sign_negative(), "fl = {fl}");
+}
+
+/// proto3 JSON: the special values are strings because bare `NaN` and
+/// `Infinity` tokens are not JSON (RFC 8259 §6): they are a 400, and so is
+/// a special value with extra spaces.
+#[tokio::test]
+async fn hc33_neighbour_bare_special_tokens_are_not_json() {
+    let f = fixture().await;
+    for bad in [
+        r#"{"db": NaN}"#,
+        r#"{"db": Infinity}"#,
+        r#"{"db": -Infinity}"#,
+    ] {
+        assert_bad_request(f.post("/v1/echo", bad).await, "invalid JSON body");
+    }
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"db": "-Infinity "}"#).await,
+        "invalid JSON body at `db`",
+    );
+    assert!(f.backend.records().is_empty());
+}
+
+/// proto3 JSON: the special values are spelled exactly `NaN`, `Infinity`
+/// and `-Infinity`; other spellings, and numeric strings beyond the
+/// double range, are a 400 (as the query already answers).
+#[tokio::test]
+async fn hc33_neighbour_bad_special_spellings() {
+    let f = fixture().await;
+    for bad in [
+        r#"{"db": "nan"}"#,
+        r#"{"db": "inf"}"#,
+        r#"{"db": "infinity"}"#,
+        r#"{"db": "1e999"}"#,
+    ] {
+        assert_bad_request(f.post("/v1/echo", bad).await, "invalid JSON body at `db`");
+    }
+    assert!(f.backend.records().is_empty());
+}
+
+// ---------------------------------------------------------------- enums
+
+/// proto3 JSON: an unknown enum number is kept as the number (in and out);
+/// an unknown enum name is a 400.
+#[tokio::test]
+async fn unknown_enum_numbers_are_kept_unknown_names_are_400() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post("/v1/echo", r#"{"color": 7, "colors": [1, 9, "GREEN"]}"#)
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"color": 7, "colors": ["RED", 9, "GREEN"]})
+        )
+    );
+    assert_eq!(
+        f.backend
+            .last()
+            .message
+            .get_field_by_name("color")
+            .unwrap()
+            .as_enum_number(),
+        Some(7)
+    );
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"colors": ["RED", "BLUE"]}"#).await,
+        "at `colors[1]`",
+    );
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"color": "green"}"#).await,
+        "at `color`",
+    );
+}
+
+/// proto3 JSON: with `ignore_unknown_fields`, parsers also drop unknown
+/// enum names (README "Limits"); unknown numbers are still kept.
+#[tokio::test]
+async fn ignore_unknown_fields_drops_unknown_enum_names_too() {
+    let f = fixture_with(|c| c.json.ignore_unknown_fields = true).await;
+    let (status, body) = f
+        .post("/v1/echo", r#"{"color": "BLUE", "s": "x", "colors": [5]}"#)
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"s": "x", "colors": [5]}))
+    );
+}
+
+// ---------------------------------------------------------------- errors in JSON
+
+/// proto3 JSON: a body that does not parse or does not fit the message is
+/// rejected; DECISIONS.md: the 400 names the JSON path, duplicate keys
+/// included.
+#[tokio::test]
+async fn json_errors_point_at_the_field() {
+    let f = fixture().await;
+    for (body, needle) in [
+        (r#"{"inner": {"count": "many"}}"#, "at `inner.count`"),
+        (r#"{"inner": {"nope": 1}}"#, "at `inner`"),
+        (r#"{"nope": 1}"#, "unrecognized field name 'nope'"),
+        (r#"{"tags": [1]}"#, "at `tags[0]`"),
+        (r#"{"color": "BLUE"}"#, "at `color`"),
+        (r#"{"i32": 1.5}"#, "at `i32`"),
+        (r#"{"i32": 4294967296}"#, "at `i32`"),
+        (
+            r#"{"detail": {"@type": "type.googleapis.com/no.Such", "x": 1}}"#,
+            "at `detail`",
+        ),
+        (r#"{"at": "tomorrow"}"#, "at `at`"),
+        ("{", "invalid JSON body"),
+        ("[]", "invalid JSON body"),
+        (r#"{"s": "x"} trailing"#, "invalid JSON body"),
+        ("\u{1}", "invalid JSON body"),
+        (r#"{"s": "x", "s": "y"}"#, "duplicate key `s`"),
+        (
+            r#"{"inner": {"label": "x", "label": "y"}}"#,
+            "at `inner`: duplicate key `label`",
+        ),
+        (r#"{"labels": {"k": "1", "k": "2"}}"#, "duplicate key `k`"),
+    ] {
+        assert_bad_request(f.post("/v1/echo", body).await, needle);
+    }
+    assert!(f.backend.records().is_empty());
+}
+
+/// DECISIONS.md (duplicate keys rejected, as the reference parsers do):
+/// keys that are equal once their escapes are decoded are duplicates,
+/// inside Struct values and list elements too.
+#[tokio::test]
+async fn duplicate_keys_after_unescaping_and_in_struct() {
+    let f = fixture().await;
+    for (body, needle) in [
+        (r#"{"s": "a", "\u0073": "b"}"#, "duplicate key `s`"),
+        (r#"{"attrs": {"k": 1, "k": 2}}"#, "duplicate key `k`"),
+        (
+            r#"{"items": [{"label": "a", "label": "b"}]}"#,
+            "duplicate key `label`",
+        ),
+        (r#"{"list": [{"x": 1, "x": 1}]}"#, "duplicate key `x`"),
+    ] {
+        assert_bad_request(f.post("/v1/echo", body).await, needle);
+    }
+}
+
+/// proto3 JSON: `ignore_unknown_fields` drops unknown fields of any shape
+/// instead of a 400.
+#[tokio::test]
+async fn unknown_body_fields_can_be_ignored() {
+    let f = fixture_with(|c| c.json.ignore_unknown_fields = true).await;
+    let (status, body) = f
+        .post("/v1/echo", r#"{"nope": {"deep": [1]}, "s": "x"}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"s": "x"}));
+}
+
+// ---------------------------------------------------------------- FieldMask
+
+/// proto3 JSON: a FieldMask is one string of comma-separated lowerCamelCase
+/// paths; each segment, nested ones included, becomes snake_case.
+#[tokio::test]
+async fn hc29_neighbour_nested_camel_case_paths() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"mask": "inner.child.label,nameWrapper,inner.childCount,flWrapper"}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"mask": "inner.child.label,nameWrapper,inner.childCount,flWrapper"})
+        )
+    );
+    assert_eq!(
+        mask_paths(&f),
+        r#"List([String("inner.child.label"), String("name_wrapper"), String("inner.child_count"), String("fl_wrapper")])"#
+    );
+}
+
+/// proto3 JSON: the FieldMask as the body field itself reads the same
+/// string form.
+#[tokio::test]
+async fn hc29_neighbour_mask_as_the_body_field() {
+    let f = fixture().await;
+    let (status, body) = f.post("/v1/echo/mask?s=x", r#""a.bC,dE""#).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"s": "x", "mask": "a.bC,dE"}))
+    );
+    assert_eq!(mask_paths(&f), r#"List([String("a.b_c"), String("d_e")])"#);
+}
+
+/// proto3 JSON: the object form `{"paths": [...]}` is not the FieldMask
+/// JSON form and is a 400 at the field; an empty string is an empty mask.
+#[tokio::test]
+async fn hc29_neighbour_object_form_is_400_and_empty_string_is_empty() {
+    let f = fixture().await;
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"mask": {"paths": ["a"]}}"#).await,
+        "at `mask`",
+    );
+    assert_bad_request(f.post("/v1/echo", r#"{"mask": ["a"]}"#).await, "at `mask`");
+    let (status, body) = f.post("/v1/echo", r#"{"mask": ""}"#).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"mask": ""})));
+    assert_eq!(mask_paths(&f), "List([])");
+}
+
+/// proto3 JSON: snake_case paths from the backend are written back as
+/// lowerCamelCase.
+#[tokio::test]
+async fn hc29_neighbour_mask_output_is_camel_case() {
+    let f = fixture().await;
+    let (status, body) = f
+        .get("/v1/echo?mask=page_count,author.display_name,a.b_c_d")
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"mask": "pageCount,author.displayName,a.bCD"})
+        )
+    );
+}
+
+// ---------------------------------------------------------------- output
+
+/// proto3 JSON: the output options (proto names, enums as numbers,
+/// emitting unpopulated fields as `0`, `false`, `[]`, `{}`, the zero enum
+/// name).
+#[tokio::test]
+async fn output_options() {
+    let query = "/v1/echo?name_wrapper=n&color=GREEN&inner.label=x";
+    let f = fixture_with(|c| c.json.use_proto_names = true).await;
+    assert_eq!(
+        f.get(query).await.1,
+        json!({"color": "GREEN", "inner": {"label": "x"}, "name_wrapper": "n"})
+    );
+
+    let f = fixture_with(|c| c.json.enums_as_ints = true).await;
+    assert_eq!(
+        f.get(query).await.1,
+        json!({"color": 2, "inner": {"label": "x"}, "nameWrapper": "n"})
+    );
+
+    let f = fixture_with(|c| c.json.emit_unpopulated = true).await;
+    let body = f.get("/v1/echo?s=x").await.1;
+    assert_eq!(body["i64"], "0");
+    assert_eq!(body["flag"], false);
+    assert_eq!(body["tags"], json!([]));
+    assert_eq!(body["labels"], json!({}));
+    assert_eq!(body["color"], "COLOR_UNSPECIFIED");
+    assert_eq!(body["s"], "x");
+}
+
+/// proto3 JSON: output options reach nested messages, lists and maps;
+/// unset message fields and oneofs are never written.
+#[tokio::test]
+async fn output_options_apply_everywhere() {
+    let f = fixture_with(|c| {
+        c.json.use_proto_names = true;
+        c.json.enums_as_ints = true;
+    })
+    .await;
+    let (status, body) = f
+        .get("/v1/echo?colors=GREEN&inners[k].child.label=x&items[0].count=1&custom_json=c")
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({
+                "colors": [2], "custom_json": "c", "items": [{"count": 1}],
+                "inners": {"k": {"child": {"label": "x"}}}
+            })
+        )
+    );
+    let f = fixture_with(|c| c.json.emit_unpopulated = true).await;
+    let body = f.get("/v1/echo").await.1;
+    for unset in ["inner", "at", "nameWrapper", "attrs", "anyValue", "detail"] {
+        assert!(
+            body.get(unset).is_none_or(Value::is_null),
+            "{unset}: {}",
+            body[unset]
+        );
+    }
+    assert_eq!(body["choiceA"], Value::Null, "no oneof member is invented");
+}
+
+/// proto3 JSON: output writes fields in field-number order, compact
+/// (DECISIONS.md output defaults).
+#[tokio::test]
+async fn fields_are_written_in_field_number_order() {
+    let f = fixture().await;
+    let response = f
+        .client
+        .get(
+            f.gateway
+                .url("/v1/echo?small=1&s=a&tags=t&i32=2&customJSON=z"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"s":"a","i32":2,"tags":["t"],"small":1,"customJSON":"z"}"#
+    );
+}
+
+// ---------------------------------------------------------------- case-insensitive options
+
+/// proto3 JSON: names are case-sensitive by default; the opt-in
+/// `json.case_insensitive_enums`/`_fields` match them ignoring case in
+/// body, path and query, and one field under two spellings is an error.
+#[tokio::test]
+async fn case_insensitive_names_are_opt_in() {
+    let f = fixture().await;
+    assert_bad_request(f.get("/v1/echo?color=green").await, "`color`");
+    assert_bad_request(f.post("/v1/echo", r#"{"COLOR": "GREEN"}"#).await, "COLOR");
+
+    let f = fixture_with(|c| {
+        c.json.case_insensitive_enums = true;
+        c.json.case_insensitive_fields = true;
+    })
+    .await;
+    let (status, body) = f.get("/v1/echo?Color=green&COLORS=red&Inner.LABEL=x").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"color": "GREEN", "colors": ["RED"], "inner": {"label": "x"}})
+    );
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"COLOR": "green", "Inner": {"Label": "y", "CHILD": {"count": 1}}, "items": [{"LABEL": "i"}], "nameWRAPPER": "w"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"color": "GREEN", "inner": {"label": "y", "child": {"count": 1}}, "nameWrapper": "w", "items": [{"label": "i"}]})
+    );
+    // One field under two names is an error here, duplicates too.
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"color": "RED", "Color": "GREEN"}"#)
+            .await,
+        "given twice",
+    );
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"s": "a", "s": "b"}"#).await,
+        "duplicate key",
+    );
+    // Unknown names still fail, and path variables take enum names too.
+    assert_bad_request(f.post("/v1/echo", r#"{"nope": 1}"#).await, "nope");
+    let (status, body) = f
+        .send("PUT", "/v1/echo/x/1/green", Some("application/json"), "{}")
+        .await;
+    assert_eq!(
+        (status, body["color"].clone()),
+        (StatusCode::OK, json!("GREEN"))
+    );
+}
+
+/// proto3 JSON: Struct and map keys are data, so the case-insensitive
+/// options never touch them; each option works alone (enums without
+/// field names, and the reverse).
+#[tokio::test]
+async fn case_insensitive_options_leave_data_alone() {
+    let f = fixture_with(|c| c.json.case_insensitive_enums = true).await;
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"color": "gReEn", "labels": {"KEY": "V"}, "attrs": {"Mixed": 1}}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"color": "GREEN", "labels": {"KEY": "V"}, "attrs": {"Mixed": 1.0}})
+        )
+    );
+    // Field names stay case-sensitive with only the enum option.
+    assert_bad_request(f.post("/v1/echo", r#"{"Color": "RED"}"#).await, "Color");
+    let (status, body) = f.get("/v1/echo?colors=red&colors=Green").await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"colors": ["RED", "GREEN"]}))
+    );
+
+    let f = fixture_with(|c| c.json.case_insensitive_fields = true).await;
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"COLOR": "green"}"#).await,
+        "at `color`",
+    );
+    let (status, body) = f.post("/v1/echo", r#"{"COLOR": "GREEN"}"#).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"color": "GREEN"})));
+}
