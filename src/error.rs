@@ -38,6 +38,12 @@ pub enum GatewayError {
         /// Methods the path supports.
         allow: Vec<Method>,
     },
+    /// No route and no HTTP standard knows the method.
+    #[error("method {0} is not implemented by this gateway")]
+    UnknownMethod(Method),
+    /// The request's header block is larger than the limit.
+    #[error("request headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     /// The request cannot be transcoded.
     #[error(transparent)]
     BadRequest(#[from] RequestError),
@@ -110,6 +116,11 @@ impl GatewayError {
             GatewayError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented)
             }
+            GatewayError::UnknownMethod(_) => (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented),
+            GatewayError::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                Code::ResourceExhausted,
+            ),
             GatewayError::BadRequest(RequestError::MetadataTooLarge(_)) => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 Code::ResourceExhausted,
@@ -219,10 +230,11 @@ fn details_json(bytes: &[u8], pool: &DescriptorPool, codec: &Codec) -> Vec<serde
 }
 
 fn any_json(any: &prost_types::Any, pool: &DescriptorPool, codec: &Codec) -> serde_json::Value {
-    let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
-    let decoded = pool
-        .get_message_by_name(type_name)
-        .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok())
+    // The pool's own Any writes known types in their proto3 JSON form,
+    // well-known types under "value" as the mapping says.
+    let known = pool
+        .get_message_by_name("google.protobuf.Any")
+        .and_then(|desc| DynamicMessage::decode(desc, any.encode_to_vec().as_slice()).ok())
         .and_then(|msg| {
             msg.serialize_with_options(
                 crate::transcode::float_safe::FloatSafe(serde_json::value::Serializer),
@@ -230,20 +242,10 @@ fn any_json(any: &prost_types::Any, pool: &DescriptorPool, codec: &Codec) -> ser
             )
             .ok()
         });
-    let mut out = serde_json::Map::new();
-    out.insert("@type".to_owned(), any.type_url.clone().into());
-    match decoded {
-        Some(serde_json::Value::Object(fields)) => out.extend(fields),
-        // Well-known types with a non-object JSON form.
-        Some(value) => {
-            out.insert("value".to_owned(), value);
-        }
-        None => {
-            let value = base64::engine::general_purpose::STANDARD.encode(&any.value);
-            out.insert("value".to_owned(), value.into());
-        }
-    }
-    serde_json::Value::Object(out)
+    known.unwrap_or_else(|| {
+        let value = base64::engine::general_purpose::STANDARD.encode(&any.value);
+        serde_json::json!({"@type": any.type_url, "value": value})
+    })
 }
 
 #[cfg(test)]

@@ -162,6 +162,8 @@ pub struct RouteTable {
     routes: Vec<Route>,
     matcher: Matcher,
     conflicts: Vec<Conflict>,
+    /// Every HTTP method some route uses.
+    methods: Vec<Method>,
 }
 
 impl RouteTable {
@@ -177,6 +179,7 @@ impl RouteTable {
             routes: Vec::new(),
             matcher: Matcher::new(),
             conflicts: Vec::new(),
+            methods: Vec::new(),
         };
         for service in pool.services() {
             if is_internal_service(service.full_name()) {
@@ -265,6 +268,9 @@ impl RouteTable {
             self.conflicts.push(conflict);
             return Ok(());
         }
+        if !self.methods.contains(&method) {
+            self.methods.push(method.clone());
+        }
         self.routes.push(Route {
             method,
             template,
@@ -278,10 +284,42 @@ impl RouteTable {
         Ok(())
     }
 
-    /// Finds the route for a request (`path` normalised).
+    /// Finds the route for a request (`path` normalised). `HEAD` reaches
+    /// the `GET` route of a path that has no `HEAD` route of its own (the
+    /// HTTP layer leaves the body out), and is listed in `Allow` wherever
+    /// `GET` is.
     pub fn find(&self, method: &Method, path: &str) -> Result<(&Route, Found), Miss> {
-        let found = self.matcher.find(method, path)?;
-        Ok((&self.routes[found.route], found))
+        let result = match self.matcher.find(method, path) {
+            Err(_) if method == Method::HEAD => self.matcher.find(&Method::GET, path),
+            other => other,
+        };
+        match result {
+            Ok(found) => Ok((&self.routes[found.route], found)),
+            Err(Miss::MethodNotAllowed(mut allow)) => {
+                if allow.contains(&Method::GET) && !allow.contains(&Method::HEAD) {
+                    allow.push(Method::HEAD);
+                }
+                Err(Miss::MethodNotAllowed(allow))
+            }
+            Err(miss) => Err(miss),
+        }
+    }
+
+    /// Whether any route, or HTTP itself, knows `method`. A request with a
+    /// method nobody knows is answered 501 (RFC 9110 §15.6.2), not 405.
+    pub fn recognizes(&self, method: &Method) -> bool {
+        matches!(
+            *method,
+            Method::GET
+                | Method::HEAD
+                | Method::POST
+                | Method::PUT
+                | Method::DELETE
+                | Method::PATCH
+                | Method::OPTIONS
+                | Method::CONNECT
+                | Method::TRACE
+        ) || self.methods.contains(method)
     }
 
     /// All routes, in declaration order.

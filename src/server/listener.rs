@@ -84,7 +84,10 @@ fn builder(options: &ListenerOptions) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
-        .max_buf_size(options.max_header_bytes.max(8192))
+        // Twice the limit: headers past the limit but within this reach the
+        // gateway, which answers a JSON 431; only larger ones get the HTTP
+        // layer's bare 431.
+        .max_buf_size((options.max_header_bytes * 2).max(16 << 10))
         .max_headers(options.max_headers);
     builder
         .http2()
@@ -92,6 +95,6 @@ fn builder(options: &ListenerOptions) -> auto::Builder<TokioExecutor> {
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .max_concurrent_streams(256)
-        .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(options.max_header_bytes * 2).unwrap_or(u32::MAX));
     builder
 }

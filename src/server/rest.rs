@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use tokio::time::Instant;
 
 use crate::error::GatewayError;
@@ -54,8 +54,23 @@ async fn call<'s>(
     parts: &Parts,
     body: Body,
 ) -> Result<(Response<Body>, &'s str), (GatewayError, Option<&'s str>)> {
+    let header_bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > snapshot.limits.max_header_bytes {
+        return Err((
+            GatewayError::HeadersTooLarge(snapshot.limits.max_header_bytes),
+            None,
+        ));
+    }
     let (route, normalized, found) = match route(snapshot, parts) {
         Ok(matched) => matched,
+        // OPTIONS on a path that exists: which methods it takes.
+        Err(GatewayError::MethodNotAllowed { allow, .. }) if parts.method == Method::OPTIONS => {
+            return Ok((options_response(&allow), "OPTIONS"));
+        }
         Err(err) => return Err((err, None)),
     };
     let rpc = &*route.rpc.name;
@@ -184,7 +199,11 @@ fn route<'s, 'p>(
         return Err(GatewayError::UriTooLong(snapshot.limits.max_path_bytes));
     }
     let normalized = path::normalize(raw).map_err(RequestError::from)?;
-    match snapshot.routes.find(&parts.method, &normalized) {
+    let result = snapshot.routes.find(&parts.method, &normalized);
+    if result.is_err() && !snapshot.routes.recognizes(&parts.method) {
+        return Err(GatewayError::UnknownMethod(parts.method.clone()));
+    }
+    match result {
         Ok((route, found)) => Ok((route, normalized, found)),
         Err(Miss::NotFound) => Err(GatewayError::NotFound {
             method: parts.method.clone(),
@@ -196,6 +215,20 @@ fn route<'s, 'p>(
             allow,
         }),
     }
+}
+
+/// `204 No Content` with `Allow` (OPTIONS included).
+fn options_response(allow: &[Method]) -> Response<Body> {
+    let mut list: Vec<&str> = allow.iter().map(Method::as_str).collect();
+    if !list.contains(&"OPTIONS") {
+        list.push("OPTIONS");
+    }
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    if let Ok(value) = HeaderValue::from_str(&list.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 /// The smaller of the client's `grpc-timeout` and the route's timeout.

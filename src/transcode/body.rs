@@ -5,7 +5,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess};
 
 use super::lenient;
-use super::strict::Strict;
+use super::strict::{self, Strict};
 use super::{Codec, RequestError};
 
 /// Whether the body holds no JSON value at all (treated as `{}`).
@@ -97,8 +97,12 @@ fn decode(
         decode_lenient(desc, field, body, codec)?
     } else {
         let mut de = serde_json::Deserializer::from_slice(body);
+        strict::reset_aliases();
         let parsed = parse(desc, field, Strict(&mut de), codec);
         match parsed.and_then(|message| de.end().map(|()| message)) {
+            // Two keys that may name one field (`page_size`, `pageSize`):
+            // the tree path checks with the descriptors.
+            Ok(_) if strict::saw_aliases() => decode_lenient(desc, field, body, codec)?,
             Ok(message) => message,
             Err(err) => return Err(explain(desc, field, body, codec, err)),
         }

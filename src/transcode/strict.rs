@@ -16,6 +16,7 @@
 //! asks a visitor what it expects only for the rare values that need it.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -316,26 +317,83 @@ struct Map<'de, A> {
 /// The keys of one object seen so far.
 enum Keys<'de> {
     Few(Vec<Cow<'de, str>>),
-    Many(HashSet<Cow<'de, str>>),
+    /// Keys, and their loose forms (see [`loose`]).
+    Many(HashSet<Cow<'de, str>>, HashSet<String>),
 }
 
 impl<'de> Keys<'de> {
-    /// Records `key`, or gives it back when it was seen before.
+    /// Records `key`, or gives it back when it was seen before. Notes a
+    /// possible alias (see [`ALIASES`]).
     fn insert(&mut self, key: Cow<'de, str>) -> Result<(), Cow<'de, str>> {
         match self {
             Keys::Few(keys) if keys.contains(&key) => return Err(key),
-            Keys::Few(keys) if keys.len() < LINEAR_KEYS => keys.push(key),
             Keys::Few(keys) => {
-                let mut set: HashSet<_> = keys.drain(..).collect();
-                set.insert(key);
-                *self = Keys::Many(set);
+                if maybe_alias(&key) && keys.iter().any(|k| same_loosely(k, &key)) {
+                    ALIASES.set(true);
+                }
+                if keys.len() < LINEAR_KEYS {
+                    keys.push(key);
+                } else {
+                    let mut loose_forms: HashSet<String> = keys.iter().map(|k| loose(k)).collect();
+                    loose_forms.insert(loose(&key));
+                    let mut set: HashSet<_> = keys.drain(..).collect();
+                    set.insert(key);
+                    *self = Keys::Many(set, loose_forms);
+                }
             }
-            Keys::Many(set) if set.contains(&key) => return Err(key),
-            Keys::Many(set) => {
+            Keys::Many(set, _) if set.contains(&key) => return Err(key),
+            Keys::Many(set, loose_forms) => {
+                if !loose_forms.insert(loose(&key)) {
+                    ALIASES.set(true);
+                }
                 set.insert(key);
             }
         }
         Ok(())
+    }
+}
+
+thread_local! {
+    /// Set when an object had two keys that differ only in case and
+    /// underscores — the way a field's proto name (`page_size`) and JSON
+    /// name (`pageSize`) differ. The message parser underneath would keep
+    /// the last; the caller then checks precisely, with the descriptors.
+    /// Parsing is synchronous, so a thread-local flag is exact.
+    static ALIASES: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Clears the alias flag before a parse.
+pub(super) fn reset_aliases() {
+    ALIASES.set(false);
+}
+
+/// Whether the last parse saw two keys that may name one field.
+pub(super) fn saw_aliases() -> bool {
+    ALIASES.get()
+}
+
+/// Only keys with `_` or capitals can be the other name of another key.
+fn maybe_alias(key: &str) -> bool {
+    key.bytes().any(|b| b == b'_' || b.is_ascii_uppercase())
+}
+
+/// A key without underscores, lower-cased.
+fn loose(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '_')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+fn same_loosely(a: &str, b: &str) -> bool {
+    let mut a = a.chars().filter(|c| *c != '_');
+    let mut b = b.chars().filter(|c| *c != '_');
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) if x.eq_ignore_ascii_case(&y) => {}
+            _ => return false,
+        }
     }
 }
 

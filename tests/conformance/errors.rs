@@ -460,7 +460,6 @@ async fn hc27_neighbour_well_known_type_details() {
 /// Value holding an object, Any) still goes under `value` inside an Any;
 /// only ordinary messages spread their fields next to `@type`.
 #[tokio::test]
-#[ignore = "bug: a google.protobuf.Struct detail is written with its keys spread next to @type instead of under value"]
 async fn hc27_neighbour_object_shaped_well_known_type_details() {
     let f = fixture().await;
     let details = vec![

@@ -269,7 +269,7 @@ async fn unknown_paths_and_wrong_methods_get_json_errors() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(response.headers()["allow"], "GET, POST");
+    assert_eq!(response.headers()["allow"], "GET, POST, HEAD");
     assert_eq!(response.headers()["content-type"], "application/json");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], 12);
@@ -293,7 +293,7 @@ async fn hc25_neighbour_allow_lists_every_method_of_the_path() {
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(
         allow_set(reply.header("allow")),
-        ["DELETE", "GET", "LOCK", "PATCH"]
+        ["DELETE", "GET", "HEAD", "LOCK", "PATCH"]
     );
     assert_eq!(
         reply.json(),
@@ -316,22 +316,27 @@ async fn hc25_neighbour_allow_lists_every_method_of_the_path() {
     assert_eq!(f.backend.records().len(), 4);
 }
 
-/// RFC 9110 §15.5.6: a method token no route uses is still a method the
-/// target does not support: 405 with `Allow`, not 404 and not 501 (the
-/// gateway can bind any token through `custom`).
+/// RFC 9110 §15.6.2: a method no route uses and HTTP does not define is
+/// not implemented for any resource: 501 (code 12). A method some route
+/// uses (`SEARCH`) is known, so elsewhere it is 405 with `Allow`.
 #[tokio::test]
-async fn hc25_neighbour_unknown_method_is_405_with_allow() {
+async fn hc25_neighbour_unknown_method_is_501_known_one_405() {
     let f = fixture().await;
-    for method in ["FOO", "PROPFIND", "SEARCH"] {
+    for method in ["FOO", "PROPFIND"] {
         let reply = f.call(method, "/v1/notes/n1", None, &[], Vec::new()).await;
-        assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
-        assert_eq!(
-            allow_set(reply.header("allow")),
-            ["DELETE", "GET", "LOCK", "PATCH"],
-            "{method}"
-        );
+        assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED, "{method}");
         assert_eq!(reply.json()["code"], 12, "{method}");
+        assert!(reply.header("allow").is_none(), "{method}");
     }
+    let reply = f
+        .call("SEARCH", "/v1/notes/n1", None, &[], Vec::new())
+        .await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        allow_set(reply.header("allow")),
+        ["DELETE", "GET", "HEAD", "LOCK", "PATCH"]
+    );
+    assert_eq!(reply.json()["code"], 12);
     assert!(f.backend.records().is_empty());
 }
 
@@ -368,7 +373,7 @@ async fn hc25_neighbour_verb_route_wrong_method() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(reply.header("allow"), Some("GET"));
+    assert_eq!(reply.header("allow"), Some("GET, HEAD"));
     assert_eq!(
         reply.json(),
         json!({"code": 12, "message": "method POST is not allowed for /v1/names/x:peek", "details": []})
@@ -376,10 +381,10 @@ async fn hc25_neighbour_verb_route_wrong_method() {
     assert!(f.backend.records().is_empty());
 }
 
-/// RFC 9110 §15.5.6: HEAD is not bound for GET routes (README "Limits"),
-/// so it is a 405 that still names GET in `Allow`.
+/// RFC 9110 §9.3.2: HEAD is GET without the body: it reaches the GET
+/// route (the backend is called) and answers its status and headers only.
 #[tokio::test]
-async fn hc25_neighbour_head_on_a_get_route_is_405_with_allow() {
+async fn hc25_neighbour_head_is_get_without_a_body() {
     let f = fixture().await;
     let response = f
         .client
@@ -387,16 +392,36 @@ async fn hc25_neighbour_head_on_a_get_route_is_405_with_allow() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(response.bytes().await.unwrap().is_empty());
+    assert_eq!(f.backend.records().len(), 1);
+    // Not found stays not found.
+    let response = f
+        .client
+        .head(f.gateway.url("/v1/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+/// RFC 9110 §9.3.7: OPTIONS on a path that exists answers which methods it
+/// takes (204 with `Allow`), without calling the backend; on an unknown
+/// path it is 404.
+#[tokio::test]
+async fn options_lists_the_methods_of_a_path() {
+    let f = fixture().await;
+    let reply = f
+        .call("OPTIONS", "/v1/notes/n1", None, &[], Vec::new())
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert_eq!(
-        allow_set(
-            response
-                .headers()
-                .get("allow")
-                .and_then(|v| v.to_str().ok())
-        ),
-        ["DELETE", "GET", "LOCK", "PATCH"]
+        allow_set(reply.header("allow")),
+        ["DELETE", "GET", "HEAD", "LOCK", "OPTIONS", "PATCH"]
     );
+    let reply = f.call("OPTIONS", "/v1/nope", None, &[], Vec::new()).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert!(f.backend.records().is_empty());
 }
 
