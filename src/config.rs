@@ -53,6 +53,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Header forwarding.
     pub headers: HeaderOptions,
+    /// Streamed responses.
+    pub streams: StreamOptions,
     /// Serve methods without annotations at `POST /package.Service/Method`.
     pub fallback_routes: bool,
     /// Refuse to start (or reload) when two routes conflict.
@@ -79,6 +81,7 @@ impl Default for Config {
             json: JsonOptions::default(),
             timeouts: Timeouts::default(),
             headers: HeaderOptions::default(),
+            streams: StreamOptions::default(),
             fallback_routes: true,
             strict_routes: false,
             unknown_query_params: UnknownParams::Reject,
@@ -178,6 +181,27 @@ impl Default for Timeouts {
             idle: Duration::from_secs(60),
             request_body: Duration::from_secs(30),
             methods: BTreeMap::new(),
+        }
+    }
+}
+
+/// Streamed responses over REST.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamOptions {
+    /// Framing per method (`pkg.Service/Method`): `auto` (grpc-gateway's
+    /// envelope, or what `Accept` asks for) or `json_array`.
+    pub framing: BTreeMap<String, crate::server::StreamFraming>,
+    /// How often an idle Server-Sent Events stream gets a comment line.
+    #[serde(deserialize_with = "de::duration")]
+    pub keepalive: Duration,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            framing: BTreeMap::new(),
+            keepalive: Duration::from_secs(15),
         }
     }
 }

@@ -71,9 +71,6 @@ pub enum GatewayError {
     /// No upstream is configured for the method's service.
     #[error("no upstream is configured for {0}")]
     NoUpstream(String),
-    /// The route's RPC shape is not served over REST.
-    #[error("{0}")]
-    NotImplemented(String),
     /// The upstream answered with an error status.
     #[error("upstream error: {}", .0.message())]
     Upstream(Status, Option<MetadataMap>),
@@ -142,7 +139,6 @@ impl GatewayError {
             GatewayError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
             GatewayError::BodyRead(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
             GatewayError::NoUpstream(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
-            GatewayError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented),
             GatewayError::Upstream(status, _) => (http_status(status.code()), status.code()),
             GatewayError::DeadlineExceeded(_) => {
                 (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded)
@@ -163,10 +159,7 @@ impl GatewayError {
                     metadata::to_headers(md, "grpc-metadata-", &mut headers);
                 }
                 metadata::to_headers(grpc.metadata(), "grpc-trailer-", &mut headers);
-                (
-                    grpc.message().to_owned(),
-                    details_json(grpc.details(), pool, codec),
-                )
+                self.message_and_details(pool, codec)
             }
             GatewayError::MethodNotAllowed { allow, .. } => {
                 let list: Vec<&str> = allow.iter().map(Method::as_str).collect();
@@ -192,6 +185,58 @@ impl GatewayError {
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         response
+    }
+}
+
+impl From<crate::upstream::CallError> for GatewayError {
+    fn from(err: crate::upstream::CallError) -> Self {
+        use crate::upstream::CallError;
+        match err {
+            CallError::Status(status) => GatewayError::Upstream(status, None),
+            CallError::DeadlineExceeded(d) => GatewayError::DeadlineExceeded(d),
+            CallError::TooLarge(limit) => GatewayError::UpstreamTooLarge(limit),
+        }
+    }
+}
+
+impl GatewayError {
+    /// The message and the `details` as JSON.
+    fn message_and_details(
+        &self,
+        pool: &DescriptorPool,
+        codec: &Codec,
+    ) -> (String, Vec<serde_json::Value>) {
+        match self {
+            GatewayError::Upstream(grpc, _) => (
+                grpc.message().to_owned(),
+                details_json(grpc.details(), pool, codec),
+            ),
+            _ => (self.to_string(), Vec::new()),
+        }
+    }
+
+    /// The error object that ends a stream whose status line is already
+    /// sent, in grpc-gateway's shape (its v2 fields and the v1 ones etcd's
+    /// clients read): `{"code", "message", "details", "grpc_code",
+    /// "http_code", "http_status"}`.
+    pub fn stream_error(&self, pool: &DescriptorPool, codec: &Codec) -> serde_json::Value {
+        let (status, code) = self.status();
+        let (message, details) = self.message_and_details(pool, codec);
+        serde_json::json!({
+            "code": code as i32,
+            "message": message,
+            "details": details,
+            "grpc_code": code as i32,
+            "http_code": status.as_u16(),
+            "http_status": status.canonical_reason().unwrap_or(""),
+        })
+    }
+
+    /// The error as a plain google.rpc.Status JSON object.
+    pub fn status_json(&self, pool: &DescriptorPool, codec: &Codec) -> serde_json::Value {
+        let (_, code) = self.status();
+        let (message, details) = self.message_and_details(pool, codec);
+        serde_json::json!({"code": code as i32, "message": message, "details": details})
     }
 }
 

@@ -50,6 +50,10 @@ pub struct Rpc {
     pub timeout: Option<Duration>,
     /// Query parameters its routes drop without a look.
     pub ignored_query_params: Vec<Box<str>>,
+    /// Deadline of streaming calls (none unless configured per method).
+    pub stream_timeout: Option<Duration>,
+    /// How streamed responses are framed.
+    pub framing: crate::server::StreamFraming,
     /// The method descriptor.
     pub descriptor: MethodDescriptor,
 }
@@ -342,6 +346,10 @@ pub struct MethodSettings {
     pub timeout: Option<Duration>,
     /// Query parameters its routes drop without a look.
     pub ignored_query_params: Vec<Box<str>>,
+    /// Deadline of streaming calls.
+    pub stream_timeout: Option<Duration>,
+    /// How streamed responses are framed.
+    pub framing: crate::server::StreamFraming,
 }
 
 fn rpc(service: &ServiceDescriptor, method: &MethodDescriptor, settings: MethodSettings) -> Rpc {
@@ -361,6 +369,8 @@ fn rpc(service: &ServiceDescriptor, method: &MethodDescriptor, settings: MethodS
         upstream: settings.upstream,
         timeout: settings.timeout,
         ignored_query_params: settings.ignored_query_params,
+        stream_timeout: settings.stream_timeout,
+        framing: settings.framing,
         descriptor: method.clone(),
     }
 }

@@ -6,6 +6,10 @@ pub(crate) use body::BodyBudget;
 mod connection;
 mod listener;
 pub mod rest;
+mod stream;
+mod streaming;
+
+pub use stream::StreamFraming;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::snapshot::Snapshot;
@@ -56,7 +61,11 @@ impl Gateway {
         Router::new()
             .fallback(serve_rest)
             .with_state(self.clone())
-            .layer(CompressionLayer::new().no_deflate())
+            .layer(
+                CompressionLayer::new()
+                    .no_deflate()
+                    .compress_when(DefaultPredicate::new().and(NotStreamed)),
+            )
             .layer(
                 RequestDecompressionLayer::new()
                     .no_deflate()
@@ -66,8 +75,7 @@ impl Gateway {
 }
 
 async fn serve_rest(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    let snapshot = gateway.snapshot();
-    rest::handle(&snapshot, request).await
+    rest::handle(gateway.snapshot(), request).await
 }
 
 /// Listener settings.
@@ -155,5 +163,19 @@ impl Drop for Server {
         if self.shutdown.is_some() {
             self.task.abort();
         }
+    }
+}
+
+/// Streamed responses stay uncompressed: compression would merge and
+/// split chunks that line-oriented clients read one message at a time.
+#[derive(Debug, Clone, Copy)]
+struct NotStreamed;
+
+impl Predicate for NotStreamed {
+    fn should_compress<B>(&self, response: &http::Response<B>) -> bool
+    where
+        B: http_body::Body,
+    {
+        response.extensions().get::<stream::Streamed>().is_none()
     }
 }

@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub unary_timeout: Duration,
     /// Time allowed to receive a request body.
     pub body_timeout: Duration,
+    /// How often an idle event stream gets a keep-alive comment.
+    pub stream_keepalive: Duration,
     /// Memory for request bodies of all requests in flight.
     pub(crate) body_budget: crate::server::BodyBudget,
 }
@@ -109,6 +111,7 @@ impl Snapshot {
             limits: config.limits.clone(),
             unary_timeout: config.timeouts.unary,
             body_timeout: config.timeouts.request_body,
+            stream_keepalive: config.streams.keepalive,
             body_budget: crate::server::BodyBudget::new(config.limits.max_buffered_body_bytes),
         })
     }
@@ -147,6 +150,13 @@ fn build_routes(
             upstream,
             timeout: Some(timeout),
             ignored_query_params,
+            stream_timeout: config.timeouts.methods.get(&full).copied(),
+            framing: config
+                .streams
+                .framing
+                .get(&full)
+                .copied()
+                .unwrap_or_default(),
         }
     })?;
     if !upstreams.is_empty() {

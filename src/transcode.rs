@@ -10,6 +10,7 @@ mod options;
 pub mod query;
 pub mod request;
 pub mod response;
+pub mod splitter;
 mod strict;
 pub mod text;
 

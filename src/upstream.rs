@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use tokio::time::Instant;
+use tokio_stream::Stream;
 use tonic::codec::CompressionEncoding;
+use tonic::codec::Streaming;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
@@ -125,34 +127,22 @@ impl Upstream {
     }
 
     /// Makes a unary call, keeping response headers and trailers apart.
+    /// The deadline covers the whole call.
     pub async fn unary(&self, call: Call) -> Result<Reply, CallError> {
         let Call {
             path,
             message,
-            mut metadata,
+            metadata,
             timeout,
         } = call;
-        if let Some(timeout) = timeout
-            && let Ok(value) = metadata::format_grpc_timeout(timeout).parse()
-        {
-            metadata.insert("grpc-timeout", value);
-        }
-        let request = tonic::Request::from_parts(metadata, Default::default(), message);
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-            .max_decoding_message_size(self.max_message_bytes);
-        if let Some(encoding) = self.send_compressed {
-            grpc = grpc.send_compressed(encoding);
-        }
         let exchange = async move {
-            grpc.ready()
-                .await
-                .map_err(|e| Status::unavailable(format!("upstream is not ready: {e}")))?;
-            // The streaming call keeps headers and trailers apart (tonic's
-            // unary call merges them); on the wire it is the same request.
-            let response = grpc.server_streaming(request, path, RawCodec).await?;
-            let (headers, mut stream, _) = response.into_parts();
+            let opened = self
+                .start(path, metadata, timeout, tokio_stream::once(message))
+                .await?;
+            let Opened {
+                headers,
+                mut stream,
+            } = opened;
             let message = stream
                 .message()
                 .await?
@@ -164,21 +154,67 @@ impl Upstream {
                 trailers,
             })
         };
-        let limit = self.max_message_bytes;
-        let status = |status: Status| {
-            // tonic's own refusal of an oversized message: the gateway's
-            // limit, not the client's mistake (tonic says OUT_OF_RANGE).
-            if status.code() == Code::OutOfRange
-                && status
-                    .message()
-                    .starts_with("Error, decoded message length too large")
-            {
-                return CallError::TooLarge(limit);
-            }
-            CallError::Status(explain(status, &self.name, &self.url))
-        };
+        self.within(timeout, exchange).await
+    }
+
+    /// Opens a call of any shape: `requests` are sent as they come (the
+    /// call half-closes when they end); the response headers are awaited
+    /// (within the deadline) and the response messages left to the caller.
+    pub async fn open<S>(
+        &self,
+        path: PathAndQuery,
+        metadata: MetadataMap,
+        timeout: Option<Duration>,
+        requests: S,
+    ) -> Result<Opened, CallError>
+    where
+        S: Stream<Item = Bytes> + Send + 'static,
+    {
+        self.within(timeout, self.start(path, metadata, timeout, requests))
+            .await
+    }
+
+    async fn start<S>(
+        &self,
+        path: PathAndQuery,
+        mut metadata: MetadataMap,
+        timeout: Option<Duration>,
+        requests: S,
+    ) -> Result<Opened, Status>
+    where
+        S: Stream<Item = Bytes> + Send + 'static,
+    {
+        if let Some(timeout) = timeout
+            && let Ok(value) = metadata::format_grpc_timeout(timeout).parse()
+        {
+            metadata.insert("grpc-timeout", value);
+        }
+        let request = tonic::Request::from_parts(metadata, Default::default(), requests);
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .max_decoding_message_size(self.max_message_bytes);
+        if let Some(encoding) = self.send_compressed {
+            grpc = grpc.send_compressed(encoding);
+        }
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("upstream is not ready: {e}")))?;
+        // The streaming call keeps headers and trailers apart (tonic's
+        // unary call merges them); on the wire every shape is the same.
+        let response = grpc.streaming(request, path, RawCodec).await?;
+        let (headers, stream, _) = response.into_parts();
+        Ok(Opened { headers, stream })
+    }
+
+    /// Runs `exchange` within `timeout`, classifying its failure.
+    async fn within<T>(
+        &self,
+        timeout: Option<Duration>,
+        exchange: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, CallError> {
         let Some(timeout) = timeout else {
-            return exchange.await.map_err(status);
+            return exchange.await.map_err(|s| self.classify(s));
         };
         let start = Instant::now();
         match tokio::time::timeout(timeout, exchange).await {
@@ -186,10 +222,34 @@ impl Upstream {
             Ok(Err(status)) if status.code() == Code::Cancelled && start.elapsed() >= timeout => {
                 Err(CallError::DeadlineExceeded(timeout))
             }
-            Ok(result) => result.map_err(status),
+            Ok(result) => result.map_err(|s| self.classify(s)),
             Err(_) => Err(CallError::DeadlineExceeded(timeout)),
         }
     }
+
+    /// What a failed status means: the gateway's own size limit, a channel
+    /// failure (explained), or the backend's answer.
+    pub fn classify(&self, status: Status) -> CallError {
+        // tonic's own refusal of an oversized message: the gateway's
+        // limit, not the client's mistake (tonic says OUT_OF_RANGE).
+        if status.code() == Code::OutOfRange
+            && status
+                .message()
+                .starts_with("Error, decoded message length too large")
+        {
+            return CallError::TooLarge(self.max_message_bytes);
+        }
+        CallError::Status(explain(status, &self.name, &self.url))
+    }
+}
+
+/// An open call.
+#[derive(Debug)]
+pub struct Opened {
+    /// Response headers.
+    pub headers: MetadataMap,
+    /// Response messages, then trailers.
+    pub stream: Streaming<Bytes>,
 }
 
 /// Checks an upstream's URL and TLS files without connecting.

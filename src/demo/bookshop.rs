@@ -6,6 +6,11 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use prost::Message as _;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::Streaming;
 use tonic::{Code, Request, Response, Status};
 
 use super::pb::google::rpc;
@@ -263,12 +268,7 @@ impl pb::bookshop_server::Bookshop for Bookshop {
             return Err(not_found("shelf", &request.parent));
         }
         let id = if request.book_id.is_empty() {
-            book.title
-                .to_lowercase()
-                .split(|c: char| !c.is_ascii_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .collect::<Vec<_>>()
-                .join("-")
+            slug(&book.title)
         } else if request
             .book_id
             .bytes()
@@ -384,4 +384,138 @@ impl pb::bookshop_server::Bookshop for Bookshop {
             count: count as i64,
         }))
     }
+
+    type WatchShelfStream = ReceiverStream<Result<pb::BookEvent, Status>>;
+
+    async fn watch_shelf(
+        &self,
+        request: Request<pb::WatchShelfRequest>,
+    ) -> Result<Response<Self::WatchShelfStream>, Status> {
+        let request = request.into_inner();
+        let books: Vec<Book> = {
+            let state = self.state.lock();
+            if !state.has_shelf(&request.shelf) {
+                return Err(not_found("shelf", &request.shelf));
+            }
+            let prefix = format!("{}/books/", request.shelf);
+            state
+                .books
+                .values()
+                .filter(|b| b.name.starts_with(&prefix))
+                .cloned()
+                .collect()
+        };
+        let interval = Duration::from_millis(match request.interval_ms {
+            ms if ms > 0 => ms.min(10_000) as u64,
+            _ => 200,
+        });
+        let count = match request.max_events {
+            n if n > 0 => n as usize,
+            _ => books.len(),
+        };
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            for (i, book) in books.iter().cycle().take(count).enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(interval).await;
+                }
+                let event = pb::BookEvent {
+                    kind: pb::book_event::Kind::Existing as i32,
+                    book: Some(book.clone()),
+                };
+                // The client went away: stop.
+                if tx.send(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn import_books(
+        &self,
+        request: Request<Streaming<pb::ImportBookRequest>>,
+    ) -> Result<Response<pb::ImportBooksResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut imported = 0;
+        while let Some(item) = stream.message().await? {
+            let mut book = item.book.unwrap_or_default();
+            if book.title.trim().is_empty() {
+                return Err(bad_request(vec![("book.title", "a book needs a title")]));
+            }
+            let mut state = self.state.lock();
+            if !state.has_shelf(&item.parent) {
+                return Err(not_found("shelf", &item.parent));
+            }
+            book.name = format!("{}/books/{}", item.parent, slug(&book.title));
+            book.create_time = Some(CREATED);
+            state.books.insert(book.name.clone(), book);
+            imported += 1;
+        }
+        Ok(Response::new(pb::ImportBooksResponse { imported }))
+    }
+
+    type AskLibrarianStream = ReceiverStream<Result<pb::Answer, Status>>;
+
+    async fn ask_librarian(
+        &self,
+        request: Request<Streaming<pb::Question>>,
+    ) -> Result<Response<Self::AskLibrarianStream>, Status> {
+        let mut questions = request.into_inner();
+        let state = self.state.clone();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut number = 0;
+            loop {
+                let question = match questions.message().await {
+                    Ok(Some(question)) => question,
+                    Ok(None) => return,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                number += 1;
+                let text = answer(&state.lock(), &question.text);
+                if tx.send(Ok(pb::Answer { text, number })).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// The librarian's answer: books whose title or author mention a word of
+/// the question.
+fn answer(state: &State, question: &str) -> String {
+    let words: Vec<String> = question
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 2)
+        .map(str::to_lowercase)
+        .collect();
+    let found: Vec<&str> = state
+        .books
+        .values()
+        .filter(|b| {
+            let text = format!("{} {}", b.title, b.author).to_lowercase();
+            words.iter().any(|w| text.contains(w.as_str()))
+        })
+        .map(|b| b.title.as_str())
+        .collect();
+    if found.is_empty() {
+        format!("Nothing on the shelves about \"{question}\", sorry.")
+    } else {
+        format!("Try {}.", found.join(", "))
+    }
+}
+
+/// A book id from its title: lowercase words joined by `-`.
+fn slug(title: &str) -> String {
+    title
+        .to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
 }

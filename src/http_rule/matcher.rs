@@ -37,7 +37,7 @@ struct Node {
 }
 
 /// A successful match.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Found {
     /// The matched route.
     pub route: RouteId,

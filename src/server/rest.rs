@@ -4,9 +4,11 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use tokio::time::Instant;
@@ -16,19 +18,23 @@ use crate::http_rule::{Found, Miss, path};
 use crate::route::{Route, RpcKind};
 use crate::snapshot::Snapshot;
 use crate::transcode::{RawRequest, RequestError, response};
-use crate::upstream::{Call, CallError, metadata};
+use crate::upstream::{Call, Reply, Upstream, metadata};
+use tonic::metadata::MetadataMap;
 
-use super::body;
+use super::{body, streaming};
 
 /// The client's address, put in request extensions by the listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
 /// Serves one REST request against `snapshot`.
-pub(crate) async fn handle(snapshot: &Snapshot, request: http::Request<Body>) -> Response<Body> {
+pub(crate) async fn handle(
+    snapshot: Arc<Snapshot>,
+    request: http::Request<Body>,
+) -> Response<Body> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let (response, rpc) = match call(snapshot, &parts, body).await {
+    let (response, rpc) = match call(&snapshot, &parts, body).await {
         Ok((response, rpc)) => (response, Some(rpc)),
         Err((err, rpc)) => {
             let (status, _) = err.status();
@@ -49,11 +55,42 @@ pub(crate) async fn handle(snapshot: &Snapshot, request: http::Request<Body>) ->
     response
 }
 
+/// A matched REST call, ready to go upstream.
+pub(crate) struct Matched<'a> {
+    pub(crate) snapshot: &'a Arc<Snapshot>,
+    pub(crate) parts: &'a Parts,
+    pub(crate) route: &'a Route,
+    pub(crate) route_id: usize,
+    pub(crate) upstream: &'a Upstream,
+    pub(crate) path: &'a str,
+    pub(crate) found: &'a Found,
+    pub(crate) metadata: MetadataMap,
+}
+
+impl Matched<'_> {
+    pub(crate) fn raw_request(&self, body: Bytes) -> RawRequest<'_> {
+        RawRequest {
+            path: self.path,
+            found: self.found,
+            query: self.parts.uri.query(),
+            content_type: self
+                .parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default(),
+            body,
+        }
+    }
+}
+
+type Failure<'s> = (GatewayError, Option<&'s str>);
+
 async fn call<'s>(
-    snapshot: &'s Snapshot,
+    snapshot: &'s Arc<Snapshot>,
     parts: &Parts,
     body: Body,
-) -> Result<(Response<Body>, &'s str), (GatewayError, Option<&'s str>)> {
+) -> Result<(Response<Body>, &'s str), Failure<'s>> {
     let header_bytes: usize = parts
         .headers
         .iter()
@@ -84,60 +121,9 @@ async fn call<'s>(
                 rpc.split('/').next().unwrap_or(rpc).to_owned(),
             ))
         })?;
-    if route.rpc.kind != RpcKind::Unary {
-        // Limitation: streaming methods are not served over REST yet; they
-        // answer 501 instead of a partial or buffered stream.
-        return Err(fail(GatewayError::NotImplemented(format!(
-            "{rpc} is a streaming method; streaming over REST is not supported yet"
-        ))));
+    if route.request.takes_body() {
+        check_encoding(parts).map_err(fail)?;
     }
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    // The body's bytes, and its share of the body budget, held until the
-    // call is done.
-    let (bytes, _budget) = if route.request.takes_body() {
-        // Supported encodings were decoded (and the header removed) by the
-        // decompression layer; what is left is one it does not know.
-        if let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING) {
-            let encoding = encoding.to_str().unwrap_or("?");
-            if !encoding.eq_ignore_ascii_case("identity") {
-                return Err(fail(GatewayError::UnsupportedEncoding(encoding.to_owned())));
-            }
-        }
-        let read = body::read(
-            body,
-            &parts.headers,
-            snapshot.limits.max_body_bytes,
-            &snapshot.body_budget,
-        );
-        let read = tokio::time::timeout(snapshot.body_timeout, read)
-            .await
-            .map_err(|_| fail(GatewayError::RequestTimeout(snapshot.body_timeout)))?
-            .map_err(fail)?;
-        let media = body::media_type(&parts.headers).unwrap_or_default();
-        if !read.bytes.is_empty() && !route.request.takes_raw_body() && !body::is_json(media) {
-            return Err(fail(GatewayError::UnsupportedMediaType(media.to_owned())));
-        }
-        (read.bytes.clone(), Some(read))
-    } else {
-        (bytes::Bytes::new(), None)
-    };
-    let message = route
-        .request
-        .decode(
-            RawRequest {
-                path: &normalized,
-                found: &found,
-                query: parts.uri.query(),
-                content_type,
-                body: bytes,
-            },
-            &snapshot.codec,
-        )
-        .map_err(|e| fail(e.into()))?;
     let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
     let metadata = metadata::to_metadata(
         &parts.headers,
@@ -146,29 +132,102 @@ async fn call<'s>(
         &snapshot.headers,
     )
     .map_err(|e| fail(e.into()))?;
+    let matched = Matched {
+        snapshot,
+        parts,
+        route,
+        route_id: found.route,
+        upstream,
+        path: &normalized,
+        found: &found,
+        metadata,
+    };
+    let response = match route.rpc.kind {
+        RpcKind::Unary => unary(matched, body).await,
+        RpcKind::ServerStreaming => streaming::server_stream(matched, body).await,
+        RpcKind::ClientStreaming | RpcKind::Bidi => streaming::request_stream(matched, body).await,
+    };
+    response.map(|r| (r, rpc)).map_err(fail)
+}
+
+/// A `Content-Encoding` the decompression layer did not remove is one it
+/// does not know: 415.
+fn check_encoding(parts: &Parts) -> Result<(), GatewayError> {
+    if let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING) {
+        let encoding = encoding.to_str().unwrap_or("?");
+        if !encoding.eq_ignore_ascii_case("identity") {
+            return Err(GatewayError::UnsupportedEncoding(encoding.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// A body declared as something other than JSON on a JSON route: 415.
+pub(crate) fn check_media_type(parts: &Parts, route: &Route) -> Result<(), GatewayError> {
+    let media = body::media_type(&parts.headers).unwrap_or_default();
+    if !route.request.takes_raw_body() && !body::is_json(media) {
+        return Err(GatewayError::UnsupportedMediaType(media.to_owned()));
+    }
+    Ok(())
+}
+
+/// One request message, one response message.
+async fn unary(call: Matched<'_>, body: Body) -> Result<Response<Body>, GatewayError> {
+    let Matched {
+        snapshot,
+        parts,
+        route,
+        upstream,
+        ..
+    } = &call;
+    // The body's bytes, and its share of the body budget, held until the
+    // call is done.
+    let (bytes, _budget) = if route.request.takes_body() {
+        let read = body::read(
+            body,
+            &parts.headers,
+            snapshot.limits.max_body_bytes,
+            &snapshot.body_budget,
+        );
+        let read = tokio::time::timeout(snapshot.body_timeout, read)
+            .await
+            .map_err(|_| GatewayError::RequestTimeout(snapshot.body_timeout))??;
+        // An empty body with a stray type is still an empty message.
+        if !read.bytes.is_empty() {
+            check_media_type(parts, route)?;
+        }
+        (read.bytes.clone(), Some(read))
+    } else {
+        (Bytes::new(), None)
+    };
+    let message = route
+        .request
+        .decode(call.raw_request(bytes), &snapshot.codec)?;
     let timeout = deadline(
         &parts.headers,
         route.rpc.timeout.or(Some(snapshot.unary_timeout)),
-    )
-    .map_err(fail)?;
+    )?;
     let reply = upstream
         .unary(Call {
             path: route.rpc.path.clone(),
             message: response::to_bytes(&message),
-            metadata,
+            metadata: call.metadata.clone(),
             timeout,
         })
-        .await
-        .map_err(|err| match err {
-            CallError::Status(status) => fail(GatewayError::Upstream(status, None)),
-            CallError::DeadlineExceeded(d) => fail(GatewayError::DeadlineExceeded(d)),
-            CallError::TooLarge(limit) => fail(GatewayError::UpstreamTooLarge(limit)),
-        })?;
-    let encoded = route
-        .response
-        .encode(reply.message, &snapshot.codec)
-        .map_err(|e| fail(e.into()))?;
+        .await?;
+    message_response(snapshot, parts, route, reply)
+}
 
+/// The HTTP response for one response message: JSON (or raw bytes), the
+/// backend's headers as `Grpc-Metadata-*` and its trailers as
+/// `Grpc-Trailer-*` (HTTP trailers when the client takes them).
+pub(crate) fn message_response(
+    snapshot: &Snapshot,
+    parts: &Parts,
+    route: &Route,
+    reply: Reply,
+) -> Result<Response<Body>, GatewayError> {
+    let encoded = route.response.encode(reply.message, &snapshot.codec)?;
     let mut headers = HeaderMap::with_capacity(4);
     headers.insert(header::CONTENT_TYPE, encoded.content_type);
     metadata::to_headers(&reply.headers, "grpc-metadata-", &mut headers);
@@ -186,7 +245,7 @@ async fn call<'s>(
     };
     *response.status_mut() = StatusCode::OK;
     *response.headers_mut() = headers;
-    Ok((response, rpc))
+    Ok(response)
 }
 
 /// Normalises the path and finds the route (404, 405, 414 or 400 here).
@@ -232,7 +291,7 @@ fn options_response(allow: &[Method]) -> Response<Body> {
 }
 
 /// The smaller of the client's `grpc-timeout` and the route's timeout.
-fn deadline(
+pub(crate) fn deadline(
     headers: &HeaderMap,
     route: Option<Duration>,
 ) -> Result<Option<Duration>, GatewayError> {
@@ -249,7 +308,7 @@ fn deadline(
 }
 
 /// Whether the client accepts HTTP trailers (`TE: trailers`).
-fn wants_trailers(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_trailers(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::TE)
         .iter()

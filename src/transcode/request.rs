@@ -67,7 +67,7 @@ pub enum PlanError {
 }
 
 /// The parts of an HTTP request the plan reads.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RawRequest<'a> {
     /// The normalised raw path the route matched.
     pub path: &'a str,
@@ -202,16 +202,46 @@ impl RequestPlan {
                 depth = parsed.depth + 1;
                 parsed.message
             }
-            BodyPlan::RawWhole => body::http_body(&self.input, request.content_type, request.body),
+            BodyPlan::RawWhole => {
+                body::http_body(&self.input, request.content_type, request.body.clone())
+            }
             BodyPlan::RawField(field) => {
                 let mut message = DynamicMessage::new(self.input.clone());
                 if let Kind::Message(desc) = field.kind() {
-                    let raw = body::http_body(&desc, request.content_type, request.body);
+                    let raw = body::http_body(&desc, request.content_type, request.body.clone());
                     message.set_field(field, prost_reflect::Value::Message(raw));
                 }
                 message
             }
         };
+        self.bind(&mut message, &request, depth, codec)?;
+        Ok(message)
+    }
+
+    /// Builds one message of a streamed request body (client-streaming or
+    /// bidirectional routes): `json` is one message; path variables apply
+    /// to every message.
+    pub fn decode_streamed(
+        &self,
+        request: &RawRequest<'_>,
+        json: &[u8],
+        codec: &Codec,
+    ) -> Result<DynamicMessage, RequestError> {
+        let parsed = body::decode_message(&self.input, json, codec)?;
+        let mut message = parsed.message;
+        self.bind(&mut message, request, parsed.depth, codec)?;
+        Ok(message)
+    }
+
+    /// Applies path variables, then the query, then checks the nesting
+    /// depth (`depth`: how deep the body's JSON went).
+    fn bind(
+        &self,
+        message: &mut DynamicMessage,
+        request: &RawRequest<'_>,
+        mut depth: usize,
+        codec: &Codec,
+    ) -> Result<(), RequestError> {
         for var in &self.variables {
             let raw = request.found.capture(request.path, var.start, var.end);
             let decoded = if var.single_segment {
@@ -225,18 +255,18 @@ impl RequestPlan {
                     name: var.field.to_string(),
                     reason,
                 })?;
-            var.field.parent_mut(&mut message)?.set_field(leaf, value);
+            var.field.parent_mut(message)?.set_field(leaf, value);
         }
         if let Some(q) = request.query.filter(|q| !q.is_empty()) {
-            depth = depth.max(query::apply(self, &mut message, q, codec)?);
+            depth = depth.max(query::apply(self, message, q, codec)?);
         }
         // A struct spends three message levels per JSON level, so JSON up
         // to this depth cannot exceed the protobuf nesting limit.
         const SAFE_JSON_DEPTH: usize = MAX_MESSAGE_DEPTH / 3;
-        if depth > SAFE_JSON_DEPTH && exceeds_message_depth(&message, MAX_MESSAGE_DEPTH) {
+        if depth > SAFE_JSON_DEPTH && exceeds_message_depth(message, MAX_MESSAGE_DEPTH) {
             return Err(RequestError::TooDeepMessage(MAX_MESSAGE_DEPTH));
         }
-        Ok(message)
+        Ok(())
     }
 }
 

@@ -75,6 +75,11 @@ impl ResponsePlan {
         })
     }
 
+    /// Whether the response is raw `google.api.HttpBody` bytes.
+    pub fn is_raw(&self) -> bool {
+        self.raw
+    }
+
     /// The response message type.
     pub fn output(&self) -> &MessageDescriptor {
         &self.output

@@ -223,13 +223,13 @@ async fn gateway_raised_errors_use_the_agreed_codes() {
             "unsupported content type `text/csv`: this route takes JSON (application/json)",
         ),
         (
-            "GET",
-            "/v1/watch",
+            "FOO",
+            "/v1/echo",
             None,
             "",
             501,
             12,
-            "kitchen.v1.Kitchen/Watch is a streaming method; streaming over REST is not supported yet",
+            "method FOO is not implemented by this gateway",
         ),
     ] {
         let reply = f
@@ -253,16 +253,6 @@ async fn gateway_raised_errors_use_the_agreed_codes() {
         );
     }
     assert!(f.backend.records().is_empty());
-}
-
-/// http.proto: streaming methods are routed like unary ones; over REST
-/// they answer 501 (code 12) for now (README "Limits").
-#[tokio::test]
-async fn streaming_methods_answer_501_for_now() {
-    let f = fixture().await;
-    let (status, body) = f.get("/v1/watch").await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-    assert_eq!(body["code"], 12);
 }
 
 /// DECISIONS.md: a backend message the gateway cannot decode is the

@@ -21,6 +21,8 @@ use prost_reflect::{
     DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions,
 };
 use protogate::upstream::codec::RawCodec;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::{Code, Status};
@@ -40,6 +42,12 @@ pub struct Script {
     pub trailers: Vec<(String, String)>,
     /// Compress responses with this encoding.
     pub compress: Option<CompressionEncoding>,
+    /// Server streams: how many replies (default 3).
+    pub count: Option<usize>,
+    /// Streams: pause between replies.
+    pub interval: Option<Duration>,
+    /// Streams: fail with `error` (or INTERNAL) after this many replies.
+    pub fail_after: Option<usize>,
 }
 
 /// One received request.
@@ -201,12 +209,17 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for EchoService {
                 grpc = grpc.send_compressed(encoding);
             }
             let trailers = script.trailers.clone();
-            let handler = Unary {
-                method,
+            let handler = Handler {
+                method: method.clone(),
                 state,
                 script,
             };
-            let response = grpc.unary(handler, request).await;
+            let response = match (method.is_client_streaming(), method.is_server_streaming()) {
+                (false, false) => grpc.unary(handler, request).await,
+                (false, true) => grpc.server_streaming(handler, request).await,
+                (true, false) => grpc.client_streaming(handler, request).await,
+                (true, true) => grpc.streaming(handler, request).await,
+            };
             if trailers.is_empty() {
                 return Ok(response);
             }
@@ -237,7 +250,8 @@ fn find_method(pool: &DescriptorPool, path: &str) -> Option<MethodDescriptor> {
         .find(|m| m.name() == method)
 }
 
-struct Unary {
+#[derive(Clone)]
+struct Handler {
     method: MethodDescriptor,
     state: Arc<State>,
     script: Script,
@@ -260,6 +274,15 @@ fn steer(script: &mut Script, metadata: &MetadataMap) {
     }
     if let Some(response) = get("x-echo-response").and_then(|v| serde_json::from_str(&v).ok()) {
         script.response = Some(response);
+    }
+    if let Some(n) = get("x-echo-count").and_then(|v| v.parse().ok()) {
+        script.count = Some(n);
+    }
+    if let Some(ms) = get("x-echo-interval-ms").and_then(|v| v.parse().ok()) {
+        script.interval = Some(Duration::from_millis(ms));
+    }
+    if let Some(n) = get("x-echo-fail-after").and_then(|v| v.parse().ok()) {
+        script.fail_after = Some(n);
     }
     for kv in metadata.iter() {
         if let tonic::metadata::KeyAndValueRef::Ascii(k, v) = kv {
@@ -298,52 +321,240 @@ fn add_all(target: &mut MetadataMap, pairs: &[(String, String)]) {
     }
 }
 
-impl tonic::server::UnaryService<Bytes> for Unary {
+impl Handler {
+    fn name(&self) -> String {
+        format!(
+            "/{}/{}",
+            self.method.parent_service().full_name(),
+            self.method.name()
+        )
+    }
+
+    /// Decodes and records one request message.
+    fn record(&self, metadata: &MetadataMap, body: Bytes) -> Result<DynamicMessage, Status> {
+        let message = DynamicMessage::decode(self.method.input(), body)
+            .map_err(|e| Status::invalid_argument(format!("undecodable request: {e}")))?;
+        self.state.records.lock().push(Record {
+            method: self.name(),
+            json: to_json(&message),
+            message: message.clone(),
+            metadata: metadata.clone(),
+        });
+        Ok(message)
+    }
+
+    /// The scripted error, if any (`forced` makes one up when none is).
+    fn error(&self, forced: bool) -> Result<Option<Status>, Status> {
+        let Some((code, text, details)) = &self.script.error else {
+            return Ok(forced.then(|| Status::internal("echo stream failure")));
+        };
+        let mut status = if details.is_empty() {
+            Status::new(*code, text.clone())
+        } else {
+            let desc = self
+                .method
+                .parent_pool()
+                .get_message_by_name("google.rpc.Status")
+                .expect("google.rpc.Status");
+            let json =
+                serde_json::json!({"code": *code as i32, "message": text, "details": details});
+            let encoded = from_json(desc, &json)?.encode_to_vec();
+            Status::with_details(*code, text.clone(), encoded.into())
+        };
+        add_all(status.metadata_mut(), &self.script.trailers);
+        Ok(Some(status))
+    }
+
+    /// The reply to `message`: scripted, an echo, or empty.
+    fn reply(&self, message: Option<DynamicMessage>) -> Result<Bytes, Status> {
+        let reply = match (&self.script.response, message) {
+            (Some(json), _) => from_json(self.method.output(), json)?,
+            (None, Some(message)) if self.method.output() == self.method.input() => message,
+            _ => DynamicMessage::new(self.method.output()),
+        };
+        Ok(Bytes::from(reply.encode_to_vec()))
+    }
+
+    async fn delay(&self) {
+        if let Some(delay) = self.script.delay {
+            let mut guard = CancelGuard(self.state.clone(), true);
+            tokio::time::sleep(delay).await;
+            guard.1 = false;
+        }
+    }
+
+    fn response<T>(&self, body: T) -> tonic::Response<T> {
+        let mut response = tonic::Response::new(body);
+        add_all(response.metadata_mut(), &self.script.headers);
+        response
+    }
+
+    /// Sends `replies` one by one with the scripted pause, failing after
+    /// `fail_after`; counts a cancellation when the client goes away.
+    fn stream_out(&self, mut replies: mpsc::Receiver<Result<Bytes, Status>>) -> ReplyStream {
+        let (tx, rx) = mpsc::channel(1);
+        let handler = self.clone();
+        tokio::spawn(async move {
+            let mut sent = 0;
+            loop {
+                if handler.script.fail_after == Some(sent) {
+                    let status = handler.error(true).ok().flatten();
+                    if let Some(status) = status {
+                        let _ = tx.send(Err(status)).await;
+                    }
+                    return;
+                }
+                let next = tokio::select! {
+                    next = replies.recv() => next,
+                    () = tx.closed() => {
+                        handler.state.cancelled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                };
+                let Some(item) = next else { return };
+                if sent > 0
+                    && let Some(pause) = handler.script.interval
+                {
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = tx.closed() => {
+                            handler.state.cancelled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                }
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() {
+                    handler
+                        .state
+                        .cancelled
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    return;
+                }
+                if failed {
+                    return;
+                }
+                sent += 1;
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+}
+
+type ReplyStream = ReceiverStream<Result<Bytes, Status>>;
+
+impl tonic::server::UnaryService<Bytes> for Handler {
     type Response = Bytes;
     type Future = BoxFuture<Result<tonic::Response<Bytes>, Status>>;
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        let method = self.method.clone();
-        let state = self.state.clone();
-        let script = self.script.clone();
+        let handler = self.clone();
         Box::pin(async move {
             let (metadata, _, body) = request.into_parts();
-            let message = DynamicMessage::decode(method.input(), body)
-                .map_err(|e| Status::invalid_argument(format!("undecodable request: {e}")))?;
-            state.records.lock().push(Record {
-                method: format!("/{}/{}", method.parent_service().full_name(), method.name()),
-                json: to_json(&message),
-                message: message.clone(),
-                metadata,
-            });
-            if let Some(delay) = script.delay {
-                let mut guard = CancelGuard(state.clone(), true);
-                tokio::time::sleep(delay).await;
-                guard.1 = false;
-            }
-            if let Some((code, text, details)) = &script.error {
-                let mut status = if details.is_empty() {
-                    Status::new(*code, text.clone())
-                } else {
-                    let desc = method
-                        .parent_pool()
-                        .get_message_by_name("google.rpc.Status")
-                        .expect("google.rpc.Status");
-                    let json = serde_json::json!({"code": *code as i32, "message": text, "details": details});
-                    let encoded = from_json(desc, &json)?.encode_to_vec();
-                    Status::with_details(*code, text.clone(), encoded.into())
-                };
-                add_all(status.metadata_mut(), &script.trailers);
+            let message = handler.record(&metadata, body)?;
+            handler.delay().await;
+            if let Some(status) = handler.error(false)? {
                 return Err(status);
             }
-            let reply = match &script.response {
-                Some(json) => from_json(method.output(), json)?,
-                None if method.output() == method.input() => message,
-                None => DynamicMessage::new(method.output()),
-            };
-            let mut response = tonic::Response::new(Bytes::from(reply.encode_to_vec()));
-            add_all(response.metadata_mut(), &script.headers);
-            Ok(response)
+            Ok(handler.response(handler.reply(Some(message))?))
+        })
+    }
+}
+
+impl tonic::server::ServerStreamingService<Bytes> for Handler {
+    type Response = Bytes;
+    type ResponseStream = ReplyStream;
+    type Future = BoxFuture<Result<tonic::Response<ReplyStream>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let mut handler = self.clone();
+        Box::pin(async move {
+            let (metadata, _, body) = request.into_parts();
+            let message = handler.record(&metadata, body)?;
+            handler.delay().await;
+            if handler.script.error.is_some() && handler.script.fail_after.is_none() {
+                handler.script.fail_after = Some(0);
+            }
+            let count = handler.script.count.unwrap_or(3);
+            let (tx, rx) = mpsc::channel(count.max(1));
+            for _ in 0..count {
+                let _ = tx.try_send(handler.reply(Some(message.clone())));
+            }
+            drop(tx);
+            Ok(handler.response(handler.stream_out(rx)))
+        })
+    }
+}
+
+impl tonic::server::ClientStreamingService<Bytes> for Handler {
+    type Response = Bytes;
+    type Future = BoxFuture<Result<tonic::Response<Bytes>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<tonic::Streaming<Bytes>>) -> Self::Future {
+        let handler = self.clone();
+        Box::pin(async move {
+            let (metadata, _, mut stream) = request.into_parts();
+            let mut last = None;
+            loop {
+                match stream.message().await {
+                    Ok(Some(body)) => last = Some(handler.record(&metadata, body)?),
+                    Ok(None) => break,
+                    Err(status) => {
+                        handler
+                            .state
+                            .cancelled
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        return Err(status);
+                    }
+                }
+            }
+            handler.delay().await;
+            if let Some(status) = handler.error(false)? {
+                return Err(status);
+            }
+            Ok(handler.response(handler.reply(last)?))
+        })
+    }
+}
+
+impl tonic::server::StreamingService<Bytes> for Handler {
+    type Response = Bytes;
+    type ResponseStream = ReplyStream;
+    type Future = BoxFuture<Result<tonic::Response<ReplyStream>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<tonic::Streaming<Bytes>>) -> Self::Future {
+        let mut handler = self.clone();
+        Box::pin(async move {
+            let (metadata, _, mut stream) = request.into_parts();
+            handler.delay().await;
+            if handler.script.error.is_some() && handler.script.fail_after.is_none() {
+                handler.script.fail_after = Some(0);
+            }
+            let (tx, rx) = mpsc::channel(4);
+            let echo = handler.clone();
+            tokio::spawn(async move {
+                loop {
+                    match stream.message().await {
+                        Ok(Some(body)) => {
+                            let reply = echo
+                                .record(&metadata, body)
+                                .and_then(|message| echo.reply(Some(message)));
+                            if tx.send(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => return,
+                        Err(status) => {
+                            echo.state
+                                .cancelled
+                                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let _ = tx.send(Err(status)).await;
+                            return;
+                        }
+                    }
+                }
+            });
+            Ok(handler.response(handler.stream_out(rx)))
         })
     }
 }

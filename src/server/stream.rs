@@ -1,0 +1,348 @@
+//! Streamed responses over HTTP: each gRPC response message becomes one
+//! chunk, framed as the client asked.
+//!
+//! | framing | `Accept` | one message | failure |
+//! |---|---|---|---|
+//! | envelope (default) | anything else | `{"result": m}\n` | `{"error": {...}}\n` |
+//! | event stream | `text/event-stream` | `data: m\n\n` | `event: error\ndata: {...}\n\n` |
+//! | NDJSON | `application/x-ndjson` | `m\n` | `{"error": {...}}\n` |
+//! | JSON array | (configured per method) | `[m`, `,m` … `]` | `,{"error": {...}}]` |
+//! | raw | (`google.api.HttpBody` messages) | the bytes | (stream ends) |
+//!
+//! The body pulls the next message only when the client takes the last
+//! one, so a slow reader slows the backend (HTTP/2 flow control does the
+//! rest) and memory stays bounded. Dropping the body — the client went
+//! away — cancels the call.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, header};
+use http_body::Frame;
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+use tokio_stream::Stream;
+use tonic::Status;
+use tonic::codec::Streaming;
+use tonic::metadata::MetadataMap;
+
+use crate::error::GatewayError;
+use crate::snapshot::Snapshot;
+use crate::transcode::ResponsePlan;
+use crate::upstream::{Upstream, metadata};
+
+/// How a stream is framed, chosen per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// grpc-gateway's `{"result": ...}` lines.
+    Envelope,
+    /// Server-Sent Events.
+    EventStream,
+    /// Bare messages, one per line.
+    Ndjson,
+    /// One JSON array.
+    JsonArray,
+    /// Raw `google.api.HttpBody` bytes.
+    Raw,
+}
+
+/// The framing configured for a method (`streams.framing`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamFraming {
+    /// grpc-gateway's envelope, or what `Accept` asks for.
+    #[default]
+    Auto,
+    /// One JSON array (Envoy's framing).
+    JsonArray,
+}
+
+/// Marks a streamed response: never compressed, so each message stays one
+/// chunk for line-oriented clients.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Streamed;
+
+impl Framing {
+    /// The framing for a request: raw for `HttpBody` messages, else what
+    /// the method is configured for, else what `Accept` asks for.
+    pub(crate) fn choose(headers: &HeaderMap, configured: StreamFraming, raw: bool) -> Framing {
+        if raw {
+            return Framing::Raw;
+        }
+        if configured == StreamFraming::JsonArray {
+            return Framing::JsonArray;
+        }
+        let accept = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        for media in accept {
+            match media.as_str() {
+                "text/event-stream" => return Framing::EventStream,
+                "application/x-ndjson" | "application/jsonl" => return Framing::Ndjson,
+                _ => {}
+            }
+        }
+        Framing::Envelope
+    }
+
+    /// The response `Content-Type`.
+    pub(crate) fn content_type(self, raw_type: Option<HeaderValue>) -> HeaderValue {
+        match self {
+            Framing::Envelope | Framing::JsonArray => HeaderValue::from_static("application/json"),
+            Framing::EventStream => HeaderValue::from_static("text/event-stream"),
+            Framing::Ndjson => HeaderValue::from_static("application/x-ndjson"),
+            Framing::Raw => {
+                raw_type.unwrap_or(HeaderValue::from_static("application/octet-stream"))
+            }
+        }
+    }
+
+    fn message(self, json: &[u8], first: bool) -> Bytes {
+        let mut out = BytesMut::with_capacity(json.len() + 16);
+        match self {
+            Framing::Envelope => {
+                out.put_slice(b"{\"result\":");
+                out.put_slice(json);
+                out.put_slice(b"}\n");
+            }
+            Framing::EventStream => {
+                out.put_slice(b"data: ");
+                out.put_slice(json);
+                out.put_slice(b"\n\n");
+            }
+            Framing::Ndjson => {
+                out.put_slice(json);
+                out.put_u8(b'\n');
+            }
+            Framing::JsonArray => {
+                out.put_u8(if first { b'[' } else { b',' });
+                out.put_slice(json);
+            }
+            Framing::Raw => out.put_slice(json),
+        }
+        out.freeze()
+    }
+
+    fn error(self, err: &GatewayError, snapshot: &Snapshot, first: bool) -> Option<Bytes> {
+        let (pool, codec) = (&snapshot.pool, &snapshot.codec);
+        let text = match self {
+            Framing::Envelope | Framing::Ndjson => {
+                format!("{{\"error\":{}}}\n", err.stream_error(pool, codec))
+            }
+            Framing::EventStream => {
+                format!("event: error\ndata: {}\n\n", err.status_json(pool, codec))
+            }
+            Framing::JsonArray => format!(
+                "{}{{\"error\":{}}}]",
+                if first { "[" } else { "," },
+                err.stream_error(pool, codec)
+            ),
+            Framing::Raw => return None,
+        };
+        Some(Bytes::from(text))
+    }
+
+    fn end(self, first: bool) -> Option<Bytes> {
+        match self {
+            Framing::JsonArray if first => Some(Bytes::from_static(b"[]")),
+            Framing::JsonArray => Some(Bytes::from_static(b"]")),
+            _ => None,
+        }
+    }
+}
+
+type TrailersFuture = Pin<Box<dyn Future<Output = Result<Option<MetadataMap>, Status>> + Send>>;
+
+enum Source {
+    Messages(Box<Streaming<Bytes>>),
+    Trailers(TrailersFuture),
+    Done,
+}
+
+/// A streamed response body.
+pub(crate) struct StreamBody {
+    source: Source,
+    /// A message already read while the headers were held.
+    first: Option<Bytes>,
+    snapshot: Arc<Snapshot>,
+    plan: ResponsePlan,
+    upstream: Upstream,
+    framing: Framing,
+    sent: usize,
+    deadline: Option<(Duration, Pin<Box<Sleep>>)>,
+    keepalive: Option<(Duration, Pin<Box<Sleep>>)>,
+    /// A failure on the request side (bidirectional calls).
+    abort: Option<oneshot::Receiver<GatewayError>>,
+    /// Send the backend's trailers as HTTP trailers.
+    trailers: bool,
+}
+
+/// What a [`StreamBody`] needs besides the stream.
+pub(crate) struct StreamSetup {
+    pub(crate) snapshot: Arc<Snapshot>,
+    pub(crate) plan: ResponsePlan,
+    pub(crate) upstream: Upstream,
+    pub(crate) framing: Framing,
+    pub(crate) deadline: Option<(Duration, Instant)>,
+    pub(crate) keepalive: Option<Duration>,
+    pub(crate) abort: Option<oneshot::Receiver<GatewayError>>,
+    pub(crate) trailers: bool,
+}
+
+impl StreamBody {
+    pub(crate) fn new(
+        stream: Streaming<Bytes>,
+        first: Option<Bytes>,
+        setup: StreamSetup,
+    ) -> StreamBody {
+        let keepalive = setup
+            .keepalive
+            .filter(|_| setup.framing == Framing::EventStream)
+            .map(|every| (every, Box::pin(tokio::time::sleep(every))));
+        StreamBody {
+            source: Source::Messages(Box::new(stream)),
+            first,
+            snapshot: setup.snapshot,
+            plan: setup.plan,
+            upstream: setup.upstream,
+            framing: setup.framing,
+            sent: 0,
+            deadline: setup
+                .deadline
+                .map(|(timeout, at)| (timeout, Box::pin(tokio::time::sleep_until(at)))),
+            keepalive,
+            abort: setup.abort,
+            trailers: setup.trailers,
+        }
+    }
+
+    fn message_frame(&mut self, message: Bytes) -> Result<Frame<Bytes>, GatewayError> {
+        let encoded = self.plan.encode(message, &self.snapshot.codec)?;
+        let frame = self.framing.message(&encoded.body, self.sent == 0);
+        self.sent += 1;
+        if let Some((every, sleep)) = &mut self.keepalive {
+            sleep.as_mut().reset(Instant::now() + *every);
+        }
+        Ok(Frame::data(frame))
+    }
+
+    /// Ends the stream with `err` in the framing (the status line is sent).
+    fn fail(
+        &mut self,
+        err: GatewayError,
+    ) -> Option<Result<Frame<Bytes>, std::convert::Infallible>> {
+        tracing::debug!(error = %err, "Stream ended with an error");
+        self.source = Source::Done;
+        self.framing
+            .error(&err, &self.snapshot, self.sent == 0)
+            .map(|bytes| Ok(Frame::data(bytes)))
+    }
+}
+
+impl http_body::Body for StreamBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if matches!(this.source, Source::Done) {
+            return Poll::Ready(None);
+        }
+        if let Some(message) = this.first.take() {
+            return Poll::Ready(match this.message_frame(message) {
+                Ok(frame) => Some(Ok(frame)),
+                Err(err) => this.fail(err),
+            });
+        }
+        if let Some(abort) = &mut this.abort {
+            match Pin::new(abort).poll(cx) {
+                Poll::Ready(Ok(err)) => return Poll::Ready(this.fail(err)),
+                // The request side finished cleanly.
+                Poll::Ready(Err(_)) => this.abort = None,
+                Poll::Pending => {}
+            }
+        }
+        if let Some((timeout, sleep)) = &mut this.deadline
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let timeout = *timeout;
+            return Poll::Ready(this.fail(GatewayError::DeadlineExceeded(timeout)));
+        }
+        loop {
+            match &mut this.source {
+                Source::Done => return Poll::Ready(None),
+                Source::Messages(stream) => match Pin::new(&mut **stream).poll_next(cx) {
+                    Poll::Ready(Some(Ok(message))) => {
+                        return Poll::Ready(match this.message_frame(message) {
+                            Ok(frame) => Some(Ok(frame)),
+                            Err(err) => this.fail(err),
+                        });
+                    }
+                    Poll::Ready(Some(Err(status))) => {
+                        let err = GatewayError::from(this.upstream.classify(status));
+                        return Poll::Ready(this.fail(err));
+                    }
+                    Poll::Ready(None) => {
+                        let Source::Messages(mut stream) =
+                            std::mem::replace(&mut this.source, Source::Done)
+                        else {
+                            unreachable!("matched above")
+                        };
+                        if this.trailers {
+                            this.source =
+                                Source::Trailers(Box::pin(async move { stream.trailers().await }));
+                        }
+                        if let Some(end) = this.framing.end(this.sent == 0) {
+                            return Poll::Ready(Some(Ok(Frame::data(end))));
+                        }
+                    }
+                    Poll::Pending => {
+                        if let Some((every, sleep)) = &mut this.keepalive
+                            && sleep.as_mut().poll(cx).is_ready()
+                        {
+                            let every = *every;
+                            sleep.as_mut().reset(Instant::now() + every);
+                            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                                b": keep-alive\n\n",
+                            )))));
+                        }
+                        return Poll::Pending;
+                    }
+                },
+                Source::Trailers(future) => {
+                    let result = ready!(future.as_mut().poll(cx));
+                    this.source = Source::Done;
+                    let mut map = HeaderMap::new();
+                    if let Ok(Some(trailers)) = result {
+                        metadata::to_headers(&trailers, "grpc-trailer-", &mut map);
+                    }
+                    if map.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::trailers(map))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.source, Source::Done) && self.first.is_none()
+    }
+}

@@ -1,0 +1,332 @@
+//! Streaming calls over HTTP.
+//!
+//! - Server streaming: the request is built as for a unary call; the
+//!   response streams back (see [`super::stream`]).
+//! - Client streaming and bidirectional: the request body is a sequence of
+//!   JSON messages (newline-delimited or concatenated), each sent to the
+//!   backend as soon as it is complete; path variables apply to every
+//!   message. A bidirectional response streams back while the body is
+//!   still being read (full duplex, HTTP/1.1 chunked and HTTP/2).
+//!
+//! The status line is held until the first response message, the call's
+//! end, or one second: a failure before any message keeps its own HTTP
+//! status; a later one ends the stream with an error in its framing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::BodyExt as _;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::error::GatewayError;
+use crate::http_rule::Found;
+use crate::route::RpcKind;
+use crate::snapshot::Snapshot;
+use crate::transcode::splitter::{SplitError, Splitter};
+use crate::transcode::{RawRequest, RequestError, response};
+use crate::upstream::{Opened, Reply, metadata};
+
+use super::body;
+use super::rest::{self, Matched};
+use super::stream::{Framing, StreamBody, StreamSetup, Streamed};
+
+/// How long the status line waits for the first message.
+const HOLD: Duration = Duration::from_secs(1);
+
+/// Request messages buffered between the body reader and the backend.
+const IN_FLIGHT_MESSAGES: usize = 8;
+
+/// One request message in, a stream of messages out.
+pub(crate) async fn server_stream(
+    call: Matched<'_>,
+    request_body: Body,
+) -> Result<Response<Body>, GatewayError> {
+    let Matched {
+        snapshot,
+        parts,
+        route,
+        upstream,
+        ..
+    } = &call;
+    let bytes = if route.request.takes_body() {
+        let read = body::read(
+            request_body,
+            &parts.headers,
+            snapshot.limits.max_body_bytes,
+            &snapshot.body_budget,
+        );
+        let read = tokio::time::timeout(snapshot.body_timeout, read)
+            .await
+            .map_err(|_| GatewayError::RequestTimeout(snapshot.body_timeout))??;
+        if !read.bytes.is_empty() {
+            rest::check_media_type(parts, route)?;
+        }
+        read.bytes.clone()
+    } else {
+        Bytes::new()
+    };
+    let message = route
+        .request
+        .decode(call.raw_request(bytes), &snapshot.codec)?;
+    let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
+    let started = Instant::now();
+    let opened = upstream
+        .open(
+            route.rpc.path.clone(),
+            call.metadata.clone(),
+            timeout,
+            tokio_stream::once(response::to_bytes(&message)),
+        )
+        .await?;
+    respond(&call, opened, timeout.map(|t| (t, started + t)), None).await
+}
+
+/// A stream of request messages in; one message (client streaming) or a
+/// stream (bidirectional) out.
+pub(crate) async fn request_stream(
+    call: Matched<'_>,
+    request_body: Body,
+) -> Result<Response<Body>, GatewayError> {
+    let Matched {
+        snapshot,
+        parts,
+        route,
+        upstream,
+        ..
+    } = &call;
+    if parts.headers.contains_key(header::CONTENT_TYPE) {
+        rest::check_media_type(parts, route)?;
+    }
+    let (messages, requests) = mpsc::channel(IN_FLIGHT_MESSAGES);
+    let (abort_tx, abort_rx) = oneshot::channel();
+    let pump = Pump {
+        snapshot: Arc::clone(snapshot),
+        route_id: call.route_id,
+        path: call.path.to_owned(),
+        found: call.found.clone(),
+        query: parts.uri.query().map(str::to_owned),
+        content_type: parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    tokio::spawn(pump.run(request_body, messages, abort_tx));
+
+    let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
+    let deadline = timeout.map(|t| (t, Instant::now() + t));
+    let mut abort = Some(abort_rx);
+    let open = upstream.open(
+        route.rpc.path.clone(),
+        call.metadata.clone(),
+        timeout,
+        ReceiverStream::new(requests),
+    );
+    let opened = tokio::select! {
+        opened = open => opened?,
+        err = aborted(&mut abort) => return Err(err),
+    };
+    if route.rpc.kind == RpcKind::Bidi {
+        return respond(&call, opened, deadline, abort).await;
+    }
+    let Opened {
+        headers,
+        mut stream,
+    } = opened;
+    let reply = async {
+        let message = stream
+            .message()
+            .await?
+            .ok_or_else(|| tonic::Status::internal("upstream sent no response message"))?;
+        let trailers = stream.trailers().await?.unwrap_or_default();
+        Ok::<_, tonic::Status>(Reply {
+            headers,
+            message,
+            trailers,
+        })
+    };
+    let until = async {
+        match deadline {
+            Some((_, at)) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    let reply = tokio::select! {
+        reply = reply => reply.map_err(|s| GatewayError::from(upstream.classify(s)))?,
+        err = aborted(&mut abort) => return Err(err),
+        () = until => return Err(GatewayError::DeadlineExceeded(timeout.unwrap_or_default())),
+    };
+    rest::message_response(snapshot, parts, route, reply)
+}
+
+/// Waits for a failure on the request side; never resolves once the body
+/// was read to the end without one.
+async fn aborted(abort: &mut Option<oneshot::Receiver<GatewayError>>) -> GatewayError {
+    if let Some(receiver) = abort.as_mut()
+        && let Ok(err) = receiver.await
+    {
+        return err;
+    }
+    *abort = None;
+    std::future::pending().await
+}
+
+/// Holds the status line for the first message, then streams.
+async fn respond(
+    call: &Matched<'_>,
+    opened: Opened,
+    deadline: Option<(Duration, Instant)>,
+    mut abort: Option<oneshot::Receiver<GatewayError>>,
+) -> Result<Response<Body>, GatewayError> {
+    let Matched {
+        snapshot,
+        parts,
+        route,
+        upstream,
+        ..
+    } = call;
+    let Opened {
+        headers: backend_headers,
+        mut stream,
+    } = opened;
+    let hold = tokio::time::sleep(HOLD);
+    tokio::pin!(hold);
+    let first = tokio::select! {
+        first = stream.message() => match first {
+            Ok(first) => first,
+            Err(status) => {
+                return Err(match upstream.classify(status) {
+                    crate::upstream::CallError::Status(status) => {
+                        GatewayError::Upstream(status, Some(backend_headers))
+                    }
+                    other => other.into(),
+                });
+            }
+        },
+        () = &mut hold => None,
+        err = aborted(&mut abort) => return Err(err),
+    };
+    let framing = Framing::choose(&parts.headers, route.rpc.framing, route.response.is_raw());
+    let raw_type = match (&first, framing) {
+        (Some(message), Framing::Raw) => route
+            .response
+            .encode(message.clone(), &snapshot.codec)
+            .ok()
+            .map(|e| e.content_type),
+        _ => None,
+    };
+    let body = StreamBody::new(
+        stream,
+        first,
+        StreamSetup {
+            snapshot: Arc::clone(snapshot),
+            plan: route.response.clone(),
+            upstream: (*upstream).clone(),
+            framing,
+            deadline,
+            keepalive: Some(snapshot.stream_keepalive),
+            abort,
+            trailers: rest::wants_trailers(&parts.headers)
+                || parts.version == http::Version::HTTP_2,
+        },
+    );
+    let mut response = Response::new(Body::new(body));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, framing.content_type(raw_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    metadata::to_headers(&backend_headers, "grpc-metadata-", headers);
+    response.extensions_mut().insert(Streamed);
+    Ok(response)
+}
+
+/// Reads the request body into messages for the backend.
+struct Pump {
+    snapshot: Arc<Snapshot>,
+    route_id: usize,
+    path: String,
+    found: Found,
+    query: Option<String>,
+    content_type: String,
+}
+
+impl Pump {
+    async fn run(
+        self,
+        body: Body,
+        messages: mpsc::Sender<Bytes>,
+        abort: oneshot::Sender<GatewayError>,
+    ) {
+        if let Err(err) = self.read(body, &messages).await {
+            // The handler cancels the call; the backend never sees the
+            // request stream end normally.
+            let _ = abort.send(err);
+        }
+    }
+
+    async fn read(
+        &self,
+        mut body: Body,
+        messages: &mpsc::Sender<Bytes>,
+    ) -> Result<(), GatewayError> {
+        let route = &self.snapshot.routes.routes()[self.route_id];
+        let codec = &self.snapshot.codec;
+        let raw = RawRequest {
+            path: &self.path,
+            found: &self.found,
+            query: self.query.as_deref(),
+            content_type: &self.content_type,
+            body: Bytes::new(),
+        };
+        let mut splitter = Splitter::new(self.snapshot.limits.max_body_bytes);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| GatewayError::BodyRead(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if route.request.takes_raw_body() {
+                // Raw bodies (`google.api.HttpBody`): each chunk a message.
+                let message = route.request.decode(
+                    RawRequest {
+                        body: data,
+                        ..raw.clone()
+                    },
+                    codec,
+                )?;
+                if messages.send(response::to_bytes(&message)).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+            splitter.push(&data);
+            while let Some(json) = splitter.next_value().map_err(split_error)? {
+                let message = route.request.decode_streamed(&raw, &json, codec)?;
+                if messages.send(response::to_bytes(&message)).await.is_err() {
+                    // The call is over; the rest of the body is not needed.
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(json) = splitter.finish().map_err(split_error)? {
+            let message = route.request.decode_streamed(&raw, &json, codec)?;
+            let _ = messages.send(response::to_bytes(&message)).await;
+        }
+        Ok(())
+    }
+}
+
+fn split_error(err: SplitError) -> GatewayError {
+    match err {
+        SplitError::TooLarge(limit) => GatewayError::PayloadTooLarge(limit),
+        other => GatewayError::BadRequest(RequestError::Json {
+            at: None,
+            reason: other.to_string(),
+        }),
+    }
+}
