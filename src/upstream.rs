@@ -17,7 +17,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Code, Status};
 
 use crate::config::{GrpcCompression, UpstreamConfig, UpstreamTls};
-use codec::RawCodec;
+use codec::{CallCodec, Outgoing};
 
 /// An upstream that cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -136,9 +136,8 @@ impl Upstream {
             timeout,
         } = call;
         let exchange = async move {
-            let opened = self
-                .start(path, metadata, timeout, tokio_stream::once(message))
-                .await?;
+            let request = tokio_stream::once(Outgoing::Message(message));
+            let opened = self.start(path, metadata, timeout, request).await?;
             let Opened {
                 headers,
                 mut stream,
@@ -168,7 +167,7 @@ impl Upstream {
         requests: S,
     ) -> Result<Opened, CallError>
     where
-        S: Stream<Item = Bytes> + Send + 'static,
+        S: Stream<Item = Outgoing> + Send + 'static,
     {
         self.within(timeout, self.start(path, metadata, timeout, requests))
             .await
@@ -182,7 +181,7 @@ impl Upstream {
         requests: S,
     ) -> Result<Opened, Status>
     where
-        S: Stream<Item = Bytes> + Send + 'static,
+        S: Stream<Item = Outgoing> + Send + 'static,
     {
         if let Some(timeout) = timeout
             && let Ok(value) = metadata::format_grpc_timeout(timeout).parse()
@@ -202,7 +201,7 @@ impl Upstream {
             .map_err(|e| Status::unavailable(format!("upstream is not ready: {e}")))?;
         // The streaming call keeps headers and trailers apart (tonic's
         // unary call merges them); on the wire every shape is the same.
-        let response = grpc.streaming(request, path, RawCodec).await?;
+        let response = grpc.streaming(request, path, CallCodec).await?;
         let (headers, stream, _) = response.into_parts();
         Ok(Opened { headers, stream })
     }

@@ -34,7 +34,7 @@ use tonic::metadata::MetadataMap;
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
 use crate::transcode::ResponsePlan;
-use crate::upstream::{Upstream, metadata};
+use crate::upstream::{CallError, Opened, Upstream, metadata};
 
 /// How a stream is framed, chosen per request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,10 +167,22 @@ impl Framing {
 
 type TrailersFuture = Pin<Box<dyn Future<Output = Result<Option<MetadataMap>, Status>> + Send>>;
 
+/// A call being opened: resolves once the backend sends its headers.
+pub(crate) type Opening = Pin<Box<dyn Future<Output = Result<Opened, CallError>> + Send>>;
+
 enum Source {
+    /// Waiting for the backend's headers (the status line went out first).
+    Opening(Opening),
     Messages(Box<Streaming<Bytes>>),
     Trailers(TrailersFuture),
     Done,
+}
+
+/// A failure on the request side of a call (the call itself was told to
+/// cancel through its request stream).
+#[derive(Debug)]
+pub(crate) struct Aborted {
+    pub(crate) error: GatewayError,
 }
 
 /// A streamed response body.
@@ -186,7 +198,7 @@ pub(crate) struct StreamBody {
     deadline: Option<(Duration, Pin<Box<Sleep>>)>,
     keepalive: Option<(Duration, Pin<Box<Sleep>>)>,
     /// A failure on the request side (bidirectional calls).
-    abort: Option<oneshot::Receiver<GatewayError>>,
+    abort: Option<oneshot::Receiver<Aborted>>,
     /// Send the backend's trailers as HTTP trailers.
     trailers: bool,
 }
@@ -199,22 +211,30 @@ pub(crate) struct StreamSetup {
     pub(crate) framing: Framing,
     pub(crate) deadline: Option<(Duration, Instant)>,
     pub(crate) keepalive: Option<Duration>,
-    pub(crate) abort: Option<oneshot::Receiver<GatewayError>>,
+    pub(crate) abort: Option<oneshot::Receiver<Aborted>>,
     pub(crate) trailers: bool,
 }
 
+/// Where a [`StreamBody`] starts.
+pub(crate) enum Start {
+    /// The call is open; `first` is a message already read, if any.
+    Open(Streaming<Bytes>, Option<Bytes>),
+    /// The call is still opening.
+    Opening(Opening),
+}
+
 impl StreamBody {
-    pub(crate) fn new(
-        stream: Streaming<Bytes>,
-        first: Option<Bytes>,
-        setup: StreamSetup,
-    ) -> StreamBody {
+    pub(crate) fn new(start: Start, setup: StreamSetup) -> StreamBody {
+        let (source, first) = match start {
+            Start::Open(stream, first) => (Source::Messages(Box::new(stream)), first),
+            Start::Opening(opening) => (Source::Opening(opening), None),
+        };
         let keepalive = setup
             .keepalive
             .filter(|_| setup.framing == Framing::EventStream)
             .map(|every| (every, Box::pin(tokio::time::sleep(every))));
         StreamBody {
-            source: Source::Messages(Box::new(stream)),
+            source,
             first,
             snapshot: setup.snapshot,
             plan: setup.plan,
@@ -273,7 +293,7 @@ impl http_body::Body for StreamBody {
         }
         if let Some(abort) = &mut this.abort {
             match Pin::new(abort).poll(cx) {
-                Poll::Ready(Ok(err)) => return Poll::Ready(this.fail(err)),
+                Poll::Ready(Ok(aborted)) => return Poll::Ready(this.fail(aborted.error)),
                 // The request side finished cleanly.
                 Poll::Ready(Err(_)) => this.abort = None,
                 Poll::Pending => {}
@@ -288,6 +308,10 @@ impl http_body::Body for StreamBody {
         loop {
             match &mut this.source {
                 Source::Done => return Poll::Ready(None),
+                Source::Opening(opening) => match ready!(opening.as_mut().poll(cx)) {
+                    Ok(opened) => this.source = Source::Messages(Box::new(opened.stream)),
+                    Err(err) => return Poll::Ready(this.fail(err.into())),
+                },
                 Source::Messages(stream) => match Pin::new(&mut **stream).poll_next(cx) {
                     Poll::Ready(Some(Ok(message))) => {
                         return Poll::Ready(match this.message_frame(message) {

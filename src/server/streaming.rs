@@ -29,11 +29,12 @@ use crate::route::RpcKind;
 use crate::snapshot::Snapshot;
 use crate::transcode::splitter::{SplitError, Splitter};
 use crate::transcode::{RawRequest, RequestError, response};
-use crate::upstream::{Opened, Reply, metadata};
+use crate::upstream::codec::Outgoing;
+use crate::upstream::{CallError, Opened, Reply, metadata};
 
 use super::body;
 use super::rest::{self, Matched};
-use super::stream::{Framing, StreamBody, StreamSetup, Streamed};
+use super::stream::{Aborted, Framing, Opening, Start, StreamBody, StreamSetup, Streamed};
 
 /// How long the status line waits for the first message.
 const HOLD: Duration = Duration::from_secs(1);
@@ -74,16 +75,13 @@ pub(crate) async fn server_stream(
         .request
         .decode(call.raw_request(bytes), &snapshot.codec)?;
     let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
-    let started = Instant::now();
-    let opened = upstream
-        .open(
-            route.rpc.path.clone(),
-            call.metadata.clone(),
-            timeout,
-            tokio_stream::once(response::to_bytes(&message)),
-        )
-        .await?;
-    respond(&call, opened, timeout.map(|t| (t, started + t)), None).await
+    let deadline = timeout.map(|t| (t, Instant::now() + t));
+    let upstream = (*upstream).clone();
+    let (path, metadata) = (route.rpc.path.clone(), call.metadata.clone());
+    let request = tokio_stream::once(Outgoing::Message(response::to_bytes(&message)));
+    let opening: Opening =
+        Box::pin(async move { upstream.open(path, metadata, timeout, request).await });
+    respond(&call, opening, deadline, None).await
 }
 
 /// A stream of request messages in; one message (client streaming) or a
@@ -103,7 +101,7 @@ pub(crate) async fn request_stream(
         rest::check_media_type(parts, route)?;
     }
     let (messages, requests) = mpsc::channel(IN_FLIGHT_MESSAGES);
-    let (abort_tx, abort_rx) = oneshot::channel();
+    let (abort_tx, abort_rx) = oneshot::channel::<Aborted>();
     let pump = Pump {
         snapshot: Arc::clone(snapshot),
         route_id: call.route_id,
@@ -122,19 +120,22 @@ pub(crate) async fn request_stream(
     let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
     let deadline = timeout.map(|t| (t, Instant::now() + t));
     let mut abort = Some(abort_rx);
-    let open = upstream.open(
-        route.rpc.path.clone(),
-        call.metadata.clone(),
-        timeout,
-        ReceiverStream::new(requests),
-    );
-    let opened = tokio::select! {
-        opened = open => opened?,
-        err = aborted(&mut abort) => return Err(err),
+    let opening: Opening = {
+        let upstream = (*upstream).clone();
+        let (path, metadata) = (route.rpc.path.clone(), call.metadata.clone());
+        Box::pin(async move {
+            upstream
+                .open(path, metadata, timeout, ReceiverStream::new(requests))
+                .await
+        })
     };
     if route.rpc.kind == RpcKind::Bidi {
-        return respond(&call, opened, deadline, abort).await;
+        return respond(&call, opening, deadline, abort).await;
     }
+    let opened = tokio::select! {
+        opened = opening => opened?,
+        aborted = aborted(&mut abort) => return Err(aborted.error),
+    };
     let Opened {
         headers,
         mut stream,
@@ -159,15 +160,16 @@ pub(crate) async fn request_stream(
     };
     let reply = tokio::select! {
         reply = reply => reply.map_err(|s| GatewayError::from(upstream.classify(s)))?,
-        err = aborted(&mut abort) => return Err(err),
+        aborted = aborted(&mut abort) => return Err(aborted.error),
         () = until => return Err(GatewayError::DeadlineExceeded(timeout.unwrap_or_default())),
     };
     rest::message_response(snapshot, parts, route, reply)
 }
 
 /// Waits for a failure on the request side; never resolves once the body
-/// was read to the end without one.
-async fn aborted(abort: &mut Option<oneshot::Receiver<GatewayError>>) -> GatewayError {
+/// was read to the end without one. The caller drops the call before the
+/// returned [`Aborted`], so the backend sees a cancellation.
+async fn aborted(abort: &mut Option<oneshot::Receiver<Aborted>>) -> Aborted {
     if let Some(receiver) = abort.as_mut()
         && let Ok(err) = receiver.await
     {
@@ -177,12 +179,13 @@ async fn aborted(abort: &mut Option<oneshot::Receiver<GatewayError>>) -> Gateway
     std::future::pending().await
 }
 
-/// Holds the status line for the first message, then streams.
+/// Holds the status line until the first message, the call's failure or
+/// one second after the call started, then streams.
 async fn respond(
     call: &Matched<'_>,
-    opened: Opened,
+    mut opening: Opening,
     deadline: Option<(Duration, Instant)>,
-    mut abort: Option<oneshot::Receiver<GatewayError>>,
+    mut abort: Option<oneshot::Receiver<Aborted>>,
 ) -> Result<Response<Body>, GatewayError> {
     let Matched {
         snapshot,
@@ -191,30 +194,34 @@ async fn respond(
         upstream,
         ..
     } = call;
-    let Opened {
-        headers: backend_headers,
-        mut stream,
-    } = opened;
     let hold = tokio::time::sleep(HOLD);
     tokio::pin!(hold);
-    let first = tokio::select! {
-        first = stream.message() => match first {
-            Ok(first) => first,
-            Err(status) => {
-                return Err(match upstream.classify(status) {
-                    crate::upstream::CallError::Status(status) => {
-                        GatewayError::Upstream(status, Some(backend_headers))
+    let mut backend_headers = None;
+    let start = tokio::select! {
+        opened = &mut opening => {
+            let Opened { headers, mut stream } = opened?;
+            let first = tokio::select! {
+                first = stream.message() => match first {
+                    Ok(first) => first,
+                    Err(status) => {
+                        return Err(match upstream.classify(status) {
+                            CallError::Status(status) => GatewayError::Upstream(status, Some(headers)),
+                            other => other.into(),
+                        });
                     }
-                    other => other.into(),
-                });
-            }
-        },
-        () = &mut hold => None,
-        err = aborted(&mut abort) => return Err(err),
+                },
+                () = &mut hold => None,
+                aborted = aborted(&mut abort) => return Err(aborted.error),
+            };
+            backend_headers = Some(headers);
+            Start::Open(stream, first)
+        }
+        () = &mut hold => Start::Opening(opening),
+        aborted = aborted(&mut abort) => return Err(aborted.error),
     };
     let framing = Framing::choose(&parts.headers, route.rpc.framing, route.response.is_raw());
-    let raw_type = match (&first, framing) {
-        (Some(message), Framing::Raw) => route
+    let raw_type = match (&start, framing) {
+        (Start::Open(_, Some(message)), Framing::Raw) => route
             .response
             .encode(message.clone(), &snapshot.codec)
             .ok()
@@ -222,8 +229,7 @@ async fn respond(
         _ => None,
     };
     let body = StreamBody::new(
-        stream,
-        first,
+        start,
         StreamSetup {
             snapshot: Arc::clone(snapshot),
             plan: route.response.clone(),
@@ -241,7 +247,9 @@ async fn respond(
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, framing.content_type(raw_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    metadata::to_headers(&backend_headers, "grpc-metadata-", headers);
+    if let Some(backend_headers) = &backend_headers {
+        metadata::to_headers(backend_headers, "grpc-metadata-", headers);
+    }
     response.extensions_mut().insert(Streamed);
     Ok(response)
 }
@@ -260,20 +268,21 @@ impl Pump {
     async fn run(
         self,
         body: Body,
-        messages: mpsc::Sender<Bytes>,
-        abort: oneshot::Sender<GatewayError>,
+        messages: mpsc::Sender<Outgoing>,
+        abort: oneshot::Sender<Aborted>,
     ) {
-        if let Err(err) = self.read(body, &messages).await {
-            // The handler cancels the call; the backend never sees the
-            // request stream end normally.
-            let _ = abort.send(err);
+        if let Err(error) = self.read(body, &messages).await {
+            // Fail the request stream so the backend sees a cancellation,
+            // not a clean half-close, then tell the handler why.
+            let _ = messages.send(Outgoing::Cancel).await;
+            let _ = abort.send(Aborted { error });
         }
     }
 
     async fn read(
         &self,
         mut body: Body,
-        messages: &mpsc::Sender<Bytes>,
+        messages: &mpsc::Sender<Outgoing>,
     ) -> Result<(), GatewayError> {
         let route = &self.snapshot.routes.routes()[self.route_id];
         let codec = &self.snapshot.codec;
@@ -299,7 +308,11 @@ impl Pump {
                     },
                     codec,
                 )?;
-                if messages.send(response::to_bytes(&message)).await.is_err() {
+                if messages
+                    .send(Outgoing::Message(response::to_bytes(&message)))
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
                 continue;
@@ -307,7 +320,11 @@ impl Pump {
             splitter.push(&data);
             while let Some(json) = splitter.next_value().map_err(split_error)? {
                 let message = route.request.decode_streamed(&raw, &json, codec)?;
-                if messages.send(response::to_bytes(&message)).await.is_err() {
+                if messages
+                    .send(Outgoing::Message(response::to_bytes(&message)))
+                    .await
+                    .is_err()
+                {
                     // The call is over; the rest of the body is not needed.
                     return Ok(());
                 }
@@ -315,7 +332,9 @@ impl Pump {
         }
         if let Some(json) = splitter.finish().map_err(split_error)? {
             let message = route.request.decode_streamed(&raw, &json, codec)?;
-            let _ = messages.send(response::to_bytes(&message)).await;
+            let _ = messages
+                .send(Outgoing::Message(response::to_bytes(&message)))
+                .await;
         }
         Ok(())
     }

@@ -42,3 +42,47 @@ impl Decoder for RawCodec {
         Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
+
+/// A message the gateway sends on a call, or the order to cancel it.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// An encoded request message.
+    Message(Bytes),
+    /// Cancel the call: the request stream fails instead of ending, so
+    /// the backend sees a reset, never a clean half-close.
+    Cancel,
+}
+
+/// The client side's codec: [`Outgoing`] messages out, encoded ones in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallCodec;
+
+impl Codec for CallCodec {
+    type Encode = Outgoing;
+    type Decode = Bytes;
+    type Encoder = CallCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> CallCodec {
+        CallCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for CallCodec {
+    type Item = Outgoing;
+    type Error = Status;
+
+    fn encode(&mut self, item: Outgoing, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        match item {
+            Outgoing::Message(bytes) => {
+                dst.put(bytes);
+                Ok(())
+            }
+            Outgoing::Cancel => Err(Status::cancelled("the gateway cancelled the call")),
+        }
+    }
+}

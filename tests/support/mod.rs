@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unused_imports, unreachable_pub, missing_docs)]
 
+pub mod client;
 pub mod echo;
 pub mod gateway;
 pub mod tls;

@@ -1,0 +1,546 @@
+//! Streaming over REST with a real tonic backend and raw HTTP/1.1 and
+//! HTTP/2 clients: every framing, errors before and during a stream,
+//! client streams, full-duplex bidirectional calls, cancellation, and a
+//! long stream through a slow reader in bounded memory.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use protogate::Config;
+use serde_json::{Value, json};
+use support::client::{self, Conn};
+use support::{EchoBackend, Script, TestGateway};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn kitchen() -> Bytes {
+    support::compile(
+        &support::repo().join("tests/protos"),
+        &["kitchen/v1/kitchen.proto"],
+    )
+}
+
+async fn setup(tweak: impl FnOnce(&mut Config)) -> (EchoBackend, TestGateway) {
+    let set = kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let mut config = support::gateway::config(&set, &backend.url());
+    tweak(&mut config);
+    (backend, TestGateway::start(config).await)
+}
+
+fn get(
+    gateway: &TestGateway,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Request<client::RequestBody> {
+    let mut request = Request::get(gateway.url(path));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.body(client::full(Bytes::new())).unwrap()
+}
+
+/// DECISIONS.md (streams): by default one `{"result": m}` line per message,
+/// each its own chunk, `Content-Type: application/json`.
+#[tokio::test]
+async fn server_stream_default_envelope_one_line_per_chunk() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    for mut conn in [
+        Conn::http1(gateway.addr()).await,
+        Conn::http2(gateway.addr()).await,
+    ] {
+        let response = conn
+            .send(get(
+                &gateway,
+                "/v1/watch?s=x&i32=7",
+                &[("grpc-metadata-x-echo-count", "3")],
+            ))
+            .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert!(response.headers().get("content-encoding").is_none());
+        let chunks = client::all_data(response.into_body()).await;
+        assert_eq!(
+            chunks,
+            vec!["{\"result\":{\"s\":\"x\",\"i32\":7}}\n"; 3],
+            "one line per chunk"
+        );
+    }
+}
+
+/// DECISIONS.md (streams): `Accept: text/event-stream` gives Server-Sent
+/// Events; a failure is an `error` event with the google.rpc.Status.
+#[tokio::test]
+async fn server_sent_events_with_an_error_event() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let response = conn
+        .send(get(
+            &gateway,
+            "/v1/watch?s=e",
+            &[
+                ("accept", "text/event-stream"),
+                ("grpc-metadata-x-echo-count", "5"),
+                ("grpc-metadata-x-echo-fail-after", "2"),
+                ("grpc-metadata-x-echo-status", "5"),
+                ("grpc-metadata-x-echo-message", "gone"),
+            ],
+        ))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let chunks = client::all_data(response.into_body()).await;
+    assert_eq!(
+        chunks,
+        [
+            "data: {\"s\":\"e\"}\n\n",
+            "data: {\"s\":\"e\"}\n\n",
+            "event: error\ndata: {\"code\":5,\"message\":\"gone\",\"details\":[]}\n\n",
+        ]
+    );
+}
+
+/// Idle event streams get comment lines so proxies keep them open.
+#[tokio::test]
+async fn idle_event_streams_get_keep_alive_comments() {
+    let (_backend, gateway) = setup(|c| c.streams.keepalive = Duration::from_millis(100)).await;
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let response = conn
+        .send(get(
+            &gateway,
+            "/v1/watch?s=k",
+            &[
+                ("accept", "text/event-stream"),
+                ("grpc-metadata-x-echo-count", "2"),
+                ("grpc-metadata-x-echo-interval-ms", "700"),
+            ],
+        ))
+        .await;
+    let chunks = client::all_data(response.into_body()).await;
+    let messages = chunks.iter().filter(|c| c.starts_with("data: ")).count();
+    let comments = chunks.iter().filter(|c| *c == ": keep-alive\n\n").count();
+    assert_eq!(messages, 2);
+    assert!(comments >= 2, "keep-alive comments while idle: {chunks:?}");
+}
+
+/// DECISIONS.md (streams): `Accept: application/x-ndjson` gives bare
+/// messages; a failure is an `{"error": ...}` line.
+#[tokio::test]
+async fn ndjson_with_a_mid_stream_error() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let mut conn = Conn::http2(gateway.addr()).await;
+    let response = conn
+        .send(get(
+            &gateway,
+            "/v1/watch?s=n",
+            &[
+                ("accept", "application/x-ndjson"),
+                ("grpc-metadata-x-echo-fail-after", "1"),
+                ("grpc-metadata-x-echo-status", "7"),
+                ("grpc-metadata-x-echo-message", "denied"),
+            ],
+        ))
+        .await;
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let chunks = client::all_data(response.into_body()).await;
+    assert_eq!(chunks[0], "{\"s\":\"n\"}\n");
+    let error: Value = serde_json::from_str(&chunks[1]).unwrap();
+    assert_eq!(
+        error,
+        json!({"error": {"code": 7, "message": "denied", "details": [], "grpc_code": 7, "http_code": 403, "http_status": "Forbidden"}})
+    );
+    assert_eq!(chunks.len(), 2);
+}
+
+/// A mid-stream failure in the default envelope carries grpc-gateway's
+/// v2 fields and the v1 ones (`grpc_code`, `http_code`, `http_status`).
+#[tokio::test]
+async fn envelope_error_line_has_both_generations_of_fields() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let response = conn
+        .send(get(
+            &gateway,
+            "/v1/watch?s=v",
+            &[
+                ("grpc-metadata-x-echo-fail-after", "2"),
+                ("grpc-metadata-x-echo-status", "14"),
+                ("grpc-metadata-x-echo-message", "down"),
+            ],
+        ))
+        .await;
+    let chunks = client::all_data(response.into_body()).await;
+    assert_eq!(chunks.len(), 3);
+    let error: Value = serde_json::from_str(chunks[2].trim_end()).unwrap();
+    assert_eq!(
+        error,
+        json!({"error": {"code": 14, "message": "down", "details": [], "grpc_code": 14, "http_code": 503, "http_status": "Service Unavailable"}})
+    );
+}
+
+/// DECISIONS.md (streams): an error before any message keeps its HTTP
+/// status; the same error after the status line is sent is a last line.
+#[tokio::test]
+async fn early_errors_keep_their_status_late_ones_end_the_stream() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let response = conn
+        .send(get(
+            &gateway,
+            "/v1/watch?s=x",
+            &[
+                ("grpc-metadata-x-echo-status", "5"),
+                ("grpc-metadata-x-echo-message", "no such thing"),
+            ],
+        ))
+        .await;
+    assert_eq!(response.status(), 404);
+    let body = client::all_data(response.into_body()).await.concat();
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"code": 5, "message": "no such thing", "details": []})
+    );
+    // The backend waits 1.5 s before failing: the status line (held for
+    // at most 1 s) is already out.
+    let response = conn
+        .send(get(
+            &gateway,
+            "/v1/watch?s=x",
+            &[
+                ("grpc-metadata-x-echo-status", "5"),
+                ("grpc-metadata-x-echo-delay-ms", "1500"),
+            ],
+        ))
+        .await;
+    assert_eq!(response.status(), 200);
+    let chunks = client::all_data(response.into_body()).await;
+    assert_eq!(chunks.len(), 1);
+    assert!(
+        chunks[0].starts_with("{\"error\":{\"code\":5,"),
+        "{chunks:?}"
+    );
+}
+
+/// Envoy's framing, configured per method: one JSON array; an error is
+/// its last element.
+#[tokio::test]
+async fn json_array_framing_when_configured() {
+    let (_backend, gateway) = setup(|c| {
+        c.streams.framing.insert(
+            "kitchen.v1.Kitchen/Watch".into(),
+            protogate::server::StreamFraming::JsonArray,
+        );
+    })
+    .await;
+    let reqwest = support::http1();
+    let text = reqwest
+        .get(gateway.url("/v1/watch?s=a"))
+        .header("grpc-metadata-x-echo-count", "3")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!([{"s": "a"}, {"s": "a"}, {"s": "a"}])
+    );
+    let text = reqwest
+        .get(gateway.url("/v1/watch?s=a"))
+        .header("grpc-metadata-x-echo-count", "0")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "[]");
+    let text = reqwest
+        .get(gateway.url("/v1/watch?s=a"))
+        .header("grpc-metadata-x-echo-fail-after", "1")
+        .header("grpc-metadata-x-echo-status", "9")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value[0], json!({"s": "a"}));
+    assert_eq!(value[1]["error"]["code"], 9);
+}
+
+/// A stream of `google.api.HttpBody` messages is raw bytes with the first
+/// message's content type.
+#[tokio::test]
+async fn http_body_streams_are_raw() {
+    let (backend, gateway) = setup(|_| {}).await;
+    backend.script(Script {
+        response: Some(json!({"content_type": "text/csv", "data": "YSwxCg=="})),
+        count: Some(3),
+        ..Script::default()
+    });
+    let response = support::http1()
+        .get(gateway.url("/v1/download/report"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/csv");
+    assert_eq!(response.text().await.unwrap(), "a,1\na,1\na,1\n");
+}
+
+/// Client streaming: newline-delimited or concatenated JSON messages, each
+/// sent on as it arrives; path variables apply to every message.
+#[tokio::test]
+async fn client_stream_of_json_messages() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let response = support::http1()
+        .post(gateway.url("/v1/collect/from-path"))
+        .header("content-type", "application/json")
+        .body("{\"i32\": 1}\n{\"i32\": 2}{\"i32\": 3,\n \"tags\": [\"t\"]}  ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"s": "from-path", "i32": 3, "tags": ["t"]}),
+        "the last message is echoed"
+    );
+    let sent: Vec<Value> = backend.records().into_iter().map(|r| r.json).collect();
+    assert_eq!(
+        sent,
+        [
+            json!({"s": "from-path", "i32": 1}),
+            json!({"s": "from-path", "i32": 2}),
+            json!({"s": "from-path", "i32": 3, "tags": ["t"]}),
+        ]
+    );
+}
+
+/// A bad message in a client stream is a 400 naming the problem, and the
+/// backend's call is cancelled rather than ended normally.
+#[tokio::test]
+async fn bad_message_in_a_client_stream_cancels_the_call() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let (tx, body) = client::channel();
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let request = Request::post(gateway.url("/v1/collect"))
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap();
+    let pending = tokio::spawn(async move { conn.send(request).await });
+    tx.send(Bytes::from_static(b"{\"i32\": 1}\n"))
+        .await
+        .unwrap();
+    // The backend has the first message before the bad one comes.
+    wait_for(|| backend.records().len() == 1).await;
+    tx.send(Bytes::from_static(b"{\"i32\": \"many\"}\n"))
+        .await
+        .unwrap();
+    let response = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
+    assert_eq!(response.status(), 400);
+    let body = client::all_data(response.into_body()).await.concat();
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["code"], 3);
+    assert!(
+        error["message"].as_str().unwrap().contains("i32"),
+        "{error}"
+    );
+    drop(tx);
+    wait_for(|| backend.cancelled() == 1).await;
+    assert_eq!(backend.records().len(), 1);
+}
+
+/// Bidirectional over HTTP/1.1 chunked and over HTTP/2: each reply comes
+/// back while the request body is still open (full duplex).
+#[tokio::test]
+async fn bidirectional_full_duplex() {
+    let (backend, gateway) = setup(|_| {}).await;
+    for mut conn in [
+        Conn::http1(gateway.addr()).await,
+        Conn::http2(gateway.addr()).await,
+    ] {
+        let (tx, body) = client::channel();
+        let request = Request::post(gateway.url("/v1/chat"))
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        tx.send(Bytes::from_static(b"{\"s\": \"one\"}\n"))
+            .await
+            .unwrap();
+        let response = tokio::time::timeout(WAIT, conn.send(request))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let first = client::next_data(&mut body, WAIT).await.unwrap();
+        assert_eq!(first, "{\"result\":{\"s\":\"one\"}}\n");
+        tx.send(Bytes::from_static(b"{\"s\": \"two\"}"))
+            .await
+            .unwrap();
+        let second = client::next_data(&mut body, WAIT).await.unwrap();
+        assert_eq!(second, "{\"result\":{\"s\":\"two\"}}\n");
+        drop(tx);
+        assert_eq!(
+            client::next_data(&mut body, WAIT).await,
+            None,
+            "the call ends with the body"
+        );
+    }
+    assert_eq!(backend.cancelled(), 0);
+}
+
+/// A client that goes away mid-stream cancels the backend's call.
+#[tokio::test]
+async fn client_disconnect_cancels_the_stream() {
+    let (backend, gateway) = setup(|_| {}).await;
+    for http2 in [false, true] {
+        let before = backend.cancelled();
+        let mut conn = if http2 {
+            Conn::http2(gateway.addr()).await
+        } else {
+            Conn::http1(gateway.addr()).await
+        };
+        let response = conn
+            .send(get(
+                &gateway,
+                "/v1/watch?s=c",
+                &[
+                    ("grpc-metadata-x-echo-count", "1000"),
+                    ("grpc-metadata-x-echo-interval-ms", "50"),
+                ],
+            ))
+            .await;
+        let mut body = response.into_body();
+        assert!(client::next_data(&mut body, WAIT).await.is_some());
+        drop(body);
+        drop(conn);
+        wait_for(|| backend.cancelled() > before).await;
+    }
+}
+
+/// A client that goes away during a slow unary call cancels it too.
+#[tokio::test]
+async fn client_disconnect_cancels_a_unary_call() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let request = get(
+        &gateway,
+        "/v1/echo?s=slow",
+        &[("grpc-metadata-x-echo-delay-ms", "5000")],
+    );
+    let pending = tokio::spawn(async move { conn.send(request).await });
+    wait_for(|| !backend.records().is_empty()).await;
+    pending.abort();
+    wait_for(|| backend.cancelled() == 1).await;
+}
+
+/// Streams have no deadline by default, but the client's `grpc-timeout`
+/// bounds them: past it the stream ends with DEADLINE_EXCEEDED.
+#[tokio::test]
+async fn client_deadline_ends_a_stream() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let response = conn
+        .send(get(
+            &gateway,
+            "/v1/watch?s=d",
+            &[
+                ("grpc-timeout", "1500m"),
+                ("grpc-metadata-x-echo-count", "100"),
+                ("grpc-metadata-x-echo-interval-ms", "400"),
+            ],
+        ))
+        .await;
+    let chunks = client::all_data(response.into_body()).await;
+    let last: Value = serde_json::from_str(chunks.last().unwrap().trim_end()).unwrap();
+    assert_eq!(last["error"]["code"], 4, "{chunks:?}");
+    assert!(chunks.len() < 10);
+}
+
+async fn wait_for(mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not reached in 5 s");
+}
+
+/// Backpressure end to end: 10,000 messages of 8 KiB (80 MB in all)
+/// through a client that stops reading for a while. The gateway (the
+/// built binary, measured from /proc) holds no more than flow-control
+/// windows' worth: its resident memory grows by less than 24 MiB, far
+/// below the stream's size, and every message arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_stream_through_a_slow_reader_in_bounded_memory() {
+    let set = kitchen();
+    let dir = support::tempdir();
+    std::fs::write(dir.join("kitchen.pb"), &set).unwrap();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let gateway = support::BinGateway::spawn(&[
+        "serve",
+        "--descriptor-set",
+        dir.join("kitchen.pb").to_str().unwrap(),
+        "--upstream",
+        &backend.url(),
+    ]);
+    let rss = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", gateway.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    let payload = "x".repeat(8 << 10);
+    let mut conn = Conn::http1(gateway.addr).await;
+    let request = Request::get(format!("{}/v1/watch?s={payload}", gateway.base))
+        .header("grpc-metadata-x-echo-count", "10000")
+        .header("accept", "application/x-ndjson")
+        .body(client::full(Bytes::new()))
+        .unwrap();
+    let response = conn.send(request).await;
+    let mut body = response.into_body();
+    let mut received = 0usize;
+    let mut bytes = 0usize;
+    while received < 10 {
+        let chunk = client::next_data(&mut body, WAIT).await.unwrap();
+        bytes += chunk.len();
+        received += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+    let before = rss();
+    // The reader stalls; the backend can only fill the windows.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stalled = rss();
+    while let Some(chunk) = client::next_data(&mut body, WAIT).await {
+        bytes += chunk.len();
+        received += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+    let after = rss();
+    assert_eq!(received, 10_000);
+    assert!(bytes > 80_000_000);
+    let growth = stalled
+        .saturating_sub(before)
+        .max(after.saturating_sub(before));
+    eprintln!(
+        "rss before {} KiB, stalled {} KiB, after {} KiB",
+        before >> 10,
+        stalled >> 10,
+        after >> 10
+    );
+    assert!(
+        growth < 24 << 20,
+        "RSS grew by {} KiB (before {} KiB)",
+        growth >> 10,
+        before >> 10
+    );
+}

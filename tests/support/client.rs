@@ -1,0 +1,97 @@
+//! A plain hyper client that shows response frames one by one (chunks on
+//! HTTP/1.1, DATA frames on HTTP/2) and can stream a request body.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Frame;
+use tokio::sync::mpsc;
+
+pub type RequestBody = BoxBody<Bytes, std::convert::Infallible>;
+
+/// An HTTP/1.1 or HTTP/2 connection to `addr`.
+pub enum Conn {
+    H1(hyper::client::conn::http1::SendRequest<RequestBody>),
+    H2(hyper::client::conn::http2::SendRequest<RequestBody>),
+}
+
+impl Conn {
+    pub async fn http1(addr: SocketAddr) -> Conn {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        Conn::H1(sender)
+    }
+
+    pub async fn http2(addr: SocketAddr) -> Conn {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        Conn::H2(sender)
+    }
+
+    pub async fn send(
+        &mut self,
+        request: http::Request<RequestBody>,
+    ) -> http::Response<hyper::body::Incoming> {
+        match self {
+            Conn::H1(sender) => sender.send_request(request).await.unwrap(),
+            Conn::H2(sender) => sender.send_request(request).await.unwrap(),
+        }
+    }
+}
+
+/// A fixed request body.
+pub fn full(bytes: impl Into<Bytes>) -> RequestBody {
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A request body fed from a channel, sent as it comes (chunked on
+/// HTTP/1.1); it ends when the sender is dropped.
+pub fn channel() -> (mpsc::Sender<Bytes>, RequestBody) {
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let body = http_body_util::StreamBody::new(tokio_stream::StreamExt::map(stream, |b| {
+        Ok::<_, std::convert::Infallible>(Frame::data(b))
+    }));
+    (tx, http_body_util::BodyExt::boxed(body))
+}
+
+/// The next data frame of a response body (skipping trailers), or `None`
+/// at its end. Fails the test after `wait`.
+pub async fn next_data(body: &mut hyper::body::Incoming, wait: Duration) -> Option<Bytes> {
+    loop {
+        let frame = tokio::time::timeout(wait, body.frame())
+            .await
+            .expect("the next frame arrives in time")?
+            .expect("the body reads");
+        // HTTP/2 may end a stream with an empty DATA frame.
+        if let Ok(data) = frame.into_data()
+            && !data.is_empty()
+        {
+            return Some(data);
+        }
+    }
+}
+
+/// Every data frame of a body, as text.
+pub async fn all_data(mut body: hyper::body::Incoming) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(data) = next_data(&mut body, Duration::from_secs(20)).await {
+        out.push(String::from_utf8(data.to_vec()).unwrap());
+    }
+    out
+}
