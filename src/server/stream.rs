@@ -218,7 +218,7 @@ pub(crate) struct StreamSetup {
 /// Where a [`StreamBody`] starts.
 pub(crate) enum Start {
     /// The call is open; `first` is a message already read, if any.
-    Open(Streaming<Bytes>, Option<Bytes>),
+    Open(Box<Streaming<Bytes>>, Option<Bytes>),
     /// The call is still opening.
     Opening(Opening),
 }
@@ -226,7 +226,7 @@ pub(crate) enum Start {
 impl StreamBody {
     pub(crate) fn new(start: Start, setup: StreamSetup) -> StreamBody {
         let (source, first) = match start {
-            Start::Open(stream, first) => (Source::Messages(Box::new(stream)), first),
+            Start::Open(stream, first) => (Source::Messages(stream), first),
             Start::Opening(opening) => (Source::Opening(opening), None),
         };
         let keepalive = setup

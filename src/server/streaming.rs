@@ -214,7 +214,7 @@ async fn respond(
                 aborted = aborted(&mut abort) => return Err(aborted.error),
             };
             backend_headers = Some(headers);
-            Start::Open(stream, first)
+            Start::Open(Box::new(stream), first)
         }
         () = &mut hold => Start::Opening(opening),
         aborted = aborted(&mut abort) => return Err(aborted.error),
