@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need when it is missing
-# (Debian's etcd-server for the etcd interop test, curl for the demo test,
-# Python's grpcio for the black-box case run), then runs the whole suite:
+# (Debian's etcd-server for the etcd interop tests, curl for the demo test,
+# Python's etcd3gw for the etcd watch test and grpcio for the black-box case
+# run), then runs the whole suite:
 # cargo test, and the real-world cases against the built binary with a
 # Python gRPC backend we did not write. Fails, never skips, when something
 # cannot be installed.
@@ -23,14 +24,17 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# Python packages, before cargo test: etcd3gw for the etcd watch test,
+# grpcio and friends for the black-box case run below.
+python_deps=(grpcio grpcio-tools grpcio-reflection grpcio-health-checking grpcio-status googleapis-common-protos etcd3gw)
+if ! python3 -c "import grpc, grpc_tools, grpc_reflection, grpc_health, grpc_status, google.rpc, etcd3gw" 2>/dev/null; then
+  echo "test.sh: installing ${python_deps[*]}" >&2
+  python3 -m pip install --quiet "${python_deps[@]}"
+fi
+
 cargo test --locked "$@"
 
 # The cases again, from outside: the built binary in front of the Python
 # echo backend (grpcio), as an outside harness would run them.
-python_deps=(grpcio grpcio-tools grpcio-reflection grpcio-health-checking grpcio-status googleapis-common-protos)
-if ! python3 -c "import grpc, grpc_tools, grpc_reflection, grpc_health, grpc_status, google.rpc" 2>/dev/null; then
-  echo "test.sh: installing ${python_deps[*]}" >&2
-  python3 -m pip install --quiet "${python_deps[@]}"
-fi
 cargo build --locked --quiet
 python3 tests/harness/run_cases.py --gateway-bin target/debug/protogate --cases tests/cases
