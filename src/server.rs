@@ -8,6 +8,7 @@ mod listener;
 pub mod rest;
 mod stream;
 mod streaming;
+mod websocket;
 
 pub use stream::StreamFraming;
 
@@ -75,7 +76,11 @@ impl Gateway {
 }
 
 async fn serve_rest(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    rest::handle(gateway.snapshot(), request).await
+    let snapshot = gateway.snapshot();
+    if websocket::is_upgrade(&request) {
+        return websocket::handle(snapshot, request).await;
+    }
+    rest::handle(snapshot, request).await
 }
 
 /// Listener settings.

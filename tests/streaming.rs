@@ -352,7 +352,7 @@ async fn bad_message_in_a_client_stream_cancels_the_call() {
         "{error}"
     );
     drop(tx);
-    wait_for(|| backend.cancelled() == 1).await;
+    wait_for(|| backend.cancelled() >= 1).await;
     assert_eq!(backend.records().len(), 1);
 }
 
@@ -437,7 +437,7 @@ async fn client_disconnect_cancels_a_unary_call() {
     let pending = tokio::spawn(async move { conn.send(request).await });
     wait_for(|| !backend.records().is_empty()).await;
     pending.abort();
-    wait_for(|| backend.cancelled() == 1).await;
+    wait_for(|| backend.cancelled() >= 1).await;
 }
 
 /// Streams have no deadline by default, but the client's `grpc-timeout`

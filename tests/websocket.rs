@@ -1,0 +1,205 @@
+//! Streaming methods over WebSocket with a real client (tokio-tungstenite)
+//! and a real tonic backend: frames in and out, the empty-frame
+//! half-close, close codes carrying the gRPC status, cancellation.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use support::{EchoBackend, TestGateway};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn setup() -> (EchoBackend, TestGateway) {
+    let set = support::compile(
+        &support::repo().join("tests/protos"),
+        &["kitchen/v1/kitchen.proto"],
+    );
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let gateway = TestGateway::for_set(&set, &backend.url()).await;
+    (backend, gateway)
+}
+
+async fn connect(gateway: &TestGateway, path: &str, headers: &[(&str, &str)]) -> Socket {
+    let mut request = format!("ws://{}{path}", gateway.addr())
+        .into_client_request()
+        .unwrap();
+    for (k, v) in headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        request.headers_mut().insert(name, v.parse().unwrap());
+    }
+    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+/// The next text frame as JSON, or the close frame's code and reason.
+async fn next(socket: &mut Socket) -> Result<Value, (u16, String)> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        match frame {
+            Message::Text(text) => return Ok(serde_json::from_str(&text).unwrap()),
+            Message::Close(Some(close)) => {
+                return Err((u16::from(close.code), close.reason.to_string()));
+            }
+            Message::Close(None) => return Err((1005, String::new())),
+            _ => continue,
+        }
+    }
+}
+
+fn text(value: Value) -> Message {
+    Message::text(value.to_string())
+}
+
+/// Bidirectional: each frame is answered as it comes; the empty frame
+/// half-closes; the call's end closes the socket with 1000.
+#[tokio::test]
+async fn bidirectional_frames_and_half_close() {
+    let (backend, gateway) = setup().await;
+    let mut socket = connect(&gateway, "/v1/chat", &[]).await;
+    socket.send(text(json!({"s": "one"}))).await.unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "one"})));
+    socket
+        .send(text(json!({"s": "two", "i32": 2})))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "two", "i32": 2})));
+    socket.send(Message::text("")).await.unwrap();
+    assert_eq!(next(&mut socket).await, Err((1000, "OK".to_owned())));
+    assert_eq!(backend.records().len(), 2);
+    assert_eq!(backend.cancelled(), 0);
+}
+
+/// Client streaming: messages until the half-close, then the one reply;
+/// path variables apply to every message.
+#[tokio::test]
+async fn client_stream_over_websocket() {
+    let (backend, gateway) = setup().await;
+    let mut socket = connect(&gateway, "/v1/collect/from-path", &[]).await;
+    for i in 1..=3 {
+        socket.send(text(json!({"i32": i}))).await.unwrap();
+    }
+    socket.send(Message::text("  \n")).await.unwrap();
+    assert_eq!(
+        next(&mut socket).await,
+        Ok(json!({"s": "from-path", "i32": 3}))
+    );
+    assert_eq!(next(&mut socket).await, Err((1000, "OK".to_owned())));
+    let sent: Vec<Value> = backend.records().into_iter().map(|r| r.json).collect();
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|m| m["s"] == "from-path"));
+}
+
+/// Server streaming without a body: the request is the path and query;
+/// each reply a frame.
+#[tokio::test]
+async fn server_stream_over_websocket() {
+    let (_backend, gateway) = setup().await;
+    let mut socket = connect(
+        &gateway,
+        "/v1/watch?s=w",
+        &[("grpc-metadata-x-echo-count", "3")],
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(next(&mut socket).await, Ok(json!({"s": "w"})));
+    }
+    assert_eq!(next(&mut socket).await, Err((1000, "OK".to_owned())));
+}
+
+/// A failed call closes with 4000 + the gRPC code and its message.
+#[tokio::test]
+async fn errors_close_with_the_grpc_status() {
+    let (_backend, gateway) = setup().await;
+    let mut socket = connect(
+        &gateway,
+        "/v1/chat",
+        &[
+            ("grpc-metadata-x-echo-status", "5"),
+            ("grpc-metadata-x-echo-message", "nothing here"),
+            ("grpc-metadata-x-echo-fail-after", "1"),
+        ],
+    )
+    .await;
+    socket.send(text(json!({"s": "x"}))).await.unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "x"})));
+    socket.send(text(json!({"s": "y"}))).await.unwrap();
+    assert_eq!(
+        next(&mut socket).await,
+        Err((4005, "nothing here".to_owned()))
+    );
+}
+
+/// A frame that is not a valid message ends the call with 4003
+/// (INVALID_ARGUMENT) naming the field; the backend's call is cancelled.
+#[tokio::test]
+async fn bad_frames_close_with_invalid_argument() {
+    let (backend, gateway) = setup().await;
+    let mut socket = connect(&gateway, "/v1/chat", &[]).await;
+    socket.send(text(json!({"s": "fine"}))).await.unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "fine"})));
+    socket.send(text(json!({"i32": "many"}))).await.unwrap();
+    let (code, reason) = next(&mut socket).await.unwrap_err();
+    assert_eq!(code, 4003);
+    assert!(reason.contains("i32"), "{reason}");
+    wait_for(|| backend.cancelled() >= 1).await;
+}
+
+/// A Close from the client cancels the call (no data may follow a Close).
+#[tokio::test]
+async fn client_close_cancels_the_call() {
+    let (backend, gateway) = setup().await;
+    let mut socket = connect(&gateway, "/v1/chat", &[]).await;
+    socket.send(text(json!({"s": "hello"}))).await.unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "hello"})));
+    socket
+        .send(Message::Close(Some(tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        })))
+        .await
+        .unwrap();
+    wait_for(|| backend.cancelled() >= 1).await;
+}
+
+/// Only streaming methods are offered over WebSocket.
+#[tokio::test]
+async fn unary_paths_refuse_the_upgrade() {
+    let (_backend, gateway) = setup().await;
+    let request = format!("ws://{}/v1/echo", gateway.addr())
+        .into_client_request()
+        .unwrap();
+    let err = tokio_tungstenite::connect_async(request).await.unwrap_err();
+    match err {
+        tungstenite::Error::Http(response) => {
+            assert_eq!(response.status(), 400);
+            let body: Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body["code"], 3);
+        }
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+async fn wait_for(mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not reached in 5 s");
+}
