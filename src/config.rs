@@ -55,6 +55,9 @@ pub struct Config {
     pub headers: HeaderOptions,
     /// Streamed responses.
     pub streams: StreamOptions,
+    /// Cross-origin requests from browsers (REST, gRPC-Web, Connect);
+    /// none are allowed unless this is set.
+    pub cors: Option<CorsOptions>,
     /// Serve methods without annotations at `POST /package.Service/Method`.
     pub fallback_routes: bool,
     /// Refuse to start (or reload) when two routes conflict.
@@ -82,6 +85,7 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             headers: HeaderOptions::default(),
             streams: StreamOptions::default(),
+            cors: None,
             fallback_routes: true,
             strict_routes: false,
             unknown_query_params: UnknownParams::Reject,
@@ -183,6 +187,35 @@ impl Default for Timeouts {
             methods: BTreeMap::new(),
         }
     }
+}
+
+/// Cross-origin resource sharing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsOptions {
+    /// Origins allowed (`https://app.example`), or `["*"]` for any.
+    pub allowed_origins: Vec<String>,
+    /// Request headers a browser may send, besides the ones gRPC-Web and
+    /// Connect clients use (always allowed).
+    #[serde(default, deserialize_with = "de::header_names")]
+    pub allowed_headers: Vec<HeaderName>,
+    /// Response headers a page may read, besides the gRPC status headers
+    /// (always exposed).
+    #[serde(default, deserialize_with = "de::header_names")]
+    pub exposed_headers: Vec<HeaderName>,
+    /// Send cookies and credentials (not with `*` origins).
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// How long a browser may cache a preflight answer.
+    #[serde(
+        default = "default_preflight_max_age",
+        deserialize_with = "de::duration"
+    )]
+    pub max_age: Duration,
+}
+
+fn default_preflight_max_age() -> Duration {
+    Duration::from_secs(600)
 }
 
 /// Streamed responses over REST.
@@ -408,6 +441,27 @@ impl Config {
                 }
             }
         }
+        if let Some(cors) = &self.cors {
+            if cors.allowed_origins.is_empty() {
+                return Err(ConfigError::Inconsistent(
+                    "cors.allowed_origins: list at least one origin, or `*`".to_owned(),
+                ));
+            }
+            let any = cors.allowed_origins.iter().any(|o| o == "*");
+            if any && cors.allow_credentials {
+                return Err(ConfigError::Inconsistent(
+                    "cors: credentials cannot be allowed for any origin (`*`); list the origins"
+                        .to_owned(),
+                ));
+            }
+            for origin in cors.allowed_origins.iter().filter(|o| *o != "*") {
+                if http::HeaderValue::from_str(origin).is_err() || !origin.contains("://") {
+                    return Err(ConfigError::Inconsistent(format!(
+                        "cors.allowed_origins: `{origin}` is not an origin like https://app.example"
+                    )));
+                }
+            }
+        }
         if self.limits.max_buffered_body_bytes < self.limits.max_body_bytes {
             return Err(ConfigError::Inconsistent(format!(
                 "limits.max_buffered_body_bytes ({}) is smaller than limits.max_body_bytes ({}): no body of the largest size could be read",
@@ -461,19 +515,7 @@ impl Config {
         let mut best: Option<(&str, usize)> = None;
         for (name, upstream) in &self.upstreams {
             for pattern in &upstream.services {
-                let score = if pattern == service {
-                    usize::MAX
-                } else if pattern == "*" {
-                    1
-                } else if let Some(prefix) = pattern.strip_suffix('*') {
-                    if service.starts_with(prefix) {
-                        prefix.len() + 1
-                    } else {
-                        0
-                    }
-                } else {
-                    0
-                };
+                let score = service_score(pattern, service);
                 if score > best.map_or(0, |(_, s)| s) {
                     best = Some((name, score));
                 }
@@ -485,6 +527,24 @@ impl Config {
                 .find(|(_, u)| u.services.is_empty())
                 .map(|(name, _)| name.as_str())
         })
+    }
+}
+
+/// How well a `services` entry matches a service: 0 not at all, the full
+/// name best, then longer `pkg.*` prefixes before shorter ones and `*`.
+pub(crate) fn service_score(pattern: &str, service: &str) -> usize {
+    if pattern == service {
+        usize::MAX
+    } else if pattern == "*" {
+        1
+    } else if let Some(prefix) = pattern.strip_suffix('*') {
+        if service.starts_with(prefix) {
+            prefix.len() + 1
+        } else {
+            0
+        }
+    } else {
+        0
     }
 }
 

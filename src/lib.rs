@@ -78,6 +78,7 @@ pub async fn start(config: &Config) -> Result<Server, StartError> {
         max_headers: config.limits.max_headers,
         idle_timeout: config.timeouts.idle,
         max_connections: config.limits.max_connections,
+        cors: config.cors.clone(),
         ..ListenerOptions::default()
     };
     Server::start(listener, Gateway::new(snapshot), options).map_err(|source| StartError::Bind {

@@ -2,6 +2,7 @@
 //! port) and serves every request against the current snapshot.
 
 mod body;
+mod grpc;
 pub(crate) use body::BodyBudget;
 mod connection;
 mod listener;
@@ -24,6 +25,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::compression::CompressionLayer;
+use tower_http::cors::CorsLayer;
+
+use crate::config::CorsOptions;
+use http::HeaderName;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::decompression::RequestDecompressionLayer;
 
@@ -58,8 +63,10 @@ impl Gateway {
     /// Request bodies in gzip, br or zstd are decoded on the fly (the body
     /// limit counts decoded bytes, so a small bomb cannot grow past it);
     /// responses are compressed as the client's `Accept-Encoding` allows.
-    pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
+    /// With `cors`, browsers' cross-origin requests and preflights are
+    /// answered as configured.
+    pub fn router(self: &Arc<Self>, cors: Option<&CorsOptions>) -> Router {
+        let router = Router::new()
             .fallback(serve_rest)
             .with_state(self.clone())
             .layer(
@@ -71,12 +78,71 @@ impl Gateway {
                 RequestDecompressionLayer::new()
                     .no_deflate()
                     .pass_through_unaccepted(true),
-            )
+            );
+        match cors {
+            Some(cors) => router.layer(cors_layer(cors)),
+            None => router,
+        }
     }
+}
+
+/// Headers gRPC-Web and Connect clients send and read.
+const CORS_REQUEST_HEADERS: &[&str] = &[
+    "content-type",
+    "authorization",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "connect-protocol-version",
+    "connect-timeout-ms",
+    "traceparent",
+    "tracestate",
+];
+const CORS_RESPONSE_HEADERS: &[&str] = &["grpc-status", "grpc-message", "grpc-status-details-bin"];
+
+fn cors_layer(options: &CorsOptions) -> CorsLayer {
+    use tower_http::cors::{AllowOrigin, ExposeHeaders};
+    let origins = if options.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            options
+                .allowed_origins
+                .iter()
+                .filter_map(|o| http::HeaderValue::from_str(o).ok()),
+        )
+    };
+    let mut allowed: Vec<HeaderName> = CORS_REQUEST_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect();
+    allowed.extend(options.allowed_headers.iter().cloned());
+    let mut exposed: Vec<HeaderName> = CORS_RESPONSE_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect();
+    exposed.extend(options.exposed_headers.iter().cloned());
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([
+            http::Method::GET,
+            http::Method::HEAD,
+            http::Method::POST,
+            http::Method::PUT,
+            http::Method::PATCH,
+            http::Method::DELETE,
+        ])
+        .allow_headers(allowed)
+        .expose_headers(ExposeHeaders::list(exposed))
+        .allow_credentials(options.allow_credentials)
+        .max_age(options.max_age)
 }
 
 async fn serve_rest(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let snapshot = gateway.snapshot();
+    if let Some(flavor) = grpc::Flavor::of(&request) {
+        return grpc::handle(snapshot, flavor, request).await;
+    }
     if websocket::is_upgrade(&request) {
         return websocket::handle(snapshot, request).await;
     }
@@ -98,6 +164,8 @@ pub struct ListenerOptions {
     /// Most connections open at once; past it, new ones wait in the
     /// kernel's accept queue.
     pub max_connections: usize,
+    /// Cross-origin requests, if any are allowed.
+    pub cors: Option<CorsOptions>,
 }
 
 impl Default for ListenerOptions {
@@ -108,6 +176,7 @@ impl Default for ListenerOptions {
             shutdown_grace: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            cors: None,
         }
     }
 }
@@ -131,7 +200,7 @@ impl Server {
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(listener::accept_loop(
             listener,
-            gateway.router(),
+            gateway.router(options.cors.as_ref()),
             options,
             rx,
         ));

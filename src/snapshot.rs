@@ -2,6 +2,7 @@
 //! route table with per-route plans, upstreams, JSON policy — built off the
 //! request path, checked whole, and immutable once built.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use prost_reflect::DescriptorPool;
@@ -22,6 +23,8 @@ pub struct Snapshot {
     pub routes: RouteTable,
     /// Upstreams, indexed by `Rpc::upstream`.
     pub upstreams: Vec<Upstream>,
+    /// Which upstream serves a gRPC service, for calls passed through.
+    pub services: ServiceMap,
     /// The JSON policy.
     pub codec: Codec,
     /// Which headers become metadata.
@@ -95,10 +98,12 @@ impl Snapshot {
         if config.strict_routes && !routes.conflicts().is_empty() {
             return Err(SnapshotError::Conflicts(routes.conflicts().to_vec()));
         }
+        let services = ServiceMap::new(config, &pool, &names);
         Ok(Snapshot {
             pool,
             routes,
             upstreams,
+            services,
             codec: Codec::new(
                 &config.json,
                 config.unknown_query_params,
@@ -188,6 +193,61 @@ fn build_routes(
         }
     }
     Ok(routes)
+}
+
+/// Which upstream serves a gRPC service: resolved once for every service
+/// in the descriptors; any other name (a service the gateway has no
+/// descriptors for, passed through unchanged) by the same rules as config
+/// (full name, then the longest `pkg.*`, then the default upstream).
+#[derive(Debug, Default)]
+pub struct ServiceMap {
+    known: HashMap<Box<str>, usize>,
+    patterns: Vec<(Box<str>, usize)>,
+    default: Option<usize>,
+}
+
+impl ServiceMap {
+    fn new(config: &Config, pool: &DescriptorPool, names: &[&str]) -> ServiceMap {
+        let index = |name: &str| names.iter().position(|n| *n == name);
+        let known = pool
+            .services()
+            .filter_map(|s| {
+                let upstream = config.upstream_for(s.full_name()).and_then(index)?;
+                Some((s.full_name().into(), upstream))
+            })
+            .collect();
+        let mut patterns = Vec::new();
+        let mut default = None;
+        for (name, upstream) in &config.upstreams {
+            let Some(i) = index(name) else { continue };
+            if upstream.services.is_empty() {
+                default = Some(i);
+            }
+            for pattern in &upstream.services {
+                patterns.push((pattern.as_str().into(), i));
+            }
+        }
+        ServiceMap {
+            known,
+            patterns,
+            default,
+        }
+    }
+
+    /// The upstream index for `service`.
+    pub fn find(&self, service: &str) -> Option<usize> {
+        if let Some(&i) = self.known.get(service) {
+            return Some(i);
+        }
+        let mut best: Option<(usize, usize)> = None;
+        for (pattern, i) in &self.patterns {
+            let score = crate::config::service_score(pattern, service);
+            if score > best.map_or(0, |(_, s)| s) {
+                best = Some((*i, score));
+            }
+        }
+        best.map(|(i, _)| i).or(self.default)
+    }
 }
 
 fn table_options(config: &Config) -> TableOptions {

@@ -121,6 +121,11 @@ impl Upstream {
         &self.name
     }
 
+    /// The pooled channel, for requests passed through unchanged.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
     /// The upstream's URL.
     pub fn url(&self) -> &str {
         &self.url
