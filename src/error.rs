@@ -232,6 +232,26 @@ impl GatewayError {
         })
     }
 
+    /// The error in the Connect protocol's shape: `{"code": "not_found",
+    /// "message": ..., "details": [{"type": ..., "value": <base64>}]}`.
+    pub fn connect_json(&self) -> serde_json::Value {
+        let (_, code) = self.status();
+        let (message, details) = match self {
+            GatewayError::Upstream(grpc, _) => {
+                (grpc.message().to_owned(), connect_details(grpc.details()))
+            }
+            other => (other.to_string(), Vec::new()),
+        };
+        let mut out = serde_json::json!({"code": connect_code(code)});
+        if !message.is_empty() {
+            out["message"] = message.into();
+        }
+        if !details.is_empty() {
+            out["details"] = details.into();
+        }
+        out
+    }
+
     /// The error as a plain google.rpc.Status JSON object.
     pub fn status_json(&self, pool: &DescriptorPool, codec: &Codec) -> serde_json::Value {
         let (_, code) = self.status();
@@ -256,6 +276,46 @@ struct RpcStatus {
     message: String,
     #[prost(message, repeated, tag = "3")]
     details: Vec<prost_types::Any>,
+}
+
+/// A gRPC code's name in the Connect protocol.
+pub fn connect_code(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "canceled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
+
+/// Connect's error details: each `Any` as its type name and the message
+/// bytes in base64 (standard alphabet, no padding).
+fn connect_details(bytes: &[u8]) -> Vec<serde_json::Value> {
+    let Ok(status) = RpcStatus::decode(bytes) else {
+        return Vec::new();
+    };
+    status
+        .details
+        .iter()
+        .map(|any| {
+            let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
+            let value = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&any.value);
+            serde_json::json!({"type": type_name, "value": value})
+        })
+        .collect()
 }
 
 /// The `details` of an upstream status as proto3 JSON `Any` values. Types

@@ -6,6 +6,7 @@
 //! routes with the same HTTP method and the same template shape conflict:
 //! the first one wins and the conflict is recorded.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,8 @@ pub struct Rpc {
     pub stream_timeout: Option<Duration>,
     /// How streamed responses are framed.
     pub framing: crate::server::StreamFraming,
+    /// How to write the whole response message (RPC-style protocols).
+    pub whole_response: ResponsePlan,
     /// The method descriptor.
     pub descriptor: MethodDescriptor,
 }
@@ -168,6 +171,8 @@ pub struct RouteTable {
     conflicts: Vec<Conflict>,
     /// Every HTTP method some route uses.
     methods: Vec<Method>,
+    /// Every served method by its gRPC path, `/package.Service/Method`.
+    rpcs: HashMap<Box<str>, Arc<Rpc>>,
 }
 
 impl RouteTable {
@@ -184,6 +189,7 @@ impl RouteTable {
             matcher: Matcher::new(),
             conflicts: Vec::new(),
             methods: Vec::new(),
+            rpcs: HashMap::new(),
         };
         for service in pool.services() {
             if is_internal_service(service.full_name()) {
@@ -191,6 +197,7 @@ impl RouteTable {
             }
             for method in service.methods() {
                 let rpc = Arc::new(rpc(&service, &method, assign(&service, &method)));
+                table.rpcs.insert(rpc.path.as_str().into(), rpc.clone());
                 let bindings = match &http {
                     Some(ext) => http_rule::rule::bindings(&method, ext).map_err(|source| {
                         RouteError::Rule {
@@ -309,6 +316,11 @@ impl RouteTable {
         }
     }
 
+    /// The method served at a gRPC path (`/package.Service/Method`).
+    pub fn rpc(&self, path: &str) -> Option<&Arc<Rpc>> {
+        self.rpcs.get(path)
+    }
+
     /// Whether any route, or HTTP itself, knows `method`. A request with a
     /// method nobody knows is answered 501 (RFC 9110 §15.6.2), not 405.
     pub fn recognizes(&self, method: &Method) -> bool {
@@ -371,6 +383,7 @@ fn rpc(service: &ServiceDescriptor, method: &MethodDescriptor, settings: MethodS
         ignored_query_params: settings.ignored_query_params,
         stream_timeout: settings.stream_timeout,
         framing: settings.framing,
+        whole_response: ResponsePlan::whole(&method.output()),
         descriptor: method.clone(),
     }
 }

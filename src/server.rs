@@ -2,6 +2,7 @@
 //! port) and serves every request against the current snapshot.
 
 mod body;
+mod connect;
 mod grpc;
 pub(crate) use body::BodyBudget;
 mod connection;
@@ -142,6 +143,9 @@ async fn serve_rest(State(gateway): State<Arc<Gateway>>, request: Request) -> Re
     let snapshot = gateway.snapshot();
     if let Some(flavor) = grpc::Flavor::of(&request) {
         return grpc::handle(snapshot, flavor, request).await;
+    }
+    if connect::is_connect(&request) {
+        return connect::handle(snapshot, request).await;
     }
     if websocket::is_upgrade(&request) {
         return websocket::handle(snapshot, request).await;

@@ -15,6 +15,16 @@ mod strict;
 pub mod text;
 
 pub use error::RequestError;
+
+/// Parses one JSON message of type `desc` (the body of an RPC-style call),
+/// with the same rules as REST bodies.
+pub fn decode_json(
+    desc: &prost_reflect::MessageDescriptor,
+    json: &[u8],
+    codec: &Codec,
+) -> Result<prost_reflect::DynamicMessage, RequestError> {
+    body::decode_message(desc, json, codec).map(|parsed| parsed.message)
+}
 pub use options::{Codec, JsonOptions, UnknownParams};
 pub use request::{BodyPlan, PlanError, RawRequest, RequestPlan};
 pub use response::{Encoded, ResponseError, ResponsePlan};

@@ -49,6 +49,10 @@ pub(crate) enum Framing {
     JsonArray,
     /// Raw `google.api.HttpBody` bytes.
     Raw,
+    /// The Connect protocol's enveloped messages, JSON.
+    ConnectJson,
+    /// The Connect protocol's enveloped messages, binary protobuf.
+    ConnectProto,
 }
 
 /// The framing configured for a method (`streams.framing`).
@@ -108,6 +112,8 @@ impl Framing {
             Framing::Raw => {
                 raw_type.unwrap_or(HeaderValue::from_static("application/octet-stream"))
             }
+            Framing::ConnectJson => HeaderValue::from_static("application/connect+json"),
+            Framing::ConnectProto => HeaderValue::from_static("application/connect+proto"),
         }
     }
 
@@ -133,6 +139,7 @@ impl Framing {
                 out.put_slice(json);
             }
             Framing::Raw => out.put_slice(json),
+            Framing::ConnectJson | Framing::ConnectProto => envelope(&mut out, 0, json),
         }
         out.freeze()
     }
@@ -152,6 +159,12 @@ impl Framing {
                 err.stream_error(pool, codec)
             ),
             Framing::Raw => return None,
+            Framing::ConnectJson | Framing::ConnectProto => {
+                let end = serde_json::json!({"error": err.connect_json()});
+                let mut out = BytesMut::new();
+                envelope(&mut out, END_STREAM, end.to_string().as_bytes());
+                return Some(out.freeze());
+            }
         };
         Some(Bytes::from(text))
     }
@@ -160,9 +173,24 @@ impl Framing {
         match self {
             Framing::JsonArray if first => Some(Bytes::from_static(b"[]")),
             Framing::JsonArray => Some(Bytes::from_static(b"]")),
+            Framing::ConnectJson | Framing::ConnectProto => {
+                let mut out = BytesMut::new();
+                envelope(&mut out, END_STREAM, b"{}");
+                Some(out.freeze())
+            }
             _ => None,
         }
     }
+}
+
+/// The Connect envelope flag of the last message: the end of the stream.
+pub(crate) const END_STREAM: u8 = 0x02;
+
+/// A Connect (and gRPC-like) envelope: flags, big-endian length, payload.
+pub(crate) fn envelope(out: &mut BytesMut, flags: u8, payload: &[u8]) {
+    out.put_u8(flags);
+    out.put_u32(u32::try_from(payload.len()).unwrap_or(u32::MAX));
+    out.put_slice(payload);
 }
 
 type TrailersFuture = Pin<Box<dyn Future<Output = Result<Option<MetadataMap>, Status>> + Send>>;
@@ -251,8 +279,12 @@ impl StreamBody {
     }
 
     fn message_frame(&mut self, message: Bytes) -> Result<Frame<Bytes>, GatewayError> {
-        let encoded = self.plan.encode(message, &self.snapshot.codec)?;
-        let frame = self.framing.message(&encoded.body, self.sent == 0);
+        let frame = if self.framing == Framing::ConnectProto {
+            self.framing.message(&message, self.sent == 0)
+        } else {
+            let encoded = self.plan.encode(message, &self.snapshot.codec)?;
+            self.framing.message(&encoded.body, self.sent == 0)
+        };
         self.sent += 1;
         if let Some((every, sleep)) = &mut self.keepalive {
             sleep.as_mut().reset(Instant::now() + *every);

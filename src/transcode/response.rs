@@ -75,6 +75,16 @@ impl ResponsePlan {
         })
     }
 
+    /// The plan that writes the whole message, whatever it is.
+    pub fn whole(output: &MessageDescriptor) -> ResponsePlan {
+        ResponsePlan {
+            output: output.clone(),
+            field: None,
+            raw: false,
+            float_wrappers: reaches_float_wrapper(output),
+        }
+    }
+
     /// Whether the response is raw `google.api.HttpBody` bytes.
     pub fn is_raw(&self) -> bool {
         self.raw

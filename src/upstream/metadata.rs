@@ -171,6 +171,40 @@ fn forwarded_for(
     0
 }
 
+/// The metadata of an RPC-style request (Connect): every header that is
+/// not reserved, under its own name (`-bin` values decoded), plus
+/// `X-Forwarded-For` and `X-Forwarded-Host` as for REST.
+pub fn rpc_metadata(
+    headers: &HeaderMap,
+    client: Option<SocketAddr>,
+    authority: Option<&str>,
+    policy: &HeaderPolicy,
+) -> Result<MetadataMap, RequestError> {
+    let mut forwarded = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let key = name.as_str();
+        if key.starts_with("connect-")
+            || matches!(
+                key,
+                "accept" | "user-agent" | "origin" | "referer" | "cookie"
+            )
+            || key.starts_with("access-control-")
+            || key.starts_with("sec-")
+        {
+            continue;
+        }
+        if let Ok(prefixed) = HeaderName::try_from(format!("{GRPC_METADATA}{key}")) {
+            forwarded.append(prefixed, value.clone());
+        }
+    }
+    for name in ["x-forwarded-for", "host"] {
+        for value in headers.get_all(name) {
+            forwarded.append(name, value.clone());
+        }
+    }
+    to_metadata(&forwarded, client, authority, policy)
+}
+
 /// Adds backend metadata to `out` as `<prefix><key>` headers.
 pub fn to_headers(metadata: &MetadataMap, prefix: &str, out: &mut HeaderMap) {
     for (name, value) in metadata.clone().into_headers().iter() {

@@ -1,0 +1,369 @@
+//! The Connect protocol (connect-es, connect-go clients), translated to
+//! gRPC toward the backend.
+//!
+//! A request is Connect when it carries `Connect-Protocol-Version` or an
+//! `application/connect+*` type — even on a `/package.Service/Method` path,
+//! where other JSON POSTs are the REST fallback route.
+//!
+//! - Unary: `application/json` or `application/proto` in and out; errors
+//!   are `{"code": "not_found", "message", "details"}` with the HTTP status
+//!   of the code; backend headers come back as they are, trailers as
+//!   `Trailer-<k>`; `Connect-Timeout-Ms` sets the deadline.
+//! - Server streaming: `application/connect+json` or `+proto`; one
+//!   enveloped request message in; enveloped messages out, then an
+//!   end-of-stream envelope (`{}` or `{"error": ...}`); HTTP 200 always.
+//! - Client and bidirectional streaming answer `unimplemented`.
+
+use std::io::Read as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Buf, Bytes};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
+use tokio::time::Instant;
+
+use crate::error::GatewayError;
+use crate::route::{Rpc, RpcKind};
+use crate::snapshot::Snapshot;
+use crate::transcode::{self, RequestError, response};
+use crate::upstream::codec::Outgoing;
+use crate::upstream::{Call, Upstream, metadata};
+
+use super::body;
+use super::rest::ClientAddr;
+use super::stream::{Framing, Opening, Start, StreamBody, StreamSetup, Streamed};
+
+/// Whether a request speaks Connect.
+pub(crate) fn is_connect(request: &Request<Body>) -> bool {
+    request.method() == http::Method::POST
+        && (request.headers().contains_key("connect-protocol-version")
+            || request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/connect+")))
+}
+
+/// The message encoding of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Json,
+    Proto,
+}
+
+/// Serves a Connect request.
+pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let media = body::media_type(&parts.headers)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let (streaming, encoding) = match media.as_str() {
+        "application/json" => (false, Encoding::Json),
+        "application/proto" => (false, Encoding::Proto),
+        "application/connect+json" => (true, Encoding::Json),
+        "application/connect+proto" => (true, Encoding::Proto),
+        other => {
+            let err = GatewayError::UnsupportedMediaType(other.to_owned());
+            return error_response(&err);
+        }
+    };
+    let result = match prepare(&snapshot, &parts) {
+        Ok((rpc, upstream, metadata)) if streaming => {
+            server_stream(&snapshot, &parts, body, rpc, upstream, metadata, encoding).await
+        }
+        Ok((rpc, upstream, metadata)) => {
+            unary(&snapshot, &parts, body, rpc, upstream, metadata, encoding).await
+        }
+        Err(err) => Err(err),
+    };
+    result.unwrap_or_else(|err| {
+        if streaming {
+            // Streams answer 200 and put the error in the last envelope.
+            stream_error_response(&err, encoding)
+        } else {
+            error_response(&err)
+        }
+    })
+}
+
+fn prepare<'s>(
+    snapshot: &'s Snapshot,
+    parts: &Parts,
+) -> Result<(&'s Arc<Rpc>, Upstream, tonic::metadata::MetadataMap), GatewayError> {
+    let path = parts.uri.path();
+    let rpc = snapshot
+        .routes
+        .rpc(path)
+        .ok_or_else(|| GatewayError::NotFound {
+            method: parts.method.clone(),
+            path: path.to_owned(),
+        })?;
+    let upstream = rpc
+        .upstream
+        .map(|i| snapshot.upstreams[i].clone())
+        .ok_or_else(|| GatewayError::NoUpstream(rpc.name.to_string()))?;
+    let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
+    let metadata = metadata::rpc_metadata(
+        &parts.headers,
+        client,
+        parts.uri.authority().map(|a| a.as_str()),
+        &snapshot.headers,
+    )?;
+    Ok((rpc, upstream, metadata))
+}
+
+/// `Connect-Timeout-Ms`, if any, bounded by the method's own timeout.
+fn deadline(headers: &HeaderMap, own: Option<Duration>) -> Result<Option<Duration>, GatewayError> {
+    let Some(value) = headers.get("connect-timeout-ms") else {
+        return Ok(own);
+    };
+    let ms: u64 = value
+        .to_str()
+        .ok()
+        .filter(|v| !v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            GatewayError::BadRequest(RequestError::Header {
+                name: "connect-timeout-ms".to_owned(),
+                reason: "not a number of milliseconds (at most 10 digits)".to_owned(),
+            })
+        })?;
+    let client = Duration::from_millis(ms);
+    Ok(Some(own.map_or(client, |own| own.min(client))))
+}
+
+/// The request message as protobuf bytes.
+fn request_message(
+    snapshot: &Snapshot,
+    rpc: &Rpc,
+    payload: &[u8],
+    encoding: Encoding,
+) -> Result<Bytes, GatewayError> {
+    Ok(match encoding {
+        Encoding::Proto => Bytes::copy_from_slice(payload),
+        Encoding::Json => {
+            let message =
+                transcode::decode_json(&rpc.descriptor.input(), payload, &snapshot.codec)?;
+            response::to_bytes(&message)
+        }
+    })
+}
+
+async fn read_body(
+    snapshot: &Snapshot,
+    parts: &Parts,
+    body: Body,
+) -> Result<body::ReadBody, GatewayError> {
+    let read = body::read(
+        body,
+        &parts.headers,
+        snapshot.limits.max_body_bytes,
+        &snapshot.body_budget,
+    );
+    tokio::time::timeout(snapshot.body_timeout, read)
+        .await
+        .map_err(|_| GatewayError::RequestTimeout(snapshot.body_timeout))?
+}
+
+async fn unary(
+    snapshot: &Snapshot,
+    parts: &Parts,
+    body: Body,
+    rpc: &Rpc,
+    upstream: Upstream,
+    metadata: tonic::metadata::MetadataMap,
+    encoding: Encoding,
+) -> Result<Response<Body>, GatewayError> {
+    if rpc.kind != RpcKind::Unary {
+        return Err(not_unary(rpc));
+    }
+    let read = read_body(snapshot, parts, body).await?;
+    let message = request_message(snapshot, rpc, &read.bytes, encoding)?;
+    let timeout = deadline(&parts.headers, rpc.timeout.or(Some(snapshot.unary_timeout)))?;
+    let reply = upstream
+        .unary(Call {
+            path: rpc.path.clone(),
+            message,
+            metadata,
+            timeout,
+        })
+        .await?;
+    let (content_type, body) = match encoding {
+        Encoding::Proto => (HeaderValue::from_static("application/proto"), reply.message),
+        Encoding::Json => {
+            let encoded = rpc.whole_response.encode(reply.message, &snapshot.codec)?;
+            (HeaderValue::from_static("application/json"), encoded.body)
+        }
+    };
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    metadata::to_headers(&reply.headers, "", headers);
+    metadata::to_headers(&reply.trailers, "trailer-", headers);
+    Ok(response)
+}
+
+fn not_unary(rpc: &Rpc) -> GatewayError {
+    GatewayError::Upstream(
+        tonic::Status::unimplemented(format!(
+            "{} is a streaming method: call it with application/connect+json or +proto",
+            rpc.name
+        )),
+        None,
+    )
+}
+
+async fn server_stream(
+    snapshot: &Arc<Snapshot>,
+    parts: &Parts,
+    body: Body,
+    rpc: &Rpc,
+    upstream: Upstream,
+    metadata: tonic::metadata::MetadataMap,
+    encoding: Encoding,
+) -> Result<Response<Body>, GatewayError> {
+    match rpc.kind {
+        RpcKind::ServerStreaming => {}
+        RpcKind::Unary => {
+            return Err(GatewayError::Upstream(
+                tonic::Status::unimplemented(format!(
+                    "{} is a unary method: call it with application/json or application/proto",
+                    rpc.name
+                )),
+                None,
+            ));
+        }
+        RpcKind::ClientStreaming | RpcKind::Bidi => {
+            // Limitation: client and bidirectional streams are not
+            // offered over Connect; use gRPC, gRPC-Web or WebSocket.
+            return Err(GatewayError::Upstream(
+                tonic::Status::unimplemented(format!(
+                    "{} streams requests, which this gateway serves over gRPC, gRPC-Web and WebSocket, not Connect",
+                    rpc.name
+                )),
+                None,
+            ));
+        }
+    }
+    let read = read_body(snapshot, parts, body).await?;
+    let payload = unenvelope(&read.bytes, &parts.headers, snapshot.limits.max_body_bytes)?;
+    let message = request_message(snapshot, rpc, &payload, encoding)?;
+    let timeout = deadline(&parts.headers, rpc.stream_timeout)?;
+    let deadline = timeout.map(|t| (t, Instant::now() + t));
+    let path = rpc.path.clone();
+    let call_upstream = upstream.clone();
+    let opening: Opening = Box::pin(async move {
+        call_upstream
+            .open(
+                path,
+                metadata,
+                timeout,
+                tokio_stream::once(Outgoing::Message(message)),
+            )
+            .await
+    });
+    let framing = match encoding {
+        Encoding::Json => Framing::ConnectJson,
+        Encoding::Proto => Framing::ConnectProto,
+    };
+    let body = StreamBody::new(
+        Start::Opening(opening),
+        StreamSetup {
+            snapshot: Arc::clone(snapshot),
+            plan: rpc.whole_response.clone(),
+            upstream,
+            framing,
+            deadline,
+            keepalive: None,
+            abort: None,
+            trailers: false,
+        },
+    );
+    let mut response = Response::new(Body::new(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, framing.content_type(None));
+    response.extensions_mut().insert(Streamed);
+    Ok(response)
+}
+
+/// The payload of the one envelope of a server-streaming request;
+/// `Connect-Content-Encoding: gzip` payloads are decompressed (within the
+/// body limit).
+fn unenvelope(body: &[u8], headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
+    let bad = |reason: &str| {
+        GatewayError::BadRequest(RequestError::Json {
+            at: None,
+            reason: reason.to_owned(),
+        })
+    };
+    let mut buf = body;
+    if buf.len() < 5 {
+        return Err(bad("a Connect stream request is one enveloped message"));
+    }
+    let flags = buf.get_u8();
+    let length = buf.get_u32() as usize;
+    if buf.len() != length {
+        return Err(bad("the envelope's length does not match the body"));
+    }
+    if flags & 0x01 == 0 {
+        return Ok(Bytes::copy_from_slice(buf));
+    }
+    let encoding = headers
+        .get("connect-content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    if !encoding.eq_ignore_ascii_case("gzip") {
+        return Err(GatewayError::UnsupportedEncoding(encoding.to_owned()));
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(buf)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| bad(&format!("the message is not valid gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(GatewayError::PayloadTooLarge(limit));
+    }
+    Ok(out.into())
+}
+
+/// A unary error in Connect's shape.
+fn error_response(err: &GatewayError) -> Response<Body> {
+    let (status, _) = err.status();
+    let mut response = Response::new(Body::from(err.connect_json().to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let GatewayError::Upstream(status, _) = err {
+        let headers = response.headers_mut();
+        for (name, value) in status.metadata().clone().into_headers().iter() {
+            if let Ok(name) = HeaderName::try_from(format!("trailer-{name}")) {
+                if !name.as_str().starts_with("trailer-grpc-") {
+                    headers.append(name, value.clone());
+                }
+            }
+        }
+    }
+    response
+}
+
+/// A stream that fails before it starts: 200 and one end-of-stream
+/// envelope with the error.
+fn stream_error_response(err: &GatewayError, encoding: Encoding) -> Response<Body> {
+    let framing = match encoding {
+        Encoding::Json => Framing::ConnectJson,
+        Encoding::Proto => Framing::ConnectProto,
+    };
+    let end = serde_json::json!({"error": err.connect_json()}).to_string();
+    let mut out = bytes::BytesMut::new();
+    super::stream::envelope(&mut out, super::stream::END_STREAM, end.as_bytes());
+    let mut response = Response::new(Body::from(out.freeze()));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, framing.content_type(None));
+    response
+}

@@ -1,0 +1,306 @@
+//! The Connect protocol on the REST port, as connect-es and connect-go
+//! clients speak it: unary JSON and binary, errors with details, server
+//! streams in envelopes, deadlines, and the REST fallback route on the
+//! same path.
+
+mod support;
+
+use base64::Engine as _;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::Message as _;
+use protogate::demo::pb;
+use serde_json::{Value, json};
+use support::TestGateway;
+
+async fn demo() -> (protogate::demo::Backend, TestGateway) {
+    let backend = protogate::demo::Backend::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let config = protogate::demo::config("127.0.0.1:0".parse().unwrap(), backend.addr());
+    (backend, TestGateway::start(config).await)
+}
+
+fn connect_json(gateway: &TestGateway, method: &str, body: Value) -> reqwest::RequestBuilder {
+    support::http1()
+        .post(gateway.url(&format!("/protogate.demo.v1.Bookshop/{method}")))
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .body(body.to_string())
+}
+
+fn envelope(flags: u8, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(flags);
+    out.put_u32(payload.len() as u32);
+    out.put_slice(payload);
+    out.freeze()
+}
+
+fn envelopes(mut body: Bytes) -> Vec<(u8, Bytes)> {
+    let mut out = Vec::new();
+    while body.has_remaining() {
+        let flags = body.get_u8();
+        let len = body.get_u32() as usize;
+        out.push((flags, body.split_to(len)));
+    }
+    out
+}
+
+/// Unary JSON: the message in, the message out.
+#[tokio::test]
+async fn unary_json() {
+    let (_backend, gateway) = demo().await;
+    let response = connect_json(
+        &gateway,
+        "GetBook",
+        json!({"name": "shelves/fiction/books/dune"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let book: Value = response.json().await.unwrap();
+    assert_eq!(book["title"], "Dune");
+    assert_eq!(book["sku"], "9780441013593");
+}
+
+/// Unary binary: protobuf bytes in and out, untouched.
+#[tokio::test]
+async fn unary_proto() {
+    let (_backend, gateway) = demo().await;
+    let request = pb::GetBookRequest {
+        name: "shelves/science/books/cosmos".into(),
+    };
+    let response = support::http1()
+        .post(gateway.url("/protogate.demo.v1.Bookshop/GetBook"))
+        .header("content-type", "application/proto")
+        .header("connect-protocol-version", "1")
+        .body(request.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/proto");
+    let book = pb::Book::decode(response.bytes().await.unwrap()).unwrap();
+    assert_eq!(book.author, "Carl Sagan");
+}
+
+/// Errors: the HTTP status of the code, a string code, details as type
+/// name and base64 bytes.
+#[tokio::test]
+async fn unary_errors_in_connect_shape() {
+    let (_backend, gateway) = demo().await;
+    let response = connect_json(
+        &gateway,
+        "GetBook",
+        json!({"name": "shelves/fiction/books/none"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["code"], "not_found");
+    assert_eq!(
+        error["message"],
+        "book `shelves/fiction/books/none` not found"
+    );
+    assert_eq!(error["details"][0]["type"], "google.rpc.ResourceInfo");
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(error["details"][0]["value"].as_str().unwrap())
+        .unwrap();
+    let info = pb::google::rpc::ResourceInfo::decode(bytes.as_slice()).unwrap();
+    assert_eq!(info.resource_name, "shelves/fiction/books/none");
+
+    // A request the gateway cannot build is invalid_argument, 400.
+    let response = connect_json(&gateway, "GetBook", json!({"name": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "invalid_argument"
+    );
+}
+
+/// Server streaming: one envelope in, message envelopes out, then the
+/// end-of-stream envelope.
+#[tokio::test]
+async fn server_stream_in_envelopes() {
+    let (_backend, gateway) = demo().await;
+    let request = json!({"shelf": "shelves/science", "intervalMs": 1}).to_string();
+    let response = support::http1()
+        .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
+        .header("content-type", "application/connect+json")
+        .header("connect-protocol-version", "1")
+        .body(envelope(0, request.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/connect+json"
+    );
+    let frames = envelopes(response.bytes().await.unwrap());
+    assert_eq!(frames.len(), 3);
+    let titles: Vec<String> = frames[..2]
+        .iter()
+        .map(|(flags, payload)| {
+            assert_eq!(*flags, 0);
+            serde_json::from_slice::<Value>(payload).unwrap()["book"]["title"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(titles, ["Cosmos", "On the Origin of Species"]);
+    assert_eq!(frames[2].0, 0x02);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&frames[2].1).unwrap(),
+        json!({})
+    );
+
+    // Binary too.
+    let request = pb::WatchShelfRequest {
+        shelf: "shelves/fiction".into(),
+        interval_ms: 1,
+        max_events: 1,
+    };
+    let body = support::http1()
+        .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
+        .header("content-type", "application/connect+proto")
+        .body(envelope(0, &request.encode_to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let frames = envelopes(body);
+    let event = pb::BookEvent::decode(frames[0].1.clone()).unwrap();
+    assert_eq!(event.book.unwrap().title, "Dune");
+    assert_eq!(frames.last().unwrap().0, 0x02);
+}
+
+/// A stream that fails is still HTTP 200: the error is in the last
+/// envelope.
+#[tokio::test]
+async fn stream_errors_end_the_stream() {
+    let (_backend, gateway) = demo().await;
+    let request = json!({"shelf": "shelves/none"}).to_string();
+    let response = support::http1()
+        .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
+        .header("content-type", "application/connect+json")
+        .body(envelope(0, request.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let frames = envelopes(response.bytes().await.unwrap());
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].0, 0x02);
+    let end: Value = serde_json::from_slice(&frames[0].1).unwrap();
+    assert_eq!(end["error"]["code"], "not_found");
+}
+
+/// DECISIONS.md: on a `/package.Service/Method` path, a request with
+/// `Connect-Protocol-Version` is Connect; other JSON POSTs are the REST
+/// fallback route. The error shapes tell them apart.
+#[tokio::test]
+async fn connect_and_the_rest_fallback_share_a_path() {
+    let (_backend, gateway) = demo().await;
+    let url = gateway.url("/protogate.demo.v1.Bookshop/CountBooks");
+    let client = support::http1();
+    let rest: Value = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"parent": "shelves/fiction"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let connect: Value = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .body(r#"{"parent": "shelves/fiction"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest, json!({"count": "3"}));
+    assert_eq!(connect, rest);
+    let rest_error: Value = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"parent": 1}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let connect_error: Value = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .body(r#"{"parent": 1}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest_error["code"], 3);
+    assert_eq!(connect_error["code"], "invalid_argument");
+}
+
+/// `Connect-Timeout-Ms` bounds the call: past it, deadline_exceeded (504).
+#[tokio::test]
+async fn connect_timeout() {
+    let set = support::compile(
+        &support::repo().join("tests/protos"),
+        &["kitchen/v1/kitchen.proto"],
+    );
+    let backend = support::EchoBackend::start(support::pool(&set)).await;
+    let gateway = TestGateway::for_set(&set, &backend.url()).await;
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .header("connect-timeout-ms", "200")
+        .header("x-echo-delay-ms", "3000")
+        .body(r#"{"s": "slow"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 504);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "deadline_exceeded"
+    );
+    // Custom headers reach the backend as metadata under their own names.
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .header("x-tenant", "acme")
+        .body(r#"{"s": "fast"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"s": "fast"})
+    );
+    let record = backend.last();
+    assert_eq!(record.metadata.get("x-tenant").unwrap(), "acme");
+    assert!(record.metadata.get("connect-protocol-version").is_none());
+}
