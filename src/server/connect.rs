@@ -341,10 +341,10 @@ fn error_response(err: &GatewayError) -> Response<Body> {
     if let GatewayError::Upstream(status, _) = err {
         let headers = response.headers_mut();
         for (name, value) in status.metadata().clone().into_headers().iter() {
-            if let Ok(name) = HeaderName::try_from(format!("trailer-{name}")) {
-                if !name.as_str().starts_with("trailer-grpc-") {
-                    headers.append(name, value.clone());
-                }
+            if let Ok(name) = HeaderName::try_from(format!("trailer-{name}"))
+                && !name.as_str().starts_with("trailer-grpc-")
+            {
+                headers.append(name, value.clone());
             }
         }
     }
