@@ -8,9 +8,12 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Va
 
 use super::Codec;
 use super::float_safe::FloatSafe;
-use super::request::PlanError;
+use super::request::{MAX_MESSAGE_DEPTH, PlanError};
 
 const HTTP_BODY: &str = "google.api.HttpBody";
+const ANY: &str = "google.protobuf.Any";
+const FLOAT_VALUE: &str = "google.protobuf.FloatValue";
+const DOUBLE_VALUE: &str = "google.protobuf.DoubleValue";
 
 /// How a route writes its response. Resolved once at load.
 #[derive(Debug, Clone)]
@@ -23,6 +26,9 @@ pub struct ResponsePlan {
     /// The written value can hold a `FloatValue`/`DoubleValue`, whose
     /// special values need [`FloatSafe`].
     float_wrappers: bool,
+    /// The written value can hold an `Any`, whose packed messages are
+    /// decoded while writing and so escape the decoder's nesting limit.
+    any: bool,
 }
 
 /// A response ready to send.
@@ -60,18 +66,20 @@ impl ResponsePlan {
                 !f.is_list() && matches!(f.kind(), Kind::Message(m) if m.full_name() == HTTP_BODY)
             }
         };
-        let float_wrappers = match &field {
-            None => reaches_float_wrapper(output),
+        let written = match &field {
+            None => Some(output.clone()),
             Some(f) => match f.kind() {
-                Kind::Message(m) => reaches_float_wrapper(&m),
-                _ => false,
+                Kind::Message(m) => Some(m),
+                _ => None,
             },
         };
+        let reaches = |names: &[&str]| written.as_ref().is_some_and(|m| reaches(m, names));
         Ok(ResponsePlan {
             output: output.clone(),
             field,
             raw,
-            float_wrappers,
+            float_wrappers: reaches(&[FLOAT_VALUE, DOUBLE_VALUE, ANY]),
+            any: reaches(&[ANY]),
         })
     }
 
@@ -81,7 +89,8 @@ impl ResponsePlan {
             output: output.clone(),
             field: None,
             raw: false,
-            float_wrappers: reaches_float_wrapper(output),
+            float_wrappers: reaches(output, &[FLOAT_VALUE, DOUBLE_VALUE, ANY]),
+            any: reaches(output, &[ANY]),
         }
     }
 
@@ -111,6 +120,11 @@ impl ResponsePlan {
         codec: &Codec,
     ) -> Result<Encoded, ResponseError> {
         let options = &codec.serialize;
+        if self.any && exceeds_depth_through_any(message, MAX_MESSAGE_DEPTH) {
+            return Err(ResponseError(format!(
+                "messages packed in Any nest more than {MAX_MESSAGE_DEPTH} levels"
+            )));
+        }
         let value = self.field.as_ref().map(|f| message.get_field(f));
         if self.raw {
             let body = match value.as_deref() {
@@ -184,17 +198,13 @@ impl ResponsePlan {
     }
 }
 
-/// Whether values of type `desc` can hold a `FloatValue` or `DoubleValue`
-/// (an `Any` can hold anything).
-fn reaches_float_wrapper(desc: &MessageDescriptor) -> bool {
+/// Whether values of type `desc` can hold a message named in `names`.
+fn reaches(desc: &MessageDescriptor, names: &[&str]) -> bool {
     let mut seen = Vec::new();
     let mut stack = vec![desc.clone()];
     while let Some(message) = stack.pop() {
-        match message.full_name() {
-            "google.protobuf.FloatValue"
-            | "google.protobuf.DoubleValue"
-            | "google.protobuf.Any" => return true,
-            _ => {}
+        if names.contains(&message.full_name()) {
+            return true;
         }
         if seen.contains(&message) {
             continue;
@@ -229,4 +239,50 @@ fn raw_body(body: &DynamicMessage) -> Encoded {
 /// Encodes a message to protobuf bytes.
 pub fn to_bytes(message: &DynamicMessage) -> Bytes {
     message.encode_to_vec().into()
+}
+
+/// Whether messages nest more than `max` levels below `message`, counting
+/// the messages packed in `Any` values as levels of their own.
+///
+/// Decoding a response is bounded by the decoder's nesting limit, but an
+/// `Any` holds its message as bytes, decoded only while writing JSON: a
+/// backend (or a status detail) nesting `Any` in `Any` would otherwise
+/// recurse until the stack runs out. The price is decoding each packed
+/// message twice, paid only by responses that can hold an `Any`. Packed messages of types outside the
+/// pool are left to the writer, which refuses them.
+pub(crate) fn exceeds_depth_through_any(message: &DynamicMessage, max: usize) -> bool {
+    let descriptor = prost_reflect::ReflectMessage::descriptor(message);
+    if descriptor.full_name() == ANY {
+        let (Some(url), Some(bytes)) = (
+            message.get_field_by_number(1),
+            message.get_field_by_number(2),
+        ) else {
+            return false;
+        };
+        let (Value::String(url), Value::Bytes(bytes)) = (url.as_ref(), bytes.as_ref()) else {
+            return false;
+        };
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let Some(packed) = descriptor.parent_pool().get_message_by_name(name) else {
+            return false;
+        };
+        if max == 0 {
+            return true;
+        }
+        return match DynamicMessage::decode(packed, bytes.clone()) {
+            Ok(inner) => exceeds_depth_through_any(&inner, max - 1),
+            Err(_) => false,
+        };
+    }
+    message.fields().any(|(_, value)| {
+        let nested = |value: &Value| match value {
+            Value::Message(m) => max == 0 || exceeds_depth_through_any(m, max - 1),
+            _ => false,
+        };
+        match value {
+            Value::List(items) => items.iter().any(nested),
+            Value::Map(entries) => entries.values().any(nested),
+            other => nested(other),
+        }
+    })
 }

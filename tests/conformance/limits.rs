@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::fixture::{assert_bad_request, assert_error, chunks, fixture_with};
+use crate::support::echo::Script;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -265,4 +266,69 @@ async fn oversized_headers_answer_a_status_body() {
     let body = reply.json();
     assert_eq!(body["code"], 8, "{body}");
     assert_eq!(body["details"], json!([]));
+}
+
+/// `Any` packed in `Any`, `levels` deep, around a zero `Duration`.
+fn nested_any(levels: usize) -> prost_types::Any {
+    use prost::Message as _;
+    let mut any = prost_types::Any {
+        type_url: "type.googleapis.com/google.protobuf.Duration".to_owned(),
+        value: Vec::new(),
+    };
+    for _ in 0..levels {
+        any = prost_types::Any {
+            type_url: "type.googleapis.com/google.protobuf.Any".to_owned(),
+            value: any.encode_to_vec(),
+        };
+    }
+    any
+}
+
+/// A `Sink` whose `detail` (field 35) holds `any`.
+fn sink_with_detail(any: &prost_types::Any) -> bytes::Bytes {
+    use prost::Message as _;
+    let mut out = Vec::new();
+    prost::encoding::message::encode(35, any, &mut out);
+    out.into()
+}
+
+/// An `Any` holds its message as bytes, decoded only while writing JSON:
+/// a backend nesting `Any` in `Any` thousands deep must get a 502, not
+/// overflow the gateway's stack; nesting within the limit is written.
+#[tokio::test]
+async fn nested_any_in_responses_is_bounded() {
+    let f = fixture_with(|_| {}).await;
+    f.backend.script(Script {
+        raw_response: Some(sink_with_detail(&nested_any(20_000))),
+        ..Script::default()
+    });
+    let (status, body) = f.get("/v1/echo").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("nest more than 100 levels"), "{body}");
+
+    f.backend.script(Script {
+        raw_response: Some(sink_with_detail(&nested_any(3))),
+        ..Script::default()
+    });
+    let (status, body) = f.get("/v1/echo").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let any = &body["detail"];
+    assert_eq!(any["@type"], "type.googleapis.com/google.protobuf.Any");
+    assert_eq!(
+        any["value"]["value"]["value"]["@type"],
+        "type.googleapis.com/google.protobuf.Duration"
+    );
+
+    // The same nesting in an error's details is written as bytes.
+    f.backend.script(Script {
+        error: Some((tonic::Code::NotFound, "gone".to_owned(), Vec::new())),
+        raw_details: Some(nested_any(150)),
+        ..Script::default()
+    });
+    let (status, body) = f.get("/v1/echo").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let detail = &body["details"][0];
+    assert_eq!(detail["@type"], "type.googleapis.com/google.protobuf.Any");
+    assert!(detail["value"].as_str().unwrap().len() > 5_000, "{body}");
 }

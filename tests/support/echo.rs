@@ -32,8 +32,12 @@ use tonic::{Code, Status};
 pub struct Script {
     /// Reply with this message (proto3 JSON) instead of echoing.
     pub response: Option<serde_json::Value>,
+    /// Reply with these protobuf bytes, whatever they hold.
+    pub raw_response: Option<Bytes>,
     /// Fail with this code, message and details (`Any` JSON values).
     pub error: Option<(Code, String, Vec<serde_json::Value>)>,
+    /// With `error`: this one detail, as given, instead of `error`'s.
+    pub raw_details: Option<prost_types::Any>,
     /// Wait this long before answering.
     pub delay: Option<Duration>,
     /// Response headers to send.
@@ -348,7 +352,13 @@ impl Handler {
         let Some((code, text, details)) = &self.script.error else {
             return Ok(forced.then(|| Status::internal("echo stream failure")));
         };
-        let mut status = if details.is_empty() {
+        let mut status = if let Some(any) = &self.script.raw_details {
+            let mut encoded = Vec::new();
+            prost::encoding::int32::encode(1, &(*code as i32), &mut encoded);
+            prost::encoding::string::encode(2, text, &mut encoded);
+            prost::encoding::message::encode(3, any, &mut encoded);
+            Status::with_details(*code, text.clone(), encoded.into())
+        } else if details.is_empty() {
             Status::new(*code, text.clone())
         } else {
             let desc = self
@@ -367,6 +377,9 @@ impl Handler {
 
     /// The reply to `message`: scripted, an echo, or empty.
     fn reply(&self, message: Option<DynamicMessage>) -> Result<Bytes, Status> {
+        if let Some(raw) = &self.script.raw_response {
+            return Ok(raw.clone());
+        }
         let reply = match (&self.script.response, message) {
             (Some(json), _) => from_json(self.method.output(), json)?,
             (None, Some(message)) if self.method.output() == self.method.input() => message,
