@@ -286,7 +286,6 @@ fn nested_any(levels: usize) -> prost_types::Any {
 
 /// A `Sink` whose `detail` (field 35) holds `any`.
 fn sink_with_detail(any: &prost_types::Any) -> bytes::Bytes {
-    use prost::Message as _;
     let mut out = Vec::new();
     prost::encoding::message::encode(35, any, &mut out);
     out.into()
