@@ -97,12 +97,13 @@ fn decode(
         decode_lenient(desc, field, body, codec)?
     } else {
         let mut de = serde_json::Deserializer::from_slice(body);
-        strict::reset_aliases();
+        strict::reset_recheck();
         let parsed = parse(desc, field, Strict(&mut de), codec);
         match parsed.and_then(|message| de.end().map(|()| message)) {
-            // Two keys that may name one field (`page_size`, `pageSize`):
-            // the tree path checks with the descriptors.
-            Ok(_) if strict::saw_aliases() => decode_lenient(desc, field, body, codec)?,
+            // Two keys that may name one field (`page_size`, `pageSize`)
+            // or an `Any` with `@type` late: the tree path checks with the
+            // descriptors.
+            Ok(_) if strict::needs_recheck() => decode_lenient(desc, field, body, codec)?,
             Ok(message) => message,
             Err(err) => return Err(explain(desc, field, body, codec, err)),
         }

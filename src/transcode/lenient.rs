@@ -1,9 +1,12 @@
-//! Case-insensitive names in request JSON (opt-in, `json.case_insensitive_*`).
+//! Request JSON through a tree: case-insensitive names (opt-in,
+//! `json.case_insensitive_*`) and the checks the streaming parse cannot
+//! make (a field given under both its names, an `Any` with `@type` last).
 //!
 //! The body is read into a JSON tree (duplicate keys still rejected), field
-//! and enum names are rewritten to the descriptor's spelling where only the
-//! case differs, and the tree is then parsed like any body. The tree costs
-//! an allocation per value, so the default path does not take this route.
+//! and enum names are rewritten to the descriptor's spelling, each `Any`
+//! gets its `@type` first, and the tree is then parsed like any body, with
+//! every check. The tree costs an allocation per value, so the default path
+//! comes here only when the streaming parse says it must.
 
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value};
@@ -38,6 +41,9 @@ impl Names<'_> {
         object: &mut Map<String, Value>,
         at: &str,
     ) -> Result<(), NameError> {
+        if desc.full_name() == "google.protobuf.Any" {
+            return self.any(desc, object, at);
+        }
         if desc.full_name().starts_with("google.protobuf.") {
             // Well-known types have their own JSON forms with no field
             // names to fix (Struct keys are data, not names).
@@ -68,6 +74,39 @@ impl Names<'_> {
             self.field(&field, &mut value, &path)?;
             object.insert(name, value);
         }
+        Ok(())
+    }
+
+    /// An `Any`: `@type` moved first, so the parser reads the packed
+    /// message with every check instead of buffering it, and the packed
+    /// message's names rewritten like any other. A missing or unknown type
+    /// is left for the parser to report.
+    fn any(
+        &self,
+        desc: &MessageDescriptor,
+        object: &mut Map<String, Value>,
+        at: &str,
+    ) -> Result<(), NameError> {
+        let Some(type_url) = object.remove("@type") else {
+            return Ok(());
+        };
+        let packed = type_url
+            .as_str()
+            .and_then(|url| url.rsplit('/').next())
+            .and_then(|name| desc.parent_pool().get_message_by_name(name));
+        let mut rest = std::mem::take(object);
+        if let Some(packed) = packed {
+            if packed.full_name().starts_with("google.protobuf.") {
+                // Well-known types sit under "value" in their own form.
+                if let Some(value) = rest.get_mut("value") {
+                    self.value(&Kind::Message(packed), value, &format!("{at}.value"))?;
+                }
+            } else {
+                self.message(&packed, &mut rest, at)?;
+            }
+        }
+        object.insert("@type".to_owned(), type_url);
+        object.extend(rest);
         Ok(())
     }
 

@@ -322,14 +322,24 @@ enum Keys<'de> {
 }
 
 impl<'de> Keys<'de> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Keys::Few(keys) => keys.is_empty(),
+            Keys::Many(keys, _) => keys.is_empty(),
+        }
+    }
+
     /// Records `key`, or gives it back when it was seen before. Notes a
-    /// possible alias (see [`ALIASES`]).
+    /// possible alias or a late `@type` (see [`RECHECK`]).
     fn insert(&mut self, key: Cow<'de, str>) -> Result<(), Cow<'de, str>> {
+        if key == "@type" && !self.is_empty() {
+            RECHECK.set(true);
+        }
         match self {
             Keys::Few(keys) if keys.contains(&key) => return Err(key),
             Keys::Few(keys) => {
                 if maybe_alias(&key) && keys.iter().any(|k| same_loosely(k, &key)) {
-                    ALIASES.set(true);
+                    RECHECK.set(true);
                 }
                 if keys.len() < LINEAR_KEYS {
                     keys.push(key);
@@ -344,7 +354,7 @@ impl<'de> Keys<'de> {
             Keys::Many(set, _) if set.contains(&key) => return Err(key),
             Keys::Many(set, loose_forms) => {
                 if !loose_forms.insert(loose(&key)) {
-                    ALIASES.set(true);
+                    RECHECK.set(true);
                 }
                 set.insert(key);
             }
@@ -354,22 +364,28 @@ impl<'de> Keys<'de> {
 }
 
 thread_local! {
-    /// Set when an object had two keys that differ only in case and
-    /// underscores — the way a field's proto name (`page_size`) and JSON
-    /// name (`pageSize`) differ. The message parser underneath would keep
-    /// the last; the caller then checks precisely, with the descriptors.
+    /// Set when a parse met something only the descriptors can settle, so
+    /// the caller checks again on a JSON tree:
+    ///
+    /// - an object had two keys that differ only in case and underscores,
+    ///   the way a field's proto name (`page_size`) and JSON name
+    ///   (`pageSize`) differ; the message parser underneath would keep the
+    ///   last;
+    /// - an object had `@type` after other keys: the parser then buffers
+    ///   the `Any`'s fields and reads them past this adapter, unchecked.
+    ///
     /// Parsing is synchronous, so a thread-local flag is exact.
-    static ALIASES: Cell<bool> = const { Cell::new(false) };
+    static RECHECK: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Clears the alias flag before a parse.
-pub(super) fn reset_aliases() {
-    ALIASES.set(false);
+/// Clears the recheck flag before a parse.
+pub(super) fn reset_recheck() {
+    RECHECK.set(false);
 }
 
-/// Whether the last parse saw two keys that may name one field.
-pub(super) fn saw_aliases() -> bool {
-    ALIASES.get()
+/// Whether the last parse needs the tree check (see [`RECHECK`]).
+pub(super) fn needs_recheck() -> bool {
+    RECHECK.get()
 }
 
 /// Only keys with `_` or capitals can be the other name of another key.

@@ -171,6 +171,56 @@ async fn any_with_known_and_unknown_types() {
     assert_eq!(f.backend.records().len(), 1);
 }
 
+/// proto3 JSON puts no order on an Any's keys. With `@type` after the
+/// packed fields the message is read the same, with every check a field
+/// gets elsewhere: exact integers, nanosecond precision, one name per
+/// field, no repeated key.
+#[tokio::test]
+async fn any_with_type_last_is_checked_like_any_other() {
+    let f = fixture().await;
+    let sink = "type.googleapis.com/kitchen.v1.Sink";
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            &format!(r#"{{"detail": {{"s": "x", "i64": "9007199254740993", "@type": "{sink}"}}}}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"detail": {"@type": sink, "s": "x", "i64": "9007199254740993"}})
+    );
+    // Nested: an Any in a well-known Any, both with the type last.
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            &format!(
+                r#"{{"detail": {{"value": {{"s": "y", "@type": "{sink}"}}, "@type": "type.googleapis.com/google.protobuf.Any"}}}}"#
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["detail"]["value"], json!({"@type": sink, "s": "y"}));
+    for (bad, reason) in [
+        (r#""i64": 1e18"#, "2^53 or more"),
+        (
+            r#""at": "2020-01-01T00:00:00.1234567891Z""#,
+            "nine fractional digits",
+        ),
+        (r#""fl": "1e400""#, "not a number this field can hold"),
+        (r#""customJSON": "a", "custom_json": "b""#, "given twice"),
+        (r#""s": "a", "s": "b""#, "duplicate key"),
+        (
+            r#""detail": {"i64": 1e18, "@type": "type.googleapis.com/kitchen.v1.Sink"}"#,
+            "2^53 or more",
+        ),
+    ] {
+        let body = format!(r#"{{"detail": {{{bad}, "@type": "{sink}"}}}}"#);
+        assert_bad_request(f.post("/v1/echo", &body).await, reason);
+    }
+    assert_eq!(f.backend.records().len(), 2);
+}
+
 // ---------------------------------------------------------------- null
 
 /// proto3 JSON: null means the default (unset) for every field except a
