@@ -59,6 +59,14 @@ pub enum GatewayError {
     /// The body's `Content-Encoding` is not one the gateway decodes.
     #[error("unsupported Content-Encoding `{0}`: send gzip, br, zstd or identity")]
     UnsupportedEncoding(String),
+    /// The body is not valid data in its `Content-Encoding`.
+    #[error("the request body is not valid {coding}: {reason}")]
+    BadEncoding {
+        /// The coding named in `Content-Encoding`.
+        coding: &'static str,
+        /// What is wrong with the data.
+        reason: String,
+    },
     /// The gateway's memory for request bodies is in use.
     #[error("the gateway is busy with other large requests; retry later")]
     Busy,
@@ -137,7 +145,9 @@ impl GatewayError {
                 (StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded)
             }
             GatewayError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
-            GatewayError::BodyRead(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
+            GatewayError::BodyRead(_) | GatewayError::BadEncoding { .. } => {
+                (StatusCode::BAD_REQUEST, Code::InvalidArgument)
+            }
             GatewayError::NoUpstream(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
             GatewayError::Upstream(status, _) => (http_status(status.code()), status.code()),
             GatewayError::DeadlineExceeded(_) => {

@@ -2,6 +2,7 @@
 //! port) and serves every request against the current snapshot.
 
 mod body;
+mod coding;
 mod connect;
 mod grpc;
 pub(crate) use body::BodyBudget;
@@ -31,7 +32,6 @@ use tower_http::cors::CorsLayer;
 use crate::config::CorsOptions;
 use http::HeaderName;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
-use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::snapshot::Snapshot;
 
@@ -61,9 +61,8 @@ impl Gateway {
 
     /// The HTTP service.
     ///
-    /// Request bodies in gzip, br or zstd are decoded on the fly (the body
-    /// limit counts decoded bytes, so a small bomb cannot grow past it);
-    /// responses are compressed as the client's `Accept-Encoding` allows.
+    /// Request bodies in gzip, br or zstd are decoded where they are read
+    /// (see `coding`); responses are compressed as the client's `Accept-Encoding` allows.
     /// With `cors`, browsers' cross-origin requests and preflights are
     /// answered as configured.
     pub fn router(self: &Arc<Self>, cors: Option<&CorsOptions>) -> Router {
@@ -74,11 +73,6 @@ impl Gateway {
                 CompressionLayer::new()
                     .no_deflate()
                     .compress_when(DefaultPredicate::new().and(NotStreamed)),
-            )
-            .layer(
-                RequestDecompressionLayer::new()
-                    .no_deflate()
-                    .pass_through_unaccepted(true),
             );
         match cors {
             Some(cors) => router.layer(cors_layer(cors)),

@@ -13,59 +13,87 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::coding::Coding;
 use crate::error::GatewayError;
 
 /// Memory for request bodies shared by all requests in flight, so a burst
 /// of large bodies is refused (503) instead of exhausting memory. Counted
-/// in KiB.
+/// in bytes: what a request holds, as it arrives, never what it declares.
+///
+/// A request holds its share from the first byte read until the call is
+/// done: the body while it is read and decoded, then the encoded request
+/// message while the backend works on it. The decoded message in between
+/// exists only during synchronous parsing, so at most one per worker
+/// thread is alive at a time and it is not counted. Responses are not
+/// counted: they are bounded by `limits.max_response_bytes` each and
+/// released as they are written.
 #[derive(Debug, Clone)]
 pub(crate) struct BodyBudget(Arc<Semaphore>);
 
 impl BodyBudget {
     /// A budget of `bytes`.
     pub(crate) fn new(bytes: usize) -> BodyBudget {
-        let kib = (bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
-        BodyBudget(Arc::new(Semaphore::new(kib)))
+        BodyBudget(Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))))
+    }
+}
+
+/// A request's share of the [`BodyBudget`], returned on drop.
+#[derive(Debug, Default)]
+pub(crate) struct Share(Option<OwnedSemaphorePermit>);
+
+impl Share {
+    fn size(&self) -> usize {
+        self.0.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
     }
 
-    fn take(
-        &self,
-        bytes: usize,
-        held: &mut Option<OwnedSemaphorePermit>,
-    ) -> Result<(), GatewayError> {
-        // Rounded up per call: a little generous, never short.
-        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
-        if kib == 0 {
+    /// Grows or shrinks the share to `bytes`; 503 when the budget cannot
+    /// give the growth.
+    pub(crate) fn resize(&mut self, bytes: usize, budget: &BodyBudget) -> Result<(), GatewayError> {
+        let have = self.size();
+        if bytes < have {
+            if let Some(held) = &mut self.0 {
+                drop(held.split(have - bytes));
+            }
             return Ok(());
         }
-        let permit = self
+        let more = u32::try_from(bytes - have).map_err(|_| GatewayError::Busy)?;
+        if more == 0 {
+            return Ok(());
+        }
+        let permit = budget
             .0
             .clone()
-            .try_acquire_many_owned(kib)
+            .try_acquire_many_owned(more)
             .map_err(|_| GatewayError::Busy)?;
-        match held {
-            Some(h) => h.merge(permit),
-            None => *held = Some(permit),
+        match &mut self.0 {
+            Some(held) => held.merge(permit),
+            None => self.0 = Some(permit),
         }
         Ok(())
     }
 }
 
-/// A body read whole, with its share of the budget (returned on drop).
+/// A body read whole (and decoded), with its share of the budget.
 #[derive(Debug)]
 pub(crate) struct ReadBody {
     pub(crate) bytes: Bytes,
-    _budget: Option<OwnedSemaphorePermit>,
+    pub(crate) share: Share,
 }
 
-/// Reads the whole body, refusing more than `limit` bytes (413) and more
-/// than the shared budget allows (503).
+/// What the gateway allocates ahead for a body of declared length: more
+/// only as bytes arrive, so a false `Content-Length` costs nothing.
+const FIRST_ALLOCATION: usize = 64 << 10;
+
+/// Reads the whole body and decodes its `Content-Encoding`, refusing more
+/// than `limit` bytes on either side (413) and more than the shared budget
+/// allows (503).
 pub(crate) async fn read(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
     budget: &BodyBudget,
 ) -> Result<ReadBody, GatewayError> {
+    let coding = Coding::of(headers)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -74,10 +102,9 @@ pub(crate) async fn read(
         return Err(GatewayError::PayloadTooLarge(limit));
     }
     let declared = declared.map_or(0, |len| len as usize);
-    let mut held = None;
-    let mut reserved = 0;
+    let mut share = Share::default();
     let mut body = body;
-    let mut out = BytesMut::with_capacity(declared);
+    let mut out = BytesMut::with_capacity(declared.min(FIRST_ALLOCATION));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| GatewayError::BodyRead(e.to_string()))?;
         let Ok(data) = frame.into_data() else {
@@ -87,18 +114,17 @@ pub(crate) async fn read(
         if size > limit {
             return Err(GatewayError::PayloadTooLarge(limit));
         }
-        // Reserve what is (or is declared to be) buffered, before taking it.
-        let needed = size.max(declared);
-        if needed > reserved {
-            budget.take(needed - reserved, &mut held)?;
-            reserved = needed;
-        }
+        share.resize(size, budget)?;
         out.extend_from_slice(&data);
     }
-    Ok(ReadBody {
-        bytes: out.freeze(),
-        _budget: held,
-    })
+    let mut bytes = out.freeze();
+    if coding != Coding::Identity {
+        // The compressed bytes stay counted while they are decoded.
+        let decoded = coding.decode(bytes, limit).await?;
+        share.resize(decoded.len(), budget)?;
+        bytes = decoded;
+    }
+    Ok(ReadBody { bytes, share })
 }
 
 /// The media type of a `Content-Type` value: the part before `;`, trimmed.

@@ -14,7 +14,6 @@
 //!   end-of-stream envelope (`{}` or `{"error": ...}`); HTTP 200 always.
 //! - Client and bidirectional streaming answer `unimplemented`.
 
-use std::io::Read as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +31,7 @@ use crate::upstream::codec::Outgoing;
 use crate::upstream::{Call, Upstream, metadata};
 
 use super::body;
+use super::coding::Coding;
 use super::rest::ClientAddr;
 use super::stream::{Framing, Opening, Start, StreamBody, StreamSetup, Streamed};
 
@@ -151,6 +151,18 @@ fn request_message(
     })
 }
 
+/// The encoded request `message` takes the place of the body `read` in
+/// the body budget.
+fn in_place_of(
+    read: body::ReadBody,
+    message: Bytes,
+    snapshot: &Snapshot,
+) -> Result<(Bytes, body::Share), GatewayError> {
+    let mut share = read.share;
+    share.resize(message.len(), &snapshot.body_budget)?;
+    Ok((message, share))
+}
+
 async fn read_body(
     snapshot: &Snapshot,
     parts: &Parts,
@@ -179,8 +191,11 @@ async fn unary(
     if rpc.kind != RpcKind::Unary {
         return Err(not_unary(rpc));
     }
-    let read = read_body(snapshot, parts, body).await?;
-    let message = request_message(snapshot, rpc, &read.bytes, encoding)?;
+    let (message, _share) = {
+        let read = read_body(snapshot, parts, body).await?;
+        let message = request_message(snapshot, rpc, &read.bytes, encoding)?;
+        in_place_of(read, message, snapshot)?
+    };
     let timeout = deadline(&parts.headers, rpc.timeout.or(Some(snapshot.unary_timeout)))?;
     let reply = upstream
         .unary(Call {
@@ -247,14 +262,20 @@ async fn server_stream(
             ));
         }
     }
-    let read = read_body(snapshot, parts, body).await?;
-    let payload = unenvelope(&read.bytes, &parts.headers, snapshot.limits.max_body_bytes)?;
-    let message = request_message(snapshot, rpc, &payload, encoding)?;
+    let (message, share) = {
+        let read = read_body(snapshot, parts, body).await?;
+        let payload =
+            unenvelope(&read.bytes, &parts.headers, snapshot.limits.max_body_bytes).await?;
+        let message = request_message(snapshot, rpc, &payload, encoding)?;
+        in_place_of(read, message, snapshot)?
+    };
     let timeout = deadline(&parts.headers, rpc.stream_timeout)?;
     let deadline = timeout.map(|t| (t, Instant::now() + t));
     let path = rpc.path.clone();
     let call_upstream = upstream.clone();
     let opening: Opening = Box::pin(async move {
+        // The request message stays counted until the backend has it.
+        let _share = share;
         call_upstream
             .open(
                 path,
@@ -292,14 +313,18 @@ async fn server_stream(
 /// The payload of the one envelope of a server-streaming request;
 /// `Connect-Content-Encoding: gzip` payloads are decompressed (within the
 /// body limit).
-fn unenvelope(body: &[u8], headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
+async fn unenvelope(
+    body: &Bytes,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
     let bad = |reason: &str| {
         GatewayError::BadRequest(RequestError::Json {
             at: None,
             reason: reason.to_owned(),
         })
     };
-    let mut buf = body;
+    let mut buf = &body[..];
     if buf.len() < 5 {
         return Err(bad("a Connect stream request is one enveloped message"));
     }
@@ -308,8 +333,9 @@ fn unenvelope(body: &[u8], headers: &HeaderMap, limit: usize) -> Result<Bytes, G
     if buf.len() != length {
         return Err(bad("the envelope's length does not match the body"));
     }
+    let payload = body.slice(5..);
     if flags & 0x01 == 0 {
-        return Ok(Bytes::copy_from_slice(buf));
+        return Ok(payload);
     }
     let encoding = headers
         .get("connect-content-encoding")
@@ -318,15 +344,7 @@ fn unenvelope(body: &[u8], headers: &HeaderMap, limit: usize) -> Result<Bytes, G
     if !encoding.eq_ignore_ascii_case("gzip") {
         return Err(GatewayError::UnsupportedEncoding(encoding.to_owned()));
     }
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(buf)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| bad(&format!("the message is not valid gzip: {e}")))?;
-    if out.len() > limit {
-        return Err(GatewayError::PayloadTooLarge(limit));
-    }
-    Ok(out.into())
+    Coding::Gzip.decode(payload, limit).await
 }
 
 /// A unary error in Connect's shape.

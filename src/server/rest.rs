@@ -21,6 +21,7 @@ use crate::transcode::{RawRequest, RequestError, response};
 use crate::upstream::{Call, Reply, Upstream, metadata};
 use tonic::metadata::MetadataMap;
 
+use super::coding::Coding;
 use super::{body, streaming};
 
 /// The client's address, put in request extensions by the listener.
@@ -122,7 +123,7 @@ async fn call<'s>(
             ))
         })?;
     if route.request.takes_body() {
-        check_encoding(parts).map_err(fail)?;
+        check_encoding(parts, route.rpc.kind).map_err(fail)?;
     }
     let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
     let metadata = metadata::to_metadata(
@@ -150,14 +151,20 @@ async fn call<'s>(
     response.map(|r| (r, rpc)).map_err(fail)
 }
 
-/// A `Content-Encoding` the decompression layer did not remove is one it
-/// does not know: 415.
-fn check_encoding(parts: &Parts) -> Result<(), GatewayError> {
-    if let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING) {
-        let encoding = encoding.to_str().unwrap_or("?");
-        if !encoding.eq_ignore_ascii_case("identity") {
-            return Err(GatewayError::UnsupportedEncoding(encoding.to_owned()));
-        }
+/// A `Content-Encoding` the gateway does not decode is a 415 before the
+/// body is read; so is any coding on a request stream (see `coding`).
+fn check_encoding(parts: &Parts, kind: RpcKind) -> Result<(), GatewayError> {
+    let coding = Coding::of(&parts.headers)?;
+    let streamed = matches!(kind, RpcKind::ClientStreaming | RpcKind::Bidi);
+    if streamed && coding != Coding::Identity {
+        return Err(GatewayError::UnsupportedEncoding(format!(
+            "{} on a request stream (streams are sent uncompressed)",
+            parts
+                .headers
+                .get(header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?")
+        )));
     }
     Ok(())
 }
@@ -180,9 +187,37 @@ async fn unary(call: Matched<'_>, body: Body) -> Result<Response<Body>, GatewayE
         upstream,
         ..
     } = &call;
-    // The body's bytes, and its share of the body budget, held until the
-    // call is done.
-    let (bytes, _budget) = if route.request.takes_body() {
+    let (request, _share) = encoded_request(&call, body).await?;
+    let timeout = deadline(
+        &parts.headers,
+        route.rpc.timeout.or(Some(snapshot.unary_timeout)),
+    )?;
+    let reply = upstream
+        .unary(Call {
+            path: route.rpc.path.clone(),
+            message: request,
+            metadata: call.metadata.clone(),
+            timeout,
+        })
+        .await?;
+    message_response(snapshot, parts, route, reply)
+}
+
+/// Reads the body (when the route takes one), maps the request onto the
+/// request message and encodes it. The body and the decoded message are
+/// gone when this returns; the encoded message keeps its size in the body
+/// budget until the returned share is dropped.
+pub(crate) async fn encoded_request(
+    call: &Matched<'_>,
+    body: Body,
+) -> Result<(Bytes, body::Share), GatewayError> {
+    let Matched {
+        snapshot,
+        parts,
+        route,
+        ..
+    } = call;
+    let (bytes, mut share) = if route.request.takes_body() {
         let read = body::read(
             body,
             &parts.headers,
@@ -196,26 +231,24 @@ async fn unary(call: Matched<'_>, body: Body) -> Result<Response<Body>, GatewayE
         if !read.bytes.is_empty() {
             check_media_type(parts, route)?;
         }
-        (read.bytes.clone(), Some(read))
+        (read.bytes, Some(read.share))
     } else {
         (Bytes::new(), None)
     };
     let message = route
         .request
         .decode(call.raw_request(bytes), &snapshot.codec)?;
-    let timeout = deadline(
-        &parts.headers,
-        route.rpc.timeout.or(Some(snapshot.unary_timeout)),
-    )?;
-    let reply = upstream
-        .unary(Call {
-            path: route.rpc.path.clone(),
-            message: response::to_bytes(&message),
-            metadata: call.metadata.clone(),
-            timeout,
-        })
-        .await?;
-    message_response(snapshot, parts, route, reply)
+    let encoded = response::to_bytes(&message);
+    // Bodiless requests are bounded by the path and query limits and are
+    // not counted.
+    let share = match share.as_mut() {
+        Some(share) => {
+            share.resize(encoded.len(), &snapshot.body_budget)?;
+            std::mem::take(share)
+        }
+        None => body::Share::default(),
+    };
+    Ok((encoded, share))
 }
 
 /// The HTTP response for one response message: JSON (or raw bytes), the

@@ -32,7 +32,6 @@ use crate::transcode::{RawRequest, RequestError, response};
 use crate::upstream::codec::Outgoing;
 use crate::upstream::{CallError, Opened, Reply, metadata};
 
-use super::body;
 use super::rest::{self, Matched};
 use super::stream::{Aborted, Framing, Opening, Start, StreamBody, StreamSetup, Streamed};
 
@@ -48,39 +47,22 @@ pub(crate) async fn server_stream(
     request_body: Body,
 ) -> Result<Response<Body>, GatewayError> {
     let Matched {
-        snapshot,
         parts,
         route,
         upstream,
         ..
     } = &call;
-    let bytes = if route.request.takes_body() {
-        let read = body::read(
-            request_body,
-            &parts.headers,
-            snapshot.limits.max_body_bytes,
-            &snapshot.body_budget,
-        );
-        let read = tokio::time::timeout(snapshot.body_timeout, read)
-            .await
-            .map_err(|_| GatewayError::RequestTimeout(snapshot.body_timeout))??;
-        if !read.bytes.is_empty() {
-            rest::check_media_type(parts, route)?;
-        }
-        read.bytes.clone()
-    } else {
-        Bytes::new()
-    };
-    let message = route
-        .request
-        .decode(call.raw_request(bytes), &snapshot.codec)?;
+    let (request, share) = rest::encoded_request(&call, request_body).await?;
     let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
     let deadline = timeout.map(|t| (t, Instant::now() + t));
     let upstream = (*upstream).clone();
     let (path, metadata) = (route.rpc.path.clone(), call.metadata.clone());
-    let request = tokio_stream::once(Outgoing::Message(response::to_bytes(&message)));
-    let opening: Opening =
-        Box::pin(async move { upstream.open(path, metadata, timeout, request).await });
+    let request = tokio_stream::once(Outgoing::Message(request));
+    let opening: Opening = Box::pin(async move {
+        // The request message stays counted until the backend has it.
+        let _share = share;
+        upstream.open(path, metadata, timeout, request).await
+    });
     respond(&call, opening, deadline, None).await
 }
 

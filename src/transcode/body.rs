@@ -123,33 +123,28 @@ fn decode_lenient(
         reason: err.to_string(),
     };
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde::Deserialize::deserialize(Strict(&mut de)).map_err(json_error)?;
     de.end().map_err(json_error)?;
-    let mut object = match (field, value) {
-        (None, serde_json::Value::Object(object)) => object,
-        (None, other) => {
-            // Not an object: let the parser say what is wrong.
-            return parse(desc, None, other, codec).map_err(json_error);
-        }
-        (Some(field), value) => serde_json::Map::from_iter([(field.name().to_owned(), value)]),
+    let renamed = match (field, &mut value) {
+        (None, serde_json::Value::Object(object)) => lenient::normalize(desc, object, codec),
+        // Not an object: the parser says what is wrong.
+        (None, _) => Ok(()),
+        (Some(field), value) => lenient::normalize_field(field, value, codec),
     };
-    lenient::normalize(desc, &mut object, codec).map_err(|e| RequestError::Json {
-        at: Some(e.at),
+    renamed.map_err(|e| RequestError::Json {
+        at: Some(e.at).filter(|at| !at.is_empty()),
         reason: e.reason,
     })?;
-    let tree = serde_json::Value::Object(object);
     let mut track = serde_path_to_error::Track::new();
-    let tracked = Strict(serde_path_to_error::Deserializer::new(&tree, &mut track));
-    DynamicMessage::deserialize_with_options(desc.clone(), tracked, &codec.deserialize).map_err(
-        |err| {
-            let path = track.path().to_string();
-            RequestError::Json {
-                at: (path != "." && !path.is_empty()).then_some(path),
-                reason: err.to_string(),
-            }
-        },
-    )
+    let tracked = Strict(serde_path_to_error::Deserializer::new(&value, &mut track));
+    parse(desc, field, tracked, codec).map_err(|err| {
+        let path = clean_path(&track.path().to_string());
+        RequestError::Json {
+            at: (!path.is_empty()).then_some(path),
+            reason: plain_reason(err.to_string()),
+        }
+    })
 }
 
 /// Reads the message (or one field of it) from `de`.

@@ -8,6 +8,8 @@
 //! every check. The tree costs an allocation per value, so the default path
 //! comes here only when the streaming parse says it must.
 
+use std::collections::HashMap;
+
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value};
 
@@ -30,6 +32,16 @@ pub(super) fn normalize(
     Names { codec }.message(desc, object, "")
 }
 
+/// Rewrites the names in `value`, the JSON value of `field` (the body of a
+/// `body: "field"` route); paths are relative to the value.
+pub(super) fn normalize_field(
+    field: &FieldDescriptor,
+    value: &mut Value,
+    codec: &Codec,
+) -> Result<(), NameError> {
+    Names { codec }.field(field, value, "")
+}
+
 struct Names<'c> {
     codec: &'c Codec,
 }
@@ -50,6 +62,8 @@ impl Names<'_> {
             return Ok(());
         }
         let fields = std::mem::take(object);
+        // The key each field was first given under, by field number.
+        let mut given: HashMap<u32, String> = HashMap::new();
         for (key, mut value) in fields {
             let Some(field) = find_field_with(desc, &key, self.codec.case_insensitive_fields)
             else {
@@ -57,22 +71,31 @@ impl Names<'_> {
                 object.insert(key, value);
                 continue;
             };
-            let name = field.name().to_owned();
+            // Paths name keys as the client spelled them.
             let path = if at.is_empty() {
-                name.clone()
+                key.clone()
             } else {
-                format!("{at}.{name}")
+                format!("{at}.{key}")
             };
-            if object.contains_key(&name) {
+            if let Some(first) = given.get(&field.number()) {
                 return Err(NameError {
                     at: path,
                     reason: format!(
-                        "field `{name}` is given twice (as `{key}` and under another name)"
+                        "field `{}` is given twice, as `{first}` and as `{key}`",
+                        field.name()
                     ),
                 });
             }
+            given.insert(field.number(), key.clone());
             self.field(&field, &mut value, &path)?;
-            object.insert(name, value);
+            // The parser takes the proto and JSON names; other spellings
+            // (case-insensitive matches) become the proto name.
+            let key = if key == field.name() || key == field.json_name() {
+                key
+            } else {
+                field.name().to_owned()
+            };
+            object.insert(key, value);
         }
         Ok(())
     }
@@ -117,8 +140,35 @@ impl Names<'_> {
                 return Ok(());
             };
             let value_kind = entry.map_entry_value_field().kind();
+            let integer_keys = matches!(
+                entry.map_entry_key_field().kind(),
+                Kind::Int32
+                    | Kind::Int64
+                    | Kind::Uint32
+                    | Kind::Uint64
+                    | Kind::Sint32
+                    | Kind::Sint64
+                    | Kind::Fixed32
+                    | Kind::Fixed64
+                    | Kind::Sfixed32
+                    | Kind::Sfixed64
+            );
             if let Value::Object(entries) = value {
+                let mut seen = HashMap::with_capacity(if integer_keys { entries.len() } else { 0 });
                 for (key, v) in entries.iter_mut() {
+                    // `1` and `01` are one key of an integer map; the parser
+                    // would keep the last.
+                    if integer_keys
+                        && let Ok(number) = key.parse::<i128>()
+                        && let Some(first) = seen.insert(number, key.as_str())
+                    {
+                        return Err(NameError {
+                            at: format!("{at}[{key}]"),
+                            reason: format!(
+                                "map key {number} is given twice (as `{first}` and `{key}`)"
+                            ),
+                        });
+                    }
                     self.value(&value_kind, v, &format!("{at}[{key}]"))?;
                 }
             }

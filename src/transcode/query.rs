@@ -212,7 +212,8 @@ impl Param<'_> {
                     };
                     let map_key = self.map_key(&entry.map_entry_key_field().kind(), sub)?;
                     let value_field = entry.map_entry_value_field();
-                    canonical.push_str(sub);
+                    // By value: `m[1]` and `m[01]` are one entry.
+                    push_key(&mut canonical, &map_key);
                     canonical.push(']');
                     let Value::Map(map) = current.get_field_mut(&field) else {
                         unreachable!("a map field holds a map")
@@ -249,7 +250,8 @@ impl Param<'_> {
                     let index: usize = sub
                         .parse()
                         .map_err(|_| self.error(format!("`{sub}` is not a list index")))?;
-                    canonical.push_str(sub);
+                    // By number: `items[0]` and `items[00]` are one element.
+                    canonical.push_str(&index.to_string());
                     canonical.push(']');
                     let Value::List(list) = current.get_field_mut(&field) else {
                         unreachable!("a repeated field holds a list")
@@ -349,6 +351,19 @@ impl Param<'_> {
             _ => return Err(self.error("unsupported map key type")),
         })
     }
+}
+
+/// The key's value as text, one spelling per value.
+fn push_key(out: &mut String, key: &MapKey) {
+    let text = match key {
+        MapKey::String(s) => return out.push_str(s),
+        MapKey::Bool(b) => b.to_string(),
+        MapKey::I32(n) => n.to_string(),
+        MapKey::I64(n) => n.to_string(),
+        MapKey::U32(n) => n.to_string(),
+        MapKey::U64(n) => n.to_string(),
+    };
+    out.push_str(&text);
 }
 
 #[cfg(test)]

@@ -136,6 +136,20 @@ impl ResponsePlan {
             };
             return Ok(raw_body(body));
         }
+        if let Some(field) = &self.field
+            && !field.is_list()
+            && !field.is_map()
+            && field.kind().as_message().is_some()
+            && !message.has_field(field)
+        {
+            // Unset: `null`, as proto3 JSON writes it; an empty message
+            // would be a value the backend never sent (an unset Timestamp
+            // is not the epoch, an unset wrapper not zero).
+            return Ok(Encoded {
+                content_type: JSON,
+                body: Bytes::from_static(b"null"),
+            });
+        }
         let mut out = BytesMut::with_capacity(size_hint * 2 + 16).writer();
         let mut ser = serde_json::Serializer::new(&mut out);
         let target = match (&self.field, value.as_deref()) {

@@ -9,7 +9,8 @@
 //! - a float field given a string must be a number that fits the field, or
 //!   exactly `NaN`, `Infinity` or `-Infinity` (not `inf`, `1e400`);
 //! - a timestamp or duration with more than nine fractional digits is
-//!   refused instead of truncated.
+//!   refused instead of truncated, a timestamp on a leap second (`:60`)
+//!   instead of moved to the next second.
 //!
 //! It wraps a deserializer and every nested one, remembers the keys of each
 //! object while it is read (borrowed from the input where possible), and
@@ -260,6 +261,11 @@ fn check_text<'de, V: Visitor<'de>, E: de::Error>(visitor: &V, v: &str) -> Resul
             )));
         }
     }
+    if is_leap_second(v) && expecting(visitor).contains("timestamp") {
+        return Err(E::custom(format_args!(
+            "`{v}` names a leap second (:60), which a Timestamp cannot hold (protobuf time smears leap seconds)"
+        )));
+    }
     if has_long_fraction(v) {
         let expected = expecting(visitor);
         if expected.contains("timestamp") || expected.contains("duration") {
@@ -269,6 +275,12 @@ fn check_text<'de, V: Visitor<'de>, E: de::Error>(visitor: &V, v: &str) -> Resul
         }
     }
     Ok(())
+}
+
+/// Whether an RFC 3339 time has 60 seconds (`2016-12-31T23:59:60Z`).
+fn is_leap_second(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() >= 19 && b[13] == b':' && b[16] == b':' && &b[17..19] == b"60"
 }
 
 /// Whether a `.` is followed by more than nine digits.
@@ -332,7 +344,7 @@ impl<'de> Keys<'de> {
     /// Records `key`, or gives it back when it was seen before. Notes a
     /// possible alias or a late `@type` (see [`RECHECK`]).
     fn insert(&mut self, key: Cow<'de, str>) -> Result<(), Cow<'de, str>> {
-        if key == "@type" && !self.is_empty() {
+        if (key == "@type" && !self.is_empty()) || odd_integer(&key) {
             RECHECK.set(true);
         }
         match self {
@@ -372,7 +384,9 @@ thread_local! {
     ///   (`pageSize`) differ; the message parser underneath would keep the
     ///   last;
     /// - an object had `@type` after other keys: the parser then buffers
-    ///   the `Any`'s fields and reads them past this adapter, unchecked.
+    ///   the `Any`'s fields and reads them past this adapter, unchecked;
+    /// - a key spelled an integer unusually (`01`, `+1`, `-0`): as a key of
+    ///   an integer map it is one entry with its plain spelling.
     ///
     /// Parsing is synchronous, so a thread-local flag is exact.
     static RECHECK: Cell<bool> = const { Cell::new(false) };
@@ -386,6 +400,15 @@ pub(super) fn reset_recheck() {
 /// Whether the last parse needs the tree check (see [`RECHECK`]).
 pub(super) fn needs_recheck() -> bool {
     RECHECK.get()
+}
+
+/// An integer with a sign or zeros the plain spelling does not have.
+fn odd_integer(key: &str) -> bool {
+    let digits = key.strip_prefix(['-', '+']).unwrap_or(key);
+    let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    numeric
+        && (key.starts_with('+')
+            || (digits.starts_with('0') && (digits.len() > 1 || key.starts_with('-'))))
 }
 
 /// Only keys with `_` or capitals can be the other name of another key.

@@ -188,6 +188,17 @@ fn field_mask(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, St
     Ok(message)
 }
 
+/// Whether a snake_case segment survives the trip to lowerCamelCase and
+/// back: each `_` is followed by a lowercase letter (`a__b`, `a_`, `a_1`
+/// would come back as something else).
+fn round_trips(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b != b'_' || bytes.get(i + 1).is_some_and(u8::is_ascii_lowercase))
+}
+
 fn snake_case_path(path: &str) -> Result<String, String> {
     let mut out = String::with_capacity(path.len() + 4);
     for (i, segment) in path.split('.').enumerate() {
@@ -199,7 +210,8 @@ fn snake_case_path(path: &str) -> Result<String, String> {
             && segment
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && !(camel && segment.contains('_'));
+            && !(camel && segment.contains('_'))
+            && round_trips(segment);
         if !valid {
             return Err(format!(
                 "`{path}` is not a field mask path (lowerCamelCase or snake_case names joined by `.`)"

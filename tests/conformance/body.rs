@@ -647,7 +647,9 @@ async fn hc31_neighbour_http_body_response_without_content_type() {
 // ---------------------------------------------------------------- response_body
 
 /// http.proto: `response_body` writes just that field; README: an empty
-/// repeated field is `[]`, a zero scalar `0`, an empty message `{}`.
+/// repeated field is `[]`, a zero scalar `0`, an empty message `{}`, an
+/// unset message `null` (never a value the backend did not send: an unset
+/// Timestamp is not the epoch).
 #[tokio::test]
 async fn response_body_writes_one_field() {
     let f = fixture().await;
@@ -662,9 +664,13 @@ async fn response_body_writes_one_field() {
     let (_, body) = f.get("/v1/inner?inner.label=x").await;
     assert_eq!(body, json!({"label": "x"}));
     let (_, body) = f.get("/v1/inner").await;
-    assert_eq!(body, json!({}));
+    assert_eq!(body, json!(null));
+    let (_, body) = f.get("/v1/inner?inner.label=").await;
+    assert_eq!(body, json!({}), "set but empty");
     let (_, body) = f.get("/v1/when?at=2024-01-02T03:04:05Z").await;
     assert_eq!(body, json!("2024-01-02T03:04:05Z"));
+    let (_, body) = f.get("/v1/when").await;
+    assert_eq!(body, json!(null));
     let (_, body) = f.get("/v1/labels").await;
     assert_eq!(body, json!({}));
 }

@@ -221,6 +221,48 @@ async fn any_with_type_last_is_checked_like_any_other() {
     assert_eq!(f.backend.records().len(), 2);
 }
 
+/// proto3 JSON: the keys of an integer map are the integers' text; `1`,
+/// `01` and `+1` are one key, so giving it twice is a 400 as a repeated
+/// field would be, never a silent last-wins.
+#[tokio::test]
+async fn integer_map_keys_given_twice() {
+    let f = fixture().await;
+    for (body, key) in [
+        (r#"{"byId": {"1": "a", "01": "b"}}"#, "01"),
+        (r#"{"byId": {"+7": "a", "7": "b"}}"#, "7"),
+        (r#"{"byId": {"0": "a", "-0": "b"}}"#, "-0"),
+    ] {
+        assert_bad_request(f.post("/v1/echo", body).await, &format!("at `byId[{key}]`"));
+    }
+    let (status, body) = f
+        .post("/v1/echo", r#"{"byId": {"1": "a", "10": "b", "-1": "c"}}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"byId": {"1": "a", "10": "b", "-1": "c"}}));
+}
+
+/// Bodies that need the descriptor-driven second look (a late `@type`, a
+/// field under two names) report errors like any other: the path relative
+/// to the body as sent, both spellings of a field given twice.
+#[tokio::test]
+async fn second_look_errors_read_like_first_look_errors() {
+    let f = fixture().await;
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"custom_json": "a", "customJSON": "b"}"#)
+            .await,
+        "at `customJSON`: field `custom_json` is given twice, as `custom_json` and as `customJSON`",
+    );
+    // `body: "inner"`: paths start inside the body, not at `inner`.
+    assert_bad_request(
+        f.post(
+            "/v1/echo/inner",
+            r#"{"label": 5, "child": {"x": 1, "@type": "t"}}"#,
+        )
+        .await,
+        "at `label`",
+    );
+}
+
 // ---------------------------------------------------------------- null
 
 /// proto3 JSON: null means the default (unset) for every field except a

@@ -331,3 +331,146 @@ async fn nested_any_in_responses_is_bounded() {
     assert_eq!(detail["@type"], "type.googleapis.com/google.protobuf.Any");
     assert!(detail["value"].as_str().unwrap().len() > 5_000, "{body}");
 }
+
+fn brotli(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+    e.write_all(bytes).unwrap();
+    drop(e);
+    out
+}
+
+/// RFC 9110 §8.4: the body is decoded whole. gzip members (RFC 1952 §2.2)
+/// and zstd frames all count; a truncated stream or bytes after its end are
+/// a 400, never dropped; a coding the gateway does not decode, or several
+/// stacked, is a 415 (RFC 9110 §15.5.16).
+#[tokio::test]
+async fn compressed_bodies_are_decoded_whole_or_refused() {
+    let f = fixture_with(|_| {}).await;
+    let post = async |encoding: &str, body: Vec<u8>| {
+        f.call(
+            "POST",
+            "/v1/echo",
+            Some("application/json"),
+            &[("content-encoding", encoding)],
+            body,
+        )
+        .await
+    };
+    // One JSON body split over two gzip members, and over two zstd frames.
+    let mut members = gzip(br#"{"s": "first "#);
+    members.extend(gzip(br#"second"}"#));
+    let mut frames = zstd::encode_all(&br#"{"s": "first "#[..], 3).unwrap();
+    frames.extend(zstd::encode_all(&br#"second"}"#[..], 3).unwrap());
+    for (encoding, body) in [
+        ("gzip", members),
+        ("zstd", frames),
+        ("br", brotli(br#"{"s": "first second"}"#)),
+    ] {
+        let reply = post(encoding, body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{encoding}: {}", reply.text);
+        assert_eq!(reply.json(), json!({"s": "first second"}), "{encoding}");
+    }
+    let whole = |encoding: &str| match encoding {
+        "gzip" => gzip(br#"{"s": "x"}"#),
+        "br" => brotli(br#"{"s": "x"}"#),
+        _ => zstd::encode_all(&br#"{"s": "x"}"#[..], 3).unwrap(),
+    };
+    for encoding in ["gzip", "br", "zstd"] {
+        let mut trailing = whole(encoding);
+        trailing.extend_from_slice(b"{\"s\": \"smuggled\"}");
+        let mut truncated = whole(encoding);
+        truncated.truncate(truncated.len() - 4);
+        for bad in [trailing, truncated, b"plain text".to_vec()] {
+            let reply = post(encoding, bad).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{encoding}: {}",
+                reply.text
+            );
+            let message = reply.json()["message"].as_str().unwrap().to_owned();
+            assert!(
+                message.starts_with(&format!("the request body is not valid {encoding}")),
+                "{message}"
+            );
+        }
+    }
+    for encoding in ["compress", "deflate", "gzip, br"] {
+        let reply = post(encoding, whole("gzip")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{encoding}"
+        );
+        assert_eq!(reply.json()["code"], 3);
+    }
+    assert_eq!(f.backend.records().len(), 3);
+    // A request stream cannot wait for a compressor's blocks: 415.
+    let reply = f
+        .call(
+            "POST",
+            "/v1/collect",
+            Some("application/json"),
+            &[("content-encoding", "gzip")],
+            whole("gzip"),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        reply.text
+    );
+    assert!(reply.text.contains("request stream"), "{}", reply.text);
+}
+
+/// The shared body budget (`limits.max_buffered_body_bytes`) counts the
+/// bytes requests hold, as they arrive: a declared `Content-Length` holds
+/// nothing, many small chunks hold their size, and a budget in use gives
+/// 503 (code 14) until it is released.
+#[tokio::test]
+async fn body_budget_counts_bytes_held() {
+    use tokio::io::AsyncWriteExt as _;
+    let f = fixture_with(|c| {
+        c.limits.max_body_bytes = 8000;
+        c.limits.max_buffered_body_bytes = 10_000;
+    })
+    .await;
+    // A client that declares a large body and sends a little of it.
+    let mut slow = tokio::net::TcpStream::connect(f.gateway.addr())
+        .await
+        .unwrap();
+    slow.write_all(
+        b"POST /v1/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 8000\r\n\r\n{\"s\": \"",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // 7000 bytes in 1-byte chunks still fit beside it.
+    let response = f
+        .client
+        .post(f.gateway.url("/v1/echo"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            body_of(7000)
+                .into_bytes()
+                .into_iter()
+                .map(|b| Ok::<_, std::io::Error>(vec![b])),
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // The slow client now holds 5007 bytes: 6000 more do not fit.
+    slow.write_all(&[b'x'; 5000]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (status, body) = f.post("/v1/echo", &body_of(6000)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], 14);
+    // Once it is gone, they do.
+    drop(slow);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (status, body) = f.post("/v1/echo", &body_of(6000)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -527,6 +527,12 @@ async fn maps_and_repeated_messages_in_the_query() {
             "index 1 skips ahead; give `items[0]` first",
         ),
         ("items[0].label=x&items[0].label=y", "given more than once"),
+        // One element however its index is spelled.
+        ("items[0].label=x&items[00].label=y", "given more than once"),
+        (
+            "items[0].label=x&items[%2B0].label=y",
+            "given more than once",
+        ),
         ("items[0]=x", "set its fields as `items[0].field`"),
         ("items[x].label=1", "`x` is not a list index"),
         ("tags[0]=x", "`tags` is not a map or a repeated message"),
@@ -559,6 +565,7 @@ async fn maps_with_integer_keys_and_message_values() {
     for (query, needle) in [
         ("by_id[x]=1", "query parameter `by_id[x]`: map key"),
         ("by_id[7]=a&by_id[07]=b", "given more than once"),
+        ("by_id[7]=a&by_id[%2B7]=b", "given more than once"),
         ("inners[k]=x", "set their fields as `m[key].field`"),
         ("labels[k].x=1", "the map's values are not messages"),
     ] {
@@ -868,4 +875,41 @@ async fn hc33_neighbour_negative_zero_in_the_query() {
     let fl = sent.get_field_by_name("fl").unwrap().as_f32().unwrap();
     assert!(db == 0.0 && db.is_sign_negative(), "db = {db}");
     assert!(fl == 0.0 && fl.is_sign_negative(), "fl = {fl}");
+}
+
+/// RFC 3339 allows a leap second (`:60`); protobuf time smears them, so a
+/// Timestamp cannot hold one and moving it to the next second would change
+/// the client's value: 400, in the query and in the body.
+#[tokio::test]
+async fn leap_seconds_are_refused() {
+    let f = fixture().await;
+    assert_bad_request(
+        f.get("/v1/echo?at=2016-12-31T23:59:60Z").await,
+        "leap second",
+    );
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"at": "2016-12-31T23:59:60.5Z"}"#)
+            .await,
+        "leap second",
+    );
+    let (status, body) = f.get("/v1/echo?at=2016-12-31T23:59:59Z").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(f.backend.records().len() == 1);
+}
+
+/// proto3 JSON: FieldMask paths are lowerCamelCase in JSON; snake_case is
+/// accepted only where it converts back to the same name, so what reaches
+/// the backend is what the client meant.
+#[tokio::test]
+async fn field_mask_segments_must_round_trip() {
+    let f = fixture().await;
+    let (status, body) = f.get("/v1/echo?mask=page_size,a.b_c,_x").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mask"], "pageSize,a.bC,X");
+    for bad in ["a__b", "a_", "a_1", "a._", "page_Size"] {
+        assert_bad_request(
+            f.get(&format!("/v1/echo?mask={bad}")).await,
+            "is not a field mask path",
+        );
+    }
 }
