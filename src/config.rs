@@ -166,7 +166,8 @@ pub struct Timeouts {
     #[serde(deserialize_with = "de::duration")]
     pub unary: Duration,
     /// A client connection with no request in flight for this long is
-    /// closed (also one that never sends a request).
+    /// closed (also one that never sends a request); one whose response
+    /// has waited this long on a client that does not read is dropped.
     #[serde(deserialize_with = "de::duration")]
     pub idle: Duration,
     /// Time allowed to receive a request body; slower → 408.

@@ -6,6 +6,14 @@
 //! or dropped. That closes connections that never send a request, send one
 //! too slowly, or sit unused between requests, without cutting long
 //! streaming responses.
+//!
+//! A client that stops reading is another matter: its responses stay in
+//! flight (or sit unflushed after them) for as long as it likes. A response
+//! body whose frame was taken but which the HTTP layer has not come back
+//! to for the idle timeout is stuck on the client, and the connection is
+//! dropped; so is one that does not finish closing within the idle timeout
+//! (a graceful close waits for unflushed bytes). A stream with nothing to
+//! send is not stuck: the HTTP layer is waiting on it, not on the client.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -29,13 +37,18 @@ use tower::ServiceExt as _;
 
 use super::rest::ClientAddr;
 
-/// In-flight requests and the last time that count changed.
+/// In-flight requests and the last time that count changed; response
+/// bodies waiting on the client and the last time one was polled.
 #[derive(Debug)]
 struct Activity {
     start: Instant,
     in_flight: AtomicUsize,
     /// Milliseconds after `start`.
     last_change: AtomicU64,
+    /// Bodies that gave a frame and have not been polled since.
+    owed: AtomicUsize,
+    /// Milliseconds after `start`.
+    last_poll: AtomicU64,
 }
 
 impl Activity {
@@ -44,12 +57,27 @@ impl Activity {
             start: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_change: AtomicU64::new(0),
+            owed: AtomicUsize::new(0),
+            last_poll: AtomicU64::new(0),
         })
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_change.store(ms, Ordering::Relaxed);
+        self.last_change.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long a response body has waited for the HTTP layer to take its
+    /// next frame (zero when none is waiting).
+    fn stalled_for(&self) -> Duration {
+        if self.owed.load(Ordering::Relaxed) == 0 {
+            return Duration::ZERO;
+        }
+        let since = Duration::from_millis(self.last_poll.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(since)
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
@@ -80,10 +108,27 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request in flight until it is done.
+/// A response body that keeps its request in flight until it is done,
+/// and tells the connection whether the client is taking its frames.
 struct Tracked {
     body: Body,
-    _in_flight: InFlight,
+    in_flight: InFlight,
+    /// A frame was given and the body has not been polled since.
+    owed: bool,
+}
+
+impl Tracked {
+    fn settle(&mut self) {
+        if std::mem::take(&mut self.owed) {
+            self.in_flight.0.owed.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.settle();
+    }
 }
 
 impl http_body::Body for Tracked {
@@ -94,7 +139,17 @@ impl http_body::Body for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let activity = &self.in_flight.0;
+        activity
+            .last_poll
+            .store(activity.now_ms(), Ordering::Relaxed);
+        self.settle();
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            self.owed = true;
+            self.in_flight.0.owed.fetch_add(1, Ordering::Relaxed);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -129,7 +184,8 @@ pub(super) async fn serve(
                 Ok::<_, std::convert::Infallible>(response.map(|body| {
                     Body::new(Tracked {
                         body,
-                        _in_flight: in_flight,
+                        in_flight,
+                        owed: false,
                     })
                 }))
             }
@@ -139,7 +195,8 @@ pub(super) async fn serve(
         .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
     tokio::pin!(connection);
     let check = (idle_timeout / 4).max(Duration::from_millis(100));
-    let mut closing = false;
+    // When a graceful close started.
+    let mut closing: Option<Instant> = None;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -148,15 +205,27 @@ pub(super) async fn serve(
                 }
                 break;
             }
-            _ = shutdown.changed(), if !closing => {
+            _ = shutdown.changed(), if closing.is_none() => {
                 connection.as_mut().graceful_shutdown();
-                closing = true;
+                closing = Some(Instant::now());
             }
-            () = tokio::time::sleep(check), if !closing => {
-                if activity.idle_for() >= idle_timeout {
-                    tracing::debug!(%client, "Closing idle connection");
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
+            () = tokio::time::sleep(check) => {
+                if activity.stalled_for() >= idle_timeout {
+                    tracing::debug!(%client, "Dropping connection: the client stopped reading");
+                    break;
+                }
+                match closing {
+                    Some(since) if since.elapsed() >= idle_timeout => {
+                        tracing::debug!(%client, "Dropping connection: it did not finish closing");
+                        break;
+                    }
+                    Some(_) => {}
+                    None if activity.idle_for() >= idle_timeout => {
+                        tracing::debug!(%client, "Closing idle connection");
+                        connection.as_mut().graceful_shutdown();
+                        closing = Some(Instant::now());
+                    }
+                    None => {}
                 }
             }
         }

@@ -1,0 +1,97 @@
+//! Client connections: idle ones are closed, a client that stops reading
+//! does not keep its connection (and its slot under
+//! `limits.max_connections`) for ever.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use protogate::Config;
+use support::{EchoBackend, Script, TestGateway};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+const IDLE: Duration = Duration::from_millis(800);
+
+async fn setup(tweak: impl FnOnce(&mut Config)) -> (EchoBackend, TestGateway) {
+    let set = support::compile(
+        &support::repo().join("tests/protos"),
+        &["kitchen/v1/kitchen.proto"],
+    );
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let mut config = support::gateway::config(&set, &backend.url());
+    config.timeouts.idle = IDLE;
+    tweak(&mut config);
+    (backend, TestGateway::start(config).await)
+}
+
+/// Reads until the gateway closes the connection; how long that took.
+async fn closed_after(stream: &mut TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut sink = vec![0; 64 << 10];
+    let wait = tokio::time::timeout(Duration::from_secs(10), async {
+        // An error (a reset) is a close too.
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    wait.await.expect("the gateway closes the connection");
+    started.elapsed()
+}
+
+/// `timeouts.idle`: a connection that never sends a request, and one that
+/// sits unused after its request, is closed after the idle timeout.
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let mut silent = TcpStream::connect(gateway.addr()).await.unwrap();
+    let took = closed_after(&mut silent).await;
+    assert!(took >= IDLE / 2, "closed after {took:?}");
+
+    let mut used = TcpStream::connect(gateway.addr()).await.unwrap();
+    used.write_all(b"GET /v1/echo?s=x HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0; 12];
+    used.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    closed_after(&mut used).await;
+}
+
+/// A client that asks for a large response and reads none of it holds no
+/// slot for ever: once the response has waited on it for the idle timeout,
+/// the connection is dropped and the next client (waiting for the one
+/// slot) is served.
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_connection() {
+    let (backend, gateway) = setup(|c| c.limits.max_connections = 1).await;
+    // A Sink whose `b` (field 2) holds 12 MB: more than the socket buffers.
+    let mut message = Vec::new();
+    prost::encoding::bytes::encode(2, &Bytes::from(vec![7u8; 12 << 20]), &mut message);
+    backend.script(Script {
+        raw_response: Some(message.into()),
+        ..Script::default()
+    });
+    let mut stuck = TcpStream::connect(gateway.addr()).await.unwrap();
+    stuck
+        .write_all(b"GET /v1/echo HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Let the response fill the buffers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    backend.script(Script::default());
+    let started = Instant::now();
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        support::http1().get(gateway.url("/v1/echo?s=next")).send(),
+    )
+    .await
+    .expect("the next client is served")
+    .unwrap();
+    assert_eq!(next.status(), 200);
+    assert!(started.elapsed() >= IDLE / 2, "{:?}", started.elapsed());
+    drop(stuck);
+}
