@@ -44,6 +44,9 @@ pub enum GatewayError {
     /// The request's header block is larger than the limit.
     #[error("request headers are larger than {0} bytes")]
     HeadersTooLarge(usize),
+    /// The request has more header fields than the limit.
+    #[error("request has more than {0} header fields")]
+    TooManyHeaders(usize),
     /// The request cannot be transcoded.
     #[error(transparent)]
     BadRequest(#[from] RequestError),
@@ -122,7 +125,7 @@ impl GatewayError {
                 (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented)
             }
             GatewayError::UnknownMethod(_) => (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented),
-            GatewayError::HeadersTooLarge(_) => (
+            GatewayError::HeadersTooLarge(_) | GatewayError::TooManyHeaders(_) => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 Code::ResourceExhausted,
             ),

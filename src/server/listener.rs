@@ -84,11 +84,11 @@ fn builder(options: &ListenerOptions) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
-        // Twice the limit: headers past the limit but within this reach the
-        // gateway, which answers a JSON 431; only larger ones get the HTTP
-        // layer's bare 431.
+        // Twice the limits: header blocks past a limit but within this
+        // reach the gateway, which answers a JSON 431; only larger ones get
+        // the HTTP layer's bare 431.
         .max_buf_size((options.max_header_bytes * 2).max(16 << 10))
-        .max_headers(options.max_headers);
+        .max_headers(options.max_headers.saturating_mul(2));
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -103,6 +103,12 @@ async fn call<'s>(
             None,
         ));
     }
+    if parts.headers.len() > snapshot.limits.max_headers {
+        return Err((
+            GatewayError::TooManyHeaders(snapshot.limits.max_headers),
+            None,
+        ));
+    }
     let (route, normalized, found) = match route(snapshot, parts) {
         Ok(matched) => matched,
         // OPTIONS on a path that exists: which methods it takes.

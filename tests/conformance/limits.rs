@@ -268,6 +268,38 @@ async fn oversized_headers_answer_a_status_body() {
     assert_eq!(body["details"], json!([]));
 }
 
+/// README `max_headers`: more header fields than the limit is a 431 with
+/// the google.rpc.Status body (up to twice the limit; past that the HTTP
+/// layer's own bare 431); the limit itself passes.
+#[tokio::test]
+async fn header_count_limit_is_431_with_a_status_body() {
+    let f = fixture_with(|c| c.limits.max_headers = 20).await;
+    let headers = |n: usize| -> Vec<(String, String)> {
+        (0..n)
+            .map(|i| (format!("x-h{i}"), "v".to_owned()))
+            .collect()
+    };
+    let send = async |extra: Vec<(String, String)>| {
+        let mut request = f.client.get(f.gateway.url("/v1/echo?s=x"));
+        for (k, v) in extra {
+            request = request.header(k, v);
+        }
+        request.send().await.unwrap()
+    };
+    // reqwest adds `accept` and `host`: 18 + 2 is the limit.
+    assert_eq!(send(headers(18)).await.status(), StatusCode::OK);
+    let response = send(headers(25)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"code": 8, "message": "request has more than 20 header fields", "details": []})
+    );
+}
+
 /// `Any` packed in `Any`, `levels` deep, around a zero `Duration`.
 fn nested_any(levels: usize) -> prost_types::Any {
     use prost::Message as _;
