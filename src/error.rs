@@ -39,7 +39,7 @@ pub enum GatewayError {
         allow: Vec<Method>,
     },
     /// No route and no HTTP standard knows the method.
-    #[error("method {0} is not implemented by this gateway")]
+    #[error("method {} is not implemented by this gateway", shortened(.0.as_str()))]
     UnknownMethod(Method),
     /// The request's header block is larger than the limit.
     #[error("request headers are larger than {0} bytes")]
@@ -91,9 +91,30 @@ pub enum GatewayError {
     /// The upstream's message is larger than `limits.max_response_bytes`.
     #[error("the upstream's response is larger than {0} bytes (limits.max_response_bytes)")]
     UpstreamTooLarge(usize),
+    /// The call failed below gRPC: the upstream does not speak it as
+    /// configured, or reset the call.
+    #[error("{0}")]
+    UpstreamProtocol(String),
     /// The upstream's response could not be transcoded.
     #[error(transparent)]
     BadUpstreamResponse(#[from] ResponseError),
+}
+
+/// `text` cut to 32 characters: client-chosen tokens echoed in messages.
+fn shortened(text: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 32;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}...", &text[..end]).into(),
+        None => text.into(),
+    }
+}
+
+impl GatewayError {
+    /// Whether the error is the client's doing even though its status is
+    /// a 5xx (a method no HTTP standard knows: 501).
+    pub fn is_client_caused(&self) -> bool {
+        matches!(self, GatewayError::UnknownMethod(_))
+    }
 }
 
 /// The HTTP status for a gRPC code (google/rpc/code.proto).
@@ -157,7 +178,9 @@ impl GatewayError {
                 (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded)
             }
             GatewayError::UpstreamTooLarge(_) => (StatusCode::BAD_GATEWAY, Code::ResourceExhausted),
-            GatewayError::BadUpstreamResponse(_) => (StatusCode::BAD_GATEWAY, Code::Internal),
+            GatewayError::BadUpstreamResponse(_) | GatewayError::UpstreamProtocol(_) => {
+                (StatusCode::BAD_GATEWAY, Code::Internal)
+            }
         }
     }
 
@@ -208,6 +231,7 @@ impl From<crate::upstream::CallError> for GatewayError {
             CallError::Status(status) => GatewayError::Upstream(status, None),
             CallError::DeadlineExceeded(d) => GatewayError::DeadlineExceeded(d),
             CallError::TooLarge(limit) => GatewayError::UpstreamTooLarge(limit),
+            CallError::Protocol(message) => GatewayError::UpstreamProtocol(message),
         }
     }
 }

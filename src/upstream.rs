@@ -94,6 +94,11 @@ pub enum CallError {
     DeadlineExceeded(Duration),
     /// The backend's message is larger than the gateway accepts.
     TooLarge(usize),
+    /// The channel failed in a way that is neither the backend's answer
+    /// nor plain unreachability: the peer does not speak gRPC over HTTP/2
+    /// as the URL says (a TLS port called with `http://`, an HTTP/1.1
+    /// server), or reset the call. Explained, with a hint.
+    Protocol(String),
 }
 
 impl Upstream {
@@ -243,7 +248,18 @@ impl Upstream {
         {
             return CallError::TooLarge(self.max_message_bytes);
         }
-        CallError::Status(explain(status, &self.name, &self.url))
+        let made_by_channel = std::error::Error::source(&status).is_some();
+        let code = status.code();
+        let explained = explain(status, &self.name, &self.url);
+        if made_by_channel && !matches!(code, Code::Unavailable | Code::DeadlineExceeded) {
+            let hint = if self.url.starts_with("http://") {
+                "is it a gRPC server? A TLS backend needs an https:// URL"
+            } else {
+                "is it a gRPC server?"
+            };
+            return CallError::Protocol(format!("{} ({hint})", explained.message()));
+        }
+        CallError::Status(explained)
     }
 }
 

@@ -329,6 +329,50 @@ async fn backend_that_accepts_but_never_answers_hits_the_deadline() {
     drop(listener);
 }
 
+/// An upstream URL pointing at something that is not a gRPC server (here
+/// an HTTP/1.1 server answering 400 to everything) is the gateway's
+/// trouble, not the client's: 502 (code 13) naming the upstream, with a
+/// hint, never a 4xx, a 499 or a bare 500.
+#[tokio::test]
+async fn an_upstream_that_is_not_grpc_is_a_502_with_a_hint() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        // Bounded: the test makes one call (a retry at most).
+        for _ in 0..4 {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0; 1024];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let set = kitchen();
+    let config = support::gateway::config(&set, &format!("http://{addr}"));
+    let gateway = TestGateway::start(config).await;
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 13, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("upstream `default` (http://{addr}): ")),
+        "{message}"
+    );
+    assert!(message.contains("is it a gRPC server?"), "{message}");
+    server.abort();
+}
+
 #[tokio::test]
 async fn one_pooled_connection_serves_many_requests() {
     let (backend, gateway) = setup(|_| {}).await;

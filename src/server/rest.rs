@@ -39,7 +39,7 @@ pub(crate) async fn handle(
         Ok((response, rpc)) => (response, Some(rpc)),
         Err((err, rpc)) => {
             let (status, _) = err.status();
-            if status.is_server_error() {
+            if status.is_server_error() && !err.is_client_caused() {
                 tracing::warn!(method = %parts.method, path = %parts.uri.path(), rpc, status = status.as_u16(), error = %err, "Request failed");
             }
             (err.into_response(&snapshot.pool, &snapshot.codec), rpc)

@@ -231,6 +231,16 @@ async fn gateway_raised_errors_use_the_agreed_codes() {
             12,
             "method FOO is not implemented by this gateway",
         ),
+        // A long made-up method is echoed cut short.
+        (
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "/v1/echo",
+            None,
+            "",
+            501,
+            12,
+            "method ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEF... is not implemented by this gateway",
+        ),
     ] {
         let reply = f
             .call(method, path, content_type, &[], body.as_bytes().to_vec())
