@@ -19,6 +19,7 @@ mod yaml;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -45,6 +46,10 @@ pub struct Config {
     /// Encoded descriptor sets given in memory (not settable from YAML).
     #[serde(skip)]
     pub embedded_descriptors: Vec<Bytes>,
+    /// The file this came from and its text, to say where a setting that
+    /// fails [`Config::validate`] is (not settable from YAML).
+    #[serde(skip)]
+    pub origin: Option<Origin>,
     /// Backends by name.
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// JSON options.
@@ -80,6 +85,7 @@ impl Default for Config {
             protos: Vec::new(),
             include_paths: Vec::new(),
             embedded_descriptors: Vec::new(),
+            origin: None,
             upstreams: BTreeMap::new(),
             json: JsonOptions::default(),
             timeouts: Timeouts::default(),
@@ -318,12 +324,40 @@ pub enum ConfigError {
         #[source]
         error: YamlError,
     },
-    /// Settings that do not fit together.
-    #[error("invalid config: {0}")]
-    Inconsistent(String),
+    /// A setting that is out of range or does not fit the others.
+    #[error("invalid config{}{key}: {message}", located_setting(origin.as_ref(), key))]
+    Setting {
+        /// Where the config came from, when from a file.
+        origin: Option<Origin>,
+        /// Dotted path of the setting, e.g. `limits.max_body_bytes`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An upstream URL that is not `http://host:port` or `https://host:port`.
     #[error("{0}")]
     BadUrl(String),
+}
+
+/// A config file and its text.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text as read.
+    pub text: Arc<str>,
+}
+
+/// ` file:line: ` when the setting is found in the file, ` file: ` when
+/// not, `: ` without a file.
+fn located_setting(origin: Option<&Origin>, key: &str) -> String {
+    let Some(origin) = origin else {
+        return ": ".to_owned();
+    };
+    match yaml::line_of(&origin.text, key) {
+        Some(line) => format!(" {}:{line}: ", origin.path.display()),
+        None => format!(" {}: ", origin.path.display()),
+    }
 }
 
 /// `:line:col: rest` when the line is known, else `: rest`, to follow a
@@ -359,6 +393,10 @@ impl Config {
         if let Some(base) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             config.rebase(base);
         }
+        config.origin = Some(Origin {
+            path: path.to_owned(),
+            text: text.into(),
+        });
         Ok(config)
     }
 
@@ -412,23 +450,36 @@ impl Config {
         }
     }
 
-    /// Checks settings that depend on each other.
+    /// Checks settings that depend on each other or have bounds; an error
+    /// names the setting, and its file and line when it came from one.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check().map_err(|(key, message)| ConfigError::Setting {
+            origin: self.origin.clone(),
+            key,
+            message,
+        })
+    }
+
+    /// [`Config::validate`]: the key and what is wrong.
+    fn check(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, message: String| Err((key.to_owned(), message));
         let defaults = self.default_upstreams();
         if defaults.len() > 1 {
-            return Err(ConfigError::Inconsistent(format!(
-                "upstreams: {}",
-                yaml::too_many_defaults(&defaults.iter().map(|n| (*n, None)).collect::<Vec<_>>())
-            )));
+            let named: Vec<_> = defaults.iter().map(|n| (*n, None)).collect();
+            return fail("upstreams", yaml::too_many_defaults(&named));
         }
         for (name, upstream) in &self.upstreams {
-            de::check_url(&upstream.url)
-                .map_err(|e| ConfigError::Inconsistent(format!("upstreams.{name}.url: {e}")))?;
+            if let Err(e) = de::check_url(&upstream.url) {
+                return fail(&format!("upstreams.{name}.url"), e);
+            }
             for service in &upstream.services {
                 if !de::is_service_pattern(service) {
-                    return Err(ConfigError::Inconsistent(format!(
-                        "upstreams.{name}.services: `{service}` is not a service name (pkg.Service) or pattern (pkg.*)"
-                    )));
+                    return fail(
+                        &format!("upstreams.{name}.services"),
+                        format!(
+                            "`{service}` is not a service name (pkg.Service) or pattern (pkg.*)"
+                        ),
+                    );
                 }
             }
         }
@@ -436,56 +487,86 @@ impl Config {
         for (name, upstream) in &self.upstreams {
             for service in &upstream.services {
                 if let Some(other) = claimed.insert(service, name) {
-                    return Err(ConfigError::Inconsistent(format!(
-                        "upstreams: `{other}` and `{name}` both list `{service}`; a service goes to one upstream"
-                    )));
+                    return fail(
+                        &format!("upstreams.{name}.services"),
+                        format!(
+                            "`{other}` and `{name}` both list `{service}`; a service goes to one upstream"
+                        ),
+                    );
                 }
             }
         }
         if let Some(cors) = &self.cors {
             if cors.allowed_origins.is_empty() {
-                return Err(ConfigError::Inconsistent(
-                    "cors.allowed_origins: list at least one origin, or `*`".to_owned(),
-                ));
+                return fail(
+                    "cors.allowed_origins",
+                    "list at least one origin, or `*`".to_owned(),
+                );
             }
             let any = cors.allowed_origins.iter().any(|o| o == "*");
             if any && cors.allow_credentials {
-                return Err(ConfigError::Inconsistent(
-                    "cors: credentials cannot be allowed for any origin (`*`); list the origins"
+                return fail(
+                    "cors.allow_credentials",
+                    "credentials cannot be allowed for any origin (`*`); list the origins"
                         .to_owned(),
-                ));
+                );
             }
             for origin in cors.allowed_origins.iter().filter(|o| *o != "*") {
                 if http::HeaderValue::from_str(origin).is_err() || !origin.contains("://") {
-                    return Err(ConfigError::Inconsistent(format!(
-                        "cors.allowed_origins: `{origin}` is not an origin like https://app.example"
-                    )));
+                    return fail(
+                        "cors.allowed_origins",
+                        format!("`{origin}` is not an origin like https://app.example"),
+                    );
                 }
             }
         }
-        if self.limits.max_buffered_body_bytes < self.limits.max_body_bytes {
-            return Err(ConfigError::Inconsistent(format!(
-                "limits.max_buffered_body_bytes ({}) is smaller than limits.max_body_bytes ({}): no body of the largest size could be read",
-                self.limits.max_buffered_body_bytes, self.limits.max_body_bytes
-            )));
+        let limits = &self.limits;
+        for (key, value) in [
+            ("limits.max_body_bytes", limits.max_body_bytes),
+            ("limits.max_response_bytes", limits.max_response_bytes),
+            ("limits.max_metadata_bytes", limits.max_metadata_bytes),
+            ("limits.max_headers", limits.max_headers),
+            ("limits.max_connections", limits.max_connections),
+            ("limits.max_path_bytes", limits.max_path_bytes),
+            ("limits.max_query_params", limits.max_query_params),
+        ] {
+            if value == 0 {
+                return fail(
+                    key,
+                    "0 would refuse every request; give a positive limit".to_owned(),
+                );
+            }
         }
-        if self.limits.max_header_bytes < 8 << 10 {
-            return Err(ConfigError::Inconsistent(format!(
-                "limits.max_header_bytes: {} is below 8 KiB, the smallest header buffer HTTP/1.1 parsing uses",
-                self.limits.max_header_bytes
-            )));
+        if limits.max_buffered_body_bytes < limits.max_body_bytes {
+            return fail(
+                "limits.max_buffered_body_bytes",
+                format!(
+                    "{} is smaller than limits.max_body_bytes ({}): no body of the largest size could be read",
+                    limits.max_buffered_body_bytes, limits.max_body_bytes
+                ),
+            );
+        }
+        if limits.max_header_bytes < 8 << 10 {
+            return fail(
+                "limits.max_header_bytes",
+                format!(
+                    "{} is below 8 KiB, the smallest header buffer HTTP/1.1 parsing uses",
+                    limits.max_header_bytes
+                ),
+            );
         }
         if !(1..=127).contains(&self.json.max_depth) {
-            return Err(ConfigError::Inconsistent(format!(
-                "json.max_depth: {} is out of range (1 to 127)",
-                self.json.max_depth
-            )));
+            return fail(
+                "json.max_depth",
+                format!("{} is out of range (1 to 127)", self.json.max_depth),
+            );
         }
         for method in self.timeouts.methods.keys() {
             if !de::is_method_name(method) {
-                return Err(ConfigError::Inconsistent(format!(
-                    "timeouts.methods: `{method}` is not a method name (pkg.Service/Method)"
-                )));
+                return fail(
+                    "timeouts.methods",
+                    format!("`{method}` is not a method name (pkg.Service/Method)"),
+                );
             }
         }
         Ok(())

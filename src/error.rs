@@ -198,7 +198,11 @@ impl GatewayError {
                 self.message_and_details(pool, codec)
             }
             GatewayError::MethodNotAllowed { allow, .. } => {
-                let list: Vec<&str> = allow.iter().map(Method::as_str).collect();
+                // OPTIONS is answered on every routed path.
+                let mut list: Vec<&str> = allow.iter().map(Method::as_str).collect();
+                if !list.contains(&"OPTIONS") {
+                    list.push("OPTIONS");
+                }
                 if let Ok(value) = HeaderValue::from_str(&list.join(", ")) {
                     headers.insert(header::ALLOW, value);
                 }

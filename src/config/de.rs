@@ -227,14 +227,15 @@ fn parse_size(text: &str) -> Option<usize> {
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: usize = digits.parse().ok()?;
-    let factor: usize = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
+    // Units in any case: `64kib` and `4mb` mean what they say.
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
         _ => return None,
     };
     n.checked_mul(factor)
@@ -295,6 +296,9 @@ mod tests {
         assert_eq!(parse_size("64 KiB"), Some(64 << 10));
         assert_eq!(parse_size("1000"), Some(1000));
         assert_eq!(parse_size("2MB"), Some(2_000_000));
+        assert_eq!(parse_size("64kib"), Some(64 << 10));
+        assert_eq!(parse_size("4 mib"), Some(4 << 20));
+        assert_eq!(parse_size("3kB"), Some(3_000));
         assert_eq!(parse_size("lots"), None);
         assert_eq!(parse_size("4TiB"), None);
     }

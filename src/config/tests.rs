@@ -332,6 +332,58 @@ fn file_error_names_file_line_column_and_key() {
     );
 }
 
+/// Checks after parsing (bounds, settings that must fit together) name
+/// the file and the line of the setting, like parse errors do.
+#[test]
+fn setting_errors_name_file_and_line() {
+    let dir = tempdir();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(
+        &path,
+        "# limits\nlisten: 127.0.0.1:8080\nlimits:\n  max_body_bytes: 1KiB\n\n  max_header_bytes: 1KiB\n",
+    )
+    .unwrap();
+    let config = Config::from_file(&path).expect("parses");
+    let err = config.validate().expect_err("header limit too small");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid config {}:6: limits.max_header_bytes: 1024 is below 8 KiB, the smallest header buffer HTTP/1.1 parsing uses",
+            path.display()
+        )
+    );
+    // A setting not in the file (a default): the file, without a line.
+    std::fs::write(&path, "limits:\n  max_buffered_body_bytes: 1KiB\n").unwrap();
+    let err = Config::from_file(&path).unwrap().validate().unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "invalid config {}:2: limits.max_buffered_body_bytes: ",
+            path.display()
+        )),
+        "{err}"
+    );
+    // Without a file: the key alone.
+    let mut config = Config::default();
+    config.limits.max_body_bytes = 0;
+    assert_eq!(
+        config.validate().unwrap_err().to_string(),
+        "invalid config: limits.max_body_bytes: 0 would refuse every request; give a positive limit"
+    );
+}
+
+#[test]
+fn keys_are_found_by_indentation() {
+    let text = "a:\n  b: 1\n  c:\n    d: 2\n\"e\": 3\nc:\n  d: 4\nf: {g: 5}\n";
+    assert_eq!(yaml::line_of(text, "a"), Some(1));
+    assert_eq!(yaml::line_of(text, "a.b"), Some(2));
+    assert_eq!(yaml::line_of(text, "a.c.d"), Some(4));
+    assert_eq!(yaml::line_of(text, "e"), Some(5));
+    assert_eq!(yaml::line_of(text, "c.d"), Some(7));
+    assert_eq!(yaml::line_of(text, "a.d"), None, "d is under a.c");
+    assert_eq!(yaml::line_of(text, "f.g"), None, "flow style");
+    assert_eq!(yaml::line_of(text, "x"), None);
+}
+
 #[test]
 fn missing_file_is_named() {
     let path = tempdir().join("absent.yaml");

@@ -154,3 +154,52 @@ impl YamlError {
         }
     }
 }
+
+/// The 1-based line where the dotted `key` (`limits.max_body_bytes`) is
+/// written in block-style YAML, found by indentation: each part is a
+/// `part:` line one level inside the previous part. `None` when the key is
+/// not written out that way (flow style, a default, a flag).
+pub(super) fn line_of(text: &str, key: &str) -> Option<u64> {
+    let mut parts = key.split('.');
+    let mut want = parts.next()?;
+    // The indentation of the block searched (known at its first line), and
+    // of the key that opened it: a line at or left of that ends the block.
+    let mut level: Option<usize> = None;
+    let mut parent: Option<usize> = None;
+    for (number, line) in (1u64..).zip(text.lines()) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        if parent.is_some_and(|p| indent <= p) {
+            return None;
+        }
+        if *level.get_or_insert(indent) != indent || key_name(trimmed) != Some(want) {
+            continue;
+        }
+        match parts.next() {
+            None => return Some(number),
+            Some(next) => {
+                want = next;
+                parent = Some(indent);
+                level = None;
+            }
+        }
+    }
+    None
+}
+
+/// The key of a `key: value` or `key:` line, unquoted.
+fn key_name(line: &str) -> Option<&str> {
+    let end = line
+        .find(": ")
+        .or_else(|| line.strip_suffix(':').map(str::len))?;
+    let key = line[..end].trim();
+    Some(
+        key.strip_prefix('"')
+            .and_then(|k| k.strip_suffix('"'))
+            .or_else(|| key.strip_prefix('\'').and_then(|k| k.strip_suffix('\'')))
+            .unwrap_or(key),
+    )
+}

@@ -65,14 +65,18 @@ pub fn apply(
     let mut deepest = 0;
     // Canonical names of singular fields and map entries already set.
     let mut set: Vec<String> = Vec::new();
-    for (count, pair) in query.split('&').filter(|p| !p.is_empty()).enumerate() {
-        if count >= codec.max_query_params {
-            return Err(RequestError::TooManyQueryParams(codec.max_query_params));
-        }
+    // Parameters the operator ignores do not count: they are not the
+    // client's to budget (the request line's length still bounds them).
+    let mut count = 0;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = form_decode(raw_key)?;
         if plan.ignores_param(&key) {
             continue;
+        }
+        count += 1;
+        if count > codec.max_query_params {
+            return Err(RequestError::TooManyQueryParams(codec.max_query_params));
         }
         if plan.binds_whole_body() {
             return Err(RequestError::QueryWithWholeBody(key.into_owned()));

@@ -269,7 +269,7 @@ async fn unknown_paths_and_wrong_methods_get_json_errors() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(response.headers()["allow"], "GET, POST, HEAD");
+    assert_eq!(response.headers()["allow"], "GET, POST, HEAD, OPTIONS");
     assert_eq!(response.headers()["content-type"], "application/json");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], 12);
@@ -284,8 +284,8 @@ async fn unknown_paths_and_wrong_methods_get_json_errors() {
 }
 
 /// RFC 9110 §15.5.6: a 405 lists every method the target supports in
-/// `Allow` (here GET, DELETE, PATCH and a custom LOCK); the backend is
-/// never called.
+/// `Allow` (here GET, DELETE, PATCH, a custom LOCK, and OPTIONS, which
+/// every routed path answers); the backend is never called.
 #[tokio::test]
 async fn hc25_neighbour_allow_lists_every_method_of_the_path() {
     let f = fixture().await;
@@ -293,7 +293,7 @@ async fn hc25_neighbour_allow_lists_every_method_of_the_path() {
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(
         allow_set(reply.header("allow")),
-        ["DELETE", "GET", "HEAD", "LOCK", "PATCH"]
+        ["DELETE", "GET", "HEAD", "LOCK", "OPTIONS", "PATCH"]
     );
     assert_eq!(
         reply.json(),
@@ -334,7 +334,7 @@ async fn hc25_neighbour_unknown_method_is_501_known_one_405() {
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(
         allow_set(reply.header("allow")),
-        ["DELETE", "GET", "HEAD", "LOCK", "PATCH"]
+        ["DELETE", "GET", "HEAD", "LOCK", "OPTIONS", "PATCH"]
     );
     assert_eq!(reply.json()["code"], 12);
     assert!(f.backend.records().is_empty());
@@ -348,7 +348,7 @@ async fn hc25_neighbour_custom_kind_only_path_and_unknown_path() {
     let f = fixture().await;
     let reply = f.call("GET", "/v1/search", None, &[], Vec::new()).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(reply.header("allow"), Some("SEARCH"));
+    assert_eq!(reply.header("allow"), Some("SEARCH, OPTIONS"));
     assert_error(
         f.send("PUT", "/v1/notes", None, "").await,
         404,
@@ -373,7 +373,7 @@ async fn hc25_neighbour_verb_route_wrong_method() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+    assert_eq!(reply.header("allow"), Some("GET, HEAD, OPTIONS"));
     assert_eq!(
         reply.json(),
         json!({"code": 12, "message": "method POST is not allowed for /v1/names/x:peek", "details": []})

@@ -676,6 +676,7 @@ async fn ignored_query_parameters_globally_and_per_method() {
             "kitchen.v1.Kitchen/Echo".into(),
             vec!["callback".into(), "s".into()],
         );
+        c.limits.max_query_params = 2;
     })
     .await;
     let (status, body) = f
@@ -688,6 +689,18 @@ async fn ignored_query_parameters_globally_and_per_method() {
     assert_bad_request(
         f.get("/v1/tags?callback=cb").await,
         "unknown query parameter `callback`",
+    );
+    // Ignored parameters do not count toward `limits.max_query_params`.
+    let (status, body) = f
+        .get("/v1/echo?api_key=1&api_key=2&api_key=3&i32=1&i64=2")
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"i32": 1, "i64": "2"}))
+    );
+    assert_bad_request(
+        f.get("/v1/echo?api_key=1&i32=1&i64=2&u32=3").await,
+        "more than 2 query parameters",
     );
     // Even on a whole-body route, ignored names pass.
     let (status, _) = f.post("/v1/echo?api_key=k", "{}").await;
