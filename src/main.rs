@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use protogate::Config;
+use protogate::route::RpcKind;
 
 /// A gRPC-to-REST gateway: google.api.http annotations in, JSON REST routes out.
 #[derive(Debug, Parser)]
@@ -180,26 +181,25 @@ fn print_table(table: &protogate::route::RouteTable) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<7} {:<50} {:<50} {:<10} RESPONSE_BODY",
-        "METHOD", "TEMPLATE", "RPC", "BODY"
+        "{:<7} {:<50} {:<50} {:<10} {:<14} STREAMS",
+        "METHOD", "TEMPLATE", "RPC", "BODY", "RESPONSE_BODY"
     )?;
+    let or_dash = |text: &str| if text.is_empty() { "-" } else { text }.to_owned();
     for route in table.routes() {
+        let streams = match route.rpc.kind {
+            RpcKind::Unary => "-",
+            RpcKind::ServerStreaming => "server",
+            RpcKind::ClientStreaming => "client",
+            RpcKind::Bidi => "both",
+        };
         writeln!(
             out,
-            "{:<7} {:<50} {:<50} {:<10} {}",
+            "{:<7} {:<50} {:<50} {:<10} {:<14} {streams}",
             route.method.as_str(),
             route.template.to_string(),
             route.rpc.name,
-            if route.body.is_empty() {
-                "-"
-            } else {
-                &route.body
-            },
-            if route.response_body.is_empty() {
-                "-"
-            } else {
-                &route.response_body
-            },
+            or_dash(&route.body),
+            or_dash(&route.response_body),
         )?;
     }
     out.flush()

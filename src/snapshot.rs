@@ -73,6 +73,7 @@ impl Snapshot {
         let pool = descriptor::load(&config.sources())?;
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
         let routes = build_routes(config, &pool, &names)?;
+        warn_odd_routes(&routes);
         Ok((pool, routes))
     }
 
@@ -92,6 +93,7 @@ impl Snapshot {
             .collect::<Result<Vec<_>, _>>()?;
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
         let routes = build_routes(config, &pool, &names)?;
+        warn_odd_routes(&routes);
         for conflict in routes.conflicts() {
             tracing::warn!(%conflict, "Route conflict; the first declared route wins");
         }
@@ -253,5 +255,31 @@ impl ServiceMap {
 fn table_options(config: &Config) -> TableOptions {
     TableOptions {
         fallback_routes: config.fallback_routes,
+    }
+}
+
+/// Routes that work but will surprise someone: a body on GET or DELETE,
+/// which many clients and proxies drop, and a custom method with lower
+/// case, which clients rarely send (methods are case-sensitive).
+fn warn_odd_routes(routes: &RouteTable) {
+    for route in routes.routes() {
+        let method = route.method.as_str();
+        if matches!(method, "GET" | "DELETE") && !route.body.is_empty() {
+            tracing::warn!(
+                method,
+                template = %route.template,
+                rpc = %route.rpc.name,
+                "Route takes a body on {method}; many clients and proxies drop such bodies"
+            );
+        }
+        if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            tracing::warn!(
+                method,
+                template = %route.template,
+                rpc = %route.rpc.name,
+                "Custom method has lower case; HTTP methods are case-sensitive and clients usually send {}",
+                method.to_ascii_uppercase()
+            );
+        }
     }
 }

@@ -198,6 +198,13 @@ impl Param<'_> {
             match segment.sub {
                 None if last => return self.set_leaf(current, &field, canonical, set),
                 None => {
+                    if field.is_list() && kind.as_message().is_some() {
+                        return Err(self.error(format!(
+                            "`{0}` is a list; name an element, as `{0}[0].{1}`",
+                            segment.name,
+                            segments.get(i + 1).map_or("field", |s| s.name)
+                        )));
+                    }
                     if field.is_list() || field.is_map() || kind.as_message().is_none() {
                         return Err(self.error(format!(
                             "`{}` is not a singular message field, so it has no subfields",

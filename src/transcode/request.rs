@@ -193,12 +193,14 @@ impl RequestPlan {
         let mut message = match &self.body {
             BodyPlan::None => DynamicMessage::new(self.input.clone()),
             BodyPlan::Whole => {
-                let parsed = body::decode_message(&self.input, &request.body, codec)?;
+                let parsed = body::decode_message(&self.input, &request.body, codec)
+                    .map_err(|e| self.hint(e, &request))?;
                 depth = parsed.depth;
                 parsed.message
             }
             BodyPlan::Field(field) => {
-                let parsed = body::decode_field(&self.input, field, &request.body, codec)?;
+                let parsed = body::decode_field(&self.input, field, &request.body, codec)
+                    .map_err(|e| self.hint(e, &request))?;
                 depth = parsed.depth + 1;
                 parsed.message
             }
@@ -216,6 +218,46 @@ impl RequestPlan {
         };
         self.bind(&mut message, &request, depth, codec)?;
         Ok(message)
+    }
+
+    /// A body error with a hint at the likely mistake, where one is
+    /// plain: a form sent where JSON was meant (`curl -d` without a
+    /// content type), or the body field's value wrapped in an object named
+    /// after the field. Only failed requests pay for the look.
+    fn hint(&self, err: RequestError, request: &RawRequest<'_>) -> RequestError {
+        let RequestError::Json { at, reason } = err else {
+            return err;
+        };
+        let media = request.content_type.split(';').next().unwrap_or_default();
+        let hint = if media
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        {
+            Some(
+                "the body was sent as a form (as `curl -d` does); this route takes JSON: \
+                 send it with `Content-Type: application/json`"
+                    .to_owned(),
+            )
+        } else if let BodyPlan::Field(field) = &self.body
+            && let Ok(serde_json::Value::Object(object)) =
+                serde_json::from_slice::<serde_json::Value>(&request.body)
+            && object.len() == 1
+            && object
+                .keys()
+                .all(|k| k == field.name() || k == field.json_name())
+        {
+            Some(format!(
+                "this route's body is the value of `{0}` itself; send it without the {{\"{0}\": ...}} around it",
+                field.name()
+            ))
+        } else {
+            None
+        };
+        let reason = match hint {
+            Some(hint) => format!("{reason} ({hint})"),
+            None => reason,
+        };
+        RequestError::Json { at, reason }
     }
 
     /// Builds one message of a streamed request body (client-streaming or

@@ -11,15 +11,25 @@ fn rows(run: &Run) -> Vec<Vec<String>> {
     let header: Vec<&str> = lines.next().expect("a header").split_whitespace().collect();
     assert_eq!(
         header,
-        ["METHOD", "TEMPLATE", "RPC", "BODY", "RESPONSE_BODY"]
+        [
+            "METHOD",
+            "TEMPLATE",
+            "RPC",
+            "BODY",
+            "RESPONSE_BODY",
+            "STREAMS"
+        ]
     );
     lines
         .map(|l| l.split_whitespace().map(str::to_owned).collect())
         .collect()
 }
 
+/// A unary method's row.
 fn row(cells: [&str; 5]) -> Vec<String> {
-    cells.map(str::to_owned).to_vec()
+    let mut row = cells.map(str::to_owned).to_vec();
+    row.push("-".to_owned());
+    row
 }
 
 fn say_hello() -> Vec<String> {
@@ -219,4 +229,60 @@ fn proto_flag_overrides_config_protos() {
     let run = protogate(&["routes", "--config", &arg(&config), "--proto", &greeter]);
     assert_ok(&run);
     assert_eq!(rows(&run), [say_hello(), send_note()]);
+}
+
+/// Routes that work but will surprise someone are loaded with a warning: a
+/// body on GET (clients and proxies drop it) and a lower-case custom
+/// method (methods are case-sensitive).
+#[test]
+fn odd_routes_load_with_warnings() {
+    let run = protogate(&["routes", "--proto", &fixture("odd.proto")]);
+    assert_ok(&run);
+    assert_eq!(
+        rows(&run),
+        [
+            row(["GET", "/v1/find", "cli.odd.v1.Odd/Find", "*", "-"]),
+            row(["lock", "/v1/lock", "cli.odd.v1.Odd/Lock", "-", "-"]),
+        ]
+    );
+    let warning = |needle: &str| {
+        run.stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains(needle))
+    };
+    assert!(
+        warning("Route takes a body on GET") && warning("rpc=cli.odd.v1.Odd/Find"),
+        "stderr:\n{}",
+        run.stderr
+    );
+    assert!(
+        warning("clients usually send LOCK"),
+        "stderr:\n{}",
+        run.stderr
+    );
+}
+
+/// The STREAMS column says which side streams: `server`, `client`, `both`.
+#[test]
+fn streaming_methods_are_marked() {
+    let proto = support::repo().join("proto");
+    let run = protogate(&[
+        "routes",
+        "--proto",
+        "protogate/demo/v1/bookshop.proto",
+        "-I",
+        &arg(&proto),
+    ]);
+    assert_ok(&run);
+    let streams = |rpc: &str| {
+        rows(&run)
+            .into_iter()
+            .find(|r| r[2] == format!("protogate.demo.v1.Bookshop/{rpc}"))
+            .unwrap_or_else(|| panic!("{rpc} in\n{}", run.stdout))[5]
+            .clone()
+    };
+    assert_eq!(streams("GetBook"), "-");
+    assert_eq!(streams("WatchShelf"), "server");
+    assert_eq!(streams("ImportBooks"), "client");
+    assert_eq!(streams("AskLibrarian"), "both");
 }

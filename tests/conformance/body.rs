@@ -674,3 +674,42 @@ async fn response_body_writes_one_field() {
     let (_, body) = f.get("/v1/labels").await;
     assert_eq!(body, json!({}));
 }
+
+/// Two common slips get a hint in the 400: a form body (what `curl -d`
+/// sends without `-H 'Content-Type: application/json'`), and a body-field
+/// route's value wrapped in an object named after the field.
+#[tokio::test]
+async fn common_body_mistakes_get_a_hint() {
+    let f = fixture().await;
+    let reply = f
+        .call(
+            "POST",
+            "/v1/echo",
+            Some("application/x-www-form-urlencoded"),
+            &[],
+            b"s=x&i32=1".to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let message = reply.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("sent as a form (as `curl -d` does)"),
+        "{message}"
+    );
+    // A form-typed body that is JSON is read as JSON (curl's default type).
+    let reply = f
+        .call(
+            "POST",
+            "/v1/echo",
+            Some("application/x-www-form-urlencoded"),
+            &[],
+            br#"{"s": "x"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_bad_request(
+        f.post("/v1/echo/inner", r#"{"inner": {"label": "x"}}"#)
+            .await,
+        "this route's body is the value of `inner` itself",
+    );
+}

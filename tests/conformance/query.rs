@@ -538,7 +538,10 @@ async fn maps_and_repeated_messages_in_the_query() {
         ("tags[0]=x", "`tags` is not a map or a repeated message"),
         ("s[0]=x", "`s` is not a map or a repeated message"),
         ("labels=x", "a map is set one entry at a time"),
-        ("items.label=x", "`items` is not a singular message field"),
+        (
+            "items.label=x",
+            "`items` is a list; name an element, as `items[0].label`",
+        ),
         ("labels[a", "not a field path"),
         ("items[0].nope=1", "unknown query parameter `items[0].nope`"),
     ] {
