@@ -105,6 +105,17 @@ pub fn curl_lines(addr: SocketAddr) -> Vec<String> {
         format!(
             "curl -s -X POST {base}/protogate.demo.v1.Bookshop/CountBooks {json} -d '{{\"parent\": \"shelves/fiction\"}}'"
         ),
+        "# streams: a server stream as grpc-gateway's {\"result\": ...} lines, as Server-Sent Events, a client stream and a bidirectional one from concatenated JSON".to_owned(),
+        format!("curl -sN {base}/v1/shelves/fiction:watch"),
+        format!(
+            "curl -sN -H 'Accept: text/event-stream' '{base}/v1/shelves/science:watch?interval_ms=100'"
+        ),
+        format!(
+            "curl -s -X POST {base}/v1/shelves/science/books:import {json} -d '{{\"book\": {{\"title\": \"The Selfish Gene\", \"author\": \"Richard Dawkins\"}}}} {{\"book\": {{\"title\": \"Silent Spring\", \"author\": \"Rachel Carson\"}}}}'"
+        ),
+        format!(
+            "curl -sN -X POST {base}/v1/librarian:ask {json} -d '{{\"text\": \"anything by Herbert?\"}} {{\"text\": \"what about Darwin?\"}}'"
+        ),
         "# errors: a missing book (404 with details), a book without a title (400 with details), a bad query value (400)".to_owned(),
         format!("curl -s -i {base}/v1/shelves/fiction/books/missing"),
         format!("curl -s -i -X POST {base}/v1/shelves/fiction/books {json} -d '{{\"author\": \"Anonymous\"}}'"),

@@ -13,10 +13,11 @@ use crate::support;
 const DOCUMENTED_ERRORS: [(u16, i64, bool); 3] = [(404, 5, true), (400, 3, true), (400, 3, false)];
 
 /// The demo on a free port, with its printed curl lines: those before the
-/// `# errors` comment and those after it.
+/// `# streams` comment, those after it, and those after `# errors`.
 struct Demo {
     _process: Spawned,
     lines: Vec<String>,
+    streams: Vec<String>,
     errors: Vec<String>,
 }
 
@@ -40,10 +41,13 @@ fn start_demo() -> Demo {
     let lines = process.stdout_lines();
     let end = lines.iter().position(|l| *l == last).expect("last line");
     let printed: Vec<&str> = lines[..=end].iter().map(|l| l.trim()).collect();
-    let comment = printed
-        .iter()
-        .position(|l| l.starts_with("# errors"))
-        .expect("# errors comment");
+    let comment = |name: &str| {
+        printed
+            .iter()
+            .position(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} comment"))
+    };
+    let (streams, errors) = (comment("# streams"), comment("# errors"));
     let curls = |lines: &[&str]| -> Vec<String> {
         let curls: Vec<String> = lines
             .iter()
@@ -59,8 +63,9 @@ fn start_demo() -> Demo {
         curls
     };
     Demo {
-        lines: curls(&printed[..comment]),
-        errors: curls(&printed[comment..]),
+        lines: curls(&printed[..streams]),
+        streams: curls(&printed[streams..errors]),
+        errors: curls(&printed[errors..]),
         _process: process,
     }
 }
@@ -112,6 +117,39 @@ fn every_printed_curl_line_works() {
             json.is_ok_and(|v| v.is_object()),
             "`{line}` answered non-JSON: {body}"
         );
+    }
+}
+
+/// The stream lines answer 200 with JSON a line at a time: grpc-gateway's
+/// `{"result": ...}` lines, Server-Sent Events `data:` lines, or one
+/// object for the client stream.
+#[test]
+fn printed_stream_lines_stream() {
+    let demo = start_demo();
+    assert_eq!(demo.streams.len(), 4, "{:?}", demo.streams);
+    for line in &demo.streams {
+        let (status, body) = curl(line);
+        assert_eq!(status, 200, "`{line}`: {body}");
+        let messages: Vec<Value> = body
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let json = l.strip_prefix("data: ").unwrap_or(l);
+                serde_json::from_str(json).unwrap_or_else(|e| panic!("`{line}`: {e}: {l}"))
+            })
+            .collect();
+        assert!(!messages.is_empty(), "`{line}` answered nothing");
+        let sse = line.contains("text/event-stream");
+        let client_stream = line.contains(":import");
+        for message in &messages {
+            assert!(message.is_object(), "{message}");
+            if !sse && !client_stream {
+                assert!(message["result"].is_object(), "`{line}`: {message}");
+            }
+        }
+        if client_stream {
+            assert_eq!(messages, [serde_json::json!({"imported": 2})]);
+        }
     }
 }
 
