@@ -304,3 +304,56 @@ async fn connect_timeout() {
     assert_eq!(record.metadata.get("x-tenant").unwrap(), "acme");
     assert!(record.metadata.get("connect-protocol-version").is_none());
 }
+
+/// A server-stream request may come compressed (flag 0x01) in any coding
+/// the gateway decodes, named by `Connect-Content-Encoding`, as connect-es
+/// sends it with `sendCompression`.
+#[tokio::test]
+async fn compressed_stream_requests() {
+    use std::io::Write as _;
+
+    let (_backend, gateway) = demo().await;
+    let request = json!({"shelf": "shelves/science", "intervalMs": 1}).to_string();
+    let gzip = {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(request.as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    };
+    let br = {
+        let mut encoder = brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22);
+        encoder.write_all(request.as_bytes()).unwrap();
+        encoder.into_inner()
+    };
+    let zstd = zstd::encode_all(request.as_bytes(), 3).unwrap();
+    for (coding, payload) in [("gzip", gzip), ("br", br), ("zstd", zstd)] {
+        let response = support::http1()
+            .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
+            .header("content-type", "application/connect+json")
+            .header("connect-protocol-version", "1")
+            .header("connect-content-encoding", coding)
+            .body(envelope(0x01, &payload))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{coding}");
+        let frames = envelopes(response.bytes().await.unwrap());
+        let last: Value = serde_json::from_slice(&frames.last().unwrap().1).unwrap();
+        assert_eq!(last, json!({}), "{coding}: the stream ends cleanly");
+        assert_eq!(frames.len(), 3, "{coding}: two books, then the end");
+    }
+
+    // A coding the gateway does not decode: an error that says so.
+    let response = support::http1()
+        .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
+        .header("content-type", "application/connect+json")
+        .header("connect-content-encoding", "snappy")
+        .body(envelope(0x01, b"not snappy"))
+        .send()
+        .await
+        .unwrap();
+    let frames = envelopes(response.bytes().await.unwrap());
+    assert_eq!(frames.len(), 1);
+    let end: Value = serde_json::from_slice(&frames[0].1).unwrap();
+    let message = end["error"]["message"].as_str().unwrap();
+    assert!(message.contains("snappy"), "{message}");
+}

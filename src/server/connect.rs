@@ -311,8 +311,9 @@ async fn server_stream(
 }
 
 /// The payload of the one envelope of a server-streaming request;
-/// `Connect-Content-Encoding: gzip` payloads are decompressed (within the
-/// body limit).
+/// compressed payloads are decoded (within the body limit) in any coding
+/// the gateway decodes for `Content-Encoding`: `Connect-Content-Encoding`
+/// gzip, br or zstd.
 async fn unenvelope(
     body: &Bytes,
     headers: &HeaderMap,
@@ -341,10 +342,13 @@ async fn unenvelope(
         .get("connect-content-encoding")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("identity");
-    if !encoding.eq_ignore_ascii_case("gzip") {
-        return Err(GatewayError::UnsupportedEncoding(encoding.to_owned()));
-    }
-    Coding::Gzip.decode(payload, limit).await
+    let coding = match encoding.to_ascii_lowercase().as_str() {
+        "gzip" => Coding::Gzip,
+        "br" => Coding::Brotli,
+        "zstd" => Coding::Zstd,
+        _ => return Err(GatewayError::UnsupportedEncoding(encoding.to_owned())),
+    };
+    coding.decode(payload, limit).await
 }
 
 /// A unary error in Connect's shape.
