@@ -73,6 +73,10 @@ pub struct Config {
     /// (`pkg.Service/Method`) or for all (`"*"`), e.g. `api_key`.
     #[serde(deserialize_with = "de::query_ignores")]
     pub ignore_query_params: BTreeMap<String, Vec<String>>,
+    /// Path prefixes with their own upstream and settings: a gRPC
+    /// upstream for the transcoded routes under the prefix, or a plain HTTP
+    /// service the prefix is proxied to. The longest matching prefix wins.
+    pub routes: Vec<RouteGroupConfig>,
     /// Size and count limits.
     pub limits: Limits,
 }
@@ -87,6 +91,7 @@ impl Default for Config {
             embedded_descriptors: Vec::new(),
             origin: None,
             upstreams: BTreeMap::new(),
+            routes: Vec::new(),
             json: JsonOptions::default(),
             timeouts: Timeouts::default(),
             headers: HeaderOptions::default(),
@@ -122,6 +127,37 @@ pub struct UpstreamConfig {
     /// responses are always accepted and decoded.
     #[serde(default)]
     pub compression: Option<GrpcCompression>,
+}
+
+/// A route group: requests under `prefix` go to `upstream` with these
+/// settings, through the group's own stack of layers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteGroupConfig {
+    /// The path prefix, starting with `/`; `/legacy/` holds `/legacy/x`
+    /// (a prefix without a trailing `/` ends at a segment boundary too:
+    /// `/legacy` holds `/legacy` and `/legacy/x`, not `/legacyx`).
+    pub prefix: String,
+    /// A name from `upstreams` (gRPC: the transcoded routes under the
+    /// prefix call it), or an `http://` / `https://` URL of a plain HTTP
+    /// service (every request under the prefix is proxied to it as it is).
+    pub upstream: String,
+    /// Unary calls (gRPC), or the wait for the response head (HTTP).
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pub timeout: Option<Duration>,
+    /// HTTP services only: drop the prefix from the forwarded path.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// HTTP services only: TLS settings for an `https://` URL.
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+}
+
+impl RouteGroupConfig {
+    /// Whether the group proxies plain HTTP (its upstream is a URL).
+    pub fn is_http(&self) -> bool {
+        self.upstream.contains("://")
+    }
 }
 
 /// A gRPC message compression.
@@ -520,6 +556,7 @@ impl Config {
                 }
             }
         }
+        self.check_routes()?;
         let limits = &self.limits;
         for (key, value) in [
             ("limits.max_body_bytes", limits.max_body_bytes),
@@ -567,6 +604,43 @@ impl Config {
                     "timeouts.methods",
                     format!("`{method}` is not a method name (pkg.Service/Method)"),
                 );
+            }
+        }
+        Ok(())
+    }
+
+    /// `routes`: prefixes and upstreams that can be served.
+    fn check_routes(&self) -> Result<(), (String, String)> {
+        let mut seen: Vec<&str> = Vec::new();
+        for group in &self.routes {
+            let fail = |message: String| Err(("routes".to_owned(), message));
+            let prefix = group.prefix.as_str();
+            if !prefix.starts_with('/') || prefix.contains(['?', '#', '{', '*']) {
+                return fail(format!(
+                    "prefix `{prefix}` is not a path prefix like /legacy/ (no query, fragment or template)"
+                ));
+            }
+            let key = prefix.trim_end_matches('/');
+            if seen.contains(&key) {
+                return fail(format!("prefix `{prefix}` is given twice"));
+            }
+            seen.push(key);
+            if group.is_http() {
+                if let Err(e) = de::check_url(&group.upstream) {
+                    return fail(format!("prefix `{prefix}`: upstream {e}"));
+                }
+            } else {
+                if !self.upstreams.contains_key(&group.upstream) {
+                    return fail(format!(
+                        "prefix `{prefix}`: upstream `{}` is neither a name under `upstreams` nor an http(s):// URL",
+                        group.upstream
+                    ));
+                }
+                if group.strip_prefix || group.tls.is_some() {
+                    return fail(format!(
+                        "prefix `{prefix}`: `strip_prefix` and `tls` apply to HTTP services (an http(s):// upstream); a gRPC upstream's TLS is set under `upstreams`"
+                    ));
+                }
             }
         }
         Ok(())

@@ -6,8 +6,11 @@ mod coding;
 mod connect;
 mod grpc;
 pub(crate) use body::BodyBudget;
+pub(crate) use group::Groups;
 mod connection;
+mod group;
 mod listener;
+mod proxy;
 pub mod rest;
 mod stream;
 mod streaming;
@@ -135,6 +138,16 @@ fn cors_layer(options: &CorsOptions) -> CorsLayer {
 
 async fn serve_rest(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let snapshot = gateway.snapshot();
+    if let Some(group) = snapshot.groups.find(request.uri().path()) {
+        let group = group.clone();
+        return group::serve(&group, snapshot, request).await;
+    }
+    handle(snapshot, request).await
+}
+
+/// The gateway's own handling of a request: gRPC, Connect, WebSocket or
+/// REST, told apart by its headers.
+async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
     if let Some(flavor) = grpc::Flavor::of(&request) {
         return grpc::handle(snapshot, flavor, request).await;
     }

@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub stream_keepalive: Duration,
     /// Memory for request bodies of all requests in flight.
     pub(crate) body_budget: crate::server::BodyBudget,
+    /// Path prefixes with their own upstream and stack of layers.
+    pub(crate) groups: crate::server::Groups,
 }
 
 /// A snapshot that cannot be built.
@@ -56,6 +58,9 @@ pub enum SnapshotError {
     /// An upstream cannot be set up.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// A route group cannot be set up.
+    #[error("{0}")]
+    Group(String),
     /// Routes conflict and `strict_routes` is set.
     #[error("route conflicts (strict_routes is set):\n  {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     Conflicts(Vec<Conflict>),
@@ -74,6 +79,9 @@ impl Snapshot {
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
         let routes = build_routes(config, &pool, &names)?;
         warn_odd_routes(&routes);
+        // Proxied prefixes' URLs and TLS files are checked too.
+        let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;
+        warn_hidden_routes(&routes, &groups);
         Ok((pool, routes))
     }
 
@@ -101,6 +109,8 @@ impl Snapshot {
             return Err(SnapshotError::Conflicts(routes.conflicts().to_vec()));
         }
         let services = ServiceMap::new(config, &pool, &names);
+        let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;
+        warn_hidden_routes(&routes, &groups);
         Ok(Snapshot {
             pool,
             routes,
@@ -120,6 +130,7 @@ impl Snapshot {
             body_timeout: config.timeouts.request_body,
             stream_keepalive: config.streams.keepalive,
             body_budget: crate::server::BodyBudget::new(config.limits.max_buffered_body_bytes),
+            groups,
         })
     }
 }
@@ -280,6 +291,26 @@ fn warn_odd_routes(routes: &RouteTable) {
                 "Custom method has lower case; HTTP methods are case-sensitive and clients usually send {}",
                 method.to_ascii_uppercase()
             );
+        }
+    }
+}
+
+/// Transcoded routes under a proxied prefix are never reached.
+fn warn_hidden_routes(routes: &RouteTable, groups: &crate::server::Groups) {
+    for prefix in groups.proxied() {
+        for route in routes.routes() {
+            let template = route.template.to_string();
+            let hidden = template
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            if hidden {
+                tracing::warn!(
+                    prefix,
+                    template,
+                    rpc = %route.rpc.name,
+                    "Route is under a proxied prefix and is never reached"
+                );
+            }
         }
     }
 }

@@ -568,3 +568,77 @@ fn star_pattern_loses_to_any_package_pattern() {
     assert_eq!(config.upstream_for("a.Svc"), Some("pkg"));
     assert_eq!(config.upstream_for("b.Svc"), Some("all"));
 }
+
+// Route groups.
+
+#[test]
+fn route_groups_parse() {
+    let config = parse(
+        "upstreams:\n  books:\n    url: http://127.0.0.1:1\nroutes:\n  - prefix: /legacy/\n    upstream: http://127.0.0.1:9000/base\n    strip_prefix: true\n    timeout: 5s\n  - prefix: /v1/shelves\n    upstream: books\n",
+    );
+    assert_eq!(config.routes.len(), 2);
+    assert!(config.routes[0].is_http());
+    assert!(config.routes[0].strip_prefix);
+    assert_eq!(config.routes[0].timeout, Some(Duration::from_secs(5)));
+    assert!(!config.routes[1].is_http());
+    config.validate().expect("valid");
+}
+
+#[test]
+fn bad_route_groups_are_named() {
+    let base = "upstreams:\n  books:\n    url: http://127.0.0.1:1\nroutes:\n";
+    for (groups, needle) in [
+        (
+            "  - {prefix: legacy, upstream: books}\n",
+            "is not a path prefix",
+        ),
+        (
+            "  - {prefix: /a/*, upstream: books}\n",
+            "is not a path prefix",
+        ),
+        (
+            "  - {prefix: /a, upstream: nope}\n",
+            "upstream `nope` is neither a name",
+        ),
+        (
+            "  - {prefix: /a, upstream: 'ftp://x'}\n",
+            "not an http:// or https:// URL",
+        ),
+        (
+            "  - {prefix: /a, upstream: books, strip_prefix: true}\n",
+            "apply to HTTP services",
+        ),
+        (
+            "  - {prefix: /a/, upstream: books}\n  - {prefix: /a, upstream: books}\n",
+            "prefix `/a` is given twice",
+        ),
+    ] {
+        let err = parse(&format!("{base}{groups}"))
+            .validate()
+            .expect_err(groups)
+            .to_string();
+        assert!(
+            err.contains("routes: ") && err.contains(needle),
+            "{groups}: {err}"
+        );
+    }
+}
+
+/// The README's configuration reference is a config that parses and
+/// passes validation: every key it shows exists, with values of its type.
+#[test]
+fn readme_config_reference_parses() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("## Configuration")
+        .and_then(|at| {
+            readme[at..]
+                .find("```yaml")
+                .map(|i| at + i + "```yaml".len())
+        })
+        .expect("a yaml block under ## Configuration");
+    let end = start + readme[start..].find("```").expect("the block's end");
+    let config = parse(&readme[start..end]);
+    config.validate().expect("the README's example is valid");
+    assert!(!config.routes.is_empty() && config.cors.is_some());
+}

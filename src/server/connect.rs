@@ -100,9 +100,9 @@ fn prepare<'s>(
             method: parts.method.clone(),
             path: path.to_owned(),
         })?;
-    let upstream = rpc
-        .upstream
-        .map(|i| snapshot.upstreams[i].clone())
+    let upstream = snapshot
+        .upstream_of(rpc, parts.extensions.get())
+        .cloned()
         .ok_or_else(|| GatewayError::NoUpstream(rpc.name.to_string()))?;
     let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
     let metadata = metadata::rpc_metadata(
@@ -196,7 +196,10 @@ async fn unary(
         let message = request_message(snapshot, rpc, &read.bytes, encoding)?;
         in_place_of(read, message, snapshot)?
     };
-    let timeout = deadline(&parts.headers, rpc.timeout.or(Some(snapshot.unary_timeout)))?;
+    let timeout = deadline(
+        &parts.headers,
+        Some(snapshot.unary_timeout_of(rpc, parts.extensions.get())),
+    )?;
     let reply = upstream
         .unary(Call {
             path: rpc.path.clone(),

@@ -104,9 +104,13 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 .next()
                 .unwrap_or_default()
                 .to_owned();
-            let Some(upstream) = snapshot
-                .services
-                .find(&service)
+            // A group's upstream, else the one serving the service.
+            let group = request
+                .extensions()
+                .get::<super::group::GroupPolicy>()
+                .map(|p| p.upstream);
+            let Some(upstream) = group
+                .or_else(|| snapshot.services.find(&service))
                 .map(|i| &snapshot.upstreams[i])
             else {
                 let status = Status::unimplemented(format!("no upstream serves {service}"));

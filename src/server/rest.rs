@@ -22,6 +22,7 @@ use crate::upstream::{Call, Reply, Upstream, metadata};
 use tonic::metadata::MetadataMap;
 
 use super::coding::Coding;
+use super::group::GroupPolicy;
 use super::{body, streaming};
 
 /// The client's address, put in request extensions by the listener.
@@ -119,15 +120,12 @@ async fn call<'s>(
     };
     let rpc = &*route.rpc.name;
     let fail = |err: GatewayError| (err, Some(rpc));
-    let upstream = route
-        .rpc
-        .upstream
-        .map(|i| &snapshot.upstreams[i])
-        .ok_or_else(|| {
-            fail(GatewayError::NoUpstream(
-                rpc.split('/').next().unwrap_or(rpc).to_owned(),
-            ))
-        })?;
+    let policy = parts.extensions.get::<GroupPolicy>();
+    let upstream = snapshot.upstream_of(&route.rpc, policy).ok_or_else(|| {
+        fail(GatewayError::NoUpstream(
+            rpc.split('/').next().unwrap_or(rpc).to_owned(),
+        ))
+    })?;
     if route.request.takes_body() {
         check_encoding(parts, route.rpc.kind).map_err(fail)?;
     }
@@ -196,7 +194,7 @@ async fn unary(call: Matched<'_>, body: Body) -> Result<Response<Body>, GatewayE
     let (request, _share) = encoded_request(&call, body).await?;
     let timeout = deadline(
         &parts.headers,
-        route.rpc.timeout.or(Some(snapshot.unary_timeout)),
+        Some(snapshot.unary_timeout_of(&route.rpc, parts.extensions.get())),
     )?;
     let reply = upstream
         .unary(Call {

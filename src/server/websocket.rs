@@ -104,10 +104,9 @@ fn prepare(snapshot: &Snapshot, parts: &http::request::Parts) -> Result<Prepared
             })
         });
     };
-    let upstream = route
-        .rpc
-        .upstream
-        .map(|i| snapshot.upstreams[i].clone())
+    let upstream = snapshot
+        .upstream_of(&route.rpc, parts.extensions.get())
+        .cloned()
         .ok_or_else(|| GatewayError::NoUpstream(route.rpc.name.to_string()))?;
     let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
     let metadata = metadata::to_metadata(

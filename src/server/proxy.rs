@@ -1,0 +1,373 @@
+//! Route groups whose upstream is a plain HTTP service: every request under
+//! the prefix is forwarded as it is — method, path, query, headers and a
+//! streamed body — and the answer comes back the same way.
+//!
+//! What a reverse proxy owes both sides is done here: hop-by-hop headers
+//! (RFC 9110 §7.6.1) are dropped in both directions, `Host` becomes the
+//! upstream's, `X-Forwarded-For`/`-Host`/`-Proto` (and `-Prefix` when the
+//! prefix is stripped) tell the upstream who asked. Paths with dot
+//! segments are refused (400) rather than forwarded: the upstream would
+//! resolve `/legacy/../admin` to a path outside the prefix. Bodies stream
+//! both ways and are held to `limits.max_body_bytes` on the way in.
+//!
+//! Connections to the upstream are pooled (HTTP/1.1, kept alive). Answers
+//! are passed on as the upstream encoded them, never compressed again.
+//! Upgrades (WebSocket) are not proxied: such requests get the upstream's
+//! answer to a plain request.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Uri};
+use http_body_util::{BodyExt as _, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::rest::ClientAddr;
+use crate::config::UpstreamTls;
+use crate::error::GatewayError;
+use crate::http_rule::path;
+use crate::transcode::{Codec, RequestError};
+use prost_reflect::DescriptorPool;
+
+/// How long an idle pooled connection to an upstream is kept.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
+/// One plain HTTP upstream behind a prefix.
+#[derive(Clone)]
+pub(crate) struct HttpProxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The prefix, without a trailing `/`, for messages and stripping.
+    prefix: Box<str>,
+    /// The upstream URL as configured, for messages.
+    url: Box<str>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// The URL's own path, without a trailing `/` (may be empty).
+    base_path: Box<str>,
+    strip_prefix: bool,
+    timeout: Option<Duration>,
+    max_body_bytes: usize,
+    client: Client<HttpsConnector<HttpConnector>, BoxBody>,
+}
+
+type BoxBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, axum::BoxError>;
+
+impl std::fmt::Debug for HttpProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpProxy")
+            .field("prefix", &self.inner.prefix)
+            .field("url", &self.inner.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a proxy needs from config.
+#[derive(Debug)]
+pub(crate) struct ProxySettings<'a> {
+    pub(crate) prefix: &'a str,
+    pub(crate) url: &'a str,
+    pub(crate) strip_prefix: bool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) tls: Option<&'a UpstreamTls>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) connect_timeout: Duration,
+}
+
+impl HttpProxy {
+    /// A proxy to `settings.url`; fails on a URL or TLS file that cannot
+    /// be used.
+    pub(crate) fn new(settings: &ProxySettings<'_>) -> Result<HttpProxy, String> {
+        let uri: Uri = settings
+            .url
+            .parse()
+            .map_err(|e| format!("`{}` is not a URL: {e}", settings.url))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+        else {
+            return Err(format!("`{}` is not an http(s):// URL", settings.url));
+        };
+        crate::install_crypto_provider();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        http.set_nodelay(true);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(settings.tls)?)
+            .https_or_http();
+        let builder = match settings.tls.and_then(|t| t.server_name.as_deref()) {
+            Some(name) => {
+                let name = rustls::pki_types::ServerName::try_from(name.to_owned())
+                    .map_err(|e| format!("tls.server_name `{name}`: {e}"))?;
+                builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+            }
+            None => builder,
+        };
+        let connector = builder.enable_http1().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .build(connector);
+        Ok(HttpProxy {
+            inner: Arc::new(Inner {
+                prefix: settings.prefix.trim_end_matches('/').into(),
+                url: settings.url.into(),
+                scheme,
+                authority,
+                base_path: uri.path().trim_end_matches('/').into(),
+                strip_prefix: settings.strip_prefix,
+                timeout: settings.timeout,
+                max_body_bytes: settings.max_body_bytes,
+                client,
+            }),
+        })
+    }
+
+    /// Forwards one request.
+    async fn forward(self, request: Request<Body>) -> Result<Response, GatewayError> {
+        let inner = &*self.inner;
+        let (mut parts, body) = request.into_parts();
+        // Refuses dot segments (also percent-encoded) like the REST routes.
+        path::normalize(parts.uri.path()).map_err(RequestError::from)?;
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > inner.max_body_bytes as u64) {
+            return Err(GatewayError::PayloadTooLarge(inner.max_body_bytes));
+        }
+        parts.uri = self.upstream_uri(&parts.uri)?;
+        let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
+        forwarded_headers(
+            &mut parts.headers,
+            client,
+            inner.strip_prefix.then_some(&*inner.prefix),
+        );
+        parts.version = http::Version::HTTP_11;
+        let body = Limited::new(body, inner.max_body_bytes)
+            .map_err(axum::BoxError::from)
+            .boxed_unsync();
+        let call = inner.client.request(Request::from_parts(parts, body));
+        let answer = match inner.timeout {
+            Some(timeout) => tokio::time::timeout(timeout, call)
+                .await
+                .map_err(|_| GatewayError::DeadlineExceeded(timeout))?,
+            None => call.await,
+        };
+        let response = answer.map_err(|e| self.failure(&e))?;
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        // Passed on as the upstream sent it: the gateway does not compress
+        // it (which would also hold back a streamed answer's chunks).
+        parts.extensions.insert(super::stream::Streamed);
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+
+    /// The upstream URI for a request URI: the upstream's scheme, host and
+    /// base path, then the request's path (without the prefix, if
+    /// stripped) and query.
+    fn upstream_uri(&self, uri: &Uri) -> Result<Uri, GatewayError> {
+        let inner = &*self.inner;
+        let mut rest = uri.path();
+        if inner.strip_prefix {
+            rest = rest.strip_prefix(&*inner.prefix).unwrap_or(rest);
+        }
+        let mut target = String::with_capacity(inner.base_path.len() + rest.len() + 64);
+        target.push_str(&inner.base_path);
+        if !rest.starts_with('/') {
+            target.push('/');
+        }
+        target.push_str(rest);
+        if let Some(query) = uri.query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        Uri::builder()
+            .scheme(inner.scheme.clone())
+            .authority(inner.authority.clone())
+            .path_and_query(target)
+            .build()
+            .map_err(|e| {
+                GatewayError::BadRequest(RequestError::Json {
+                    at: None,
+                    reason: format!("the path cannot be forwarded: {e}"),
+                })
+            })
+    }
+
+    /// A failed exchange: the body limit (413), an upstream that cannot be
+    /// reached (503), or one that answered something that is not HTTP
+    /// (502). Each names the route and the upstream.
+    fn failure(&self, err: &hyper_util::client::legacy::Error) -> GatewayError {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        let mut text = String::new();
+        while let Some(e) = cause {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return GatewayError::PayloadTooLarge(self.inner.max_body_bytes);
+            }
+            let line = e.to_string();
+            if !text.contains(&line) {
+                if !text.is_empty() {
+                    text.push_str(": ");
+                }
+                text.push_str(&line);
+            }
+            cause = e.source();
+        }
+        let message = format!(
+            "route `{}/` ({}): {text}",
+            self.inner.prefix, self.inner.url
+        );
+        if err.is_connect() {
+            GatewayError::Upstream(tonic::Status::unavailable(message), None)
+        } else {
+            GatewayError::UpstreamProtocol(message)
+        }
+    }
+}
+
+impl tower::Service<Request<Body>> for HttpProxy {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let proxy = self.clone();
+        Box::pin(async move {
+            let started = tokio::time::Instant::now();
+            let method = request.method().clone();
+            let path = request.uri().path().to_owned();
+            let response = match proxy.clone().forward(request).await {
+                Ok(response) => response,
+                Err(err) => {
+                    let (status, _) = err.status();
+                    if status.is_server_error() {
+                        tracing::warn!(%method, %path, upstream = &*proxy.inner.url, status = status.as_u16(), error = %err, "Proxied request failed");
+                    }
+                    // No descriptors here: gateway errors carry no details.
+                    err.into_response(&DescriptorPool::global(), &Codec::default())
+                }
+            };
+            tracing::debug!(%method, %path, upstream = &*proxy.inner.url, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "Proxied");
+            Ok(response)
+        })
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110
+/// §7.6.1), plus the names the `Connection` header lists.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    for name in ["keep-alive", "proxy-connection"] {
+        headers.remove(name);
+    }
+}
+
+/// The request headers as the upstream gets them: hop-by-hop ones gone,
+/// `Host` left for the client to set from the upstream URL, and the
+/// `X-Forwarded-*` set saying who asked.
+fn forwarded_headers(
+    headers: &mut HeaderMap,
+    client: Option<std::net::SocketAddr>,
+    prefix: Option<&str>,
+) {
+    strip_hop_by_hop(headers);
+    if let Some(host) = headers.remove(header::HOST) {
+        headers.insert("x-forwarded-host", host);
+    } else {
+        headers.remove("x-forwarded-host");
+    }
+    if let Some(client) = client {
+        let ip = client.ip().to_string();
+        let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(earlier) => format!("{earlier}, {ip}"),
+            None => ip,
+        };
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert("x-forwarded-for", value);
+        }
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    match prefix.and_then(|p| HeaderValue::from_str(p).ok()) {
+        Some(prefix) => {
+            headers.insert("x-forwarded-prefix", prefix);
+        }
+        None => {
+            headers.remove("x-forwarded-prefix");
+        }
+    }
+}
+
+/// TLS for an `https://` upstream: the system's roots and the webpki
+/// roots, plus `ca_file`, and a client certificate for mutual TLS.
+fn tls_config(tls: Option<&UpstreamTls>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system certificate rustls cannot use is skipped, as tonic does.
+        let _ = roots.add(cert);
+    }
+    let tls = tls.cloned().unwrap_or_default();
+    if let Some(ca) = &tls.ca_file {
+        let certs = CertificateDer::pem_file_iter(ca)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
+        }
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("tls.cert_file {}: {e}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("tls.key_file {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("tls client certificate: {e}"))
+        }
+        (None, None) => Ok(builder.with_no_client_auth()),
+        _ => Err("tls: cert_file and key_file must be given together".to_owned()),
+    }
+}

@@ -1,0 +1,384 @@
+//! Route groups (`routes:` in config): a prefix proxied to a plain HTTP
+//! service, and a prefix whose transcoded routes call their own gRPC
+//! upstream with their own deadline.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use http_body_util::BodyExt as _;
+use protogate::config::RouteGroupConfig;
+use protogate::{Config, UpstreamConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{EchoBackend, Script, TestGateway};
+
+fn kitchen() -> Bytes {
+    support::compile(
+        &support::repo().join("tests/protos"),
+        &["kitchen/v1/kitchen.proto"],
+    )
+}
+
+fn group(prefix: &str, upstream: &str) -> RouteGroupConfig {
+    RouteGroupConfig {
+        prefix: prefix.to_owned(),
+        upstream: upstream.to_owned(),
+        timeout: None,
+        strip_prefix: false,
+        tls: None,
+    }
+}
+
+/// A plain HTTP service on loopback that answers every request with what
+/// it received as JSON; `/slow` waits 2 s first, `/teapot` answers 418
+/// with hop-by-hop headers, `/stream` sends three chunks 300 ms apart.
+async fn http_service() -> SocketAddr {
+    async fn answer(request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path().to_owned();
+        if path.ends_with("/slow") {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        if path.ends_with("/stream") {
+            let chunks = futures_util::stream::iter(0..3).then(|i| async move {
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Ok::<_, std::convert::Infallible>(Bytes::from(format!("chunk {i}\n")))
+            });
+            return Response::new(Body::from_stream(chunks));
+        }
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let headers: serde_json::Map<String, Value> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or("?"))))
+            .collect();
+        let seen = json!({
+            "method": parts.method.as_str(),
+            "uri": parts.uri.to_string(),
+            "headers": headers,
+            "body": String::from_utf8_lossy(&body),
+        });
+        let mut response = Response::new(Body::from(seen.to_string()));
+        response
+            .headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        if path.ends_with("/teapot") {
+            *response.status_mut() = http::StatusCode::IM_A_TEAPOT;
+            let headers = response.headers_mut();
+            headers.insert("x-brewed", "yes".parse().unwrap());
+            headers.insert("connection", "x-secret".parse().unwrap());
+            headers.insert("x-secret", "hop".parse().unwrap());
+        }
+        response
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, axum::Router::new().fallback(answer)).await;
+    });
+    addr
+}
+
+async fn gateway(tweak: impl FnOnce(&mut Config)) -> (EchoBackend, TestGateway) {
+    let set = kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let mut config = support::gateway::config(&set, &backend.url());
+    tweak(&mut config);
+    (backend, TestGateway::start(config).await)
+}
+
+/// The request the plain HTTP service saw.
+async fn seen(response: reqwest::Response) -> Value {
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// A prefix proxied to a plain HTTP service: method, path, query and body
+/// arrive unchanged; `Host` is the service's, `X-Forwarded-*` say who
+/// asked, hop-by-hop headers stay behind; the prefix holds `/legacy` and
+/// below, not `/legacyx`, and transcoded routes elsewhere still work.
+#[tokio::test]
+async fn a_prefix_is_proxied_to_a_plain_http_service() {
+    let service = http_service().await;
+    let (_backend, gateway) = gateway(|c| {
+        c.routes
+            .push(group("/legacy/", &format!("http://{service}")))
+    })
+    .await;
+    let client = support::http1();
+    let got = seen(
+        client
+            .post(gateway.url("/legacy/items/7?x=1&y=%2F"))
+            .header("connection", "keep-alive, x-hop")
+            .header("x-hop", "secret")
+            .header("x-request-id", "r1")
+            .body("raw body, not JSON")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got["method"], "POST");
+    assert_eq!(got["uri"], "/legacy/items/7?x=1&y=%2F");
+    assert_eq!(got["body"], "raw body, not JSON");
+    let headers = &got["headers"];
+    assert_eq!(headers["host"], service.to_string());
+    assert_eq!(headers["x-forwarded-host"], gateway.addr().to_string());
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["x-request-id"], "r1");
+    assert!(headers.get("x-hop").is_none(), "{headers}");
+    assert!(headers.get("x-forwarded-prefix").is_none(), "{headers}");
+    // The prefix itself, without the slash, is in the group too.
+    let got = seen(client.get(gateway.url("/legacy")).send().await.unwrap()).await;
+    assert_eq!(got["uri"], "/legacy");
+    // A neighbour path is not.
+    let response = client.get(gateway.url("/legacyx")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let (status, _) = (
+        client
+            .get(gateway.url("/v1/echo?s=x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        (),
+    );
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// The service's answer comes back as it is — status, headers, body —
+/// without its hop-by-hop headers, and a streamed answer streams, chunk
+/// by chunk, uncompressed.
+#[tokio::test]
+async fn answers_come_back_unchanged_and_streamed() {
+    let service = http_service().await;
+    let (_backend, gateway) = gateway(|c| {
+        c.routes
+            .push(group("/legacy", &format!("http://{service}")))
+    })
+    .await;
+    let client = support::http1();
+    let response = client
+        .get(gateway.url("/legacy/teapot"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+    assert_eq!(response.headers()["x-brewed"], "yes");
+    assert!(response.headers().get("x-secret").is_none());
+    // Not compressed again by the gateway, which would hold chunks back.
+    let response = client
+        .get(gateway.url("/legacy/stream"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("content-encoding").is_none());
+    let started = Instant::now();
+    let mut body = response.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"chunk 0\n");
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "the first chunk is not held back: {:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    while let Some(chunk) = body.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(rest, b"chunk 1\nchunk 2\n");
+}
+
+/// `strip_prefix` drops the prefix (and says so in `X-Forwarded-Prefix`);
+/// a URL with a path puts it in front.
+#[tokio::test]
+async fn strip_prefix_and_base_paths() {
+    let service = http_service().await;
+    let (_backend, gateway) = gateway(|c| {
+        c.routes.push(RouteGroupConfig {
+            strip_prefix: true,
+            ..group("/legacy/", &format!("http://{service}"))
+        });
+        c.routes
+            .push(group("/api/", &format!("http://{service}/base/")));
+    })
+    .await;
+    let client = support::http1();
+    let got = seen(
+        client
+            .get(gateway.url("/legacy/items?x=1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got["uri"], "/items?x=1");
+    assert_eq!(got["headers"]["x-forwarded-prefix"], "/legacy");
+    let got = seen(client.get(gateway.url("/legacy")).send().await.unwrap()).await;
+    assert_eq!(got["uri"], "/");
+    let got = seen(client.get(gateway.url("/api/v2/x")).send().await.unwrap()).await;
+    assert_eq!(got["uri"], "/base/api/v2/x");
+}
+
+/// What can go wrong has the google.rpc.Status shape and the right status:
+/// dot segments (the service would resolve them out of the prefix) 400, a
+/// body over `limits.max_body_bytes` 413, a service that is down 503 and a
+/// slow one 504 at the group's timeout.
+#[tokio::test]
+async fn proxy_failures_are_status_json() {
+    let service = http_service().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = closed.local_addr().unwrap();
+    drop(closed);
+    let (_backend, gateway) = gateway(|c| {
+        c.limits.max_body_bytes = 1000;
+        c.routes.push(RouteGroupConfig {
+            timeout: Some(Duration::from_millis(300)),
+            ..group("/legacy/", &format!("http://{service}"))
+        });
+        c.routes.push(group("/down/", &format!("http://{down}")));
+    })
+    .await;
+    let client = support::http1();
+    let call = async |response: reqwest::Response| -> (StatusCode, Value) {
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    };
+    // Sent as written (a URL library would resolve the dots first).
+    for path in ["/legacy/a/../../admin", "/legacy/%2e%2e/admin"] {
+        let mut conn = support::client::Conn::http1(gateway.addr()).await;
+        let request = http::Request::get(path)
+            .header("host", "gateway")
+            .body(support::client::full(Bytes::new()))
+            .unwrap();
+        let response = conn.send(request).await;
+        let status = response.status();
+        let body: Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["code"], 3);
+    }
+    let (status, body) = call(
+        client
+            .post(gateway.url("/legacy/big"))
+            .body(vec![b'x'; 2000])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    // Chunked, without a length: stopped at the limit too.
+    let chunks = futures_util::stream::iter(
+        (0..20).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 100]))),
+    );
+    let (status, body) = call(
+        client
+            .post(gateway.url("/legacy/big"))
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (status, body) = call(client.get(gateway.url("/down/x")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], 14);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("route `/down/` (http://{down}): ")),
+        "{message}"
+    );
+    let started = Instant::now();
+    let (status, body) = call(
+        client
+            .get(gateway.url("/legacy/slow"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["code"], 4);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+}
+
+/// A group on a gRPC upstream: the transcoded routes under its prefix call
+/// that upstream (the longest prefix wins), others keep theirs; the
+/// group's timeout is their unary deadline, and a per-method timeout
+/// still wins over it.
+#[tokio::test]
+async fn a_prefix_on_its_own_grpc_upstream() {
+    let set = kitchen();
+    let main = EchoBackend::start(support::pool(&set)).await;
+    let other = EchoBackend::start(support::pool(&set)).await;
+    let mut config = support::gateway::config(&set, &main.url());
+    config.upstreams.insert("other".into(), {
+        let mut u = UpstreamConfig::new(other.url());
+        u.services = vec!["nothing.Here".into()];
+        u
+    });
+    config.routes.push(group("/v1/", "default"));
+    config.routes.push(RouteGroupConfig {
+        timeout: Some(Duration::from_millis(300)),
+        ..group("/v1/echo", "other")
+    });
+    let gateway = TestGateway::start(config).await;
+    let client = support::http1();
+    let get = async |path: &str| client.get(gateway.url(path)).send().await.unwrap();
+    assert_eq!(get("/v1/echo?s=x").await.status(), StatusCode::OK);
+    assert_eq!(get("/v1/tags?tags=a").await.status(), StatusCode::OK);
+    assert_eq!(other.records().len(), 1, "/v1/echo went to `other`");
+    assert_eq!(main.records().len(), 1, "/v1/tags stayed on `default`");
+    // The group's deadline.
+    other.script(Script {
+        delay: Some(Duration::from_secs(2)),
+        ..Script::default()
+    });
+    let started = Instant::now();
+    let response = get("/v1/echo").await;
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+}
+
+/// A per-method timeout (`timeouts.methods`) is more specific than a
+/// group's and wins over it.
+#[tokio::test]
+async fn method_timeouts_win_over_group_timeouts() {
+    let (backend, gateway) = gateway(|c| {
+        c.routes.push(RouteGroupConfig {
+            timeout: Some(Duration::from_millis(200)),
+            ..group("/v1/", "default")
+        });
+        c.timeouts
+            .methods
+            .insert("kitchen.v1.Kitchen/Echo".into(), Duration::from_secs(5));
+    })
+    .await;
+    backend.script(Script {
+        delay: Some(Duration::from_millis(600)),
+        ..Script::default()
+    });
+    let client = support::http1();
+    let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = client.get(gateway.url("/v1/tags")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+}
