@@ -276,7 +276,12 @@ impl GatewayError {
     /// The error in the Connect protocol's shape: `{"code": "not_found",
     /// "message": ..., "details": [{"type": ..., "value": <base64>}]}`.
     pub fn connect_json(&self) -> serde_json::Value {
-        let (_, code) = self.status();
+        let (_, mut code) = self.status();
+        // Connect: a compression the server does not support is
+        // `unimplemented`.
+        if let GatewayError::UnsupportedEncoding(_) = self {
+            code = Code::Unimplemented;
+        }
         let (message, details) = match self {
             GatewayError::Upstream(grpc, _) => {
                 (grpc.message().to_owned(), connect_details(grpc.details()))

@@ -356,4 +356,20 @@ async fn compressed_stream_requests() {
     let end: Value = serde_json::from_slice(&frames[0].1).unwrap();
     let message = end["error"]["message"].as_str().unwrap();
     assert!(message.contains("snappy"), "{message}");
+    // The Connect protocol: an unsupported compression is `unimplemented`.
+    assert_eq!(end["error"]["code"], "unimplemented");
+
+    // Flagged compressed with no coding named: an error that says so.
+    let response = support::http1()
+        .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
+        .header("content-type", "application/connect+json")
+        .body(envelope(0x01, b"{}"))
+        .send()
+        .await
+        .unwrap();
+    let frames = envelopes(response.bytes().await.unwrap());
+    let end: Value = serde_json::from_slice(&frames[0].1).unwrap();
+    assert_eq!(end["error"]["code"], "invalid_argument");
+    let message = end["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no Connect-Content-Encoding"), "{message}");
 }

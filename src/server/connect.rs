@@ -341,10 +341,14 @@ async fn unenvelope(
     if flags & 0x01 == 0 {
         return Ok(payload);
     }
-    let encoding = headers
+    let Some(encoding) = headers
         .get("connect-content-encoding")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity");
+        .map(|v| v.to_str().unwrap_or("?"))
+    else {
+        return Err(bad(
+            "the message is flagged compressed but no Connect-Content-Encoding names its coding",
+        ));
+    };
     let coding = match encoding.to_ascii_lowercase().as_str() {
         "gzip" => Coding::Gzip,
         "br" => Coding::Brotli,
