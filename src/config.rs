@@ -79,6 +79,40 @@ pub struct Config {
     pub routes: Vec<RouteGroupConfig>,
     /// Size and count limits.
     pub limits: Limits,
+    /// Asking upstreams for their descriptors (`descriptors: reflection`).
+    pub reflection: ReflectionOptions,
+    /// The admin listener.
+    pub admin: AdminOptions,
+}
+
+/// Server reflection toward upstreams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReflectionOptions {
+    /// Ask again this often (none: at start, on reload, and until an
+    /// upstream that was down has answered).
+    #[serde(deserialize_with = "de::opt_duration")]
+    pub refresh: Option<Duration>,
+    /// How long one upstream may take to answer.
+    #[serde(deserialize_with = "de::duration")]
+    pub timeout: Duration,
+}
+
+impl Default for ReflectionOptions {
+    fn default() -> Self {
+        ReflectionOptions {
+            refresh: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The admin listener: health, readiness, the live route table, reloads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminOptions {
+    /// Where it listens; off when absent.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -92,6 +126,8 @@ impl Default for Config {
             origin: None,
             upstreams: BTreeMap::new(),
             routes: Vec::new(),
+            reflection: ReflectionOptions::default(),
+            admin: AdminOptions::default(),
             json: JsonOptions::default(),
             timeouts: Timeouts::default(),
             headers: HeaderOptions::default(),
@@ -127,6 +163,21 @@ pub struct UpstreamConfig {
     /// responses are always accepted and decoded.
     #[serde(default)]
     pub compression: Option<GrpcCompression>,
+    /// Where its descriptors come from: the configured files (default) or
+    /// its server reflection.
+    #[serde(default)]
+    pub descriptors: DescriptorSource,
+}
+
+/// Where an upstream's descriptors come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DescriptorSource {
+    /// The descriptor sets and `.proto` files in the config.
+    #[default]
+    Files,
+    /// Its `grpc.reflection.v1` (or `v1alpha`) service.
+    Reflection,
 }
 
 /// A route group: requests under `prefix` go to `upstream` with these
@@ -179,6 +230,7 @@ impl UpstreamConfig {
             timeout: None,
             tls: None,
             compression: None,
+            descriptors: DescriptorSource::Files,
         }
     }
 }
@@ -662,12 +714,25 @@ impl Config {
             protos: self.protos.clone(),
             include_paths: self.include_paths.clone(),
             embedded: self.embedded_descriptors.clone(),
+            reflecting: self
+                .upstreams
+                .iter()
+                .filter(|(_, u)| u.descriptors == DescriptorSource::Reflection)
+                .map(|(name, _)| name.clone())
+                .collect(),
+            reflected: Vec::new(),
         }
     }
 
     /// The upstream serving `service`: listed by full name, else by the
     /// longest matching `pkg.*` pattern, else the default upstream.
     pub fn upstream_for(&self, service: &str) -> Option<&str> {
+        self.claimed_by(service).or_else(|| self.default_upstream())
+    }
+
+    /// The upstream whose `services` name `service` (by full name, else
+    /// the longest matching `pkg.*` pattern).
+    pub fn claimed_by(&self, service: &str) -> Option<&str> {
         let mut best: Option<(&str, usize)> = None;
         for (name, upstream) in &self.upstreams {
             for pattern in &upstream.services {
@@ -677,12 +742,15 @@ impl Config {
                 }
             }
         }
-        best.map(|(name, _)| name).or_else(|| {
-            self.upstreams
-                .iter()
-                .find(|(_, u)| u.services.is_empty())
-                .map(|(name, _)| name.as_str())
-        })
+        best.map(|(name, _)| name)
+    }
+
+    /// The upstream without `services`, which serves what no other claims.
+    pub fn default_upstream(&self) -> Option<&str> {
+        self.upstreams
+            .iter()
+            .find(|(_, u)| u.services.is_empty())
+            .map(|(name, _)| name.as_str())
     }
 }
 

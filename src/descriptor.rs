@@ -29,13 +29,43 @@ pub struct Sources {
     pub include_paths: Vec<PathBuf>,
     /// Encoded `FileDescriptorSet`s given in memory (the demo, tests).
     pub embedded: Vec<Bytes>,
+    /// Upstreams asked for their descriptors by server reflection. With
+    /// any, an empty pool is fine: they may not have answered yet.
+    pub reflecting: Vec<String>,
+    /// What those that answered sent.
+    pub reflected: Vec<Reflected>,
+}
+
+/// What one upstream's server reflection sent.
+#[derive(Debug, Clone)]
+pub struct Reflected {
+    /// The upstream's name.
+    pub upstream: String,
+    /// The services it lists (reflection and health services included).
+    pub services: Vec<String>,
+    /// The files defining them, with their imports.
+    pub files: Vec<RawFile>,
 }
 
 impl Sources {
     /// Whether no source is given.
     pub fn is_empty(&self) -> bool {
-        self.descriptor_sets.is_empty() && self.protos.is_empty() && self.embedded.is_empty()
+        self.descriptor_sets.is_empty()
+            && self.protos.is_empty()
+            && self.embedded.is_empty()
+            && self.reflecting.is_empty()
     }
+}
+
+/// A loaded pool and the files it was built from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The pool.
+    pub pool: DescriptorPool,
+    /// Every file in the pool as its original bytes, imports first, as an
+    /// encoded `FileDescriptorSet` (what the gateway's own server
+    /// reflection answers with).
+    pub set: Bytes,
 }
 
 /// Descriptors that cannot be loaded.
@@ -86,6 +116,11 @@ pub enum DescriptorError {
 
 /// Loads every source into one pool.
 pub fn load(sources: &Sources) -> Result<DescriptorPool, DescriptorError> {
+    load_files(sources).map(|loaded| loaded.pool)
+}
+
+/// Loads every source into one pool, keeping the files' bytes.
+pub fn load_files(sources: &Sources) -> Result<Loaded, DescriptorError> {
     if sources.is_empty() {
         return Err(DescriptorError::Empty);
     }
@@ -117,6 +152,10 @@ pub fn load(sources: &Sources) -> Result<DescriptorPool, DescriptorError> {
             .map_err(DescriptorError::Compile)?;
         files.add_set(set.into(), "compiled .proto files")?;
     }
+    for reflected in &sources.reflected {
+        let source = format!("upstream `{}` (server reflection)", reflected.upstream);
+        files.add_files(reflected.files.iter().cloned(), &source);
+    }
     files.into_pool()
 }
 
@@ -146,6 +185,12 @@ impl Files {
         if files.iter().any(|f| f.name.is_empty()) {
             return Err(corrupt("a file in it has no name".to_owned()));
         }
+        self.add_files(files, source_name);
+        Ok(())
+    }
+
+    /// Adds files; a name seen before keeps its first file.
+    fn add_files(&mut self, files: impl IntoIterator<Item = RawFile>, source_name: &str) {
         for file in files {
             if let Some(existing) = self.by_name.get(&file.name) {
                 // Copies of the shared Google definitions differ in comments
@@ -163,10 +208,9 @@ impl Files {
             self.order.push(file.name.clone());
             self.by_name.insert(file.name.clone(), file);
         }
-        Ok(())
     }
 
-    fn into_pool(self) -> Result<DescriptorPool, DescriptorError> {
+    fn into_pool(self) -> Result<Loaded, DescriptorError> {
         let bundled: HashMap<String, RawFile> =
             set::split(Bytes::from_static(bundled::DESCRIPTOR_SET))
                 .map_err(|e| DescriptorError::Corrupt {
@@ -181,6 +225,7 @@ impl Files {
             user: &self.by_name,
             bundled: &bundled,
             added: HashMap::new(),
+            files: Vec::new(),
         };
         for name in &self.order {
             builder.add(name, None)?;
@@ -188,7 +233,10 @@ impl Files {
         for name in bundled::ALWAYS {
             builder.add(name, None)?;
         }
-        Ok(builder.pool)
+        Ok(Loaded {
+            set: set::join(builder.files.iter().copied()),
+            pool: builder.pool,
+        })
     }
 }
 
@@ -198,16 +246,18 @@ struct PoolBuilder<'a> {
     bundled: &'a HashMap<String, RawFile>,
     /// `false` while a file's imports are being added, `true` once added.
     added: HashMap<String, bool>,
+    /// The files added, in order.
+    files: Vec<&'a RawFile>,
 }
 
-impl PoolBuilder<'_> {
+impl<'a> PoolBuilder<'a> {
     /// Adds `name` after its imports (depth first).
     fn add(&mut self, name: &str, importer: Option<&str>) -> Result<(), DescriptorError> {
         if self.added.contains_key(name) {
             // Added already, or an import cycle the pool will reject.
             return Ok(());
         }
-        let file = self
+        let file: &'a RawFile = self
             .user
             .get(name)
             .or_else(|| self.bundled.get(name))
@@ -226,6 +276,7 @@ impl PoolBuilder<'_> {
                 reason: e.to_string(),
             })?;
         self.added.insert(name.to_owned(), true);
+        self.files.push(file);
         Ok(())
     }
 }

@@ -38,18 +38,40 @@ use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 use crate::snapshot::Snapshot;
 
-/// The gateway's shared state: the current snapshot, swapped atomically.
+/// The gateway's shared state: the current snapshot, swapped atomically,
+/// and whether it is ready to serve.
 #[derive(Debug)]
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
+    /// Set once the descriptors are complete (every reflecting upstream
+    /// has answered at least once); `/readyz` and the gateway's own
+    /// `grpc.health.v1` report it.
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl Gateway {
-    /// A gateway serving `snapshot`.
+    /// A gateway serving `snapshot`, ready.
     pub fn new(snapshot: Snapshot) -> Arc<Gateway> {
+        Gateway::with_readiness(snapshot, true)
+    }
+
+    /// A gateway serving `snapshot`, ready or not yet.
+    pub fn with_readiness(snapshot: Snapshot, ready: bool) -> Arc<Gateway> {
         Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
+            ready: ready.into(),
         })
+    }
+
+    /// Whether the gateway is ready to serve.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks the gateway ready (or not).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready
+            .store(ready, std::sync::atomic::Ordering::Release);
     }
 
     /// The current snapshot; a request keeps the one it started with.

@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bytes::Bytes;
 use prost_reflect::DescriptorPool;
 
 use crate::config::{Config, ConfigError, Limits};
-use crate::descriptor::{self, DescriptorError};
+use crate::descriptor::{self, DescriptorError, Sources};
 use crate::route::{Conflict, MethodSettings, RouteError, RouteTable, TableOptions};
 use crate::transcode::Codec;
 use crate::upstream::metadata::HeaderPolicy;
@@ -19,6 +20,11 @@ use crate::upstream::{ChannelSettings, Upstream, UpstreamError};
 pub struct Snapshot {
     /// All descriptors.
     pub pool: DescriptorPool,
+    /// The pool's files as their original bytes, an encoded
+    /// `FileDescriptorSet` (what the gateway's own reflection serves).
+    pub descriptor_set: Bytes,
+    /// The fleet as the descriptors describe it: versions, who serves what.
+    pub fleet: Fleet,
     /// The routes.
     pub routes: RouteTable,
     /// Upstreams, indexed by `Rpc::upstream`.
@@ -77,7 +83,7 @@ impl Snapshot {
         }
         let pool = descriptor::load(&config.sources())?;
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
-        let routes = build_routes(config, &pool, &names)?;
+        let routes = build_routes(config, &pool, &names, &Fleet::default())?;
         warn_odd_routes(&routes);
         // Proxied prefixes' URLs and TLS files are checked too.
         let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;
@@ -88,8 +94,19 @@ impl Snapshot {
     /// Builds a snapshot. Must run inside a Tokio runtime (channels spawn
     /// their workers there).
     pub fn build(config: &Config) -> Result<Snapshot, SnapshotError> {
+        Snapshot::build_from(config, config.sources())
+    }
+
+    /// Builds a snapshot from `sources`: the config's, with what the
+    /// reflecting upstreams sent.
+    pub fn build_from(config: &Config, sources: Sources) -> Result<Snapshot, SnapshotError> {
         config.validate()?;
-        let pool = descriptor::load(&config.sources())?;
+        let loaded = descriptor::load_files(&sources)?;
+        let fleet = Fleet::learn(&sources, &loaded.set);
+        for conflict in &fleet.conflicts {
+            tracing::warn!(%conflict, "Upstreams disagree on a service");
+        }
+        let pool = loaded.pool;
         let settings = ChannelSettings {
             connect_timeout: config.timeouts.connect,
             max_message_bytes: config.limits.max_response_bytes,
@@ -100,7 +117,7 @@ impl Snapshot {
             .map(|(name, upstream)| Upstream::new(name, upstream, &settings))
             .collect::<Result<Vec<_>, _>>()?;
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
-        let routes = build_routes(config, &pool, &names)?;
+        let routes = build_routes(config, &pool, &names, &fleet)?;
         warn_odd_routes(&routes);
         for conflict in routes.conflicts() {
             tracing::warn!(%conflict, "Route conflict; the first declared route wins");
@@ -108,11 +125,13 @@ impl Snapshot {
         if config.strict_routes && !routes.conflicts().is_empty() {
             return Err(SnapshotError::Conflicts(routes.conflicts().to_vec()));
         }
-        let services = ServiceMap::new(config, &pool, &names);
+        let services = ServiceMap::new(config, &pool, &names, &fleet);
         let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;
         warn_hidden_routes(&routes, &groups);
         Ok(Snapshot {
             pool,
+            descriptor_set: loaded.set,
+            fleet,
             routes,
             upstreams,
             services,
@@ -142,10 +161,11 @@ fn build_routes(
     config: &Config,
     pool: &DescriptorPool,
     upstreams: &[&str],
+    fleet: &Fleet,
 ) -> Result<RouteTable, SnapshotError> {
     let mut unserved: Vec<String> = Vec::new();
     let routes = RouteTable::build(pool, &table_options(config), |service, method| {
-        let upstream_name = config.upstream_for(service.full_name());
+        let upstream_name = fleet.upstream_for(config, service.full_name());
         let upstream = upstream_name.and_then(|name| upstreams.iter().position(|n| *n == name));
         if upstream.is_none() && !unserved.iter().any(|s| s == service.full_name()) {
             unserved.push(service.full_name().to_owned());
@@ -220,12 +240,12 @@ pub struct ServiceMap {
 }
 
 impl ServiceMap {
-    fn new(config: &Config, pool: &DescriptorPool, names: &[&str]) -> ServiceMap {
+    fn new(config: &Config, pool: &DescriptorPool, names: &[&str], fleet: &Fleet) -> ServiceMap {
         let index = |name: &str| names.iter().position(|n| *n == name);
         let known = pool
             .services()
             .filter_map(|s| {
-                let upstream = config.upstream_for(s.full_name()).and_then(index)?;
+                let upstream = fleet.upstream_for(config, s.full_name()).and_then(index)?;
                 Some((s.full_name().into(), upstream))
             })
             .collect();
@@ -313,4 +333,94 @@ fn warn_hidden_routes(routes: &RouteTable, groups: &crate::server::Groups) {
             }
         }
     }
+}
+
+/// What the descriptors say about the fleet: which upstream serves which
+/// service (learned from server reflection), the version of each
+/// upstream's descriptors, and where upstreams disagree.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    /// Service → the first reflecting upstream that lists it.
+    learned: HashMap<String, String>,
+    /// Upstream (or `files` for the configured sources, `all` for the
+    /// whole pool) → a hash of its descriptors' bytes.
+    pub versions: Vec<(String, String)>,
+    /// Services two upstreams list with different descriptors.
+    pub conflicts: Vec<String>,
+}
+
+impl Fleet {
+    fn learn(sources: &Sources, set: &Bytes) -> Fleet {
+        let mut fleet = Fleet::default();
+        // The file each upstream defines each service in, to compare.
+        let mut defined: HashMap<&str, (&str, &Bytes)> = HashMap::new();
+        for reflected in &sources.reflected {
+            for service in &reflected.services {
+                fleet
+                    .learned
+                    .entry(service.clone())
+                    .or_insert_with(|| reflected.upstream.clone());
+                let package_file = reflected.files.iter().find(|f| defines(f, service));
+                let Some(file) = package_file else { continue };
+                match defined.get(service.as_str()) {
+                    Some((first, bytes)) if **bytes != file.bytes => {
+                        fleet.conflicts.push(format!(
+                            "{service}: upstreams `{first}` and `{}` serve different descriptors (routed to `{first}`)",
+                            reflected.upstream
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        defined.insert(service, (&reflected.upstream, &file.bytes));
+                    }
+                }
+            }
+            let bytes = reflected.files.iter().map(|f| &f.bytes[..]);
+            fleet
+                .versions
+                .push((reflected.upstream.clone(), version(bytes)));
+        }
+        fleet
+            .versions
+            .push(("all".to_owned(), version(std::iter::once(&set[..]))));
+        fleet
+    }
+
+    /// The upstream serving `service`: one whose `services` claim it, else
+    /// the reflecting upstream that lists it, else the default upstream.
+    pub fn upstream_for<'a>(&'a self, config: &'a Config, service: &str) -> Option<&'a str> {
+        config
+            .claimed_by(service)
+            .or_else(|| self.learned.get(service).map(String::as_str))
+            .or_else(|| config.default_upstream())
+    }
+}
+
+/// Whether `file` defines `service` (its package plus a service name);
+/// read from the file's bytes without a pool.
+fn defines(file: &descriptor::RawFile, service: &str) -> bool {
+    use prost::Message as _;
+    prost_types::FileDescriptorProto::decode(file.bytes.clone()).is_ok_and(|proto| {
+        proto.service.iter().any(|s| {
+            let name = s.name();
+            match proto.package() {
+                "" => service == name,
+                package => service
+                    .strip_prefix(package)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|rest| rest == name),
+            }
+        })
+    })
+}
+
+/// A short hash naming a version of some descriptors (stable within one
+/// build of protogate).
+fn version<'a>(parts: impl Iterator<Item = &'a [u8]>) -> String {
+    use std::hash::Hasher as _;
+    let mut hasher = std::hash::DefaultHasher::new();
+    for part in parts {
+        hasher.write(part);
+    }
+    format!("{:016x}", hasher.finish())
 }

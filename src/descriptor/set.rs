@@ -35,15 +35,27 @@ pub struct RawFile {
 /// Splits an encoded `FileDescriptorSet`.
 pub(super) fn split(set: Bytes) -> Result<Vec<RawFile>, prost::DecodeError> {
     let set = RawSet::decode(set)?;
-    set.file
-        .into_iter()
-        .map(|bytes| {
-            let header = FileHeader::decode(bytes.clone())?;
-            Ok(RawFile {
-                name: header.name.unwrap_or_default(),
-                imports: header.dependency,
-                bytes,
-            })
+    set.file.into_iter().map(RawFile::decode).collect()
+}
+
+/// Joins encoded files into an encoded `FileDescriptorSet`, bytes intact.
+pub(super) fn join<'a>(files: impl IntoIterator<Item = &'a RawFile>) -> Bytes {
+    RawSet {
+        file: files.into_iter().map(|f| f.bytes.clone()).collect(),
+    }
+    .encode_to_vec()
+    .into()
+}
+
+impl RawFile {
+    /// One encoded `FileDescriptorProto` (as server reflection sends
+    /// them), read for its name and imports only.
+    pub fn decode(bytes: Bytes) -> Result<RawFile, prost::DecodeError> {
+        let header = FileHeader::decode(bytes.clone())?;
+        Ok(RawFile {
+            name: header.name.unwrap_or_default(),
+            imports: header.dependency,
+            bytes,
         })
-        .collect()
+    }
 }
