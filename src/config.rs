@@ -699,12 +699,30 @@ impl Config {
     }
 
     /// Names of the upstreams without `services`.
+    /// Upstreams that would each take every unclaimed service: those
+    /// without `services`, except reflecting ones, which serve what their
+    /// reflection lists.
     fn default_upstreams(&self) -> Vec<&str> {
         self.upstreams
             .iter()
-            .filter(|(_, u)| u.services.is_empty())
+            .filter(|(_, u)| u.services.is_empty() && u.descriptors == DescriptorSource::Files)
             .map(|(name, _)| name.as_str())
             .collect()
+    }
+
+    /// The files a change to which calls for a reload: the config file,
+    /// descriptor sets and `.proto` files (those named directly; imports
+    /// found on include paths are not watched).
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.origin.iter().map(|o| o.path.clone()).collect();
+        files.extend(self.descriptor_sets.iter().cloned());
+        for proto in &self.protos {
+            let found = std::iter::once(proto.clone())
+                .chain(self.include_paths.iter().map(|dir| dir.join(proto)))
+                .find(|p| p.is_file());
+            files.extend(found);
+        }
+        files
     }
 
     /// The descriptor sources.
@@ -745,12 +763,19 @@ impl Config {
         best.map(|(name, _)| name)
     }
 
-    /// The upstream without `services`, which serves what no other claims.
+    /// The upstream without `services`, which serves what no other claims
+    /// (or what reflection did not place).
     pub fn default_upstream(&self) -> Option<&str> {
-        self.upstreams
-            .iter()
-            .find(|(_, u)| u.services.is_empty())
-            .map(|(name, _)| name.as_str())
+        if let Some(name) = self.default_upstreams().first() {
+            return Some(name);
+        }
+        // Only reflecting upstreams lack `services`: one of them alone is
+        // still the default (for services of the files).
+        let mut open = self.upstreams.iter().filter(|(_, u)| u.services.is_empty());
+        match (open.next(), open.next()) {
+            (Some((name, _)), None) => Some(name.as_str()),
+            _ => None,
+        }
     }
 }
 

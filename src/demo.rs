@@ -1,5 +1,6 @@
-//! `protogate demo`: an example bookshop gRPC service on loopback with the
-//! gateway in front of it, and curl lines that work as pasted.
+//! `protogate demo`: an example bookshop gRPC service on loopback (with
+//! server reflection) and the gateway in front of it, and curl lines that
+//! work as pasted.
 
 mod bookshop;
 
@@ -43,9 +44,21 @@ impl Backend {
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let service = pb::bookshop_server::BookshopServer::new(Bookshop::with_sample_books());
+        // Server reflection too, so that a gateway can be pointed at the
+        // bookshop without descriptor files (`--reflect`).
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
+        };
+        let v1 = reflection().build_v1().map_err(std::io::Error::other)?;
+        let v1alpha = reflection()
+            .build_v1alpha()
+            .map_err(std::io::Error::other)?;
         let task = tokio::spawn(async move {
             if let Err(err) = tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(v1)
+                .add_service(v1alpha)
                 .serve_with_incoming(incoming)
                 .await
             {

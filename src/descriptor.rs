@@ -8,6 +8,7 @@
 
 mod bundled;
 mod compile;
+pub mod reflection;
 mod set;
 
 use std::collections::HashMap;

@@ -17,11 +17,13 @@
 //! # }
 //! ```
 
+pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod descriptor;
 pub mod error;
 pub mod http_rule;
+pub mod reload;
 pub mod route;
 pub mod server;
 pub mod snapshot;
@@ -39,6 +41,9 @@ pub enum StartError {
     /// Config, descriptors or routes are unusable.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// The config cannot be read.
+    #[error("{0}")]
+    Config(String),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -57,10 +62,20 @@ pub fn install_crypto_provider() {
 }
 
 /// Builds the snapshot for `config` and starts listening on
-/// `config.listen`.
+/// `config.listen` (and `admin.listen`). The config stays as given;
+/// reloads (`Server::reloader`) pick up changed descriptor files and what
+/// reflecting upstreams send.
 pub async fn start(config: &Config) -> Result<Server, StartError> {
+    let fixed = config.clone();
+    start_with(Box::new(move || Ok(fixed.clone()))).await
+}
+
+/// [`start`] with a config that `source` reads again on every reload (the
+/// config file, with flags applied).
+pub async fn start_with(source: reload::ConfigSource) -> Result<Server, StartError> {
     install_crypto_provider();
-    let snapshot = Snapshot::build(config)?;
+    let config = source().map_err(StartError::Config)?;
+    let (snapshot, reflected) = reload::Reloader::first_snapshot(&config).await?;
     let routes = snapshot.routes.routes().len();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -73,16 +88,56 @@ pub async fn start(config: &Config) -> Result<Server, StartError> {
         upstreams = snapshot.upstreams.len(),
         "Descriptors loaded"
     );
-    let options = ListenerOptions {
-        max_header_bytes: config.limits.max_header_bytes,
-        max_headers: config.limits.max_headers,
-        idle_timeout: config.timeouts.idle,
-        max_connections: config.limits.max_connections,
-        cors: config.cors.clone(),
-        ..ListenerOptions::default()
+    let options = ListenerOptions::of(&config);
+    let gateway = Gateway::with_readiness(snapshot, false);
+    let reloader = reload::Reloader::new(gateway.clone(), source);
+    reloader.started(&config, reflected);
+    let mut tasks = Vec::new();
+    let admin_addr = match config.admin.listen {
+        Some(addr) => {
+            let admin = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let bound = admin
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let router = admin::router(gateway.clone(), reloader.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(err) = axum::serve(admin, router).await {
+                    tracing::warn!(error = %err, "Admin listener stopped");
+                }
+            }));
+            tracing::info!(addr = %bound, "Admin listening");
+            Some(bound)
+        }
+        None => None,
     };
-    Server::start(listener, Gateway::new(snapshot), options).map_err(|source| StartError::Bind {
+    if !config.sources().reflecting.is_empty() {
+        tasks.push(tokio::spawn(reloader.clone().retry_missing()));
+    }
+    if let Some(every) = config.reflection.refresh {
+        tasks.push(tokio::spawn(reloader.clone().refresh_every(every)));
+    }
+    let watched = config.watched_files();
+    let watcher = if watched.is_empty() {
+        None
+    } else {
+        match reloader.watch(watched) {
+            Ok(watcher) => Some(watcher),
+            Err(err) => {
+                tracing::warn!(error = %err, "Cannot watch descriptor files; reload with SIGHUP or POST /admin/reload");
+                None
+            }
+        }
+    };
+    let server = Server::start(listener, gateway, options).map_err(|source| StartError::Bind {
         addr: config.listen,
         source,
-    })
+    })?;
+    Ok(server.with_reloading(server::Reloading {
+        reloader,
+        admin_addr,
+        tasks,
+        _watcher: watcher,
+    }))
 }

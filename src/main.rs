@@ -33,7 +33,7 @@ enum Command {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 struct Sources {
     /// YAML config file; flags override its settings.
     #[arg(long, short = 'c')]
@@ -53,6 +53,12 @@ struct Sources {
     /// Listen address, e.g. 127.0.0.1:8080 (port 0: any free port).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Ask every upstream for its descriptors by gRPC server reflection.
+    #[arg(long)]
+    reflect: bool,
+    /// Admin listener address (health, readiness, routes, reload), e.g. 127.0.0.1:9901.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
 }
 
 impl Sources {
@@ -79,6 +85,14 @@ impl Sources {
         if let Some(listen) = self.listen {
             config.listen = listen;
         }
+        if self.reflect {
+            for upstream in config.upstreams.values_mut() {
+                upstream.descriptors = protogate::config::DescriptorSource::Reflection;
+            }
+        }
+        if let Some(admin) = self.admin_listen {
+            config.admin.listen = Some(admin);
+        }
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
@@ -103,7 +117,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Serve(sources) => serve(sources).await,
-            Command::Routes(sources) => routes(sources),
+            Command::Routes(sources) => routes(sources).await,
             Command::Demo { listen } => demo(listen).await,
         }
     })
@@ -139,23 +153,31 @@ async fn serve(sources: Sources) -> ExitCode {
             "no upstream: pass --upstream URL or configure `upstreams`",
         );
     }
-    let server = match protogate::start(&config).await {
+    // Reloads read the config file again, with the flags on top.
+    let again = sources.clone();
+    let server = match protogate::start_with(Box::new(move || again.config())).await {
         Ok(server) => server,
         Err(protogate::StartError::Snapshot(err)) => return fail(BAD_INPUT, err),
+        Err(protogate::StartError::Config(err)) => return fail(BAD_INPUT, err),
         Err(err) => return fail(1, err),
     };
+    if let Some(reloader) = server.reloader() {
+        tokio::spawn(reload_on_hangup(reloader.clone()));
+    }
     shutdown_signal().await;
     tracing::info!("Shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-fn routes(sources: Sources) -> ExitCode {
+async fn routes(sources: Sources) -> ExitCode {
     let config = match sources.config() {
         Ok(config) => config,
         Err(err) => return fail(BAD_INPUT, err),
     };
-    let (_, table) = match protogate::Snapshot::routes_only(&config) {
+    protogate::install_crypto_provider();
+    let descriptors = protogate::reload::sources_now(&config).await;
+    let (_, table) = match protogate::Snapshot::routes_only_from(&config, descriptors) {
         Ok(built) => built,
         Err(err) => return fail(BAD_INPUT, err),
     };
@@ -242,8 +264,32 @@ fn print_demo(backend: SocketAddr, gateway: SocketAddr) -> std::io::Result<()> {
     for line in protogate::demo::curl_lines(gateway) {
         writeln!(out, "  {line}")?;
     }
+    writeln!(
+        out,
+        "\n  # no descriptor files: the bookshop serves reflection; a second gateway learns it:\n  \
+         protogate serve --upstream http://{backend} --reflect --listen 127.0.0.1:8081 --admin-listen 127.0.0.1:9901\n  \
+         curl -s http://127.0.0.1:9901/admin/routes"
+    )?;
     writeln!(out)?;
     out.flush()
+}
+
+/// Reloads on every SIGHUP.
+async fn reload_on_hangup(reloader: std::sync::Arc<protogate::reload::Reloader>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("Cannot listen for SIGHUP; reload with POST /admin/reload");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let _ = reloader.reload("SIGHUP").await;
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reloader);
 }
 
 async fn shutdown_signal() {

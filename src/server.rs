@@ -7,9 +7,11 @@ mod connect;
 mod grpc;
 pub(crate) use body::BodyBudget;
 pub(crate) use group::Groups;
+pub(crate) use own::OwnServices;
 mod connection;
 mod group;
 mod listener;
+mod own;
 mod proxy;
 pub mod rest;
 mod stream;
@@ -158,7 +160,8 @@ fn cors_layer(options: &CorsOptions) -> CorsLayer {
         .max_age(options.max_age)
 }
 
-async fn serve_rest(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+async fn serve_rest(State(gateway): State<Arc<Gateway>>, mut request: Request) -> Response {
+    own::attach(&gateway, &mut request);
     let snapshot = gateway.snapshot();
     if let Some(group) = snapshot.groups.find(request.uri().path()) {
         let group = group.clone();
@@ -201,6 +204,20 @@ pub struct ListenerOptions {
     pub cors: Option<CorsOptions>,
 }
 
+impl ListenerOptions {
+    /// The options `config` sets.
+    pub fn of(config: &crate::Config) -> ListenerOptions {
+        ListenerOptions {
+            max_header_bytes: config.limits.max_header_bytes,
+            max_headers: config.limits.max_headers,
+            idle_timeout: config.timeouts.idle,
+            max_connections: config.limits.max_connections,
+            cors: config.cors.clone(),
+            ..ListenerOptions::default()
+        }
+    }
+}
+
 impl Default for ListenerOptions {
     fn default() -> Self {
         ListenerOptions {
@@ -220,6 +237,20 @@ pub struct Server {
     local_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    /// What keeps the snapshot current, when the gateway reloads.
+    reloading: Option<Reloading>,
+}
+
+/// A server's reloading machinery: stopped with the server.
+#[derive(Debug)]
+pub(crate) struct Reloading {
+    pub(crate) reloader: Arc<crate::reload::Reloader>,
+    pub(crate) admin_addr: Option<SocketAddr>,
+    /// Background loops and the admin listener.
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+    /// Watches descriptor and config files; held for its `Drop`, which
+    /// stops watching.
+    pub(crate) _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Server {
@@ -242,12 +273,28 @@ impl Server {
             local_addr,
             shutdown: Some(tx),
             task,
+            reloading: None,
         })
+    }
+
+    pub(crate) fn with_reloading(mut self, reloading: Reloading) -> Server {
+        self.reloading = Some(reloading);
+        self
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The admin listener's address, when it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.reloading.as_ref().and_then(|r| r.admin_addr)
+    }
+
+    /// What reloads the snapshot (when started with [`crate::start`]).
+    pub fn reloader(&self) -> Option<&Arc<crate::reload::Reloader>> {
+        self.reloading.as_ref().map(|r| &r.reloader)
     }
 
     /// Stops accepting, waits for in-flight requests (up to the grace
@@ -269,6 +316,11 @@ impl Drop for Server {
     fn drop(&mut self) {
         if self.shutdown.is_some() {
             self.task.abort();
+        }
+        if let Some(reloading) = &self.reloading {
+            for task in &reloading.tasks {
+                task.abort();
+            }
         }
     }
 }

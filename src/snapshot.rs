@@ -47,6 +47,8 @@ pub struct Snapshot {
     pub(crate) body_budget: crate::server::BodyBudget,
     /// Path prefixes with their own upstream and stack of layers.
     pub(crate) groups: crate::server::Groups,
+    /// The gateway's own gRPC services (reflection over the pool, health).
+    pub(crate) own: crate::server::OwnServices,
 }
 
 /// A snapshot that cannot be built.
@@ -64,6 +66,9 @@ pub enum SnapshotError {
     /// An upstream cannot be set up.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The build did not finish (the runtime is shutting down).
+    #[error("building the snapshot stopped: {0}")]
+    Stopped(String),
     /// A route group cannot be set up.
     #[error("{0}")]
     Group(String),
@@ -77,13 +82,24 @@ impl Snapshot {
     /// channels (for `protogate routes`); config and TLS files are checked
     /// and reported as `serve` would.
     pub fn routes_only(config: &Config) -> Result<(DescriptorPool, RouteTable), SnapshotError> {
+        Snapshot::routes_only_from(config, config.sources())
+    }
+
+    /// [`Snapshot::routes_only`] from `sources` (with what reflecting
+    /// upstreams sent).
+    pub fn routes_only_from(
+        config: &Config,
+        sources: Sources,
+    ) -> Result<(DescriptorPool, RouteTable), SnapshotError> {
         config.validate()?;
         for (name, upstream) in &config.upstreams {
             crate::upstream::check(name, upstream)?;
         }
-        let pool = descriptor::load(&config.sources())?;
+        let loaded = descriptor::load_files(&sources)?;
+        let fleet = Fleet::learn(&sources, &loaded.set);
+        let pool = loaded.pool;
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
-        let routes = build_routes(config, &pool, &names, &Fleet::default())?;
+        let routes = build_routes(config, &pool, &names, &fleet)?;
         warn_odd_routes(&routes);
         // Proxied prefixes' URLs and TLS files are checked too.
         let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;
@@ -100,6 +116,16 @@ impl Snapshot {
     /// Builds a snapshot from `sources`: the config's, with what the
     /// reflecting upstreams sent.
     pub fn build_from(config: &Config, sources: Sources) -> Result<Snapshot, SnapshotError> {
+        Snapshot::build_after(config, sources, None)
+    }
+
+    /// [`Snapshot::build_from`], keeping the channels (and connections)
+    /// of `previous`'s upstreams whose settings did not change.
+    pub fn build_after(
+        config: &Config,
+        sources: Sources,
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, SnapshotError> {
         config.validate()?;
         let loaded = descriptor::load_files(&sources)?;
         let fleet = Fleet::learn(&sources, &loaded.set);
@@ -107,14 +133,14 @@ impl Snapshot {
             tracing::warn!(%conflict, "Upstreams disagree on a service");
         }
         let pool = loaded.pool;
-        let settings = ChannelSettings {
-            connect_timeout: config.timeouts.connect,
-            max_message_bytes: config.limits.max_response_bytes,
-        };
+        let settings = ChannelSettings::of(config);
         let upstreams = config
             .upstreams
             .iter()
-            .map(|(name, upstream)| Upstream::new(name, upstream, &settings))
+            .map(|(name, upstream)| {
+                let old = previous.and_then(|p| p.upstreams.iter().find(|u| u.name() == name));
+                Upstream::reuse_or_new(old, name, upstream, &settings)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
         let routes = build_routes(config, &pool, &names, &fleet)?;
@@ -129,6 +155,8 @@ impl Snapshot {
         let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;
         warn_hidden_routes(&routes, &groups);
         Ok(Snapshot {
+            // Before `pool` and the set move in.
+            own: crate::server::OwnServices::new(&pool, &loaded.set),
             pool,
             descriptor_set: loaded.set,
             fleet,

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod metadata;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -51,6 +52,16 @@ pub struct ChannelSettings {
     pub max_message_bytes: usize,
 }
 
+impl ChannelSettings {
+    /// The settings `config` gives every upstream.
+    pub fn of(config: &crate::config::Config) -> ChannelSettings {
+        ChannelSettings {
+            connect_timeout: config.timeouts.connect,
+            max_message_bytes: config.limits.max_response_bytes,
+        }
+    }
+}
+
 /// One backend service address with its channel.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -59,6 +70,9 @@ pub struct Upstream {
     channel: Channel,
     max_message_bytes: usize,
     send_compressed: Option<CompressionEncoding>,
+    /// The settings it was made from, to tell whether a reload may keep
+    /// its channel (and connections).
+    made_from: Arc<str>,
 }
 
 /// One unary call.
@@ -110,6 +124,7 @@ impl Upstream {
     ) -> Result<Upstream, UpstreamError> {
         let endpoint = endpoint(name, config, settings)?;
         Ok(Upstream {
+            made_from: made_from(config, settings).into(),
             name: name.into(),
             url: config.url.as_str().into(),
             channel: endpoint.connect_lazy(),
@@ -119,6 +134,22 @@ impl Upstream {
                 GrpcCompression::Zstd => CompressionEncoding::Zstd,
             }),
         })
+    }
+
+    /// This upstream if it was made from the same settings, keeping its
+    /// channel and connections across a reload; else a new one.
+    pub fn reuse_or_new(
+        previous: Option<&Upstream>,
+        name: &str,
+        config: &UpstreamConfig,
+        settings: &ChannelSettings,
+    ) -> Result<Upstream, UpstreamError> {
+        match previous {
+            Some(old) if *old.name == *name && *old.made_from == made_from(config, settings) => {
+                Ok(old.clone())
+            }
+            _ => Upstream::new(name, config, settings),
+        }
     }
 
     /// The upstream's name in config.
@@ -270,6 +301,11 @@ pub struct Opened {
     pub headers: MetadataMap,
     /// Response messages, then trailers.
     pub stream: Streaming<Bytes>,
+}
+
+/// What an upstream's channel depends on, as text to compare.
+fn made_from(config: &UpstreamConfig, settings: &ChannelSettings) -> String {
+    format!("{config:?} {settings:?}")
 }
 
 /// Checks an upstream's URL and TLS files without connecting.

@@ -6,7 +6,7 @@
 mod support;
 
 use base64::Engine as _;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use prost::Message as _;
 use protogate::demo::pb;
 use serde_json::{Value, json};
@@ -26,14 +26,6 @@ fn connect_json(gateway: &TestGateway, method: &str, body: Value) -> reqwest::Re
         .header("content-type", "application/json")
         .header("connect-protocol-version", "1")
         .body(body.to_string())
-}
-
-fn envelope(flags: u8, payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::new();
-    out.put_u8(flags);
-    out.put_u32(payload.len() as u32);
-    out.put_slice(payload);
-    out.freeze()
 }
 
 fn envelopes(mut body: Bytes) -> Vec<(u8, Bytes)> {
@@ -135,7 +127,7 @@ async fn server_stream_in_envelopes() {
         .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
         .header("content-type", "application/connect+json")
         .header("connect-protocol-version", "1")
-        .body(envelope(0, request.as_bytes()))
+        .body(support::envelope(0, request.as_bytes()))
         .send()
         .await
         .unwrap();
@@ -172,7 +164,7 @@ async fn server_stream_in_envelopes() {
     let body = support::http1()
         .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
         .header("content-type", "application/connect+proto")
-        .body(envelope(0, &request.encode_to_vec()))
+        .body(support::envelope(0, &request.encode_to_vec()))
         .send()
         .await
         .unwrap()
@@ -194,7 +186,7 @@ async fn stream_errors_end_the_stream() {
     let response = support::http1()
         .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
         .header("content-type", "application/connect+json")
-        .body(envelope(0, request.as_bytes()))
+        .body(support::envelope(0, request.as_bytes()))
         .send()
         .await
         .unwrap();
@@ -331,7 +323,7 @@ async fn compressed_stream_requests() {
             .header("content-type", "application/connect+json")
             .header("connect-protocol-version", "1")
             .header("connect-content-encoding", coding)
-            .body(envelope(0x01, &payload))
+            .body(support::envelope(0x01, &payload))
             .send()
             .await
             .unwrap();
@@ -347,7 +339,7 @@ async fn compressed_stream_requests() {
         .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
         .header("content-type", "application/connect+json")
         .header("connect-content-encoding", "snappy")
-        .body(envelope(0x01, b"not snappy"))
+        .body(support::envelope(0x01, b"not snappy"))
         .send()
         .await
         .unwrap();
@@ -363,7 +355,7 @@ async fn compressed_stream_requests() {
     let response = support::http1()
         .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
         .header("content-type", "application/connect+json")
-        .body(envelope(0x01, b"{}"))
+        .body(support::envelope(0x01, b"{}"))
         .send()
         .await
         .unwrap();

@@ -7,7 +7,7 @@ mod support;
 use std::net::SocketAddr;
 
 use base64::Engine as _;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use prost::Message as _;
 use protogate::demo::pb::{self, bookshop_client::BookshopClient};
 use support::TestGateway;
@@ -128,14 +128,6 @@ async fn unknown_services_are_unimplemented() {
     assert!(status.message().contains("other.v1.Thing"));
 }
 
-fn grpc_web_frame(flag: u8, payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::new();
-    out.put_u8(flag);
-    out.put_u32(payload.len() as u32);
-    out.put_slice(payload);
-    out.freeze()
-}
-
 fn expected_dune() -> pb::Book {
     pb::Book {
         name: "shelves/fiction/books/dune".into(),
@@ -164,7 +156,7 @@ async fn grpc_web_binary_byte_for_byte() {
         .post(gateway.url("/protogate.demo.v1.Bookshop/GetBook"))
         .header("content-type", "application/grpc-web+proto")
         .header("x-grpc-web", "1")
-        .body(grpc_web_frame(0, &request.encode_to_vec()))
+        .body(support::envelope(0, &request.encode_to_vec()))
         .send()
         .await
         .unwrap();
@@ -174,8 +166,8 @@ async fn grpc_web_binary_byte_for_byte() {
         "application/grpc-web+proto"
     );
     let body = response.bytes().await.unwrap();
-    let mut expected = grpc_web_frame(0, &expected_dune().encode_to_vec()).to_vec();
-    expected.extend_from_slice(&grpc_web_frame(0x80, b"grpc-status:0\r\n"));
+    let mut expected = support::envelope(0, &expected_dune().encode_to_vec()).to_vec();
+    expected.extend_from_slice(&support::envelope(0x80, b"grpc-status:0\r\n"));
     assert_eq!(body.as_ref(), expected.as_slice());
 }
 
@@ -192,7 +184,7 @@ async fn grpc_web_text_mode_and_errors() {
         .post(gateway.url("/protogate.demo.v1.Bookshop/GetBook"))
         .header("content-type", "application/grpc-web-text")
         .header("accept", "application/grpc-web-text")
-        .body(b64.encode(grpc_web_frame(0, &request.encode_to_vec())))
+        .body(b64.encode(support::envelope(0, &request.encode_to_vec())))
         .send()
         .await
         .unwrap();
@@ -208,8 +200,8 @@ async fn grpc_web_text_mode_and_errors() {
         .chunks(4)
         .flat_map(|group| b64.decode(group).unwrap())
         .collect();
-    let mut expected = grpc_web_frame(0, &expected_dune().encode_to_vec()).to_vec();
-    expected.extend_from_slice(&grpc_web_frame(0x80, b"grpc-status:0\r\n"));
+    let mut expected = support::envelope(0, &expected_dune().encode_to_vec()).to_vec();
+    expected.extend_from_slice(&support::envelope(0x80, b"grpc-status:0\r\n"));
     assert_eq!(decoded, expected);
 
     let missing = pb::GetBookRequest {
@@ -218,7 +210,7 @@ async fn grpc_web_text_mode_and_errors() {
     let response = support::http1()
         .post(gateway.url("/protogate.demo.v1.Bookshop/GetBook"))
         .header("content-type", "application/grpc-web+proto")
-        .body(grpc_web_frame(0, &missing.encode_to_vec()))
+        .body(support::envelope(0, &missing.encode_to_vec()))
         .send()
         .await
         .unwrap();
@@ -279,7 +271,7 @@ async fn cors_preflight_for_grpc_web() {
         .post(gateway.url("/protogate.demo.v1.Bookshop/GetBook"))
         .header("origin", "https://app.example")
         .header("content-type", "application/grpc-web+proto")
-        .body(grpc_web_frame(0, &request.encode_to_vec()))
+        .body(support::envelope(0, &request.encode_to_vec()))
         .send()
         .await
         .unwrap();

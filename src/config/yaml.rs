@@ -82,13 +82,17 @@ pub(super) fn default_upstreams_error(text: &str) -> YamlError {
     struct Upstream {
         #[serde(default)]
         services: Vec<serde::de::IgnoredAny>,
+        #[serde(default)]
+        descriptors: Option<String>,
     }
     let mut defaults: Vec<(String, serde_saphyr::Location)> =
         serde_saphyr::from_str::<Located>(text)
             .map(|l| l.upstreams)
             .unwrap_or_default()
             .into_iter()
-            .filter(|(_, u)| u.services.is_empty())
+            .filter(|(_, u)| {
+                u.services.is_empty() && u.descriptors.as_deref() != Some("reflection")
+            })
             .map(|(name, _)| (name.value, name.referenced))
             .collect();
     defaults.sort_by_key(|(_, at)| (at.line(), at.column()));

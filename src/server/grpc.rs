@@ -6,7 +6,9 @@
 //! REST and gRPC clients. `application/grpc-web` (binary) and
 //! `application/grpc-web-text` (base64) requests are translated to gRPC by
 //! tonic-web, passed through the same way, and their responses translated
-//! back (trailers become the last frame of the body).
+//! back (trailers become the last frame of the body). Calls to the
+//! gateway's own services — server reflection and health (see `own`) —
+//! are answered by the gateway itself, in either flavor.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -52,20 +54,30 @@ pub(crate) async fn handle(
     flavor: Flavor,
     request: Request<Body>,
 ) -> Response<Body> {
-    let passthrough = Passthrough { snapshot };
+    match super::own::find(&snapshot, &request) {
+        Some(own) => serve(own, flavor, request).await,
+        None => serve(Passthrough { snapshot }, flavor, request).await,
+    }
+}
+
+/// Serves a request of either flavor with a gRPC `service`.
+async fn serve<S>(service: S, flavor: Flavor, request: Request<Body>) -> Response<Body>
+where
+    S: Service<
+            Request<tonic::body::Body>,
+            Response = Response<tonic::body::Body>,
+            Error = Infallible,
+        >,
+{
     let response = match flavor {
-        Flavor::Grpc => {
-            passthrough
-                .oneshot(request.map(tonic::body::Body::new))
-                .await
-        }
+        Flavor::Grpc => service.oneshot(request.map(tonic::body::Body::new)).await,
         Flavor::GrpcWeb => {
             // The translated body's length differs from the original's (text
             // mode is base64), but tonic-web passes the original length on
             // as a size hint, which HTTP/2 would send as content-length.
             let request = request.map(|body| tonic::body::Body::new(UnsizedBody(body)));
             tonic_web::GrpcWebLayer::new()
-                .layer(passthrough)
+                .layer(service)
                 .oneshot(request)
                 .await
         }

@@ -210,3 +210,30 @@ fn demo_stops_on_sigterm_with_success() {
         .expect("the demo exits on SIGTERM");
     assert!(status.success(), "{status}");
 }
+
+/// The printed `--reflect` line names the demo's backend, which serves
+/// server reflection: `routes` with the same upstream lists the bookshop.
+#[test]
+fn printed_reflect_line_names_a_reflecting_backend() {
+    let mut process = Spawned::new(command(
+        &support::repo(),
+        &["demo", "--listen", "127.0.0.1:0"],
+    ));
+    let line = process.stdout_line(START, |l| l.contains("--reflect"));
+    let upstream = line
+        .split_whitespace()
+        .skip_while(|word| *word != "--upstream")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no --upstream in `{line}`"))
+        .to_owned();
+    let output = support::gateway::binary()
+        .args(["routes", "--upstream", &upstream, "--reflect"])
+        .output()
+        .expect("run protogate routes");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("protogate.demo.v1.Bookshop/GetBook"),
+        "{stdout}"
+    );
+}

@@ -2,6 +2,8 @@
 //! when input and output types are equal (else answers an empty message,
 //! or the scripted one), records every request with its metadata, and can
 //! be steered per test (`Script`) or per call (`x-echo-*` metadata).
+//! Started with `start_reflecting`, it also serves gRPC server reflection
+//! (v1 and v1alpha) of its descriptor set, which `reflect` swaps.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -69,6 +71,9 @@ pub struct Record {
 
 #[derive(Debug, Default)]
 struct State {
+    pool: Mutex<DescriptorPool>,
+    /// Server reflection, when served.
+    reflection: Mutex<Option<tonic::service::Routes>>,
     records: Mutex<Vec<Record>>,
     script: Mutex<Script>,
     cancelled: std::sync::atomic::AtomicUsize,
@@ -95,9 +100,11 @@ impl EchoBackend {
             .await
             .expect("bind echo backend");
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(State::default());
+        let state = Arc::new(State {
+            pool: Mutex::new(pool),
+            ..State::default()
+        });
         let service = EchoService {
-            pool,
             state: state.clone(),
         };
         let task = tokio::spawn(async move {
@@ -119,6 +126,26 @@ impl EchoBackend {
             }
         });
         EchoBackend { addr, state, task }
+    }
+
+    /// Starts serving every method in `set` (an encoded
+    /// `FileDescriptorSet` with imports) plus server reflection of `set`,
+    /// v1 and v1alpha, its files as given.
+    pub async fn start_reflecting(set: &Bytes) -> EchoBackend {
+        let backend = Self::start(super::pool(set)).await;
+        backend.reflect(set);
+        backend
+    }
+
+    /// Serves and reflects `set` from now on, on open connections too.
+    pub fn reflect(&self, set: &Bytes) {
+        let build = || {
+            tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(set)
+        };
+        let v1 = build().build_v1().expect("reflection of the set");
+        let v1alpha = build().build_v1alpha().expect("reflection of the set");
+        *self.state.pool.lock() = super::pool(set);
+        *self.state.reflection.lock() = Some(tonic::service::Routes::new(v1).add_service(v1alpha));
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -179,7 +206,6 @@ impl Drop for EchoBackend {
 
 #[derive(Debug, Clone)]
 struct EchoService {
-    pool: DescriptorPool,
     state: Arc<State>,
 }
 
@@ -195,7 +221,12 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for EchoService {
     }
 
     fn call(&mut self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
-        let method = find_method(&self.pool, request.uri().path());
+        if request.uri().path().starts_with("/grpc.reflection.")
+            && let Some(reflection) = self.state.reflection.lock().clone()
+        {
+            return Box::pin(tower::ServiceExt::oneshot(reflection, request));
+        }
+        let method = find_method(&self.state.pool.lock(), request.uri().path());
         let state = self.state.clone();
         let mut script = state.script.lock().clone();
         steer(

@@ -52,6 +52,20 @@ pub fn pool(set: &Bytes) -> DescriptorPool {
     .expect("descriptor set loads")
 }
 
+/// One length-prefixed message as gRPC, gRPC-Web and Connect frame it:
+/// a flags byte, a big-endian length, the payload.
+pub fn envelope(flags: u8, payload: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(5 + payload.len());
+    out.push(flags);
+    out.extend_from_slice(
+        &u32::try_from(payload.len())
+            .expect("small payload")
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(payload);
+    out.into()
+}
+
 /// A fresh, unique temporary directory (left for the OS to clean).
 pub fn tempdir() -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,103 @@
+//! The admin listener (`admin.listen`, `--admin-listen`; off by default),
+//! on its own port so that it can stay off the public network:
+//!
+//! - `GET /healthz`: 200 while the process serves.
+//! - `GET /readyz`: 200 once the descriptors are complete (every reflecting
+//!   upstream has answered), 503 before, naming what it waits for.
+//! - `GET /admin/routes`: the live route table as JSON.
+//! - `GET /admin/status`: descriptor versions, the last load and the last
+//!   failed reload, services upstreams disagree on.
+//! - `POST /admin/reload`: reloads now; 200 with the new status, or 500
+//!   with why the old snapshot stays.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::reload::Reloader;
+use crate::route::RpcKind;
+use crate::server::Gateway;
+
+#[derive(Clone)]
+struct Admin {
+    gateway: Arc<Gateway>,
+    reloader: Arc<Reloader>,
+}
+
+/// The admin endpoints.
+pub fn router(gateway: Arc<Gateway>, reloader: Arc<Reloader>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/admin/routes", get(routes))
+        .route("/admin/status", get(status))
+        .route("/admin/reload", post(reload))
+        .with_state(Admin { gateway, reloader })
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(admin): State<Admin>) -> Response {
+    if admin.gateway.is_ready() {
+        return Json(json!({"ready": true})).into_response();
+    }
+    let waiting = admin.reloader.status().waiting_for;
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"ready": false, "waiting_for": waiting})),
+    )
+        .into_response()
+}
+
+async fn routes(State(admin): State<Admin>) -> Json<serde_json::Value> {
+    let snapshot = admin.gateway.snapshot();
+    let routes: Vec<serde_json::Value> = snapshot
+        .routes
+        .routes()
+        .iter()
+        .map(|route| {
+            let upstream = route
+                .rpc
+                .upstream
+                .map(|i| snapshot.upstreams[i].name().to_owned());
+            json!({
+                "method": route.method.as_str(),
+                "template": route.template.to_string(),
+                "rpc": &*route.rpc.name,
+                "body": &*route.body,
+                "response_body": &*route.response_body,
+                "streams": match route.rpc.kind {
+                    RpcKind::Unary => "none",
+                    RpcKind::ServerStreaming => "server",
+                    RpcKind::ClientStreaming => "client",
+                    RpcKind::Bidi => "both",
+                },
+                "upstream": upstream,
+            })
+        })
+        .collect();
+    Json(json!({"routes": routes}))
+}
+
+async fn status(State(admin): State<Admin>) -> Json<crate::reload::Status> {
+    Json(admin.reloader.status())
+}
+
+async fn reload(State(admin): State<Admin>) -> Response {
+    match admin.reloader.reload("POST /admin/reload").await {
+        Ok(status) => Json(status).into_response(),
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"reloaded": false, "error": err.to_string()})),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,534 @@
+//! Descriptors that change while the gateway runs: reloads under load lose
+//! nothing, failed reloads keep the routes, files are watched, reflecting
+//! upstreams are asked (and retried while down), the admin listener tells
+//! what happened, and the binary reloads on SIGHUP.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use protogate::config::DescriptorSource;
+use protogate::{Config, UpstreamConfig};
+use serde_json::Value;
+use support::{BinGateway, EchoBackend};
+
+/// Every service the backends serve; the gateway is given subsets.
+const ALL: &str = r#"
+syntax = "proto3";
+package reload.v1;
+import "google/api/annotations.proto";
+message Item { string id = 1; string note = 2; }
+service Stable { rpc Get(Item) returns (Item) { option (google.api.http) = { get: "/v1/stable/{id}" }; } }
+service Old { rpc Get(Item) returns (Item) { option (google.api.http) = { get: "/v1/old/{id}" }; } }
+service New { rpc Get(Item) returns (Item) { option (google.api.http) = { get: "/v1/new/{id}" }; } }
+service Plain { rpc Get(Item) returns (Item); }
+"#;
+
+/// A version of the API: `Stable` plus the services named.
+fn api(services: &[&str]) -> Bytes {
+    let mut source = String::from(
+        r#"
+syntax = "proto3";
+package reload.v1;
+import "google/api/annotations.proto";
+message Item { string id = 1; string note = 2; }
+service Stable { rpc Get(Item) returns (Item) { option (google.api.http) = { get: "/v1/stable/{id}" }; } }
+"#,
+    );
+    for service in services {
+        let line = match *service {
+            "Old" => {
+                r#"service Old { rpc Get(Item) returns (Item) { option (google.api.http) = { get: "/v1/old/{id}" }; } }"#
+            }
+            "New" => {
+                r#"service New { rpc Get(Item) returns (Item) { option (google.api.http) = { get: "/v1/new/{id}" }; } }"#
+            }
+            "Plain" => "service Plain { rpc Get(Item) returns (Item); }",
+            // A second method on the stable route: a conflict.
+            "Clash" => {
+                r#"service Clash { rpc Get(Item) returns (Item) { option (google.api.http) = { get: "/v1/stable/{id}" }; } }"#
+            }
+            other => panic!("no service {other}"),
+        };
+        source.push_str(line);
+        source.push('\n');
+    }
+    support::compile_source("reload.proto", &source)
+}
+
+async fn backend() -> EchoBackend {
+    EchoBackend::start(support::pool(&support::compile_source("all.proto", ALL))).await
+}
+
+fn reflecting(url: &str) -> UpstreamConfig {
+    let mut upstream = UpstreamConfig::new(url);
+    upstream.descriptors = DescriptorSource::Reflection;
+    upstream
+}
+
+/// A config with the admin listener on a free port and `upstreams`.
+fn config(upstreams: &[(&str, UpstreamConfig)]) -> Config {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    for (name, upstream) in upstreams {
+        config
+            .upstreams
+            .insert((*name).to_owned(), upstream.clone());
+    }
+    config
+}
+
+/// The gateway with reloading, its client and its addresses.
+struct Running {
+    server: protogate::Server,
+    client: reqwest::Client,
+}
+
+impl Running {
+    async fn start(config: Config) -> Running {
+        Running::start_with(Box::new(move || Ok(config.clone()))).await
+    }
+
+    async fn start_with(source: protogate::reload::ConfigSource) -> Running {
+        let server = protogate::start_with(source).await.expect("gateway starts");
+        Running {
+            server,
+            client: support::http1(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.local_addr())
+    }
+
+    fn admin(&self, path: &str) -> String {
+        let admin: SocketAddr = self.server.admin_addr().expect("admin listener");
+        format!("http://{admin}{path}")
+    }
+
+    async fn status_of(&self, path: &str) -> u16 {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("gateway answers")
+            .status()
+            .as_u16()
+    }
+
+    async fn admin_json(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.admin(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("admin answers JSON"))
+    }
+
+    async fn reload(&self) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.admin("/admin/reload"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("admin answers JSON"))
+    }
+
+    /// Waits (bounded) until `path` answers `status`.
+    async fn until(&self, path: &str, status: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = self.status_of(path).await;
+            if now == status {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} still answers {now}, not {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_reloads_under_load_fail_no_request() {
+    let backend = backend().await;
+    let old = api(&["Old"]);
+    let new = api(&["New"]);
+    let current = Arc::new(Mutex::new(old.clone()));
+    let mut base = config(&[("default", UpstreamConfig::new(backend.url()))]);
+    base.admin.listen = None;
+    let source = {
+        let current = current.clone();
+        Box::new(move || {
+            let mut config = base.clone();
+            config.embedded_descriptors = vec![current.lock().clone()];
+            Ok(config)
+        })
+    };
+    let gateway = Arc::new(Running::start_with(source).await);
+    let reloader = gateway.server.reloader().expect("reloading").clone();
+
+    // A bounded load on the route every version has, over HTTP/1.1 and
+    // HTTP/2, until the reloads are done.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let client = if worker % 2 == 0 {
+            support::http1()
+        } else {
+            support::http2()
+        };
+        let url = gateway.url(&format!("/v1/stable/w{worker}"));
+        let (stop, sent, failures) = (stop.clone(), sent.clone(), failures.clone());
+        load.push(tokio::spawn(async move {
+            for _ in 0..100_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+                match client.get(&url).send().await {
+                    Ok(response) if response.status() == 200 => {
+                        let body: Value = response.json().await.unwrap();
+                        if body["id"] != format!("w{worker}") {
+                            failures.lock().push(format!("wrong answer {body}"));
+                        }
+                    }
+                    Ok(response) => {
+                        let status = response.status();
+                        let body = response.text().await.unwrap_or_default();
+                        failures.lock().push(format!("{status}: {body}"));
+                    }
+                    Err(err) => failures.lock().push(err.to_string()),
+                }
+            }
+        }));
+    }
+
+    for round in 0..50 {
+        let (now, added, removed) = if round % 2 == 0 {
+            (&new, "/v1/new/x", "/v1/old/x")
+        } else {
+            (&old, "/v1/old/x", "/v1/new/x")
+        };
+        *current.lock() = now.clone();
+        reloader.reload("test").await.expect("reload succeeds");
+        assert_eq!(gateway.status_of(added).await, 200, "round {round}");
+        assert_eq!(gateway.status_of(removed).await, 404, "round {round}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    let failures = failures.lock();
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    let sent = sent.load(Ordering::Relaxed);
+    assert!(sent >= 100, "the load ran beside the reloads ({sent} sent)");
+    // The first load and fifty reloads.
+    assert_eq!(reloader.status().loads, 51);
+}
+
+#[tokio::test]
+async fn admin_listener_reports_and_reloads() {
+    let backend = backend().await;
+    let mut config = config(&[("default", UpstreamConfig::new(backend.url()))]);
+    config.embedded_descriptors = vec![api(&["Old", "Plain"])];
+    let gateway = Running::start(config).await;
+
+    let (status, body) = gateway.admin_json("/healthz").await;
+    assert_eq!((status, &body["status"]), (200, &Value::from("ok")));
+    let (status, body) = gateway.admin_json("/readyz").await;
+    assert_eq!((status, &body["ready"]), (200, &Value::from(true)));
+
+    let (status, body) = gateway.admin_json("/admin/routes").await;
+    assert_eq!(status, 200);
+    let routes = body["routes"].as_array().unwrap();
+    let stable = routes
+        .iter()
+        .find(|r| r["template"] == "/v1/stable/{id}")
+        .expect("the stable route is listed");
+    assert_eq!(stable["method"], "GET");
+    assert_eq!(stable["rpc"], "reload.v1.Stable/Get");
+    assert_eq!(stable["upstream"], "default");
+    assert_eq!(stable["streams"], "none");
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["template"] == "/reload.v1.Plain/Get" && r["method"] == "POST"),
+        "unannotated methods get their POST route: {routes:?}"
+    );
+
+    let (status, before) = gateway.admin_json("/admin/status").await;
+    assert_eq!(status, 200);
+    assert_eq!(before["loads"], 1);
+    assert!(before["versions"]["all"].is_string(), "{before}");
+    assert!(before["last_error"].is_null());
+
+    let (status, after) = gateway.reload().await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["loads"], 2);
+    // Same descriptors, same version.
+    assert_eq!(after["versions"]["all"], before["versions"]["all"]);
+
+    // Reload is a POST.
+    let response = gateway
+        .client
+        .get(gateway.admin("/admin/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    // The admin endpoints are not on the main port.
+    assert_eq!(gateway.status_of("/admin/routes").await, 404);
+}
+
+#[tokio::test]
+async fn failed_reloads_keep_the_routes_and_files_are_watched() {
+    let backend = backend().await;
+    let dir = support::tempdir();
+    let file = dir.join("api.binpb");
+    std::fs::write(&file, api(&["Old"])).unwrap();
+    let mut config = config(&[("default", UpstreamConfig::new(backend.url()))]);
+    config.descriptor_sets = vec![file.clone()];
+    config.strict_routes = true;
+    let gateway = Running::start(config).await;
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+
+    // A corrupt file: the reload fails and says why; the routes stay.
+    std::fs::write(&file, b"\xff\xff not a descriptor set").unwrap();
+    let (status, body) = gateway.reload().await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["reloaded"], false);
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("api.binpb"), "names the file: {error}");
+    let (_, status) = gateway.admin_json("/admin/status").await;
+    assert!(status["last_error"].is_string(), "{status}");
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+    assert_eq!(gateway.status_of("/v1/stable/x").await, 200);
+
+    // A conflict under `strict_routes` fails the same way.
+    std::fs::write(&file, api(&["Old", "Clash"])).unwrap();
+    let (status, body) = gateway.reload().await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("conflict"),
+        "{body}"
+    );
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+
+    // A good file is picked up by the watcher alone (no reload asked).
+    // Written beside and renamed over, as editors and deploy tools do.
+    let next = dir.join("api.binpb.tmp");
+    std::fs::write(&next, api(&["New"])).unwrap();
+    std::fs::rename(&next, &file).unwrap();
+    gateway.until("/v1/new/x", 200).await;
+    assert_eq!(gateway.status_of("/v1/old/x").await, 404);
+    let (_, status) = gateway.admin_json("/admin/status").await;
+    assert!(status["last_error"].is_null(), "{status}");
+
+    // Written in place, too.
+    std::fs::write(&file, api(&["Old"])).unwrap();
+    gateway.until("/v1/old/x", 200).await;
+    assert_eq!(gateway.status_of("/v1/new/x").await, 404);
+}
+
+#[tokio::test]
+async fn reflected_fleet_is_routed_by_service() {
+    let first = backend().await;
+    first.reflect(&api(&["Old", "Plain"]));
+    let second = backend().await;
+    second.reflect(&support::compile_source(
+        "other.proto",
+        r#"
+syntax = "proto3";
+package other.v1;
+import "google/api/annotations.proto";
+message Thing { string id = 1; }
+service New { rpc Get(Thing) returns (Thing) { option (google.api.http) = { get: "/v1/new/{id}" }; } }
+"#,
+    ));
+    let config = config(&[
+        ("first", reflecting(&first.url())),
+        ("second", reflecting(&second.url())),
+    ]);
+    let gateway = Running::start(config).await;
+
+    assert_eq!(gateway.status_of("/v1/stable/a").await, 200);
+    assert_eq!(gateway.status_of("/v1/old/b").await, 200);
+    assert_eq!(gateway.status_of("/v1/new/c").await, 200);
+    let plain = gateway
+        .client
+        .post(gateway.url("/reload.v1.Plain/Get"))
+        .json(&serde_json::json!({"id": "d"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    let served = |backend: &EchoBackend| -> Vec<String> {
+        backend.records().into_iter().map(|r| r.method).collect()
+    };
+    assert_eq!(
+        served(&first),
+        [
+            "/reload.v1.Stable/Get",
+            "/reload.v1.Old/Get",
+            "/reload.v1.Plain/Get"
+        ]
+    );
+    assert_eq!(served(&second), ["/other.v1.New/Get"]);
+
+    // The reflection services never become routes.
+    let (_, body) = gateway.admin_json("/admin/routes").await;
+    let rpcs: Vec<&str> = body["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rpc"].as_str().unwrap())
+        .collect();
+    assert!(rpcs.iter().all(|rpc| !rpc.starts_with("grpc.")), "{rpcs:?}");
+    let (status, body) = gateway.admin_json("/admin/status").await;
+    assert_eq!(status, 200);
+    assert!(body["versions"]["first"].is_string(), "{body}");
+    assert!(body["versions"]["second"].is_string(), "{body}");
+    assert_eq!(body["conflicts"], serde_json::json!([]));
+    assert_eq!(body["ready"], true);
+}
+
+#[tokio::test]
+async fn upstreams_describing_a_service_differently_are_reported() {
+    let first = backend().await;
+    first.reflect(&api(&["Old"]));
+    let second = backend().await;
+    // `Stable` again, in a file of different content.
+    second.reflect(&api(&["New"]));
+    let config = config(&[
+        ("first", reflecting(&first.url())),
+        ("second", reflecting(&second.url())),
+    ]);
+    let gateway = Running::start(config).await;
+    let (_, body) = gateway.admin_json("/admin/status").await;
+    let conflicts = body["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{body}");
+    let conflict = conflicts[0].as_str().unwrap();
+    assert!(
+        conflict.contains("reload.v1.Stable") && conflict.contains("first"),
+        "{conflict}"
+    );
+    // Routed to the first that listed it.
+    assert_eq!(gateway.status_of("/v1/stable/x").await, 200);
+    assert_eq!(first.records().len(), 1);
+    assert!(second.records().is_empty());
+}
+
+#[tokio::test]
+async fn a_late_backend_brings_its_routes() {
+    // A free port, nothing listening yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = config(&[("late", reflecting(&format!("http://{addr}")))]);
+    let gateway = Running::start(config).await;
+
+    let (status, body) = gateway.admin_json("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["waiting_for"], serde_json::json!(["late"]));
+    assert_eq!(gateway.status_of("/v1/stable/x").await, 404);
+
+    let backend = EchoBackend::start_on(support::pool(&api(&["Old"])), addr).await;
+    backend.reflect(&api(&["Old"]));
+    gateway.until("/v1/stable/x", 200).await;
+    let (status, body) = gateway.admin_json("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = gateway.admin_json("/admin/status").await;
+    assert_eq!(body["waiting_for"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn reflection_is_refreshed_on_an_interval() {
+    let backend = backend().await;
+    backend.reflect(&api(&["Old"]));
+    let mut config = config(&[("default", reflecting(&backend.url()))]);
+    config.reflection.refresh = Some(Duration::from_millis(200));
+    let gateway = Running::start(config).await;
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+
+    backend.reflect(&api(&["New"]));
+    gateway.until("/v1/new/x", 200).await;
+    assert_eq!(gateway.status_of("/v1/old/x").await, 404);
+
+    // A backend that stops answering keeps its last descriptors.
+    drop(backend);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, body) = gateway.admin_json("/admin/routes").await;
+    assert!(
+        body["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["template"] == "/v1/new/{id}"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_reloads_on_sighup() {
+    let backend = backend().await;
+    backend.reflect(&api(&["Old"]));
+    let url = backend.url();
+    let gateway = tokio::task::spawn_blocking(move || {
+        BinGateway::spawn(&["serve", "--upstream", &url, "--reflect"])
+    })
+    .await
+    .unwrap();
+    let client = support::http1();
+    let status = async |path: &str| {
+        let response = client.get(gateway.url(path)).send().await.unwrap();
+        response.status().as_u16()
+    };
+    assert_eq!(status("/v1/old/x").await, 200);
+
+    backend.reflect(&api(&["New"]));
+    // No refresh interval and no files: only the signal reloads.
+    assert_eq!(status("/v1/new/x").await, 404);
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &gateway.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status("/v1/new/x").await != 200 {
+        assert!(Instant::now() < deadline, "no reload after SIGHUP");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status("/v1/old/x").await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_command_reflects_too() {
+    let backend = backend().await;
+    backend.reflect(&api(&["Old"]));
+    let url = backend.url();
+    let output = tokio::task::spawn_blocking(move || {
+        support::gateway::binary()
+            .args(["routes", "--upstream", &url, "--reflect"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains("/v1/old/{id}"), "{stdout}");
+    assert!(stdout.contains("reload.v1.Stable"), "{stdout}");
+}
