@@ -560,6 +560,15 @@ impl Config {
             if let Err(e) = de::check_url(&upstream.url) {
                 return fail(&format!("upstreams.{name}.url"), e);
             }
+            if upstream.tls.is_some() && upstream.url.starts_with("http://") {
+                return fail(
+                    &format!("upstreams.{name}.tls"),
+                    format!(
+                        "`{}` is cleartext, so `tls` would do nothing; use an https:// URL",
+                        upstream.url
+                    ),
+                );
+            }
             for service in &upstream.services {
                 if !de::is_service_pattern(service) {
                     return fail(
@@ -680,6 +689,12 @@ impl Config {
             if group.is_http() {
                 if let Err(e) = de::check_url(&group.upstream) {
                     return fail(format!("prefix `{prefix}`: upstream {e}"));
+                }
+                if group.tls.is_some() && group.upstream.starts_with("http://") {
+                    return fail(format!(
+                        "prefix `{prefix}`: `{}` is cleartext, so `tls` would do nothing; use an https:// URL",
+                        group.upstream
+                    ));
                 }
             } else {
                 if !self.upstreams.contains_key(&group.upstream) {

@@ -62,6 +62,12 @@ pub enum GatewayError {
     /// The body's `Content-Encoding` is not one the gateway decodes.
     #[error("unsupported Content-Encoding `{0}`: send gzip, br, zstd or identity")]
     UnsupportedEncoding(String),
+    /// A request stream with a `Content-Encoding` (streams are read as
+    /// they arrive, uncompressed).
+    #[error(
+        "Content-Encoding `{0}` on a request stream: streamed request bodies are read as they arrive and must be sent uncompressed"
+    )]
+    CompressedStream(String),
     /// The body is not valid data in its `Content-Encoding`.
     #[error("the request body is not valid {coding}: {reason}")]
     BadEncoding {
@@ -162,7 +168,7 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument)
             }
-            GatewayError::UnsupportedEncoding(_) => {
+            GatewayError::UnsupportedEncoding(_) | GatewayError::CompressedStream(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument)
             }
             GatewayError::RequestTimeout(_) => {
@@ -206,6 +212,21 @@ impl GatewayError {
                 if let Ok(value) = HeaderValue::from_str(&list.join(", ")) {
                     headers.insert(header::ALLOW, value);
                 }
+                (self.to_string(), Vec::new())
+            }
+            // RFC 7694: a 415 for a content coding says which are accepted.
+            GatewayError::UnsupportedEncoding(_) => {
+                headers.insert(
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_static("gzip, br, zstd, identity"),
+                );
+                (self.to_string(), Vec::new())
+            }
+            GatewayError::CompressedStream(_) => {
+                headers.insert(
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_static("identity"),
+                );
                 (self.to_string(), Vec::new())
             }
             GatewayError::RequestTimeout(_) => {

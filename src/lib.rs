@@ -27,6 +27,7 @@ pub mod reload;
 pub mod route;
 pub mod server;
 pub mod snapshot;
+mod tls;
 pub mod transcode;
 pub mod upstream;
 

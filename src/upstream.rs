@@ -290,6 +290,20 @@ impl Upstream {
             };
             return CallError::Protocol(format!("{} ({hint})", explained.message()));
         }
+        // A TLS handshake answered by a cleartext server: rustls sees a
+        // record that is not TLS.
+        if made_by_channel
+            && self.url.starts_with("https://")
+            && explained.message().contains("InvalidContentType")
+        {
+            return CallError::Status(Status::new(
+                code,
+                format!(
+                    "{} (the backend does not speak TLS? A cleartext backend needs an http:// URL)",
+                    explained.message()
+                ),
+            ));
+        }
         CallError::Status(explained)
     }
 }
@@ -374,18 +388,12 @@ fn tls_config(tls: Option<&UpstreamTls>) -> Result<ClientTlsConfig, String> {
     let Some(tls) = tls else {
         return Ok(config);
     };
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    };
-    if let Some(ca) = &tls.ca_file {
-        config = config.ca_certificate(Certificate::from_pem(read(ca)?));
+    let loaded = crate::tls::ClientTls::load(tls)?;
+    if let Some(ca) = loaded.ca_pem {
+        config = config.ca_certificate(Certificate::from_pem(ca));
     }
-    match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            config = config.identity(Identity::from_pem(read(cert)?, read(key)?))
-        }
-        (None, None) => {}
-        _ => return Err("cert_file and key_file must be given together".to_owned()),
+    if let Some((cert, key)) = loaded.identity_pem {
+        config = config.identity(Identity::from_pem(cert, key));
     }
     if let Some(name) = &tls.server_name {
         config = config.domain_name(name.clone());

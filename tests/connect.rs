@@ -92,6 +92,20 @@ async fn unary_errors_in_connect_shape() {
     .unwrap();
     assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["content-type"], "application/json");
+    // The backend's own response headers are not passed on as metadata.
+    let passed: Vec<&str> = response
+        .headers()
+        .keys()
+        .map(|name| name.as_str())
+        .filter(|name| name.starts_with("trailer-"))
+        .collect();
+    assert!(
+        passed.iter().all(
+            |name| !matches!(*name, "trailer-content-type" | "trailer-date")
+                && !name.starts_with("trailer-grpc-")
+        ),
+        "{passed:?}"
+    );
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["code"], "not_found");
     assert_eq!(

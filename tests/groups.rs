@@ -216,6 +216,10 @@ async fn strip_prefix_and_base_paths() {
         });
         c.routes
             .push(group("/api/", &format!("http://{service}/base/")));
+        c.routes.push(RouteGroupConfig {
+            strip_prefix: true,
+            ..group("/old/", &format!("http://{service}/base"))
+        });
     })
     .await;
     let client = support::http1();
@@ -233,6 +237,46 @@ async fn strip_prefix_and_base_paths() {
     assert_eq!(got["uri"], "/");
     let got = seen(client.get(gateway.url("/api/v2/x")).send().await.unwrap()).await;
     assert_eq!(got["uri"], "/base/api/v2/x");
+    // Stripped down to nothing, the base path itself.
+    let got = seen(client.get(gateway.url("/old")).send().await.unwrap()).await;
+    assert_eq!(got["uri"], "/base");
+    let got = seen(client.get(gateway.url("/old/x")).send().await.unwrap()).await;
+    assert_eq!(got["uri"], "/base/x");
+}
+
+/// A service that answers in HTTP/1.0 is passed on in the client's version.
+#[tokio::test]
+async fn answers_keep_the_clients_http_version() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let old = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for _ in 0..4 {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nold")
+                    .await;
+            });
+        }
+    });
+    let (_backend, gateway) = gateway(|c| {
+        c.routes.push(group("/legacy/", &format!("http://{old}")));
+    })
+    .await;
+    for (client, version) in [
+        (support::http1(), http::Version::HTTP_11),
+        (support::http2(), http::Version::HTTP_2),
+    ] {
+        let response = client.get(gateway.url("/legacy/x")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.version(), version);
+        assert_eq!(response.text().await.unwrap(), "old");
+    }
 }
 
 /// What can go wrong has the google.rpc.Status shape and the right status:
@@ -317,6 +361,11 @@ async fn proxy_failures_are_status_json() {
     .await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
     assert_eq!(body["code"], 4);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("route `/legacy/` (http://") && message.contains("300ms"),
+        "{message}"
+    );
     assert!(started.elapsed() < Duration::from_millis(1500));
 }
 

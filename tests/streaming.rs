@@ -126,6 +126,35 @@ async fn idle_event_streams_get_keep_alive_comments() {
     assert!(comments >= 2, "keep-alive comments while idle: {chunks:?}");
 }
 
+/// A backend slow to answer at all: the comments start before the first
+/// message, once the status line is out.
+#[tokio::test]
+async fn keep_alive_comments_before_the_first_message() {
+    let (_backend, gateway) = setup(|c| c.streams.keepalive = Duration::from_millis(100)).await;
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let response = conn
+        .send(get(
+            &gateway,
+            "/v1/watch?s=k",
+            &[
+                ("accept", "text/event-stream"),
+                ("grpc-metadata-x-echo-count", "1"),
+                ("grpc-metadata-x-echo-delay-ms", "1500"),
+            ],
+        ))
+        .await;
+    let chunks = client::all_data(response.into_body()).await;
+    let first = chunks
+        .iter()
+        .position(|c| c.starts_with("data: "))
+        .expect("the message");
+    let before = chunks[..first]
+        .iter()
+        .filter(|c| *c == ": keep-alive\n\n")
+        .count();
+    assert!(before >= 2, "comments before the first message: {chunks:?}");
+}
+
 /// DECISIONS.md (streams): `Accept: application/x-ndjson` gives bare
 /// messages; a failure is an `{"error": ...}` line.
 #[tokio::test]

@@ -127,3 +127,117 @@ async fn plaintext_upstream_to_a_tls_backend_fails_cleanly() {
     );
     assert!(message.contains("needs an https:// URL"), "{message}");
 }
+
+/// TLS files that cannot work stop the gateway at startup, naming the
+/// file and what is wrong, for gRPC upstreams and proxied prefixes alike.
+#[tokio::test]
+async fn unusable_tls_files_are_refused_at_startup() {
+    let ca = TestCa::new("protogate test CA");
+    let (cert, key) = ca.issue(&["127.0.0.1"]);
+    let (_, other_key) = ca.issue(&["127.0.0.1"]);
+    let garbage = write("garbage.pem", "this is not a certificate\n");
+    let empty = write("empty.pem", "");
+    let cert_file = write("client.pem", &cert);
+    let key_file = write("client.key", &key);
+    let wrong_key = write("other.key", &other_key);
+    let cases = [
+        (
+            UpstreamTls {
+                ca_file: Some(garbage.clone()),
+                ..UpstreamTls::default()
+            },
+            "garbage.pem",
+            "no certificate",
+        ),
+        (
+            UpstreamTls {
+                ca_file: Some(empty),
+                ..UpstreamTls::default()
+            },
+            "empty.pem",
+            "no certificate",
+        ),
+        (
+            UpstreamTls {
+                ca_file: Some(support::tempdir().join("missing.pem")),
+                ..UpstreamTls::default()
+            },
+            "missing.pem",
+            "cannot read",
+        ),
+        (
+            UpstreamTls {
+                cert_file: Some(garbage.clone()),
+                key_file: Some(key_file.clone()),
+                ..UpstreamTls::default()
+            },
+            "tls.cert_file",
+            "no certificate",
+        ),
+        (
+            UpstreamTls {
+                cert_file: Some(cert_file.clone()),
+                key_file: Some(cert_file.clone()),
+                ..UpstreamTls::default()
+            },
+            "tls.key_file",
+            "no private key",
+        ),
+        (
+            UpstreamTls {
+                cert_file: Some(cert_file.clone()),
+                key_file: Some(wrong_key),
+                ..UpstreamTls::default()
+            },
+            "other.key",
+            "",
+        ),
+    ];
+    for (tls, file, reason) in cases {
+        // A gRPC upstream.
+        let mut config = protogate::demo::config(
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:1".parse().unwrap(),
+        );
+        let upstream = config.upstreams.get_mut("bookshop").unwrap();
+        upstream.url = "https://127.0.0.1:1".to_owned();
+        upstream.tls = Some(tls.clone());
+        let err = protogate::start(&config).await.unwrap_err().to_string();
+        assert!(err.contains(file) && err.contains(reason), "{tls:?}: {err}");
+        // A proxied prefix.
+        let mut config = protogate::demo::config(
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:1".parse().unwrap(),
+        );
+        config.routes.push(protogate::config::RouteGroupConfig {
+            prefix: "/legacy/".to_owned(),
+            upstream: "https://127.0.0.1:1".to_owned(),
+            timeout: None,
+            strip_prefix: false,
+            tls: Some(tls.clone()),
+        });
+        let err = protogate::start(&config).await.unwrap_err().to_string();
+        assert!(
+            err.contains(file) && err.contains(reason),
+            "prefix, {tls:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tls_upstream_to_a_cleartext_backend_says_so() {
+    let backend = protogate::demo::Backend::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let gw = gateway(format!("https://{}", backend.addr()), None).await;
+    let response = support::http1()
+        .get(gw.url("/v1/shelves"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 14, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("needs an http:// URL"), "{message}");
+}

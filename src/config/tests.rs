@@ -642,3 +642,26 @@ fn readme_config_reference_parses() {
     config.validate().expect("the README's example is valid");
     assert!(!config.routes.is_empty() && config.cors.is_some());
 }
+
+#[test]
+fn tls_on_a_cleartext_url_is_refused() {
+    let err = Config::from_yaml(
+        "upstreams:\n  a:\n    url: http://127.0.0.1:1\n    tls: { ca_file: ca.pem }\n",
+    )
+    .unwrap()
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("upstreams.a.tls") && err.contains("https://"),
+        "{err}"
+    );
+    let err = Config::from_yaml(
+        "routes:\n  - prefix: /old/\n    upstream: http://127.0.0.1:1\n    tls: { ca_file: ca.pem }\n",
+    )
+    .unwrap()
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("cleartext"), "{err}");
+}

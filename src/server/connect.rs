@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::{Buf, Bytes};
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Request, Response, header};
 use tokio::time::Instant;
 
 use crate::error::GatewayError;
@@ -368,14 +368,9 @@ fn error_response(err: &GatewayError) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     if let GatewayError::Upstream(status, _) = err {
-        let headers = response.headers_mut();
-        for (name, value) in status.metadata().clone().into_headers().iter() {
-            if let Ok(name) = HeaderName::try_from(format!("trailer-{name}"))
-                && !name.as_str().starts_with("trailer-grpc-")
-            {
-                headers.append(name, value.clone());
-            }
-        }
+        // The backend's own response headers (content-type, date, grpc-*)
+        // are not metadata to pass on.
+        metadata::to_headers(status.metadata(), "trailer-", response.headers_mut());
     }
     response
 }

@@ -154,19 +154,27 @@ impl HttpProxy {
             client,
             inner.strip_prefix.then_some(&*inner.prefix),
         );
-        parts.version = http::Version::HTTP_11;
+        let client_version = std::mem::replace(&mut parts.version, http::Version::HTTP_11);
         let body = Limited::new(body, inner.max_body_bytes)
             .map_err(axum::BoxError::from)
             .boxed_unsync();
         let call = inner.client.request(Request::from_parts(parts, body));
         let answer = match inner.timeout {
-            Some(timeout) => tokio::time::timeout(timeout, call)
-                .await
-                .map_err(|_| GatewayError::DeadlineExceeded(timeout))?,
+            Some(timeout) => tokio::time::timeout(timeout, call).await.map_err(|_| {
+                GatewayError::Upstream(
+                    tonic::Status::deadline_exceeded(format!(
+                        "route `{}/` ({}): no answer within {timeout:?}",
+                        inner.prefix, inner.url
+                    )),
+                    None,
+                )
+            })?,
             None => call.await,
         };
         let response = answer.map_err(|e| self.failure(&e))?;
         let (mut parts, body) = response.into_parts();
+        // Answered in the client's HTTP version, whatever the upstream's.
+        parts.version = client_version;
         strip_hop_by_hop(&mut parts.headers);
         // Passed on as the upstream sent it: the gateway does not compress
         // it (which would also hold back a streamed answer's chunks).
@@ -185,7 +193,10 @@ impl HttpProxy {
         }
         let mut target = String::with_capacity(inner.base_path.len() + rest.len() + 64);
         target.push_str(&inner.base_path);
-        if !rest.starts_with('/') {
+        // `/legacy` with the prefix stripped is the base path itself (or
+        // `/` without one).
+        let bare_base = rest.is_empty() && !target.is_empty();
+        if !rest.starts_with('/') && !bare_base {
             target.push('/');
         }
         target.push_str(rest);
@@ -336,38 +347,8 @@ fn forwarded_headers(
 /// TLS for an `https://` upstream: the system's roots and the webpki
 /// roots, plus `ca_file`, and a client certificate for mutual TLS.
 fn tls_config(tls: Option<&UpstreamTls>) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A system certificate rustls cannot use is skipped, as tonic does.
-        let _ = roots.add(cert);
-    }
-    let tls = tls.cloned().unwrap_or_default();
-    if let Some(ca) = &tls.ca_file {
-        let certs = CertificateDer::pem_file_iter(ca)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("tls.ca_file {}: {e}", ca.display()))?;
-        }
-    }
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("tls.cert_file {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("tls.key_file {}: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("tls client certificate: {e}"))
-        }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        _ => Err("tls: cert_file and key_file must be given together".to_owned()),
+    match tls {
+        Some(tls) => crate::tls::ClientTls::load(tls)?.rustls_config(),
+        None => crate::tls::ClientTls::default().rustls_config(),
     }
 }

@@ -161,14 +161,14 @@ fn check_encoding(parts: &Parts, kind: RpcKind) -> Result<(), GatewayError> {
     let coding = Coding::of(&parts.headers)?;
     let streamed = matches!(kind, RpcKind::ClientStreaming | RpcKind::Bidi);
     if streamed && coding != Coding::Identity {
-        return Err(GatewayError::UnsupportedEncoding(format!(
-            "{} on a request stream (streams are sent uncompressed)",
+        return Err(GatewayError::CompressedStream(
             parts
                 .headers
                 .get(header::CONTENT_ENCODING)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("?")
-        )));
+                .to_owned(),
+        ));
     }
     Ok(())
 }

@@ -292,6 +292,24 @@ impl StreamBody {
         Ok(Frame::data(frame))
     }
 
+    /// While the backend is quiet: a keep-alive comment when one is due
+    /// (Server-Sent Events), else pending.
+    fn keep_alive(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
+        if let Some((every, sleep)) = &mut self.keepalive
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let every = *every;
+            sleep.as_mut().reset(Instant::now() + every);
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                b": keep-alive\n\n",
+            )))));
+        }
+        Poll::Pending
+    }
+
     /// Ends the stream with `err` in the framing (the status line is sent).
     fn fail(
         &mut self,
@@ -340,9 +358,14 @@ impl http_body::Body for StreamBody {
         loop {
             match &mut this.source {
                 Source::Done => return Poll::Ready(None),
-                Source::Opening(opening) => match ready!(opening.as_mut().poll(cx)) {
-                    Ok(opened) => this.source = Source::Messages(Box::new(opened.stream)),
-                    Err(err) => return Poll::Ready(this.fail(err.into())),
+                Source::Opening(opening) => match opening.as_mut().poll(cx) {
+                    Poll::Ready(Ok(opened)) => {
+                        this.source = Source::Messages(Box::new(opened.stream));
+                    }
+                    Poll::Ready(Err(err)) => return Poll::Ready(this.fail(err.into())),
+                    // An idle stream is kept alive before its first
+                    // message too.
+                    Poll::Pending => return this.keep_alive(cx),
                 },
                 Source::Messages(stream) => match Pin::new(&mut **stream).poll_next(cx) {
                     Poll::Ready(Some(Ok(message))) => {
@@ -369,18 +392,7 @@ impl http_body::Body for StreamBody {
                             return Poll::Ready(Some(Ok(Frame::data(end))));
                         }
                     }
-                    Poll::Pending => {
-                        if let Some((every, sleep)) = &mut this.keepalive
-                            && sleep.as_mut().poll(cx).is_ready()
-                        {
-                            let every = *every;
-                            sleep.as_mut().reset(Instant::now() + every);
-                            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
-                                b": keep-alive\n\n",
-                            )))));
-                        }
-                        return Poll::Pending;
-                    }
+                    Poll::Pending => return this.keep_alive(cx),
                 },
                 Source::Trailers(future) => {
                     let result = ready!(future.as_mut().poll(cx));

@@ -455,6 +455,12 @@ async fn compressed_bodies_are_decoded_whole_or_refused() {
         reply.text
     );
     assert!(reply.text.contains("request stream"), "{}", reply.text);
+    assert!(
+        reply.text.contains("must be sent uncompressed") && !reply.text.contains("send gzip"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.headers["accept-encoding"], "identity");
 }
 
 /// The shared body budget (`limits.max_buffered_body_bytes`) counts the
