@@ -38,7 +38,30 @@ pub fn router(gateway: Arc<Gateway>, reloader: Arc<Reloader>) -> Router {
         .route("/admin/routes", get(routes))
         .route("/admin/status", get(status))
         .route("/admin/reload", post(reload))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(Admin { gateway, reloader })
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let message = format!(
+        "no admin endpoint at {}: try /healthz, /readyz, /admin/routes, /admin/status or POST /admin/reload",
+        uri.path()
+    );
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"code": 5, "message": message, "details": []})),
+    )
+        .into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let message = format!("{method} is not allowed on {}", uri.path());
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({"code": 12, "message": message, "details": []})),
+    )
+        .into_response()
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -653,6 +653,15 @@ impl Config {
                 ),
             );
         }
+        if limits.max_metadata_bytes < 1 << 10 {
+            return fail(
+                "limits.max_metadata_bytes",
+                format!(
+                    "{} is below 1 KiB: the forwarding headers the gateway adds (x-forwarded-for, x-forwarded-host) alone could exceed it",
+                    limits.max_metadata_bytes
+                ),
+            );
+        }
         if !(1..=127).contains(&self.json.max_depth) {
             return fail(
                 "json.max_depth",
@@ -726,8 +735,8 @@ impl Config {
     }
 
     /// The files a change to which calls for a reload: the config file,
-    /// descriptor sets and `.proto` files (those named directly; imports
-    /// found on include paths are not watched).
+    /// descriptor sets, `.proto` files (those named directly; imports
+    /// found on include paths are not watched) and upstream TLS files.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = self.origin.iter().map(|o| o.path.clone()).collect();
         files.extend(self.descriptor_sets.iter().cloned());
@@ -736,6 +745,19 @@ impl Config {
                 .chain(self.include_paths.iter().map(|dir| dir.join(proto)))
                 .find(|p| p.is_file());
             files.extend(found);
+        }
+        let tls = self
+            .upstreams
+            .values()
+            .filter_map(|u| u.tls.as_ref())
+            .chain(self.routes.iter().filter_map(|r| r.tls.as_ref()));
+        for tls in tls {
+            files.extend(
+                [&tls.ca_file, &tls.cert_file, &tls.key_file]
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
         }
         files
     }

@@ -28,6 +28,19 @@ pub enum GatewayError {
         /// The request path.
         path: String,
     },
+    /// No template matches the path while reflecting upstreams have not
+    /// answered yet: their routes may come.
+    #[error(
+        "no route matches {method} {path} yet: {waiting} not answered server reflection, so its routes are not loaded"
+    )]
+    NotFoundYet {
+        /// The request method.
+        method: Method,
+        /// The request path.
+        path: String,
+        /// The upstreams waited for, as text (``upstream `a` has``).
+        waiting: String,
+    },
     /// Templates match the path, but not for this method.
     #[error("method {method} is not allowed for {path}")]
     MethodNotAllowed {
@@ -147,7 +160,9 @@ impl GatewayError {
     /// The HTTP status and gRPC code of the error.
     pub fn status(&self) -> (StatusCode, Code) {
         match self {
-            GatewayError::NotFound { .. } => (StatusCode::NOT_FOUND, Code::NotFound),
+            GatewayError::NotFound { .. } | GatewayError::NotFoundYet { .. } => {
+                (StatusCode::NOT_FOUND, Code::NotFound)
+            }
             GatewayError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented)
             }

@@ -113,24 +113,15 @@ pub async fn start_with(source: reload::ConfigSource) -> Result<Server, StartErr
         }
         None => None,
     };
-    if !config.sources().reflecting.is_empty() {
-        tasks.push(tokio::spawn(reloader.clone().retry_missing()));
-    }
-    if let Some(every) = config.reflection.refresh {
-        tasks.push(tokio::spawn(reloader.clone().refresh_every(every)));
-    }
-    let watched = config.watched_files();
-    let watcher = if watched.is_empty() {
-        None
-    } else {
-        match reloader.watch(watched) {
-            Ok(watcher) => Some(watcher),
-            Err(err) => {
-                tracing::warn!(error = %err, "Cannot watch descriptor files; reload with SIGHUP or POST /admin/reload");
-                None
-            }
+    // Cheap while idle, and a reload may add what they look after.
+    tasks.push(tokio::spawn(reloader.clone().retry_missing()));
+    tasks.push(tokio::spawn(reloader.clone().refresh()));
+    match reloader.watch() {
+        Ok(task) => tasks.push(task),
+        Err(err) => {
+            tracing::warn!(error = %err, "Cannot watch config and descriptor files; reload with SIGHUP or POST /admin/reload");
         }
-    };
+    }
     let server = Server::start(listener, gateway, options).map_err(|source| StartError::Bind {
         addr: config.listen,
         source,
@@ -139,6 +130,5 @@ pub async fn start_with(source: reload::ConfigSource) -> Result<Server, StartErr
         reloader,
         admin_addr,
         tasks,
-        _watcher: watcher,
     }))
 }

@@ -17,14 +17,15 @@
 //! header limits, `cors`, `admin`) stays as it was until a restart; a
 //! reload that finds it changed says so (once per change).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
 use parking_lot::Mutex;
 use serde::Serialize;
+use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::descriptor::Reflected;
@@ -39,6 +40,9 @@ pub type ConfigSource = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
 /// Longest wait between attempts to reach an upstream that never answered.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Longest wait for reflecting upstreams before the listener opens.
+const STARTUP_WAIT: Duration = Duration::from_secs(2);
+
 /// Reloads the gateway's snapshot.
 pub struct Reloader {
     gateway: Arc<Gateway>,
@@ -46,6 +50,10 @@ pub struct Reloader {
     /// Held while a reload runs, so reloads never overlap.
     running: tokio::sync::Mutex<Cache>,
     status: Mutex<Status>,
+    /// `reflection.refresh` of the config last loaded.
+    refresh: tokio::sync::watch::Sender<Option<Duration>>,
+    /// The files of the config last loaded, for the watcher.
+    files: tokio::sync::watch::Sender<Vec<PathBuf>>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -61,9 +69,24 @@ impl std::fmt::Debug for Reloader {
 struct Cache {
     /// What reflecting upstreams sent last, by upstream name.
     reflected: BTreeMap<String, Reflected>,
+    /// Reflecting upstreams whose failure was logged as a warning (until
+    /// they answer again), so that retries do not repeat it.
+    warned: BTreeSet<String>,
     /// The listener's settings, as running and as last warned about.
     listener: String,
     warned_listener: String,
+}
+
+/// Which reflecting upstreams a reload asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// Every one (SIGHUP, `POST /admin/reload`, the refresh interval).
+    All,
+    /// Those that have not answered yet; nothing is rebuilt unless one
+    /// does (the retry loop).
+    Waiting,
+    /// None: what they sent last is used (a watched file changed).
+    None,
 }
 
 /// The settings that take a restart, as text to compare.
@@ -92,8 +115,16 @@ pub struct Status {
     pub versions: BTreeMap<String, String>,
     /// Reflecting upstreams that have not answered yet.
     pub waiting_for: Vec<String>,
+    /// Reflecting upstreams that did not answer the last time they were
+    /// asked: their routes are from what they sent before.
+    pub stale: Vec<String>,
     /// Services that upstreams describe differently.
     pub conflicts: Vec<String>,
+    /// Files of reflecting upstreams served under another name (another
+    /// upstream has a different file of the same name).
+    pub renamed: Vec<String>,
+    /// Routes that conflict (the first declared is served).
+    pub route_conflicts: Vec<String>,
     /// Routes in the current snapshot.
     pub routes: usize,
 }
@@ -117,6 +148,8 @@ impl Reloader {
             source,
             running: tokio::sync::Mutex::new(Cache::default()),
             status: Mutex::new(Status::default()),
+            refresh: tokio::sync::watch::Sender::new(None),
+            files: tokio::sync::watch::Sender::new(Vec::new()),
         })
     }
 
@@ -126,11 +159,18 @@ impl Reloader {
     pub async fn first_snapshot(
         config: &Config,
     ) -> Result<(Snapshot, Vec<Reflected>), SnapshotError> {
-        let reflected = reflect(config, None, &BTreeMap::new()).await;
+        // A backend that accepts connections and never answers must not
+        // hold the listener closed for the whole reflection timeout: what
+        // has not answered by then is asked again by the retry loop.
+        let wait = config.reflection.timeout.min(STARTUP_WAIT);
+        let asked = reflect(config, None, &config.sources().reflecting, wait).await;
+        for (name, err) in &asked.failed {
+            tracing::warn!(upstream = %name, error = %err, "Server reflection failed; its routes come when it answers");
+        }
         let mut sources = config.sources();
-        sources.reflected = reflected.clone();
+        sources.reflected = asked.reflected.clone();
         let snapshot = build(config.clone(), sources, None).await?;
-        Ok((snapshot, reflected))
+        Ok((snapshot, asked.reflected))
     }
 
     /// Records what the first snapshot was built from.
@@ -143,14 +183,20 @@ impl Reloader {
                 .map(|r| (r.upstream.clone(), r))
                 .collect();
             let waiting = waiting_for(config, &cache);
-            self.settle(&snapshot, waiting);
+            cache.warned = waiting.iter().cloned().collect();
+            self.settle(config, &snapshot, waiting, Vec::new());
         }
     }
 
-    /// Reloads now; `why` is logged.
+    /// Reloads now, asking every reflecting upstream; `why` is logged.
     pub async fn reload(&self, why: &str) -> Result<Status, ReloadError> {
+        self.reload_asking(why, Ask::All).await
+    }
+
+    /// Reloads, asking the reflecting upstreams `ask` says.
+    pub async fn reload_asking(&self, why: &str, ask: Ask) -> Result<Status, ReloadError> {
         let mut cache = self.running.lock().await;
-        let result = self.reload_locked(&mut cache, why).await;
+        let result = self.reload_locked(&mut cache, why, ask).await;
         if let Err(err) = &result {
             tracing::warn!(reason = why, error = %err, "Reload failed; keeping the current routes");
             self.status.lock().last_error = Some(err.to_string());
@@ -158,7 +204,12 @@ impl Reloader {
         result.map(|()| self.status())
     }
 
-    async fn reload_locked(&self, cache: &mut Cache, why: &str) -> Result<(), ReloadError> {
+    async fn reload_locked(
+        &self,
+        cache: &mut Cache,
+        why: &str,
+        ask: Ask,
+    ) -> Result<(), ReloadError> {
         let config = (self.source)().map_err(ReloadError::Config)?;
         let listener = listener_settings(&config);
         if listener != cache.listener && listener != cache.warned_listener {
@@ -168,7 +219,35 @@ impl Reloader {
             cache.warned_listener = listener;
         }
         let previous = self.gateway.snapshot();
-        for reflected in reflect(&config, Some(&previous), &cache.reflected).await {
+        let reflecting = config.sources().reflecting;
+        let asking: Vec<String> = match ask {
+            Ask::All => reflecting.clone(),
+            Ask::Waiting => waiting_for(&config, cache),
+            Ask::None => Vec::new(),
+        };
+        let asked = reflect(&config, Some(&previous), &asking, config.reflection.timeout).await;
+        if ask == Ask::Waiting && asked.reflected.is_empty() {
+            // Nobody new answered: nothing to rebuild.
+            for (name, err) in &asked.failed {
+                tracing::debug!(upstream = %name, error = %err, "Still no answer to server reflection");
+            }
+            return Ok(());
+        }
+        let mut stale = Vec::new();
+        for (name, err) in &asked.failed {
+            if cache.reflected.contains_key(name) {
+                tracing::warn!(upstream = %name, error = %err, "Server reflection failed; keeping its last descriptors");
+                stale.push(name.clone());
+            } else if cache.warned.insert(name.clone()) {
+                tracing::warn!(upstream = %name, error = %err, "Server reflection failed; its routes come when it answers");
+            } else {
+                tracing::debug!(upstream = %name, error = %err, "Still no answer to server reflection");
+            }
+        }
+        for reflected in asked.reflected {
+            if cache.warned.remove(&reflected.upstream) {
+                tracing::info!(upstream = %reflected.upstream, "Upstream answered server reflection");
+            }
             cache
                 .reflected
                 .insert(reflected.upstream.clone(), reflected);
@@ -184,7 +263,7 @@ impl Reloader {
             .filter_map(|name| cache.reflected.get(name).cloned())
             .collect();
         let waiting = waiting_for(&config, cache);
-        let snapshot = build(config, sources, Some(previous.clone())).await?;
+        let snapshot = build(config.clone(), sources, Some(previous.clone())).await?;
         for (source, version) in &snapshot.fleet.versions {
             let before = previous.fleet.versions.iter().find(|(s, _)| s == source);
             if before.is_none_or(|(_, v)| v != version) {
@@ -194,14 +273,32 @@ impl Reloader {
         let routes = snapshot.routes.routes().len();
         self.gateway.swap(snapshot);
         tracing::info!(reason = why, routes, "Reloaded");
-        self.settle(&self.gateway.snapshot(), waiting);
+        self.settle(&config, &self.gateway.snapshot(), waiting, stale);
         Ok(())
     }
 
-    /// Updates readiness and the status after a snapshot went in.
-    fn settle(&self, snapshot: &Snapshot, waiting: Vec<String>) {
+    /// Updates readiness, the status and what the background tasks follow
+    /// after a snapshot went in.
+    fn settle(
+        &self,
+        config: &Config,
+        snapshot: &Snapshot,
+        waiting: Vec<String>,
+        stale: Vec<String>,
+    ) {
         let ready = waiting.is_empty();
         self.gateway.set_ready(ready);
+        self.refresh.send_if_modified(|refresh| {
+            let changed = *refresh != config.reflection.refresh;
+            *refresh = config.reflection.refresh;
+            changed
+        });
+        let files = config.watched_files();
+        self.files.send_if_modified(|watched| {
+            let changed = *watched != files;
+            *watched = files;
+            changed
+        });
         let mut status = self.status.lock();
         status.ready = ready;
         status.loads += 1;
@@ -212,7 +309,15 @@ impl Reloader {
         status.last_error = None;
         status.versions = snapshot.fleet.versions.iter().cloned().collect();
         status.waiting_for = waiting;
+        status.stale = stale;
         status.conflicts = snapshot.fleet.conflicts.clone();
+        status.renamed = snapshot.fleet.renamed.clone();
+        status.route_conflicts = snapshot
+            .routes
+            .conflicts()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         status.routes = snapshot.routes.routes().len();
     }
 
@@ -237,74 +342,171 @@ impl Reloader {
                 upstreams = waiting,
                 "Asking upstreams that have not answered yet"
             );
-            let _ = self.reload("an upstream has not answered yet").await;
+            let _ = self
+                .reload_asking("an upstream answered at last", Ask::Waiting)
+                .await;
             wait = (wait * 2).min(MAX_BACKOFF);
         }
     }
 
-    /// Reloads every `interval`.
-    pub async fn refresh_every(self: Arc<Self>, interval: Duration) {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.tick().await;
+    /// Reloads every `reflection.refresh` of the config last loaded (a
+    /// reload that changes the interval restarts the count).
+    pub async fn refresh(self: Arc<Self>) {
+        let mut interval = self.refresh.subscribe();
         loop {
-            ticks.tick().await;
-            let _ = self.reload("refresh interval").await;
+            let every = *interval.borrow_and_update();
+            let Some(every) = every else {
+                if interval.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            tokio::select! {
+                () = tokio::time::sleep(every) => {
+                    let _ = self.reload("refresh interval").await;
+                }
+                changed = interval.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
         }
     }
 
-    /// Reloads when one of `files` changes on disk (debounced). The
-    /// watcher is returned; dropping it stops watching.
-    pub fn watch(
-        self: &Arc<Self>,
-        files: Vec<PathBuf>,
-    ) -> Result<notify::RecommendedWatcher, notify::Error> {
-        use notify::Watcher as _;
+    /// Reloads when a file of the config last loaded changes on disk
+    /// (debounced); the set of files follows the config. The watcher is
+    /// returned; dropping it stops watching.
+    ///
+    /// Folders are watched, not files: editors replace a file by renaming
+    /// a new one over it, and Kubernetes swaps a symlink (`..data`) in the
+    /// folder, both of which a watch on the old file would miss. Any event
+    /// in a watched folder makes the files be looked at again; a reload
+    /// follows only when one of them now reads differently (another
+    /// target, size or modification time).
+    pub fn watch(self: &Arc<Self>) -> Result<JoinHandle<()>, notify::Error> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let watched: Vec<PathBuf> = files
-            .iter()
-            .map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()))
-            .collect();
-        let names = watched.clone();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let Ok(event) = event else { return };
-                if event.kind.is_access() {
-                    return;
-                }
-                if event.paths.iter().any(|p| names.iter().any(|n| n == p)) {
+                if event.is_ok_and(|e| !e.kind.is_access()) {
                     let _ = tx.try_send(());
                 }
             })?;
-        // Folders, not files: editors replace a file by renaming a new one
-        // over it, which a watch on the old file would miss.
-        let mut folders: Vec<PathBuf> = watched
-            .iter()
-            .filter_map(|f| f.parent().map(PathBuf::from))
-            .collect();
-        folders.sort();
-        folders.dedup();
-        for folder in &folders {
-            watcher.watch(folder, notify::RecursiveMode::NonRecursive)?;
-        }
+        let mut files = self.files.subscribe();
+        let mut watching = Watching::default();
+        watching.follow(&mut watcher, &files.borrow_and_update());
         let reloader = Arc::clone(self);
-        tokio::spawn(async move {
-            while rx.recv().await.is_some() {
-                // Let a burst of writes settle.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                while rx.try_recv().is_ok() {}
-                let _ = reloader.reload("a watched file changed").await;
+        Ok(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    event = rx.recv() => {
+                        if event.is_none() {
+                            return;
+                        }
+                        // Let a burst of writes settle.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        while rx.try_recv().is_ok() {}
+                        if watching.changed(&files.borrow()) {
+                            let _ = reloader.reload_asking("a watched file changed", Ask::None).await;
+                        }
+                    }
+                    changed = files.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let list = files.borrow_and_update().clone();
+                        watching.follow(&mut watcher, &list);
+                    }
+                }
             }
-        });
-        Ok(watcher)
+        }))
     }
 }
 
-/// `config`'s sources with what its reflecting upstreams send now (those
-/// that do not answer are left out, with a warning).
-pub async fn sources_now(config: &Config) -> crate::descriptor::Sources {
+/// The folders watched and how the files in them read.
+#[derive(Default)]
+struct Watching {
+    folders: Vec<PathBuf>,
+    seen: Vec<Option<Fingerprint>>,
+}
+
+/// How a file reads: where its symlinks lead, its size and modification
+/// time.
+#[derive(Debug, PartialEq, Eq)]
+struct Fingerprint {
+    target: PathBuf,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Fingerprint {
+    fn of(file: &Path) -> Option<Fingerprint> {
+        let target = std::fs::canonicalize(file).ok()?;
+        let meta = std::fs::metadata(&target).ok()?;
+        Some(Fingerprint {
+            target,
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+impl Watching {
+    /// Watches the folders of `files` (and of where their symlinks lead),
+    /// and no others.
+    fn follow(&mut self, watcher: &mut notify::RecommendedWatcher, files: &[PathBuf]) {
+        use notify::Watcher as _;
+        let mut wanted: Vec<PathBuf> = files
+            .iter()
+            .flat_map(|file| {
+                let named = file.parent().map(Path::to_path_buf);
+                let real = std::fs::canonicalize(file)
+                    .ok()
+                    .and_then(|real| real.parent().map(Path::to_path_buf));
+                named.into_iter().chain(real)
+            })
+            .map(|folder| {
+                if folder.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    folder
+                }
+            })
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        for gone in self.folders.iter().filter(|f| !wanted.contains(f)) {
+            let _ = watcher.unwatch(gone);
+        }
+        for new in wanted.iter().filter(|f| !self.folders.contains(f)) {
+            if let Err(err) = watcher.watch(new, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!(folder = %new.display(), error = %err, "Cannot watch a folder of config or descriptor files; reload with SIGHUP or POST /admin/reload");
+            }
+        }
+        self.folders = wanted;
+        self.seen = files.iter().map(|f| Fingerprint::of(f)).collect();
+    }
+
+    /// Whether one of `files` reads differently from when last looked at.
+    fn changed(&mut self, files: &[PathBuf]) -> bool {
+        let now: Vec<Option<Fingerprint>> = files.iter().map(|f| Fingerprint::of(f)).collect();
+        let changed = now != self.seen;
+        self.seen = now;
+        changed
+    }
+}
+
+/// `config`'s sources with what its reflecting upstreams send now; an
+/// error names every one that does not answer.
+pub async fn sources_now(config: &Config) -> Result<crate::descriptor::Sources, String> {
     let mut sources = config.sources();
-    sources.reflected = reflect(config, None, &BTreeMap::new()).await;
-    sources
+    let asked = reflect(config, None, &sources.reflecting, config.reflection.timeout).await;
+    if !asked.failed.is_empty() {
+        let errors: Vec<String> = asked.failed.iter().map(|(_, err)| err.clone()).collect();
+        return Err(errors.join("\n"));
+    }
+    sources.reflected = asked.reflected;
+    Ok(sources)
 }
 
 /// Reflecting upstreams in `config` that have never answered.
@@ -317,45 +519,50 @@ fn waiting_for(config: &Config, cache: &Cache) -> Vec<String> {
         .collect()
 }
 
-/// Asks every reflecting upstream of `config` at once; those that do not
-/// answer are logged (a warning the first time: `known` holds what each
-/// sent before) and left out.
+/// What asking reflecting upstreams brought.
+struct Asked {
+    reflected: Vec<Reflected>,
+    /// Upstream name and why it did not answer.
+    failed: Vec<(String, String)>,
+}
+
+/// Asks the reflecting upstreams `names` of `config` at once, each within
+/// `timeout`.
 async fn reflect(
     config: &Config,
     previous: Option<&Snapshot>,
-    known: &BTreeMap<String, Reflected>,
-) -> Vec<Reflected> {
+    names: &[String],
+    timeout: Duration,
+) -> Asked {
     // The snapshot's settings, so that the upstream's channel (and its
     // connection) is shared; the reflection client sets its own limit on
     // answer size.
     let settings = ChannelSettings::of(config);
-    let asks = config.sources().reflecting.into_iter().map(|name| {
-        let upstream_config = &config.upstreams[&name];
+    let asks = names.iter().filter_map(|name| {
+        let upstream_config = config.upstreams.get(name)?;
         let old = previous.and_then(|p| p.upstreams.iter().find(|u| u.name() == name));
-        let upstream = Upstream::reuse_or_new(old, &name, upstream_config, &settings);
-        let timeout = config.reflection.timeout;
-        async move {
-            let upstream = match upstream {
-                Ok(upstream) => upstream,
-                Err(err) => {
-                    tracing::warn!(upstream = name, error = %err, "Cannot ask the upstream for its descriptors");
-                    return None;
-                }
+        let upstream = Upstream::reuse_or_new(old, name, upstream_config, &settings);
+        Some(async move {
+            let result = match upstream {
+                Ok(upstream) => reflection::fetch(name, upstream.channel().clone(), timeout)
+                    .await
+                    .map_err(|err| err.to_string()),
+                Err(err) => Err(err.to_string()),
             };
-            match reflection::fetch(&name, upstream.channel().clone(), timeout).await {
-                Ok(reflected) => Some(reflected),
-                Err(err) => {
-                    if known.contains_key(&name) {
-                        tracing::debug!(upstream = name, error = %err, "Server reflection failed; keeping its last descriptors");
-                    } else {
-                        tracing::warn!(upstream = name, error = %err, "Server reflection failed; its routes come when it answers");
-                    }
-                    None
-                }
-            }
-        }
+            (name.clone(), result)
+        })
     });
-    join_all(asks).await.into_iter().flatten().collect()
+    let mut asked = Asked {
+        reflected: Vec::new(),
+        failed: Vec::new(),
+    };
+    for (name, result) in join_all(asks).await {
+        match result {
+            Ok(reflected) => asked.reflected.push(reflected),
+            Err(err) => asked.failed.push((name, err)),
+        }
+    }
+    asked
 }
 
 /// Builds a snapshot on the blocking pool: compiling `.proto` files and

@@ -246,11 +246,9 @@ pub struct Server {
 pub(crate) struct Reloading {
     pub(crate) reloader: Arc<crate::reload::Reloader>,
     pub(crate) admin_addr: Option<SocketAddr>,
-    /// Background loops and the admin listener.
+    /// Background loops (the file watcher among them) and the admin
+    /// listener.
     pub(crate) tasks: Vec<JoinHandle<()>>,
-    /// Watches descriptor and config files; held for its `Drop`, which
-    /// stops watching.
-    pub(crate) _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Server {

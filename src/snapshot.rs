@@ -15,6 +15,8 @@ use crate::transcode::Codec;
 use crate::upstream::metadata::HeaderPolicy;
 use crate::upstream::{ChannelSettings, Upstream, UpstreamError};
 
+mod separate;
+
 /// Everything a request needs, resolved at load.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -49,6 +51,9 @@ pub struct Snapshot {
     pub(crate) groups: crate::server::Groups,
     /// The gateway's own gRPC services (reflection over the pool, health).
     pub(crate) own: crate::server::OwnServices,
+    /// Reflecting upstreams that have not answered yet, as text for the
+    /// 404 of a path their routes may hold (empty when none).
+    pub(crate) waiting_for: String,
 }
 
 /// A snapshot that cannot be built.
@@ -89,14 +94,20 @@ impl Snapshot {
     /// upstreams sent).
     pub fn routes_only_from(
         config: &Config,
-        sources: Sources,
+        mut sources: Sources,
     ) -> Result<(DescriptorPool, RouteTable), SnapshotError> {
         config.validate()?;
+        for note in separate::separate(&mut sources.reflected) {
+            tracing::info!(%note, "Descriptor file renamed");
+        }
         for (name, upstream) in &config.upstreams {
             crate::upstream::check(name, upstream)?;
         }
         let loaded = descriptor::load_files(&sources)?;
         let fleet = Fleet::learn(&sources, &loaded.set);
+        for conflict in &fleet.conflicts {
+            tracing::warn!(%conflict, "Upstreams disagree on a service");
+        }
         let pool = loaded.pool;
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
         let routes = build_routes(config, &pool, &names, &fleet)?;
@@ -123,12 +134,17 @@ impl Snapshot {
     /// of `previous`'s upstreams whose settings did not change.
     pub fn build_after(
         config: &Config,
-        sources: Sources,
+        mut sources: Sources,
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, SnapshotError> {
         config.validate()?;
+        let renamed = separate::separate(&mut sources.reflected);
+        for note in &renamed {
+            tracing::info!(%note, "Descriptor file renamed");
+        }
         let loaded = descriptor::load_files(&sources)?;
-        let fleet = Fleet::learn(&sources, &loaded.set);
+        let mut fleet = Fleet::learn(&sources, &loaded.set);
+        fleet.renamed = renamed;
         for conflict in &fleet.conflicts {
             tracing::warn!(%conflict, "Upstreams disagree on a service");
         }
@@ -154,7 +170,19 @@ impl Snapshot {
         let services = ServiceMap::new(config, &pool, &names, &fleet);
         let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;
         warn_hidden_routes(&routes, &groups);
+        let waiting: Vec<String> = sources
+            .reflecting
+            .iter()
+            .filter(|name| !sources.reflected.iter().any(|r| &r.upstream == *name))
+            .map(|name| format!("`{name}`"))
+            .collect();
+        let waiting_for = match waiting.len() {
+            0 => String::new(),
+            1 => format!("upstream {} has", waiting[0]),
+            _ => format!("upstreams {} have", waiting.join(", ")),
+        };
         Ok(Snapshot {
+            waiting_for,
             // Before `pool` and the set move in.
             own: crate::server::OwnServices::new(&pool, &loaded.set),
             pool,
@@ -375,6 +403,9 @@ pub struct Fleet {
     pub versions: Vec<(String, String)>,
     /// Services two upstreams list with different descriptors.
     pub conflicts: Vec<String>,
+    /// Files served under another name, as a file of the same name from
+    /// another upstream is a different one.
+    pub renamed: Vec<String>,
 }
 
 impl Fleet {

@@ -280,7 +280,27 @@ impl Upstream {
             return CallError::TooLarge(self.max_message_bytes);
         }
         let made_by_channel = std::error::Error::source(&status).is_some();
+        // The channel's own timer (the client's `grpc-timeout` on a
+        // passed-through call) ran out: the deadline, not an outage.
+        if caused_by::<tonic::TimeoutExpired>(&status) {
+            return CallError::Status(Status::deadline_exceeded(format!(
+                "upstream `{}` ({}): the deadline passed before it answered",
+                self.name, self.url
+            )));
+        }
         let code = status.code();
+        if !made_by_channel && status.message().is_empty() {
+            // The backend said nothing: say who answered what.
+            return CallError::Status(Status::with_details_and_metadata(
+                code,
+                format!(
+                    "upstream `{}` ({}) answered {code:?} without a message",
+                    self.name, self.url
+                ),
+                status.details().to_vec().into(),
+                status.metadata().clone(),
+            ));
+        }
         let explained = explain(status, &self.name, &self.url);
         if made_by_channel && !matches!(code, Code::Unavailable | Code::DeadlineExceeded) {
             let hint = if self.url.starts_with("http://") {
@@ -317,9 +337,21 @@ pub struct Opened {
     pub stream: Streaming<Bytes>,
 }
 
-/// What an upstream's channel depends on, as text to compare.
+/// What an upstream's channel depends on, as text to compare: its
+/// settings, and what its TLS files hold now (a certificate rotated under
+/// the same name needs a new channel).
 fn made_from(config: &UpstreamConfig, settings: &ChannelSettings) -> String {
-    format!("{config:?} {settings:?}")
+    use std::hash::{Hash as _, Hasher as _};
+    let mut files = std::hash::DefaultHasher::new();
+    if let Some(tls) = &config.tls {
+        for path in [&tls.ca_file, &tls.cert_file, &tls.key_file]
+            .into_iter()
+            .flatten()
+        {
+            std::fs::read(path).ok().hash(&mut files);
+        }
+    }
+    format!("{config:?} {settings:?} {:x}", files.finish())
 }
 
 /// Checks an upstream's URL and TLS files without connecting.
@@ -356,11 +388,53 @@ fn endpoint(
             reason,
         };
         let tls = tls_config(config.tls.as_ref()).map_err(tls_error)?;
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|e| tls_error(e.to_string()))?;
+        endpoint = endpoint.tls_config(tls).map_err(|e| {
+            let mut reason = String::new();
+            append_causes(&mut reason, Some(&e));
+            tls_error(reason)
+        })?;
     }
     Ok(endpoint)
+}
+
+/// A status's message with the causes tonic keeps only in its error chain
+/// (`tcp connect error: ... Connection refused`), and a hint when a TLS
+/// handshake met a cleartext server.
+pub(crate) fn causes(status: &Status) -> String {
+    let mut message = status.message().to_owned();
+    append_causes(&mut message, std::error::Error::source(status));
+    if message.contains("InvalidContentType") {
+        message
+            .push_str(" (the upstream does not speak TLS? A cleartext one needs an http:// URL)");
+    }
+    message
+}
+
+/// Appends `cause` and its sources to `message`, skipping what it says
+/// already.
+fn append_causes(message: &mut String, mut cause: Option<&(dyn std::error::Error + 'static)>) {
+    while let Some(err) = cause {
+        let text = err.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        cause = err.source();
+    }
+}
+
+/// Whether an `E` is in `status`'s chain of causes.
+pub(crate) fn caused_by<E: std::error::Error + 'static>(status: &Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(err) = cause {
+        if err.is::<E>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// A status the channel made up (it could not reach the backend): its
@@ -399,4 +473,33 @@ fn tls_config(tls: Option<&UpstreamTls>) -> Result<ClientTlsConfig, String> {
         config = config.domain_name(name.clone());
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate rotated under the same file name makes a new channel;
+    /// nothing changed keeps the old one.
+    #[test]
+    fn channels_follow_tls_file_contents() {
+        let dir = std::env::temp_dir().join(format!("protogate-upstream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "first").unwrap();
+        let mut config = UpstreamConfig::new("https://127.0.0.1:1");
+        config.tls = Some(UpstreamTls {
+            ca_file: Some(ca.clone()),
+            ..UpstreamTls::default()
+        });
+        let settings = ChannelSettings {
+            connect_timeout: Duration::from_secs(1),
+            max_message_bytes: 1 << 20,
+        };
+        let before = made_from(&config, &settings);
+        assert_eq!(made_from(&config, &settings), before);
+        std::fs::write(&ca, "second").unwrap();
+        assert_ne!(made_from(&config, &settings), before);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

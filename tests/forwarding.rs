@@ -585,3 +585,27 @@ async fn compressed_grpc_both_ways() {
         );
     }
 }
+
+/// A backend error without a message gets one saying who answered what:
+/// an empty message helps nobody.
+#[tokio::test]
+async fn backend_errors_without_a_message_are_explained() {
+    let (backend, gateway) = setup(|_| {}).await;
+    backend.script(Script {
+        error: Some((tonic::Code::Unimplemented, String::new(), Vec::new())),
+        ..Script::default()
+    });
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 12);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("upstream `default` (http://") && message.contains("Unimplemented"),
+        "{message}"
+    );
+}

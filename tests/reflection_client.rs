@@ -229,10 +229,28 @@ async fn nothing_listening_is_unreachable() {
         err.to_string().contains("cannot reach upstream `kitchen`"),
         "{err}"
     );
+    // The cause is spelled out, not only tonic's "tcp connect error".
+    assert!(err.to_string().contains("refused"), "{err}");
     assert!(
         std::error::Error::source(&err).is_some(),
         "the transport cause"
     );
+}
+
+/// An HTTP server that is not gRPC at all (its 404 would read as
+/// UNIMPLEMENTED) is named as such, not as a server without reflection.
+#[tokio::test]
+async fn plain_http_server_is_not_grpc() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let router = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+        let _ = axum::serve(listener, router).await;
+    });
+    let err = fetch(addr, TIMEOUT).await.unwrap_err();
+    assert!(matches!(err, ReflectionError::NotGrpc { .. }), "{err:?}");
+    assert!(err.to_string().contains("is it a gRPC server"), "{err}");
+    server.abort();
 }
 
 #[tokio::test]

@@ -443,7 +443,23 @@ async fn a_late_backend_brings_its_routes() {
     let (status, body) = gateway.admin_json("/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["waiting_for"], serde_json::json!(["late"]));
-    assert_eq!(gateway.status_of("/v1/stable/x").await, 404);
+    let response = gateway
+        .client
+        .get(gateway.url("/v1/stable/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("yet") && message.contains("upstream `late` has not answered"),
+        "{message}"
+    );
+    // Retries that find it still down rebuild nothing.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let (_, body) = gateway.admin_json("/admin/status").await;
+    assert_eq!(body["loads"], 1, "{body}");
 
     let backend = EchoBackend::start_on(support::pool(&api(&["Old"])), addr).await;
     backend.reflect(&api(&["Old"]));
@@ -452,6 +468,7 @@ async fn a_late_backend_brings_its_routes() {
     assert_eq!(status, 200, "{body}");
     let (_, body) = gateway.admin_json("/admin/status").await;
     assert_eq!(body["waiting_for"], serde_json::json!([]));
+    assert_eq!(body["loads"], 2, "{body}");
 }
 
 #[tokio::test]
@@ -467,9 +484,18 @@ async fn reflection_is_refreshed_on_an_interval() {
     gateway.until("/v1/new/x", 200).await;
     assert_eq!(gateway.status_of("/v1/old/x").await, 404);
 
-    // A backend that stops answering keeps its last descriptors.
-    drop(backend);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // A backend that stops answering keeps its last descriptors, and the
+    // status says they may be stale.
+    backend.stop_reflecting();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, status) = gateway.admin_json("/admin/status").await;
+        if status["stale"] == serde_json::json!(["default"]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never stale: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (_, body) = gateway.admin_json("/admin/routes").await;
     assert!(
         body["routes"]
@@ -531,4 +557,248 @@ async fn routes_command_reflects_too() {
     assert!(output.status.success(), "{output:?}");
     assert!(stdout.contains("/v1/old/{id}"), "{stdout}");
     assert!(stdout.contains("reload.v1.Stable"), "{stdout}");
+}
+
+/// `reflection.refresh` follows the config: turned on, changed and off by
+/// reloads.
+#[tokio::test]
+async fn refresh_interval_follows_the_config() {
+    let backend = backend().await;
+    backend.reflect(&api(&["Old"]));
+    let refresh = Arc::new(Mutex::new(None));
+    let base = config(&[("default", reflecting(&backend.url()))]);
+    let source = {
+        let refresh = refresh.clone();
+        Box::new(move || {
+            let mut config = base.clone();
+            config.reflection.refresh = *refresh.lock();
+            Ok(config)
+        })
+    };
+    let gateway = Running::start_with(source).await;
+    let reloader = gateway.server.reloader().unwrap().clone();
+
+    // Off: a change on the backend stays unseen.
+    backend.reflect(&api(&["New"]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(gateway.status_of("/v1/new/x").await, 404);
+
+    // Turned on by a reload (which itself sees the change: undo it first).
+    backend.reflect(&api(&["Old"]));
+    *refresh.lock() = Some(Duration::from_millis(200));
+    reloader.reload("test").await.unwrap();
+    backend.reflect(&api(&["New"]));
+    gateway.until("/v1/new/x", 200).await;
+
+    // Off again.
+    *refresh.lock() = None;
+    reloader.reload("test").await.unwrap();
+    let loads = reloader.status().loads;
+    backend.reflect(&api(&["Old"]));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(reloader.status().loads, loads, "no refresh");
+    assert_eq!(gateway.status_of("/v1/old/x").await, 404);
+}
+
+/// Kubernetes mounts a ConfigMap as `name -> ..data/name` with `..data` a
+/// symlink to a timestamped folder, and swaps `..data` on every update:
+/// each swap reloads.
+#[tokio::test]
+async fn symlink_swaps_as_kubernetes_does_reload_every_time() {
+    let backend = backend().await;
+    let dir = support::tempdir();
+    let version = |n: u32, set: Bytes| {
+        let folder = dir.join(format!("..v{n}"));
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("api.pb"), set).unwrap();
+        let tmp = dir.join("..tmp");
+        std::os::unix::fs::symlink(format!("..v{n}"), &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join("..data")).unwrap();
+        if n > 1 {
+            std::fs::remove_dir_all(dir.join(format!("..v{}", n - 1))).unwrap();
+        }
+    };
+    version(1, api(&["Old"]));
+    std::os::unix::fs::symlink("..data/api.pb", dir.join("api.pb")).unwrap();
+    let mut config = config(&[("default", UpstreamConfig::new(backend.url()))]);
+    config.descriptor_sets = vec![dir.join("api.pb")];
+    let gateway = Running::start(config).await;
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+
+    version(2, api(&["New"]));
+    gateway.until("/v1/new/x", 200).await;
+    version(3, api(&["Old"]));
+    gateway.until("/v1/old/x", 200).await;
+    assert_eq!(gateway.status_of("/v1/new/x").await, 404);
+    version(4, api(&["New"]));
+    gateway.until("/v1/new/x", 200).await;
+}
+
+/// A file the config names after a reload is watched from then on; the
+/// config file itself is watched.
+#[tokio::test]
+async fn files_added_to_the_config_are_watched() {
+    let b = r#"
+syntax = "proto3";
+package b.v1;
+import "google/api/annotations.proto";
+message Thing { string id = 1; }
+service B { rpc Get(Thing) returns (Thing) { option (google.api.http) = { get: "/v1/b/{id}" }; } }
+"#;
+    // One backend serving both packages.
+    let sources = support::tempdir();
+    std::fs::write(sources.join("all.proto"), ALL).unwrap();
+    std::fs::write(sources.join("b.proto"), b).unwrap();
+    let backend = EchoBackend::start(support::pool(&support::compile(
+        &sources,
+        &["all.proto", "b.proto"],
+    )))
+    .await;
+    let dir = support::tempdir();
+    std::fs::write(dir.join("a.pb"), api(&[])).unwrap();
+    std::fs::write(dir.join("b.pb"), support::compile_source("b.proto", b)).unwrap();
+    let file = dir.join("gateway.yaml");
+    let yaml = |sets: &str| {
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\ndescriptor_sets: [{sets}]\nupstreams:\n  default: {{url: \"{}\"}}\n",
+            backend.url()
+        )
+    };
+    std::fs::write(&file, yaml("a.pb")).unwrap();
+    let path = file.clone();
+    let gateway = Running::start_with(Box::new(move || {
+        Config::from_file(&path).map_err(|e| e.to_string())
+    }))
+    .await;
+    assert_eq!(gateway.status_of("/v1/stable/x").await, 200);
+    assert_eq!(gateway.status_of("/v1/b/x").await, 404);
+
+    // The config file changes: b.pb is loaded...
+    std::fs::write(&file, yaml("a.pb, b.pb")).unwrap();
+    gateway.until("/v1/b/x", 200).await;
+    // ...and watched.
+    std::fs::write(dir.join("a.pb"), api(&["New"])).unwrap();
+    gateway.until("/v1/new/x", 200).await;
+    std::fs::write(
+        dir.join("b.pb"),
+        support::compile_source(
+            "b.proto",
+            r#"
+syntax = "proto3";
+package b.v1;
+import "google/api/annotations.proto";
+message Thing { string id = 1; }
+service B { rpc Get(Thing) returns (Thing) { option (google.api.http) = { get: "/v2/b/{id}" }; } }
+"#,
+        ),
+    )
+    .unwrap();
+    gateway.until("/v2/b/x", 200).await;
+}
+
+/// Two backends built from files of the same name (`api.proto`) but of
+/// different packages: both are served.
+#[tokio::test]
+async fn same_file_name_from_two_upstreams_serves_both() {
+    let source = |package: &str, path: &str| {
+        support::compile_source(
+            "api.proto",
+            &format!(
+                r#"
+syntax = "proto3";
+package {package};
+import "google/api/annotations.proto";
+message Thing {{ string id = 1; }}
+service S {{ rpc Get(Thing) returns (Thing) {{ option (google.api.http) = {{ get: "{path}" }}; }} }}
+"#
+            ),
+        )
+    };
+    let first = backend().await;
+    first.reflect(&source("a.v1", "/a/{id}"));
+    let second = backend().await;
+    second.reflect(&source("b.v1", "/b/{id}"));
+    let config = config(&[
+        ("first", reflecting(&first.url())),
+        ("second", reflecting(&second.url())),
+    ]);
+    let gateway = Running::start(config).await;
+    assert_eq!(gateway.status_of("/a/x").await, 200);
+    assert_eq!(gateway.status_of("/b/x").await, 200);
+    assert_eq!(first.records().len(), 1);
+    assert_eq!(second.records().len(), 1);
+    let (_, body) = gateway.admin_json("/admin/status").await;
+    let renamed = body["renamed"].as_array().unwrap();
+    assert_eq!(renamed.len(), 1, "{body}");
+    assert!(
+        renamed[0].as_str().unwrap().contains("second/api.proto"),
+        "{body}"
+    );
+}
+
+/// A backend that accepts connections and never answers does not keep
+/// the listener closed for the whole reflection timeout, and file reloads
+/// do not wait for it.
+#[tokio::test]
+async fn a_silent_backend_delays_neither_start_nor_file_reloads() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        for _ in 0..64 {
+            let Ok((stream, _)) = silent.accept().await else {
+                return;
+            };
+            open.push(stream);
+        }
+    });
+    let backend = backend().await;
+    let dir = support::tempdir();
+    let file = dir.join("api.pb");
+    std::fs::write(&file, api(&["Old"])).unwrap();
+    let mut config = config(&[
+        ("default", UpstreamConfig::new(backend.url())),
+        ("silent", reflecting(&format!("http://{addr}"))),
+    ]);
+    config.reflection.timeout = Duration::from_secs(30);
+    config.descriptor_sets = vec![file.clone()];
+    let started = Instant::now();
+    let gateway = Running::start(config).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "start waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+    let (status, _) = gateway.admin_json("/readyz").await;
+    assert_eq!(status, 503);
+    std::fs::write(&file, api(&["New"])).unwrap();
+    let changed = Instant::now();
+    gateway.until("/v1/new/x", 200).await;
+    assert!(changed.elapsed() < Duration::from_secs(10));
+    held.abort();
+}
+
+#[tokio::test]
+async fn admin_errors_are_json() {
+    let backend = backend().await;
+    let mut config = config(&[("default", UpstreamConfig::new(backend.url()))]);
+    config.embedded_descriptors = vec![api(&[])];
+    let gateway = Running::start(config).await;
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/nope", 404),
+        (reqwest::Method::GET, "/admin/reload", 405),
+        (reqwest::Method::POST, "/healthz", 405),
+    ] {
+        let response = gateway
+            .client
+            .request(method.clone(), gateway.admin(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{method} {path}");
+        let body: Value = response.json().await.expect("JSON");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(body["code"].is_number());
+    }
 }

@@ -39,7 +39,7 @@ const MAX_TOTAL_BYTES: usize = 256 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum ReflectionError {
     /// No connection to the upstream.
-    #[error("cannot reach upstream `{upstream}` for server reflection: {}", .source.message())]
+    #[error("cannot reach upstream `{upstream}` for server reflection: {}", crate::upstream::causes(.source))]
     Unreachable {
         /// The upstream.
         upstream: String,
@@ -54,6 +54,17 @@ pub enum ReflectionError {
     NotServed {
         /// The upstream.
         upstream: String,
+    },
+    /// The upstream answered, but not in gRPC (an HTTP server, or another
+    /// protocol on that port).
+    #[error(
+        "upstream `{upstream}` does not answer gRPC ({detail}): is it a gRPC server, and the right port?"
+    )]
+    NotGrpc {
+        /// The upstream.
+        upstream: String,
+        /// What it answered.
+        detail: String,
     },
     /// The exchange did not finish in time.
     #[error("upstream `{upstream}` did not finish server reflection within {timeout:?}")]
@@ -104,7 +115,7 @@ pub enum ReflectionError {
         reason: String,
     },
     /// The stream failed for another reason.
-    #[error("server reflection with upstream `{upstream}` failed: {}", .source.message())]
+    #[error("server reflection with upstream `{upstream}` failed: {}", crate::upstream::causes(.source))]
     Failed {
         /// The upstream.
         upstream: String,
@@ -280,6 +291,12 @@ impl Exchange<'_> {
     /// `v1alpha` when `v1` is unimplemented.
     async fn start(&self, channel: Channel) -> Result<(Session, Answer), ReflectionError> {
         match self.list(Version::V1, channel.clone()).await {
+            Err(status) if !is_grpc(&status) => {
+                return Err(ReflectionError::NotGrpc {
+                    upstream: self.upstream.to_owned(),
+                    detail: status.message().to_owned(),
+                });
+            }
             Err(status) if status.code() == Code::Unimplemented => {
                 tracing::debug!(
                     upstream = self.upstream,
@@ -354,11 +371,11 @@ impl Exchange<'_> {
         let upstream = self.upstream.to_owned();
         if Instant::now() >= self.deadline
             || status.code() == Code::DeadlineExceeded
-            || caused_by::<tonic::TimeoutExpired>(&status)
+            || crate::upstream::caused_by::<tonic::TimeoutExpired>(&status)
         {
             return self.timed_out();
         }
-        if caused_by::<tonic::ConnectError>(&status) {
+        if crate::upstream::caused_by::<tonic::ConnectError>(&status) {
             return ReflectionError::Unreachable {
                 upstream,
                 source: status,
@@ -417,16 +434,11 @@ impl Exchange<'_> {
     }
 }
 
-/// Whether an `E` is in `status`'s chain of causes.
-fn caused_by<E: std::error::Error + 'static>(status: &Status) -> bool {
-    let mut cause = status.source();
-    while let Some(err) = cause {
-        if err.is::<E>() {
-            return true;
-        }
-        cause = err.source();
-    }
-    false
+/// Whether `status` came from a gRPC server: tonic makes one up from the
+/// HTTP status when the answer has no `grpc-status` (an HTTP server's 404
+/// becomes UNIMPLEMENTED), saying so in its message.
+fn is_grpc(status: &Status) -> bool {
+    !status.message().starts_with("grpc-status header missing")
 }
 
 /// The files received so far, first of each name kept, and the imports

@@ -301,6 +301,11 @@ fn route<'s, 'p>(
     }
     match result {
         Ok((route, found)) => Ok((route, normalized, found)),
+        Err(Miss::NotFound) if !snapshot.waiting_for.is_empty() => Err(GatewayError::NotFoundYet {
+            method: parts.method.clone(),
+            path: raw.to_owned(),
+            waiting: snapshot.waiting_for.clone(),
+        }),
         Err(Miss::NotFound) => Err(GatewayError::NotFound {
             method: parts.method.clone(),
             path: raw.to_owned(),

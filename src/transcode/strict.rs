@@ -8,6 +8,7 @@
 //!   more is refused: as a float it may already have lost digits;
 //! - a float field given a string must be a number that fits the field, or
 //!   exactly `NaN`, `Infinity` or `-Infinity` (not `inf`, `1e400`);
+//! - a field mask with an empty path or field (`a..b`, `a,,b`) is refused;
 //! - a timestamp or duration with more than nine fractional digits is
 //!   refused instead of truncated, a timestamp on a leap second (`:60`)
 //!   instead of moved to the next second.
@@ -258,6 +259,14 @@ fn check_text<'de, V: Visitor<'de>, E: de::Error>(visitor: &V, v: &str) -> Resul
         if expected == "a 64-bit floating point value" && !number.is_finite() || float32 {
             return Err(E::custom(format_args!(
                 "`{v}` is not a number this field can hold (special values are \"NaN\", \"Infinity\" and \"-Infinity\")"
+            )));
+        }
+    }
+    if !v.is_empty() && expecting(visitor) == "a field mask string" {
+        let empty = v.split(',').any(|path| path.split('.').any(str::is_empty));
+        if empty {
+            return Err(E::custom(format_args!(
+                "`{v}` is not a field mask: paths are separated by `,`, their fields by `.`, and none may be empty"
             )));
         }
     }
@@ -702,6 +711,12 @@ mod tests {
         );
         assert!(parse_as("google.protobuf.Duration", "\"1.0000000001s\"").is_err());
         assert!(parse_as("google.protobuf.Duration", "\"1.000000001s\"").is_ok());
+        for bad in ["\"a..b\"", "\"a,,b\"", "\".a\"", "\"a.\"", "\",\""] {
+            assert!(parse_as("google.protobuf.FieldMask", bad).is_err(), "{bad}");
+        }
+        for ok in ["\"\"", "\"a\"", "\"a.b,cD\""] {
+            assert!(parse_as("google.protobuf.FieldMask", ok).is_ok(), "{ok}");
+        }
         assert!(
             parse_as(
                 "google.protobuf.Timestamp",

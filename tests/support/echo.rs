@@ -148,6 +148,11 @@ impl EchoBackend {
         *self.state.reflection.lock() = Some(tonic::service::Routes::new(v1).add_service(v1alpha));
     }
 
+    /// Stops serving server reflection (its calls are UNIMPLEMENTED).
+    pub fn stop_reflecting(&self) {
+        *self.state.reflection.lock() = None;
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
