@@ -4,7 +4,7 @@
 
 mod bookshop;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
@@ -114,7 +114,9 @@ pub fn curl_lines(addr: SocketAddr) -> Vec<String> {
         format!(
             "curl -s -X POST {base}/v1/shelves/fiction/books/odyssey:archive {json} -d '{{\"reason\": \"worn out\"}}'"
         ),
-        format!("curl -s -X DELETE {base}/v1/shelves/science/books/origin"),
+        // The book the POST above created: the sample books stay, so the
+        // librarian's answers in the README hold after every line here.
+        format!("curl -s -X DELETE {base}/v1/shelves/science/books/a-brief-history-of-time"),
         format!(
             "curl -s -X POST {base}/protogate.demo.v1.Bookshop/CountBooks {json} -d '{{\"parent\": \"shelves/fiction\"}}'"
         ),
@@ -134,4 +136,45 @@ pub fn curl_lines(addr: SocketAddr) -> Vec<String> {
         format!("curl -s -i -X POST {base}/v1/shelves/fiction/books {json} -d '{{\"author\": \"Anonymous\"}}'"),
         format!("curl -s -i '{base}/v1/shelves/fiction/books?page_size=ten'"),
     ]
+}
+
+/// The lines that point a second gateway at the demo's `backend` by
+/// server reflection, with an admin listener to see its routes. The second
+/// gateway listens next to the demo's `gateway` (its port + 1 and + 2, or
+/// the nearest ports free now), so the lines work as pasted.
+pub fn reflect_lines(backend: SocketAddr, gateway: SocketAddr) -> Vec<String> {
+    let ip = match gateway.ip() {
+        ip if !ip.is_unspecified() => ip,
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    };
+    let [listen, admin] = spare_ports(ip, gateway.port(), backend.port());
+    let (listen, admin) = (SocketAddr::new(ip, listen), SocketAddr::new(ip, admin));
+    vec![
+        "# no descriptor files: the bookshop serves reflection; a second gateway learns it:"
+            .to_owned(),
+        format!(
+            "protogate serve --upstream http://{backend} --reflect --listen {listen} --admin-listen {admin}"
+        ),
+        format!("curl -s http://{admin}/admin/routes"),
+    ]
+}
+
+/// How far from the gateway's port to look for free ones.
+const NEARBY: u16 = 64;
+
+/// Two ports near `gateway` on `ip` that are neither the gateway's nor
+/// the backend's and can be bound now: above it first, then below.
+fn spare_ports(ip: IpAddr, gateway: u16, backend: u16) -> [u16; 2] {
+    let above = gateway.saturating_add(1)..=gateway.saturating_add(NEARBY);
+    let below = (gateway.saturating_sub(NEARBY).max(1024)..gateway).rev();
+    let mut free = above
+        .chain(below)
+        .filter(|&port| port != gateway && port != backend)
+        .filter(|&port| std::net::TcpListener::bind((ip, port)).is_ok());
+    match (free.next(), free.next()) {
+        (Some(first), Some(second)) => [first, second],
+        // Nothing free nearby: the plain guess, right for most machines.
+        _ => [gateway.wrapping_add(1), gateway.wrapping_add(2)],
+    }
 }

@@ -73,7 +73,10 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum DescriptorError {
     /// No source given.
-    #[error("no descriptors given: pass --descriptor-set FILE or --proto FILE")]
+    #[error(
+        "no descriptors given: pass --descriptor-set FILE, --proto FILE, or --upstream URL --reflect \
+         (in a config file: `descriptor_sets`, `protos`, or an upstream with `descriptors: reflection`)"
+    )]
     Empty,
     /// A descriptor set file cannot be read.
     #[error("cannot read descriptor set {path}: {source}")]

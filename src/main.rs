@@ -30,6 +30,9 @@ enum Command {
         /// Address of the gateway.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Address of the bookshop backend (default: a free loopback port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        backend_listen: SocketAddr,
     },
 }
 
@@ -86,6 +89,13 @@ impl Sources {
             config.listen = listen;
         }
         if self.reflect {
+            if config.upstreams.is_empty() {
+                return Err(
+                    "--reflect asks the upstreams for their descriptors, and none is given: \
+                     pass --upstream URL too (or configure `upstreams`)"
+                        .to_owned(),
+                );
+            }
             for upstream in config.upstreams.values_mut() {
                 upstream.descriptors = protogate::config::DescriptorSource::Reflection;
             }
@@ -118,7 +128,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(sources) => serve(sources).await,
             Command::Routes(sources) => routes(sources).await,
-            Command::Demo { listen } => demo(listen).await,
+            Command::Demo {
+                listen,
+                backend_listen,
+            } => demo(listen, backend_listen).await,
         }
     })
 }
@@ -159,7 +172,17 @@ async fn serve(sources: Sources) -> ExitCode {
         Ok(server) => server,
         Err(protogate::StartError::Snapshot(err)) => return fail(BAD_INPUT, err),
         Err(protogate::StartError::Config(err)) => return fail(BAD_INPUT, err),
-        Err(err) => return fail(1, err),
+        Err(err @ protogate::StartError::Bind { addr, .. }) => {
+            let flag = if config.admin.listen == Some(addr) {
+                "--admin-listen"
+            } else {
+                "--listen"
+            };
+            return fail(
+                1,
+                format!("{err} (choose another address with {flag} 127.0.0.1:PORT)"),
+            );
+        }
     };
     if let Some(reloader) = server.reloader() {
         tokio::spawn(reload_on_hangup(reloader.clone()));
@@ -176,12 +199,21 @@ async fn routes(sources: Sources) -> ExitCode {
         Err(err) => return fail(BAD_INPUT, err),
     };
     protogate::install_crypto_provider();
-    let descriptors = protogate::reload::sources_now(&config).await;
+    let descriptors = match protogate::reload::sources_now(&config).await {
+        Ok(descriptors) => descriptors,
+        // One line for each upstream that did not answer.
+        Err(errors) => {
+            for error in errors.lines() {
+                eprintln!("error: {error}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
     let (_, table) = match protogate::Snapshot::routes_only_from(&config, descriptors) {
         Ok(built) => built,
         Err(err) => return fail(BAD_INPUT, err),
     };
-    match print_table(&table) {
+    match print_table(&config, &table) {
         Ok(()) => {}
         // The reader went away (`protogate routes | head`): nothing to say.
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
@@ -198,40 +230,102 @@ async fn routes(sources: Sources) -> ExitCode {
 
 /// Writes the table to stdout; a closed or full stdout is an error to
 /// report, not a panic (as `println!` would make it).
-fn print_table(table: &protogate::route::RouteTable) -> std::io::Result<()> {
+fn print_table(config: &Config, table: &protogate::route::RouteTable) -> std::io::Result<()> {
     use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<7} {:<50} {:<50} {:<10} {:<14} STREAMS",
-        "METHOD", "TEMPLATE", "RPC", "BODY", "RESPONSE_BODY"
-    )?;
+    const HEADER: [&str; 8] = [
+        "METHOD",
+        "TEMPLATE",
+        "RPC",
+        "BODY",
+        "RESPONSE_BODY",
+        "STREAMS",
+        "UPSTREAM",
+        "GROUP",
+    ];
+    // The snapshot numbers upstreams in the config's (sorted) order.
+    let upstreams: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
     let or_dash = |text: &str| if text.is_empty() { "-" } else { text }.to_owned();
+    let mut rows = vec![HEADER.map(str::to_owned)];
     for route in table.routes() {
+        let template = route.template.to_string();
+        let group = group_of(config, &template);
+        // A group's upstream (a name, or the URL it proxies to) wins.
+        let upstream = match group {
+            Some(group) => group.upstream.as_str(),
+            None => route
+                .rpc
+                .upstream
+                .and_then(|i| upstreams.get(i).copied())
+                .unwrap_or("-"),
+        };
         let streams = match route.rpc.kind {
             RpcKind::Unary => "-",
             RpcKind::ServerStreaming => "server",
             RpcKind::ClientStreaming => "client",
             RpcKind::Bidi => "both",
         };
-        writeln!(
-            out,
-            "{:<7} {:<50} {:<50} {:<10} {:<14} {streams}",
-            route.method.as_str(),
-            route.template.to_string(),
-            route.rpc.name,
+        rows.push([
+            route.method.as_str().to_owned(),
+            template,
+            route.rpc.name.to_string(),
             or_dash(&route.body),
             or_dash(&route.response_body),
-        )?;
+            streams.to_owned(),
+            upstream.to_owned(),
+            group.map_or_else(|| "-".to_owned(), |g| g.prefix.clone()),
+        ]);
+    }
+    let mut widths = [0; HEADER.len()];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        writeln!(out, "{line}")?;
     }
     out.flush()
 }
 
-async fn demo(listen: SocketAddr) -> ExitCode {
-    let backend = match protogate::demo::Backend::start(SocketAddr::from(([127, 0, 0, 1], 0))).await
-    {
+/// The route group (`routes:` in config) whose prefix holds every path of
+/// `template`, the longest if several do; the same test as the warning
+/// about routes hidden under a proxied prefix.
+fn group_of<'a>(
+    config: &'a Config,
+    template: &str,
+) -> Option<&'a protogate::config::RouteGroupConfig> {
+    config
+        .routes
+        .iter()
+        .filter(|group| {
+            template
+                .strip_prefix(group.prefix.trim_end_matches('/'))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+        .max_by_key(|group| group.prefix.trim_end_matches('/').len())
+}
+
+async fn demo(listen: SocketAddr, backend_listen: SocketAddr) -> ExitCode {
+    let backend = match protogate::demo::Backend::start(backend_listen).await {
         Ok(backend) => backend,
-        Err(err) => return fail(1, format!("cannot start the demo backend: {err}")),
+        Err(err) => {
+            return fail(
+                1,
+                format!(
+                    "cannot start the demo backend on {backend_listen}: {err} \
+                     (choose another address with --backend-listen 127.0.0.1:PORT)"
+                ),
+            );
+        }
     };
     let config = protogate::demo::config(listen, backend.addr());
     let server = match protogate::start(&config).await {
@@ -264,12 +358,10 @@ fn print_demo(backend: SocketAddr, gateway: SocketAddr) -> std::io::Result<()> {
     for line in protogate::demo::curl_lines(gateway) {
         writeln!(out, "  {line}")?;
     }
-    writeln!(
-        out,
-        "\n  # no descriptor files: the bookshop serves reflection; a second gateway learns it:\n  \
-         protogate serve --upstream http://{backend} --reflect --listen 127.0.0.1:8081 --admin-listen 127.0.0.1:9901\n  \
-         curl -s http://127.0.0.1:9901/admin/routes"
-    )?;
+    writeln!(out)?;
+    for line in protogate::demo::reflect_lines(backend, gateway) {
+        writeln!(out, "  {line}")?;
+    }
     writeln!(out)?;
     out.flush()
 }

@@ -50,6 +50,11 @@ impl Roots {
         } else {
             includes
         };
+        for dir in includes.iter().filter(|dir| !dir.is_dir()) {
+            // Not an error: the import path may name folders only some
+            // builds have; a file that needs one is reported missing.
+            tracing::warn!(dir = %dir.display(), "Import path (-I) is not a folder that exists");
+        }
         let roots = dirs
             .iter()
             .map(|dir| {
@@ -73,7 +78,7 @@ impl Roots {
             return if under_root {
                 Ok(file.to_owned())
             } else {
-                Err(format!("{shown}: file not found"))
+                Err(format!("{shown}: file not found{}", self.searched(file)))
             };
         }
         if file.is_dir() {
@@ -107,6 +112,38 @@ impl Roots {
         Ok(path)
     }
 
+    /// ` (looked for a, b; -I c does not exist)`: where the relative
+    /// `file` was looked for, as the user would write each path.
+    fn searched(&self, file: &Path) -> String {
+        let mut seen: Vec<PathBuf> = Vec::new();
+        let mut looked = Vec::new();
+        let here = Root {
+            given: PathBuf::new(),
+            absolute: absolute(Path::new(".")).unwrap_or_default(),
+        };
+        for root in std::iter::once(&here).chain(&self.0) {
+            let absolute = root.absolute.join(file);
+            if seen.contains(&absolute) {
+                continue;
+            }
+            seen.push(absolute);
+            looked.push(root.given.join(file).display().to_string());
+        }
+        let missing: Vec<String> = self
+            .0
+            .iter()
+            .filter(|root| !root.absolute.is_dir())
+            .map(|root| format!("-I {} does not exist", root.given.display()))
+            .collect();
+        let mut text = format!(" (looked for {}", looked.join(", "));
+        for note in missing {
+            text.push_str("; ");
+            text.push_str(&note);
+        }
+        text.push(')');
+        text
+    }
+
     /// The path of the file protox calls `name`, as the user would write
     /// it: the import folder as given, joined with the name.
     fn path_of(&self, name: &str) -> String {
@@ -120,7 +157,6 @@ impl Roots {
             .unwrap_or_else(|| name.to_owned())
     }
 
-    /// One line: `file:line:col: message`, as compilers print errors.
     /// Where imports were looked for, and how to add a folder.
     fn search_hint(&self) -> String {
         let dirs: Vec<String> = self
@@ -134,6 +170,7 @@ impl Roots {
         )
     }
 
+    /// One line: `file:line:col: message`, as compilers print errors.
     fn describe(&self, err: &protox::Error) -> String {
         let located = err
             .source_code()
@@ -150,9 +187,27 @@ impl Roots {
             return format!("{}:{line}:{col}: {err}{help}", name.unwrap_or_default());
         }
         match err.file() {
+            // A parse error without a place: the file ended too early
+            // (protox gives no span for that); point at its last character.
+            Some(file) if err.is_parse() && err.labels().is_none() => match self.end_of(file) {
+                Some((line, col)) => format!("{}:{line}:{col}: {err}", self.path_of(file)),
+                None => format!("{}: {err}", self.path_of(file)),
+            },
             Some(file) => format!("{}: {err}", self.path_of(file)),
             None => err.to_string(),
         }
+    }
+
+    /// Line and column (from 1) just past the last character of the file
+    /// protox calls `name` that is not white space.
+    fn end_of(&self, name: &str) -> Option<(usize, usize)> {
+        let path = self
+            .0
+            .iter()
+            .map(|root| root.absolute.join(name))
+            .find(|path| path.is_file())?;
+        let text = std::fs::read_to_string(path).ok()?;
+        Some(end_position(&text))
     }
 }
 
@@ -170,4 +225,27 @@ fn absolute(path: &Path) -> std::io::Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+/// Line and column (from 1) just past the last character of `text` that
+/// is not white space; `1:1` for a blank text.
+fn end_position(text: &str) -> (usize, usize) {
+    let text = text.trim_end();
+    let line = text.matches('\n').count() + 1;
+    let last = text.rsplit('\n').next().unwrap_or_default();
+    (line, last.chars().count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::end_position;
+
+    #[test]
+    fn end_position_is_just_past_the_last_visible_character() {
+        assert_eq!(end_position(""), (1, 1));
+        assert_eq!(end_position("\n \n"), (1, 1));
+        assert_eq!(end_position("message A {"), (1, 12));
+        assert_eq!(end_position("a\nmessage A {\n  int32 x = 1;\n\n"), (3, 15));
+        assert_eq!(end_position("a\r\nb {\r\n"), (2, 4));
+    }
 }

@@ -139,6 +139,83 @@ fn no_descriptor_source_says_which_flags_give_one() {
     run.assert_bad_input(&["--descriptor-set", "--proto"]);
 }
 
+/// Reflection is a source too: the message names it, and the config keys.
+#[test]
+fn no_descriptor_source_names_reflection_and_the_config_keys() {
+    let run = serve(&[]);
+    run.assert_bad_input(&[
+        "--reflect",
+        "descriptor_sets",
+        "protos",
+        "descriptors: reflection",
+    ]);
+}
+
+#[test]
+fn reflect_without_an_upstream_says_one_is_needed() {
+    let run = protogate(&["routes", "--reflect"]);
+    run.assert_bad_input(&["--reflect", "--upstream URL"]);
+}
+
+/// A file that ends inside a message: the error points at its last
+/// character, as `file:line:col:`, under the import path as given.
+#[test]
+fn syntax_error_at_end_of_file_names_its_last_line_and_column() {
+    let dir = support::tempdir();
+    std::fs::create_dir_all(dir.join("p2/x")).unwrap();
+    let source = "syntax = \"proto3\";\npackage x;\nmessage A {\n  string a = 1;\n\n";
+    std::fs::write(dir.join("p2/x/types.proto"), source).unwrap();
+    let args = ["routes", "-I", "p2", "--proto", "x/types.proto"];
+    let run = protogate_in(&dir, &args);
+    run.assert_bad_input(&["error: p2/x/types.proto:4:16: ", "end of file"]);
+}
+
+#[test]
+fn missing_proto_lists_the_paths_looked_at() {
+    let dir = support::tempdir();
+    std::fs::create_dir(dir.join("protos")).unwrap();
+    let args = [
+        "routes",
+        "-I",
+        "protos",
+        "-I",
+        "gone",
+        "--proto",
+        "shop.proto",
+    ];
+    let run = protogate_in(&dir, &args);
+    run.assert_bad_input(&[
+        "shop.proto: file not found",
+        "looked for shop.proto, protos/shop.proto, gone/shop.proto",
+        "-I gone does not exist",
+    ]);
+}
+
+/// An import folder that does not exist is worth a warning even when
+/// every file is found elsewhere.
+#[test]
+fn missing_include_folder_is_warned_about() {
+    let dir = arg(&fixtures());
+    let args = [
+        "routes",
+        "-I",
+        "no-such-folder",
+        "-I",
+        &dir,
+        "--proto",
+        "greeter.proto",
+    ];
+    let run = protogate_in(&support::tempdir(), &args);
+    assert_eq!(run.code, Some(0), "stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("no-such-folder")),
+        "stderr:\n{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn serve_without_upstream_says_how_to_give_one() {
     let greeter = fixture("greeter.proto");
@@ -247,6 +324,55 @@ fn busy_listen_address_is_named_without_a_panic() {
     assert!(
         run.stderr
             .contains(&format!("error: cannot listen on {addr}")),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The flag to change a busy address is named, with an example value.
+#[test]
+fn busy_listen_address_hints_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let greeter = fixture("greeter.proto");
+    let run = protogate(&[
+        "serve",
+        "--proto",
+        &greeter,
+        "--upstream",
+        UNUSED_UPSTREAM,
+        "--listen",
+        &addr,
+    ]);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    let error = run.stderr.lines().find(|l| l.starts_with("error:"));
+    assert!(
+        error.is_some_and(|l| l.contains(&addr) && l.contains("--listen 127.0.0.1:PORT")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn busy_admin_address_hints_its_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let greeter = fixture("greeter.proto");
+    let run = protogate(&[
+        "serve",
+        "--proto",
+        &greeter,
+        "--upstream",
+        UNUSED_UPSTREAM,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        &addr,
+    ]);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    let error = run.stderr.lines().find(|l| l.starts_with("error:"));
+    assert!(
+        error.is_some_and(|l| l.contains(&addr) && l.contains("--admin-listen 127.0.0.1:PORT")),
         "{}",
         run.stderr
     );

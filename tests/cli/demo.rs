@@ -1,7 +1,8 @@
 //! `protogate demo`: every curl line it prints, run with the real `curl`.
 
+use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -16,6 +17,7 @@ const DOCUMENTED_ERRORS: [(u16, i64, bool); 3] = [(404, 5, true), (400, 3, true)
 /// `# streams` comment, those after it, and those after `# errors`.
 struct Demo {
     _process: Spawned,
+    gateway: String,
     lines: Vec<String>,
     streams: Vec<String>,
     errors: Vec<String>,
@@ -66,6 +68,7 @@ fn start_demo() -> Demo {
         lines: curls(&printed[..streams]),
         streams: curls(&printed[streams..errors]),
         errors: curls(&printed[errors..]),
+        gateway,
         _process: process,
     }
 }
@@ -236,4 +239,209 @@ fn printed_reflect_line_names_a_reflecting_backend() {
         stdout.contains("protogate.demo.v1.Bookshop/GetBook"),
         "{stdout}"
     );
+}
+
+/// The words of a printed line after `flag`.
+fn flag_value(line: &str, flag: &str) -> String {
+    line.split_whitespace()
+        .skip_while(|word| *word != flag)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {flag} in `{line}`"))
+        .to_owned()
+}
+
+/// The demo's gateway address, from its first line.
+fn gateway_of(process: &mut Spawned) -> SocketAddr {
+    let intro = process.stdout_line(START, |l| l.starts_with("protogate demo:"));
+    intro
+        .rsplit("http://")
+        .next()
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no gateway address in `{intro}`"))
+}
+
+/// Runs a `curl` line until it answers 200 (bounded); returns the body.
+fn curl_until_ok(line: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (status, body) = curl(line);
+        if status == 200 {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{line}` answered {status}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The printed second gateway sits next to the demo's (whatever port
+/// `--listen` gave it), and its lines work as pasted: the `serve` line
+/// starts, and the admin `curl` line lists the bookshop's routes.
+#[test]
+fn printed_reflect_lines_follow_the_gateway_port_and_work_as_pasted() {
+    let mut demo = Spawned::new(command(
+        &support::repo(),
+        &["demo", "--listen", "127.0.0.1:0"],
+    ));
+    let gateway = gateway_of(&mut demo);
+    let serve = demo.stdout_line(START, |l| l.contains("--reflect"));
+    let listen: SocketAddr = flag_value(&serve, "--listen").parse().unwrap();
+    let admin: SocketAddr = flag_value(&serve, "--admin-listen").parse().unwrap();
+    let near = |addr: SocketAddr| {
+        addr.ip() == gateway.ip()
+            && addr.port() != gateway.port()
+            && addr.port().abs_diff(gateway.port()) <= 64
+    };
+    assert!(near(listen) && near(admin), "{serve} (gateway {gateway})");
+    assert_ne!(listen, admin);
+    let admin_curl = demo.stdout_line(START, |l| l.contains("/admin/routes"));
+    assert!(
+        admin_curl.contains(&format!("http://{admin}/admin/routes")),
+        "{admin_curl}"
+    );
+    // The printed line, run with the built binary for `protogate`.
+    let words: Vec<&str> = serve.split_whitespace().collect();
+    assert_eq!(words[..2], ["protogate", "serve"], "{serve}");
+    let mut second = Spawned::new(command(&support::repo(), &words[1..]));
+    second.stderr_line(START, |l| l.contains("Admin listening"));
+    let routes = curl_until_ok(admin_curl.trim());
+    assert!(
+        routes.contains("protogate.demo.v1.Bookshop/GetBook"),
+        "{routes}"
+    );
+}
+
+/// `--backend-listen` pins the bookshop's address, so a gateway can be
+/// started first and find the backend when it comes up.
+#[test]
+fn backend_listen_pins_the_backend_for_a_gateway_started_first() {
+    // A port bound a moment ago and let go: free for the backend.
+    let backend = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let upstream = format!("http://{backend}");
+    let mut gateway = Spawned::new(command(
+        &support::repo(),
+        &[
+            "serve",
+            "--upstream",
+            &upstream,
+            "--reflect",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+    ));
+    let line = gateway.stderr_line(START, |l| l.contains("Admin listening"));
+    let admin = flag_value(&line.replace("addr=", "addr= "), "addr=");
+    let (status, body) = curl(&format!("curl -s http://{admin}/readyz"));
+    assert_eq!(status, 503, "no backend yet: {body}");
+    let mut demo = Spawned::new(command(
+        &support::repo(),
+        &[
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--backend-listen",
+            &backend.to_string(),
+        ],
+    ));
+    let intro = demo.stdout_line(START, |l| l.starts_with("protogate demo:"));
+    assert!(intro.contains(&format!("service on {backend},")), "{intro}");
+    curl_until_ok(&format!("curl -s http://{admin}/readyz"));
+    let routes = curl_until_ok(&format!("curl -s http://{admin}/admin/routes"));
+    assert!(
+        routes.contains("protogate.demo.v1.Bookshop/GetBook"),
+        "{routes}"
+    );
+}
+
+/// The README's websocat transcript: the URL, then question and answer
+/// lines in turn.
+fn readme_transcript() -> (String, Vec<(Value, Value)>) {
+    let readme = std::fs::read_to_string(support::repo().join("README.md")).unwrap();
+    let mut lines = readme
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("$ websocat "));
+    let url = lines
+        .next()
+        .expect("a websocat transcript in the README")
+        .trim()
+        .trim_start_matches("$ websocat ")
+        .to_owned();
+    let json: Vec<Value> = lines
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l.trim()).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(json.len() >= 2 && json.len().is_multiple_of(2), "{json:?}");
+    let pairs = json
+        .chunks(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    (url, pairs)
+}
+
+/// After every printed curl line has run, in order, the librarian gives
+/// the README transcript's answers, over WebSocket as there and in the
+/// printed curl line that asks the same questions.
+#[test]
+fn readme_librarian_transcript_holds_after_the_printed_lines() {
+    let (url, pairs) = readme_transcript();
+    let demo = start_demo();
+    let ask = demo
+        .streams
+        .iter()
+        .find(|l| l.contains("librarian:ask"))
+        .expect("a librarian line");
+    for (question, _) in &pairs {
+        let text = question["text"].as_str().unwrap();
+        assert!(ask.contains(text), "`{ask}` asks {text}");
+    }
+    for line in demo.lines.iter().chain(&demo.streams) {
+        curl(line);
+    }
+    let (_, body) = curl(ask);
+    let answers: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["result"].clone())
+        .collect();
+    let expected: Vec<Value> = pairs.iter().map(|(_, a)| a.clone()).collect();
+    assert_eq!(answers, expected, "`{ask}`");
+    let path = url.split_once("127.0.0.1:8080").expect("README URL").1;
+    let ws = format!("ws://{}{path}", demo.gateway);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let heard = runtime.block_on(websocket_answers(&ws, &pairs));
+    assert_eq!(heard, expected, "{ws}");
+}
+
+/// Sends each question as a text frame and reads one answer after each.
+async fn websocket_answers(url: &str, pairs: &[(Value, Value)]) -> Vec<Value> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let connect = tokio_tungstenite::connect_async(url);
+    let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .expect("connect in time")
+        .expect("WebSocket upgrade");
+    let mut answers = Vec::new();
+    for (question, _) in pairs {
+        socket
+            .send(Message::text(question.to_string()))
+            .await
+            .expect("send");
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an answer in time")
+            .expect("an answer")
+            .expect("a frame");
+        answers.push(serde_json::from_str(frame.to_text().expect("text")).expect("JSON"));
+    }
+    answers
 }

@@ -17,7 +17,9 @@ fn rows(run: &Run) -> Vec<Vec<String>> {
             "RPC",
             "BODY",
             "RESPONSE_BODY",
-            "STREAMS"
+            "STREAMS",
+            "UPSTREAM",
+            "GROUP"
         ]
     );
     lines
@@ -25,10 +27,17 @@ fn rows(run: &Run) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// A unary method's row.
+/// A unary method's row, without upstream or group.
 fn row(cells: [&str; 5]) -> Vec<String> {
     let mut row = cells.map(str::to_owned).to_vec();
-    row.push("-".to_owned());
+    row.extend(["-", "-", "-"].map(str::to_owned));
+    row
+}
+
+/// `row` with its UPSTREAM and GROUP cells set.
+fn going_to(mut row: Vec<String>, upstream: &str, group: &str) -> Vec<String> {
+    row[6] = upstream.to_owned();
+    row[7] = group.to_owned();
     row
 }
 
@@ -285,4 +294,67 @@ fn streaming_methods_are_marked() {
     assert_eq!(streams("WatchShelf"), "server");
     assert_eq!(streams("ImportBooks"), "client");
     assert_eq!(streams("AskLibrarian"), "both");
+}
+
+/// UPSTREAM names where each route's calls go: the upstream that claims
+/// its service, the default one, or a route group's (a name, or the URL
+/// a proxied prefix goes to); GROUP names the group's prefix.
+#[test]
+fn table_names_each_routes_upstream_and_group() {
+    let config = write_config(
+        "upstreams:\n\
+         \x20 greeter: {url: 'http://127.0.0.1:9', services: [cli.greet.v1.Greeter]}\n\
+         \x20 rest: {url: 'http://127.0.0.1:9'}\n\
+         \x20 notes: {url: 'http://127.0.0.1:9', services: [cli.none.v1.None]}\n\
+         routes:\n\
+         \x20 - {prefix: /v1/notes, upstream: notes}\n\
+         \x20 - {prefix: /v1/counts/, upstream: 'http://127.0.0.1:9'}\n",
+    );
+    let run = protogate(&[
+        "routes",
+        "--config",
+        &arg(&config),
+        "--proto",
+        &fixture("greeter.proto"),
+        "--proto",
+        &fixture("plain.proto"),
+    ]);
+    assert_ok(&run);
+    assert_eq!(
+        rows(&run),
+        [
+            going_to(say_hello(), "greeter", "-"),
+            going_to(send_note(), "notes", "/v1/notes"),
+            going_to(read_count(), "http://127.0.0.1:9", "/v1/counts/"),
+            going_to(bump(), "rest", "-"),
+        ]
+    );
+}
+
+/// `routes --reflect` with nothing listening: exit 1 and one `error:`
+/// line for each upstream that did not answer, naming it.
+#[test]
+fn unreachable_reflecting_upstreams_are_one_error_line_each() {
+    // Ports bound a moment ago and let go: nothing listens on them.
+    let dead = || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let config = write_config(&format!(
+        "upstreams:\n\
+         \x20 first: {{url: '{}', descriptors: reflection, services: [a.A]}}\n\
+         \x20 second: {{url: '{}', descriptors: reflection}}\n",
+        dead(),
+        dead()
+    ));
+    let run = protogate(&["routes", "--config", &arg(&config)]);
+    assert_eq!(run.code, Some(1), "stderr:\n{}", run.stderr);
+    run.assert_no_panic();
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "stderr:\n{}", run.stderr);
+    for (line, name) in lines.iter().zip(["`first`", "`second`"]) {
+        assert!(line.starts_with("error: "), "{line}");
+        assert!(line.contains(name) && line.contains("reflection"), "{line}");
+    }
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
 }
