@@ -379,3 +379,189 @@ async fn compressed_stream_requests() {
     let message = end["error"]["message"].as_str().unwrap();
     assert!(message.contains("no Connect-Content-Encoding"), "{message}");
 }
+
+/// A proto with a side-effect-free method (GET-able) and a plain one,
+/// served by the echo backend behind the gateway.
+async fn echo_gateway(
+    tweak: impl FnOnce(&mut protogate::Config),
+) -> (support::EchoBackend, TestGateway) {
+    let set = support::compile_source(
+        "lookup.proto",
+        "syntax = \"proto3\"; package lookup.v1;\n\
+         message Key { string name = 1; }\n\
+         service Lookup {\n\
+           rpc Find(Key) returns (Key) { option idempotency_level = NO_SIDE_EFFECTS; }\n\
+           rpc Put(Key) returns (Key);\n\
+         }\n",
+    );
+    let backend = support::EchoBackend::start(support::pool(&set)).await;
+    let mut config = support::gateway::config(&set, &backend.url());
+    tweak(&mut config);
+    (backend, TestGateway::start(config).await)
+}
+
+/// The URL of a Connect GET of `method` with `query`, percent-encoded.
+fn get_url(gateway: &TestGateway, method: &str, query: &[(&str, &str)]) -> String {
+    let encode = |text: &str| {
+        percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let query: Vec<String> = query
+        .iter()
+        .map(|(key, value)| format!("{key}={}", encode(value)))
+        .collect();
+    gateway.url(&format!("/lookup.v1.Lookup/{method}?{}", query.join("&")))
+}
+
+/// Connect GET: side-effect-free unary methods take the message from the
+/// query (JSON or base64 protobuf); other methods answer 405 in Connect's
+/// error shape; a GET without its message is `invalid_argument`.
+#[tokio::test]
+async fn unary_get() {
+    let (_backend, gateway) = echo_gateway(|_| {}).await;
+    let client = support::http1();
+    let response = client
+        .get(get_url(
+            &gateway,
+            "Find",
+            &[
+                ("connect", "v1"),
+                ("encoding", "json"),
+                ("message", r#"{"name": "a b+c"}"#),
+            ],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"name": "a b+c"})
+    );
+
+    let message = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"\x0a\x02hi");
+    let response = client
+        .get(get_url(
+            &gateway,
+            "Find",
+            &[
+                ("encoding", "proto"),
+                ("base64", "1"),
+                ("message", &message),
+            ],
+        ))
+        .header("connect-protocol-version", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"\x0a\x02hi");
+
+    let response = client
+        .get(get_url(
+            &gateway,
+            "Put",
+            &[("connect", "v1"), ("encoding", "json"), ("message", "{}")],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["code"], "unimplemented");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("NO_SIDE_EFFECTS")
+    );
+
+    let response = client
+        .get(gateway.url("/lookup.v1.Lookup/Find"))
+        .header("connect-protocol-version", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["code"], "invalid_argument");
+}
+
+/// Only Connect protocol version 1 is spoken; Connect's own code → HTTP
+/// table applies (`resource_exhausted` is 429, not REST's 413).
+#[tokio::test]
+async fn protocol_version_and_http_statuses() {
+    let (_backend, gateway) = echo_gateway(|c| c.limits.max_body_bytes = 64).await;
+    let client = support::http1();
+    let response = client
+        .post(gateway.url("/lookup.v1.Lookup/Find"))
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "2")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["code"], "invalid_argument");
+    assert!(error["message"].as_str().unwrap().contains("version"));
+
+    let large = json!({"name": "x".repeat(100)}).to_string();
+    let response = client
+        .post(gateway.url("/lookup.v1.Lookup/Find"))
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .body(large)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["code"], "resource_exhausted");
+}
+
+/// The gateway's own health answers Connect as it answers gRPC; its
+/// streaming services say they are gRPC and gRPC-Web only.
+#[tokio::test]
+async fn own_services_over_connect() {
+    let (_backend, gateway) = echo_gateway(|_| {}).await;
+    let client = support::http1();
+    let check = |body: &'static str| {
+        client
+            .post(gateway.url("/grpc.health.v1.Health/Check"))
+            .header("content-type", "application/json")
+            .header("connect-protocol-version", "1")
+            .body(body)
+    };
+    let response = check("{}").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "SERVING"})
+    );
+    let response = check(r#"{"service": "lookup.v1.Lookup"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "SERVING"})
+    );
+    let response = check(r#"{"service": "no.Such"}"#).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "not_found");
+
+    let response = client
+        .post(gateway.url("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"))
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 501);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["code"], "unimplemented");
+    assert!(error["message"].as_str().unwrap().contains("gRPC-Web"));
+}

@@ -12,7 +12,17 @@
 //! - Server streaming: `application/connect+json` or `+proto`; one
 //!   enveloped request message in; enveloped messages out, then an
 //!   end-of-stream envelope (`{}` or `{"error": ...}`); HTTP 200 always.
+//! - Unary GET (the spec's form for methods marked
+//!   `idempotency_level = NO_SIDE_EFFECTS`): the message in the query
+//!   (`message`, `encoding`, optional `base64=1` and `compression`), the
+//!   answer as for POST. Other methods answer 405 with `Allow: POST`.
 //! - Client and bidirectional streaming answer `unimplemented`.
+//! - `Connect-Protocol-Version` other than `1` is `invalid_argument`.
+//! - Error statuses follow Connect's code → HTTP table (which differs from
+//!   REST's in places: `resource_exhausted` is 429).
+//! - `grpc.health.v1.Health/Check` is the gateway's own health, as over
+//!   gRPC; the other own services (`Watch`, reflection) stream and are
+//!   served over gRPC and gRPC-Web only (`unimplemented`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,15 +45,66 @@ use super::coding::Coding;
 use super::rest::ClientAddr;
 use super::stream::{Framing, Opening, Start, StreamBody, StreamSetup, Streamed};
 
-/// Whether a request speaks Connect.
+/// Whether a request speaks Connect: a POST with `Connect-Protocol-Version`
+/// or an `application/connect+*` type, or a GET with
+/// `Connect-Protocol-Version` or the spec's `connect` query parameter.
 pub(crate) fn is_connect(request: &Request<Body>) -> bool {
-    request.method() == http::Method::POST
-        && (request.headers().contains_key("connect-protocol-version")
-            || request
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/connect+")))
+    let headers = request.headers();
+    let versioned = headers.contains_key("connect-protocol-version");
+    match *request.method() {
+        http::Method::POST => {
+            versioned
+                || headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/connect+"))
+        }
+        http::Method::GET => versioned || query(request.uri()).any(|(key, _)| key == "connect"),
+        _ => false,
+    }
+}
+
+/// The query's parameters, form-decoded: names as text, values as bytes
+/// (a binary message may be sent unencoded).
+fn query(uri: &http::Uri) -> impl Iterator<Item = (String, Vec<u8>)> + '_ {
+    let decode = |text: &str| -> Vec<u8> {
+        let spaced = text.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced).collect()
+    };
+    uri.query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(move |pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                String::from_utf8_lossy(&decode(key)).into_owned(),
+                decode(value),
+            )
+        })
+}
+
+/// The one protocol version this gateway speaks.
+fn check_version(headers: &HeaderMap) -> Result<(), GatewayError> {
+    match headers.get("connect-protocol-version") {
+        None => Ok(()),
+        Some(v) if v.as_bytes() == b"1" => Ok(()),
+        Some(v) => Err(GatewayError::BadRequest(RequestError::Header {
+            name: "connect-protocol-version".to_owned(),
+            reason: format!(
+                "unsupported Connect protocol version `{}`: this gateway speaks version 1",
+                shortened(&String::from_utf8_lossy(v.as_bytes()))
+            ),
+        })),
+    }
+}
+
+/// `text` cut to 32 characters: client-chosen tokens echoed in messages.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(32) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 /// The message encoding of a request.
@@ -56,6 +117,11 @@ enum Encoding {
 /// Serves a Connect request.
 pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
+    if parts.method == http::Method::GET {
+        return get(&snapshot, &parts)
+            .await
+            .unwrap_or_else(|err| error_response(&err));
+    }
     let media = body::media_type(&parts.headers)
         .unwrap_or_default()
         .to_ascii_lowercase();
@@ -65,18 +131,30 @@ pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> R
         "application/connect+json" => (true, Encoding::Json),
         "application/connect+proto" => (true, Encoding::Proto),
         other => {
-            let err = GatewayError::UnsupportedMediaType(other.to_owned());
+            let err = GatewayError::UnsupportedMediaType(shortened(other));
             return error_response(&err);
         }
     };
-    let result = match prepare(&snapshot, &parts) {
-        Ok((rpc, upstream, metadata)) if streaming => {
-            server_stream(&snapshot, &parts, body, rpc, upstream, metadata, encoding).await
-        }
-        Ok((rpc, upstream, metadata)) => {
-            unary(&snapshot, &parts, body, rpc, upstream, metadata, encoding).await
-        }
+    let result = match check_version(&parts.headers) {
         Err(err) => Err(err),
+        Ok(()) if super::own::is_own(parts.uri.path()) => {
+            own(&snapshot, &parts, body, streaming, encoding).await
+        }
+        Ok(()) => match prepare(&snapshot, &parts) {
+            Ok((rpc, upstream, metadata)) if streaming => {
+                server_stream(&snapshot, &parts, body, rpc, upstream, metadata, encoding).await
+            }
+            Ok((rpc, upstream, metadata)) => {
+                let read = read_body(&snapshot, &parts, body).await;
+                match read {
+                    Ok(read) => {
+                        unary(&snapshot, &parts, read, rpc, upstream, metadata, encoding).await
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            Err(err) => Err(err),
+        },
     };
     result.unwrap_or_else(|err| {
         if streaming {
@@ -182,7 +260,7 @@ async fn read_body(
 async fn unary(
     snapshot: &Snapshot,
     parts: &Parts,
-    body: Body,
+    read: body::ReadBody,
     rpc: &Rpc,
     upstream: Upstream,
     metadata: tonic::metadata::MetadataMap,
@@ -192,7 +270,6 @@ async fn unary(
         return Err(not_unary(rpc));
     }
     let (message, _share) = {
-        let read = read_body(snapshot, parts, body).await?;
         let message = request_message(snapshot, rpc, &read.bytes, encoding)?;
         in_place_of(read, message, snapshot)?
     };
@@ -358,10 +435,11 @@ async fn unenvelope(
     coding.decode(payload, limit).await
 }
 
-/// A unary error in Connect's shape.
+/// A unary error in Connect's shape, with the HTTP status of its code.
 fn error_response(err: &GatewayError) -> Response<Body> {
-    let (status, _) = err.status();
-    let mut response = Response::new(Body::from(err.connect_json().to_string()));
+    let json = err.connect_json();
+    let status = http_status(json["code"].as_str().unwrap_or_default());
+    let mut response = Response::new(Body::from(json.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -390,4 +468,214 @@ fn stream_error_response(err: &GatewayError, encoding: Encoding) -> Response<Bod
         .headers_mut()
         .insert(header::CONTENT_TYPE, framing.content_type(None));
     response
+}
+
+/// A unary call made with GET, its message in the query.
+async fn get(snapshot: &Snapshot, parts: &Parts) -> Result<Response<Body>, GatewayError> {
+    check_version(&parts.headers)?;
+    let bad = |name: &str, reason: String| {
+        GatewayError::BadRequest(RequestError::QueryValue {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    let (mut message, mut encoding, mut base64, mut compression) = (None, None, false, None);
+    for (key, value) in query(&parts.uri) {
+        let text = || shortened(&String::from_utf8_lossy(&value));
+        match key.as_str() {
+            "connect" if value == b"v1" => {}
+            "connect" => {
+                let reason = format!(
+                    "unsupported Connect protocol version `{}`: this gateway speaks v1",
+                    text()
+                );
+                return Err(bad("connect", reason));
+            }
+            "encoding" => {
+                encoding = Some(match &value[..] {
+                    b"json" => Encoding::Json,
+                    b"proto" => Encoding::Proto,
+                    _ => return Err(bad("encoding", format!("`{}`: send json or proto", text()))),
+                });
+            }
+            "base64" => base64 = value == b"1",
+            "compression" => compression = Some(String::from_utf8_lossy(&value).into_owned()),
+            "message" => message = Some(value),
+            // Parameters Connect does not define are left alone (a cache
+            // buster, say), as connect-go does.
+            _ => {}
+        }
+    }
+    let Some(encoding) = encoding else {
+        return Err(bad(
+            "encoding",
+            "missing: a Connect GET names json or proto".to_owned(),
+        ));
+    };
+    let message = message.ok_or_else(|| {
+        bad(
+            "message",
+            "missing: a Connect GET carries the request message".to_owned(),
+        )
+    })?;
+    let limit = snapshot.limits.max_body_bytes;
+    let mut message = Bytes::from(message);
+    if base64 {
+        let text =
+            std::str::from_utf8(&message).map_err(|_| bad("message", "not base64".into()))?;
+        message = crate::transcode::text::decode_base64(text)
+            .map_err(|reason| bad("message", reason))?
+            .into();
+    }
+    let coding = match compression
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("identity") => Coding::Identity,
+        Some("gzip") => Coding::Gzip,
+        Some("br") => Coding::Brotli,
+        Some("zstd") => Coding::Zstd,
+        Some(other) => return Err(GatewayError::UnsupportedEncoding(shortened(other))),
+    };
+    let message = coding.decode(message, limit).await?;
+    if message.len() > limit {
+        return Err(GatewayError::PayloadTooLarge(limit));
+    }
+    let rpc = if super::own::is_own(parts.uri.path()) {
+        None
+    } else {
+        Some(prepare(snapshot, parts)?)
+    };
+    let side_effect_free = rpc.as_ref().is_some_and(|(rpc, _, _)| {
+        rpc.descriptor
+            .method_descriptor_proto()
+            .options
+            .as_ref()
+            .is_some_and(|o| {
+                o.idempotency_level()
+                    == prost_types::method_options::IdempotencyLevel::NoSideEffects
+            })
+    });
+    let Some((rpc, upstream, metadata)) = rpc.filter(|_| side_effect_free) else {
+        let err = GatewayError::Upstream(
+            tonic::Status::unimplemented(format!(
+                "a Connect GET calls only methods marked `idempotency_level = NO_SIDE_EFFECTS`; call {} with POST",
+                shortened(parts.uri.path())
+            )),
+            None,
+        );
+        let mut response = error_response(&err);
+        *response.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return Ok(response);
+    };
+    let read = body::ReadBody {
+        bytes: message,
+        share: body::Share::default(),
+    };
+    unary(snapshot, parts, read, rpc, upstream, metadata, encoding).await
+}
+
+/// A Connect call to one of the gateway's own services: health `Check`
+/// is answered as over gRPC; the others stream both ways or are server
+/// streams of the gateway's state, served over gRPC and gRPC-Web only.
+async fn own(
+    snapshot: &Snapshot,
+    parts: &Parts,
+    body: Body,
+    streaming: bool,
+    encoding: Encoding,
+) -> Result<Response<Body>, GatewayError> {
+    use prost::Message as _;
+    const CHECK: &str = "/grpc.health.v1.Health/Check";
+    if parts.uri.path() != CHECK || streaming {
+        let what = if parts.uri.path() == CHECK {
+            "grpc.health.v1.Health/Check is a unary method: call it with application/json or application/proto".to_owned()
+        } else {
+            format!(
+                "{} is the gateway's own streaming service, served over gRPC and gRPC-Web, not Connect",
+                shortened(parts.uri.path().trim_start_matches('/'))
+            )
+        };
+        return Err(GatewayError::Upstream(
+            tonic::Status::unimplemented(what),
+            None,
+        ));
+    }
+    let read = read_body(snapshot, parts, body).await?;
+    let bad = |reason: String| GatewayError::BadRequest(RequestError::Json { at: None, reason });
+    let service = match encoding {
+        Encoding::Proto => {
+            tonic_health::pb::HealthCheckRequest::decode(&read.bytes[..])
+                .map_err(|e| bad(format!("not a grpc.health.v1.HealthCheckRequest: {e}")))?
+                .service
+        }
+        Encoding::Json => health_service(&read.bytes).map_err(bad)?,
+    };
+    let status = super::own::check(&parts.extensions, &service)
+        .map_err(|status| GatewayError::Upstream(status, None))?;
+    let (content_type, body) = match encoding {
+        Encoding::Json => {
+            let json = serde_json::json!({"status": status.as_str_name()});
+            ("application/json", Bytes::from(json.to_string()))
+        }
+        Encoding::Proto => {
+            let reply = tonic_health::pb::HealthCheckResponse {
+                status: status.into(),
+            };
+            ("application/proto", Bytes::from(reply.encode_to_vec()))
+        }
+    };
+    let mut response = Response::new(Body::from(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+/// The `service` of a `HealthCheckRequest` in proto3 JSON (empty or
+/// `null` is the whole server).
+fn health_service(json: &[u8]) -> Result<String, String> {
+    if json.iter().all(u8::is_ascii_whitespace) {
+        return Ok(String::new());
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| format!("not JSON: {e}"))?;
+    let object = match value {
+        serde_json::Value::Null => return Ok(String::new()),
+        serde_json::Value::Object(object) => object,
+        _ => return Err("a grpc.health.v1.HealthCheckRequest is a JSON object".to_owned()),
+    };
+    let mut service = String::new();
+    for (key, value) in object {
+        match (key.as_str(), value) {
+            ("service", serde_json::Value::String(name)) => service = name,
+            ("service", serde_json::Value::Null) => {}
+            ("service", _) => return Err("`service` is a string".to_owned()),
+            (other, _) => return Err(format!("unknown field `{}`", shortened(other))),
+        }
+    }
+    Ok(service)
+}
+
+/// The HTTP status of a Connect error code, as the Connect protocol's
+/// table gives it.
+fn http_status(code: &str) -> http::StatusCode {
+    use http::StatusCode as S;
+    match code {
+        "canceled" => S::from_u16(499).unwrap_or(S::BAD_REQUEST),
+        "invalid_argument" | "failed_precondition" | "out_of_range" => S::BAD_REQUEST,
+        "deadline_exceeded" => S::GATEWAY_TIMEOUT,
+        "not_found" => S::NOT_FOUND,
+        "already_exists" | "aborted" => S::CONFLICT,
+        "permission_denied" => S::FORBIDDEN,
+        "resource_exhausted" => S::TOO_MANY_REQUESTS,
+        "unimplemented" => S::NOT_IMPLEMENTED,
+        "unavailable" => S::SERVICE_UNAVAILABLE,
+        "unauthenticated" => S::UNAUTHORIZED,
+        _ => S::INTERNAL_SERVER_ERROR,
+    }
 }

@@ -9,19 +9,32 @@
 //! back (trailers become the last frame of the body). Calls to the
 //! gateway's own services — server reflection and health (see `own`) —
 //! are answered by the gateway itself, in either flavor.
+//!
+//! Who is at fault stays visible: a request body the gateway cannot read
+//! or translate (gRPC-Web text that is not base64) fails the call with
+//! the client's status, not as an upstream failure; the client's
+//! `grpc-timeout` passing is DEADLINE_EXCEEDED. Response messages larger
+//! than `limits.max_response_bytes` end the call with RESOURCE_EXHAUSTED
+//! (their length prefixes are read as they stream by; nothing is held).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use http::{HeaderValue, Request, Response, header};
-use tonic::Status;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Request, Response, header};
+use http_body::Frame;
+use parking_lot::Mutex;
+use tonic::{Code, Status};
 use tower::{Layer as _, Service, ServiceExt as _};
 
+use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
+use crate::upstream::{CallError, Upstream, metadata};
 
 use super::rest::ClientAddr;
 
@@ -61,7 +74,7 @@ pub(crate) async fn handle(
 }
 
 /// Serves a request of either flavor with a gRPC `service`.
-async fn serve<S>(service: S, flavor: Flavor, request: Request<Body>) -> Response<Body>
+async fn serve<S>(service: S, flavor: Flavor, mut request: Request<Body>) -> Response<Body>
 where
     S: Service<
             Request<tonic::body::Body>,
@@ -69,22 +82,199 @@ where
             Error = Infallible,
         >,
 {
+    let unread = Arc::new(AtomicBool::new(false));
     let response = match flavor {
-        Flavor::Grpc => service.oneshot(request.map(tonic::body::Body::new)).await,
+        Flavor::Grpc => {
+            let body = |inner| tonic::body::Body::new(ClientBody { inner, unread });
+            service.oneshot(request.map(body)).await
+        }
         Flavor::GrpcWeb => {
-            // The translated body's length differs from the original's (text
-            // mode is base64), but tonic-web passes the original length on
-            // as a size hint, which HTTP/2 would send as content-length.
-            let request = request.map(|body| tonic::body::Body::new(UnsizedBody(body)));
+            let text = web_modes(request.headers_mut());
+            let client = Arc::clone(&unread);
+            let body = |inner| {
+                tonic::body::Body::new(ClientBody {
+                    inner,
+                    unread: client,
+                })
+            };
+            let service = Translated {
+                inner: service,
+                text,
+                unread,
+            };
             tonic_web::GrpcWebLayer::new()
                 .layer(service)
-                .oneshot(request)
+                .oneshot(request.map(body))
                 .await
         }
     };
     match response {
         Ok(response) => response.map(Body::new),
         Err(never) => match never {},
+    }
+}
+
+/// The exact gRPC-Web media types tonic-web translates.
+const WEB_TYPES: [&str; 4] = [
+    "application/grpc-web",
+    "application/grpc-web+proto",
+    "application/grpc-web-text",
+    "application/grpc-web-text+proto",
+];
+
+/// A media type without parameters, in lowercase.
+fn media(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Readies a gRPC-Web request for tonic-web, which knows only the exact
+/// media types: the content type loses its parameters, and `Accept` is
+/// set to the mode of the answer — text when the request is text (base64),
+/// unless the client accepts only binary; binary otherwise, unless it
+/// accepts only text. Returns whether the request is text.
+fn web_modes(headers: &mut HeaderMap) -> bool {
+    let sent = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(media)
+        .unwrap_or_default();
+    let text = sent.starts_with("application/grpc-web-text");
+    if let Some(exact) = WEB_TYPES.iter().find(|t| **t == sent) {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(exact));
+    }
+    let accepted: Vec<String> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(media)
+        .collect();
+    let wants_text = accepted
+        .iter()
+        .any(|m| m.starts_with("application/grpc-web-text"));
+    let wants_binary = accepted
+        .iter()
+        .any(|m| m == "application/grpc-web" || m == "application/grpc-web+proto");
+    let answer_text = match (wants_text, wants_binary) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => text,
+    };
+    let accept = if answer_text {
+        "application/grpc-web-text"
+    } else {
+        "application/grpc-web"
+    };
+    headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
+    text
+}
+
+/// The client's request body. It claims no size, whatever the one inside
+/// knows: a translated body's length differs from the original's (text
+/// mode is base64), but tonic-web passes the original length on as a size
+/// hint, which HTTP/2 would send as content-length. A failure to read it
+/// is marked in `unread`, to tell it from a translation error.
+struct ClientBody {
+    inner: Body,
+    unread: Arc<AtomicBool>,
+}
+
+impl http_body::Body for ClientBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        match std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            Some(Err(err)) => {
+                self.unread.store(true, Ordering::Release);
+                let message = format!("the request body could not be read: {err}");
+                Poll::Ready(Some(Err(Status::cancelled(message))))
+            }
+            Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+/// The service behind tonic-web: the failures of the translated request
+/// body become the client's statuses — INVALID_ARGUMENT for a body that
+/// is not gRPC-Web (or, in text mode, not base64), CANCELLED for one that
+/// could not be read — never an upstream's.
+struct Translated<S> {
+    inner: S,
+    text: bool,
+    unread: Arc<AtomicBool>,
+}
+
+impl<S> Service<Request<tonic::body::Body>> for Translated<S>
+where
+    S: Service<Request<tonic::body::Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<tonic::body::Body>) -> S::Future {
+        let (text, unread) = (self.text, Arc::clone(&self.unread));
+        self.inner.call(request.map(|inner| {
+            tonic::body::Body::new(TranslatedBody {
+                inner,
+                text,
+                unread,
+            })
+        }))
+    }
+}
+
+struct TranslatedBody {
+    inner: tonic::body::Body,
+    text: bool,
+    unread: Arc<AtomicBool>,
+}
+
+impl http_body::Body for TranslatedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let status = match std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            Some(Err(status)) => status,
+            other => return Poll::Ready(other),
+        };
+        let detail = status.message().trim_start_matches("tonic-web: ");
+        let status = if self.unread.load(Ordering::Acquire) {
+            Status::cancelled(detail.to_owned())
+        } else if self.text {
+            Status::invalid_argument(format!(
+                "the request body is not valid base64 (application/grpc-web-text): {detail}"
+            ))
+        } else {
+            Status::invalid_argument(format!("the request body is not valid gRPC-Web: {detail}"))
+        };
+        Poll::Ready(Some(Err(status)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
     }
 }
 
@@ -95,6 +285,9 @@ struct Passthrough {
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The first failure of a request body, kept for the call's answer.
+type Slot = Arc<Mutex<Option<Status>>>;
 
 impl Service<Request<tonic::body::Body>> for Passthrough {
     type Response = Response<tonic::body::Body>;
@@ -128,51 +321,302 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 let status = Status::unimplemented(format!("no upstream serves {service}"));
                 return Ok(status.into_http());
             };
+            let timeout = request
+                .headers()
+                .get("grpc-timeout")
+                .and_then(metadata::parse_grpc_timeout);
             prepare(&mut request);
+            let failed = Slot::default();
+            let request = request.map(|inner| {
+                tonic::body::Body::new(Watched {
+                    inner,
+                    slot: Arc::clone(&failed),
+                })
+            });
             let started = tokio::time::Instant::now();
             let result = upstream.channel().clone().oneshot(request).await;
             tracing::debug!(%service, upstream = upstream.name(), micros = started.elapsed().as_micros() as u64, ok = result.is_ok(), "gRPC passthrough");
-            Ok(match result {
-                Ok(response) => response.map(tonic::body::Body::new),
-                Err(err) => {
-                    let status = upstream.classify(Status::from_error(Box::new(err)));
-                    let status = match status {
-                        crate::upstream::CallError::Status(status) => status,
-                        other => {
-                            Status::unavailable(crate::error::GatewayError::from(other).to_string())
-                        }
-                    };
-                    tracing::warn!(%service, upstream = upstream.name(), error = %status.message(), "gRPC passthrough failed");
-                    status.into_http()
-                }
-            })
+            let response = match result {
+                Ok(response) => response,
+                Err(err) => return Ok(failure(upstream, &service, &failed, timeout, err)),
+            };
+            let limit = snapshot.limits.max_response_bytes;
+            Ok(response.map(|inner| {
+                tonic::body::Body::new(Relay {
+                    inner,
+                    upstream: upstream.name().into(),
+                    limit,
+                    request_failed: failed,
+                    remaining: 0,
+                    held: Vec::new(),
+                    ending: None,
+                    done: false,
+                })
+            }))
         })
     }
 }
 
-/// A body that claims no size, whatever the one inside knows.
-struct UnsizedBody(Body);
+/// The answer to a call whose response head never came: the client's own
+/// failure (its body), its deadline passing, or the upstream's failure —
+/// only the last is logged as a warning.
+fn failure(
+    upstream: &Upstream,
+    service: &str,
+    failed: &Slot,
+    timeout: Option<std::time::Duration>,
+    err: tonic::transport::Error,
+) -> Response<tonic::body::Body> {
+    if let Some(status) = failed.lock().take() {
+        tracing::debug!(%service, error = %status.message(), "gRPC request body failed");
+        return status.into_http();
+    }
+    if expired(&err) {
+        let within = timeout.map_or_else(String::new, |t| format!(" of {t:?}"));
+        let status = Status::deadline_exceeded(format!(
+            "deadline exceeded: upstream `{}` did not answer within the call's grpc-timeout{within}",
+            upstream.name()
+        ));
+        tracing::debug!(%service, upstream = upstream.name(), "gRPC passthrough deadline exceeded");
+        return status.into_http();
+    }
+    let status = upstream_status(upstream, Status::from_error(Box::new(err)));
+    tracing::warn!(%service, upstream = upstream.name(), error = %status.message(), "gRPC passthrough failed");
+    status.into_http()
+}
 
-impl http_body::Body for UnsizedBody {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
+/// Whether tonic's channel gave up because the `grpc-timeout` passed.
+fn expired(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    // Error chains are short; 32 links is far more than tonic builds.
+    for _ in 0..32 {
+        let Some(err) = cause else { break };
+        if err.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+/// A status the channel made up, as the client should see it.
+fn upstream_status(upstream: &Upstream, status: Status) -> Status {
+    match upstream.classify(status) {
+        CallError::Status(status) => status,
+        // A peer that does not speak gRPC as configured: the call may
+        // work against another replica, as with a refused connection.
+        CallError::Protocol(message) => Status::unavailable(message),
+        other => {
+            let err = GatewayError::from(other);
+            Status::new(err.status().1, err.to_string())
+        }
+    }
+}
+
+/// A passthrough request body: its first failure is kept in `slot`, so
+/// the call ends with the client's status, not the reset that follows.
+struct Watched {
+    inner: tonic::body::Body,
+    slot: Slot,
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = Status;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
-        Pin::new(&mut self.0).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let polled = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Err(status)) = &polled {
+            self.slot.lock().get_or_insert_with(|| status.clone());
+        }
+        Poll::Ready(polled)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+        self.inner.is_end_stream()
     }
 }
 
-/// Drops hop-by-hop headers and appends the client to `x-forwarded-for`.
+/// A passthrough response body on its way to the client. It reads each
+/// message's length prefix as the bytes stream by (nothing is held but a
+/// prefix split between two chunks) and ends the call with a status in
+/// trailers — instead of a broken stream — when a message is larger than
+/// `limits.max_response_bytes` (RESOURCE_EXHAUSTED; the limit counts the
+/// message as sent, compressed or not) or when the body fails (the
+/// client's status if its request failed first, else the upstream's).
+struct Relay {
+    inner: tonic::body::Body,
+    upstream: Box<str>,
+    limit: usize,
+    request_failed: Slot,
+    /// Bytes of the current message still to come.
+    remaining: usize,
+    /// The start of a length prefix that the last chunk cut, held back
+    /// until it is whole (at most 4 bytes).
+    held: Vec<u8>,
+    /// The status to end with, after the data already due.
+    ending: Option<Status>,
+    done: bool,
+}
+
+impl Relay {
+    /// The part of `data` that may go on (with a prefix held back from the
+    /// last chunk before it), and the status to end with when a message
+    /// is too large.
+    fn scan(&mut self, data: Bytes) -> (Bytes, Option<Status>) {
+        let carry = self.held.clone();
+        let mut emit_carry = false;
+        let mut pos = 0;
+        let mut end = data.len();
+        let mut refused = None;
+        // Each turn moves `pos` on, or stops.
+        while pos < data.len() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(data.len() - pos);
+                self.remaining -= n;
+                pos += n;
+                continue;
+            }
+            let start = pos;
+            let take = (5 - self.held.len()).min(data.len() - pos);
+            self.held.extend_from_slice(&data[pos..pos + take]);
+            pos += take;
+            let [_, a, b, c, d] = self.held[..] else {
+                end = start;
+                break;
+            };
+            self.held.clear();
+            let length = u32::from_be_bytes([a, b, c, d]) as usize;
+            if length > self.limit {
+                end = start;
+                refused = Some(Status::resource_exhausted(format!(
+                    "upstream `{}` sent a response message of {length} bytes, larger than the gateway's limit of {} bytes (limits.max_response_bytes)",
+                    self.upstream, self.limit
+                )));
+                break;
+            }
+            emit_carry |= start == 0 && !carry.is_empty();
+            self.remaining = length;
+        }
+        let body = data.slice(..end);
+        if !emit_carry {
+            return (body, refused);
+        }
+        let mut out = BytesMut::with_capacity(carry.len() + body.len());
+        out.extend_from_slice(&carry);
+        out.extend_from_slice(&body);
+        (out.freeze(), refused)
+    }
+
+    fn is_inside_message(&self) -> bool {
+        self.remaining > 0 || !self.held.is_empty()
+    }
+
+    fn cut_short(&self) -> Status {
+        Status::internal(format!(
+            "upstream `{}` ended its response inside a message",
+            self.upstream
+        ))
+    }
+}
+
+impl http_body::Body for Relay {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.get_mut();
+        // Each turn takes one frame of the upstream's body.
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if let Some(status) = this.ending.take() {
+                this.done = true;
+                // Dropping the upstream's body cancels its call.
+                this.inner = tonic::body::Body::empty();
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers(&status)))));
+            }
+            let frame = match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => frame,
+                Some(Err(status)) => {
+                    let failed = this.request_failed.lock().take();
+                    this.ending = Some(failed.unwrap_or_else(|| {
+                        let code = match status.code() {
+                            Code::Ok | Code::Unknown => Code::Unavailable,
+                            code => code,
+                        };
+                        Status::new(
+                            code,
+                            format!(
+                                "upstream `{}` broke off its response: {}",
+                                this.upstream,
+                                status.message()
+                            ),
+                        )
+                    }));
+                    continue;
+                }
+                None if this.is_inside_message() => {
+                    this.ending = Some(this.cut_short());
+                    continue;
+                }
+                None => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+            };
+            match frame.into_data() {
+                Ok(data) => {
+                    let (out, refused) = this.scan(data);
+                    this.ending = refused;
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                }
+                Err(_) if this.is_inside_message() => this.ending = Some(this.cut_short()),
+                Err(frame) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}
+
+/// `status` as gRPC trailers.
+fn trailers(status: &Status) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    if status.add_header(&mut map).is_err() {
+        map.insert(Status::GRPC_STATUS, HeaderValue::from(status.code() as i32));
+    }
+    map
+}
+
+/// Drops hop-by-hop headers, appends the client to `x-forwarded-for` and
+/// sets `x-forwarded-host` from `Host`, as for REST calls (a client's own
+/// `x-forwarded-host` is not trusted).
 fn prepare(request: &mut Request<tonic::body::Body>) {
     let client = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+    let authority = request.uri().authority().map(|a| a.as_str().to_owned());
     let headers = request.headers_mut();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or(authority)
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .and_then(|h| HeaderValue::from_str(&h).ok());
     // The body may change length on the way (gRPC-Web text is base64):
     // HTTP/2 frames it anyway, so no content-length goes along.
     for name in [
@@ -183,16 +627,32 @@ fn prepare(request: &mut Request<tonic::body::Body>) {
         "upgrade",
         "host",
         "content-length",
+        "x-forwarded-host",
     ] {
         headers.remove(name);
     }
-    if let Some(ip) = client {
-        let list = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {ip}"),
-            None => ip.to_string(),
-        };
-        if let Ok(value) = HeaderValue::from_str(&list) {
-            headers.insert("x-forwarded-for", value);
-        }
+    if let Some(host) = host {
+        headers.insert("x-forwarded-host", host);
+    }
+    let mut list: Vec<String> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    list.extend(client.map(|ip| ip.to_string()));
+    if let Ok(value) = HeaderValue::from_str(&list.join(", "))
+        && !list.is_empty()
+    {
+        headers.insert("x-forwarded-for", value);
+    }
+}
+
+/// `text` cut to `max` characters (and `...`): client-chosen names
+/// echoed into a `grpc-message`, which travels in a header block.
+pub(super) fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}...", &text[..end]).into(),
+        None => text.into(),
     }
 }

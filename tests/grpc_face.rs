@@ -1,0 +1,369 @@
+//! The gRPC face of the gateway under bad input and at its limits, over
+//! raw HTTP/2 and HTTP/1.1 on 127.0.0.1: deadlines, gRPC-Web text that is
+//! not base64, malformed calls to the gateway's own services, the size
+//! limit on passed-through responses, and the forwarding headers.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use prost::Message as _;
+use support::client::{self, Conn};
+use support::{EchoBackend, TestGateway};
+
+fn kitchen() -> Bytes {
+    support::compile(
+        &support::repo().join("tests/protos"),
+        &["kitchen/v1/kitchen.proto"],
+    )
+}
+
+async fn setup(tweak: impl FnOnce(&mut protogate::Config)) -> (EchoBackend, TestGateway) {
+    let set = kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let mut config = support::gateway::config(&set, &backend.url());
+    tweak(&mut config);
+    (backend, TestGateway::start(config).await)
+}
+
+/// What a gRPC call ended with: the status and message (from the headers
+/// of a trailers-only answer, else from the trailers) and the body.
+#[derive(Debug)]
+struct Outcome {
+    status: Option<String>,
+    message: String,
+    body: Bytes,
+}
+
+async fn outcome(response: http::Response<hyper::body::Incoming>) -> Outcome {
+    let (parts, body) = response.into_parts();
+    let collected = tokio::time::timeout(Duration::from_secs(20), body.collect())
+        .await
+        .expect("the answer ends in time")
+        .expect("the body reads");
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let body = collected.to_bytes();
+    let from = |name: &str| {
+        trailers
+            .get(name)
+            .or_else(|| parts.headers.get(name))
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    Outcome {
+        status: from("grpc-status"),
+        message: from("grpc-message").unwrap_or_default(),
+        body,
+    }
+}
+
+/// A gRPC request with `body` to `path`, with extra headers.
+fn grpc_request(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: client::RequestBody,
+) -> http::Request<client::RequestBody> {
+    let mut request = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(body).unwrap()
+}
+
+async fn call(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Outcome {
+    let mut conn = Conn::http2(addr).await;
+    let request = grpc_request(addr, path, headers, client::full(body));
+    outcome(conn.send(request).await).await
+}
+
+/// A `kitchen.v1.Sink` with `s` set.
+fn sink(s: &str) -> Vec<u8> {
+    let mut out = vec![0x0a, u8::try_from(s.len()).unwrap_or(0x80)];
+    if s.len() >= 0x80 {
+        out.truncate(1);
+        prost::encoding::encode_varint(s.len() as u64, &mut out);
+    }
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+/// The client's `grpc-timeout` passing is DEADLINE_EXCEEDED with a clear
+/// message, for gRPC and gRPC-Web alike — never UNAVAILABLE.
+#[tokio::test]
+async fn client_deadline_is_deadline_exceeded() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let slow = [("grpc-timeout", "200m"), ("x-echo-delay-ms", "5000")];
+    let got = call(
+        gateway.addr(),
+        "/kitchen.v1.Kitchen/Echo",
+        &slow,
+        support::envelope(0, &sink("hi")),
+    )
+    .await;
+    assert_eq!(got.status.as_deref(), Some("4"), "{got:?}");
+    assert!(got.message.contains("grpc-timeout"), "{got:?}");
+
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("grpc-timeout", "200m")
+        .header("x-echo-delay-ms", "5000")
+        .body(support::envelope(0, &sink("hi")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["grpc-status"], "4");
+}
+
+/// gRPC-Web text that is not base64 is the client's mistake:
+/// INVALID_ARGUMENT naming base64, nothing blamed on the backend.
+#[tokio::test]
+async fn grpc_web_text_that_is_not_base64() {
+    let (backend, gateway) = setup(|_| {}).await;
+    for http in [support::http1(), support::http2()] {
+        let response = http
+            .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+            .header("content-type", "application/grpc-web-text")
+            .body("AAAA!!!=")
+            .send()
+            .await
+            .unwrap();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap();
+        let status = headers.get("grpc-status").map(|v| v.to_str().unwrap());
+        assert_eq!(status, Some("3"), "{headers:?} {body:?}");
+        let message = headers["grpc-message"].to_str().unwrap();
+        assert!(message.contains("base64"), "{message}");
+    }
+    assert!(
+        backend.records().is_empty(),
+        "no message reached the backend"
+    );
+}
+
+/// A text-mode request is answered in text mode unless the client's
+/// `Accept` asks for binary; `Accept` lists are understood.
+#[tokio::test]
+async fn grpc_web_text_is_answered_in_text() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = b64.encode(support::envelope(0, &sink("hi")));
+    let cases = [
+        (None, "application/grpc-web-text+proto"),
+        (Some("*/*"), "application/grpc-web-text+proto"),
+        (
+            Some("application/grpc-web-text, */*;q=0.5"),
+            "application/grpc-web-text+proto",
+        ),
+        (
+            Some("application/grpc-web+proto"),
+            "application/grpc-web+proto",
+        ),
+    ];
+    for (accept, expected) in cases {
+        let mut request = support::http1()
+            .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+            .header("content-type", "application/grpc-web-text")
+            .body(body.clone());
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.headers()["content-type"], expected, "{accept:?}");
+        let answer = response.bytes().await.unwrap();
+        let frames = if expected.contains("text") {
+            answer
+                .chunks(4)
+                .flat_map(|group| b64.decode(group).expect("base64"))
+                .collect()
+        } else {
+            answer.to_vec()
+        };
+        assert_eq!(
+            &frames[..support::envelope(0, &sink("hi")).len()],
+            &support::envelope(0, &sink("hi"))[..]
+        );
+    }
+}
+
+const REFLECT: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+const CHECK: &str = "/grpc.health.v1.Health/Check";
+
+/// A malformed call: what it is, extra headers, its body, the status due.
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Bytes,
+    &'static str,
+);
+
+/// Malformed calls to the gateway's own services end with the status gRPC
+/// gives each fault, over a raw HTTP/2 client — never OK.
+#[tokio::test]
+async fn own_services_refuse_malformed_calls() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let mut huge = vec![0u8, 0x7f, 0xff, 0xff, 0xff];
+    huge.push(0x0a);
+    let mut truncated = support::envelope(0, b"\x0a\x05hello").to_vec();
+    truncated.truncate(8);
+    let cases: [Case; 5] = [
+        (
+            "undecodable",
+            &[],
+            support::envelope(0, b"\xff\xff\xff\xff"),
+            "13",
+        ),
+        ("huge length", &[], Bytes::from(huge), "8"),
+        ("truncated", &[], Bytes::from(truncated), "13"),
+        (
+            "compressed without grpc-encoding",
+            &[],
+            support::envelope(1, b"\x0a\x00"),
+            "13",
+        ),
+        (
+            "json codec",
+            &[("content-type", "application/grpc+json")],
+            support::envelope(0, b"{}"),
+            "12",
+        ),
+    ];
+    for path in [REFLECT, CHECK] {
+        for (what, headers, body, code) in &cases {
+            let mut conn = Conn::http2(gateway.addr()).await;
+            let mut request = grpc_request(gateway.addr(), path, &[], client::full(body.clone()));
+            for (name, value) in *headers {
+                request
+                    .headers_mut()
+                    .insert(*name, http::HeaderValue::from_static(value));
+            }
+            let got = outcome(conn.send(request).await).await;
+            assert_eq!(got.status.as_deref(), Some(*code), "{path} {what}: {got:?}");
+            assert!(!got.message.is_empty(), "{path} {what}: a message says why");
+        }
+    }
+}
+
+/// Names the client chose come back cut short in `grpc-message`, so a
+/// 100 KB name is NOT_FOUND, not a header block too large to take.
+#[tokio::test]
+async fn own_services_bound_echoed_names() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let name = "x".repeat(100_000);
+    let request = tonic_health::pb::HealthCheckRequest {
+        service: name.clone(),
+    };
+    let got = call(
+        gateway.addr(),
+        CHECK,
+        &[],
+        support::envelope(0, &request.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(got.status.as_deref(), Some("5"), "{}", got.message.len());
+    assert!(got.message.len() < 1000, "{}", got.message.len());
+
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(name)),
+    };
+    let got = call(
+        gateway.addr(),
+        REFLECT,
+        &[],
+        support::envelope(0, &request.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(got.status.as_deref(), Some("5"), "{}", got.message.len());
+    assert!(got.message.len() < 1000, "{}", got.message.len());
+}
+
+/// `limits.max_response_bytes` bounds passed-through messages too: a
+/// larger one ends the call with RESOURCE_EXHAUSTED after the messages
+/// before it, for gRPC and gRPC-Web; smaller ones pass.
+#[tokio::test]
+async fn passthrough_response_limit() {
+    let (backend, gateway) = setup(|c| c.limits.max_response_bytes = 1024).await;
+    let small = support::envelope(0, &sink("hi"));
+    let got = call(
+        gateway.addr(),
+        "/kitchen.v1.Kitchen/Echo",
+        &[],
+        small.clone(),
+    )
+    .await;
+    assert_eq!(got.status.as_deref(), Some("0"), "{got:?}");
+    assert_eq!(got.body, small);
+
+    let large = support::envelope(0, &sink(&"x".repeat(2048)));
+    let got = call(
+        gateway.addr(),
+        "/kitchen.v1.Kitchen/Echo",
+        &[],
+        large.clone(),
+    )
+    .await;
+    assert_eq!(got.status.as_deref(), Some("8"), "{got:?}");
+    assert!(got.message.contains("max_response_bytes"), "{got:?}");
+    assert!(got.body.is_empty(), "no part of the message went out");
+
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/grpc-web+proto")
+        .body(large)
+        .send()
+        .await
+        .unwrap();
+    let body = response.bytes().await.unwrap();
+    let trailer = String::from_utf8_lossy(&body);
+    assert!(trailer.contains("grpc-status:8"), "{trailer}");
+
+    // A server stream whose message is too large.
+    backend.script(support::Script {
+        raw_response: Some(Bytes::from(sink(&"y".repeat(4096)))),
+        count: Some(1),
+        ..Default::default()
+    });
+    let got = call(gateway.addr(), "/kitchen.v1.Kitchen/Watch", &[], small).await;
+    assert_eq!(got.status.as_deref(), Some("8"), "{got:?}");
+}
+
+/// Passed-through calls carry `x-forwarded-for` (appended to) and
+/// `x-forwarded-host` (from the authority, the client's own value
+/// replaced), as REST calls do.
+#[tokio::test]
+async fn passthrough_forwarding_headers() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let mut conn = Conn::http2(gateway.addr()).await;
+    let request = http::Request::post("http://books.example:8080/kitchen.v1.Kitchen/Echo")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-for", "203.0.113.7")
+        .body(client::full(support::envelope(0, &sink("hi"))))
+        .unwrap();
+    let got = outcome(conn.send(request).await).await;
+    assert_eq!(got.status.as_deref(), Some("0"), "{got:?}");
+    let metadata = backend.last().metadata;
+    assert_eq!(
+        metadata.get("x-forwarded-host").unwrap(),
+        "books.example:8080"
+    );
+    assert_eq!(
+        metadata.get("x-forwarded-for").unwrap(),
+        "203.0.113.7, 127.0.0.1"
+    );
+}
