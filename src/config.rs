@@ -682,8 +682,8 @@ impl Config {
     /// `routes`: prefixes and upstreams that can be served.
     fn check_routes(&self) -> Result<(), (String, String)> {
         let mut seen: Vec<&str> = Vec::new();
-        for group in &self.routes {
-            let fail = |message: String| Err(("routes".to_owned(), message));
+        for (index, group) in self.routes.iter().enumerate() {
+            let fail = |message: String| Err((format!("routes[{index}]"), message));
             let prefix = group.prefix.as_str();
             if !prefix.starts_with('/') || prefix.contains(['?', '#', '{', '*']) {
                 return fail(format!(

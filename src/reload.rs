@@ -546,7 +546,7 @@ async fn reflect(
             let result = match upstream {
                 Ok(upstream) => reflection::fetch(name, upstream.channel().clone(), timeout)
                     .await
-                    .map_err(|err| err.to_string()),
+                    .map_err(|err| format!("{err} [url {}]", upstream_config.url)),
                 Err(err) => Err(err.to_string()),
             };
             (name.clone(), result)

@@ -274,9 +274,27 @@ fn build_routes(
             tracing::warn!(%method, "ignore_query_params names a method the descriptors do not have");
         }
     }
+    for (method, framing) in &config.streams.framing {
+        let Some(found) = method.split_once('/').and_then(|(service, name)| {
+            pool.get_service_by_name(service)
+                .and_then(|s| s.methods().find(|m| m.name() == name))
+        }) else {
+            tracing::warn!(%method, "streams.framing names a method the descriptors do not have");
+            continue;
+        };
+        if !found.is_server_streaming() && *framing != crate::server::StreamFraming::default() {
+            tracing::warn!(%method, "streams.framing applies to server-streaming methods; this one answers one message");
+        }
+    }
     for (name, upstream) in &config.upstreams {
-        for service in upstream.services.iter().filter(|s| !s.ends_with('*')) {
-            if pool.get_service_by_name(service).is_none() {
+        for service in &upstream.services {
+            let known = match service.strip_suffix('*') {
+                Some(prefix) => pool.services().any(|s| s.full_name().starts_with(prefix)),
+                None => pool.get_service_by_name(service).is_some(),
+            };
+            // Reflecting upstreams bring their services later.
+            let reflecting = upstream.descriptors == crate::config::DescriptorSource::Reflection;
+            if !known && !reflecting {
                 tracing::warn!(upstream = %name, %service, "Upstream lists a service the descriptors do not have");
             }
         }

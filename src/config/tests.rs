@@ -382,6 +382,12 @@ fn keys_are_found_by_indentation() {
     assert_eq!(yaml::line_of(text, "a.d"), None, "d is under a.c");
     assert_eq!(yaml::line_of(text, "f.g"), None, "flow style");
     assert_eq!(yaml::line_of(text, "x"), None);
+    let list = "routes:\n  - prefix: /a/\n    upstream: x\n\n  # note\n  - prefix: /b/\n    upstream: y\nother: 1\n";
+    assert_eq!(yaml::line_of(list, "routes[0]"), Some(2));
+    assert_eq!(yaml::line_of(list, "routes[1]"), Some(6));
+    assert_eq!(yaml::line_of(list, "routes[2]"), None);
+    let flush = "routes:\n- prefix: /a/\n  upstream: x\n- prefix: /b/\nother: 1\n";
+    assert_eq!(yaml::line_of(flush, "routes[1]"), Some(4));
 }
 
 #[test]
@@ -618,10 +624,28 @@ fn bad_route_groups_are_named() {
             .expect_err(groups)
             .to_string();
         assert!(
-            err.contains("routes: ") && err.contains(needle),
+            err.contains("routes[") && err.contains(needle),
             "{groups}: {err}"
         );
     }
+}
+
+/// A route group's error points at its own item, not the `routes:` line.
+#[test]
+fn route_group_errors_name_the_item_line() {
+    let dir = tempdir();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(
+        &path,
+        "routes:\n  - prefix: /a/\n    upstream: http://127.0.0.1:1\n  - prefix: b\n    upstream: http://127.0.0.1:1\n",
+    )
+    .unwrap();
+    let err = Config::from_file(&path)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gateway.yaml:4: routes[1]: "), "{err}");
 }
 
 /// The README's configuration reference is a config that parses and

@@ -163,7 +163,49 @@ impl YamlError {
 /// written in block-style YAML, found by indentation: each part is a
 /// `part:` line one level inside the previous part. `None` when the key is
 /// not written out that way (flow style, a default, a flag).
+///
+/// A last part `name[N]` is the `N`th item (from 0) of the block list
+/// under `name`.
 pub(super) fn line_of(text: &str, key: &str) -> Option<u64> {
+    let (key, item) = match key.strip_suffix(']').and_then(|k| k.rsplit_once('[')) {
+        Some((key, index)) => (key, Some(index.parse::<usize>().ok()?)),
+        None => (key, None),
+    };
+    let line = line_of_key(text, key)?;
+    let Some(item) = item else {
+        return Some(line);
+    };
+    // The list's items: `- ` lines indented deeper than the key, up to the
+    // next line at or left of it.
+    let lines = text.lines().collect::<Vec<_>>();
+    let key_line = *lines.get(usize::try_from(line).ok()? - 1)?;
+    let key_indent = key_line.len() - key_line.trim_start().len();
+    let mut items = (line + 1..).zip(lines.iter().skip(usize::try_from(line).ok()?));
+    let mut item_indent = None;
+    let mut seen = 0;
+    items.find_map(|(number, line)| {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            return None;
+        }
+        let indent = line.len() - trimmed.len();
+        if indent < key_indent || (indent == key_indent && !trimmed.starts_with('-')) {
+            // Past the list: stop looking.
+            seen = usize::MAX;
+            return None;
+        }
+        if seen == usize::MAX || !trimmed.starts_with('-') {
+            return None;
+        }
+        if *item_indent.get_or_insert(indent) != indent {
+            return None;
+        }
+        seen += 1;
+        (seen == item + 1).then_some(number)
+    })
+}
+
+fn line_of_key(text: &str, key: &str) -> Option<u64> {
     let mut parts = key.split('.');
     let mut want = parts.next()?;
     // The indentation of the block searched (known at its first line), and

@@ -88,3 +88,22 @@ fn config_error_fails_serve_too() {
     ];
     protogate(&args).assert_bad_input(&[&format!("{}:2:", arg(&path)), "timeouts.connect"]);
 }
+
+/// Settings that name what the descriptors do not have, or that cannot
+/// apply to the method they name, are warned about.
+#[test]
+fn settings_naming_nothing_are_warned_about() {
+    let (run, _) = routes_with(
+        "upstreams:\n  default: {url: \"http://127.0.0.1:1\"}\n  other:\n    url: http://127.0.0.1:2\n    services: [nothing.here.*]\n\
+         streams:\n  framing:\n    cli.greet.v1.Greeter/Nope: json_array\n    cli.greet.v1.Greeter/SayHello: json_array\n",
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for warning in [
+        "streams.framing names a method the descriptors do not have",
+        "streams.framing applies to server-streaming methods",
+        "Upstream lists a service the descriptors do not have",
+    ] {
+        assert!(run.stderr.contains(warning), "{warning}:\n{}", run.stderr);
+    }
+    assert!(run.stderr.contains("nothing.here.*"), "{}", run.stderr);
+}

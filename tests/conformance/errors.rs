@@ -131,7 +131,8 @@ async fn hc14_neighbour_error_with_trailers_and_an_empty_message() {
     assert_eq!(body["details"], json!([]));
     let message = body["message"].as_str().unwrap();
     assert!(
-        message.starts_with("upstream `") && message.ends_with("answered PermissionDenied without a message"),
+        message.starts_with("upstream `")
+            && message.ends_with("answered PermissionDenied without a message"),
         "{message}"
     );
 }
