@@ -802,3 +802,37 @@ async fn admin_errors_are_json() {
         assert!(body["code"].is_number());
     }
 }
+
+/// A backend with only the older `v1alpha` reflection is asked with it.
+#[tokio::test]
+async fn v1alpha_only_backends_are_reflected() {
+    let backend = backend().await;
+    backend.reflect_v1alpha_only(&api(&["Old", "Plain"]));
+    let gateway = Running::start(config(&[("default", reflecting(&backend.url()))])).await;
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+    let (status, _) = gateway.admin_json("/readyz").await;
+    assert_eq!(status, 200);
+}
+
+/// What reflection learned is overridden by `services` in config.
+#[tokio::test]
+async fn config_services_override_what_reflection_learned() {
+    let first = backend().await;
+    first.reflect(&api(&["Old"]));
+    let second = backend().await;
+    second.reflect(&api(&["Old"]));
+    let mut claimed = reflecting(&second.url());
+    claimed.services = vec!["reload.v1.Old".to_owned()];
+    let gateway = Running::start(config(&[
+        ("first", reflecting(&first.url())),
+        ("second", claimed),
+    ]))
+    .await;
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+    assert_eq!(gateway.status_of("/v1/stable/x").await, 200);
+    let methods = |backend: &EchoBackend| -> Vec<String> {
+        backend.records().into_iter().map(|r| r.method).collect()
+    };
+    assert_eq!(methods(&second), ["/reload.v1.Old/Get"]);
+    assert_eq!(methods(&first), ["/reload.v1.Stable/Get"]);
+}

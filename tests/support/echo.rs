@@ -148,6 +148,17 @@ impl EchoBackend {
         *self.state.reflection.lock() = Some(tonic::service::Routes::new(v1).add_service(v1alpha));
     }
 
+    /// Serves and reflects `set` with the older `v1alpha` protocol only,
+    /// as servers built before `v1` do.
+    pub fn reflect_v1alpha_only(&self, set: &Bytes) {
+        let v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(set)
+            .build_v1alpha()
+            .expect("reflection of the set");
+        *self.state.pool.lock() = super::pool(set);
+        *self.state.reflection.lock() = Some(tonic::service::Routes::new(v1alpha));
+    }
+
     /// Stops serving server reflection (its calls are UNIMPLEMENTED).
     pub fn stop_reflecting(&self) {
         *self.state.reflection.lock() = None;
