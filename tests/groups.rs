@@ -11,13 +11,15 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::StreamExt as _;
+use futures_util::{SinkExt as _, StreamExt as _};
 use http_body_util::BodyExt as _;
 use protogate::config::RouteGroupConfig;
 use protogate::{Config, UpstreamConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{EchoBackend, Script, TestGateway};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 fn kitchen() -> Bytes {
     support::compile(
@@ -293,9 +295,9 @@ async fn proxy_failures_are_status_json() {
         c.limits.max_body_bytes = 1000;
         c.routes.push(RouteGroupConfig {
             timeout: Some(Duration::from_millis(300)),
-            ..group("/legacy/", &format!("http://{service}"))
+            ..group("/legacy", &format!("http://{service}"))
         });
-        c.routes.push(group("/down/", &format!("http://{down}")));
+        c.routes.push(group("/down", &format!("http://{down}")));
     })
     .await;
     let client = support::http1();
@@ -347,7 +349,7 @@ async fn proxy_failures_are_status_json() {
     assert_eq!(body["code"], 14);
     let message = body["message"].as_str().unwrap();
     assert!(
-        message.starts_with(&format!("route `/down/` (http://{down}): ")),
+        message.starts_with(&format!("route `/down` (http://{down}): ")),
         "{message}"
     );
     let started = Instant::now();
@@ -363,8 +365,209 @@ async fn proxy_failures_are_status_json() {
     assert_eq!(body["code"], 4);
     let message = body["message"].as_str().unwrap();
     assert!(
-        message.starts_with("route `/legacy/` (http://") && message.contains("300ms"),
+        message.starts_with("route `/legacy` (http://") && message.contains("300ms"),
         "{message}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(1500));
+}
+
+/// A route's errors name its prefix as configured: `/dead`, not `/dead/`.
+#[tokio::test]
+async fn errors_name_the_prefix_as_configured() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = closed.local_addr().unwrap();
+    drop(closed);
+    let (_backend, gateway) = gateway(|c| {
+        c.routes.push(group("/dead", &format!("http://{down}")));
+    })
+    .await;
+    let response = support::http1()
+        .get(gateway.url("/dead/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("route `/dead` (http://{down}): ")),
+        "{message}"
+    );
+}
+
+/// A WebSocket service on loopback (axum): its first frame is the request
+/// it saw (URI and headers, as JSON); then it echoes every frame. It
+/// speaks the `chat` subprotocol when asked.
+async fn websocket_service() -> SocketAddr {
+    use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
+    async fn answer(ws: WebSocketUpgrade, uri: http::Uri, headers: http::HeaderMap) -> Response {
+        let headers: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or("?"))))
+            .collect();
+        let seen = json!({"uri": uri.to_string(), "headers": headers});
+        ws.protocols(["chat"])
+            .on_upgrade(move |mut socket| async move {
+                if socket
+                    .send(WsMessage::text(seen.to_string()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                while let Some(Ok(frame)) = socket.recv().await {
+                    let echo = match frame {
+                        WsMessage::Text(_) | WsMessage::Binary(_) => frame,
+                        // Reading on sends the Close's answer, then ends.
+                        _ => continue,
+                    };
+                    if socket.send(echo).await.is_err() {
+                        return;
+                    }
+                }
+            })
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, axum::Router::new().fallback(answer)).await;
+    });
+    addr
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next frame, in time.
+async fn frame(socket: &mut Socket) -> Message {
+    tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("a frame in time")
+        .expect("the socket is open")
+        .expect("a valid frame")
+}
+
+/// A WebSocket upgrade under a proxied prefix is proxied: the service
+/// sees the path (stripped when asked), its own `Host` and the
+/// `X-Forwarded-*` set; the subprotocol is agreed end to end; frames go
+/// both ways unchanged, large ones too; a Close is answered by the
+/// service.
+#[tokio::test]
+async fn websocket_upgrades_are_proxied() {
+    let service = websocket_service().await;
+    let (_backend, gateway) = gateway(|c| {
+        c.routes.push(group("/live/", &format!("http://{service}")));
+        c.routes.push(RouteGroupConfig {
+            strip_prefix: true,
+            ..group("/bare", &format!("http://{service}"))
+        });
+    })
+    .await;
+    let connect = async |path: &str| {
+        let mut request = format!("ws://{}{path}", gateway.addr())
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", "chat".parse().unwrap());
+        let (mut socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("upgrade");
+        assert_eq!(response.status(), 101);
+        assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+        let Message::Text(seen) = frame(&mut socket).await else {
+            panic!("the service's first frame is text");
+        };
+        (socket, serde_json::from_str::<Value>(&seen).unwrap())
+    };
+    let (mut socket, seen) = connect("/live/socket?x=1").await;
+    assert_eq!(seen["uri"], "/live/socket?x=1");
+    let headers = &seen["headers"];
+    assert_eq!(headers["host"], service.to_string());
+    assert_eq!(headers["x-forwarded-host"], gateway.addr().to_string());
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["upgrade"], "websocket");
+    socket.send(Message::text("hello")).await.unwrap();
+    assert_eq!(frame(&mut socket).await, Message::text("hello"));
+    socket
+        .send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
+    assert_eq!(
+        frame(&mut socket).await,
+        Message::binary(vec![0u8, 1, 2, 255])
+    );
+    let large = "y".repeat(300_000);
+    socket.send(Message::text(large.clone())).await.unwrap();
+    assert_eq!(frame(&mut socket).await, Message::text(large));
+    socket.close(None).await.unwrap();
+    assert!(matches!(frame(&mut socket).await, Message::Close(_)));
+    let (mut socket, seen) = connect("/bare/x").await;
+    assert_eq!(seen["uri"], "/x");
+    assert_eq!(seen["headers"]["x-forwarded-prefix"], "/bare");
+    socket.send(Message::text("again")).await.unwrap();
+    assert_eq!(frame(&mut socket).await, Message::text("again"));
+}
+
+/// A WebSocket upgrade the service does not grant gets its answer as it
+/// is; one to a service that is down, or slower than the group's
+/// `timeout` to answer, gets 503 or 504 as google.rpc.Status JSON naming
+/// the route.
+#[tokio::test]
+async fn websocket_upgrade_failures() {
+    let service = http_service().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = closed.local_addr().unwrap();
+    drop(closed);
+    let (_backend, gateway) = gateway(|c| {
+        c.routes.push(RouteGroupConfig {
+            timeout: Some(Duration::from_millis(300)),
+            ..group("/plain", &format!("http://{service}"))
+        });
+        c.routes.push(group("/down", &format!("http://{down}")));
+    })
+    .await;
+    let refused = async |path: &str| {
+        let request = format!("ws://{}{path}", gateway.addr())
+            .into_client_request()
+            .unwrap();
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tungstenite::Error::Http(response)) => {
+                let body = response.body().clone().unwrap_or_default();
+                (
+                    response.status(),
+                    serde_json::from_slice::<Value>(&body).unwrap(),
+                )
+            }
+            Err(other) => panic!("{path}: expected an HTTP answer, got {other}"),
+            Ok(_) => panic!("{path}: upgraded"),
+        }
+    };
+    // The service answers the upgrade as a plain request.
+    let (status, seen) = refused("/plain/x").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen["headers"]["upgrade"], "websocket");
+    let (status, body) = refused("/down/x").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], 14);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("route `/down` (http://{down}): ")),
+        "{body}"
+    );
+    let started = Instant::now();
+    let (status, body) = refused("/plain/slow").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["code"], 4);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("route `/plain` (http://"),
+        "{body}"
     );
     assert!(started.elapsed() < Duration::from_millis(1500));
 }

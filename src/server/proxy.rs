@@ -12,8 +12,15 @@
 //!
 //! Connections to the upstream are pooled (HTTP/1.1, kept alive). Answers
 //! are passed on as the upstream encoded them, never compressed again.
-//! Upgrades (WebSocket) are not proxied: such requests get the upstream's
-//! answer to a plain request.
+//!
+//! A WebSocket upgrade is proxied too: the request goes on with its
+//! `Connection: Upgrade` and `Upgrade: websocket` (the only hop-by-hop
+//! headers that pass, and only for it), and when the upstream answers 101
+//! both connections are upgraded and joined byte for byte until either
+//! side closes. The upstream's handshake answer is bounded by the group's
+//! `timeout` like any answer's head; the tunnel itself has no deadline,
+//! as the gateway's own streams have none. Other upgrade protocols are
+//! not proxied: such requests go on as plain requests.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,12 +32,13 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Uri};
+use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Limited};
+use hyper::upgrade::OnUpgrade;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::rest::ClientAddr;
 use crate::config::UpstreamTls;
@@ -49,8 +57,10 @@ pub(crate) struct HttpProxy {
 }
 
 struct Inner {
-    /// The prefix, without a trailing `/`, for messages and stripping.
+    /// The prefix, without a trailing `/`, for stripping.
     prefix: Box<str>,
+    /// The prefix as configured, for messages.
+    shown: Box<str>,
     /// The upstream URL as configured, for messages.
     url: Box<str>,
     scheme: http::uri::Scheme,
@@ -68,7 +78,7 @@ type BoxBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, axum::Bo
 impl std::fmt::Debug for HttpProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpProxy")
-            .field("prefix", &self.inner.prefix)
+            .field("prefix", &self.inner.shown)
             .field("url", &self.inner.url)
             .finish_non_exhaustive()
     }
@@ -77,6 +87,7 @@ impl std::fmt::Debug for HttpProxy {
 /// What a proxy needs from config.
 #[derive(Debug)]
 pub(crate) struct ProxySettings<'a> {
+    /// The prefix as configured: messages name it so.
     pub(crate) prefix: &'a str,
     pub(crate) url: &'a str,
     pub(crate) strip_prefix: bool,
@@ -121,6 +132,7 @@ impl HttpProxy {
         Ok(HttpProxy {
             inner: Arc::new(Inner {
                 prefix: settings.prefix.trim_end_matches('/').into(),
+                shown: settings.prefix.into(),
                 url: settings.url.into(),
                 scheme,
                 authority,
@@ -148,12 +160,19 @@ impl HttpProxy {
             return Err(GatewayError::PayloadTooLarge(inner.max_body_bytes));
         }
         parts.uri = self.upstream_uri(&parts.uri)?;
+        // Taken before the hop-by-hop headers that announce it go.
+        let upgrade = is_websocket_upgrade(&parts.headers)
+            .then(|| parts.extensions.remove::<OnUpgrade>())
+            .flatten();
         let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
         forwarded_headers(
             &mut parts.headers,
             client,
             inner.strip_prefix.then_some(&*inner.prefix),
         );
+        if upgrade.is_some() {
+            announce_upgrade(&mut parts.headers);
+        }
         let client_version = std::mem::replace(&mut parts.version, http::Version::HTTP_11);
         let body = Limited::new(body, inner.max_body_bytes)
             .map_err(axum::BoxError::from)
@@ -163,23 +182,56 @@ impl HttpProxy {
             Some(timeout) => tokio::time::timeout(timeout, call).await.map_err(|_| {
                 GatewayError::Upstream(
                     tonic::Status::deadline_exceeded(format!(
-                        "route `{}/` ({}): no answer within {timeout:?}",
-                        inner.prefix, inner.url
+                        "route `{}` ({}): no answer within {timeout:?}",
+                        inner.shown, inner.url
                     )),
                     None,
                 )
             })?,
             None => call.await,
         };
-        let response = answer.map_err(|e| self.failure(&e))?;
+        let mut response = answer.map_err(|e| self.failure(&e))?;
+        let switched = match upgrade {
+            Some(client) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                Some((client, hyper::upgrade::on(&mut response)))
+            }
+            _ => None,
+        };
         let (mut parts, body) = response.into_parts();
         // Answered in the client's HTTP version, whatever the upstream's.
         parts.version = client_version;
         strip_hop_by_hop(&mut parts.headers);
+        if let Some((client, upstream)) = switched {
+            announce_upgrade(&mut parts.headers);
+            tokio::spawn(self.clone().tunnel(client, upstream));
+        }
         // Passed on as the upstream sent it: the gateway does not compress
         // it (which would also hold back a streamed answer's chunks).
         parts.extensions.insert(super::stream::Streamed);
         Ok(Response::from_parts(parts, Body::new(body)))
+    }
+
+    /// Joins the client's upgraded connection to the upstream's, byte for
+    /// byte, until either side closes.
+    async fn tunnel(self, client: OnUpgrade, upstream: OnUpgrade) {
+        let url = &*self.inner.url;
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(both) => both,
+            Err(err) => {
+                tracing::debug!(upstream = url, error = %err, "Proxied upgrade failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            Ok((sent, received)) => {
+                tracing::debug!(upstream = url, sent, received, "Proxied upgrade ended");
+            }
+            Err(err) => {
+                tracing::debug!(upstream = url, error = %err, "Proxied upgrade broke");
+            }
+        }
     }
 
     /// The upstream URI for a request URI: the upstream's scheme, host and
@@ -236,10 +288,7 @@ impl HttpProxy {
             }
             cause = e.source();
         }
-        let message = format!(
-            "route `{}/` ({}): {text}",
-            self.inner.prefix, self.inner.url
-        );
+        let message = format!("route `{}` ({}): {text}", self.inner.shown, self.inner.url);
         if err.is_connect() {
             GatewayError::Upstream(tonic::Status::unavailable(message), None)
         } else {
@@ -307,6 +356,28 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in ["keep-alive", "proxy-connection"] {
         headers.remove(name);
     }
+}
+
+/// Whether a request asks to switch to WebSocket (RFC 6455 §4.1): `GET`
+/// is checked by the upstream, which answers what it makes of the rest.
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let has = |name: HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+/// The hop-by-hop headers of a WebSocket upgrade, put back after the
+/// others were dropped: the upgrade is asked for (and granted) on each
+/// hop anew.
+fn announce_upgrade(headers: &mut HeaderMap) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
 }
 
 /// The request headers as the upstream gets them: hop-by-hop ones gone,

@@ -14,16 +14,28 @@
 //!   hold).
 //! - For a server-streaming method the request is the first frame (or the
 //!   path and query alone, when the route takes no body).
+//! - A message the route does not take — any on a route without a body,
+//!   a second on a server-streaming route, one after the half-close —
+//!   ends the call with 4003 saying so; it is never dropped unseen.
+//! - The client's own mistakes (a frame over `limits.max_body_bytes`:
+//!   4008; a frame that is not a valid message: 4003) close the socket
+//!   with their own code, never with the upstream failure that cancelling
+//!   the call causes.
+//! - A malformed upgrade is answered with the google.rpc.Status JSON of
+//!   any other client error; a WebSocket version other than 13 with 426.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::FromRequestParts as _;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection as Rejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use http::{Method, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 
@@ -56,12 +68,72 @@ pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> R
     };
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return axum::response::IntoResponse::into_response(rejection),
+        Err(rejection) => return refuse(&snapshot, &parts.headers, &rejection),
     };
     let limit = snapshot.limits.max_body_bytes;
     upgrade
         .max_message_size(limit)
         .on_upgrade(move |socket| session(socket, snapshot, prepared))
+}
+
+/// The answer to a malformed upgrade: the google.rpc.Status JSON of every
+/// other client error, naming the header at fault. A version other than
+/// 13 is 426 Upgrade Required (RFC 6455 §4.4); every refusal about the
+/// version says which one the gateway speaks.
+fn refuse(snapshot: &Snapshot, headers: &HeaderMap, rejection: &Rejection) -> Response<Body> {
+    let version = headers.get(header::SEC_WEBSOCKET_VERSION);
+    let (name, reason, status) = match rejection {
+        Rejection::InvalidWebSocketVersionHeader(_) => match version {
+            Some(given) => (
+                header::SEC_WEBSOCKET_VERSION,
+                format!(
+                    "WebSocket version `{}` is not supported; this gateway speaks version 13",
+                    String::from_utf8_lossy(given.as_bytes())
+                ),
+                StatusCode::UPGRADE_REQUIRED,
+            ),
+            None => (
+                header::SEC_WEBSOCKET_VERSION,
+                "missing; a WebSocket upgrade names version 13".to_owned(),
+                StatusCode::BAD_REQUEST,
+            ),
+        },
+        Rejection::WebSocketKeyHeaderMissing(_) => (
+            header::SEC_WEBSOCKET_KEY,
+            "missing; a WebSocket upgrade carries a key (RFC 6455 §4.1)".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        Rejection::InvalidConnectionHeader(_) => (
+            header::CONNECTION,
+            "a WebSocket upgrade has `Connection: Upgrade`".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        Rejection::ConnectionNotUpgradable(_) => (
+            header::UPGRADE,
+            "this connection cannot be upgraded; WebSocket needs HTTP/1.1".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        other => (header::UPGRADE, other.body_text(), StatusCode::BAD_REQUEST),
+    };
+    let versioned = name == header::SEC_WEBSOCKET_VERSION;
+    let err = GatewayError::BadRequest(RequestError::Header {
+        name: name.as_str().to_owned(),
+        reason,
+    });
+    let mut response = err.into_response(&snapshot.pool, &snapshot.codec);
+    *response.status_mut() = status;
+    if versioned {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+        if status == StatusCode::UPGRADE_REQUIRED {
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+    }
+    response
 }
 
 /// What the session needs from the HTTP request.
@@ -125,40 +197,83 @@ fn prepare(snapshot: &Snapshot, parts: &http::request::Parts) -> Result<Prepared
     })
 }
 
+/// How long a finished session waits for the client's Close (the closing
+/// handshake) before it drops the connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Why a call ended without success.
+#[derive(Debug)]
+enum Fault {
+    /// The call failed, or the client's request did: the gateway's error.
+    Call(GatewayError),
+    /// The client sent a message the route takes none of (INVALID_ARGUMENT).
+    Unexpected(&'static str),
+}
+
+impl From<GatewayError> for Fault {
+    fn from(err: GatewayError) -> Self {
+        Fault::Call(err)
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Call(err) => err.fmt(f),
+            Fault::Unexpected(reason) => f.write_str(reason),
+        }
+    }
+}
+
 /// The close frame for a finished call.
-fn close_frame(result: Result<(), GatewayError>) -> CloseFrame {
-    match result {
-        Ok(()) => CloseFrame {
-            code: 1000,
-            reason: Utf8Bytes::from_static("OK"),
-        },
-        Err(err) => {
+fn close_frame(result: Result<(), Fault>) -> CloseFrame {
+    let (code, message) = match result {
+        Ok(()) => {
+            return CloseFrame {
+                code: 1000,
+                reason: Utf8Bytes::from_static("OK"),
+            };
+        }
+        Err(Fault::Unexpected(reason)) => (tonic::Code::InvalidArgument, reason.to_owned()),
+        Err(Fault::Call(err)) => {
             let (_, code) = err.status();
             let message = match &err {
                 GatewayError::Upstream(status, _) => status.message().to_owned(),
                 other => other.to_string(),
             };
-            let mut end = message.len().min(123);
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            CloseFrame {
-                code: 4000 + code as u16,
-                reason: Utf8Bytes::from(message[..end].to_owned()),
-            }
+            (code, message)
         }
+    };
+    let mut end = message.len().min(123);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame {
+        code: 4000 + code as u16,
+        reason: Utf8Bytes::from(message[..end].to_owned()),
     }
 }
 
 async fn session(socket: WebSocket, snapshot: Arc<Snapshot>, prepared: Prepared) {
     let route = &snapshot.routes.routes()[prepared.route_id];
     let (mut sink, frames) = socket.split();
-    let result = run(&snapshot, route, &prepared, &mut sink, frames).await;
+    let mut reading = None;
+    let result = run(&snapshot, route, &prepared, &mut sink, frames, &mut reading).await;
     if let Err(err) = &result {
         tracing::debug!(rpc = %route.rpc.name, error = %err, "WebSocket call failed");
     }
     // After the client's own Close, this send fails: nothing to add.
     let _ = sink.send(Message::Close(Some(close_frame(result)))).await;
+    if let Some(mut reading) = reading {
+        // The reader ends at the client's Close; a client that never
+        // sends one is not waited for long.
+        if tokio::time::timeout(CLOSE_WAIT, &mut reading)
+            .await
+            .is_err()
+        {
+            reading.abort();
+        }
+    }
 }
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
@@ -169,12 +284,13 @@ async fn run(
     route: &Route,
     prepared: &Prepared,
     sink: &mut Sink,
-    mut frames: Frames,
-) -> Result<(), GatewayError> {
+    frames: Frames,
+    reading: &mut Option<JoinHandle<()>>,
+) -> Result<(), Fault> {
     let codec = &snapshot.codec;
     let (requests, outgoing) = mpsc::channel::<Outgoing>(8);
-    let (abort_tx, abort_rx) = oneshot::channel::<GatewayError>();
-    let mut abort = Some(abort_rx);
+    let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
+    let mut stop = Some(stop_rx);
     let reader = Reader {
         snapshot: Arc::clone(snapshot),
         route_id: prepared.route_id,
@@ -182,45 +298,50 @@ async fn run(
         path: prepared.path.clone(),
         query: prepared.query.clone(),
     };
-    if route.rpc.kind == RpcKind::ServerStreaming && !route.request.takes_body() {
-        // The request is the path and query alone.
-        let message = route.request.decode(reader.raw(), codec)?;
-        let _ = requests
-            .send(Outgoing::Message(response::to_bytes(&message)))
-            .await;
+    let expect = Expect::of(route);
+    let requests = if expect == Expect::Nothing {
+        // The request is the path and query alone; the channel is new,
+        // so the message fits.
+        let message = route
+            .request
+            .decode(reader.raw(), codec)
+            .map_err(GatewayError::from)?;
+        let _ = requests.try_send(Outgoing::Message(response::to_bytes(&message)));
+        // The request stream ends with it.
         drop(requests);
-        // Still watch for the client's Close.
-        tokio::spawn(async move {
-            while let Some(Ok(frame)) = frames.next().await {
-                if matches!(frame, Message::Close(_)) {
-                    break;
-                }
-            }
-        });
+        None
     } else {
-        // The reader runs beside the writer: neither side's pace can block
-        // the other.
-        let single = route.rpc.kind == RpcKind::ServerStreaming;
-        tokio::spawn(reader.run(frames, requests, abort_tx, single));
-    }
+        Some(requests)
+    };
+    // The reader runs beside the writer: neither side's pace can block the
+    // other. It also watches for the client's Close and mistakes on
+    // routes that take no messages.
+    *reading = Some(tokio::spawn(reader.run(frames, requests, stop_tx, expect)));
+    // `biased`: the reader's verdict is looked at first, so the client's
+    // own error wins over the upstream failure its cancel causes.
     let opened = tokio::select! {
+        biased;
+        verdict = stopped(&mut stop) => return verdict.into_result(),
         opened = prepared.upstream.open(
             route.rpc.path.clone(),
             prepared.metadata.clone(),
             None,
             ReceiverStream::new(outgoing),
-        ) => opened?,
-        err = failed(&mut abort) => return Err(err),
+        ) => opened.map_err(GatewayError::from)?,
     };
     let mut stream = opened.stream;
     loop {
         let next = tokio::select! {
+            biased;
+            verdict = stopped(&mut stop) => return verdict.into_result(),
             next = stream.message() => next,
-            err = failed(&mut abort) => return Err(err),
         };
         match next {
             Ok(Some(message)) => {
-                let encoded = route.response.encode(message, codec)?;
+                let encoded = route
+                    .response
+                    .encode(message, codec)
+                    .map_err(GatewayError::from)?;
                 let frame = if route.response.is_raw() {
                     Message::Binary(encoded.body)
                 } else {
@@ -232,21 +353,99 @@ async fn run(
                 }
             }
             Ok(None) => return Ok(()),
-            Err(status) => return Err(GatewayError::from(prepared.upstream.classify(status))),
+            Err(status) => {
+                return Err(GatewayError::from(prepared.upstream.classify(status)).into());
+            }
         }
     }
 }
 
-/// Waits for the reader's failure; never resolves once it finished
-/// without one.
-async fn failed(abort: &mut Option<oneshot::Receiver<GatewayError>>) -> GatewayError {
-    if let Some(receiver) = abort.as_mut()
-        && let Ok(err) = receiver.await
-    {
-        return err;
+/// Why the reader stopped the call.
+#[derive(Debug)]
+enum Stop {
+    /// The client's mistake: the call ends with its code.
+    Failed(Fault),
+    /// The client closed the socket or went away: nobody to tell.
+    Gone,
+}
+
+impl Stop {
+    fn into_result(self) -> Result<(), Fault> {
+        match self {
+            Stop::Failed(fault) => Err(fault),
+            // Returning drops the call's stream, which cancels it.
+            Stop::Gone => Ok(()),
+        }
     }
-    *abort = None;
+}
+
+/// Waits for the reader's verdict; never resolves once the reader
+/// finished without one.
+async fn stopped(stop: &mut Option<oneshot::Receiver<Stop>>) -> Stop {
+    if let Some(receiver) = stop.as_mut()
+        && let Ok(verdict) = receiver.await
+    {
+        return verdict;
+    }
+    *stop = None;
     std::future::pending().await
+}
+
+/// What the client's frames carry on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Request messages until the half-close (client and bidirectional
+    /// streaming).
+    Stream,
+    /// The one request message (server streaming with a body).
+    One,
+    /// None: the request is the path and query (server streaming without
+    /// a body).
+    Nothing,
+}
+
+impl Expect {
+    fn of(route: &Route) -> Expect {
+        match route.rpc.kind {
+            RpcKind::ServerStreaming if route.request.takes_body() => Expect::One,
+            RpcKind::ServerStreaming => Expect::Nothing,
+            _ => Expect::Stream,
+        }
+    }
+
+    /// Why a message is refused once no more are taken.
+    fn refusal(self) -> &'static str {
+        match self {
+            Expect::Stream => {
+                "the request stream was ended by an empty frame; send no more messages"
+            }
+            Expect::One => "this route takes one request message; send no more",
+            Expect::Nothing => {
+                "this route takes its request from the path and query; send no messages"
+            }
+        }
+    }
+}
+
+/// What a failed read of a frame means: a frame over the size limit
+/// (413's RESOURCE_EXHAUSTED), a connection that broke (the client is
+/// gone), or a frame that breaks the protocol (INVALID_ARGUMENT).
+fn frame_error(err: &axum::Error, limit: usize) -> Stop {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.is::<std::io::Error>() {
+            return Stop::Gone;
+        }
+        cause = e.source();
+    }
+    let text = err.to_string();
+    // Limitation: the WebSocket library's size error is told by its text
+    // ("Space limit exceeded: Message too long: ..."); its type is not
+    // reachable without that library as a direct dependency.
+    if text.contains("Space limit exceeded") {
+        return Stop::Failed(GatewayError::PayloadTooLarge(limit).into());
+    }
+    Stop::Failed(GatewayError::BodyRead(text).into())
 }
 
 /// Reads request frames into messages for the backend.
@@ -269,49 +468,61 @@ impl Reader {
         }
     }
 
-    /// `single`: one message is all the call takes (server streaming).
+    /// Reads until the socket's end, the client's mistake or the call's
+    /// end. `requests` is `None` when the route takes no messages.
     async fn run(
         self,
         mut frames: Frames,
-        requests: mpsc::Sender<Outgoing>,
-        abort: oneshot::Sender<GatewayError>,
-        single: bool,
+        mut requests: Option<mpsc::Sender<Outgoing>>,
+        stop: oneshot::Sender<Stop>,
+        expect: Expect,
     ) {
         let route = &self.snapshot.routes.routes()[self.route_id];
         let raw = self.raw();
-        while let Some(frame) = frames.next().await {
+        let limit = self.snapshot.limits.max_body_bytes;
+        let verdict = loop {
+            // A socket that ends without a Close frame: the client is gone.
+            let Some(frame) = frames.next().await else {
+                break Stop::Gone;
+            };
             let data = match frame {
                 Ok(Message::Text(text)) => Bytes::from(text),
                 Ok(Message::Binary(data)) => data,
-                Ok(Message::Close(_)) | Err(_) => {
-                    // No half-close after Close (RFC 6455): cancel.
-                    let _ = requests.send(Outgoing::Cancel).await;
-                    return;
-                }
+                // No half-close after Close (RFC 6455): cancel.
+                Ok(Message::Close(_)) => break Stop::Gone,
+                Err(err) => break frame_error(&err, limit),
                 Ok(_) => continue,
             };
             if data.iter().all(u8::is_ascii_whitespace) {
-                // The client's half-close.
-                return;
+                // The client's half-close; a repeated one is harmless.
+                requests = None;
+                continue;
             }
+            let Some(sender) = &requests else {
+                break Stop::Failed(Fault::Unexpected(expect.refusal()));
+            };
             match route
                 .request
                 .decode_streamed(&raw, &data, &self.snapshot.codec)
             {
                 Ok(message) => {
                     let message = Outgoing::Message(response::to_bytes(&message));
-                    if requests.send(message).await.is_err() || single {
+                    if sender.send(message).await.is_err() {
+                        // The call is over.
                         return;
                     }
+                    if expect == Expect::One {
+                        requests = None;
+                    }
                 }
-                Err(err) => {
-                    let _ = requests.send(Outgoing::Cancel).await;
-                    let _ = abort.send(err.into());
-                    return;
-                }
+                Err(err) => break Stop::Failed(GatewayError::from(err).into()),
             }
+        };
+        // The verdict first: the cancel below fails the upstream call too,
+        // and the session must see the client's own reason.
+        let _ = stop.send(verdict);
+        if let Some(requests) = requests {
+            let _ = requests.send(Outgoing::Cancel).await;
         }
-        // The socket ended without a Close frame: the client is gone.
-        let _ = requests.send(Outgoing::Cancel).await;
     }
 }

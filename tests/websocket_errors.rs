@@ -1,0 +1,268 @@
+//! What goes wrong on a WebSocket, with a real client (tokio-tungstenite)
+//! and a real tonic backend: the client's own mistakes close the socket
+//! with their own code every time (never with the upstream reset they
+//! cause), malformed upgrades are refused in the google.rpc.Status shape,
+//! and frames a route cannot take are refused rather than ignored.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use protogate::Config;
+use serde_json::{Value, json};
+use support::{EchoBackend, TestGateway};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Iterations of the tests that look for a race: enough to lose it often
+/// before the fix, bounded so the test stays quick.
+const ROUNDS: usize = 20;
+
+async fn setup(tweak: impl FnOnce(&mut Config)) -> (EchoBackend, TestGateway) {
+    let set = support::compile(
+        &support::repo().join("tests/protos"),
+        &["kitchen/v1/kitchen.proto"],
+    );
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let mut config = support::gateway::config(&set, &backend.url());
+    tweak(&mut config);
+    (backend, TestGateway::start(config).await)
+}
+
+async fn connect(gateway: &TestGateway, path: &str, headers: &[(&str, &str)]) -> Socket {
+    let mut request = format!("ws://{}{path}", gateway.addr())
+        .into_client_request()
+        .unwrap();
+    for (k, v) in headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        request.headers_mut().insert(name, v.parse().unwrap());
+    }
+    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+/// The next text frame as JSON, or the close frame's code and reason.
+async fn next(socket: &mut Socket) -> Result<Value, (u16, String)> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        match frame {
+            Message::Text(text) => return Ok(serde_json::from_str(&text).unwrap()),
+            Message::Close(Some(close)) => {
+                return Err((u16::from(close.code), close.reason.to_string()));
+            }
+            Message::Close(None) => return Err((1005, String::new())),
+            _ => continue,
+        }
+    }
+}
+
+fn text(value: Value) -> Message {
+    Message::text(value.to_string())
+}
+
+/// A frame over `limits.max_body_bytes` closes with 4008
+/// (RESOURCE_EXHAUSTED, the 413 of WebSocket) naming the limit — before
+/// the call is answered and in the middle of it, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn too_large_frames_close_with_their_own_code_every_time() {
+    let (_backend, gateway) = setup(|c| c.limits.max_body_bytes = 1000).await;
+    let large = json!({"s": "x".repeat(2000)});
+    for round in 0..ROUNDS {
+        let mut socket = connect(&gateway, "/v1/chat", &[]).await;
+        if round % 2 == 1 {
+            socket.send(text(json!({"s": "fine"}))).await.unwrap();
+            assert_eq!(next(&mut socket).await, Ok(json!({"s": "fine"})));
+        }
+        socket.send(text(large.clone())).await.unwrap();
+        assert_eq!(
+            next(&mut socket).await,
+            Err((4008, "request body is larger than 1000 bytes".to_owned())),
+            "round {round}"
+        );
+    }
+}
+
+/// A frame that is not a JSON object (`[1]`, `7`, `"s"`, broken JSON)
+/// closes with 4003 (INVALID_ARGUMENT), never with the upstream reset the
+/// cancelled call causes, every time; the backend's call is cancelled.
+/// The sockets run at once on several threads, where the two would race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_frames_close_with_invalid_argument_every_time() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let bad = ["[1]", "7", "\"s\"", "{\"s\":"];
+    let rounds = (0..ROUNDS).map(|round| {
+        let gateway = &gateway;
+        async move {
+            let mut socket = connect(gateway, "/v1/chat", &[]).await;
+            if round % 2 == 1 {
+                socket.send(text(json!({"s": "fine"}))).await.unwrap();
+                assert_eq!(next(&mut socket).await, Ok(json!({"s": "fine"})));
+            }
+            let frame = bad[round % bad.len()];
+            socket.send(Message::text(frame)).await.unwrap();
+            let (code, reason) = next(&mut socket).await.unwrap_err();
+            assert_eq!(code, 4003, "round {round}, {frame}: {reason}");
+            assert!(!reason.contains("upstream"), "{frame}: {reason}");
+        }
+    });
+    futures_util::future::join_all(rounds).await;
+    wait_for(|| backend.cancelled() >= ROUNDS / 2).await;
+}
+
+/// A server-streaming route without a body takes its request from the
+/// path and query: a message from the client is refused with 4003 saying
+/// so, and the backend's call is cancelled; an empty frame (the
+/// half-close) is harmless.
+#[tokio::test]
+async fn messages_to_a_route_without_a_body_are_refused() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let streaming = [
+        ("grpc-metadata-x-echo-count", "1000"),
+        ("grpc-metadata-x-echo-interval-ms", "50"),
+    ];
+    let mut socket = connect(&gateway, "/v1/watch?s=w", &streaming).await;
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "w"})));
+    socket.send(Message::text("")).await.unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "w"})));
+    socket.send(text(json!({"s": "ignored?"}))).await.unwrap();
+    let (code, reason) = loop {
+        match next(&mut socket).await {
+            Ok(message) => assert_eq!(message, json!({"s": "w"})),
+            Err(close) => break close,
+        }
+    };
+    assert_eq!(code, 4003, "{reason}");
+    assert_eq!(
+        reason,
+        "this route takes its request from the path and query; send no messages"
+    );
+    wait_for(|| backend.cancelled() >= 1).await;
+}
+
+/// A Close from the client cancels a server stream without a body at
+/// once, not at the next message.
+#[tokio::test]
+async fn client_close_cancels_a_server_stream() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let slow = [
+        ("grpc-metadata-x-echo-count", "3"),
+        ("grpc-metadata-x-echo-interval-ms", "30000"),
+    ];
+    let mut socket = connect(&gateway, "/v1/watch?s=w", &slow).await;
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "w"})));
+    socket
+        .send(Message::Close(Some(tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        })))
+        .await
+        .unwrap();
+    wait_for(|| backend.cancelled() >= 1).await;
+}
+
+/// One raw HTTP/1.1 exchange: the status, the headers and the body.
+async fn raw(gateway: &TestGateway, head: &str) -> (u16, http::HeaderMap, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr())
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
+    let text = std::str::from_utf8(&answer[..end]).unwrap();
+    let mut lines = text.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap();
+    let mut headers = http::HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap();
+        headers.append(
+            http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+            value.trim().parse().unwrap(),
+        );
+    }
+    (status.parse().unwrap(), headers, answer[end + 4..].to_vec())
+}
+
+fn upgrade(headers: &[&str]) -> String {
+    let mut head = String::from("GET /v1/chat HTTP/1.1\r\nhost: gateway\r\nupgrade: websocket\r\n");
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    head.push_str("connection: close\r\n\r\n");
+    head
+}
+
+/// Malformed upgrades get the gateway's google.rpc.Status JSON, not the
+/// HTTP library's plain text: a version other than 13 → 426 with
+/// `Sec-WebSocket-Version: 13` (RFC 6455 §4.4); no key, no version, no
+/// `Connection: upgrade` → 400.
+#[tokio::test]
+async fn malformed_upgrades_are_status_json() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let key = "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==";
+    let cases: [(&[&str], u16, &str); 4] = [
+        (
+            &[key, "sec-websocket-version: 99", "connection: upgrade"],
+            426,
+            "sec-websocket-version",
+        ),
+        (
+            &["sec-websocket-version: 13", "connection: upgrade"],
+            400,
+            "sec-websocket-key",
+        ),
+        (&[key, "connection: upgrade"], 400, "sec-websocket-version"),
+        (&[key, "sec-websocket-version: 13"], 400, "connection"),
+    ];
+    for (headers, want, named) in cases {
+        // `connection: close` is added last; with `upgrade` it is a list.
+        let head = upgrade(headers).replace(
+            "connection: upgrade\r\nconnection: close",
+            "connection: upgrade, close",
+        );
+        let (status, response_headers, body) = raw(&gateway, &head).await;
+        assert_eq!(status, want, "{headers:?}");
+        assert_eq!(
+            response_headers["content-type"], "application/json",
+            "{headers:?}"
+        );
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], 3, "{body}");
+        assert_eq!(body["details"], json!([]), "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(named), "{headers:?}: {message}");
+        if want == 426 || named == "sec-websocket-version" {
+            assert_eq!(response_headers["sec-websocket-version"], "13");
+        }
+    }
+}
+
+async fn wait_for(mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not reached in 5 s");
+}
