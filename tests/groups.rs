@@ -379,20 +379,23 @@ async fn errors_name_the_prefix_as_configured() {
     drop(closed);
     let (_backend, gateway) = gateway(|c| {
         c.routes.push(group("/dead", &format!("http://{down}")));
+        c.routes.push(group("/gone/", &format!("http://{down}")));
     })
     .await;
-    let response = support::http1()
-        .get(gateway.url("/dead/x"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = response.json().await.unwrap();
-    let message = body["message"].as_str().unwrap();
-    assert!(
-        message.starts_with(&format!("route `/dead` (http://{down}): ")),
-        "{message}"
-    );
+    for (path, prefix) in [("/dead/x", "/dead"), ("/gone/x", "/gone/")] {
+        let response = support::http1()
+            .get(gateway.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = response.json().await.unwrap();
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("route `{prefix}` (http://{down}): ")),
+            "{message}"
+        );
+    }
 }
 
 /// A WebSocket service on loopback (axum): its first frame is the request

@@ -81,7 +81,7 @@ impl Groups {
             // Each stack: the group's policy layers, then its handler.
             let service = if proxied {
                 let proxy = HttpProxy::new(&ProxySettings {
-                    prefix: &prefix,
+                    prefix: &group.prefix,
                     url: &group.upstream,
                     strip_prefix: group.strip_prefix,
                     timeout: group.timeout.or(Some(config.timeouts.unary)),
