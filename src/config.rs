@@ -167,6 +167,56 @@ pub struct UpstreamConfig {
     /// its server reflection.
     #[serde(default)]
     pub descriptors: DescriptorSource,
+    /// More addresses of the same service, besides `url` (same scheme and
+    /// TLS settings): calls are balanced over all of them.
+    #[serde(default, deserialize_with = "de::urls")]
+    pub endpoints: Vec<String>,
+    /// Resolve host names again this often (every address of a name is an
+    /// endpoint). Default with `endpoints` or `health_check`: 30s.
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pub dns_refresh: Option<Duration>,
+    /// Active health checks (`grpc.health.v1.Health/Check`) of every
+    /// endpoint; failing ones leave the rotation until they pass again.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+}
+
+impl UpstreamConfig {
+    /// Whether it is a pool of endpoints (found and checked by the
+    /// gateway) rather than one address.
+    pub fn is_pool(&self) -> bool {
+        !self.endpoints.is_empty() || self.health_check.is_some() || self.dns_refresh.is_some()
+    }
+}
+
+/// Active health checking of an upstream's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheck {
+    /// The service name asked about (`""`: the server as a whole).
+    pub service: String,
+    /// Time between checks of an endpoint.
+    #[serde(deserialize_with = "de::duration")]
+    pub interval: Duration,
+    /// Longest wait for an answer.
+    #[serde(deserialize_with = "de::duration")]
+    pub timeout: Duration,
+    /// Failed checks in a row that take an endpoint out of the rotation.
+    pub unhealthy_threshold: u32,
+    /// Passed checks in a row that bring it back.
+    pub healthy_threshold: u32,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            service: String::new(),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
+            unhealthy_threshold: 2,
+            healthy_threshold: 1,
+        }
+    }
 }
 
 /// Where an upstream's descriptors come from.
@@ -231,6 +281,9 @@ impl UpstreamConfig {
             tls: None,
             compression: None,
             descriptors: DescriptorSource::Files,
+            endpoints: Vec::new(),
+            dns_refresh: None,
+            health_check: None,
         }
     }
 }
@@ -559,6 +612,26 @@ impl Config {
         for (name, upstream) in &self.upstreams {
             if let Err(e) = de::check_url(&upstream.url) {
                 return fail(&format!("upstreams.{name}.url"), e);
+            }
+            for endpoint in &upstream.endpoints {
+                let scheme = |url: &str| url.split_once("://").map(|(s, _)| s.to_owned());
+                if scheme(endpoint) != scheme(&upstream.url) {
+                    return fail(
+                        &format!("upstreams.{name}.endpoints"),
+                        format!(
+                            "`{endpoint}` and the url `{}` differ in scheme; an upstream's endpoints share it",
+                            upstream.url
+                        ),
+                    );
+                }
+            }
+            if let Some(check) = &upstream.health_check
+                && (check.unhealthy_threshold == 0 || check.healthy_threshold == 0)
+            {
+                return fail(
+                    &format!("upstreams.{name}.health_check"),
+                    "thresholds must be at least 1".to_owned(),
+                );
             }
             if upstream.tls.is_some() && upstream.url.starts_with("http://") {
                 return fail(

@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod metadata;
+mod pool;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +74,9 @@ pub struct Upstream {
     /// The settings it was made from, to tell whether a reload may keep
     /// its channel (and connections).
     made_from: Arc<str>,
+    /// Its endpoints, when it is a pool (`endpoints`, `health_check`,
+    /// `dns_refresh`).
+    pool: Option<Arc<pool::Pool>>,
 }
 
 /// One unary call.
@@ -122,12 +126,25 @@ impl Upstream {
         config: &UpstreamConfig,
         settings: &ChannelSettings,
     ) -> Result<Upstream, UpstreamError> {
-        let endpoint = endpoint(name, config, settings)?;
+        let (channel, pool) = if config.is_pool() {
+            let targets = std::iter::once(&config.url)
+                .chain(&config.endpoints)
+                .map(|url| target(name, config, settings, url))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (channel, pool) = pool::start(name, config, targets);
+            (channel, Some(pool))
+        } else {
+            (
+                endpoint(name, config, settings, &config.url, None)?.connect_lazy(),
+                None,
+            )
+        };
         Ok(Upstream {
             made_from: made_from(config, settings).into(),
             name: name.into(),
             url: config.url.as_str().into(),
-            channel: endpoint.connect_lazy(),
+            channel,
+            pool,
             max_message_bytes: settings.max_message_bytes,
             send_compressed: config.compression.map(|c| match c {
                 GrpcCompression::Gzip => CompressionEncoding::Gzip,
@@ -170,6 +187,7 @@ impl Upstream {
     /// Makes a unary call, keeping response headers and trailers apart.
     /// The deadline covers the whole call.
     pub async fn unary(&self, call: Call) -> Result<Reply, CallError> {
+        self.admit().map_err(CallError::Status)?;
         let Call {
             path,
             message,
@@ -210,8 +228,31 @@ impl Upstream {
     where
         S: Stream<Item = Outgoing> + Send + 'static,
     {
+        self.admit().map_err(CallError::Status)?;
         self.within(timeout, self.start(path, metadata, timeout, requests))
             .await
+    }
+
+    /// Whether a call may go out now: a pool with no endpoint in the
+    /// rotation fails it at once (the balancer would hold it until an
+    /// endpoint comes, or the deadline).
+    pub fn admit(&self) -> Result<(), Status> {
+        let Some(pool) = &self.pool else {
+            return Ok(());
+        };
+        if pool.healthy.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            let known = pool.known.load(std::sync::atomic::Ordering::Relaxed);
+            let why = if known == 0 {
+                "its host names resolve to no address".to_owned()
+            } else {
+                format!("{known} known, none passing its health check")
+            };
+            return Err(Status::unavailable(format!(
+                "upstream `{}` has no endpoint in the rotation ({why})",
+                self.name
+            )));
+        }
+        Ok(())
     }
 
     async fn start<S>(
@@ -360,21 +401,28 @@ pub fn check(name: &str, config: &UpstreamConfig) -> Result<(), UpstreamError> {
         connect_timeout: Duration::from_secs(5),
         max_message_bytes: 4 << 20,
     };
-    endpoint(name, config, &settings).map(drop)
+    for url in std::iter::once(&config.url).chain(&config.endpoints) {
+        endpoint(name, config, &settings, url, None)?;
+    }
+    Ok(())
 }
 
+/// The endpoint for `url` with `config`'s settings; `server_name` is the
+/// TLS name to verify when `url` holds an address rather than the name.
 fn endpoint(
     name: &str,
     config: &UpstreamConfig,
     settings: &ChannelSettings,
+    url: &str,
+    server_name: Option<&str>,
 ) -> Result<Endpoint, UpstreamError> {
     crate::install_crypto_provider();
     let url_error = |reason: String| UpstreamError::Url {
         name: name.to_owned(),
-        url: config.url.clone(),
+        url: url.to_owned(),
         reason,
     };
-    let mut endpoint = Endpoint::from_shared(config.url.clone())
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| url_error(e.to_string()))?
         .connect_timeout(settings.connect_timeout)
         .tcp_nodelay(true)
@@ -387,7 +435,12 @@ fn endpoint(
             name: name.to_owned(),
             reason,
         };
-        let tls = tls_config(config.tls.as_ref()).map_err(tls_error)?;
+        let mut tls = tls_config(config.tls.as_ref()).map_err(tls_error)?;
+        if let Some(host) = server_name
+            && config.tls.as_ref().is_none_or(|t| t.server_name.is_none())
+        {
+            tls = tls.domain_name(host);
+        }
         endpoint = endpoint.tls_config(tls).map_err(|e| {
             let mut reason = String::new();
             append_causes(&mut reason, Some(&e));
@@ -395,6 +448,50 @@ fn endpoint(
         })?;
     }
     Ok(endpoint)
+}
+
+/// One URL of a pool: its host and port to resolve, and how to make an
+/// endpoint for each address found.
+fn target(
+    name: &str,
+    config: &UpstreamConfig,
+    settings: &ChannelSettings,
+    url: &str,
+) -> Result<pool::Target, UpstreamError> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| UpstreamError::Url {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let https = uri.scheme_str() == Some("https");
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    // Checked now, so that a bad setting fails the snapshot, not the task.
+    endpoint(name, config, settings, url, None)?;
+    let (name, config, settings) = (name.to_owned(), config.clone(), settings.clone());
+    let server_name = (host.parse::<std::net::IpAddr>().is_err()).then(|| host.clone());
+    Ok(pool::Target {
+        scheme: if https { "https" } else { "http" },
+        host,
+        port,
+        make: Arc::new(move |address_url: &str| {
+            endpoint(
+                &name,
+                &config,
+                &settings,
+                address_url,
+                server_name.as_deref(),
+            )
+            .map_err(|e| e.to_string())
+        }),
+    })
 }
 
 /// A status's message with the causes tonic keeps only in its error chain

@@ -333,6 +333,9 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                     slot: Arc::clone(&failed),
                 })
             });
+            if let Err(status) = upstream.admit() {
+                return Ok(status.into_http());
+            }
             let started = tokio::time::Instant::now();
             let result = upstream.channel().clone().oneshot(request).await;
             tracing::debug!(%service, upstream = upstream.name(), micros = started.elapsed().as_micros() as u64, ok = result.is_ok(), "gRPC passthrough");

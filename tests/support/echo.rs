@@ -74,6 +74,8 @@ struct State {
     pool: Mutex<DescriptorPool>,
     /// Server reflection, when served.
     reflection: Mutex<Option<tonic::service::Routes>>,
+    /// `grpc.health.v1`, when served: its reporter and service.
+    health: Mutex<Option<(tonic_health::server::HealthReporter, tonic::service::Routes)>>,
     records: Mutex<Vec<Record>>,
     script: Mutex<Script>,
     cancelled: std::sync::atomic::AtomicUsize,
@@ -159,6 +161,25 @@ impl EchoBackend {
         *self.state.reflection.lock() = Some(tonic::service::Routes::new(v1alpha));
     }
 
+    /// Serves `grpc.health.v1`, reporting `serving` for the server as a
+    /// whole (`""`) from now on.
+    pub async fn set_serving(&self, serving: bool) {
+        let reporter = {
+            let mut health = self.state.health.lock();
+            let (reporter, _) = health.get_or_insert_with(|| {
+                let (reporter, service) = tonic_health::server::health_reporter();
+                (reporter, tonic::service::Routes::new(service))
+            });
+            reporter.clone()
+        };
+        let status = if serving {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        reporter.set_service_status("", status).await;
+    }
+
     /// Stops serving server reflection (its calls are UNIMPLEMENTED).
     pub fn stop_reflecting(&self) {
         *self.state.reflection.lock() = None;
@@ -241,6 +262,11 @@ impl tower::Service<http::Request<hyper::body::Incoming>> for EchoService {
             && let Some(reflection) = self.state.reflection.lock().clone()
         {
             return Box::pin(tower::ServiceExt::oneshot(reflection, request));
+        }
+        if request.uri().path().starts_with("/grpc.health.v1.")
+            && let Some((_, health)) = self.state.health.lock().clone()
+        {
+            return Box::pin(tower::ServiceExt::oneshot(health, request));
         }
         let method = find_method(&self.state.pool.lock(), request.uri().path());
         let state = self.state.clone();

@@ -1,0 +1,293 @@
+//! An upstream as a pool of endpoints: every address of every URL it
+//! lists, found again by DNS on an interval, actively health-checked, and
+//! balanced by tonic's channel (power of two choices over the calls in
+//! flight).
+//!
+//! One task per pool keeps the balancer's set current: it resolves the
+//! names, checks each address with `grpc.health.v1.Health/Check`, and
+//! inserts or removes endpoints as they come, go, pass or fail. With
+//! health checks an endpoint joins once it passes; without, when found. Calls in
+//! flight on a removed endpoint finish on their connection. The task ends
+//! when the last handle of the upstream is dropped.
+//!
+// Limitation: balancing is tonic's (power of two choices); round robin,
+// weights, consistent hashing and zones, and discovery from etcd, are not
+// here yet.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tonic::transport::channel::Change;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::{HealthCheck, UpstreamConfig};
+
+/// Default interval of name resolution in a pool.
+const DNS_REFRESH: Duration = Duration::from_secs(30);
+
+/// The live side of a pool, shared by the upstream's handles.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    /// Endpoints in the rotation now (`usize::MAX` until the first round
+    /// of resolving and checking is done).
+    pub(crate) healthy: AtomicUsize,
+    /// Endpoints known (resolved), healthy or not.
+    pub(crate) known: AtomicUsize,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Makes the endpoint for an address URL of a target.
+pub(crate) type MakeEndpoint = Arc<dyn Fn(&str) -> Result<Endpoint, String> + Send + Sync>;
+
+/// One URL of the pool: where to connect, and how to make an endpoint for
+/// an address of it.
+pub(crate) struct Target {
+    /// Scheme, for the address URLs (`http` or `https`).
+    pub(crate) scheme: &'static str,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// Makes the endpoint for an address URL; the TLS server name stays
+    /// the host's.
+    pub(crate) make: MakeEndpoint,
+}
+
+/// Starts the pool of `config`: a balanced channel and the task that
+/// keeps it filled.
+pub(crate) fn start(
+    name: &str,
+    config: &UpstreamConfig,
+    targets: Vec<Target>,
+) -> (Channel, Arc<Pool>) {
+    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+    let refresh = config.dns_refresh.unwrap_or(DNS_REFRESH);
+    let check = config.health_check.clone();
+    let keeper = Keeper {
+        name: name.to_owned(),
+        targets,
+        refresh,
+        check,
+        changes,
+        endpoints: BTreeMap::new(),
+    };
+    let pool = Arc::new_cyclic(|weak: &std::sync::Weak<Pool>| {
+        let weak = weak.clone();
+        Pool {
+            healthy: AtomicUsize::new(usize::MAX),
+            known: AtomicUsize::new(0),
+            task: tokio::spawn(keeper.run(weak)),
+        }
+    });
+    (channel, pool)
+}
+
+/// The state of one endpoint.
+struct State {
+    /// Its own channel for health checks (apart from the balanced one, so
+    /// a check never queues behind calls).
+    checker: Option<Channel>,
+    in_rotation: bool,
+    passes: u32,
+    failures: u32,
+    /// Whether the last resolution still returned it.
+    seen: bool,
+}
+
+struct Keeper {
+    name: String,
+    targets: Vec<Target>,
+    refresh: Duration,
+    check: Option<HealthCheck>,
+    changes: tokio::sync::mpsc::Sender<Change<SocketAddr, Endpoint>>,
+    endpoints: BTreeMap<SocketAddr, (usize, State)>,
+}
+
+impl Keeper {
+    async fn run(mut self, pool: std::sync::Weak<Pool>) {
+        let every = match &self.check {
+            Some(check) => check.interval.min(self.refresh),
+            None => self.refresh,
+        };
+        let mut resolved_at: Option<tokio::time::Instant> = None;
+        loop {
+            if resolved_at.is_none_or(|at| at.elapsed() >= self.refresh) {
+                self.resolve().await;
+                resolved_at = Some(tokio::time::Instant::now());
+            }
+            if self.check.is_some() {
+                self.check_all().await;
+            }
+            let Some(pool) = pool.upgrade() else { return };
+            let healthy = self
+                .endpoints
+                .values()
+                .filter(|(_, s)| s.in_rotation)
+                .count();
+            pool.healthy.store(healthy, Ordering::Relaxed);
+            pool.known.store(self.endpoints.len(), Ordering::Relaxed);
+            drop(pool);
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Resolves every target; new addresses join (in the rotation: they
+    /// are checked from the next round), vanished ones leave.
+    async fn resolve(&mut self) {
+        for state in self.endpoints.values_mut() {
+            state.1.seen = false;
+        }
+        for (index, target) in self.targets.iter().enumerate() {
+            let addresses: Vec<SocketAddr> = match tokio::net::lookup_host((
+                target.host.as_str(),
+                target.port,
+            ))
+            .await
+            {
+                Ok(found) => found.collect(),
+                Err(err) => {
+                    // Keep what it resolved to before.
+                    tracing::warn!(upstream = %self.name, host = %target.host, error = %err, "Cannot resolve an upstream host; keeping its addresses");
+                    for (_, (i, state)) in self.endpoints.iter_mut() {
+                        if *i == index {
+                            state.seen = true;
+                        }
+                    }
+                    continue;
+                }
+            };
+            for address in addresses {
+                if let Some((_, state)) = self.endpoints.get_mut(&address) {
+                    state.seen = true;
+                    continue;
+                }
+                let url = format!("{}://{}", target.scheme, address);
+                let endpoint = match (target.make)(&url) {
+                    Ok(endpoint) => endpoint,
+                    Err(err) => {
+                        tracing::warn!(upstream = %self.name, %address, error = %err, "Cannot set up an endpoint");
+                        continue;
+                    }
+                };
+                // Checked endpoints join once they pass; unchecked ones at
+                // once.
+                let checker = self.check.as_ref().map(|_| endpoint.connect_lazy());
+                let in_rotation = checker.is_none();
+                tracing::info!(upstream = %self.name, %address, "Endpoint found");
+                if in_rotation
+                    && self
+                        .changes
+                        .send(Change::Insert(address, endpoint))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+                self.endpoints.insert(
+                    address,
+                    (
+                        index,
+                        State {
+                            checker,
+                            in_rotation,
+                            passes: 0,
+                            failures: 0,
+                            seen: true,
+                        },
+                    ),
+                );
+            }
+        }
+        let gone: Vec<SocketAddr> = self
+            .endpoints
+            .iter()
+            .filter(|(_, (_, s))| !s.seen)
+            .map(|(a, _)| *a)
+            .collect();
+        for address in gone {
+            tracing::info!(upstream = %self.name, %address, "Endpoint removed (no longer resolved)");
+            if let Some((_, state)) = self.endpoints.remove(&address)
+                && state.in_rotation
+            {
+                let _ = self.changes.send(Change::Remove(address)).await;
+            }
+        }
+    }
+
+    /// Checks every endpoint at once and moves them in or out of the
+    /// rotation by the thresholds.
+    async fn check_all(&mut self) {
+        let Some(check) = self.check.clone() else {
+            return;
+        };
+        let checks = self.endpoints.iter().map(|(address, (_, state))| {
+            let checker = state.checker.clone();
+            let check = &check;
+            async move {
+                let passed = match checker {
+                    Some(channel) => health(channel, check).await,
+                    None => Ok(()),
+                };
+                (*address, passed)
+            }
+        });
+        let results = futures_util::future::join_all(checks).await;
+        for (address, passed) in results {
+            let Some((index, state)) = self.endpoints.get_mut(&address) else {
+                continue;
+            };
+            match passed {
+                Ok(()) => {
+                    state.failures = 0;
+                    state.passes = state.passes.saturating_add(1);
+                    if !state.in_rotation && state.passes >= check.healthy_threshold {
+                        state.in_rotation = true;
+                        tracing::info!(upstream = %self.name, %address, "Endpoint passes its health check; in the rotation");
+                        let target = &self.targets[*index];
+                        let url = format!("{}://{}", target.scheme, address);
+                        if let Ok(endpoint) = (target.make)(&url) {
+                            let _ = self.changes.send(Change::Insert(address, endpoint)).await;
+                        }
+                    }
+                }
+                Err(why) => {
+                    state.passes = 0;
+                    state.failures = state.failures.saturating_add(1);
+                    if state.in_rotation && state.failures >= check.unhealthy_threshold {
+                        state.in_rotation = false;
+                        tracing::warn!(upstream = %self.name, %address, reason = %why, "Endpoint fails its health check; out of the rotation");
+                        let _ = self.changes.send(Change::Remove(address)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One health check: `SERVING` within the timeout passes.
+async fn health(channel: Channel, check: &HealthCheck) -> Result<(), String> {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let mut client = HealthClient::new(channel);
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: check.service.clone(),
+    });
+    request.set_timeout(check.timeout);
+    match tokio::time::timeout(check.timeout, client.check(request)).await {
+        Ok(Ok(answer)) if answer.get_ref().status == ServingStatus::Serving as i32 => Ok(()),
+        Ok(Ok(answer)) => Err(format!(
+            "answered {:?}",
+            ServingStatus::try_from(answer.get_ref().status).unwrap_or(ServingStatus::Unknown)
+        )),
+        Ok(Err(status)) => Err(crate::upstream::causes(&status)),
+        Err(_) => Err(format!("no answer within {:?}", check.timeout)),
+    }
+}

@@ -1,0 +1,183 @@
+//! Upstreams as pools of endpoints: calls balanced over real backends,
+//! active health checks taking endpoints out of the rotation and back,
+//! host names resolved to every address, and a fast 503 when no endpoint
+//! is left.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use protogate::config::HealthCheck;
+use protogate::{Config, UpstreamConfig};
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::{EchoBackend, TestGateway};
+
+fn kitchen() -> Bytes {
+    support::compile(
+        &support::repo().join("tests/protos"),
+        &["kitchen/v1/kitchen.proto"],
+    )
+}
+
+/// A quick health check: every 100 ms, out after one failure, back after
+/// one pass.
+fn quick_check() -> HealthCheck {
+    HealthCheck {
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(500),
+        unhealthy_threshold: 1,
+        healthy_threshold: 1,
+        ..HealthCheck::default()
+    }
+}
+
+async fn gateway(upstream: UpstreamConfig) -> TestGateway {
+    let mut config = Config {
+        embedded_descriptors: vec![kitchen()],
+        ..Config::default()
+    };
+    config.upstreams.insert("default".to_owned(), upstream);
+    TestGateway::start(config).await
+}
+
+/// Sends `n` calls; how many each backend saw.
+async fn spread(gateway: &TestGateway, backends: &[&EchoBackend], n: usize) -> Vec<usize> {
+    let before: Vec<usize> = backends.iter().map(|b| b.records().len()).collect();
+    let client = support::http1();
+    for _ in 0..n {
+        let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    backends
+        .iter()
+        .zip(before)
+        .map(|(b, before)| b.records().len() - before)
+        .collect()
+}
+
+/// Waits (bounded) until `n` calls in a row all reach the backends as
+/// `want` says.
+async fn until_spread(
+    gateway: &TestGateway,
+    backends: &[&EchoBackend],
+    want: impl Fn(&[usize]) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = spread(gateway, backends, 20).await;
+        if want(&got) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still spread as {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn calls_are_balanced_over_every_endpoint() {
+    let set = kitchen();
+    let a = EchoBackend::start(support::pool(&set)).await;
+    let b = EchoBackend::start(support::pool(&set)).await;
+    let mut upstream = UpstreamConfig::new(a.url());
+    upstream.endpoints = vec![b.url()];
+    let gateway = gateway(upstream).await;
+    let got = spread(&gateway, &[&a, &b], 60).await;
+    assert!(got.iter().all(|n| *n >= 5), "both endpoints serve: {got:?}");
+    assert_eq!(got.iter().sum::<usize>(), 60);
+}
+
+#[tokio::test]
+async fn health_checks_take_endpoints_out_and_back() {
+    let set = kitchen();
+    let a = EchoBackend::start(support::pool(&set)).await;
+    let b = EchoBackend::start(support::pool(&set)).await;
+    a.set_serving(true).await;
+    b.set_serving(true).await;
+    let mut upstream = UpstreamConfig::new(a.url());
+    upstream.endpoints = vec![b.url()];
+    upstream.health_check = Some(quick_check());
+    let gateway = gateway(upstream).await;
+    until_spread(&gateway, &[&a, &b], |got| got.iter().all(|n| *n > 0)).await;
+
+    // `a` says it is not serving: every call goes to `b`, none fails.
+    a.set_serving(false).await;
+    until_spread(&gateway, &[&a, &b], |got| got[0] == 0).await;
+    let got = spread(&gateway, &[&a, &b], 40).await;
+    assert_eq!(got, [0, 40]);
+
+    // And back.
+    a.set_serving(true).await;
+    until_spread(&gateway, &[&a, &b], |got| got[0] > 0).await;
+}
+
+#[tokio::test]
+async fn no_endpoint_left_is_a_fast_503() {
+    let set = kitchen();
+    let a = EchoBackend::start(support::pool(&set)).await;
+    a.set_serving(true).await;
+    let mut upstream = UpstreamConfig::new(a.url());
+    upstream.health_check = Some(quick_check());
+    let gateway = gateway(upstream).await;
+    until_spread(&gateway, &[&a], |got| got[0] == 20).await;
+
+    a.set_serving(false).await;
+    let client = support::http1();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break response.json::<Value>().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "never taken out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(body["code"], 14);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("no endpoint in the rotation") && message.contains("health check"),
+        "{message}"
+    );
+    // At once, not after the deadline.
+    let started = Instant::now();
+    let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // gRPC clients passed through get the same answer.
+    let response = support::http2()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(support::envelope(0, b""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["grpc-status"], "14");
+    let message = response.headers()["grpc-message"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("no%20endpoint") || message.contains("no endpoint"),
+        "{message}"
+    );
+}
+
+/// A host name is resolved to every address; an address that does not
+/// answer its health check stays out (here `localhost` may also be `::1`,
+/// where nothing listens).
+#[tokio::test]
+async fn host_names_are_resolved_and_checked() {
+    let set = kitchen();
+    let a = EchoBackend::start(support::pool(&set)).await;
+    a.set_serving(true).await;
+    let mut upstream = UpstreamConfig::new(format!("http://localhost:{}", a.addr().port()));
+    upstream.health_check = Some(quick_check());
+    upstream.dns_refresh = Some(Duration::from_millis(200));
+    let gateway = gateway(upstream).await;
+    until_spread(&gateway, &[&a], |got| got[0] == 20).await;
+    let got = spread(&gateway, &[&a], 40).await;
+    assert_eq!(got, [40]);
+}
