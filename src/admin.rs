@@ -21,7 +21,6 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::reload::Reloader;
-use crate::route::RpcKind;
 use crate::server::Gateway;
 
 #[derive(Clone)]
@@ -82,32 +81,7 @@ async fn readyz(State(admin): State<Admin>) -> Response {
 
 async fn routes(State(admin): State<Admin>) -> Json<serde_json::Value> {
     let snapshot = admin.gateway.snapshot();
-    let routes: Vec<serde_json::Value> = snapshot
-        .routes
-        .routes()
-        .iter()
-        .map(|route| {
-            let upstream = route
-                .rpc
-                .upstream
-                .map(|i| snapshot.upstreams[i].name().to_owned());
-            json!({
-                "method": route.method.as_str(),
-                "template": route.template.to_string(),
-                "rpc": &*route.rpc.name,
-                "body": &*route.body,
-                "response_body": &*route.response_body,
-                "streams": match route.rpc.kind {
-                    RpcKind::Unary => "none",
-                    RpcKind::ServerStreaming => "server",
-                    RpcKind::ClientStreaming => "client",
-                    RpcKind::Bidi => "both",
-                },
-                "upstream": upstream,
-            })
-        })
-        .collect();
-    Json(json!({"routes": routes}))
+    Json(json!({"routes": &snapshot.route_rows}))
 }
 
 async fn status(State(admin): State<Admin>) -> Json<crate::reload::Status> {

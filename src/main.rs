@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use protogate::Config;
-use protogate::route::RpcKind;
 
 /// A gRPC-to-REST gateway: google.api.http annotations in, JSON REST routes out.
 #[derive(Debug, Parser)]
@@ -173,14 +172,19 @@ async fn serve(sources: Sources) -> ExitCode {
         Err(protogate::StartError::Snapshot(err)) => return fail(BAD_INPUT, err),
         Err(protogate::StartError::Config(err)) => return fail(BAD_INPUT, err),
         Err(err @ protogate::StartError::Bind { addr, .. }) => {
-            let flag = if config.admin.listen == Some(addr) {
-                "--admin-listen"
+            let (flag, key) = if config.admin.listen == Some(addr) {
+                ("--admin-listen", "admin.listen")
             } else {
-                "--listen"
+                ("--listen", "listen")
+            };
+            let or_key = if sources.config.is_some() {
+                format!(", or `{key}:` in the config")
+            } else {
+                String::new()
             };
             return fail(
                 1,
-                format!("{err} (choose another address with {flag} 127.0.0.1:PORT)"),
+                format!("{err} (choose another address with {flag} 127.0.0.1:PORT{or_key})"),
             );
         }
     };
@@ -242,37 +246,23 @@ fn print_table(config: &Config, table: &protogate::route::RouteTable) -> std::io
         "UPSTREAM",
         "GROUP",
     ];
-    // The snapshot numbers upstreams in the config's (sorted) order.
-    let upstreams: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
     let or_dash = |text: &str| if text.is_empty() { "-" } else { text }.to_owned();
     let mut rows = vec![HEADER.map(str::to_owned)];
-    for route in table.routes() {
-        let template = route.template.to_string();
-        let group = group_of(config, &template);
-        // A group's upstream (a name, or the URL it proxies to) wins.
-        let upstream = match group {
-            Some(group) => group.upstream.as_str(),
-            None => route
-                .rpc
-                .upstream
-                .and_then(|i| upstreams.get(i).copied())
-                .unwrap_or("-"),
-        };
-        let streams = match route.rpc.kind {
-            RpcKind::Unary => "-",
-            RpcKind::ServerStreaming => "server",
-            RpcKind::ClientStreaming => "client",
-            RpcKind::Bidi => "both",
-        };
+    for row in protogate::snapshot::route_rows(config, table) {
         rows.push([
-            route.method.as_str().to_owned(),
-            template,
-            route.rpc.name.to_string(),
-            or_dash(&route.body),
-            or_dash(&route.response_body),
-            streams.to_owned(),
-            upstream.to_owned(),
-            group.map_or_else(|| "-".to_owned(), |g| g.prefix.clone()),
+            row.method,
+            row.template,
+            row.rpc,
+            or_dash(&row.body),
+            or_dash(&row.response_body),
+            if row.streams == "unary" {
+                "-"
+            } else {
+                row.streams
+            }
+            .to_owned(),
+            row.upstream.unwrap_or_else(|| "-".to_owned()),
+            row.group.unwrap_or_else(|| "-".to_owned()),
         ]);
     }
     let mut widths = [0; HEADER.len()];
@@ -294,24 +284,6 @@ fn print_table(config: &Config, table: &protogate::route::RouteTable) -> std::io
         writeln!(out, "{line}")?;
     }
     out.flush()
-}
-
-/// The route group (`routes:` in config) whose prefix holds every path of
-/// `template`, the longest if several do; the same test as the warning
-/// about routes hidden under a proxied prefix.
-fn group_of<'a>(
-    config: &'a Config,
-    template: &str,
-) -> Option<&'a protogate::config::RouteGroupConfig> {
-    config
-        .routes
-        .iter()
-        .filter(|group| {
-            template
-                .strip_prefix(group.prefix.trim_end_matches('/'))
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
-        .max_by_key(|group| group.prefix.trim_end_matches('/').len())
 }
 
 async fn demo(listen: SocketAddr, backend_listen: SocketAddr) -> ExitCode {

@@ -142,7 +142,18 @@ impl Upstream {
         Ok(Upstream {
             made_from: made_from(config, settings).into(),
             name: name.into(),
-            url: config.url.as_str().into(),
+            // Named in messages: a pool by all its URLs, as which endpoint a
+            // call went to is the balancer's secret.
+            url: if config.endpoints.is_empty() {
+                config.url.as_str().into()
+            } else {
+                std::iter::once(&config.url)
+                    .chain(&config.endpoints)
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                    .into()
+            },
             channel,
             pool,
             max_message_bytes: settings.max_message_bytes,
@@ -194,25 +205,57 @@ impl Upstream {
             metadata,
             timeout,
         } = call;
+        // In a pool, a call that could not connect never reached a
+        // backend: it is tried again (the balancer picks again, and the
+        // probe takes the dead endpoint out), a few times at most.
+        let attempts = self.pool.as_ref().map_or(1, |_| 3);
         let exchange = async move {
-            let request = tokio_stream::once(Outgoing::Message(message));
-            let opened = self.start(path, metadata, timeout, request).await?;
-            let Opened {
-                headers,
-                mut stream,
-            } = opened;
-            let message = stream
-                .message()
-                .await?
-                .ok_or_else(|| Status::internal("upstream sent no response message"))?;
-            let trailers = stream.trailers().await?.unwrap_or_default();
-            Ok::<_, Status>(Reply {
-                headers,
-                message,
-                trailers,
-            })
+            if attempts == 1 {
+                return self.exchange(path, metadata, timeout, message).await;
+            }
+            let mut attempt = 1;
+            loop {
+                let result = self
+                    .exchange(path.clone(), metadata.clone(), timeout, message.clone())
+                    .await;
+                match result {
+                    Err(status)
+                        if attempt < attempts && caused_by::<tonic::ConnectError>(&status) =>
+                    {
+                        tracing::debug!(upstream = %self.name, attempt, "Could not connect; trying another endpoint");
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
         };
         self.within(timeout, exchange).await
+    }
+
+    /// One unary exchange.
+    async fn exchange(
+        &self,
+        path: PathAndQuery,
+        metadata: MetadataMap,
+        timeout: Option<Duration>,
+        message: Bytes,
+    ) -> Result<Reply, Status> {
+        let request = tokio_stream::once(Outgoing::Message(message));
+        let opened = self.start(path, metadata, timeout, request).await?;
+        let Opened {
+            headers,
+            mut stream,
+        } = opened;
+        let message = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::internal("upstream sent no response message"))?;
+        let trailers = stream.trailers().await?.unwrap_or_default();
+        Ok(Reply {
+            headers,
+            message,
+            trailers,
+        })
     }
 
     /// Opens a call of any shape: `requests` are sent as they come (the

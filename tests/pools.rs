@@ -181,3 +181,20 @@ async fn host_names_are_resolved_and_checked() {
     let got = spread(&gateway, &[&a], 40).await;
     assert_eq!(got, [40]);
 }
+
+/// Without `health_check`, an endpoint that refuses connections leaves the
+/// rotation by the connection probe, and a unary call that could not
+/// connect is tried again on another endpoint: no call fails.
+#[tokio::test]
+async fn a_dead_endpoint_fails_no_call() {
+    let set = kitchen();
+    let a = EchoBackend::start(support::pool(&set)).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap();
+    drop(closed);
+    let mut upstream = UpstreamConfig::new(a.url());
+    upstream.endpoints = vec![format!("http://{dead}")];
+    let gateway = gateway(upstream).await;
+    let got = spread(&gateway, &[&a], 60).await;
+    assert_eq!(got, [60]);
+}

@@ -260,7 +260,8 @@ async fn admin_listener_reports_and_reloads() {
     assert_eq!(stable["method"], "GET");
     assert_eq!(stable["rpc"], "reload.v1.Stable/Get");
     assert_eq!(stable["upstream"], "default");
-    assert_eq!(stable["streams"], "none");
+    assert_eq!(stable["streams"], "unary");
+    assert!(stable["group"].is_null());
     assert!(
         routes
             .iter()
@@ -835,4 +836,40 @@ async fn config_services_override_what_reflection_learned() {
     };
     assert_eq!(methods(&second), ["/reload.v1.Old/Get"]);
     assert_eq!(methods(&first), ["/reload.v1.Stable/Get"]);
+}
+
+/// `/admin/routes` names the upstream a route group sends a route to.
+#[tokio::test]
+async fn admin_routes_show_route_groups() {
+    let backend = backend().await;
+    let mut other = UpstreamConfig::new(backend.url());
+    other.services = vec!["reload.v1.Plain".to_owned()];
+    let mut config = config(&[
+        ("default", UpstreamConfig::new(backend.url())),
+        ("other", other),
+    ]);
+    config.embedded_descriptors = vec![api(&["Old"])];
+    config.routes.push(protogate::config::RouteGroupConfig {
+        prefix: "/v1/old/".to_owned(),
+        upstream: "other".to_owned(),
+        timeout: None,
+        strip_prefix: false,
+        tls: None,
+    });
+    let gateway = Running::start(config).await;
+    let (_, body) = gateway.admin_json("/admin/routes").await;
+    let routes = body["routes"].as_array().unwrap();
+    let row = |template: &str| {
+        routes
+            .iter()
+            .find(|r| r["template"] == template)
+            .unwrap_or_else(|| panic!("{template}: {body}"))
+            .clone()
+    };
+    let old = row("/v1/old/{id}");
+    assert_eq!(old["upstream"], "other");
+    assert_eq!(old["group"], "/v1/old/");
+    let stable = row("/v1/stable/{id}");
+    assert_eq!(stable["upstream"], "default");
+    assert!(stable["group"].is_null());
 }

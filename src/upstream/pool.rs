@@ -6,7 +6,8 @@
 //! One task per pool keeps the balancer's set current: it resolves the
 //! names, checks each address with `grpc.health.v1.Health/Check`, and
 //! inserts or removes endpoints as they come, go, pass or fail. With
-//! health checks an endpoint joins once it passes; without, when found. Calls in
+//! health checks an endpoint joins once it passes; without, when found,
+//! and a TCP connection probe takes out those that refuse connections. Calls in
 //! flight on a removed endpoint finish on their connection. The task ends
 //! when the last handle of the upstream is dropped.
 //!
@@ -27,6 +28,19 @@ use crate::config::{HealthCheck, UpstreamConfig};
 
 /// Default interval of name resolution in a pool.
 const DNS_REFRESH: Duration = Duration::from_secs(30);
+
+/// Without `health_check`, endpoints are probed by opening a TCP
+/// connection: one that is refused or times out leaves the rotation until
+/// a probe connects again.
+fn connect_probe() -> HealthCheck {
+    HealthCheck {
+        service: String::new(),
+        interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(1),
+        unhealthy_threshold: 1,
+        healthy_threshold: 1,
+    }
+}
 
 /// The live side of a pool, shared by the upstream's handles.
 #[derive(Debug)]
@@ -112,19 +126,18 @@ struct Keeper {
 
 impl Keeper {
     async fn run(mut self, pool: std::sync::Weak<Pool>) {
-        let every = match &self.check {
-            Some(check) => check.interval.min(self.refresh),
-            None => self.refresh,
-        };
+        let every = self
+            .check
+            .as_ref()
+            .map_or(connect_probe().interval, |c| c.interval)
+            .min(self.refresh);
         let mut resolved_at: Option<tokio::time::Instant> = None;
         loop {
             if resolved_at.is_none_or(|at| at.elapsed() >= self.refresh) {
                 self.resolve().await;
                 resolved_at = Some(tokio::time::Instant::now());
             }
-            if self.check.is_some() {
-                self.check_all().await;
-            }
+            self.check_all().await;
             let Some(pool) = pool.upgrade() else { return };
             let healthy = self
                 .endpoints
@@ -224,16 +237,14 @@ impl Keeper {
     /// Checks every endpoint at once and moves them in or out of the
     /// rotation by the thresholds.
     async fn check_all(&mut self) {
-        let Some(check) = self.check.clone() else {
-            return;
-        };
+        let check = self.check.clone().unwrap_or_else(connect_probe);
         let checks = self.endpoints.iter().map(|(address, (_, state))| {
             let checker = state.checker.clone();
             let check = &check;
             async move {
                 let passed = match checker {
                     Some(channel) => health(channel, check).await,
-                    None => Ok(()),
+                    None => probe(*address, check.timeout).await,
                 };
                 (*address, passed)
             }
@@ -268,6 +279,15 @@ impl Keeper {
                 }
             }
         }
+    }
+}
+
+/// One connection probe: a TCP connection within the timeout passes.
+async fn probe(address: SocketAddr, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(format!("cannot connect: {err}")),
+        Err(_) => Err(format!("no connection within {timeout:?}")),
     }
 }
 
