@@ -84,8 +84,26 @@ async fn routes(State(admin): State<Admin>) -> Json<serde_json::Value> {
     Json(json!({"routes": &snapshot.route_rows}))
 }
 
-async fn status(State(admin): State<Admin>) -> Json<crate::reload::Status> {
-    Json(admin.reloader.status())
+async fn status(State(admin): State<Admin>) -> Json<serde_json::Value> {
+    let mut status = serde_json::to_value(admin.reloader.status()).unwrap_or_default();
+    // Pools: each endpoint and whether it takes calls.
+    let snapshot = admin.gateway.snapshot();
+    let pools: serde_json::Map<String, serde_json::Value> = snapshot
+        .upstreams
+        .iter()
+        .filter_map(|upstream| {
+            let endpoints = upstream.endpoints()?;
+            let list: Vec<serde_json::Value> = endpoints
+                .into_iter()
+                .map(|(address, in_rotation)| {
+                    json!({"address": address.to_string(), "in_rotation": in_rotation})
+                })
+                .collect();
+            Some((upstream.name().to_owned(), json!(list)))
+        })
+        .collect();
+    status["pools"] = serde_json::Value::Object(pools);
+    Json(status)
 }
 
 async fn reload(State(admin): State<Admin>) -> Response {

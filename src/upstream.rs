@@ -276,6 +276,12 @@ impl Upstream {
             .await
     }
 
+    /// A pool's endpoints and whether each is in the rotation (`None`
+    /// when the upstream is one address).
+    pub fn endpoints(&self) -> Option<Vec<(std::net::SocketAddr, bool)>> {
+        self.pool.as_ref().map(|pool| pool.endpoints.lock().clone())
+    }
+
     /// Whether a call may go out now: a pool with no endpoint in the
     /// rotation fails it at once (the balancer would hold it until an
     /// endpoint comes, or the deadline).
@@ -288,7 +294,7 @@ impl Upstream {
             let why = if known == 0 {
                 "its host names resolve to no address".to_owned()
             } else {
-                format!("{known} known, none passing its health check")
+                format!("{known} known, none passing its checks")
             };
             return Err(Status::unavailable(format!(
                 "upstream `{}` has no endpoint in the rotation ({why})",

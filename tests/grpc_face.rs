@@ -367,3 +367,40 @@ async fn passthrough_forwarding_headers() {
         "203.0.113.7, 127.0.0.1"
     );
 }
+
+/// Calls no gRPC server could take — not a POST, a gRPC-Web type the
+/// gateway does not translate — get a gRPC status from the gateway, never
+/// a bare 400/405 or an UNAVAILABLE blamed on the backend.
+#[tokio::test]
+async fn impossible_calls_are_unimplemented() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let cases = [
+        (reqwest::Method::GET, "application/grpc", true),
+        (reqwest::Method::PUT, "application/grpc+proto", true),
+        (reqwest::Method::GET, "application/grpc-web", false),
+        (reqwest::Method::POST, "application/grpc-web+json", false),
+        (reqwest::Method::POST, "application/grpc-webx", false),
+    ];
+    for (method, content_type, h2) in cases {
+        let client = if h2 {
+            support::http2()
+        } else {
+            support::http1()
+        };
+        let response = client
+            .request(method.clone(), gateway.url("/kitchen.v1.Kitchen/Echo"))
+            .header("content-type", content_type)
+            .header("te", "trailers")
+            .body(support::envelope(0, b""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{method} {content_type}");
+        assert_eq!(
+            response.headers()["grpc-status"],
+            "12",
+            "{method} {content_type}"
+        );
+    }
+    assert!(backend.records().is_empty());
+}

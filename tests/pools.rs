@@ -136,7 +136,8 @@ async fn no_endpoint_left_is_a_fast_503() {
     assert_eq!(body["code"], 14);
     let message = body["message"].as_str().unwrap();
     assert!(
-        message.contains("no endpoint in the rotation") && message.contains("health check"),
+        message.contains("no endpoint in the rotation")
+            && message.contains("none passing its checks"),
         "{message}"
     );
     // At once, not after the deadline.
@@ -197,4 +198,53 @@ async fn a_dead_endpoint_fails_no_call() {
     let gateway = gateway(upstream).await;
     let got = spread(&gateway, &[&a], 60).await;
     assert_eq!(got, [60]);
+}
+
+/// `/admin/status` lists each pool's endpoints and whether they take calls.
+#[tokio::test]
+async fn admin_status_shows_pool_endpoints() {
+    let set = kitchen();
+    let a = EchoBackend::start(support::pool(&set)).await;
+    let b = EchoBackend::start(support::pool(&set)).await;
+    a.set_serving(true).await;
+    b.set_serving(false).await;
+    let mut upstream = UpstreamConfig::new(a.url());
+    upstream.endpoints = vec![b.url()];
+    upstream.health_check = Some(quick_check());
+    let mut config = Config {
+        embedded_descriptors: vec![kitchen()],
+        ..Config::default()
+    };
+    config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.upstreams.insert("default".to_owned(), upstream);
+    let gateway = TestGateway::start(config).await;
+    let admin = gateway.server.admin_addr().unwrap();
+    let client = support::http1();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status: Value = client
+            .get(format!("http://{admin}/admin/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let endpoints = status["pools"]["default"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let state = |addr: std::net::SocketAddr| {
+            endpoints
+                .iter()
+                .find(|e| e["address"] == addr.to_string())
+                .map(|e| e["in_rotation"].clone())
+        };
+        if state(a.addr()) == Some(Value::Bool(true)) && state(b.addr()) == Some(Value::Bool(false))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
+use http_body_util::BodyExt as _;
 use protogate::Config;
 use serde_json::{Value, json};
 use support::client::{self, Conn};
@@ -572,4 +573,68 @@ async fn long_stream_through_a_slow_reader_in_bounded_memory() {
         growth >> 10,
         before >> 10
     );
+}
+
+/// A bad message in a request stream is the client's mistake every time:
+/// the call the gateway cancels because of it never gets to answer first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_stream_messages_are_always_the_clients_error() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let mut calls = Vec::new();
+    for i in 0..40 {
+        let client = if i % 2 == 0 {
+            support::http1()
+        } else {
+            support::http2()
+        };
+        let path = if i % 4 < 2 { "/v1/collect" } else { "/v1/chat" };
+        let url = gateway.url(path);
+        calls.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(r#"{"s":"a"} {"s":1}"#)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        }));
+    }
+    for call in calls {
+        let (status, body) = call.await.unwrap();
+        // A bidi call may have answered before the bad message (200, with
+        // an error line); never a 5xx.
+        assert!(status == 400 || status == 200, "{status}: {body}");
+        assert!(!body.contains("h2 protocol error"), "{body}");
+    }
+}
+
+/// A raw `HttpBody` stream has no place for an error in its bytes: a
+/// failure after the first bytes comes as `grpc-status` trailers to a
+/// client that takes trailers.
+#[tokio::test]
+async fn failed_raw_streams_end_with_status_trailers() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let mut conn = Conn::http2(gateway.addr()).await;
+    let response = conn
+        .send(get(
+            &gateway,
+            "/v1/download/x",
+            &[
+                ("te", "trailers"),
+                (
+                    "grpc-metadata-x-echo-response",
+                    r#"{"content_type":"text/plain","data":"aGkK"}"#,
+                ),
+                ("grpc-metadata-x-echo-fail-after", "1"),
+                ("grpc-metadata-x-echo-status", "13"),
+            ],
+        ))
+        .await;
+    assert_eq!(response.status(), 200);
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("trailers");
+    assert_eq!(collected.to_bytes(), "hi\n");
+    assert_eq!(trailers["grpc-status"], "13");
 }

@@ -262,6 +262,18 @@ pub(super) fn check_url(text: &str) -> Result<(), String> {
     let uri: http::Uri = text
         .parse()
         .map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    // The `http` crate reads a port over 65535 as none at all (the
+    // scheme's default would be used): refused here.
+    let port = uri
+        .authority()
+        .and_then(|a| a.as_str().rsplit_once(':'))
+        .map(|(_, port)| port)
+        .filter(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|p| p != 0)
+    {
+        return Err(format!("`{text}` has port {port}, not one of 1 to 65535"));
+    }
     match uri.scheme_str() {
         Some("http" | "https") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(()),
         _ => Err(format!(

@@ -689,3 +689,19 @@ fn tls_on_a_cleartext_url_is_refused() {
     .to_string();
     assert!(err.contains("cleartext"), "{err}");
 }
+
+#[test]
+fn urls_with_impossible_ports_are_refused() {
+    for url in [
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:0",
+        "https://h:70000",
+    ] {
+        let yaml = format!("upstreams:\n  a:\n    url: \"{url}\"\n");
+        let err = Config::from_yaml(&yaml).unwrap_err().to_string();
+        assert!(err.contains("not one of 1 to 65535"), "{url}: {err}");
+        let yaml =
+            format!("upstreams:\n  a:\n    url: http://127.0.0.1:1\n    endpoints: [\"{url}\"]\n");
+        assert!(Config::from_yaml(&yaml).is_err(), "{url}");
+    }
+}

@@ -67,10 +67,56 @@ pub(crate) async fn handle(
     flavor: Flavor,
     request: Request<Body>,
 ) -> Response<Body> {
+    if let Some(refused) = refuse(flavor, &request) {
+        let mut response = refused.into_http::<tonic::body::Body>().map(Body::new);
+        if flavor == Flavor::GrpcWeb {
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/grpc-web+proto"),
+            );
+        }
+        return response;
+    }
     match super::own::find(&snapshot, &request) {
         Some(own) => serve(own, flavor, request).await,
         None => serve(Passthrough { snapshot }, flavor, request).await,
     }
+}
+
+/// Calls that no gRPC server could take, answered here as a gRPC status
+/// rather than passed on (where a backend's reset would read as the
+/// backend's failure) or left to tonic-web (which answers a bare 400).
+fn refuse(flavor: Flavor, request: &Request<Body>) -> Option<tonic::Status> {
+    if request.method() != http::Method::POST {
+        return Some(tonic::Status::unimplemented(format!(
+            "gRPC calls are POST requests, not {}",
+            request.method()
+        )));
+    }
+    if flavor == Flavor::GrpcWeb {
+        let media = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.split(';').next())
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let known = matches!(
+            media.as_str(),
+            "application/grpc-web"
+                | "application/grpc-web+proto"
+                | "application/grpc-web-text"
+                | "application/grpc-web-text+proto"
+        );
+        if !known {
+            return Some(tonic::Status::unimplemented(format!(
+                "content type `{}` is not a gRPC-Web type the gateway translates: send application/grpc-web or application/grpc-web-text (+proto)",
+                bounded(&media, 100)
+            )));
+        }
+    }
+    None
 }
 
 /// Serves a request of either flavor with a gRPC `service`.

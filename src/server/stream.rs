@@ -317,9 +317,26 @@ impl StreamBody {
     ) -> Option<Result<Frame<Bytes>, std::convert::Infallible>> {
         tracing::debug!(error = %err, "Stream ended with an error");
         self.source = Source::Done;
-        self.framing
-            .error(&err, &self.snapshot, self.sent == 0)
-            .map(|bytes| Ok(Frame::data(bytes)))
+        match self.framing.error(&err, &self.snapshot, self.sent == 0) {
+            Some(bytes) => Some(Ok(Frame::data(bytes))),
+            // A framing with no place for an error (raw `HttpBody` bytes):
+            // the status goes in trailers when the client takes them.
+            None if self.trailers => {
+                let (_, code) = err.status();
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", HeaderValue::from(code as i32));
+                let message = percent_encoding::utf8_percent_encode(
+                    &err.to_string(),
+                    percent_encoding::NON_ALPHANUMERIC,
+                )
+                .to_string();
+                if let Ok(value) = HeaderValue::from_str(&message) {
+                    trailers.insert("grpc-message", value);
+                }
+                Some(Ok(Frame::trailers(trailers)))
+            }
+            None => None,
+        }
     }
 }
 

@@ -114,9 +114,12 @@ pub(crate) async fn request_stream(
     if route.rpc.kind == RpcKind::Bidi {
         return respond(&call, opening, deadline, abort).await;
     }
+    // The request side's verdict first: once the body failed, the call's
+    // own failure is only its consequence.
     let opened = tokio::select! {
-        opened = opening => opened?,
+        biased;
         aborted = aborted(&mut abort) => return Err(aborted.error),
+        opened = opening => opened?,
     };
     let Opened {
         headers,
@@ -141,8 +144,9 @@ pub(crate) async fn request_stream(
         }
     };
     let reply = tokio::select! {
-        reply = reply => reply.map_err(|s| GatewayError::from(upstream.classify(s)))?,
+        biased;
         aborted = aborted(&mut abort) => return Err(aborted.error),
+        reply = reply => reply.map_err(|s| GatewayError::from(upstream.classify(s)))?,
         () = until => return Err(GatewayError::DeadlineExceeded(timeout.unwrap_or_default())),
     };
     rest::message_response(snapshot, parts, route, reply)
@@ -180,9 +184,13 @@ async fn respond(
     tokio::pin!(hold);
     let mut backend_headers = None;
     let start = tokio::select! {
+        biased;
+        aborted = aborted(&mut abort) => return Err(aborted.error),
         opened = &mut opening => {
             let Opened { headers, mut stream } = opened?;
             let first = tokio::select! {
+                biased;
+                aborted = aborted(&mut abort) => return Err(aborted.error),
                 first = stream.message() => match first {
                     Ok(first) => first,
                     Err(status) => {
@@ -193,13 +201,11 @@ async fn respond(
                     }
                 },
                 () = &mut hold => None,
-                aborted = aborted(&mut abort) => return Err(aborted.error),
             };
             backend_headers = Some(headers);
             Start::Open(Box::new(stream), first)
         }
         () = &mut hold => Start::Opening(opening),
-        aborted = aborted(&mut abort) => return Err(aborted.error),
     };
     let framing = Framing::choose(&parts.headers, route.rpc.framing, route.response.is_raw());
     let raw_type = match (&start, framing) {
@@ -254,10 +260,12 @@ impl Pump {
         abort: oneshot::Sender<Aborted>,
     ) {
         if let Err(error) = self.read(body, &messages).await {
-            // Fail the request stream so the backend sees a cancellation,
-            // not a clean half-close, then tell the handler why.
-            let _ = messages.send(Outgoing::Cancel).await;
+            // Tell the handler why first, so that the client's mistake is
+            // what it answers (its selects look at this before the call),
+            // then fail the request stream so the backend sees a
+            // cancellation, not a clean half-close.
             let _ = abort.send(Aborted { error });
+            let _ = messages.send(Outgoing::Cancel).await;
         }
     }
 

@@ -50,6 +50,9 @@ pub(crate) struct Pool {
     pub(crate) healthy: AtomicUsize,
     /// Endpoints known (resolved), healthy or not.
     pub(crate) known: AtomicUsize,
+    /// Each known endpoint and whether it is in the rotation, as of the
+    /// last round.
+    pub(crate) endpoints: parking_lot::Mutex<Vec<(SocketAddr, bool)>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -91,12 +94,14 @@ pub(crate) fn start(
         check,
         changes,
         endpoints: BTreeMap::new(),
+        unresolved: std::collections::HashSet::new(),
     };
     let pool = Arc::new_cyclic(|weak: &std::sync::Weak<Pool>| {
         let weak = weak.clone();
         Pool {
             healthy: AtomicUsize::new(usize::MAX),
             known: AtomicUsize::new(0),
+            endpoints: parking_lot::Mutex::new(Vec::new()),
             task: tokio::spawn(keeper.run(weak)),
         }
     });
@@ -122,6 +127,9 @@ struct Keeper {
     check: Option<HealthCheck>,
     changes: tokio::sync::mpsc::Sender<Change<SocketAddr, Endpoint>>,
     endpoints: BTreeMap<SocketAddr, (usize, State)>,
+    /// Targets whose failure to resolve was warned about (until they
+    /// resolve again).
+    unresolved: std::collections::HashSet<usize>,
 }
 
 impl Keeper {
@@ -146,6 +154,11 @@ impl Keeper {
                 .count();
             pool.healthy.store(healthy, Ordering::Relaxed);
             pool.known.store(self.endpoints.len(), Ordering::Relaxed);
+            *pool.endpoints.lock() = self
+                .endpoints
+                .iter()
+                .map(|(address, (_, state))| (*address, state.in_rotation))
+                .collect();
             drop(pool);
             tokio::time::sleep(every).await;
         }
@@ -164,10 +177,19 @@ impl Keeper {
             ))
             .await
             {
-                Ok(found) => found.collect(),
+                Ok(found) => {
+                    if self.unresolved.remove(&index) {
+                        tracing::info!(upstream = %self.name, host = %target.host, "Upstream host resolves again");
+                    }
+                    found.collect()
+                }
                 Err(err) => {
-                    // Keep what it resolved to before.
-                    tracing::warn!(upstream = %self.name, host = %target.host, error = %err, "Cannot resolve an upstream host; keeping its addresses");
+                    // Keep what it resolved to before; warned once.
+                    if self.unresolved.insert(index) {
+                        tracing::warn!(upstream = %self.name, host = %target.host, error = %err, "Cannot resolve an upstream host; keeping its addresses");
+                    } else {
+                        tracing::debug!(upstream = %self.name, host = %target.host, error = %err, "Upstream host still does not resolve");
+                    }
                     for (_, (i, state)) in self.endpoints.iter_mut() {
                         if *i == index {
                             state.seen = true;
