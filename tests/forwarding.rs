@@ -7,25 +7,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use protogate::Config;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{EchoBackend, Script, TestGateway};
+use support::{Script, TestGateway};
 
-fn kitchen() -> Bytes {
-    support::compile(
-        &support::repo().join("tests/protos"),
-        &["kitchen/v1/kitchen.proto"],
-    )
-}
+use support::kitchen;
 
-async fn setup(tweak: impl FnOnce(&mut Config)) -> (EchoBackend, TestGateway) {
-    let set = kitchen();
-    let backend = EchoBackend::start(support::pool(&set)).await;
-    let mut config = support::gateway::config(&set, &backend.url());
-    tweak(&mut config);
-    (backend, TestGateway::start(config).await)
-}
+use support::gateway::kitchen as setup;
 
 fn md<'a>(record: &'a support::Record, key: &str) -> Option<&'a str> {
     record.metadata.get(key).and_then(|v| v.to_str().ok())

@@ -21,12 +21,7 @@ use support::{EchoBackend, Script, TestGateway};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-fn kitchen() -> Bytes {
-    support::compile(
-        &support::repo().join("tests/protos"),
-        &["kitchen/v1/kitchen.proto"],
-    )
-}
+use support::kitchen;
 
 fn group(prefix: &str, upstream: &str) -> RouteGroupConfig {
     RouteGroupConfig {

@@ -13,22 +13,8 @@ use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use prost::Message as _;
 use support::client::{self, Conn};
-use support::{EchoBackend, TestGateway};
 
-fn kitchen() -> Bytes {
-    support::compile(
-        &support::repo().join("tests/protos"),
-        &["kitchen/v1/kitchen.proto"],
-    )
-}
-
-async fn setup(tweak: impl FnOnce(&mut protogate::Config)) -> (EchoBackend, TestGateway) {
-    let set = kitchen();
-    let backend = EchoBackend::start(support::pool(&set)).await;
-    let mut config = support::gateway::config(&set, &backend.url());
-    tweak(&mut config);
-    (backend, TestGateway::start(config).await)
-}
+use support::gateway::kitchen as setup;
 
 /// What a gRPC call ended with: the status and message (from the headers
 /// of a trailers-only answer, else from the trailers) and the body.

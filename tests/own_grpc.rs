@@ -18,12 +18,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-fn kitchen() -> Bytes {
-    support::compile(
-        &support::repo().join("tests/protos"),
-        &["kitchen/v1/kitchen.proto"],
-    )
-}
+use support::kitchen;
 
 /// An echo backend for the kitchen and the gateway in front of it, built
 /// here so that the test holds the gateway (to flip its readiness).

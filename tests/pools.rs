@@ -7,19 +7,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use protogate::config::HealthCheck;
 use protogate::{Config, UpstreamConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::{EchoBackend, TestGateway};
 
-fn kitchen() -> Bytes {
-    support::compile(
-        &support::repo().join("tests/protos"),
-        &["kitchen/v1/kitchen.proto"],
-    )
-}
+use support::kitchen;
 
 /// A quick health check: every 100 ms, out after one failure, back after
 /// one pass.

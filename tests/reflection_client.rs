@@ -23,12 +23,7 @@ use tonic_reflection::server::Builder;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The kitchen service with its imports (google/api, well-known types).
-fn kitchen() -> Bytes {
-    support::compile(
-        &support::repo().join("tests/protos"),
-        &["kitchen/v1/kitchen.proto"],
-    )
-}
+use support::kitchen;
 
 /// Serves `router` on a free loopback port.
 async fn serve(router: Router) -> SocketAddr {

@@ -10,27 +10,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt as _;
-use protogate::Config;
 use serde_json::{Value, json};
 use support::client::{self, Conn};
 use support::{EchoBackend, Script, TestGateway};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn kitchen() -> Bytes {
-    support::compile(
-        &support::repo().join("tests/protos"),
-        &["kitchen/v1/kitchen.proto"],
-    )
-}
+use support::kitchen;
 
-async fn setup(tweak: impl FnOnce(&mut Config)) -> (EchoBackend, TestGateway) {
-    let set = kitchen();
-    let backend = EchoBackend::start(support::pool(&set)).await;
-    let mut config = support::gateway::config(&set, &backend.url());
-    tweak(&mut config);
-    (backend, TestGateway::start(config).await)
-}
+use support::gateway::kitchen as setup;
 
 fn get(
     gateway: &TestGateway,

@@ -8,17 +8,14 @@ mod support;
 
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::SinkExt as _;
 use protogate::Config;
 use serde_json::{Value, json};
+use support::ws::{connect, next, text};
 use support::{EchoBackend, TestGateway};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Iterations of the tests that look for a race: enough to lose it often
 /// before the fix, bounded so the test stays quick.
@@ -33,44 +30,6 @@ async fn setup(tweak: impl FnOnce(&mut Config)) -> (EchoBackend, TestGateway) {
     let mut config = support::gateway::config(&set, &backend.url());
     tweak(&mut config);
     (backend, TestGateway::start(config).await)
-}
-
-async fn connect(gateway: &TestGateway, path: &str, headers: &[(&str, &str)]) -> Socket {
-    let mut request = format!("ws://{}{path}", gateway.addr())
-        .into_client_request()
-        .unwrap();
-    for (k, v) in headers {
-        let name = http::HeaderName::from_bytes(k.as_bytes()).unwrap();
-        request.headers_mut().insert(name, v.parse().unwrap());
-    }
-    let (socket, response) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("upgrade");
-    assert_eq!(response.status(), 101);
-    socket
-}
-
-/// The next text frame as JSON, or the close frame's code and reason.
-async fn next(socket: &mut Socket) -> Result<Value, (u16, String)> {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("the socket is open")
-            .expect("a valid frame");
-        match frame {
-            Message::Text(text) => return Ok(serde_json::from_str(&text).unwrap()),
-            Message::Close(Some(close)) => {
-                return Err((u16::from(close.code), close.reason.to_string()));
-            }
-            Message::Close(None) => return Err((1005, String::new())),
-            _ => continue,
-        }
-    }
-}
-
-fn text(value: Value) -> Message {
-    Message::text(value.to_string())
 }
 
 /// A frame over `limits.max_body_bytes` closes with 4008

@@ -39,6 +39,16 @@ impl TestGateway {
     }
 }
 
+/// An echo backend for the kitchen API and the gateway in front of it,
+/// its config changed by `tweak` first.
+pub async fn kitchen(tweak: impl FnOnce(&mut Config)) -> (super::EchoBackend, TestGateway) {
+    let set = super::kitchen();
+    let backend = super::EchoBackend::start(super::pool(&set)).await;
+    let mut config = config(&set, &backend.url());
+    tweak(&mut config);
+    (backend, TestGateway::start(config).await)
+}
+
 /// A config with one embedded descriptor set and a default upstream.
 pub fn config(set: &Bytes, upstream: &str) -> Config {
     let mut config = Config {

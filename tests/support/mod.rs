@@ -7,6 +7,7 @@ pub mod client;
 pub mod echo;
 pub mod gateway;
 pub mod tls;
+pub mod ws;
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,12 @@ pub fn compile(dir: &Path, files: &[&str]) -> Bytes {
             .unwrap_or_else(|e| panic!("compiling {file}: {e}"));
     }
     compiler.encode_file_descriptor_set().into()
+}
+
+/// The kitchen-sink test API (`tests/protos/kitchen/v1/kitchen.proto`),
+/// compiled.
+pub fn kitchen() -> Bytes {
+    compile(&repo().join("tests/protos"), &["kitchen/v1/kitchen.proto"])
 }
 
 /// Compiles one proto source given as text.
