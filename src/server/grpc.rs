@@ -644,7 +644,7 @@ impl http_body::Body for Relay {
 }
 
 /// `status` as gRPC trailers.
-fn trailers(status: &Status) -> HeaderMap {
+pub(super) fn trailers(status: &Status) -> HeaderMap {
     let mut map = HeaderMap::new();
     if status.add_header(&mut map).is_err() {
         map.insert(Status::GRPC_STATUS, HeaderValue::from(status.code() as i32));

@@ -323,17 +323,8 @@ impl StreamBody {
             // the status goes in trailers when the client takes them.
             None if self.trailers => {
                 let (_, code) = err.status();
-                let mut trailers = HeaderMap::new();
-                trailers.insert("grpc-status", HeaderValue::from(code as i32));
-                let message = percent_encoding::utf8_percent_encode(
-                    &err.to_string(),
-                    percent_encoding::NON_ALPHANUMERIC,
-                )
-                .to_string();
-                if let Ok(value) = HeaderValue::from_str(&message) {
-                    trailers.insert("grpc-message", value);
-                }
-                Some(Ok(Frame::trailers(trailers)))
+                let status = Status::new(code, err.to_string());
+                Some(Ok(Frame::trailers(super::grpc::trailers(&status))))
             }
             None => None,
         }
