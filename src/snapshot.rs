@@ -99,17 +99,10 @@ impl Snapshot {
         mut sources: Sources,
     ) -> Result<(DescriptorPool, RouteTable), SnapshotError> {
         config.validate()?;
-        for note in separate::separate(&mut sources.reflected) {
-            tracing::info!(%note, "Descriptor file renamed");
-        }
         for (name, upstream) in &config.upstreams {
             crate::upstream::check(name, upstream)?;
         }
-        let loaded = descriptor::load_files(&sources)?;
-        let fleet = Fleet::learn(&sources, &loaded.set);
-        for conflict in &fleet.conflicts {
-            tracing::warn!(%conflict, "Upstreams disagree on a service");
-        }
+        let (loaded, fleet) = load(&mut sources)?;
         let pool = loaded.pool;
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
         let routes = build_routes(config, &pool, &names, &fleet)?;
@@ -140,16 +133,7 @@ impl Snapshot {
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, SnapshotError> {
         config.validate()?;
-        let renamed = separate::separate(&mut sources.reflected);
-        for note in &renamed {
-            tracing::info!(%note, "Descriptor file renamed");
-        }
-        let loaded = descriptor::load_files(&sources)?;
-        let mut fleet = Fleet::learn(&sources, &loaded.set);
-        fleet.renamed = renamed;
-        for conflict in &fleet.conflicts {
-            tracing::warn!(%conflict, "Upstreams disagree on a service");
-        }
+        let (loaded, fleet) = load(&mut sources)?;
         let pool = loaded.pool;
         let settings = ChannelSettings::of(config);
         let upstreams = config
@@ -411,6 +395,23 @@ fn warn_hidden_routes(routes: &RouteTable, groups: &crate::server::Groups) {
             }
         }
     }
+}
+
+/// Loads the descriptors of `sources` (clashing reflected files renamed
+/// first) and learns the fleet from them, logging renames and
+/// disagreements.
+fn load(sources: &mut Sources) -> Result<(descriptor::Loaded, Fleet), SnapshotError> {
+    let renamed = separate::separate(&mut sources.reflected);
+    for note in &renamed {
+        tracing::info!(%note, "Descriptor file renamed");
+    }
+    let loaded = descriptor::load_files(sources)?;
+    let mut fleet = Fleet::learn(sources, &loaded.set);
+    fleet.renamed = renamed;
+    for conflict in &fleet.conflicts {
+        tracing::warn!(%conflict, "Upstreams disagree on a service");
+    }
+    Ok((loaded, fleet))
 }
 
 /// One route as the route table shows it (`protogate routes`,
