@@ -95,8 +95,12 @@ async fn status(State(admin): State<Admin>) -> Json<serde_json::Value> {
             let endpoints = upstream.endpoints()?;
             let list: Vec<serde_json::Value> = endpoints
                 .into_iter()
-                .map(|(address, in_rotation)| {
-                    json!({"address": address.to_string(), "in_rotation": in_rotation})
+                .map(|endpoint| {
+                    json!({
+                        "address": endpoint.address.to_string(),
+                        "in_rotation": endpoint.in_rotation,
+                        "ejected": endpoint.ejected,
+                    })
                 })
                 .collect();
             Some((upstream.name().to_owned(), json!(list)))

@@ -14,6 +14,7 @@
 //! ```
 
 mod de;
+mod policy;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,10 @@ use serde::Deserialize;
 use crate::descriptor::Sources;
 use crate::transcode::{JsonOptions, UnknownParams};
 
+pub use policy::{
+    Balance, BalancePolicy, Canary, CircuitBreaker, EndpointConfig, OutlierDetection, RetryPolicy,
+    code_named,
+};
 pub use yaml::YamlError;
 
 /// The whole configuration.
@@ -83,6 +88,9 @@ pub struct Config {
     pub reflection: ReflectionOptions,
     /// The admin listener.
     pub admin: AdminOptions,
+    /// The zone this gateway runs in: pools prefer endpoints of the same
+    /// zone while any is in the rotation. `PROTOGATE_ZONE` overrides it.
+    pub zone: Option<String>,
 }
 
 /// Server reflection toward upstreams.
@@ -128,6 +136,7 @@ impl Default for Config {
             routes: Vec::new(),
             reflection: ReflectionOptions::default(),
             admin: AdminOptions::default(),
+            zone: None,
             json: JsonOptions::default(),
             timeouts: Timeouts::default(),
             headers: HeaderOptions::default(),
@@ -168,9 +177,11 @@ pub struct UpstreamConfig {
     #[serde(default)]
     pub descriptors: DescriptorSource,
     /// More addresses of the same service, besides `url` (same scheme and
-    /// TLS settings): calls are balanced over all of them.
-    #[serde(default, deserialize_with = "de::urls")]
-    pub endpoints: Vec<String>,
+    /// TLS settings), each a URL or `{url, weight, zone}`: calls are
+    /// balanced over all of them. A URL listed here and as `url` takes its
+    /// weight and zone from here.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointConfig>,
     /// Resolve host names again this often (every address of a name is an
     /// endpoint). Default with `endpoints` or `health_check`: 30s.
     #[serde(default, deserialize_with = "de::opt_duration")]
@@ -179,6 +190,22 @@ pub struct UpstreamConfig {
     /// endpoint; failing ones leave the rotation until they pass again.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
+    /// How calls pick an endpoint (default: least requests of two).
+    #[serde(default)]
+    pub balance: Balance,
+    /// Passive ejection of endpoints that fail calls in a row (on by
+    /// default; `consecutive_failures: 0` turns it off).
+    #[serde(default)]
+    pub outlier_detection: OutlierDetection,
+    /// Limits on calls in flight and waiting (none unless set).
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// Retries of unary calls.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// A share of calls sent to another upstream.
+    #[serde(default)]
+    pub canary: Option<Canary>,
 }
 
 impl UpstreamConfig {
@@ -284,6 +311,11 @@ impl UpstreamConfig {
             endpoints: Vec::new(),
             dns_refresh: None,
             health_check: None,
+            balance: Balance::default(),
+            outlier_detection: OutlierDetection::default(),
+            circuit_breaker: None,
+            retry: RetryPolicy::default(),
+            canary: None,
         }
     }
 }
@@ -601,6 +633,92 @@ impl Config {
         })
     }
 
+    /// An upstream's balancing, retry, breaker and canary settings: the
+    /// key under the upstream and what is wrong.
+    fn check_policies(
+        &self,
+        name: &str,
+        upstream: &UpstreamConfig,
+    ) -> Result<(), (String, String)> {
+        let fail = |key: &str, message: &str| Err((key.to_owned(), message.to_owned()));
+        let balance = &upstream.balance;
+        match (balance.policy, &balance.hash_header) {
+            (BalancePolicy::ConsistentHash, None) => {
+                return fail("balance", "`consistent_hash` needs a `hash_header` to hash");
+            }
+            (policy, Some(_)) if policy != BalancePolicy::ConsistentHash => {
+                return fail(
+                    "balance.hash_header",
+                    "only `consistent_hash` hashes a header",
+                );
+            }
+            _ => {}
+        }
+        let retry = &upstream.retry;
+        if retry.attempts == 0 {
+            return fail(
+                "retry.attempts",
+                "counts the first try too, so at least 1 (1: no retries)",
+            );
+        }
+        if retry.budget_percent > 100_000 || retry.budget_min_per_second > 1_000_000 {
+            return fail(
+                "retry",
+                "budget out of range (budget_percent ≤ 100000, budget_min_per_second ≤ 1000000)",
+            );
+        }
+        if retry.backoff_base > retry.backoff_max {
+            return fail("retry.backoff_base", "is longer than `backoff_max`");
+        }
+        let outlier = &upstream.outlier_detection;
+        if outlier.max_ejection_percent > 100 {
+            return fail(
+                "outlier_detection.max_ejection_percent",
+                "is a percentage: 0 to 100",
+            );
+        }
+        if outlier.base_ejection_time.is_zero()
+            || outlier.base_ejection_time > outlier.max_ejection_time
+        {
+            return fail(
+                "outlier_detection.base_ejection_time",
+                "must be above zero and at most `max_ejection_time`",
+            );
+        }
+        if let Some(breaker) = &upstream.circuit_breaker
+            && (breaker.max_requests == 0 || breaker.max_pending == 0)
+        {
+            return fail("circuit_breaker", "limits must be at least 1");
+        }
+        if let Some(canary) = &upstream.canary {
+            if canary.weight > 100 {
+                return fail("canary.weight", "is a percentage: 0 to 100");
+            }
+            if canary.upstream == name {
+                return fail("canary.upstream", "names this upstream itself");
+            }
+            match self.upstreams.get(&canary.upstream) {
+                None => {
+                    return Err((
+                        "canary.upstream".to_owned(),
+                        format!("`{}` is not an upstream", canary.upstream),
+                    ));
+                }
+                Some(other) if other.canary.is_some() => {
+                    return Err((
+                        "canary.upstream".to_owned(),
+                        format!(
+                            "`{}` has a canary of its own; canaries do not chain",
+                            canary.upstream
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     /// [`Config::validate`]: the key and what is wrong.
     fn check(&self) -> Result<(), (String, String)> {
         let fail = |key: &str, message: String| Err((key.to_owned(), message));
@@ -615,15 +733,18 @@ impl Config {
             }
             for endpoint in &upstream.endpoints {
                 let scheme = |url: &str| url.split_once("://").map(|(s, _)| s.to_owned());
-                if scheme(endpoint) != scheme(&upstream.url) {
+                if scheme(&endpoint.url) != scheme(&upstream.url) {
                     return fail(
                         &format!("upstreams.{name}.endpoints"),
                         format!(
-                            "`{endpoint}` and the url `{}` differ in scheme; an upstream's endpoints share it",
-                            upstream.url
+                            "`{}` and the url `{}` differ in scheme; an upstream's endpoints share it",
+                            endpoint.url, upstream.url
                         ),
                     );
                 }
+            }
+            if let Err((key, message)) = self.check_policies(name, upstream) {
+                return fail(&format!("upstreams.{name}.{key}"), message);
             }
             if let Some(check) = &upstream.health_check
                 && (check.unhealthy_threshold == 0 || check.healthy_threshold == 0)

@@ -544,9 +544,12 @@ async fn reflect(
         let upstream = Upstream::reuse_or_new(old, name, upstream_config, &settings);
         Some(async move {
             let result = match upstream {
-                Ok(upstream) => reflection::fetch(name, upstream.channel().clone(), timeout)
-                    .await
-                    .map_err(|err| format!("{err} [url {}]", upstream_config.url)),
+                Ok(upstream) => match upstream.any_channel().await {
+                    Ok(channel) => reflection::fetch(name, channel, timeout)
+                        .await
+                        .map_err(|err| format!("{err} [url {}]", upstream_config.url)),
+                    Err(status) => Err(status.message().to_owned()),
+                },
                 Err(err) => Err(err.to_string()),
             };
             (name.clone(), result)

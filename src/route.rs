@@ -59,6 +59,9 @@ pub struct Rpc {
     pub whole_response: ResponsePlan,
     /// The method descriptor.
     pub descriptor: MethodDescriptor,
+    /// Marked `idempotency_level: NO_SIDE_EFFECTS` or `IDEMPOTENT` in its
+    /// proto: a backend's failure may be retried.
+    pub idempotent: bool,
 }
 
 /// How a route came to be.
@@ -385,5 +388,15 @@ fn rpc(service: &ServiceDescriptor, method: &MethodDescriptor, settings: MethodS
         framing: settings.framing,
         whole_response: ResponsePlan::whole(&method.output()),
         descriptor: method.clone(),
+        idempotent: is_idempotent(method),
     }
+}
+
+/// Whether `method`'s options say calling it twice does no harm.
+fn is_idempotent(method: &MethodDescriptor) -> bool {
+    method
+        .options()
+        .get_field_by_name("idempotency_level")
+        .and_then(|level| level.as_enum_number())
+        .is_some_and(|level| level > 0)
 }

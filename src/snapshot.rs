@@ -136,7 +136,7 @@ impl Snapshot {
         let (loaded, fleet) = load(&mut sources)?;
         let pool = loaded.pool;
         let settings = ChannelSettings::of(config);
-        let upstreams = config
+        let mut upstreams = config
             .upstreams
             .iter()
             .map(|(name, upstream)| {
@@ -144,6 +144,7 @@ impl Snapshot {
                 Upstream::reuse_or_new(old, name, upstream, &settings)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        link_canaries(config, &mut upstreams);
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
         let routes = build_routes(config, &pool, &names, &fleet)?;
         warn_odd_routes(&routes);
@@ -195,6 +196,24 @@ impl Snapshot {
             body_budget: crate::server::BodyBudget::new(config.limits.max_buffered_body_bytes),
             groups,
         })
+    }
+}
+
+/// Gives each upstream with a `canary` its canary (validation made sure
+/// it exists and has none of its own).
+fn link_canaries(config: &Config, upstreams: &mut [Upstream]) {
+    for (index, upstream) in config.upstreams.values().enumerate() {
+        let Some(canary) = &upstream.canary else {
+            continue;
+        };
+        let Some(other) = upstreams
+            .iter()
+            .find(|u| u.name() == canary.upstream)
+            .cloned()
+        else {
+            continue;
+        };
+        upstreams[index].set_canary(other, canary.weight, canary.header.clone());
     }
 }
 

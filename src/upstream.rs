@@ -1,9 +1,12 @@
 //! Upstreams: one pooled, lazily connected HTTP/2 channel per upstream,
 //! reused by every route and request.
 
+mod balance;
+mod breaker;
 pub mod codec;
 pub mod metadata;
 mod pool;
+mod retry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +22,10 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Code, Status};
 
 use crate::config::{GrpcCompression, UpstreamConfig, UpstreamTls};
+use balance::{Balancer, Lease, Outcome, Rotation};
+use breaker::{Breaker, InFlight, Pending};
 use codec::{CallCodec, Outgoing};
+use retry::{Failure, Retry};
 
 /// An upstream that cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -51,32 +57,71 @@ pub struct ChannelSettings {
     pub connect_timeout: Duration,
     /// Largest response message accepted.
     pub max_message_bytes: usize,
+    /// This gateway's zone: pools prefer endpoints in it.
+    pub zone: Option<Arc<str>>,
 }
 
 impl ChannelSettings {
-    /// The settings `config` gives every upstream.
+    /// The settings `config` gives every upstream; `PROTOGATE_ZONE` in
+    /// the environment overrides `zone` (one config for gateways in
+    /// several zones).
     pub fn of(config: &crate::config::Config) -> ChannelSettings {
+        let zone = std::env::var("PROTOGATE_ZONE")
+            .ok()
+            .filter(|z| !z.is_empty())
+            .or_else(|| config.zone.clone());
         ChannelSettings {
             connect_timeout: config.timeouts.connect,
             max_message_bytes: config.limits.max_response_bytes,
+            zone: zone.map(Into::into),
         }
     }
 }
 
-/// One backend service address with its channel.
+/// One backend service: a single address, or a pool of endpoints, with
+/// its policies (balancing, breaker, retries, canary).
 #[derive(Debug, Clone)]
 pub struct Upstream {
     name: Box<str>,
     url: Box<str>,
-    channel: Channel,
+    way: Way,
     max_message_bytes: usize,
     send_compressed: Option<CompressionEncoding>,
     /// The settings it was made from, to tell whether a reload may keep
     /// its channel (and connections).
     made_from: Arc<str>,
-    /// Its endpoints, when it is a pool (`endpoints`, `health_check`,
-    /// `dns_refresh`).
-    pool: Option<Arc<pool::Pool>>,
+    breaker: Option<Arc<Breaker>>,
+    retry: Arc<Retry>,
+    /// `consistent_hash`'s header.
+    hash_header: Option<http::HeaderName>,
+    /// Another upstream taking a share of the calls.
+    canary: Option<Arc<CanaryLink>>,
+}
+
+/// How calls reach an upstream.
+#[derive(Debug, Clone)]
+enum Way {
+    /// One address, one channel.
+    One(Channel),
+    /// A pool: the balancer picks, the keeper task fills its rotation.
+    Pool(Arc<Balancer>, Arc<pool::Pool>),
+}
+
+/// An upstream's canary.
+#[derive(Debug)]
+struct CanaryLink {
+    upstream: Upstream,
+    /// Percent of calls.
+    weight: u32,
+    header: http::HeaderName,
+}
+
+/// Where one request's call goes, decided from its headers once: to the
+/// canary or not, and its consistent-hash key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hints {
+    canary: bool,
+    hash: Option<u64>,
 }
 
 /// One unary call.
@@ -88,8 +133,14 @@ pub struct Call {
     pub message: Bytes,
     /// Request metadata.
     pub metadata: MetadataMap,
-    /// Deadline for the whole call.
+    /// Deadline for the whole call, retries included; each try sends the
+    /// time left as `grpc-timeout`.
     pub timeout: Option<Duration>,
+    /// Where it goes ([`Upstream::hints`]).
+    pub hints: Hints,
+    /// Whether it may be sent twice when a backend failed it (an HTTP GET,
+    /// or a method marked idempotent).
+    pub idempotent: bool,
 }
 
 /// A successful unary reply.
@@ -120,24 +171,42 @@ pub enum CallError {
 }
 
 impl Upstream {
-    /// Sets up the channel (connecting lazily, on first use).
+    /// Sets up the channel (connecting lazily, on first use), or for a
+    /// pool the task that finds and checks its endpoints.
     pub fn new(
         name: &str,
         config: &UpstreamConfig,
         settings: &ChannelSettings,
     ) -> Result<Upstream, UpstreamError> {
-        let (channel, pool) = if config.is_pool() {
-            let targets = std::iter::once(&config.url)
-                .chain(&config.endpoints)
-                .map(|url| target(name, config, settings, url))
+        let way = if config.is_pool() {
+            let mut urls: Vec<crate::config::EndpointConfig> = Vec::new();
+            for endpoint in std::iter::once(crate::config::EndpointConfig::new(&config.url))
+                .chain(config.endpoints.iter().cloned())
+            {
+                // A URL listed twice takes the later (explicit) settings.
+                urls.retain(|u| u.url != endpoint.url);
+                urls.push(endpoint);
+            }
+            let targets = urls
+                .iter()
+                .map(|endpoint| target(name, config, settings, endpoint))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (channel, pool) = pool::start(name, config, targets);
-            (channel, Some(pool))
+            let balancer = Arc::new(Balancer::new(
+                name,
+                config.balance.policy,
+                config.outlier_detection.clone(),
+                Rotation::default(),
+            ));
+            let pool = pool::start(
+                name,
+                config,
+                settings.zone.clone(),
+                targets,
+                balancer.clone(),
+            );
+            Way::Pool(balancer, pool)
         } else {
-            (
-                endpoint(name, config, settings, &config.url, None)?.connect_lazy(),
-                None,
-            )
+            Way::One(endpoint(name, config, settings, &config.url, None)?.connect_lazy())
         };
         Ok(Upstream {
             made_from: made_from(config, settings).into(),
@@ -147,20 +216,22 @@ impl Upstream {
             url: if config.endpoints.is_empty() {
                 config.url.as_str().into()
             } else {
-                std::iter::once(&config.url)
-                    .chain(&config.endpoints)
-                    .map(String::as_str)
+                std::iter::once(config.url.as_str())
+                    .chain(config.endpoints.iter().map(|e| e.url.as_str()))
                     .collect::<Vec<_>>()
                     .join(", ")
                     .into()
             },
-            channel,
-            pool,
+            way,
             max_message_bytes: settings.max_message_bytes,
             send_compressed: config.compression.map(|c| match c {
                 GrpcCompression::Gzip => CompressionEncoding::Gzip,
                 GrpcCompression::Zstd => CompressionEncoding::Zstd,
             }),
+            breaker: config.circuit_breaker.clone().map(Breaker::new),
+            retry: Retry::new(config.retry.clone()),
+            hash_header: config.balance.hash_header.clone(),
+            canary: None,
         })
     }
 
@@ -174,10 +245,22 @@ impl Upstream {
     ) -> Result<Upstream, UpstreamError> {
         match previous {
             Some(old) if *old.name == *name && *old.made_from == made_from(config, settings) => {
-                Ok(old.clone())
+                let mut kept = old.clone();
+                kept.canary = None;
+                Ok(kept)
             }
             _ => Upstream::new(name, config, settings),
         }
+    }
+
+    /// Sends `weight` percent of this upstream's calls (and those asking
+    /// with `header: always`) to `canary`.
+    pub fn set_canary(&mut self, canary: Upstream, weight: u32, header: http::HeaderName) {
+        self.canary = Some(Arc::new(CanaryLink {
+            upstream: canary,
+            weight,
+            header,
+        }));
     }
 
     /// The upstream's name in config.
@@ -185,67 +268,111 @@ impl Upstream {
         &self.name
     }
 
-    /// The pooled channel, for requests passed through unchanged.
-    pub fn channel(&self) -> &Channel {
-        &self.channel
-    }
-
     /// The upstream's URL.
     pub fn url(&self) -> &str {
         &self.url
     }
 
+    /// Where a request with `headers` goes: the canary's share (or its
+    /// header) and the consistent-hash key.
+    pub fn hints(&self, headers: &http::HeaderMap) -> Hints {
+        let canary = self.canary.as_ref().is_some_and(|link| {
+            match headers.get(&link.header).map(|v| v.as_bytes()) {
+                Some(v) if v.eq_ignore_ascii_case(b"always") => true,
+                Some(v) if v.eq_ignore_ascii_case(b"never") => false,
+                _ => fastrand::u32(..100) < link.weight,
+            }
+        });
+        let target = self.target(Hints { canary, hash: None });
+        let hash = target
+            .hash_header
+            .as_ref()
+            .and_then(|name| headers.get(name))
+            .map(|value| balance::fnv(value.as_bytes()));
+        Hints { canary, hash }
+    }
+
+    /// The upstream calls with `hints` go to: this one or its canary.
+    pub fn target(&self, hints: Hints) -> &Upstream {
+        match &self.canary {
+            Some(link) if hints.canary => &link.upstream,
+            _ => self,
+        }
+    }
+
     /// Makes a unary call, keeping response headers and trailers apart.
-    /// The deadline covers the whole call.
+    /// The deadline covers the whole call, retries included.
     pub async fn unary(&self, call: Call) -> Result<Reply, CallError> {
-        self.admit().map_err(CallError::Status)?;
+        let upstream = self.target(call.hints);
+        let timeout = call.timeout;
+        upstream.within(timeout, upstream.unary_tries(call)).await
+    }
+
+    /// A unary call's tries: on another endpoint when one could not be
+    /// reached, again when an idempotent call failed as the policy names,
+    /// within the retry budget.
+    async fn unary_tries(&self, call: Call) -> Result<Reply, Status> {
         let Call {
             path,
             message,
             metadata,
             timeout,
+            hints,
+            idempotent,
         } = call;
-        // In a pool, a call that could not connect never reached a
-        // backend: it is tried again (the balancer picks again, and the
-        // probe takes the dead endpoint out), a few times at most.
-        let attempts = self.pool.as_ref().map_or(1, |_| 3);
-        let exchange = async move {
-            if attempts == 1 {
-                return self.exchange(path, metadata, timeout, message).await;
-            }
-            let mut attempt = 1;
-            loop {
-                let result = self
-                    .exchange(path.clone(), metadata.clone(), timeout, message.clone())
-                    .await;
-                match result {
-                    Err(status)
-                        if attempt < attempts && caused_by::<tonic::ConnectError>(&status) =>
-                    {
-                        tracing::debug!(upstream = %self.name, attempt, "Could not connect; trying another endpoint");
-                        attempt += 1;
-                    }
-                    other => return other,
+        let _admitted = self.admit()?;
+        self.retry.deposit();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut attempt = 1;
+        loop {
+            let lease = self.lease(hints.hash).await?;
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let result = self
+                .exchange(
+                    &lease,
+                    path.clone(),
+                    metadata.clone(),
+                    left,
+                    message.clone(),
+                )
+                .await;
+            let status = match result {
+                Ok(reply) => {
+                    self.record(&lease, Outcome::Answered);
+                    return Ok(reply);
                 }
-            }
-        };
-        self.within(timeout, exchange).await
+                Err(status) => status,
+            };
+            let failure = if caused_by::<tonic::ConnectError>(&status) {
+                self.record(&lease, Outcome::Failed);
+                Failure::NotSent
+            } else {
+                self.record(&lease, Outcome::of(status.code()));
+                Failure::Answered(status.code())
+            };
+            drop(lease);
+            let Some(wait) = self.retry.next(attempt, failure, idempotent) else {
+                return Err(status);
+            };
+            tracing::debug!(upstream = %self.name, attempt, ?failure, ?wait, "Trying the call again");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
     }
 
-    /// One unary exchange.
+    /// One unary exchange on `lease`'s endpoint.
     async fn exchange(
         &self,
+        lease: &Lease,
         path: PathAndQuery,
         metadata: MetadataMap,
         timeout: Option<Duration>,
         message: Bytes,
     ) -> Result<Reply, Status> {
         let request = tokio_stream::once(Outgoing::Message(message));
-        let opened = self.start(path, metadata, timeout, request).await?;
-        let Opened {
-            headers,
-            mut stream,
-        } = opened;
+        let (headers, mut stream) = self
+            .start(lease.channel(), path, metadata, timeout, request)
+            .await?;
         let message = stream
             .message()
             .await?
@@ -261,56 +388,169 @@ impl Upstream {
     /// Opens a call of any shape: `requests` are sent as they come (the
     /// call half-closes when they end); the response headers are awaited
     /// (within the deadline) and the response messages left to the caller.
+    /// A streamed call is not tried again: its requests are gone once
+    /// sent.
     pub async fn open<S>(
         &self,
         path: PathAndQuery,
         metadata: MetadataMap,
         timeout: Option<Duration>,
+        hints: Hints,
         requests: S,
     ) -> Result<Opened, CallError>
     where
         S: Stream<Item = Outgoing> + Send + 'static,
     {
-        self.admit().map_err(CallError::Status)?;
-        self.within(timeout, self.start(path, metadata, timeout, requests))
+        let upstream = self.target(hints);
+        upstream
+            .within(
+                timeout,
+                upstream.open_here(path, metadata, timeout, hints, requests),
+            )
             .await
     }
 
-    /// A pool's endpoints and whether each is in the rotation (`None`
-    /// when the upstream is one address).
-    pub fn endpoints(&self) -> Option<Vec<(std::net::SocketAddr, bool)>> {
-        self.pool.as_ref().map(|pool| pool.endpoints.lock().clone())
+    async fn open_here<S>(
+        &self,
+        path: PathAndQuery,
+        metadata: MetadataMap,
+        timeout: Option<Duration>,
+        hints: Hints,
+        requests: S,
+    ) -> Result<Opened, Status>
+    where
+        S: Stream<Item = Outgoing> + Send + 'static,
+    {
+        let (in_flight, mut pending) = self.admit()?;
+        let lease = self.lease(hints.hash).await?;
+        let opened = self
+            .start(lease.channel(), path, metadata, timeout, requests)
+            .await;
+        pending.answered();
+        match opened {
+            Ok((headers, stream)) => {
+                self.record(&lease, Outcome::Answered);
+                Ok(Opened {
+                    headers,
+                    stream: Responses {
+                        inner: stream,
+                        _hold: Hold {
+                            _lease: lease,
+                            _in_flight: in_flight,
+                        },
+                    },
+                })
+            }
+            Err(status) => {
+                let outcome = if caused_by::<tonic::ConnectError>(&status) {
+                    Outcome::Failed
+                } else {
+                    Outcome::of(status.code())
+                };
+                self.record(&lease, outcome);
+                Err(status)
+            }
+        }
     }
 
-    /// Whether a call may go out now: a pool with no endpoint in the
-    /// rotation fails it at once (the balancer would hold it until an
-    /// endpoint comes, or the deadline).
-    pub fn admit(&self) -> Result<(), Status> {
-        let Some(pool) = &self.pool else {
-            return Ok(());
+    /// A way for one call passed through as it is (a gRPC client's own
+    /// call): an endpoint, held with the breaker's count until the
+    /// returned [`Passage`] is dropped.
+    pub async fn passage(&self, hints: Hints) -> Result<Passage, Status> {
+        let (in_flight, pending) = self.admit()?;
+        let lease = self.lease(hints.hash).await?;
+        Ok(Passage {
+            upstream: self.clone(),
+            pending,
+            hold: Hold {
+                _lease: lease,
+                _in_flight: in_flight,
+            },
+        })
+    }
+
+    /// A channel to one endpoint, for the gateway's own calls (reflection),
+    /// waiting for a pool's first round.
+    pub async fn any_channel(&self) -> Result<Channel, Status> {
+        Ok(self.lease(None).await?.channel())
+    }
+
+    /// A pool's endpoints as of its last round (`None` when the upstream
+    /// is one address).
+    pub fn endpoints(&self) -> Option<Vec<EndpointStatus>> {
+        let Way::Pool(balancer, pool) = &self.way else {
+            return None;
         };
-        if pool.healthy.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        let now = balance::now();
+        let rotation = balancer.rotation();
+        let ejected: Vec<std::net::SocketAddr> = rotation
+            .members()
+            .iter()
+            .filter(|m| m.is_ejected(now))
+            .map(|m| m.address)
+            .collect();
+        Some(
+            pool.endpoints
+                .lock()
+                .iter()
+                .map(|(address, in_rotation)| EndpointStatus {
+                    address: *address,
+                    in_rotation: *in_rotation,
+                    ejected: ejected.contains(address),
+                })
+                .collect(),
+        )
+    }
+
+    /// The breaker's admission of one call (nothing to count without one).
+    fn admit(&self) -> Result<(Option<InFlight>, Pending), Status> {
+        match &self.breaker {
+            Some(breaker) => breaker
+                .admit(&self.name)
+                .map(|(in_flight, pending)| (Some(in_flight), pending)),
+            None => Ok((None, Pending::default())),
+        }
+    }
+
+    /// An endpoint for one call: a pool with no endpoint in the rotation
+    /// fails it at once.
+    async fn lease(&self, hash: Option<u64>) -> Result<Lease, Status> {
+        let (balancer, pool) = match &self.way {
+            Way::One(channel) => return Ok(Lease::single(channel.clone())),
+            Way::Pool(balancer, pool) => (balancer, pool),
+        };
+        if !pool.is_settled() {
+            pool.settled().await;
+        }
+        balancer.pick(hash).ok_or_else(|| {
             let known = pool.known.load(std::sync::atomic::Ordering::Relaxed);
             let why = if known == 0 {
                 "its host names resolve to no address".to_owned()
             } else {
                 format!("{known} known, none passing its checks")
             };
-            return Err(Status::unavailable(format!(
+            Status::unavailable(format!(
                 "upstream `{}` has no endpoint in the rotation ({why})",
                 self.name
-            )));
+            ))
+        })
+    }
+
+    /// Tells the balancer how a call on `lease` went.
+    fn record(&self, lease: &Lease, outcome: Outcome) {
+        if let Way::Pool(balancer, _) = &self.way {
+            balancer.record(lease, outcome);
         }
-        Ok(())
     }
 
     async fn start<S>(
         &self,
+        channel: Channel,
         path: PathAndQuery,
         mut metadata: MetadataMap,
         timeout: Option<Duration>,
         requests: S,
-    ) -> Result<Opened, Status>
+    ) -> Result<(MetadataMap, Streaming<Bytes>), Status>
     where
         S: Stream<Item = Outgoing> + Send + 'static,
     {
@@ -320,7 +560,7 @@ impl Upstream {
             metadata.insert("grpc-timeout", value);
         }
         let request = tonic::Request::from_parts(metadata, Default::default(), requests);
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+        let mut grpc = tonic::client::Grpc::new(channel)
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
             .max_decoding_message_size(self.max_message_bytes);
@@ -334,7 +574,7 @@ impl Upstream {
         // unary call merges them); on the wire every shape is the same.
         let response = grpc.streaming(request, path, CallCodec).await?;
         let (headers, stream, _) = response.into_parts();
-        Ok(Opened { headers, stream })
+        Ok((headers, stream))
     }
 
     /// Runs `exchange` within `timeout`, classifying its failure.
@@ -424,7 +664,83 @@ pub struct Opened {
     /// Response headers.
     pub headers: MetadataMap,
     /// Response messages, then trailers.
-    pub stream: Streaming<Bytes>,
+    pub stream: Responses,
+}
+
+/// A call's response messages and trailers; the call stays counted on its
+/// endpoint and in the breaker until this is dropped.
+#[derive(Debug)]
+pub struct Responses {
+    inner: Streaming<Bytes>,
+    _hold: Hold,
+}
+
+impl std::ops::Deref for Responses {
+    type Target = Streaming<Bytes>;
+
+    fn deref(&self) -> &Streaming<Bytes> {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Responses {
+    fn deref_mut(&mut self) -> &mut Streaming<Bytes> {
+        &mut self.inner
+    }
+}
+
+impl Stream for Responses {
+    type Item = Result<Bytes, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::pin::Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+/// What a call holds while it runs: its endpoint and its place in the
+/// breaker.
+#[derive(Debug)]
+struct Hold {
+    _lease: Lease,
+    _in_flight: Option<InFlight>,
+}
+
+/// One passed-through call's endpoint and counts ([`Upstream::passage`]).
+#[derive(Debug)]
+pub struct Passage {
+    upstream: Upstream,
+    pending: Pending,
+    hold: Hold,
+}
+
+impl Passage {
+    /// The endpoint's channel.
+    pub fn channel(&self) -> Channel {
+        self.hold._lease.channel()
+    }
+
+    /// The response head came (or the call failed before it): `code` is
+    /// the status it carried, if it ended there; `None` for a failure to
+    /// reach the endpoint.
+    pub fn answered(&mut self, code: Option<Code>) {
+        self.pending.answered();
+        let outcome = code.map_or(Outcome::Failed, Outcome::of);
+        self.upstream.record(&self.hold._lease, outcome);
+    }
+}
+
+/// One endpoint of a pool, for `/admin/status`.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointStatus {
+    /// Its address.
+    pub address: std::net::SocketAddr,
+    /// Whether it passes its checks.
+    pub in_rotation: bool,
+    /// Whether passive detection has it out for a while.
+    pub ejected: bool,
 }
 
 /// What an upstream's channel depends on, as text to compare: its
@@ -449,8 +765,9 @@ pub fn check(name: &str, config: &UpstreamConfig) -> Result<(), UpstreamError> {
     let settings = ChannelSettings {
         connect_timeout: Duration::from_secs(5),
         max_message_bytes: 4 << 20,
+        zone: None,
     };
-    for url in std::iter::once(&config.url).chain(&config.endpoints) {
+    for url in std::iter::once(&config.url).chain(config.endpoints.iter().map(|e| &e.url)) {
         endpoint(name, config, &settings, url, None)?;
     }
     Ok(())
@@ -505,8 +822,9 @@ fn target(
     name: &str,
     config: &UpstreamConfig,
     settings: &ChannelSettings,
-    url: &str,
+    endpoint_config: &crate::config::EndpointConfig,
 ) -> Result<pool::Target, UpstreamError> {
+    let url = endpoint_config.url.as_str();
     let uri: http::Uri = url
         .parse()
         .map_err(|e: http::uri::InvalidUri| UpstreamError::Url {
@@ -530,6 +848,8 @@ fn target(
         scheme: if https { "https" } else { "http" },
         host,
         port,
+        weight: endpoint_config.weight,
+        zone: endpoint_config.zone.as_deref().map(Into::into),
         make: Arc::new(move |address_url: &str| {
             endpoint(
                 &name,
@@ -641,6 +961,7 @@ mod tests {
         let settings = ChannelSettings {
             connect_timeout: Duration::from_secs(1),
             max_message_bytes: 1 << 20,
+            zone: None,
         };
         let before = made_from(&config, &settings);
         assert_eq!(made_from(&config, &settings), before);

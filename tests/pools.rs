@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use protogate::config::HealthCheck;
+use protogate::config::{EndpointConfig, HealthCheck};
 use protogate::{Config, UpstreamConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -75,7 +75,7 @@ async fn calls_are_balanced_over_every_endpoint() {
     let a = EchoBackend::start(support::pool(&set)).await;
     let b = EchoBackend::start(support::pool(&set)).await;
     let mut upstream = UpstreamConfig::new(a.url());
-    upstream.endpoints = vec![b.url()];
+    upstream.endpoints = vec![EndpointConfig::new(b.url())];
     let gateway = gateway(upstream).await;
     let got = spread(&gateway, &[&a, &b], 60).await;
     assert!(got.iter().all(|n| *n >= 5), "both endpoints serve: {got:?}");
@@ -90,7 +90,7 @@ async fn health_checks_take_endpoints_out_and_back() {
     a.set_serving(true).await;
     b.set_serving(true).await;
     let mut upstream = UpstreamConfig::new(a.url());
-    upstream.endpoints = vec![b.url()];
+    upstream.endpoints = vec![EndpointConfig::new(b.url())];
     upstream.health_check = Some(quick_check());
     let gateway = gateway(upstream).await;
     until_spread(&gateway, &[&a, &b], |got| got.iter().all(|n| *n > 0)).await;
@@ -188,7 +188,7 @@ async fn a_dead_endpoint_fails_no_call() {
     let dead = closed.local_addr().unwrap();
     drop(closed);
     let mut upstream = UpstreamConfig::new(a.url());
-    upstream.endpoints = vec![format!("http://{dead}")];
+    upstream.endpoints = vec![EndpointConfig::new(format!("http://{dead}"))];
     let gateway = gateway(upstream).await;
     let got = spread(&gateway, &[&a], 60).await;
     assert_eq!(got, [60]);
@@ -203,7 +203,7 @@ async fn admin_status_shows_pool_endpoints() {
     a.set_serving(true).await;
     b.set_serving(false).await;
     let mut upstream = UpstreamConfig::new(a.url());
-    upstream.endpoints = vec![b.url()];
+    upstream.endpoints = vec![EndpointConfig::new(b.url())];
     upstream.health_check = Some(quick_check());
     let mut config = Config {
         embedded_descriptors: vec![kitchen()],

@@ -248,15 +248,6 @@ pub(super) fn url<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> 
     Ok(text)
 }
 
-/// A list of [`url`]s.
-pub(super) fn urls<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
-    let list = Vec::<String>::deserialize(de)?;
-    for text in &list {
-        check_url(text).map_err(D::Error::custom)?;
-    }
-    Ok(list)
-}
-
 /// Checks that `text` is an `http://` or `https://` URL with a host.
 pub(super) fn check_url(text: &str) -> Result<(), String> {
     let uri: http::Uri = text
@@ -305,6 +296,20 @@ pub(super) fn header_names<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<Heade
     }
 
     de.deserialize_seq(Names)
+}
+
+/// One HTTP header name, lower-cased.
+pub(super) fn header_name<'de, D: Deserializer<'de>>(de: D) -> Result<HeaderName, D::Error> {
+    let name = String::deserialize(de)?;
+    HeaderName::try_from(name.to_ascii_lowercase())
+        .map_err(|_| D::Error::custom(format!("`{name}` is not a header name")))
+}
+
+/// An optional [`header_name`].
+pub(super) fn opt_header_name<'de, D: Deserializer<'de>>(
+    de: D,
+) -> Result<Option<HeaderName>, D::Error> {
+    header_name(de).map(Some)
 }
 
 #[cfg(test)]

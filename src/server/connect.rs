@@ -283,6 +283,8 @@ async fn unary(
             message,
             metadata,
             timeout,
+            hints: upstream.hints(&parts.headers),
+            idempotent: parts.method == http::Method::GET || rpc.idempotent,
         })
         .await?;
     let (content_type, body) = match encoding {
@@ -353,6 +355,7 @@ async fn server_stream(
     let deadline = timeout.map(|t| (t, Instant::now() + t));
     let path = rpc.path.clone();
     let call_upstream = upstream.clone();
+    let hints = upstream.hints(&parts.headers);
     let opening: Opening = Box::pin(async move {
         // The request message stays counted until the backend has it.
         let _share = share;
@@ -361,6 +364,7 @@ async fn server_stream(
                 path,
                 metadata,
                 timeout,
+                hints,
                 tokio_stream::once(Outgoing::Message(message)),
             )
             .await

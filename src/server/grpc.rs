@@ -379,15 +379,35 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                     slot: Arc::clone(&failed),
                 })
             });
-            if let Err(status) = upstream.admit() {
-                return Ok(status.into_http());
-            }
+            let hints = upstream.hints(request.headers());
+            let upstream = upstream.target(hints);
+            let mut passage = match upstream.passage(hints).await {
+                Ok(passage) => passage,
+                Err(status) => return Ok(status.into_http()),
+            };
             let started = tokio::time::Instant::now();
-            let result = upstream.channel().clone().oneshot(request).await;
+            let result = passage.channel().oneshot(request).await;
             tracing::debug!(%service, upstream = upstream.name(), micros = started.elapsed().as_micros() as u64, ok = result.is_ok(), "gRPC passthrough");
             let response = match result {
-                Ok(response) => response,
-                Err(err) => return Ok(failure(upstream, &service, &failed, timeout, err)),
+                Ok(response) => {
+                    // A status in the head ends the call there
+                    // (trailers-only); otherwise the backend answered.
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .map_or(tonic::Code::Ok, tonic::Code::from);
+                    passage.answered(Some(code));
+                    response
+                }
+                Err(err) => {
+                    // The client's own failures (its body, its deadline)
+                    // say nothing about the endpoint.
+                    let theirs = failed.lock().is_some() || expired(&err);
+                    passage.answered(theirs.then_some(tonic::Code::Cancelled));
+                    return Ok(failure(upstream, &service, &failed, timeout, err));
+                }
             };
             let limit = snapshot.limits.max_response_bytes;
             Ok(response.map(|inner| {
@@ -400,6 +420,7 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                     held: Vec::new(),
                     ending: None,
                     done: false,
+                    _passage: passage,
                 })
             }))
         })
@@ -509,6 +530,9 @@ struct Relay {
     /// The status to end with, after the data already due.
     ending: Option<Status>,
     done: bool,
+    /// The call's endpoint and place in the breaker, held until the
+    /// response ends.
+    _passage: crate::upstream::Passage,
 }
 
 impl Relay {

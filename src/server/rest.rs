@@ -202,6 +202,9 @@ async fn unary(call: Matched<'_>, body: Body) -> Result<Response<Body>, GatewayE
             message: request,
             metadata: call.metadata.clone(),
             timeout,
+            hints: upstream.hints(&parts.headers),
+            idempotent: matches!(parts.method, http::Method::GET | http::Method::HEAD)
+                || route.rpc.idempotent,
         })
         .await?;
     message_response(snapshot, parts, route, reply)

@@ -28,13 +28,12 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use tokio_stream::Stream;
 use tonic::Status;
-use tonic::codec::Streaming;
 use tonic::metadata::MetadataMap;
 
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
 use crate::transcode::ResponsePlan;
-use crate::upstream::{CallError, Opened, Upstream, metadata};
+use crate::upstream::{CallError, Opened, Responses, Upstream, metadata};
 
 /// How a stream is framed, chosen per request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +200,7 @@ pub(crate) type Opening = Pin<Box<dyn Future<Output = Result<Opened, CallError>>
 enum Source {
     /// Waiting for the backend's headers (the status line went out first).
     Opening(Opening),
-    Messages(Box<Streaming<Bytes>>),
+    Messages(Box<Responses>),
     Trailers(TrailersFuture),
     Done,
 }
@@ -246,7 +245,7 @@ pub(crate) struct StreamSetup {
 /// Where a [`StreamBody`] starts.
 pub(crate) enum Start {
     /// The call is open; `first` is a message already read, if any.
-    Open(Box<Streaming<Bytes>>, Option<Bytes>),
+    Open(Box<Responses>, Option<Bytes>),
     /// The call is still opening.
     Opening(Opening),
 }

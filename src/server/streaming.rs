@@ -55,13 +55,14 @@ pub(crate) async fn server_stream(
     let (request, share) = rest::encoded_request(&call, request_body).await?;
     let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
     let deadline = timeout.map(|t| (t, Instant::now() + t));
+    let hints = upstream.hints(&parts.headers);
     let upstream = (*upstream).clone();
     let (path, metadata) = (route.rpc.path.clone(), call.metadata.clone());
     let request = tokio_stream::once(Outgoing::Message(request));
     let opening: Opening = Box::pin(async move {
         // The request message stays counted until the backend has it.
         let _share = share;
-        upstream.open(path, metadata, timeout, request).await
+        upstream.open(path, metadata, timeout, hints, request).await
     });
     respond(&call, opening, deadline, None).await
 }
@@ -103,11 +104,18 @@ pub(crate) async fn request_stream(
     let deadline = timeout.map(|t| (t, Instant::now() + t));
     let mut abort = Some(abort_rx);
     let opening: Opening = {
+        let hints = upstream.hints(&parts.headers);
         let upstream = (*upstream).clone();
         let (path, metadata) = (route.rpc.path.clone(), call.metadata.clone());
         Box::pin(async move {
             upstream
-                .open(path, metadata, timeout, ReceiverStream::new(requests))
+                .open(
+                    path,
+                    metadata,
+                    timeout,
+                    hints,
+                    ReceiverStream::new(requests),
+                )
                 .await
         })
     };

@@ -144,6 +144,7 @@ struct Prepared {
     query: Option<String>,
     metadata: MetadataMap,
     upstream: Upstream,
+    hints: crate::upstream::Hints,
 }
 
 fn prepare(snapshot: &Snapshot, parts: &http::request::Parts) -> Result<Prepared, GatewayError> {
@@ -193,6 +194,7 @@ fn prepare(snapshot: &Snapshot, parts: &http::request::Parts) -> Result<Prepared
         path: normalized.into_owned(),
         query: parts.uri.query().map(str::to_owned),
         metadata,
+        hints: upstream.hints(&parts.headers),
         upstream,
     })
 }
@@ -326,6 +328,7 @@ async fn run(
             route.rpc.path.clone(),
             prepared.metadata.clone(),
             None,
+            prepared.hints,
             ReceiverStream::new(outgoing),
         ) => opened.map_err(GatewayError::from)?,
     };

@@ -1,19 +1,18 @@
 //! An upstream as a pool of endpoints: every address of every URL it
 //! lists, found again by DNS on an interval, actively health-checked, and
-//! balanced by tonic's channel (power of two choices over the calls in
-//! flight).
+//! balanced by the upstream's policy (see `balance`).
 //!
-//! One task per pool keeps the balancer's set current: it resolves the
-//! names, checks each address with `grpc.health.v1.Health/Check`, and
-//! inserts or removes endpoints as they come, go, pass or fail. With
-//! health checks an endpoint joins once it passes; without, when found,
-//! and a TCP connection probe takes out those that refuse connections. Calls in
+//! One task per pool keeps the rotation current: it resolves the names,
+//! checks each address with `grpc.health.v1.Health/Check`, and publishes
+//! a new rotation as endpoints come, go, pass or fail. With health checks
+//! an endpoint joins once it passes; without, when found, and a TCP
+//! connection probe takes out those that refuse connections. Calls in
 //! flight on a removed endpoint finish on their connection. The task ends
 //! when the last handle of the upstream is dropped.
 //!
-// Limitation: balancing is tonic's (power of two choices); round robin,
-// weights, consistent hashing and zones, and discovery from etcd, are not
-// here yet.
+//! Each endpoint has one HTTP/2 connection for calls (multiplexed, with
+//! keepalive pings) and, when checked, one for its health checks, so a
+//! check never queues behind calls.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,9 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tonic::transport::channel::Change;
+use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
+use super::balance::{Balancer, Member, Rotation};
 use crate::config::{HealthCheck, UpstreamConfig};
 
 /// Default interval of name resolution in a pool.
@@ -45,15 +45,27 @@ fn connect_probe() -> HealthCheck {
 /// The live side of a pool, shared by the upstream's handles.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    /// Endpoints in the rotation now (`usize::MAX` until the first round
-    /// of resolving and checking is done).
-    pub(crate) healthy: AtomicUsize,
     /// Endpoints known (resolved), healthy or not.
     pub(crate) known: AtomicUsize,
     /// Each known endpoint and whether it is in the rotation, as of the
     /// last round.
     pub(crate) endpoints: parking_lot::Mutex<Vec<(SocketAddr, bool)>>,
+    /// Set once the first round of resolving and checking is done: until
+    /// then an empty rotation means "not known yet", not "none".
+    settled: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Pool {
+    /// Waits until the first round is done.
+    pub(crate) async fn settled(&self) {
+        let mut settled = self.settled.clone();
+        let _ = settled.wait_for(|done| *done).await;
+    }
+
+    pub(crate) fn is_settled(&self) -> bool {
+        *self.settled.borrow()
+    }
 }
 
 impl Drop for Pool {
@@ -72,45 +84,53 @@ pub(crate) struct Target {
     pub(crate) scheme: &'static str,
     pub(crate) host: String,
     pub(crate) port: u16,
+    pub(crate) weight: u32,
+    pub(crate) zone: Option<Arc<str>>,
     /// Makes the endpoint for an address URL; the TLS server name stays
     /// the host's.
     pub(crate) make: MakeEndpoint,
 }
 
-/// Starts the pool of `config`: a balanced channel and the task that
-/// keeps it filled.
+/// Starts the pool of `config`: the task that keeps `balancer`'s rotation
+/// filled.
 pub(crate) fn start(
     name: &str,
     config: &UpstreamConfig,
+    zone: Option<Arc<str>>,
     targets: Vec<Target>,
-) -> (Channel, Arc<Pool>) {
-    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+    balancer: Arc<Balancer>,
+) -> Arc<Pool> {
     let refresh = config.dns_refresh.unwrap_or(DNS_REFRESH);
     let check = config.health_check.clone();
+    let (settle, settled) = watch::channel(false);
     let keeper = Keeper {
         name: name.to_owned(),
         targets,
         refresh,
         check,
-        changes,
+        zone,
+        balancer,
+        settle,
         endpoints: BTreeMap::new(),
         unresolved: std::collections::HashSet::new(),
     };
-    let pool = Arc::new_cyclic(|weak: &std::sync::Weak<Pool>| {
+    Arc::new_cyclic(|weak: &std::sync::Weak<Pool>| {
         let weak = weak.clone();
         Pool {
-            healthy: AtomicUsize::new(usize::MAX),
             known: AtomicUsize::new(0),
             endpoints: parking_lot::Mutex::new(Vec::new()),
+            settled,
             task: tokio::spawn(keeper.run(weak)),
         }
-    });
-    (channel, pool)
+    })
 }
 
 /// The state of one endpoint.
 struct State {
-    /// Its own channel for health checks (apart from the balanced one, so
+    /// Which target found it.
+    target: usize,
+    member: Arc<Member>,
+    /// Its own channel for health checks (apart from the calls' one, so
     /// a check never queues behind calls).
     checker: Option<Channel>,
     in_rotation: bool,
@@ -125,8 +145,11 @@ struct Keeper {
     targets: Vec<Target>,
     refresh: Duration,
     check: Option<HealthCheck>,
-    changes: tokio::sync::mpsc::Sender<Change<SocketAddr, Endpoint>>,
-    endpoints: BTreeMap<SocketAddr, (usize, State)>,
+    /// This gateway's zone.
+    zone: Option<Arc<str>>,
+    balancer: Arc<Balancer>,
+    settle: watch::Sender<bool>,
+    endpoints: BTreeMap<SocketAddr, State>,
     /// Targets whose failure to resolve was warned about (until they
     /// resolve again).
     unresolved: std::collections::HashSet<usize>,
@@ -142,56 +165,76 @@ impl Keeper {
         let mut resolved_at: Option<tokio::time::Instant> = None;
         loop {
             if resolved_at.is_none_or(|at| at.elapsed() >= self.refresh) {
-                self.resolve().await;
+                self.resolve();
+                self.lookup().await;
                 resolved_at = Some(tokio::time::Instant::now());
             }
             self.check_all().await;
+            self.publish();
             let Some(pool) = pool.upgrade() else { return };
-            let healthy = self
-                .endpoints
-                .values()
-                .filter(|(_, s)| s.in_rotation)
-                .count();
-            pool.healthy.store(healthy, Ordering::Relaxed);
             pool.known.store(self.endpoints.len(), Ordering::Relaxed);
             *pool.endpoints.lock() = self
                 .endpoints
                 .iter()
-                .map(|(address, (_, state))| (*address, state.in_rotation))
+                .map(|(address, state)| (*address, state.in_rotation))
                 .collect();
             drop(pool);
+            self.settle.send_replace(true);
             tokio::time::sleep(every).await;
         }
     }
 
-    /// Resolves every target; new addresses join (in the rotation: they
-    /// are checked from the next round), vanished ones leave.
-    async fn resolve(&mut self) {
-        for state in self.endpoints.values_mut() {
-            state.1.seen = false;
+    /// Puts the endpoints in the rotation into the balancer.
+    fn publish(&self) {
+        let members: Vec<Arc<Member>> = self
+            .endpoints
+            .values()
+            .filter(|s| s.in_rotation)
+            .map(|s| s.member.clone())
+            .collect();
+        let current = self.balancer.rotation();
+        let same = current.len() == members.len()
+            && current
+                .members()
+                .iter()
+                .zip(&members)
+                .all(|(a, b)| Arc::ptr_eq(a, b));
+        if !same {
+            self.balancer
+                .publish(Rotation::new(members, self.zone.as_deref()));
         }
-        for (index, target) in self.targets.iter().enumerate() {
-            let addresses: Vec<SocketAddr> = match tokio::net::lookup_host((
-                target.host.as_str(),
-                target.port,
-            ))
-            .await
-            {
+    }
+
+    /// Marks every endpoint unseen before a round of lookups.
+    fn resolve(&mut self) {
+        for state in self.endpoints.values_mut() {
+            state.seen = false;
+        }
+    }
+
+    /// Resolves every target; new addresses join (unchecked ones at once,
+    /// checked ones when they pass), vanished ones leave.
+    async fn lookup(&mut self) {
+        for index in 0..self.targets.len() {
+            let target = &self.targets[index];
+            let host = target.host.clone();
+            let found = tokio::net::lookup_host((host.as_str(), target.port)).await;
+            let addresses: Vec<SocketAddr> = match found {
                 Ok(found) => {
                     if self.unresolved.remove(&index) {
-                        tracing::info!(upstream = %self.name, host = %target.host, "Upstream host resolves again");
+                        tracing::info!(upstream = %self.name, %host, "Upstream host resolves again");
                     }
                     found.collect()
                 }
                 Err(err) => {
                     // Keep what it resolved to before; warned once.
                     if self.unresolved.insert(index) {
-                        tracing::warn!(upstream = %self.name, host = %target.host, error = %err, "Cannot resolve an upstream host; keeping its addresses");
+                        tracing::warn!(upstream = %self.name, %host, error = %err, "Cannot resolve an upstream host; keeping its addresses");
                     } else {
-                        tracing::debug!(upstream = %self.name, host = %target.host, error = %err, "Upstream host still does not resolve");
+                        tracing::debug!(upstream = %self.name, %host, error = %err, "Upstream host still does not resolve");
                     }
-                    for (_, (i, state)) in self.endpoints.iter_mut() {
-                        if *i == index {
+                    for state in self.endpoints.values_mut() {
+                        if state.target == index {
                             state.seen = true;
                         }
                     }
@@ -199,68 +242,64 @@ impl Keeper {
                 }
             };
             for address in addresses {
-                if let Some((_, state)) = self.endpoints.get_mut(&address) {
-                    state.seen = true;
-                    continue;
-                }
-                let url = format!("{}://{}", target.scheme, address);
-                let endpoint = match (target.make)(&url) {
-                    Ok(endpoint) => endpoint,
-                    Err(err) => {
-                        tracing::warn!(upstream = %self.name, %address, error = %err, "Cannot set up an endpoint");
-                        continue;
-                    }
-                };
-                // Checked endpoints join once they pass; unchecked ones at
-                // once.
-                let checker = self.check.as_ref().map(|_| endpoint.connect_lazy());
-                let in_rotation = checker.is_none();
-                tracing::info!(upstream = %self.name, %address, "Endpoint found");
-                if in_rotation
-                    && self
-                        .changes
-                        .send(Change::Insert(address, endpoint))
-                        .await
-                        .is_err()
-                {
-                    return;
-                }
-                self.endpoints.insert(
-                    address,
-                    (
-                        index,
-                        State {
-                            checker,
-                            in_rotation,
-                            passes: 0,
-                            failures: 0,
-                            seen: true,
-                        },
-                    ),
-                );
+                self.found(index, address);
             }
         }
         let gone: Vec<SocketAddr> = self
             .endpoints
             .iter()
-            .filter(|(_, (_, s))| !s.seen)
+            .filter(|(_, s)| !s.seen)
             .map(|(a, _)| *a)
             .collect();
         for address in gone {
             tracing::info!(upstream = %self.name, %address, "Endpoint removed (no longer resolved)");
-            if let Some((_, state)) = self.endpoints.remove(&address)
-                && state.in_rotation
-            {
-                let _ = self.changes.send(Change::Remove(address)).await;
-            }
+            self.endpoints.remove(&address);
         }
+    }
+
+    /// An address of target `index` was found (again).
+    fn found(&mut self, index: usize, address: SocketAddr) {
+        if let Some(state) = self.endpoints.get_mut(&address) {
+            state.seen = true;
+            return;
+        }
+        let target = &self.targets[index];
+        let url = format!("{}://{}", target.scheme, address);
+        let endpoint = match (target.make)(&url) {
+            Ok(endpoint) => endpoint,
+            Err(err) => {
+                tracing::warn!(upstream = %self.name, %address, error = %err, "Cannot set up an endpoint");
+                return;
+            }
+        };
+        // Checked endpoints join once they pass; unchecked ones at once.
+        let checker = self.check.as_ref().map(|_| endpoint.connect_lazy());
+        let member = Member::new(
+            address,
+            endpoint.connect_lazy(),
+            target.weight,
+            target.zone.clone(),
+        );
+        tracing::info!(upstream = %self.name, %address, weight = target.weight, zone = target.zone.as_deref().unwrap_or(""), "Endpoint found");
+        self.endpoints.insert(
+            address,
+            State {
+                target: index,
+                member: Arc::new(member),
+                in_rotation: checker.is_none(),
+                checker,
+                passes: 0,
+                failures: 0,
+                seen: true,
+            },
+        );
     }
 
     /// Checks every endpoint at once and moves them in or out of the
     /// rotation by the thresholds.
     async fn check_all(&mut self) {
         let check = self.check.clone().unwrap_or_else(connect_probe);
-        let checks = self.endpoints.iter().map(|(address, (_, state))| {
+        let checks = self.endpoints.iter().map(|(address, state)| {
             let checker = state.checker.clone();
             let check = &check;
             async move {
@@ -273,7 +312,7 @@ impl Keeper {
         });
         let results = futures_util::future::join_all(checks).await;
         for (address, passed) in results {
-            let Some((index, state)) = self.endpoints.get_mut(&address) else {
+            let Some(state) = self.endpoints.get_mut(&address) else {
                 continue;
             };
             match passed {
@@ -283,11 +322,6 @@ impl Keeper {
                     if !state.in_rotation && state.passes >= check.healthy_threshold {
                         state.in_rotation = true;
                         tracing::info!(upstream = %self.name, %address, "Endpoint passes its health check; in the rotation");
-                        let target = &self.targets[*index];
-                        let url = format!("{}://{}", target.scheme, address);
-                        if let Ok(endpoint) = (target.make)(&url) {
-                            let _ = self.changes.send(Change::Insert(address, endpoint)).await;
-                        }
                     }
                 }
                 Err(why) => {
@@ -296,7 +330,6 @@ impl Keeper {
                     if state.in_rotation && state.failures >= check.unhealthy_threshold {
                         state.in_rotation = false;
                         tracing::warn!(upstream = %self.name, %address, reason = %why, "Endpoint fails its health check; out of the rotation");
-                        let _ = self.changes.send(Change::Remove(address)).await;
                     }
                 }
             }

@@ -1,0 +1,540 @@
+//! Picking an endpoint for each call: the rotation (the endpoints that
+//! may take calls now), the policies, and passive outlier ejection.
+//!
+//! The rotation is swapped whole when endpoints come, go, pass or fail
+//! their checks; a call reads it without a lock. Each member keeps its
+//! count of calls in flight and its failure record across rotations, so a
+//! member that stays stays as it was.
+
+use std::borrow::Borrow;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::config::{BalancePolicy, OutlierDetection};
+
+/// One endpoint that may take calls: its own HTTP/2 connection
+/// (multiplexed), weight, zone and record.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) address: SocketAddr,
+    channel: Channel,
+    weight: u32,
+    zone: Option<Arc<str>>,
+    /// Its place on the hash ring (from its address).
+    key: u64,
+    in_flight: AtomicUsize,
+    /// Smooth weighted round robin's running score.
+    current: AtomicI64,
+    /// Failures in a row.
+    failures: AtomicU32,
+    /// Ejections since it last stayed in for the longest ejection time.
+    ejections: AtomicU32,
+    /// Ejected until this time ([`now`]); 0 when never ejected.
+    ejected_until: AtomicU64,
+}
+
+impl Member {
+    pub(crate) fn new(
+        address: SocketAddr,
+        channel: Channel,
+        weight: u32,
+        zone: Option<Arc<str>>,
+    ) -> Member {
+        Member {
+            key: mix(fnv(address.to_string().as_bytes())),
+            address,
+            channel,
+            weight: weight.max(1),
+            zone,
+            in_flight: AtomicUsize::new(0),
+            current: AtomicI64::new(0),
+            failures: AtomicU32::new(0),
+            ejections: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether passive detection has it out of the rotation at `now`.
+    pub(crate) fn is_ejected(&self, now: u64) -> bool {
+        self.ejected_until.load(Ordering::Relaxed) > now
+    }
+
+    pub(crate) fn zone(&self) -> Option<&str> {
+        self.zone.as_deref()
+    }
+}
+
+/// The members that may take calls, and those of them in this gateway's
+/// zone.
+#[derive(Debug, Default)]
+pub(crate) struct Rotation {
+    all: Vec<Arc<Member>>,
+    local: Vec<Arc<Member>>,
+    /// No member is ejected at or after this time ([`now`]): calls skip
+    /// the ejection filter.
+    ejected_until: AtomicU64,
+    /// Round robin's position.
+    next: AtomicUsize,
+    /// Serialises smooth weighted round robin's update of the scores.
+    weighted: parking_lot::Mutex<()>,
+}
+
+impl Rotation {
+    /// The rotation of `members`, preferring those in `zone`.
+    pub(crate) fn new(members: Vec<Arc<Member>>, zone: Option<&str>) -> Rotation {
+        let local = match zone {
+            Some(zone) => members
+                .iter()
+                .filter(|m| m.zone() == Some(zone))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        let now = now();
+        let ejected_until = members
+            .iter()
+            .map(|m| m.ejected_until.load(Ordering::Relaxed))
+            .filter(|until| *until > now)
+            .max()
+            .unwrap_or(0);
+        Rotation {
+            all: members,
+            local,
+            ejected_until: AtomicU64::new(ejected_until),
+            next: AtomicUsize::new(0),
+            weighted: parking_lot::Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub(crate) fn members(&self) -> &[Arc<Member>] {
+        &self.all
+    }
+}
+
+/// Picks members for calls by a policy, and ejects those that keep
+/// failing.
+#[derive(Debug)]
+pub(crate) struct Balancer {
+    rotation: ArcSwap<Rotation>,
+    policy: BalancePolicy,
+    outlier: OutlierDetection,
+    /// Named in logs.
+    upstream: Box<str>,
+}
+
+impl Balancer {
+    pub(crate) fn new(
+        upstream: &str,
+        policy: BalancePolicy,
+        outlier: OutlierDetection,
+        rotation: Rotation,
+    ) -> Balancer {
+        Balancer {
+            rotation: ArcSwap::from_pointee(rotation),
+            policy,
+            outlier,
+            upstream: upstream.into(),
+        }
+    }
+
+    /// Replaces the rotation for new calls.
+    pub(crate) fn publish(&self, rotation: Rotation) {
+        self.rotation.store(Arc::new(rotation));
+    }
+
+    pub(crate) fn rotation(&self) -> arc_swap::Guard<Arc<Rotation>> {
+        self.rotation.load()
+    }
+
+    /// A member for one call (`hash`: the call's consistent-hash key), or
+    /// none when the rotation is empty. Members of this gateway's zone
+    /// first; ejected members only when every member is ejected.
+    pub(crate) fn pick(&self, hash: Option<u64>) -> Option<Lease> {
+        let rotation = self.rotation.load();
+        let now = now();
+        let ejections = rotation.ejected_until.load(Ordering::Relaxed) > now;
+        for tier in [&rotation.local, &rotation.all] {
+            if tier.is_empty() {
+                continue;
+            }
+            if !ejections {
+                return Some(Lease::new(self.choose(&rotation, tier, hash)));
+            }
+            let live: Vec<&Arc<Member>> = tier.iter().filter(|m| !m.is_ejected(now)).collect();
+            if !live.is_empty() {
+                return Some(Lease::new(self.choose(&rotation, &live, hash)));
+            }
+        }
+        // Everything ejected: better a member that may have recovered than
+        // no call at all.
+        (!rotation.all.is_empty()).then(|| Lease::new(self.choose(&rotation, &rotation.all, hash)))
+    }
+
+    fn choose<M: Borrow<Arc<Member>>>(
+        &self,
+        rotation: &Rotation,
+        candidates: &[M],
+        hash: Option<u64>,
+    ) -> Arc<Member> {
+        let member = |i: usize| -> &Arc<Member> { candidates[i].borrow() };
+        let n = candidates.len();
+        if n == 1 {
+            return member(0).clone();
+        }
+        let index = match (self.policy, hash) {
+            (BalancePolicy::RoundRobin, _) => rotation.next.fetch_add(1, Ordering::Relaxed) % n,
+            (BalancePolicy::WeightedRoundRobin, _) => {
+                let _turn = rotation.weighted.lock();
+                let mut total = 0i64;
+                let mut best = 0;
+                let mut best_score = i64::MIN;
+                for i in 0..n {
+                    let m = member(i);
+                    let weight = i64::from(m.weight);
+                    total += weight;
+                    let score = m.current.fetch_add(weight, Ordering::Relaxed) + weight;
+                    if score > best_score {
+                        best_score = score;
+                        best = i;
+                    }
+                }
+                member(best).current.fetch_sub(total, Ordering::Relaxed);
+                best
+            }
+            (BalancePolicy::ConsistentHash, Some(key)) => {
+                // Weighted rendezvous: the highest weight / -ln(u) wins,
+                // with u uniform in (0, 1) from the key and the member.
+                let score = |m: &Member| {
+                    let u = (mix(key ^ m.key) >> 11) as f64 / (1u64 << 53) as f64;
+                    let u = u.clamp(f64::MIN_POSITIVE, 1.0 - f64::EPSILON);
+                    f64::from(m.weight) / -u.ln()
+                };
+                (0..n)
+                    .max_by(|a, b| score(member(*a)).total_cmp(&score(member(*b))))
+                    .unwrap_or(0)
+            }
+            // Least requests of two drawn at random, for their weights.
+            (BalancePolicy::LeastRequest | BalancePolicy::ConsistentHash, _) => {
+                let a = fastrand::usize(..n);
+                let mut b = fastrand::usize(..n - 1);
+                if b >= a {
+                    b += 1;
+                }
+                let load = |i: usize| {
+                    let m = member(i);
+                    (
+                        m.in_flight.load(Ordering::Relaxed) as u64,
+                        u64::from(m.weight),
+                    )
+                };
+                let ((la, wa), (lb, wb)) = (load(a), load(b));
+                if la * wb <= lb * wa { a } else { b }
+            }
+        };
+        member(index).clone()
+    }
+
+    /// Records how a call on `lease` ended: a failure of the endpoint
+    /// counts toward its ejection, anything else clears its record.
+    pub(crate) fn record(&self, lease: &Lease, outcome: Outcome) {
+        let Some(member) = &lease.member else {
+            return;
+        };
+        let threshold = self.outlier.consecutive_failures;
+        if outcome == Outcome::Answered || threshold == 0 {
+            if member.failures.load(Ordering::Relaxed) != 0 {
+                member.failures.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        let failures = member.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < threshold {
+            return;
+        }
+        let now = now();
+        if member.is_ejected(now) {
+            return;
+        }
+        let rotation = self.rotation.load();
+        let total = rotation.all.len();
+        let ejected = rotation.all.iter().filter(|m| m.is_ejected(now)).count();
+        let allowed = (total * self.outlier.max_ejection_percent as usize / 100).min(total - 1);
+        if ejected >= allowed {
+            tracing::debug!(upstream = %self.upstream, address = %member.address, failures, "Endpoint keeps failing, but no more endpoints may be ejected");
+            return;
+        }
+        member.failures.store(0, Ordering::Relaxed);
+        let max = self.outlier.max_ejection_time;
+        let last_until = member.ejected_until.load(Ordering::Relaxed);
+        // In long enough since the last ejection: start over.
+        if last_until != 0 && now.saturating_sub(last_until) >= millis(max) {
+            member.ejections.store(0, Ordering::Relaxed);
+        }
+        let ejections = member.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        let time = self
+            .outlier
+            .base_ejection_time
+            .saturating_mul(1u32 << (ejections - 1).min(16))
+            .min(max);
+        let until = now + millis(time);
+        member.ejected_until.store(until, Ordering::Relaxed);
+        rotation.ejected_until.fetch_max(until, Ordering::Relaxed);
+        tracing::warn!(upstream = %self.upstream, address = %member.address, failures, ejected_for = ?time, "Endpoint fails calls in a row; ejected from the rotation");
+    }
+}
+
+/// How a call on an endpoint ended, for outlier detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The backend answered as a working backend does (any status but
+    /// the failures below).
+    Answered,
+    /// It could not be reached, or answered that it is failing.
+    Failed,
+}
+
+impl Outcome {
+    /// The outcome of a call that ended with `code` from the backend.
+    pub(crate) fn of(code: Code) -> Outcome {
+        match code {
+            Code::Unavailable | Code::Internal | Code::Unknown | Code::DataLoss => Outcome::Failed,
+            _ => Outcome::Answered,
+        }
+    }
+}
+
+/// One call's hold on a member: counted in flight until dropped. (An
+/// upstream of one address has no members: its lease is just the
+/// channel.)
+#[derive(Debug)]
+pub(crate) struct Lease {
+    member: Option<Arc<Member>>,
+    channel: Channel,
+}
+
+impl Lease {
+    fn new(member: Arc<Member>) -> Lease {
+        member.in_flight.fetch_add(1, Ordering::Relaxed);
+        Lease {
+            channel: member.channel.clone(),
+            member: Some(member),
+        }
+    }
+
+    /// The lease of an upstream's only channel.
+    pub(crate) fn single(channel: Channel) -> Lease {
+        Lease {
+            member: None,
+            channel,
+        }
+    }
+
+    /// The endpoint's channel.
+    pub(crate) fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    #[cfg(test)]
+    fn address(&self) -> SocketAddr {
+        self.member.as_ref().map(|m| m.address).unwrap()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(member) = &self.member {
+            member.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Milliseconds since the first call, the clock of ejections.
+pub(crate) fn now() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    // Starts at 1 so that 0 means "never".
+    millis(START.get_or_init(Instant::now).elapsed()) + 1
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// FNV-1a: a stable hash of header values, the same in every gateway
+/// process, so replicas agree on where a key goes.
+pub(crate) fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// splitmix64's finaliser: spreads a hash's bits.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(port: u16, weight: u32, zone: Option<&str>) -> Arc<Member> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect_lazy();
+        Arc::new(Member::new(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            channel,
+            weight,
+            zone.map(Into::into),
+        ))
+    }
+
+    fn balancer(policy: BalancePolicy, members: Vec<Arc<Member>>, zone: Option<&str>) -> Balancer {
+        Balancer::new(
+            "test",
+            policy,
+            OutlierDetection::default(),
+            Rotation::new(members, zone),
+        )
+    }
+
+    fn counts(
+        balancer: &Balancer,
+        calls: usize,
+        hash: impl Fn(usize) -> Option<u64>,
+    ) -> Vec<(u16, usize)> {
+        let mut counts = std::collections::BTreeMap::new();
+        for i in 0..calls {
+            let lease = balancer.pick(hash(i)).unwrap();
+            *counts.entry(lease.address().port()).or_insert(0) += 1;
+        }
+        counts.into_iter().collect()
+    }
+
+    #[tokio::test]
+    async fn round_robin_takes_turns() {
+        let b = balancer(
+            BalancePolicy::RoundRobin,
+            vec![member(1, 5, None), member(2, 1, None), member(3, 1, None)],
+            None,
+        );
+        let order: Vec<u16> = (0..6)
+            .map(|_| b.pick(None).unwrap().address().port())
+            .collect();
+        assert_eq!(order, [1, 2, 3, 1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn smooth_weighted_round_robin_interleaves() {
+        let b = balancer(
+            BalancePolicy::WeightedRoundRobin,
+            vec![member(1, 5, None), member(2, 1, None), member(3, 1, None)],
+            None,
+        );
+        let order: Vec<u16> = (0..7)
+            .map(|_| b.pick(None).unwrap().address().port())
+            .collect();
+        // Five of seven to the heavy one, never all in a row.
+        assert_eq!(order, [1, 1, 2, 1, 3, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn least_request_avoids_the_busy_member() {
+        let b = balancer(
+            BalancePolicy::LeastRequest,
+            vec![member(1, 1, None), member(2, 1, None)],
+            None,
+        );
+        let held: Vec<Lease> = (0..10).map(|_| b.pick(None).unwrap()).collect();
+        let busy = held.iter().filter(|l| l.address().port() == 1).count();
+        // With two members, p2c always compares both: loads stay level.
+        assert_eq!(busy, 5);
+    }
+
+    #[tokio::test]
+    async fn consistent_hash_is_sticky_and_moves_only_the_lost_share() {
+        let members = vec![member(1, 1, None), member(2, 1, None), member(3, 1, None)];
+        let b = balancer(BalancePolicy::ConsistentHash, members.clone(), None);
+        let keys: Vec<u64> = (0..300)
+            .map(|i| fnv(format!("user-{i}").as_bytes()))
+            .collect();
+        let before: Vec<u16> = keys
+            .iter()
+            .map(|k| b.pick(Some(*k)).unwrap().address().port())
+            .collect();
+        let again: Vec<u16> = keys
+            .iter()
+            .map(|k| b.pick(Some(*k)).unwrap().address().port())
+            .collect();
+        assert_eq!(before, again);
+        for port in [1, 2, 3] {
+            let share = before.iter().filter(|p| **p == port).count();
+            assert!(
+                (60..=140).contains(&share),
+                "port {port} took {share} of 300"
+            );
+        }
+        b.publish(Rotation::new(
+            vec![members[0].clone(), members[1].clone()],
+            None,
+        ));
+        for (key, old) in keys.iter().zip(&before) {
+            let now = b.pick(Some(*key)).unwrap().address().port();
+            if *old != 3 {
+                assert_eq!(now, *old, "a key on a member that stayed moved");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn zone_first_then_failover() {
+        let near = member(1, 1, Some("a"));
+        let far = member(2, 1, Some("b"));
+        let b = balancer(
+            BalancePolicy::LeastRequest,
+            vec![near.clone(), far.clone()],
+            Some("a"),
+        );
+        assert_eq!(counts(&b, 20, |_| None), [(1, 20)]);
+        b.publish(Rotation::new(vec![far], Some("a")));
+        assert_eq!(counts(&b, 5, |_| None), [(2, 5)]);
+    }
+
+    #[tokio::test]
+    async fn failing_member_is_ejected_but_never_the_last() {
+        let b = balancer(
+            BalancePolicy::RoundRobin,
+            vec![member(1, 1, None), member(2, 1, None)],
+            None,
+        );
+        for _ in 0..5 {
+            let lease = b.pick(None).unwrap();
+            let outcome = if lease.address().port() == 1 {
+                Outcome::Failed
+            } else {
+                Outcome::Answered
+            };
+            b.record(&lease, outcome);
+            let _ = b.pick(None);
+        }
+        // Five calls reached port 1 and failed: it is out.
+        assert_eq!(counts(&b, 10, |_| None), [(2, 10)]);
+        // The last member standing is kept, failing or not.
+        for _ in 0..10 {
+            let lease = b.pick(None).unwrap();
+            b.record(&lease, Outcome::Failed);
+        }
+        assert_eq!(counts(&b, 4, |_| None), [(2, 4)]);
+    }
+}

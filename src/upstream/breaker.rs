@@ -1,0 +1,116 @@
+//! The circuit breaker: limits on an upstream's calls in flight and calls
+//! waiting for their first answer. Past a limit a call fails at once with
+//! `UNAVAILABLE` (503) instead of piling onto a struggling backend; the
+//! breaker closes by itself as calls finish.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tonic::Status;
+
+use crate::config::CircuitBreaker;
+
+/// One upstream's breaker, shared by its handles.
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    limits: CircuitBreaker,
+    requests: AtomicUsize,
+    pending: AtomicUsize,
+}
+
+impl Breaker {
+    pub(crate) fn new(limits: CircuitBreaker) -> Arc<Breaker> {
+        Arc::new(Breaker {
+            limits,
+            requests: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+        })
+    }
+
+    /// Admits one call, counted as in flight and pending until the
+    /// returned guards are dropped; refuses it when a limit is reached.
+    pub(crate) fn admit(self: &Arc<Self>, upstream: &str) -> Result<(InFlight, Pending), Status> {
+        let refuse = |what: &str, limit: usize, key: &str| {
+            tracing::warn!(upstream, limit, "Circuit breaker open: {what}");
+            Err(Status::unavailable(format!(
+                "upstream `{upstream}` has {limit} calls {what} already (circuit_breaker.{key}); try again later"
+            )))
+        };
+        if self.requests.fetch_add(1, Ordering::AcqRel) >= self.limits.max_requests {
+            self.requests.fetch_sub(1, Ordering::AcqRel);
+            return refuse("in flight", self.limits.max_requests, "max_requests");
+        }
+        let in_flight = InFlight(self.clone());
+        if self.pending.fetch_add(1, Ordering::AcqRel) >= self.limits.max_pending {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return refuse(
+                "waiting for an answer",
+                self.limits.max_pending,
+                "max_pending",
+            );
+        }
+        Ok((in_flight, Pending(Some(self.clone()))))
+    }
+}
+
+/// A call counted in flight.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<Breaker>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.requests.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A call counted as waiting for its first answer.
+#[derive(Debug, Default)]
+pub(crate) struct Pending(Option<Arc<Breaker>>);
+
+impl Pending {
+    /// The answer came: no longer pending.
+    pub(crate) fn answered(&mut self) {
+        if let Some(breaker) = self.0.take() {
+            breaker.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.answered();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_at_the_limit_and_closes_as_calls_end() {
+        let breaker = Breaker::new(CircuitBreaker {
+            max_requests: 2,
+            max_pending: 1,
+        });
+        let (first, mut waiting) = breaker.admit("a").unwrap();
+        // One waits already: the second is refused for pending.
+        let refused = breaker.admit("a").unwrap_err();
+        assert!(
+            refused.message().contains("max_pending"),
+            "{}",
+            refused.message()
+        );
+        waiting.answered();
+        let second = breaker.admit("a").unwrap();
+        let refused = breaker.admit("a").unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        assert!(
+            refused.message().contains("max_requests"),
+            "{}",
+            refused.message()
+        );
+        drop(first);
+        drop(second);
+        assert!(breaker.admit("a").is_ok());
+    }
+}
