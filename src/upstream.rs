@@ -213,14 +213,14 @@ impl Upstream {
             name: name.into(),
             // Named in messages: a pool by all its URLs, as which endpoint a
             // call went to is the balancer's secret.
-            url: if config.endpoints.is_empty() {
-                config.url.as_str().into()
-            } else {
-                std::iter::once(config.url.as_str())
-                    .chain(config.endpoints.iter().map(|e| e.url.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-                    .into()
+            url: {
+                let mut urls = vec![config.url.as_str()];
+                for endpoint in &config.endpoints {
+                    if !urls.contains(&endpoint.url.as_str()) {
+                        urls.push(&endpoint.url);
+                    }
+                }
+                urls.join(", ").into()
             },
             way,
             max_message_bytes: settings.max_message_bytes,
@@ -346,6 +346,9 @@ impl Upstream {
             let failure = if caused_by::<tonic::ConnectError>(&status) {
                 self.record(&lease, Outcome::Failed);
                 Failure::NotSent
+            } else if broken(&status) {
+                self.record(&lease, Outcome::Failed);
+                Failure::Broken
             } else {
                 self.record(&lease, Outcome::of(status.code()));
                 Failure::Answered(status.code())
@@ -616,6 +619,14 @@ impl Upstream {
             return CallError::Status(Status::deadline_exceeded(format!(
                 "upstream `{}` ({}): the deadline passed before it answered",
                 self.name, self.url
+            )));
+        }
+        if made_by_channel && broken(&status) {
+            return CallError::Status(Status::unavailable(format!(
+                "upstream `{}` ({}): the connection broke during the call: {}",
+                self.name,
+                self.url,
+                causes(&status)
             )));
         }
         let code = status.code();
@@ -889,6 +900,33 @@ fn append_causes(message: &mut String, mut cause: Option<&(dyn std::error::Error
         }
         cause = err.source();
     }
+}
+
+/// Whether the connection under a call broke while it was in flight (the
+/// backend died or reset it): the call may or may not have been acted on.
+fn broken(status: &Status) -> bool {
+    use std::io::ErrorKind;
+    let mut cause = std::error::Error::source(status);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::BrokenPipe
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        // h2 keeps the I/O error to itself and says what it was.
+        let text = err.to_string();
+        if text.contains("broken pipe") || text.contains("connection reset") {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// Whether an `E` is in `status`'s chain of causes.

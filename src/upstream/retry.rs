@@ -20,6 +20,9 @@ use crate::config::RetryPolicy;
 pub(crate) enum Failure {
     /// It never reached a backend.
     NotSent,
+    /// The connection broke while it was in flight: it may have been
+    /// acted on.
+    Broken,
     /// A backend (or the way to it) answered with this code.
     Answered(Code),
 }
@@ -59,6 +62,7 @@ impl Retry {
         }
         let allowed = match failure {
             Failure::NotSent => true,
+            Failure::Broken => idempotent,
             Failure::Answered(code) => idempotent && self.policy.on.contains(&code),
         };
         if !allowed {

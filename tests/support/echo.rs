@@ -80,6 +80,8 @@ struct State {
     script: Mutex<Script>,
     cancelled: std::sync::atomic::AtomicUsize,
     connections: std::sync::atomic::AtomicUsize,
+    /// The tasks serving its connections, for [`EchoBackend::kill`].
+    serving: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// A running echo backend.
@@ -118,13 +120,15 @@ impl EchoBackend {
                     .state
                     .connections
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let state = service.state.clone();
                 let service = service.clone();
-                tokio::spawn(async move {
+                let connection = tokio::spawn(async move {
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .http2_only()
                         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                         .await;
                 });
+                state.serving.lock().push(connection.abort_handle());
             }
         });
         EchoBackend { addr, state, task }
@@ -232,6 +236,15 @@ impl EchoBackend {
     /// Stops serving (new connections are refused).
     pub fn stop(&self) {
         self.task.abort();
+    }
+
+    /// Dies as a crashed process would: no new connections, and every
+    /// open one dropped with its calls in flight.
+    pub fn kill(&self) {
+        self.task.abort();
+        for connection in self.state.serving.lock().drain(..) {
+            connection.abort();
+        }
     }
 }
 

@@ -1,0 +1,466 @@
+//! Pools that survive failure, against real backends on loopback: the
+//! balancing policies, zones, passive ejection, retries by idempotency, a
+//! backend killed mid-load, the circuit breaker, and canary splits
+//! (measured, and changed by a reload).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protogate::config::{
+    Balance, BalancePolicy, Canary, CircuitBreaker, EndpointConfig, HealthCheck, OutlierDetection,
+};
+use protogate::{Config, UpstreamConfig};
+use reqwest::StatusCode;
+use support::{EchoBackend, Script, TestGateway};
+use tonic::Code;
+
+async fn backends(n: usize) -> Vec<EchoBackend> {
+    let pool = support::pool(&support::kitchen());
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(EchoBackend::start(pool.clone()).await);
+    }
+    out
+}
+
+/// An upstream over `backends` with `weights` (and zones), tweaked.
+fn pool_of(
+    backends: &[EchoBackend],
+    endpoints: impl Fn(usize, &EchoBackend) -> EndpointConfig,
+) -> UpstreamConfig {
+    let mut upstream = UpstreamConfig::new(backends[0].url());
+    upstream.endpoints = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| endpoints(i, b))
+        .collect();
+    upstream
+}
+
+fn config(upstreams: Vec<(&str, UpstreamConfig)>) -> Config {
+    let mut config = Config {
+        embedded_descriptors: vec![support::kitchen()],
+        ..Config::default()
+    };
+    for (name, upstream) in upstreams {
+        config.upstreams.insert(name.to_owned(), upstream);
+    }
+    config
+}
+
+fn counts(backends: &[EchoBackend]) -> Vec<usize> {
+    backends.iter().map(|b| b.records().len()).collect()
+}
+
+fn clear(backends: &[EchoBackend]) {
+    for backend in backends {
+        backend.clear();
+    }
+}
+
+/// `n` sequential GETs with `headers`; every one must succeed.
+async fn get_ok(gateway: &TestGateway, n: usize, headers: &[(&str, &str)]) {
+    let client = support::http1();
+    for _ in 0..n {
+        let mut request = client.get(gateway.url("/v1/echo"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{:?}",
+            response.text().await
+        );
+    }
+}
+
+#[tokio::test]
+async fn round_robin_and_smooth_weights_spread_calls_exactly() {
+    let backends = backends(3).await;
+    let mut upstream = pool_of(&backends, |_, b| EndpointConfig::new(b.url()));
+    upstream.balance.policy = BalancePolicy::RoundRobin;
+    let gateway = TestGateway::start(config(vec![("default", upstream)])).await;
+    get_ok(&gateway, 30, &[]).await;
+    assert_eq!(counts(&backends), [10, 10, 10]);
+
+    let mut upstream = pool_of(&backends, |i, b| EndpointConfig {
+        weight: i as u32 + 1,
+        ..EndpointConfig::new(b.url())
+    });
+    upstream.balance.policy = BalancePolicy::WeightedRoundRobin;
+    let gateway = TestGateway::start(config(vec![("default", upstream)])).await;
+    clear(&backends);
+    get_ok(&gateway, 60, &[]).await;
+    assert_eq!(counts(&backends), [10, 20, 30]);
+}
+
+#[tokio::test]
+async fn consistent_hash_keeps_each_key_on_one_endpoint() {
+    let backends = backends(3).await;
+    let mut upstream = pool_of(&backends, |_, b| EndpointConfig::new(b.url()));
+    upstream.balance = Balance {
+        policy: BalancePolicy::ConsistentHash,
+        hash_header: Some("x-user".parse().unwrap()),
+    };
+    let gateway = TestGateway::start(config(vec![("default", upstream)])).await;
+    let mut used = std::collections::BTreeSet::new();
+    for user in 0..24 {
+        let before = counts(&backends);
+        get_ok(&gateway, 4, &[("x-user", &format!("user-{user}"))]).await;
+        let after = counts(&backends);
+        let took: Vec<usize> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        let home = took.iter().position(|n| *n == 4);
+        assert!(home.is_some(), "user-{user}'s calls were spread: {took:?}");
+        used.extend(home);
+    }
+    assert!(
+        used.len() >= 2,
+        "every key hashed to one endpoint: {used:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_local_zone_is_preferred_until_it_has_no_endpoint() {
+    let backends = backends(2).await;
+    let mut upstream = pool_of(&backends, |i, b| EndpointConfig {
+        zone: Some(["eu-1a", "eu-1b"][i].to_owned()),
+        ..EndpointConfig::new(b.url())
+    });
+    upstream.health_check = Some(HealthCheck {
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(500),
+        unhealthy_threshold: 1,
+        healthy_threshold: 1,
+        ..HealthCheck::default()
+    });
+    for backend in &backends {
+        backend.set_serving(true).await;
+    }
+    let mut config = config(vec![("default", upstream)]);
+    config.zone = Some("eu-1a".to_owned());
+    let gateway = TestGateway::start(config).await;
+    get_ok(&gateway, 20, &[]).await;
+    assert_eq!(counts(&backends), [20, 0]);
+
+    // The local endpoint fails its checks: the other zone takes over.
+    backends[0].set_serving(false).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        clear(&backends);
+        get_ok(&gateway, 10, &[]).await;
+        if counts(&backends) == [0, 10] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failover: {:?}",
+            counts(&backends)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And back when it passes again.
+    backends[0].set_serving(true).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        clear(&backends);
+        get_ok(&gateway, 10, &[]).await;
+        if counts(&backends) == [10, 0] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not back: {:?}",
+            counts(&backends)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_in_a_row_is_ejected() {
+    let backends = backends(2).await;
+    backends[1].script(Script {
+        error: Some((Code::Internal, "broken".into(), vec![])),
+        ..Script::default()
+    });
+    let mut upstream = pool_of(&backends, |_, b| EndpointConfig::new(b.url()));
+    upstream.balance.policy = BalancePolicy::RoundRobin;
+    upstream.outlier_detection = OutlierDetection {
+        consecutive_failures: 3,
+        ..OutlierDetection::default()
+    };
+    let mut config = config(vec![("default", upstream)]);
+    config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = TestGateway::start(config).await;
+    let client = support::http1();
+    let mut failed = 0;
+    for _ in 0..30 {
+        let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
+        if response.status() != StatusCode::OK {
+            failed += 1;
+        }
+    }
+    // Three failures (INTERNAL is not retried), then it is out.
+    assert_eq!(backends[1].records().len(), 3);
+    assert_eq!(failed, 3);
+    assert_eq!(backends[0].records().len(), 27);
+
+    let admin = gateway.server.admin_addr().unwrap();
+    let status: serde_json::Value = client
+        .get(format!("http://{admin}/admin/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ejected: Vec<&str> = status["pools"]["default"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ejected"] == true)
+        .map(|e| e["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(ejected, [backends[1].addr().to_string()]);
+}
+
+#[tokio::test]
+async fn only_idempotent_calls_are_sent_again_after_a_backend_failed_them() {
+    let backends = backends(2).await;
+    backends[1].script(Script {
+        error: Some((Code::Unavailable, "draining".into(), vec![])),
+        ..Script::default()
+    });
+    let mut upstream = pool_of(&backends, |_, b| EndpointConfig::new(b.url()));
+    upstream.balance.policy = BalancePolicy::RoundRobin;
+    upstream.outlier_detection.consecutive_failures = 0;
+    let gateway = TestGateway::start(config(vec![("default", upstream)])).await;
+
+    // GET: retried on the other endpoint, no failure seen.
+    get_ok(&gateway, 10, &[]).await;
+    assert!(backends[1].records().len() >= 4, "{:?}", counts(&backends));
+    assert_eq!(backends[0].records().len(), 10);
+
+    // POST of a method not marked idempotent: the backend may have acted
+    // on it, so it is never sent twice.
+    clear(&backends);
+    let client = support::http1();
+    let mut failed = 0;
+    for i in 0..10 {
+        let response = client
+            .post(gateway.url("/v1/echo"))
+            .json(&serde_json::json!({"s": format!("order-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            failed += 1;
+        } else {
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+    assert_eq!(failed, 5);
+    assert_eq!(
+        counts(&backends),
+        [5, 5],
+        "each POST reached one backend once"
+    );
+}
+
+#[tokio::test]
+async fn a_backend_killed_mid_load_costs_no_call() {
+    let backends = backends(3).await;
+    let upstream = pool_of(&backends, |_, b| EndpointConfig::new(b.url()));
+    let gateway = Arc::new(TestGateway::start(config(vec![("default", upstream)])).await);
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let gateway = gateway.clone();
+        let done = done.clone();
+        workers.spawn(async move {
+            let client = support::http2();
+            let mut failures = Vec::new();
+            for _ in 0..150 {
+                let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
+                if response.status() != StatusCode::OK {
+                    failures.push(format!(
+                        "{} {}",
+                        response.status(),
+                        response.text().await.unwrap()
+                    ));
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            failures
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while done.load(std::sync::atomic::Ordering::Relaxed) < 300 {
+        assert!(Instant::now() < deadline, "load did not start");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let killed_at = backends[2].records().len();
+    backends[2].kill();
+    let mut failures = Vec::new();
+    while let Some(result) = workers.join_next().await {
+        failures.extend(result.unwrap());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} calls failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(killed_at > 0, "the killed backend took calls before");
+    let survivors = backends[0].records().len() + backends[1].records().len();
+    assert!(
+        survivors + killed_at >= 1200,
+        "calls lost: {survivors} + {killed_at}"
+    );
+}
+
+#[tokio::test]
+async fn the_breaker_opens_at_its_limit_and_closes_as_calls_end() {
+    let backends = backends(1).await;
+    backends[0].script(Script {
+        delay: Some(Duration::from_millis(800)),
+        ..Script::default()
+    });
+    let mut upstream = UpstreamConfig::new(backends[0].url());
+    upstream.circuit_breaker = Some(CircuitBreaker {
+        max_requests: 2,
+        max_pending: 10,
+    });
+    let gateway = Arc::new(TestGateway::start(config(vec![("default", upstream)])).await);
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                support::http1()
+                    .get(gateway.url("/v1/echo"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while backends[0].records().len() < 2 {
+        assert!(Instant::now() < deadline, "slow calls did not arrive");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    let refused = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "not refused at once"
+    );
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], 14);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("circuit_breaker.max_requests"),
+        "{message}"
+    );
+    assert_eq!(
+        backends[0].records().len(),
+        2,
+        "the refused call reached the backend"
+    );
+    for call in slow {
+        assert_eq!(call.await.unwrap(), StatusCode::OK);
+    }
+    backends[0].script(Script::default());
+    get_ok(&gateway, 3, &[]).await;
+}
+
+fn canary_config(weight: u32, stable: &EchoBackend, canary: &EchoBackend) -> Config {
+    let mut primary = UpstreamConfig::new(stable.url());
+    primary.canary = Some(Canary {
+        upstream: "canary".to_owned(),
+        weight,
+        header: "x-canary".parse().unwrap(),
+    });
+    let mut canary = UpstreamConfig::new(canary.url());
+    canary.services = vec!["none.v1.*".to_owned()];
+    config(vec![("default", primary), ("canary", canary)])
+}
+
+#[tokio::test]
+async fn a_canary_takes_its_share_within_three_percent() {
+    let backends = backends(2).await;
+    let gateway = Arc::new(TestGateway::start(canary_config(20, &backends[0], &backends[1])).await);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let gateway = gateway.clone();
+        workers.spawn(async move {
+            let client = support::http1();
+            for _ in 0..625 {
+                let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+        });
+    }
+    while let Some(result) = workers.join_next().await {
+        result.unwrap();
+    }
+    let [stable, canary] = counts(&backends)[..] else {
+        unreachable!()
+    };
+    assert_eq!(stable + canary, 10_000);
+    assert!(
+        (1_700..=2_300).contains(&canary),
+        "canary took {canary} of 10000"
+    );
+
+    clear(&backends);
+    get_ok(&gateway, 50, &[("x-canary", "always")]).await;
+    assert_eq!(counts(&backends), [0, 50]);
+    clear(&backends);
+    get_ok(&gateway, 50, &[("x-canary", "never")]).await;
+    assert_eq!(counts(&backends), [50, 0]);
+}
+
+#[tokio::test]
+async fn a_reload_moves_the_canary_weight() {
+    let backends = Arc::new(backends(2).await);
+    let weight = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let source = {
+        let (backends, weight) = (backends.clone(), weight.clone());
+        Box::new(move || {
+            let weight = weight.load(std::sync::atomic::Ordering::SeqCst);
+            let mut config = canary_config(weight, &backends[0], &backends[1]);
+            config.listen = "127.0.0.1:0".parse().unwrap();
+            Ok(config)
+        })
+    };
+    let server = protogate::start_with(source).await.unwrap();
+    let gateway = TestGateway {
+        base: format!("http://{}", server.local_addr()),
+        server,
+    };
+    get_ok(&gateway, 40, &[]).await;
+    assert_eq!(counts(&backends), [40, 0]);
+
+    weight.store(100, std::sync::atomic::Ordering::SeqCst);
+    gateway
+        .server
+        .reloader()
+        .expect("reloading")
+        .reload("test")
+        .await
+        .unwrap();
+    clear(&backends);
+    get_ok(&gateway, 40, &[]).await;
+    assert_eq!(counts(&backends), [0, 40]);
+}
