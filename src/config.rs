@@ -206,6 +206,10 @@ pub struct UpstreamConfig {
     /// A share of calls sent to another upstream.
     #[serde(default)]
     pub canary: Option<Canary>,
+    /// A pool closes an endpoint's connection after this long without
+    /// calls; the next call opens a new one. Default 5m.
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pub idle_timeout: Option<Duration>,
 }
 
 impl UpstreamConfig {
@@ -316,6 +320,7 @@ impl UpstreamConfig {
             circuit_breaker: None,
             retry: RetryPolicy::default(),
             canary: None,
+            idle_timeout: None,
         }
     }
 }
@@ -923,9 +928,22 @@ impl Config {
     fn default_upstreams(&self) -> Vec<&str> {
         self.upstreams
             .iter()
-            .filter(|(_, u)| u.services.is_empty() && u.descriptors == DescriptorSource::Files)
+            .filter(|(name, u)| {
+                u.services.is_empty()
+                    && u.descriptors == DescriptorSource::Files
+                    && !self.is_canary(name)
+            })
             .map(|(name, _)| name.as_str())
             .collect()
+    }
+
+    /// Whether upstream `name` is another's canary: it takes that one's
+    /// share of calls and claims no services of its own unless it lists
+    /// them.
+    pub fn is_canary(&self, name: &str) -> bool {
+        self.upstreams
+            .values()
+            .any(|u| u.canary.as_ref().is_some_and(|c| c.upstream == name))
     }
 
     /// The files a change to which calls for a reload: the config file,

@@ -391,8 +391,8 @@ fn canary_config(weight: u32, stable: &EchoBackend, canary: &EchoBackend) -> Con
         weight,
         header: "x-canary".parse().unwrap(),
     });
-    let mut canary = UpstreamConfig::new(canary.url());
-    canary.services = vec!["none.v1.*".to_owned()];
+    // Without `services`: a canary claims none of its own.
+    let canary = UpstreamConfig::new(canary.url());
     config(vec![("default", primary), ("canary", canary)])
 }
 
@@ -463,4 +463,33 @@ async fn a_reload_moves_the_canary_weight() {
     clear(&backends);
     get_ok(&gateway, 40, &[]).await;
     assert_eq!(counts(&backends), [0, 40]);
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_reopened_on_demand() {
+    let backends = backends(1).await;
+    backends[0].set_serving(true).await;
+    let mut upstream = UpstreamConfig::new(backends[0].url());
+    upstream.health_check = Some(HealthCheck {
+        interval: Duration::from_millis(100),
+        ..HealthCheck::default()
+    });
+    upstream.idle_timeout = Some(Duration::from_millis(300));
+    let gateway = TestGateway::start(config(vec![("default", upstream)])).await;
+    get_ok(&gateway, 5, &[]).await;
+    // One connection for health checks, one shared by the calls.
+    assert_eq!(backends[0].open_connections(), 2);
+    let accepted = backends[0].connections();
+
+    // Idle past the timeout: the calls' connection closes, the checks'
+    // stays.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backends[0].open_connections() != 1 {
+        assert!(Instant::now() < deadline, "the idle connection stayed open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The next call opens a new one.
+    get_ok(&gateway, 3, &[]).await;
+    assert_eq!(backends[0].open_connections(), 2);
+    assert_eq!(backends[0].connections(), accepted + 1);
 }

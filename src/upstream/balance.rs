@@ -37,6 +37,8 @@ pub(crate) struct Member {
     ejections: AtomicU32,
     /// Ejected until this time ([`now`]); 0 when never ejected.
     ejected_until: AtomicU64,
+    /// When a call last took it ([`now`]); 0 when none has.
+    last_used: AtomicU64,
 }
 
 impl Member {
@@ -57,7 +59,37 @@ impl Member {
             failures: AtomicU32::new(0),
             ejections: AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),
+            last_used: AtomicU64::new(0),
         }
+    }
+
+    /// The same endpoint on a new channel (not connected until used), its
+    /// record kept: the old channel's connection closes when its last
+    /// call ends.
+    pub(crate) fn reconnected(&self, channel: Channel) -> Member {
+        let copy = |n: &AtomicU32| AtomicU32::new(n.load(Ordering::Relaxed));
+        Member {
+            address: self.address,
+            channel,
+            weight: self.weight,
+            zone: self.zone.clone(),
+            key: self.key,
+            in_flight: AtomicUsize::new(0),
+            current: AtomicI64::new(0),
+            failures: copy(&self.failures),
+            ejections: copy(&self.ejections),
+            ejected_until: AtomicU64::new(self.ejected_until.load(Ordering::Relaxed)),
+            last_used: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether it has taken calls but none for `idle` (and has none in
+    /// flight) at `now`.
+    pub(crate) fn is_idle(&self, idle: Duration, now: u64) -> bool {
+        let last = self.last_used.load(Ordering::Relaxed);
+        last != 0
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && now.saturating_sub(last) >= millis(idle)
     }
 
     /// Whether passive detection has it out of the rotation at `now`.
@@ -168,16 +200,17 @@ impl Balancer {
                 continue;
             }
             if !ejections {
-                return Some(Lease::new(self.choose(&rotation, tier, hash)));
+                return Some(Lease::new(self.choose(&rotation, tier, hash), now));
             }
             let live: Vec<&Arc<Member>> = tier.iter().filter(|m| !m.is_ejected(now)).collect();
             if !live.is_empty() {
-                return Some(Lease::new(self.choose(&rotation, &live, hash)));
+                return Some(Lease::new(self.choose(&rotation, &live, hash), now));
             }
         }
         // Everything ejected: better a member that may have recovered than
         // no call at all.
-        (!rotation.all.is_empty()).then(|| Lease::new(self.choose(&rotation, &rotation.all, hash)))
+        (!rotation.all.is_empty())
+            .then(|| Lease::new(self.choose(&rotation, &rotation.all, hash), now))
     }
 
     fn choose<M: Borrow<Arc<Member>>>(
@@ -323,8 +356,9 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    fn new(member: Arc<Member>) -> Lease {
+    fn new(member: Arc<Member>, now: u64) -> Lease {
         member.in_flight.fetch_add(1, Ordering::Relaxed);
+        member.last_used.store(now, Ordering::Relaxed);
         Lease {
             channel: member.channel.clone(),
             member: Some(member),

@@ -111,6 +111,7 @@ pub(crate) fn start(
         zone,
         balancer,
         settle,
+        idle: config.idle_timeout.unwrap_or(IDLE),
         endpoints: BTreeMap::new(),
         unresolved: std::collections::HashSet::new(),
     };
@@ -125,10 +126,16 @@ pub(crate) fn start(
     })
 }
 
+/// Default time after which an endpoint's connection without calls is
+/// closed (a new one opens with the next call).
+const IDLE: Duration = Duration::from_secs(300);
+
 /// The state of one endpoint.
 struct State {
     /// Which target found it.
     target: usize,
+    /// How to connect to it again.
+    endpoint: Endpoint,
     member: Arc<Member>,
     /// Its own channel for health checks (apart from the calls' one, so
     /// a check never queues behind calls).
@@ -149,6 +156,8 @@ struct Keeper {
     zone: Option<Arc<str>>,
     balancer: Arc<Balancer>,
     settle: watch::Sender<bool>,
+    /// Connections without calls for this long are closed.
+    idle: Duration,
     endpoints: BTreeMap<SocketAddr, State>,
     /// Targets whose failure to resolve was warned about (until they
     /// resolve again).
@@ -170,6 +179,7 @@ impl Keeper {
                 resolved_at = Some(tokio::time::Instant::now());
             }
             self.check_all().await;
+            self.close_idle();
             self.publish();
             let Some(pool) = pool.upgrade() else { return };
             pool.known.store(self.endpoints.len(), Ordering::Relaxed);
@@ -181,6 +191,18 @@ impl Keeper {
             drop(pool);
             self.settle.send_replace(true);
             tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Swaps the channels of endpoints idle for `idle_timeout` for
+    /// unconnected ones, so that idle connections close.
+    fn close_idle(&mut self) {
+        let now = super::balance::now();
+        for (address, state) in &mut self.endpoints {
+            if state.member.is_idle(self.idle, now) {
+                tracing::debug!(upstream = %self.name, %address, "Closing an idle connection");
+                state.member = Arc::new(state.member.reconnected(state.endpoint.connect_lazy()));
+            }
         }
     }
 
@@ -285,6 +307,7 @@ impl Keeper {
             address,
             State {
                 target: index,
+                endpoint,
                 member: Arc::new(member),
                 in_rotation: checker.is_none(),
                 checker,

@@ -238,6 +238,16 @@ impl EchoBackend {
         self.task.abort();
     }
 
+    /// How many of its connections are open now.
+    pub fn open_connections(&self) -> usize {
+        self.state
+            .serving
+            .lock()
+            .iter()
+            .filter(|c| !c.is_finished())
+            .count()
+    }
+
     /// Dies as a crashed process would: no new connections, and every
     /// open one dropped with its calls in flight.
     pub fn kill(&self) {
