@@ -2,6 +2,7 @@
 //! reused by every route and request.
 
 pub mod codec;
+pub mod discovery;
 pub mod metadata;
 mod pool;
 
