@@ -23,11 +23,26 @@ const RESOLVE_AT_ONCE: usize = 16;
 struct Entry {
     /// The revision of the value read.
     revision: i64,
+    /// The value read.
+    value: Vec<u8>,
     /// What the value says (None: not an instance).
     registration: Option<Registration>,
     /// Its instances as last resolved: empty until a host name first
     /// resolves, kept when a later resolution fails.
     instances: Vec<Instance>,
+}
+
+impl Entry {
+    /// Whether it registers a host name.
+    fn is_named(&self) -> bool {
+        matches!(
+            self.registration,
+            Some(Registration {
+                host: Host::Name(_),
+                ..
+            })
+        )
+    }
 }
 
 /// The keys under the prefix.
@@ -54,15 +69,17 @@ impl Keys {
     }
 
     /// Replaces every key with those of a fresh read of the prefix. Keys
-    /// whose revision did not change keep their addresses should their
-    /// name not resolve now.
+    /// whose value did not change keep their addresses should their name
+    /// not resolve now.
     pub(super) async fn replace(&mut self, kvs: Vec<KeyValue>) {
         let mut old = std::mem::take(&mut self.entries);
         let mut changed = Vec::with_capacity(kvs.len());
         for kv in kvs {
             let previous = old.remove(&kv.key);
             let entry = match previous {
-                Some(entry) if entry.revision == kv.mod_revision => entry,
+                Some(entry) if entry.revision == kv.mod_revision && entry.value == kv.value => {
+                    entry
+                }
                 previous => {
                     let registration = self.parse(&kv);
                     entry(&kv, registration, previous.as_ref())
@@ -106,15 +123,7 @@ impl Keys {
         let named = self
             .entries
             .iter()
-            .filter(|(_, e)| {
-                matches!(
-                    e.registration,
-                    Some(Registration {
-                        host: Host::Name(_),
-                        ..
-                    })
-                )
-            })
+            .filter(|(_, e)| e.is_named())
             .map(|(key, _)| key.clone())
             .collect();
         self.resolve(named).await;
@@ -127,15 +136,7 @@ impl Keys {
 
     /// Whether any key names a host (so [`Keys::refresh`] has work).
     pub(super) fn has_names(&self) -> bool {
-        self.entries.values().any(|e| {
-            matches!(
-                e.registration,
-                Some(Registration {
-                    host: Host::Name(_),
-                    ..
-                })
-            )
-        })
+        self.entries.values().any(Entry::is_named)
     }
 
     /// The instances of every key, in key order, each address once.
@@ -266,6 +267,7 @@ fn entry(kv: &KeyValue, registration: Option<Registration>, previous: Option<&En
     };
     Entry {
         revision: kv.mod_revision,
+        value: kv.value.clone(),
         registration,
         instances,
     }

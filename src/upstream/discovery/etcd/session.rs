@@ -37,7 +37,7 @@ const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 
 /// Why following etcd stopped.
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub(super) enum Failure {
     /// No connection within the dial timeout.
     #[error("cannot connect: {0}")]
     Connect(#[source] tonic::transport::Error),
@@ -65,7 +65,8 @@ enum Failure {
 }
 
 /// How one session ended.
-enum End {
+#[derive(Debug)]
+pub(super) enum End {
     /// The watch's start revision was compacted away: read again.
     Compacted(i64),
     /// The endpoint failed.
@@ -269,7 +270,7 @@ impl Runner {
     }
 
     /// Applies one watch response; `Some` when it ends the watch.
-    async fn apply(
+    pub(super) async fn apply(
         &mut self,
         response: WatchResponse,
         out: &watch::Sender<Option<Vec<Instance>>>,

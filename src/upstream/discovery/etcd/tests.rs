@@ -213,6 +213,9 @@ async fn keys_follow_reads_and_events() {
     // A fresh read replaces everything.
     keys.replace(vec![kv("/s/z", "10.0.0.5:80", 12)]).await;
     assert_eq!(addresses(&keys), ["10.0.0.5:80/1"]);
+    // Even a value at the same revision (etcd restored from elsewhere).
+    keys.replace(vec![kv("/s/z", "10.0.0.6:80", 12)]).await;
+    assert_eq!(addresses(&keys), ["10.0.0.6:80/1"]);
 }
 
 #[tokio::test]
@@ -240,4 +243,56 @@ async fn names_resolve_to_every_address() {
         )
     );
     assert!(keys.has_names());
+}
+
+#[tokio::test]
+async fn watch_responses_end_or_update_the_watch() {
+    use super::pb::WatchResponse;
+    use super::session::{End, Failure, Runner};
+
+    let source = Etcd::new(&config(&["http://127.0.0.1:2379"], "/s/")).unwrap();
+    let mut runner = Runner::new(source);
+    let (out, instances) = tokio::sync::watch::channel(None);
+
+    let created = WatchResponse {
+        created: true,
+        ..WatchResponse::default()
+    };
+    assert!(runner.apply(created, &out).await.is_none());
+    assert_eq!(*instances.borrow(), None, "nothing learned from a creation");
+
+    let events = WatchResponse {
+        events: vec![put("/s/a", "10.0.0.1:80", 3)],
+        ..WatchResponse::default()
+    };
+    assert!(runner.apply(events, &out).await.is_none());
+    assert_eq!(
+        instances.borrow().as_deref().map(|s| s.len()),
+        Some(1),
+        "an event is published"
+    );
+
+    let compacted = WatchResponse {
+        canceled: true,
+        compact_revision: 7,
+        ..WatchResponse::default()
+    };
+    let end = runner.apply(compacted, &out).await;
+    assert!(matches!(end, Some(End::Compacted(7))), "{end:?}");
+
+    let canceled = WatchResponse {
+        canceled: true,
+        cancel_reason: "no leader".to_owned(),
+        ..WatchResponse::default()
+    };
+    let end = runner.apply(canceled, &out).await;
+    assert!(
+        matches!(&end, Some(End::Failed(Failure::Canceled(why))) if why == "no leader"),
+        "{end:?}"
+    );
+    assert_eq!(
+        instances.borrow().as_deref().map(|s| s.len()),
+        Some(1),
+        "the set stays when the watch ends"
+    );
 }
