@@ -7,7 +7,9 @@
 //!   well-known type, merged into every descriptor pool at run time;
 //! - `demo.bin`: the demo bookshop service behind `protogate demo`;
 //!
-//! and the tonic/prost Rust code of the demo service and `google.rpc`.
+//! and the tonic/prost Rust code of the demo service and `google.rpc`, and
+//! the gRPC client of the etcd calls that discovery makes
+//! (`proto/etcd/discovery.proto`, package `etcdserverpb`).
 
 use std::{env, error::Error, fs, path::PathBuf};
 
@@ -38,6 +40,8 @@ const WELL_KNOWN: &[&str] = &[
 
 const DEMO: &str = "protogate/demo/v1/bookshop.proto";
 
+const ETCD: &str = "etcd/discovery.proto";
+
 fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed=proto");
     let out = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
@@ -62,5 +66,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(demo.file_descriptor_set())?;
+
+    let mut etcd = protox::Compiler::new(["proto"])?;
+    etcd.include_imports(true).open_file(ETCD)?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(false)
+        .compile_fds(etcd.file_descriptor_set())?;
     Ok(())
 }

@@ -250,6 +250,51 @@ impl Default for HealthCheck {
     }
 }
 
+/// Service discovery from etcd (v3 API): every key under `prefix` is one
+/// instance of the service; see [`crate::upstream::discovery::etcd`] for
+/// the values it takes.
+///
+/// # Examples
+///
+/// ```
+/// use protogate::config::EtcdDiscovery;
+///
+/// let orders = EtcdDiscovery::new(vec!["http://127.0.0.1:2379".into()], "/services/orders/");
+/// assert_eq!(orders.dial_timeout, std::time::Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdDiscovery {
+    /// Client URLs of etcd members (`http://host:port`), tried in turn.
+    #[serde(deserialize_with = "de::urls")]
+    pub endpoints: Vec<String>,
+    /// The key prefix the instances are registered under, usually ending
+    /// in `/` (`/services/orders/`).
+    pub prefix: String,
+    /// Time allowed to connect to one member before trying the next.
+    #[serde(
+        default = "EtcdDiscovery::default_dial_timeout",
+        deserialize_with = "de::duration"
+    )]
+    pub dial_timeout: Duration,
+}
+
+impl EtcdDiscovery {
+    /// Discovery of the instances under `prefix` from the etcd members at
+    /// `endpoints`, with the default dial timeout (5 s).
+    pub fn new(endpoints: Vec<String>, prefix: impl Into<String>) -> EtcdDiscovery {
+        EtcdDiscovery {
+            endpoints,
+            prefix: prefix.into(),
+            dial_timeout: EtcdDiscovery::default_dial_timeout(),
+        }
+    }
+
+    fn default_dial_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+}
+
 /// Where an upstream's descriptors come from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

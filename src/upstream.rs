@@ -4,6 +4,7 @@
 mod balance;
 mod breaker;
 pub mod codec;
+pub mod discovery;
 pub mod metadata;
 mod pool;
 mod retry;

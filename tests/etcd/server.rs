@@ -1,6 +1,7 @@
-//! A throwaway single-member etcd for the interop test: free loopback
+//! A throwaway single-member etcd for the etcd tests: free loopback
 //! ports, a fresh data dir, a bounded wait until it serves, and a kill (of
-//! the PID it spawned) on drop, panics included.
+//! the PID it spawned) on drop, panics included. It can also be killed and
+//! started again on the same ports and data dir.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -54,8 +55,11 @@ fn free_ports() -> (u16, u16) {
 
 /// A single-member etcd on loopback, killed when dropped.
 pub(crate) struct Etcd {
-    child: Child,
+    /// None while stopped.
+    child: Option<Child>,
     dir: PathBuf,
+    binary: PathBuf,
+    ports: (u16, u16),
     /// `http://127.0.0.1:<client port>`.
     pub(crate) url: String,
 }
@@ -68,7 +72,8 @@ impl Etcd {
         let mut last_failure = String::new();
         for _ in 0..3 {
             let (client_port, peer_port) = free_ports();
-            let mut etcd = Etcd::spawn(&binary, client_port, peer_port);
+            let dir = crate::support::tempdir();
+            let mut etcd = Etcd::spawn(&binary, dir, client_port, peer_port);
             match etcd.wait_ready(client).await {
                 Ok(()) => return etcd,
                 Err(why) => last_failure = why, // dropped (killed) here
@@ -80,9 +85,23 @@ impl Etcd {
         );
     }
 
-    fn spawn(binary: &Path, client_port: u16, peer_port: u16) -> Etcd {
-        let dir = crate::support::tempdir();
-        let log = std::fs::File::create(dir.join("etcd.log")).expect("create etcd log");
+    fn spawn(binary: &Path, dir: PathBuf, client_port: u16, peer_port: u16) -> Etcd {
+        let child = Etcd::spawn_child(binary, &dir, client_port, peer_port);
+        Etcd {
+            child: Some(child),
+            dir,
+            binary: binary.to_owned(),
+            ports: (client_port, peer_port),
+            url: format!("http://127.0.0.1:{client_port}"),
+        }
+    }
+
+    fn spawn_child(binary: &Path, dir: &Path, client_port: u16, peer_port: u16) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("etcd.log"))
+            .expect("open etcd log");
         let client_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let mut command = Command::new(binary);
@@ -104,13 +123,31 @@ impl Etcd {
                 command.env_remove(name);
             }
         }
-        let child = command
+        command
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-        Etcd {
-            child,
-            dir,
-            url: client_url,
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
+    }
+
+    /// Kills etcd (the PID it spawned) and waits until it is gone; its
+    /// data dir stays.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Child::kill signals exactly the PID we spawned.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the stopped etcd again on the same ports and data dir and
+    /// waits (bounded) until it serves.
+    #[allow(dead_code, reason = "not every etcd test restarts etcd")]
+    pub(crate) async fn start_again(&mut self, client: &reqwest::Client) {
+        assert!(self.child.is_none(), "etcd is still running");
+        let (client_port, peer_port) = self.ports;
+        let child = Etcd::spawn_child(&self.binary, &self.dir, client_port, peer_port);
+        self.child = Some(child);
+        if let Err(why) = self.wait_ready(client).await {
+            panic!("etcd did not come back on port {client_port}: {why}");
         }
     }
 
@@ -120,7 +157,10 @@ impl Etcd {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut child_exited = None;
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            let Some(child) = self.child.as_mut() else {
+                return Err("etcd is stopped".to_owned());
+            };
+            if let Ok(Some(status)) = child.try_wait() {
                 child_exited = Some(format!("etcd exited early ({status})"));
                 break;
             }
@@ -153,9 +193,7 @@ impl Etcd {
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        // Child::kill signals exactly the PID we spawned.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
