@@ -210,13 +210,28 @@ pub struct UpstreamConfig {
     /// calls; the next call opens a new one. Default 5m.
     #[serde(default, deserialize_with = "de::opt_duration")]
     pub idle_timeout: Option<Duration>,
+    /// Where the pool's endpoints come from instead of `url` and
+    /// `endpoints` (`url` then gives the scheme and the TLS name).
+    #[serde(default)]
+    pub discovery: Option<DiscoveryConfig>,
+}
+
+/// A service registry an upstream's endpoints come from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum DiscoveryConfig {
+    /// Keys under a prefix in etcd, watched.
+    Etcd(EtcdDiscovery),
 }
 
 impl UpstreamConfig {
     /// Whether it is a pool of endpoints (found and checked by the
     /// gateway) rather than one address.
     pub fn is_pool(&self) -> bool {
-        !self.endpoints.is_empty() || self.health_check.is_some() || self.dns_refresh.is_some()
+        !self.endpoints.is_empty()
+            || self.health_check.is_some()
+            || self.dns_refresh.is_some()
+            || self.discovery.is_some()
     }
 }
 
@@ -366,6 +381,7 @@ impl UpstreamConfig {
             retry: RetryPolicy::default(),
             canary: None,
             idle_timeout: None,
+            discovery: None,
         }
     }
 }
@@ -691,6 +707,12 @@ impl Config {
         upstream: &UpstreamConfig,
     ) -> Result<(), (String, String)> {
         let fail = |key: &str, message: &str| Err((key.to_owned(), message.to_owned()));
+        if upstream.discovery.is_some() && !upstream.endpoints.is_empty() {
+            return fail(
+                "endpoints",
+                "the endpoints of an upstream with `discovery` come from the registry; list none",
+            );
+        }
         let balance = &upstream.balance;
         match (balance.policy, &balance.hash_header) {
             (BalancePolicy::ConsistentHash, None) => {

@@ -41,6 +41,14 @@ pub enum UpstreamError {
         /// What is wrong.
         reason: String,
     },
+    /// Its discovery settings cannot be used.
+    #[error("upstream `{name}`: discovery: {reason}")]
+    Discovery {
+        /// The upstream.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A TLS file cannot be read or used.
     #[error("upstream `{name}`: TLS: {reason}")]
     Tls {
@@ -188,10 +196,22 @@ impl Upstream {
                 urls.retain(|u| u.url != endpoint.url);
                 urls.push(endpoint);
             }
-            let targets = urls
-                .iter()
-                .map(|endpoint| target(name, config, settings, endpoint))
-                .collect::<Result<Vec<_>, _>>()?;
+            let source = match &config.discovery {
+                Some(crate::config::DiscoveryConfig::Etcd(etcd)) => {
+                    let etcd =
+                        discovery::etcd::Etcd::new(etcd).map_err(|e| UpstreamError::Discovery {
+                            name: name.to_owned(),
+                            reason: e.to_string(),
+                        })?;
+                    let target = target(name, config, settings, &urls[0])?;
+                    pool::Source::Discovered(target, Box::new(etcd))
+                }
+                None => pool::Source::Dns(
+                    urls.iter()
+                        .map(|endpoint| target(name, config, settings, endpoint))
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+            };
             let balancer = Arc::new(Balancer::new(
                 name,
                 config.balance.policy,
@@ -202,7 +222,7 @@ impl Upstream {
                 name,
                 config,
                 settings.zone.clone(),
-                targets,
+                source,
                 balancer.clone(),
             );
             Way::Pool(balancer, pool)
@@ -529,7 +549,10 @@ impl Upstream {
         balancer.pick(hash).ok_or_else(|| {
             let known = pool.known.load(std::sync::atomic::Ordering::Relaxed);
             let why = if known == 0 {
-                "its host names resolve to no address".to_owned()
+                match &pool.registry {
+                    Some(registry) => format!("{registry} lists no instance"),
+                    None => "its host names resolve to no address".to_owned(),
+                }
             } else {
                 format!("{known} known, none passing its checks")
             };
@@ -862,13 +885,13 @@ fn target(
         port,
         weight: endpoint_config.weight,
         zone: endpoint_config.zone.as_deref().map(Into::into),
-        make: Arc::new(move |address_url: &str| {
+        make: Arc::new(move |address_url: &str, registered: Option<&str>| {
             endpoint(
                 &name,
                 &config,
                 &settings,
                 address_url,
-                server_name.as_deref(),
+                registered.or(server_name.as_deref()),
             )
             .map_err(|e| e.to_string())
         }),

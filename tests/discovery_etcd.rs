@@ -254,3 +254,88 @@ async fn an_etcd_restart_is_survived() {
     wait_for_set(&mut instances, WAIT, &after).await;
     task.abort();
 }
+
+/// Through the gateway: an upstream whose endpoints come from etcd sends
+/// calls to the backends registered there, follows registrations and
+/// removals live, and fails no call while they change.
+#[tokio::test]
+async fn a_pool_follows_the_registry() {
+    use protogate::config::{BalancePolicy, DiscoveryConfig};
+    use support::{EchoBackend, TestGateway};
+
+    let client = client();
+    let etcd = Etcd::start(&client).await;
+    let pool = support::pool(&support::kitchen());
+    let a = EchoBackend::start(pool.clone()).await;
+    let b = EchoBackend::start(pool.clone()).await;
+    let c = EchoBackend::start(pool).await;
+    put(&client, &etcd, "/svc/kitchen/a", &a.addr().to_string()).await;
+    put(
+        &client,
+        &etcd,
+        "/svc/kitchen/b",
+        &json!({"address": b.addr().to_string(), "weight": 1}).to_string(),
+    )
+    .await;
+
+    let mut config = support::gateway::config(&support::kitchen(), "http://kitchen.invalid:1");
+    let upstream = config.upstreams.get_mut("default").unwrap();
+    let mut etcd_config = EtcdDiscovery::new(vec![etcd.url.clone()], "/svc/kitchen/");
+    etcd_config.dial_timeout = Duration::from_secs(1);
+    upstream.discovery = Some(DiscoveryConfig::Etcd(etcd_config));
+    upstream.balance.policy = BalancePolicy::RoundRobin;
+    let gateway = TestGateway::start(config).await;
+
+    let calls = |n: usize| {
+        let (client, url) = (client.clone(), gateway.url("/v1/echo"));
+        async move {
+            for _ in 0..n {
+                let response = client.get(&url).send().await.expect("gateway answers");
+                assert_eq!(response.status(), 200, "{:?}", response.text().await);
+            }
+        }
+    };
+    let counts = || [a.records().len(), b.records().len(), c.records().len()];
+    let reset = || {
+        for backend in [&a, &b, &c] {
+            backend.clear();
+        }
+    };
+    calls(10).await;
+    assert_eq!(counts(), [5, 5, 0]);
+
+    // Registered live: it takes calls without a reload.
+    put(&client, &etcd, "/svc/kitchen/c", &c.addr().to_string()).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        reset();
+        calls(9).await;
+        if counts() == [3, 3, 3] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "c never joined: {:?}",
+            counts()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Removed: no call reaches it, none fails.
+    delete(&client, &etcd, "/svc/kitchen/a").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        reset();
+        calls(10).await;
+        if counts()[0] == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a never left: {:?}",
+            counts()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(counts(), [0, 5, 5]);
+}

@@ -248,6 +248,15 @@ pub(super) fn url<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> 
     Ok(text)
 }
 
+/// A list of [`url`]s.
+pub(super) fn urls<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    let list = Vec::<String>::deserialize(de)?;
+    for text in &list {
+        check_url(text).map_err(D::Error::custom)?;
+    }
+    Ok(list)
+}
+
 /// Checks that `text` is an `http://` or `https://` URL with a host.
 pub(super) fn check_url(text: &str) -> Result<(), String> {
     let uri: http::Uri = text

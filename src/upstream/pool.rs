@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
 use super::balance::{Balancer, Member, Rotation};
+use super::discovery::{Discovery, Instance};
 use crate::config::{HealthCheck, UpstreamConfig};
 
 /// Default interval of name resolution in a pool.
@@ -47,6 +48,8 @@ fn connect_probe() -> HealthCheck {
 pub(crate) struct Pool {
     /// Endpoints known (resolved), healthy or not.
     pub(crate) known: AtomicUsize,
+    /// The registry the endpoints come from, described, if any.
+    pub(crate) registry: Option<String>,
     /// Each known endpoint and whether it is in the rotation, as of the
     /// last round.
     pub(crate) endpoints: parking_lot::Mutex<Vec<(SocketAddr, bool)>>,
@@ -74,8 +77,35 @@ impl Drop for Pool {
     }
 }
 
-/// Makes the endpoint for an address URL of a target.
-pub(crate) type MakeEndpoint = Arc<dyn Fn(&str) -> Result<Endpoint, String> + Send + Sync>;
+/// A registry the pool follows, and the task that watches it.
+struct Registry {
+    described: String,
+    instances: watch::Receiver<Option<Vec<Instance>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Makes the endpoint for an address URL of a target, verifying TLS
+/// against the given name (default: the target's host).
+pub(crate) type MakeEndpoint =
+    Arc<dyn Fn(&str, Option<&str>) -> Result<Endpoint, String> + Send + Sync>;
+
+/// Where a pool's endpoints come from.
+pub(crate) enum Source {
+    /// The targets' host names, resolved every `dns_refresh`.
+    Dns(Vec<Target>),
+    /// A registry's instances, connected with the target's scheme and
+    /// TLS settings.
+    Discovered(Target, Box<dyn Discovery>),
+}
+
+/// How long the first round waits for a registry's first answer.
+const FIRST_ANSWER: Duration = Duration::from_secs(5);
 
 /// One URL of the pool: where to connect, and how to make an endpoint for
 /// an address of it.
@@ -97,15 +127,33 @@ pub(crate) fn start(
     name: &str,
     config: &UpstreamConfig,
     zone: Option<Arc<str>>,
-    targets: Vec<Target>,
+    source: Source,
     balancer: Arc<Balancer>,
 ) -> Arc<Pool> {
     let refresh = config.dns_refresh.unwrap_or(DNS_REFRESH);
     let check = config.health_check.clone();
     let (settle, settled) = watch::channel(false);
+    let (targets, registry) = match source {
+        Source::Dns(targets) => (targets, None),
+        Source::Discovered(target, discovery) => {
+            let described = discovery.describe();
+            let (tx, rx) = watch::channel(None);
+            let task = tokio::spawn(discovery.run(tx));
+            (
+                vec![target],
+                Some(Registry {
+                    described,
+                    instances: rx,
+                    task,
+                }),
+            )
+        }
+    };
+    let described = registry.as_ref().map(|r| r.described.clone());
     let keeper = Keeper {
         name: name.to_owned(),
         targets,
+        registry,
         refresh,
         check,
         zone,
@@ -119,6 +167,7 @@ pub(crate) fn start(
         let weak = weak.clone();
         Pool {
             known: AtomicUsize::new(0),
+            registry: described,
             endpoints: parking_lot::Mutex::new(Vec::new()),
             settled,
             task: tokio::spawn(keeper.run(weak)),
@@ -149,7 +198,10 @@ struct State {
 
 struct Keeper {
     name: String,
+    /// The URLs resolved by DNS; with a registry, the one whose scheme
+    /// and TLS settings its instances are connected with.
     targets: Vec<Target>,
+    registry: Option<Registry>,
     refresh: Duration,
     check: Option<HealthCheck>,
     /// This gateway's zone.
@@ -172,8 +224,18 @@ impl Keeper {
             .map_or(connect_probe().interval, |c| c.interval)
             .min(self.refresh);
         let mut resolved_at: Option<tokio::time::Instant> = None;
+        if let Some(registry) = &mut self.registry {
+            let first = registry.instances.wait_for(Option::is_some);
+            if tokio::time::timeout(FIRST_ANSWER, first).await.is_err() {
+                tracing::warn!(upstream = %self.name, registry = %registry.described, "No answer from the registry yet; the pool is empty until it answers");
+            }
+        }
         loop {
-            if resolved_at.is_none_or(|at| at.elapsed() >= self.refresh) {
+            if let Some(registry) = &mut self.registry {
+                let instances = registry.instances.borrow_and_update().clone();
+                self.resolve();
+                self.discovered(instances);
+            } else if resolved_at.is_none_or(|at| at.elapsed() >= self.refresh) {
                 self.resolve();
                 self.lookup().await;
                 resolved_at = Some(tokio::time::Instant::now());
@@ -190,8 +252,38 @@ impl Keeper {
                 .collect();
             drop(pool);
             self.settle.send_replace(true);
-            tokio::time::sleep(every).await;
+            match &mut self.registry {
+                // A registry's change is taken at once.
+                Some(registry) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = registry.instances.changed() => {}
+                    }
+                }
+                None => tokio::time::sleep(every).await,
+            }
         }
+    }
+
+    /// Takes the registry's set: new instances join, missing ones leave
+    /// (nothing learned yet keeps what is there).
+    fn discovered(&mut self, instances: Option<Vec<Instance>>) {
+        let Some(instances) = instances else {
+            for state in self.endpoints.values_mut() {
+                state.seen = true;
+            }
+            return;
+        };
+        for instance in instances {
+            self.found(
+                0,
+                instance.address,
+                instance.weight,
+                instance.zone.clone(),
+                instance.server_name.as_deref(),
+            );
+        }
+        self.remove_unseen("no longer registered");
     }
 
     /// Swaps the channels of endpoints idle for `idle_timeout` for
@@ -263,10 +355,16 @@ impl Keeper {
                     continue;
                 }
             };
+            let (weight, zone) = (target.weight, target.zone.clone());
             for address in addresses {
-                self.found(index, address);
+                self.found(index, address, weight, zone.clone(), None);
             }
         }
+        self.remove_unseen("no longer resolved");
+    }
+
+    /// Removes the endpoints the last round did not see.
+    fn remove_unseen(&mut self, why: &str) {
         let gone: Vec<SocketAddr> = self
             .endpoints
             .iter()
@@ -274,20 +372,28 @@ impl Keeper {
             .map(|(a, _)| *a)
             .collect();
         for address in gone {
-            tracing::info!(upstream = %self.name, %address, "Endpoint removed (no longer resolved)");
+            tracing::info!(upstream = %self.name, %address, "Endpoint removed ({why})");
             self.endpoints.remove(&address);
         }
     }
 
-    /// An address of target `index` was found (again).
-    fn found(&mut self, index: usize, address: SocketAddr) {
+    /// An address of target `index` was found (again), with its weight,
+    /// zone and TLS name (default: the target's host).
+    fn found(
+        &mut self,
+        index: usize,
+        address: SocketAddr,
+        weight: u32,
+        zone: Option<Arc<str>>,
+        server_name: Option<&str>,
+    ) {
         if let Some(state) = self.endpoints.get_mut(&address) {
             state.seen = true;
             return;
         }
         let target = &self.targets[index];
         let url = format!("{}://{}", target.scheme, address);
-        let endpoint = match (target.make)(&url) {
+        let endpoint = match (target.make)(&url, server_name) {
             Ok(endpoint) => endpoint,
             Err(err) => {
                 tracing::warn!(upstream = %self.name, %address, error = %err, "Cannot set up an endpoint");
@@ -296,13 +402,8 @@ impl Keeper {
         };
         // Checked endpoints join once they pass; unchecked ones at once.
         let checker = self.check.as_ref().map(|_| endpoint.connect_lazy());
-        let member = Member::new(
-            address,
-            endpoint.connect_lazy(),
-            target.weight,
-            target.zone.clone(),
-        );
-        tracing::info!(upstream = %self.name, %address, weight = target.weight, zone = target.zone.as_deref().unwrap_or(""), "Endpoint found");
+        tracing::info!(upstream = %self.name, %address, weight, zone = zone.as_deref().unwrap_or(""), "Endpoint found");
+        let member = Member::new(address, endpoint.connect_lazy(), weight, zone);
         self.endpoints.insert(
             address,
             State {
