@@ -11,9 +11,11 @@
 //! json: { use_proto_names: false, emit_unpopulated: false }
 //! timeouts: { connect: 5s, unary: 30s, methods: { shop.v1.Books/Search: 2s } }
 //! headers: { forward: [x-request-id] }
+//! tls: { cert_file: server.pem, key_file: server.key }
 //! ```
 
 mod de;
+mod listener;
 mod policy;
 mod yaml;
 
@@ -30,6 +32,7 @@ use serde::Deserialize;
 use crate::descriptor::Sources;
 use crate::transcode::{JsonOptions, UnknownParams};
 
+pub use listener::{ClientAuth, ListenerTls};
 pub use policy::{
     Balance, BalancePolicy, Canary, CircuitBreaker, EndpointConfig, OutlierDetection, RetryPolicy,
     code_named,
@@ -42,6 +45,9 @@ pub use yaml::YamlError;
 pub struct Config {
     /// Address of the REST listener.
     pub listen: SocketAddr,
+    /// TLS on that listener (and mTLS, with a client CA); cleartext when
+    /// absent.
+    pub tls: Option<ListenerTls>,
     /// Binary `FileDescriptorSet` files.
     pub descriptor_sets: Vec<PathBuf>,
     /// `.proto` files compiled at startup.
@@ -127,6 +133,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
             descriptor_sets: Vec::new(),
             protos: Vec::new(),
             include_paths: Vec::new(),
@@ -663,6 +670,9 @@ impl Config {
             }
         };
         self.descriptor_sets.iter_mut().for_each(fix);
+        if let Some(tls) = &mut self.tls {
+            tls.rebase(base);
+        }
         self.include_paths.iter_mut().for_each(fix);
         for proto in &mut self.protos {
             // A proto named relative to an import path (as `--proto` takes
@@ -884,6 +894,16 @@ impl Config {
             }
         }
         self.check_routes()?;
+        if let Some(tls) = &self.tls
+            && tls.client_auth.is_some()
+            && tls.client_ca_file.is_none()
+        {
+            return fail(
+                "tls.client_auth",
+                "client certificates need a CA to be verified against: set tls.client_ca_file"
+                    .to_owned(),
+            );
+        }
         let limits = &self.limits;
         for (key, value) in [
             ("limits.max_body_bytes", limits.max_body_bytes),
@@ -1015,10 +1035,12 @@ impl Config {
 
     /// The files a change to which calls for a reload: the config file,
     /// descriptor sets, `.proto` files (those named directly; imports
-    /// found on include paths are not watched) and upstream TLS files.
+    /// found on include paths are not watched), the listener's TLS files
+    /// and upstream TLS files.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = self.origin.iter().map(|o| o.path.clone()).collect();
         files.extend(self.descriptor_sets.iter().cloned());
+        files.extend(self.tls.iter().flat_map(ListenerTls::files).cloned());
         for proto in &self.protos {
             let found = std::iter::once(proto.clone())
                 .chain(self.include_paths.iter().map(|dir| dir.join(proto)))

@@ -63,9 +63,10 @@ pub fn install_crypto_provider() {
 }
 
 /// Builds the snapshot for `config` and starts listening on
-/// `config.listen` (and `admin.listen`). The config stays as given;
-/// reloads (`Server::reloader`) pick up changed descriptor files and what
-/// reflecting upstreams send.
+/// `config.listen` (and `admin.listen`), with TLS when `config.tls` is
+/// set. The config stays as given; reloads (`Server::reloader`) pick up
+/// changed descriptor and certificate files and what reflecting upstreams
+/// send.
 pub async fn start(config: &Config) -> Result<Server, StartError> {
     let fixed = config.clone();
     start_with(Box::new(move || Ok(fixed.clone()))).await
@@ -77,6 +78,14 @@ pub async fn start_with(source: reload::ConfigSource) -> Result<Server, StartErr
     install_crypto_provider();
     let config = source().map_err(StartError::Config)?;
     let (snapshot, reflected) = reload::Reloader::first_snapshot(&config).await?;
+    // Unusable certificate files stop the start, as other bad files do.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(tls::ServerTls::load)
+        .transpose()
+        .map_err(SnapshotError::ListenerTls)?
+        .map(std::sync::Arc::new);
     let routes = snapshot.routes.routes().len();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -92,6 +101,9 @@ pub async fn start_with(source: reload::ConfigSource) -> Result<Server, StartErr
     let options = ListenerOptions::of(&config);
     let gateway = Gateway::with_readiness(snapshot, false);
     let reloader = reload::Reloader::new(gateway.clone(), source);
+    if let Some(tls) = &tls {
+        reloader.reload_listener_tls(tls.clone());
+    }
     reloader.started(&config, reflected);
     let mut tasks = Vec::new();
     let admin_addr = match config.admin.listen {
@@ -122,9 +134,11 @@ pub async fn start_with(source: reload::ConfigSource) -> Result<Server, StartErr
             tracing::warn!(error = %err, "Cannot watch config and descriptor files; reload with SIGHUP or POST /admin/reload");
         }
     }
-    let server = Server::start(listener, gateway, options).map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
+    let server = Server::start_with_tls(listener, gateway, options, tls).map_err(|source| {
+        StartError::Bind {
+            addr: config.listen,
+            source,
+        }
     })?;
     Ok(server.with_reloading(server::Reloading {
         reloader,

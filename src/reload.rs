@@ -13,13 +13,18 @@
 //! upstream has never answered. An upstream that does not answer a later
 //! reload keeps the descriptors it sent last.
 //!
-//! What the listener itself was set up with (`listen`, connection and
-//! header limits, `cors`, `admin`) stays as it was until a restart; a
-//! reload that finds it changed says so (once per change).
+//! The listener's TLS files (`tls.cert_file`, `key_file`,
+//! `client_ca_file`) are watched and read again on every reload; new
+//! handshakes use what they hold once the reload succeeds, and a reload
+//! whose files are unusable keeps the certificates in use with the
+//! routes. What the listener itself was set up with (`listen`, TLS on or
+//! off, connection and header limits, `cors`, `admin`) stays as it was
+//! until a restart; a reload that finds it changed says so (once per
+//! change).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
@@ -32,6 +37,7 @@ use crate::descriptor::Reflected;
 use crate::descriptor::reflection;
 use crate::server::Gateway;
 use crate::snapshot::{Snapshot, SnapshotError};
+use crate::tls::{ServerTls, Staged};
 use crate::upstream::{ChannelSettings, Upstream};
 
 /// Produces the config to load: the file read again, flags applied.
@@ -54,6 +60,8 @@ pub struct Reloader {
     refresh: tokio::sync::watch::Sender<Option<Duration>>,
     /// The files of the config last loaded, for the watcher.
     files: tokio::sync::watch::Sender<Vec<PathBuf>>,
+    /// The listener's TLS config, when it serves TLS.
+    listener_tls: OnceLock<Arc<ServerTls>>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -89,11 +97,13 @@ pub enum Ask {
     None,
 }
 
-/// The settings that take a restart, as text to compare.
+/// The settings that take a restart, as text to compare. TLS files and
+/// client certificate settings are not among them: reloads apply those.
 fn listener_settings(config: &Config) -> String {
     format!(
-        "{} {:?} {:?}",
+        "{} tls={} {:?} {:?}",
         config.listen,
+        config.tls.is_some(),
         crate::server::ListenerOptions::of(config),
         config.admin
     )
@@ -150,7 +160,14 @@ impl Reloader {
             status: Mutex::new(Status::default()),
             refresh: tokio::sync::watch::Sender::new(None),
             files: tokio::sync::watch::Sender::new(Vec::new()),
+            listener_tls: OnceLock::new(),
         })
+    }
+
+    /// Makes reloads read the listener's TLS files again into `tls` (once;
+    /// later calls are ignored).
+    pub(crate) fn reload_listener_tls(&self, tls: Arc<ServerTls>) {
+        let _ = self.listener_tls.set(tls);
     }
 
     /// The first snapshot, for `config`: the gateway does not exist yet.
@@ -198,7 +215,7 @@ impl Reloader {
         let mut cache = self.running.lock().await;
         let result = self.reload_locked(&mut cache, why, ask).await;
         if let Err(err) = &result {
-            tracing::warn!(reason = why, error = %err, "Reload failed; keeping the current routes");
+            tracing::warn!(reason = why, error = %err, "Reload failed; keeping the current routes and listener certificates");
             self.status.lock().last_error = Some(err.to_string());
         }
         result.map(|()| self.status())
@@ -214,7 +231,7 @@ impl Reloader {
         let listener = listener_settings(&config);
         if listener != cache.listener && listener != cache.warned_listener {
             tracing::warn!(
-                "The listener's settings changed (listen, connection or header limits, cors, admin); they take effect on restart"
+                "The listener's settings changed (listen, TLS on or off, connection or header limits, cors, admin); they take effect on restart"
             );
             cache.warned_listener = listener;
         }
@@ -263,6 +280,9 @@ impl Reloader {
             .filter_map(|name| cache.reflected.get(name).cloned())
             .collect();
         let waiting = waiting_for(&config, cache);
+        // Read before anything changes, put in place with the snapshot: a
+        // reload that fails leaves both as they were.
+        let tls = self.stage_listener_tls(&config)?;
         let snapshot = build(config.clone(), sources, Some(previous.clone())).await?;
         for (source, version) in &snapshot.fleet.versions {
             let before = previous.fleet.versions.iter().find(|(s, _)| s == source);
@@ -272,9 +292,27 @@ impl Reloader {
         }
         let routes = snapshot.routes.routes().len();
         self.gateway.swap(snapshot);
+        if let Some((running, staged)) = tls {
+            running.commit(staged);
+            tracing::info!(reason = why, "Listener TLS files reloaded");
+        }
         tracing::info!(reason = why, routes, "Reloaded");
         self.settle(&config, &self.gateway.snapshot(), waiting, stale);
         Ok(())
+    }
+
+    /// The listener's TLS config read from `config`'s files, when they
+    /// changed; `None` as well when the listener runs without TLS or the
+    /// config dropped `tls` (which takes a restart).
+    fn stage_listener_tls(
+        &self,
+        config: &Config,
+    ) -> Result<Option<(&ServerTls, Staged)>, ReloadError> {
+        let (Some(running), Some(tls)) = (self.listener_tls.get(), &config.tls) else {
+            return Ok(None);
+        };
+        let staged = running.stage(tls).map_err(SnapshotError::ListenerTls)?;
+        Ok(staged.map(|staged| (running.as_ref(), staged)))
     }
 
     /// Updates readiness, the status and what the background tasks follow

@@ -1,5 +1,6 @@
-//! The listener: accepts connections (HTTP/1.1 and HTTP/2 cleartext on one
-//! port) and serves every request against the current snapshot.
+//! The listener: accepts connections (HTTP/1.1 and HTTP/2 on one port, in
+//! cleartext or over TLS) and serves every request against the current
+//! snapshot.
 
 mod body;
 mod coding;
@@ -39,6 +40,7 @@ use http::HeaderName;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 use crate::snapshot::Snapshot;
+use crate::tls::ServerTls;
 
 /// The gateway's shared state: the current snapshot, swapped atomically,
 /// and whether it is ready to serve.
@@ -252,21 +254,33 @@ pub(crate) struct Reloading {
 }
 
 impl Server {
-    /// Starts serving `gateway` on `listener`.
+    /// Starts serving `gateway` on `listener`, in cleartext.
     pub fn start(
         listener: TcpListener,
         gateway: Arc<Gateway>,
         options: ListenerOptions,
     ) -> std::io::Result<Server> {
+        Server::start_with_tls(listener, gateway, options, None)
+    }
+
+    /// [`Server::start`], with TLS when `tls` is given.
+    pub(crate) fn start_with_tls(
+        listener: TcpListener,
+        gateway: Arc<Gateway>,
+        options: ListenerOptions,
+        tls: Option<Arc<ServerTls>>,
+    ) -> std::io::Result<Server> {
         let local_addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
+        let secure = tls.is_some();
         let task = tokio::spawn(listener::accept_loop(
             listener,
             gateway.router(options.cors.as_ref()),
             options,
+            tls,
             rx,
         ));
-        tracing::info!(addr = %local_addr, "Listening");
+        tracing::info!(addr = %local_addr, tls = secure, "Listening");
         Ok(Server {
             local_addr,
             shutdown: Some(tx),

@@ -79,6 +79,9 @@ pub enum SnapshotError {
     /// A route group cannot be set up.
     #[error("{0}")]
     Group(String),
+    /// The listener's TLS files are unusable.
+    #[error("listener {0}")]
+    ListenerTls(String),
     /// Routes conflict and `strict_routes` is set.
     #[error("route conflicts (strict_routes is set):\n  {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     Conflicts(Vec<Conflict>),
@@ -101,6 +104,9 @@ impl Snapshot {
         config.validate()?;
         for (name, upstream) in &config.upstreams {
             crate::upstream::check(name, upstream)?;
+        }
+        if let Some(tls) = &config.tls {
+            crate::tls::ServerTls::load(tls).map_err(SnapshotError::ListenerTls)?;
         }
         let (loaded, fleet) = load(&mut sources)?;
         let pool = loaded.pool;

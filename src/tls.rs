@@ -1,7 +1,12 @@
-//! Client TLS toward upstreams: the files of an `UpstreamTls` read and
-//! checked once, for the gRPC channels (tonic) and the HTTP proxy alike,
-//! so that a wrong file is an error naming it at startup, not a failed
-//! handshake on the first request.
+//! TLS files read and checked once, so that a wrong file is an error
+//! naming it at startup (or on reload), not a failed handshake on the first
+//! request: client TLS toward upstreams (`UpstreamTls`), for the gRPC
+//! channels (tonic) and the HTTP proxy alike, and server TLS on the main
+//! listener (`ListenerTls`, in `server`).
+
+mod server;
+
+pub(crate) use server::{ServerTls, Staged};
 
 use std::path::Path;
 

@@ -1,5 +1,6 @@
 //! One accepted connection: HTTP/1.1 or HTTP/2 served until the client
-//! leaves, the connection idles too long, or the server shuts down.
+//! leaves, the connection idles too long, or the server shuts down. The
+//! stream is TCP, or TLS over TCP once the listener's handshake is done.
 //!
 //! A connection counts as idle when no request is in flight — from the
 //! moment its request reaches the router until its response body is done
@@ -30,7 +31,7 @@ use http_body::{Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
@@ -161,17 +162,32 @@ impl http_body::Body for Tracked {
     }
 }
 
-/// Serves one connection to the end. `permit` is its slot under the
-/// connection limit, released when it closes.
-pub(super) async fn serve(
-    builder: auto::Builder<TokioExecutor>,
-    stream: TcpStream,
-    client: SocketAddr,
-    router: Router,
-    idle_timeout: Duration,
-    mut shutdown: watch::Receiver<bool>,
-    permit: OwnedSemaphorePermit,
-) {
+/// An accepted connection: what serving it takes besides its stream.
+#[derive(Debug)]
+pub(super) struct Accepted {
+    pub(super) builder: auto::Builder<TokioExecutor>,
+    pub(super) client: SocketAddr,
+    pub(super) router: Router,
+    pub(super) idle_timeout: Duration,
+    /// Turns true when the server shuts down.
+    pub(super) shutdown: watch::Receiver<bool>,
+    /// Its slot under the connection limit, released when it closes.
+    pub(super) permit: OwnedSemaphorePermit,
+}
+
+/// Serves one connection over `stream` (TCP, or TLS over it) to the end.
+pub(super) async fn serve<I>(accepted: Accepted, stream: I)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Accepted {
+        builder,
+        client,
+        router,
+        idle_timeout,
+        mut shutdown,
+        permit,
+    } = accepted;
     let activity = Activity::new();
     let service = {
         let activity = activity.clone();

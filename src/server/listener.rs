@@ -1,24 +1,38 @@
 //! The accept loop: a bounded number of connections, each served on its
 //! own task; on shutdown, stop accepting and let connections finish within
 //! the grace period.
+//!
+//! With TLS, each connection's task does the handshake first, with the
+//! server config current at that moment (a reload swaps it for the next
+//! handshakes) and within [`HANDSHAKE_TIMEOUT`]; the connection holds its
+//! slot under the limit from the accept on. A handshake that fails closes
+//! that connection only; a cleartext HTTP request gets a 400 saying to
+//! use `https://`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 
 use super::ListenerOptions;
-use super::connection;
+use super::connection::{self, Accepted};
+use crate::tls::ServerTls;
+
+/// Longest a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) async fn accept_loop(
     listener: TcpListener,
     router: Router,
     options: ListenerOptions,
+    tls: Option<Arc<ServerTls>>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let builder = builder(&options);
@@ -55,15 +69,18 @@ pub(super) async fn accept_loop(
         };
         backoff = Duration::from_millis(5);
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection::serve(
-            builder.clone(),
-            stream,
+        let accepted = Accepted {
+            builder: builder.clone(),
             client,
-            router.clone(),
-            options.idle_timeout,
-            closing_rx.clone(),
+            router: router.clone(),
+            idle_timeout: options.idle_timeout,
+            shutdown: closing_rx.clone(),
             permit,
-        ));
+        };
+        match &tls {
+            Some(tls) => tokio::spawn(serve_tls(tls.current(), stream, accepted)),
+            None => tokio::spawn(connection::serve(accepted, stream)),
+        };
     }
     drop(listener);
     let _ = closing_tx.send(true);
@@ -76,6 +93,73 @@ pub(super) async fn accept_loop(
     {
         tracing::warn!("Shutdown grace period over; closing remaining connections");
     }
+}
+
+/// Serves `accepted` over TLS once the client's handshake with `config`
+/// is done; one that fails, takes too long or is cut by shutdown closes
+/// the connection.
+async fn serve_tls(config: Arc<rustls::ServerConfig>, stream: TcpStream, accepted: Accepted) {
+    let client = accepted.client;
+    let mut closing = accepted.shutdown.clone();
+    let shaking = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(config, stream, client));
+    let stream = tokio::select! {
+        result = shaking => match result {
+            Ok(Some(stream)) => stream,
+            Ok(None) => return,
+            Err(_) => {
+                tracing::debug!(%client, timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out");
+                return;
+            }
+        },
+        _ = closing.changed() => return,
+    };
+    connection::serve(accepted, stream).await;
+}
+
+/// The server side of the handshake. A cleartext HTTP request gets a 400
+/// that says to use `https://` instead of a TLS alert it cannot read.
+async fn handshake(
+    config: Arc<rustls::ServerConfig>,
+    stream: TcpStream,
+    client: SocketAddr,
+) -> Option<TlsStream<TcpStream>> {
+    if is_cleartext_http(&stream).await {
+        tracing::debug!(%client, "Cleartext HTTP request on the TLS listener");
+        refuse_cleartext(stream).await;
+        return None;
+    }
+    match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+        Ok(stream) => Some(stream),
+        Err(err) => {
+            tracing::debug!(%client, error = %err, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// Whether the client's first byte starts an HTTP method; a TLS client's
+/// starts a handshake record (22).
+async fn is_cleartext_http(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase())
+}
+
+/// Answers a cleartext request with a 400 and closes, after the client
+/// does: closing on bytes not read would reset the connection and could
+/// lose the answer.
+async fn refuse_cleartext(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const BODY: &str = r#"{"code":3,"message":"this port speaks TLS: use https://","details":[]}"#;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    if stream.write_all(answer.as_bytes()).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    while matches!(stream.read(&mut sink).await, Ok(read) if read > 0) {}
 }
 
 fn builder(options: &ListenerOptions) -> auto::Builder<TokioExecutor> {

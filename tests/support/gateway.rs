@@ -17,11 +17,16 @@ pub struct TestGateway {
 
 impl TestGateway {
     /// Starts the gateway for `config` (its `listen` is replaced by a free
-    /// loopback port).
+    /// loopback port); `base` is `https://` when `config.tls` is set.
     pub async fn start(mut config: Config) -> TestGateway {
         config.listen = "127.0.0.1:0".parse().unwrap();
         let server = protogate::start(&config).await.expect("gateway starts");
-        let base = format!("http://{}", server.local_addr());
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let base = format!("{scheme}://{}", server.local_addr());
         TestGateway { server, base }
     }
 

@@ -1,0 +1,100 @@
+//! TLS on the main listener: the server's certificate and key, and the CA
+//! that client certificates are verified against (mTLS).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// TLS on the main listener: HTTPS for REST clients (HTTP/1.1 and HTTP/2
+/// by ALPN) and gRPC over TLS on the same port. The files are read again
+/// on every reload.
+///
+/// # Examples
+///
+/// ```
+/// use protogate::config::ClientAuth;
+///
+/// let config = protogate::Config::from_yaml(
+///     "tls: { cert_file: server.pem, key_file: server.key, client_ca_file: ca.pem }",
+/// )?;
+/// let tls = config.tls.expect("tls is set");
+/// // With a client CA, clients must show a certificate unless told otherwise.
+/// assert_eq!(tls.client_verification(), Some(ClientAuth::Required));
+/// # Ok::<(), protogate::config::YamlError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// PEM certificate chain, the server's own certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key of the certificate (PKCS#8, PKCS#1 RSA or SEC1).
+    pub key_file: PathBuf,
+    /// PEM CA certificates that client certificates are verified against;
+    /// without it, clients are not asked for one.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Whether a client must show a certificate (`required`, the default
+    /// with `client_ca_file`) or may go without (`optional`); one it shows
+    /// must verify either way.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Whether clients of the TLS listener must show a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// A client without a certificate is served; one with a certificate
+    /// that does not verify is refused.
+    Optional,
+    /// A client without a valid certificate is refused.
+    Required,
+}
+
+impl ListenerTls {
+    /// TLS with the certificate chain and key in these PEM files, without
+    /// client certificates.
+    pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> ListenerTls {
+        ListenerTls {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            client_ca_file: None,
+            client_auth: None,
+        }
+    }
+
+    /// Verifies client certificates against the CAs in `ca_file`, asking
+    /// for them as `auth` says.
+    pub fn with_client_ca(mut self, ca_file: impl Into<PathBuf>, auth: ClientAuth) -> Self {
+        self.client_ca_file = Some(ca_file.into());
+        self.client_auth = Some(auth);
+        self
+    }
+
+    /// How client certificates are asked for: not at all (no
+    /// `client_ca_file`), or as `client_auth` says (`required` unless set).
+    pub fn client_verification(&self) -> Option<ClientAuth> {
+        self.client_ca_file
+            .as_ref()
+            .map(|_| self.client_auth.unwrap_or(ClientAuth::Required))
+    }
+
+    /// The files, for the reload watcher.
+    pub(crate) fn files(&self) -> impl Iterator<Item = &PathBuf> {
+        [&self.cert_file, &self.key_file]
+            .into_iter()
+            .chain(&self.client_ca_file)
+    }
+
+    /// Makes relative paths relative to `base`.
+    pub(super) fn rebase(&mut self, base: &std::path::Path) {
+        for path in [&mut self.cert_file, &mut self.key_file]
+            .into_iter()
+            .chain(&mut self.client_ca_file)
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+}
