@@ -105,6 +105,10 @@ pub struct Upstream {
     hash_header: Option<http::HeaderName>,
     /// Another upstream taking a share of the calls.
     canary: Option<Arc<CanaryLink>>,
+    /// Whether a call has gone through: a connection breaking after that
+    /// is a backend going away, before it more likely a backend that does
+    /// not speak gRPC as the URL says.
+    answered: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How calls reach an upstream.
@@ -253,6 +257,7 @@ impl Upstream {
             retry: Retry::new(config.retry.clone()),
             hash_header: config.balance.hash_header.clone(),
             canary: None,
+            answered: Arc::default(),
         })
     }
 
@@ -345,8 +350,9 @@ impl Upstream {
         self.retry.deposit();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut attempt = 1;
+        let mut tried = Vec::new();
         loop {
-            let lease = self.lease(hints.hash).await?;
+            let lease = self.lease(hints.hash, &tried).await?;
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let result = self
                 .exchange(
@@ -374,6 +380,7 @@ impl Upstream {
                 self.record(&lease, Outcome::of(status.code()));
                 Failure::Answered(status.code())
             };
+            tried.extend(lease.address());
             drop(lease);
             let Some(wait) = self.retry.next(attempt, failure, idempotent) else {
                 return Err(status);
@@ -446,7 +453,7 @@ impl Upstream {
         S: Stream<Item = Outgoing> + Send + 'static,
     {
         let (in_flight, mut pending) = self.admit()?;
-        let lease = self.lease(hints.hash).await?;
+        let lease = self.lease(hints.hash, &[]).await?;
         let opened = self
             .start(lease.channel(), path, metadata, timeout, requests)
             .await;
@@ -482,7 +489,7 @@ impl Upstream {
     /// returned [`Passage`] is dropped.
     pub async fn passage(&self, hints: Hints) -> Result<Passage, Status> {
         let (in_flight, pending) = self.admit()?;
-        let lease = self.lease(hints.hash).await?;
+        let lease = self.lease(hints.hash, &[]).await?;
         Ok(Passage {
             upstream: self.clone(),
             pending,
@@ -496,7 +503,7 @@ impl Upstream {
     /// A channel to one endpoint, for the gateway's own calls (reflection),
     /// waiting for a pool's first round.
     pub async fn any_channel(&self) -> Result<Channel, Status> {
-        Ok(self.lease(None).await?.channel())
+        Ok(self.lease(None, &[]).await?.channel())
     }
 
     /// A pool's endpoints as of its last round (`None` when the upstream
@@ -514,7 +521,8 @@ impl Upstream {
             .map(|m| m.address)
             .collect();
         Some(
-            pool.endpoints
+            pool.shown
+                .endpoints
                 .lock()
                 .iter()
                 .map(|(address, in_rotation)| EndpointStatus {
@@ -538,7 +546,11 @@ impl Upstream {
 
     /// An endpoint for one call: a pool with no endpoint in the rotation
     /// fails it at once.
-    async fn lease(&self, hash: Option<u64>) -> Result<Lease, Status> {
+    async fn lease(
+        &self,
+        hash: Option<u64>,
+        avoid: &[std::net::SocketAddr],
+    ) -> Result<Lease, Status> {
         let (balancer, pool) = match &self.way {
             Way::One(channel) => return Ok(Lease::single(channel.clone())),
             Way::Pool(balancer, pool) => (balancer, pool),
@@ -546,8 +558,8 @@ impl Upstream {
         if !pool.is_settled() {
             pool.settled().await;
         }
-        balancer.pick(hash).ok_or_else(|| {
-            let known = pool.known.load(std::sync::atomic::Ordering::Relaxed);
+        balancer.pick(hash, avoid).ok_or_else(|| {
+            let known = pool.shown.known.load(std::sync::atomic::Ordering::Relaxed);
             let why = if known == 0 {
                 match &pool.registry {
                     Some(registry) => format!("{registry} lists no instance"),
@@ -565,6 +577,13 @@ impl Upstream {
 
     /// Tells the balancer how a call on `lease` went.
     fn record(&self, lease: &Lease, outcome: Outcome) {
+        // Read first: a store on every call would bounce the cache line
+        // between cores.
+        if outcome == Outcome::Answered && !self.answered.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.answered
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Way::Pool(balancer, _) = &self.way {
             balancer.record(lease, outcome);
         }
@@ -645,7 +664,10 @@ impl Upstream {
                 self.name, self.url
             )));
         }
-        if made_by_channel && broken(&status) {
+        if made_by_channel
+            && self.answered.load(std::sync::atomic::Ordering::Relaxed)
+            && broken(&status)
+        {
             return CallError::Status(Status::unavailable(format!(
                 "upstream `{}` ({}): the connection broke during the call: {}",
                 self.name,

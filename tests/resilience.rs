@@ -225,7 +225,7 @@ async fn an_endpoint_failing_in_a_row_is_ejected() {
         .filter(|e| e["ejected"] == true)
         .map(|e| e["address"].as_str().unwrap())
         .collect();
-    assert_eq!(ejected, [backends[1].addr().to_string()]);
+    assert_eq!(ejected, [backends[1].addr().to_string()], "{status}");
 }
 
 #[tokio::test]
@@ -474,7 +474,7 @@ async fn idle_connections_are_closed_and_reopened_on_demand() {
         interval: Duration::from_millis(100),
         ..HealthCheck::default()
     });
-    upstream.idle_timeout = Some(Duration::from_millis(300));
+    upstream.idle_timeout = Some(Duration::from_secs(2));
     let gateway = TestGateway::start(config(vec![("default", upstream)])).await;
     get_ok(&gateway, 5, &[]).await;
     // One connection for health checks, one shared by the calls.

@@ -191,7 +191,11 @@ impl Balancer {
     /// A member for one call (`hash`: the call's consistent-hash key), or
     /// none when the rotation is empty. Members of this gateway's zone
     /// first; ejected members only when every member is ejected.
-    pub(crate) fn pick(&self, hash: Option<u64>) -> Option<Lease> {
+    ///
+    /// A retry passes the endpoints already tried in `avoid`: they are
+    /// skipped while any other is left (a dead endpoint fails fast, and
+    /// least-request would otherwise favour it).
+    pub(crate) fn pick(&self, hash: Option<u64>, avoid: &[SocketAddr]) -> Option<Lease> {
         let rotation = self.rotation.load();
         let now = now();
         let ejections = rotation.ejected_until.load(Ordering::Relaxed) > now;
@@ -199,10 +203,13 @@ impl Balancer {
             if tier.is_empty() {
                 continue;
             }
-            if !ejections {
+            if !ejections && avoid.is_empty() {
                 return Some(Lease::new(self.choose(&rotation, tier, hash), now));
             }
-            let live: Vec<&Arc<Member>> = tier.iter().filter(|m| !m.is_ejected(now)).collect();
+            let live: Vec<&Arc<Member>> = tier
+                .iter()
+                .filter(|m| !m.is_ejected(now) && !avoid.contains(&m.address))
+                .collect();
             if !live.is_empty() {
                 return Some(Lease::new(self.choose(&rotation, &live, hash), now));
             }
@@ -378,9 +385,9 @@ impl Lease {
         self.channel.clone()
     }
 
-    #[cfg(test)]
-    fn address(&self) -> SocketAddr {
-        self.member.as_ref().map(|m| m.address).unwrap()
+    /// The member's address (none for an upstream of one address).
+    pub(crate) fn address(&self) -> Option<SocketAddr> {
+        self.member.as_ref().map(|m| m.address)
     }
 }
 
@@ -450,8 +457,8 @@ mod tests {
     ) -> Vec<(u16, usize)> {
         let mut counts = std::collections::BTreeMap::new();
         for i in 0..calls {
-            let lease = balancer.pick(hash(i)).unwrap();
-            *counts.entry(lease.address().port()).or_insert(0) += 1;
+            let lease = balancer.pick(hash(i), &[]).unwrap();
+            *counts.entry(lease.address().unwrap().port()).or_insert(0) += 1;
         }
         counts.into_iter().collect()
     }
@@ -464,7 +471,7 @@ mod tests {
             None,
         );
         let order: Vec<u16> = (0..6)
-            .map(|_| b.pick(None).unwrap().address().port())
+            .map(|_| b.pick(None, &[]).unwrap().address().unwrap().port())
             .collect();
         assert_eq!(order, [1, 2, 3, 1, 2, 3]);
     }
@@ -477,7 +484,7 @@ mod tests {
             None,
         );
         let order: Vec<u16> = (0..7)
-            .map(|_| b.pick(None).unwrap().address().port())
+            .map(|_| b.pick(None, &[]).unwrap().address().unwrap().port())
             .collect();
         // Five of seven to the heavy one, never all in a row.
         assert_eq!(order, [1, 1, 2, 1, 3, 1, 1]);
@@ -490,8 +497,11 @@ mod tests {
             vec![member(1, 1, None), member(2, 1, None)],
             None,
         );
-        let held: Vec<Lease> = (0..10).map(|_| b.pick(None).unwrap()).collect();
-        let busy = held.iter().filter(|l| l.address().port() == 1).count();
+        let held: Vec<Lease> = (0..10).map(|_| b.pick(None, &[]).unwrap()).collect();
+        let busy = held
+            .iter()
+            .filter(|l| l.address().unwrap().port() == 1)
+            .count();
         // With two members, p2c always compares both: loads stay level.
         assert_eq!(busy, 5);
     }
@@ -505,11 +515,11 @@ mod tests {
             .collect();
         let before: Vec<u16> = keys
             .iter()
-            .map(|k| b.pick(Some(*k)).unwrap().address().port())
+            .map(|k| b.pick(Some(*k), &[]).unwrap().address().unwrap().port())
             .collect();
         let again: Vec<u16> = keys
             .iter()
-            .map(|k| b.pick(Some(*k)).unwrap().address().port())
+            .map(|k| b.pick(Some(*k), &[]).unwrap().address().unwrap().port())
             .collect();
         assert_eq!(before, again);
         for port in [1, 2, 3] {
@@ -524,7 +534,7 @@ mod tests {
             None,
         ));
         for (key, old) in keys.iter().zip(&before) {
-            let now = b.pick(Some(*key)).unwrap().address().port();
+            let now = b.pick(Some(*key), &[]).unwrap().address().unwrap().port();
             if *old != 3 {
                 assert_eq!(now, *old, "a key on a member that stayed moved");
             }
@@ -553,22 +563,60 @@ mod tests {
             None,
         );
         for _ in 0..5 {
-            let lease = b.pick(None).unwrap();
-            let outcome = if lease.address().port() == 1 {
+            let lease = b.pick(None, &[]).unwrap();
+            let outcome = if lease.address().unwrap().port() == 1 {
                 Outcome::Failed
             } else {
                 Outcome::Answered
             };
             b.record(&lease, outcome);
-            let _ = b.pick(None);
+            let _ = b.pick(None, &[]);
         }
         // Five calls reached port 1 and failed: it is out.
         assert_eq!(counts(&b, 10, |_| None), [(2, 10)]);
         // The last member standing is kept, failing or not.
         for _ in 0..10 {
-            let lease = b.pick(None).unwrap();
+            let lease = b.pick(None, &[]).unwrap();
             b.record(&lease, Outcome::Failed);
         }
         assert_eq!(counts(&b, 4, |_| None), [(2, 4)]);
+    }
+}
+
+#[cfg(test)]
+mod avoid_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_retry_skips_the_endpoints_it_tried() {
+        let channel = |port: u16| {
+            tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+                .unwrap()
+                .connect_lazy()
+        };
+        let members: Vec<Arc<Member>> = (1..=2)
+            .map(|port| {
+                Arc::new(Member::new(
+                    SocketAddr::from(([127, 0, 0, 1], port)),
+                    channel(port),
+                    1,
+                    None,
+                ))
+            })
+            .collect();
+        let b = Balancer::new(
+            "test",
+            BalancePolicy::LeastRequest,
+            OutlierDetection::default(),
+            Rotation::new(members, None),
+        );
+        let tried = [SocketAddr::from(([127, 0, 0, 1], 1))];
+        for _ in 0..20 {
+            let lease = b.pick(None, &tried).unwrap();
+            assert_eq!(lease.address().unwrap().port(), 2);
+        }
+        // Everything tried: better one of them than nothing.
+        let all = [tried[0], SocketAddr::from(([127, 0, 0, 1], 2))];
+        assert!(b.pick(None, &all).is_some());
     }
 }

@@ -43,16 +43,14 @@ fn connect_probe() -> HealthCheck {
     }
 }
 
-/// The live side of a pool, shared by the upstream's handles.
+/// The live side of a pool, shared by the upstream's handles; the task
+/// that keeps it ends when the last handle is dropped.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    /// Endpoints known (resolved), healthy or not.
-    pub(crate) known: AtomicUsize,
+    /// What the task shows of its last round.
+    pub(crate) shown: Arc<Shown>,
     /// The registry the endpoints come from, described, if any.
     pub(crate) registry: Option<String>,
-    /// Each known endpoint and whether it is in the rotation, as of the
-    /// last round.
-    pub(crate) endpoints: parking_lot::Mutex<Vec<(SocketAddr, bool)>>,
     /// Set once the first round of resolving and checking is done: until
     /// then an empty rotation means "not known yet", not "none".
     settled: watch::Receiver<bool>,
@@ -75,6 +73,15 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// What a pool's task shows of its last round.
+#[derive(Debug, Default)]
+pub(crate) struct Shown {
+    /// Endpoints known (resolved), healthy or not.
+    pub(crate) known: AtomicUsize,
+    /// Each known endpoint and whether it is in the rotation.
+    pub(crate) endpoints: parking_lot::Mutex<Vec<(SocketAddr, bool)>>,
 }
 
 /// A registry the pool follows, and the task that watches it.
@@ -150,7 +157,9 @@ pub(crate) fn start(
         }
     };
     let described = registry.as_ref().map(|r| r.described.clone());
+    let shown = Arc::new(Shown::default());
     let keeper = Keeper {
+        shown: shown.clone(),
         name: name.to_owned(),
         targets,
         registry,
@@ -163,15 +172,11 @@ pub(crate) fn start(
         endpoints: BTreeMap::new(),
         unresolved: std::collections::HashSet::new(),
     };
-    Arc::new_cyclic(|weak: &std::sync::Weak<Pool>| {
-        let weak = weak.clone();
-        Pool {
-            known: AtomicUsize::new(0),
-            registry: described,
-            endpoints: parking_lot::Mutex::new(Vec::new()),
-            settled,
-            task: tokio::spawn(keeper.run(weak)),
-        }
+    Arc::new(Pool {
+        shown,
+        registry: described,
+        settled,
+        task: tokio::spawn(keeper.run()),
     })
 }
 
@@ -198,6 +203,7 @@ struct State {
 
 struct Keeper {
     name: String,
+    shown: Arc<Shown>,
     /// The URLs resolved by DNS; with a registry, the one whose scheme
     /// and TLS settings its instances are connected with.
     targets: Vec<Target>,
@@ -217,7 +223,7 @@ struct Keeper {
 }
 
 impl Keeper {
-    async fn run(mut self, pool: std::sync::Weak<Pool>) {
+    async fn run(mut self) {
         let every = self
             .check
             .as_ref()
@@ -243,14 +249,14 @@ impl Keeper {
             self.check_all().await;
             self.close_idle();
             self.publish();
-            let Some(pool) = pool.upgrade() else { return };
-            pool.known.store(self.endpoints.len(), Ordering::Relaxed);
-            *pool.endpoints.lock() = self
+            self.shown
+                .known
+                .store(self.endpoints.len(), Ordering::Relaxed);
+            *self.shown.endpoints.lock() = self
                 .endpoints
                 .iter()
                 .map(|(address, state)| (*address, state.in_rotation))
                 .collect();
-            drop(pool);
             self.settle.send_replace(true);
             match &mut self.registry {
                 // A registry's change is taken at once.
