@@ -163,16 +163,27 @@ pub(crate) fn start(
         endpoints: BTreeMap::new(),
         unresolved: std::collections::HashSet::new(),
     };
-    Arc::new_cyclic(|weak: &std::sync::Weak<Pool>| {
+    // The keeper waits for the pool to exist: until `new_cyclic` returns,
+    // `weak` does not upgrade, and a keeper done with its first round by
+    // then (the pool is started on a blocking thread while the task runs
+    // on the runtime) would take the pool for dropped and end.
+    let (born, birth) = tokio::sync::oneshot::channel::<()>();
+    let pool = Arc::new_cyclic(|weak: &std::sync::Weak<Pool>| {
         let weak = weak.clone();
         Pool {
             known: AtomicUsize::new(0),
             registry: described,
             endpoints: parking_lot::Mutex::new(Vec::new()),
             settled,
-            task: tokio::spawn(keeper.run(weak)),
+            task: tokio::spawn(async move {
+                if birth.await.is_ok() {
+                    keeper.run(weak).await;
+                }
+            }),
         }
-    })
+    });
+    let _ = born.send(());
+    pool
 }
 
 /// Default time after which an endpoint's connection without calls is
