@@ -97,6 +97,8 @@ pub struct Config {
     /// The zone this gateway runs in: pools prefer endpoints of the same
     /// zone while any is in the rotation. `PROTOGATE_ZONE` overrides it.
     pub zone: Option<String>,
+    /// How upstream host names are resolved.
+    pub dns: DnsOptions,
 }
 
 /// Server reflection toward upstreams.
@@ -119,6 +121,31 @@ impl Default for ReflectionOptions {
             timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// How upstream host names are resolved (the names in pools' URLs, found
+/// again every `dns_refresh`).
+///
+/// # Examples
+///
+/// ```
+/// let config = protogate::Config::from_yaml("dns: {servers: [\"127.0.0.1:8600\"]}\n").unwrap();
+/// assert_eq!(config.dns.servers, ["127.0.0.1:8600".parse().unwrap()]);
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsOptions {
+    /// DNS servers (`ip:port`) asked instead of the system resolver, such
+    /// as Consul's DNS interface at `127.0.0.1:8600`: over UDP, and over
+    /// TCP when an answer is truncated or UDP fails. Empty (the default):
+    /// the system resolver, which also reads `/etc/hosts`.
+    ///
+    /// Limitation: only pools' URLs use them; an upstream that is not a
+    /// pool is connected to by name through the system resolver (its
+    /// channel resolves the name itself; a `dns_refresh` makes it a pool),
+    /// and so are instances an etcd registry gives by host name.
+    #[serde(deserialize_with = "de::dns_servers")]
+    pub servers: Vec<SocketAddr>,
 }
 
 /// The admin listener: health, readiness, the live route table, reloads.
@@ -144,6 +171,7 @@ impl Default for Config {
             reflection: ReflectionOptions::default(),
             admin: AdminOptions::default(),
             zone: None,
+            dns: DnsOptions::default(),
             json: JsonOptions::default(),
             timeouts: Timeouts::default(),
             headers: HeaderOptions::default(),
@@ -952,6 +980,12 @@ impl Config {
             return fail(
                 "json.max_depth",
                 format!("{} is out of range (1 to 127)", self.json.max_depth),
+            );
+        }
+        if let Some(server) = self.dns.servers.iter().find(|s| s.port() == 0) {
+            return fail(
+                "dns.servers",
+                format!("`{server}` has port 0; give the port the DNS server listens on"),
             );
         }
         for method in self.timeouts.methods.keys() {

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod discovery;
 pub mod metadata;
 mod pool;
+mod resolve;
 mod retry;
 
 use std::sync::Arc;
@@ -27,6 +28,8 @@ use balance::{Balancer, Lease, Outcome, Rotation};
 use breaker::{Breaker, InFlight, Pending};
 use codec::{CallCodec, Outgoing};
 use retry::{Failure, Retry};
+
+pub use resolve::{ResolveError, Resolver};
 
 /// An upstream that cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,9 @@ pub struct ChannelSettings {
     pub max_message_bytes: usize,
     /// This gateway's zone: pools prefer endpoints in it.
     pub zone: Option<Arc<str>>,
+    /// Resolves pools' host names (shared by the pools made with these
+    /// settings).
+    pub resolver: Resolver,
 }
 
 impl ChannelSettings {
@@ -79,10 +85,20 @@ impl ChannelSettings {
             .ok()
             .filter(|z| !z.is_empty())
             .or_else(|| config.zone.clone());
+        // Answers are cached no longer than the shortest refresh, so each
+        // pool sees a change within its own. The bound is not in the
+        // resolver's `Debug` text: a pool kept by a reload keeps its
+        // resolver, whose bound was at most its (unchanged) refresh.
+        let fresh_for = config
+            .upstreams
+            .values()
+            .filter_map(|u| u.dns_refresh)
+            .fold(pool::DNS_REFRESH, Duration::min);
         ChannelSettings {
             connect_timeout: config.timeouts.connect,
             max_message_bytes: config.limits.max_response_bytes,
             zone: zone.map(Into::into),
+            resolver: Resolver::new(&config.dns.servers, fresh_for),
         }
     }
 }
@@ -226,11 +242,15 @@ impl Upstream {
                 name,
                 config,
                 settings.zone.clone(),
+                settings.resolver.clone(),
                 source,
                 balancer.clone(),
             );
             Way::Pool(balancer, pool)
         } else {
+            // Limitation: this channel resolves a host name itself, through
+            // the system resolver, whatever `dns.servers` says; a pool's
+            // keeper uses `settings.resolver`.
             Way::One(endpoint(name, config, settings, &config.url, None)?.connect_lazy())
         };
         Ok(Upstream {
@@ -823,6 +843,7 @@ pub fn check(name: &str, config: &UpstreamConfig) -> Result<(), UpstreamError> {
         connect_timeout: Duration::from_secs(5),
         max_message_bytes: 4 << 20,
         zone: None,
+        resolver: Resolver::system(),
     };
     for url in std::iter::once(&config.url).chain(config.endpoints.iter().map(|e| &e.url)) {
         endpoint(name, config, &settings, url, None)?;
@@ -1046,6 +1067,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             max_message_bytes: 1 << 20,
             zone: None,
+            resolver: Resolver::system(),
         };
         let before = made_from(&config, &settings);
         assert_eq!(made_from(&config, &settings), before);

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -282,6 +283,51 @@ pub(super) fn check_url(text: &str) -> Result<(), String> {
     }
 }
 
+/// DNS servers, each an IP address and a port (`127.0.0.1:8600`,
+/// `[::1]:53`).
+pub(super) fn dns_servers<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<SocketAddr>, D::Error> {
+    let servers = Vec::<DnsServer>::deserialize(de)?;
+    Ok(servers.into_iter().map(|DnsServer(addr)| addr).collect())
+}
+
+/// One entry of [`dns_servers`], checked where it is written.
+struct DnsServer(SocketAddr);
+
+impl<'de> Deserialize<'de> for DnsServer {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<DnsServer, D::Error> {
+        let text = String::deserialize(de)?;
+        parse_dns_server(&text)
+            .map(DnsServer)
+            .map_err(D::Error::custom)
+    }
+}
+
+fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(format!(
+                "`{text}` has port 0; give the port the DNS server listens on"
+            ));
+        }
+        return Ok(addr);
+    }
+    if text
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok()
+    {
+        return Err(format!(
+            "`{text}` has no port; write a DNS server as ip:port, like 127.0.0.1:53 or [::1]:53"
+        ));
+    }
+    Err(format!(
+        "`{text}` is not an IP address and port like 127.0.0.1:8600 or [::1]:53 \
+         (a DNS server is given by address: its own name would need a resolver)"
+    ))
+}
+
 /// HTTP header names, lower-cased.
 pub(super) fn header_names<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<HeaderName>, D::Error> {
     struct Names;
@@ -336,6 +382,28 @@ mod tests {
         assert_eq!(parse_size("3kB"), Some(3_000));
         assert_eq!(parse_size("lots"), None);
         assert_eq!(parse_size("4TiB"), None);
+    }
+
+    #[test]
+    fn dns_servers() {
+        assert_eq!(
+            parse_dns_server("127.0.0.1:8600"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 8600)))
+        );
+        assert_eq!(
+            parse_dns_server("[::1]:53"),
+            Ok(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 53)))
+        );
+        for (bad, says) in [
+            ("10.0.0.2", "no port"),
+            ("[::1]", "no port"),
+            ("consul:8600", "not an IP address"),
+            ("127.0.0.1:0", "port 0"),
+            ("127.0.0.1:70000", "not an IP address"),
+        ] {
+            let err = parse_dns_server(bad).unwrap_err();
+            assert!(err.contains(says) && err.contains(bad), "{bad}: {err}");
+        }
     }
 
     #[test]

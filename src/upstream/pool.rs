@@ -25,10 +25,11 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::balance::{Balancer, Member, Rotation};
 use super::discovery::{Discovery, Instance};
+use super::resolve::Resolver;
 use crate::config::{HealthCheck, UpstreamConfig};
 
 /// Default interval of name resolution in a pool.
-const DNS_REFRESH: Duration = Duration::from_secs(30);
+pub(super) const DNS_REFRESH: Duration = Duration::from_secs(30);
 
 /// Without `health_check`, endpoints are probed by opening a TCP
 /// connection: one that is refused or times out leaves the rotation until
@@ -134,6 +135,7 @@ pub(crate) fn start(
     name: &str,
     config: &UpstreamConfig,
     zone: Option<Arc<str>>,
+    resolver: Resolver,
     source: Source,
     balancer: Arc<Balancer>,
 ) -> Arc<Pool> {
@@ -161,6 +163,7 @@ pub(crate) fn start(
     let keeper = Keeper {
         shown: shown.clone(),
         name: name.to_owned(),
+        resolver,
         targets,
         registry,
         refresh,
@@ -204,6 +207,7 @@ struct State {
 struct Keeper {
     name: String,
     shown: Arc<Shown>,
+    resolver: Resolver,
     /// The URLs resolved by DNS; with a registry, the one whose scheme
     /// and TLS settings its instances are connected with.
     targets: Vec<Target>,
@@ -338,13 +342,13 @@ impl Keeper {
         for index in 0..self.targets.len() {
             let target = &self.targets[index];
             let host = target.host.clone();
-            let found = tokio::net::lookup_host((host.as_str(), target.port)).await;
+            let found = self.resolver.lookup(&host, target.port).await;
             let addresses: Vec<SocketAddr> = match found {
                 Ok(found) => {
                     if self.unresolved.remove(&index) {
                         tracing::info!(upstream = %self.name, %host, "Upstream host resolves again");
                     }
-                    found.collect()
+                    found
                 }
                 Err(err) => {
                     // Keep what it resolved to before; warned once.
