@@ -3,8 +3,11 @@
 
 mod balance;
 mod breaker;
+mod call;
+mod causes;
 pub mod codec;
 pub mod discovery;
+mod endpoint;
 pub mod metadata;
 mod pool;
 mod resolve;
@@ -20,14 +23,21 @@ use tokio_stream::Stream;
 use tonic::codec::CompressionEncoding;
 use tonic::codec::Streaming;
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use crate::config::{GrpcCompression, UpstreamConfig, UpstreamTls};
+use crate::config::{GrpcCompression, UpstreamConfig};
 use balance::{Balancer, Lease, Outcome, Rotation};
 use breaker::{Breaker, InFlight, Pending};
+use call::Hold;
+use causes::{broken, explain};
 use codec::{CallCodec, Outgoing};
+use endpoint::{endpoint, made_from, target};
 use retry::{Failure, Retry};
+
+pub use call::{Call, CallError, EndpointStatus, Hints, Opened, Passage, Reply, Responses};
+pub(crate) use causes::{caused_by, causes};
+pub use endpoint::check;
 
 pub use resolve::{ResolveError, Resolver};
 
@@ -143,60 +153,6 @@ struct CanaryLink {
     /// Percent of calls.
     weight: u32,
     header: http::HeaderName,
-}
-
-/// Where one request's call goes, decided from its headers once: to the
-/// canary or not, and its consistent-hash key.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Hints {
-    canary: bool,
-    hash: Option<u64>,
-}
-
-/// One unary call.
-#[derive(Debug)]
-pub struct Call {
-    /// `/package.Service/Method`.
-    pub path: PathAndQuery,
-    /// The encoded request message.
-    pub message: Bytes,
-    /// Request metadata.
-    pub metadata: MetadataMap,
-    /// Deadline for the whole call, retries included; each try sends the
-    /// time left as `grpc-timeout`.
-    pub timeout: Option<Duration>,
-    /// Where it goes ([`Upstream::hints`]).
-    pub hints: Hints,
-    /// Whether it may be sent twice when a backend failed it (an HTTP GET,
-    /// or a method marked idempotent).
-    pub idempotent: bool,
-}
-
-/// A successful unary reply.
-#[derive(Debug)]
-pub struct Reply {
-    /// Response headers.
-    pub headers: MetadataMap,
-    /// The encoded response message.
-    pub message: Bytes,
-    /// Trailers (without `grpc-status`).
-    pub trailers: MetadataMap,
-}
-
-/// A failed call.
-#[derive(Debug)]
-pub enum CallError {
-    /// The backend (or the channel) answered with a status.
-    Status(Status),
-    /// The deadline passed before the call finished.
-    DeadlineExceeded(Duration),
-    /// The backend's message is larger than the gateway accepts.
-    TooLarge(usize),
-    /// The channel failed in a way that is neither the backend's answer
-    /// nor plain unreachability: the peer does not speak gRPC over HTTP/2
-    /// as the URL says (a TLS port called with `http://`, an HTTP/1.1
-    /// server), or reset the call. Explained, with a hint.
-    Protocol(String),
 }
 
 impl Upstream {
@@ -732,347 +688,5 @@ impl Upstream {
             ));
         }
         CallError::Status(explained)
-    }
-}
-
-/// An open call.
-#[derive(Debug)]
-pub struct Opened {
-    /// Response headers.
-    pub headers: MetadataMap,
-    /// Response messages, then trailers.
-    pub stream: Responses,
-}
-
-/// A call's response messages and trailers; the call stays counted on its
-/// endpoint and in the breaker until this is dropped.
-#[derive(Debug)]
-pub struct Responses {
-    inner: Streaming<Bytes>,
-    _hold: Hold,
-}
-
-impl std::ops::Deref for Responses {
-    type Target = Streaming<Bytes>;
-
-    fn deref(&self) -> &Streaming<Bytes> {
-        &self.inner
-    }
-}
-
-impl std::ops::DerefMut for Responses {
-    fn deref_mut(&mut self) -> &mut Streaming<Bytes> {
-        &mut self.inner
-    }
-}
-
-impl Stream for Responses {
-    type Item = Result<Bytes, Status>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        std::pin::Pin::new(&mut self.inner).poll_next(cx)
-    }
-}
-
-/// What a call holds while it runs: its endpoint and its place in the
-/// breaker.
-#[derive(Debug)]
-struct Hold {
-    _lease: Lease,
-    _in_flight: Option<InFlight>,
-}
-
-/// One passed-through call's endpoint and counts ([`Upstream::passage`]).
-#[derive(Debug)]
-pub struct Passage {
-    upstream: Upstream,
-    pending: Pending,
-    hold: Hold,
-}
-
-impl Passage {
-    /// The endpoint's channel.
-    pub fn channel(&self) -> Channel {
-        self.hold._lease.channel()
-    }
-
-    /// The response head came (or the call failed before it): `code` is
-    /// the status it carried, if it ended there; `None` for a failure to
-    /// reach the endpoint.
-    pub fn answered(&mut self, code: Option<Code>) {
-        self.pending.answered();
-        let outcome = code.map_or(Outcome::Failed, Outcome::of);
-        self.upstream.record(&self.hold._lease, outcome);
-    }
-}
-
-/// One endpoint of a pool, for `/admin/status`.
-#[derive(Debug, Clone, Copy)]
-pub struct EndpointStatus {
-    /// Its address.
-    pub address: std::net::SocketAddr,
-    /// Whether it passes its checks.
-    pub in_rotation: bool,
-    /// Whether passive detection has it out for a while.
-    pub ejected: bool,
-}
-
-/// What an upstream's channel depends on, as text to compare: its
-/// settings, and what its TLS files hold now (a certificate rotated under
-/// the same name needs a new channel).
-fn made_from(config: &UpstreamConfig, settings: &ChannelSettings) -> String {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut files = std::hash::DefaultHasher::new();
-    if let Some(tls) = &config.tls {
-        for path in [&tls.ca_file, &tls.cert_file, &tls.key_file]
-            .into_iter()
-            .flatten()
-        {
-            std::fs::read(path).ok().hash(&mut files);
-        }
-    }
-    format!("{config:?} {settings:?} {:x}", files.finish())
-}
-
-/// Checks an upstream's URL and TLS files without connecting.
-pub fn check(name: &str, config: &UpstreamConfig) -> Result<(), UpstreamError> {
-    let settings = ChannelSettings {
-        connect_timeout: Duration::from_secs(5),
-        max_message_bytes: 4 << 20,
-        zone: None,
-        resolver: Resolver::system(),
-    };
-    for url in std::iter::once(&config.url).chain(config.endpoints.iter().map(|e| &e.url)) {
-        endpoint(name, config, &settings, url, None)?;
-    }
-    Ok(())
-}
-
-/// The endpoint for `url` with `config`'s settings; `server_name` is the
-/// TLS name to verify when `url` holds an address rather than the name.
-fn endpoint(
-    name: &str,
-    config: &UpstreamConfig,
-    settings: &ChannelSettings,
-    url: &str,
-    server_name: Option<&str>,
-) -> Result<Endpoint, UpstreamError> {
-    crate::install_crypto_provider();
-    let url_error = |reason: String| UpstreamError::Url {
-        name: name.to_owned(),
-        url: url.to_owned(),
-        reason,
-    };
-    let mut endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| url_error(e.to_string()))?
-        .connect_timeout(settings.connect_timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .user_agent(concat!("protogate/", env!("CARGO_PKG_VERSION")))
-        .map_err(|e| url_error(e.to_string()))?;
-    if config.url.starts_with("https://") || config.tls.is_some() {
-        let tls_error = |reason: String| UpstreamError::Tls {
-            name: name.to_owned(),
-            reason,
-        };
-        let mut tls = tls_config(config.tls.as_ref()).map_err(tls_error)?;
-        if let Some(host) = server_name
-            && config.tls.as_ref().is_none_or(|t| t.server_name.is_none())
-        {
-            tls = tls.domain_name(host);
-        }
-        endpoint = endpoint.tls_config(tls).map_err(|e| {
-            let mut reason = String::new();
-            append_causes(&mut reason, Some(&e));
-            tls_error(reason)
-        })?;
-    }
-    Ok(endpoint)
-}
-
-/// One URL of a pool: its host and port to resolve, and how to make an
-/// endpoint for each address found.
-fn target(
-    name: &str,
-    config: &UpstreamConfig,
-    settings: &ChannelSettings,
-    endpoint_config: &crate::config::EndpointConfig,
-) -> Result<pool::Target, UpstreamError> {
-    let url = endpoint_config.url.as_str();
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| UpstreamError::Url {
-            name: name.to_owned(),
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
-    let https = uri.scheme_str() == Some("https");
-    let host = uri
-        .host()
-        .unwrap_or_default()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    // Checked now, so that a bad setting fails the snapshot, not the task.
-    endpoint(name, config, settings, url, None)?;
-    let (name, config, settings) = (name.to_owned(), config.clone(), settings.clone());
-    let server_name = (host.parse::<std::net::IpAddr>().is_err()).then(|| host.clone());
-    Ok(pool::Target {
-        scheme: if https { "https" } else { "http" },
-        host,
-        port,
-        weight: endpoint_config.weight,
-        zone: endpoint_config.zone.as_deref().map(Into::into),
-        make: Arc::new(move |address_url: &str, registered: Option<&str>| {
-            endpoint(
-                &name,
-                &config,
-                &settings,
-                address_url,
-                registered.or(server_name.as_deref()),
-            )
-            .map_err(|e| e.to_string())
-        }),
-    })
-}
-
-/// A status's message with the causes tonic keeps only in its error chain
-/// (`tcp connect error: ... Connection refused`), and a hint when a TLS
-/// handshake met a cleartext server.
-pub(crate) fn causes(status: &Status) -> String {
-    let mut message = status.message().to_owned();
-    append_causes(&mut message, std::error::Error::source(status));
-    if message.contains("InvalidContentType") {
-        message
-            .push_str(" (the upstream does not speak TLS? A cleartext one needs an http:// URL)");
-    }
-    message
-}
-
-/// Appends `cause` and its sources to `message`, skipping what it says
-/// already.
-fn append_causes(message: &mut String, mut cause: Option<&(dyn std::error::Error + 'static)>) {
-    while let Some(err) = cause {
-        let text = err.to_string();
-        if !message.contains(&text) {
-            if !message.is_empty() {
-                message.push_str(": ");
-            }
-            message.push_str(&text);
-        }
-        cause = err.source();
-    }
-}
-
-/// Whether the connection under a call broke while it was in flight (the
-/// backend died or reset it): the call may or may not have been acted on.
-fn broken(status: &Status) -> bool {
-    use std::io::ErrorKind;
-    let mut cause = std::error::Error::source(status);
-    while let Some(err) = cause {
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                ErrorKind::BrokenPipe
-                    | ErrorKind::ConnectionReset
-                    | ErrorKind::ConnectionAborted
-                    | ErrorKind::UnexpectedEof
-            )
-        {
-            return true;
-        }
-        // h2 keeps the I/O error to itself and says what it was.
-        let text = err.to_string();
-        if text.contains("broken pipe") || text.contains("connection reset") {
-            return true;
-        }
-        cause = err.source();
-    }
-    false
-}
-
-/// Whether an `E` is in `status`'s chain of causes.
-pub(crate) fn caused_by<E: std::error::Error + 'static>(status: &Status) -> bool {
-    let mut cause = std::error::Error::source(status);
-    while let Some(err) = cause {
-        if err.is::<E>() {
-            return true;
-        }
-        cause = err.source();
-    }
-    false
-}
-
-/// A status the channel made up (it could not reach the backend): its
-/// message gains the upstream and the underlying causes, which tonic keeps
-/// only in the error chain.
-fn explain(status: Status, name: &str, url: &str) -> Status {
-    let Some(source) = std::error::Error::source(&status) else {
-        return status;
-    };
-    let mut message = format!("upstream `{name}` ({url}): {}", status.message());
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
-    while let Some(err) = cause {
-        let text = err.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = err.source();
-    }
-    Status::new(status.code(), message)
-}
-
-fn tls_config(tls: Option<&UpstreamTls>) -> Result<ClientTlsConfig, String> {
-    let mut config = ClientTlsConfig::new().with_enabled_roots();
-    let Some(tls) = tls else {
-        return Ok(config);
-    };
-    let loaded = crate::tls::ClientTls::load(tls)?;
-    if let Some(ca) = loaded.ca_pem {
-        config = config.ca_certificate(Certificate::from_pem(ca));
-    }
-    if let Some((cert, key)) = loaded.identity_pem {
-        config = config.identity(Identity::from_pem(cert, key));
-    }
-    if let Some(name) = &tls.server_name {
-        config = config.domain_name(name.clone());
-    }
-    Ok(config)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A certificate rotated under the same file name makes a new channel;
-    /// nothing changed keeps the old one.
-    #[test]
-    fn channels_follow_tls_file_contents() {
-        let dir = std::env::temp_dir().join(format!("protogate-upstream-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = dir.join("ca.pem");
-        std::fs::write(&ca, "first").unwrap();
-        let mut config = UpstreamConfig::new("https://127.0.0.1:1");
-        config.tls = Some(UpstreamTls {
-            ca_file: Some(ca.clone()),
-            ..UpstreamTls::default()
-        });
-        let settings = ChannelSettings {
-            connect_timeout: Duration::from_secs(1),
-            max_message_bytes: 1 << 20,
-            zone: None,
-            resolver: Resolver::system(),
-        };
-        let before = made_from(&config, &settings);
-        assert_eq!(made_from(&config, &settings), before);
-        std::fs::write(&ca, "second").unwrap();
-        assert_ne!(made_from(&config, &settings), before);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
