@@ -390,3 +390,29 @@ async fn impossible_calls_are_unimplemented() {
     }
     assert!(backend.records().is_empty());
 }
+
+/// A backend's error answered trailers-only reaches the client the same
+/// way: one HEADERS frame ending the stream, no empty DATA frame after it
+/// (clients built on grpc-core read that as a broken stream, UNKNOWN).
+#[tokio::test]
+async fn a_trailers_only_answer_stays_trailers_only() {
+    use http_body::Body as _;
+    let (backend, gateway) = setup(|_| {}).await;
+    backend.script(support::Script {
+        error: Some((tonic::Code::NotFound, "no such sink".into(), vec![])),
+        ..support::Script::default()
+    });
+    let mut conn = Conn::http2(gateway.addr()).await;
+    let request = grpc_request(
+        gateway.addr(),
+        "/kitchen.v1.Kitchen/Echo",
+        &[],
+        client::full(support::envelope(0, &sink("hi"))),
+    );
+    let response = conn.send(request).await;
+    assert_eq!(response.headers()["grpc-status"], "5");
+    assert!(
+        response.body().is_end_stream(),
+        "the head did not end the stream"
+    );
+}

@@ -415,8 +415,8 @@ fn keys_are_found_by_indentation() {
     assert_eq!(yaml::line_of(text, "a.c.d"), Some(4));
     assert_eq!(yaml::line_of(text, "e"), Some(5));
     assert_eq!(yaml::line_of(text, "c.d"), Some(7));
-    assert_eq!(yaml::line_of(text, "a.d"), None, "d is under a.c");
-    assert_eq!(yaml::line_of(text, "f.g"), None, "flow style");
+    assert_eq!(yaml::line_of(text, "a.d"), Some(1), "d is under a.c: a's line");
+    assert_eq!(yaml::line_of(text, "f.g"), Some(8), "flow style: f's line");
     assert_eq!(yaml::line_of(text, "x"), None);
     let list = "routes:\n  - prefix: /a/\n    upstream: x\n\n  # note\n  - prefix: /b/\n    upstream: y\nother: 1\n";
     assert_eq!(yaml::line_of(list, "routes[0]"), Some(2));

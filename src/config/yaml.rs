@@ -171,10 +171,18 @@ pub(super) fn line_of(text: &str, key: &str) -> Option<u64> {
         Some((key, index)) => (key, Some(index.parse::<usize>().ok()?)),
         None => (key, None),
     };
-    let line = line_of_key(text, key)?;
     let Some(item) = item else {
-        return Some(line);
+        // A key inside a flow mapping (`canary: {upstream: x}`) has no
+        // line of its own: the nearest enclosing key's line then.
+        let mut key = key;
+        loop {
+            if let Some(line) = line_of_key(text, key) {
+                return Some(line);
+            }
+            key = key.rsplit_once('.')?.0;
+        }
     };
+    let line = line_of_key(text, key)?;
     // The list's items: `- ` lines indented deeper than the key, up to the
     // next line at or left of it.
     let lines = text.lines().collect::<Vec<_>>();

@@ -663,7 +663,14 @@ impl http_body::Body for Relay {
     }
 
     fn is_end_stream(&self) -> bool {
+        // A trailers-only answer (the backend's error) ends with the head:
+        // said so, the head goes out as one HEADERS frame with END_STREAM,
+        // as gRPC clients built on grpc-core require.
         self.done
+            || (self.ending.is_none()
+                && self.held.is_empty()
+                && self.remaining == 0
+                && self.inner.is_end_stream())
     }
 }
 
