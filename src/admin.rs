@@ -85,8 +85,13 @@ async fn routes(State(admin): State<Admin>) -> Json<serde_json::Value> {
 }
 
 async fn status(State(admin): State<Admin>) -> Json<serde_json::Value> {
-    let mut status = serde_json::to_value(admin.reloader.status()).unwrap_or_default();
-    // Pools: each endpoint and whether it takes calls.
+    Json(with_pools(&admin, admin.reloader.status()))
+}
+
+/// The reloader's status with `pools`: each pool's endpoints and whether
+/// they take calls.
+fn with_pools(admin: &Admin, status: impl serde::Serialize) -> serde_json::Value {
+    let mut status = serde_json::to_value(status).unwrap_or_default();
     let snapshot = admin.gateway.snapshot();
     let pools: serde_json::Map<String, serde_json::Value> = snapshot
         .upstreams
@@ -100,6 +105,8 @@ async fn status(State(admin): State<Admin>) -> Json<serde_json::Value> {
                         "address": endpoint.address.to_string(),
                         "in_rotation": endpoint.in_rotation,
                         "ejected": endpoint.ejected,
+                        "weight": endpoint.weight,
+                        "zone": endpoint.zone,
                     })
                 })
                 .collect();
@@ -107,12 +114,12 @@ async fn status(State(admin): State<Admin>) -> Json<serde_json::Value> {
         })
         .collect();
     status["pools"] = serde_json::Value::Object(pools);
-    Json(status)
+    status
 }
 
 async fn reload(State(admin): State<Admin>) -> Response {
     match admin.reloader.reload("POST /admin/reload").await {
-        Ok(status) => Json(status).into_response(),
+        Ok(status) => Json(with_pools(&admin, status)).into_response(),
         Err(err) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"reloaded": false, "error": err.to_string()})),

@@ -54,9 +54,18 @@ impl Backend {
         let v1alpha = reflection()
             .build_v1alpha()
             .map_err(std::io::Error::other)?;
+        // And grpc.health.v1, so that pools of demo backends can be
+        // health-checked.
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<pb::bookshop_server::BookshopServer<Bookshop>>()
+            .await;
         let task = tokio::spawn(async move {
+            // Kept for as long as the server runs: it holds the statuses.
+            let _health_reporter = health_reporter;
             if let Err(err) = tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(health)
                 .add_service(v1)
                 .add_service(v1alpha)
                 .serve_with_incoming(incoming)

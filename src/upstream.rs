@@ -39,6 +39,10 @@ pub use call::{Call, CallError, EndpointStatus, Hints, Opened, Passage, Reply, R
 pub(crate) use causes::{caused_by, causes};
 pub use endpoint::check;
 
+/// The message of a try whose deadline passed (told apart from a
+/// backend's own `DEADLINE_EXCEEDED`).
+const EXPIRED: &str = "the call's deadline passed before the upstream answered";
+
 pub use resolve::{ResolveError, Resolver};
 
 /// An upstream that cannot be set up.
@@ -307,38 +311,58 @@ impl Upstream {
     pub async fn unary(&self, call: Call) -> Result<Reply, CallError> {
         let upstream = self.target(call.hints);
         let timeout = call.timeout;
-        upstream.within(timeout, upstream.unary_tries(call)).await
+        // Taken before `within` starts its timer, so that the try's own
+        // timer (which records the endpoint's failure) fires first.
+        let deadline = timeout.map(|t| Instant::now() + t);
+        match upstream
+            .within(timeout, upstream.unary_tries(call, deadline))
+            .await
+        {
+            Err(CallError::Status(status)) if status.message() == EXPIRED => {
+                Err(CallError::DeadlineExceeded(timeout.unwrap_or_default()))
+            }
+            other => other,
+        }
     }
 
     /// A unary call's tries: on another endpoint when one could not be
     /// reached, again when an idempotent call failed as the policy names,
     /// within the retry budget.
-    async fn unary_tries(&self, call: Call) -> Result<Reply, Status> {
+    async fn unary_tries(&self, call: Call, deadline: Option<Instant>) -> Result<Reply, Status> {
         let Call {
             path,
             message,
             metadata,
-            timeout,
+            timeout: _,
             hints,
             idempotent,
         } = call;
         let _admitted = self.admit()?;
         self.retry.deposit();
-        let deadline = timeout.map(|t| Instant::now() + t);
         let mut attempt = 1;
         let mut tried = Vec::new();
         loop {
             let lease = self.lease(hints.hash, &tried).await?;
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let result = self
-                .exchange(
-                    &lease,
-                    path.clone(),
-                    metadata.clone(),
-                    left,
-                    message.clone(),
-                )
-                .await;
+            let exchange = self.exchange(
+                &lease,
+                path.clone(),
+                metadata.clone(),
+                left,
+                message.clone(),
+            );
+            let result = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, exchange).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        // No answer in time: a hung backend looks like
+                        // this, and counts against its endpoint.
+                        self.record(&lease, Outcome::Failed);
+                        return Err(Status::deadline_exceeded(EXPIRED));
+                    }
+                },
+                None => exchange.await,
+            };
             let status = match result {
                 Ok(reply) => {
                     self.record(&lease, Outcome::Answered);
@@ -352,6 +376,10 @@ impl Upstream {
             } else if broken(&status) {
                 self.record(&lease, Outcome::Failed);
                 Failure::Broken
+            } else if caused_by::<tonic::TimeoutExpired>(&status) {
+                // The channel's own timer for the `grpc-timeout` sent.
+                self.record(&lease, Outcome::Failed);
+                return Err(status);
             } else {
                 self.record(&lease, Outcome::of(status.code()));
                 Failure::Answered(status.code())
@@ -485,26 +513,21 @@ impl Upstream {
     /// A pool's endpoints as of its last round (`None` when the upstream
     /// is one address).
     pub fn endpoints(&self) -> Option<Vec<EndpointStatus>> {
-        let Way::Pool(balancer, pool) = &self.way else {
+        let Way::Pool(_, pool) = &self.way else {
             return None;
         };
         let now = balance::now();
-        let rotation = balancer.rotation();
-        let ejected: Vec<std::net::SocketAddr> = rotation
-            .members()
-            .iter()
-            .filter(|m| m.is_ejected(now))
-            .map(|m| m.address)
-            .collect();
         Some(
             pool.shown
                 .endpoints
                 .lock()
                 .iter()
-                .map(|(address, in_rotation)| EndpointStatus {
-                    address: *address,
+                .map(|(member, in_rotation)| EndpointStatus {
+                    address: member.address,
                     in_rotation: *in_rotation,
-                    ejected: ejected.contains(address),
+                    ejected: member.is_ejected(now),
+                    weight: member.weight(),
+                    zone: member.zone().map(str::to_owned),
                 })
                 .collect(),
         )
@@ -538,6 +561,14 @@ impl Upstream {
             let known = pool.shown.known.load(std::sync::atomic::Ordering::Relaxed);
             let why = if known == 0 {
                 match &pool.registry {
+                    Some(registry)
+                        if !pool
+                            .shown
+                            .registry_answered
+                            .load(std::sync::atomic::Ordering::Relaxed) =>
+                    {
+                        format!("{registry} has not answered yet")
+                    }
                     Some(registry) => format!("{registry} lists no instance"),
                     None => "its host names resolve to no address".to_owned(),
                 }

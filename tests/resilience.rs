@@ -493,3 +493,31 @@ async fn idle_connections_are_closed_and_reopened_on_demand() {
     assert_eq!(backends[0].open_connections(), 2);
     assert_eq!(backends[0].connections(), accepted + 1);
 }
+
+#[tokio::test]
+async fn a_hung_endpoint_is_ejected_by_its_timeouts() {
+    let backends = backends(2).await;
+    backends[1].script(Script {
+        delay: Some(Duration::from_secs(5)),
+        ..Script::default()
+    });
+    let mut upstream = pool_of(&backends, |_, b| EndpointConfig::new(b.url()));
+    upstream.balance.policy = BalancePolicy::RoundRobin;
+    upstream.timeout = Some(Duration::from_millis(300));
+    upstream.outlier_detection.consecutive_failures = 2;
+    let gateway = TestGateway::start(config(vec![("default", upstream)])).await;
+    let client = support::http1();
+    let mut timed_out = 0;
+    for _ in 0..20 {
+        let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::GATEWAY_TIMEOUT => timed_out += 1,
+            other => panic!("{other}: {:?}", response.text().await),
+        }
+    }
+    // Two calls waited out their deadline on it, then it was out.
+    assert_eq!(timed_out, 2);
+    assert_eq!(backends[1].records().len(), 2);
+    assert_eq!(backends[0].records().len(), 18);
+}

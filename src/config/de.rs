@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde::de::{Deserializer, Error, MapAccess, SeqAccess, Visitor};
 
 /// A duration such as `5s`, `250ms` or `1m 30s`, or a number of seconds;
-/// never zero (every duration in the config is a timeout, and a zero
-/// timeout would fail every call).
+/// never zero (every duration in the config is a timeout, interval or
+/// period, none of which means anything at zero).
 struct Seconds(Duration);
 
 impl<'de> Deserialize<'de> for Seconds {
@@ -20,7 +20,7 @@ impl<'de> Deserialize<'de> for Seconds {
         let seconds = de.deserialize_any(SecondsVisitor)?;
         if seconds.0.is_zero() {
             return Err(D::Error::custom(
-                "a timeout of zero would fail every call; give a positive duration",
+                "must be above zero (a zero timeout would fail every call, a zero interval spin); give a positive duration",
             ));
         }
         Ok(seconds)

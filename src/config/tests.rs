@@ -415,7 +415,11 @@ fn keys_are_found_by_indentation() {
     assert_eq!(yaml::line_of(text, "a.c.d"), Some(4));
     assert_eq!(yaml::line_of(text, "e"), Some(5));
     assert_eq!(yaml::line_of(text, "c.d"), Some(7));
-    assert_eq!(yaml::line_of(text, "a.d"), Some(1), "d is under a.c: a's line");
+    assert_eq!(
+        yaml::line_of(text, "a.d"),
+        Some(1),
+        "d is under a.c: a's line"
+    );
     assert_eq!(yaml::line_of(text, "f.g"), Some(8), "flow style: f's line");
     assert_eq!(yaml::line_of(text, "x"), None);
     let list = "routes:\n  - prefix: /a/\n    upstream: x\n\n  # note\n  - prefix: /b/\n    upstream: y\nother: 1\n";
@@ -739,5 +743,45 @@ fn urls_with_impossible_ports_are_refused() {
         let yaml =
             format!("upstreams:\n  a:\n    url: http://127.0.0.1:1\n    endpoints: [\"{url}\"]\n");
         assert!(Config::from_yaml(&yaml).is_err(), "{url}");
+    }
+}
+
+#[test]
+fn pool_policies_are_checked() {
+    let cases = [
+        (
+            "    endpoints: [http://127.0.0.1:2, http://127.0.0.1:2]\n",
+            "is listed twice",
+        ),
+        (
+            "    discovery: {etcd: {endpoints: [\"https://127.0.0.1:2379\"], prefix: /a/}}\n",
+            "TLS to etcd is not supported yet",
+        ),
+        ("    retry: {on: [OK]}\n", "OK is a success"),
+        ("    retry: {attempts: 0}\n", "at least 1"),
+        (
+            "    balance: {policy: consistent_hash}\n",
+            "needs a `hash_header`",
+        ),
+        (
+            "    canary: {upstream: nope, weight: 10}\n",
+            "`nope` is not an upstream",
+        ),
+        (
+            "    canary: {upstream: a, weight: 10}\n",
+            "names this upstream itself",
+        ),
+        ("    canary: {upstream: b, weight: 101}\n", "0 to 100"),
+        ("    circuit_breaker: {max_requests: 0}\n", "at least 1"),
+    ];
+    for (setting, want) in cases {
+        let yaml = format!(
+            "upstreams:\n  a:\n    url: http://127.0.0.1:1\n{setting}  b:\n    url: http://127.0.0.1:3\n    services: [b.v1.B]\n"
+        );
+        let err = match Config::from_yaml(&yaml) {
+            Ok(config) => config.validate().unwrap_err().to_string(),
+            Err(err) => err.to_string(),
+        };
+        assert!(err.contains(want), "{setting}: {err}");
     }
 }

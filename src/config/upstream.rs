@@ -246,6 +246,24 @@ impl Config {
                 "the endpoints of an upstream with `discovery` come from the registry; list none",
             );
         }
+        let mut urls = vec![upstream.url.as_str()];
+        for endpoint in &upstream.endpoints {
+            if urls[1..].contains(&endpoint.url.as_str()) {
+                return Err((
+                    "endpoints".to_owned(),
+                    format!("`{}` is listed twice", endpoint.url),
+                ));
+            }
+            urls.push(&endpoint.url);
+        }
+        if let Some(DiscoveryConfig::Etcd(etcd)) = &upstream.discovery
+            && let Some(tls) = etcd.endpoints.iter().find(|e| !e.starts_with("http://"))
+        {
+            return Err((
+                "discovery.etcd.endpoints".to_owned(),
+                format!("`{tls}`: TLS to etcd is not supported yet; give an http:// URL"),
+            ));
+        }
         let balance = &upstream.balance;
         match (balance.policy, &balance.hash_header) {
             (BalancePolicy::ConsistentHash, None) => {
@@ -260,6 +278,9 @@ impl Config {
             _ => {}
         }
         let retry = &upstream.retry;
+        if retry.on.contains(&tonic::Code::Ok) {
+            return fail("retry.on", "OK is a success, never retried");
+        }
         if retry.attempts == 0 {
             return fail(
                 "retry.attempts",

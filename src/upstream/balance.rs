@@ -100,6 +100,10 @@ impl Member {
     pub(crate) fn zone(&self) -> Option<&str> {
         self.zone.as_deref()
     }
+
+    pub(crate) fn weight(&self) -> u32 {
+        self.weight
+    }
 }
 
 /// The members that may take calls, and those of them in this gateway's
@@ -347,7 +351,11 @@ impl Outcome {
     /// The outcome of a call that ended with `code` from the backend.
     pub(crate) fn of(code: Code) -> Outcome {
         match code {
-            Code::Unavailable | Code::Internal | Code::Unknown | Code::DataLoss => Outcome::Failed,
+            Code::Unavailable
+            | Code::Internal
+            | Code::Unknown
+            | Code::DataLoss
+            | Code::DeadlineExceeded => Outcome::Failed,
             _ => Outcome::Answered,
         }
     }

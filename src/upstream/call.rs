@@ -145,12 +145,17 @@ impl Passage {
 }
 
 /// One endpoint of a pool, for `/admin/status`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EndpointStatus {
     /// Its address.
     pub address: std::net::SocketAddr,
     /// Whether it passes its checks.
     pub in_rotation: bool,
-    /// Whether passive detection has it out for a while.
+    /// Whether passive detection has it out for a while (it may pass its
+    /// checks meanwhile).
     pub ejected: bool,
+    /// Its weight.
+    pub weight: u32,
+    /// Its zone.
+    pub zone: Option<String>,
 }

@@ -82,7 +82,9 @@ pub(crate) struct Shown {
     /// Endpoints known (resolved), healthy or not.
     pub(crate) known: AtomicUsize,
     /// Each known endpoint and whether it is in the rotation.
-    pub(crate) endpoints: parking_lot::Mutex<Vec<(SocketAddr, bool)>>,
+    pub(crate) endpoints: parking_lot::Mutex<Vec<(Arc<Member>, bool)>>,
+    /// Whether the registry (if any) has answered at least once.
+    pub(crate) registry_answered: std::sync::atomic::AtomicBool,
 }
 
 /// A registry the pool follows, and the task that watches it.
@@ -111,6 +113,9 @@ pub(crate) enum Source {
     /// TLS settings.
     Discovered(Target, Box<dyn Discovery>),
 }
+
+/// The longest a round waits for one name to resolve.
+const LOOKUP: Duration = Duration::from_secs(2);
 
 /// How long the first round waits for a registry's first answer.
 const FIRST_ANSWER: Duration = Duration::from_secs(5);
@@ -243,6 +248,9 @@ impl Keeper {
         loop {
             if let Some(registry) = &mut self.registry {
                 let instances = registry.instances.borrow_and_update().clone();
+                if instances.is_some() {
+                    self.shown.registry_answered.store(true, Ordering::Relaxed);
+                }
                 self.resolve();
                 self.discovered(instances);
             } else if resolved_at.is_none_or(|at| at.elapsed() >= self.refresh) {
@@ -258,8 +266,8 @@ impl Keeper {
                 .store(self.endpoints.len(), Ordering::Relaxed);
             *self.shown.endpoints.lock() = self
                 .endpoints
-                .iter()
-                .map(|(address, state)| (*address, state.in_rotation))
+                .values()
+                .map(|state| (state.member.clone(), state.in_rotation))
                 .collect();
             self.settle.send_replace(true);
             match &mut self.registry {
@@ -339,10 +347,22 @@ impl Keeper {
     /// Resolves every target; new addresses join (unchecked ones at once,
     /// checked ones when they pass), vanished ones leave.
     async fn lookup(&mut self) {
-        for index in 0..self.targets.len() {
+        // All names at once, each within a bound: one slow DNS answer
+        // must not hold up the others, nor the health checks after.
+        let lookups = self.targets.iter().map(|target| {
+            let resolver = &self.resolver;
+            async move {
+                match tokio::time::timeout(LOOKUP, resolver.lookup(&target.host, target.port)).await
+                {
+                    Ok(found) => found.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no answer within {LOOKUP:?}")),
+                }
+            }
+        });
+        let results = futures_util::future::join_all(lookups).await;
+        for (index, found) in results.into_iter().enumerate() {
             let target = &self.targets[index];
             let host = target.host.clone();
-            let found = self.resolver.lookup(&host, target.port).await;
             let addresses: Vec<SocketAddr> = match found {
                 Ok(found) => {
                     if self.unresolved.remove(&index) {
@@ -461,9 +481,18 @@ impl Keeper {
                 Err(why) => {
                     state.passes = 0;
                     state.failures = state.failures.saturating_add(1);
+                    let what = if self.check.is_some() {
+                        "health check"
+                    } else {
+                        "connection probe"
+                    };
                     if state.in_rotation && state.failures >= check.unhealthy_threshold {
                         state.in_rotation = false;
-                        tracing::warn!(upstream = %self.name, %address, reason = %why, "Endpoint fails its health check; out of the rotation");
+                        tracing::warn!(upstream = %self.name, %address, reason = %why, "Endpoint fails its {what}; out of the rotation");
+                    } else if !state.in_rotation && state.failures == 1 {
+                        // Once per time out: an endpoint that never passes
+                        // (a backend without grpc.health.v1) says why.
+                        tracing::warn!(upstream = %self.name, %address, reason = %why, "Endpoint does not pass its {what}; not in the rotation");
                     }
                 }
             }
