@@ -17,6 +17,7 @@ mod etcd;
 mod grpc;
 mod http;
 mod load;
+mod measure;
 mod process;
 mod report;
 mod scale;
@@ -27,7 +28,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use load::{Budget, Call, Outcome};
+use load::Budget;
+use measure::{Measured, Watched, measure};
 
 pub use report::{Report, Row, ScaleResult, Settings};
 
@@ -138,53 +140,12 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(&Row)) -> Result<Re
     let idle_rss = process::rss_bytes(gateway.pid()).ok();
     report.settings.gateway_idle_rss_mib = idle_rss.map(mib);
     for scenario in scenario::all()? {
-        if !options.wants(scenario.name) {
-            continue;
-        }
-        report.scenarios.push(report::Label {
-            name: scenario.name.to_owned(),
-            description: scenario.label.clone(),
-        });
-        // The smoke run keeps the costly scenarios to one worker.
-        let max = match scenario.max_concurrency {
-            Some(_) if options.quick => Some(1),
-            max => max,
-        };
-        let levels: Vec<usize> = options
-            .concurrency
-            .iter()
-            .copied()
-            .filter(|&c| max.is_none_or(|max| c <= max))
-            .collect();
-        if let (true, Some(max)) = (levels.len() < options.concurrency.len(), max) {
-            report.notes.push(format!(
-                "{} runs at concurrency up to {max} only, to keep the bench short",
-                scenario.name,
-            ));
-        }
-        for &concurrency in &levels {
-            let watched = Watched::gateway(gateway.pid());
-            for (target, via) in [
-                ("protogate", Via::Http1(gateway.addr(), &scenario.rest)),
-                ("protogate", Via::Http2(gateway.addr(), &scenario.rest)),
-                ("direct", Via::Grpc(&backend_url, &scenario.grpc)),
-            ] {
-                let watched = if target == "direct" {
-                    Watched::none()
-                } else {
-                    watched
-                };
-                let measured = via.load(concurrency, options, watched).await?;
-                let row = Row::new(
-                    scenario.name,
-                    target,
-                    via.protocol(),
-                    concurrency,
-                    &measured,
-                );
-                progress(&row);
-                report.results.push(row);
-            }
+        if options.wants(scenario.name) {
+            let targets = Targets {
+                gateway: &gateway,
+                backend: &backend_url,
+            };
+            run_scenario(&scenario, targets, options, &mut report, progress).await?;
         }
     }
     drop(gateway);
@@ -199,6 +160,80 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(&Row)) -> Result<Re
     }
     report.fill_ratios();
     Ok(report)
+}
+
+/// Where a scenario's requests go.
+#[derive(Debug, Clone, Copy)]
+struct Targets<'a> {
+    gateway: &'a child::Gateway,
+    /// The backend's URL, for the direct calls.
+    backend: &'a str,
+}
+
+/// Runs one scenario at each concurrency level it takes, through the
+/// gateway over HTTP/1.1 and HTTP/2 and straight to the backend.
+async fn run_scenario(
+    scenario: &scenario::Scenario,
+    targets: Targets<'_>,
+    options: &Options,
+    report: &mut Report,
+    progress: &mut dyn FnMut(&Row),
+) -> Result<(), BenchError> {
+    report.scenarios.push(report::Label {
+        name: scenario.name.to_owned(),
+        description: scenario.label.clone(),
+    });
+    // The smoke run keeps the costly scenarios to one worker.
+    let max = match scenario.max_concurrency {
+        Some(_) if options.quick => Some(1),
+        max => max,
+    };
+    let levels: Vec<usize> = options
+        .concurrency
+        .iter()
+        .copied()
+        .filter(|&c| max.is_none_or(|max| c <= max))
+        .collect();
+    if let (true, Some(max)) = (levels.len() < options.concurrency.len(), max) {
+        report.notes.push(format!(
+            "{} runs at concurrency up to {max} only, to keep the bench short",
+            scenario.name,
+        ));
+    }
+    let gateway = targets.gateway;
+    let watched = Watched::gateway(gateway.pid());
+    for concurrency in levels {
+        let runs = [
+            (
+                "protogate",
+                Via::Http1(gateway.addr(), &scenario.rest),
+                watched,
+            ),
+            (
+                "protogate",
+                Via::Http2(gateway.addr(), &scenario.rest),
+                watched,
+            ),
+            (
+                "direct",
+                Via::Grpc(targets.backend, &scenario.grpc),
+                Watched::none(),
+            ),
+        ];
+        for (target, via, watched) in runs {
+            let measured = via.load(concurrency, options, watched).await?;
+            let row = Row::new(
+                scenario.name,
+                target,
+                via.protocol(),
+                concurrency,
+                &measured,
+            );
+            progress(&row);
+            report.results.push(row);
+        }
+    }
+    Ok(())
 }
 
 /// The bench gateway's config: the bench descriptors, the backend as the
@@ -264,85 +299,6 @@ impl Via<'_> {
                 Ok(measure(calls, options.budget(), watched).await)
             }
         }
-    }
-}
-
-/// The processes a run reads from `/proc`.
-#[derive(Debug, Clone, Copy, Default)]
-struct Watched {
-    /// The gateway: CPU time and memory.
-    gateway: Option<u32>,
-    /// What the gateway calls (etcd): CPU time.
-    upstream: Option<u32>,
-}
-
-impl Watched {
-    fn none() -> Watched {
-        Watched::default()
-    }
-
-    fn gateway(pid: u32) -> Watched {
-        Watched {
-            gateway: Some(pid),
-            upstream: None,
-        }
-    }
-}
-
-/// A run's outcome with what `/proc` said about the watched processes.
-#[derive(Debug)]
-struct Measured {
-    outcome: Outcome,
-    /// The gateway's CPU time during the measured part.
-    gateway_cpu: Option<Duration>,
-    /// The gateway's largest resident size seen during the run.
-    gateway_rss: Option<u64>,
-    /// The upstream's CPU time during the measured part.
-    upstream_cpu: Option<Duration>,
-}
-
-/// How often the gateway's memory is read during a run.
-const RSS_EVERY: Duration = Duration::from_millis(50);
-
-async fn measure<C: Call>(calls: Vec<C>, budget: Budget, watched: Watched) -> Measured {
-    let cpu = |pid: Option<u32>| pid.and_then(|pid| process::cpu_time(pid).ok());
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let sampler = watched.gateway.map(|pid| {
-        tokio::spawn(async move {
-            let mut peak = process::rss_bytes(pid).ok();
-            let mut every = tokio::time::interval(RSS_EVERY);
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    _ = every.tick() => {}
-                }
-                if let Ok(rss) = process::rss_bytes(pid) {
-                    peak = peak.max(Some(rss));
-                }
-            }
-            peak
-        })
-    });
-    let mut before = (None, None);
-    let mut after = (None, None);
-    let outcome = load::run(
-        calls,
-        budget,
-        || before = (cpu(watched.gateway), cpu(watched.upstream)),
-        || after = (cpu(watched.gateway), cpu(watched.upstream)),
-    )
-    .await;
-    let _ = stop.send(());
-    let gateway_rss = match sampler {
-        Some(task) => task.await.ok().flatten(),
-        None => None,
-    };
-    let spent = |a: Option<Duration>, b: Option<Duration>| Some(a?.saturating_sub(b?));
-    Measured {
-        outcome,
-        gateway_cpu: spent(after.0, before.0),
-        gateway_rss,
-        upstream_cpu: spent(after.1, before.1),
     }
 }
 

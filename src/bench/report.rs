@@ -111,6 +111,9 @@ pub struct Row {
     pub gateway_cpu_us: Option<f64>,
     /// The gateway's largest resident memory during the run, in MiB.
     pub gateway_rss_mib: Option<f64>,
+    /// How much its resident memory grew from the start of the measured
+    /// part to its end, in MiB (negative: it shrank).
+    pub gateway_rss_growth_mib: Option<f64>,
     /// etcd's CPU time per request, in microseconds (etcd runs only).
     pub upstream_cpu_us: Option<f64>,
     /// Requests per second as a share of the direct gRPC run's.
@@ -154,6 +157,9 @@ impl Row {
             p999_us: us(0.999),
             gateway_cpu_us: per_request(measured.gateway_cpu),
             gateway_rss_mib: measured.gateway_rss.map(mib),
+            gateway_rss_growth_mib: measured
+                .gateway_rss_growth
+                .map(|bytes| bytes as f64 / f64::from(1 << 20)),
             upstream_cpu_us: per_request(measured.upstream_cpu),
             vs_direct: None,
             vs_etcd_gateway: None,

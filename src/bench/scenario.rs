@@ -74,7 +74,9 @@ pub(super) fn all() -> Result<Vec<Scenario>, BenchError> {
     });
     scenarios.push(Scenario {
         name: "stream-10k",
-        label: format!("GET /v1/items:watch, server stream of {STREAM_MESSAGES} items"),
+        label: format!(
+            "GET /v1/items:watch, server stream of {STREAM_MESSAGES} items (req/s: whole streams)"
+        ),
         rest: get(
             &format!("/v1/items:watch?count={STREAM_MESSAGES}"),
             Some(STREAM_MESSAGES),

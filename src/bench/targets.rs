@@ -22,6 +22,11 @@ const MIN_VS_ETCD_GATEWAY: f64 = 1.5;
 const MIN_ETCD_VS_DIRECT: f64 = 0.7;
 /// Loading 10,000 methods' routes, below (ms).
 const MAX_SCALE_MS: f64 = 1000.0;
+/// A soak: a run at least this long (s) ...
+const SOAK_SECONDS: f64 = 60.0;
+/// ... in which the gateway's memory grows by no more than this (MiB; a
+/// little allocator noise is no growth).
+const MAX_SOAK_GROWTH_MIB: f64 = 1.0;
 
 pub(super) fn write(out: &mut String, report: &Report) {
     let mut lines = Vec::new();
@@ -103,6 +108,21 @@ pub(super) fn write(out: &mut String, report: &Report) {
             ),
         ));
     }
+    let soaks: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.target == "protogate" && r.seconds >= SOAK_SECONDS)
+        .collect();
+    for row in &soaks {
+        if let Some(growth) = row.gateway_rss_growth_mib {
+            lines.push(line(
+                growth <= MAX_SOAK_GROWTH_MIB,
+                format!(
+                    "{} over {} at concurrency {} for {:.0} s: gateway RSS grew {growth:.1} MiB (target: none, ≤ {MAX_SOAK_GROWTH_MIB} MiB)",
+                    row.scenario, row.protocol, row.concurrency, row.seconds
+                ),
+            ));
+        }
+    }
     if lines.is_empty() {
         return;
     }
@@ -110,10 +130,12 @@ pub(super) fn write(out: &mut String, report: &Report) {
     for text in lines {
         let _ = writeln!(out, "  {text}");
     }
-    let _ = writeln!(
-        out,
-        "  (not measured here: no memory growth over a 60 s soak)"
-    );
+    if soaks.is_empty() {
+        let _ = writeln!(
+            out,
+            "  (no soak in this run; for one: protogate bench --scenario get --concurrency 256 --duration 60s)"
+        );
+    }
 }
 
 fn etcd(lines: &mut Vec<String>, [ours, theirs, direct]: [Option<&Row>; 3]) {
@@ -149,4 +171,81 @@ fn etcd(lines: &mut Vec<String>, [ours, theirs, direct]: [Option<&Row>; 3]) {
 
 fn line(met: bool, text: String) -> String {
     format!("[{}] {text}", if met { "met" } else { "missed" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::report::Settings;
+
+    fn row(scenario: &str, target: &str, protocol: &str, rps: f64) -> Row {
+        Row {
+            scenario: scenario.to_owned(),
+            target: target.to_owned(),
+            protocol: protocol.to_owned(),
+            concurrency: 16,
+            requests: 1000,
+            errors: 0,
+            first_error: None,
+            seconds: 2.0,
+            rps,
+            p50_us: 100.0,
+            p99_us: 900.0,
+            p999_us: 1000.0,
+            gateway_cpu_us: (target == "protogate").then_some(25.0),
+            gateway_rss_mib: (target == "protogate").then_some(20.0),
+            gateway_rss_growth_mib: (target == "protogate").then_some(0.2),
+            upstream_cpu_us: None,
+            vs_direct: None,
+            vs_etcd_gateway: None,
+        }
+    }
+
+    fn settings() -> Settings {
+        let options = crate::bench::Options::quick("protogate".into());
+        Settings::of(&options)
+    }
+
+    #[test]
+    fn targets_are_read_at_concurrency_16() {
+        let mut report = Report::new(settings());
+        report.results = vec![
+            row("get", "protogate", "http1", 400.0),
+            row("get", "direct", "grpc", 1000.0),
+        ];
+        report.fill_ratios();
+        let mut out = String::new();
+        write(&mut out, &report);
+        assert!(
+            out.contains("[met] get over http1 at concurrency 16: gateway CPU 25.0 µs"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[missed] get over http1 at concurrency 16: 0.40×"),
+            "{out}"
+        );
+        assert!(out.contains("no soak in this run"), "{out}");
+    }
+
+    #[test]
+    fn a_long_run_is_a_soak() {
+        let mut report = Report::new(settings());
+        let mut soak = row("get", "protogate", "http2", 400.0);
+        soak.seconds = 60.5;
+        soak.concurrency = 256;
+        report.results = vec![soak];
+        let mut out = String::new();
+        write(&mut out, &report);
+        assert!(
+            out.contains(
+                "[met] get over http2 at concurrency 256 for 60 s: gateway RSS grew 0.2 MiB"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("[met] largest gateway RSS at concurrency 256: 20.0 MiB"),
+            "{out}"
+        );
+        assert!(!out.contains("no soak"), "{out}");
+    }
 }
