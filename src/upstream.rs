@@ -167,15 +167,16 @@ impl Upstream {
         config: &UpstreamConfig,
         settings: &ChannelSettings,
     ) -> Result<Upstream, UpstreamError> {
-        let way = if config.is_pool() {
-            let mut urls: Vec<crate::config::EndpointConfig> = Vec::new();
-            for endpoint in std::iter::once(crate::config::EndpointConfig::new(&config.url))
-                .chain(config.endpoints.iter().cloned())
-            {
-                // A URL listed twice takes the later (explicit) settings.
-                urls.retain(|u| u.url != endpoint.url);
-                urls.push(endpoint);
+        // Every URL once, `url` first; a URL listed in `endpoints` too
+        // takes its (explicit) weight and zone from there.
+        let mut urls = vec![crate::config::EndpointConfig::new(&config.url)];
+        for endpoint in &config.endpoints {
+            match urls.iter_mut().find(|u| u.url == endpoint.url) {
+                Some(listed) => *listed = endpoint.clone(),
+                None => urls.push(endpoint.clone()),
             }
+        }
+        let way = if config.is_pool() {
             let source = match &config.discovery {
                 Some(crate::config::DiscoveryConfig::Etcd(etcd)) => {
                     let etcd =
@@ -218,15 +219,12 @@ impl Upstream {
             name: name.into(),
             // Named in messages: a pool by all its URLs, as which endpoint a
             // call went to is the balancer's secret.
-            url: {
-                let mut urls = vec![config.url.as_str()];
-                for endpoint in &config.endpoints {
-                    if !urls.contains(&endpoint.url.as_str()) {
-                        urls.push(&endpoint.url);
-                    }
-                }
-                urls.join(", ").into()
-            },
+            url: urls
+                .iter()
+                .map(|u| u.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+                .into(),
             way,
             max_message_bytes: settings.max_message_bytes,
             send_compressed: config.compression.map(|c| match c {
