@@ -6,9 +6,12 @@
 
 mod support;
 
+/// The longest wait for calls to spread as a test wants.
+const SETTLE: Duration = Duration::from_secs(5);
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hickory_server::Server;
 use hickory_server::proto::rr::rdata::{A, AAAA, SOA};
@@ -17,7 +20,7 @@ use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use protogate::upstream::{ResolveError, Resolver};
 use protogate::{Config, UpstreamConfig};
-use reqwest::StatusCode;
+use support::spread::{spread, until_spread};
 use support::{EchoBackend, TestGateway};
 
 /// How often the gateway resolves the name again.
@@ -144,39 +147,6 @@ async fn gateway(dns: &Dns, port: u16) -> TestGateway {
     TestGateway::start(config).await
 }
 
-/// Sends `n` calls, each of which must succeed; how many each backend saw.
-async fn spread(gateway: &TestGateway, backends: &[EchoBackend], n: usize) -> Vec<usize> {
-    let before: Vec<usize> = backends.iter().map(|b| b.records().len()).collect();
-    let client = support::http1();
-    for _ in 0..n {
-        let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
-    backends
-        .iter()
-        .zip(before)
-        .map(|(b, before)| b.records().len() - before)
-        .collect()
-}
-
-/// Sends rounds of calls (all must succeed) until one reaches the
-/// backends as `want` says; fails after five seconds.
-async fn until_spread(
-    gateway: &TestGateway,
-    backends: &[EchoBackend],
-    want: impl Fn(&[usize]) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let got = spread(gateway, backends, 20).await;
-        if want(&got) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "still spread as {got:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn calls_are_balanced_over_every_a_record() {
     let dns = Dns::start().await;
@@ -211,12 +181,12 @@ async fn records_that_come_and_go_are_followed_live() {
 
     // A record added: its backend gets calls.
     dns.set("orders", &[v4(2), v4(3), v4(4)]).await;
-    until_spread(&gateway, &backends, |got| got[2] > 0).await;
+    until_spread(&gateway, &backends, SETTLE, |got| got[2] > 0).await;
 
     // A record removed: its backend gets none, and no call fails (every
     // call in `spread` must succeed).
     dns.set("orders", &[v4(3), v4(4)]).await;
-    until_spread(&gateway, &backends, |got| got[0] == 0).await;
+    until_spread(&gateway, &backends, SETTLE, |got| got[0] == 0).await;
     let got = spread(&gateway, &backends, 40).await;
     assert_eq!(got[0], 0, "{got:?}");
     assert!(got[1] > 0 && got[2] > 0, "{got:?}");
@@ -228,7 +198,7 @@ async fn a_name_gone_from_dns_keeps_its_last_addresses() {
     let (port, backends) = backends(&[v4(2), v4(3), v4(4)]).await;
     dns.set("orders", &[v4(2), v4(3)]).await;
     let gateway = gateway(&dns, port).await;
-    until_spread(&gateway, &backends, |got| got[0] > 0 && got[1] > 0).await;
+    until_spread(&gateway, &backends, SETTLE, |got| got[0] > 0 && got[1] > 0).await;
 
     // The name is gone: the server says NXDOMAIN.
     dns.set("orders", &[]).await;
@@ -247,5 +217,5 @@ async fn a_name_gone_from_dns_keeps_its_last_addresses() {
         dns.ask("orders").await.unwrap(),
         [SocketAddr::new(v4(4), 1)]
     );
-    until_spread(&gateway, &backends, |got| got == [0, 0, 20]).await;
+    until_spread(&gateway, &backends, SETTLE, |got| got == [0, 0, 20]).await;
 }

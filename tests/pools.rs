@@ -5,12 +5,16 @@
 
 mod support;
 
+/// The longest wait for calls to spread as a test wants.
+const SETTLE: Duration = Duration::from_secs(20);
+
 use std::time::{Duration, Instant};
 
 use protogate::config::{EndpointConfig, HealthCheck};
 use protogate::{Config, UpstreamConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
+use support::spread::{spread, until_spread};
 use support::{EchoBackend, TestGateway};
 
 use support::kitchen;
@@ -34,39 +38,6 @@ async fn gateway(upstream: UpstreamConfig) -> TestGateway {
     };
     config.upstreams.insert("default".to_owned(), upstream);
     TestGateway::start(config).await
-}
-
-/// Sends `n` calls; how many each backend saw.
-async fn spread(gateway: &TestGateway, backends: &[&EchoBackend], n: usize) -> Vec<usize> {
-    let before: Vec<usize> = backends.iter().map(|b| b.records().len()).collect();
-    let client = support::http1();
-    for _ in 0..n {
-        let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
-    backends
-        .iter()
-        .zip(before)
-        .map(|(b, before)| b.records().len() - before)
-        .collect()
-}
-
-/// Waits (bounded) until `n` calls in a row all reach the backends as
-/// `want` says.
-async fn until_spread(
-    gateway: &TestGateway,
-    backends: &[&EchoBackend],
-    want: impl Fn(&[usize]) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = spread(gateway, backends, 20).await;
-        if want(&got) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "still spread as {got:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -93,17 +64,20 @@ async fn health_checks_take_endpoints_out_and_back() {
     upstream.endpoints = vec![EndpointConfig::new(b.url())];
     upstream.health_check = Some(quick_check());
     let gateway = gateway(upstream).await;
-    until_spread(&gateway, &[&a, &b], |got| got.iter().all(|n| *n > 0)).await;
+    until_spread(&gateway, &[&a, &b], SETTLE, |got| {
+        got.iter().all(|n| *n > 0)
+    })
+    .await;
 
     // `a` says it is not serving: every call goes to `b`, none fails.
     a.set_serving(false).await;
-    until_spread(&gateway, &[&a, &b], |got| got[0] == 0).await;
+    until_spread(&gateway, &[&a, &b], SETTLE, |got| got[0] == 0).await;
     let got = spread(&gateway, &[&a, &b], 40).await;
     assert_eq!(got, [0, 40]);
 
     // And back.
     a.set_serving(true).await;
-    until_spread(&gateway, &[&a, &b], |got| got[0] > 0).await;
+    until_spread(&gateway, &[&a, &b], SETTLE, |got| got[0] > 0).await;
 }
 
 #[tokio::test]
@@ -114,7 +88,7 @@ async fn no_endpoint_left_is_a_fast_503() {
     let mut upstream = UpstreamConfig::new(a.url());
     upstream.health_check = Some(quick_check());
     let gateway = gateway(upstream).await;
-    until_spread(&gateway, &[&a], |got| got[0] == 20).await;
+    until_spread(&gateway, &[&a], SETTLE, |got| got[0] == 20).await;
 
     a.set_serving(false).await;
     let client = support::http1();
@@ -172,7 +146,7 @@ async fn host_names_are_resolved_and_checked() {
     upstream.health_check = Some(quick_check());
     upstream.dns_refresh = Some(Duration::from_millis(200));
     let gateway = gateway(upstream).await;
-    until_spread(&gateway, &[&a], |got| got[0] == 20).await;
+    until_spread(&gateway, &[&a], SETTLE, |got| got[0] == 20).await;
     let got = spread(&gateway, &[&a], 40).await;
     assert_eq!(got, [40]);
 }
