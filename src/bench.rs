@@ -52,6 +52,18 @@ pub struct Options {
     pub scale_methods: usize,
     /// Whether this is the short smoke run (`--quick`).
     pub quick: bool,
+    /// Runtime worker threads of the gateway (`protogate --workers`).
+    pub gateway_workers: u16,
+}
+
+/// Half the CPUs, at least one: the load generator and the backend run on
+/// the same machine and need the rest. A gateway with a worker thread per
+/// CPU here spends its time waking threads that have no CPU to run on: on two
+/// CPUs, two workers cost about a third more CPU per request than one
+/// (BENCHMARKS.md).
+pub fn default_gateway_workers() -> u16 {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    u16::try_from(cpus / 2).unwrap_or(u16::MAX).max(1)
 }
 
 /// Every name `Options::only` takes: the load scenarios, then the etcd
@@ -78,6 +90,7 @@ impl Options {
             only: Vec::new(),
             scale_methods: 10_000,
             quick: false,
+            gateway_workers: default_gateway_workers(),
         }
     }
 
@@ -92,6 +105,11 @@ impl Options {
             quick: true,
             ..Options::new(gateway_binary)
         }
+    }
+
+    /// The arguments that start the gateway with these options.
+    fn gateway_args(&self) -> [String; 2] {
+        ["--workers".to_owned(), self.gateway_workers.to_string()]
     }
 
     fn wants(&self, name: &str) -> bool {
@@ -132,6 +150,7 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(&Row)) -> Result<Re
         .map_err(|e| BenchError::Setup(format!("cannot start the backend: {e}")))?;
     let gateway = child::Gateway::spawn(
         &options.gateway_binary,
+        &options.gateway_args(),
         &gateway_config(&backend.url()),
         &[("bench.pb", scenario::DESCRIPTOR_SET)],
     )

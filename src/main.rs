@@ -7,6 +7,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use protogate::Config;
 
+/// mimalloc rather than the system allocator: a request allocates and frees
+/// many small buffers across worker threads, and glibc's malloc spent about
+/// a fifth of the gateway's CPU on them (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A gRPC-to-REST gateway: google.api.http annotations in, JSON REST routes out.
 #[derive(Debug, Parser)]
 #[command(name = "protogate", version, about)]
@@ -16,6 +22,10 @@ struct Cli {
     /// Log filter (overrides RUST_LOG), e.g. `debug` or `protogate=debug`.
     #[arg(long, global = true)]
     log: Option<String>,
+    /// Runtime worker threads: the CPUs the gateway may use (default: all
+    /// it is given, cgroup quotas included).
+    #[arg(long, global = true, env = "PROTOGATE_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +73,9 @@ struct BenchArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// The gateway's runtime worker threads (default: half the CPUs, at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    gateway_workers: Option<u16>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -143,10 +156,11 @@ const BAD_INPUT: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = cli.workers {
+        runtime.worker_threads(workers.into());
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the runtime: {err}");
@@ -396,6 +410,9 @@ async fn bench(args: BenchArgs) -> ExitCode {
         options.scale_methods = methods;
     }
     options.only = args.scenarios;
+    if let Some(workers) = args.gateway_workers {
+        options.gateway_workers = workers;
+    }
     let mut progress = |row: &protogate::bench::Row| {
         eprintln!(
             "{:<11} {:<12} {:<5} c={:<4} {:>9.0} req/s  p99 {:>9.3} ms  errors {}",

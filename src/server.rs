@@ -174,17 +174,21 @@ async fn serve_rest(State(gateway): State<Arc<Gateway>>, mut request: Request) -
 
 /// The gateway's own handling of a request: gRPC, Connect, WebSocket or
 /// REST, told apart by its headers.
+///
+/// Each kind's future is boxed on its own: held inline, this one would be
+/// as large as the largest of them (8 KiB), and the layers above move it
+/// by value several times per request.
 async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
     if let Some(flavor) = grpc::Flavor::of(&request) {
-        return grpc::handle(snapshot, flavor, request).await;
+        return Box::pin(grpc::handle(snapshot, flavor, request)).await;
     }
     if connect::is_connect(&request) {
-        return connect::handle(snapshot, request).await;
+        return Box::pin(connect::handle(snapshot, request)).await;
     }
     if websocket::is_upgrade(&request) {
-        return websocket::handle(snapshot, request).await;
+        return Box::pin(websocket::handle(snapshot, request)).await;
     }
-    rest::handle(snapshot, request).await
+    Box::pin(rest::handle(snapshot, request)).await
 }
 
 /// Listener settings.

@@ -36,6 +36,7 @@ impl Gateway {
     /// loopback port; waits (bounded) until it logs its address.
     pub(super) async fn spawn(
         binary: &Path,
+        args: &[String],
         config: &str,
         files: &[(&str, &[u8])],
     ) -> Result<Gateway, BenchError> {
@@ -54,6 +55,7 @@ impl Gateway {
             .arg("--config")
             .arg(dir.0.join("config.yaml"))
             .args(["--listen", "127.0.0.1:0", "--log", "info"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -85,6 +85,7 @@ pub(super) async fn compare(
     );
     let gateway = Gateway::spawn(
         &options.gateway_binary,
+        &options.gateway_args(),
         &config,
         &[("etcd.pb", DESCRIPTOR_SET)],
     )

@@ -44,6 +44,8 @@ pub struct Settings {
     pub connections: usize,
     /// Whether this was the `--quick` smoke run.
     pub quick: bool,
+    /// The gateway's runtime worker threads.
+    pub gateway_workers: u16,
     /// The bench gateway's resident memory before any load, in MiB.
     pub gateway_idle_rss_mib: Option<f64>,
 }
@@ -65,6 +67,7 @@ impl Settings {
             concurrency: options.concurrency.clone(),
             connections: options.connections,
             quick: options.quick,
+            gateway_workers: options.gateway_workers,
             gateway_idle_rss_mib: None,
         }
     }
@@ -239,9 +242,11 @@ impl Report {
         let s = &self.settings;
         let _ = writeln!(
             out,
-            "protogate bench: {} build, {} CPUs, load average {} at start, {} ms per run{}",
+            "protogate bench: {} build, {} CPUs (gateway: {} worker{}), load average {} at start, {} ms per run{}",
             s.build,
             s.cpus,
+            s.gateway_workers,
+            if s.gateway_workers == 1 { "" } else { "s" },
             s.load_average.as_deref().unwrap_or("unknown"),
             s.duration_ms,
             if s.quick { " (--quick)" } else { "" },

@@ -73,6 +73,7 @@ pub(super) async fn run(
 
     let gateway = Gateway::spawn(
         &options.gateway_binary,
+        &options.gateway_args(),
         &format!("descriptor_sets: [scale.pb]\nupstreams:\n  default:\n    url: {backend}\n"),
         &[("scale.pb", &set)],
     )
