@@ -104,20 +104,32 @@ pub(crate) async fn read(
     let declared = declared.map_or(0, |len| len as usize);
     let mut share = Share::default();
     let mut body = body;
-    let mut out = BytesMut::with_capacity(declared.min(FIRST_ALLOCATION));
+    // A body that comes in one frame (the usual case) is kept as it came,
+    // without a copy; the second frame starts the copy.
+    let mut first: Option<Bytes> = None;
+    let mut out = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| GatewayError::BodyRead(e.to_string()))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let size = out.len() + data.len();
+        let held = first.as_ref().map_or(0, Bytes::len);
+        let size = held + out.len() + data.len();
         if size > limit {
             return Err(GatewayError::PayloadTooLarge(limit));
         }
         share.resize(size, budget)?;
-        out.extend_from_slice(&data);
+        match first.take() {
+            None if out.is_empty() => first = Some(data),
+            None => out.extend_from_slice(&data),
+            Some(earlier) => {
+                out.reserve(declared.clamp(size, FIRST_ALLOCATION.max(size)));
+                out.extend_from_slice(&earlier);
+                out.extend_from_slice(&data);
+            }
+        }
     }
-    let mut bytes = out.freeze();
+    let mut bytes = first.unwrap_or_else(|| out.freeze());
     if coding != Coding::Identity {
         // The compressed bytes stay counted while they are decoded.
         let decoded = coding.decode(bytes, limit).await?;
