@@ -13,7 +13,7 @@ use serde::Serialize;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
-use crate::transcode::{Codec, RequestError, ResponseError};
+use crate::transcode::{Codec, EncodeError, RequestError, ResponseError};
 use crate::upstream::metadata;
 
 /// A failed REST call, classified by side: the client's mistake (4xx), the
@@ -117,6 +117,10 @@ pub enum GatewayError {
     /// The upstream's response could not be transcoded.
     #[error(transparent)]
     BadUpstreamResponse(#[from] ResponseError),
+    /// The request message could not be encoded: the gateway built it
+    /// wrong.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
 }
 
 /// `text` cut to 32 characters: client-chosen tokens echoed in messages.
@@ -202,6 +206,7 @@ impl GatewayError {
             GatewayError::BadUpstreamResponse(_) | GatewayError::UpstreamProtocol(_) => {
                 (StatusCode::BAD_GATEWAY, Code::Internal)
             }
+            GatewayError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
         }
     }
 

@@ -2,6 +2,7 @@
 //! (path variables, query, body), response plans and the JSON policy.
 
 mod body;
+mod encode;
 mod error;
 pub mod field_path;
 pub(crate) mod float_safe;
@@ -14,6 +15,7 @@ pub mod splitter;
 mod strict;
 pub mod text;
 
+pub use encode::EncodeError;
 pub use error::RequestError;
 
 /// Parses one JSON message of type `desc` (the body of an RPC-style call),

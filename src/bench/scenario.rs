@@ -167,6 +167,40 @@ mod tests {
         }
     }
 
+    /// Times encoding the request message of `post-64k` (an item with
+    /// about 1,200 parts) with prost-reflect and with the gateway's
+    /// encoder, in whatever profile the tests are built.
+    /// `cargo test --lib timing_post_64k -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn timing_post_64k() {
+        let pool = DescriptorPool::decode(DESCRIPTOR_SET).unwrap();
+        let request = pool
+            .get_message_by_name("protogate.bench.v1.CreateItemRequest")
+            .unwrap();
+        let json = json!({"item": item_of_size(64 << 10)});
+        let message = DynamicMessage::deserialize(request, json).unwrap();
+        assert_eq!(
+            crate::transcode::response::to_bytes(&message).unwrap(),
+            message.encode_to_vec()
+        );
+        // The best of several alternating rounds: the machine is shared.
+        let (mut before, mut after) = (std::time::Duration::MAX, std::time::Duration::MAX);
+        for _ in 0..5 {
+            let start = std::time::Instant::now();
+            for _ in 0..20 {
+                std::hint::black_box(message.encode_to_vec());
+            }
+            before = before.min(start.elapsed() / 20);
+            let start = std::time::Instant::now();
+            for _ in 0..20 {
+                std::hint::black_box(crate::transcode::response::to_bytes(&message).unwrap());
+            }
+            after = after.min(start.elapsed() / 20);
+        }
+        println!("post-64k request: encode_to_vec {before:?}, to_bytes {after:?}");
+    }
+
     #[test]
     fn every_scenario_encodes_its_grpc_request() {
         let scenarios = all().unwrap();

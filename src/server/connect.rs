@@ -224,7 +224,7 @@ fn request_message(
         Encoding::Json => {
             let message =
                 transcode::decode_json(&rpc.descriptor.input(), payload, &snapshot.codec)?;
-            response::to_bytes(&message)
+            response::to_bytes(&message)?
         }
     })
 }

@@ -245,7 +245,7 @@ pub(crate) async fn encoded_request(
     let message = route
         .request
         .decode(call.raw_request(bytes), &snapshot.codec)?;
-    let encoded = response::to_bytes(&message);
+    let encoded = response::to_bytes(&message)?;
     // Bodiless requests are bounded by the path and query limits and are
     // not counted.
     let share = match share.as_mut() {

@@ -307,7 +307,7 @@ impl Pump {
                     codec,
                 )?;
                 if messages
-                    .send(Outgoing::Message(response::to_bytes(&message)))
+                    .send(Outgoing::Message(response::to_bytes(&message)?))
                     .await
                     .is_err()
                 {
@@ -319,7 +319,7 @@ impl Pump {
             while let Some(json) = splitter.next_value().map_err(split_error)? {
                 let message = route.request.decode_streamed(&raw, &json, codec)?;
                 if messages
-                    .send(Outgoing::Message(response::to_bytes(&message)))
+                    .send(Outgoing::Message(response::to_bytes(&message)?))
                     .await
                     .is_err()
                 {
@@ -331,7 +331,7 @@ impl Pump {
         if let Some(json) = splitter.finish().map_err(split_error)? {
             let message = route.request.decode_streamed(&raw, &json, codec)?;
             let _ = messages
-                .send(Outgoing::Message(response::to_bytes(&message)))
+                .send(Outgoing::Message(response::to_bytes(&message)?))
                 .await;
         }
         Ok(())

@@ -308,7 +308,8 @@ async fn run(
             .request
             .decode(reader.raw(), codec)
             .map_err(GatewayError::from)?;
-        let _ = requests.try_send(Outgoing::Message(response::to_bytes(&message)));
+        let message = response::to_bytes(&message).map_err(GatewayError::from)?;
+        let _ = requests.try_send(Outgoing::Message(message));
         // The request stream ends with it.
         drop(requests);
         None
@@ -509,7 +510,10 @@ impl Reader {
                 .decode_streamed(&raw, &data, &self.snapshot.codec)
             {
                 Ok(message) => {
-                    let message = Outgoing::Message(response::to_bytes(&message));
+                    let message = match response::to_bytes(&message) {
+                        Ok(bytes) => Outgoing::Message(bytes),
+                        Err(err) => break Stop::Failed(GatewayError::from(err).into()),
+                    };
                     if sender.send(message).await.is_err() {
                         // The call is over.
                         return;

@@ -319,7 +319,7 @@ pub const MAX_MESSAGE_DEPTH: usize = 100;
 
 /// Whether messages nest more than `max` levels below `message`; stops
 /// descending once past `max`.
-fn exceeds_message_depth(message: &DynamicMessage, max: usize) -> bool {
+pub(super) fn exceeds_message_depth(message: &DynamicMessage, max: usize) -> bool {
     if max == 0 {
         return message.fields().any(|(_, v)| holds_message(v));
     }

@@ -3,10 +3,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderValue;
-use prost::Message as _;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 
 use super::Codec;
+use super::encode::EncodeError;
 use super::float_safe::FloatSafe;
 use super::request::{MAX_MESSAGE_DEPTH, PlanError};
 
@@ -250,9 +250,14 @@ fn raw_body(body: &DynamicMessage) -> Encoded {
     }
 }
 
-/// Encodes a message to protobuf bytes.
-pub fn to_bytes(message: &DynamicMessage) -> Bytes {
-    message.encode_to_vec().into()
+/// Encodes a request message to protobuf bytes: those of `encode_to_vec`,
+/// with each nested message sized once instead of once per level above it.
+///
+/// # Errors
+///
+/// A value of the wrong type for its field, where prost-reflect panics.
+pub fn to_bytes(message: &DynamicMessage) -> Result<Bytes, EncodeError> {
+    super::encode::encode(message)
 }
 
 /// Whether messages nest more than `max` levels below `message`, counting
