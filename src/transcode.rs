@@ -13,6 +13,7 @@ pub mod response;
 pub mod splitter;
 mod strict;
 pub mod text;
+mod wire_json;
 
 pub use error::RequestError;
 

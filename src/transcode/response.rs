@@ -1,6 +1,8 @@
 //! The response plan of a route and writing response messages as JSON (or
 //! as raw `google.api.HttpBody` bytes).
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderValue;
 use prost::Message as _;
@@ -9,6 +11,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Va
 use super::Codec;
 use super::float_safe::FloatSafe;
 use super::request::{MAX_MESSAGE_DEPTH, PlanError};
+use super::wire_json::{Nested, WirePlan};
 
 const HTTP_BODY: &str = "google.api.HttpBody";
 const ANY: &str = "google.protobuf.Any";
@@ -29,6 +32,9 @@ pub struct ResponsePlan {
     /// The written value can hold an `Any`, whose packed messages are
     /// decoded while writing and so escape the decoder's nesting limit.
     any: bool,
+    /// The direct wire-to-JSON writer, when the written value is a message
+    /// it follows; shared by the clones of the plan.
+    direct: Option<Arc<WirePlan>>,
 }
 
 /// A response ready to send.
@@ -74,12 +80,23 @@ impl ResponsePlan {
             },
         };
         let reaches = |names: &[&str]| written.as_ref().is_some_and(|m| reaches(m, names));
+        // Scalars, lists and maps named by `response_body` keep the
+        // reflective path: they are rare and written through a JSON value.
+        let direct = match &field {
+            _ if raw => None,
+            None => WirePlan::new(output, None),
+            Some(f) if !f.is_list() && !f.is_map() && f.kind().as_message().is_some() => {
+                WirePlan::new(output, Some(f.number()))
+            }
+            Some(_) => None,
+        };
         Ok(ResponsePlan {
             output: output.clone(),
             field,
             raw,
             float_wrappers: reaches(&[FLOAT_VALUE, DOUBLE_VALUE, ANY]),
             any: reaches(&[ANY]),
+            direct: direct.map(Arc::new),
         })
     }
 
@@ -91,6 +108,7 @@ impl ResponsePlan {
             raw: false,
             float_wrappers: reaches(output, &[FLOAT_VALUE, DOUBLE_VALUE, ANY]),
             any: reaches(output, &[ANY]),
+            direct: WirePlan::new(output, None).map(Arc::new),
         }
     }
 
@@ -104,8 +122,49 @@ impl ResponsePlan {
         &self.output
     }
 
-    /// Decodes the backend's message and writes the HTTP body.
+    /// Writes the HTTP body from the backend's message.
+    ///
+    /// Straight from the wire bytes when the message has the usual shape
+    /// (see [`wire_json`](super::wire_json)); otherwise, with the same
+    /// result or error, by decoding it first.
     pub fn encode(&self, message: Bytes, codec: &Codec) -> Result<Encoded, ResponseError> {
+        if let Some(direct) = &self.direct {
+            let nested = Nested {
+                options: &codec.serialize,
+                float_safe: self.float_wrappers,
+            };
+            if let Some(body) = direct.write(&message, codec, nested) {
+                return Ok(Encoded {
+                    content_type: JSON,
+                    // An unset `response_body` message is `null`, as below.
+                    body: body.unwrap_or(Bytes::from_static(b"null")),
+                });
+            }
+            tracing::trace!("Response written the reflective way");
+        }
+        self.encode_reflect(message, codec)
+    }
+
+    /// Whether the direct writer writes `message` itself (for tests that
+    /// must know the fast path ran).
+    #[cfg(test)]
+    pub(crate) fn is_direct(&self, message: &Bytes, codec: &Codec) -> bool {
+        let nested = Nested {
+            options: &codec.serialize,
+            float_safe: self.float_wrappers,
+        };
+        self.direct
+            .as_ref()
+            .is_some_and(|d| d.write(message, codec, nested).is_some())
+    }
+
+    /// Decodes the backend's message into a `DynamicMessage` and writes the
+    /// HTTP body from that.
+    pub(crate) fn encode_reflect(
+        &self,
+        message: Bytes,
+        codec: &Codec,
+    ) -> Result<Encoded, ResponseError> {
         let size = message.len();
         let message = DynamicMessage::decode(self.output.clone(), message)
             .map_err(|e| ResponseError(e.to_string()))?;
