@@ -125,8 +125,8 @@ impl ResponsePlan {
     /// Writes the HTTP body from the backend's message.
     ///
     /// Straight from the wire bytes when the message has the usual shape
-    /// (see [`wire_json`](super::wire_json)); otherwise, with the same
-    /// result or error, by decoding it first.
+    /// (the `wire_json` module); otherwise, with the same result or error,
+    /// by decoding it first.
     pub fn encode(&self, message: Bytes, codec: &Codec) -> Result<Encoded, ResponseError> {
         if let Some(direct) = &self.direct {
             let nested = Nested {

@@ -61,7 +61,7 @@ impl<'a> Writer<'a> {
         Writer {
             table,
             data,
-            out: Vec::with_capacity(data.len() * 2 + 16),
+            out: Vec::with_capacity(data.len().saturating_mul(2).saturating_add(16)),
             found: Vec::new(),
             keys: Vec::new(),
             names: usize::from(settings.proto_names),

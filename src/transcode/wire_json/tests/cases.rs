@@ -240,6 +240,17 @@ fn shapes_the_writer_follows() {
             [len(5, &len(1, b"n")), len(9, b"x")].concat(),
         ),
         (
+            // Decoded but never written by the reflective path either.
+            "response_body beside a timestamp out of range",
+            "Everything",
+            "node",
+            [
+                len(7, &len(1, &int(1, 300_000_000_000))),
+                len(5, &len(1, b"n")),
+            ]
+            .concat(),
+        ),
+        (
             "response_body of a well-known type",
             "Everything",
             "known",
@@ -408,6 +419,22 @@ fn malformed_bytes_fail_alike() {
     for (name, root, bytes) in cases {
         check(name, root, "", &bytes, Fails);
     }
+    // Decoding covers the fields response_body leaves out.
+    let beside = [len(5, &len(1, b"n")), len(9, &[0xff])].concat();
+    check(
+        "invalid UTF-8 beside response_body",
+        "Everything",
+        "node",
+        &beside,
+        Fails,
+    );
+    check(
+        "nesting past the limit beside response_body",
+        "Node",
+        "child",
+        &[len(3, &chain(101)), len(2, &[])].concat(),
+        Fails,
+    );
 }
 
 /// [`chain`] with a `name` in the innermost node.
