@@ -28,7 +28,7 @@ pub fn decode_json(
 }
 pub use options::{Codec, JsonOptions, UnknownParams};
 pub use request::{BodyPlan, PlanError, RawRequest, RequestPlan};
-pub use response::{Encoded, ResponseError, ResponsePlan};
+pub use response::{Encoded, ResponseError, ResponsePlan, ResponsePlans};
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,6 @@
 //! The response plan of a route and writing response messages as JSON (or
 //! as raw `google.api.HttpBody` bytes).
 
-use std::sync::Arc;
-
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderValue;
 use prost::Message as _;
@@ -11,7 +9,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Va
 use super::Codec;
 use super::float_safe::FloatSafe;
 use super::request::{MAX_MESSAGE_DEPTH, PlanError};
-use super::wire_json::{Nested, WirePlan};
+use super::wire_json::{Nested, Planner, WirePlan};
 
 const HTTP_BODY: &str = "google.api.HttpBody";
 const ANY: &str = "google.protobuf.Any";
@@ -33,8 +31,31 @@ pub struct ResponsePlan {
     /// decoded while writing and so escape the decoder's nesting limit.
     any: bool,
     /// The direct wire-to-JSON writer, when the written value is a message
-    /// it follows; shared by the clones of the plan.
-    direct: Option<Arc<WirePlan>>,
+    /// it follows.
+    direct: Option<WirePlan>,
+}
+
+/// Builds the response plans of one descriptor pool so that they share the
+/// direct writer's tables: each message type is planned once, however many
+/// routes answer with it. The plans write directly once this is dropped;
+/// until then they decode every response first (with the same result).
+///
+/// # Examples
+///
+/// ```
+/// use protogate::transcode::{Codec, ResponsePlans};
+///
+/// let pool = prost_reflect::DescriptorPool::global();
+/// let output = pool.get_message_by_name("google.protobuf.Timestamp").unwrap();
+/// let mut plans = ResponsePlans::new();
+/// let plan = plans.whole(&output);
+/// drop(plans);
+/// let body = plan.encode(bytes::Bytes::new(), &Codec::default()).unwrap().body;
+/// assert_eq!(body, "\"1970-01-01T00:00:00Z\"");
+/// ```
+#[derive(Debug, Default)]
+pub struct ResponsePlans {
+    planner: Planner,
 }
 
 /// A response ready to send.
@@ -55,9 +76,18 @@ pub struct ResponseError(String);
 pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
 
-impl ResponsePlan {
+impl ResponsePlans {
+    /// A builder with no plans yet.
+    pub fn new() -> ResponsePlans {
+        ResponsePlans::default()
+    }
+
     /// Resolves `response_body` against the response message `output`.
-    pub fn new(output: &MessageDescriptor, response_body: &str) -> Result<ResponsePlan, PlanError> {
+    pub fn plan(
+        &mut self,
+        output: &MessageDescriptor,
+        response_body: &str,
+    ) -> Result<ResponsePlan, PlanError> {
         let field = match response_body {
             "" => None,
             name => Some(
@@ -84,9 +114,9 @@ impl ResponsePlan {
         // reflective path: they are rare and written through a JSON value.
         let direct = match &field {
             _ if raw => None,
-            None => WirePlan::new(output, None),
+            None => self.planner.plan(output, None),
             Some(f) if !f.is_list() && !f.is_map() && f.kind().as_message().is_some() => {
-                WirePlan::new(output, Some(f.number()))
+                self.planner.plan(output, Some(f.number()))
             }
             Some(_) => None,
         };
@@ -96,20 +126,35 @@ impl ResponsePlan {
             raw,
             float_wrappers: reaches(&[FLOAT_VALUE, DOUBLE_VALUE, ANY]),
             any: reaches(&[ANY]),
-            direct: direct.map(Arc::new),
+            direct,
         })
     }
 
     /// The plan that writes the whole message, whatever it is.
-    pub fn whole(output: &MessageDescriptor) -> ResponsePlan {
+    pub fn whole(&mut self, output: &MessageDescriptor) -> ResponsePlan {
         ResponsePlan {
             output: output.clone(),
             field: None,
             raw: false,
             float_wrappers: reaches(output, &[FLOAT_VALUE, DOUBLE_VALUE, ANY]),
             any: reaches(output, &[ANY]),
-            direct: WirePlan::new(output, None).map(Arc::new),
+            direct: self.planner.plan(output, None),
         }
+    }
+}
+
+impl ResponsePlan {
+    /// Resolves `response_body` against the response message `output`.
+    ///
+    /// Its direct writer's tables are its own; [`ResponsePlans`] shares
+    /// them among the plans of one pool.
+    pub fn new(output: &MessageDescriptor, response_body: &str) -> Result<ResponsePlan, PlanError> {
+        ResponsePlans::new().plan(output, response_body)
+    }
+
+    /// The plan that writes the whole message, whatever it is.
+    pub fn whole(output: &MessageDescriptor) -> ResponsePlan {
+        ResponsePlans::new().whole(output)
     }
 
     /// Whether the response is raw `google.api.HttpBody` bytes.
@@ -120,6 +165,12 @@ impl ResponsePlan {
     /// The response message type.
     pub fn output(&self) -> &MessageDescriptor {
         &self.output
+    }
+
+    /// The `response_body` field written instead of the whole message, or
+    /// `""`.
+    pub fn response_body(&self) -> &str {
+        self.field.as_ref().map_or("", |f| f.name())
     }
 
     /// Writes the HTTP body from the backend's message.

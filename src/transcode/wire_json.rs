@@ -25,6 +25,8 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
 use prost_reflect::{MessageDescriptor, SerializeOptions};
 
@@ -35,12 +37,26 @@ use super::Codec;
 pub(crate) struct Bail;
 
 /// How a route's responses are written directly. Resolved once at load.
-#[derive(Debug)]
+#[derive(Clone)]
 pub(crate) struct WirePlan {
-    table: plan::Table,
+    /// The table of the [`Planner`] that made the plan, filled when it is
+    /// done.
+    table: Arc<OnceLock<plan::Table>>,
+    /// The response type's index in it.
+    root: u32,
     /// `response_body`: the singular message field written instead of the
     /// whole message.
     select: Option<u32>,
+}
+
+/// Makes [`WirePlan`]s that share one table, so each message type is
+/// planned once however many routes answer with it. The plans work once
+/// the planner is dropped; until then they leave every response to the
+/// reflective path.
+#[derive(Debug, Default)]
+pub(crate) struct Planner {
+    builder: plan::Builder,
+    table: Arc<OnceLock<plan::Table>>,
 }
 
 /// What the writer needs besides the codec.
@@ -52,16 +68,43 @@ pub(crate) struct Nested<'a> {
     pub(crate) float_safe: bool,
 }
 
-impl WirePlan {
+impl std::fmt::Debug for WirePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the table: it is shared by every route of the pool.
+        f.debug_struct("WirePlan")
+            .field("root", &self.root)
+            .field("select", &self.select)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Planner {
     /// The plan for responses of type `root`, writing the top-level message
     /// field `select` if given. `None` when the type is not one the writer
     /// follows (a well-known type, or one with groups).
-    pub(crate) fn new(root: &MessageDescriptor, select: Option<u32>) -> Option<WirePlan> {
-        let table = plan::Table::new(root);
-        table.messages.first()?.layout.as_ref()?;
-        Some(WirePlan { table, select })
+    pub(crate) fn plan(
+        &mut self,
+        root: &MessageDescriptor,
+        select: Option<u32>,
+    ) -> Option<WirePlan> {
+        let root = self.builder.root(root)?;
+        Some(WirePlan {
+            table: self.table.clone(),
+            root,
+            select,
+        })
     }
+}
 
+impl Drop for Planner {
+    fn drop(&mut self) {
+        let table = std::mem::take(&mut self.builder).finish();
+        // Only this planner fills the cell, once.
+        let _ = self.table.set(table);
+    }
+}
+
+impl WirePlan {
     /// Writes `data` as JSON; `None` when it must be written the
     /// reflective way. With `select`, `Some(None)` means the field is unset.
     pub(crate) fn write(
@@ -70,6 +113,7 @@ impl WirePlan {
         codec: &Codec,
         nested: Nested<'_>,
     ) -> Option<Option<Bytes>> {
+        let table = self.table.get()?;
         let settings = write::Settings {
             proto_names: codec.use_proto_names,
             emit_unpopulated: codec.emit_unpopulated,
@@ -78,8 +122,8 @@ impl WirePlan {
             float_safe: nested.float_safe,
             select: self.select,
         };
-        let mut writer = write::Writer::new(&self.table, data, settings);
-        writer.message(0, 0, data.len(), 0).ok()?;
+        let mut writer = write::Writer::new(table, data, settings);
+        writer.message(self.root, 0, data.len(), 0).ok()?;
         let selected = writer.selected;
         let body = Bytes::from(writer.out);
         match (self.select, selected) {

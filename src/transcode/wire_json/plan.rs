@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use prost_reflect::{Cardinality, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{
+    Cardinality, DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor,
+};
 
 use super::wire;
 
@@ -33,10 +35,10 @@ const WELL_KNOWN: &[&str] = &[
 /// `google.protobuf.NullValue`, written as `null` whatever its number.
 const NULL_VALUE: &str = "google.protobuf.NullValue";
 
-/// Field numbers up to this are found through a dense index.
+/// Field numbers up to this may be found through a dense index.
 const DENSE_LIMIT: u32 = 256;
 
-/// The plans of every message type reachable from the root (index 0).
+/// The plans of message types, by index.
 #[derive(Debug, Default)]
 pub(super) struct Table {
     pub(super) messages: Vec<MessagePlan>,
@@ -179,23 +181,13 @@ impl EnumPlan {
     }
 }
 
-impl Table {
-    /// The plans of `root` and every type reachable from it.
-    pub(super) fn new(root: &MessageDescriptor) -> Table {
-        let mut builder = Builder::default();
-        builder.message(root);
-        while let Some(index) = builder.pending.pop() {
-            let descriptor = builder.table.messages[index].descriptor.clone();
-            let layout = builder.layout(&descriptor);
-            builder.table.messages[index].layout = layout;
-        }
-        builder.table
-    }
-}
-
-#[derive(Default)]
-struct Builder {
+/// Plans message types as response plans ask for them, each once, into
+/// one [`Table`] they then share.
+#[derive(Debug, Default)]
+pub(super) struct Builder {
     table: Table,
+    /// The pool of the types planned: names mean types only within one.
+    pool: Option<DescriptorPool>,
     messages: HashMap<String, u32>,
     enums: HashMap<String, u32>,
     /// Messages indexed whose layout is not built yet.
@@ -203,6 +195,30 @@ struct Builder {
 }
 
 impl Builder {
+    /// Plans `root` and every type it reaches; its index, or `None` when
+    /// the writer leaves the type to prost-reflect (or it comes from
+    /// another pool than the types planned before).
+    pub(super) fn root(&mut self, root: &MessageDescriptor) -> Option<u32> {
+        match &self.pool {
+            Some(pool) if pool != root.parent_pool() => return None,
+            Some(_) => {}
+            None => self.pool = Some(root.parent_pool().clone()),
+        }
+        let index = self.message(root);
+        while let Some(pending) = self.pending.pop() {
+            let descriptor = self.table.messages[pending].descriptor.clone();
+            let layout = self.layout(&descriptor);
+            self.table.messages[pending].layout = layout;
+        }
+        self.table.messages.get(index as usize)?.layout.as_ref()?;
+        Some(index)
+    }
+
+    /// The table of every type planned.
+    pub(super) fn finish(self) -> Table {
+        self.table
+    }
+
     /// The index of `desc`, queued for its layout when new.
     fn message(&mut self, desc: &MessageDescriptor) -> u32 {
         if let Some(&index) = self.messages.get(desc.full_name()) {
@@ -263,7 +279,8 @@ impl Builder {
             fields.push(self.field(&field)?);
         }
         let max = fields.last().map_or(0, |f| f.number);
-        let dense = if max <= DENSE_LIMIT && fields.len() < usize::from(u16::MAX) {
+        // Dense when that wastes little: numbers small and mostly used.
+        let dense = if max <= DENSE_LIMIT && max as usize <= 4 * fields.len() + 16 {
             let mut dense = vec![0u16; max as usize + 1];
             for (index, field) in fields.iter().enumerate() {
                 let slot = u16::try_from(index + 1).ok()?;

@@ -143,3 +143,28 @@ fn unordered(message: &DynamicMessage) -> bool {
     let desc = prost_reflect::ReflectMessage::descriptor(message);
     desc.full_name() == "google.protobuf.Any" || message.fields().any(|(_, v)| value(v))
 }
+
+/// Plans of one [`ResponsePlans`] share its tables, which they use once it
+/// is dropped; before, they write the reflective way, alike.
+#[test]
+fn plans_share_tables_once_built() {
+    use crate::transcode::ResponsePlans;
+    let bytes = Bytes::from_static(b"\x2a\x03\x0a\x01n\x4a\x01x");
+    let codec = Codec::default();
+    let mut plans = ResponsePlans::new();
+    let whole = plans.whole(&descriptor("Everything"));
+    let node = plans.plan(&descriptor("Everything"), "node").unwrap();
+    let items = plans
+        .plan(&descriptor("protogate.bench.v1.ListItemsResponse"), "")
+        .unwrap();
+    assert!(!whole.is_direct(&bytes, &codec));
+    let before = whole.encode(bytes.clone(), &codec).unwrap().body;
+    drop(plans);
+    assert!(whole.is_direct(&bytes, &codec) && node.is_direct(&bytes, &codec));
+    assert_eq!(whole.encode(bytes.clone(), &codec).unwrap().body, before);
+    assert_eq!(
+        node.encode(bytes.clone(), &codec).unwrap().body,
+        r#"{"name":"n"}"#
+    );
+    assert_eq!(items.encode(Bytes::new(), &codec).unwrap().body, "{}");
+}
