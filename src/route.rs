@@ -16,7 +16,7 @@ use http::uri::PathAndQuery;
 use prost_reflect::{DescriptorPool, MethodDescriptor, ServiceDescriptor};
 
 use crate::http_rule::{self, Found, Matcher, Miss, Template};
-use crate::transcode::{PlanError, RequestPlan, ResponsePlan};
+use crate::transcode::{PlanError, RequestPlan, ResponsePlan, ResponsePlans};
 
 /// Services the gateway never exposes as REST routes.
 fn is_internal_service(name: &str) -> bool {
@@ -194,12 +194,16 @@ impl RouteTable {
             methods: Vec::new(),
             rpcs: HashMap::new(),
         };
+        // One set of direct-writer tables for every response type of the
+        // pool; the plans use it once `plans` is dropped below.
+        let mut plans = ResponsePlans::new();
         for service in pool.services() {
             if is_internal_service(service.full_name()) {
                 continue;
             }
             for method in service.methods() {
-                let rpc = Arc::new(rpc(&service, &method, assign(&service, &method)));
+                let settings = assign(&service, &method);
+                let rpc = Arc::new(rpc(&service, &method, settings, &mut plans));
                 table.rpcs.insert(rpc.path.as_str().into(), rpc.clone());
                 let bindings = match &http {
                     Some(ext) => http_rule::rule::bindings(&method, ext).map_err(|source| {
@@ -212,7 +216,7 @@ impl RouteTable {
                 };
                 if bindings.is_empty() {
                     if options.fallback_routes {
-                        table.add_fallback(&rpc)?;
+                        table.add_fallback(&rpc, &mut plans)?;
                     }
                     continue;
                 }
@@ -223,21 +227,27 @@ impl RouteTable {
                             source,
                         }
                     })?;
+                    let response = plans.plan(&method.output(), &binding.response_body);
                     table.add(
                         binding.method,
                         template,
                         &binding.body,
-                        &binding.response_body,
+                        response,
                         Origin::Annotation(i),
                         &rpc,
                     )?;
                 }
             }
         }
+        drop(plans);
         Ok(table)
     }
 
-    fn add_fallback(&mut self, rpc: &Arc<Rpc>) -> Result<(), RouteError> {
+    fn add_fallback(
+        &mut self,
+        rpc: &Arc<Rpc>,
+        plans: &mut ResponsePlans,
+    ) -> Result<(), RouteError> {
         let (service, method) = rpc.name.split_once('/').unwrap_or((&rpc.name, ""));
         let template = Template {
             segments: vec![
@@ -247,7 +257,8 @@ impl RouteTable {
             variables: Vec::new(),
             verb: None,
         };
-        self.add(Method::POST, template, "*", "", Origin::Fallback, rpc)
+        let response = plans.plan(&rpc.descriptor.output(), "");
+        self.add(Method::POST, template, "*", response, Origin::Fallback, rpc)
     }
 
     fn add(
@@ -255,7 +266,7 @@ impl RouteTable {
         method: Method,
         template: Template,
         body: &str,
-        response_body: &str,
+        response: Result<ResponsePlan, PlanError>,
         origin: Origin,
         rpc: &Arc<Rpc>,
     ) -> Result<(), RouteError> {
@@ -267,8 +278,7 @@ impl RouteTable {
         let request = RequestPlan::new(&rpc.descriptor.input(), &template, body)
             .map_err(plan_error)?
             .with_ignored_params(rpc.ignored_query_params.clone());
-        let response =
-            ResponsePlan::new(&rpc.descriptor.output(), response_body).map_err(plan_error)?;
+        let response = response.map_err(plan_error)?;
         let id = self.routes.len();
         if let Err(existing) = self.matcher.insert(method.clone(), &template, id) {
             let kept = &self.routes[existing];
@@ -289,7 +299,7 @@ impl RouteTable {
             method,
             template,
             body: body.into(),
-            response_body: response_body.into(),
+            response_body: response.response_body().into(),
             origin,
             rpc: rpc.clone(),
             request,
@@ -367,7 +377,12 @@ pub struct MethodSettings {
     pub framing: crate::server::StreamFraming,
 }
 
-fn rpc(service: &ServiceDescriptor, method: &MethodDescriptor, settings: MethodSettings) -> Rpc {
+fn rpc(
+    service: &ServiceDescriptor,
+    method: &MethodDescriptor,
+    settings: MethodSettings,
+    plans: &mut ResponsePlans,
+) -> Rpc {
     let name = format!("{}/{}", service.full_name(), method.name());
     let path = PathAndQuery::try_from(format!("/{name}"))
         .unwrap_or_else(|_| PathAndQuery::from_static("/"));
@@ -386,7 +401,7 @@ fn rpc(service: &ServiceDescriptor, method: &MethodDescriptor, settings: MethodS
         ignored_query_params: settings.ignored_query_params,
         stream_timeout: settings.stream_timeout,
         framing: settings.framing,
-        whole_response: ResponsePlan::whole(&method.output()),
+        whole_response: plans.whole(&method.output()),
         descriptor: method.clone(),
         idempotent: is_idempotent(method),
     }

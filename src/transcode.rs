@@ -14,6 +14,7 @@ pub mod response;
 pub mod splitter;
 mod strict;
 pub mod text;
+mod wire_json;
 
 pub use encode::EncodeError;
 pub use error::RequestError;
@@ -29,7 +30,7 @@ pub fn decode_json(
 }
 pub use options::{Codec, JsonOptions, UnknownParams};
 pub use request::{BodyPlan, PlanError, RawRequest, RequestPlan};
-pub use response::{Encoded, ResponseError, ResponsePlan};
+pub use response::{Encoded, ResponseError, ResponsePlan, ResponsePlans};
 
 #[cfg(test)]
 mod tests;

@@ -58,6 +58,14 @@ pub struct Codec {
     pub serialize: SerializeOptions,
     /// Whether output uses proto field names.
     pub use_proto_names: bool,
+    /// Whether output writes fields that hold their default value.
+    ///
+    /// This and the other output flags repeat what `serialize` says, for
+    /// the direct response writer, which cannot read `SerializeOptions`;
+    /// [`Codec::new`] sets both from one `JsonOptions`, so they agree.
+    pub emit_unpopulated: bool,
+    /// Whether output writes enums as numbers.
+    pub enums_as_ints: bool,
     /// Input options.
     pub deserialize: DeserializeOptions,
     /// Deepest accepted nesting of request JSON.
@@ -86,6 +94,8 @@ impl Codec {
                 .use_enum_numbers(json.enums_as_ints)
                 .stringify_64_bit_integers(true),
             use_proto_names: json.use_proto_names,
+            emit_unpopulated: json.emit_unpopulated,
+            enums_as_ints: json.enums_as_ints,
             deserialize: DeserializeOptions::new().deny_unknown_fields(!json.ignore_unknown_fields),
             // serde_json refuses to nest deeper than 128 by itself.
             max_depth: json.max_depth.min(127),

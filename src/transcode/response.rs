@@ -9,6 +9,7 @@ use super::Codec;
 use super::encode::EncodeError;
 use super::float_safe::FloatSafe;
 use super::request::{MAX_MESSAGE_DEPTH, PlanError};
+use super::wire_json::{Nested, Planner, WirePlan};
 
 const HTTP_BODY: &str = "google.api.HttpBody";
 const ANY: &str = "google.protobuf.Any";
@@ -29,6 +30,32 @@ pub struct ResponsePlan {
     /// The written value can hold an `Any`, whose packed messages are
     /// decoded while writing and so escape the decoder's nesting limit.
     any: bool,
+    /// The direct wire-to-JSON writer, when the written value is a message
+    /// it follows.
+    direct: Option<WirePlan>,
+}
+
+/// Builds the response plans of one descriptor pool so that they share the
+/// direct writer's tables: each message type is planned once, however many
+/// routes answer with it. The plans write directly once this is dropped;
+/// until then they decode every response first (with the same result).
+///
+/// # Examples
+///
+/// ```
+/// use protogate::transcode::{Codec, ResponsePlans};
+///
+/// let pool = prost_reflect::DescriptorPool::global();
+/// let output = pool.get_message_by_name("google.protobuf.Timestamp").unwrap();
+/// let mut plans = ResponsePlans::new();
+/// let plan = plans.whole(&output);
+/// drop(plans);
+/// let body = plan.encode(bytes::Bytes::new(), &Codec::default()).unwrap().body;
+/// assert_eq!(body, "\"1970-01-01T00:00:00Z\"");
+/// ```
+#[derive(Debug, Default)]
+pub struct ResponsePlans {
+    planner: Planner,
 }
 
 /// A response ready to send.
@@ -49,9 +76,18 @@ pub struct ResponseError(String);
 pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
 
-impl ResponsePlan {
+impl ResponsePlans {
+    /// A builder with no plans yet.
+    pub fn new() -> ResponsePlans {
+        ResponsePlans::default()
+    }
+
     /// Resolves `response_body` against the response message `output`.
-    pub fn new(output: &MessageDescriptor, response_body: &str) -> Result<ResponsePlan, PlanError> {
+    pub fn plan(
+        &mut self,
+        output: &MessageDescriptor,
+        response_body: &str,
+    ) -> Result<ResponsePlan, PlanError> {
         let field = match response_body {
             "" => None,
             name => Some(
@@ -74,24 +110,51 @@ impl ResponsePlan {
             },
         };
         let reaches = |names: &[&str]| written.as_ref().is_some_and(|m| reaches(m, names));
+        // Scalars, lists and maps named by `response_body` keep the
+        // reflective path: they are rare and written through a JSON value.
+        let direct = match &field {
+            _ if raw => None,
+            None => self.planner.plan(output, None),
+            Some(f) if !f.is_list() && !f.is_map() && f.kind().as_message().is_some() => {
+                self.planner.plan(output, Some(f.number()))
+            }
+            Some(_) => None,
+        };
         Ok(ResponsePlan {
             output: output.clone(),
             field,
             raw,
             float_wrappers: reaches(&[FLOAT_VALUE, DOUBLE_VALUE, ANY]),
             any: reaches(&[ANY]),
+            direct,
         })
     }
 
     /// The plan that writes the whole message, whatever it is.
-    pub fn whole(output: &MessageDescriptor) -> ResponsePlan {
+    pub fn whole(&mut self, output: &MessageDescriptor) -> ResponsePlan {
         ResponsePlan {
             output: output.clone(),
             field: None,
             raw: false,
             float_wrappers: reaches(output, &[FLOAT_VALUE, DOUBLE_VALUE, ANY]),
             any: reaches(output, &[ANY]),
+            direct: self.planner.plan(output, None),
         }
+    }
+}
+
+impl ResponsePlan {
+    /// Resolves `response_body` against the response message `output`.
+    ///
+    /// Its direct writer's tables are its own; [`ResponsePlans`] shares
+    /// them among the plans of one pool.
+    pub fn new(output: &MessageDescriptor, response_body: &str) -> Result<ResponsePlan, PlanError> {
+        ResponsePlans::new().plan(output, response_body)
+    }
+
+    /// The plan that writes the whole message, whatever it is.
+    pub fn whole(output: &MessageDescriptor) -> ResponsePlan {
+        ResponsePlans::new().whole(output)
     }
 
     /// Whether the response is raw `google.api.HttpBody` bytes.
@@ -104,8 +167,55 @@ impl ResponsePlan {
         &self.output
     }
 
-    /// Decodes the backend's message and writes the HTTP body.
+    /// The `response_body` field written instead of the whole message, or
+    /// `""`.
+    pub fn response_body(&self) -> &str {
+        self.field.as_ref().map_or("", |f| f.name())
+    }
+
+    /// Writes the HTTP body from the backend's message.
+    ///
+    /// Straight from the wire bytes when the message has the usual shape
+    /// (the `wire_json` module); otherwise, with the same result or error,
+    /// by decoding it first.
     pub fn encode(&self, message: Bytes, codec: &Codec) -> Result<Encoded, ResponseError> {
+        if let Some(direct) = &self.direct {
+            let nested = Nested {
+                options: &codec.serialize,
+                float_safe: self.float_wrappers,
+            };
+            if let Some(body) = direct.write(&message, codec, nested) {
+                return Ok(Encoded {
+                    content_type: JSON,
+                    // An unset `response_body` message is `null`, as below.
+                    body: body.unwrap_or(Bytes::from_static(b"null")),
+                });
+            }
+            tracing::trace!("Response written the reflective way");
+        }
+        self.encode_reflect(message, codec)
+    }
+
+    /// Whether the direct writer writes `message` itself (for tests that
+    /// must know the fast path ran).
+    #[cfg(test)]
+    pub(crate) fn is_direct(&self, message: &Bytes, codec: &Codec) -> bool {
+        let nested = Nested {
+            options: &codec.serialize,
+            float_safe: self.float_wrappers,
+        };
+        self.direct
+            .as_ref()
+            .is_some_and(|d| d.write(message, codec, nested).is_some())
+    }
+
+    /// Decodes the backend's message into a `DynamicMessage` and writes the
+    /// HTTP body from that.
+    pub(crate) fn encode_reflect(
+        &self,
+        message: Bytes,
+        codec: &Codec,
+    ) -> Result<Encoded, ResponseError> {
         let size = message.len();
         let message = DynamicMessage::decode(self.output.clone(), message)
             .map_err(|e| ResponseError(e.to_string()))?;
