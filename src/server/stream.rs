@@ -382,7 +382,10 @@ impl http_body::Body for StreamBody {
                         });
                     }
                     Poll::Ready(Some(Err(status))) => {
-                        let err = GatewayError::from(this.upstream.classify(status));
+                        // The client's mistake, when it is why the call
+                        // failed (see `already_aborted`).
+                        let err = super::streaming::already_aborted(&mut this.abort)
+                            .unwrap_or_else(|| this.upstream.classify(status).into());
                         return Poll::Ready(this.fail(err));
                     }
                     Poll::Ready(None) => {

@@ -127,7 +127,9 @@ pub(crate) async fn request_stream(
     let opened = tokio::select! {
         biased;
         aborted = aborted(&mut abort) => return Err(aborted.error),
-        opened = opening => opened?,
+        opened = opening => opened.map_err(|err| {
+            already_aborted(&mut abort).unwrap_or_else(|| err.into())
+        })?,
     };
     let Opened {
         headers,
@@ -154,7 +156,9 @@ pub(crate) async fn request_stream(
     let reply = tokio::select! {
         biased;
         aborted = aborted(&mut abort) => return Err(aborted.error),
-        reply = reply => reply.map_err(|s| GatewayError::from(upstream.classify(s)))?,
+        reply = reply => reply.map_err(|s| {
+            already_aborted(&mut abort).unwrap_or_else(|| upstream.classify(s).into())
+        })?,
         () = until => return Err(GatewayError::DeadlineExceeded(timeout.unwrap_or_default())),
     };
     rest::message_response(snapshot, parts, route, reply)
@@ -171,6 +175,18 @@ async fn aborted(abort: &mut Option<oneshot::Receiver<Aborted>>) -> Aborted {
     }
     *abort = None;
     std::future::pending().await
+}
+
+/// The request side's failure, if it has happened by now.
+///
+/// Asked again when the call fails: the selects look at the abort before
+/// the call, but the pump runs on another thread, so between those two
+/// looks it can report the client's mistake and cancel the call, and the
+/// call's failure (only the consequence) would otherwise be the answer.
+pub(crate) fn already_aborted(
+    abort: &mut Option<oneshot::Receiver<Aborted>>,
+) -> Option<GatewayError> {
+    abort.as_mut()?.try_recv().ok().map(|aborted| aborted.error)
 }
 
 /// Holds the status line until the first message, the call's failure or
@@ -195,13 +211,18 @@ async fn respond(
         biased;
         aborted = aborted(&mut abort) => return Err(aborted.error),
         opened = &mut opening => {
-            let Opened { headers, mut stream } = opened?;
+            let Opened { headers, mut stream } = opened.map_err(|err| {
+                already_aborted(&mut abort).unwrap_or_else(|| err.into())
+            })?;
             let first = tokio::select! {
                 biased;
                 aborted = aborted(&mut abort) => return Err(aborted.error),
                 first = stream.message() => match first {
                     Ok(first) => first,
                     Err(status) => {
+                        if let Some(aborted) = already_aborted(&mut abort) {
+                            return Err(aborted);
+                        }
                         return Err(match upstream.classify(status) {
                             CallError::Status(status) => GatewayError::Upstream(status, Some(headers)),
                             other => other.into(),
