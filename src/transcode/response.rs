@@ -1,9 +1,12 @@
 //! The response plan of a route and writing response messages as JSON (or
 //! as raw `google.api.HttpBody` bytes).
 
+use std::collections::HashMap;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderValue;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
+use serde_json::value::RawValue;
 
 use super::Codec;
 use super::encode::EncodeError;
@@ -295,29 +298,34 @@ impl ResponsePlan {
         } else {
             field.json_name()
         };
+        // Written to bytes and the field's value taken out as written
+        // (`RawValue`): through a `serde_json::Value`, a `float` would be
+        // widened to a double (0.1 as 0.10000000149011612).
         let write = |options: &prost_reflect::SerializeOptions| {
-            only.serialize_with_options(FloatSafe(serde_json::value::Serializer), options)
-                .map_err(|e| ResponseError(e.to_string()))
+            let mut out = Vec::new();
+            only.serialize_with_options(
+                FloatSafe(&mut serde_json::Serializer::new(&mut out)),
+                options,
+            )
+            .map_err(|e| ResponseError(e.to_string()))?;
+            let mut fields: HashMap<String, Box<RawValue>> =
+                serde_json::from_slice(&out).map_err(|e| ResponseError(e.to_string()))?;
+            Ok::<_, ResponseError>(fields.remove(key))
         };
         // With the configured options first; a field left out for holding
         // its default is then written with defaults on, which only affects
         // that (empty or zero) value itself.
-        let mut value = match write(&codec.serialize)? {
-            serde_json::Value::Object(mut map) => map.remove(key),
-            _ => None,
-        };
+        let mut value = write(&codec.serialize)?;
         if value.is_none() {
-            let full = codec.serialize.clone().skip_default_fields(false);
-            value = match write(&full)? {
-                serde_json::Value::Object(mut map) => map.remove(key),
-                _ => None,
-            };
+            value = write(&codec.serialize.clone().skip_default_fields(false))?;
         }
-        let value = value.unwrap_or(serde_json::Value::Null);
-        let body = serde_json::to_vec(&value).map_err(|e| ResponseError(e.to_string()))?;
+        let body = match value {
+            Some(raw) => Bytes::copy_from_slice(raw.get().as_bytes()),
+            None => Bytes::from_static(b"null"),
+        };
         Ok(Encoded {
             content_type: JSON,
-            body: body.into(),
+            body,
         })
     }
 }

@@ -455,3 +455,29 @@ fn timing_deep_chain() {
     }
     println!("chain of {MAX_MESSAGE_DEPTH}: encode_to_vec {before:?}, encode {after:?}");
 }
+
+/// `response_body` naming a `float` (or a list of them) writes the values
+/// as the whole message would, not widened to doubles.
+#[test]
+fn response_body_floats_are_not_widened() {
+    let scalars = desc("encode.v1.Scalars3");
+    let mut message = DynamicMessage::new(scalars.clone());
+    message.set_field_by_name("f", Value::F32(0.1));
+    message.set_field_by_name("r_f", Value::List(vec![Value::F32(0.1), Value::F32(2.5)]));
+    let bytes = Bytes::from(message.encode_to_vec());
+    let codec = crate::transcode::Codec::default();
+    for (field, expected) in [("f", "0.1"), ("r_f", "[0.1,2.5]")] {
+        let plan = crate::transcode::ResponsePlan::new(&scalars, field).unwrap();
+        let encoded = plan.encode(bytes.clone(), &codec).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&encoded.body).unwrap(),
+            expected,
+            "{field}"
+        );
+    }
+    // A default value is still written, not left out.
+    let plan = crate::transcode::ResponsePlan::new(&scalars, "f").unwrap();
+    let empty = DynamicMessage::new(scalars).encode_to_vec();
+    let encoded = plan.encode(empty.into(), &codec).unwrap();
+    assert_eq!(&encoded.body[..], b"0.0");
+}
