@@ -15,10 +15,12 @@ mod listener;
 mod own;
 mod proxy;
 pub mod rest;
+mod service;
 mod stream;
 mod streaming;
 mod websocket;
 
+pub use service::HttpService;
 pub use stream::StreamFraming;
 
 use std::net::SocketAddr;
@@ -26,18 +28,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tower_http::compression::CompressionLayer;
-use tower_http::cors::CorsLayer;
 
 use crate::config::CorsOptions;
-use http::HeaderName;
-use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 use crate::snapshot::Snapshot;
 use crate::tls::ServerTls;
@@ -94,75 +91,14 @@ impl Gateway {
     /// (see `coding`); responses are compressed as the client's `Accept-Encoding` allows.
     /// With `cors`, browsers' cross-origin requests and preflights are
     /// answered as configured.
-    pub fn router(self: &Arc<Self>, cors: Option<&CorsOptions>) -> Router {
-        let router = Router::new()
-            .fallback(serve_rest)
-            .with_state(self.clone())
-            .layer(
-                CompressionLayer::new()
-                    .no_deflate()
-                    .compress_when(DefaultPredicate::new().and(NotStreamed)),
-            );
-        match cors {
-            Some(cors) => router.layer(cors_layer(cors)),
-            None => router,
-        }
+    pub fn service(self: &Arc<Self>, cors: Option<&CorsOptions>) -> HttpService {
+        HttpService::new(self.clone(), cors)
     }
 }
 
-/// Headers gRPC-Web and Connect clients send and read.
-const CORS_REQUEST_HEADERS: &[&str] = &[
-    "content-type",
-    "authorization",
-    "x-grpc-web",
-    "x-user-agent",
-    "grpc-timeout",
-    "connect-protocol-version",
-    "connect-timeout-ms",
-    "traceparent",
-    "tracestate",
-];
-const CORS_RESPONSE_HEADERS: &[&str] = &["grpc-status", "grpc-message", "grpc-status-details-bin"];
-
-fn cors_layer(options: &CorsOptions) -> CorsLayer {
-    use tower_http::cors::{AllowOrigin, ExposeHeaders};
-    let origins = if options.allowed_origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(
-            options
-                .allowed_origins
-                .iter()
-                .filter_map(|o| http::HeaderValue::from_str(o).ok()),
-        )
-    };
-    let mut allowed: Vec<HeaderName> = CORS_REQUEST_HEADERS
-        .iter()
-        .map(|h| HeaderName::from_static(h))
-        .collect();
-    allowed.extend(options.allowed_headers.iter().cloned());
-    let mut exposed: Vec<HeaderName> = CORS_RESPONSE_HEADERS
-        .iter()
-        .map(|h| HeaderName::from_static(h))
-        .collect();
-    exposed.extend(options.exposed_headers.iter().cloned());
-    CorsLayer::new()
-        .allow_origin(origins)
-        .allow_methods([
-            http::Method::GET,
-            http::Method::HEAD,
-            http::Method::POST,
-            http::Method::PUT,
-            http::Method::PATCH,
-            http::Method::DELETE,
-        ])
-        .allow_headers(allowed)
-        .expose_headers(ExposeHeaders::list(exposed))
-        .allow_credentials(options.allow_credentials)
-        .max_age(options.max_age)
-}
-
-async fn serve_rest(State(gateway): State<Arc<Gateway>>, mut request: Request) -> Response {
+/// Serves one request: a route group's stack when its path is in one,
+/// else the gateway's own handling.
+async fn serve(gateway: Arc<Gateway>, mut request: Request) -> Response {
     own::attach(&gateway, &mut request);
     let snapshot = gateway.snapshot();
     if let Some(group) = snapshot.groups.find(request.uri().path()) {
@@ -279,7 +215,7 @@ impl Server {
         let secure = tls.is_some();
         let task = tokio::spawn(listener::accept_loop(
             listener,
-            gateway.router(options.cors.as_ref()),
+            gateway.service(options.cors.as_ref()),
             options,
             tls,
             rx,
@@ -338,19 +274,5 @@ impl Drop for Server {
                 task.abort();
             }
         }
-    }
-}
-
-/// Streamed responses stay uncompressed: compression would merge and
-/// split chunks that line-oriented clients read one message at a time.
-#[derive(Debug, Clone, Copy)]
-struct NotStreamed;
-
-impl Predicate for NotStreamed {
-    fn should_compress<B>(&self, response: &http::Response<B>) -> bool
-    where
-        B: http_body::Body,
-    {
-        response.extensions().get::<stream::Streamed>().is_none()
     }
 }

@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use bytes::Bytes;
@@ -34,8 +33,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
-use tower::ServiceExt as _;
+use tower::Service as _;
 
+use super::HttpService;
 use super::rest::ClientAddr;
 
 /// In-flight requests and the last time that count changed; response
@@ -167,7 +167,7 @@ impl http_body::Body for Tracked {
 pub(super) struct Accepted {
     pub(super) builder: auto::Builder<TokioExecutor>,
     pub(super) client: SocketAddr,
-    pub(super) router: Router,
+    pub(super) service: HttpService,
     pub(super) idle_timeout: Duration,
     /// Turns true when the server shuts down.
     pub(super) shutdown: watch::Receiver<bool>,
@@ -183,7 +183,7 @@ where
     let Accepted {
         builder,
         client,
-        router,
+        mut service,
         idle_timeout,
         mut shutdown,
         permit,
@@ -194,7 +194,8 @@ where
         tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ClientAddr(client));
             let in_flight = activity.begin();
-            let call = router.clone().oneshot(request.map(Body::new));
+            // Always ready (see `HttpService::poll_ready`).
+            let call = service.call(request.map(Body::new));
             async move {
                 let response = call.await?;
                 Ok::<_, std::convert::Infallible>(response.map(|body| {
@@ -210,7 +211,11 @@ where
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
     tokio::pin!(connection);
-    let check = (idle_timeout / 4).max(Duration::from_millis(100));
+    // One timer for the connection's life: a fresh sleep on each pass of
+    // the loop below would be set and cancelled on every request.
+    let mut check = tokio::time::interval((idle_timeout / 4).max(Duration::from_millis(100)));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.reset();
     // When a graceful close started.
     let mut closing: Option<Instant> = None;
     loop {
@@ -225,7 +230,7 @@ where
                 connection.as_mut().graceful_shutdown();
                 closing = Some(Instant::now());
             }
-            () = tokio::time::sleep(check) => {
+            _ = check.tick() => {
                 if activity.stalled_for() >= idle_timeout {
                     tracing::debug!(%client, "Dropping connection: the client stopped reading");
                     break;

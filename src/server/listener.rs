@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +20,7 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 
+use super::HttpService;
 use super::ListenerOptions;
 use super::connection::{self, Accepted};
 use crate::tls::ServerTls;
@@ -30,7 +30,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) async fn accept_loop(
     listener: TcpListener,
-    router: Router,
+    service: HttpService,
     options: ListenerOptions,
     tls: Option<Arc<ServerTls>>,
     mut shutdown: oneshot::Receiver<()>,
@@ -72,7 +72,7 @@ pub(super) async fn accept_loop(
         let accepted = Accepted {
             builder: builder.clone(),
             client,
-            router: router.clone(),
+            service: service.clone(),
             idle_timeout: options.idle_timeout,
             shutdown: closing_rx.clone(),
             permit,

@@ -1,0 +1,218 @@
+//! The HTTP service a listener serves: the gateway's handler, with
+//! response compression for clients that ask for it and CORS when
+//! configured.
+//!
+//! Written out by hand rather than as an axum `Router` with one fallback:
+//! the router boxed every response body once more and wrapped it in the
+//! compression layer's body even when the client accepts no encoding,
+//! and every frame of every response paid for both. Here a request
+//! without `Accept-Encoding` goes straight to the handler.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+use http::{HeaderName, HeaderValue, Method, header};
+use tower::{Layer as _, Service};
+use tower_http::compression::predicate::{And, DefaultPredicate, Predicate};
+use tower_http::compression::{Compression, CompressionLayer};
+use tower_http::cors::{Cors, CorsLayer};
+
+use super::{Gateway, stream};
+use crate::config::CorsOptions;
+
+/// A listener's HTTP service ([`Gateway::service`]).
+#[derive(Debug, Clone)]
+pub struct HttpService {
+    inner: Inner,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Plain(Dispatch),
+    /// Boxed: the CORS settings are much larger than the plain service.
+    Cors(Box<Cors<Dispatch>>),
+}
+
+impl HttpService {
+    pub(super) fn new(gateway: Arc<Gateway>, cors: Option<&CorsOptions>) -> HttpService {
+        let handler = Handler(gateway);
+        let dispatch = Dispatch {
+            compressed: CompressionLayer::new()
+                .no_deflate()
+                .compress_when(DefaultPredicate::new().and(NotStreamed))
+                .layer(handler.clone()),
+            handler,
+        };
+        let inner = match cors {
+            Some(cors) => Inner::Cors(Box::new(cors_layer(cors).layer(dispatch))),
+            None => Inner::Plain(dispatch),
+        };
+        HttpService { inner }
+    }
+}
+
+impl Service<Request> for HttpService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Every layer below is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let head = request.method() == Method::HEAD;
+        let response = match &mut self.inner {
+            Inner::Plain(dispatch) => dispatch.call(request),
+            Inner::Cors(cors) => cors.call(request).boxed(),
+        };
+        response
+            .map(move |response| Ok(finish(response.unwrap_or_else(|e| match e {}), head)))
+            .boxed()
+    }
+}
+
+/// What a router's top level does to every response: a `Content-Length`
+/// where the body's size is known, and no body on an answer to `HEAD`.
+fn finish(mut response: Response, head: bool) -> Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CONTENT_LENGTH)
+        && let Some(size) = http_body::Body::size_hint(response.body()).exact()
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    if head {
+        *response.body_mut() = Body::empty();
+    }
+    response
+}
+
+/// Sends a request through compression only when its client accepts an
+/// encoding.
+#[derive(Clone)]
+struct Dispatch {
+    handler: Handler,
+    compressed: Compression<Handler, And<DefaultPredicate, NotStreamed>>,
+}
+
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatch")
+            .field("handler", &self.handler)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service<Request> for Dispatch {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.headers().contains_key(header::ACCEPT_ENCODING) {
+            self.compressed
+                .call(request)
+                .map(|response| response.map(|r| r.map(Body::new)))
+                .boxed()
+        } else {
+            self.handler.call(request)
+        }
+    }
+}
+
+/// The gateway's own handling of one request.
+#[derive(Debug, Clone)]
+struct Handler(Arc<Gateway>);
+
+impl Service<Request> for Handler {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        super::serve(self.0.clone(), request).map(Ok).boxed()
+    }
+}
+
+/// Streamed responses stay uncompressed: compression would merge and
+/// split chunks that line-oriented clients read one message at a time.
+#[derive(Debug, Clone, Copy)]
+struct NotStreamed;
+
+impl Predicate for NotStreamed {
+    fn should_compress<B>(&self, response: &http::Response<B>) -> bool
+    where
+        B: http_body::Body,
+    {
+        response.extensions().get::<stream::Streamed>().is_none()
+    }
+}
+
+/// Headers gRPC-Web and Connect clients send and read.
+const CORS_REQUEST_HEADERS: &[&str] = &[
+    "content-type",
+    "authorization",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "connect-protocol-version",
+    "connect-timeout-ms",
+    "traceparent",
+    "tracestate",
+];
+const CORS_RESPONSE_HEADERS: &[&str] = &["grpc-status", "grpc-message", "grpc-status-details-bin"];
+
+fn cors_layer(options: &CorsOptions) -> CorsLayer {
+    use tower_http::cors::{AllowOrigin, ExposeHeaders};
+    let origins = if options.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            options
+                .allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let mut allowed: Vec<HeaderName> = CORS_REQUEST_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect();
+    allowed.extend(options.allowed_headers.iter().cloned());
+    let mut exposed: Vec<HeaderName> = CORS_RESPONSE_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect();
+    exposed.extend(options.exposed_headers.iter().cloned());
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers(allowed)
+        .expose_headers(ExposeHeaders::list(exposed))
+        .allow_credentials(options.allow_credentials)
+        .max_age(options.max_age)
+}
