@@ -6,6 +6,7 @@ mod encode;
 mod error;
 pub mod field_path;
 pub(crate) mod float_safe;
+mod kind;
 mod lenient;
 mod options;
 pub mod query;
