@@ -21,7 +21,7 @@ mod measure;
 mod process;
 mod report;
 mod scale;
-mod scenario;
+pub(crate) mod scenario;
 mod targets;
 
 use std::net::SocketAddr;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
-use crate::transcode::{Codec, EncodeError, RequestError, ResponseError};
+use crate::transcode::{BuildError, Codec, EncodeError, RequestError, ResponseError};
 use crate::upstream::metadata;
 
 /// A failed REST call, classified by side: the client's mistake (4xx), the
@@ -266,6 +266,15 @@ impl GatewayError {
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         response
+    }
+}
+
+impl From<BuildError> for GatewayError {
+    fn from(err: BuildError) -> Self {
+        match err {
+            BuildError::Request(err) => GatewayError::BadRequest(err),
+            BuildError::Encode(err) => GatewayError::Encode(err),
+        }
     }
 }
 

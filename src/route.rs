@@ -16,7 +16,7 @@ use http::uri::PathAndQuery;
 use prost_reflect::{DescriptorPool, MethodDescriptor, ServiceDescriptor};
 
 use crate::http_rule::{self, Found, Matcher, Miss, Template};
-use crate::transcode::{PlanError, RequestPlan, ResponsePlan, ResponsePlans};
+use crate::transcode::{PlanError, RequestPlan, RequestPlans, ResponsePlan, ResponsePlans};
 
 /// Services the gateway never exposes as REST routes.
 fn is_internal_service(name: &str) -> bool {
@@ -195,8 +195,10 @@ impl RouteTable {
             rpcs: HashMap::new(),
         };
         // One set of direct-writer tables for every response type of the
-        // pool; the plans use it once `plans` is dropped below.
+        // pool, and one of direct-encoder tables for every request type;
+        // the plans use them once `plans` and `requests` are dropped below.
         let mut plans = ResponsePlans::new();
+        let mut requests = RequestPlans::new();
         for service in pool.services() {
             if is_internal_service(service.full_name()) {
                 continue;
@@ -216,7 +218,7 @@ impl RouteTable {
                 };
                 if bindings.is_empty() {
                     if options.fallback_routes {
-                        table.add_fallback(&rpc, &mut plans)?;
+                        table.add_fallback(&rpc, &mut plans, &mut requests)?;
                     }
                     continue;
                 }
@@ -227,11 +229,12 @@ impl RouteTable {
                             source,
                         }
                     })?;
+                    let request = requests.plan(&method.input(), &template, &binding.body);
                     let response = plans.plan(&method.output(), &binding.response_body);
                     table.add(
                         binding.method,
                         template,
-                        &binding.body,
+                        request,
                         response,
                         Origin::Annotation(i),
                         &rpc,
@@ -240,6 +243,7 @@ impl RouteTable {
             }
         }
         drop(plans);
+        drop(requests);
         Ok(table)
     }
 
@@ -247,6 +251,7 @@ impl RouteTable {
         &mut self,
         rpc: &Arc<Rpc>,
         plans: &mut ResponsePlans,
+        requests: &mut RequestPlans,
     ) -> Result<(), RouteError> {
         let (service, method) = rpc.name.split_once('/').unwrap_or((&rpc.name, ""));
         let template = Template {
@@ -257,15 +262,23 @@ impl RouteTable {
             variables: Vec::new(),
             verb: None,
         };
+        let request = requests.plan(&rpc.descriptor.input(), &template, "*");
         let response = plans.plan(&rpc.descriptor.output(), "");
-        self.add(Method::POST, template, "*", response, Origin::Fallback, rpc)
+        self.add(
+            Method::POST,
+            template,
+            request,
+            response,
+            Origin::Fallback,
+            rpc,
+        )
     }
 
     fn add(
         &mut self,
         method: Method,
         template: Template,
-        body: &str,
+        request: Result<RequestPlan, PlanError>,
         response: Result<ResponsePlan, PlanError>,
         origin: Origin,
         rpc: &Arc<Rpc>,
@@ -275,7 +288,7 @@ impl RouteTable {
             template: template.to_string(),
             source,
         };
-        let request = RequestPlan::new(&rpc.descriptor.input(), &template, body)
+        let request = request
             .map_err(plan_error)?
             .with_ignored_params(rpc.ignored_query_params.clone());
         let response = response.map_err(plan_error)?;
@@ -298,7 +311,7 @@ impl RouteTable {
         self.routes.push(Route {
             method,
             template,
-            body: body.into(),
+            body: request.body_setting().into(),
             response_body: response.response_body().into(),
             origin,
             rpc: rpc.clone(),

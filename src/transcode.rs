@@ -6,6 +6,8 @@ mod encode;
 mod error;
 pub mod field_path;
 pub(crate) mod float_safe;
+mod json_wire;
+mod kind;
 mod lenient;
 mod options;
 pub mod query;
@@ -29,7 +31,7 @@ pub fn decode_json(
     body::decode_message(desc, json, codec).map(|parsed| parsed.message)
 }
 pub use options::{Codec, JsonOptions, UnknownParams};
-pub use request::{BodyPlan, PlanError, RawRequest, RequestPlan};
+pub use request::{BodyPlan, BuildError, PlanError, RawRequest, RequestPlan, RequestPlans};
 pub use response::{Encoded, ResponseError, ResponsePlan, ResponsePlans};
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ fn encode(pool: &DescriptorPool, method: &str, request: &Value) -> Result<Bytes,
 
 /// An item whose JSON is at least `size` bytes: parts are added until it
 /// is (a mix of strings, 64-bit integers as strings, and doubles).
-pub(super) fn item_of_size(size: usize) -> Value {
+pub(crate) fn item_of_size(size: usize) -> Value {
     let mut item = json!({
         "id": "item-new",
         "title": "A lamp for the desk",

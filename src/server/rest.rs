@@ -17,7 +17,7 @@ use crate::error::GatewayError;
 use crate::http_rule::{Found, Miss, path};
 use crate::route::{Route, RpcKind};
 use crate::snapshot::Snapshot;
-use crate::transcode::{RawRequest, RequestError, response};
+use crate::transcode::{RawRequest, RequestError};
 use crate::upstream::{Call, Reply, Upstream, metadata};
 use tonic::metadata::MetadataMap;
 
@@ -242,10 +242,9 @@ pub(crate) async fn encoded_request(
     } else {
         (Bytes::new(), None)
     };
-    let message = route
+    let encoded = route
         .request
-        .decode(call.raw_request(bytes), &snapshot.codec)?;
-    let encoded = response::to_bytes(&message)?;
+        .encode(call.raw_request(bytes), &snapshot.codec)?;
     // Bodiless requests are bounded by the path and query limits and are
     // not counted.
     let share = match share.as_mut() {

@@ -338,22 +338,16 @@ impl Pump {
             }
             splitter.push(&data);
             while let Some(json) = splitter.next_value().map_err(split_error)? {
-                let message = route.request.decode_streamed(&raw, &json, codec)?;
-                if messages
-                    .send(Outgoing::Message(response::to_bytes(&message)?))
-                    .await
-                    .is_err()
-                {
+                let message = route.request.encode_streamed(&raw, &json, codec)?;
+                if messages.send(Outgoing::Message(message)).await.is_err() {
                     // The call is over; the rest of the body is not needed.
                     return Ok(());
                 }
             }
         }
         if let Some(json) = splitter.finish().map_err(split_error)? {
-            let message = route.request.decode_streamed(&raw, &json, codec)?;
-            let _ = messages
-                .send(Outgoing::Message(response::to_bytes(&message)?))
-                .await;
+            let message = route.request.encode_streamed(&raw, &json, codec)?;
+            let _ = messages.send(Outgoing::Message(message)).await;
         }
         Ok(())
     }

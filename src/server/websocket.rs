@@ -507,13 +507,10 @@ impl Reader {
             };
             match route
                 .request
-                .decode_streamed(&raw, &data, &self.snapshot.codec)
+                .encode_streamed(&raw, &data, &self.snapshot.codec)
             {
-                Ok(message) => {
-                    let message = match response::to_bytes(&message) {
-                        Ok(bytes) => Outgoing::Message(bytes),
-                        Err(err) => break Stop::Failed(GatewayError::from(err).into()),
-                    };
+                Ok(bytes) => {
+                    let message = Outgoing::Message(bytes);
                     if sender.send(message).await.is_err() {
                         // The call is over.
                         return;

@@ -30,7 +30,7 @@ use prost_reflect::{
 };
 
 mod entries;
-mod scalar;
+pub(super) mod scalar;
 
 use entries::Entry;
 use scalar::{Scalar, ScalarKind, is_default_key};
@@ -195,7 +195,7 @@ impl Field {
         let map = repeated && matches!(&kind, Kind::Message(m) if m.is_map_entry());
         Field {
             number,
-            scalar: ScalarKind::of(&kind),
+            scalar: ScalarKind::scalar(&kind),
             kind,
             presence,
             list: repeated && !map,

@@ -68,6 +68,11 @@ pub struct Codec {
     pub enums_as_ints: bool,
     /// Input options.
     pub deserialize: DeserializeOptions,
+    /// Whether request bodies may hold unknown fields (dropped) and unknown
+    /// enum names (leaving the field unset). `deserialize` says the same to
+    /// prost-reflect; this is for the direct request encoder, which cannot
+    /// read `DeserializeOptions`.
+    pub ignore_unknown_fields: bool,
     /// Deepest accepted nesting of request JSON.
     pub max_depth: usize,
     /// Unknown query parameters.
@@ -97,6 +102,7 @@ impl Codec {
             emit_unpopulated: json.emit_unpopulated,
             enums_as_ints: json.enums_as_ints,
             deserialize: DeserializeOptions::new().deny_unknown_fields(!json.ignore_unknown_fields),
+            ignore_unknown_fields: json.ignore_unknown_fields,
             // serde_json refuses to nest deeper than 128 by itself.
             max_depth: json.max_depth.min(127),
             unknown_params,

@@ -7,7 +7,12 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor};
 use crate::http_rule::{Found, Template, path};
 
 use super::field_path::{FieldPath, find_field};
+use super::json_wire::DirectPlan;
 use super::{Codec, RequestError, body, query, text};
+
+mod direct;
+
+pub use direct::{BuildError, RequestPlans};
 
 const HTTP_BODY: &str = "google.api.HttpBody";
 
@@ -45,6 +50,9 @@ pub struct RequestPlan {
     bound: Vec<FieldPath>,
     /// Query parameters dropped without a look (`api_key`, `callback`).
     ignored_params: Vec<Box<str>>,
+    /// The direct JSON-to-protobuf encoder, when the request type and the
+    /// path variables are ones it follows.
+    direct: Option<DirectPlan>,
 }
 
 /// A route whose annotations do not fit its request message.
@@ -84,7 +92,19 @@ pub struct RawRequest<'a> {
 impl RequestPlan {
     /// Resolves `template`'s variables and the `body` setting against the
     /// request message `input`.
+    ///
+    /// Its direct encoder's tables are its own; [`RequestPlans`] shares
+    /// them among the plans of one pool.
     pub fn new(
+        input: &MessageDescriptor,
+        template: &Template,
+        body: &str,
+    ) -> Result<RequestPlan, PlanError> {
+        RequestPlans::new().plan(input, template, body)
+    }
+
+    /// The plan without its direct encoder.
+    pub(super) fn resolve(
         input: &MessageDescriptor,
         template: &Template,
         body: &str,
@@ -139,12 +159,22 @@ impl RequestPlan {
             body,
             bound,
             ignored_params: Vec::new(),
+            direct: None,
         })
     }
 
     /// The request message type.
     pub fn input(&self) -> &MessageDescriptor {
         &self.input
+    }
+
+    /// The `body` setting as written: `""`, `"*"` or a field name.
+    pub fn body_setting(&self) -> &str {
+        match &self.body {
+            BodyPlan::None => "",
+            BodyPlan::Whole | BodyPlan::RawWhole => "*",
+            BodyPlan::Field(field) | BodyPlan::RawField(field) => field.name(),
+        }
     }
 
     /// Whether the route reads a body at all.
@@ -285,12 +315,7 @@ impl RequestPlan {
         codec: &Codec,
     ) -> Result<(), RequestError> {
         for var in &self.variables {
-            let raw = request.found.capture(request.path, var.start, var.end);
-            let decoded = if var.single_segment {
-                path::decode_segment(raw)?
-            } else {
-                path::decode_multi_segment(raw)?
-            };
+            let decoded = var.text(request)?;
             let leaf = var.field.leaf();
             let value = text::parse_with(&leaf.kind(), &decoded, codec.case_insensitive_enums)
                 .map_err(|reason| RequestError::PathValue {
@@ -309,6 +334,21 @@ impl RequestPlan {
             return Err(RequestError::TooDeepMessage(MAX_MESSAGE_DEPTH));
         }
         Ok(())
+    }
+}
+
+impl PathVariable {
+    /// The variable's text in `request`, decoded.
+    pub(super) fn text<'r>(
+        &self,
+        request: &RawRequest<'r>,
+    ) -> Result<std::borrow::Cow<'r, str>, crate::http_rule::path::PathError> {
+        let raw = request.found.capture(request.path, self.start, self.end);
+        if self.single_segment {
+            path::decode_segment(raw)
+        } else {
+            path::decode_multi_segment(raw)
+        }
     }
 }
 

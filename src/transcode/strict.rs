@@ -412,7 +412,7 @@ pub(super) fn needs_recheck() -> bool {
 }
 
 /// An integer with a sign or zeros the plain spelling does not have.
-fn odd_integer(key: &str) -> bool {
+pub(super) fn odd_integer(key: &str) -> bool {
     let digits = key.strip_prefix(['-', '+']).unwrap_or(key);
     let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
     numeric

@@ -23,7 +23,7 @@ mod wire;
 mod write;
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 use std::sync::{Arc, OnceLock};
 

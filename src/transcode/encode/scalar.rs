@@ -2,58 +2,16 @@
 //! and its length and bytes.
 
 use prost::encoding::{WireType, encode_varint, encoded_len_varint};
-use prost_reflect::{Kind, MapKey, Value};
+use prost_reflect::{MapKey, Value};
 
-/// A field kind that is not a message, without the descriptor `Kind`
-/// carries for enums: cheap to copy into a write step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ScalarKind {
-    Double,
-    Float,
-    Int32,
-    Int64,
-    Uint32,
-    Uint64,
-    Sint32,
-    Sint64,
-    Fixed32,
-    Fixed64,
-    Sfixed32,
-    Sfixed64,
-    Bool,
-    String,
-    Bytes,
-    Enum,
-}
+use crate::transcode::kind::ValueKind;
 
-impl ScalarKind {
-    /// `None` for messages and groups.
-    pub(super) fn of(kind: &Kind) -> Option<ScalarKind> {
-        Some(match kind {
-            Kind::Double => ScalarKind::Double,
-            Kind::Float => ScalarKind::Float,
-            Kind::Int32 => ScalarKind::Int32,
-            Kind::Int64 => ScalarKind::Int64,
-            Kind::Uint32 => ScalarKind::Uint32,
-            Kind::Uint64 => ScalarKind::Uint64,
-            Kind::Sint32 => ScalarKind::Sint32,
-            Kind::Sint64 => ScalarKind::Sint64,
-            Kind::Fixed32 => ScalarKind::Fixed32,
-            Kind::Fixed64 => ScalarKind::Fixed64,
-            Kind::Sfixed32 => ScalarKind::Sfixed32,
-            Kind::Sfixed64 => ScalarKind::Sfixed64,
-            Kind::Bool => ScalarKind::Bool,
-            Kind::String => ScalarKind::String,
-            Kind::Bytes => ScalarKind::Bytes,
-            Kind::Enum(_) => ScalarKind::Enum,
-            Kind::Message(_) => return None,
-        })
-    }
-}
+/// A field kind that is not a message (never `Message` here).
+pub(in crate::transcode) type ScalarKind = ValueKind;
 
 /// A scalar in its wire form.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Scalar<'a> {
+pub(in crate::transcode) enum Scalar<'a> {
     Varint(u64),
     Fixed32(u32),
     Fixed64(u64),
@@ -65,10 +23,10 @@ impl<'a> Scalar<'a> {
     /// a list, a map, or the wrong type). Negative `int32`s and enum
     /// numbers are sign-extended to ten-byte varints, as protobuf
     /// specifies.
-    pub(super) fn of(value: &'a Value, kind: ScalarKind) -> Option<Scalar<'a>> {
+    pub(in crate::transcode) fn of(value: &'a Value, kind: ScalarKind) -> Option<Scalar<'a>> {
         Some(match (value, kind) {
             (Value::Bool(v), ScalarKind::Bool) => Scalar::Varint(u64::from(*v)),
-            (Value::I32(v), ScalarKind::Int32) | (Value::EnumNumber(v), ScalarKind::Enum) => {
+            (Value::I32(v), ScalarKind::Int32) | (Value::EnumNumber(v), ScalarKind::Enum(())) => {
                 Scalar::Varint(i64::from(*v) as u64)
             }
             (Value::I32(v), ScalarKind::Sint32) => Scalar::Varint(u64::from(zigzag32(*v))),
@@ -89,12 +47,12 @@ impl<'a> Scalar<'a> {
     }
 
     /// An element of a packed list: a scalar with no length of its own.
-    pub(super) fn packed(value: &'a Value, kind: ScalarKind) -> Option<Scalar<'a>> {
+    pub(in crate::transcode) fn packed(value: &'a Value, kind: ScalarKind) -> Option<Scalar<'a>> {
         Scalar::of(value, kind).filter(|s| !matches!(s, Scalar::Delimited(_)))
     }
 
     /// `key` as a scalar of `kind`, or `None` if it is not one.
-    pub(super) fn of_key(key: &'a MapKey, kind: ScalarKind) -> Option<Scalar<'a>> {
+    pub(in crate::transcode) fn of_key(key: &'a MapKey, kind: ScalarKind) -> Option<Scalar<'a>> {
         Some(match (key, kind) {
             (MapKey::Bool(v), ScalarKind::Bool) => Scalar::Varint(u64::from(*v)),
             (MapKey::I32(v), ScalarKind::Int32) => Scalar::Varint(i64::from(*v) as u64),
@@ -112,7 +70,7 @@ impl<'a> Scalar<'a> {
         })
     }
 
-    pub(super) fn wire_type(self) -> WireType {
+    pub(in crate::transcode) fn wire_type(self) -> WireType {
         match self {
             Scalar::Varint(_) => WireType::Varint,
             Scalar::Fixed32(_) => WireType::ThirtyTwoBit,
@@ -122,7 +80,7 @@ impl<'a> Scalar<'a> {
     }
 
     /// The encoded length, without a key.
-    pub(super) fn len(self) -> usize {
+    pub(in crate::transcode) fn len(self) -> usize {
         match self {
             Scalar::Varint(v) => encoded_len_varint(v),
             Scalar::Fixed32(_) => 4,
@@ -131,7 +89,7 @@ impl<'a> Scalar<'a> {
         }
     }
 
-    pub(super) fn put(self, buf: &mut Vec<u8>) {
+    pub(in crate::transcode) fn put(self, buf: &mut Vec<u8>) {
         match self {
             Scalar::Varint(v) => encode_varint(v, buf),
             Scalar::Fixed32(v) => buf.extend_from_slice(&v.to_le_bytes()),
@@ -155,7 +113,7 @@ pub(super) fn is_default_key(key: &MapKey, kind: ScalarKind) -> Option<bool> {
         K::Uint64 | K::Fixed64 => *key == MapKey::U64(0),
         K::Bool => *key == MapKey::Bool(false),
         K::String => matches!(key, MapKey::String(s) if s.is_empty()),
-        K::Double | K::Float | K::Bytes | K::Enum => return None,
+        K::Double | K::Float | K::Bytes | K::Enum(()) | K::Message(()) => return None,
     })
 }
 

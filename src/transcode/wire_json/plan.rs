@@ -9,31 +9,7 @@ use prost_reflect::{
 };
 
 use super::wire;
-
-/// Messages whose JSON form is not their fields (RFC 3339 text, bare
-/// numbers, free-form objects): prost-reflect writes them.
-const WELL_KNOWN: &[&str] = &[
-    "google.protobuf.Any",
-    "google.protobuf.Timestamp",
-    "google.protobuf.Duration",
-    "google.protobuf.Struct",
-    "google.protobuf.Value",
-    "google.protobuf.ListValue",
-    "google.protobuf.FieldMask",
-    "google.protobuf.Empty",
-    "google.protobuf.FloatValue",
-    "google.protobuf.DoubleValue",
-    "google.protobuf.Int32Value",
-    "google.protobuf.Int64Value",
-    "google.protobuf.UInt32Value",
-    "google.protobuf.UInt64Value",
-    "google.protobuf.BoolValue",
-    "google.protobuf.StringValue",
-    "google.protobuf.BytesValue",
-];
-
-/// `google.protobuf.NullValue`, written as `null` whatever its number.
-const NULL_VALUE: &str = "google.protobuf.NullValue";
+use crate::transcode::kind::{NULL_VALUE, ValueKind, WELL_KNOWN};
 
 /// Field numbers up to this may be found through a dense index.
 const DENSE_LIMIT: u32 = 256;
@@ -92,26 +68,15 @@ pub(super) enum Shape {
 }
 
 /// The kind of one value; messages and enums by index in the [`Table`].
+pub(super) type Scalar = ValueKind<EnumRef, u32>;
+
+/// An enum type of a [`Scalar`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Scalar {
-    Double,
-    Float,
-    Int32,
-    Int64,
-    Uint32,
-    Uint64,
-    Sint32,
-    Sint64,
-    Fixed32,
-    Fixed64,
-    Sfixed32,
-    Sfixed64,
-    Bool,
-    String,
-    Bytes,
-    Enum(u32),
+pub(super) enum EnumRef {
+    /// By index in the [`Table`].
+    Index(u32),
+    /// `google.protobuf.NullValue`, written as `null` whatever its number.
     Null,
-    Message(u32),
 }
 
 /// One enum type: names by number, pre-rendered as JSON strings.
@@ -125,20 +90,7 @@ pub(super) struct EnumPlan {
 impl Scalar {
     /// The wire type of one value of this kind.
     pub(super) fn wire(self) -> u8 {
-        match self {
-            Scalar::Int32
-            | Scalar::Int64
-            | Scalar::Uint32
-            | Scalar::Uint64
-            | Scalar::Sint32
-            | Scalar::Sint64
-            | Scalar::Bool
-            | Scalar::Enum(_)
-            | Scalar::Null => wire::VARINT,
-            Scalar::Fixed32 | Scalar::Sfixed32 | Scalar::Float => wire::I32,
-            Scalar::Fixed64 | Scalar::Sfixed64 | Scalar::Double => wire::I64,
-            Scalar::String | Scalar::Bytes | Scalar::Message(_) => wire::LEN,
-        }
+        self.wire_type() as u8
     }
 }
 
@@ -240,10 +192,10 @@ impl Builder {
 
     fn enumeration(&mut self, desc: &EnumDescriptor) -> Scalar {
         if desc.full_name() == NULL_VALUE {
-            return Scalar::Null;
+            return Scalar::Enum(EnumRef::Null);
         }
         if let Some(&index) = self.enums.get(desc.full_name()) {
-            return Scalar::Enum(index);
+            return Scalar::Enum(EnumRef::Index(index));
         }
         let mut values: Vec<(i32, Box<[u8]>)> = Vec::new();
         for value in desc.values() {
@@ -263,7 +215,7 @@ impl Builder {
             values: values.into(),
             default: desc.default_value().number(),
         });
-        Scalar::Enum(id)
+        Scalar::Enum(EnumRef::Index(id))
     }
 
     /// The layout of `desc`, or `None` for a type the writer leaves to
@@ -343,23 +295,10 @@ impl Builder {
 
     fn scalar(&mut self, kind: &Kind) -> Scalar {
         match kind {
-            Kind::Double => Scalar::Double,
-            Kind::Float => Scalar::Float,
-            Kind::Int32 => Scalar::Int32,
-            Kind::Int64 => Scalar::Int64,
-            Kind::Uint32 => Scalar::Uint32,
-            Kind::Uint64 => Scalar::Uint64,
-            Kind::Sint32 => Scalar::Sint32,
-            Kind::Sint64 => Scalar::Sint64,
-            Kind::Fixed32 => Scalar::Fixed32,
-            Kind::Fixed64 => Scalar::Fixed64,
-            Kind::Sfixed32 => Scalar::Sfixed32,
-            Kind::Sfixed64 => Scalar::Sfixed64,
-            Kind::Bool => Scalar::Bool,
-            Kind::String => Scalar::String,
-            Kind::Bytes => Scalar::Bytes,
             Kind::Enum(e) => self.enumeration(e),
             Kind::Message(m) => Scalar::Message(self.message(m)),
+            // The namers are not called: enums and messages are above.
+            _ => ValueKind::of(kind, |_| EnumRef::Null, |_| 0),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! bytes (or error) for generated messages under every codec, and for
 //! hand-written wire bytes of the shapes it must leave to that path.
 
-mod arbitrary;
+pub(in crate::transcode) mod arbitrary;
 mod cases;
 
 use std::path::PathBuf;

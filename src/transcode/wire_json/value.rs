@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::Bail;
-use super::plan::{Scalar, Table};
+use super::plan::{EnumRef, Scalar, Table};
 use super::wire;
 
 /// One decoded value that is not a message.
@@ -40,7 +40,7 @@ pub(super) fn read(kind: Scalar, data: &[u8], pos: &mut usize) -> Result<Val<'st
             Val::I64(((v >> 1) as i64) ^ (-((v & 1) as i64)))
         }
         Scalar::Bool => Val::Bool(wire::varint(data, pos)? != 0),
-        Scalar::Enum(_) | Scalar::Null => Val::Enum(wire::varint(data, pos)? as i32),
+        Scalar::Enum(_) => Val::Enum(wire::varint(data, pos)? as i32),
         Scalar::Fixed32 => Val::U32(u32::from_le_bytes(wire::fixed(data, pos)?)),
         Scalar::Sfixed32 => Val::I32(i32::from_le_bytes(wire::fixed(data, pos)?)),
         Scalar::Float => Val::F32(f32::from_le_bytes(wire::fixed(data, pos)?)),
@@ -78,8 +78,10 @@ pub(super) fn zero(table: &Table, kind: Scalar) -> Result<Val<'static>, Bail> {
         Scalar::Double => Val::F64(0.0),
         Scalar::Bool => Val::Bool(false),
         Scalar::String | Scalar::Bytes => Val::Text(&[]),
-        Scalar::Enum(e) => Val::Enum(table.enums.get(e as usize).ok_or(Bail)?.default),
-        Scalar::Null => Val::Enum(0),
+        Scalar::Enum(EnumRef::Index(e)) => {
+            Val::Enum(table.enums.get(e as usize).ok_or(Bail)?.default)
+        }
+        Scalar::Enum(EnumRef::Null) => Val::Enum(0),
         Scalar::Message(_) => return Err(Bail),
     })
 }
@@ -132,13 +134,13 @@ pub(super) fn write(
             json(out, std::str::from_utf8(v).map_err(|_| Bail)?)
         }
         Val::Text(v) => base64(out, v),
-        Val::Enum(_) if kind == Scalar::Null => {
+        Val::Enum(_) if kind == Scalar::Enum(EnumRef::Null) => {
             out.extend_from_slice(b"null");
             Ok(())
         }
         Val::Enum(v) => {
             let name = match kind {
-                Scalar::Enum(e) if !style.enums_as_ints => {
+                Scalar::Enum(EnumRef::Index(e)) if !style.enums_as_ints => {
                     table.enums.get(e as usize).ok_or(Bail)?.name(v)
                 }
                 _ => None,

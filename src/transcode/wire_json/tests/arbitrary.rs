@@ -35,19 +35,24 @@ const MAX_DEPTH: usize = 4;
 
 /// Choices read from proptest's bytes; zeros once they run out, which
 /// leave fields unset, so shrinking makes messages smaller.
-struct Entropy<'a> {
+pub(in crate::transcode) struct Entropy<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
-impl Entropy<'_> {
-    fn byte(&mut self) -> u8 {
+impl<'a> Entropy<'a> {
+    /// Choices read from `bytes`.
+    pub(in crate::transcode) fn new(bytes: &'a [u8]) -> Entropy<'a> {
+        Entropy { bytes, at: 0 }
+    }
+
+    pub(in crate::transcode) fn byte(&mut self) -> u8 {
         let b = self.bytes.get(self.at).copied().unwrap_or(0);
         self.at += 1;
         b
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(in crate::transcode) fn below(&mut self, n: usize) -> usize {
         usize::from(self.byte()) % n
     }
 
@@ -55,7 +60,7 @@ impl Entropy<'_> {
         (0..8).fold(0, |acc, _| (acc << 8) | u64::from(self.byte()))
     }
 
-    fn i64(&mut self) -> i64 {
+    pub(in crate::transcode) fn i64(&mut self) -> i64 {
         match self.below(6) {
             0 => 0,
             1 => 1,
@@ -96,7 +101,7 @@ impl Entropy<'_> {
         }
     }
 
-    fn text(&mut self) -> String {
+    pub(in crate::transcode) fn text(&mut self) -> String {
         const PIECES: &[&str] = &[
             "",
             "a",
@@ -129,7 +134,11 @@ impl Entropy<'_> {
 }
 
 /// A message of type `desc`: each field set or not, by the entropy.
-fn message(desc: &MessageDescriptor, e: &mut Entropy<'_>, depth: usize) -> DynamicMessage {
+pub(in crate::transcode) fn message(
+    desc: &MessageDescriptor,
+    e: &mut Entropy<'_>,
+    depth: usize,
+) -> DynamicMessage {
     let mut m = DynamicMessage::new(desc.clone());
     match desc.full_name() {
         "google.protobuf.Timestamp" => {
