@@ -164,16 +164,29 @@ fn byte_mutations_agree() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     let corpus: &[(&str, &str)] = &[
-        ("Scalars", r#"{"d":1.5,"f":"NaN","i32":-7,"i64":"9007199254740993","u32":4294967295,"u64":"18446744073709551615","s32":-1,"s64":"-5","fx32":1,"fx64":"2","sfx32":-3,"sfx64":"-4","flag":true,"text":"a\u00e9","data":"AQID","mood":"SAD","aliased":1,"customName":"c"}"#),
-        ("Lists", r#"{"d":[1.5,-0.0,"Infinity"],"i32":[1,-2,"3"],"u64":["18446744073709551615",0],"mood":["HAPPY",2,-3],"nodes":[{"name":"a"},{}],"text":["","b"],"data":["AQ==","-_8"],"looseI32":[0,1],"flag":[true,false]}"#),
-        ("Maps", r#"{"byName":{"a":"x","b":""},"byI32":{"-1":"HAPPY","0":0},"byU64":{"5":1.5},"byFlag":{"true":{"name":"n"}},"byS64":{"1":"18446744073709551615"},"nodes":{"x":{"named":{"y":{}}}},"byFx64":{"7":-7},"bySfx64":{"-9":"s"}}"#),
-        ("Node", r#"{"name":"n","child":{"name":"c","child":{"scalars":{"i32":1}}},"children":[{"name":"a"},{"named":{"k":{"name":"v"}}}],"scalars":{"text":"t","mood":1}}"#),
+        (
+            "Scalars",
+            r#"{"d":1.5,"f":"NaN","i32":-7,"i64":"9007199254740993","u32":4294967295,"u64":"18446744073709551615","s32":-1,"s64":"-5","fx32":1,"fx64":"2","sfx32":-3,"sfx64":"-4","flag":true,"text":"a\u00e9","data":"AQID","mood":"SAD","aliased":1,"customName":"c"}"#,
+        ),
+        (
+            "Lists",
+            r#"{"d":[1.5,-0.0,"Infinity"],"i32":[1,-2,"3"],"u64":["18446744073709551615",0],"mood":["HAPPY",2,-3],"nodes":[{"name":"a"},{}],"text":["","b"],"data":["AQ==","-_8"],"looseI32":[0,1],"flag":[true,false]}"#,
+        ),
+        (
+            "Maps",
+            r#"{"byName":{"a":"x","b":""},"byI32":{"-1":"HAPPY","0":0},"byU64":{"5":1.5},"byFlag":{"true":{"name":"n"}},"byS64":{"1":"18446744073709551615"},"nodes":{"x":{"named":{"y":{}}}},"byFx64":{"7":-7},"bySfx64":{"-9":"s"}}"#,
+        ),
+        (
+            "Node",
+            r#"{"name":"n","child":{"name":"c","child":{"scalars":{"i32":1}}},"children":[{"name":"a"},{"named":{"k":{"name":"v"}}}],"scalars":{"text":"t","mood":1}}"#,
+        ),
         ("Choice", r#"{"a":"x","x":"AQ==","plain":3}"#),
         ("Choice", r#"{"node":{"name":"q"},"y":-0.0,"plain":-1}"#),
     ];
     const PIECES: &[&str] = &[
-        "{", "}", "[", "]", ",", ":", "\"", "\\", "-", "+", ".", "e", "E", "0", "1", "9", " ", "null",
-        "true", "\\u0000", "\\ud800", "\\u0041", "1e400", "-0", "00", "NaN", "\"\"", "{}", "[]", "é",
+        "{", "}", "[", "]", ",", ":", "\"", "\\", "-", "+", ".", "e", "E", "0", "1", "9", " ",
+        "null", "true", "\\u0000", "\\ud800", "\\u0041", "1e400", "-0", "00", "NaN", "\"\"", "{}",
+        "[]", "é",
     ];
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = |n: usize| {
