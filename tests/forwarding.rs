@@ -597,3 +597,39 @@ async fn backend_errors_without_a_message_are_explained() {
         "{message}"
     );
 }
+
+/// Whether a response is compressed depends on `Accept-Encoding`, so each
+/// compressible response says so with `Vary: Accept-Encoding` — also the
+/// identity one a client without the header gets (RFC 9110 §12.5.5), as
+/// the axum router's compression layer did for every request. The
+/// hand-written service sends requests without the header past the
+/// compression layer, and their responses lost the `Vary`.
+#[tokio::test]
+async fn compressible_responses_vary_on_accept_encoding() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let long = "a".repeat(2000);
+    let client = reqwest::Client::builder()
+        .no_gzip()
+        .no_brotli()
+        .no_zstd()
+        .build()
+        .unwrap();
+    for encoding in [Some("gzip"), Some("identity"), None] {
+        let mut request = client.get(gateway.url(&format!("/v1/echo?s={long}")));
+        if let Some(encoding) = encoding {
+            request = request.header("accept-encoding", encoding);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let varies = response.headers().get_all("vary").iter().any(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+                .contains("accept-encoding")
+        });
+        assert!(
+            varies,
+            "Accept-Encoding {encoding:?}: no Vary: Accept-Encoding"
+        );
+    }
+}

@@ -632,3 +632,42 @@ async fn method_timeouts_win_over_group_timeouts() {
     let response = client.get(gateway.url("/v1/tags")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
 }
+
+/// A `HEAD` answered by the service without a length (its `GET` streams,
+/// chunked) comes back without one: not with `Content-Length: 0`, which
+/// says the `GET` would send an empty body. The gateway's top level adds
+/// a length from the body's exact size, and the body of an answer to
+/// `HEAD` is always exactly empty.
+#[tokio::test]
+async fn head_of_a_streamed_answer_claims_no_length() {
+    let service = http_service().await;
+    let (_backend, gateway) = gateway(|c| {
+        c.routes
+            .push(group("/legacy", &format!("http://{service}")))
+    })
+    .await;
+    let client = support::http1();
+    let get = client
+        .get(gateway.url("/legacy/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert!(get.headers().get("content-length").is_none());
+    assert_eq!(
+        &get.bytes().await.unwrap()[..],
+        b"chunk 0\nchunk 1\nchunk 2\n"
+    );
+    let head = client
+        .head(gateway.url("/legacy/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_ne!(
+        head.headers()
+            .get("content-length")
+            .map(|v| v.to_str().unwrap()),
+        Some("0"),
+        "HEAD says the GET body is empty"
+    );
+}

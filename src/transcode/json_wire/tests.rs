@@ -3,6 +3,7 @@
 //! under the codec options that change what a body may hold.
 
 mod arbitrary;
+mod breaker;
 mod cases;
 
 use std::fmt::Write as _;
