@@ -45,7 +45,7 @@ impl HttpService {
         let dispatch = Dispatch {
             compressed: CompressionLayer::new()
                 .no_deflate()
-                .compress_when(DefaultPredicate::new().and(NotStreamed))
+                .compress_when(compressible())
                 .layer(handler.clone()),
             handler,
         };
@@ -81,10 +81,15 @@ impl Service<Request> for HttpService {
 
 /// What a router's top level does to every response: a `Content-Length`
 /// where the body's size is known, and no body on an answer to `HEAD`.
+///
+/// An empty body on an answer to `HEAD`, or on a 304, says nothing about
+/// the length (a proxied backend's answer has none to give): no
+/// `Content-Length: 0` is made up for it.
 fn finish(mut response: Response, head: bool) -> Response {
-    let headers = response.headers_mut();
-    if !headers.contains_key(header::CONTENT_LENGTH)
+    let bodiless = head || response.status() == http::StatusCode::NOT_MODIFIED;
+    if !response.headers().contains_key(header::CONTENT_LENGTH)
         && let Some(size) = http_body::Body::size_hint(response.body()).exact()
+        && !(bodiless && size == 0)
     {
         response
             .headers_mut()
@@ -101,7 +106,14 @@ fn finish(mut response: Response, head: bool) -> Response {
 #[derive(Clone)]
 struct Dispatch {
     handler: Handler,
-    compressed: Compression<Handler, And<DefaultPredicate, NotStreamed>>,
+    compressed: Compression<Handler, Compressible>,
+}
+
+/// Which responses are compressed (and so vary on `Accept-Encoding`).
+type Compressible = And<DefaultPredicate, NotStreamed>;
+
+fn compressible() -> Compressible {
+    DefaultPredicate::new().and(NotStreamed)
 }
 
 impl std::fmt::Debug for Dispatch {
@@ -128,9 +140,36 @@ impl Service<Request> for Dispatch {
                 .map(|response| response.map(|r| r.map(Body::new)))
                 .boxed()
         } else {
-            self.handler.call(request)
+            // Uncompressed for this client, but another one's answer may
+            // differ: caches are told so, as the compression layer does.
+            self.handler
+                .call(request)
+                .map(|response| response.map(vary_on_encoding))
+                .boxed()
         }
     }
+}
+
+/// Adds `Vary: Accept-Encoding` to a response the compression layer would
+/// have compressed for a client that asked.
+fn vary_on_encoding(mut response: Response) -> Response {
+    let headers = response.headers();
+    let varies = headers.get_all(header::VARY).iter().any(|v| {
+        v.as_bytes().split(|&b| b == b',').any(|name| {
+            let name = name.trim_ascii();
+            name.eq_ignore_ascii_case(b"accept-encoding") || name == b"*"
+        })
+    });
+    if !varies
+        && !headers.contains_key(header::CONTENT_ENCODING)
+        && !headers.contains_key(header::CONTENT_RANGE)
+        && compressible().should_compress(&response)
+    {
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    response
 }
 
 /// The gateway's own handling of one request.

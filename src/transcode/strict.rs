@@ -166,20 +166,32 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         check_number(&self.0, v)?;
+        if let Some(max) = float_max_spelling(&self.0, v) {
+            return self.0.visit_f64(max);
+        }
         self.0.visit_f64(v)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        if let Some(max) = v.parse().ok().and_then(|n| float_max_spelling(&self.0, n)) {
+            return self.0.visit_f64(max);
+        }
         check_text(&self.0, v)?;
         self.0.visit_str(v)
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        if let Some(max) = v.parse().ok().and_then(|n| float_max_spelling(&self.0, n)) {
+            return self.0.visit_f64(max);
+        }
         check_text(&self.0, v)?;
         self.0.visit_borrowed_str(v)
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        if let Some(max) = v.parse().ok().and_then(|n| float_max_spelling(&self.0, n)) {
+            return self.0.visit_f64(max);
+        }
         check_text(&self.0, &v)?;
         self.0.visit_string(v)
     }
@@ -243,6 +255,23 @@ fn check_number<'de, V: Visitor<'de>, E: de::Error>(visitor: &V, v: f64) -> Resu
         ));
     }
     Ok(())
+}
+
+/// The largest `float` as written in short (`3.4028235e38`, which the
+/// gateway itself writes): past `f32::MAX` as a 64-bit number, but it
+/// rounds to it. The parser underneath compares before rounding and would
+/// refuse it; this gives it `±f32::MAX` instead. `None` for anything else
+/// (the visitor is asked what it expects only for such numbers).
+pub(super) fn float_max_spelling<'de, V: Visitor<'de>>(visitor: &V, v: f64) -> Option<f64> {
+    let rounded = rounded_f32_max(v)?;
+    (expecting(visitor) == "a 32-bit floating point value").then_some(rounded)
+}
+
+/// `±f32::MAX` for a finite number past it that rounds to it.
+pub(crate) fn rounded_f32_max(v: f64) -> Option<f64> {
+    let rounded = v as f32;
+    (v.is_finite() && v.abs() > f64::from(f32::MAX) && rounded.is_finite())
+        .then_some(f64::from(rounded))
 }
 
 /// A string for a float, timestamp or duration field, checked where the

@@ -17,6 +17,7 @@ use super::plan::ValueType;
 use super::read::{Encoder, fail};
 use crate::transcode::encode::scalar::Scalar;
 use crate::transcode::kind::ValueKind as K;
+use crate::transcode::strict::rounded_f32_max;
 
 /// Below this, every integer is exact as an `f64`; the strict adapter
 /// refuses integer fields a float at or above it.
@@ -203,6 +204,8 @@ fn from_f64(kind: ValueType, v: f64) -> Option<Value> {
     Some(match kind {
         K::Double => Value::F64(v),
         K::Float if v >= f64::from(f32::MIN) && v <= f64::from(f32::MAX) => Value::F32(v as f32),
+        // `3.4028235e38`: past `f32::MAX` until rounded (as `strict` says).
+        K::Float => Value::F32(rounded_f32_max(v)? as f32),
         K::Int32 | K::Sint32 | K::Sfixed32 if within(i32::MIN.into(), i32::MAX.into()) => {
             Value::I32(v as i32)
         }
@@ -227,6 +230,11 @@ fn from_str(kind: ValueType, v: &str) -> Option<Value> {
             Value::F64(n)
         }
         K::Float => {
+            if let Ok(n) = v.parse::<f64>()
+                && let Some(max) = rounded_f32_max(n)
+            {
+                return Some(Value::F32(max as f32));
+            }
             if let Ok(n) = v.parse::<f64>()
                 && (!n.is_finite() || n.abs() > f64::from(f32::MAX))
                 && !SPECIAL.contains(&v)
