@@ -387,7 +387,7 @@ fn warn_odd_routes(routes: &RouteTable) {
                 method,
                 template = %route.template,
                 rpc = %route.rpc.name,
-                "Route takes a body on {method}; many clients and proxies drop such bodies"
+                "Route takes a body on GET or DELETE; many clients and proxies drop such bodies"
             );
         }
         if method.bytes().any(|b| b.is_ascii_lowercase()) {
@@ -395,8 +395,8 @@ fn warn_odd_routes(routes: &RouteTable) {
                 method,
                 template = %route.template,
                 rpc = %route.rpc.name,
-                "Custom method has lower case; HTTP methods are case-sensitive and clients usually send {}",
-                method.to_ascii_uppercase()
+                usual = %method.to_ascii_uppercase(),
+                "Custom method has lower case; HTTP methods are case-sensitive and clients usually send upper case"
             );
         }
     }

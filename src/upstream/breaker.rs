@@ -31,7 +31,7 @@ impl Breaker {
     /// returned guards are dropped; refuses it when a limit is reached.
     pub(crate) fn admit(self: &Arc<Self>, upstream: &str) -> Result<(InFlight, Pending), Status> {
         let refuse = |what: &str, limit: usize, key: &str| {
-            tracing::warn!(upstream, limit, "Circuit breaker open: {what}");
+            tracing::warn!(upstream, limit, calls = what, "Circuit breaker open");
             Err(Status::unavailable(format!(
                 "upstream `{upstream}` has {limit} calls {what} already (circuit_breaker.{key}); try again later"
             )))

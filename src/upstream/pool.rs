@@ -402,7 +402,7 @@ impl Keeper {
             .map(|(a, _)| *a)
             .collect();
         for address in gone {
-            tracing::info!(upstream = %self.name, %address, "Endpoint removed ({why})");
+            tracing::info!(upstream = %self.name, %address, reason = why, "Endpoint removed");
             self.endpoints.remove(&address);
         }
     }
@@ -488,11 +488,11 @@ impl Keeper {
                     };
                     if state.in_rotation && state.failures >= check.unhealthy_threshold {
                         state.in_rotation = false;
-                        tracing::warn!(upstream = %self.name, %address, reason = %why, "Endpoint fails its {what}; out of the rotation");
+                        tracing::warn!(upstream = %self.name, %address, check = what, reason = %why, "Endpoint fails its checks; out of the rotation");
                     } else if !state.in_rotation && state.failures == 1 {
                         // Once per time out: an endpoint that never passes
                         // (a backend without grpc.health.v1) says why.
-                        tracing::warn!(upstream = %self.name, %address, reason = %why, "Endpoint does not pass its {what}; not in the rotation");
+                        tracing::warn!(upstream = %self.name, %address, check = what, reason = %why, "Endpoint does not pass its checks; not in the rotation");
                     }
                 }
             }

@@ -265,7 +265,7 @@ fn odd_routes_load_with_warnings() {
         run.stderr
     );
     assert!(
-        warning("clients usually send LOCK"),
+        warning("clients usually send upper case") && warning("usual=LOCK"),
         "stderr:\n{}",
         run.stderr
     );
