@@ -209,6 +209,12 @@ impl Upstream {
             );
             Way::Pool(balancer, pool)
         } else {
+            if config.balance != crate::config::Balance::default() {
+                tracing::warn!(
+                    upstream = name,
+                    "Balancing is set on an upstream of one address, so it has nothing to choose among; list `endpoints` or set `dns_refresh` to make it a pool"
+                );
+            }
             // Limitation: this channel resolves a host name itself, through
             // the system resolver, whatever `dns.servers` says; a pool's
             // keeper uses `settings.resolver`.

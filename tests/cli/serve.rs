@@ -262,3 +262,32 @@ async fn method_timeout_of_the_config_cuts_a_slow_call() {
         started.elapsed()
     );
 }
+
+/// Balancing on a one-address upstream has nothing to choose among: the
+/// gateway says so at startup, and serves anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balancing_a_single_address_warns_and_serves() {
+    let backend = backend().await;
+    backend.script(answer(json!({"message": "hi"})));
+    let config = write_config(&format!(
+        "upstreams:\n  main:\n    url: {}\n    balance: {{policy: round_robin}}\n",
+        backend.url()
+    ));
+    let mut served = serve(args(&[
+        "--config",
+        &arg(&config),
+        "--proto",
+        &fixture("greeter.proto"),
+    ]))
+    .await;
+    let warning = served
+        .process
+        .stderr_line(Duration::from_secs(5), |l| l.contains("WARN"));
+    assert!(
+        warning.contains("Balancing is set on an upstream of one address")
+            && warning.contains("upstream=\"main\""),
+        "{warning}"
+    );
+    let (status, body) = get(&served.url("/v1/greetings/ada")).await;
+    assert_eq!(status, 200, "{body}");
+}
