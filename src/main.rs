@@ -50,7 +50,7 @@ enum Command {
 #[derive(Debug, Clone, Args)]
 struct BenchArgs {
     /// How long each run sends requests, e.g. `5s` or `500ms`.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = humantime::parse_duration, allow_hyphen_values = true)]
     duration: Option<std::time::Duration>,
     /// At most this many measured requests per run.
     #[arg(long, value_name = "N")]
@@ -61,7 +61,7 @@ struct BenchArgs {
     /// HTTP/2 connections and gRPC channels the workers share.
     #[arg(long, value_name = "N")]
     connections: Option<usize>,
-    /// Run only these: get, post-1k, post-64k, list-100, stream-10k, etcd, scale.
+    /// Run only these: get, post-1k, post-64k, list-100, stream-10k, etcd (or etcd-range), scale.
     #[arg(long = "scenario", value_delimiter = ',', value_name = "NAME,...")]
     scenarios: Vec<String>,
     /// Methods in the generated descriptor set of the scale test.
@@ -394,7 +394,13 @@ async fn bench(args: BenchArgs) -> ExitCode {
         protogate::bench::Options::new(binary)
     };
     if let Some(duration) = args.duration {
+        if duration.is_zero() {
+            return fail(BAD_INPUT, "--duration: must be above zero, e.g. 2s");
+        }
         options.duration = duration;
+    }
+    if args.requests == Some(0) {
+        return fail(BAD_INPUT, "--requests: must be at least 1");
     }
     options.requests = args.requests;
     if !args.concurrency.is_empty() {
@@ -409,7 +415,15 @@ async fn bench(args: BenchArgs) -> ExitCode {
     if let Some(methods) = args.scale_methods {
         options.scale_methods = methods;
     }
-    options.only = args.scenarios;
+    // The etcd comparison's rows and heading say `etcd-range`.
+    options.only = args
+        .scenarios
+        .into_iter()
+        .map(|name| match name.as_str() {
+            "etcd-range" => "etcd".to_owned(),
+            _ => name,
+        })
+        .collect();
     if let Some(workers) = args.gateway_workers {
         options.gateway_workers = workers;
     }

@@ -397,3 +397,13 @@ fn full_stdout_is_an_error_not_a_panic() {
         run.stderr
     );
 }
+
+#[test]
+fn bench_refuses_a_run_that_would_measure_nothing() {
+    protogate(&["bench", "--duration", "0s", "--scenario", "get"])
+        .assert_bad_input(&["--duration", "above zero"]);
+    protogate(&["bench", "--requests", "0", "--scenario", "get"])
+        .assert_bad_input(&["--requests", "at least 1"]);
+    protogate(&["bench", "--duration", "-1s", "--scenario", "get"])
+        .assert_bad_input(&["--duration", "-1s"]);
+}
