@@ -16,6 +16,7 @@ pub mod response;
 pub mod splitter;
 mod strict;
 pub mod text;
+mod type_index;
 mod wire_json;
 
 pub use encode::EncodeError;

@@ -2,13 +2,10 @@
 //! can hold, built once when the routes load, so encoding a request never
 //! looks a field or an enum value up in the descriptors.
 
-use std::collections::HashMap;
+use prost_reflect::{Cardinality, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 
-use prost_reflect::{
-    Cardinality, DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor,
-};
-
-use crate::transcode::kind::{NULL_VALUE, ValueKind, WELL_KNOWN};
+use crate::transcode::kind::{NULL_VALUE, ValueKind};
+use crate::transcode::type_index::{Indexed, TypeIndex};
 
 /// The kind of one value; enums and messages by index in the [`Table`].
 pub(super) type ValueType = ValueKind<u32, u32>;
@@ -110,12 +107,7 @@ impl EnumPlan {
 #[derive(Debug, Default)]
 pub(super) struct Builder {
     table: Table,
-    /// The pool of the types planned: names mean types only within one.
-    pool: Option<DescriptorPool>,
-    messages: HashMap<String, u32>,
-    enums: HashMap<String, u32>,
-    /// Messages indexed whose layout is not built yet.
-    pending: Vec<(usize, MessageDescriptor)>,
+    index: TypeIndex,
 }
 
 impl Builder {
@@ -123,13 +115,11 @@ impl Builder {
     /// the encoder leaves the type to prost-reflect (or it comes from
     /// another pool than the types planned before).
     pub(super) fn root(&mut self, root: &MessageDescriptor) -> Option<u32> {
-        match &self.pool {
-            Some(pool) if pool != root.parent_pool() => return None,
-            Some(_) => {}
-            None => self.pool = Some(root.parent_pool().clone()),
+        if !self.index.admits(root) {
+            return None;
         }
         let index = self.message(root);
-        while let Some((pending, descriptor)) = self.pending.pop() {
+        while let Some((pending, descriptor)) = self.index.next_pending() {
             let layout = self.layout(&descriptor);
             self.table.messages[pending].layout = layout;
         }
@@ -144,36 +134,27 @@ impl Builder {
 
     /// The index of `desc`, queued for its layout when new.
     fn message(&mut self, desc: &MessageDescriptor) -> u32 {
-        if let Some(&index) = self.messages.get(desc.full_name()) {
-            return index;
+        let indexed = self.index.message(desc);
+        if let Indexed::New(_) = indexed {
+            self.table.messages.push(MessagePlan { layout: None });
         }
-        let index = self.table.messages.len();
-        // More types than u32 holds cannot come from one descriptor pool.
-        let id = u32::try_from(index).unwrap_or(u32::MAX);
-        self.messages.insert(desc.full_name().to_owned(), id);
-        self.table.messages.push(MessagePlan { layout: None });
-        if !WELL_KNOWN.contains(&desc.full_name()) {
-            self.pending.push((index, desc.clone()));
-        }
-        id
+        indexed.index()
     }
 
     fn enumeration(&mut self, desc: &EnumDescriptor) -> u32 {
-        if let Some(&index) = self.enums.get(desc.full_name()) {
-            return index;
+        let indexed = self.index.enumeration(desc);
+        if let Indexed::New(_) = indexed {
+            let mut names: Vec<(Box<str>, i32)> = desc
+                .values()
+                .map(|v| (v.name().into(), v.number()))
+                .collect();
+            names.sort();
+            self.table.enums.push(EnumPlan {
+                names: names.into(),
+                null: desc.full_name() == NULL_VALUE,
+            });
         }
-        let mut names: Vec<(Box<str>, i32)> = desc
-            .values()
-            .map(|v| (v.name().into(), v.number()))
-            .collect();
-        names.sort();
-        let id = u32::try_from(self.table.enums.len()).unwrap_or(u32::MAX);
-        self.enums.insert(desc.full_name().to_owned(), id);
-        self.table.enums.push(EnumPlan {
-            names: names.into(),
-            null: desc.full_name() == NULL_VALUE,
-        });
-        id
+        indexed.index()
     }
 
     /// The layout of `desc`, or `None` for a type left to prost-reflect.

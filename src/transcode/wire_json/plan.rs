@@ -2,14 +2,11 @@
 //! can hold, built once when the route loads, so writing a response never
 //! looks a field, an enum value or a JSON name up by name.
 
-use std::collections::HashMap;
-
-use prost_reflect::{
-    Cardinality, DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor,
-};
+use prost_reflect::{Cardinality, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 
 use super::wire;
-use crate::transcode::kind::{NULL_VALUE, ValueKind, WELL_KNOWN};
+use crate::transcode::kind::{NULL_VALUE, ValueKind};
+use crate::transcode::type_index::{Indexed, TypeIndex};
 
 /// Field numbers up to this may be found through a dense index.
 const DENSE_LIMIT: u32 = 256;
@@ -138,12 +135,7 @@ impl EnumPlan {
 #[derive(Debug, Default)]
 pub(super) struct Builder {
     table: Table,
-    /// The pool of the types planned: names mean types only within one.
-    pool: Option<DescriptorPool>,
-    messages: HashMap<String, u32>,
-    enums: HashMap<String, u32>,
-    /// Messages indexed whose layout is not built yet.
-    pending: Vec<usize>,
+    index: TypeIndex,
 }
 
 impl Builder {
@@ -151,14 +143,11 @@ impl Builder {
     /// the writer leaves the type to prost-reflect (or it comes from
     /// another pool than the types planned before).
     pub(super) fn root(&mut self, root: &MessageDescriptor) -> Option<u32> {
-        match &self.pool {
-            Some(pool) if pool != root.parent_pool() => return None,
-            Some(_) => {}
-            None => self.pool = Some(root.parent_pool().clone()),
+        if !self.index.admits(root) {
+            return None;
         }
         let index = self.message(root);
-        while let Some(pending) = self.pending.pop() {
-            let descriptor = self.table.messages[pending].descriptor.clone();
+        while let Some((pending, descriptor)) = self.index.next_pending() {
             let layout = self.layout(&descriptor);
             self.table.messages[pending].layout = layout;
         }
@@ -173,49 +162,40 @@ impl Builder {
 
     /// The index of `desc`, queued for its layout when new.
     fn message(&mut self, desc: &MessageDescriptor) -> u32 {
-        if let Some(&index) = self.messages.get(desc.full_name()) {
-            return index;
+        let indexed = self.index.message(desc);
+        if let Indexed::New(_) = indexed {
+            self.table.messages.push(MessagePlan {
+                descriptor: desc.clone(),
+                layout: None,
+            });
         }
-        let index = self.table.messages.len();
-        // More types than u32 holds cannot come from one descriptor pool.
-        let id = u32::try_from(index).unwrap_or(u32::MAX);
-        self.messages.insert(desc.full_name().to_owned(), id);
-        self.table.messages.push(MessagePlan {
-            descriptor: desc.clone(),
-            layout: None,
-        });
-        if !WELL_KNOWN.contains(&desc.full_name()) {
-            self.pending.push(index);
-        }
-        id
+        indexed.index()
     }
 
     fn enumeration(&mut self, desc: &EnumDescriptor) -> Scalar {
         if desc.full_name() == NULL_VALUE {
             return Scalar::Enum(EnumRef::Null);
         }
-        if let Some(&index) = self.enums.get(desc.full_name()) {
-            return Scalar::Enum(EnumRef::Index(index));
-        }
-        let mut values: Vec<(i32, Box<[u8]>)> = Vec::new();
-        for value in desc.values() {
-            let number = value.number();
-            if values.iter().any(|v| v.0 == number) {
-                continue;
+        let indexed = self.index.enumeration(desc);
+        if let Indexed::New(_) = indexed {
+            let mut values: Vec<(i32, Box<[u8]>)> = Vec::new();
+            for value in desc.values() {
+                let number = value.number();
+                if values.iter().any(|v| v.0 == number) {
+                    continue;
+                }
+                // The name prost-reflect picks for the number (the first of
+                // aliases).
+                let name = desc.get_value(number).map_or(value, |v| v);
+                values.push((number, quoted(name.name()).into()));
             }
-            // The name prost-reflect picks for the number (the first of
-            // aliases).
-            let name = desc.get_value(number).map_or(value, |v| v);
-            values.push((number, quoted(name.name()).into()));
+            values.sort_by_key(|v| v.0);
+            self.table.enums.push(EnumPlan {
+                values: values.into(),
+                default: desc.default_value().number(),
+            });
         }
-        values.sort_by_key(|v| v.0);
-        let id = u32::try_from(self.table.enums.len()).unwrap_or(u32::MAX);
-        self.enums.insert(desc.full_name().to_owned(), id);
-        self.table.enums.push(EnumPlan {
-            values: values.into(),
-            default: desc.default_value().number(),
-        });
-        Scalar::Enum(EnumRef::Index(id))
+        Scalar::Enum(EnumRef::Index(indexed.index()))
     }
 
     /// The layout of `desc`, or `None` for a type the writer leaves to
