@@ -15,6 +15,8 @@ pub mod request;
 pub mod response;
 pub mod splitter;
 mod strict;
+#[cfg(test)]
+mod test_protos;
 pub mod text;
 mod type_index;
 mod wire_json;

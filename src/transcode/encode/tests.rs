@@ -1,7 +1,6 @@
 //! The encoder against prost-reflect's own encoding: random messages of the
 //! test descriptors, then the extreme shapes (deep, wide, wrong types).
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -9,32 +8,12 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use prost::Message as _;
 use prost::encoding::{WireType, encode_key, encode_varint};
-use prost_reflect::{
-    DescriptorPool, DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value,
-};
+use prost_reflect::{DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value};
 
 use super::*;
 use crate::transcode::request::MAX_MESSAGE_DEPTH;
 
-/// The encoder's test messages, the kitchen sink and the bench service.
-fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut compiler =
-            protox::Compiler::new([root.join("tests/protos"), root.join("proto")]).unwrap();
-        compiler
-            .include_imports(true)
-            .open_files([
-                "encode/v1/proto3.proto",
-                "encode/v1/proto2.proto",
-                "kitchen/v1/kitchen.proto",
-                "protogate/bench/v1/bench.proto",
-            ])
-            .unwrap();
-        compiler.descriptor_pool()
-    })
-}
+use crate::transcode::test_protos::pool;
 
 fn desc(name: &str) -> MessageDescriptor {
     pool().get_message_by_name(name).unwrap()

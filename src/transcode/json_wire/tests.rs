@@ -7,51 +7,14 @@ mod breaker;
 mod cases;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use bytes::Bytes;
-use prost_reflect::{
-    DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage as _, Value,
-};
+use prost_reflect::{DynamicMessage, ReflectMessage as _, Value};
 
 use crate::http_rule::{Matcher, Template, path};
 use crate::transcode::{Codec, JsonOptions, RawRequest, RequestPlan, UnknownParams};
 
-/// The test types of both direct transcoders, the kitchen sink, the bench
-/// service and etcd's KV requests, with the bundled well-known types.
-fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let protos = root.join("tests/protos");
-        crate::descriptor::load(&crate::descriptor::Sources {
-            protos: vec![
-                protos.join("wire/v1/wire.proto"),
-                protos.join("wire/v1/legacy.proto"),
-                protos.join("encode/v1/proto2.proto"),
-                protos.join("encode/v1/proto3.proto"),
-                protos.join("kitchen/v1/kitchen.proto"),
-                protos.join("etcd/rpc.proto"),
-                root.join("proto/protogate/bench/v1/bench.proto"),
-            ],
-            include_paths: vec![protos, root.join("proto")],
-            ..Default::default()
-        })
-        .expect("test protos load")
-    })
-}
-
-fn descriptor(name: &str) -> MessageDescriptor {
-    let full = if name.contains('.') {
-        name.to_owned()
-    } else {
-        format!("wire.v1.{name}")
-    };
-    pool()
-        .get_message_by_name(&full)
-        .unwrap_or_else(|| panic!("no message {full}"))
-}
+use crate::transcode::test_protos::{descriptor, pool};
 
 /// A route: its request plan and a matcher for its template.
 struct Route {

@@ -5,45 +5,12 @@
 pub(in crate::transcode) mod arbitrary;
 mod cases;
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use bytes::Bytes;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value};
+use prost_reflect::{DynamicMessage, Value};
 
 use crate::transcode::{Codec, JsonOptions, ResponsePlan, UnknownParams};
 
-/// The test types (`tests/protos/wire`), the kitchen sink and the bench
-/// service, with the bundled well-known types.
-fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let protos = root.join("tests/protos");
-        crate::descriptor::load(&crate::descriptor::Sources {
-            protos: vec![
-                protos.join("wire/v1/wire.proto"),
-                protos.join("wire/v1/legacy.proto"),
-                protos.join("kitchen/v1/kitchen.proto"),
-                root.join("proto/protogate/bench/v1/bench.proto"),
-            ],
-            include_paths: vec![protos, root.join("proto")],
-            ..Default::default()
-        })
-        .expect("test protos load")
-    })
-}
-
-fn descriptor(name: &str) -> MessageDescriptor {
-    let full = if name.contains('.') {
-        name.to_owned()
-    } else {
-        format!("wire.v1.{name}")
-    };
-    pool()
-        .get_message_by_name(&full)
-        .unwrap_or_else(|| panic!("no message {full}"))
-}
+use crate::transcode::test_protos::descriptor;
 
 fn plan(name: &str, response_body: &str) -> ResponsePlan {
     ResponsePlan::new(&descriptor(name), response_body).expect("response plan")
