@@ -69,12 +69,22 @@ impl Service<Request> for HttpService {
 
     fn call(&mut self, request: Request) -> Self::Future {
         let head = request.method() == Method::HEAD;
+        let uncompressed = !accepts_encoding(&request);
         let response = match &mut self.inner {
             Inner::Plain(dispatch) => dispatch.call(request),
             Inner::Cors(cors) => cors.call(request).boxed(),
         };
         response
-            .map(move |response| Ok(finish(response.unwrap_or_else(|e| match e {}), head)))
+            .map(move |response| {
+                let mut response = response.unwrap_or_else(|e| match e {});
+                // Uncompressed for this client, but another one's answer
+                // may differ: caches are told so, as the compression layer
+                // does for the clients it sees.
+                if uncompressed {
+                    response = vary_on_encoding(response);
+                }
+                Ok(finish(response, head))
+            })
             .boxed()
     }
 }
@@ -134,20 +144,21 @@ impl Service<Request> for Dispatch {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if request.headers().contains_key(header::ACCEPT_ENCODING) {
+        if accepts_encoding(&request) {
             self.compressed
                 .call(request)
                 .map(|response| response.map(|r| r.map(Body::new)))
                 .boxed()
         } else {
-            // Uncompressed for this client, but another one's answer may
-            // differ: caches are told so, as the compression layer does.
-            self.handler
-                .call(request)
-                .map(|response| response.map(vary_on_encoding))
-                .boxed()
+            self.handler.call(request)
         }
     }
+}
+
+/// Whether the request says which encodings its client takes: only then
+/// does the compression layer see it.
+fn accepts_encoding(request: &Request) -> bool {
+    request.headers().contains_key(header::ACCEPT_ENCODING)
 }
 
 /// Adds `Vary: Accept-Encoding` to a response the compression layer would
