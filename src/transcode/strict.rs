@@ -173,26 +173,23 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        if let Some(max) = v.parse().ok().and_then(|n| float_max_spelling(&self.0, n)) {
+        if let Some(max) = check_text(&self.0, v)? {
             return self.0.visit_f64(max);
         }
-        check_text(&self.0, v)?;
         self.0.visit_str(v)
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        if let Some(max) = v.parse().ok().and_then(|n| float_max_spelling(&self.0, n)) {
+        if let Some(max) = check_text(&self.0, v)? {
             return self.0.visit_f64(max);
         }
-        check_text(&self.0, v)?;
         self.0.visit_borrowed_str(v)
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        if let Some(max) = v.parse().ok().and_then(|n| float_max_spelling(&self.0, n)) {
+        if let Some(max) = check_text(&self.0, &v)? {
             return self.0.visit_f64(max);
         }
-        check_text(&self.0, &v)?;
         self.0.visit_string(v)
     }
 
@@ -262,7 +259,7 @@ fn check_number<'de, V: Visitor<'de>, E: de::Error>(visitor: &V, v: f64) -> Resu
 /// rounds to it. The parser underneath compares before rounding and would
 /// refuse it; this gives it `±f32::MAX` instead. `None` for anything else
 /// (the visitor is asked what it expects only for such numbers).
-pub(super) fn float_max_spelling<'de, V: Visitor<'de>>(visitor: &V, v: f64) -> Option<f64> {
+fn float_max_spelling<'de, V: Visitor<'de>>(visitor: &V, v: f64) -> Option<f64> {
     let rounded = rounded_f32_max(v)?;
     (expecting(visitor) == "a 32-bit floating point value").then_some(rounded)
 }
@@ -275,8 +272,10 @@ pub(crate) fn rounded_f32_max(v: f64) -> Option<f64> {
 }
 
 /// A string for a float, timestamp or duration field, checked where the
-/// parser underneath would accept it loosely.
-fn check_text<'de, V: Visitor<'de>, E: de::Error>(visitor: &V, v: &str) -> Result<(), E> {
+/// parser underneath would accept it loosely; `Some` is the number to give
+/// the parser instead (the largest `float`, spelled short: see
+/// [`float_max_spelling`]).
+fn check_text<'de, V: Visitor<'de>, E: de::Error>(visitor: &V, v: &str) -> Result<Option<f64>, E> {
     let first = v.bytes().next().unwrap_or(b' ');
     if (first.is_ascii_digit() || b"+-.iInN".contains(&first))
         && !matches!(v, "NaN" | "Infinity" | "-Infinity")
@@ -285,6 +284,9 @@ fn check_text<'de, V: Visitor<'de>, E: de::Error>(visitor: &V, v: &str) -> Resul
     {
         let expected = expecting(visitor);
         let float32 = expected == "a 32-bit floating point value";
+        if float32 && let Some(max) = rounded_f32_max(number) {
+            return Ok(Some(max));
+        }
         if expected == "a 64-bit floating point value" && !number.is_finite() || float32 {
             return Err(E::custom(format_args!(
                 "`{v}` is not a number this field can hold (special values are \"NaN\", \"Infinity\" and \"-Infinity\")"
@@ -312,7 +314,7 @@ fn check_text<'de, V: Visitor<'de>, E: de::Error>(visitor: &V, v: &str) -> Resul
             )));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Whether an RFC 3339 time has 60 seconds (`2016-12-31T23:59:60Z`).
