@@ -5,6 +5,7 @@ mod balance;
 mod breaker;
 mod call;
 mod causes;
+mod channel;
 pub mod codec;
 pub mod discovery;
 mod endpoint;
@@ -23,7 +24,6 @@ use tokio_stream::Stream;
 use tonic::codec::CompressionEncoding;
 use tonic::codec::Streaming;
 use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::config::{GrpcCompression, UpstreamConfig};
@@ -37,6 +37,7 @@ use retry::{Failure, Retry};
 
 pub use call::{Call, CallError, EndpointStatus, Hints, Opened, Passage, Reply, Responses};
 pub(crate) use causes::{caused_by, causes};
+pub use channel::Channel;
 pub use endpoint::check;
 
 /// The message of a try whose deadline passed (told apart from a

@@ -119,7 +119,7 @@ fn check_kitchen(reflected: Reflected, set: &Bytes) {
 }
 
 async fn fetch(addr: SocketAddr, timeout: Duration) -> Result<Reflected, ReflectionError> {
-    reflection::fetch("kitchen", channel(addr), timeout).await
+    reflection::fetch("kitchen", channel(addr).into(), timeout).await
 }
 
 #[tokio::test]

@@ -521,3 +521,31 @@ async fn a_hung_endpoint_is_ejected_by_its_timeouts() {
     assert_eq!(backends[1].records().len(), 2);
     assert_eq!(backends[0].records().len(), 18);
 }
+
+/// An upstream of one address whose backend died and came back on the
+/// same port is reached again: its connection is replaced, and the call
+/// that found the old one broken is the only one lost (a GET is sent
+/// again, so none is).
+#[tokio::test]
+async fn a_backend_restarted_on_its_port_is_reached_again() {
+    let pool = support::pool(&support::kitchen());
+    let first = EchoBackend::start(pool.clone()).await;
+    let addr = first.addr();
+    let gateway =
+        TestGateway::start(config(vec![("default", UpstreamConfig::new(first.url()))])).await;
+    get_ok(&gateway, 3, &[]).await;
+    assert_eq!(first.connections(), 1, "the calls share one connection");
+
+    first.kill();
+    drop(first);
+    // The aborted listener closes when its task is next polled.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpListener::bind(addr).is_err() {
+        assert!(Instant::now() < deadline, "the old listener stayed open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = EchoBackend::start_on(pool, addr).await;
+    get_ok(&gateway, 3, &[]).await;
+    assert_eq!(second.connections(), 1, "one new connection");
+    assert_eq!(second.records().len(), 3);
+}

@@ -15,12 +15,12 @@ use std::fmt;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::upstream::Channel;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_reflection::pb::{v1, v1alpha};
 

@@ -404,7 +404,7 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 Err(err) => {
                     // The client's own failures (its body, its deadline)
                     // say nothing about the endpoint.
-                    let theirs = failed.lock().is_some() || expired(&err);
+                    let theirs = failed.lock().is_some() || expired(&*err);
                     passage.answered(theirs.then_some(tonic::Code::Cancelled));
                     return Ok(failure(upstream, &service, &failed, timeout, err));
                 }
@@ -435,13 +435,13 @@ fn failure(
     service: &str,
     failed: &Slot,
     timeout: Option<std::time::Duration>,
-    err: tonic::transport::Error,
+    err: Box<dyn std::error::Error + Send + Sync>,
 ) -> Response<tonic::body::Body> {
     if let Some(status) = failed.lock().take() {
         tracing::debug!(%service, error = %status.message(), "gRPC request body failed");
         return status.into_http();
     }
-    if expired(&err) {
+    if expired(&*err) {
         let within = timeout.map_or_else(String::new, |t| format!(" of {t:?}"));
         let status = Status::deadline_exceeded(format!(
             "deadline exceeded: upstream `{}` did not answer within the call's grpc-timeout{within}",
@@ -450,7 +450,7 @@ fn failure(
         tracing::debug!(%service, upstream = upstream.name(), "gRPC passthrough deadline exceeded");
         return status.into_http();
     }
-    let status = upstream_status(upstream, Status::from_error(Box::new(err)));
+    let status = upstream_status(upstream, Status::from_error(err));
     tracing::warn!(%service, upstream = upstream.name(), error = %status.message(), "gRPC passthrough failed");
     status.into_http()
 }

@@ -331,7 +331,10 @@ async fn run(
             None,
             prepared.hints,
             ReceiverStream::new(outgoing),
-        ) => opened.map_err(GatewayError::from)?,
+        ) => match opened {
+            Ok(opened) => opened,
+            Err(err) => return failed(&mut stop, GatewayError::from(err)),
+        },
     };
     let mut stream = opened.stream;
     loop {
@@ -358,9 +361,20 @@ async fn run(
             }
             Ok(None) => return Ok(()),
             Err(status) => {
-                return Err(GatewayError::from(prepared.upstream.classify(status)).into());
+                let err = GatewayError::from(prepared.upstream.classify(status));
+                return failed(&mut stop, err);
             }
         }
+    }
+}
+
+/// A failed call's result: the reader's verdict if it has one, since the
+/// cancel that follows a client's mistake fails the call too (the verdict
+/// may land between the `biased` look and the failure).
+fn failed(stop: &mut Option<oneshot::Receiver<Stop>>, err: GatewayError) -> Result<(), Fault> {
+    match stop.as_mut().and_then(|receiver| receiver.try_recv().ok()) {
+        Some(verdict) => verdict.into_result(),
+        None => Err(err.into()),
     }
 }
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tonic::Code;
-use tonic::transport::Channel;
 
+use super::Channel;
 use crate::config::{BalancePolicy, OutlierDetection};
 
 /// One endpoint that may take calls: its own HTTP/2 connection

@@ -9,12 +9,11 @@ use http::uri::PathAndQuery;
 use tokio_stream::Stream;
 use tonic::codec::Streaming;
 use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use super::Upstream;
 use super::balance::{Lease, Outcome};
 use super::breaker::{InFlight, Pending};
+use super::{Channel, Upstream};
 
 /// Where one request's call goes, decided from its headers once: to the
 /// canary or not, and its consistent-hash key.

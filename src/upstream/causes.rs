@@ -41,15 +41,18 @@ pub(super) fn broken(status: &Status) -> bool {
     use std::io::ErrorKind;
     let mut cause = std::error::Error::source(status);
     while let Some(err) = cause {
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && matches!(
+        let io = err
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| err.downcast_ref::<h2::Error>()?.get_io());
+        if io.is_some_and(|io| {
+            matches!(
                 io.kind(),
                 ErrorKind::BrokenPipe
                     | ErrorKind::ConnectionReset
                     | ErrorKind::ConnectionAborted
                     | ErrorKind::UnexpectedEof
             )
-        {
+        }) {
             return true;
         }
         // h2 keeps the I/O error to itself and says what it was.

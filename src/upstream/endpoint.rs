@@ -1,5 +1,5 @@
-//! Connecting to an upstream: the tonic endpoint for a URL with the
-//! upstream's TLS and timeouts, a pool's targets, and what an upstream's
+//! Connecting to an upstream: how to dial a URL with the upstream's TLS
+//! and timeouts, a pool's targets, and what an upstream's
 //! channel depends on (to keep it across reloads).
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use super::causes::append_causes;
+use super::channel::Dial;
 use super::{ChannelSettings, Resolver, UpstreamError, pool};
 use crate::config::{UpstreamConfig, UpstreamTls};
 
@@ -42,30 +43,36 @@ pub fn check(name: &str, config: &UpstreamConfig) -> Result<(), UpstreamError> {
     Ok(())
 }
 
-/// The endpoint for `url` with `config`'s settings; `server_name` is the
-/// TLS name to verify when `url` holds an address rather than the name.
+/// How to dial `url` with `config`'s settings; `server_name` is the TLS
+/// name to verify when `url` holds an address rather than the name.
 pub(super) fn endpoint(
     name: &str,
     config: &UpstreamConfig,
     settings: &ChannelSettings,
     url: &str,
     server_name: Option<&str>,
-) -> Result<Endpoint, UpstreamError> {
+) -> Result<Dial, UpstreamError> {
     crate::install_crypto_provider();
     let url_error = |reason: String| UpstreamError::Url {
         name: name.to_owned(),
         url: url.to_owned(),
         reason,
     };
-    let mut endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| url_error(e.to_string()))?
+    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| url_error(e.to_string()))?;
+    let tls = config.url.starts_with("https://") || config.tls.is_some();
+    if !tls && endpoint.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+        let user_agent = http::HeaderValue::from_static(USER_AGENT);
+        return Dial::plain(endpoint.uri(), settings.connect_timeout, user_agent)
+            .map_err(url_error);
+    }
+    let mut endpoint = endpoint
         .connect_timeout(settings.connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
-        .user_agent(concat!("protogate/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         .map_err(|e| url_error(e.to_string()))?;
-    if config.url.starts_with("https://") || config.tls.is_some() {
+    if tls {
         let tls_error = |reason: String| UpstreamError::Tls {
             name: name.to_owned(),
             reason,
@@ -82,8 +89,11 @@ pub(super) fn endpoint(
             tls_error(reason)
         })?;
     }
-    Ok(endpoint)
+    Ok(Dial::Tonic(Box::new(endpoint)))
 }
+
+/// The user agent of the gateway's calls.
+const USER_AGENT: &str = concat!("protogate/", env!("CARGO_PKG_VERSION"));
 
 /// One URL of a pool: its host and port to resolve, and how to make an
 /// endpoint for each address found.

@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
 
+use super::Channel;
 use super::balance::{Balancer, Member, Rotation};
+use super::channel::Dial;
 use super::discovery::{Discovery, Instance};
 use super::resolve::Resolver;
 use crate::config::{HealthCheck, UpstreamConfig};
@@ -103,7 +104,7 @@ impl Drop for Registry {
 /// Makes the endpoint for an address URL of a target, verifying TLS
 /// against the given name (default: the target's host).
 pub(crate) type MakeEndpoint =
-    Arc<dyn Fn(&str, Option<&str>) -> Result<Endpoint, String> + Send + Sync>;
+    Arc<dyn Fn(&str, Option<&str>) -> Result<Dial, String> + Send + Sync>;
 
 /// Where a pool's endpoints come from.
 pub(crate) enum Source {
@@ -197,7 +198,7 @@ struct State {
     /// Which target found it.
     target: usize,
     /// How to connect to it again.
-    endpoint: Endpoint,
+    endpoint: Dial,
     member: Arc<Member>,
     /// Its own channel for health checks (apart from the calls' one, so
     /// a check never queues behind calls).

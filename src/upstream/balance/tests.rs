@@ -1,12 +1,18 @@
 use super::*;
 
-fn member(port: u16, weight: u32, zone: Option<&str>) -> Arc<Member> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+/// A channel to a loopback port, not connected.
+fn channel(port: u16) -> Channel {
+    let uri: http::Uri = format!("http://127.0.0.1:{port}").parse().unwrap();
+    let user_agent = http::HeaderValue::from_static("test");
+    crate::upstream::channel::Dial::plain(&uri, Duration::from_secs(1), user_agent)
         .unwrap()
-        .connect_lazy();
+        .connect_lazy()
+}
+
+fn member(port: u16, weight: u32, zone: Option<&str>) -> Arc<Member> {
     Arc::new(Member::new(
         SocketAddr::from(([127, 0, 0, 1], port)),
-        channel,
+        channel(port),
         weight,
         zone.map(Into::into),
     ))
@@ -155,11 +161,6 @@ async fn failing_member_is_ejected_but_never_the_last() {
 
 #[tokio::test]
 async fn a_retry_skips_the_endpoints_it_tried() {
-    let channel = |port: u16| {
-        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect_lazy()
-    };
     let members: Vec<Arc<Member>> = (1..=2)
         .map(|port| {
             Arc::new(Member::new(

@@ -1,0 +1,97 @@
+//! The channel to one endpoint: a lazily connected, multiplexed HTTP/2
+//! connection that tonic's gRPC client (and the pass-through) sends
+//! requests on.
+//!
+//! A cleartext endpoint gets [`plain::PlainChannel`], our own client on
+//! the `h2` crate; a TLS endpoint keeps tonic's channel. Our own client
+//! exists for speed: hyper's HTTP/2 client sends every request body from
+//! a task of its own, so each call costs its own `write`, and tonic's
+//! channel adds a buffer task in front. [`plain`] sends a body that is
+//! already complete (every unary call) along with its headers, so the
+//! calls that come together leave in one write. TLS stays on tonic
+//! because the handshake, certificate roots and client identities are
+//! its strength, and TLS costs more than the write saved.
+
+mod plain;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response};
+use tonic::body::Body;
+use tower::Service;
+
+pub(crate) use plain::PlainChannel;
+
+/// A boxed error, as tonic's client takes them.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How to reach one endpoint; [`Dial::connect_lazy`] makes its channel.
+#[derive(Debug, Clone)]
+pub(crate) enum Dial {
+    /// `http://`: our own HTTP/2 client.
+    Plain(plain::Target),
+    /// `https://`: tonic's channel, with its TLS settings.
+    Tonic(Box<tonic::transport::Endpoint>),
+}
+
+impl Dial {
+    /// A cleartext endpoint at `uri` (scheme, host and port).
+    pub(crate) fn plain(
+        uri: &http::Uri,
+        connect_timeout: Duration,
+        user_agent: HeaderValue,
+    ) -> Result<Dial, String> {
+        plain::Target::new(uri, connect_timeout, user_agent).map(Dial::Plain)
+    }
+
+    /// A channel to this endpoint that connects on its first call (and
+    /// again on the next call after its connection ends).
+    pub(crate) fn connect_lazy(&self) -> Channel {
+        match self {
+            Dial::Plain(target) => Channel::Plain(PlainChannel::new(target.clone())),
+            Dial::Tonic(endpoint) => Channel::Tonic(endpoint.connect_lazy()),
+        }
+    }
+}
+
+/// A channel to one endpoint; cheap to clone (the clones share the
+/// connection).
+#[derive(Debug, Clone)]
+pub enum Channel {
+    /// Cleartext, on our own HTTP/2 client.
+    Plain(PlainChannel),
+    /// tonic's channel (TLS endpoints).
+    Tonic(tonic::transport::Channel),
+}
+
+impl From<tonic::transport::Channel> for Channel {
+    fn from(channel: tonic::transport::Channel) -> Channel {
+        Channel::Tonic(channel)
+    }
+}
+
+impl Service<Request<Body>> for Channel {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Channel::Plain(_) => Poll::Ready(Ok(())),
+            Channel::Tonic(channel) => channel.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        match self {
+            Channel::Plain(channel) => Box::pin(channel.call(request)),
+            Channel::Tonic(channel) => {
+                let call = channel.call(request);
+                Box::pin(async move { call.await.map_err(Into::into) })
+            }
+        }
+    }
+}
