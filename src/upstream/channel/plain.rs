@@ -40,8 +40,16 @@ use crate::upstream::metadata::parse_grpc_timeout;
 
 /// How often an open connection is pinged, and how long the answer may
 /// take before the connection counts as dead.
-const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+#[derive(Debug, Clone, Copy)]
+struct KeepAlive {
+    interval: Duration,
+    timeout: Duration,
+}
+
+const KEEP_ALIVE: KeepAlive = KeepAlive {
+    interval: Duration::from_secs(30),
+    timeout: Duration::from_secs(10),
+};
 
 /// HTTP/2 settings, as hyper's client (tonic's default) has them.
 const STREAM_WINDOW: u32 = 2 << 20;
@@ -57,6 +65,7 @@ pub(crate) struct Target {
     authority: Authority,
     connect_timeout: Duration,
     user_agent: HeaderValue,
+    keep_alive: KeepAlive,
 }
 
 impl fmt::Debug for Target {
@@ -86,6 +95,7 @@ impl Target {
             authority,
             connect_timeout,
             user_agent,
+            keep_alive: KEEP_ALIVE,
         })
     }
 }
@@ -491,8 +501,8 @@ async fn connect(
         .handshake::<_, Bytes>(tcp)
         .await
         .map_err(|err| Arc::new(ConnectFailed::Handshake(err)))?;
-    let ping_pong = connection.ping_pong();
-    tokio::spawn(drive(connection, ping_pong, channel, generation));
+    let keep_alive = keep_alive(connection.ping_pong(), target.keep_alive);
+    tokio::spawn(drive(connection, keep_alive, channel, generation));
     Ok(sender)
 }
 
@@ -500,13 +510,13 @@ async fn connect(
 /// every handle to it is gone; then lets the channel open another.
 async fn drive(
     connection: Connection<TcpStream, Bytes>,
-    ping_pong: Option<PingPong>,
+    keep_alive: impl Future<Output = String>,
     channel: Weak<Inner>,
     generation: u64,
 ) {
     let ended = tokio::select! {
         ended = connection => ended.err().map(|err| err.to_string()),
-        silent = keep_alive(ping_pong) => Some(silent),
+        silent = keep_alive => Some(silent),
     };
     if let Some(channel) = channel.upgrade() {
         if let Some(why) = ended {
@@ -516,54 +526,21 @@ async fn drive(
     }
 }
 
-/// Pings the peer every [`KEEP_ALIVE_INTERVAL`]; returns why the
-/// connection is dead when a ping goes unanswered.
-async fn keep_alive(ping_pong: Option<PingPong>) -> String {
+/// Pings the peer every `every.interval`; returns why the connection is
+/// dead when a ping goes unanswered.
+async fn keep_alive(ping_pong: Option<PingPong>, every: KeepAlive) -> String {
     let Some(mut ping_pong) = ping_pong else {
         return std::future::pending().await;
     };
     loop {
-        tokio::time::sleep(KEEP_ALIVE_INTERVAL).await;
-        match tokio::time::timeout(KEEP_ALIVE_TIMEOUT, ping_pong.ping(Ping::opaque())).await {
+        tokio::time::sleep(every.interval).await;
+        match tokio::time::timeout(every.timeout, ping_pong.ping(Ping::opaque())).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => return err.to_string(),
-            Err(_) => return format!("no answer to a ping within {KEEP_ALIVE_TIMEOUT:?}"),
+            Err(_) => return format!("no answer to a ping within {:?}", every.timeout),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connection_headers_are_stripped() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-hop"),
-        );
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert("x-hop", HeaderValue::from_static("1"));
-        headers.insert(header::TE, HeaderValue::from_static("gzip"));
-        headers.insert("x-kept", HeaderValue::from_static("1"));
-        strip_connection_headers(&mut headers);
-        assert_eq!(headers.len(), 1, "{headers:?}");
-        assert!(headers.contains_key("x-kept"));
-
-        headers.insert(header::TE, HeaderValue::from_static("Trailers"));
-        strip_connection_headers(&mut headers);
-        assert!(headers.contains_key(header::TE));
-    }
-
-    #[test]
-    fn user_agent_follows_the_clients() {
-        let ours = HeaderValue::from_static("protogate/1");
-        let mut headers = HeaderMap::new();
-        add_user_agent(&mut headers, &ours);
-        assert_eq!(headers[header::USER_AGENT], "protogate/1");
-        headers.insert(header::USER_AGENT, HeaderValue::from_static("grpc-go/1.6"));
-        add_user_agent(&mut headers, &ours);
-        assert_eq!(headers[header::USER_AGENT], "grpc-go/1.6 protogate/1");
-    }
-}
+mod tests;

@@ -1,0 +1,278 @@
+//! The cleartext client against a bare `h2` server on loopback: one
+//! connection for calls that arrive together, a dead peer dropped by its
+//! pings, connect failures in tonic's shape, request bodies sent whole or
+//! piped, and a failed body reset so a server cannot take it for an end.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+
+use futures_util::future::join_all;
+use http_body_util::StreamBody;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::*;
+
+/// How the test server treats its connections.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Reads each request whole and answers gRPC OK.
+    Answer,
+    /// Completes the handshake, then never reads or writes again.
+    Frozen,
+}
+
+#[derive(Default)]
+struct Seen {
+    accepted: AtomicUsize,
+    /// Request body bytes read, over all calls.
+    received: AtomicUsize,
+    /// The reasons of request streams the client reset.
+    resets: Mutex<Vec<h2::Reason>>,
+}
+
+/// Starts a server on a free loopback port; it stops with the test's
+/// runtime.
+async fn serve(mode: Mode) -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let accepting = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            accepting.accepted.fetch_add(1, Ordering::SeqCst);
+            let seen = Arc::clone(&accepting);
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(tcp).await else {
+                    return;
+                };
+                if mode == Mode::Frozen {
+                    // Hold the socket open and answer nothing, pings
+                    // included.
+                    std::future::pending::<()>().await;
+                }
+                while let Some(Ok((request, respond))) = connection.accept().await {
+                    tokio::spawn(answer(request, respond, Arc::clone(&seen)));
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+async fn answer(
+    request: http::Request<RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    seen: Arc<Seen>,
+) {
+    let mut body = request.into_body();
+    while let Some(data) = body.data().await {
+        match data {
+            Ok(data) => {
+                seen.received.fetch_add(data.len(), Ordering::SeqCst);
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+            Err(err) => {
+                seen.resets.lock().extend(err.reason());
+                return;
+            }
+        }
+    }
+    let head = http::Response::builder()
+        .header("content-type", "application/grpc")
+        .body(())
+        .unwrap();
+    if let Ok(mut stream) = respond.send_response(head, false) {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        let _ = stream.send_trailers(trailers);
+    }
+}
+
+fn target(addr: SocketAddr) -> Target {
+    let uri: Uri = format!("http://{addr}").parse().unwrap();
+    Target::new(
+        &uri,
+        Duration::from_secs(2),
+        HeaderValue::from_static("test"),
+    )
+    .unwrap()
+}
+
+fn request(body: Body) -> Request<Body> {
+    Request::post("/test.Service/Call")
+        .header("content-type", "application/grpc")
+        .body(body)
+        .unwrap()
+}
+
+/// A unary call's body: one gRPC message of `len` bytes, ready at once.
+fn unary(len: usize) -> Request<Body> {
+    let mut message = vec![0u8; 5 + len];
+    message[1..5].copy_from_slice(&(len as u32).to_be_bytes());
+    request(Body::new(http_body_util::Full::new(Bytes::from(message))))
+}
+
+/// A body fed through a channel, so that it is still arriving when the
+/// call starts.
+fn piped() -> (
+    mpsc::Sender<Result<Frame<Bytes>, tonic::Status>>,
+    Request<Body>,
+) {
+    let (tx, rx) = mpsc::channel(4);
+    let body = Body::new(StreamBody::new(ReceiverStream::new(rx)));
+    (tx, request(body))
+}
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn calls_that_arrive_together_share_one_connection() {
+    let (addr, seen) = serve(Mode::Answer).await;
+    let channel = PlainChannel::new(target(addr));
+    let calls = (0..50).map(|_| channel.call(unary(100)));
+    let answers = tokio::time::timeout(WAIT, join_all(calls)).await.unwrap();
+    for answer in answers {
+        assert_eq!(answer.unwrap().status(), http::StatusCode::OK);
+    }
+    assert_eq!(seen.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(seen.received.load(Ordering::SeqCst), 50 * 105);
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_dropped() {
+    let (addr, seen) = serve(Mode::Frozen).await;
+    let mut target = target(addr);
+    target.keep_alive = KeepAlive {
+        interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(100),
+    };
+    let channel = PlainChannel::new(target);
+    // The call in flight fails when its connection is dropped; it does
+    // not wait forever.
+    let first = tokio::time::timeout(WAIT, channel.call(unary(10))).await;
+    assert!(first.expect("the dead peer was noticed").is_err());
+    // The next call opens a new connection (to the same dead peer).
+    let second = tokio::time::timeout(WAIT, channel.call(unary(10))).await;
+    assert!(second.expect("the dead peer was noticed").is_err());
+    assert_eq!(seen.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_tonics_connect_error_and_is_tried_again() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let channel = PlainChannel::new(target(addr));
+    let err = channel.call(unary(1)).await.unwrap_err();
+    assert!(err.is::<tonic::ConnectError>(), "{err:?}");
+    let status = tonic::Status::from_error(err);
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    let said = crate::upstream::causes(&status);
+    assert!(said.contains("tcp connect error"), "{said}");
+    assert!(said.to_lowercase().contains("refused"), "{said}");
+
+    // Nothing is remembered: once something listens, the next call
+    // connects.
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let accept = tokio::spawn(async move { listener.accept().await.is_ok() });
+    let _ = tokio::time::timeout(Duration::from_millis(300), channel.call(unary(1))).await;
+    assert!(accept.await.unwrap());
+}
+
+#[tokio::test]
+async fn a_body_still_arriving_is_piped_whole() {
+    let (addr, seen) = serve(Mode::Answer).await;
+    let channel = PlainChannel::new(target(addr));
+    let (tx, call) = piped();
+    let call = tokio::spawn(channel.call(call));
+    // Larger than the stream's first window, so flow control is waited on.
+    let chunk = Bytes::from(vec![7u8; 256 << 10]);
+    for _ in 0..16 {
+        tx.send(Ok(Frame::data(chunk.clone()))).await.unwrap();
+    }
+    drop(tx);
+    let answer = tokio::time::timeout(WAIT, call).await.unwrap().unwrap();
+    assert_eq!(answer.unwrap().status(), http::StatusCode::OK);
+    assert_eq!(seen.received.load(Ordering::SeqCst), 16 * (256 << 10));
+}
+
+/// A tonic server reads a request stream reset with CANCEL as its clean
+/// end; a body that failed must never look like one.
+#[tokio::test]
+async fn a_failed_body_resets_its_stream_with_internal_error() {
+    let (addr, seen) = serve(Mode::Answer).await;
+    let channel = PlainChannel::new(target(addr));
+
+    // Failed before the call started: sent with the headers.
+    let (tx, call) = piped();
+    tx.send(Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x01x"))))
+        .await
+        .unwrap();
+    tx.send(Err(tonic::Status::cancelled(
+        "the gateway cancelled the call",
+    )))
+    .await
+    .unwrap();
+    assert!(channel.call(call).await.is_err());
+
+    // Failed while piped.
+    let (tx, call) = piped();
+    let call = tokio::spawn(channel.call(call));
+    tx.send(Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x01x"))))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tx.send(Err(tonic::Status::cancelled(
+        "the gateway cancelled the call",
+    )))
+    .await
+    .unwrap();
+    let answer = tokio::time::timeout(WAIT, call).await.unwrap().unwrap();
+    assert!(answer.is_err());
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while seen.resets.lock().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server saw no resets"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        *seen.resets.lock(),
+        [h2::Reason::INTERNAL_ERROR, h2::Reason::INTERNAL_ERROR]
+    );
+}
+
+#[test]
+fn connection_headers_are_stripped() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONNECTION,
+        HeaderValue::from_static("keep-alive, x-hop"),
+    );
+    headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+    headers.insert("x-hop", HeaderValue::from_static("1"));
+    headers.insert(header::TE, HeaderValue::from_static("gzip"));
+    headers.insert("x-kept", HeaderValue::from_static("1"));
+    strip_connection_headers(&mut headers);
+    assert_eq!(headers.len(), 1, "{headers:?}");
+    assert!(headers.contains_key("x-kept"));
+
+    headers.insert(header::TE, HeaderValue::from_static("Trailers"));
+    strip_connection_headers(&mut headers);
+    assert!(headers.contains_key(header::TE));
+}
+
+#[test]
+fn user_agent_follows_the_clients() {
+    let ours = HeaderValue::from_static("protogate/1");
+    let mut headers = HeaderMap::new();
+    add_user_agent(&mut headers, &ours);
+    assert_eq!(headers[header::USER_AGENT], "protogate/1");
+    headers.insert(header::USER_AGENT, HeaderValue::from_static("grpc-go/1.6"));
+    add_user_agent(&mut headers, &ours);
+    assert_eq!(headers[header::USER_AGENT], "grpc-go/1.6 protogate/1");
+}
