@@ -218,7 +218,9 @@ impl Upstream {
             }
             // Limitation: this channel resolves a host name itself, through
             // the system resolver, whatever `dns.servers` says; a pool's
-            // keeper uses `settings.resolver`.
+            // keeper uses `settings.resolver`. A cleartext channel tries
+            // the name's addresses one after another, so an address that
+            // never answers can take the whole connect timeout.
             Way::One(endpoint(name, config, settings, &config.url, None)?.connect_lazy())
         };
         Ok(Upstream {

@@ -2,22 +2,29 @@
 //!
 //! One connection per channel, opened by the first call and again by the
 //! first call after it ends; the calls that arrive while it opens wait for
-//! that one attempt and share its outcome. A request body that is already
-//! complete when the call starts (every unary call) is queued with its
-//! headers, so the connection's task writes them, and whatever other calls
-//! came meanwhile, together; a body still arriving (a client stream, a
-//! passed-through call) is sent by a task of its own as the peer's flow
-//! control allows.
+//! that one attempt (a task of its own) and share its outcome. A request
+//! body that is already complete when the call starts (every unary call)
+//! is queued with its headers, so the connection's task writes them, and
+//! whatever other calls came meanwhile, together; a body still arriving (a
+//! client stream, a passed-through call) is sent by a task of its own as
+//! the peer's flow control allows, and that stream is reset if the call
+//! is dropped before its response ends. The connection is pinged
+//! every 30 s while calls are in flight and dropped when a ping goes
+//! unanswered for 10 s; unlike hyper, it pings even when frames arrived
+//! meanwhile (one ping per 30 s of a busy connection).
 //!
 //! Failures keep the shapes tonic's channel gives them, so that one
 //! reading of a status serves both kinds of channel: a connection that
-//! cannot be made is a [`tonic::ConnectError`] (UNAVAILABLE), the
-//! `grpc-timeout` a request carries running out is a
-//! [`tonic::TimeoutExpired`], and everything else is the `h2` error.
+//! cannot be made, or that ended before the call's stream opened, is a
+//! [`tonic::ConnectError`] (UNAVAILABLE, and not sent); the `grpc-timeout`
+//! a request carries running out is a [`tonic::TimeoutExpired`]; everything
+//! else is the `h2` error. Known difference: a call in flight when a ping
+//! goes unanswered fails as a broken connection, where tonic said
+//! "keep-alive timed out".
 
 use std::fmt;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -33,6 +40,7 @@ use http_body::{Body as _, Frame};
 use http_body_util::BodyExt as _;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tonic::body::Body;
 
 use super::BoxError;
@@ -56,6 +64,8 @@ const STREAM_WINDOW: u32 = 2 << 20;
 const CONNECTION_WINDOW: u32 = 5 << 20;
 const MAX_HEADER_LIST: u32 = 16 << 10;
 const MAX_SEND_BUFFER: usize = 1 << 20;
+/// Streams opened before the peer's SETTINGS say how many it takes.
+const INITIAL_MAX_STREAMS: usize = 100;
 
 /// Where a cleartext channel connects, and what its requests carry.
 #[derive(Clone)]
@@ -120,14 +130,40 @@ struct Inner {
     generations: AtomicU64,
 }
 
-/// One attempt to connect, awaited by every call that needs it.
-type Attempt = Shared<BoxFuture<'static, Result<SendRequest<Bytes>, Arc<ConnectFailed>>>>;
+/// One attempt to connect, awaited by every call that needs it. It runs
+/// as a task of its own, so that it goes on (and its timeout runs) when
+/// every call waiting for it has gone.
+type Attempt = Shared<BoxFuture<'static, Result<Conn, Arc<ConnectFailed>>>>;
 
 enum State {
     /// No connection: the next call opens one.
     Idle,
     Connecting(u64, Attempt),
-    Open(u64, SendRequest<Bytes>),
+    Open(u64, Conn),
+}
+
+/// An open connection: its sender, and how many calls it has in flight
+/// (its keep-alive pings only while there are some).
+#[derive(Clone)]
+struct Conn {
+    sender: SendRequest<Bytes>,
+    calls: Arc<AtomicUsize>,
+}
+
+/// One call counted on its connection until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(calls: &Arc<AtomicUsize>) -> InFlight {
+        calls.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(calls))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl PlainChannel {
@@ -169,49 +205,62 @@ impl Inner {
     async fn send(self: Arc<Self>, request: Request<Body>) -> Result<Response<Body>, BoxError> {
         let (mut head, body) = request.into_parts();
         self.prepare(&mut head);
-        let mut sender = self.ready_sender().await?;
+        let (mut sender, in_flight) = self.ready_sender().await?;
         let end = body.is_end_stream();
         let (response, stream) = sender
             .send_request(Request::from_parts(head, ()), end)
-            .map_err(BoxError::from)?;
-        if !end {
-            send_body(body, stream);
-        }
+            .map_err(not_sent)?;
+        // Dropped with the call: a body still being piped then stops.
+        let abandon = if end { None } else { send_body(body, stream) };
         let response = response.await?;
         Ok(response.map(|stream| {
             Body::new(Incoming {
                 stream,
                 data_done: false,
+                _in_flight: in_flight,
+                abandon,
             })
         }))
     }
 
-    /// A sender that may open a stream now. A connection that ended before
-    /// this call's stream began is replaced once: nothing was sent on it.
-    async fn ready_sender(self: &Arc<Self>) -> Result<SendRequest<Bytes>, BoxError> {
-        let (generation, sender) = self.sender().await?;
-        match sender.ready().await {
-            Ok(sender) => Ok(sender),
+    /// A sender that may open a stream now, with the call counted on its
+    /// connection. A connection that ended before this call's stream began
+    /// is replaced once: nothing was sent on it.
+    async fn ready_sender(self: &Arc<Self>) -> Result<(SendRequest<Bytes>, InFlight), BoxError> {
+        let (generation, conn) = self.conn().await?;
+        let in_flight = InFlight::new(&conn.calls);
+        match conn.sender.ready().await {
+            Ok(sender) => Ok((sender, in_flight)),
             Err(_) => {
                 self.forget(generation);
-                let (_, sender) = self.sender().await?;
-                Ok(sender.ready().await?)
+                let (_, conn) = self.conn().await?;
+                let in_flight = InFlight::new(&conn.calls);
+                let sender = conn.sender.ready().await.map_err(not_sent)?;
+                Ok((sender, in_flight))
             }
         }
     }
 
-    /// The open connection's sender, connecting first if there is none.
-    async fn sender(self: &Arc<Self>) -> Result<(u64, SendRequest<Bytes>), BoxError> {
+    /// The open connection, connecting first if there is none.
+    async fn conn(self: &Arc<Self>) -> Result<(u64, Conn), BoxError> {
         let (generation, attempt) = {
             let mut state = self.state.lock();
             match &*state {
-                State::Open(generation, sender) => return Ok((*generation, sender.clone())),
+                State::Open(generation, conn) => return Ok((*generation, conn.clone())),
                 State::Connecting(generation, attempt) => (*generation, attempt.clone()),
                 State::Idle => {
                     let generation = self.generations.fetch_add(1, Ordering::Relaxed);
-                    let attempt = connect(self.target.clone(), Arc::downgrade(self), generation)
-                        .boxed()
-                        .shared();
+                    let task = tokio::spawn(connect(
+                        self.target.clone(),
+                        Arc::downgrade(self),
+                        generation,
+                    ));
+                    let attempt = async move {
+                        task.await
+                            .unwrap_or_else(|_| Err(Arc::new(ConnectFailed::Stopped)))
+                    }
+                    .boxed()
+                    .shared();
                     *state = State::Connecting(generation, attempt.clone());
                     (generation, attempt)
                 }
@@ -221,11 +270,11 @@ impl Inner {
         let mut state = self.state.lock();
         let current = matches!(&*state, State::Connecting(g, _) if *g == generation);
         match outcome {
-            Ok(sender) => {
+            Ok(conn) => {
                 if current {
-                    *state = State::Open(generation, sender.clone());
+                    *state = State::Open(generation, conn.clone());
                 }
-                Ok((generation, sender))
+                Ok((generation, conn))
             }
             Err(failed) => {
                 if current {
@@ -283,7 +332,8 @@ fn add_user_agent(headers: &mut HeaderMap, ours: &HeaderValue) {
 
 /// Removes the headers that name HTTP/1.1 connection options, which an
 /// HTTP/2 request must not carry (a gRPC-Web call from an HTTP/1.1 client
-/// arrives with them); `te` stays only as `trailers`.
+/// arrives with them); `te` stays only as `trailers`, spelled as h2
+/// insists (in lowercase).
 fn strip_connection_headers(headers: &mut HeaderMap) {
     const CONNECTION_SPECIFIC: [HeaderName; 4] = [
         header::TRANSFER_ENCODING,
@@ -291,38 +341,54 @@ fn strip_connection_headers(headers: &mut HeaderMap) {
         HeaderName::from_static("keep-alive"),
         HeaderName::from_static("proxy-connection"),
     ];
-    if let Some(connection) = headers.remove(header::CONNECTION)
-        && let Ok(names) = connection.to_str()
-    {
-        for name in names.split(',') {
+    if let header::Entry::Occupied(connection) = headers.entry(header::CONNECTION) {
+        let (_, named) = connection.remove_entry_mult();
+        let named: Vec<HeaderValue> = named.collect();
+        for name in named
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+        {
             headers.remove(name.trim());
         }
     }
     for name in CONNECTION_SPECIFIC {
         headers.remove(name);
     }
-    if headers
-        .get(header::TE)
-        .is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers"))
+    if let Some(te) = headers.remove(header::TE)
+        && te.as_bytes().eq_ignore_ascii_case(b"trailers")
     {
-        headers.remove(header::TE);
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
-/// Sends a request body on its stream: what is ready now is queued with
-/// the headers, the rest (if any) is sent by a task as it comes.
-fn send_body(mut body: Body, mut stream: SendStream<Bytes>) {
+/// How much of a body that is ready at once is queued with the headers;
+/// the rest goes through [`pipe`], which waits for flow control.
+const INLINE_BUDGET: usize = 64 << 10;
+
+/// Sends a request body on its stream: what is ready now (up to
+/// [`INLINE_BUDGET`], or one message of any size) is queued with the
+/// headers, the rest is sent by a task as it comes. Returns the handle
+/// that stops that task (resetting the stream) when the call is dropped.
+fn send_body(mut body: Body, mut stream: SendStream<Bytes>) -> Option<Abandon> {
     // Each data frame is held back until the next poll says whether it is
     // the last, so that it carries the end of the stream.
     let mut held: Option<Bytes> = None;
+    let mut queued = 0;
     loop {
-        match body.frame().now_or_never() {
+        let polled = if queued < INLINE_BUDGET {
+            body.frame().now_or_never()
+        } else {
+            None
+        };
+        match polled {
             Some(None) => {
                 let _ = stream.send_data(held.unwrap_or_default(), true);
-                return;
+                return None;
             }
             Some(Some(Ok(frame))) => match frame.into_data() {
                 Ok(data) => {
+                    queued += data.len();
                     if let Some(data) = held.replace(data) {
                         let _ = stream.send_data(data, false);
                     }
@@ -331,34 +397,61 @@ fn send_body(mut body: Body, mut stream: SendStream<Bytes>) {
                     if let Some(data) = held.take() {
                         let _ = stream.send_data(data, false);
                     }
-                    if let Ok(trailers) = frame.into_trailers() {
-                        let _ = stream.send_trailers(trailers);
-                    }
-                    return;
+                    end_with(frame, &mut stream);
+                    return None;
                 }
             },
             Some(Some(Err(err))) => {
                 stream.send_reset(reset_reason(&err));
-                return;
+                return None;
             }
             None => {
                 if let Some(data) = held.take() {
                     let _ = stream.send_data(data, false);
                 }
-                tokio::spawn(pipe(body, stream));
-                return;
+                let (abandon, abandoned) = oneshot::channel();
+                tokio::spawn(pipe(body, stream, abandoned));
+                return Some(Abandon(Some(abandon)));
             }
         }
     }
 }
 
+/// Ends a request stream with a frame that is not data: its trailers, or
+/// (a kind of frame that should not exist) a reset.
+fn end_with(frame: Frame<Bytes>, stream: &mut SendStream<Bytes>) {
+    match frame.into_trailers() {
+        Ok(trailers) => {
+            let _ = stream.send_trailers(trailers);
+        }
+        Err(_) => stream.send_reset(h2::Reason::INTERNAL_ERROR),
+    }
+}
+
+/// Held by a call whose body is being piped: dropped before the response
+/// ended, it tells the pipe to reset the stream, as the stream
+/// itself stays open while the pipe holds it; disarmed once the response
+/// ended.
+struct Abandon(Option<oneshot::Sender<()>>);
+
+impl Abandon {
+    /// The response ended: the call was not abandoned.
+    fn disarm(&mut self) {
+        if let Some(finished) = self.0.take() {
+            let _ = finished.send(());
+        }
+    }
+}
+
 /// Sends the rest of a body as it arrives and as flow control allows;
-/// stops when the peer resets the stream.
-async fn pipe(mut body: Body, mut stream: SendStream<Bytes>) {
+/// stops when the peer resets the stream, and resets it when the call was
+/// dropped (`abandoned` fails) or stops when its response ended.
+async fn pipe(mut body: Body, mut stream: SendStream<Bytes>, mut abandoned: oneshot::Receiver<()>) {
     loop {
         let next = tokio::select! {
             next = body.frame() => next,
             _ = poll_fn(|cx| stream.poll_reset(cx)) => return,
+            ended = &mut abandoned => return stop(&mut stream, ended.is_ok()),
         };
         let frame = match next {
             None => {
@@ -371,29 +464,38 @@ async fn pipe(mut body: Body, mut stream: SendStream<Bytes>) {
                 return;
             }
         };
-        match frame.into_data() {
-            Ok(mut data) => {
-                while !data.is_empty() {
-                    stream.reserve_capacity(data.len());
-                    let granted = match poll_fn(|cx| stream.poll_capacity(cx)).await {
-                        Some(Ok(granted)) => granted,
-                        // The stream was reset or the connection ended;
-                        // the response says how.
-                        Some(Err(_)) | None => return,
-                    };
-                    let chunk = data.split_to(granted.min(data.len()));
-                    if stream.send_data(chunk, false).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(frame) => {
-                if let Ok(trailers) = frame.into_trailers() {
-                    let _ = stream.send_trailers(trailers);
-                }
+        let mut data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => return end_with(frame, &mut stream),
+        };
+        while !data.is_empty() {
+            stream.reserve_capacity(data.len());
+            let granted = tokio::select! {
+                granted = poll_fn(|cx| stream.poll_capacity(cx)) => granted,
+                ended = &mut abandoned => return stop(&mut stream, ended.is_ok()),
+            };
+            let granted = match granted {
+                Some(Ok(granted)) => granted,
+                // The stream was reset or the connection ended; the
+                // response says how.
+                Some(Err(_)) | None => return,
+            };
+            let chunk = data.split_to(granted.min(data.len()));
+            if stream.send_data(chunk, false).is_err() {
                 return;
             }
         }
+    }
+}
+
+/// Stops piping: a call dropped before its response ended is reset, so
+/// the backend stops; after the response ended, the rest of the body is
+/// moot. The reset says INTERNAL_ERROR, not CANCEL, for the reason
+/// [`reset_reason`] gives: the request stream is unfinished here, and a
+/// tonic server would take CANCEL for its end and act on the call.
+fn stop(stream: &mut SendStream<Bytes>, response_ended: bool) {
+    if !response_ended {
+        stream.send_reset(h2::Reason::INTERNAL_ERROR);
     }
 }
 
@@ -417,6 +519,8 @@ fn reset_reason(err: &tonic::Status) -> h2::Reason {
 struct Incoming {
     stream: RecvStream,
     data_done: bool,
+    _in_flight: InFlight,
+    abandon: Option<Abandon>,
 }
 
 impl http_body::Body for Incoming {
@@ -438,7 +542,11 @@ impl http_body::Body for Incoming {
                 None => self.data_done = true,
             }
         }
-        match ready!(self.stream.poll_trailers(cx)) {
+        let trailers = ready!(self.stream.poll_trailers(cx));
+        if let Some(abandon) = &mut self.abandon {
+            abandon.disarm();
+        }
+        match trailers {
             Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
             Ok(None) => Poll::Ready(None),
             Err(err) => Poll::Ready(Some(Err(err))),
@@ -450,12 +558,25 @@ impl http_body::Body for Incoming {
     }
 }
 
+/// A failure to open the call's stream. When the connection had ended (a
+/// GOAWAY, a reset socket) nothing was sent, so it reads as a failure to
+/// connect: the call may go to another endpoint.
+fn not_sent(err: h2::Error) -> BoxError {
+    if err.is_go_away() || err.is_io() {
+        Box::new(tonic::ConnectError(Box::new(err)))
+    } else {
+        Box::new(err)
+    }
+}
+
 /// Why a connection could not be made.
 #[derive(Debug)]
 enum ConnectFailed {
     Tcp(std::io::Error),
     Timeout(Duration),
     Handshake(h2::Error),
+    /// The runtime stopped the attempt (it is shutting down).
+    Stopped,
 }
 
 impl fmt::Display for ConnectFailed {
@@ -464,6 +585,7 @@ impl fmt::Display for ConnectFailed {
             ConnectFailed::Tcp(_) => f.write_str("tcp connect error"),
             ConnectFailed::Timeout(after) => write!(f, "no connection within {after:?}"),
             ConnectFailed::Handshake(_) => f.write_str("HTTP/2 handshake failed"),
+            ConnectFailed::Stopped => f.write_str("the connection attempt was stopped"),
         }
     }
 }
@@ -472,7 +594,7 @@ impl std::error::Error for ConnectFailed {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConnectFailed::Tcp(err) => Some(err),
-            ConnectFailed::Timeout(_) => None,
+            ConnectFailed::Timeout(_) | ConnectFailed::Stopped => None,
             ConnectFailed::Handshake(err) => Some(err),
         }
     }
@@ -483,7 +605,7 @@ async fn connect(
     target: Target,
     channel: Weak<Inner>,
     generation: u64,
-) -> Result<SendRequest<Bytes>, Arc<ConnectFailed>> {
+) -> Result<Conn, Arc<ConnectFailed>> {
     let tcp = TcpStream::connect((&*target.host, target.port));
     let tcp = match tokio::time::timeout(target.connect_timeout, tcp).await {
         Ok(Ok(tcp)) => tcp,
@@ -493,6 +615,7 @@ async fn connect(
     // Small calls go out at once; a failure here only costs latency.
     let _ = tcp.set_nodelay(true);
     let (sender, mut connection) = h2::client::Builder::new()
+        .initial_max_send_streams(INITIAL_MAX_STREAMS)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_header_list_size(MAX_HEADER_LIST)
@@ -501,9 +624,14 @@ async fn connect(
         .handshake::<_, Bytes>(tcp)
         .await
         .map_err(|err| Arc::new(ConnectFailed::Handshake(err)))?;
-    let keep_alive = keep_alive(connection.ping_pong(), target.keep_alive);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let keep_alive = keep_alive(
+        connection.ping_pong(),
+        target.keep_alive,
+        Arc::clone(&calls),
+    );
     tokio::spawn(drive(connection, keep_alive, channel, generation));
-    Ok(sender)
+    Ok(Conn { sender, calls })
 }
 
 /// Runs a connection until it ends, its peer stops answering pings, or
@@ -526,14 +654,23 @@ async fn drive(
     }
 }
 
-/// Pings the peer every `every.interval`; returns why the connection is
-/// dead when a ping goes unanswered.
-async fn keep_alive(ping_pong: Option<PingPong>, every: KeepAlive) -> String {
+/// Pings the peer every `every.interval` while `calls` are in flight (as
+/// hyper does by default: gRPC servers count pings on a connection without
+/// calls as abuse, and grpc-go answers a few with GOAWAY); returns why the
+/// connection is dead when a ping goes unanswered.
+async fn keep_alive(
+    ping_pong: Option<PingPong>,
+    every: KeepAlive,
+    calls: Arc<AtomicUsize>,
+) -> String {
     let Some(mut ping_pong) = ping_pong else {
         return std::future::pending().await;
     };
     loop {
         tokio::time::sleep(every.interval).await;
+        if calls.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
         match tokio::time::timeout(every.timeout, ping_pong.ping(Ping::opaque())).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => return err.to_string(),
