@@ -112,6 +112,34 @@ async fn client_deadline_is_deadline_exceeded() {
     assert_eq!(response.headers()["grpc-status"], "4");
 }
 
+/// A gRPC-Web call over HTTP/1.1 loses its hop-by-hop headers on the
+/// way, those its `Connection` names included; `TE: Trailers` in any case
+/// does not fail the call.
+#[tokio::test]
+async fn hop_by_hop_headers_stop_at_the_gateway() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "secret")
+        .header("keep-alive", "timeout=5")
+        .header("te", "Trailers")
+        .header("x-kept", "1")
+        .body(support::envelope(0, &sink("hi")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    let trailer = String::from_utf8_lossy(&body);
+    assert!(trailer.contains("grpc-status:0"), "{trailer}");
+    let seen = backend.last().metadata;
+    assert!(seen.get("x-hop").is_none(), "{seen:?}");
+    assert!(seen.get("keep-alive").is_none(), "{seen:?}");
+    assert_eq!(seen.get("x-kept").unwrap(), "1");
+}
+
 /// gRPC-Web text that is not base64 is the client's mistake:
 /// INVALID_ARGUMENT naming base64, nothing blamed on the backend.
 #[tokio::test]

@@ -697,18 +697,10 @@ fn prepare(request: &mut Request<tonic::body::Body>) {
         .or(authority)
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
         .and_then(|h| HeaderValue::from_str(&h).ok());
+    crate::upstream::strip_connection_headers(headers);
     // The body may change length on the way (gRPC-Web text is base64):
     // HTTP/2 frames it anyway, so no content-length goes along.
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "x-forwarded-host",
-    ] {
+    for name in ["host", "content-length", "x-forwarded-host"] {
         headers.remove(name);
     }
     if let Some(host) = host {

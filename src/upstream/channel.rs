@@ -19,7 +19,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderValue, Request, Response};
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use tonic::body::Body;
 use tower::Service;
 
@@ -93,5 +94,68 @@ impl Service<Request<Body>> for Channel {
                 Box::pin(async move { call.await.map_err(Into::into) })
             }
         }
+    }
+}
+
+/// Removes the headers that name HTTP/1.1 connection options, and those
+/// that `Connection` names, which an HTTP/2 request must not carry (a
+/// gRPC-Web call from an HTTP/1.1 client arrives with them); `te` stays only as `trailers`, spelled as h2
+/// insists (in lowercase).
+pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
+    const CONNECTION_SPECIFIC: [HeaderName; 4] = [
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+    ];
+    if let header::Entry::Occupied(connection) = headers.entry(header::CONNECTION) {
+        let (_, named) = connection.remove_entry_mult();
+        let named: Vec<HeaderValue> = named.collect();
+        for name in named
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+        {
+            headers.remove(name.trim());
+        }
+    }
+    for name in CONNECTION_SPECIFIC {
+        headers.remove(name);
+    }
+    if let Some(te) = headers.remove(header::TE)
+        && te.as_bytes().eq_ignore_ascii_case(b"trailers")
+    {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_headers_are_stripped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-hop"),
+        );
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("x-hop", HeaderValue::from_static("1"));
+        headers.insert(header::TE, HeaderValue::from_static("gzip"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_connection_headers(&mut headers);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("x-kept"));
+
+        headers.insert(header::TE, HeaderValue::from_static("Trailers"));
+        headers.append(header::CONNECTION, HeaderValue::from_static("x-one"));
+        headers.append(header::CONNECTION, HeaderValue::from_static("x-two"));
+        headers.insert("x-one", HeaderValue::from_static("1"));
+        headers.insert("x-two", HeaderValue::from_static("2"));
+        strip_connection_headers(&mut headers);
+        // h2 takes `te` only in lowercase.
+        assert_eq!(headers[header::TE], "trailers");
+        assert!(!headers.contains_key("x-one") && !headers.contains_key("x-two"));
     }
 }

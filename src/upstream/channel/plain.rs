@@ -17,15 +17,14 @@
 //! reading of a status serves both kinds of channel: a connection that
 //! cannot be made, or that ended before the call's stream opened, is a
 //! [`tonic::ConnectError`] (UNAVAILABLE, and not sent); the `grpc-timeout`
-//! a request carries running out is a [`tonic::TimeoutExpired`]; everything
-//! else is the `h2` error. Known difference: a call in flight when a ping
-//! goes unanswered fails as a broken connection, where tonic said
-//! "keep-alive timed out".
+//! a request carries running out is a [`tonic::TimeoutExpired`]; a call in
+//! flight on a connection dropped for an unanswered ping is UNAVAILABLE,
+//! naming the ping; everything else is the `h2` error.
 
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,7 +32,7 @@ use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
 use h2::client::{Connection, SendRequest};
 use h2::{Ping, PingPong, RecvStream, SendStream};
-use http::header::{self, HeaderName};
+use http::header;
 use http::uri::{Authority, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use http_body::{Body as _, Frame};
@@ -142,27 +141,52 @@ enum State {
     Open(u64, Conn),
 }
 
-/// An open connection: its sender, and how many calls it has in flight
-/// (its keep-alive pings only while there are some).
+/// An open connection: its sender, and what its calls share with the
+/// task that drives it.
 #[derive(Clone)]
 struct Conn {
     sender: SendRequest<Bytes>,
-    calls: Arc<AtomicUsize>,
+    vitals: Arc<Vitals>,
+}
+
+/// What a connection's calls and its driving task share.
+#[derive(Default)]
+struct Vitals {
+    /// Calls in flight: the connection is pinged only while there are
+    /// some.
+    calls: AtomicUsize,
+    /// Why the driving task dropped the connection (its peer stopped
+    /// answering pings), for the calls that fail with it.
+    dropped: OnceLock<String>,
 }
 
 /// One call counted on its connection until dropped.
-struct InFlight(Arc<AtomicUsize>);
+struct InFlight(Arc<Vitals>);
 
 impl InFlight {
-    fn new(calls: &Arc<AtomicUsize>) -> InFlight {
-        calls.fetch_add(1, Ordering::Relaxed);
-        InFlight(Arc::clone(calls))
+    fn new(vitals: &Arc<Vitals>) -> InFlight {
+        vitals.calls.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(vitals))
+    }
+
+    /// The error a call fails with: the connection's broken pipe reads as
+    /// UNAVAILABLE with the reason, when the gateway dropped it.
+    fn explain(&self, err: h2::Error) -> BoxError {
+        match self.0.dropped.get() {
+            Some(why) => {
+                let mut status =
+                    tonic::Status::unavailable(format!("the upstream stopped answering: {why}"));
+                status.set_source(Arc::new(err));
+                Box::new(status)
+            }
+            None => Box::new(err),
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.calls.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -212,12 +236,12 @@ impl Inner {
             .map_err(not_sent)?;
         // Dropped with the call: a body still being piped then stops.
         let abandon = if end { None } else { send_body(body, stream) };
-        let response = response.await?;
+        let response = response.await.map_err(|err| in_flight.explain(err))?;
         Ok(response.map(|stream| {
             Body::new(Incoming {
                 stream,
                 data_done: false,
-                _in_flight: in_flight,
+                in_flight,
                 abandon,
             })
         }))
@@ -228,13 +252,13 @@ impl Inner {
     /// is replaced once: nothing was sent on it.
     async fn ready_sender(self: &Arc<Self>) -> Result<(SendRequest<Bytes>, InFlight), BoxError> {
         let (generation, conn) = self.conn().await?;
-        let in_flight = InFlight::new(&conn.calls);
+        let in_flight = InFlight::new(&conn.vitals);
         match conn.sender.ready().await {
             Ok(sender) => Ok((sender, in_flight)),
             Err(_) => {
                 self.forget(generation);
                 let (_, conn) = self.conn().await?;
-                let in_flight = InFlight::new(&conn.calls);
+                let in_flight = InFlight::new(&conn.vitals);
                 let sender = conn.sender.ready().await.map_err(not_sent)?;
                 Ok((sender, in_flight))
             }
@@ -307,7 +331,7 @@ impl Inner {
         head.uri = Uri::from_parts(parts).unwrap_or_default();
         head.version = http::Version::HTTP_2;
         add_user_agent(&mut head.headers, &self.target.user_agent);
-        strip_connection_headers(&mut head.headers);
+        super::strip_connection_headers(&mut head.headers);
     }
 }
 
@@ -327,38 +351,6 @@ fn add_user_agent(headers: &mut HeaderMap, ours: &HeaderValue) {
                 headers.insert(header::USER_AGENT, both);
             }
         }
-    }
-}
-
-/// Removes the headers that name HTTP/1.1 connection options, which an
-/// HTTP/2 request must not carry (a gRPC-Web call from an HTTP/1.1 client
-/// arrives with them); `te` stays only as `trailers`, spelled as h2
-/// insists (in lowercase).
-fn strip_connection_headers(headers: &mut HeaderMap) {
-    const CONNECTION_SPECIFIC: [HeaderName; 4] = [
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-    ];
-    if let header::Entry::Occupied(connection) = headers.entry(header::CONNECTION) {
-        let (_, named) = connection.remove_entry_mult();
-        let named: Vec<HeaderValue> = named.collect();
-        for name in named
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-        {
-            headers.remove(name.trim());
-        }
-    }
-    for name in CONNECTION_SPECIFIC {
-        headers.remove(name);
-    }
-    if let Some(te) = headers.remove(header::TE)
-        && te.as_bytes().eq_ignore_ascii_case(b"trailers")
-    {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
@@ -519,18 +511,18 @@ fn reset_reason(err: &tonic::Status) -> h2::Reason {
 struct Incoming {
     stream: RecvStream,
     data_done: bool,
-    _in_flight: InFlight,
+    in_flight: InFlight,
     abandon: Option<Abandon>,
 }
 
 impl http_body::Body for Incoming {
     type Data = Bytes;
-    type Error = h2::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         use std::task::{Poll, ready};
         if !self.data_done {
             match ready!(self.stream.poll_data(cx)) {
@@ -538,7 +530,7 @@ impl http_body::Body for Incoming {
                     let _ = self.stream.flow_control().release_capacity(data.len());
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Some(Err(err)) => return Poll::Ready(Some(Err(err))),
+                Some(Err(err)) => return Poll::Ready(Some(Err(self.in_flight.explain(err)))),
                 None => self.data_done = true,
             }
         }
@@ -549,7 +541,7 @@ impl http_body::Body for Incoming {
         match trailers {
             Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
             Ok(None) => Poll::Ready(None),
-            Err(err) => Poll::Ready(Some(Err(err))),
+            Err(err) => Poll::Ready(Some(Err(self.in_flight.explain(err)))),
         }
     }
 
@@ -624,27 +616,44 @@ async fn connect(
         .handshake::<_, Bytes>(tcp)
         .await
         .map_err(|err| Arc::new(ConnectFailed::Handshake(err)))?;
-    let calls = Arc::new(AtomicUsize::new(0));
+    let vitals = Arc::new(Vitals::default());
     let keep_alive = keep_alive(
         connection.ping_pong(),
         target.keep_alive,
-        Arc::clone(&calls),
+        Arc::clone(&vitals),
     );
-    tokio::spawn(drive(connection, keep_alive, channel, generation));
-    Ok(Conn { sender, calls })
+    tokio::spawn(drive(
+        connection,
+        keep_alive,
+        Arc::clone(&vitals),
+        channel,
+        generation,
+    ));
+    Ok(Conn { sender, vitals })
 }
 
 /// Runs a connection until it ends, its peer stops answering pings, or
-/// every handle to it is gone; then lets the channel open another.
+/// every handle to it is gone; then lets the channel open another. A peer
+/// that stopped answering is named to the calls in flight before they
+/// fail with the dropped connection.
 async fn drive(
     connection: Connection<TcpStream, Bytes>,
     keep_alive: impl Future<Output = String>,
+    vitals: Arc<Vitals>,
     channel: Weak<Inner>,
     generation: u64,
 ) {
-    let ended = tokio::select! {
-        ended = connection => ended.err().map(|err| err.to_string()),
-        silent = keep_alive => Some(silent),
+    // The connection is dropped at the end of this block, after the
+    // reason for dropping it is set: its calls fail then.
+    let ended = {
+        let mut connection = std::pin::pin!(connection);
+        tokio::select! {
+            ended = &mut connection => ended.err().map(|err| err.to_string()),
+            silent = keep_alive => {
+                let _ = vitals.dropped.set(silent.clone());
+                Some(silent)
+            }
+        }
     };
     if let Some(channel) = channel.upgrade() {
         if let Some(why) = ended {
@@ -658,17 +667,13 @@ async fn drive(
 /// hyper does by default: gRPC servers count pings on a connection without
 /// calls as abuse, and grpc-go answers a few with GOAWAY); returns why the
 /// connection is dead when a ping goes unanswered.
-async fn keep_alive(
-    ping_pong: Option<PingPong>,
-    every: KeepAlive,
-    calls: Arc<AtomicUsize>,
-) -> String {
+async fn keep_alive(ping_pong: Option<PingPong>, every: KeepAlive, vitals: Arc<Vitals>) -> String {
     let Some(mut ping_pong) = ping_pong else {
         return std::future::pending().await;
     };
     loop {
         tokio::time::sleep(every.interval).await;
-        if calls.load(Ordering::Relaxed) == 0 {
+        if vitals.calls.load(Ordering::Relaxed) == 0 {
             continue;
         }
         match tokio::time::timeout(every.timeout, ping_pong.ping(Ping::opaque())).await {
