@@ -137,7 +137,9 @@ type Attempt = Shared<BoxFuture<'static, Result<Conn, Arc<ConnectFailed>>>>;
 enum State {
     /// No connection: the next call opens one.
     Idle,
+    /// Attempt number `.0` is under way.
     Connecting(u64, Attempt),
+    /// Connection number `.0` is open (as far as anyone knows yet).
     Open(u64, Conn),
 }
 
