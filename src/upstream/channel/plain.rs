@@ -608,6 +608,10 @@ async fn connect(
     };
     // Small calls go out at once; a failure here only costs latency.
     let _ = tcp.set_nodelay(true);
+    // Limitation: the handshake only sends our preface; it does not wait
+    // for the peer's SETTINGS. A peer that accepts and then closes without
+    // a word of HTTP/2 fails the calls sent meanwhile as a protocol error
+    // (502, "is it a gRPC server?"), not as unreachable (README, Limits).
     let (sender, mut connection) = h2::client::Builder::new()
         .initial_max_send_streams(INITIAL_MAX_STREAMS)
         .initial_window_size(STREAM_WINDOW)
