@@ -322,10 +322,11 @@ impl Upstream {
         // Taken before `within` starts its timer, so that the try's own
         // timer (which records the endpoint's failure) fires first.
         let deadline = timeout.map(|t| Instant::now() + t);
-        match upstream
-            .within(timeout, upstream.unary_tries(call, deadline))
-            .await
-        {
+        // Boxed once here: the tries' state runs to KiBs, and every layer
+        // that awaits it (this one, the timeout, the REST handler) would
+        // otherwise copy it along.
+        let tries = Box::pin(upstream.unary_tries(call, deadline));
+        match upstream.within(timeout, tries).await {
             Err(CallError::Status(status)) if status.message() == EXPIRED => {
                 Err(CallError::DeadlineExceeded(timeout.unwrap_or_default()))
             }
