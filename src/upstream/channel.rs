@@ -99,8 +99,9 @@ impl Service<Request<Body>> for Channel {
 
 /// Removes the headers that name HTTP/1.1 connection options, and those
 /// that `Connection` names, which an HTTP/2 request must not carry (a
-/// gRPC-Web call from an HTTP/1.1 client arrives with them); `te` stays only as `trailers`, spelled as h2
-/// insists (in lowercase).
+/// gRPC-Web call from an HTTP/1.1 client arrives with them); `te` stays
+/// only as `trailers`, spelled as h2 insists (in lowercase). For calls
+/// passed through with the client's headers, on either kind of channel.
 pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
     const CONNECTION_SPECIFIC: [HeaderName; 4] = [
         header::TRANSFER_ENCODING,

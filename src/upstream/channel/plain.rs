@@ -320,8 +320,10 @@ impl Inner {
     }
 
     /// Readies a request's head for the connection: the endpoint's scheme
-    /// and authority, the gateway's user agent, and none of the
-    /// connection-specific headers HTTP/2 forbids.
+    /// and authority, and the gateway's user agent. The headers HTTP/2
+    /// forbids are not looked for on every call: tonic's client sets none,
+    /// REST metadata never carries them (`metadata::is_reserved`), and the
+    /// pass-through strips them once ([`super::strip_connection_headers`]).
     fn prepare(&self, head: &mut http::request::Parts) {
         let mut parts = std::mem::take(&mut head.uri).into_parts();
         parts.scheme = Some(Scheme::HTTP);
@@ -333,7 +335,6 @@ impl Inner {
         head.uri = Uri::from_parts(parts).unwrap_or_default();
         head.version = http::Version::HTTP_2;
         add_user_agent(&mut head.headers, &self.target.user_agent);
-        super::strip_connection_headers(&mut head.headers);
     }
 }
 
