@@ -137,6 +137,24 @@ fn piped() -> (
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// Waits until `done`; fails at `deadline` saying `what` did not happen.
+async fn until(deadline: tokio::time::Instant, what: &str, done: impl Fn() -> bool) {
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A channel to `addr` that pings every 50 ms and gives up after 100.
+fn pinging_fast(addr: SocketAddr) -> PlainChannel {
+    let mut target = target(addr);
+    target.keep_alive = KeepAlive {
+        interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(100),
+    };
+    PlainChannel::new(target)
+}
+
 #[tokio::test]
 async fn calls_that_arrive_together_share_one_connection() {
     let (addr, seen) = serve(Mode::Answer).await;
@@ -153,12 +171,7 @@ async fn calls_that_arrive_together_share_one_connection() {
 #[tokio::test]
 async fn a_peer_that_stops_answering_pings_is_dropped() {
     let (addr, seen) = serve(Mode::Frozen).await;
-    let mut target = target(addr);
-    target.keep_alive = KeepAlive {
-        interval: Duration::from_millis(50),
-        timeout: Duration::from_millis(100),
-    };
-    let channel = PlainChannel::new(target);
+    let channel = pinging_fast(addr);
     // The call in flight fails when its connection is dropped; it does
     // not wait forever.
     let first = tokio::time::timeout(WAIT, channel.call(unary(10))).await;
@@ -181,12 +194,7 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
 #[tokio::test]
 async fn an_idle_connection_is_not_pinged() {
     let (addr, seen) = serve(Mode::AnswerOnce).await;
-    let mut target = target(addr);
-    target.keep_alive = KeepAlive {
-        interval: Duration::from_millis(50),
-        timeout: Duration::from_millis(100),
-    };
-    let channel = PlainChannel::new(target);
+    let channel = pinging_fast(addr);
     let answer = tokio::time::timeout(WAIT, channel.call(unary(10))).await;
     assert_eq!(answer.unwrap().unwrap().status(), http::StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -229,15 +237,12 @@ async fn a_dropped_call_with_a_piped_body_resets_its_stream() {
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while seen.received.load(Ordering::SeqCst) < 6 {
-        assert!(tokio::time::Instant::now() < deadline, "nothing arrived");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(deadline, "nothing arrived", || {
+        seen.received.load(Ordering::SeqCst) >= 6
+    })
+    .await;
     call.abort();
-    while seen.resets.lock().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no reset came");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(deadline, "no reset came", || !seen.resets.lock().is_empty()).await;
     assert_eq!(*seen.resets.lock(), [h2::Reason::INTERNAL_ERROR]);
     drop(tx);
 }
@@ -316,13 +321,10 @@ async fn a_failed_body_resets_its_stream_with_internal_error() {
     assert!(answer.is_err());
 
     let deadline = tokio::time::Instant::now() + WAIT;
-    while seen.resets.lock().len() < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the server saw no resets"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(deadline, "the server saw no resets", || {
+        seen.resets.lock().len() >= 2
+    })
+    .await;
     assert_eq!(
         *seen.resets.lock(),
         [h2::Reason::INTERNAL_ERROR, h2::Reason::INTERNAL_ERROR]
