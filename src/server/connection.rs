@@ -37,6 +37,9 @@ use tower::Service as _;
 
 use super::HttpService;
 use super::rest::ClientAddr;
+use short_reads::ShortReads;
+
+mod short_reads;
 
 /// In-flight requests and the last time that count changed; response
 /// bodies waiting on the client and the last time one was polled.
@@ -208,8 +211,10 @@ where
             }
         })
     };
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+    let connection = builder.serve_connection_with_upgrades(
+        TokioIo::new(ShortReads(stream)),
+        TowerToHyperService::new(service),
+    );
     tokio::pin!(connection);
     // One timer for the connection's life: a fresh sleep on each pass of
     // the loop below would be set and cancelled on every request.
