@@ -44,6 +44,7 @@ use tonic::body::Body;
 
 use super::BoxError;
 use crate::upstream::metadata::parse_grpc_timeout;
+use coalesce::Coalesce;
 
 /// How often an open connection is pinged, and how long the answer may
 /// take before the connection counts as dead.
@@ -653,7 +654,7 @@ async fn drive(
     // The connection is dropped at the end of this block, after the
     // reason for dropping it is set: its calls fail then.
     let ended = {
-        let mut connection = std::pin::pin!(connection);
+        let mut connection = std::pin::pin!(Coalesce::new(connection));
         tokio::select! {
             ended = &mut connection => ended.err().map(|err| err.to_string()),
             silent = keep_alive => {
@@ -691,5 +692,6 @@ async fn keep_alive(ping_pong: Option<PingPong>, every: KeepAlive, vitals: Arc<V
     }
 }
 
+mod coalesce;
 #[cfg(test)]
 mod tests;
