@@ -154,8 +154,13 @@ impl Sources {
 const BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
-    let small_pages = keep_to_small_pages();
     let cli = Cli::parse();
+    // Only for the gateway: the setting is inherited by child processes,
+    // and the bench's etcd is to run as it would anywhere.
+    let small_pages = match cli.command {
+        Command::Serve(_) | Command::Demo { .. } => keep_to_small_pages(),
+        Command::Routes(_) | Command::Bench(_) => Ok(()),
+    };
     init_logging(cli.log.as_deref());
     if let Err(err) = small_pages {
         tracing::debug!(%err, "Transparent huge pages stay on");

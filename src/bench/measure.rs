@@ -57,7 +57,8 @@ pub(super) struct Measured {
     /// The gateway's largest resident size seen during the run.
     pub(super) gateway_rss: Option<u64>,
     /// How much the gateway's resident size grew from the end of the
-    /// measured part's first [`SETTLING`] to its end (negative: it shrank).
+    /// measured part's first sixth ([`SETTLING`]) to its end (negative: it
+    /// shrank); unknown without a reading in between.
     pub(super) gateway_rss_growth: Option<i64>,
     /// The upstream's CPU time during the measured part.
     pub(super) upstream_cpu: Option<Duration>,
@@ -114,7 +115,7 @@ pub(super) async fn measure<C: Call>(calls: Vec<C>, budget: Budget, watched: Wat
     let settled_at = started + ended.saturating_duration_since(started) / SETTLING;
     let settled = samples
         .iter()
-        .find(|&&(at, _)| at >= settled_at)
+        .find(|&&(at, _)| at >= settled_at && at <= ended)
         .map(|&(_, rss)| rss);
     let spent = |a: Option<Duration>, b: Option<Duration>| Some(a?.saturating_sub(b?));
     let growth =
@@ -123,7 +124,7 @@ pub(super) async fn measure<C: Call>(calls: Vec<C>, budget: Budget, watched: Wat
         outcome,
         gateway_cpu: spent(after.gateway_cpu, before.gateway_cpu),
         gateway_rss: peak.max(after.gateway_rss),
-        gateway_rss_growth: growth(after.gateway_rss, settled.or(before.gateway_rss)),
+        gateway_rss_growth: growth(after.gateway_rss, settled),
         upstream_cpu: spent(after.upstream_cpu, before.upstream_cpu),
     }
 }

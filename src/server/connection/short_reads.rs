@@ -36,7 +36,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ShortReads<S> {
             return Pin::new(&mut self.0).poll_read(cx, buf);
         }
         // Without `unsafe` (forbidden here) a part of `buf` can only be
-        // read into once it is initialised: zeroing 16 KiB costs far less
+        // read into once it is initialised: zeroing 8 KiB costs far less
         // than the read that fills it.
         let part = buf.initialize_unfilled_to(MAX_READ);
         let mut part = ReadBuf::new(part);

@@ -153,7 +153,7 @@ struct Conn {
 }
 
 /// What a connection's calls and its driving task share.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Vitals {
     /// Calls in flight: the connection is pinged only while there are
     /// some.
@@ -654,7 +654,7 @@ async fn drive(
     // The connection is dropped at the end of this block, after the
     // reason for dropping it is set: its calls fail then.
     let ended = {
-        let mut connection = std::pin::pin!(Coalesce::new(connection));
+        let mut connection = std::pin::pin!(Coalesce::new(connection, Arc::clone(&vitals)));
         tokio::select! {
             ended = &mut connection => ended.err().map(|err| err.to_string()),
             silent = keep_alive => {
