@@ -38,7 +38,7 @@ use retry::{Failure, Retry};
 pub use call::{Call, CallError, EndpointStatus, Hints, Opened, Passage, Reply, Responses};
 pub(crate) use causes::{caused_by, causes};
 pub use channel::Channel;
-pub(crate) use channel::strip_connection_headers;
+pub(crate) use channel::{strip_connection_headers, strip_connection_options};
 pub use endpoint::check;
 
 /// The message of a try whose deadline passed (told apart from a

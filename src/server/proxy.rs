@@ -330,30 +330,16 @@ impl tower::Service<Request<Body>> for HttpProxy {
 }
 
 /// Headers that describe one connection, not the message (RFC 9110
-/// §7.6.1), plus the names the `Connection` header lists.
+/// §7.6.1), plus the names the `Connection` header lists; an HTTP/1.1 hop
+/// also drops `TE`, `Trailer` and the proxy credentials.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
+    crate::upstream::strip_connection_options(headers);
     for name in [
-        header::CONNECTION,
         header::PROXY_AUTHENTICATE,
         header::PROXY_AUTHORIZATION,
         header::TE,
         header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
     ] {
-        headers.remove(name);
-    }
-    for name in ["keep-alive", "proxy-connection"] {
         headers.remove(name);
     }
 }

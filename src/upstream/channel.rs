@@ -103,6 +103,18 @@ impl Service<Request<Body>> for Channel {
 /// only as `trailers`, spelled as h2 insists (in lowercase). For calls
 /// passed through with the client's headers, on either kind of channel.
 pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
+    strip_connection_options(headers);
+    if let Some(te) = headers.remove(header::TE)
+        && te.as_bytes().eq_ignore_ascii_case(b"trailers")
+    {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Removes `Connection`, the names it lists, and the headers that only
+/// ever describe one connection (RFC 9110 §7.6.1): what every hop drops,
+/// whatever it does with `TE` and the proxy headers.
+pub(crate) fn strip_connection_options(headers: &mut HeaderMap) {
     const CONNECTION_SPECIFIC: [HeaderName; 4] = [
         header::TRANSFER_ENCODING,
         header::UPGRADE,
@@ -122,11 +134,6 @@ pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
     }
     for name in CONNECTION_SPECIFIC {
         headers.remove(name);
-    }
-    if let Some(te) = headers.remove(header::TE)
-        && te.as_bytes().eq_ignore_ascii_case(b"trailers")
-    {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
