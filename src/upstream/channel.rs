@@ -97,18 +97,18 @@ impl Service<Request<Body>> for Channel {
     }
 }
 
-/// Removes the headers that name HTTP/1.1 connection options, and those
-/// that `Connection` names, which an HTTP/2 request must not carry (a
-/// gRPC-Web call from an HTTP/1.1 client arrives with them); `te` stays
-/// only as `trailers`, spelled as h2 insists (in lowercase). For calls
-/// passed through with the client's headers, on either kind of channel.
+/// Readies a client's headers for a gRPC call passed through on either
+/// kind of channel: removes the headers that name HTTP/1.1 connection
+/// options, and those that `Connection` names, which an HTTP/2 request
+/// must not carry (a call from an HTTP/1.1 client arrives with them), and
+/// sets `te: trailers`, which gRPC over HTTP/2 requires of every request.
+/// The gateway is the client on this hop, so the `te` goes whatever the
+/// client's own hop carried: an HTTP/1.1 client names `TE` in
+/// `Connection`, and a browser sends none.
 pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
     strip_connection_options(headers);
-    if let Some(te) = headers.remove(header::TE)
-        && te.as_bytes().eq_ignore_ascii_case(b"trailers")
-    {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
+    // Lowercase: h2 refuses any other spelling.
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
 }
 
 /// Removes `Connection`, the names it lists, and the headers that only
@@ -153,8 +153,9 @@ mod tests {
         headers.insert(header::TE, HeaderValue::from_static("gzip"));
         headers.insert("x-kept", HeaderValue::from_static("1"));
         strip_connection_headers(&mut headers);
-        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert_eq!(headers.len(), 2, "{headers:?}");
         assert!(headers.contains_key("x-kept"));
+        assert_eq!(headers[header::TE], "trailers");
 
         headers.insert(header::TE, HeaderValue::from_static("Trailers"));
         headers.append(header::CONNECTION, HeaderValue::from_static("x-one"));
@@ -165,5 +166,23 @@ mod tests {
         // h2 takes `te` only in lowercase.
         assert_eq!(headers[header::TE], "trailers");
         assert!(!headers.contains_key("x-one") && !headers.contains_key("x-two"));
+    }
+
+    /// An HTTP/1.1 client names `TE` in `Connection`, as RFC 9110 asks,
+    /// and a browser's gRPC-Web call carries no `TE` at all: the HTTP/2
+    /// call to the backend carries `te: trailers` either way.
+    #[test]
+    fn a_passed_through_call_always_carries_te_trailers() {
+        let mut from_http1 = HeaderMap::new();
+        from_http1.insert(header::CONNECTION, HeaderValue::from_static("TE"));
+        from_http1.insert(header::TE, HeaderValue::from_static("trailers"));
+        strip_connection_headers(&mut from_http1);
+        assert!(!from_http1.contains_key(header::CONNECTION));
+        assert_eq!(from_http1.get_all(header::TE).iter().count(), 1);
+        assert_eq!(from_http1[header::TE], "trailers");
+
+        let mut from_browser = HeaderMap::new();
+        strip_connection_headers(&mut from_browser);
+        assert_eq!(from_browser[header::TE], "trailers");
     }
 }
