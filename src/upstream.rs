@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_stream::Stream;
 use tonic::codec::CompressionEncoding;
 use tonic::codec::Streaming;
-use tonic::metadata::MetadataMap;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 
 use crate::config::{GrpcCompression, UpstreamConfig};
@@ -617,8 +617,12 @@ impl Upstream {
         S: Stream<Item = Outgoing> + Send + 'static,
     {
         if let Some(timeout) = timeout
-            && let Ok(value) = metadata::format_grpc_timeout(timeout).parse()
+            && let Ok(mut value) = MetadataValue::try_from(metadata::format_grpc_timeout(timeout))
         {
+            // The time left differs on every call: indexed, each value
+            // would take a new slot in both sides' HPACK tables and push
+            // out the headers that do repeat.
+            value.set_sensitive(true);
             metadata.insert("grpc-timeout", value);
         }
         let request = tonic::Request::from_parts(metadata, Default::default(), requests);
