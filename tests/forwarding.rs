@@ -361,6 +361,46 @@ async fn an_upstream_that_is_not_grpc_is_a_502_with_a_hint() {
     server.abort();
 }
 
+/// A backend that accepts the connection and closes it without a byte (a
+/// server shutting down, a balancer with nothing behind it) took no call:
+/// 503 (code 14) naming the upstream, as for a refused connection, never
+/// the 502 of a peer that speaks another protocol.
+#[tokio::test]
+async fn an_upstream_that_closes_without_a_word_is_a_503() {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        // Bounded: the test makes one call (and its retries).
+        for _ in 0..8 {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0; 1024];
+            let read = socket.read(&mut buf);
+            let _ = tokio::time::timeout(Duration::from_millis(50), read).await;
+        }
+    });
+    let set = kitchen();
+    let config = support::gateway::config(&set, &format!("http://{addr}"));
+    let gateway = TestGateway::start(config).await;
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 14, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("upstream `default` (http://{addr}): ")),
+        "{message}"
+    );
+    assert!(message.contains("closed the connection"), "{message}");
+    server.abort();
+}
+
 #[tokio::test]
 async fn one_pooled_connection_serves_many_requests() {
     let (backend, gateway) = setup(|_| {}).await;

@@ -15,15 +15,16 @@
 //!
 //! Failures keep the shapes tonic's channel gives them, so that one
 //! reading of a status serves both kinds of channel: a connection that
-//! cannot be made, or that ended before the call's stream opened, is a
-//! [`tonic::ConnectError`] (UNAVAILABLE, and not sent); the `grpc-timeout`
+//! cannot be made, that ended before the call's stream opened, or whose
+//! peer closed it without sending a byte, is a [`tonic::ConnectError`]
+//! (UNAVAILABLE, and not sent); the `grpc-timeout`
 //! a request carries running out is a [`tonic::TimeoutExpired`]; a call in
 //! flight on a connection dropped for an unanswered ping is UNAVAILABLE,
 //! naming the ping; everything else is the `h2` error.
 
 use std::fmt;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -45,6 +46,7 @@ use tonic::body::Body;
 use super::BoxError;
 use crate::upstream::metadata::parse_grpc_timeout;
 use coalesce::Coalesce;
+use heard::Heard;
 
 /// How often an open connection is pinged, and how long the answer may
 /// take before the connection counts as dead.
@@ -161,6 +163,8 @@ struct Vitals {
     /// Why the driving task dropped the connection (its peer stopped
     /// answering pings), for the calls that fail with it.
     dropped: OnceLock<String>,
+    /// The peer has sent at least one byte ([`heard`]).
+    heard: AtomicBool,
 }
 
 /// One call counted on its connection until dropped.
@@ -173,17 +177,20 @@ impl InFlight {
     }
 
     /// The error a call fails with: the connection's broken pipe reads as
-    /// UNAVAILABLE with the reason, when the gateway dropped it.
+    /// UNAVAILABLE with the reason, when the gateway dropped it; a
+    /// connection that ended before the peer sent a byte took no call
+    /// (see [`heard`]), so it reads as a failure to connect.
     fn explain(&self, err: h2::Error) -> BoxError {
-        match self.0.dropped.get() {
-            Some(why) => {
-                let mut status =
-                    tonic::Status::unavailable(format!("the upstream stopped answering: {why}"));
-                status.set_source(Arc::new(err));
-                Box::new(status)
-            }
-            None => Box::new(err),
+        if let Some(why) = self.0.dropped.get() {
+            let mut status =
+                tonic::Status::unavailable(format!("the upstream stopped answering: {why}"));
+            status.set_source(Arc::new(err));
+            return Box::new(status);
         }
+        if err.is_io() && !self.0.heard.load(Ordering::Acquire) {
+            return Box::new(tonic::ConnectError(Box::new(ClosedUnheard(err))));
+        }
+        Box::new(err)
     }
 }
 
@@ -565,6 +572,22 @@ fn not_sent(err: h2::Error) -> BoxError {
     }
 }
 
+/// A connection that ended before the peer sent a byte of HTTP/2.
+#[derive(Debug)]
+struct ClosedUnheard(h2::Error);
+
+impl fmt::Display for ClosedUnheard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the upstream closed the connection before it sent anything")
+    }
+}
+
+impl std::error::Error for ClosedUnheard {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// Why a connection could not be made.
 #[derive(Debug)]
 enum ConnectFailed {
@@ -610,10 +633,11 @@ async fn connect(
     };
     // Small calls go out at once; a failure here only costs latency.
     let _ = tcp.set_nodelay(true);
-    // Limitation: the handshake only sends our preface; it does not wait
-    // for the peer's SETTINGS. A peer that accepts and then closes without
-    // a word of HTTP/2 fails the calls sent meanwhile as a protocol error
-    // (502, "is it a gRPC server?"), not as unreachable (README, Limits).
+    // The handshake only sends our preface; calls go out before the
+    // peer's SETTINGS come, and whether it ever spoke tells how they
+    // failed if it closes (`heard`).
+    let vitals = Arc::new(Vitals::default());
+    let tcp = Heard::new(tcp, Arc::clone(&vitals));
     let (sender, mut connection) = h2::client::Builder::new()
         .initial_max_send_streams(INITIAL_MAX_STREAMS)
         .initial_window_size(STREAM_WINDOW)
@@ -624,7 +648,6 @@ async fn connect(
         .handshake::<_, Bytes>(tcp)
         .await
         .map_err(|err| Arc::new(ConnectFailed::Handshake(err)))?;
-    let vitals = Arc::new(Vitals::default());
     let keep_alive = keep_alive(
         connection.ping_pong(),
         target.keep_alive,
@@ -645,7 +668,7 @@ async fn connect(
 /// that stopped answering is named to the calls in flight before they
 /// fail with the dropped connection.
 async fn drive(
-    connection: Connection<TcpStream, Bytes>,
+    connection: Connection<Heard<TcpStream>, Bytes>,
     keep_alive: impl Future<Output = String>,
     vitals: Arc<Vitals>,
     channel: Weak<Inner>,
@@ -693,5 +716,6 @@ async fn keep_alive(ping_pong: Option<PingPong>, every: KeepAlive, vitals: Arc<V
 }
 
 mod coalesce;
+mod heard;
 #[cfg(test)]
 mod tests;

@@ -67,6 +67,7 @@ mod tests {
         Arc::new(Vitals {
             calls: AtomicUsize::new(calls),
             dropped: Default::default(),
+            heard: Default::default(),
         })
     }
 

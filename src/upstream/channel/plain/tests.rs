@@ -341,3 +341,55 @@ fn user_agent_follows_the_clients() {
     add_user_agent(&mut headers, &ours);
     assert_eq!(headers[header::USER_AGENT], "grpc-go/1.6 protogate/1");
 }
+
+/// Starts a bare TCP server that reads what each connection sends (until
+/// the client's preface and first call have had time to arrive), writes
+/// `says` and closes.
+async fn closing_server(says: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let read = tcp.read(&mut buf);
+                let _ = tokio::time::timeout(Duration::from_millis(50), read).await;
+                let _ = tcp.write_all(says).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A peer that accepts and closes without a byte (a server shutting down,
+/// a balancer with nothing behind it) took none of the calls sent to it:
+/// they fail as unreachable, to be tried elsewhere, not as a peer that
+/// spoke another protocol.
+#[tokio::test]
+async fn a_peer_that_closes_without_a_word_is_unreachable() {
+    let addr = closing_server(b"").await;
+    let channel = PlainChannel::new(target(addr));
+    for _ in 0..3 {
+        let answer = tokio::time::timeout(WAIT, channel.call(unary(10))).await;
+        let err = answer.expect("the close was noticed").unwrap_err();
+        assert!(err.is::<tonic::ConnectError>(), "{err:?}");
+        let status = tonic::Status::from_error(err);
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    }
+}
+
+/// A peer that answers in another protocol did hear the call: its failure
+/// is not taken for a connection that was never made.
+#[tokio::test]
+async fn a_peer_that_speaks_another_protocol_is_not_unreachable() {
+    let addr = closing_server(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n").await;
+    let channel = PlainChannel::new(target(addr));
+    let answer = tokio::time::timeout(WAIT, channel.call(unary(10))).await;
+    let err = answer.expect("the answer was noticed").unwrap_err();
+    assert!(!err.is::<tonic::ConnectError>(), "{err:?}");
+    assert_ne!(
+        tonic::Status::from_error(err).code(),
+        tonic::Code::Unavailable
+    );
+}
