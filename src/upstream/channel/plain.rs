@@ -38,10 +38,12 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use http_body::{Body as _, Frame};
 use http_body_util::BodyExt as _;
+use hyper_util::client::legacy::connect::HttpConnector;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tonic::body::Body;
+use tower::ServiceExt as _;
 
 use super::BoxError;
 use crate::upstream::metadata::parse_grpc_timeout;
@@ -72,9 +74,13 @@ const INITIAL_MAX_STREAMS: usize = 100;
 /// Where a cleartext channel connects, and what its requests carry.
 #[derive(Clone)]
 pub(crate) struct Target {
-    host: Arc<str>,
-    port: u16,
+    /// `http://` and the authority: what the connector dials.
+    uri: Uri,
     authority: Authority,
+    /// Tries every address a host name has, racing IPv6 and IPv4 (Happy
+    /// Eyeballs, as tonic's channel does), each within its share of the
+    /// connect timeout.
+    connector: HttpConnector,
     connect_timeout: Duration,
     user_agent: HeaderValue,
     keep_alive: KeepAlive,
@@ -96,15 +102,20 @@ impl Target {
             .authority()
             .ok_or_else(|| "the URL has no host".to_owned())?
             .clone();
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .into();
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        // Small calls go out at once.
+        connector.set_nodelay(true);
         Ok(Target {
-            host,
-            port: authority.port_u16().unwrap_or(80),
+            uri,
             authority,
+            connector,
             connect_timeout,
             user_agent,
             keep_alive: KEEP_ALIVE,
@@ -591,7 +602,8 @@ impl std::error::Error for ClosedUnheard {
 /// Why a connection could not be made.
 #[derive(Debug)]
 enum ConnectFailed {
-    Tcp(std::io::Error),
+    /// The name lookup or every TCP connect failed: it says which.
+    Dial(BoxError),
     Timeout(Duration),
     Handshake(h2::Error),
     /// The runtime stopped the attempt (it is shutting down).
@@ -601,7 +613,7 @@ enum ConnectFailed {
 impl fmt::Display for ConnectFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnectFailed::Tcp(_) => f.write_str("tcp connect error"),
+            ConnectFailed::Dial(err) => err.fmt(f),
             ConnectFailed::Timeout(after) => write!(f, "no connection within {after:?}"),
             ConnectFailed::Handshake(_) => f.write_str("HTTP/2 handshake failed"),
             ConnectFailed::Stopped => f.write_str("the connection attempt was stopped"),
@@ -612,7 +624,7 @@ impl fmt::Display for ConnectFailed {
 impl std::error::Error for ConnectFailed {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ConnectFailed::Tcp(err) => Some(err),
+            ConnectFailed::Dial(err) => err.source(),
             ConnectFailed::Timeout(_) | ConnectFailed::Stopped => None,
             ConnectFailed::Handshake(err) => Some(err),
         }
@@ -625,14 +637,13 @@ async fn connect(
     channel: Weak<Inner>,
     generation: u64,
 ) -> Result<Conn, Arc<ConnectFailed>> {
-    let tcp = TcpStream::connect((&*target.host, target.port));
-    let tcp = match tokio::time::timeout(target.connect_timeout, tcp).await {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(err)) => return Err(Arc::new(ConnectFailed::Tcp(err))),
+    // The connector times each address; this bounds the name lookup too.
+    let dial = target.connector.clone().oneshot(target.uri.clone());
+    let tcp = match tokio::time::timeout(target.connect_timeout, dial).await {
+        Ok(Ok(tcp)) => tcp.into_inner(),
+        Ok(Err(err)) => return Err(Arc::new(ConnectFailed::Dial(err.into()))),
         Err(_) => return Err(Arc::new(ConnectFailed::Timeout(target.connect_timeout))),
     };
-    // Small calls go out at once; a failure here only costs latency.
-    let _ = tcp.set_nodelay(true);
     // The handshake only sends our preface; calls go out before the
     // peer's SETTINGS come, and whether it ever spoke tells how they
     // failed if it closes (`heard`).
