@@ -33,7 +33,7 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Clone)]
 pub(crate) enum Dial {
     /// `http://`: our own HTTP/2 client.
-    Plain(plain::Target),
+    Plain(Box<plain::Target>),
     /// `https://`: tonic's channel, with its TLS settings.
     Tonic(Box<tonic::transport::Endpoint>),
 }
@@ -45,14 +45,15 @@ impl Dial {
         connect_timeout: Duration,
         user_agent: HeaderValue,
     ) -> Result<Dial, String> {
-        plain::Target::new(uri, connect_timeout, user_agent).map(Dial::Plain)
+        plain::Target::new(uri, connect_timeout, user_agent)
+            .map(|target| Dial::Plain(Box::new(target)))
     }
 
     /// A channel to this endpoint that connects on its first call (and
     /// again on the next call after its connection ends).
     pub(crate) fn connect_lazy(&self) -> Channel {
         match self {
-            Dial::Plain(target) => Channel::Plain(PlainChannel::new(target.clone())),
+            Dial::Plain(target) => Channel::Plain(PlainChannel::new((**target).clone())),
             Dial::Tonic(endpoint) => Channel::Tonic(endpoint.connect_lazy()),
         }
     }
