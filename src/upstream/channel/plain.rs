@@ -589,7 +589,11 @@ struct ClosedUnheard(h2::Error);
 
 impl fmt::Display for ClosedUnheard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the upstream closed the connection before it sent anything")
+        // A TLS server that gets our cleartext preface closes this way too.
+        f.write_str(
+            "the upstream closed the connection before it sent anything \
+             (is it shutting down, or does it take TLS only? A TLS backend needs an https:// URL)",
+        )
     }
 }
 
