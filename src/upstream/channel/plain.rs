@@ -23,53 +23,28 @@
 //! naming the ping; everything else is the `h2` error.
 
 use std::fmt;
-use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
-use h2::client::{Connection, SendRequest};
-use h2::{Ping, PingPong, RecvStream, SendStream};
+use h2::RecvStream;
+use h2::client::SendRequest;
 use http::header;
 use http::uri::{Authority, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use http_body::{Body as _, Frame};
-use http_body_util::BodyExt as _;
 use hyper_util::client::legacy::connect::HttpConnector;
 use parking_lot::Mutex;
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tonic::body::Body;
-use tower::ServiceExt as _;
 
 use super::BoxError;
 use crate::upstream::metadata::parse_grpc_timeout;
-use coalesce::Coalesce;
-use heard::Heard;
-
-/// How often an open connection is pinged, and how long the answer may
-/// take before the connection counts as dead.
-#[derive(Debug, Clone, Copy)]
-struct KeepAlive {
-    interval: Duration,
-    timeout: Duration,
-}
-
-const KEEP_ALIVE: KeepAlive = KeepAlive {
-    interval: Duration::from_secs(30),
-    timeout: Duration::from_secs(10),
-};
-
-/// HTTP/2 settings, as hyper's client (tonic's default) has them.
-const STREAM_WINDOW: u32 = 2 << 20;
-const CONNECTION_WINDOW: u32 = 5 << 20;
-const MAX_HEADER_LIST: u32 = 16 << 10;
-const MAX_SEND_BUFFER: usize = 1 << 20;
-/// Streams opened before the peer's SETTINGS say how many it takes.
-const INITIAL_MAX_STREAMS: usize = 100;
+use connection::{ConnectFailed, KEEP_ALIVE, KeepAlive, connect};
+use heard::ClosedUnheard;
+use request_body::{Abandon, send_body};
 
 /// Where a cleartext channel connects, and what its requests carry.
 #[derive(Clone)]
@@ -376,158 +351,6 @@ fn add_user_agent(headers: &mut HeaderMap, ours: &HeaderValue) {
     }
 }
 
-/// How much of a body that is ready at once is queued with the headers;
-/// the rest goes through [`pipe`], which waits for flow control.
-const INLINE_BUDGET: usize = 64 << 10;
-
-/// Sends a request body on its stream: what is ready now (up to
-/// [`INLINE_BUDGET`], or one message of any size) is queued with the
-/// headers, the rest is sent by a task as it comes. Returns the handle
-/// that stops that task (resetting the stream) when the call is dropped.
-fn send_body(mut body: Body, mut stream: SendStream<Bytes>) -> Option<Abandon> {
-    // Each data frame is held back until the next poll says whether it is
-    // the last, so that it carries the end of the stream.
-    let mut held: Option<Bytes> = None;
-    let mut queued = 0;
-    loop {
-        let polled = if queued < INLINE_BUDGET {
-            body.frame().now_or_never()
-        } else {
-            None
-        };
-        match polled {
-            Some(None) => {
-                let _ = stream.send_data(held.unwrap_or_default(), true);
-                return None;
-            }
-            Some(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => {
-                    queued += data.len();
-                    if let Some(data) = held.replace(data) {
-                        let _ = stream.send_data(data, false);
-                    }
-                }
-                Err(frame) => {
-                    if let Some(data) = held.take() {
-                        let _ = stream.send_data(data, false);
-                    }
-                    end_with(frame, &mut stream);
-                    return None;
-                }
-            },
-            Some(Some(Err(err))) => {
-                stream.send_reset(reset_reason(&err));
-                return None;
-            }
-            None => {
-                if let Some(data) = held.take() {
-                    let _ = stream.send_data(data, false);
-                }
-                let (abandon, abandoned) = oneshot::channel();
-                tokio::spawn(pipe(body, stream, abandoned));
-                return Some(Abandon(Some(abandon)));
-            }
-        }
-    }
-}
-
-/// Ends a request stream with a frame that is not data: its trailers, or
-/// (a kind of frame that should not exist) a reset.
-fn end_with(frame: Frame<Bytes>, stream: &mut SendStream<Bytes>) {
-    match frame.into_trailers() {
-        Ok(trailers) => {
-            let _ = stream.send_trailers(trailers);
-        }
-        Err(_) => stream.send_reset(h2::Reason::INTERNAL_ERROR),
-    }
-}
-
-/// Held by a call whose body is being piped: dropped before the response
-/// ended, it tells the pipe to reset the stream, as the stream
-/// itself stays open while the pipe holds it; disarmed once the response
-/// ended.
-struct Abandon(Option<oneshot::Sender<()>>);
-
-impl Abandon {
-    /// The response ended: the call was not abandoned.
-    fn disarm(&mut self) {
-        if let Some(finished) = self.0.take() {
-            let _ = finished.send(());
-        }
-    }
-}
-
-/// Sends the rest of a body as it arrives and as flow control allows;
-/// stops when the peer resets the stream, and resets it when the call was
-/// dropped (`abandoned` fails) or stops when its response ended.
-async fn pipe(mut body: Body, mut stream: SendStream<Bytes>, mut abandoned: oneshot::Receiver<()>) {
-    loop {
-        let next = tokio::select! {
-            next = body.frame() => next,
-            _ = poll_fn(|cx| stream.poll_reset(cx)) => return,
-            ended = &mut abandoned => return stop(&mut stream, ended.is_ok()),
-        };
-        let frame = match next {
-            None => {
-                let _ = stream.send_data(Bytes::new(), true);
-                return;
-            }
-            Some(Ok(frame)) => frame,
-            Some(Err(err)) => {
-                stream.send_reset(reset_reason(&err));
-                return;
-            }
-        };
-        let mut data = match frame.into_data() {
-            Ok(data) => data,
-            Err(frame) => return end_with(frame, &mut stream),
-        };
-        while !data.is_empty() {
-            stream.reserve_capacity(data.len());
-            let granted = tokio::select! {
-                granted = poll_fn(|cx| stream.poll_capacity(cx)) => granted,
-                ended = &mut abandoned => return stop(&mut stream, ended.is_ok()),
-            };
-            let granted = match granted {
-                Some(Ok(granted)) => granted,
-                // The stream was reset or the connection ended; the
-                // response says how.
-                Some(Err(_)) | None => return,
-            };
-            let chunk = data.split_to(granted.min(data.len()));
-            if stream.send_data(chunk, false).is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// Stops piping: a call dropped before its response ended is reset, so
-/// the backend stops; after the response ended, the rest of the body is
-/// moot. The reset says INTERNAL_ERROR, not CANCEL, for the reason
-/// [`reset_reason`] gives: the request stream is unfinished here, and a
-/// tonic server would take CANCEL for its end and act on the call.
-fn stop(stream: &mut SendStream<Bytes>, response_ended: bool) {
-    if !response_ended {
-        stream.send_reset(h2::Reason::INTERNAL_ERROR);
-    }
-}
-
-/// The reset for a request body that failed: the HTTP/2 reason it names,
-/// else INTERNAL_ERROR. Never CANCEL for a body's own failure: a tonic
-/// server reads a request stream reset with CANCEL as a clean end, and
-/// would act on a call the gateway meant to abandon.
-fn reset_reason(err: &tonic::Status) -> h2::Reason {
-    let mut cause = std::error::Error::source(err);
-    while let Some(err) = cause {
-        if let Some(reason) = err.downcast_ref::<h2::Error>().and_then(h2::Error::reason) {
-            return reason;
-        }
-        cause = err.source();
-    }
-    h2::Reason::INTERNAL_ERROR
-}
-
 /// A response body: the stream's data (its flow-control window given
 /// back as it is read), then its trailers.
 struct Incoming {
@@ -583,154 +406,9 @@ fn not_sent(err: h2::Error) -> BoxError {
     }
 }
 
-/// A connection that ended before the peer sent a byte of HTTP/2.
-#[derive(Debug)]
-struct ClosedUnheard(h2::Error);
-
-impl fmt::Display for ClosedUnheard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A TLS server that gets our cleartext preface closes this way too.
-        f.write_str(
-            "the upstream closed the connection before it sent anything \
-             (is it shutting down, or does it take TLS only? A TLS backend needs an https:// URL)",
-        )
-    }
-}
-
-impl std::error::Error for ClosedUnheard {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
-/// Why a connection could not be made.
-#[derive(Debug)]
-enum ConnectFailed {
-    /// The name lookup or every TCP connect failed: it says which.
-    Dial(BoxError),
-    Timeout(Duration),
-    Handshake(h2::Error),
-    /// The runtime stopped the attempt (it is shutting down).
-    Stopped,
-}
-
-impl fmt::Display for ConnectFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnectFailed::Dial(err) => err.fmt(f),
-            ConnectFailed::Timeout(after) => write!(f, "no connection within {after:?}"),
-            ConnectFailed::Handshake(_) => f.write_str("HTTP/2 handshake failed"),
-            ConnectFailed::Stopped => f.write_str("the connection attempt was stopped"),
-        }
-    }
-}
-
-impl std::error::Error for ConnectFailed {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ConnectFailed::Dial(err) => err.source(),
-            ConnectFailed::Timeout(_) | ConnectFailed::Stopped => None,
-            ConnectFailed::Handshake(err) => Some(err),
-        }
-    }
-}
-
-/// Opens a connection and starts the task that drives it.
-async fn connect(
-    target: Target,
-    channel: Weak<Inner>,
-    generation: u64,
-) -> Result<Conn, Arc<ConnectFailed>> {
-    // The connector times each address; this bounds the name lookup too.
-    let dial = target.connector.clone().oneshot(target.uri.clone());
-    let tcp = match tokio::time::timeout(target.connect_timeout, dial).await {
-        Ok(Ok(tcp)) => tcp.into_inner(),
-        Ok(Err(err)) => return Err(Arc::new(ConnectFailed::Dial(err.into()))),
-        Err(_) => return Err(Arc::new(ConnectFailed::Timeout(target.connect_timeout))),
-    };
-    // The handshake only sends our preface; calls go out before the
-    // peer's SETTINGS come, and whether it ever spoke tells how they
-    // failed if it closes (`heard`).
-    let vitals = Arc::new(Vitals::default());
-    let tcp = Heard::new(tcp, Arc::clone(&vitals));
-    let (sender, mut connection) = h2::client::Builder::new()
-        .initial_max_send_streams(INITIAL_MAX_STREAMS)
-        .initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_header_list_size(MAX_HEADER_LIST)
-        .max_send_buffer_size(MAX_SEND_BUFFER)
-        .enable_push(false)
-        .handshake::<_, Bytes>(tcp)
-        .await
-        .map_err(|err| Arc::new(ConnectFailed::Handshake(err)))?;
-    let keep_alive = keep_alive(
-        connection.ping_pong(),
-        target.keep_alive,
-        Arc::clone(&vitals),
-    );
-    tokio::spawn(drive(
-        connection,
-        keep_alive,
-        Arc::clone(&vitals),
-        channel,
-        generation,
-    ));
-    Ok(Conn { sender, vitals })
-}
-
-/// Runs a connection until it ends, its peer stops answering pings, or
-/// every handle to it is gone; then lets the channel open another. A peer
-/// that stopped answering is named to the calls in flight before they
-/// fail with the dropped connection.
-async fn drive(
-    connection: Connection<Heard<TcpStream>, Bytes>,
-    keep_alive: impl Future<Output = String>,
-    vitals: Arc<Vitals>,
-    channel: Weak<Inner>,
-    generation: u64,
-) {
-    // The connection is dropped at the end of this block, after the
-    // reason for dropping it is set: its calls fail then.
-    let ended = {
-        let mut connection = std::pin::pin!(Coalesce::new(connection, Arc::clone(&vitals)));
-        tokio::select! {
-            ended = &mut connection => ended.err().map(|err| err.to_string()),
-            silent = keep_alive => {
-                let _ = vitals.dropped.set(silent.clone());
-                Some(silent)
-            }
-        }
-    };
-    if let Some(channel) = channel.upgrade() {
-        if let Some(why) = ended {
-            tracing::debug!(endpoint = ?channel.target, reason = %why, "Upstream connection ended");
-        }
-        channel.forget(generation);
-    }
-}
-
-/// Pings the peer every `every.interval` while `calls` are in flight (as
-/// hyper does by default: gRPC servers count pings on a connection without
-/// calls as abuse, and grpc-go answers a few with GOAWAY); returns why the
-/// connection is dead when a ping goes unanswered.
-async fn keep_alive(ping_pong: Option<PingPong>, every: KeepAlive, vitals: Arc<Vitals>) -> String {
-    let Some(mut ping_pong) = ping_pong else {
-        return std::future::pending().await;
-    };
-    loop {
-        tokio::time::sleep(every.interval).await;
-        if vitals.calls.load(Ordering::Relaxed) == 0 {
-            continue;
-        }
-        match tokio::time::timeout(every.timeout, ping_pong.ping(Ping::opaque())).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => return err.to_string(),
-            Err(_) => return format!("no answer to a ping within {:?}", every.timeout),
-        }
-    }
-}
-
 mod coalesce;
+mod connection;
 mod heard;
+mod request_body;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@
 //! of server. The connection's calls read the difference from
 //! [`Vitals::heard`](super::Vitals).
 
+use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -82,5 +83,25 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Heard<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A connection that ended before the peer sent a byte of HTTP/2.
+#[derive(Debug)]
+pub(super) struct ClosedUnheard(pub(super) h2::Error);
+
+impl fmt::Display for ClosedUnheard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A TLS server that gets our cleartext preface closes this way too.
+        f.write_str(
+            "the upstream closed the connection before it sent anything \
+             (is it shutting down, or does it take TLS only? A TLS backend needs an https:// URL)",
+        )
+    }
+}
+
+impl std::error::Error for ClosedUnheard {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }

@@ -1,0 +1,165 @@
+//! Opening a cleartext HTTP/2 connection, and the task that drives it
+//! until it ends, its peer stops answering pings, or no one holds it.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::client::Connection;
+use h2::{Ping, PingPong};
+use tokio::net::TcpStream;
+use tower::ServiceExt as _;
+
+use super::coalesce::Coalesce;
+use super::heard::Heard;
+use super::{BoxError, Conn, Inner, Target, Vitals};
+
+/// How often an open connection is pinged, and how long the answer may
+/// take before the connection counts as dead.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct KeepAlive {
+    pub(super) interval: Duration,
+    pub(super) timeout: Duration,
+}
+
+pub(super) const KEEP_ALIVE: KeepAlive = KeepAlive {
+    interval: Duration::from_secs(30),
+    timeout: Duration::from_secs(10),
+};
+
+/// HTTP/2 settings, as hyper's client (tonic's default) has them.
+const STREAM_WINDOW: u32 = 2 << 20;
+const CONNECTION_WINDOW: u32 = 5 << 20;
+const MAX_HEADER_LIST: u32 = 16 << 10;
+const MAX_SEND_BUFFER: usize = 1 << 20;
+/// Streams opened before the peer's SETTINGS say how many it takes.
+const INITIAL_MAX_STREAMS: usize = 100;
+
+/// Why a connection could not be made.
+#[derive(Debug)]
+pub(super) enum ConnectFailed {
+    /// The name lookup or every TCP connect failed: it says which.
+    Dial(BoxError),
+    Timeout(Duration),
+    Handshake(h2::Error),
+    /// The runtime stopped the attempt (it is shutting down).
+    Stopped,
+}
+
+impl fmt::Display for ConnectFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectFailed::Dial(err) => err.fmt(f),
+            ConnectFailed::Timeout(after) => write!(f, "no connection within {after:?}"),
+            ConnectFailed::Handshake(_) => f.write_str("HTTP/2 handshake failed"),
+            ConnectFailed::Stopped => f.write_str("the connection attempt was stopped"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectFailed::Dial(err) => err.source(),
+            ConnectFailed::Timeout(_) | ConnectFailed::Stopped => None,
+            ConnectFailed::Handshake(err) => Some(err),
+        }
+    }
+}
+
+/// Opens a connection and starts the task that drives it.
+pub(super) async fn connect(
+    target: Target,
+    channel: Weak<Inner>,
+    generation: u64,
+) -> Result<Conn, Arc<ConnectFailed>> {
+    // The connector times each address; this bounds the name lookup too.
+    let dial = target.connector.clone().oneshot(target.uri.clone());
+    let tcp = match tokio::time::timeout(target.connect_timeout, dial).await {
+        Ok(Ok(tcp)) => tcp.into_inner(),
+        Ok(Err(err)) => return Err(Arc::new(ConnectFailed::Dial(err.into()))),
+        Err(_) => return Err(Arc::new(ConnectFailed::Timeout(target.connect_timeout))),
+    };
+    // The handshake only sends our preface; calls go out before the
+    // peer's SETTINGS come, and whether it ever spoke tells how they
+    // failed if it closes (`heard`).
+    let vitals = Arc::new(Vitals::default());
+    let tcp = Heard::new(tcp, Arc::clone(&vitals));
+    let (sender, mut connection) = h2::client::Builder::new()
+        .initial_max_send_streams(INITIAL_MAX_STREAMS)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_header_list_size(MAX_HEADER_LIST)
+        .max_send_buffer_size(MAX_SEND_BUFFER)
+        .enable_push(false)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .map_err(|err| Arc::new(ConnectFailed::Handshake(err)))?;
+    let keep_alive = keep_alive(
+        connection.ping_pong(),
+        target.keep_alive,
+        Arc::clone(&vitals),
+    );
+    tokio::spawn(drive(
+        connection,
+        keep_alive,
+        Arc::clone(&vitals),
+        channel,
+        generation,
+    ));
+    Ok(Conn { sender, vitals })
+}
+
+/// Runs a connection until it ends, its peer stops answering pings, or
+/// every handle to it is gone; then lets the channel open another. A peer
+/// that stopped answering is named to the calls in flight before they
+/// fail with the dropped connection.
+async fn drive(
+    connection: Connection<Heard<TcpStream>, Bytes>,
+    keep_alive: impl Future<Output = String>,
+    vitals: Arc<Vitals>,
+    channel: Weak<Inner>,
+    generation: u64,
+) {
+    // The connection is dropped at the end of this block, after the
+    // reason for dropping it is set: its calls fail then.
+    let ended = {
+        let mut connection = std::pin::pin!(Coalesce::new(connection, Arc::clone(&vitals)));
+        tokio::select! {
+            ended = &mut connection => ended.err().map(|err| err.to_string()),
+            silent = keep_alive => {
+                let _ = vitals.dropped.set(silent.clone());
+                Some(silent)
+            }
+        }
+    };
+    if let Some(channel) = channel.upgrade() {
+        if let Some(why) = ended {
+            tracing::debug!(endpoint = ?channel.target, reason = %why, "Upstream connection ended");
+        }
+        channel.forget(generation);
+    }
+}
+
+/// Pings the peer every `every.interval` while `calls` are in flight (as
+/// hyper does by default: gRPC servers count pings on a connection without
+/// calls as abuse, and grpc-go answers a few with GOAWAY); returns why the
+/// connection is dead when a ping goes unanswered.
+async fn keep_alive(ping_pong: Option<PingPong>, every: KeepAlive, vitals: Arc<Vitals>) -> String {
+    let Some(mut ping_pong) = ping_pong else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(every.interval).await;
+        if vitals.calls.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        match tokio::time::timeout(every.timeout, ping_pong.ping(Ping::opaque())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => return err.to_string(),
+            Err(_) => return format!("no answer to a ping within {:?}", every.timeout),
+        }
+    }
+}
