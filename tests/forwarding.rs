@@ -362,42 +362,65 @@ async fn an_upstream_that_is_not_grpc_is_a_502_with_a_hint() {
 }
 
 /// A backend that accepts the connection and closes it without a byte (a
-/// server shutting down, a balancer with nothing behind it) took no call:
-/// 503 (code 14) naming the upstream, as for a refused connection, never
-/// the 502 of a peer that speaks another protocol.
+/// server shutting down, a balancer with nothing behind it) is a 503
+/// (code 14) naming the upstream, never the 502 of a peer that speaks
+/// another protocol. The call may still have been read on the way (a
+/// relay can pass it on and lose the answer), so it is retried only when
+/// idempotent: the GET is tried again, the POST is not.
 #[tokio::test]
 async fn an_upstream_that_closes_without_a_word_is_a_503() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::AsyncReadExt as _;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&accepted);
     let server = tokio::spawn(async move {
-        // Bounded: the test makes one call (and its retries).
-        for _ in 0..8 {
+        // Bounded: two calls, and their retries.
+        for _ in 0..16 {
             let Ok((mut socket, _)) = listener.accept().await else {
                 return;
             };
-            let mut buf = [0; 1024];
-            let read = socket.read(&mut buf);
-            let _ = tokio::time::timeout(Duration::from_millis(50), read).await;
+            counted.fetch_add(1, Ordering::SeqCst);
+            // Past the preface and settings (under 100 bytes): the call
+            // itself has been read when this closes.
+            let mut buf = [0; 4096];
+            let mut got = 0;
+            let reading = async {
+                while got < 150 {
+                    match socket.read(&mut buf[got..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got += n,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(500), reading).await;
         }
     });
     let set = kitchen();
     let config = support::gateway::config(&set, &format!("http://{addr}"));
     let gateway = TestGateway::start(config).await;
-    let response = support::http1()
-        .get(gateway.url("/v1/echo"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], 14, "{body}");
-    let message = body["message"].as_str().unwrap();
-    assert!(
-        message.starts_with(&format!("upstream `default` (http://{addr}): ")),
-        "{message}"
-    );
-    assert!(message.contains("closed the connection"), "{message}");
+    let client = support::http1();
+    for (method, tries) in [("GET", 2..=10), ("POST", 1..=1)] {
+        accepted.store(0, Ordering::SeqCst);
+        let request = match method {
+            "GET" => client.get(gateway.url("/v1/echo")),
+            _ => client.post(gateway.url("/v1/echo")).json(&json!({})),
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], 14, "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("upstream `default` (http://{addr}): ")),
+            "{message}"
+        );
+        assert!(message.contains("closed the connection"), "{message}");
+        let seen = accepted.load(Ordering::SeqCst);
+        assert!(tries.contains(&seen), "{method}: {seen} connections");
+    }
     server.abort();
 }
 

@@ -15,12 +15,12 @@
 //!
 //! Failures keep the shapes tonic's channel gives them, so that one
 //! reading of a status serves both kinds of channel: a connection that
-//! cannot be made, that ended before the call's stream opened, or whose
-//! peer closed it without sending a byte, is a [`tonic::ConnectError`]
-//! (UNAVAILABLE, and not sent); the `grpc-timeout`
+//! cannot be made, or that ended before the call's stream opened, is a
+//! [`tonic::ConnectError`] (UNAVAILABLE, and not sent); the `grpc-timeout`
 //! a request carries running out is a [`tonic::TimeoutExpired`]; a call in
-//! flight on a connection dropped for an unanswered ping is UNAVAILABLE,
-//! naming the ping; everything else is the `h2` error.
+//! flight on a connection dropped for an unanswered ping, or closed by a
+//! peer that never sent a byte, is UNAVAILABLE saying so; everything else
+//! is the `h2` error.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -43,7 +43,7 @@ use tonic::body::Body;
 use super::BoxError;
 use crate::upstream::metadata::parse_grpc_timeout;
 use connection::{ConnectFailed, KEEP_ALIVE, KeepAlive, connect};
-use heard::ClosedUnheard;
+use heard::CLOSED_UNHEARD;
 use request_body::{Abandon, send_body};
 
 /// Where a cleartext channel connects, and what its requests carry.
@@ -163,20 +163,21 @@ impl InFlight {
     }
 
     /// The error a call fails with: the connection's broken pipe reads as
-    /// UNAVAILABLE with the reason, when the gateway dropped it; a
-    /// connection that ended before the peer sent a byte took no call
-    /// (see [`heard`]), so it reads as a failure to connect.
+    /// UNAVAILABLE with the reason, when the gateway dropped it or when
+    /// the peer closed it without a byte ([`heard`]). Either way the call
+    /// may have reached the backend, so it stays a broken connection, not
+    /// one never made: retried only when it is idempotent.
     fn explain(&self, err: h2::Error) -> BoxError {
-        if let Some(why) = self.0.dropped.get() {
-            let mut status =
-                tonic::Status::unavailable(format!("the upstream stopped answering: {why}"));
-            status.set_source(Arc::new(err));
-            return Box::new(status);
-        }
-        if err.is_io() && !self.0.heard.load(Ordering::Acquire) {
-            return Box::new(tonic::ConnectError(Box::new(ClosedUnheard(err))));
-        }
-        Box::new(err)
+        let why = if let Some(why) = self.0.dropped.get() {
+            format!("the upstream stopped answering: {why}")
+        } else if err.is_io() && !self.0.heard.load(Ordering::Acquire) {
+            CLOSED_UNHEARD.to_owned()
+        } else {
+            return Box::new(err);
+        };
+        let mut status = tonic::Status::unavailable(why);
+        status.set_source(Arc::new(err));
+        Box::new(status)
     }
 }
 

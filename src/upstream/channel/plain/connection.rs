@@ -79,6 +79,11 @@ pub(super) async fn connect(
     let dial = target.connector.clone().oneshot(target.uri.clone());
     let tcp = match tokio::time::timeout(target.connect_timeout, dial).await {
         Ok(Ok(tcp)) => tcp.into_inner(),
+        // The connector's own timer (every address ran out of its share)
+        // says "deadline has elapsed", which reads like the call's.
+        Ok(Err(err)) if timed_out(&err) => {
+            return Err(Arc::new(ConnectFailed::Timeout(target.connect_timeout)));
+        }
         Ok(Err(err)) => return Err(Arc::new(ConnectFailed::Dial(err.into()))),
         Err(_) => return Err(Arc::new(ConnectFailed::Timeout(target.connect_timeout))),
     };
@@ -110,6 +115,21 @@ pub(super) async fn connect(
         generation,
     ));
     Ok(Conn { sender, vitals })
+}
+
+/// Whether a dial failed because its time ran out.
+fn timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// Runs a connection until it ends, its peer stops answering pings, or

@@ -1,16 +1,16 @@
 //! Whether the peer of a connection has sent anything at all.
 //!
 //! The HTTP/2 handshake only sends our preface; calls go out before the
-//! peer's SETTINGS arrive. When the connection then ends, what it means
-//! depends on whether the peer ever spoke: an HTTP/2 server sends its
-//! SETTINGS before it acts on any stream, so a peer that closed without a
-//! byte (a server shutting down or over its connection limit, a balancer
-//! with nothing behind it) took none of the calls, and they may go
-//! elsewhere; a peer that sent bytes that were not HTTP/2 is another kind
-//! of server. The connection's calls read the difference from
+//! peer's SETTINGS arrive. When the connection then ends, what to tell the
+//! client depends on whether the peer ever spoke. One that closed without
+//! a byte (a server shutting down or over its connection limit, a
+//! balancer with nothing behind it, a TLS server given our cleartext) is
+//! unreachable: 503. One that sent bytes that were not HTTP/2 is another
+//! kind of server: 502. Neither proves the call went unread (a relay in
+//! between may have passed it on and lost the answer), so neither counts
+//! as a call never sent. The connection's calls read the difference from
 //! [`Vitals::heard`](super::Vitals).
 
-use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -86,22 +86,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Heard<S> {
     }
 }
 
-/// A connection that ended before the peer sent a byte of HTTP/2.
-#[derive(Debug)]
-pub(super) struct ClosedUnheard(pub(super) h2::Error);
-
-impl fmt::Display for ClosedUnheard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A TLS server that gets our cleartext preface closes this way too.
-        f.write_str(
-            "the upstream closed the connection before it sent anything \
-             (is it shutting down, or does it take TLS only? A TLS backend needs an https:// URL)",
-        )
-    }
-}
-
-impl std::error::Error for ClosedUnheard {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
+/// What a call says when its connection ended before the peer sent a
+/// byte. A TLS server that gets our cleartext preface closes this way too.
+pub(super) const CLOSED_UNHEARD: &str = "the upstream closed the connection without sending anything \
+     (is it shutting down, or does it take TLS only? A TLS backend needs an https:// URL)";

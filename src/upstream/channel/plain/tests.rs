@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicUsize;
 
 use futures_util::future::join_all;
 use http_body_util::StreamBody;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -363,9 +363,9 @@ async fn closing_server(says: &'static [u8]) -> SocketAddr {
 }
 
 /// A peer that accepts and closes without a byte (a server shutting down,
-/// a balancer with nothing behind it) took none of the calls sent to it:
-/// they fail as unreachable, to be tried elsewhere, not as a peer that
-/// spoke another protocol.
+/// a balancer with nothing behind it) is unreachable, not a peer that
+/// spoke another protocol; but the call may have been read (a relay may
+/// have passed it on), so it is not taken for a connection never made.
 #[tokio::test]
 async fn a_peer_that_closes_without_a_word_is_unreachable() {
     let addr = closing_server(b"").await;
@@ -373,10 +373,48 @@ async fn a_peer_that_closes_without_a_word_is_unreachable() {
     for _ in 0..3 {
         let answer = tokio::time::timeout(WAIT, channel.call(unary(10))).await;
         let err = answer.expect("the close was noticed").unwrap_err();
-        assert!(err.is::<tonic::ConnectError>(), "{err:?}");
+        assert!(!err.is::<tonic::ConnectError>(), "{err:?}");
         let status = tonic::Status::from_error(err);
         assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(
+            status
+                .message()
+                .contains("closed the connection without sending anything"),
+            "{status:?}"
+        );
     }
+}
+
+/// A peer whose accept queue is full drops our SYN: the dial runs out of
+/// time and says so as the connect timeout, not as a deadline.
+#[tokio::test]
+async fn a_dial_that_times_out_names_the_connect_timeout() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let listener = socket.listen(1).unwrap();
+    // Never accepted: these fill the queue (Linux holds backlog + 1).
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let connect = TcpStream::connect(addr);
+        if let Ok(Ok(tcp)) = tokio::time::timeout(Duration::from_millis(200), connect).await {
+            held.push(tcp);
+        }
+    }
+    let uri: Uri = format!("http://{addr}").parse().unwrap();
+    let target = Target::new(
+        &uri,
+        Duration::from_millis(300),
+        HeaderValue::from_static("test"),
+    )
+    .unwrap();
+    let channel = PlainChannel::new(target);
+    let answer = tokio::time::timeout(WAIT, channel.call(unary(1))).await;
+    let err = answer.expect("the dial gave up").unwrap_err();
+    assert!(err.is::<tonic::ConnectError>(), "{err:?}");
+    let said = crate::upstream::causes(&tonic::Status::from_error(err));
+    assert!(said.contains("no connection within 300ms"), "{said}");
+    drop((listener, held));
 }
 
 /// A peer that answers in another protocol did hear the call: its failure
