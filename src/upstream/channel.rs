@@ -103,9 +103,10 @@ impl Service<Request<Body>> for Channel {
 /// options, and those that `Connection` names, which an HTTP/2 request
 /// must not carry (a call from an HTTP/1.1 client arrives with them), and
 /// sets `te: trailers`, which gRPC over HTTP/2 requires of every request.
-/// The gateway is the client on this hop, so the `te` goes whatever the
+/// The gateway is the client on this hop, so it sends `te` whatever the
 /// client's own hop carried: an HTTP/1.1 client names `TE` in
-/// `Connection`, and a browser sends none.
+/// `Connection` (so it goes with the connection options), and a browser
+/// sends none.
 pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
     strip_connection_options(headers);
     // Lowercase: h2 refuses any other spelling.
