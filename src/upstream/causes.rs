@@ -1,8 +1,11 @@
 //! Reading a failed call's status: the causes tonic keeps only in the
-//! error chain, and what they say (could not connect, connection broken
-//! mid-call, TLS spoken to a cleartext server).
+//! error chain, what they say (could not connect, connection broken
+//! mid-call, TLS spoken to a cleartext server), and what the call's
+//! client is told ([`Upstream::classify`]).
 
-use tonic::Status;
+use tonic::{Code, Status};
+
+use super::{CallError, Upstream};
 
 /// A status's message with the causes tonic keeps only in its error chain
 /// (`tcp connect error: ... Connection refused`), and a hint when a TLS
@@ -80,7 +83,7 @@ pub(crate) fn caused_by<E: std::error::Error + 'static>(status: &Status) -> bool
 /// A status the channel made up (it could not reach the backend): its
 /// message gains the upstream and the underlying causes, which tonic keeps
 /// only in the error chain.
-pub(super) fn explain(status: Status, name: &str, url: &str) -> Status {
+fn explain(status: Status, name: &str, url: &str) -> Status {
     let Some(source) = std::error::Error::source(&status) else {
         return status;
     };
@@ -95,4 +98,77 @@ pub(super) fn explain(status: Status, name: &str, url: &str) -> Status {
         cause = err.source();
     }
     Status::new(status.code(), message)
+}
+
+impl Upstream {
+    /// What a failed status means: the gateway's own size limit, a channel
+    /// failure (explained), or the backend's answer.
+    pub fn classify(&self, status: Status) -> CallError {
+        // tonic's own refusal of an oversized message: the gateway's
+        // limit, not the client's mistake (tonic says OUT_OF_RANGE).
+        if status.code() == Code::OutOfRange
+            && status
+                .message()
+                .starts_with("Error, decoded message length too large")
+        {
+            return CallError::TooLarge(self.max_message_bytes);
+        }
+        let made_by_channel = std::error::Error::source(&status).is_some();
+        // The channel's own timer (the client's `grpc-timeout` on a
+        // passed-through call) ran out: the deadline, not an outage.
+        if caused_by::<tonic::TimeoutExpired>(&status) {
+            return CallError::Status(Status::deadline_exceeded(format!(
+                "upstream `{}` ({}): the deadline passed before it answered",
+                self.name, self.url
+            )));
+        }
+        if made_by_channel
+            && self.answered.load(std::sync::atomic::Ordering::Relaxed)
+            && broken(&status)
+        {
+            return CallError::Status(Status::unavailable(format!(
+                "upstream `{}` ({}): the connection broke during the call: {}",
+                self.name,
+                self.url,
+                causes(&status)
+            )));
+        }
+        let code = status.code();
+        if !made_by_channel && status.message().is_empty() {
+            // The backend said nothing: say who answered what.
+            return CallError::Status(Status::with_details_and_metadata(
+                code,
+                format!(
+                    "upstream `{}` ({}) answered {code:?} without a message",
+                    self.name, self.url
+                ),
+                status.details().to_vec().into(),
+                status.metadata().clone(),
+            ));
+        }
+        let explained = explain(status, &self.name, &self.url);
+        if made_by_channel && !matches!(code, Code::Unavailable | Code::DeadlineExceeded) {
+            let hint = if self.url.starts_with("http://") {
+                "is it a gRPC server? A TLS backend needs an https:// URL"
+            } else {
+                "is it a gRPC server?"
+            };
+            return CallError::Protocol(format!("{} ({hint})", explained.message()));
+        }
+        // A TLS handshake answered by a cleartext server: rustls sees a
+        // record that is not TLS.
+        if made_by_channel
+            && self.url.starts_with("https://")
+            && explained.message().contains("InvalidContentType")
+        {
+            return CallError::Status(Status::new(
+                code,
+                format!(
+                    "{} (the backend does not speak TLS? A cleartext backend needs an http:// URL)",
+                    explained.message()
+                ),
+            ));
+        }
+        CallError::Status(explained)
+    }
 }
