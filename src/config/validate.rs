@@ -1,0 +1,232 @@
+//! Checking a configuration whose keys each parsed: settings that depend
+//! on each other or have bounds. Errors name the setting, and its file and
+//! line when it came from one.
+
+use std::collections::BTreeMap;
+
+use super::{Config, ConfigError, de, yaml};
+
+impl Config {
+    /// Checks settings that depend on each other or have bounds; an error
+    /// names the setting, and its file and line when it came from one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check().map_err(|(key, message)| ConfigError::Setting {
+            origin: self.origin.clone(),
+            key,
+            message,
+        })
+    }
+
+    /// [`Config::validate`]: the key and what is wrong.
+    fn check(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, message: String| Err((key.to_owned(), message));
+        let defaults = self.default_upstreams();
+        if defaults.len() > 1 {
+            let named: Vec<_> = defaults.iter().map(|n| (*n, None)).collect();
+            return fail("upstreams", yaml::too_many_defaults(&named));
+        }
+        for (name, upstream) in &self.upstreams {
+            if let Err(e) = de::check_url(&upstream.url) {
+                return fail(&format!("upstreams.{name}.url"), e);
+            }
+            for endpoint in &upstream.endpoints {
+                let scheme = |url: &str| url.split_once("://").map(|(s, _)| s.to_owned());
+                if scheme(&endpoint.url) != scheme(&upstream.url) {
+                    return fail(
+                        &format!("upstreams.{name}.endpoints"),
+                        format!(
+                            "`{}` and the url `{}` differ in scheme; an upstream's endpoints share it",
+                            endpoint.url, upstream.url
+                        ),
+                    );
+                }
+            }
+            if let Err((key, message)) = self.check_policies(name, upstream) {
+                return fail(&format!("upstreams.{name}.{key}"), message);
+            }
+            if let Some(check) = &upstream.health_check
+                && (check.unhealthy_threshold == 0 || check.healthy_threshold == 0)
+            {
+                return fail(
+                    &format!("upstreams.{name}.health_check"),
+                    "thresholds must be at least 1".to_owned(),
+                );
+            }
+            if upstream.tls.is_some() && upstream.url.starts_with("http://") {
+                return fail(
+                    &format!("upstreams.{name}.tls"),
+                    format!(
+                        "`{}` is cleartext, so `tls` would do nothing; use an https:// URL",
+                        upstream.url
+                    ),
+                );
+            }
+            for service in &upstream.services {
+                if !de::is_service_pattern(service) {
+                    return fail(
+                        &format!("upstreams.{name}.services"),
+                        format!(
+                            "`{service}` is not a service name (pkg.Service) or pattern (pkg.*)"
+                        ),
+                    );
+                }
+            }
+        }
+        let mut claimed: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, upstream) in &self.upstreams {
+            for service in &upstream.services {
+                if let Some(other) = claimed.insert(service, name) {
+                    return fail(
+                        &format!("upstreams.{name}.services"),
+                        format!(
+                            "`{other}` and `{name}` both list `{service}`; a service goes to one upstream"
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(cors) = &self.cors {
+            if cors.allowed_origins.is_empty() {
+                return fail(
+                    "cors.allowed_origins",
+                    "list at least one origin, or `*`".to_owned(),
+                );
+            }
+            let any = cors.allowed_origins.iter().any(|o| o == "*");
+            if any && cors.allow_credentials {
+                return fail(
+                    "cors.allow_credentials",
+                    "credentials cannot be allowed for any origin (`*`); list the origins"
+                        .to_owned(),
+                );
+            }
+            for origin in cors.allowed_origins.iter().filter(|o| *o != "*") {
+                if http::HeaderValue::from_str(origin).is_err() || !origin.contains("://") {
+                    return fail(
+                        "cors.allowed_origins",
+                        format!("`{origin}` is not an origin like https://app.example"),
+                    );
+                }
+            }
+        }
+        self.check_routes()?;
+        if let Some(tls) = &self.tls
+            && tls.client_auth.is_some()
+            && tls.client_ca_file.is_none()
+        {
+            return fail(
+                "tls.client_auth",
+                "client certificates need a CA to be verified against: set tls.client_ca_file"
+                    .to_owned(),
+            );
+        }
+        let limits = &self.limits;
+        for (key, value) in [
+            ("limits.max_body_bytes", limits.max_body_bytes),
+            ("limits.max_response_bytes", limits.max_response_bytes),
+            ("limits.max_metadata_bytes", limits.max_metadata_bytes),
+            ("limits.max_headers", limits.max_headers),
+            ("limits.max_connections", limits.max_connections),
+            ("limits.max_path_bytes", limits.max_path_bytes),
+            ("limits.max_query_params", limits.max_query_params),
+        ] {
+            if value == 0 {
+                return fail(
+                    key,
+                    "0 would refuse every request; give a positive limit".to_owned(),
+                );
+            }
+        }
+        if limits.max_buffered_body_bytes < limits.max_body_bytes {
+            return fail(
+                "limits.max_buffered_body_bytes",
+                format!(
+                    "{} is smaller than limits.max_body_bytes ({}): no body of the largest size could be read",
+                    limits.max_buffered_body_bytes, limits.max_body_bytes
+                ),
+            );
+        }
+        if limits.max_header_bytes < 8 << 10 {
+            return fail(
+                "limits.max_header_bytes",
+                format!(
+                    "{} is below 8 KiB, the smallest header buffer HTTP/1.1 parsing uses",
+                    limits.max_header_bytes
+                ),
+            );
+        }
+        if limits.max_metadata_bytes < 1 << 10 {
+            return fail(
+                "limits.max_metadata_bytes",
+                format!(
+                    "{} is below 1 KiB: the forwarding headers the gateway adds (x-forwarded-for, x-forwarded-host) alone could exceed it",
+                    limits.max_metadata_bytes
+                ),
+            );
+        }
+        if !(1..=127).contains(&self.json.max_depth) {
+            return fail(
+                "json.max_depth",
+                format!("{} is out of range (1 to 127)", self.json.max_depth),
+            );
+        }
+        if let Some(server) = self.dns.servers.iter().find(|s| s.port() == 0) {
+            return fail(
+                "dns.servers",
+                format!("`{server}` has port 0; give the port the DNS server listens on"),
+            );
+        }
+        for method in self.timeouts.methods.keys() {
+            if !de::is_method_name(method) {
+                return fail(
+                    "timeouts.methods",
+                    format!("`{method}` is not a method name (pkg.Service/Method)"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `routes`: prefixes and upstreams that can be served.
+    fn check_routes(&self) -> Result<(), (String, String)> {
+        let mut seen: Vec<&str> = Vec::new();
+        for (index, group) in self.routes.iter().enumerate() {
+            let fail = |message: String| Err((format!("routes[{index}]"), message));
+            let prefix = group.prefix.as_str();
+            if !prefix.starts_with('/') || prefix.contains(['?', '#', '{', '*']) {
+                return fail(format!(
+                    "prefix `{prefix}` is not a path prefix like /legacy/ (no query, fragment or template)"
+                ));
+            }
+            let key = prefix.trim_end_matches('/');
+            if seen.contains(&key) {
+                return fail(format!("prefix `{prefix}` is given twice"));
+            }
+            seen.push(key);
+            if group.is_http() {
+                if let Err(e) = de::check_url(&group.upstream) {
+                    return fail(format!("prefix `{prefix}`: upstream {e}"));
+                }
+                if group.tls.is_some() && group.upstream.starts_with("http://") {
+                    return fail(format!(
+                        "prefix `{prefix}`: `{}` is cleartext, so `tls` would do nothing; use an https:// URL",
+                        group.upstream
+                    ));
+                }
+            } else {
+                if !self.upstreams.contains_key(&group.upstream) {
+                    return fail(format!(
+                        "prefix `{prefix}`: upstream `{}` is neither a name under `upstreams` nor an http(s):// URL",
+                        group.upstream
+                    ));
+                }
+                if group.strip_prefix || group.tls.is_some() {
+                    return fail(format!(
+                        "prefix `{prefix}`: `strip_prefix` and `tls` apply to HTTP services (an http(s):// upstream); a gRPC upstream's TLS is set under `upstreams`"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
