@@ -45,6 +45,9 @@ use super::coding::Coding;
 use super::rest::ClientAddr;
 use super::stream::{Framing, Opening, Start, StreamBody, StreamSetup, Streamed};
 
+mod get;
+mod own_services;
+
 /// Whether a request speaks Connect: a POST with `Connect-Protocol-Version`
 /// or an `application/connect+*` type, or a GET with
 /// `Connect-Protocol-Version` or the spec's `connect` query parameter.
@@ -118,7 +121,7 @@ enum Encoding {
 pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     if parts.method == http::Method::GET {
-        return get(&snapshot, &parts)
+        return get::get(&snapshot, &parts)
             .await
             .unwrap_or_else(|err| error_response(&err));
     }
@@ -138,7 +141,7 @@ pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> R
     let result = match check_version(&parts.headers) {
         Err(err) => Err(err),
         Ok(()) if super::own::is_own(parts.uri.path()) => {
-            own(&snapshot, &parts, body, streaming, encoding).await
+            own_services::own(&snapshot, &parts, body, streaming, encoding).await
         }
         Ok(()) => match prepare(&snapshot, &parts) {
             Ok((rpc, upstream, metadata)) if streaming => {
@@ -472,197 +475,6 @@ fn stream_error_response(err: &GatewayError, encoding: Encoding) -> Response<Bod
         .headers_mut()
         .insert(header::CONTENT_TYPE, framing.content_type(None));
     response
-}
-
-/// A unary call made with GET, its message in the query.
-async fn get(snapshot: &Snapshot, parts: &Parts) -> Result<Response<Body>, GatewayError> {
-    check_version(&parts.headers)?;
-    let bad = |name: &str, reason: String| {
-        GatewayError::BadRequest(RequestError::QueryValue {
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    let (mut message, mut encoding, mut base64, mut compression) = (None, None, false, None);
-    for (key, value) in query(&parts.uri) {
-        let text = || shortened(&String::from_utf8_lossy(&value));
-        match key.as_str() {
-            "connect" if value == b"v1" => {}
-            "connect" => {
-                let reason = format!(
-                    "unsupported Connect protocol version `{}`: this gateway speaks v1",
-                    text()
-                );
-                return Err(bad("connect", reason));
-            }
-            "encoding" => {
-                encoding = Some(match &value[..] {
-                    b"json" => Encoding::Json,
-                    b"proto" => Encoding::Proto,
-                    _ => return Err(bad("encoding", format!("`{}`: send json or proto", text()))),
-                });
-            }
-            "base64" => base64 = value == b"1",
-            "compression" => compression = Some(String::from_utf8_lossy(&value).into_owned()),
-            "message" => message = Some(value),
-            // Parameters Connect does not define are left alone (a cache
-            // buster, say), as connect-go does.
-            _ => {}
-        }
-    }
-    let Some(encoding) = encoding else {
-        return Err(bad(
-            "encoding",
-            "missing: a Connect GET names json or proto".to_owned(),
-        ));
-    };
-    let message = message.ok_or_else(|| {
-        bad(
-            "message",
-            "missing: a Connect GET carries the request message".to_owned(),
-        )
-    })?;
-    let limit = snapshot.limits.max_body_bytes;
-    let mut message = Bytes::from(message);
-    if base64 {
-        let text =
-            std::str::from_utf8(&message).map_err(|_| bad("message", "not base64".into()))?;
-        message = crate::transcode::text::decode_base64(text)
-            .map_err(|reason| bad("message", reason))?
-            .into();
-    }
-    let coding = match compression
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("identity") => Coding::Identity,
-        Some("gzip") => Coding::Gzip,
-        Some("br") => Coding::Brotli,
-        Some("zstd") => Coding::Zstd,
-        Some(other) => return Err(GatewayError::UnsupportedEncoding(shortened(other))),
-    };
-    let message = coding.decode(message, limit).await?;
-    if message.len() > limit {
-        return Err(GatewayError::PayloadTooLarge(limit));
-    }
-    let rpc = if super::own::is_own(parts.uri.path()) {
-        None
-    } else {
-        Some(prepare(snapshot, parts)?)
-    };
-    let side_effect_free = rpc.as_ref().is_some_and(|(rpc, _, _)| {
-        rpc.descriptor
-            .method_descriptor_proto()
-            .options
-            .as_ref()
-            .is_some_and(|o| {
-                o.idempotency_level()
-                    == prost_types::method_options::IdempotencyLevel::NoSideEffects
-            })
-    });
-    let Some((rpc, upstream, metadata)) = rpc.filter(|_| side_effect_free) else {
-        let err = GatewayError::Upstream(
-            tonic::Status::unimplemented(format!(
-                "a Connect GET calls only methods marked `idempotency_level = NO_SIDE_EFFECTS`; call {} with POST",
-                shortened(parts.uri.path())
-            )),
-            None,
-        );
-        let mut response = error_response(&err);
-        *response.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return Ok(response);
-    };
-    let read = body::ReadBody {
-        bytes: message,
-        share: body::Share::default(),
-    };
-    unary(snapshot, parts, read, rpc, upstream, metadata, encoding).await
-}
-
-/// A Connect call to one of the gateway's own services: health `Check`
-/// is answered as over gRPC; the others stream both ways or are server
-/// streams of the gateway's state, served over gRPC and gRPC-Web only.
-async fn own(
-    snapshot: &Snapshot,
-    parts: &Parts,
-    body: Body,
-    streaming: bool,
-    encoding: Encoding,
-) -> Result<Response<Body>, GatewayError> {
-    use prost::Message as _;
-    const CHECK: &str = "/grpc.health.v1.Health/Check";
-    if parts.uri.path() != CHECK || streaming {
-        let what = if parts.uri.path() == CHECK {
-            "grpc.health.v1.Health/Check is a unary method: call it with application/json or application/proto".to_owned()
-        } else {
-            format!(
-                "{} is the gateway's own streaming service, served over gRPC and gRPC-Web, not Connect",
-                shortened(parts.uri.path().trim_start_matches('/'))
-            )
-        };
-        return Err(GatewayError::Upstream(
-            tonic::Status::unimplemented(what),
-            None,
-        ));
-    }
-    let read = read_body(snapshot, parts, body).await?;
-    let bad = |reason: String| GatewayError::BadRequest(RequestError::Json { at: None, reason });
-    let service = match encoding {
-        Encoding::Proto => {
-            tonic_health::pb::HealthCheckRequest::decode(&read.bytes[..])
-                .map_err(|e| bad(format!("not a grpc.health.v1.HealthCheckRequest: {e}")))?
-                .service
-        }
-        Encoding::Json => health_service(&read.bytes).map_err(bad)?,
-    };
-    let status = super::own::check(&parts.extensions, &service)
-        .map_err(|status| GatewayError::Upstream(status, None))?;
-    let (content_type, body) = match encoding {
-        Encoding::Json => {
-            let json = serde_json::json!({"status": status.as_str_name()});
-            ("application/json", Bytes::from(json.to_string()))
-        }
-        Encoding::Proto => {
-            let reply = tonic_health::pb::HealthCheckResponse {
-                status: status.into(),
-            };
-            ("application/proto", Bytes::from(reply.encode_to_vec()))
-        }
-    };
-    let mut response = Response::new(Body::from(body));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    Ok(response)
-}
-
-/// The `service` of a `HealthCheckRequest` in proto3 JSON (empty or
-/// `null` is the whole server).
-fn health_service(json: &[u8]) -> Result<String, String> {
-    if json.iter().all(u8::is_ascii_whitespace) {
-        return Ok(String::new());
-    }
-    let value: serde_json::Value =
-        serde_json::from_slice(json).map_err(|e| format!("not JSON: {e}"))?;
-    let object = match value {
-        serde_json::Value::Null => return Ok(String::new()),
-        serde_json::Value::Object(object) => object,
-        _ => return Err("a grpc.health.v1.HealthCheckRequest is a JSON object".to_owned()),
-    };
-    let mut service = String::new();
-    for (key, value) in object {
-        match (key.as_str(), value) {
-            ("service", serde_json::Value::String(name)) => service = name,
-            ("service", serde_json::Value::Null) => {}
-            ("service", _) => return Err("`service` is a string".to_owned()),
-            (other, _) => return Err(format!("unknown field `{}`", shortened(other))),
-        }
-    }
-    Ok(service)
 }
 
 /// The HTTP status of a Connect error code, as the Connect protocol's
