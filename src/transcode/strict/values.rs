@@ -1,0 +1,114 @@
+//! The checks on single values: numbers an integer field cannot take
+//! exactly, strings for float, field mask, timestamp and duration fields
+//! that the parser underneath would take loosely.
+
+use std::fmt;
+
+use serde::de::{self, Visitor};
+
+/// What a visitor says it expects, e.g. "a 64-bit signed integer".
+fn expecting<'de, V: Visitor<'de>>(visitor: &V) -> String {
+    struct Expecting<'v, V>(&'v V);
+    impl<'de, V: Visitor<'de>> fmt::Display for Expecting<'_, V> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.expecting(f)
+        }
+    }
+    Expecting(visitor).to_string()
+}
+
+/// Below this, every integer is exact as an `f64`.
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+/// A number read as a float: refused for an integer field when it may have
+/// lost digits already.
+pub(super) fn check_number<'de, V: Visitor<'de>, E: de::Error>(
+    visitor: &V,
+    v: f64,
+) -> Result<(), E> {
+    if v.abs() >= EXACT_INTEGERS && expecting(visitor).contains("integer") {
+        return Err(E::custom(
+            "an integer of 2^53 or more must be written without fraction or exponent, or as a string, to be exact",
+        ));
+    }
+    Ok(())
+}
+
+/// The largest `float` as written in short (`3.4028235e38`, which the
+/// gateway itself writes): past `f32::MAX` as a 64-bit number, but it
+/// rounds to it. The parser underneath compares before rounding and would
+/// refuse it; this gives it `±f32::MAX` instead. `None` for anything else
+/// (the visitor is asked what it expects only for such numbers).
+pub(super) fn float_max_spelling<'de, V: Visitor<'de>>(visitor: &V, v: f64) -> Option<f64> {
+    let rounded = rounded_f32_max(v)?;
+    (expecting(visitor) == "a 32-bit floating point value").then_some(rounded)
+}
+
+/// `±f32::MAX` for a finite number past it that rounds to it.
+pub(crate) fn rounded_f32_max(v: f64) -> Option<f64> {
+    let rounded = v as f32;
+    (v.is_finite() && v.abs() > f64::from(f32::MAX) && rounded.is_finite())
+        .then_some(f64::from(rounded))
+}
+
+/// A string for a float, timestamp or duration field, checked where the
+/// parser underneath would accept it loosely; `Some` is the number to give
+/// the parser instead (the largest `float`, spelled short: see
+/// [`float_max_spelling`]).
+pub(super) fn check_text<'de, V: Visitor<'de>, E: de::Error>(
+    visitor: &V,
+    v: &str,
+) -> Result<Option<f64>, E> {
+    let first = v.bytes().next().unwrap_or(b' ');
+    if (first.is_ascii_digit() || b"+-.iInN".contains(&first))
+        && !matches!(v, "NaN" | "Infinity" | "-Infinity")
+        && let Ok(number) = v.parse::<f64>()
+        && (!number.is_finite() || number.abs() > f64::from(f32::MAX))
+    {
+        let expected = expecting(visitor);
+        let float32 = expected == "a 32-bit floating point value";
+        if float32 && let Some(max) = rounded_f32_max(number) {
+            return Ok(Some(max));
+        }
+        if expected == "a 64-bit floating point value" && !number.is_finite() || float32 {
+            return Err(E::custom(format_args!(
+                "`{v}` is not a number this field can hold (special values are \"NaN\", \"Infinity\" and \"-Infinity\")"
+            )));
+        }
+    }
+    if !v.is_empty() && expecting(visitor) == "a field mask string" {
+        let empty = v.split(',').any(|path| path.split('.').any(str::is_empty));
+        if empty {
+            return Err(E::custom(format_args!(
+                "`{v}` is not a field mask: paths are separated by `,`, their fields by `.`, and none may be empty"
+            )));
+        }
+    }
+    if is_leap_second(v) && expecting(visitor).contains("timestamp") {
+        return Err(E::custom(format_args!(
+            "`{v}` names a leap second (:60), which a Timestamp cannot hold (protobuf time smears leap seconds)"
+        )));
+    }
+    if has_long_fraction(v) {
+        let expected = expecting(visitor);
+        if expected.contains("timestamp") || expected.contains("duration") {
+            return Err(E::custom(format_args!(
+                "`{v}` has more than nine fractional digits (nanosecond precision)"
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether an RFC 3339 time has 60 seconds (`2016-12-31T23:59:60Z`).
+fn is_leap_second(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() >= 19 && b[13] == b':' && b[16] == b':' && &b[17..19] == b"60"
+}
+
+/// Whether a `.` is followed by more than nine digits.
+fn has_long_fraction(v: &str) -> bool {
+    v.split('.')
+        .skip(1)
+        .any(|after| after.bytes().take_while(u8::is_ascii_digit).count() > 9)
+}
