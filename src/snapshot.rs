@@ -15,7 +15,12 @@ use crate::transcode::Codec;
 use crate::upstream::metadata::HeaderPolicy;
 use crate::upstream::{ChannelSettings, Upstream, UpstreamError};
 
+mod fleet;
+mod rows;
 mod separate;
+
+pub use fleet::Fleet;
+pub use rows::{RouteRow, route_rows};
 
 /// Everything a request needs, resolved at load.
 #[derive(Debug)]
@@ -437,166 +442,4 @@ fn load(sources: &mut Sources) -> Result<(descriptor::Loaded, Fleet), SnapshotEr
         tracing::warn!(%conflict, "Upstreams disagree on a service");
     }
     Ok((loaded, fleet))
-}
-
-/// One route as the route table shows it (`protogate routes`,
-/// `/admin/routes`).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RouteRow {
-    /// HTTP method.
-    pub method: String,
-    /// Path template.
-    pub template: String,
-    /// `package.Service/Method`.
-    pub rpc: String,
-    /// The body field (`*`: the whole message; empty: none).
-    pub body: String,
-    /// The response field (empty: the whole message).
-    pub response_body: String,
-    /// `unary`, `server`, `client` or `both`: which sides stream.
-    pub streams: &'static str,
-    /// Where its calls go: an upstream's name, or the URL of the HTTP
-    /// service a route group proxies its prefix to (the route is then never
-    /// reached); `None` when no upstream serves it.
-    pub upstream: Option<String>,
-    /// The prefix of the route group it is under, as configured.
-    pub group: Option<String>,
-}
-
-/// The rows of `routes`: each route's upstream is its route group's when
-/// the group's prefix holds every path of its template, else its service's.
-pub fn route_rows(config: &Config, routes: &RouteTable) -> Vec<RouteRow> {
-    let upstreams: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
-    routes
-        .routes()
-        .iter()
-        .map(|route| {
-            let template = route.template.to_string();
-            let group = config
-                .routes
-                .iter()
-                .filter(|group| {
-                    template
-                        .strip_prefix(group.prefix.trim_end_matches('/'))
-                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-                })
-                .max_by_key(|group| group.prefix.trim_end_matches('/').len());
-            let upstream = match group {
-                Some(group) => Some(group.upstream.clone()),
-                None => route
-                    .rpc
-                    .upstream
-                    .and_then(|i| upstreams.get(i))
-                    .map(|name| (*name).to_owned()),
-            };
-            RouteRow {
-                method: route.method.as_str().to_owned(),
-                template,
-                rpc: route.rpc.name.to_string(),
-                body: route.body.to_string(),
-                response_body: route.response_body.to_string(),
-                streams: match route.rpc.kind {
-                    crate::route::RpcKind::Unary => "unary",
-                    crate::route::RpcKind::ServerStreaming => "server",
-                    crate::route::RpcKind::ClientStreaming => "client",
-                    crate::route::RpcKind::Bidi => "both",
-                },
-                upstream,
-                group: group.map(|g| g.prefix.clone()),
-            }
-        })
-        .collect()
-}
-
-/// What the descriptors say about the fleet: which upstream serves which
-/// service (learned from server reflection), the version of each
-/// upstream's descriptors, and where upstreams disagree.
-#[derive(Debug, Clone, Default)]
-pub struct Fleet {
-    /// Service → the first reflecting upstream that lists it.
-    learned: HashMap<String, String>,
-    /// Upstream (or `files` for the configured sources, `all` for the
-    /// whole pool) → a hash of its descriptors' bytes.
-    pub versions: Vec<(String, String)>,
-    /// Services two upstreams list with different descriptors.
-    pub conflicts: Vec<String>,
-    /// Files served under another name, as a file of the same name from
-    /// another upstream is a different one.
-    pub renamed: Vec<String>,
-}
-
-impl Fleet {
-    fn learn(sources: &Sources, set: &Bytes) -> Fleet {
-        let mut fleet = Fleet::default();
-        // The file each upstream defines each service in, to compare.
-        let mut defined: HashMap<&str, (&str, &Bytes)> = HashMap::new();
-        for reflected in &sources.reflected {
-            for service in &reflected.services {
-                fleet
-                    .learned
-                    .entry(service.clone())
-                    .or_insert_with(|| reflected.upstream.clone());
-                let package_file = reflected.files.iter().find(|f| defines(f, service));
-                let Some(file) = package_file else { continue };
-                match defined.get(service.as_str()) {
-                    Some((first, bytes)) if **bytes != file.bytes => {
-                        fleet.conflicts.push(format!(
-                            "{service}: upstreams `{first}` and `{}` serve different descriptors (routed to `{first}`)",
-                            reflected.upstream
-                        ));
-                    }
-                    Some(_) => {}
-                    None => {
-                        defined.insert(service, (&reflected.upstream, &file.bytes));
-                    }
-                }
-            }
-            let bytes = reflected.files.iter().map(|f| &f.bytes[..]);
-            fleet
-                .versions
-                .push((reflected.upstream.clone(), version(bytes)));
-        }
-        fleet
-            .versions
-            .push(("all".to_owned(), version(std::iter::once(&set[..]))));
-        fleet
-    }
-
-    /// The upstream serving `service`: one whose `services` claim it, else
-    /// the reflecting upstream that lists it, else the default upstream.
-    pub fn upstream_for<'a>(&'a self, config: &'a Config, service: &str) -> Option<&'a str> {
-        config
-            .claimed_by(service)
-            .or_else(|| self.learned.get(service).map(String::as_str))
-            .or_else(|| config.default_upstream())
-    }
-}
-
-/// Whether `file` defines `service` (its package plus a service name);
-/// read from the file's bytes without a pool.
-fn defines(file: &descriptor::RawFile, service: &str) -> bool {
-    use prost::Message as _;
-    prost_types::FileDescriptorProto::decode(file.bytes.clone()).is_ok_and(|proto| {
-        proto.service.iter().any(|s| {
-            let name = s.name();
-            match proto.package() {
-                "" => service == name,
-                package => service
-                    .strip_prefix(package)
-                    .and_then(|rest| rest.strip_prefix('.'))
-                    .is_some_and(|rest| rest == name),
-            }
-        })
-    })
-}
-
-/// A short hash naming a version of some descriptors (stable within one
-/// build of protogate).
-fn version<'a>(parts: impl Iterator<Item = &'a [u8]>) -> String {
-    use std::hash::Hasher as _;
-    let mut hasher = std::hash::DefaultHasher::new();
-    for part in parts {
-        hasher.write(part);
-    }
-    format!("{:016x}", hasher.finish())
 }
