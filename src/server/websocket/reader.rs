@@ -1,0 +1,155 @@
+//! The client's side of a WebSocket session: its frames read, checked
+//! against what the route takes, and turned into request messages or a
+//! verdict that stops the call.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Message;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::GatewayError;
+use crate::http_rule::Found;
+use crate::route::{Route, RpcKind};
+use crate::snapshot::Snapshot;
+use crate::transcode::RawRequest;
+use crate::upstream::codec::Outgoing;
+
+use super::{Fault, Frames, Stop};
+
+/// What the client's frames carry on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expect {
+    /// Request messages until the half-close (client and bidirectional
+    /// streaming).
+    Stream,
+    /// The one request message (server streaming with a body).
+    One,
+    /// None: the request is the path and query (server streaming without
+    /// a body).
+    Nothing,
+}
+
+impl Expect {
+    pub(super) fn of(route: &Route) -> Expect {
+        match route.rpc.kind {
+            RpcKind::ServerStreaming if route.request.takes_body() => Expect::One,
+            RpcKind::ServerStreaming => Expect::Nothing,
+            _ => Expect::Stream,
+        }
+    }
+
+    /// Why a message is refused once no more are taken.
+    fn refusal(self) -> &'static str {
+        match self {
+            Expect::Stream => {
+                "the request stream was ended by an empty frame; send no more messages"
+            }
+            Expect::One => "this route takes one request message; send no more",
+            Expect::Nothing => {
+                "this route takes its request from the path and query; send no messages"
+            }
+        }
+    }
+}
+
+/// What a failed read of a frame means: a frame over the size limit
+/// (413's RESOURCE_EXHAUSTED), a connection that broke (the client is
+/// gone), or a frame that breaks the protocol (INVALID_ARGUMENT).
+fn frame_error(err: &axum::Error, limit: usize) -> Stop {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.is::<std::io::Error>() {
+            return Stop::Gone;
+        }
+        cause = e.source();
+    }
+    let text = err.to_string();
+    // Limitation: the WebSocket library's size error is told by its text
+    // ("Space limit exceeded: Message too long: ..."); its type is not
+    // reachable without that library as a direct dependency.
+    if text.contains("Space limit exceeded") {
+        return Stop::Failed(GatewayError::PayloadTooLarge(limit).into());
+    }
+    Stop::Failed(GatewayError::BodyRead(text).into())
+}
+
+/// Reads request frames into messages for the backend.
+pub(super) struct Reader {
+    pub(super) snapshot: Arc<Snapshot>,
+    pub(super) route_id: usize,
+    pub(super) found: Found,
+    pub(super) path: String,
+    pub(super) query: Option<String>,
+}
+
+impl Reader {
+    pub(super) fn raw(&self) -> RawRequest<'_> {
+        RawRequest {
+            path: &self.path,
+            found: &self.found,
+            query: self.query.as_deref(),
+            content_type: "application/json",
+            body: Bytes::new(),
+        }
+    }
+
+    /// Reads until the socket's end, the client's mistake or the call's
+    /// end. `requests` is `None` when the route takes no messages.
+    pub(super) async fn run(
+        self,
+        mut frames: Frames,
+        mut requests: Option<mpsc::Sender<Outgoing>>,
+        stop: oneshot::Sender<Stop>,
+        expect: Expect,
+    ) {
+        let route = &self.snapshot.routes.routes()[self.route_id];
+        let raw = self.raw();
+        let limit = self.snapshot.limits.max_body_bytes;
+        let verdict = loop {
+            // A socket that ends without a Close frame: the client is gone.
+            let Some(frame) = frames.next().await else {
+                break Stop::Gone;
+            };
+            let data = match frame {
+                Ok(Message::Text(text)) => Bytes::from(text),
+                Ok(Message::Binary(data)) => data,
+                // No half-close after Close (RFC 6455): cancel.
+                Ok(Message::Close(_)) => break Stop::Gone,
+                Err(err) => break frame_error(&err, limit),
+                Ok(_) => continue,
+            };
+            if data.iter().all(u8::is_ascii_whitespace) {
+                // The client's half-close; a repeated one is harmless.
+                requests = None;
+                continue;
+            }
+            let Some(sender) = &requests else {
+                break Stop::Failed(Fault::Unexpected(expect.refusal()));
+            };
+            match route
+                .request
+                .encode_streamed(&raw, &data, &self.snapshot.codec)
+            {
+                Ok(bytes) => {
+                    let message = Outgoing::Message(bytes);
+                    if sender.send(message).await.is_err() {
+                        // The call is over.
+                        return;
+                    }
+                    if expect == Expect::One {
+                        requests = None;
+                    }
+                }
+                Err(err) => break Stop::Failed(GatewayError::from(err).into()),
+            }
+        };
+        // The verdict first: the cancel below fails the upstream call too,
+        // and the session must see the client's own reason.
+        let _ = stop.send(verdict);
+        if let Some(requests) = requests {
+            let _ = requests.send(Outgoing::Cancel).await;
+        }
+    }
+}
