@@ -36,7 +36,7 @@ use endpoint::{endpoint, made_from, target};
 use retry::{Failure, Retry};
 
 pub use call::{Call, CallError, EndpointStatus, Hints, Opened, Passage, Reply, Responses};
-pub(crate) use causes::{caused_by, causes};
+pub(crate) use causes::{append_causes, caused_by, causes, chain, under};
 pub use channel::Channel;
 pub(crate) use channel::{strip_connection_headers, strip_connection_options};
 pub use endpoint::check;

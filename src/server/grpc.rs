@@ -450,16 +450,10 @@ fn failure(
 
 /// Whether tonic's channel gave up because the `grpc-timeout` passed.
 fn expired(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(err);
     // Error chains are short; 32 links is far more than tonic builds.
-    for _ in 0..32 {
-        let Some(err) = cause else { break };
-        if err.is::<tonic::TimeoutExpired>() {
-            return true;
-        }
-        cause = err.source();
-    }
-    false
+    crate::upstream::chain(err)
+        .take(32)
+        .any(|err| err.is::<tonic::TimeoutExpired>())
 }
 
 /// A status the channel made up, as the client should see it.

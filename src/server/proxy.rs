@@ -273,21 +273,11 @@ impl HttpProxy {
     /// reached (503), or one that answered something that is not HTTP
     /// (502). Each names the route and the upstream.
     fn failure(&self, err: &hyper_util::client::legacy::Error) -> GatewayError {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-        let mut text = String::new();
-        while let Some(e) = cause {
-            if e.is::<http_body_util::LengthLimitError>() {
-                return GatewayError::PayloadTooLarge(self.inner.max_body_bytes);
-            }
-            let line = e.to_string();
-            if !text.contains(&line) {
-                if !text.is_empty() {
-                    text.push_str(": ");
-                }
-                text.push_str(&line);
-            }
-            cause = e.source();
+        if crate::upstream::chain(err).any(|e| e.is::<http_body_util::LengthLimitError>()) {
+            return GatewayError::PayloadTooLarge(self.inner.max_body_bytes);
         }
+        let mut text = String::new();
+        crate::upstream::append_causes(&mut text, Some(err));
         let message = format!("route `{}` ({}): {text}", self.inner.shown, self.inner.url);
         if err.is_connect() {
             GatewayError::Upstream(tonic::Status::unavailable(message), None)

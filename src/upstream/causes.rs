@@ -3,16 +3,31 @@
 //! mid-call, TLS spoken to a cleartext server), and what the call's
 //! client is told ([`Upstream::classify`]).
 
+use std::error::Error;
+
 use tonic::{Code, Status};
 
 use super::{CallError, Upstream};
+
+/// `err` and the errors under it, outermost first.
+pub(crate) fn chain<'a>(
+    err: &'a (dyn Error + 'static),
+) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+    std::iter::successors(Some(err), |&err| err.source())
+}
+
+/// The causes under `status`, outermost first: tonic keeps them only in
+/// its error chain.
+pub(crate) fn under(status: &Status) -> impl Iterator<Item = &(dyn Error + 'static)> {
+    chain(status).skip(1)
+}
 
 /// A status's message with the causes tonic keeps only in its error chain
 /// (`tcp connect error: ... Connection refused`), and a hint when a TLS
 /// handshake met a cleartext server.
 pub(crate) fn causes(status: &Status) -> String {
     let mut message = status.message().to_owned();
-    append_causes(&mut message, std::error::Error::source(status));
+    append_causes(&mut message, Error::source(status));
     if message.contains("InvalidContentType") {
         message
             .push_str(" (the upstream does not speak TLS? A cleartext one needs an http:// URL)");
@@ -22,11 +37,8 @@ pub(crate) fn causes(status: &Status) -> String {
 
 /// Appends `cause` and its sources to `message`, skipping what it says
 /// already.
-pub(super) fn append_causes(
-    message: &mut String,
-    mut cause: Option<&(dyn std::error::Error + 'static)>,
-) {
-    while let Some(err) = cause {
+pub(crate) fn append_causes(message: &mut String, cause: Option<&(dyn Error + 'static)>) {
+    for err in cause.into_iter().flat_map(chain) {
         let text = err.to_string();
         if !message.contains(&text) {
             if !message.is_empty() {
@@ -34,7 +46,6 @@ pub(super) fn append_causes(
             }
             message.push_str(&text);
         }
-        cause = err.source();
     }
 }
 
@@ -42,8 +53,7 @@ pub(super) fn append_causes(
 /// backend died or reset it): the call may or may not have been acted on.
 pub(super) fn broken(status: &Status) -> bool {
     use std::io::ErrorKind;
-    let mut cause = std::error::Error::source(status);
-    while let Some(err) = cause {
+    under(status).any(|err| {
         let io = err
             .downcast_ref::<std::io::Error>()
             .or_else(|| err.downcast_ref::<h2::Error>()?.get_io());
@@ -60,43 +70,24 @@ pub(super) fn broken(status: &Status) -> bool {
         }
         // h2 keeps the I/O error to itself and says what it was.
         let text = err.to_string();
-        if text.contains("broken pipe") || text.contains("connection reset") {
-            return true;
-        }
-        cause = err.source();
-    }
-    false
+        text.contains("broken pipe") || text.contains("connection reset")
+    })
 }
 
 /// Whether an `E` is in `status`'s chain of causes.
-pub(crate) fn caused_by<E: std::error::Error + 'static>(status: &Status) -> bool {
-    let mut cause = std::error::Error::source(status);
-    while let Some(err) = cause {
-        if err.is::<E>() {
-            return true;
-        }
-        cause = err.source();
-    }
-    false
+pub(crate) fn caused_by<E: Error + 'static>(status: &Status) -> bool {
+    under(status).any(|err| err.is::<E>())
 }
 
 /// A status the channel made up (it could not reach the backend): its
 /// message gains the upstream and the underlying causes, which tonic keeps
 /// only in the error chain.
 fn explain(status: Status, name: &str, url: &str) -> Status {
-    let Some(source) = std::error::Error::source(&status) else {
+    let Some(source) = Error::source(&status) else {
         return status;
     };
     let mut message = format!("upstream `{name}` ({url}): {}", status.message());
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
-    while let Some(err) = cause {
-        let text = err.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = err.source();
-    }
+    append_causes(&mut message, Some(source));
     Status::new(status.code(), message)
 }
 
@@ -113,7 +104,7 @@ impl Upstream {
         {
             return CallError::TooLarge(self.max_message_bytes);
         }
-        let made_by_channel = std::error::Error::source(&status).is_some();
+        let made_by_channel = Error::source(&status).is_some();
         // The channel's own timer (the client's `grpc-timeout` on a
         // passed-through call) ran out: the deadline, not an outage.
         if caused_by::<tonic::TimeoutExpired>(&status) {

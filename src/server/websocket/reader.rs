@@ -58,12 +58,8 @@ impl Expect {
 /// (413's RESOURCE_EXHAUSTED), a connection that broke (the client is
 /// gone), or a frame that breaks the protocol (INVALID_ARGUMENT).
 fn frame_error(err: &axum::Error, limit: usize) -> Stop {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cause {
-        if e.is::<std::io::Error>() {
-            return Stop::Gone;
-        }
-        cause = e.source();
+    if crate::upstream::chain(err).any(|e| e.is::<std::io::Error>()) {
+        return Stop::Gone;
     }
     let text = err.to_string();
     // Limitation: the WebSocket library's size error is told by its text

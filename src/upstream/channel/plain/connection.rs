@@ -119,17 +119,10 @@ pub(super) async fn connect(
 
 /// Whether a dial failed because its time ran out.
 fn timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(err);
-    while let Some(err) = cause {
-        if err
-            .downcast_ref::<std::io::Error>()
+    crate::upstream::chain(err).any(|err| {
+        err.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        cause = err.source();
-    }
-    false
+    })
 }
 
 /// Runs a connection until it ends, its peer stops answering pings, or

@@ -155,12 +155,7 @@ fn stop(stream: &mut SendStream<Bytes>, response_ended: bool) {
 /// server reads a request stream reset with CANCEL as a clean end, and
 /// would act on a call the gateway meant to abandon.
 fn reset_reason(err: &tonic::Status) -> h2::Reason {
-    let mut cause = std::error::Error::source(err);
-    while let Some(err) = cause {
-        if let Some(reason) = err.downcast_ref::<h2::Error>().and_then(h2::Error::reason) {
-            return reason;
-        }
-        cause = err.source();
-    }
-    h2::Reason::INTERNAL_ERROR
+    crate::upstream::under(err)
+        .find_map(|err| err.downcast_ref::<h2::Error>().and_then(h2::Error::reason))
+        .unwrap_or(h2::Reason::INTERNAL_ERROR)
 }
