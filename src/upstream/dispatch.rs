@@ -1,0 +1,355 @@
+//! Making calls on an upstream: the breaker's admission, an endpoint
+//! from the balancer, a unary call's tries within its deadline and retry
+//! budget, and calls of any shape opened or passed through.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use tokio::time::Instant;
+use tokio_stream::Stream;
+use tonic::codec::{CompressionEncoding, Streaming};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Status};
+
+use super::balance::{Lease, Outcome};
+use super::breaker::{InFlight, Pending};
+use super::call::Hold;
+use super::causes::{broken, caused_by};
+use super::codec::{CallCodec, Outgoing};
+use super::retry::Failure;
+use super::{
+    Call, CallError, Channel, Hints, Opened, Passage, Reply, Responses, Upstream, Way, metadata,
+};
+
+/// The message of a try whose deadline passed (told apart from a
+/// backend's own `DEADLINE_EXCEEDED`).
+const EXPIRED: &str = "the call's deadline passed before the upstream answered";
+
+impl Upstream {
+    /// Makes a unary call, keeping response headers and trailers apart.
+    /// The deadline covers the whole call, retries included.
+    pub async fn unary(&self, call: Call) -> Result<Reply, CallError> {
+        let upstream = self.target(call.hints);
+        let timeout = call.timeout;
+        // Taken before `within` starts its timer, so that the try's own
+        // timer (which records the endpoint's failure) fires first.
+        let deadline = timeout.map(|t| Instant::now() + t);
+        // Boxed once here: the tries' state runs to KiBs, and every layer
+        // that awaits it (this one, the timeout, the REST handler) would
+        // otherwise copy it along.
+        let tries = Box::pin(upstream.unary_tries(call, deadline));
+        match upstream.within(timeout, tries).await {
+            Err(CallError::Status(status)) if status.message() == EXPIRED => {
+                Err(CallError::DeadlineExceeded(timeout.unwrap_or_default()))
+            }
+            other => other,
+        }
+    }
+
+    /// A unary call's tries: on another endpoint when one could not be
+    /// reached, again when an idempotent call failed as the policy names,
+    /// within the retry budget.
+    async fn unary_tries(&self, call: Call, deadline: Option<Instant>) -> Result<Reply, Status> {
+        let Call {
+            path,
+            message,
+            metadata,
+            timeout: _,
+            hints,
+            idempotent,
+        } = call;
+        let _admitted = self.admit()?;
+        self.retry.deposit();
+        let mut attempt = 1;
+        let mut tried = Vec::new();
+        loop {
+            let lease = self.lease(hints.hash, &tried).await?;
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let exchange = self.exchange(
+                &lease,
+                path.clone(),
+                metadata.clone(),
+                left,
+                message.clone(),
+            );
+            let result = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, exchange).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        // No answer in time: a hung backend looks like
+                        // this, and counts against its endpoint.
+                        self.record(&lease, Outcome::Failed);
+                        return Err(Status::deadline_exceeded(EXPIRED));
+                    }
+                },
+                None => exchange.await,
+            };
+            let status = match result {
+                Ok(reply) => {
+                    self.record(&lease, Outcome::Answered);
+                    return Ok(reply);
+                }
+                Err(status) => status,
+            };
+            let failure = if caused_by::<tonic::ConnectError>(&status) {
+                self.record(&lease, Outcome::Failed);
+                Failure::NotSent
+            } else if broken(&status) {
+                self.record(&lease, Outcome::Failed);
+                Failure::Broken
+            } else if caused_by::<tonic::TimeoutExpired>(&status) {
+                // The channel's own timer for the `grpc-timeout` sent.
+                self.record(&lease, Outcome::Failed);
+                return Err(status);
+            } else {
+                self.record(&lease, Outcome::of(status.code()));
+                Failure::Answered(status.code())
+            };
+            tried.extend(lease.address());
+            drop(lease);
+            let Some(wait) = self.retry.next(attempt, failure, idempotent) else {
+                return Err(status);
+            };
+            tracing::debug!(upstream = %self.name, attempt, ?failure, ?wait, "Trying the call again");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One unary exchange on `lease`'s endpoint.
+    async fn exchange(
+        &self,
+        lease: &Lease,
+        path: PathAndQuery,
+        metadata: MetadataMap,
+        timeout: Option<Duration>,
+        message: Bytes,
+    ) -> Result<Reply, Status> {
+        let request = tokio_stream::once(Outgoing::Message(message));
+        let (headers, mut stream) = self
+            .start(lease.channel(), path, metadata, timeout, request)
+            .await?;
+        let message = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::internal("upstream sent no response message"))?;
+        let trailers = stream.trailers().await?.unwrap_or_default();
+        Ok(Reply {
+            headers,
+            message,
+            trailers,
+        })
+    }
+
+    /// Opens a call of any shape: `requests` are sent as they come (the
+    /// call half-closes when they end); the response headers are awaited
+    /// (within the deadline) and the response messages left to the caller.
+    /// A streamed call is not tried again: its requests are gone once
+    /// sent.
+    pub async fn open<S>(
+        &self,
+        path: PathAndQuery,
+        metadata: MetadataMap,
+        timeout: Option<Duration>,
+        hints: Hints,
+        requests: S,
+    ) -> Result<Opened, CallError>
+    where
+        S: Stream<Item = Outgoing> + Send + 'static,
+    {
+        let upstream = self.target(hints);
+        upstream
+            .within(
+                timeout,
+                upstream.open_here(path, metadata, timeout, hints, requests),
+            )
+            .await
+    }
+
+    async fn open_here<S>(
+        &self,
+        path: PathAndQuery,
+        metadata: MetadataMap,
+        timeout: Option<Duration>,
+        hints: Hints,
+        requests: S,
+    ) -> Result<Opened, Status>
+    where
+        S: Stream<Item = Outgoing> + Send + 'static,
+    {
+        let (in_flight, mut pending) = self.admit()?;
+        let lease = self.lease(hints.hash, &[]).await?;
+        let opened = self
+            .start(lease.channel(), path, metadata, timeout, requests)
+            .await;
+        pending.answered();
+        match opened {
+            Ok((headers, stream)) => {
+                self.record(&lease, Outcome::Answered);
+                Ok(Opened {
+                    headers,
+                    stream: Responses {
+                        inner: stream,
+                        _hold: Hold {
+                            _lease: lease,
+                            _in_flight: in_flight,
+                        },
+                    },
+                })
+            }
+            Err(status) => {
+                let outcome = if caused_by::<tonic::ConnectError>(&status) {
+                    Outcome::Failed
+                } else {
+                    Outcome::of(status.code())
+                };
+                self.record(&lease, outcome);
+                Err(status)
+            }
+        }
+    }
+
+    /// A way for one call passed through as it is (a gRPC client's own
+    /// call): an endpoint, held with the breaker's count until the
+    /// returned [`Passage`] is dropped.
+    pub async fn passage(&self, hints: Hints) -> Result<Passage, Status> {
+        let (in_flight, pending) = self.admit()?;
+        let lease = self.lease(hints.hash, &[]).await?;
+        Ok(Passage {
+            upstream: self.clone(),
+            pending,
+            hold: Hold {
+                _lease: lease,
+                _in_flight: in_flight,
+            },
+        })
+    }
+
+    /// A channel to one endpoint, for the gateway's own calls (reflection),
+    /// waiting for a pool's first round.
+    pub async fn any_channel(&self) -> Result<Channel, Status> {
+        Ok(self.lease(None, &[]).await?.channel())
+    }
+
+    /// The breaker's admission of one call (nothing to count without one).
+    fn admit(&self) -> Result<(Option<InFlight>, Pending), Status> {
+        match &self.breaker {
+            Some(breaker) => breaker
+                .admit(&self.name)
+                .map(|(in_flight, pending)| (Some(in_flight), pending)),
+            None => Ok((None, Pending::default())),
+        }
+    }
+
+    /// An endpoint for one call: a pool with no endpoint in the rotation
+    /// fails it at once.
+    async fn lease(
+        &self,
+        hash: Option<u64>,
+        avoid: &[std::net::SocketAddr],
+    ) -> Result<Lease, Status> {
+        let (balancer, pool) = match &self.way {
+            Way::One(channel) => return Ok(Lease::single(channel.clone())),
+            Way::Pool(balancer, pool) => (balancer, pool),
+        };
+        if !pool.is_settled() {
+            pool.settled().await;
+        }
+        balancer.pick(hash, avoid).ok_or_else(|| {
+            let known = pool.shown.known.load(std::sync::atomic::Ordering::Relaxed);
+            let why = if known == 0 {
+                match &pool.registry {
+                    Some(registry)
+                        if !pool
+                            .shown
+                            .registry_answered
+                            .load(std::sync::atomic::Ordering::Relaxed) =>
+                    {
+                        format!("{registry} has not answered yet")
+                    }
+                    Some(registry) => format!("{registry} lists no instance"),
+                    None => "its host names resolve to no address".to_owned(),
+                }
+            } else {
+                format!("{known} known, none passing its checks")
+            };
+            Status::unavailable(format!(
+                "upstream `{}` has no endpoint in the rotation ({why})",
+                self.name
+            ))
+        })
+    }
+
+    /// Tells the balancer how a call on `lease` went.
+    pub(super) fn record(&self, lease: &Lease, outcome: Outcome) {
+        // Read first: a store on every call would bounce the cache line
+        // between cores.
+        if outcome == Outcome::Answered && !self.answered.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.answered
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Way::Pool(balancer, _) = &self.way {
+            balancer.record(lease, outcome);
+        }
+    }
+
+    async fn start<S>(
+        &self,
+        channel: Channel,
+        path: PathAndQuery,
+        mut metadata: MetadataMap,
+        timeout: Option<Duration>,
+        requests: S,
+    ) -> Result<(MetadataMap, Streaming<Bytes>), Status>
+    where
+        S: Stream<Item = Outgoing> + Send + 'static,
+    {
+        if let Some(timeout) = timeout
+            && let Ok(mut value) = MetadataValue::try_from(metadata::format_grpc_timeout(timeout))
+        {
+            // The time left differs on every call: indexed, each value
+            // would take a new slot in both sides' HPACK tables and push
+            // out the headers that do repeat.
+            value.set_sensitive(true);
+            metadata.insert("grpc-timeout", value);
+        }
+        let request = tonic::Request::from_parts(metadata, Default::default(), requests);
+        let mut grpc = tonic::client::Grpc::new(channel)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .max_decoding_message_size(self.max_message_bytes);
+        if let Some(encoding) = self.send_compressed {
+            grpc = grpc.send_compressed(encoding);
+        }
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("upstream is not ready: {e}")))?;
+        // The streaming call keeps headers and trailers apart (tonic's
+        // unary call merges them); on the wire every shape is the same.
+        let response = grpc.streaming(request, path, CallCodec).await?;
+        let (headers, stream, _) = response.into_parts();
+        Ok((headers, stream))
+    }
+
+    /// Runs `exchange` within `timeout`, classifying its failure.
+    async fn within<T>(
+        &self,
+        timeout: Option<Duration>,
+        exchange: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, CallError> {
+        let Some(timeout) = timeout else {
+            return exchange.await.map_err(|s| self.classify(s));
+        };
+        let start = Instant::now();
+        match tokio::time::timeout(timeout, exchange).await {
+            // tonic reports its own expiry of `grpc-timeout` as CANCELLED.
+            Ok(Err(status)) if status.code() == Code::Cancelled && start.elapsed() >= timeout => {
+                Err(CallError::DeadlineExceeded(timeout))
+            }
+            Ok(result) => result.map_err(|s| self.classify(s)),
+            Err(_) => Err(CallError::DeadlineExceeded(timeout)),
+        }
+    }
+}
