@@ -15,7 +15,9 @@
 //! ```
 
 mod de;
+mod file;
 mod listener;
+mod placement;
 mod policy;
 mod upstream;
 mod validate;
@@ -23,8 +25,7 @@ mod yaml;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,7 +35,9 @@ use serde::Deserialize;
 use crate::descriptor::Sources;
 use crate::transcode::{JsonOptions, UnknownParams};
 
+pub use file::Origin;
 pub use listener::{ClientAuth, ListenerTls};
+pub(crate) use placement::service_score;
 pub use policy::{
     Balance, BalancePolicy, Canary, CircuitBreaker, EndpointConfig, OutlierDetection, RetryPolicy,
     code_named,
@@ -401,15 +404,6 @@ pub enum ConfigError {
     BadUrl(String),
 }
 
-/// A config file and its text.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    /// The file.
-    pub path: PathBuf,
-    /// Its text as read.
-    pub text: Arc<str>,
-}
-
 /// ` file:line: ` when the setting is found in the file, ` file: ` when
 /// not, `: ` without a file.
 fn located_setting(origin: Option<&Origin>, key: &str) -> String {
@@ -442,26 +436,6 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads a YAML file; relative paths in it are relative to its folder.
-    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut config = Config::from_yaml(&text).map_err(|error| ConfigError::Invalid {
-            path: path.to_owned(),
-            error,
-        })?;
-        if let Some(base) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            config.rebase(base);
-        }
-        config.origin = Some(Origin {
-            path: path.to_owned(),
-            text: text.into(),
-        });
-        Ok(config)
-    }
-
     /// Makes `url` the default upstream (the one serving every service no
     /// other upstream claims), replacing the configured default, if any:
     /// what `--upstream` does.
@@ -479,97 +453,6 @@ impl Config {
         Ok(())
     }
 
-    fn rebase(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        self.descriptor_sets.iter_mut().for_each(fix);
-        if let Some(tls) = &mut self.tls {
-            tls.rebase(base);
-        }
-        self.include_paths.iter_mut().for_each(fix);
-        for proto in &mut self.protos {
-            // A proto named relative to an import path (as `--proto` takes
-            // it with `-I`) stays a name to resolve there.
-            let in_includes = || {
-                self.include_paths
-                    .iter()
-                    .any(|dir| dir.join(&*proto).is_file())
-            };
-            if proto.is_relative() && !base.join(&*proto).exists() && in_includes() {
-                continue;
-            }
-            fix(proto);
-        }
-        for upstream in self.upstreams.values_mut() {
-            if let Some(tls) = &mut upstream.tls {
-                for p in [&mut tls.ca_file, &mut tls.cert_file, &mut tls.key_file]
-                    .into_iter()
-                    .flatten()
-                {
-                    fix(p);
-                }
-            }
-        }
-    }
-
-    /// Names of the upstreams without `services`.
-    /// Upstreams that would each take every unclaimed service: those
-    /// without `services`, except reflecting ones, which serve what their
-    /// reflection lists.
-    fn default_upstreams(&self) -> Vec<&str> {
-        self.upstreams
-            .iter()
-            .filter(|(name, u)| {
-                u.services.is_empty()
-                    && u.descriptors == DescriptorSource::Files
-                    && !self.is_canary(name)
-            })
-            .map(|(name, _)| name.as_str())
-            .collect()
-    }
-
-    /// Whether upstream `name` is another's canary: it takes that one's
-    /// share of calls and claims no services of its own unless it lists
-    /// them.
-    pub fn is_canary(&self, name: &str) -> bool {
-        self.upstreams
-            .values()
-            .any(|u| u.canary.as_ref().is_some_and(|c| c.upstream == name))
-    }
-
-    /// The files a change to which calls for a reload: the config file,
-    /// descriptor sets, `.proto` files (those named directly; imports
-    /// found on include paths are not watched), the listener's TLS files
-    /// and upstream TLS files.
-    pub fn watched_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self.origin.iter().map(|o| o.path.clone()).collect();
-        files.extend(self.descriptor_sets.iter().cloned());
-        files.extend(self.tls.iter().flat_map(ListenerTls::files).cloned());
-        for proto in &self.protos {
-            let found = std::iter::once(proto.clone())
-                .chain(self.include_paths.iter().map(|dir| dir.join(proto)))
-                .find(|p| p.is_file());
-            files.extend(found);
-        }
-        let tls = self
-            .upstreams
-            .values()
-            .filter_map(|u| u.tls.as_ref())
-            .chain(self.routes.iter().filter_map(|r| r.tls.as_ref()));
-        for tls in tls {
-            files.extend(
-                [&tls.ca_file, &tls.cert_file, &tls.key_file]
-                    .into_iter()
-                    .flatten()
-                    .cloned(),
-            );
-        }
-        files
-    }
-
     /// The descriptor sources.
     pub fn sources(&self) -> Sources {
         Sources {
@@ -585,60 +468,6 @@ impl Config {
                 .collect(),
             reflected: Vec::new(),
         }
-    }
-
-    /// The upstream serving `service`: listed by full name, else by the
-    /// longest matching `pkg.*` pattern, else the default upstream.
-    pub fn upstream_for(&self, service: &str) -> Option<&str> {
-        self.claimed_by(service).or_else(|| self.default_upstream())
-    }
-
-    /// The upstream whose `services` name `service` (by full name, else
-    /// the longest matching `pkg.*` pattern).
-    pub fn claimed_by(&self, service: &str) -> Option<&str> {
-        let mut best: Option<(&str, usize)> = None;
-        for (name, upstream) in &self.upstreams {
-            for pattern in &upstream.services {
-                let score = service_score(pattern, service);
-                if score > best.map_or(0, |(_, s)| s) {
-                    best = Some((name, score));
-                }
-            }
-        }
-        best.map(|(name, _)| name)
-    }
-
-    /// The upstream without `services`, which serves what no other claims
-    /// (or what reflection did not place).
-    pub fn default_upstream(&self) -> Option<&str> {
-        if let Some(name) = self.default_upstreams().first() {
-            return Some(name);
-        }
-        // Only reflecting upstreams lack `services`: one of them alone is
-        // still the default (for services of the files).
-        let mut open = self.upstreams.iter().filter(|(_, u)| u.services.is_empty());
-        match (open.next(), open.next()) {
-            (Some((name, _)), None) => Some(name.as_str()),
-            _ => None,
-        }
-    }
-}
-
-/// How well a `services` entry matches a service: 0 not at all, the full
-/// name best, then longer `pkg.*` prefixes before shorter ones and `*`.
-pub(crate) fn service_score(pattern: &str, service: &str) -> usize {
-    if pattern == service {
-        usize::MAX
-    } else if pattern == "*" {
-        1
-    } else if let Some(prefix) = pattern.strip_suffix('*') {
-        if service.starts_with(prefix) {
-            prefix.len() + 1
-        } else {
-            0
-        }
-    } else {
-        0
     }
 }
 

@@ -20,7 +20,7 @@ fn assert_at(err: &YamlError, key: &str, line: u64) {
 }
 
 /// A fresh folder under the system temp folder.
-fn tempdir() -> PathBuf {
+pub(super) fn tempdir() -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
@@ -29,7 +29,7 @@ fn tempdir() -> PathBuf {
     dir
 }
 
-fn upstream(url: &str, services: &[&str]) -> UpstreamConfig {
+pub(super) fn upstream(url: &str, services: &[&str]) -> UpstreamConfig {
     UpstreamConfig {
         services: services.iter().map(|s| (*s).to_owned()).collect(),
         ..UpstreamConfig::new(url)
@@ -350,23 +350,7 @@ fn key_paths_quote_keys_with_dots() {
     assert_eq!(yaml::dotted(&track.path()), "a.\"b.c\"[1].d");
 }
 
-// Files.
-
-#[test]
-fn file_error_names_file_line_column_and_key() {
-    let dir = tempdir();
-    let path = dir.join("gateway.yaml");
-    std::fs::write(&path, "upstreams:\n  books:\n    url: ftp://x\n").unwrap();
-    let err = Config::from_file(&path).expect_err("bad url");
-    let text = err.to_string();
-    assert!(
-        text.starts_with(&format!(
-            "invalid config {}:3:10: upstreams.books.url: ",
-            path.display()
-        )),
-        "{text}"
-    );
-}
+// Where in its file a setting is.
 
 /// Checks after parsing (bounds, settings that must fit together) name
 /// the file and the line of the setting, like parse errors do.
@@ -428,59 +412,6 @@ fn keys_are_found_by_indentation() {
     assert_eq!(yaml::line_of(list, "routes[2]"), None);
     let flush = "routes:\n- prefix: /a/\n  upstream: x\n- prefix: /b/\nother: 1\n";
     assert_eq!(yaml::line_of(flush, "routes[1]"), Some(4));
-}
-
-#[test]
-fn missing_file_is_named() {
-    let path = tempdir().join("absent.yaml");
-    let err = Config::from_file(&path).expect_err("missing");
-    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
-    assert!(
-        err.to_string().contains(&path.display().to_string()),
-        "{err}"
-    );
-}
-
-#[test]
-fn relative_paths_are_relative_to_the_file() {
-    let dir = tempdir();
-    let path = dir.join("gateway.yaml");
-    std::fs::write(
-        &path,
-        "descriptor_sets: [api.pb, /abs/other.pb]\nprotos: [protos/a.proto]\ninclude_paths: [protos]\n\
-         upstreams:\n  a:\n    url: https://127.0.0.1:1\n    tls: { ca_file: ca.pem }\n",
-    )
-    .unwrap();
-    let config = Config::from_file(&path).expect("parses");
-    assert_eq!(
-        config.descriptor_sets,
-        [dir.join("api.pb"), PathBuf::from("/abs/other.pb")]
-    );
-    assert_eq!(config.protos, [dir.join("protos/a.proto")]);
-    assert_eq!(config.include_paths, [dir.join("protos")]);
-    let tls = config.upstreams["a"].tls.as_ref().expect("tls");
-    assert_eq!(tls.ca_file.as_deref(), Some(dir.join("ca.pem").as_path()));
-}
-
-#[test]
-fn proto_named_relative_to_an_include_path_stays_a_name() {
-    let dir = tempdir();
-    std::fs::create_dir_all(dir.join("protos")).unwrap();
-    std::fs::write(dir.join("protos/a.proto"), "syntax = \"proto3\";\n").unwrap();
-    let path = dir.join("gateway.yaml");
-    std::fs::write(&path, "protos: [a.proto]\ninclude_paths: [protos]\n").unwrap();
-    let config = Config::from_file(&path).expect("parses");
-    assert_eq!(config.protos, [PathBuf::from("a.proto")]);
-    assert_eq!(config.include_paths, [dir.join("protos")]);
-}
-
-#[test]
-fn missing_proto_is_still_rebased_so_the_error_names_the_full_path() {
-    let dir = tempdir();
-    let path = dir.join("gateway.yaml");
-    std::fs::write(&path, "protos: [absent.proto]\n").unwrap();
-    let config = Config::from_file(&path).expect("parses");
-    assert_eq!(config.protos, [dir.join("absent.proto")]);
 }
 
 // Flags on top of the file.
@@ -568,51 +499,6 @@ fn validate_names_a_bad_method_timeout() {
         err.contains("timeouts.methods") && err.contains("`pkg.Service`"),
         "{err}"
     );
-}
-
-// Which upstream serves a service.
-
-#[test]
-fn upstream_for_prefers_exact_then_longest_pattern_then_default() {
-    let mut config = Config::default();
-    config
-        .upstreams
-        .insert("exact".into(), upstream("http://127.0.0.1:1", &["a.b.Svc"]));
-    config
-        .upstreams
-        .insert("short".into(), upstream("http://127.0.0.1:2", &["a.*"]));
-    config
-        .upstreams
-        .insert("long".into(), upstream("http://127.0.0.1:3", &["a.b.*"]));
-    config
-        .upstreams
-        .insert("fallback".into(), upstream("http://127.0.0.1:4", &[]));
-    assert_eq!(config.upstream_for("a.b.Svc"), Some("exact"));
-    assert_eq!(config.upstream_for("a.b.Other"), Some("long"));
-    assert_eq!(config.upstream_for("a.c.Other"), Some("short"));
-    assert_eq!(config.upstream_for("z.Other"), Some("fallback"));
-}
-
-#[test]
-fn upstream_for_is_none_without_a_default() {
-    let mut config = Config::default();
-    config
-        .upstreams
-        .insert("only".into(), upstream("http://127.0.0.1:1", &["a.Svc"]));
-    assert_eq!(config.upstream_for("b.Svc"), None);
-}
-
-#[test]
-fn star_pattern_loses_to_any_package_pattern() {
-    let mut config = Config::default();
-    config
-        .upstreams
-        .insert("all".into(), upstream("http://127.0.0.1:1", &["*"]));
-    config
-        .upstreams
-        .insert("pkg".into(), upstream("http://127.0.0.1:2", &["a.*"]));
-    assert_eq!(config.upstream_for("a.Svc"), Some("pkg"));
-    assert_eq!(config.upstream_for("b.Svc"), Some("all"));
 }
 
 // Route groups.
