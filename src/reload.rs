@@ -27,20 +27,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use futures_util::future::join_all;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::descriptor::Reflected;
-use crate::descriptor::reflection;
 use crate::server::Gateway;
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::tls::{ServerTls, Staged};
-use crate::upstream::{ChannelSettings, Upstream};
 
+mod reflect;
 mod watching;
+use reflect::reflect;
+pub use reflect::sources_now;
 use watching::Watching;
 
 /// Produces the config to load: the file read again, flags applied.
@@ -464,19 +464,6 @@ impl Reloader {
     }
 }
 
-/// `config`'s sources with what its reflecting upstreams send now; an
-/// error names every one that does not answer.
-pub async fn sources_now(config: &Config) -> Result<crate::descriptor::Sources, String> {
-    let mut sources = config.sources();
-    let asked = reflect(config, None, &sources.reflecting, config.reflection.timeout).await;
-    if !asked.failed.is_empty() {
-        let errors: Vec<String> = asked.failed.iter().map(|(_, err)| err.clone()).collect();
-        return Err(errors.join("\n"));
-    }
-    sources.reflected = asked.reflected;
-    Ok(sources)
-}
-
 /// Reflecting upstreams in `config` that have never answered.
 fn waiting_for(config: &Config, cache: &Cache) -> Vec<String> {
     config
@@ -485,55 +472,6 @@ fn waiting_for(config: &Config, cache: &Cache) -> Vec<String> {
         .into_iter()
         .filter(|name| !cache.reflected.contains_key(name))
         .collect()
-}
-
-/// What asking reflecting upstreams brought.
-struct Asked {
-    reflected: Vec<Reflected>,
-    /// Upstream name and why it did not answer.
-    failed: Vec<(String, String)>,
-}
-
-/// Asks the reflecting upstreams `names` of `config` at once, each within
-/// `timeout`.
-async fn reflect(
-    config: &Config,
-    previous: Option<&Snapshot>,
-    names: &[String],
-    timeout: Duration,
-) -> Asked {
-    // The snapshot's settings, so that the upstream's channel (and its
-    // connection) is shared; the reflection client sets its own limit on
-    // answer size.
-    let settings = ChannelSettings::of(config);
-    let asks = names.iter().filter_map(|name| {
-        let upstream_config = config.upstreams.get(name)?;
-        let old = previous.and_then(|p| p.upstreams.iter().find(|u| u.name() == name));
-        let upstream = Upstream::reuse_or_new(old, name, upstream_config, &settings);
-        Some(async move {
-            let result = match upstream {
-                Ok(upstream) => match upstream.any_channel().await {
-                    Ok(channel) => reflection::fetch(name, channel, timeout)
-                        .await
-                        .map_err(|err| format!("{err} [url {}]", upstream_config.url)),
-                    Err(status) => Err(status.message().to_owned()),
-                },
-                Err(err) => Err(err.to_string()),
-            };
-            (name.clone(), result)
-        })
-    });
-    let mut asked = Asked {
-        reflected: Vec::new(),
-        failed: Vec::new(),
-    };
-    for (name, result) in join_all(asks).await {
-        match result {
-            Ok(reflected) => asked.reflected.push(reflected),
-            Err(err) => asked.failed.push((name, err)),
-        }
-    }
-    asked
 }
 
 /// Builds a snapshot on the blocking pool: compiling `.proto` files and
