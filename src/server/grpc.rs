@@ -16,9 +16,12 @@
 //! `grpc-timeout` passing is DEADLINE_EXCEEDED. Response messages larger
 //! than `limits.max_response_bytes` end the call with RESOURCE_EXHAUSTED
 //! (their length prefixes are read as they stream by; nothing is held).
+//!
+//! This module takes the calls in: it tells the flavors apart, refuses
+//! what no gRPC server could take and readies gRPC-Web for tonic-web;
+//! `passthrough` forwards a call to its upstream and relays the answer.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,18 +31,13 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, header};
 use http_body::Frame;
-use parking_lot::Mutex;
 use tonic::Status;
 use tower::{Layer as _, Service, ServiceExt as _};
 
-use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
-use crate::upstream::{CallError, Upstream, metadata};
 
-use super::rest::ClientAddr;
-
-mod relay;
-use relay::Relay;
+mod passthrough;
+use passthrough::Passthrough;
 
 /// How a request speaks gRPC, by its content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,176 +325,6 @@ impl http_body::Body for TranslatedBody {
     }
 }
 
-/// Forwards a gRPC request to its service's upstream.
-#[derive(Debug, Clone)]
-struct Passthrough {
-    snapshot: Arc<Snapshot>,
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// The first failure of a request body, kept for the call's answer.
-type Slot = Arc<Mutex<Option<Status>>>;
-
-impl Service<Request<tonic::body::Body>> for Passthrough {
-    type Response = Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
-        let snapshot = Arc::clone(&self.snapshot);
-        Box::pin(async move {
-            let service = request
-                .uri()
-                .path()
-                .trim_start_matches('/')
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            // A group's upstream, else the one serving the service.
-            let group = request
-                .extensions()
-                .get::<super::group::GroupPolicy>()
-                .map(|p| p.upstream);
-            let Some(upstream) = group
-                .or_else(|| snapshot.services.find(&service))
-                .map(|i| &snapshot.upstreams[i])
-            else {
-                let status = Status::unimplemented(format!("no upstream serves {service}"));
-                return Ok(status.into_http());
-            };
-            let timeout = request
-                .headers()
-                .get("grpc-timeout")
-                .and_then(metadata::parse_grpc_timeout);
-            prepare(&mut request);
-            let failed = Slot::default();
-            let request = request.map(|inner| {
-                tonic::body::Body::new(Watched {
-                    inner,
-                    slot: Arc::clone(&failed),
-                })
-            });
-            let hints = upstream.hints(request.headers());
-            let upstream = upstream.target(hints);
-            let mut passage = match upstream.passage(hints).await {
-                Ok(passage) => passage,
-                Err(status) => return Ok(status.into_http()),
-            };
-            let started = tokio::time::Instant::now();
-            let result = passage.channel().oneshot(request).await;
-            tracing::debug!(%service, upstream = upstream.name(), micros = started.elapsed().as_micros() as u64, ok = result.is_ok(), "gRPC passthrough");
-            let response = match result {
-                Ok(response) => {
-                    // A status in the head ends the call there
-                    // (trailers-only); otherwise the backend answered.
-                    let code = response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<i32>().ok())
-                        .map_or(tonic::Code::Ok, tonic::Code::from);
-                    passage.answered(Some(code));
-                    response
-                }
-                Err(err) => {
-                    // The client's own failures (its body, its deadline)
-                    // say nothing about the endpoint.
-                    let theirs = failed.lock().is_some() || expired(&*err);
-                    passage.answered(theirs.then_some(tonic::Code::Cancelled));
-                    return Ok(failure(upstream, &service, &failed, timeout, err));
-                }
-            };
-            let limit = snapshot.limits.max_response_bytes;
-            Ok(response.map(|inner| {
-                tonic::body::Body::new(Relay::new(inner, upstream.name(), limit, failed, passage))
-            }))
-        })
-    }
-}
-
-/// The answer to a call whose response head never came: the client's own
-/// failure (its body), its deadline passing, or the upstream's failure —
-/// only the last is logged as a warning.
-fn failure(
-    upstream: &Upstream,
-    service: &str,
-    failed: &Slot,
-    timeout: Option<std::time::Duration>,
-    err: Box<dyn std::error::Error + Send + Sync>,
-) -> Response<tonic::body::Body> {
-    if let Some(status) = failed.lock().take() {
-        tracing::debug!(%service, error = %status.message(), "gRPC request body failed");
-        return status.into_http();
-    }
-    if expired(&*err) {
-        let within = timeout.map_or_else(String::new, |t| format!(" of {t:?}"));
-        let status = Status::deadline_exceeded(format!(
-            "deadline exceeded: upstream `{}` did not answer within the call's grpc-timeout{within}",
-            upstream.name()
-        ));
-        tracing::debug!(%service, upstream = upstream.name(), "gRPC passthrough deadline exceeded");
-        return status.into_http();
-    }
-    let status = upstream_status(upstream, Status::from_error(err));
-    tracing::warn!(%service, upstream = upstream.name(), error = %status.message(), "gRPC passthrough failed");
-    status.into_http()
-}
-
-/// Whether tonic's channel gave up because the `grpc-timeout` passed.
-fn expired(err: &(dyn std::error::Error + 'static)) -> bool {
-    // Error chains are short; 32 links is far more than tonic builds.
-    crate::upstream::chain(err)
-        .take(32)
-        .any(|err| err.is::<tonic::TimeoutExpired>())
-}
-
-/// A status the channel made up, as the client should see it.
-fn upstream_status(upstream: &Upstream, status: Status) -> Status {
-    match upstream.classify(status) {
-        CallError::Status(status) => status,
-        // A peer that does not speak gRPC as configured: the call may
-        // work against another replica, as with a refused connection.
-        CallError::Protocol(message) => Status::unavailable(message),
-        other => {
-            let err = GatewayError::from(other);
-            Status::new(err.status().1, err.to_string())
-        }
-    }
-}
-
-/// A passthrough request body: its first failure is kept in `slot`, so
-/// the call ends with the client's status, not the reset that follows.
-struct Watched {
-    inner: tonic::body::Body,
-    slot: Slot,
-}
-
-impl http_body::Body for Watched {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let polled = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if let Some(Err(status)) = &polled {
-            self.slot.lock().get_or_insert_with(|| status.clone());
-        }
-        Poll::Ready(polled)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-}
-
 /// `status` as gRPC trailers.
 pub(super) fn trailers(status: &Status) -> HeaderMap {
     let mut map = HeaderMap::new();
@@ -504,43 +332,6 @@ pub(super) fn trailers(status: &Status) -> HeaderMap {
         map.insert(Status::GRPC_STATUS, HeaderValue::from(status.code() as i32));
     }
     map
-}
-
-/// Drops hop-by-hop headers, appends the client to `x-forwarded-for` and
-/// sets `x-forwarded-host` from `Host`, as for REST calls (a client's own
-/// `x-forwarded-host` is not trusted).
-fn prepare(request: &mut Request<tonic::body::Body>) {
-    let client = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
-    let authority = request.uri().authority().map(|a| a.as_str().to_owned());
-    let headers = request.headers_mut();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or(authority)
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
-        .and_then(|h| HeaderValue::from_str(&h).ok());
-    crate::upstream::strip_connection_headers(headers);
-    // The body may change length on the way (gRPC-Web text is base64):
-    // HTTP/2 frames it anyway, so no content-length goes along.
-    for name in ["host", "content-length", "x-forwarded-host"] {
-        headers.remove(name);
-    }
-    if let Some(host) = host {
-        headers.insert("x-forwarded-host", host);
-    }
-    let mut list: Vec<String> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .collect();
-    list.extend(client.map(|ip| ip.to_string()));
-    if let Ok(value) = HeaderValue::from_str(&list.join(", "))
-        && !list.is_empty()
-    {
-        headers.insert("x-forwarded-for", value);
-    }
 }
 
 /// `text` cut to `max` characters (and `...`): client-chosen names

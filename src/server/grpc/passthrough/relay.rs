@@ -8,7 +8,8 @@ use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 use tonic::{Code, Status};
 
-use super::{Slot, trailers};
+use super::Slot;
+use crate::server::grpc::trailers;
 
 /// A passthrough response body on its way to the client. It reads each
 /// message's length prefix as the bytes stream by (nothing is held but a
