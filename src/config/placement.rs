@@ -41,10 +41,9 @@ impl Config {
         }
     }
 
-    /// Names of the upstreams without `services`.
-    /// Upstreams that would each take every unclaimed service: those
-    /// without `services`, except reflecting ones, which serve what their
-    /// reflection lists.
+    /// Names of the upstreams that would each take every unclaimed
+    /// service: those without `services`, except reflecting ones, which
+    /// serve what their reflection lists.
     pub(super) fn default_upstreams(&self) -> Vec<&str> {
         self.upstreams
             .iter()

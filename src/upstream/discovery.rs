@@ -11,7 +11,7 @@
 //!
 //! To add another registry (Consul, Nacos, Kubernetes Endpoints, ...):
 //!
-//! 1. Write its config struct in `src/config.rs` beside
+//! 1. Write its config struct in `src/config/upstream.rs` beside
 //!    [`EtcdDiscovery`](crate::config::EtcdDiscovery) (serde `Deserialize`,
 //!    `deny_unknown_fields`, a doc comment on every field), and add a
 //!    variant for it where the upstream config picks its discovery source.
