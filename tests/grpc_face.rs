@@ -112,6 +112,57 @@ async fn client_deadline_is_deadline_exceeded() {
     assert_eq!(response.headers()["grpc-status"], "4");
 }
 
+/// A malformed `grpc-timeout` on a passed-through call is the client's
+/// mistake, answered INVALID_ARGUMENT for gRPC and gRPC-Web alike, and
+/// never sent on: the upstream connection is shared, and grpcio, meeting
+/// one on it, went on refusing the valid deadlines of later calls.
+#[tokio::test]
+async fn malformed_client_deadline_stops_at_the_gateway() {
+    let (backend, gateway) = setup(|_| {}).await;
+    for bad in ["1x", "soon", "123456789S", "-5m", "5"] {
+        let got = call(
+            gateway.addr(),
+            "/kitchen.v1.Kitchen/Echo",
+            &[("grpc-timeout", bad)],
+            support::envelope(0, &sink("hi")),
+        )
+        .await;
+        assert_eq!(got.status.as_deref(), Some("3"), "{bad}: {got:?}");
+        assert!(got.message.contains("grpc-timeout"), "{bad}: {got:?}");
+
+        let response = support::http1()
+            .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+            .header("content-type", "application/grpc-web+proto")
+            .header("grpc-timeout", bad)
+            .body(support::envelope(0, &sink("hi")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{bad}");
+        assert_eq!(response.headers()["grpc-status"], "3", "{bad}");
+    }
+    assert!(backend.records().is_empty(), "{:?}", backend.records());
+
+    // A well-formed deadline goes on, and the call succeeds.
+    let got = call(
+        gateway.addr(),
+        "/kitchen.v1.Kitchen/Echo",
+        &[("grpc-timeout", "5S")],
+        support::envelope(0, &sink("hi")),
+    )
+    .await;
+    assert_eq!(got.status.as_deref(), Some("0"), "{got:?}");
+    let sent = backend.last();
+    let sent = sent
+        .metadata
+        .get("grpc-timeout")
+        .expect("the deadline went on");
+    assert!(
+        sent.to_str().unwrap().ends_with(['S', 'm', 'u', 'n']),
+        "{sent:?}"
+    );
+}
+
 /// A gRPC-Web call over HTTP/1.1 loses its hop-by-hop headers on the
 /// way, those its `Connection` names included; `TE: Trailers` in any case
 /// does not fail the call.

@@ -12,8 +12,16 @@ use serde::de::{Deserializer, Error, MapAccess, SeqAccess, Visitor};
 
 /// A duration such as `5s`, `250ms` or `1m 30s`, or a number of seconds;
 /// never zero (every duration in the config is a timeout, interval or
-/// period, none of which means anything at zero).
+/// period, none of which means anything at zero), and at most
+/// [`MAX_DURATION`].
 struct Seconds(Duration);
+
+/// The longest duration the config takes: ten years (of 365.25 days, as
+/// `10 years` reads). Every duration
+/// becomes a point in time (a deadline, the next tick) by adding it to
+/// the clock, which overflows for the largest ones; a longer timeout
+/// means nothing a shorter one does not.
+const MAX_DURATION: Duration = Duration::from_secs(315_576_000);
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Seconds, D::Error> {
@@ -22,6 +30,13 @@ impl<'de> Deserialize<'de> for Seconds {
             return Err(D::Error::custom(
                 "must be above zero (a zero timeout would fail every call, a zero interval spin); give a positive duration",
             ));
+        }
+        if seconds.0 > MAX_DURATION {
+            return Err(D::Error::custom(format!(
+                "{} is too long: at most 10 years ({}s)",
+                humantime::format_duration(seconds.0),
+                MAX_DURATION.as_secs()
+            )));
         }
         Ok(seconds)
     }

@@ -223,6 +223,45 @@ fn negative_duration_is_rejected() {
     assert_at(&err, "timeouts.unary", 2);
 }
 
+/// A duration too long to add to the clock made every call panic once
+/// the config was in place; past ten years it is refused at its line.
+#[test]
+fn duration_past_ten_years_is_rejected() {
+    for (yaml, key, line) in [
+        (
+            "timeouts:\n  unary: 18446744073709551615\n",
+            "timeouts.unary",
+            2,
+        ),
+        (
+            "timeouts:\n  unary: 300000000000 years\n",
+            "timeouts.unary",
+            2,
+        ),
+        (
+            "timeouts:\n  methods:\n    a.B/C: 11 years\n",
+            "timeouts.methods.\"a.B/C\"",
+            3,
+        ),
+        (
+            "upstreams:\n  a:\n    url: http://127.0.0.1:1\n    timeout: 1e12\n",
+            "upstreams.a.timeout",
+            4,
+        ),
+        (
+            "streams:\n  keepalive: 9999999999\n",
+            "streams.keepalive",
+            2,
+        ),
+    ] {
+        let err = error(yaml);
+        assert_at(&err, key, line);
+        assert!(err.message.contains("at most 10 years"), "{err}");
+    }
+    let config = parse("timeouts:\n  unary: 10 years\n");
+    assert_eq!(config.timeouts.unary, Duration::from_secs(315_576_000));
+}
+
 #[test]
 fn bad_duration_of_a_method_is_named_by_the_method() {
     let err = error("timeouts:\n  methods:\n    a.B/C: forever\n");

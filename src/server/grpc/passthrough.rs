@@ -67,10 +67,10 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 let status = Status::unimplemented(format!("no upstream serves {service}"));
                 return Ok(status.into_http());
             };
-            let timeout = request
-                .headers()
-                .get("grpc-timeout")
-                .and_then(metadata::parse_grpc_timeout);
+            let timeout = match deadline(&mut request) {
+                Ok(timeout) => timeout,
+                Err(status) => return Ok(status.into_http()),
+            };
             prepare(&mut request);
             let failed = Slot::default();
             let request = request.map(|inner| {
@@ -114,6 +114,29 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 tonic::body::Body::new(Relay::new(inner, upstream.name(), limit, failed, passage))
             }))
         })
+    }
+}
+
+/// The client's `grpc-timeout`, checked before it goes on: the upstream
+/// connection is shared, and a malformed value sent on it can do more
+/// than fail this call (grpcio, meeting one, kept refusing the valid
+/// deadlines of every later call on the connection). A valid one goes as
+/// a never-indexed literal, as the gateway's own deadlines do: a value
+/// that differs on every call only churns both sides' header tables.
+fn deadline(
+    request: &mut Request<tonic::body::Body>,
+) -> Result<Option<std::time::Duration>, Status> {
+    let Some(value) = request.headers_mut().get_mut("grpc-timeout") else {
+        return Ok(None);
+    };
+    match metadata::parse_grpc_timeout(value) {
+        Some(timeout) => {
+            value.set_sensitive(true);
+            Ok(Some(timeout))
+        }
+        None => Err(Status::invalid_argument(
+            "header grpc-timeout: not a gRPC timeout such as 500m or 5S",
+        )),
     }
 }
 
