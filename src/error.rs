@@ -436,12 +436,11 @@ fn any_json(any: &prost_types::Any, pool: &DescriptorPool, codec: &Codec) -> ser
     let known = pool
         .get_message_by_name("google.protobuf.Any")
         .and_then(|desc| DynamicMessage::decode(desc, any.encode_to_vec().as_slice()).ok())
-        // Nesting past the limit is written as bytes rather than recursed into.
+        // Nesting past the limit, or a value with no JSON form, is written
+        // as bytes rather than recursed into or misread.
         .filter(|msg| {
-            !crate::transcode::response::exceeds_depth_through_any(
-                msg,
-                crate::transcode::request::MAX_MESSAGE_DEPTH,
-            )
+            crate::transcode::writable::check(msg, crate::transcode::request::MAX_MESSAGE_DEPTH)
+                .is_ok()
         })
         .and_then(|msg| {
             msg.serialize_with_options(

@@ -20,6 +20,7 @@ mod test_protos;
 pub mod text;
 mod type_index;
 mod wire_json;
+pub(crate) mod writable;
 
 pub use encode::EncodeError;
 pub use error::RequestError;

@@ -13,6 +13,7 @@ use super::encode::EncodeError;
 use super::float_safe::FloatSafe;
 use super::request::{MAX_MESSAGE_DEPTH, PlanError};
 use super::wire_json::{Nested, Planner, WirePlan};
+use super::writable::{self, CHECKED};
 
 const HTTP_BODY: &str = "google.api.HttpBody";
 const ANY: &str = "google.protobuf.Any";
@@ -30,9 +31,11 @@ pub struct ResponsePlan {
     /// The written value can hold a `FloatValue`/`DoubleValue`, whose
     /// special values need [`FloatSafe`].
     float_wrappers: bool,
-    /// The written value can hold an `Any`, whose packed messages are
-    /// decoded while writing and so escape the decoder's nesting limit.
-    any: bool,
+    /// The written value can hold a value [`writable::check`] looks
+    /// into: an `Any` (its packed messages are decoded while writing, and
+    /// so escape the decoder's nesting limit), a `Duration` or a
+    /// `Timestamp` (prost-reflect writes invalid ones as other values).
+    checked: bool,
     /// The direct wire-to-JSON writer, when the written value is a message
     /// it follows.
     direct: Option<WirePlan>,
@@ -128,7 +131,7 @@ impl ResponsePlans {
             field,
             raw,
             float_wrappers: reaches(&[FLOAT_VALUE, DOUBLE_VALUE, ANY]),
-            any: reaches(&[ANY]),
+            checked: reaches(&CHECKED),
             direct,
         })
     }
@@ -140,7 +143,7 @@ impl ResponsePlans {
             field: None,
             raw: false,
             float_wrappers: reaches(output, &[FLOAT_VALUE, DOUBLE_VALUE, ANY]),
-            any: reaches(output, &[ANY]),
+            checked: reaches(output, &CHECKED),
             direct: self.planner.plan(output, None),
         }
     }
@@ -233,11 +236,6 @@ impl ResponsePlan {
         codec: &Codec,
     ) -> Result<Encoded, ResponseError> {
         let options = &codec.serialize;
-        if self.any && exceeds_depth_through_any(message, MAX_MESSAGE_DEPTH) {
-            return Err(ResponseError(format!(
-                "messages packed in Any nest more than {MAX_MESSAGE_DEPTH} levels"
-            )));
-        }
         let value = self.field.as_ref().map(|f| message.get_field(f));
         if self.raw {
             let body = match value.as_deref() {
@@ -270,6 +268,7 @@ impl ResponsePlan {
             (Some(_), Some(Value::Message(inner))) => inner,
             (Some(field), _) => return self.encode_field(message, field, codec),
         };
+        self.check(target)?;
         let written = if self.float_wrappers {
             target.serialize_with_options(FloatSafe(&mut ser), options)
         } else {
@@ -280,6 +279,16 @@ impl ResponsePlan {
             content_type: JSON,
             body: out.into_inner().freeze(),
         })
+    }
+
+    /// Refuses what is about to be written when prost-reflect would
+    /// recurse into it without end or write it as another value; only
+    /// the written part counts.
+    fn check(&self, written: &DynamicMessage) -> Result<(), ResponseError> {
+        if !self.checked {
+            return Ok(());
+        }
+        writable::check(written, MAX_MESSAGE_DEPTH).map_err(|e| ResponseError(e.to_string()))
     }
 
     /// `response_body` naming a scalar, repeated or map field: written
@@ -293,6 +302,7 @@ impl ResponsePlan {
     ) -> Result<Encoded, ResponseError> {
         let mut only = DynamicMessage::new(self.output.clone());
         only.set_field(field, message.get_field(field).into_owned());
+        self.check(&only)?;
         let key = if codec.use_proto_names {
             field.name()
         } else {
@@ -376,50 +386,4 @@ fn raw_body(body: &DynamicMessage) -> Encoded {
 /// A value of the wrong type for its field, where prost-reflect panics.
 pub fn to_bytes(message: &DynamicMessage) -> Result<Bytes, EncodeError> {
     super::encode::encode(message)
-}
-
-/// Whether messages nest more than `max` levels below `message`, counting
-/// the messages packed in `Any` values as levels of their own.
-///
-/// Decoding a response is bounded by the decoder's nesting limit, but an
-/// `Any` holds its message as bytes, decoded only while writing JSON: a
-/// backend (or a status detail) nesting `Any` in `Any` would otherwise
-/// recurse until the stack runs out. The price is decoding each packed
-/// message twice, paid only by responses that can hold an `Any`. Packed messages of types outside the
-/// pool are left to the writer, which refuses them.
-pub(crate) fn exceeds_depth_through_any(message: &DynamicMessage, max: usize) -> bool {
-    let descriptor = prost_reflect::ReflectMessage::descriptor(message);
-    if descriptor.full_name() == ANY {
-        let (Some(url), Some(bytes)) = (
-            message.get_field_by_number(1),
-            message.get_field_by_number(2),
-        ) else {
-            return false;
-        };
-        let (Value::String(url), Value::Bytes(bytes)) = (url.as_ref(), bytes.as_ref()) else {
-            return false;
-        };
-        let name = url.rsplit('/').next().unwrap_or_default();
-        let Some(packed) = descriptor.parent_pool().get_message_by_name(name) else {
-            return false;
-        };
-        if max == 0 {
-            return true;
-        }
-        return match DynamicMessage::decode(packed, bytes.clone()) {
-            Ok(inner) => exceeds_depth_through_any(&inner, max - 1),
-            Err(_) => false,
-        };
-    }
-    message.fields().any(|(_, value)| {
-        let nested = |value: &Value| match value {
-            Value::Message(m) => max == 0 || exceeds_depth_through_any(m, max - 1),
-            _ => false,
-        };
-        match value {
-            Value::List(items) => items.iter().any(nested),
-            Value::Map(entries) => entries.values().any(nested),
-            other => nested(other),
-        }
-    })
 }

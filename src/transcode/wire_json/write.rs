@@ -12,7 +12,7 @@ use super::value::{self, Style};
 use super::wire;
 use crate::transcode::float_safe::FloatSafe;
 use crate::transcode::request::MAX_MESSAGE_DEPTH;
-use crate::transcode::response::exceeds_depth_through_any;
+use crate::transcode::writable::{self, Unwritable};
 
 /// One value of a known field, as found on the wire.
 #[derive(Debug, Clone, Copy)]
@@ -360,8 +360,11 @@ impl<'a> Writer<'a> {
         let message =
             DynamicMessage::decode(desc.clone(), self.data.slice(start..end)).map_err(|_| Bail)?;
         let budget = MAX_MESSAGE_DEPTH.checked_sub(depth).ok_or(Bail)?;
-        if exceeds_depth_through_any(&message, budget) {
-            return Err(Bail);
+        match writable::check(&message, budget) {
+            Err(Unwritable::TooDeep(_)) => return Err(Bail),
+            // A value with no JSON form matters only where it is written.
+            Err(Unwritable::Invalid(_)) if !self.checking => return Err(Bail),
+            _ => {}
         }
         if self.checking {
             return Ok(());

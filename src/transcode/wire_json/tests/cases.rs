@@ -406,6 +406,38 @@ fn malformed_bytes_fail_alike() {
             len(1, &int(1, 300_000_000_000)),
         ),
         (
+            "duration of mixed signs",
+            "Known",
+            len(2, &[int(1, 5), int(2, -5i64 as u64)].concat()),
+        ),
+        (
+            "duration of mixed signs, the other way",
+            "Known",
+            len(2, &[int(1, -1i64 as u64), int(2, 999_999_999)].concat()),
+        ),
+        (
+            "timestamp nanos past a second",
+            "Known",
+            len(1, &int(2, 2_000_000_000)),
+        ),
+        (
+            "timestamp nanos below zero",
+            "Known",
+            len(1, &int(2, -1i64 as u64)),
+        ),
+        (
+            "duration of mixed signs in an Any",
+            "Known",
+            len(
+                17,
+                &[
+                    len(1, b"type.googleapis.com/google.protobuf.Duration"),
+                    len(2, &[int(1, 5), int(2, -5i64 as u64)].concat()),
+                ]
+                .concat(),
+            ),
+        ),
+        (
             "NaN in a Value",
             "Known",
             len(4, &fixed64(2, f64::NAN.to_le_bytes())),

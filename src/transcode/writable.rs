@@ -1,0 +1,189 @@
+//! What prost-reflect's JSON writer must not be handed as it is: a value
+//! it would recurse into without end, or write as another value.
+//!
+//! Decoding a response is bounded by the decoder's nesting limit, but an
+//! `Any` holds its message as bytes, decoded only while writing JSON: a
+//! backend (or a status detail) nesting `Any` in `Any` would otherwise
+//! recurse until the stack runs out. The price is decoding each packed
+//! message twice, paid only by responses that can hold an `Any`. Packed
+//! messages of types outside the pool are left to the writer, which
+//! refuses them.
+//!
+//! proto3 JSON has a form only for a valid `Duration` or `Timestamp`.
+//! prost-reflect checks their seconds' range, but writes a `Duration`
+//! whose seconds and nanos differ in sign with its sign flipped (5 s less
+//! 5 ns as `"-4.999999995s"`), and folds a `Timestamp`'s nanos past a
+//! second into its seconds. The mapping calls such a value an error; the
+//! gateway answers it as a bad response from the backend, as it does a
+//! `Duration` out of range.
+
+use prost_reflect::{DynamicMessage, ReflectMessage as _, Value};
+
+const ANY: &str = "google.protobuf.Any";
+const DURATION: &str = "google.protobuf.Duration";
+const TIMESTAMP: &str = "google.protobuf.Timestamp";
+
+/// The types whose values [`check`] looks into: a message that can hold
+/// none of them needs no check.
+pub(crate) const CHECKED: [&str; 3] = [ANY, DURATION, TIMESTAMP];
+
+/// ±10,000 years, as the `Duration` type documents.
+const MAX_DURATION_SECONDS: i64 = 315_576_000_000;
+const MAX_NANOS: i32 = 999_999_999;
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
+/// Why a message cannot be written as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Unwritable {
+    /// Messages packed in `Any` nest deeper than the limit.
+    #[error("messages packed in Any nest more than {0} levels")]
+    TooDeep(usize),
+    /// A `Duration` or `Timestamp` that has no JSON form.
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// Checks that `message` and every message in it can be written, with at
+/// most `max` levels of nesting below it through `Any` values.
+pub(crate) fn check(message: &DynamicMessage, max: usize) -> Result<(), Unwritable> {
+    walk(message, max).map_err(|fault| match fault {
+        Fault::TooDeep => Unwritable::TooDeep(max),
+        Fault::Invalid(why) => Unwritable::Invalid(why),
+    })
+}
+
+enum Fault {
+    TooDeep,
+    Invalid(&'static str),
+}
+
+fn walk(message: &DynamicMessage, left: usize) -> Result<(), Fault> {
+    let descriptor = message.descriptor();
+    match descriptor.full_name() {
+        DURATION => return duration(message).map_err(Fault::Invalid),
+        TIMESTAMP => return timestamp(message).map_err(Fault::Invalid),
+        ANY => return packed(message, left),
+        _ => {}
+    }
+    let nested = |value: &Value| match value {
+        Value::Message(_) if left == 0 => Err(Fault::TooDeep),
+        Value::Message(m) => walk(m, left - 1),
+        _ => Ok(()),
+    };
+    for (_, value) in message.fields() {
+        match value {
+            Value::List(items) => items.iter().try_for_each(nested)?,
+            Value::Map(entries) => entries.values().try_for_each(nested)?,
+            other => nested(other)?,
+        }
+    }
+    Ok(())
+}
+
+/// The message an `Any` packs, when its type is in the pool.
+fn packed(any: &DynamicMessage, left: usize) -> Result<(), Fault> {
+    let (Some(url), Some(bytes)) = (any.get_field_by_number(1), any.get_field_by_number(2)) else {
+        return Ok(());
+    };
+    let (Value::String(url), Value::Bytes(bytes)) = (url.as_ref(), bytes.as_ref()) else {
+        return Ok(());
+    };
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let Some(packed) = any.descriptor().parent_pool().get_message_by_name(name) else {
+        return Ok(());
+    };
+    if left == 0 {
+        return Err(Fault::TooDeep);
+    }
+    match DynamicMessage::decode(packed, bytes.clone()) {
+        Ok(inner) => walk(&inner, left - 1),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Seconds and nanos: fields 1 and 2 of both `Duration` and `Timestamp`.
+fn seconds_and_nanos(message: &DynamicMessage) -> (i64, i32) {
+    let seconds = message
+        .get_field_by_number(1)
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
+    let nanos = message
+        .get_field_by_number(2)
+        .and_then(|v| v.as_i32())
+        .unwrap_or(0);
+    (seconds, nanos)
+}
+
+fn duration(message: &DynamicMessage) -> Result<(), &'static str> {
+    let (seconds, nanos) = seconds_and_nanos(message);
+    if seconds.unsigned_abs() > MAX_DURATION_SECONDS.unsigned_abs() {
+        return Err("google.protobuf.Duration out of range: beyond ±10,000 years");
+    }
+    if nanos.unsigned_abs() > MAX_NANOS.unsigned_abs() {
+        return Err("google.protobuf.Duration out of range: nanos beyond ±999,999,999");
+    }
+    if (seconds < 0 && nanos > 0) || (seconds > 0 && nanos < 0) {
+        return Err("invalid google.protobuf.Duration: seconds and nanos of different signs");
+    }
+    Ok(())
+}
+
+fn timestamp(message: &DynamicMessage) -> Result<(), &'static str> {
+    let (seconds, nanos) = seconds_and_nanos(message);
+    if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&seconds) {
+        return Err("google.protobuf.Timestamp out of range: outside years 1 to 9999");
+    }
+    if !(0..=MAX_NANOS).contains(&nanos) {
+        return Err("google.protobuf.Timestamp out of range: nanos outside 0 to 999,999,999");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(name: &str, seconds: i64, nanos: i32) -> DynamicMessage {
+        let pool = prost_reflect::DescriptorPool::global();
+        let mut message = DynamicMessage::new(pool.get_message_by_name(name).unwrap());
+        message.set_field_by_number(1, Value::I64(seconds));
+        message.set_field_by_number(2, Value::I32(nanos));
+        message
+    }
+
+    #[test]
+    fn durations() {
+        for (seconds, nanos, valid) in [
+            (5, 5, true),
+            (-5, -5, true),
+            (0, -5, true),
+            (-5, 0, true),
+            (5, -5, false),
+            (-1, 999_999_999, false),
+            (0, 1_000_000_000, false),
+            (315_576_000_000, 0, true),
+            (-315_576_000_001, 0, false),
+        ] {
+            let got = check(&message(DURATION, seconds, nanos), 10);
+            assert_eq!(got.is_ok(), valid, "{seconds}s {nanos}ns: {got:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps() {
+        for (seconds, nanos, valid) in [
+            (0, 0, true),
+            (0, 999_999_999, true),
+            (0, 1_000_000_000, false),
+            (0, -1, false),
+            (MIN_TIMESTAMP_SECONDS, 0, true),
+            (MIN_TIMESTAMP_SECONDS - 1, 0, false),
+            (MAX_TIMESTAMP_SECONDS + 1, 0, false),
+        ] {
+            let got = check(&message(TIMESTAMP, seconds, nanos), 10);
+            assert_eq!(got.is_ok(), valid, "{seconds}s {nanos}ns: {got:?}");
+        }
+    }
+}
