@@ -217,6 +217,36 @@ async fn grpc_web_text_that_is_not_base64() {
     );
 }
 
+/// A gRPC-Web text body is a run of base64 chunks, each padded on its
+/// own, as clients write one per message and the gateway writes its own
+/// answers: padding inside the body ends a chunk, not the body.
+#[tokio::test]
+async fn grpc_web_text_chunks_padded_on_their_own() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let envelope = support::envelope(0, &sink("hi"));
+    let (head, message) = envelope.split_at(5);
+    let body = format!("{}{}", b64.encode(head), b64.encode(message));
+    assert!(body.trim_end_matches('=').contains('='), "{body}");
+    for http in [support::http1(), support::http2()] {
+        let response = http
+            .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+            .header("content-type", "application/grpc-web-text")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let answer = response.bytes().await.unwrap();
+        let trailer: Vec<u8> = answer
+            .chunks(4)
+            .flat_map(|group| b64.decode(group).expect("base64"))
+            .collect();
+        let trailer = String::from_utf8_lossy(&trailer).into_owned();
+        assert!(trailer.contains("grpc-status:0"), "{trailer:?}");
+        assert_eq!(backend.last().json["s"], "hi");
+    }
+}
+
 /// A text-mode request is answered in text mode unless the client's
 /// `Accept` asks for binary; `Accept` lists are understood.
 #[tokio::test]

@@ -4,9 +4,10 @@
 //! through unchanged to the upstream that serves their service — any
 //! service, streaming included, trailers intact — so one listener serves
 //! REST and gRPC clients. `application/grpc-web` (binary) and
-//! `application/grpc-web-text` (base64) requests are translated to gRPC by
-//! tonic-web, passed through the same way, and their responses translated
-//! back (trailers become the last frame of the body). Calls to the
+//! `application/grpc-web-text` (base64, decoded first by `web_text`)
+//! requests are translated to gRPC by tonic-web, passed through the same
+//! way, and their responses translated back (trailers become the last
+//! frame of the body). Calls to the
 //! gateway's own services — server reflection and health (see `own`) —
 //! are answered by the gateway itself, in either flavor.
 //!
@@ -38,6 +39,8 @@ use crate::snapshot::Snapshot;
 
 mod passthrough;
 use passthrough::Passthrough;
+mod web_text;
+use web_text::WebText;
 
 /// How a request speaks gRPC, by its content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,10 +142,15 @@ where
             let text = web_modes(request.headers_mut());
             let client = Arc::clone(&unread);
             let body = |inner| {
-                tonic::body::Body::new(ClientBody {
+                let client = ClientBody {
                     inner,
                     unread: client,
-                })
+                };
+                if text {
+                    tonic::body::Body::new(WebText::new(client))
+                } else {
+                    tonic::body::Body::new(client)
+                }
             };
             let service = Translated {
                 inner: service,
@@ -191,7 +199,13 @@ fn web_modes(headers: &mut HeaderMap) -> bool {
         .map(media)
         .unwrap_or_default();
     let text = sent.starts_with("application/grpc-web-text");
-    if let Some(exact) = WEB_TYPES.iter().find(|t| **t == sent) {
+    if text {
+        // Decoded here ([`WebText`]): tonic-web reads binary.
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc-web+proto"),
+        );
+    } else if let Some(exact) = WEB_TYPES.iter().find(|t| **t == sent) {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(exact));
     }
     let accepted: Vec<String> = headers
