@@ -8,7 +8,8 @@
 //! an endpoint joins once it passes; without, when found, and a TCP
 //! connection probe takes out those that refuse connections. Calls in
 //! flight on a removed endpoint finish on their connection. The task ends
-//! when the last handle of the upstream is dropped.
+//! when the last handle of the upstream is dropped. The checks themselves
+//! are in `checking`.
 //!
 //! Each endpoint has one HTTP/2 connection for calls (multiplexed, with
 //! keepalive pings) and, when checked, one for its health checks, so a
@@ -29,21 +30,11 @@ use super::discovery::{Discovery, Instance};
 use super::resolve::Resolver;
 use crate::config::{HealthCheck, UpstreamConfig};
 
+mod checking;
+use checking::connect_probe;
+
 /// Default interval of name resolution in a pool.
 pub(super) const DNS_REFRESH: Duration = Duration::from_secs(30);
-
-/// Without `health_check`, endpoints are probed by opening a TCP
-/// connection: one that is refused or times out leaves the rotation until
-/// a probe connects again.
-fn connect_probe() -> HealthCheck {
-    HealthCheck {
-        service: String::new(),
-        interval: Duration::from_secs(5),
-        timeout: Duration::from_secs(1),
-        unhealthy_threshold: 1,
-        healthy_threshold: 1,
-    }
-}
 
 /// The live side of a pool, shared by the upstream's handles; the task
 /// that keeps it ends when the last handle is dropped.
@@ -448,85 +439,5 @@ impl Keeper {
                 seen: true,
             },
         );
-    }
-
-    /// Checks every endpoint at once and moves them in or out of the
-    /// rotation by the thresholds.
-    async fn check_all(&mut self) {
-        let check = self.check.clone().unwrap_or_else(connect_probe);
-        let checks = self.endpoints.iter().map(|(address, state)| {
-            let checker = state.checker.clone();
-            let check = &check;
-            async move {
-                let passed = match checker {
-                    Some(channel) => health(channel, check).await,
-                    None => probe(*address, check.timeout).await,
-                };
-                (*address, passed)
-            }
-        });
-        let results = futures_util::future::join_all(checks).await;
-        for (address, passed) in results {
-            let Some(state) = self.endpoints.get_mut(&address) else {
-                continue;
-            };
-            match passed {
-                Ok(()) => {
-                    state.failures = 0;
-                    state.passes = state.passes.saturating_add(1);
-                    if !state.in_rotation && state.passes >= check.healthy_threshold {
-                        state.in_rotation = true;
-                        tracing::info!(upstream = %self.name, %address, "Endpoint passes its health check; in the rotation");
-                    }
-                }
-                Err(why) => {
-                    state.passes = 0;
-                    state.failures = state.failures.saturating_add(1);
-                    let what = if self.check.is_some() {
-                        "health check"
-                    } else {
-                        "connection probe"
-                    };
-                    if state.in_rotation && state.failures >= check.unhealthy_threshold {
-                        state.in_rotation = false;
-                        tracing::warn!(upstream = %self.name, %address, check = what, reason = %why, "Endpoint fails its checks; out of the rotation");
-                    } else if !state.in_rotation && state.failures == 1 {
-                        // Once per time out: an endpoint that never passes
-                        // (a backend without grpc.health.v1) says why.
-                        tracing::warn!(upstream = %self.name, %address, check = what, reason = %why, "Endpoint does not pass its checks; not in the rotation");
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// One connection probe: a TCP connection within the timeout passes.
-async fn probe(address: SocketAddr, timeout: Duration) -> Result<(), String> {
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(err)) => Err(format!("cannot connect: {err}")),
-        Err(_) => Err(format!("no connection within {timeout:?}")),
-    }
-}
-
-/// One health check: `SERVING` within the timeout passes.
-async fn health(channel: Channel, check: &HealthCheck) -> Result<(), String> {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::health_client::HealthClient;
-    let mut client = HealthClient::new(channel);
-    let mut request = tonic::Request::new(HealthCheckRequest {
-        service: check.service.clone(),
-    });
-    request.set_timeout(check.timeout);
-    match tokio::time::timeout(check.timeout, client.check(request)).await {
-        Ok(Ok(answer)) if answer.get_ref().status == ServingStatus::Serving as i32 => Ok(()),
-        Ok(Ok(answer)) => Err(format!(
-            "answered {:?}",
-            ServingStatus::try_from(answer.get_ref().status).unwrap_or(ServingStatus::Unknown)
-        )),
-        Ok(Err(status)) => Err(crate::upstream::causes(&status)),
-        Err(_) => Err(format!("no answer within {:?}", check.timeout)),
     }
 }
