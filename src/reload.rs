@@ -29,7 +29,6 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::descriptor::Reflected;
@@ -41,7 +40,6 @@ mod reflect;
 mod watching;
 use reflect::reflect;
 pub use reflect::sources_now;
-use watching::Watching;
 
 /// Produces the config to load: the file read again, flags applied.
 pub type ConfigSource = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
@@ -413,54 +411,6 @@ impl Reloader {
                 }
             }
         }
-    }
-
-    /// Reloads when a file of the config last loaded changes on disk
-    /// (debounced); the set of files follows the config. The watcher is
-    /// returned; dropping it stops watching.
-    ///
-    /// Folders are watched, not files: editors replace a file by renaming
-    /// a new one over it, and Kubernetes swaps a symlink (`..data`) in the
-    /// folder, both of which a watch on the old file would miss. Any event
-    /// in a watched folder makes the files be looked at again; a reload
-    /// follows only when one of them now reads differently (another
-    /// target, size or modification time).
-    pub fn watch(self: &Arc<Self>) -> Result<JoinHandle<()>, notify::Error> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok_and(|e| !e.kind.is_access()) {
-                    let _ = tx.try_send(());
-                }
-            })?;
-        let mut files = self.files.subscribe();
-        let mut watching = Watching::default();
-        watching.follow(&mut watcher, &files.borrow_and_update());
-        let reloader = Arc::clone(self);
-        Ok(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    event = rx.recv() => {
-                        if event.is_none() {
-                            return;
-                        }
-                        // Let a burst of writes settle.
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        while rx.try_recv().is_ok() {}
-                        if watching.changed(&files.borrow()) {
-                            let _ = reloader.reload_asking("a watched file changed", Ask::None).await;
-                        }
-                    }
-                    changed = files.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        let list = files.borrow_and_update().clone();
-                        watching.follow(&mut watcher, &list);
-                    }
-                }
-            }
-        }))
     }
 }
 
