@@ -125,6 +125,26 @@ pub enum GatewayError {
     /// wrong.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// A request stream failed after some of its messages had gone to the
+    /// backend, which may have acted on them: the call was cancelled, and
+    /// the client is told how far it got.
+    #[error(
+        "{error} ({} before it, and the backend may have acted on them; the call was cancelled)",
+        sent_messages(*.sent)
+    )]
+    InStream {
+        /// Messages of the stream the backend was sent.
+        sent: usize,
+        /// What failed.
+        error: Box<GatewayError>,
+    },
+}
+
+fn sent_messages(sent: usize) -> String {
+    match sent {
+        1 => "1 request message was passed on".to_owned(),
+        n => format!("{n} request messages were passed on"),
+    }
 }
 
 /// `text` cut to 32 characters: client-chosen tokens echoed in messages.
@@ -211,6 +231,7 @@ impl GatewayError {
                 (StatusCode::BAD_GATEWAY, Code::Internal)
             }
             GatewayError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
+            GatewayError::InStream { error, .. } => error.status(),
         }
     }
 

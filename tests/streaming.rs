@@ -564,7 +564,8 @@ async fn long_stream_through_a_slow_reader_in_bounded_memory() {
 }
 
 /// A bad message in a request stream is the client's mistake every time:
-/// the call the gateway cancels because of it never gets to answer first.
+/// the call the gateway cancels because of it never gets to answer first,
+/// and the answer says how many messages before it were passed on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_stream_messages_are_always_the_clients_error() {
     let (_backend, gateway) = setup(|_| {}).await;
@@ -595,6 +596,12 @@ async fn bad_stream_messages_are_always_the_clients_error() {
         // an error line); never a 5xx.
         assert!(status == 400 || status == 200, "{status}: {body}");
         assert!(!body.contains("h2 protocol error"), "{body}");
+        // The first message went on, and the backend may have acted on
+        // it: the client is told so, whichever way the call ended.
+        assert!(
+            body.contains("1 request message was passed on"),
+            "{status}: {body}"
+        );
     }
 }
 

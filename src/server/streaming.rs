@@ -288,7 +288,15 @@ impl Pump {
         messages: mpsc::Sender<Outgoing>,
         abort: oneshot::Sender<Aborted>,
     ) {
-        if let Err(error) = self.read(body, &messages).await {
+        let mut sent = 0;
+        if let Err(error) = self.read(body, &messages, &mut sent).await {
+            let error = match sent {
+                0 => error,
+                sent => GatewayError::InStream {
+                    sent,
+                    error: Box::new(error),
+                },
+            };
             // Tell the handler why first, so that the client's mistake is
             // what it answers (its selects look at this before the call),
             // then fail the request stream so the backend sees a
@@ -298,10 +306,12 @@ impl Pump {
         }
     }
 
+    /// Reads the body, counting in `sent` the messages sent on.
     async fn read(
         &self,
         mut body: Body,
         messages: &mpsc::Sender<Outgoing>,
+        sent: &mut usize,
     ) -> Result<(), GatewayError> {
         let route = &self.snapshot.routes.routes()[self.route_id];
         let codec = &self.snapshot.codec;
@@ -334,6 +344,7 @@ impl Pump {
                 {
                     return Ok(());
                 }
+                *sent += 1;
                 continue;
             }
             splitter.push(&data);
@@ -343,6 +354,7 @@ impl Pump {
                     // The call is over; the rest of the body is not needed.
                     return Ok(());
                 }
+                *sent += 1;
             }
         }
         if let Some(json) = splitter.finish().map_err(split_error)? {
