@@ -8,7 +8,9 @@
 //!   more is refused: as a float it may already have lost digits;
 //! - a float field given a string must be a number that fits the field, or
 //!   exactly `NaN`, `Infinity` or `-Infinity` (not `inf`, `1e400`);
-//! - a field mask with an empty path or field (`a..b`, `a,,b`) is refused;
+//! - a field mask with an empty path or field (`a..b`, `a,,b`), or a name
+//!   that is not lowerCamelCase or snake_case (`a b`), is refused, as in a
+//!   query;
 //! - a timestamp or duration with more than nine fractional digits is
 //!   refused instead of truncated, a timestamp on a leap second (`:60`)
 //!   instead of moved to the next second.
@@ -323,7 +325,17 @@ mod tests {
         );
         assert!(parse_as("google.protobuf.Duration", "\"1.0000000001s\"").is_err());
         assert!(parse_as("google.protobuf.Duration", "\"1.000000001s\"").is_ok());
-        for bad in ["\"a..b\"", "\"a,,b\"", "\".a\"", "\"a.\"", "\",\""] {
+        for bad in [
+            "\"a..b\"",
+            "\"a,,b\"",
+            "\".a\"",
+            "\"a.\"",
+            "\",\"",
+            "\"a b\"",
+            "\"a,\"",
+            "\"Pages\"",
+            "\"a-b\"",
+        ] {
             assert!(parse_as("google.protobuf.FieldMask", bad).is_err(), "{bad}");
         }
         for ok in ["\"\"", "\"a\"", "\"a.b,cD\""] {

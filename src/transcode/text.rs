@@ -172,20 +172,30 @@ fn parse_message(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage,
     }
 }
 
-/// A `FieldMask` from comma-separated paths; lowerCamelCase segments are
-/// turned into snake_case, snake_case is kept. A segment that is neither
-/// (`Pages`, `page_Count`, empty) is refused rather than guessed at.
+/// A `FieldMask` from comma-separated paths ([`field_mask_paths`]).
 fn field_mask(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, String> {
-    let paths = text
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| snake_case_path(p).map(Value::String))
-        .collect::<Result<Vec<_>, _>>()?;
+    let paths = field_mask_paths(text)?
+        .into_iter()
+        .map(Value::String)
+        .collect();
     let mut message = DynamicMessage::new(desc.clone());
     if let Some(field) = desc.get_field(1) {
         message.set_field(&field, Value::List(paths));
     }
     Ok(message)
+}
+
+/// The paths of a `FieldMask` written as one string, the same in a query
+/// and in a JSON body: comma-separated, each of names joined by `.`;
+/// lowerCamelCase names are turned into snake_case, snake_case is kept. A
+/// name that is neither (`Pages`, `page_Count`, `a b`) or an empty path or
+/// name (`a,,b`, `a.`) is refused rather than guessed at or dropped. `""`
+/// is the empty mask.
+pub(crate) fn field_mask_paths(text: &str) -> Result<Vec<String>, String> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',').map(snake_case_path).collect()
 }
 
 /// Whether a snake_case segment survives the trip to lowerCamelCase and

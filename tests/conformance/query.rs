@@ -224,6 +224,11 @@ async fn hc07_neighbour_field_mask_is_one_value() {
         f.get("/v1/echo?mask=a&mask=b").await,
         "`mask` is given more than once",
     );
+    // An empty path is refused, as in a body, not dropped.
+    for bad in ["a,,b", "a,", ",a", "a%20b"] {
+        let (status, body) = f.get(&format!("/v1/echo?mask={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
 }
 
 /// proto3 JSON: the camelCase paths of a FieldMask map to snake_case,

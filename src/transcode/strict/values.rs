@@ -76,13 +76,12 @@ pub(super) fn check_text<'de, V: Visitor<'de>, E: de::Error>(
             )));
         }
     }
-    if !v.is_empty() && expecting(visitor) == "a field mask string" {
-        let empty = v.split(',').any(|path| path.split('.').any(str::is_empty));
-        if empty {
-            return Err(E::custom(format_args!(
-                "`{v}` is not a field mask: paths are separated by `,`, their fields by `.`, and none may be empty"
-            )));
-        }
+    if expecting(visitor) == "a field mask string"
+        && let Err(why) = crate::transcode::text::field_mask_paths(v)
+    {
+        return Err(E::custom(format_args!(
+            "`{v}` is not a field mask: {why}; paths are separated by `,`"
+        )));
     }
     if is_leap_second(v) && expecting(visitor).contains("timestamp") {
         return Err(E::custom(format_args!(
