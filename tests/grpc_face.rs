@@ -1,7 +1,8 @@
 //! The gRPC face of the gateway under bad input and at its limits, over
 //! raw HTTP/2 and HTTP/1.1 on 127.0.0.1: deadlines, gRPC-Web text that is
 //! not base64, malformed calls to the gateway's own services, the size
-//! limit on passed-through responses, and the forwarding headers.
+//! limits and frame checks on passed-through messages, and the forwarding
+//! headers.
 
 mod support;
 
@@ -292,6 +293,8 @@ async fn grpc_web_text_is_answered_in_text() {
     }
 }
 
+const ECHO: &str = "/kitchen.v1.Kitchen/Echo";
+const COLLECT: &str = "/kitchen.v1.Kitchen/Collect";
 const REFLECT: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 const CHECK: &str = "/grpc.health.v1.Health/Check";
 
@@ -434,6 +437,109 @@ async fn passthrough_response_limit() {
     });
     let got = call(gateway.addr(), "/kitchen.v1.Kitchen/Watch", &[], small).await;
     assert_eq!(got.status.as_deref(), Some("8"), "{got:?}");
+}
+
+/// `limits.max_body_bytes` bounds each passed-through request message: a
+/// larger one ends the call with RESOURCE_EXHAUSTED and never reaches the
+/// backend (which would take it), for gRPC, gRPC-Web and gRPC-Web text.
+/// The limit is per message: a client stream may carry more in all.
+#[tokio::test]
+async fn passthrough_request_limit() {
+    let (backend, gateway) = setup(|c| c.limits.max_body_bytes = 1 << 20).await;
+    let large = support::envelope(0, &sink(&"x".repeat(2 << 20)));
+    let got = call(gateway.addr(), ECHO, &[], large.clone()).await;
+    assert_eq!(got.status.as_deref(), Some("8"), "{}", got.message);
+    assert!(got.message.contains("max_body_bytes"), "{got:?}");
+
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let web = [
+        ("application/grpc-web+proto", large.clone()),
+        ("application/grpc-web-text", Bytes::from(b64.encode(&large))),
+    ];
+    for (content_type, body) in web {
+        let response = support::http1()
+            .post(gateway.url(ECHO))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.headers().get("grpc-status").cloned();
+        assert_eq!(status.unwrap(), "8", "{content_type}");
+    }
+    assert!(
+        backend.records().is_empty(),
+        "{:?}",
+        backend.records().len()
+    );
+
+    // A client stream: 1.8 MiB in three messages passes whole.
+    let part = support::envelope(0, &sink(&"y".repeat(600 << 10)));
+    let stream = [part.clone(), part.clone(), part.clone()].concat();
+    let got = call(gateway.addr(), COLLECT, &[], stream).await;
+    assert_eq!(got.status.as_deref(), Some("0"), "{}", got.message);
+    assert_eq!(backend.records().len(), 3);
+
+    // One message too large in a stream stops it there: the one before it
+    // went on, it did not.
+    backend.clear();
+    let addr = gateway.addr();
+    let (tx, body) = client::channel();
+    let answer = tokio::spawn(async move {
+        let mut conn = Conn::http2(addr).await;
+        outcome(conn.send(grpc_request(addr, COLLECT, &[], body)).await).await
+    });
+    tx.send(support::envelope(0, &sink("first"))).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while backend.records().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the first came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tx.send(large).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), answer)
+        .await
+        .expect("the call ends")
+        .unwrap();
+    assert_eq!(got.status.as_deref(), Some("8"), "{}", got.message);
+    let seen: Vec<_> = backend.records().iter().map(|r| r.json.clone()).collect();
+    assert_eq!(seen, [serde_json::json!({"s": "first"})], "only the first");
+    drop(tx);
+}
+
+/// A request frame whose flags no gRPC server takes — 0x80 (gRPC-Web's
+/// trailers frame, which only a response may carry), 0x7e, compressed
+/// without a `grpc-encoding` — ends a passed-through call with INTERNAL
+/// (as gRPC servers answer a malformed frame) and is not forwarded, for
+/// gRPC and gRPC-Web; so does a body that ends inside a prefix.
+#[tokio::test]
+async fn passthrough_refuses_malformed_request_frames() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let mut cut = support::envelope(0, &sink("hi")).to_vec();
+    cut.extend_from_slice(&[0, 0, 0]);
+    let bodies = [
+        support::envelope(0x80, &sink("hi")),
+        support::envelope(0x7e, &sink("hi")),
+        support::envelope(0x01, &sink("hi")),
+        Bytes::from(cut),
+    ];
+    for body in bodies {
+        let got = call(gateway.addr(), ECHO, &[], body.clone()).await;
+        assert_eq!(got.status.as_deref(), Some("13"), "{body:?}: {got:?}");
+        assert!(!got.message.is_empty(), "{body:?}: a message says why");
+
+        let response = support::http1()
+            .post(gateway.url(ECHO))
+            .header("content-type", "application/grpc-web+proto")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.headers().get("grpc-status").cloned();
+        assert_eq!(status.unwrap(), "13", "{body:?}");
+    }
+    let unknown = call(gateway.addr(), ECHO, &[], support::envelope(0x80, b"")).await;
+    assert!(unknown.message.contains("0x80"), "{unknown:?}");
+    assert!(backend.records().is_empty(), "{:?}", backend.records());
 }
 
 /// Passed-through calls carry `x-forwarded-for` (appended to) and

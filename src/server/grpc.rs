@@ -14,9 +14,12 @@
 //! Who is at fault stays visible: a request body the gateway cannot read
 //! or translate (gRPC-Web text that is not base64) fails the call with
 //! the client's status, not as an upstream failure; the client's
-//! `grpc-timeout` passing is DEADLINE_EXCEEDED. Response messages larger
-//! than `limits.max_response_bytes` end the call with RESOURCE_EXHAUSTED
-//! (their length prefixes are read as they stream by; nothing is held).
+//! `grpc-timeout` passing is DEADLINE_EXCEEDED. Request messages larger
+//! than `limits.max_body_bytes`, or framed as no gRPC server takes them,
+//! end the call with RESOURCE_EXHAUSTED or INTERNAL before they reach the
+//! upstream; response messages larger than `limits.max_response_bytes`
+//! end it with RESOURCE_EXHAUSTED (`frame` reads the length prefixes as
+//! they stream by; nothing is held).
 //!
 //! This module takes the calls in: it tells the flavors apart, refuses
 //! what no gRPC server could take and readies gRPC-Web for tonic-web;
@@ -37,6 +40,7 @@ use tower::{Layer as _, Service, ServiceExt as _};
 
 use crate::snapshot::Snapshot;
 
+pub(super) mod frame;
 mod passthrough;
 use passthrough::Passthrough;
 mod web_text;

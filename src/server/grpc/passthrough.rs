@@ -1,7 +1,8 @@
 //! Passing a gRPC call through to the upstream that serves its service:
 //! the request readied for it (hop-by-hop headers dropped, `x-forwarded-*`
-//! set), its body watched for the client's own failure, and the answer
-//! when no response head came; `relay` carries the response back.
+//! set), its body checked message by message (`inbound`) and watched for
+//! the client's own failure, and the answer when no response head came;
+//! `relay` carries the response back.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,11 +18,14 @@ use tonic::Status;
 use tower::{Service, ServiceExt as _};
 
 use crate::error::GatewayError;
+use crate::server::grpc::frame::is_encoded;
 use crate::server::rest::ClientAddr;
 use crate::snapshot::Snapshot;
 use crate::upstream::{CallError, Upstream, metadata};
 
+mod inbound;
 mod relay;
+use inbound::Inbound;
 use relay::Relay;
 
 /// Forwards a gRPC request to its service's upstream.
@@ -73,7 +77,10 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
             };
             prepare(&mut request);
             let failed = Slot::default();
+            let encoded = is_encoded(request.headers());
+            let limit = snapshot.limits.max_body_bytes;
             let request = request.map(|inner| {
+                let inner = tonic::body::Body::new(Inbound::new(inner, encoded, limit));
                 tonic::body::Body::new(Watched {
                     inner,
                     slot: Arc::clone(&failed),

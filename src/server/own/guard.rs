@@ -23,6 +23,7 @@ use tower::ServiceExt as _;
 
 use super::{MAX_ECHO, OwnService};
 use crate::server::grpc;
+use crate::server::grpc::frame::{Prefix, is_encoded, request_prefix};
 
 /// Largest request message the gateway's own services take (gRPC's usual
 /// default); a larger one is RESOURCE_EXHAUSTED.
@@ -72,10 +73,7 @@ impl tower::Service<Request<Body>> for Guarded {
                 ));
                 return Ok(status.into_http());
             }
-            let encoded = request
-                .headers()
-                .get("grpc-encoding")
-                .is_some_and(|v| v.as_bytes() != b"identity");
+            let encoded = is_encoded(request.headers());
             let failed = Arc::new(Mutex::new(None));
             let request = request.map(|inner| {
                 Body::new(Checked {
@@ -114,19 +112,8 @@ impl Checked {
     fn whole(&mut self) -> Result<Bytes, Status> {
         let mut at = 0;
         // Each turn passes one whole message.
-        while let Some(head) = self.buf.get(at..at + 5) {
-            let flags = head[0];
-            let length = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-            if flags & !1 != 0 {
-                return Err(Status::internal(format!(
-                    "a request message has unknown flags {flags:#04x}"
-                )));
-            }
-            if flags & 1 == 1 && !self.encoded {
-                return Err(Status::internal(
-                    "a request message is flagged compressed but no grpc-encoding names its compression",
-                ));
-            }
+        while let Some(&[flags, a, b, c, d]) = self.buf.get(at..at + 5) {
+            let Prefix { compressed, length } = request_prefix([flags, a, b, c, d], self.encoded)?;
             if length > MAX_MESSAGE {
                 return Err(Status::resource_exhausted(format!(
                     "a request message of {length} bytes is larger than the {MAX_MESSAGE} bytes the gateway's own services take"
@@ -135,7 +122,7 @@ impl Checked {
             let Some(message) = self.buf.get(at + 5..at + 5 + length) else {
                 break;
             };
-            if flags & 1 == 0 {
+            if !compressed {
                 (self.decodes)(message).map_err(|err| {
                     Status::internal(format!("the request message does not decode: {err}"))
                 })?;

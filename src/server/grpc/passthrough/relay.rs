@@ -4,11 +4,12 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::Frame;
 use tonic::{Code, Status};
 
 use super::Slot;
+use crate::server::grpc::frame::Prefixes;
 use crate::server::grpc::trailers;
 
 /// A passthrough response body on its way to the client. It reads each
@@ -23,11 +24,8 @@ pub(super) struct Relay {
     upstream: Box<str>,
     limit: usize,
     request_failed: Slot,
-    /// Bytes of the current message still to come.
-    remaining: usize,
-    /// The start of a length prefix that the last chunk cut, held back
-    /// until it is whole (at most 4 bytes).
-    held: Vec<u8>,
+    /// Where the messages start, read as the bytes go by.
+    prefixes: Prefixes,
     /// The status to end with, after the data already due.
     ending: Option<Status>,
     done: bool,
@@ -51,64 +49,30 @@ impl Relay {
             upstream: upstream.into(),
             limit,
             request_failed,
-            remaining: 0,
-            held: Vec::new(),
+            prefixes: Prefixes::default(),
             ending: None,
             done: false,
             _passage: passage,
         }
     }
 
-    /// The part of `data` that may go on (with a prefix held back from the
-    /// last chunk before it), and the status to end with when a message
-    /// is too large.
+    /// The part of `data` that may go on, and the status to end with when
+    /// a message is too large.
     fn scan(&mut self, data: Bytes) -> (Bytes, Option<Status>) {
-        let carry = self.held.clone();
-        let mut emit_carry = false;
-        let mut pos = 0;
-        let mut end = data.len();
-        let mut refused = None;
-        // Each turn moves `pos` on, or stops.
-        while pos < data.len() {
-            if self.remaining > 0 {
-                let n = self.remaining.min(data.len() - pos);
-                self.remaining -= n;
-                pos += n;
-                continue;
-            }
-            let start = pos;
-            let take = (5 - self.held.len()).min(data.len() - pos);
-            self.held.extend_from_slice(&data[pos..pos + take]);
-            pos += take;
-            let [_, a, b, c, d] = self.held[..] else {
-                end = start;
-                break;
-            };
-            self.held.clear();
+        let (upstream, limit) = (&self.upstream, self.limit);
+        self.prefixes.scan(data, |[_, a, b, c, d]| {
             let length = u32::from_be_bytes([a, b, c, d]) as usize;
-            if length > self.limit {
-                end = start;
-                refused = Some(Status::resource_exhausted(format!(
-                    "upstream `{}` sent a response message of {length} bytes, larger than the gateway's limit of {} bytes (limits.max_response_bytes)",
-                    self.upstream, self.limit
+            if length > limit {
+                return Err(Status::resource_exhausted(format!(
+                    "upstream `{upstream}` sent a response message of {length} bytes, larger than the gateway's limit of {limit} bytes (limits.max_response_bytes)"
                 )));
-                break;
             }
-            emit_carry |= start == 0 && !carry.is_empty();
-            self.remaining = length;
-        }
-        let body = data.slice(..end);
-        if !emit_carry {
-            return (body, refused);
-        }
-        let mut out = BytesMut::with_capacity(carry.len() + body.len());
-        out.extend_from_slice(&carry);
-        out.extend_from_slice(&body);
-        (out.freeze(), refused)
+            Ok(length)
+        })
     }
 
     fn is_inside_message(&self) -> bool {
-        self.remaining > 0 || !self.held.is_empty()
+        self.prefixes.is_inside_message()
     }
 
     fn cut_short(&self) -> Status {
@@ -191,8 +155,7 @@ impl http_body::Body for Relay {
         // as gRPC clients built on grpc-core require.
         self.done
             || (self.ending.is_none()
-                && self.held.is_empty()
-                && self.remaining == 0
+                && !self.prefixes.is_inside_message()
                 && self.inner.is_end_stream())
     }
 }
