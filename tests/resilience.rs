@@ -549,3 +549,88 @@ async fn a_backend_restarted_on_its_port_is_reached_again() {
     assert_eq!(second.connections(), 1, "one new connection");
     assert_eq!(second.records().len(), 3);
 }
+
+/// An endpoint that accepts connections and never speaks HTTP/2 (no
+/// SETTINGS): a process that hangs, a port that is not HTTP/2.
+async fn silent_endpoint() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        // Bounded: the tests open a few connections at most.
+        for _ in 0..64 {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            held.push(socket);
+        }
+        std::future::pending::<()>().await;
+    });
+    (addr, task)
+}
+
+/// The HTTP/2 handshake, up to the peer's SETTINGS, is part of
+/// connecting: an endpoint that accepts and says nothing is unreachable
+/// at `timeouts.connect` — 503 for a unary call and for a server stream
+/// (before its 200, as for a refused connection), never a 504 at the
+/// deadline or a stream held open until the pings give up — and its
+/// calls count as never sent, so a POST goes to another endpoint.
+#[tokio::test]
+async fn an_endpoint_that_never_speaks_http2_is_unreachable_at_the_connect_timeout() {
+    let (silent, task) = silent_endpoint().await;
+    let mut alone = UpstreamConfig::new(format!("http://{silent}"));
+    alone.timeout = Some(Duration::from_secs(2));
+    // One try, to time one connect.
+    alone.retry.attempts = 1;
+    let mut lone = config(vec![("default", alone)]);
+    lone.timeouts.connect = Duration::from_millis(500);
+    let gateway = TestGateway::start(lone).await;
+    let client = support::http1();
+    for (path, accept) in [
+        ("/v1/echo", "application/json"),
+        ("/v1/watch", "text/event-stream"),
+    ] {
+        let started = Instant::now();
+        let response = client
+            .get(gateway.url(path))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(
+            elapsed >= Duration::from_millis(400) && elapsed < Duration::from_millis(1500),
+            "{path}: {elapsed:?}"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], 14, "{path}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("SETTINGS"), "{path}: {message}");
+    }
+
+    // In a pool, its calls are tried again on the other endpoint, POSTs
+    // included: nothing was sent.
+    let backend = backends(1).await.remove(0);
+    let mut pool = pool_of(std::slice::from_ref(&backend), |_, b| {
+        EndpointConfig::new(b.url())
+    });
+    pool.endpoints
+        .insert(0, EndpointConfig::new(format!("http://{silent}")));
+    pool.balance.policy = BalancePolicy::RoundRobin;
+    pool.timeout = Some(Duration::from_secs(2));
+    let mut pooled = config(vec![("default", pool)]);
+    pooled.timeouts.connect = Duration::from_millis(300);
+    let gateway = TestGateway::start(pooled).await;
+    for i in 0..4 {
+        let response = client
+            .post(gateway.url("/v1/echo"))
+            .json(&serde_json::json!({"s": format!("call {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "call {i}");
+    }
+    assert_eq!(backend.records().len(), 4);
+    task.abort();
+}

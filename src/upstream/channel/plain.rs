@@ -15,8 +15,10 @@
 //!
 //! Failures keep the shapes tonic's channel gives them, so that one
 //! reading of a status serves both kinds of channel: a connection that
-//! cannot be made, or that ended before the call's stream opened, is a
-//! [`tonic::ConnectError`] (UNAVAILABLE, and not sent); the `grpc-timeout`
+//! cannot be made — the peer's SETTINGS, which end the HTTP/2 handshake,
+//! not come within the connect timeout included — or that ended before
+//! the call's stream opened, is a [`tonic::ConnectError`] (UNAVAILABLE,
+//! and not sent); the `grpc-timeout`
 //! a request carries running out is a [`tonic::TimeoutExpired`]; a call in
 //! flight on a connection dropped for an unanswered ping, or closed by a
 //! peer that never sent a byte, is UNAVAILABLE saying so; everything else
@@ -151,6 +153,8 @@ struct Vitals {
     dropped: OnceLock<String>,
     /// The peer has sent at least one byte ([`heard`]).
     heard: AtomicBool,
+    /// Notified when the peer's SETTINGS come ([`heard`]).
+    settings: tokio::sync::Notify,
 }
 
 /// One call counted on its connection until dropped.
@@ -301,7 +305,7 @@ impl Inner {
                 if current {
                     *state = State::Idle;
                 }
-                Err(Box::new(tonic::ConnectError(Box::new(failed))))
+                Err(ConnectFailed::into_call_error(failed))
             }
         }
     }

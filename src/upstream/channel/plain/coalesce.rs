@@ -68,6 +68,7 @@ mod tests {
             calls: AtomicUsize::new(calls),
             dropped: Default::default(),
             heard: Default::default(),
+            settings: Default::default(),
         })
     }
 

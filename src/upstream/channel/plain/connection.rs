@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tower::ServiceExt as _;
 
 use super::coalesce::Coalesce;
-use super::heard::Heard;
+use super::heard::{CLOSED_UNHEARD, Heard};
 use super::{BoxError, Conn, Inner, Target, Vitals};
 
 /// How often an open connection is pinged, and how long the answer may
@@ -44,8 +44,38 @@ pub(super) enum ConnectFailed {
     Dial(BoxError),
     Timeout(Duration),
     Handshake(h2::Error),
+    /// The peer accepted the connection but sent no SETTINGS in time.
+    Silent(Duration),
+    /// The connection ended before the peer's SETTINGS, after the peer
+    /// sent something (`heard`) or nothing.
+    Ended {
+        heard: bool,
+        cause: BoxError,
+    },
     /// The runtime stopped the attempt (it is shutting down).
     Stopped,
+}
+
+impl ConnectFailed {
+    /// The error a call waiting for this attempt fails with. Most are
+    /// tonic's [`tonic::ConnectError`]: UNAVAILABLE, the call never sent
+    /// and the endpoint failed, as for a refused connection. A connection
+    /// that ended before the peer's SETTINGS fails its calls as it did
+    /// when they went out before the SETTINGS came (see `heard`): a peer
+    /// that closed without a byte is UNAVAILABLE but counts as a broken
+    /// connection (tried again only when idempotent), one that spoke
+    /// another protocol is that protocol's error (502).
+    pub(super) fn into_call_error(failed: Arc<ConnectFailed>) -> BoxError {
+        match &*failed {
+            ConnectFailed::Ended { heard: false, .. } => {
+                let mut status = tonic::Status::unavailable(CLOSED_UNHEARD);
+                status.set_source(failed);
+                Box::new(status)
+            }
+            ConnectFailed::Ended { heard: true, .. } => Box::new(failed),
+            _ => Box::new(tonic::ConnectError(Box::new(failed))),
+        }
+    }
 }
 
 impl fmt::Display for ConnectFailed {
@@ -54,6 +84,14 @@ impl fmt::Display for ConnectFailed {
             ConnectFailed::Dial(err) => err.fmt(f),
             ConnectFailed::Timeout(after) => write!(f, "no connection within {after:?}"),
             ConnectFailed::Handshake(_) => f.write_str("HTTP/2 handshake failed"),
+            ConnectFailed::Silent(after) => write!(
+                f,
+                "the upstream accepted the connection but sent no HTTP/2 SETTINGS within {after:?} (timeouts.connect): is it an HTTP/2 server?"
+            ),
+            ConnectFailed::Ended { heard: false, .. } => f.write_str(CLOSED_UNHEARD),
+            ConnectFailed::Ended { heard: true, .. } => {
+                f.write_str("the upstream answered the HTTP/2 handshake with something else")
+            }
             ConnectFailed::Stopped => f.write_str("the connection attempt was stopped"),
         }
     }
@@ -63,8 +101,9 @@ impl std::error::Error for ConnectFailed {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConnectFailed::Dial(err) => err.source(),
-            ConnectFailed::Timeout(_) | ConnectFailed::Stopped => None,
+            ConnectFailed::Timeout(_) | ConnectFailed::Silent(_) | ConnectFailed::Stopped => None,
             ConnectFailed::Handshake(err) => Some(err),
+            ConnectFailed::Ended { cause, .. } => Some(&**cause),
         }
     }
 }
@@ -75,9 +114,11 @@ pub(super) async fn connect(
     channel: Weak<Inner>,
     generation: u64,
 ) -> Result<Conn, Arc<ConnectFailed>> {
+    // The dial and the handshake share `timeouts.connect`.
+    let deadline = tokio::time::Instant::now() + target.connect_timeout;
     // The connector times each address; this bounds the name lookup too.
     let dial = target.connector.clone().oneshot(target.uri.clone());
-    let tcp = match tokio::time::timeout(target.connect_timeout, dial).await {
+    let tcp = match tokio::time::timeout_at(deadline, dial).await {
         Ok(Ok(tcp)) => tcp.into_inner(),
         // The connector's own timer (every address ran out of its share)
         // says "deadline has elapsed", which reads like the call's.
@@ -87,9 +128,6 @@ pub(super) async fn connect(
         Ok(Err(err)) => return Err(Arc::new(ConnectFailed::Dial(err.into()))),
         Err(_) => return Err(Arc::new(ConnectFailed::Timeout(target.connect_timeout))),
     };
-    // The handshake only sends our preface; calls go out before the
-    // peer's SETTINGS come, and whether it ever spoke tells how they
-    // failed if it closes (`heard`).
     let vitals = Arc::new(Vitals::default());
     let tcp = Heard::new(tcp, Arc::clone(&vitals));
     let (sender, mut connection) = h2::client::Builder::new()
@@ -102,6 +140,33 @@ pub(super) async fn connect(
         .handshake::<_, Bytes>(tcp)
         .await
         .map_err(|err| Arc::new(ConnectFailed::Handshake(err)))?;
+    // `handshake` only queues our preface. The peer's SETTINGS end the
+    // handshake: a peer that accepts and never sends them (a process
+    // that hangs, a port that is not HTTP/2) is not connected to, so its
+    // calls fail as unreachable at `timeouts.connect`, before anything
+    // is sent, and are not left to a deadline or to the pings.
+    let settled = async {
+        tokio::select! {
+            biased;
+            () = vitals.settings.notified() => Ok(()),
+            ended = &mut connection => Err(ended),
+        }
+    };
+    match tokio::time::timeout_at(deadline, settled).await {
+        Ok(Ok(())) => {}
+        Ok(Err(ended)) => {
+            let cause: BoxError = match ended {
+                Err(err) => Box::new(err),
+                Ok(()) => Box::new(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the connection closed",
+                )),
+            };
+            let heard = vitals.heard.load(Ordering::Acquire);
+            return Err(Arc::new(ConnectFailed::Ended { heard, cause }));
+        }
+        Err(_) => return Err(Arc::new(ConnectFailed::Silent(target.connect_timeout))),
+    }
     let keep_alive = keep_alive(
         connection.ping_pong(),
         target.keep_alive,

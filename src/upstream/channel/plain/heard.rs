@@ -1,14 +1,14 @@
-//! Whether the peer of a connection has sent anything at all.
+//! Whether the peer of a connection has sent anything at all, and whether
+//! its first frame was its SETTINGS.
 //!
-//! The HTTP/2 handshake only sends our preface; calls go out before the
-//! peer's SETTINGS arrive. When the connection then ends, what to tell the
-//! client depends on whether the peer ever spoke. One that closed without
-//! a byte (a server shutting down or over its connection limit, a
-//! balancer with nothing behind it, a TLS server given our cleartext) is
-//! unreachable: 503. One that sent bytes that were not HTTP/2 is another
-//! kind of server: 502. Neither proves the call went unread (a relay in
-//! between may have passed it on and lost the answer), so neither counts
-//! as a call never sent. The connection's calls read the difference from
+//! Connecting waits for the peer's SETTINGS ([`Vitals::settings`]): a
+//! peer that accepts the connection and says nothing is not connected to
+//! (see `connection`). When the connection ends, what to tell the client
+//! depends on whether the peer ever spoke. One that closed without a byte
+//! (a server shutting down or over its connection limit, a balancer with
+//! nothing behind it, a TLS server given our cleartext) is unreachable:
+//! 503. One that sent bytes that were not HTTP/2 is another kind of
+//! server: 502. The calls read the difference from
 //! [`Vitals::heard`](super::Vitals).
 
 use std::io;
@@ -21,13 +21,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Vitals;
 
-/// A connection's stream that sets `vitals.heard` on the first byte read.
+/// A connection's stream that sets `vitals.heard` on the first byte read
+/// and notifies `vitals.settings` once the peer's first frame header
+/// shows its SETTINGS, the end of the HTTP/2 handshake.
 #[derive(Debug)]
 pub(super) struct Heard<S> {
     inner: S,
     vitals: Arc<Vitals>,
-    /// Set once the first byte came: later reads skip the atomic.
-    heard: bool,
+    /// The first bytes read, until they make a frame header.
+    head: Vec<u8>,
+    /// Set once the first frame header came: later reads look no more.
+    done: bool,
 }
 
 impl<S> Heard<S> {
@@ -35,10 +39,31 @@ impl<S> Heard<S> {
         Heard {
             inner,
             vitals,
-            heard: false,
+            head: Vec::with_capacity(FRAME_HEADER),
+            done: false,
+        }
+    }
+
+    fn read(&mut self, data: &[u8]) {
+        if self.head.is_empty() && !data.is_empty() {
+            self.vitals.heard.store(true, Ordering::Release);
+        }
+        let take = (FRAME_HEADER - self.head.len()).min(data.len());
+        self.head.extend_from_slice(&data[..take]);
+        if let [_, _, _, kind, flags, a, b, c, d] = self.head[..] {
+            self.done = true;
+            let stream = u32::from_be_bytes([a, b, c, d]) & !(1 << 31);
+            if kind == SETTINGS && flags & ACK == 0 && stream == 0 {
+                self.vitals.settings.notify_one();
+            }
         }
     }
 }
+
+/// An HTTP/2 frame header's length, and the SETTINGS type and ACK flag.
+const FRAME_HEADER: usize = 9;
+const SETTINGS: u8 = 0x4;
+const ACK: u8 = 0x1;
 
 impl<S: AsyncRead + Unpin> AsyncRead for Heard<S> {
     fn poll_read(
@@ -48,9 +73,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Heard<S> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        if !self.heard && buf.filled().len() > before {
-            self.heard = true;
-            self.vitals.heard.store(true, Ordering::Release);
+        if !self.done {
+            self.read(&buf.filled()[before..]);
         }
         Poll::Ready(Ok(()))
     }
