@@ -2,6 +2,7 @@
 //! cleartext or over TLS) and serves every request against the current
 //! snapshot.
 
+mod accept;
 mod body;
 mod coding;
 mod connect;

@@ -249,7 +249,8 @@ async fn grpc_web_text_chunks_padded_on_their_own() {
 }
 
 /// A text-mode request is answered in text mode unless the client's
-/// `Accept` asks for binary; `Accept` lists are understood.
+/// `Accept` prefers binary or refuses text (`q=0`); `Accept` lists and
+/// weights are understood.
 #[tokio::test]
 async fn grpc_web_text_is_answered_in_text() {
     let (_backend, gateway) = setup(|_| {}).await;
@@ -264,6 +265,23 @@ async fn grpc_web_text_is_answered_in_text() {
         ),
         (
             Some("application/grpc-web+proto"),
+            "application/grpc-web+proto",
+        ),
+        // RFC 9110 §12.4.2: `q=0` refuses a mode; the other one answers.
+        (
+            Some("application/grpc-web-text;q=0"),
+            "application/grpc-web+proto",
+        ),
+        (
+            Some("application/grpc-web-text;q=0, application/grpc-web"),
+            "application/grpc-web+proto",
+        ),
+        (
+            Some("application/grpc-web-text, application/grpc-web;q=0"),
+            "application/grpc-web-text+proto",
+        ),
+        (
+            Some("application/grpc-web-text;q=0.2, application/grpc-web;q=0.9"),
             "application/grpc-web+proto",
         ),
     ];

@@ -92,6 +92,55 @@ async fn server_sent_events_with_an_error_event() {
     );
 }
 
+/// RFC 9110 §12.4.2 and §12.5.1: `Accept` weights pick the framing; a
+/// type weighted `q=0` is not acceptable and is never chosen, whatever
+/// the spelling of the zero.
+#[tokio::test]
+async fn accept_weights_pick_the_framing_and_zero_refuses() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let cases = [
+        ("text/event-stream;q=0", "application/json"),
+        ("text/event-stream; Q=0.000", "application/json"),
+        ("text/event-stream;charset=utf-8;q=0", "application/json"),
+        (
+            "application/x-ndjson;q=0, text/event-stream;q=0",
+            "application/json",
+        ),
+        (
+            "text/event-stream;q=0, application/x-ndjson",
+            "application/x-ndjson",
+        ),
+        (
+            "application/jsonl;q=0, text/event-stream;q=0.1",
+            "text/event-stream",
+        ),
+        (
+            "application/x-ndjson;q=0.5, text/event-stream",
+            "text/event-stream",
+        ),
+        ("text/event-stream;q=0.001", "text/event-stream"),
+    ];
+    let mut conn = Conn::http1(gateway.addr()).await;
+    for (accept, framing) in cases {
+        let response = conn
+            .send(get(
+                &gateway,
+                "/v1/watch?s=q",
+                &[("accept", accept), ("grpc-metadata-x-echo-count", "1")],
+            ))
+            .await;
+        assert_eq!(response.status(), 200, "{accept}");
+        assert_eq!(response.headers()["content-type"], framing, "{accept}");
+        let chunks = client::all_data(response.into_body()).await;
+        let line = match framing {
+            "application/json" => "{\"result\":{\"s\":\"q\"}}\n",
+            "text/event-stream" => "data: {\"s\":\"q\"}\n\n",
+            _ => "{\"s\":\"q\"}\n",
+        };
+        assert_eq!(chunks, [line], "{accept}");
+    }
+}
+
 /// Idle event streams get comment lines so proxies keep them open.
 #[tokio::test]
 async fn idle_event_streams_get_keep_alive_comments() {

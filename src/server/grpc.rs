@@ -191,11 +191,32 @@ fn media(value: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// How much a client's `Accept` wants an answer in one mode, least first.
+#[derive(Debug, PartialEq, PartialOrd)]
+enum Want {
+    /// Named with `q=0`.
+    Refused,
+    /// Not named.
+    Unsaid,
+    /// Named with this weight.
+    Weighted(f32),
+}
+
+impl Want {
+    fn of(weight: Option<f32>) -> Want {
+        match weight {
+            None => Want::Unsaid,
+            Some(w) if w > 0.0 => Want::Weighted(w),
+            Some(_) => Want::Refused,
+        }
+    }
+}
+
 /// Readies a gRPC-Web request for tonic-web, which knows only the exact
 /// media types: the content type loses its parameters, and `Accept` is
-/// set to the mode of the answer — text when the request is text (base64),
-/// unless the client accepts only binary; binary otherwise, unless it
-/// accepts only text. Returns whether the request is text.
+/// set to the mode of the answer: the one `Accept` wants more (a mode it
+/// names with `q=0` is refused, so the other one wins), else the
+/// request's own (text is base64). Returns whether the request is text.
 fn web_modes(headers: &mut HeaderMap) -> bool {
     let sent = headers
         .get(header::CONTENT_TYPE)
@@ -212,22 +233,12 @@ fn web_modes(headers: &mut HeaderMap) -> bool {
     } else if let Some(exact) = WEB_TYPES.iter().find(|t| **t == sent) {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(exact));
     }
-    let accepted: Vec<String> = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(media)
-        .collect();
-    let wants_text = accepted
-        .iter()
-        .any(|m| m.starts_with("application/grpc-web-text"));
-    let wants_binary = accepted
-        .iter()
-        .any(|m| m == "application/grpc-web" || m == "application/grpc-web+proto");
-    let answer_text = match (wants_text, wants_binary) {
-        (true, false) => true,
-        (false, true) => false,
+    let ranges = super::accept::ranges(headers);
+    let as_text = Want::of(super::accept::weight(&ranges, &WEB_TYPES[2..]));
+    let as_binary = Want::of(super::accept::weight(&ranges, &WEB_TYPES[..2]));
+    let answer_text = match as_text.partial_cmp(&as_binary) {
+        Some(std::cmp::Ordering::Greater) => true,
+        Some(std::cmp::Ordering::Less) => false,
         _ => text,
     };
     let accept = if answer_text {

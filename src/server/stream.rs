@@ -21,7 +21,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderValue};
 use http_body::Frame;
 use serde::Deserialize;
 use tokio::sync::oneshot;
@@ -65,6 +65,10 @@ pub enum StreamFraming {
     JsonArray,
 }
 
+const EVENT_STREAM: &str = "text/event-stream";
+const NDJSON: &str = "application/x-ndjson";
+const JSONL: &str = "application/jsonl";
+
 /// Marks a streamed response: never compressed, so each message stays one
 /// chunk for line-oriented clients.
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +76,8 @@ pub(crate) struct Streamed;
 
 impl Framing {
     /// The framing for a request: raw for `HttpBody` messages, else what
-    /// the method is configured for, else what `Accept` asks for.
+    /// the method is configured for, else what `Accept` prefers (a type
+    /// weighted `q=0` is refused, never chosen).
     pub(crate) fn choose(headers: &HeaderMap, configured: StreamFraming, raw: bool) -> Framing {
         if raw {
             return Framing::Raw;
@@ -80,26 +85,12 @@ impl Framing {
         if configured == StreamFraming::JsonArray {
             return Framing::JsonArray;
         }
-        let accept = headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            });
-        for media in accept {
-            match media.as_str() {
-                "text/event-stream" => return Framing::EventStream,
-                "application/x-ndjson" | "application/jsonl" => return Framing::Ndjson,
-                _ => {}
-            }
+        let ranges = super::accept::ranges(headers);
+        match super::accept::preferred(&ranges, &[EVENT_STREAM, NDJSON, JSONL]) {
+            Some(EVENT_STREAM) => Framing::EventStream,
+            Some(_) => Framing::Ndjson,
+            None => Framing::Envelope,
         }
-        Framing::Envelope
     }
 
     /// The response `Content-Type`.
