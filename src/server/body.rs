@@ -139,15 +139,40 @@ pub(crate) async fn read(
     Ok(ReadBody { bytes, share })
 }
 
-/// The media type of a `Content-Type` value: the part before `;`, trimmed.
-pub(crate) fn media_type(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(value.split(';').next().unwrap_or_default().trim())
+/// The media type `Content-Type` declares: the part before `;`, trimmed;
+/// `None` without the header. A declared type that is not `type/subtype`
+/// (RFC 9110 §8.3.1) — empty, `;;;`, `json`, not ASCII — is unsupported
+/// (415) whatever the route takes, named as sent: it is never read as
+/// "no type".
+pub(crate) fn media_type(headers: &HeaderMap) -> Result<Option<&str>, GatewayError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    let media = bytes.split(|&b| b == b';').next().unwrap_or_default();
+    match std::str::from_utf8(media.trim_ascii()) {
+        Ok(media) if is_media_type(media) => Ok(Some(media)),
+        _ => Err(GatewayError::UnsupportedMediaType(
+            String::from_utf8_lossy(bytes).into_owned(),
+        )),
+    }
+}
+
+/// `type/subtype`, both tokens (RFC 9110 §5.6.2).
+fn is_media_type(media: &str) -> bool {
+    let is_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    media
+        .split_once('/')
+        .is_some_and(|(kind, sub)| is_token(kind) && is_token(sub))
 }
 
 /// Whether a body of this media type is read as JSON: JSON itself, any
-/// `+json` type, and what command-line tools send by default (`text/plain`,
-/// form encoding from `curl -d`).
+/// `+json` type, what command-line tools send by default (`text/plain`,
+/// form encoding from `curl -d`), and none (`""`: no `Content-Type`).
 pub(crate) fn is_json(media_type: &str) -> bool {
     let lower = media_type.to_ascii_lowercase();
     matches!(
@@ -213,6 +238,47 @@ mod tests {
             "+json",
         ] {
             assert!(!is_json(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn declared_media_types_must_be_type_and_subtype() {
+        let declared = |value: &[u8]| {
+            let mut headers = HeaderMap::new();
+            let value = http::HeaderValue::from_bytes(value).unwrap();
+            headers.insert(header::CONTENT_TYPE, value);
+            media_type(&headers).map(|m| m.map(str::to_owned))
+        };
+        assert!(matches!(media_type(&HeaderMap::new()), Ok(None)));
+        for (value, media) in [
+            (&b"application/json"[..], "application/json"),
+            (b" Application/JSON ; charset=utf-8", "Application/JSON"),
+            (
+                b"application/vnd.api+json;v=\"\xe9\"",
+                "application/vnd.api+json",
+            ),
+            (b"*/*", "*/*"),
+        ] {
+            assert_eq!(declared(value).unwrap().as_deref(), Some(media));
+        }
+        for bad in [
+            &b""[..],
+            b";;;",
+            b" ; charset=utf-8",
+            b"json",
+            b"application/",
+            b"/json",
+            b"application/json/x",
+            b"application json",
+            b"application/json, text/plain",
+            b"application/\xe9",
+        ] {
+            let err = declared(bad).unwrap_err();
+            let sent = String::from_utf8_lossy(bad).into_owned();
+            assert!(
+                matches!(&err, GatewayError::UnsupportedMediaType(named) if *named == sent),
+                "{sent:?}: {err}"
+            );
         }
     }
 }

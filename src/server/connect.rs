@@ -125,9 +125,14 @@ pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> R
             .await
             .unwrap_or_else(|err| error_response(&err));
     }
-    let media = body::media_type(&parts.headers)
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let media = match body::media_type(&parts.headers) {
+        Ok(media) => media.unwrap_or_default().to_ascii_lowercase(),
+        Err(GatewayError::UnsupportedMediaType(sent)) => {
+            let err = GatewayError::UnsupportedMediaType(shortened(&sent));
+            return error_response(&err);
+        }
+        Err(err) => return error_response(&err),
+    };
     let (streaming, encoding) = match media.as_str() {
         "application/json" => (false, Encoding::Json),
         "application/proto" => (false, Encoding::Proto),

@@ -173,10 +173,15 @@ fn check_encoding(parts: &Parts, kind: RpcKind) -> Result<(), GatewayError> {
     Ok(())
 }
 
-/// A body declared as something other than JSON on a JSON route: 415.
+/// A body declared as something other than JSON on a JSON route, or
+/// declared with a malformed type: 415. `google.api.HttpBody` routes take
+/// any type, as sent.
 pub(crate) fn check_media_type(parts: &Parts, route: &Route) -> Result<(), GatewayError> {
-    let media = body::media_type(&parts.headers).unwrap_or_default();
-    if !route.request.takes_raw_body() && !body::is_json(media) {
+    if route.request.takes_raw_body() {
+        return Ok(());
+    }
+    let media = body::media_type(&parts.headers)?.unwrap_or_default();
+    if !body::is_json(media) {
         return Err(GatewayError::UnsupportedMediaType(media.to_owned()));
     }
     Ok(())

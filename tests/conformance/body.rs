@@ -376,6 +376,45 @@ async fn content_types() {
     }
 }
 
+/// RFC 9110 §8.3.1: a `Content-Type` that is present but whose media type
+/// is not `type/subtype` (empty, `;;;`, a bare word) is a 415 naming it
+/// as sent, never read as "no type" (JSON) — on unary routes and request
+/// streams; a Connect call answers it as any type it does not take
+/// (`invalid_argument`, 400 by Connect's table), naming it too. Nothing
+/// reaches the backend.
+#[tokio::test]
+async fn malformed_content_types_are_415() {
+    let f = fixture().await;
+    let connect = [("connect-protocol-version", "1")];
+    for bad in [
+        ";;;",
+        "",
+        " ; charset=utf-8",
+        "json",
+        "application/",
+        "/json",
+    ] {
+        for (path, headers, status) in [
+            ("/v1/echo", &[][..], 415),
+            ("/v1/echo/attrs", &[][..], 415),
+            ("/v1/collect", &[][..], 415),
+            ("/kitchen.v1.Kitchen/Echo", &connect[..], 400),
+        ] {
+            let body = br#"{"s": "x"}"#.to_vec();
+            let reply = f.call("POST", path, Some(bad), headers, body).await;
+            let json = reply.json();
+            assert_eq!(reply.status, status, "{bad:?} on {path}: {json}");
+            let message = json["message"].as_str().unwrap_or_default();
+            assert!(
+                // The HTTP layer drops a value's leading and trailing spaces.
+                message.starts_with(&format!("unsupported content type `{}`", bad.trim())),
+                "{bad:?} on {path}: {message}"
+            );
+        }
+    }
+    assert!(f.backend.records().is_empty());
+}
+
 /// RFC 9110 §8.3.1: the media type is the part before `;`; parameters
 /// other than charset are allowed and ignored for JSON.
 #[tokio::test]
