@@ -58,6 +58,13 @@ pub enum GatewayError {
     /// No route and no HTTP standard knows the method.
     #[error("method {} is not implemented by this gateway", shortened(.0.as_str()))]
     UnknownMethod(Method),
+    /// The request's body has a transfer coding the gateway does not
+    /// decode (only `chunked` is; RFC 9112 §6.1 answers others with 501).
+    #[error(
+        "Transfer-Encoding `{}` is not implemented: this gateway decodes only chunked (send a Content-Encoding for compression)",
+        shortened(.0)
+    )]
+    UnsupportedTransferCoding(String),
     /// The request's header block is larger than the limit.
     #[error("request headers are larger than {0} bytes")]
     HeadersTooLarge(usize),
@@ -158,9 +165,13 @@ fn shortened(text: &str) -> std::borrow::Cow<'_, str> {
 
 impl GatewayError {
     /// Whether the error is the client's doing even though its status is
-    /// a 5xx (a method no HTTP standard knows: 501).
+    /// a 5xx (a method no HTTP standard knows, a transfer coding other
+    /// than chunked: 501).
     pub fn is_client_caused(&self) -> bool {
-        matches!(self, GatewayError::UnknownMethod(_))
+        matches!(
+            self,
+            GatewayError::UnknownMethod(_) | GatewayError::UnsupportedTransferCoding(_)
+        )
     }
 }
 
@@ -194,7 +205,9 @@ impl GatewayError {
             GatewayError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented)
             }
-            GatewayError::UnknownMethod(_) => (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented),
+            GatewayError::UnknownMethod(_) | GatewayError::UnsupportedTransferCoding(_) => {
+                (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented)
+            }
             GatewayError::HeadersTooLarge(_) | GatewayError::TooManyHeaders(_) => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 Code::ResourceExhausted,
@@ -274,8 +287,9 @@ impl GatewayError {
                 );
                 (self.to_string(), Vec::new())
             }
-            GatewayError::RequestTimeout(_) => {
-                // The rest of the body may never come: do not wait for it.
+            GatewayError::RequestTimeout(_) | GatewayError::UnsupportedTransferCoding(_) => {
+                // The rest of the body may never come, or cannot be read:
+                // do not wait for it.
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
                 (self.to_string(), Vec::new())
             }
@@ -455,6 +469,11 @@ mod tests {
                 Code::InvalidArgument,
             ),
             (GatewayError::NoUpstream("x".into()), 503, Code::Unavailable),
+            (
+                GatewayError::UnsupportedTransferCoding("gzip".into()),
+                501,
+                Code::Unimplemented,
+            ),
             (
                 GatewayError::DeadlineExceeded(Duration::from_secs(1)),
                 504,

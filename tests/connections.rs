@@ -1,6 +1,7 @@
 //! Client connections: idle ones are closed, a client that stops reading
 //! does not keep its connection (and its slot under
-//! `limits.max_connections`) for ever.
+//! `limits.max_connections`) for ever, and a body framed in a transfer
+//! coding the gateway cannot read is refused.
 
 mod support;
 
@@ -94,4 +95,77 @@ async fn a_client_that_stops_reading_loses_its_connection() {
     assert_eq!(next.status(), 200);
     assert!(started.elapsed() >= IDLE / 2, "{:?}", started.elapsed());
     drop(stuck);
+}
+
+/// One raw HTTP/1.1 request; the whole answer, read until the gateway
+/// closes the connection.
+async fn exchange(gateway: &TestGateway, request: &str) -> String {
+    let mut stream = TcpStream::connect(gateway.addr()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the gateway answers and closes")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// RFC 9112 §6.1: a transfer coding the gateway does not decode (anything
+/// but `chunked`, which the HTTP layer reads) is 501 with code 12 in the
+/// google.rpc.Status shape, and the connection is closed, since the body
+/// stays unread; `chunked` applied twice is 400, and a last coding other
+/// than `chunked` the HTTP layer's 400. The backend never sees the
+/// request. Plain `chunked` is read as usual.
+#[tokio::test]
+async fn transfer_codings_other_than_chunked_are_501() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let request = |coding: &str| {
+        format!(
+            "POST /v1/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             transfer-encoding: {coding}\r\nconnection: close\r\n\r\n\
+             9\r\n{{\"s\":\"x\"}}\r\n0\r\n\r\n"
+        )
+    };
+    let answer = exchange(&gateway, &request("chunked")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(r#"{"s":"x"}"#), "{answer}");
+    let records = backend.records().len();
+    for (coding, named) in [
+        ("gzip, chunked", "gzip"),
+        ("GZIP,chunked", "GZIP"),
+        ("x-custom , chunked", "x-custom"),
+        ("identity, chunked", "identity"),
+        ("deflate;level=1, chunked", "deflate;level=1"),
+    ] {
+        let answer = exchange(&gateway, &request(coding)).await;
+        assert!(answer.starts_with("HTTP/1.1 501"), "{coding}: {answer}");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.to_ascii_lowercase().contains("\r\nconnection: close"),
+            "{head}"
+        );
+        let body: serde_json::Value = serde_json::from_str(body).expect(body);
+        assert_eq!(body["code"], 12, "{coding}: {body}");
+        assert_eq!(body["details"], serde_json::json!([]));
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("Transfer-Encoding `{named}` is not implemented")),
+            "{message}"
+        );
+    }
+    let answer = exchange(&gateway, &request("chunked, chunked")).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("chunked is applied more than once"),
+        "{answer}"
+    );
+    // Not ending in `chunked`, the body's length is unknown: the HTTP
+    // layer's bare 400 (RFC 9112 §6.3).
+    let answer = exchange(&gateway, &request("gzip")).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(
+        backend.records().len(),
+        records,
+        "refused before the backend"
+    );
 }

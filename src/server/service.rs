@@ -17,7 +17,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
-use http::{HeaderName, HeaderValue, Method, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use tower::{Layer as _, Service};
 use tower_http::compression::predicate::{And, DefaultPredicate, Predicate};
 use tower_http::compression::{Compression, CompressionLayer};
@@ -25,10 +25,13 @@ use tower_http::cors::{Cors, CorsLayer};
 
 use super::{Gateway, stream};
 use crate::config::CorsOptions;
+use crate::error::GatewayError;
+use crate::transcode::RequestError;
 
 /// A listener's HTTP service ([`Gateway::service`]).
 #[derive(Debug, Clone)]
 pub struct HttpService {
+    gateway: Arc<Gateway>,
     inner: Inner,
 }
 
@@ -41,7 +44,7 @@ enum Inner {
 
 impl HttpService {
     pub(super) fn new(gateway: Arc<Gateway>, cors: Option<&CorsOptions>) -> HttpService {
-        let handler = Handler(gateway);
+        let handler = Handler(Arc::clone(&gateway));
         let dispatch = Dispatch {
             compressed: CompressionLayer::new()
                 .no_deflate()
@@ -53,7 +56,7 @@ impl HttpService {
             Some(cors) => Inner::Cors(Box::new(cors_layer(cors).layer(dispatch))),
             None => Inner::Plain(dispatch),
         };
-        HttpService { inner }
+        HttpService { gateway, inner }
     }
 }
 
@@ -69,6 +72,12 @@ impl Service<Request> for HttpService {
 
     fn call(&mut self, request: Request) -> Self::Future {
         let head = request.method() == Method::HEAD;
+        if let Err(err) = check_transfer_coding(request.headers()) {
+            tracing::debug!(method = %request.method(), path = %request.uri().path(), error = %err, "Request refused");
+            let snapshot = self.gateway.snapshot();
+            let response = err.into_response(&snapshot.pool, &snapshot.codec);
+            return std::future::ready(Ok(finish(response, head))).boxed();
+        }
         let uncompressed = !accepts_encoding(&request);
         let response = match &mut self.inner {
             Inner::Plain(dispatch) => dispatch.call(request),
@@ -87,6 +96,32 @@ impl Service<Request> for HttpService {
             })
             .boxed()
     }
+}
+
+/// The request body's transfer codings (HTTP/1.1 only: HTTP/2 has none).
+/// The HTTP layer reads `chunked` and refuses a body whose last coding is
+/// not `chunked` (its length is unknown), but passes any coding before it
+/// on in the header: the body would be read still encoded. So a coding
+/// other than `chunked` is refused with 501 (RFC 9112 §6.1), and
+/// `chunked` applied twice (§6.1 forbids it) with 400.
+fn check_transfer_coding(headers: &HeaderMap) -> Result<(), GatewayError> {
+    let mut chunked = 0;
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if !coding.eq_ignore_ascii_case("chunked") {
+                return Err(GatewayError::UnsupportedTransferCoding(coding.to_owned()));
+            }
+            chunked += 1;
+        }
+    }
+    if chunked > 1 {
+        return Err(GatewayError::BadRequest(RequestError::Header {
+            name: header::TRANSFER_ENCODING.as_str().to_owned(),
+            reason: "chunked is applied more than once".to_owned(),
+        }));
+    }
+    Ok(())
 }
 
 /// What a router's top level does to every response: a `Content-Length`
@@ -265,4 +300,42 @@ fn cors_layer(options: &CorsOptions) -> CorsLayer {
         .expose_headers(ExposeHeaders::list(exposed))
         .allow_credentials(options.allow_credentials)
         .max_age(options.max_age)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codings(values: &[&str]) -> Result<(), GatewayError> {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(header::TRANSFER_ENCODING, HeaderValue::from_str(v).unwrap());
+        }
+        check_transfer_coding(&headers)
+    }
+
+    #[test]
+    fn only_chunked_once_is_read() {
+        for ok in [&[][..], &["chunked"], &["Chunked"], &[" chunked ,"]] {
+            assert!(codings(ok).is_ok(), "{ok:?}");
+        }
+        for (values, named) in [
+            (&["gzip, chunked"][..], "gzip"),
+            (&["GZip,chunked"], "GZip"),
+            (&["x-custom", "chunked"], "x-custom"),
+            (&["identity, chunked"], "identity"),
+            (&["chunked, gzip"], "gzip"),
+        ] {
+            let err = codings(values).unwrap_err();
+            assert!(
+                matches!(&err, GatewayError::UnsupportedTransferCoding(c) if c == named),
+                "{values:?}: {err}"
+            );
+            assert_eq!(err.status().0, http::StatusCode::NOT_IMPLEMENTED);
+        }
+        for twice in [&["chunked, chunked"][..], &["chunked", "chunked"]] {
+            let err = codings(twice).unwrap_err();
+            assert_eq!(err.status().0, http::StatusCode::BAD_REQUEST, "{twice:?}");
+        }
+    }
 }
