@@ -78,17 +78,21 @@ pub fn to_metadata(
                 None => continue,
             },
         };
-        if key.is_empty()
-            || is_reserved(key)
-            || key == "x-forwarded-for"
-            || key == "x-forwarded-host"
-        {
-            continue;
-        }
         let bad = |reason: &str| RequestError::Header {
             name: header.to_owned(),
             reason: reason.to_owned(),
         };
+        // A key is at least one character, and a `-bin` key has a name
+        // before its suffix: an empty one is refused like any invalid key,
+        // never dropped unseen.
+        if key.is_empty() || key == "-bin" {
+            return Err(bad(
+                "empty gRPC metadata key (the name must follow `Grpc-Metadata-`)",
+            ));
+        }
+        if is_reserved(key) || key == "x-forwarded-for" || key == "x-forwarded-host" {
+            continue;
+        }
         if !key
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
@@ -318,6 +322,24 @@ mod tests {
         assert!(md.get("cookie").is_none());
         assert!(md.get("grpc-timeout").is_none());
         assert!(md.get("te").is_none());
+    }
+
+    #[test]
+    fn empty_keys_are_refused_naming_the_header() {
+        for header in ["grpc-metadata-", "grpc-metadata--bin"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                HeaderName::from_static(header),
+                HeaderValue::from_static("eA"),
+            );
+            let err = to_metadata(&headers, None, None, &HeaderPolicy::default()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "header `{header}`: empty gRPC metadata key (the name must follow `Grpc-Metadata-`)"
+                )
+            );
+        }
     }
 
     #[test]

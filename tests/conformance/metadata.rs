@@ -195,3 +195,29 @@ async fn hc23_neighbour_reserved_binary_keys_are_dropped() {
     assert!(bin_values(&f, "grpc-status-details-bin").is_empty());
     assert!(f.backend.last().metadata.get("grpc-status").is_none());
 }
+
+/// README (headers to metadata): a `Grpc-Metadata-` header with nothing
+/// after the prefix, or only `-bin`, has no key: a 400 naming the header
+/// like every other invalid key (`Grpc-Metadata-Bad Key`'s kind), never
+/// dropped unseen; the backend is not called.
+#[tokio::test]
+async fn empty_metadata_keys_are_400() {
+    let f = fixture().await;
+    for (header, value) in [
+        ("grpc-metadata-", "x"),
+        ("Grpc-Metadata-", ""),
+        ("grpc-metadata--bin", "AAECA/8="),
+        ("grpc-metadata-a%b", "x"),
+    ] {
+        let reply = f
+            .call("GET", "/v1/echo", None, &[(header, value)], Vec::new())
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{header}");
+        let body = reply.json();
+        assert_eq!(body["code"], 3, "{header}");
+        let message = body["message"].as_str().unwrap();
+        let named = format!("header `{}`: ", header.to_ascii_lowercase());
+        assert!(message.starts_with(&named), "{header}: {message}");
+    }
+    assert!(f.backend.records().is_empty());
+}
