@@ -26,13 +26,15 @@ pub use encode::EncodeError;
 pub use error::RequestError;
 
 /// Parses one JSON message of type `desc` (the body of an RPC-style call),
-/// with the same rules as REST bodies.
+/// with the same rules as REST bodies, the nesting limit included.
 pub fn decode_json(
     desc: &prost_reflect::MessageDescriptor,
     json: &[u8],
     codec: &Codec,
 ) -> Result<prost_reflect::DynamicMessage, RequestError> {
-    body::decode_message(desc, json, codec).map(|parsed| parsed.message)
+    let parsed = body::decode_message(desc, json, codec)?;
+    request::check_depth(&parsed.message, parsed.depth)?;
+    Ok(parsed.message)
 }
 pub use options::{Codec, JsonOptions, UnknownParams};
 pub use request::{BodyPlan, BuildError, PlanError, RawRequest, RequestPlan, RequestPlans};

@@ -5,6 +5,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess};
 
 use super::lenient;
+use super::request::MAX_MESSAGE_DEPTH;
 use super::strict::{self, Strict};
 use super::{Codec, RequestError};
 
@@ -105,6 +106,9 @@ fn decode(
             // descriptors.
             Ok(_) if strict::needs_recheck() => decode_lenient(desc, field, body, codec)?,
             Ok(message) => message,
+            Err(err) if past_recursion_limit(&err) => {
+                return Err(RequestError::TooDeepMessage(MAX_MESSAGE_DEPTH));
+            }
             Err(err) => return Err(explain(desc, field, body, codec, err)),
         }
     };
@@ -139,12 +143,27 @@ fn decode_lenient(
     let mut track = serde_path_to_error::Track::new();
     let tracked = Strict(serde_path_to_error::Deserializer::new(&value, &mut track));
     parse(desc, field, tracked, codec).map_err(|err| {
+        if past_recursion_limit(&err) {
+            return RequestError::TooDeepMessage(MAX_MESSAGE_DEPTH);
+        }
         let path = clean_path(&track.path().to_string());
         RequestError::Json {
             at: (!path.is_empty()).then_some(path),
             reason: plain_reason(err.to_string()),
         }
     })
+}
+
+/// Whether a parse failed on the protobuf decoder's nesting limit.
+/// prost-reflect builds a `Struct`, `Value` or `ListValue` from JSON by
+/// encoding it and decoding it again, and that decoder refuses more than
+/// 100 levels below the value: the whole message nests deeper still, so
+/// the failure is the documented [`RequestError::TooDeepMessage`], not a
+/// library's wording. The decoder's error reaches here only as text.
+fn past_recursion_limit(err: &serde_json::Error) -> bool {
+    let text = err.to_string();
+    text.starts_with("error decoding: failed to decode Protobuf message: ")
+        && text.contains("recursion limit reached")
 }
 
 /// Reads the message (or one field of it) from `de`.

@@ -327,14 +327,20 @@ impl RequestPlan {
         if let Some(q) = request.query.filter(|q| !q.is_empty()) {
             depth = depth.max(query::apply(self, message, q, codec)?);
         }
-        // A struct spends three message levels per JSON level, so JSON up
-        // to this depth cannot exceed the protobuf nesting limit.
-        const SAFE_JSON_DEPTH: usize = MAX_MESSAGE_DEPTH / 3;
-        if depth > SAFE_JSON_DEPTH && exceeds_message_depth(message, MAX_MESSAGE_DEPTH) {
-            return Err(RequestError::TooDeepMessage(MAX_MESSAGE_DEPTH));
-        }
-        Ok(())
+        check_depth(message, depth)
     }
+}
+
+/// Refuses a message that nests past [`MAX_MESSAGE_DEPTH`]; `json_depth`
+/// is how deep the JSON it was built from went.
+pub(super) fn check_depth(message: &DynamicMessage, json_depth: usize) -> Result<(), RequestError> {
+    // A struct spends three message levels per JSON level, so JSON up to
+    // this depth cannot exceed the protobuf nesting limit.
+    const SAFE_JSON_DEPTH: usize = MAX_MESSAGE_DEPTH / 3;
+    if json_depth > SAFE_JSON_DEPTH && exceeds_message_depth(message, MAX_MESSAGE_DEPTH) {
+        return Err(RequestError::TooDeepMessage(MAX_MESSAGE_DEPTH));
+    }
+    Ok(())
 }
 
 impl PathVariable {

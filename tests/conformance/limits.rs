@@ -512,3 +512,108 @@ async fn body_budget_counts_bytes_held() {
     let (status, body) = f.post("/v1/echo", &body_of(6000)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// README (bodies): a message that would nest past protobuf's 100 levels
+/// is a 400 with one message, however the nesting is reached: `Value`
+/// and `ListValue` (two levels per JSON array), `Struct` (a map entry
+/// more), a body field, an `Any` packing a `Value`, the case-insensitive
+/// parser, a Connect call. Up to the limit the request goes through.
+#[tokio::test]
+async fn every_message_past_100_levels_gets_the_documented_400() {
+    const TOO_DEEP: &str =
+        "request message nests deeper than 100 levels, which protobuf decoders refuse";
+    let arrays = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let any = "type.googleapis.com/google.protobuf.Value";
+    // A body for `n` arrays, and how many levels below the request
+    // message it nests (None: packed in an Any, where the protobuf
+    // decoder refuses the value itself past 50 arrays; an answer within
+    // that is not looked at here).
+    type Shape = (
+        &'static str,
+        fn(&str, &str) -> String,
+        fn(usize) -> Option<usize>,
+    );
+    let shapes: [Shape; 6] = [
+        (
+            "/v1/echo",
+            |a, _| format!(r#"{{"anyValue": {a}}}"#),
+            |n| Some(2 * n),
+        ),
+        (
+            "/v1/echo",
+            |a, _| format!(r#"{{"list": {a}}}"#),
+            |n| Some(2 * n - 1),
+        ),
+        (
+            "/v1/echo",
+            |a, _| format!(r#"{{"attrs": {{"a": {a}}}}}"#),
+            |n| Some(2 * n + 2),
+        ),
+        ("/v1/echo/value", |a, _| a.to_owned(), |n| Some(2 * n)),
+        (
+            "/v1/echo/attrs",
+            |a, _| format!(r#"{{"a": {a}}}"#),
+            |n| Some(2 * n + 2),
+        ),
+        (
+            "/v1/echo",
+            |a, t| format!(r#"{{"detail": {{"@type": "{t}", "value": {a}}}}}"#),
+            |_| None,
+        ),
+    ];
+    for lenient in [false, true] {
+        let f = fixture_with(|c| {
+            c.json.max_depth = 127;
+            c.json.case_insensitive_fields = lenient;
+        })
+        .await;
+        for n in (45..=60).chain([100, 120]) {
+            for (path, body, levels) in &shapes {
+                let body = body(&arrays(n), any);
+                let reply = f
+                    .call(
+                        "POST",
+                        path,
+                        Some("application/json"),
+                        &[],
+                        body.into_bytes(),
+                    )
+                    .await;
+                let past = levels(n).map_or(n > 50, |levels| levels > 100);
+                let case = format!("{path} {n} arrays (lenient: {lenient}): {}", reply.text);
+                if past {
+                    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{case}");
+                    assert_eq!(
+                        reply.json(),
+                        json!({"code": 3, "message": TOO_DEEP, "details": []}),
+                        "{case}"
+                    );
+                } else if levels(n).is_some() {
+                    assert_eq!(reply.status, StatusCode::OK, "{case}");
+                }
+            }
+        }
+    }
+    // Connect's JSON bodies keep the same limit.
+    let f = fixture_with(|c| c.json.max_depth = 127).await;
+    for (n, status) in [(49, 200), (50, 400), (60, 400)] {
+        let body = format!(r#"{{"attrs": {{"a": {}}}}}"#, arrays(n));
+        let reply = f
+            .call(
+                "POST",
+                "/kitchen.v1.Kitchen/Echo",
+                Some("application/json"),
+                &[("connect-protocol-version", "1")],
+                body.into_bytes(),
+            )
+            .await;
+        assert_eq!(reply.status, status, "Connect, {n} arrays: {}", reply.text);
+        if status == 400 {
+            assert_eq!(
+                reply.json(),
+                json!({"code": "invalid_argument", "message": TOO_DEEP}),
+                "Connect, {n} arrays"
+            );
+        }
+    }
+}
