@@ -2,7 +2,8 @@
 //! and a real tonic backend: the client's own mistakes close the socket
 //! with their own code every time (never with the upstream reset they
 //! cause), malformed upgrades are refused in the google.rpc.Status shape,
-//! and frames a route cannot take are refused rather than ignored.
+//! frames a route cannot take are refused rather than ignored, and frames
+//! that break the WebSocket protocol close with its own codes.
 
 mod support;
 
@@ -213,6 +214,98 @@ async fn malformed_upgrades_are_status_json() {
         if want == 426 || named == "sec-websocket-version" {
             assert_eq!(response_headers["sec-websocket-version"], "13");
         }
+    }
+}
+
+/// A raw WebSocket frame from a client: `head` is the first byte (FIN,
+/// reserved bits, opcode); masked unless `masked` is false.
+fn frame(head: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    let bit = if masked { 0x80 } else { 0 };
+    let mut out = vec![head];
+    if payload.len() < 126 {
+        out.push(bit | payload.len() as u8);
+    } else {
+        out.push(bit | 126);
+        out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    if masked {
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// Upgrades `/v1/chat` by hand, sends `bytes`, and reads what the gateway
+/// sends until it closes the connection: the close code of its first
+/// frame (None: no Close frame came first).
+async fn close_code_after(gateway: &TestGateway, bytes: &[u8]) -> Option<u16> {
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr())
+        .await
+        .unwrap();
+    let head = "GET /v1/chat HTTP/1.1\r\nhost: gateway\r\nupgrade: websocket\r\n\
+                connection: upgrade\r\nsec-websocket-version: 13\r\n\
+                sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        answer.push(byte[0]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 101"), "{answer:?}");
+    stream.write_all(bytes).await.unwrap();
+    let mut frames = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut frames))
+        .await
+        .expect("the gateway closes the connection")
+        .ok()?;
+    // A server frame is unmasked: opcode, length, then the payload.
+    (frames.len() >= 4 && frames[0] == 0x88).then(|| u16::from_be_bytes([frames[2], frames[3]]))
+}
+
+/// RFC 6455 §7.4.1: a frame that breaks the protocol closes the socket
+/// with 1002 (protocol error), and a text frame that is not UTF-8 with
+/// 1007, never with the gRPC codes (4003) meant for messages the route
+/// cannot take. §7.4.2 and §5.5.1: a Close whose code may not be sent
+/// (below 1000, 1004 to 1006, 1015, unassigned) is answered with a Close
+/// of 1002 before the connection ends; a valid Close is echoed.
+#[tokio::test]
+async fn protocol_violations_close_with_the_protocol_codes() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let close = |code: u16| frame(0x88, &code.to_be_bytes(), true);
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("an unmasked frame", frame(0x81, b"{}", false), 1002),
+        ("a reserved bit", frame(0xC1, b"{}", true), 1002),
+        ("an unknown data opcode", frame(0x83, b"{}", true), 1002),
+        ("an unknown control opcode", frame(0x8B, b"", true), 1002),
+        ("a fragmented ping", frame(0x09, b"", true), 1002),
+        ("a continuation of nothing", frame(0x80, b"{}", true), 1002),
+        ("a ping of 126 bytes", frame(0x89, &[0; 126], true), 1002),
+        ("a one-byte Close", frame(0x88, &[3], true), 1002),
+        (
+            "a text frame not UTF-8",
+            frame(0x81, b"{\"s\": \"\xff\"}", true),
+            1007,
+        ),
+        ("Close 999", close(999), 1002),
+        ("Close 1004", close(1004), 1002),
+        ("Close 1005", close(1005), 1002),
+        ("Close 1006", close(1006), 1002),
+        ("Close 1015", close(1015), 1002),
+        ("Close 2999", close(2999), 1002),
+        ("Close 5000", close(5000), 1002),
+        ("Close 1000", close(1000), 1000),
+        ("Close 4321", close(4321), 4321),
+    ];
+    for (what, bytes, code) in cases {
+        assert_eq!(
+            close_code_after(&gateway, &bytes).await,
+            Some(code),
+            "{what}"
+        );
     }
 }
 

@@ -20,7 +20,12 @@
 //! - The client's own mistakes (a frame over `limits.max_body_bytes`:
 //!   4008; a frame that is not a valid message: 4003) close the socket
 //!   with their own code, never with the upstream failure that cancelling
-//!   the call causes.
+//!   the call causes. A frame that breaks the WebSocket protocol itself
+//!   closes with the protocol's code (RFC 6455 §7.4.1): 1007 for a text
+//!   frame that is not UTF-8, 1002 for the rest.
+//! - A Close from the client is answered with a Close (RFC 6455 §5.5.1):
+//!   its own code echoed, or 1002 for a code that may not be sent (below
+//!   1000, 1004 to 1006, 1015, unassigned ones).
 //! - A malformed upgrade is answered with the google.rpc.Status JSON of
 //!   any other client error; a WebSocket version other than 13 with 426.
 
@@ -212,6 +217,9 @@ enum Fault {
     Call(GatewayError),
     /// The client sent a message the route takes none of (INVALID_ARGUMENT).
     Unexpected(&'static str),
+    /// The client broke the WebSocket protocol itself: closed with the
+    /// protocol's own code (RFC 6455 §7.4.1), not a gRPC one.
+    Protocol { code: u16, reason: String },
 }
 
 impl From<GatewayError> for Fault {
@@ -225,6 +233,7 @@ impl std::fmt::Display for Fault {
         match self {
             Fault::Call(err) => err.fmt(f),
             Fault::Unexpected(reason) => f.write_str(reason),
+            Fault::Protocol { reason, .. } => f.write_str(reason),
         }
     }
 }
@@ -239,6 +248,12 @@ fn close_frame(result: Result<(), Fault>) -> CloseFrame {
             };
         }
         Err(Fault::Unexpected(reason)) => (tonic::Code::InvalidArgument, reason.to_owned()),
+        Err(Fault::Protocol { code, reason }) => {
+            return CloseFrame {
+                code,
+                reason: close_reason(reason),
+            };
+        }
         Err(Fault::Call(err)) => {
             let (_, code) = err.status();
             let message = match &err {
@@ -248,14 +263,20 @@ fn close_frame(result: Result<(), Fault>) -> CloseFrame {
             (code, message)
         }
     };
+    CloseFrame {
+        code: 4000 + code as u16,
+        reason: close_reason(message),
+    }
+}
+
+/// `message` cut to the 123 bytes a close reason may hold.
+fn close_reason(mut message: String) -> Utf8Bytes {
     let mut end = message.len().min(123);
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    CloseFrame {
-        code: 4000 + code as u16,
-        reason: Utf8Bytes::from(message[..end].to_owned()),
-    }
+    message.truncate(end);
+    Utf8Bytes::from(message)
 }
 
 async fn session(socket: WebSocket, snapshot: Arc<Snapshot>, prepared: Prepared) {
@@ -268,6 +289,11 @@ async fn session(socket: WebSocket, snapshot: Arc<Snapshot>, prepared: Prepared)
     }
     // After the client's own Close, this send fails: nothing to add.
     let _ = sink.send(Message::Close(Some(close_frame(result)))).await;
+    // The answer to the client's own Close (its code echoed, or 1002 for
+    // a code that may not be sent) is queued by the WebSocket library and
+    // goes out only with a flush; without one the client saw the TCP
+    // close and no Close frame.
+    let _ = tokio::time::timeout(CLOSE_WAIT, sink.close()).await;
     if let Some(mut reading) = reading {
         // The reader ends at the client's Close; a client that never
         // sends one is not waited for long.

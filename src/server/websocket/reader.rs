@@ -56,20 +56,33 @@ impl Expect {
 
 /// What a failed read of a frame means: a frame over the size limit
 /// (413's RESOURCE_EXHAUSTED), a connection that broke (the client is
-/// gone), or a frame that breaks the protocol (INVALID_ARGUMENT).
+/// gone), or a frame that breaks the WebSocket protocol (RFC 6455 §7.4.1:
+/// 1007 for a text frame that is not UTF-8, 1002 for the rest — an
+/// unmasked frame, reserved bits, an unknown opcode, a fragmented or
+/// oversized control frame, a malformed Close).
 fn frame_error(err: &axum::Error, limit: usize) -> Stop {
     if crate::upstream::chain(err).any(|e| e.is::<std::io::Error>()) {
         return Stop::Gone;
     }
     let text = err.to_string();
-    // Limitation: the WebSocket library's size error is told by its text
-    // ("Space limit exceeded: Message too long: ..."); its type is not
-    // reachable without that library as a direct dependency.
+    // Limitation: the WebSocket library's errors are told by their text
+    // ("Space limit exceeded: Message too long: ...", "UTF-8 encoding
+    // error: ..."); their type is not reachable without that library as
+    // a direct dependency.
     if text.contains("Space limit exceeded") {
         return Stop::Failed(GatewayError::PayloadTooLarge(limit).into());
     }
-    Stop::Failed(GatewayError::BodyRead(text).into())
+    let code = if text.contains("UTF-8 encoding error") {
+        INVALID_DATA
+    } else {
+        PROTOCOL_ERROR
+    };
+    Stop::Failed(Fault::Protocol { code, reason: text })
 }
+
+/// RFC 6455 §7.4.1 close codes.
+const PROTOCOL_ERROR: u16 = 1002;
+const INVALID_DATA: u16 = 1007;
 
 /// Reads request frames into messages for the backend.
 pub(super) struct Reader {
