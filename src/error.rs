@@ -136,7 +136,7 @@ pub enum GatewayError {
     /// backend, which may have acted on them: the call was cancelled, and
     /// the client is told how far it got.
     #[error(
-        "{error} ({} before it, and the backend may have acted on them; the call was cancelled)",
+        "{error} ({} before it, and the backend may have acted on what it got; the call was cancelled)",
         sent_messages(*.sent)
     )]
     InStream {

@@ -142,6 +142,16 @@ async fn malformed_client_deadline_stops_at_the_gateway() {
         assert_eq!(response.status(), 200, "{bad}");
         assert_eq!(response.headers()["grpc-status"], "3", "{bad}");
     }
+    // Given twice, the second one would go on unchecked.
+    let got = call(
+        gateway.addr(),
+        "/kitchen.v1.Kitchen/Echo",
+        &[("grpc-timeout", "5S"), ("grpc-timeout", "xyz")],
+        support::envelope(0, &sink("hi")),
+    )
+    .await;
+    assert_eq!(got.status.as_deref(), Some("3"), "{got:?}");
+    assert!(got.message.contains("more%20than%20once"), "{got:?}");
     assert!(backend.records().is_empty(), "{:?}", backend.records());
 
     // A well-formed deadline goes on, and the call succeeds.

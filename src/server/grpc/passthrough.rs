@@ -133,7 +133,13 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
 fn deadline(
     request: &mut Request<tonic::body::Body>,
 ) -> Result<Option<std::time::Duration>, Status> {
-    let Some(value) = request.headers_mut().get_mut("grpc-timeout") else {
+    let headers = request.headers_mut();
+    if headers.get_all("grpc-timeout").iter().nth(1).is_some() {
+        return Err(Status::invalid_argument(
+            "header grpc-timeout is given more than once",
+        ));
+    }
+    let Some(value) = headers.get_mut("grpc-timeout") else {
         return Ok(None);
     };
     match metadata::parse_grpc_timeout(value) {

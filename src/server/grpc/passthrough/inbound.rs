@@ -77,7 +77,11 @@ impl http_body::Body for Inbound {
             let data = match frame.into_data() {
                 Ok(data) => data,
                 Err(_) if this.prefixes.is_inside_message() => return this.fail(cut_short()),
-                Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                // A gRPC request has no trailers, so none go on: the
+                // upstream connection is shared, and a reserved name in
+                // them (a malformed `grpc-timeout`) made grpcio fail every
+                // later call on it, as in the headers.
+                Err(_) => continue,
             };
             let (encoded, limit) = (this.encoded, this.limit);
             let (out, refused) = this.prefixes.scan(data, |head| {
@@ -111,4 +115,27 @@ impl http_body::Body for Inbound {
 /// without the bytes of a prefix held back.
 fn cut_short() -> Status {
     Status::internal("the request ended inside a message")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt as _, StreamBody};
+
+    /// A gRPC request has no trailers: a client's are not sent on, and
+    /// the message before them is.
+    #[tokio::test]
+    async fn request_trailers_stay_behind() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-timeout", http::HeaderValue::from_static("abc"));
+        let message = Bytes::from_static(&[0, 0, 0, 0, 2, 0x0a, 0]);
+        let frames = [
+            Ok::<_, Status>(Frame::data(message.clone())),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let body = tonic::body::Body::new(StreamBody::new(tokio_stream::iter(frames)));
+        let collected = Inbound::new(body, false, 1024).collect().await.unwrap();
+        assert!(collected.trailers().is_none());
+        assert_eq!(collected.to_bytes(), message);
+    }
 }
