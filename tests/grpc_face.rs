@@ -221,6 +221,9 @@ async fn grpc_web_text_that_is_not_base64() {
         assert_eq!(status, Some("3"), "{headers:?} {body:?}");
         let message = headers["grpc-message"].to_str().unwrap();
         assert!(message.contains("base64"), "{message}");
+        // The place and the character, not the library's debug text.
+        assert!(message.contains("character%204"), "{message}");
+        assert!(!message.contains("source"), "{message}");
     }
     assert!(
         backend.records().is_empty(),

@@ -145,13 +145,15 @@ where
         Flavor::GrpcWeb => {
             let text = web_modes(request.headers_mut());
             let client = Arc::clone(&unread);
+            let not_base64 = web_text::Failure::default();
+            let failure = Arc::clone(&not_base64);
             let body = |inner| {
                 let client = ClientBody {
                     inner,
                     unread: client,
                 };
                 if text {
-                    tonic::body::Body::new(WebText::new(client))
+                    tonic::body::Body::new(WebText::new(client, failure))
                 } else {
                     tonic::body::Body::new(client)
                 }
@@ -160,6 +162,7 @@ where
                 inner: service,
                 text,
                 unread,
+                not_base64,
             };
             tonic_web::GrpcWebLayer::new()
                 .layer(service)
@@ -292,6 +295,7 @@ struct Translated<S> {
     inner: S,
     text: bool,
     unread: Arc<AtomicBool>,
+    not_base64: web_text::Failure,
 }
 
 impl<S> Service<Request<tonic::body::Body>> for Translated<S>
@@ -308,11 +312,13 @@ where
 
     fn call(&mut self, request: Request<tonic::body::Body>) -> S::Future {
         let (text, unread) = (self.text, Arc::clone(&self.unread));
+        let not_base64 = Arc::clone(&self.not_base64);
         self.inner.call(request.map(|inner| {
             tonic::body::Body::new(TranslatedBody {
                 inner,
                 text,
                 unread,
+                not_base64,
             })
         }))
     }
@@ -322,6 +328,7 @@ struct TranslatedBody {
     inner: tonic::body::Body,
     text: bool,
     unread: Arc<AtomicBool>,
+    not_base64: web_text::Failure,
 }
 
 impl http_body::Body for TranslatedBody {
@@ -339,6 +346,10 @@ impl http_body::Body for TranslatedBody {
         let detail = status.message().trim_start_matches("tonic-web: ");
         let status = if self.unread.load(Ordering::Acquire) {
             Status::cancelled(detail.to_owned())
+        } else if let Some(why) = self.not_base64.lock().take() {
+            Status::invalid_argument(format!(
+                "the request body is not valid base64 (application/grpc-web-text): {why}"
+            ))
         } else if self.text {
             Status::invalid_argument(format!(
                 "the request body is not valid base64 (application/grpc-web-text): {detail}"

@@ -11,18 +11,24 @@
 use std::error::Error;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
+use parking_lot::Mutex;
 
 /// A boxed error, as tonic's bodies take them.
 type BoxError = Box<dyn Error + Send + Sync>;
 
 /// Base64 characters in one group.
 const GROUP: usize = 4;
+
+/// Why a text body failed, kept for the call's answer: the error itself
+/// reaches the answer only through tonic-web, which wraps its text.
+pub(super) type Failure = Arc<Mutex<Option<String>>>;
 
 /// A text body, decoded as it streams.
 pub(super) struct WebText<B> {
@@ -31,15 +37,22 @@ pub(super) struct WebText<B> {
     pending: BytesMut,
     /// Characters read so far, for the position in an error.
     read: usize,
+    failure: Failure,
 }
 
 impl<B> WebText<B> {
-    pub(super) fn new(inner: B) -> WebText<B> {
+    pub(super) fn new(inner: B, failure: Failure) -> WebText<B> {
         WebText {
             inner,
             pending: BytesMut::new(),
             read: 0,
+            failure,
         }
+    }
+
+    fn fail(&self, why: String) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.failure.lock().get_or_insert_with(|| why.clone());
+        Poll::Ready(Some(Err(NotBase64(why).into())))
     }
 }
 
@@ -73,11 +86,10 @@ where
                 Some(Err(err)) => return Poll::Ready(Some(Err(err.into()))),
                 None if self.pending.is_empty() => return Poll::Ready(None),
                 None => {
-                    let error = NotBase64(format!(
+                    return self.fail(format!(
                         "the body ends inside a group of four base64 characters ({} left over)",
                         self.pending.len()
                     ));
-                    return Poll::Ready(Some(Err(error.into())));
                 }
             };
             let data = match frame.into_data() {
@@ -90,14 +102,26 @@ where
             this.pending.extend_from_slice(&data);
             let whole = this.pending.len() / GROUP * GROUP;
             let text = this.pending.split_to(whole);
-            let decoded = decode(&text)
-                .map_err(|(at, err)| NotBase64(format!("at character {}: {err}", start + at)));
-            match decoded {
+            match decode(&text) {
                 Ok(decoded) if decoded.is_empty() => continue,
                 Ok(decoded) => return Poll::Ready(Some(Ok(Frame::data(decoded)))),
-                Err(error) => return Poll::Ready(Some(Err(error.into()))),
+                Err((at, err)) => return self.fail(explain(start + at, &err)),
             }
         }
+    }
+}
+
+/// What is wrong at character `at` of the body, where the run that
+/// failed begins.
+fn explain(at: usize, err: &base64::DecodeError) -> String {
+    use base64::DecodeError::{InvalidByte, InvalidLastSymbol};
+    match *err {
+        InvalidByte(offset, byte) | InvalidLastSymbol(offset, byte) => format!(
+            "character {} ({:?}) is not base64 here",
+            at + offset,
+            char::from(byte)
+        ),
+        ref other => format!("{other} (in the characters from {at} on)"),
     }
 }
 
@@ -144,6 +168,8 @@ mod tests {
         assert!(decoded("A===").is_err());
         assert!(decoded("AAAA!AAA").unwrap_err().starts_with("0:"));
         assert!(decoded("AA==AA!A").unwrap_err().starts_with("4:"));
+        let (at, err) = decode(b"AA==AA!A").unwrap_err();
+        assert_eq!(explain(at, &err), "character 6 ('!') is not base64 here");
     }
 
     #[tokio::test]
@@ -151,14 +177,17 @@ mod tests {
         use http_body_util::{BodyExt as _, StreamBody};
         let frames = ["AA", "==A", "AE=aG", "k="]
             .map(|chunk| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(chunk))));
-        let body = WebText::new(StreamBody::new(tokio_stream::iter(frames)));
+        let body = WebText::new(
+            StreamBody::new(tokio_stream::iter(frames)),
+            Failure::default(),
+        );
         let all = body.collect().await.unwrap().to_bytes();
         assert_eq!(&all[..], [0, 0, 1, b'h', b'i']);
 
         let cut = [Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(
             "AAA",
         )))];
-        let body = WebText::new(StreamBody::new(tokio_stream::iter(cut)));
+        let body = WebText::new(StreamBody::new(tokio_stream::iter(cut)), Failure::default());
         let err = body.collect().await.unwrap_err();
         assert!(err.to_string().contains("ends inside"), "{err}");
     }
