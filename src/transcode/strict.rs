@@ -9,8 +9,8 @@
 //! - a float field given a string must be a number that fits the field, or
 //!   exactly `NaN`, `Infinity` or `-Infinity` (not `inf`, `1e400`);
 //! - a field mask with an empty path or field (`a..b`, `a,,b`), or a name
-//!   that is not lowerCamelCase or snake_case (`a b`), is refused, as in a
-//!   query;
+//!   that is not lowerCamelCase (`a b`, `a_b`), is refused with the reason
+//!   (a query also takes snake_case);
 //! - a timestamp or duration with more than nine fractional digits is
 //!   refused instead of truncated, a timestamp on a leap second (`:60`)
 //!   instead of moved to the next second.
@@ -335,6 +335,8 @@ mod tests {
             "\"a,\"",
             "\"Pages\"",
             "\"a-b\"",
+            "\"foo_bar\"",
+            "\"fooBar,foo_bar\"",
         ] {
             assert!(parse_as("google.protobuf.FieldMask", bad).is_err(), "{bad}");
         }

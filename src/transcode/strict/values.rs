@@ -76,12 +76,19 @@ pub(super) fn check_text<'de, V: Visitor<'de>, E: de::Error>(
             )));
         }
     }
-    if expecting(visitor) == "a field mask string"
-        && let Err(why) = crate::transcode::text::field_mask_paths(v)
-    {
-        return Err(E::custom(format_args!(
-            "`{v}` is not a field mask: {why}; paths are separated by `,`"
-        )));
+    if expecting(visitor) == "a field mask string" {
+        if let Err(why) = crate::transcode::text::field_mask_paths(v) {
+            return Err(E::custom(format_args!(
+                "`{v}` is not a field mask: {why}; paths are separated by `,`"
+            )));
+        }
+        // The query's rule, less snake_case: proto3 JSON writes a mask's
+        // names in lowerCamelCase, and the parser underneath takes no other.
+        if let Some(path) = v.split(',').find(|path| path.contains('_')) {
+            return Err(E::custom(format_args!(
+                "`{path}` is not a field mask path in a JSON body: proto3 JSON names fields in lowerCamelCase there (a query also takes snake_case)"
+            )));
+        }
     }
     if is_leap_second(v) && expecting(visitor).contains("timestamp") {
         return Err(E::custom(format_args!(
