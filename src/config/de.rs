@@ -62,6 +62,11 @@ impl Visitor<'_> for SecondsVisitor {
     }
 
     fn visit_f64<E: Error>(self, secs: f64) -> Result<Seconds, E> {
+        // Past what a Duration holds, but a number of seconds all the same:
+        // the same answer as any other duration too long.
+        if secs.is_finite() && secs > MAX_DURATION.as_secs_f64() {
+            return Ok(Seconds(Duration::MAX));
+        }
         Duration::try_from_secs_f64(secs)
             .map(Seconds)
             .map_err(|_| E::custom(format!("`{secs}` is not a duration like 5s or 250ms")))

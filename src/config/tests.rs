@@ -253,6 +253,7 @@ fn duration_past_ten_years_is_rejected() {
             "streams.keepalive",
             2,
         ),
+        ("timeouts:\n  connect: 1e30\n", "timeouts.connect", 2),
     ] {
         let err = error(yaml);
         assert_at(&err, key, line);
