@@ -86,6 +86,9 @@ impl Framing {
             return Framing::JsonArray;
         }
         let ranges = super::accept::ranges(headers);
+        // Known shortcoming (README, Limits): a client that refuses JSON
+        // too (`application/json;q=0`, `*/*;q=0`) still gets the JSON
+        // envelope; there is no 406, since nothing else is left to send.
         match super::accept::preferred(&ranges, &[EVENT_STREAM, NDJSON, JSONL]) {
             Some(EVENT_STREAM) => Framing::EventStream,
             Some(_) => Framing::Ndjson,

@@ -93,6 +93,10 @@ impl Upstream {
                 Err(status) => status,
             };
             let failure = if caused_by::<tonic::ConnectError>(&status) {
+                // Known shortcoming (README, Limits): with no other
+                // endpoint left, the try goes to the same one again, so an
+                // endpoint that accepts and never speaks costs each try
+                // its whole `timeouts.connect`.
                 self.record(&lease, Outcome::Failed);
                 Failure::NotSent
             } else if broken(&status) {
