@@ -23,6 +23,14 @@ struct Seconds(Duration);
 /// means nothing a shorter one does not.
 const MAX_DURATION: Duration = Duration::from_secs(315_576_000);
 
+/// The refusal of a duration past [`MAX_DURATION`], `shown` as written.
+fn too_long(shown: impl fmt::Display) -> String {
+    format!(
+        "{shown} is too long: at most 10 years ({}s)",
+        MAX_DURATION.as_secs()
+    )
+}
+
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Seconds, D::Error> {
         let seconds = de.deserialize_any(SecondsVisitor)?;
@@ -32,11 +40,9 @@ impl<'de> Deserialize<'de> for Seconds {
             ));
         }
         if seconds.0 > MAX_DURATION {
-            return Err(D::Error::custom(format!(
-                "{} is too long: at most 10 years ({}s)",
-                humantime::format_duration(seconds.0),
-                MAX_DURATION.as_secs()
-            )));
+            return Err(D::Error::custom(too_long(humantime::format_duration(
+                seconds.0,
+            ))));
         }
         Ok(seconds)
     }
@@ -62,10 +68,10 @@ impl Visitor<'_> for SecondsVisitor {
     }
 
     fn visit_f64<E: Error>(self, secs: f64) -> Result<Seconds, E> {
-        // Past what a Duration holds, but a number of seconds all the same:
-        // the same answer as any other duration too long.
+        // Past what a Duration may hold, but a number of seconds all the
+        // same: the same answer as any other duration too long.
         if secs.is_finite() && secs > MAX_DURATION.as_secs_f64() {
-            return Ok(Seconds(Duration::MAX));
+            return Err(E::custom(too_long(format_args!("{secs}s"))));
         }
         Duration::try_from_secs_f64(secs)
             .map(Seconds)
