@@ -350,7 +350,7 @@ pub(crate) fn deadline(
     let client = metadata::parse_grpc_timeout(value).ok_or_else(|| {
         GatewayError::BadRequest(RequestError::Header {
             name: "grpc-timeout".to_owned(),
-            reason: "not a gRPC timeout such as 500m or 5S".to_owned(),
+            reason: metadata::NOT_A_GRPC_TIMEOUT.to_owned(),
         })
     })?;
     Ok(Some(route.map_or(client, |r| r.min(client))))

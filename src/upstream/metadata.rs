@@ -221,6 +221,10 @@ pub fn to_headers(metadata: &MetadataMap, prefix: &str, out: &mut HeaderMap) {
     }
 }
 
+/// Why a `grpc-timeout` that [`parse_grpc_timeout`] refuses is refused,
+/// the same on every path that reads the client's one.
+pub(crate) const NOT_A_GRPC_TIMEOUT: &str = "not a gRPC timeout such as 500m or 5S";
+
 /// Parses a `grpc-timeout` header value: up to 8 digits and a unit
 /// (`H`, `M`, `S`, `m`, `u`, `n`).
 pub fn parse_grpc_timeout(value: &HeaderValue) -> Option<Duration> {

@@ -136,7 +136,7 @@ fn deadline(
     let headers = request.headers_mut();
     if headers.get_all("grpc-timeout").iter().nth(1).is_some() {
         return Err(Status::invalid_argument(
-            "header grpc-timeout is given more than once",
+            "header `grpc-timeout`: given more than once",
         ));
     }
     let Some(value) = headers.get_mut("grpc-timeout") else {
@@ -147,9 +147,10 @@ fn deadline(
             value.set_sensitive(true);
             Ok(Some(timeout))
         }
-        None => Err(Status::invalid_argument(
-            "header grpc-timeout: not a gRPC timeout such as 500m or 5S",
-        )),
+        None => Err(Status::invalid_argument(format!(
+            "header `grpc-timeout`: {}",
+            metadata::NOT_A_GRPC_TIMEOUT
+        ))),
     }
 }
 
