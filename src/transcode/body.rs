@@ -232,6 +232,23 @@ fn plain_reason(reason: String) -> String {
             "float value out of range",
             "the number is out of range for the field's type",
         )
+        // The standard library's, from a string for an integer field.
+        .replace(
+            "invalid digit found in string",
+            "expected an integer: a number, or a string holding one",
+        )
+        .replace(
+            "cannot parse integer from empty string",
+            "expected an integer, not an empty string",
+        )
+        .replace(
+            "number too large to fit in target type",
+            "the number is out of range for the field's integer type",
+        )
+        .replace(
+            "number too small to fit in target type",
+            "the number is out of range for the field's integer type",
+        )
 }
 
 /// Presents `value` as the JSON object `{"<field>": value}` without copying

@@ -8,6 +8,9 @@
 //!   more is refused: as a float it may already have lost digits;
 //! - a float field given a string must be a number that fits the field, or
 //!   exactly `NaN`, `Infinity` or `-Infinity` (not `inf`, `1e400`);
+//! - an integer field given a string in exponent or fraction notation
+//!   (`"1e3"`, which proto3 JSON allows) gets the number it writes, under
+//!   the rules for numbers (the parser underneath reads only digits);
 //! - a field mask with an empty path or field (`a..b`, `a,,b`), or a name
 //!   that is not lowerCamelCase (`a b`, `a_b`), is refused with the reason
 //!   (a query also takes snake_case);
@@ -28,8 +31,8 @@ mod values;
 use keys::Map;
 pub(crate) use keys::odd_integer;
 pub(super) use keys::{needs_recheck, reset_recheck};
-pub(crate) use values::rounded_f32_max;
 use values::{check_number, check_text, float_max_spelling};
+pub(crate) use values::{integer_text_as_number, rounded_f32_max};
 
 /// Wraps `D`: objects anywhere inside fail on a repeated key.
 #[derive(Debug)]

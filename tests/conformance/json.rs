@@ -430,6 +430,46 @@ async fn integers_from_strings_and_out_of_range() {
     }
 }
 
+/// proto3 JSON takes exponent notation for integers "in both quoted and
+/// unquoted forms"; a whole number with a fraction reads the same way.
+/// Quoted or not, the value must be whole, in range and (with a fraction
+/// or exponent) below 2^53. A string that is no number says so plainly.
+#[tokio::test]
+async fn integers_from_strings_in_exponent_notation() {
+    let f = fixture().await;
+    let (status, body) = f
+        .post(
+            "/v1/echo",
+            r#"{"i32": "1e3", "u32": "7.0", "i64": "-2.5E1", "si32": 1e2, "ids": ["1e1", "3"], "big": "4e0"}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"i32": 1000, "u32": 7, "i64": "-25", "si32": 100, "ids": ["10", "3"], "big": "4"})
+        )
+    );
+    for (bad, needle) in [
+        (r#"{"i32": "1e-2"}"#, "at `i32`"),
+        (r#"{"i32": "3e9"}"#, "at `i32`"),
+        (r#"{"u64": "-1e0"}"#, "at `u64`"),
+        (r#"{"i64": "1e18"}"#, "2^53 or more"),
+        (r#"{"ids": ["2.5e0"]}"#, "at `ids[0]`"),
+        (r#"{"color": "1e0"}"#, "at `color`"),
+        (
+            r#"{"i32": "abc"}"#,
+            "at `i32`: expected an integer: a number, or a string holding one",
+        ),
+        (
+            r#"{"i64": ""}"#,
+            "at `i64`: expected an integer, not an empty string",
+        ),
+    ] {
+        assert_bad_request(f.post("/v1/echo", bad).await, needle);
+    }
+}
+
 /// proto3 JSON: floats accept numbers, numeric strings and the strings
 /// `NaN`, `Infinity`, `-Infinity`, and write the special values as those
 /// strings (valid JSON).

@@ -17,7 +17,7 @@ use super::plan::ValueType;
 use super::read::{Encoder, fail};
 use crate::transcode::encode::scalar::Scalar;
 use crate::transcode::kind::ValueKind as K;
-use crate::transcode::strict::rounded_f32_max;
+use crate::transcode::strict::{integer_text_as_number, rounded_f32_max};
 
 /// Below this, every integer is exact as an `f64`; the strict adapter
 /// refuses integer fields a float at or above it.
@@ -243,6 +243,21 @@ fn from_str(kind: ValueType, v: &str) -> Option<Value> {
             }
             Value::F32(v.parse().ok()?)
         }
+        // `"1e3"`: read as the number it writes, as the strict parse does.
+        K::Int32
+        | K::Sint32
+        | K::Sfixed32
+        | K::Int64
+        | K::Sint64
+        | K::Sfixed64
+        | K::Uint32
+        | K::Fixed32
+        | K::Uint64
+        | K::Fixed64
+            if let Some(number) = integer_text_as_number(v) =>
+        {
+            return from_f64(kind, number);
+        }
         K::Int32 | K::Sint32 | K::Sfixed32 => Value::I32(v.parse().ok()?),
         K::Int64 | K::Sint64 | K::Sfixed64 => Value::I64(v.parse().ok()?),
         K::Uint32 | K::Fixed32 => Value::U32(v.parse().ok()?),
@@ -287,7 +302,23 @@ mod tests {
         assert_eq!(from_str(K::Float, "3.5e38"), None);
         assert_eq!(from_str(K::Float, "1e-50"), Some(Value::F32(0.0)));
         assert_eq!(from_str(K::Int64, "+5"), Some(Value::I64(5)));
-        assert_eq!(from_str(K::Int64, "5.0"), None);
         assert_eq!(from_str(K::Bool, "true"), None);
+    }
+
+    #[test]
+    fn strings_for_integers_may_use_exponent_or_fraction() {
+        assert_eq!(from_str(K::Int64, "5.0"), Some(Value::I64(5)));
+        assert_eq!(from_str(K::Int32, "1e3"), Some(Value::I32(1000)));
+        assert_eq!(from_str(K::Sint32, "-1E2"), Some(Value::I32(-100)));
+        assert_eq!(from_str(K::Uint64, "2.5e1"), Some(Value::U64(25)));
+        assert_eq!(from_str(K::Int32, "-0.0"), Some(Value::I32(0)));
+        // Read as the same number would be: whole, in range, below 2^53.
+        for bad in [
+            "1.5", "1e-2", "3e9", "1e16", "1e400", "1e", ".5", "1e3x", " 1e3",
+        ] {
+            assert_eq!(from_str(K::Int32, bad), None, "{bad}");
+        }
+        assert_eq!(from_str(K::Int64, "1e16"), None);
+        assert_eq!(from_str(K::Uint32, "-1e0"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The checks on single values: numbers an integer field cannot take
 //! exactly, strings for float, field mask, timestamp and duration fields
-//! that the parser underneath would take loosely.
+//! that the parser underneath would take loosely, and strings for integer
+//! fields in exponent or fraction notation, which it would refuse.
 
 use std::fmt;
 
@@ -51,14 +52,22 @@ pub(crate) fn rounded_f32_max(v: f64) -> Option<f64> {
         .then_some(f64::from(rounded))
 }
 
-/// A string for a float, timestamp or duration field, checked where the
-/// parser underneath would accept it loosely; `Some` is the number to give
-/// the parser instead (the largest `float`, spelled short: see
-/// [`float_max_spelling`]).
+/// A string for a number, field mask, timestamp or duration field,
+/// checked where the parser underneath would accept it loosely; `Some` is
+/// the number to give the parser instead: the largest `float`, spelled
+/// short (see [`float_max_spelling`]), or the number a string for an
+/// integer field writes with an exponent or fraction (see
+/// [`integer_text_as_number`]), which the parser reads only from digits.
 pub(super) fn check_text<'de, V: Visitor<'de>, E: de::Error>(
     visitor: &V,
     v: &str,
 ) -> Result<Option<f64>, E> {
+    if let Some(number) = integer_text_as_number(v)
+        && is_integer(&expecting(visitor))
+    {
+        check_number(visitor, number)?;
+        return Ok(Some(number));
+    }
     let first = v.bytes().next().unwrap_or(b' ');
     if (first.is_ascii_digit() || b"+-.iInN".contains(&first))
         && !matches!(v, "NaN" | "Infinity" | "-Infinity")
@@ -104,6 +113,38 @@ pub(super) fn check_text<'de, V: Visitor<'de>, E: de::Error>(
         }
     }
     Ok(None)
+}
+
+/// The number a string for an integer field holds when it is written with
+/// an exponent or a fraction (`"1e3"`, `"100.0"`): proto3 JSON takes
+/// exponent notation for integers quoted as well as bare, and a number is
+/// read the same either way (whole, in range, below 2^53). `None` for
+/// anything else, plain digits included: those are read exactly as they
+/// are.
+pub(crate) fn integer_text_as_number(v: &str) -> Option<f64> {
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    if !digits.starts_with(|c: char| c.is_ascii_digit())
+        || !digits.contains(['.', 'e', 'E'])
+        || !digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"eE.+-".contains(&b))
+    {
+        return None;
+    }
+    v.parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+/// Whether the parser underneath expects one of the integer types (not an
+/// enum, which says "a string or integer").
+fn is_integer(expected: &str) -> bool {
+    [
+        "a 32-bit signed integer",
+        "a 32-bit unsigned integer",
+        "a 64-bit signed integer",
+        "a 64-bit unsigned integer",
+    ]
+    .iter()
+    .any(|kind| expected.starts_with(kind))
 }
 
 /// Whether an RFC 3339 time has 60 seconds (`2016-12-31T23:59:60Z`).
