@@ -344,7 +344,9 @@ async fn demo(listen: SocketAddr, backend_listen: SocketAddr) -> ExitCode {
         tracing::warn!(error = %err, "Cannot print the demo's curl lines");
     }
     shutdown_signal().await;
+    tracing::info!("Shutting down");
     server.shutdown().await;
+    println!("protogate demo stopped");
     ExitCode::SUCCESS
 }
 

@@ -212,6 +212,8 @@ fn demo_stops_on_sigterm_with_success() {
         .wait(Duration::from_secs(15))
         .expect("the demo exits on SIGTERM");
     assert!(status.success(), "{status}");
+    // It says so: a user who pressed Ctrl-C sees that it stopped.
+    demo.stdout_line(START, |l| l == "protogate demo stopped");
 }
 
 /// The printed `--reflect` line names the demo's backend, which serves
