@@ -519,6 +519,32 @@ async fn protocol_version_and_http_statuses() {
     assert_eq!(response.status(), 429);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["code"], "resource_exhausted");
+
+    // A content type Connect does not define (also a malformed one, or
+    // none): 415 with the ones it does, as connect-go answers it.
+    for content_type in [Some("application/xml"), Some(";;;"), None] {
+        let mut request = client
+            .post(gateway.url("/lookup.v1.Lookup/Find"))
+            .header("connect-protocol-version", "1")
+            .body("{}");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 415, "{content_type:?}");
+        let accept = response.headers()["accept-post"].to_str().unwrap();
+        for media in [
+            "application/json",
+            "application/proto",
+            "application/connect+json",
+        ] {
+            assert!(accept.contains(media), "{accept}");
+        }
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], "invalid_argument", "{error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains("application/proto"), "{message}");
+    }
 }
 
 /// The gateway's own health answers Connect as it answers gRPC; its

@@ -30,7 +30,7 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::{Buf, Bytes};
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Request, Response, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use tokio::time::Instant;
 
 use crate::error::GatewayError;
@@ -127,10 +127,7 @@ pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> R
     }
     let media = match body::media_type(&parts.headers) {
         Ok(media) => media.unwrap_or_default().to_ascii_lowercase(),
-        Err(GatewayError::UnsupportedMediaType(sent)) => {
-            let err = GatewayError::UnsupportedMediaType(shortened(&sent));
-            return error_response(&err);
-        }
+        Err(GatewayError::UnsupportedMediaType(sent)) => return unsupported_media(&sent),
         Err(err) => return error_response(&err),
     };
     let (streaming, encoding) = match media.as_str() {
@@ -138,10 +135,7 @@ pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> R
         "application/proto" => (false, Encoding::Proto),
         "application/connect+json" => (true, Encoding::Json),
         "application/connect+proto" => (true, Encoding::Proto),
-        other => {
-            let err = GatewayError::UnsupportedMediaType(shortened(other));
-            return error_response(&err);
-        }
+        other => return unsupported_media(other),
     };
     let result = match check_version(&parts.headers) {
         Err(err) => Err(err),
@@ -448,6 +442,35 @@ async fn unenvelope(
 }
 
 /// A unary error in Connect's shape, with the HTTP status of its code.
+/// The content types a Connect POST may have, as `Accept-Post` lists them.
+const ACCEPT_POST: &str =
+    "application/json, application/proto, application/connect+json, application/connect+proto";
+
+/// A POST whose content type Connect does not define: 415 with
+/// `Accept-Post` (RFC 9110's status for it, and connect-go's answer), and a
+/// Connect error body that says what to send.
+fn unsupported_media(sent: &str) -> Response<Body> {
+    let json = serde_json::json!({
+        "code": "invalid_argument",
+        "message": format!(
+            "unsupported content type `{}`: Connect takes {ACCEPT_POST}",
+            shortened(sent)
+        ),
+    });
+    let mut response = Response::new(Body::from(json.to_string()));
+    *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        HeaderName::from_static("accept-post"),
+        HeaderValue::from_static(ACCEPT_POST),
+    );
+    response
+}
+
 fn error_response(err: &GatewayError) -> Response<Body> {
     let json = err.connect_json();
     let status = http_status(json["code"].as_str().unwrap_or_default());
