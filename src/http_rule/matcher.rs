@@ -211,7 +211,12 @@ impl Search<'_> {
                 return Some(route);
             }
         } else if !self.text(i).is_empty() {
-            if let Some(&child) = node_ref.literals.get(self.text(i))
+            let text = self.text(i);
+            let literal = node_ref.literals.get(text).or_else(|| {
+                let form = super::path::literal_form(text)?;
+                node_ref.literals.get(form.as_str())
+            });
+            if let Some(&child) = literal
                 && let Some(route) = self.walk(child, i + 1)
             {
                 return Some(route);

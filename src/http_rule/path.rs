@@ -55,10 +55,15 @@ fn escape_at(bytes: &[u8], i: usize) -> Result<u8, PathError> {
 /// backend that authorises by resource name.
 pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     let normalized = decode_unreserved(path)?;
+    let is_dots = |segment: &str| segment == "." || segment == "..";
     if normalized.contains('.')
-        && normalized
-            .split('/')
-            .any(|segment| segment == "." || segment == "..")
+        && (normalized.split('/').any(is_dots)
+            // The last segment as a route with a verb sees it: `..:cancel`.
+            || normalized
+                .rsplit('/')
+                .next()
+                .and_then(|last| last.rsplit_once(':'))
+                .is_some_and(|(before, _)| is_dots(before)))
     {
         return Err(PathError::DotSegment);
     }
@@ -95,21 +100,72 @@ fn decode_unreserved(path: &str) -> Result<Cow<'_, str>, PathError> {
 }
 
 /// The form a template literal takes in a normalised path: characters a
-/// client must escape are escaped (upper-case hex).
+/// client must escape are escaped (upper-case hex), escapes written in the
+/// literal are read as [`normalize`] reads a path's (`%7E` is `~`), and a
+/// `%` that starts no escape is itself escaped.
 pub fn encode_literal(literal: &str) -> Cow<'_, str> {
-    let keep = |b: u8| is_unreserved(b) || b"!$&'()*+,;=:@%".contains(&b);
+    let keep = |b: u8| is_unreserved(b) || b"!$&'()*+,;=:@".contains(&b);
     if literal.bytes().all(keep) {
         return Cow::Borrowed(literal);
     }
+    let bytes = literal.as_bytes();
     let mut out = String::with_capacity(literal.len() * 3);
-    for b in literal.bytes() {
-        if keep(b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match escape_at(bytes, i) {
+            Ok(decoded) if b == b'%' => {
+                push_escaped(&mut out, decoded, is_unreserved);
+                i += 3;
+            }
+            _ => {
+                push_escaped(&mut out, b, keep);
+                i += 1;
+            }
         }
     }
     Cow::Owned(out)
+}
+
+/// A path segment's escapes as [`encode_literal`] writes them, upper-case
+/// hex and raw non-ASCII bytes escaped (RFC 3986 §6.2.2.1: `%c3%a9` and
+/// `%C3%A9` are one text), to find a literal by; `None` when the segment
+/// is written so already. The segment is normalised: its escapes are
+/// valid.
+pub fn literal_form(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let lower_escape = |i: usize| bytes[i + 1..].iter().take(2).any(u8::is_ascii_lowercase);
+    let odd = (0..bytes.len()).any(|i| !bytes[i].is_ascii() || bytes[i] == b'%' && lower_escape(i));
+    if !odd {
+        return None;
+    }
+    let mut out = String::with_capacity(segment.len() * 3);
+    let mut i = 0;
+    while i < bytes.len() {
+        match escape_at(bytes, i) {
+            Ok(decoded) if bytes[i] == b'%' => {
+                push_escaped(&mut out, decoded, |_| false);
+                i += 3;
+            }
+            _ => {
+                push_escaped(&mut out, bytes[i], |b| b.is_ascii());
+                i += 1;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Pushes `b` as itself when `plain` says so, else as an upper-case escape.
+fn push_escaped(out: &mut String, b: u8, plain: impl Fn(u8) -> bool) {
+    if plain(b) {
+        out.push(b as char);
+    } else {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        out.push('%');
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xF)] as char);
+    }
 }
 
 /// Decodes a single-segment variable: every escape, `%2F` included.
@@ -214,5 +270,44 @@ mod tests {
         assert_eq!(encode_literal("v1"), "v1");
         assert_eq!(encode_literal("café"), "caf%C3%A9");
         assert_eq!(encode_literal("a b"), "a%20b");
+    }
+
+    #[test]
+    fn escapes_in_literals_read_as_in_paths() {
+        assert_eq!(encode_literal("%7E"), "~");
+        assert_eq!(encode_literal("a%2fb"), "a%2Fb");
+        assert_eq!(encode_literal("100%"), "100%25");
+        assert_eq!(encode_literal("%zz"), "%25zz");
+    }
+
+    #[test]
+    fn segments_find_literals_whatever_the_case_of_their_escapes() {
+        assert_eq!(literal_form("caf%c3%a9").as_deref(), Some("caf%C3%A9"));
+        assert_eq!(literal_form("café").as_deref(), Some("caf%C3%A9"));
+        assert_eq!(literal_form("a%2fb").as_deref(), Some("a%2Fb"));
+        assert_eq!(literal_form("caf%C3%A9"), None);
+        assert_eq!(literal_form("plain"), None);
+        assert_eq!(literal_form("%2F"), None);
+    }
+
+    #[test]
+    fn normalize_refuses_dot_segments_before_a_verb() {
+        for bad in [
+            "/v1/x/..:cancel",
+            "/v1/x/.:cancel",
+            "/v1/x/%2E%2E:cancel",
+            "/..:a",
+        ] {
+            assert_eq!(normalize(bad), Err(PathError::DotSegment), "{bad}");
+        }
+        for ok in [
+            "/v1/x/...:cancel",
+            "/v1/x/a..:cancel",
+            "/v1/..%3Acancel",
+            "/v1/x/a:..",
+            "/v1/..:a/b",
+        ] {
+            assert!(normalize(ok).is_ok(), "{ok}");
+        }
     }
 }

@@ -79,6 +79,15 @@ async fn bad_path_values_name_the_variable() {
         "invalid percent-escape",
     );
     assert_bad_request(f.get("/v1/names/%FF:peek").await, "not valid UTF-8");
+    // A dot segment is refused also where a verb follows it: the variable
+    // would be `names/..`.
+    for dots in [
+        "/v1/names/..:peek",
+        "/v1/names/.:peek",
+        "/v1/names/%2E%2e:peek",
+    ] {
+        assert_bad_request(f.get(dots).await, "`.` or `..` segment");
+    }
     // The message names the variable.
     let mut parts = good.to_vec();
     parts[3] = "x";

@@ -223,6 +223,18 @@ fn same_shape_same_method_conflicts() {
 fn non_ascii_literals_match_their_escaped_form() {
     let (m, t) = matcher(&[("GET", "/v1/café")]);
     assert_eq!(reach(&m, &t, "GET", "/v1/caf%C3%A9").unwrap().0, 0);
+    // curl escapes in lower case; raw UTF-8 is the same text again.
+    assert_eq!(reach(&m, &t, "GET", "/v1/caf%c3%a9").unwrap().0, 0);
+    assert_eq!(reach(&m, &t, "GET", "/v1/café").unwrap().0, 0);
+    assert_eq!(reach(&m, &t, "GET", "/v1/cafe"), None);
+}
+
+#[test]
+fn escapes_in_literals_match_the_normalised_path() {
+    let (m, t) = matcher(&[("GET", "/v1/pct/%7E/{s}"), ("GET", "/v1/rate/100%/{s}")]);
+    // `%7E` and `~` both normalise to `~`.
+    assert_eq!(reach(&m, &t, "GET", "/v1/pct/~/x").unwrap().0, 0);
+    assert_eq!(reach(&m, &t, "GET", "/v1/rate/100%25/x").unwrap().0, 1);
 }
 
 #[test]
