@@ -79,6 +79,15 @@ pub fn apply(
             return Err(RequestError::TooManyQueryParams(codec.max_query_params));
         }
         if plan.binds_whole_body() {
+            // The body binds every field: a key naming one is refused,
+            // one naming none is unknown like anywhere else.
+            let first = key.split(['.', '[']).next().unwrap_or_default();
+            let names_field =
+                find_field_with(&message.descriptor(), first, codec.case_insensitive_fields)
+                    .is_some();
+            if !names_field && codec.unknown_params == UnknownParams::Ignore {
+                continue;
+            }
             return Err(RequestError::QueryWithWholeBody(key.into_owned()));
         }
         let value = form_decode(raw_value)?;

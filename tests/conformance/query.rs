@@ -670,6 +670,14 @@ async fn unknown_query_parameters_can_be_ignored() {
     assert_eq!(body, json!({"s": "x"}));
     // Values that do not fit are still errors.
     assert_bad_request(f.get("/v1/echo?i32=x").await, "`i32`");
+    // On a whole-body route too (a cache buster), but a key naming a field
+    // the body binds is still refused.
+    let (status, body) = f.post("/v1/echo?_=123&cb.x=1", r#"{"s": "b"}"#).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"s": "b"})));
+    assert_bad_request(
+        f.post("/v1/echo?s=q", "{}").await,
+        "body binds the whole request message",
+    );
 }
 
 /// DECISIONS.md: unknown query parameters are 400 unless ignored by
