@@ -76,6 +76,52 @@ async fn request_headers_become_metadata() {
     assert_eq!(md(&record, "content-type"), Some("application/grpc"));
 }
 
+/// Sends `request` as written on a fresh connection and reads the answer
+/// until the gateway closes it (`Connection: close` in the request).
+async fn raw_exchange(gateway: &TestGateway, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr())
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the gateway answers and closes")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`, else 400;
+/// §3.2.2: with an absolute-form target, the target's authority is the
+/// host, and that is what the backend is told.
+#[tokio::test]
+async fn the_host_is_one_and_the_targets_own() {
+    let (backend, gateway) = setup(|_| {}).await;
+    for request in [
+        "GET /v1/echo HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /v1/echo HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n",
+    ] {
+        let answer = raw_exchange(&gateway, request).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("Host header"), "{answer}");
+    }
+    assert!(backend.records().is_empty());
+    let answer = raw_exchange(
+        &gateway,
+        "GET http://target.test:99/v1/echo HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(
+        md(&backend.last(), "x-forwarded-host"),
+        Some("target.test:99")
+    );
+    // HTTP/1.0 has no Host requirement.
+    let answer = raw_exchange(&gateway, "GET /v1/echo HTTP/1.0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+}
+
 #[tokio::test]
 async fn bad_binary_metadata_is_a_400_naming_the_header() {
     let (backend, gateway) = setup(|_| {}).await;

@@ -159,6 +159,8 @@ impl HttpProxy {
         if declared.is_some_and(|len| len > inner.max_body_bytes as u64) {
             return Err(GatewayError::PayloadTooLarge(inner.max_body_bytes));
         }
+        // HTTP/2 clients may name the host only as `:authority`.
+        let authority = parts.uri.authority().cloned();
         parts.uri = self.upstream_uri(&parts.uri)?;
         // Taken before the hop-by-hop headers that announce it go.
         let upgrade = is_websocket_upgrade(&parts.headers)
@@ -168,6 +170,7 @@ impl HttpProxy {
         forwarded_headers(
             &mut parts.headers,
             client,
+            authority.as_ref(),
             inner.strip_prefix.then_some(&*inner.prefix),
         );
         if upgrade.is_some() {
@@ -362,14 +365,17 @@ fn announce_upgrade(headers: &mut HeaderMap) {
 fn forwarded_headers(
     headers: &mut HeaderMap,
     client: Option<std::net::SocketAddr>,
+    authority: Option<&http::uri::Authority>,
     prefix: Option<&str>,
 ) {
     strip_hop_by_hop(headers);
-    if let Some(host) = headers.remove(header::HOST) {
-        headers.insert("x-forwarded-host", host);
-    } else {
-        headers.remove("x-forwarded-host");
-    }
+    let host = headers
+        .remove(header::HOST)
+        .or_else(|| authority.and_then(|authority| HeaderValue::from_str(authority.as_str()).ok()));
+    match host {
+        Some(host) => headers.insert("x-forwarded-host", host),
+        None => headers.remove("x-forwarded-host"),
+    };
     if let Some(client) = client {
         let ip = client.ip().to_string();
         let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {

@@ -70,9 +70,11 @@ impl Service<Request> for HttpService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
         let head = request.method() == Method::HEAD;
-        if let Err(err) = check_transfer_coding(request.headers()) {
+        let checked =
+            check_transfer_coding(request.headers()).and_then(|()| one_host(&mut request));
+        if let Err(err) = checked {
             tracing::debug!(method = %request.method(), path = %request.uri().path(), error = %err, "Request refused");
             let snapshot = self.gateway.snapshot();
             let response = err.into_response(&snapshot.pool, &snapshot.codec);
@@ -120,6 +122,40 @@ fn check_transfer_coding(headers: &HeaderMap) -> Result<(), GatewayError> {
             name: header::TRANSFER_ENCODING.as_str().to_owned(),
             reason: "chunked is applied more than once".to_owned(),
         }));
+    }
+    Ok(())
+}
+
+/// The host a request names, made one: an HTTP/1.1 request needs exactly
+/// one `Host` (RFC 9112 §3.2), and where the target names its authority
+/// (an absolute-form target, HTTP/2's `:authority`) that authority is the
+/// host and a `Host` saying otherwise is replaced (RFC 9112 §3.2.2, RFC
+/// 9113 §8.3.1), so that what is passed on as `X-Forwarded-Host` is what
+/// the request was routed by.
+fn one_host(request: &mut Request) -> Result<(), GatewayError> {
+    let hosts = request.headers().get_all(header::HOST).iter().count();
+    if request.version() == http::Version::HTTP_11 && hosts != 1 {
+        let reason = if hosts == 0 {
+            "an HTTP/1.1 request must have a Host header"
+        } else {
+            "an HTTP/1.1 request must have exactly one Host header"
+        };
+        return Err(GatewayError::BadRequest(RequestError::Header {
+            name: header::HOST.as_str().to_owned(),
+            reason: reason.to_owned(),
+        }));
+    }
+    // Without a `Host` the authority is read where it is needed.
+    if hosts > 0
+        && let Some(authority) = request.uri().authority()
+        && request
+            .headers()
+            .get(header::HOST)
+            .map(HeaderValue::as_bytes)
+            != Some(authority.as_str().as_bytes())
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        request.headers_mut().insert(header::HOST, host);
     }
     Ok(())
 }
@@ -312,6 +348,39 @@ mod tests {
             headers.append(header::TRANSFER_ENCODING, HeaderValue::from_str(v).unwrap());
         }
         check_transfer_coding(&headers)
+    }
+
+    #[test]
+    fn the_authority_is_the_host() {
+        let request = |version, uri: &str, hosts: &[&str]| {
+            let mut request = Request::new(Body::empty());
+            *request.version_mut() = version;
+            *request.uri_mut() = uri.parse().unwrap();
+            for host in hosts {
+                request
+                    .headers_mut()
+                    .append(header::HOST, HeaderValue::from_str(host).unwrap());
+            }
+            request
+        };
+        let host = |request: &Request| request.headers().get(header::HOST).cloned();
+        // HTTP/2: `:authority` wins over a `Host` that differs.
+        let mut h2 = request(http::Version::HTTP_2, "http://a.test/x", &["b.test"]);
+        one_host(&mut h2).unwrap();
+        assert_eq!(host(&h2).unwrap(), "a.test");
+        // No `Host` is added where the authority says it already.
+        let mut h2 = request(http::Version::HTTP_2, "http://a.test/x", &[]);
+        one_host(&mut h2).unwrap();
+        assert_eq!(host(&h2), None);
+        let mut h1 = request(http::Version::HTTP_11, "/x", &["b.test"]);
+        one_host(&mut h1).unwrap();
+        assert_eq!(host(&h1).unwrap(), "b.test");
+        for hosts in [&[][..], &["a.test", "a.test"]] {
+            let mut h1 = request(http::Version::HTTP_11, "/x", hosts);
+            assert!(one_host(&mut h1).is_err(), "{hosts:?}");
+        }
+        let mut h10 = request(http::Version::HTTP_10, "/x", &[]);
+        assert!(one_host(&mut h10).is_ok());
     }
 
     #[test]
