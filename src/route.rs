@@ -364,6 +364,11 @@ impl RouteTable {
         ) || self.methods.contains(method)
     }
 
+    /// Every HTTP method some route uses, in the order first met.
+    pub fn methods(&self) -> &[Method] {
+        &self.methods
+    }
+
     /// All routes, in declaration order.
     pub fn routes(&self) -> &[Route] {
         &self.routes

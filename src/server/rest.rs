@@ -301,9 +301,21 @@ fn route<'s, 'p>(
     if raw.len() > snapshot.limits.max_path_bytes {
         return Err(GatewayError::UriTooLong(snapshot.limits.max_path_bytes));
     }
+    // `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7):
+    // the methods its routes take.
+    if parts.method == Method::OPTIONS && raw == "*" {
+        return Err(GatewayError::MethodNotAllowed {
+            method: Method::OPTIONS,
+            path: raw.to_owned(),
+            allow: with_head(snapshot.routes.methods()),
+        });
+    }
     let normalized = path::normalize(raw).map_err(RequestError::from)?;
     let result = snapshot.routes.find(&parts.method, &normalized);
-    if result.is_err() && !snapshot.routes.recognizes(&parts.method) {
+    // CONNECT asks for a tunnel, which the gateway does not make.
+    if result.is_err()
+        && (!snapshot.routes.recognizes(&parts.method) || parts.method == Method::CONNECT)
+    {
         return Err(GatewayError::UnknownMethod(parts.method.clone()));
     }
     match result {
@@ -323,6 +335,15 @@ fn route<'s, 'p>(
             allow,
         }),
     }
+}
+
+/// `methods`, with HEAD where GET is (every GET route answers HEAD).
+fn with_head(methods: &[Method]) -> Vec<Method> {
+    let mut all = methods.to_vec();
+    if all.contains(&Method::GET) && !all.contains(&Method::HEAD) {
+        all.push(Method::HEAD);
+    }
+    all
 }
 
 /// `204 No Content` with `Allow` (OPTIONS included).

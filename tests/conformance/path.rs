@@ -349,6 +349,54 @@ async fn hc25_neighbour_unknown_method_is_501_known_one_405() {
     assert!(f.backend.records().is_empty());
 }
 
+/// RFC 9110 §9.3.7: `OPTIONS *` asks about the server, answered with the
+/// methods its routes take; CONNECT asks for a tunnel the gateway does not
+/// make: 501, as for a method it does not know.
+#[tokio::test]
+async fn options_star_and_connect() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let f = fixture().await;
+    let exchange = |request: &'static str| {
+        let addr = f.gateway.addr();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                stream.read_to_end(&mut answer),
+            )
+            .await
+            .expect("answered and closed")
+            .unwrap();
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    let answer = exchange("OPTIONS * HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    let allow = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("allow: "))
+        .unwrap_or_else(|| panic!("no Allow: {answer}"));
+    for method in [
+        "GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS", "SEARCH",
+    ] {
+        assert!(
+            allow.split(", ").any(|m| m == method),
+            "{method} in {allow}"
+        );
+    }
+    let answer =
+        exchange("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\nConnection: close\r\n\r\n")
+            .await;
+    assert!(answer.starts_with("HTTP/1.1 501"), "{answer}");
+    assert!(
+        answer.contains("method CONNECT is not implemented"),
+        "{answer}"
+    );
+    assert!(f.backend.records().is_empty());
+}
+
 /// RFC 9110 §15.5.6: a custom-method route (`SEARCH /v1/search`) answers
 /// other methods with 405 and `Allow: SEARCH`; a known method on an
 /// unknown path is 404, not 405.
