@@ -380,8 +380,8 @@ async fn content_types() {
 /// is not `type/subtype` (empty, `;;;`, a bare word) is a 415 naming it
 /// as sent, never read as "no type" (JSON) — on unary routes and request
 /// streams; a Connect call answers it as any type it does not take
-/// (`invalid_argument`, 400 by Connect's table), naming it too. Nothing
-/// reaches the backend.
+/// (415 with `Accept-Post`, its code `invalid_argument`), naming it too.
+/// Nothing reaches the backend.
 #[tokio::test]
 async fn malformed_content_types_are_415() {
     let f = fixture().await;
@@ -398,7 +398,7 @@ async fn malformed_content_types_are_415() {
             ("/v1/echo", &[][..], 415),
             ("/v1/echo/attrs", &[][..], 415),
             ("/v1/collect", &[][..], 415),
-            ("/kitchen.v1.Kitchen/Echo", &connect[..], 400),
+            ("/kitchen.v1.Kitchen/Echo", &connect[..], 415),
         ] {
             let body = br#"{"s": "x"}"#.to_vec();
             let reply = f.call("POST", path, Some(bad), headers, body).await;
