@@ -14,7 +14,12 @@ pub type RequestBody = BoxBody<Bytes, std::convert::Infallible>;
 
 /// An HTTP/1.1 or HTTP/2 connection to `addr`.
 pub enum Conn {
-    H1(hyper::client::conn::http1::SendRequest<RequestBody>),
+    /// With the `Host` every HTTP/1.1 request carries (the server refuses
+    /// one without), which hyper's connection-level client leaves to us.
+    H1(
+        hyper::client::conn::http1::SendRequest<RequestBody>,
+        http::HeaderValue,
+    ),
     H2(hyper::client::conn::http2::SendRequest<RequestBody>),
 }
 
@@ -26,7 +31,8 @@ impl Conn {
                 .await
                 .unwrap();
         tokio::spawn(connection);
-        Conn::H1(sender)
+        let host = http::HeaderValue::from_str(&addr.to_string()).unwrap();
+        Conn::H1(sender, host)
     }
 
     pub async fn http2(addr: SocketAddr) -> Conn {
@@ -43,10 +49,17 @@ impl Conn {
 
     pub async fn send(
         &mut self,
-        request: http::Request<RequestBody>,
+        mut request: http::Request<RequestBody>,
     ) -> http::Response<hyper::body::Incoming> {
         match self {
-            Conn::H1(sender) => sender.send_request(request).await.unwrap(),
+            Conn::H1(sender, host) => {
+                if !request.headers().contains_key(http::header::HOST) {
+                    request
+                        .headers_mut()
+                        .insert(http::header::HOST, host.clone());
+                }
+                sender.send_request(request).await.unwrap()
+            }
             Conn::H2(sender) => sender.send_request(request).await.unwrap(),
         }
     }
