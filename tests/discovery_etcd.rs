@@ -283,7 +283,7 @@ async fn a_pool_follows_the_registry() {
     let mut etcd_config = EtcdDiscovery::new(vec![etcd.url.clone()], "/svc/kitchen/");
     etcd_config.dial_timeout = Duration::from_secs(1);
     upstream.discovery = Some(DiscoveryConfig::Etcd(etcd_config));
-    upstream.balance.policy = BalancePolicy::RoundRobin;
+    upstream.balance.policy = BalancePolicy::WeightedRoundRobin;
     let gateway = TestGateway::start(config).await;
 
     let calls = |n: usize| {
@@ -342,4 +342,27 @@ async fn a_pool_follows_the_registry() {
     reset();
     calls(10).await;
     assert_eq!(counts(), [0, 5, 5]);
+
+    // A weight changed in place applies without a reload.
+    put(
+        &client,
+        &etcd,
+        "/svc/kitchen/b",
+        &json!({"address": b.addr().to_string(), "weight": 4}).to_string(),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        reset();
+        calls(10).await;
+        if counts() == [0, 8, 2] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b's new weight never applied: {:?}",
+            counts()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

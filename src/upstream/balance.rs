@@ -83,6 +83,15 @@ impl Member {
         }
     }
 
+    /// The same endpoint on the same channel with a new weight and zone
+    /// (its registry entry changed), its record kept.
+    pub(crate) fn reweighted(&self, weight: u32, zone: Option<Arc<str>>) -> Member {
+        let mut member = self.reconnected(self.channel.clone());
+        member.weight = weight.max(1);
+        member.zone = zone;
+        member
+    }
+
     /// Whether it has taken calls but none for `idle` (and has none in
     /// flight) at `now`.
     pub(crate) fn is_idle(&self, idle: Duration, now: u64) -> bool {

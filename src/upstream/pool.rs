@@ -411,6 +411,11 @@ impl Keeper {
     ) {
         if let Some(state) = self.endpoints.get_mut(&address) {
             state.seen = true;
+            // A registry entry may change its weight or zone in place.
+            if state.member.weight() != weight.max(1) || state.member.zone() != zone.as_deref() {
+                tracing::info!(upstream = %self.name, %address, weight, zone = zone.as_deref().unwrap_or(""), "Endpoint's weight or zone changed");
+                state.member = Arc::new(state.member.reweighted(weight, zone));
+            }
             return;
         }
         let target = &self.targets[index];
