@@ -301,6 +301,16 @@ pub(super) fn check_url(text: &str) -> Result<(), String> {
     {
         return Err(format!("`{text}` has port {port}, not one of 1 to 65535"));
     }
+    // `user:password@`: never sent (gRPC and the proxied calls authenticate
+    // with headers), and the URL is named in errors that clients see.
+    if let Some(authority) = uri.authority()
+        && let Some((_, host)) = authority.as_str().rsplit_once('@')
+    {
+        let shown = text.replacen(authority.as_str(), &format!("…@{host}"), 1);
+        return Err(format!(
+            "`{shown}` has credentials before its host, which the gateway does not send and would show in error messages: remove them (send credentials as headers)"
+        ));
+    }
     match uri.scheme_str() {
         Some("http" | "https") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(()),
         _ => Err(format!(
@@ -430,6 +440,22 @@ mod tests {
             let err = parse_dns_server(bad).unwrap_err();
             assert!(err.contains(says) && err.contains(bad), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused_without_showing_them() {
+        for bad in [
+            "http://admin:s3cret@127.0.0.1:50999",
+            "https://bob@api.test/x",
+            "http://a:b@c@host.test",
+        ] {
+            let err = check_url(bad).unwrap_err();
+            assert!(err.contains("credentials"), "{err}");
+            for secret in ["s3cret", "bob", "a:b"] {
+                assert!(!err.contains(secret), "{err}");
+            }
+        }
+        assert!(check_url("http://127.0.0.1:50999/p").is_ok());
     }
 
     #[test]
