@@ -78,7 +78,7 @@ pub async fn start(config: &Config) -> Result<Server, StartError> {
 pub async fn start_with(source: reload::ConfigSource) -> Result<Server, StartError> {
     install_crypto_provider();
     let config = source().map_err(StartError::Config)?;
-    let (snapshot, reflected) = reload::Reloader::first_snapshot(&config).await?;
+    let (snapshot, first) = reload::Reloader::first_snapshot(&config).await?;
     // Unusable certificate files stop the start, as other bad files do.
     let tls = config
         .tls
@@ -105,7 +105,7 @@ pub async fn start_with(source: reload::ConfigSource) -> Result<Server, StartErr
     if let Some(tls) = &tls {
         reloader.reload_listener_tls(tls.clone());
     }
-    reloader.started(&config, reflected);
+    reloader.started(&config, first);
     let mut tasks = Vec::new();
     let admin_addr = match config.admin.listen {
         Some(addr) => {

@@ -22,7 +22,7 @@
 //! until a restart; a reload that finds it changed says so (once per
 //! change).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -38,8 +38,8 @@ use crate::tls::{ServerTls, Staged};
 
 mod reflect;
 mod watching;
-use reflect::reflect;
 pub use reflect::sources_now;
+use reflect::{Asked, reflect};
 
 /// Produces the config to load: the file read again, flags applied.
 pub type ConfigSource = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
@@ -79,12 +79,18 @@ struct Cache {
     /// What reflecting upstreams sent last, by upstream name.
     reflected: BTreeMap<String, Reflected>,
     /// Reflecting upstreams whose failure was logged as a warning (until
-    /// they answer again), so that retries do not repeat it.
-    warned: BTreeSet<String>,
+    /// they answer again), with the error logged, so that retries repeat
+    /// it only when it changes.
+    warned: BTreeMap<String, String>,
     /// The listener's settings, as running and as last warned about.
     listener: String,
     warned_listener: String,
 }
+
+/// What the first snapshot's reflecting upstreams answered, for
+/// [`Reloader::started`].
+#[derive(Debug)]
+pub struct FirstAnswers(Asked);
 
 /// Which reflecting upstreams a reload asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +135,9 @@ pub struct Status {
     /// Reflecting upstreams that did not answer the last time they were
     /// asked: their routes are from what they sent before.
     pub stale: Vec<String>,
+    /// Why each upstream in `waiting_for` or `stale` did not answer, the
+    /// last time it was asked.
+    pub reflection_errors: BTreeMap<String, String>,
     /// Services that upstreams describe differently.
     pub conflicts: Vec<String>,
     /// Files of reflecting upstreams served under another name (another
@@ -176,7 +185,7 @@ impl Reloader {
     /// once the gateway runs).
     pub async fn first_snapshot(
         config: &Config,
-    ) -> Result<(Snapshot, Vec<Reflected>), SnapshotError> {
+    ) -> Result<(Snapshot, FirstAnswers), SnapshotError> {
         // A backend that accepts connections and never answers must not
         // hold the listener closed for the whole reflection timeout: what
         // has not answered by then is asked again by the retry loop.
@@ -188,21 +197,33 @@ impl Reloader {
         let mut sources = config.sources();
         sources.reflected = asked.reflected.clone();
         let snapshot = build(config.clone(), sources, None).await?;
-        Ok((snapshot, asked.reflected))
+        Ok((snapshot, FirstAnswers(asked)))
     }
 
     /// Records what the first snapshot was built from.
-    pub fn started(&self, config: &Config, reflected: Vec<Reflected>) {
+    pub fn started(&self, config: &Config, first: FirstAnswers) {
         let snapshot = self.gateway.snapshot();
         if let Ok(mut cache) = self.running.try_lock() {
+            let FirstAnswers(asked) = first;
             cache.listener = listener_settings(config);
-            cache.reflected = reflected
+            cache.reflected = asked
+                .reflected
                 .into_iter()
                 .map(|r| (r.upstream.clone(), r))
                 .collect();
+            // `first_snapshot` warned about each.
+            cache.warned = asked.failed.iter().cloned().collect();
+            self.note_failures(&asked.failed);
             let waiting = waiting_for(config, &cache);
-            cache.warned = waiting.iter().cloned().collect();
             self.settle(config, &snapshot, waiting, Vec::new());
+        }
+    }
+
+    /// Records why upstreams did not answer server reflection.
+    fn note_failures(&self, failed: &[(String, String)]) {
+        let mut status = self.status.lock();
+        for (name, err) in failed {
+            status.reflection_errors.insert(name.clone(), err.clone());
         }
     }
 
@@ -244,26 +265,26 @@ impl Reloader {
             Ask::None => Vec::new(),
         };
         let asked = reflect(&config, Some(&previous), &asking, config.reflection.timeout).await;
-        if ask == Ask::Waiting && asked.reflected.is_empty() {
-            // Nobody new answered: nothing to rebuild.
-            for (name, err) in &asked.failed {
-                tracing::debug!(upstream = %name, error = %err, "Still no answer to server reflection");
-            }
-            return Ok(());
-        }
+        self.note_failures(&asked.failed);
         let mut stale = Vec::new();
         for (name, err) in &asked.failed {
             if cache.reflected.contains_key(name) {
                 tracing::warn!(upstream = %name, error = %err, "Server reflection failed; keeping its last descriptors");
                 stale.push(name.clone());
-            } else if cache.warned.insert(name.clone()) {
+            } else if cache.warned.get(name) != Some(err) {
+                // New, or failing another way than last warned about.
                 tracing::warn!(upstream = %name, error = %err, "Server reflection failed; its routes come when it answers");
+                cache.warned.insert(name.clone(), err.clone());
             } else {
                 tracing::debug!(upstream = %name, error = %err, "Still no answer to server reflection");
             }
         }
+        if ask == Ask::Waiting && asked.reflected.is_empty() {
+            // Nobody new answered: nothing to rebuild.
+            return Ok(());
+        }
         for reflected in asked.reflected {
-            if cache.warned.remove(&reflected.upstream) {
+            if cache.warned.remove(&reflected.upstream).is_some() {
                 tracing::info!(upstream = %reflected.upstream, "Upstream answered server reflection");
             }
             cache
@@ -347,6 +368,9 @@ impl Reloader {
             .map(|d| d.as_secs());
         status.last_error = None;
         status.versions = snapshot.fleet.versions.iter().cloned().collect();
+        status
+            .reflection_errors
+            .retain(|name, _| waiting.contains(name) || stale.contains(name));
         status.waiting_for = waiting;
         status.stale = stale;
         status.conflicts = snapshot.fleet.conflicts.clone();

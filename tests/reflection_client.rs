@@ -131,8 +131,9 @@ async fn v1_only() {
         .unwrap();
     let addr = serve(tonic::transport::Server::builder().add_service(v1)).await;
     let reflected = fetch(addr, TIMEOUT).await.unwrap();
+    // gRPC's own services are never routed, so not taken.
     assert!(
-        reflected
+        !reflected
             .services
             .contains(&"grpc.reflection.v1.ServerReflection".to_owned())
     );
@@ -149,7 +150,7 @@ async fn v1alpha_only() {
     let addr = serve(tonic::transport::Server::builder().add_service(v1alpha)).await;
     let reflected = fetch(addr, TIMEOUT).await.unwrap();
     assert!(
-        reflected
+        !reflected
             .services
             .contains(&"grpc.reflection.v1alpha.ServerReflection".to_owned())
     );
@@ -314,6 +315,8 @@ enum Misbehave {
     Garbage,
     /// Never answers the symbol.
     Stall,
+    /// Lists only gRPC's own services and describes none of them.
+    OwnOnly,
 }
 
 #[derive(Debug)]
@@ -337,11 +340,20 @@ impl v1::server_reflection_server::ServerReflection for Scripted {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let list = || {
-                MessageResponse::ListServicesResponse(v1::ListServiceResponse {
-                    service: vec![v1::ServiceResponse {
-                        name: "kitchen.v1.Kitchen".to_owned(),
-                    }],
-                })
+                let names: &[&str] = match mode {
+                    Misbehave::OwnOnly => &[
+                        "grpc.reflection.v1.ServerReflection",
+                        "grpc.health.v1.Health",
+                    ],
+                    _ => &["kitchen.v1.Kitchen"],
+                };
+                let service = names
+                    .iter()
+                    .map(|name| v1::ServiceResponse {
+                        name: (*name).to_owned(),
+                    })
+                    .collect();
+                MessageResponse::ListServicesResponse(v1::ListServiceResponse { service })
             };
             while let Some(Ok(request)) = inbound.next().await {
                 let answer = match (request.message_request, mode) {
@@ -352,7 +364,7 @@ impl v1::server_reflection_server::ServerReflection for Scripted {
                         return;
                     }
                     (_, Misbehave::WrongKind) => list(),
-                    (_, Misbehave::ErrorResponse) => {
+                    (_, Misbehave::ErrorResponse | Misbehave::OwnOnly) => {
                         MessageResponse::ErrorResponse(v1::ErrorResponse {
                             error_code: tonic::Code::NotFound as i32,
                             error_message: "no such symbol here".to_owned(),
@@ -386,6 +398,18 @@ async fn misbehaving(mode: Misbehave, timeout: Duration) -> ReflectionError {
     let err = fetch(addr, timeout).await.unwrap_err();
     assert!(started.elapsed() < timeout + Duration::from_secs(1));
     err
+}
+
+/// A server that lists gRPC's own services but cannot describe them (the
+/// gateway never routes them) is not refused for it.
+#[tokio::test]
+async fn grpcs_own_services_are_not_asked_for() {
+    let server =
+        v1::server_reflection_server::ServerReflectionServer::new(Scripted(Misbehave::OwnOnly));
+    let addr = serve(tonic::transport::Server::builder().add_service(server)).await;
+    let reflected = fetch(addr, TIMEOUT).await.unwrap();
+    assert!(reflected.services.is_empty(), "{:?}", reflected.services);
+    assert!(reflected.files.is_empty());
 }
 
 #[tokio::test]

@@ -457,10 +457,13 @@ async fn a_late_backend_brings_its_routes() {
         message.contains("yet") && message.contains("upstream `late` has not answered"),
         "{message}"
     );
-    // Retries that find it still down rebuild nothing.
+    // Retries that find it still down rebuild nothing; the status says
+    // why it is waited for.
     tokio::time::sleep(Duration::from_millis(1800)).await;
     let (_, body) = gateway.admin_json("/admin/status").await;
     assert_eq!(body["loads"], 1, "{body}");
+    let why = body["reflection_errors"]["late"].as_str().unwrap_or_default();
+    assert!(why.contains("refused"), "{body}");
 
     let backend = EchoBackend::start_on(support::pool(&api(&["Old"])), addr).await;
     backend.reflect(&api(&["Old"]));
@@ -469,6 +472,7 @@ async fn a_late_backend_brings_its_routes() {
     assert_eq!(status, 200, "{body}");
     let (_, body) = gateway.admin_json("/admin/status").await;
     assert_eq!(body["waiting_for"], serde_json::json!([]));
+    assert_eq!(body["reflection_errors"], serde_json::json!({}));
     assert_eq!(body["loads"], 2, "{body}");
 }
 

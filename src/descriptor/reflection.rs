@@ -157,10 +157,14 @@ struct Exchange<'a> {
 impl Exchange<'_> {
     async fn run(&self, channel: Channel) -> Result<Reflected, ReflectionError> {
         let (mut session, first) = self.start(channel).await?;
-        let services = match first {
+        let mut services = match first {
             Answer::Services(services) => services,
             other => return Err(self.unexpected(&Ask::Services, other)),
         };
+        // Never routed (the gateway answers them itself), so their files
+        // are not needed, and a server that lists reflection without being
+        // able to describe it is not held against its own services.
+        services.retain(|service| !is_infrastructure(service));
         if services.len() > MAX_SERVICES {
             return Err(self.too_large(format!("it lists more than {MAX_SERVICES} services")));
         }
@@ -339,6 +343,12 @@ impl Exchange<'_> {
             timeout: self.timeout,
         }
     }
+}
+
+/// Whether a listed service is one of gRPC's own, which the gateway
+/// never routes to an upstream (DECISIONS.md).
+fn is_infrastructure(service: &str) -> bool {
+    service.starts_with("grpc.reflection.") || service.starts_with("grpc.health.")
 }
 
 /// Whether `status` came from a gRPC server: tonic makes one up from the

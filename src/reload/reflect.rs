@@ -25,6 +25,7 @@ pub async fn sources_now(config: &Config) -> Result<crate::descriptor::Sources, 
 }
 
 /// What asking reflecting upstreams brought.
+#[derive(Debug)]
 pub(super) struct Asked {
     pub(super) reflected: Vec<Reflected>,
     /// Upstream name and why it did not answer.
