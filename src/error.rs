@@ -115,9 +115,9 @@ pub enum GatewayError {
     /// The upstream answered with an error status.
     #[error("upstream error: {}", .0.message())]
     Upstream(Status, Option<MetadataMap>),
-    /// The deadline passed.
-    #[error("deadline of {0:?} exceeded")]
-    DeadlineExceeded(Duration),
+    /// The deadline passed; after a failed try, why that try failed.
+    #[error("deadline of {timeout:?} exceeded{}", .1.as_deref().map(|why| format!("; the last try failed: {why}")).unwrap_or_default(), timeout = .0)]
+    DeadlineExceeded(Duration, Option<String>),
     /// The upstream's message is larger than `limits.max_response_bytes`.
     #[error("the upstream's response is larger than {0} bytes (limits.max_response_bytes)")]
     UpstreamTooLarge(usize),
@@ -236,7 +236,7 @@ impl GatewayError {
             }
             GatewayError::NoUpstream(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
             GatewayError::Upstream(status, _) => (http_status(status.code()), status.code()),
-            GatewayError::DeadlineExceeded(_) => {
+            GatewayError::DeadlineExceeded(..) => {
                 (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded)
             }
             GatewayError::UpstreamTooLarge(_) => (StatusCode::BAD_GATEWAY, Code::ResourceExhausted),
@@ -322,7 +322,7 @@ impl From<crate::upstream::CallError> for GatewayError {
         use crate::upstream::CallError;
         match err {
             CallError::Status(status) => GatewayError::Upstream(status, None),
-            CallError::DeadlineExceeded(d) => GatewayError::DeadlineExceeded(d),
+            CallError::DeadlineExceeded(d, last) => GatewayError::DeadlineExceeded(d, last),
             CallError::TooLarge(limit) => GatewayError::UpstreamTooLarge(limit),
             CallError::Protocol(message) => GatewayError::UpstreamProtocol(message),
         }
@@ -475,7 +475,7 @@ mod tests {
                 Code::Unimplemented,
             ),
             (
-                GatewayError::DeadlineExceeded(Duration::from_secs(1)),
+                GatewayError::DeadlineExceeded(Duration::from_secs(1), None),
                 504,
                 Code::DeadlineExceeded,
             ),

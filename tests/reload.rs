@@ -462,7 +462,9 @@ async fn a_late_backend_brings_its_routes() {
     tokio::time::sleep(Duration::from_millis(1800)).await;
     let (_, body) = gateway.admin_json("/admin/status").await;
     assert_eq!(body["loads"], 1, "{body}");
-    let why = body["reflection_errors"]["late"].as_str().unwrap_or_default();
+    let why = body["reflection_errors"]["late"]
+        .as_str()
+        .unwrap_or_default();
     assert!(why.contains("refused"), "{body}");
 
     let backend = EchoBackend::start_on(support::pool(&api(&["Old"])), addr).await;

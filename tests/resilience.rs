@@ -632,5 +632,23 @@ async fn an_endpoint_that_never_speaks_http2_is_unreachable_at_the_connect_timeo
         assert_eq!(response.status(), StatusCode::OK, "call {i}");
     }
     assert_eq!(backend.records().len(), 4);
+
+    // Tried again until the deadline runs out: 504, saying why the tries
+    // failed rather than only that time ran out.
+    let mut retried = UpstreamConfig::new(format!("http://{silent}"));
+    retried.timeout = Some(Duration::from_millis(1100));
+    let mut retrying = config(vec![("default", retried)]);
+    retrying.timeouts.connect = Duration::from_millis(400);
+    let gateway = TestGateway::start(retrying).await;
+    let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("exceeded")
+            && message.contains("the last try failed")
+            && message.contains("SETTINGS"),
+        "{message}"
+    );
     task.abort();
 }

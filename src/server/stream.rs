@@ -354,7 +354,7 @@ impl http_body::Body for StreamBody {
             && sleep.as_mut().poll(cx).is_ready()
         {
             let timeout = *timeout;
-            return Poll::Ready(this.fail(GatewayError::DeadlineExceeded(timeout)));
+            return Poll::Ready(this.fail(GatewayError::DeadlineExceeded(timeout, None)));
         }
         loop {
             match &mut this.source {

@@ -159,7 +159,7 @@ pub(crate) async fn request_stream(
         reply = reply => reply.map_err(|s| {
             already_aborted(&mut abort).unwrap_or_else(|| upstream.classify(s).into())
         })?,
-        () = until => return Err(GatewayError::DeadlineExceeded(timeout.unwrap_or_default())),
+        () = until => return Err(GatewayError::DeadlineExceeded(timeout.unwrap_or_default(), None)),
     };
     rest::message_response(snapshot, parts, route, reply)
 }

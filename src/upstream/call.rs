@@ -58,8 +58,9 @@ pub struct Reply {
 pub enum CallError {
     /// The backend (or the channel) answered with a status.
     Status(Status),
-    /// The deadline passed before the call finished.
-    DeadlineExceeded(Duration),
+    /// The deadline passed before the call finished; after a failed try,
+    /// why that try failed.
+    DeadlineExceeded(Duration, Option<String>),
     /// The backend's message is larger than the gateway accepts.
     TooLarge(usize),
     /// The channel failed in a way that is neither the backend's answer

@@ -23,8 +23,19 @@ use super::{
 };
 
 /// The message of a try whose deadline passed (told apart from a
-/// backend's own `DEADLINE_EXCEEDED`).
+/// backend's own `DEADLINE_EXCEEDED`); an earlier try's failure follows
+/// it (see [`expired`]).
 const EXPIRED: &str = "the call's deadline passed before the upstream answered";
+
+/// The status of tries whose deadline passed, after `last` failed (the
+/// try before, if any): the reason a call that failed to connect and ran
+/// out of time while trying again is not only "deadline exceeded".
+fn expired(last: Option<&Status>) -> Status {
+    match last {
+        Some(last) => Status::deadline_exceeded(format!("{EXPIRED}\n{}", last.message())),
+        None => Status::deadline_exceeded(EXPIRED),
+    }
+}
 
 impl Upstream {
     /// Makes a unary call, keeping response headers and trailers apart.
@@ -40,8 +51,12 @@ impl Upstream {
         // otherwise copy it along.
         let tries = Box::pin(upstream.unary_tries(call, deadline));
         match upstream.within(timeout, tries).await {
-            Err(CallError::Status(status)) if status.message() == EXPIRED => {
-                Err(CallError::DeadlineExceeded(timeout.unwrap_or_default()))
+            Err(CallError::Status(status)) if status.message().starts_with(EXPIRED) => {
+                let last = status.message()[EXPIRED.len()..].strip_prefix('\n');
+                Err(CallError::DeadlineExceeded(
+                    timeout.unwrap_or_default(),
+                    last.map(str::to_owned),
+                ))
             }
             other => other,
         }
@@ -63,6 +78,7 @@ impl Upstream {
         self.retry.deposit();
         let mut attempt = 1;
         let mut tried = Vec::new();
+        let mut last: Option<Status> = None;
         loop {
             let lease = self.lease(hints.hash, &tried).await?;
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -80,7 +96,7 @@ impl Upstream {
                         // No answer in time: a hung backend looks like
                         // this, and counts against its endpoint.
                         self.record(&lease, Outcome::Failed);
-                        return Err(Status::deadline_exceeded(EXPIRED));
+                        return Err(expired(last.as_ref()));
                     }
                 },
                 None => exchange.await,
@@ -103,9 +119,10 @@ impl Upstream {
                 self.record(&lease, Outcome::Failed);
                 Failure::Broken
             } else if caused_by::<tonic::TimeoutExpired>(&status) {
-                // The channel's own timer for the `grpc-timeout` sent.
+                // The channel's own timer for the `grpc-timeout` sent: the
+                // same deadline.
                 self.record(&lease, Outcome::Failed);
-                return Err(status);
+                return Err(expired(last.as_ref()));
             } else {
                 self.record(&lease, Outcome::of(status.code()));
                 Failure::Answered(status.code())
@@ -116,7 +133,15 @@ impl Upstream {
                 return Err(status);
             };
             tracing::debug!(upstream = %self.name, attempt, ?failure, ?wait, "Trying the call again");
-            tokio::time::sleep(wait).await;
+            match deadline {
+                // The deadline passes before the next try could start.
+                Some(deadline) if Instant::now() + wait >= deadline => {
+                    tokio::time::sleep_until(deadline).await;
+                    return Err(expired(Some(&status)));
+                }
+                _ => tokio::time::sleep(wait).await,
+            }
+            last = Some(status);
             attempt += 1;
         }
     }
@@ -350,10 +375,10 @@ impl Upstream {
         match tokio::time::timeout(timeout, exchange).await {
             // tonic reports its own expiry of `grpc-timeout` as CANCELLED.
             Ok(Err(status)) if status.code() == Code::Cancelled && start.elapsed() >= timeout => {
-                Err(CallError::DeadlineExceeded(timeout))
+                Err(CallError::DeadlineExceeded(timeout, None))
             }
             Ok(result) => result.map_err(|s| self.classify(s)),
-            Err(_) => Err(CallError::DeadlineExceeded(timeout)),
+            Err(_) => Err(CallError::DeadlineExceeded(timeout, None)),
         }
     }
 }
