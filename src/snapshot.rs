@@ -416,6 +416,8 @@ fn warn_hidden_routes(routes: &RouteTable, groups: &crate::server::Groups) {
                 .strip_prefix(prefix)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
             if hidden {
+                // Kept without its trailing `/`: `/` itself is empty.
+                let prefix = if prefix.is_empty() { "/" } else { prefix };
                 tracing::warn!(
                     prefix,
                     template,

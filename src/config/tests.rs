@@ -337,6 +337,43 @@ fn bad_header_name_is_named() {
     assert_at(&err, "headers.forward", 2);
 }
 
+/// What `validate` says of `yaml`, or that it passes.
+fn validated(yaml: &str) -> Result<(), String> {
+    let config = Config::from_yaml(yaml).expect("parses");
+    config.validate().map_err(|e| e.to_string())
+}
+
+#[test]
+fn headers_that_are_never_forwarded_are_refused() {
+    for name in ["grpc-timeout", "te", "content-type", "host", "connection"] {
+        let err = validated(&format!("headers:\n  forward: [x-ok, {name}]\n")).unwrap_err();
+        assert!(
+            err.contains("headers.forward") && err.contains("never forwarded"),
+            "{err}"
+        );
+    }
+    assert!(validated("headers:\n  forward: [x-request-id]\n").is_ok());
+}
+
+#[test]
+fn etcd_discovery_without_endpoints_is_refused() {
+    let err = validated(
+        "upstreams:\n  a:\n    url: http://a\n    discovery: {etcd: {endpoints: [], prefix: /a/}}\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("upstreams.a.discovery.etcd.endpoints") && err.contains("at least one"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_reflection_refresh_below_a_second_is_refused() {
+    let err = validated("reflection:\n  refresh: 1ms\n").unwrap_err();
+    assert!(err.contains("reflection.refresh"), "{err}");
+    assert!(validated("reflection:\n  refresh: 1s\n").is_ok());
+}
+
 #[test]
 fn bad_size_is_named() {
     let err = error("limits:\n  max_body_bytes: lots\n");

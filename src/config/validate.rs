@@ -4,7 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use super::{Config, ConfigError, de, yaml};
+
+/// The shortest `reflection.refresh`.
+const MIN_REFLECTION_REFRESH: Duration = Duration::from_secs(1);
 
 impl Config {
     /// Checks settings that depend on each other or have bounds; an error
@@ -43,6 +48,14 @@ impl Config {
             }
             if let Err((key, message)) = self.check_policies(name, upstream) {
                 return fail(&format!("upstreams.{name}.{key}"), message);
+            }
+            if let Some(super::DiscoveryConfig::Etcd(etcd)) = &upstream.discovery
+                && etcd.endpoints.is_empty()
+            {
+                return fail(
+                    &format!("upstreams.{name}.discovery.etcd.endpoints"),
+                    "etcd discovery needs at least one endpoint".to_owned(),
+                );
             }
             if let Some(check) = &upstream.health_check
                 && (check.unhealthy_threshold == 0 || check.healthy_threshold == 0)
@@ -174,6 +187,29 @@ impl Config {
             return fail(
                 "dns.servers",
                 format!("`{server}` has port 0; give the port the DNS server listens on"),
+            );
+        }
+        if let Some(name) = self
+            .headers
+            .forward
+            .iter()
+            .find(|name| crate::upstream::metadata::is_reserved(name.as_str()))
+        {
+            return fail(
+                "headers.forward",
+                format!(
+                    "`{name}` is never forwarded: gRPC and HTTP/2 set it themselves (send metadata as Grpc-Metadata-<key>)"
+                ),
+            );
+        }
+        if let Some(refresh) = self.reflection.refresh
+            && refresh < MIN_REFLECTION_REFRESH
+        {
+            return fail(
+                "reflection.refresh",
+                format!(
+                    "{refresh:?} is below {MIN_REFLECTION_REFRESH:?}: each refresh asks every reflecting upstream for all its files"
+                ),
             );
         }
         for method in self.timeouts.methods.keys() {

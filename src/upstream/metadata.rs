@@ -38,7 +38,7 @@ impl Default for HeaderPolicy {
 }
 
 /// Names never sent to or taken from a backend as metadata.
-fn is_reserved(name: &str) -> bool {
+pub(crate) fn is_reserved(name: &str) -> bool {
     name.starts_with("grpc-")
         || matches!(
             name,
