@@ -144,22 +144,52 @@ async fn is_cleartext_http(stream: &TcpStream) -> bool {
     matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase())
 }
 
-/// Answers a cleartext request with a 400 and closes, after the client
-/// does: closing on bytes not read would reset the connection and could
-/// lose the answer.
+/// Answers a cleartext request with a 400 (an HTTP/2 client, with a
+/// GOAWAY saying the same) and closes, after the client does: closing on
+/// bytes not read would reset the connection and could lose the answer.
 async fn refuse_cleartext(mut stream: TcpStream) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    const BODY: &str = r#"{"code":3,"message":"this port speaks TLS: use https://","details":[]}"#;
-    let answer = format!(
-        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    if stream.write_all(answer.as_bytes()).await.is_err() {
+    const MESSAGE: &str = "this port speaks TLS: use https://";
+    let mut start = [0u8; 4];
+    let http2 = matches!(stream.peek(&mut start).await, Ok(4) if start == *b"PRI ");
+    let answer = if http2 {
+        goaway(MESSAGE)
+    } else {
+        let body = format!(r#"{{"code":3,"message":"{MESSAGE}","details":[]}}"#);
+        format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    if stream.write_all(&answer).await.is_err() {
         return;
     }
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 1024];
     while matches!(stream.read(&mut sink).await, Ok(read) if read > 0) {}
+}
+
+/// An HTTP/2 server's first frames refusing the connection: its SETTINGS
+/// (which the client waits for) and a GOAWAY, PROTOCOL_ERROR, with `why`
+/// as debug data (RFC 9113 §6.8).
+fn goaway(why: &str) -> Vec<u8> {
+    const SETTINGS: u8 = 0x4;
+    const GOAWAY: u8 = 0x7;
+    const PROTOCOL_ERROR: u32 = 0x1;
+    let frame = |kind: u8, payload: &[u8]| {
+        let len = u32::try_from(payload.len()).unwrap_or(0).to_be_bytes();
+        let mut frame = vec![len[1], len[2], len[3], kind, 0, 0, 0, 0, 0];
+        frame.extend_from_slice(payload);
+        frame
+    };
+    let mut payload = Vec::with_capacity(8 + why.len());
+    payload.extend_from_slice(&0u32.to_be_bytes());
+    payload.extend_from_slice(&PROTOCOL_ERROR.to_be_bytes());
+    payload.extend_from_slice(why.as_bytes());
+    let mut out = frame(SETTINGS, &[]);
+    out.extend(frame(GOAWAY, &payload));
+    out
 }
 
 fn builder(options: &ListenerOptions) -> auto::Builder<TokioExecutor> {
