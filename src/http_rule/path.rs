@@ -112,16 +112,14 @@ pub fn encode_literal(literal: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(literal.len() * 3);
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        match escape_at(bytes, i) {
-            Ok(decoded) if b == b'%' => {
-                push_escaped(&mut out, decoded, is_unreserved);
-                i += 3;
-            }
-            _ => {
-                push_escaped(&mut out, b, keep);
-                i += 1;
-            }
+        if bytes[i] == b'%'
+            && let Ok(decoded) = escape_at(bytes, i)
+        {
+            push_escaped(&mut out, decoded, is_unreserved);
+            i += 3;
+        } else {
+            push_escaped(&mut out, bytes[i], keep);
+            i += 1;
         }
     }
     Cow::Owned(out)
@@ -142,15 +140,14 @@ pub fn literal_form(segment: &str) -> Option<String> {
     let mut out = String::with_capacity(segment.len() * 3);
     let mut i = 0;
     while i < bytes.len() {
-        match escape_at(bytes, i) {
-            Ok(decoded) if bytes[i] == b'%' => {
-                push_escaped(&mut out, decoded, |_| false);
-                i += 3;
-            }
-            _ => {
-                push_escaped(&mut out, bytes[i], |b| b.is_ascii());
-                i += 1;
-            }
+        if bytes[i] == b'%'
+            && let Ok(decoded) = escape_at(bytes, i)
+        {
+            push_escaped(&mut out, decoded, |_| false);
+            i += 3;
+        } else {
+            push_escaped(&mut out, bytes[i], |b| b.is_ascii());
+            i += 1;
         }
     }
     Some(out)
