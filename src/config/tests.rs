@@ -368,7 +368,7 @@ fn etcd_discovery_without_endpoints_is_refused() {
 }
 
 #[test]
-fn a_reflection_refresh_below_a_second_is_refused() {
+fn a_reflection_refresh_of_a_millisecond_is_refused() {
     let err = validated("reflection:\n  refresh: 1ms\n").unwrap_err();
     assert!(err.contains("reflection.refresh"), "{err}");
     assert!(validated("reflection:\n  refresh: 1s\n").is_ok());

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{Config, ConfigError, de, yaml};
 
 /// The shortest `reflection.refresh`.
-const MIN_REFLECTION_REFRESH: Duration = Duration::from_secs(1);
+const MIN_REFLECTION_REFRESH: Duration = Duration::from_millis(100);
 
 impl Config {
     /// Checks settings that depend on each other or have bounds; an error
