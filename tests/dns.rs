@@ -219,3 +219,23 @@ async fn a_name_gone_from_dns_keeps_its_last_addresses() {
     );
     until_spread(&gateway, &backends, SETTLE, |got| got == [0, 0, 20]).await;
 }
+
+/// A name that never resolved leaves the pool empty, and its calls say
+/// why: the lookup's error, not only "no address".
+#[tokio::test]
+async fn a_name_that_never_resolved_says_why() {
+    let dns = Dns::start().await;
+    let gateway = gateway(&dns, 1).await;
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("does not resolve") && message.contains("orders.svc.test"),
+        "{message}"
+    );
+}

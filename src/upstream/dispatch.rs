@@ -298,7 +298,10 @@ impl Upstream {
                         format!("{registry} has not answered yet")
                     }
                     Some(registry) => format!("{registry} lists no instance"),
-                    None => "its host names resolve to no address".to_owned(),
+                    None => match &*pool.shown.unresolved.lock() {
+                        Some(failed) => format!("its host name does not resolve: {failed}"),
+                        None => "its host names resolve to no address".to_owned(),
+                    },
                 }
             } else {
                 format!("{known} known, none passing its checks")

@@ -77,6 +77,8 @@ pub(crate) struct Shown {
     pub(crate) endpoints: parking_lot::Mutex<Vec<(Arc<Member>, bool)>>,
     /// Whether the registry (if any) has answered at least once.
     pub(crate) registry_answered: std::sync::atomic::AtomicBool,
+    /// Why the last round could not resolve a host name, if one failed.
+    pub(crate) unresolved: parking_lot::Mutex<Option<String>>,
 }
 
 /// A registry the pool follows, and the task that watches it.
@@ -352,6 +354,7 @@ impl Keeper {
             }
         });
         let results = futures_util::future::join_all(lookups).await;
+        let mut failed = None;
         for (index, found) in results.into_iter().enumerate() {
             let target = &self.targets[index];
             let host = target.host.clone();
@@ -363,9 +366,14 @@ impl Keeper {
                     found
                 }
                 Err(err) => {
+                    failed = Some(format!("{host}: {err}"));
                     // Keep what it resolved to before; warned once.
                     if self.unresolved.insert(index) {
-                        tracing::warn!(upstream = %self.name, %host, error = %err, "Cannot resolve an upstream host; keeping its addresses");
+                        if self.endpoints.values().any(|state| state.target == index) {
+                            tracing::warn!(upstream = %self.name, %host, error = %err, "Cannot resolve an upstream host; keeping its addresses");
+                        } else {
+                            tracing::warn!(upstream = %self.name, %host, error = %err, "Cannot resolve an upstream host; it has no address until it resolves");
+                        }
                     } else {
                         tracing::debug!(upstream = %self.name, %host, error = %err, "Upstream host still does not resolve");
                     }
@@ -382,6 +390,7 @@ impl Keeper {
                 self.found(index, address, weight, zone.clone(), None);
             }
         }
+        *self.shown.unresolved.lock() = failed;
         self.remove_unseen("no longer resolved");
     }
 
