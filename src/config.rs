@@ -430,7 +430,15 @@ impl Config {
     /// directory.
     pub fn from_yaml(text: &str) -> Result<Config, YamlError> {
         let config: Config = yaml::parse(text)?;
-        if config.default_upstreams().len() > 1 {
+        // A canary naming a missing upstream is the likelier mistake then
+        // (the one it meant counts as a default): `validate` says so.
+        let dangling = config.upstreams.values().any(|upstream| {
+            upstream
+                .canary
+                .as_ref()
+                .is_some_and(|canary| !config.upstreams.contains_key(&canary.upstream))
+        });
+        if config.default_upstreams().len() > 1 && !dangling {
             return Err(yaml::default_upstreams_error(text));
         }
         Ok(config)

@@ -355,6 +355,20 @@ fn headers_that_are_never_forwarded_are_refused() {
     assert!(validated("headers:\n  forward: [x-request-id]\n").is_ok());
 }
 
+/// A canary naming a missing upstream (a typo) leaves the one it meant a
+/// second default; the typo is what is reported.
+#[test]
+fn a_canary_naming_no_upstream_is_the_error_shown() {
+    let err = validated(
+        "upstreams:\n  main:\n    url: http://a\n    canary: {upstream: gone, weight: 10}\n  next:\n    url: http://b\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("upstreams.main.canary.upstream") && err.contains("`gone` is not an upstream"),
+        "{err}"
+    );
+}
+
 #[test]
 fn etcd_discovery_without_endpoints_is_refused() {
     let err = validated(

@@ -25,11 +25,8 @@ impl Config {
     /// [`Config::validate`]: the key and what is wrong.
     fn check(&self) -> Result<(), (String, String)> {
         let fail = |key: &str, message: String| Err((key.to_owned(), message));
-        let defaults = self.default_upstreams();
-        if defaults.len() > 1 {
-            let named: Vec<_> = defaults.iter().map(|n| (*n, None)).collect();
-            return fail("upstreams", yaml::too_many_defaults(&named));
-        }
+        // Each upstream first: a canary naming a missing upstream (a typo)
+        // leaves the one it meant a default, and that is the error to show.
         for (name, upstream) in &self.upstreams {
             if let Err(e) = de::check_url(&upstream.url) {
                 return fail(&format!("upstreams.{name}.url"), e);
@@ -84,6 +81,11 @@ impl Config {
                     );
                 }
             }
+        }
+        let defaults = self.default_upstreams();
+        if defaults.len() > 1 {
+            let named: Vec<_> = defaults.iter().map(|n| (*n, None)).collect();
+            return fail("upstreams", yaml::too_many_defaults(&named));
         }
         let mut claimed: BTreeMap<&str, &str> = BTreeMap::new();
         for (name, upstream) in &self.upstreams {
