@@ -503,6 +503,12 @@ fn keys_are_found_by_indentation() {
     assert_eq!(yaml::line_of(list, "routes[2]"), None);
     let flush = "routes:\n- prefix: /a/\n  upstream: x\n- prefix: /b/\nother: 1\n";
     assert_eq!(yaml::line_of(flush, "routes[1]"), Some(4));
+    let flow = "listen: 127.0.0.1:1\nroutes: [{prefix: /a/, upstream: x}]\n";
+    assert_eq!(
+        yaml::line_of(flow, "routes[0]"),
+        Some(2),
+        "flow list: its line"
+    );
 }
 
 // Flags on top of the file.

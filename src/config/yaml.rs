@@ -191,26 +191,29 @@ pub(super) fn line_of(text: &str, key: &str) -> Option<u64> {
     let mut items = (line + 1..).zip(lines.iter().skip(usize::try_from(line).ok()?));
     let mut item_indent = None;
     let mut seen = 0;
-    items.find_map(|(number, line)| {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            return None;
-        }
-        let indent = line.len() - trimmed.len();
-        if indent < key_indent || (indent == key_indent && !trimmed.starts_with('-')) {
-            // Past the list: stop looking.
-            seen = usize::MAX;
-            return None;
-        }
-        if seen == usize::MAX || !trimmed.starts_with('-') {
-            return None;
-        }
-        if *item_indent.get_or_insert(indent) != indent {
-            return None;
-        }
-        seen += 1;
-        (seen == item + 1).then_some(number)
-    })
+    items
+        .find_map(|(number, line)| {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                return None;
+            }
+            let indent = line.len() - trimmed.len();
+            if indent < key_indent || (indent == key_indent && !trimmed.starts_with('-')) {
+                // Past the list: stop looking.
+                seen = usize::MAX;
+                return None;
+            }
+            if seen == usize::MAX || !trimmed.starts_with('-') {
+                return None;
+            }
+            if *item_indent.get_or_insert(indent) != indent {
+                return None;
+            }
+            seen += 1;
+            (seen == item + 1).then_some(number)
+        })
+        // A flow list (`routes: [{...}]`) has its items on the key's line.
+        .or_else(|| key_line.contains('[').then_some(line))
 }
 
 fn line_of_key(text: &str, key: &str) -> Option<u64> {
