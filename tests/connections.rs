@@ -100,13 +100,7 @@ async fn a_client_that_stops_reading_loses_its_connection() {
 /// One raw HTTP/1.1 request; the whole answer, read until the gateway
 /// closes the connection.
 async fn exchange(gateway: &TestGateway, request: &str) -> String {
-    let mut stream = TcpStream::connect(gateway.addr()).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-        .await
-        .expect("the gateway answers and closes")
-        .unwrap();
+    let answer = support::client::raw_exchange(gateway.addr(), request.as_bytes()).await;
     String::from_utf8_lossy(&answer).into_owned()
 }
 

@@ -303,45 +303,26 @@ async fn a_pool_follows_the_registry() {
     };
     calls(10).await;
     assert_eq!(counts(), [5, 5, 0]);
+    // A round of `n` calls on fresh counts.
+    let round = |n: usize| {
+        reset();
+        let calls = calls(n);
+        async move {
+            calls.await;
+            counts()
+        }
+    };
 
     // Registered live: it takes calls without a reload.
     put(&client, &etcd, "/svc/kitchen/c", &c.addr().to_string()).await;
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        reset();
-        calls(9).await;
-        if counts() == [3, 3, 3] {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "c never joined: {:?}",
-            counts()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until("c never joined", || round(9), |got| got == [3, 3, 3]).await;
 
     // Removed: no call reaches it, none fails.
     delete(&client, &etcd, "/svc/kitchen/a").await;
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        reset();
-        calls(10).await;
-        if counts()[0] == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a never left: {:?}",
-            counts()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until("a never left", || round(10), |got| got[0] == 0).await;
     // A batch that saw the rotation change midway may be uneven; the
     // next one runs on the new rotation throughout.
-    reset();
-    calls(10).await;
-    assert_eq!(counts(), [0, 5, 5]);
+    assert_eq!(round(10).await, [0, 5, 5]);
 
     // A weight changed in place applies without a reload.
     put(
@@ -351,18 +332,27 @@ async fn a_pool_follows_the_registry() {
         &json!({"address": b.addr().to_string(), "weight": 4}).to_string(),
     )
     .await;
+    until(
+        "b's new weight never applied",
+        || round(10),
+        |got| got == [0, 8, 2],
+    )
+    .await;
+}
+
+/// Runs `round` until its counts satisfy `done`, for at most [`WAIT`].
+async fn until<F: Future<Output = [usize; 3]>>(
+    what: &str,
+    round: impl Fn() -> F,
+    done: impl Fn([usize; 3]) -> bool,
+) {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        reset();
-        calls(10).await;
-        if counts() == [0, 8, 2] {
-            break;
+        let got = round().await;
+        if done(got) {
+            return;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "b's new weight never applied: {:?}",
-            counts()
-        );
+        assert!(std::time::Instant::now() < deadline, "{what}: {got:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

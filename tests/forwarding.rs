@@ -79,16 +79,7 @@ async fn request_headers_become_metadata() {
 /// Sends `request` as written on a fresh connection and reads the answer
 /// until the gateway closes it (`Connection: close` in the request).
 async fn raw_exchange(gateway: &TestGateway, request: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(gateway.addr())
-        .await
-        .unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-        .await
-        .expect("the gateway answers and closes")
-        .unwrap();
+    let answer = support::client::raw_exchange(gateway.addr(), request.as_bytes()).await;
     String::from_utf8_lossy(&answer).into_owned()
 }
 

@@ -135,15 +135,7 @@ async fn client_close_cancels_a_server_stream() {
 
 /// One raw HTTP/1.1 exchange: the status, the headers and the body.
 async fn raw(gateway: &TestGateway, head: &str) -> (u16, http::HeaderMap, Vec<u8>) {
-    let mut stream = tokio::net::TcpStream::connect(gateway.addr())
-        .await
-        .unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-        .await
-        .expect("an answer in time")
-        .unwrap();
+    let answer = support::client::raw_exchange(gateway.addr(), head.as_bytes()).await;
     let end = answer
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -354,21 +354,11 @@ async fn hc25_neighbour_unknown_method_is_501_known_one_405() {
 /// make: 501, as for a method it does not know.
 #[tokio::test]
 async fn options_star_and_connect() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let f = fixture().await;
     let exchange = |request: &'static str| {
         let addr = f.gateway.addr();
         async move {
-            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            stream.write_all(request.as_bytes()).await.unwrap();
-            let mut answer = Vec::new();
-            tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                stream.read_to_end(&mut answer),
-            )
-            .await
-            .expect("answered and closed")
-            .unwrap();
+            let answer = crate::support::client::raw_exchange(addr, request.as_bytes()).await;
             String::from_utf8_lossy(&answer).into_owned()
         }
     };

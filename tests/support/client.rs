@@ -108,3 +108,18 @@ pub async fn all_data(mut body: hyper::body::Incoming) -> Vec<String> {
     }
     out
 }
+
+/// Sends `request` as written on a new connection to `addr` and reads all
+/// that comes back until the gateway closes the connection (ask for that
+/// with `Connection: close`), within 10 s.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the gateway answers and closes the connection")
+        .unwrap();
+    answer
+}
