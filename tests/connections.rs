@@ -97,13 +97,6 @@ async fn a_client_that_stops_reading_loses_its_connection() {
     drop(stuck);
 }
 
-/// One raw HTTP/1.1 request; the whole answer, read until the gateway
-/// closes the connection.
-async fn exchange(gateway: &TestGateway, request: &str) -> String {
-    let answer = support::client::raw_exchange(gateway.addr(), request.as_bytes()).await;
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 /// RFC 9112 §6.1: a transfer coding the gateway does not decode (anything
 /// but `chunked`, which the HTTP layer reads) is 501 with code 12 in the
 /// google.rpc.Status shape, and the connection is closed, since the body
@@ -120,7 +113,7 @@ async fn transfer_codings_other_than_chunked_are_501() {
              9\r\n{{\"s\":\"x\"}}\r\n0\r\n\r\n"
         )
     };
-    let answer = exchange(&gateway, &request("chunked")).await;
+    let answer = support::client::raw_text(gateway.addr(), &request("chunked")).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with(r#"{"s":"x"}"#), "{answer}");
     let records = backend.records().len();
@@ -131,7 +124,7 @@ async fn transfer_codings_other_than_chunked_are_501() {
         ("identity, chunked", "identity"),
         ("deflate;level=1, chunked", "deflate;level=1"),
     ] {
-        let answer = exchange(&gateway, &request(coding)).await;
+        let answer = support::client::raw_text(gateway.addr(), &request(coding)).await;
         assert!(answer.starts_with("HTTP/1.1 501"), "{coding}: {answer}");
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         assert!(
@@ -147,7 +140,7 @@ async fn transfer_codings_other_than_chunked_are_501() {
             "{message}"
         );
     }
-    let answer = exchange(&gateway, &request("chunked, chunked")).await;
+    let answer = support::client::raw_text(gateway.addr(), &request("chunked, chunked")).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(
         answer.contains("chunked is applied more than once"),
@@ -155,7 +148,7 @@ async fn transfer_codings_other_than_chunked_are_501() {
     );
     // Not ending in `chunked`, the body's length is unknown: the HTTP
     // layer's bare 400 (RFC 9112 §6.3).
-    let answer = exchange(&gateway, &request("gzip")).await;
+    let answer = support::client::raw_text(gateway.addr(), &request("gzip")).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert_eq!(
         backend.records().len(),

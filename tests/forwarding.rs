@@ -76,13 +76,6 @@ async fn request_headers_become_metadata() {
     assert_eq!(md(&record, "content-type"), Some("application/grpc"));
 }
 
-/// Sends `request` as written on a fresh connection and reads the answer
-/// until the gateway closes it (`Connection: close` in the request).
-async fn raw_exchange(gateway: &TestGateway, request: &str) -> String {
-    let answer = support::client::raw_exchange(gateway.addr(), request.as_bytes()).await;
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`, else 400;
 /// §3.2.2: with an absolute-form target, the target's authority is the
 /// host, and that is what the backend is told.
@@ -93,23 +86,20 @@ async fn the_host_is_one_and_the_targets_own() {
         "GET /v1/echo HTTP/1.1\r\nConnection: close\r\n\r\n",
         "GET /v1/echo HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n",
     ] {
-        let answer = raw_exchange(&gateway, request).await;
+        let answer = support::client::raw_text(gateway.addr(), request).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
         assert!(answer.contains("Host header"), "{answer}");
     }
     assert!(backend.records().is_empty());
-    let answer = raw_exchange(
-        &gateway,
-        "GET http://target.test:99/v1/echo HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let absolute = "GET http://target.test:99/v1/echo HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n";
+    let answer = support::client::raw_text(gateway.addr(), absolute).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(
         md(&backend.last(), "x-forwarded-host"),
         Some("target.test:99")
     );
     // HTTP/1.0 has no Host requirement.
-    let answer = raw_exchange(&gateway, "GET /v1/echo HTTP/1.0\r\n\r\n").await;
+    let answer = support::client::raw_text(gateway.addr(), "GET /v1/echo HTTP/1.0\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
 }
 

@@ -123,3 +123,8 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
         .unwrap();
     answer
 }
+
+/// [`raw_exchange`] with the answer as text.
+pub async fn raw_text(addr: SocketAddr, request: &str) -> String {
+    String::from_utf8_lossy(&raw_exchange(addr, request.as_bytes()).await).into_owned()
+}
