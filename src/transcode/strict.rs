@@ -9,8 +9,9 @@
 //! - a float field given a string must be a number that fits the field, or
 //!   exactly `NaN`, `Infinity` or `-Infinity` (not `inf`, `1e400`);
 //! - an integer field given a string in exponent or fraction notation
-//!   (`"1e3"`, which proto3 JSON allows) gets the number it writes, under
-//!   the rules for numbers (the parser underneath reads only digits);
+//!   (`"1e3"`, which proto3 JSON allows) or `"-0"` gets the whole number it
+//!   writes, read exactly; one with a fractional part is refused (the
+//!   parser underneath reads only digits);
 //! - a field mask with an empty path or field (`a..b`, `a,,b`), or a name
 //!   that is not lowerCamelCase (`a b`, `a_b`), is refused with the reason
 //!   (a query also takes snake_case);
@@ -31,8 +32,8 @@ mod values;
 use keys::Map;
 pub(crate) use keys::odd_integer;
 pub(super) use keys::{needs_recheck, reset_recheck};
-use values::{check_number, check_text, float_max_spelling};
-pub(crate) use values::{integer_text_as_number, rounded_f32_max};
+use values::{Instead, check_number, check_text, float_max_spelling};
+pub(crate) use values::{IntegerText, integer_text, rounded_f32_max};
 
 /// Wraps `D`: objects anywhere inside fail on a repeated key.
 #[derive(Debug)]
@@ -185,22 +186,22 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        if let Some(max) = check_text(&self.0, v)? {
-            return self.0.visit_f64(max);
+        if let Some(instead) = check_text(&self.0, v)? {
+            return visit_instead(self.0, instead);
         }
         self.0.visit_str(v)
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        if let Some(max) = check_text(&self.0, v)? {
-            return self.0.visit_f64(max);
+        if let Some(instead) = check_text(&self.0, v)? {
+            return visit_instead(self.0, instead);
         }
         self.0.visit_borrowed_str(v)
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        if let Some(max) = check_text(&self.0, &v)? {
-            return self.0.visit_f64(max);
+        if let Some(instead) = check_text(&self.0, &v)? {
+            return visit_instead(self.0, instead);
         }
         self.0.visit_string(v)
     }
@@ -235,6 +236,23 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
     fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
         // JSON has no enums; serde_json only offers strings and maps here.
         self.0.visit_enum(data)
+    }
+}
+
+/// Gives `visitor` what [`check_text`] read instead of a string.
+fn visit_instead<'de, V: Visitor<'de>, E: de::Error>(
+    visitor: V,
+    instead: Instead,
+) -> Result<V::Value, E> {
+    match instead {
+        Instead::Float(v) => visitor.visit_f64(v),
+        Instead::Integer(n) => match (u64::try_from(n), i64::try_from(n)) {
+            (Ok(n), _) => visitor.visit_u64(n),
+            (_, Ok(n)) => visitor.visit_i64(n),
+            _ => Err(E::custom(
+                "the number is out of range for the field's integer type",
+            )),
+        },
     }
 }
 

@@ -432,29 +432,32 @@ async fn integers_from_strings_and_out_of_range() {
 
 /// proto3 JSON takes exponent notation for integers "in both quoted and
 /// unquoted forms"; a whole number with a fraction reads the same way.
-/// Quoted or not, the value must be whole, in range and (with a fraction
-/// or exponent) below 2^53. A string that is no number says so plainly.
+/// A string is read exactly (decimal, no floats): whole and in range,
+/// 64-bit values included. A string that is no number says so plainly.
 #[tokio::test]
 async fn integers_from_strings_in_exponent_notation() {
     let f = fixture().await;
     let (status, body) = f
         .post(
             "/v1/echo",
-            r#"{"i32": "1e3", "u32": "7.0", "i64": "-2.5E1", "si32": 1e2, "ids": ["1e1", "3"], "big": "4e0"}"#,
+            r#"{"i32": "1e3", "u32": "7.0", "i64": "-2.5E1", "si32": 1e2, "ids": ["1e1", "3"], "big": "4e0", "u64": "1.8446744073709551615e19", "f32": "-0"}"#,
         )
         .await;
     assert_eq!(
         (status, body),
         (
             StatusCode::OK,
-            json!({"i32": 1000, "u32": 7, "i64": "-25", "si32": 100, "ids": ["10", "3"], "big": "4"})
+            json!({"i32": 1000, "u32": 7, "i64": "-25", "si32": 100, "ids": ["10", "3"], "big": "4", "u64": "18446744073709551615"})
         )
     );
     for (bad, needle) in [
         (r#"{"i32": "1e-2"}"#, "at `i32`"),
         (r#"{"i32": "3e9"}"#, "at `i32`"),
         (r#"{"u64": "-1e0"}"#, "at `u64`"),
-        (r#"{"i64": "1e18"}"#, "2^53 or more"),
+        (r#"{"i64": "1e19"}"#, "out of range"),
+        (r#"{"u64": "1e-400"}"#, "not a whole number"),
+        (r#"{"i64": "0.99999999999999999999"}"#, "not a whole number"),
+        (r#"{"i32": "1e999999999"}"#, "out of range"),
         (r#"{"ids": ["2.5e0"]}"#, "at `ids[0]`"),
         (r#"{"color": "1e0"}"#, "at `color`"),
         (

@@ -17,7 +17,7 @@ use super::plan::ValueType;
 use super::read::{Encoder, fail};
 use crate::transcode::encode::scalar::Scalar;
 use crate::transcode::kind::ValueKind as K;
-use crate::transcode::strict::{integer_text_as_number, rounded_f32_max};
+use crate::transcode::strict::{IntegerText, integer_text, rounded_f32_max};
 
 /// Below this, every integer is exact as an `f64`; the strict adapter
 /// refuses integer fields a float at or above it.
@@ -254,9 +254,18 @@ fn from_str(kind: ValueType, v: &str) -> Option<Value> {
         | K::Fixed32
         | K::Uint64
         | K::Fixed64
-            if let Some(number) = integer_text_as_number(v) =>
+            if let Some(text) = integer_text(v) =>
         {
-            return from_f64(kind, number);
+            // The whole number it writes, as the strict parse reads it.
+            let IntegerText::Whole(n) = text else {
+                return None;
+            };
+            return match kind {
+                K::Int32 | K::Sint32 | K::Sfixed32 => i32::try_from(n).ok().map(Value::I32),
+                K::Int64 | K::Sint64 | K::Sfixed64 => i64::try_from(n).ok().map(Value::I64),
+                K::Uint32 | K::Fixed32 => u32::try_from(n).ok().map(Value::U32),
+                _ => u64::try_from(n).ok().map(Value::U64),
+            };
         }
         K::Int32 | K::Sint32 | K::Sfixed32 => Value::I32(v.parse().ok()?),
         K::Int64 | K::Sint64 | K::Sfixed64 => Value::I64(v.parse().ok()?),
@@ -312,13 +321,32 @@ mod tests {
         assert_eq!(from_str(K::Sint32, "-1E2"), Some(Value::I32(-100)));
         assert_eq!(from_str(K::Uint64, "2.5e1"), Some(Value::U64(25)));
         assert_eq!(from_str(K::Int32, "-0.0"), Some(Value::I32(0)));
-        // Read as the same number would be: whole, in range, below 2^53.
+        // Read exactly: whole and in range, however written.
         for bad in [
-            "1.5", "1e-2", "3e9", "1e16", "1e400", "1e", ".5", "1e3x", " 1e3",
+            "1.5", "1e-2", "3e9", "1e16", "1e400", "1e", ".5", "1e3x", " 1e3", "1e-400",
         ] {
             assert_eq!(from_str(K::Int32, bad), None, "{bad}");
         }
-        assert_eq!(from_str(K::Int64, "1e16"), None);
-        assert_eq!(from_str(K::Uint32, "-1e0"), None);
+        let exact = [
+            (
+                K::Int64,
+                "1e18",
+                Some(Value::I64(1_000_000_000_000_000_000)),
+            ),
+            (K::Int64, "0.99999999999999999999", None),
+            (K::Int64, "1.00000000000000000001", None),
+            (
+                K::Uint64,
+                "1.8446744073709551615e19",
+                Some(Value::U64(u64::MAX)),
+            ),
+            (K::Uint64, "1.8446744073709551616e19", None),
+            (K::Uint32, "-1e0", None),
+            (K::Uint32, "-0", Some(Value::U32(0))),
+            (K::Fixed64, "-0.0e5", Some(Value::U64(0))),
+        ];
+        for (kind, text, value) in exact {
+            assert_eq!(from_str(kind, text), value, "{text}");
+        }
     }
 }

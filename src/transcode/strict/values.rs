@@ -52,21 +52,35 @@ pub(crate) fn rounded_f32_max(v: f64) -> Option<f64> {
         .then_some(f64::from(rounded))
 }
 
+/// What to give the parser instead of a string [`check_text`] read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Instead {
+    /// The largest `float`, for its short spelling.
+    Float(f64),
+    /// The whole number an integer field's string writes.
+    Integer(i128),
+}
+
 /// A string for a number, field mask, timestamp or duration field,
 /// checked where the parser underneath would accept it loosely; `Some` is
 /// the number to give the parser instead: the largest `float`, spelled
 /// short (see [`float_max_spelling`]), or the number a string for an
 /// integer field writes with an exponent or fraction (see
-/// [`integer_text_as_number`]), which the parser reads only from digits.
+/// [`integer_text`]), which the parser reads only from digits.
 pub(super) fn check_text<'de, V: Visitor<'de>, E: de::Error>(
     visitor: &V,
     v: &str,
-) -> Result<Option<f64>, E> {
-    if let Some(number) = integer_text_as_number(v)
+) -> Result<Option<Instead>, E> {
+    if let Some(text) = integer_text(v)
         && is_integer(&expecting(visitor))
     {
-        check_number(visitor, number)?;
-        return Ok(Some(number));
+        return match text {
+            IntegerText::Whole(n) => Ok(Some(Instead::Integer(n))),
+            IntegerText::Fraction => Err(E::custom(format_args!("`{v}` is not a whole number"))),
+            IntegerText::TooLarge => Err(E::custom(format_args!(
+                "`{v}` is out of range for the field's integer type"
+            ))),
+        };
     }
     let first = v.bytes().next().unwrap_or(b' ');
     if (first.is_ascii_digit() || b"+-.iInN".contains(&first))
@@ -77,7 +91,7 @@ pub(super) fn check_text<'de, V: Visitor<'de>, E: de::Error>(
         let expected = expecting(visitor);
         let float32 = expected == "a 32-bit floating point value";
         if float32 && let Some(max) = rounded_f32_max(number) {
-            return Ok(Some(max));
+            return Ok(Some(Instead::Float(max)));
         }
         if expected == "a 64-bit floating point value" && !number.is_finite() || float32 {
             return Err(E::custom(format_args!(
@@ -115,23 +129,88 @@ pub(super) fn check_text<'de, V: Visitor<'de>, E: de::Error>(
     Ok(None)
 }
 
-/// The number a string for an integer field holds when it is written with
-/// an exponent or a fraction (`"1e3"`, `"100.0"`): proto3 JSON takes
-/// exponent notation for integers quoted as well as bare, and a number is
-/// read the same either way (whole, in range, below 2^53). `None` for
-/// anything else, plain digits included: those are read exactly as they
-/// are.
-pub(crate) fn integer_text_as_number(v: &str) -> Option<f64> {
-    let digits = v.strip_prefix('-').unwrap_or(v);
-    if !digits.starts_with(|c: char| c.is_ascii_digit())
-        || !digits.contains(['.', 'e', 'E'])
-        || !digits
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b"eE.+-".contains(&b))
-    {
+/// A string for an integer field in a form the parser underneath does not
+/// read itself, read exactly: with an exponent or a fraction (`"1e3"`,
+/// `"100.0"`, which proto3 JSON allows quoted as well as bare), or `"-0"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IntegerText {
+    /// The whole number it writes (which may still not fit the field).
+    Whole(i128),
+    /// A number with a fractional part (`"1.5"`, `"1e-400"`).
+    Fraction,
+    /// A whole number past any 64-bit integer (`"1e20"`, `"1e999999999"`).
+    TooLarge,
+}
+
+/// Reads `v` as an [`IntegerText`]; `None` when it is not a JSON number
+/// in such a form, plain digits included (the parser reads those, exactly
+/// as they are). Decimal arithmetic, no floats: `"0.99999999999999999999"`
+/// is a fraction, not 1.
+pub(crate) fn integer_text(v: &str) -> Option<IntegerText> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (negative, unsigned) = match v.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if !digits(int) || (mantissa.contains('.') && !digits(frac)) {
         return None;
     }
-    v.parse::<f64>().ok().filter(|n| n.is_finite())
+    let zero = int.bytes().chain(frac.bytes()).all(|b| b == b'0');
+    if exponent.is_none() && !mantissa.contains('.') && !(negative && zero) {
+        return None;
+    }
+    let exponent: i64 = match exponent {
+        None => 0,
+        Some(text) => {
+            let (sign, magnitude) = match text.as_bytes().first() {
+                Some(b'-') => (-1, &text[1..]),
+                Some(b'+') => (1, &text[1..]),
+                _ => (1, text),
+            };
+            if !digits(magnitude) {
+                return None;
+            }
+            // Past nine digits the exponent decides alone.
+            let magnitude = magnitude.trim_start_matches('0');
+            sign * if magnitude.len() > 9 {
+                1_000_000_000
+            } else {
+                magnitude.parse::<i64>().unwrap_or(0)
+            }
+        }
+    };
+    if zero {
+        return Some(IntegerText::Whole(0));
+    }
+    // value = significant digits × 10^scale
+    let all: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+    let significant = all
+        .iter()
+        .position(|&b| b != b'0')
+        .map_or(&all[..0], |at| &all[at..]);
+    let trailing = significant.iter().rev().take_while(|&&b| b == b'0').count();
+    let significant = &significant[..significant.len() - trailing];
+    let scale = exponent - i64::try_from(frac.len()).unwrap_or(i64::MAX) + trailing as i64;
+    if scale < 0 {
+        return Some(IntegerText::Fraction);
+    }
+    // 2^64 has 20 digits: more can fit no 64-bit integer.
+    if significant.len() as i64 + scale > 20 {
+        return Some(IntegerText::TooLarge);
+    }
+    let mut n: i128 = 0;
+    for &digit in significant {
+        n = n * 10 + i128::from(digit - b'0');
+    }
+    for _ in 0..scale {
+        n *= 10;
+    }
+    Some(IntegerText::Whole(if negative { -n } else { n }))
 }
 
 /// Whether the parser underneath expects one of the integer types (not an
