@@ -82,13 +82,27 @@ async fn request_headers_become_metadata() {
 #[tokio::test]
 async fn the_host_is_one_and_the_targets_own() {
     let (backend, gateway) = setup(|_| {}).await;
-    for request in [
-        "GET /v1/echo HTTP/1.1\r\nConnection: close\r\n\r\n",
-        "GET /v1/echo HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n",
+    for (request, says) in [
+        ("GET /v1/echo HTTP/1.1\r\n\r\n", "Host header"),
+        (
+            "GET /v1/echo HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
+            "Host header",
+        ),
+        (
+            "GET /v1/echo HTTP/1.1\r\nHost: a, b\r\n\r\n",
+            "not a host[:port]",
+        ),
+        (
+            "GET http://u:secret@a.test/v1/echo HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            "without user information",
+        ),
     ] {
+        // Closed after the 400 (no `Connection: close` asked for).
         let answer = support::client::raw_text(gateway.addr(), request).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-        assert!(answer.contains("Host header"), "{answer}");
+        assert!(answer.contains(says), "{answer}");
+        assert!(answer.contains("connection: close"), "{answer}");
+        assert!(!answer.contains("secret"), "{answer}");
     }
     assert!(backend.records().is_empty());
     let absolute = "GET http://target.test:99/v1/echo HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n";

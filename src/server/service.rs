@@ -77,7 +77,14 @@ impl Service<Request> for HttpService {
         if let Err(err) = checked {
             tracing::debug!(method = %request.method(), path = %request.uri().path(), error = %err, "Request refused");
             let snapshot = self.gateway.snapshot();
-            let response = err.into_response(&snapshot.pool, &snapshot.codec);
+            let mut response = err.into_response(&snapshot.pool, &snapshot.codec);
+            // The body (or an upgraded protocol's first frames) may follow
+            // unread: on HTTP/1 the connection cannot go on.
+            if request.version() < http::Version::HTTP_2 {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             return std::future::ready(Ok(finish(response, head))).boxed();
         }
         let uncompressed = !accepts_encoding(&request);
@@ -133,16 +140,39 @@ fn check_transfer_coding(headers: &HeaderMap) -> Result<(), GatewayError> {
 /// 9113 §8.3.1), so that what is passed on as `X-Forwarded-Host` is what
 /// the request was routed by.
 fn one_host(request: &mut Request) -> Result<(), GatewayError> {
-    let hosts = request.headers().get_all(header::HOST).iter().count();
-    if request.version() == http::Version::HTTP_11 && hosts != 1 {
-        let reason = if hosts == 0 {
-            "an HTTP/1.1 request must have a Host header"
-        } else {
-            "an HTTP/1.1 request must have exactly one Host header"
-        };
-        return Err(GatewayError::BadRequest(RequestError::Header {
+    let bad = |reason: String| {
+        GatewayError::BadRequest(RequestError::Header {
             name: header::HOST.as_str().to_owned(),
-            reason: reason.to_owned(),
+            reason,
+        })
+    };
+    let hosts = request.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return Err(bad("a request must have at most one Host header".to_owned()));
+    }
+    if request.version() == http::Version::HTTP_11 && hosts == 0 {
+        return Err(bad("an HTTP/1.1 request must have a Host header".to_owned()));
+    }
+    if let Some(host) = request.headers().get(header::HOST)
+        && !is_host(host.as_bytes())
+    {
+        let shown = String::from_utf8_lossy(host.as_bytes())
+            .chars()
+            .take(64)
+            .collect::<String>();
+        return Err(bad(format!(
+            "`{shown}` is not a host[:port] (RFC 9112 §3.2)"
+        )));
+    }
+    // RFC 9110 §4.2.4, RFC 9113 §8.3.1: no `user:password@` in the target.
+    if let Some(authority) = request.uri().authority()
+        && !is_host(authority.as_str().as_bytes())
+    {
+        return Err(GatewayError::BadRequest(RequestError::Header {
+            name: ":authority".to_owned(),
+            reason:
+                "the request target's authority must be a host[:port], without user information"
+                    .to_owned(),
         }));
     }
     // Without a `Host` the authority is read where it is needed.
@@ -158,6 +188,50 @@ fn one_host(request: &mut Request) -> Result<(), GatewayError> {
         request.headers_mut().insert(header::HOST, host);
     }
     Ok(())
+}
+
+/// Whether `value` is a `host[:port]` (or empty): an authority without
+/// user information, with a port that fits 16 bits. Checked by hand: the
+/// `http` crate's parser copies the value first, on every request.
+fn is_host(value: &[u8]) -> bool {
+    // Empty is what a client sends for a target without an authority.
+    if value.is_empty() {
+        return true;
+    }
+    let (host, port) = match value.strip_prefix(b"[") {
+        // An IP literal: `[v6]` or `[v6]:port`.
+        Some(rest) => {
+            let Some(end) = rest.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let literal = &rest[..end];
+            if literal.is_empty()
+                || !literal
+                    .iter()
+                    .all(|b| b.is_ascii_hexdigit() || b":.".contains(b))
+            {
+                return false;
+            }
+            match &rest[end + 1..] {
+                [] => return true,
+                [b':', port @ ..] => (&b"x"[..], port),
+                _ => return false,
+            }
+        }
+        None => match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon + 1..]),
+            None => (value, &b""[..]),
+        },
+    };
+    // RFC 3986 reg-name or IPv4: unreserved, percent-escapes, sub-delims.
+    let host_ok = !host.is_empty()
+        && host
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(b));
+    let port_ok = port.len() <= 5
+        && port.iter().all(u8::is_ascii_digit)
+        && (port.is_empty() || std::str::from_utf8(port).is_ok_and(|p| p.parse::<u16>().is_ok()));
+    host_ok && port_ok
 }
 
 /// What a router's top level does to every response: a `Content-Length`
@@ -375,10 +449,28 @@ mod tests {
         let mut h1 = request(http::Version::HTTP_11, "/x", &["b.test"]);
         one_host(&mut h1).unwrap();
         assert_eq!(host(&h1).unwrap(), "b.test");
-        for hosts in [&[][..], &["a.test", "a.test"]] {
+        for hosts in [
+            &[][..],
+            &["a.test", "a.test"],
+            &["a, b"],
+            &["a/b"],
+            &["a b"],
+            &["u:p@a.test"],
+            &["a.test:99999"],
+            &["[::1"],
+            &["[zz]"],
+        ] {
             let mut h1 = request(http::Version::HTTP_11, "/x", hosts);
             assert!(one_host(&mut h1).is_err(), "{hosts:?}");
         }
+        for host in ["a.test:8080", "[::1]:80", "[::1]", "127.0.0.1"] {
+            let mut h1 = request(http::Version::HTTP_11, "/x", &[host]);
+            assert!(one_host(&mut h1).is_ok(), "{host}");
+        }
+        let mut h2 = request(http::Version::HTTP_2, "http://u:p@a.test/x", &[]);
+        assert!(one_host(&mut h2).is_err(), "userinfo in :authority");
+        let mut h2 = request(http::Version::HTTP_2, "http://a.test/x", &["a", "b"]);
+        assert!(one_host(&mut h2).is_err(), "two hosts on HTTP/2");
         let mut h10 = request(http::Version::HTTP_10, "/x", &[]);
         assert!(one_host(&mut h10).is_ok());
     }
