@@ -656,14 +656,25 @@ async fn bad_stream_messages_are_always_the_clients_error() {
 
 /// A raw `HttpBody` stream has no place for an error in its bytes: a
 /// failure after the first bytes comes as `grpc-status` trailers to a
-/// client that takes trailers.
+/// client that takes trailers, over HTTP/1.1 too (which sends only the
+/// trailers the response names up front).
 #[tokio::test]
 async fn failed_raw_streams_end_with_status_trailers() {
     let (_backend, gateway) = setup(|_| {}).await;
-    let mut conn = Conn::http2(gateway.addr()).await;
+    for http2 in [false, true] {
+        let mut conn = if http2 {
+            Conn::http2(gateway.addr()).await
+        } else {
+            Conn::http1(gateway.addr()).await
+        };
+        failed_raw_stream(&gateway, &mut conn).await;
+    }
+}
+
+async fn failed_raw_stream(gateway: &TestGateway, conn: &mut Conn) {
     let response = conn
         .send(get(
-            &gateway,
+            gateway,
             "/v1/download/x",
             &[
                 ("te", "trailers"),

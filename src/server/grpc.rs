@@ -365,6 +365,9 @@ impl http_body::Body for TranslatedBody {
     }
 }
 
+/// The names [`trailers`] may use, as a `Trailer` header lists them.
+pub(super) const STATUS_TRAILERS: &str = "grpc-status, grpc-message, grpc-status-details-bin";
+
 /// `status` as gRPC trailers.
 pub(super) fn trailers(status: &Status) -> HeaderMap {
     let mut map = HeaderMap::new();

@@ -245,6 +245,8 @@ async fn respond(
             .map(|e| e.content_type),
         _ => None,
     };
+    let http1_trailers =
+        parts.version < http::Version::HTTP_2 && rest::wants_trailers(&parts.headers);
     let body = StreamBody::new(
         start,
         StreamSetup {
@@ -255,13 +257,20 @@ async fn respond(
             deadline,
             keepalive: Some(snapshot.stream_keepalive),
             abort,
-            trailers: rest::wants_trailers(&parts.headers)
-                || parts.version == http::Version::HTTP_2,
+            trailers: http1_trailers || parts.version == http::Version::HTTP_2,
         },
     );
     let mut response = Response::new(Body::new(body));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
+    if http1_trailers {
+        // HTTP/1.1 sends only the trailers named up front (RFC 9110
+        // §6.6.2): the status is; the backend's own are not known yet.
+        headers.insert(
+            header::TRAILER,
+            HeaderValue::from_static(super::grpc::STATUS_TRAILERS),
+        );
+    }
     headers.insert(header::CONTENT_TYPE, framing.content_type(raw_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Some(backend_headers) = &backend_headers {
