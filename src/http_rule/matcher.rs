@@ -91,7 +91,11 @@ impl Matcher {
         }
         let node = &mut self.nodes[node];
         let endpoints = match &template.verb {
-            Some(verb) => node.verbs.entry(verb.clone()).or_default(),
+            // Kept as a path writes it, like a literal segment.
+            Some(verb) => node
+                .verbs
+                .entry(super::path::encode_literal(verb).into())
+                .or_default(),
             None => &mut node.plain,
         };
         if let Some((_, existing)) = endpoints.iter().find(|(m, _)| *m == method) {
@@ -244,7 +248,10 @@ impl Search<'_> {
 
     fn terminal(&mut self, node: &Node) -> Option<RouteId> {
         let endpoints = match self.verb {
-            Some(verb) => node.verbs.get(verb)?,
+            Some(verb) => match node.verbs.get(verb) {
+                Some(endpoints) => endpoints,
+                None => node.verbs.get(super::path::literal_form(verb)?.as_str())?,
+            },
             None => &node.plain,
         };
         for (method, route) in endpoints {

@@ -230,6 +230,18 @@ fn non_ascii_literals_match_their_escaped_form() {
 }
 
 #[test]
+fn non_ascii_verbs_match_however_escaped() {
+    let (m, t) = matcher(&[("POST", "/v1/{s=items/*}:café")]);
+    for path in [
+        "/v1/items/a:café",
+        "/v1/items/a:caf%C3%A9",
+        "/v1/items/a:caf%c3%a9",
+    ] {
+        assert_eq!(reach(&m, &t, "POST", path).map(|r| r.0), Some(0), "{path}");
+    }
+}
+
+#[test]
 fn escapes_in_literals_match_the_normalised_path() {
     let (m, t) = matcher(&[("GET", "/v1/pct/%7E/{s}"), ("GET", "/v1/rate/100%/{s}")]);
     // `%7E` and `~` both normalise to `~`.
