@@ -301,7 +301,13 @@ async fn proxy_failures_are_status_json() {
         (status, response.json().await.unwrap())
     };
     // Sent as written (a URL library would resolve the dots first).
-    for path in ["/legacy/a/../../admin", "/legacy/%2e%2e/admin"] {
+    for path in [
+        "/legacy/a/../../admin",
+        "/legacy/%2e%2e/admin",
+        // A service decoding `%2F` first would resolve these too.
+        "/legacy/..%2f..%2fadmin",
+        "/legacy/x%2F..%2F..%2Fadmin",
+    ] {
         let mut conn = support::client::Conn::http1(gateway.addr()).await;
         let request = http::Request::get(path)
             .header("host", "gateway")

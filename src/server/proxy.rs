@@ -149,8 +149,15 @@ impl HttpProxy {
     async fn forward(self, request: Request<Body>) -> Result<Response, GatewayError> {
         let inner = &*self.inner;
         let (mut parts, body) = request.into_parts();
-        // Refuses dot segments (also percent-encoded) like the REST routes.
-        path::normalize(parts.uri.path()).map_err(RequestError::from)?;
+        // Refuses dot segments (also percent-encoded) like the REST routes,
+        // and also between encoded slashes (`..%2F..%2Fadmin`): a service
+        // that decodes `%2F` before resolving would leave the prefix.
+        let normalized = path::normalize(parts.uri.path()).map_err(RequestError::from)?;
+        let encoded_slash = |w: &[u8]| w[0] == b'%' && w[1] == b'2' && w[2] | 0x20 == b'f';
+        if normalized.contains('.') && normalized.as_bytes().windows(3).any(encoded_slash) {
+            let slashed = normalized.replace("%2F", "/").replace("%2f", "/");
+            path::normalize(&slashed).map_err(RequestError::from)?;
+        }
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
