@@ -355,6 +355,14 @@ fn headers_that_are_never_forwarded_are_refused() {
         let yaml = format!("headers:\n  forward: [x-ok, {name}]\n");
         assert_refused(&yaml, "headers.forward", "never forwarded");
     }
+    for (name, says) in [
+        ("grpc-metadata-foo", "forwarded already"),
+        ("x-forwarded-host", "set by the gateway"),
+        ("-bin", "needs a name"),
+    ] {
+        let yaml = format!("headers:\n  forward: [\"{name}\"]\n");
+        assert_refused(&yaml, "headers.forward", says);
+    }
     assert!(validated("headers:\n  forward: [x-request-id]\n").is_ok());
 }
 
@@ -375,6 +383,15 @@ fn etcd_discovery_without_endpoints_is_refused() {
         "upstreams:\n  a:\n    url: http://a\n    discovery: {etcd: {endpoints: [], prefix: /a/}}\n",
         "upstreams.a.discovery.etcd.endpoints",
         "at least one",
+    );
+}
+
+#[test]
+fn etcd_discovery_with_an_empty_prefix_is_refused() {
+    assert_refused(
+        "upstreams:\n  a:\n    url: http://a\n    discovery: {etcd: {endpoints: [http://127.0.0.1:2379], prefix: ''}}\n",
+        "upstreams.a.discovery.etcd.prefix",
+        "every key",
     );
 }
 

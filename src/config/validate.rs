@@ -46,13 +46,19 @@ impl Config {
             if let Err((key, message)) = self.check_policies(name, upstream) {
                 return fail(&format!("upstreams.{name}.{key}"), message);
             }
-            if let Some(super::DiscoveryConfig::Etcd(etcd)) = &upstream.discovery
-                && etcd.endpoints.is_empty()
-            {
-                return fail(
-                    &format!("upstreams.{name}.discovery.etcd.endpoints"),
-                    "etcd discovery needs at least one endpoint".to_owned(),
-                );
+            if let Some(super::DiscoveryConfig::Etcd(etcd)) = &upstream.discovery {
+                if etcd.endpoints.is_empty() {
+                    return fail(
+                        &format!("upstreams.{name}.discovery.etcd.endpoints"),
+                        "etcd discovery needs at least one endpoint".to_owned(),
+                    );
+                }
+                if etcd.prefix.is_empty() {
+                    return fail(
+                        &format!("upstreams.{name}.discovery.etcd.prefix"),
+                        "an empty prefix would take every key in etcd as an instance; give one like /services/orders/".to_owned(),
+                    );
+                }
             }
             if let Some(check) = &upstream.health_check
                 && (check.unhealthy_threshold == 0 || check.healthy_threshold == 0)
@@ -191,18 +197,10 @@ impl Config {
                 format!("`{server}` has port 0; give the port the DNS server listens on"),
             );
         }
-        if let Some(name) = self
-            .headers
-            .forward
-            .iter()
-            .find(|name| crate::upstream::metadata::is_reserved(name.as_str()))
-        {
-            return fail(
-                "headers.forward",
-                format!(
-                    "`{name}` is never forwarded: gRPC and HTTP/2 set it themselves (send metadata as Grpc-Metadata-<key>)"
-                ),
-            );
+        for name in &self.headers.forward {
+            if let Some(why) = not_forwardable(name.as_str()) {
+                return fail("headers.forward", format!("`{name}` {why}"));
+            }
         }
         if let Some(refresh) = self.reflection.refresh
             && refresh < MIN_REFLECTION_REFRESH
@@ -266,5 +264,22 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// Why `headers.forward` cannot list `name`, if it cannot.
+fn not_forwardable(name: &str) -> Option<&'static str> {
+    if name.starts_with("grpc-metadata-") {
+        Some("is forwarded already: every Grpc-Metadata-<key> header is")
+    } else if crate::upstream::metadata::is_reserved(name) {
+        Some(
+            "is never forwarded: gRPC and HTTP/2 set it themselves (send metadata as Grpc-Metadata-<key>)",
+        )
+    } else if name == "x-forwarded-for" || name == "x-forwarded-host" {
+        Some("is set by the gateway itself (X-Forwarded-For is appended to)")
+    } else if name.strip_suffix("-bin").is_some_and(str::is_empty) {
+        Some("is no metadata key: a binary key needs a name before `-bin`")
+    } else {
+        None
     }
 }
