@@ -470,11 +470,12 @@ async fn unary_get() {
     assert_eq!(response.headers()["allow"], "POST");
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["code"], "unimplemented");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("NO_SIDE_EFFECTS"), "{message}");
+    // The served method is named whole.
     assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("NO_SIDE_EFFECTS")
+        message.contains("call /lookup.v1.Lookup/Put with POST"),
+        "{message}"
     );
 
     let response = client

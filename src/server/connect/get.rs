@@ -105,11 +105,18 @@ pub(super) async fn get(
                     == prost_types::method_options::IdempotencyLevel::NoSideEffects
             })
     });
+    let known = rpc.is_some();
     let Some((rpc, upstream, metadata)) = rpc.filter(|_| side_effect_free) else {
+        // A served method's path is named whole; another is the client's
+        // text, cut short.
+        let path = if known {
+            parts.uri.path().into()
+        } else {
+            shortened(parts.uri.path())
+        };
         let err = GatewayError::Upstream(
             tonic::Status::unimplemented(format!(
-                "a Connect GET calls only methods marked `idempotency_level = NO_SIDE_EFFECTS`; call {} with POST",
-                shortened(parts.uri.path())
+                "a Connect GET calls only methods marked `idempotency_level = NO_SIDE_EFFECTS`; call {path} with POST"
             )),
             None,
         );
