@@ -42,10 +42,14 @@ pub struct Sources {
 pub struct Reflected {
     /// The upstream's name.
     pub upstream: String,
-    /// The services it lists (reflection and health services included).
+    /// The services it lists and described (gRPC's own reflection and
+    /// health services left out).
     pub services: Vec<String>,
     /// The files defining them, with their imports.
     pub files: Vec<RawFile>,
+    /// Services it lists but would not describe, each with its answer
+    /// (`shop.v1.Ghost: NotFound: ...`): served without them.
+    pub skipped: Vec<String>,
 }
 
 impl Sources {

@@ -138,6 +138,9 @@ pub struct Status {
     /// Why each upstream in `waiting_for` or `stale` did not answer, the
     /// last time it was asked.
     pub reflection_errors: BTreeMap<String, String>,
+    /// Services reflecting upstreams list but would not describe (served
+    /// without them): `upstream: service: code: message`.
+    pub skipped_services: Vec<String>,
     /// Services that upstreams describe differently.
     pub conflicts: Vec<String>,
     /// Files of reflecting upstreams served under another name (another
@@ -194,6 +197,9 @@ impl Reloader {
         for (name, err) in &asked.failed {
             tracing::warn!(upstream = %name, error = %err, "Server reflection failed; its routes come when it answers");
         }
+        for reflected in &asked.reflected {
+            warn_skipped(reflected);
+        }
         let mut sources = config.sources();
         sources.reflected = asked.reflected.clone();
         let snapshot = build(config.clone(), sources, None).await?;
@@ -216,6 +222,7 @@ impl Reloader {
             self.note_failures(&asked.failed);
             let waiting = waiting_for(config, &cache);
             self.settle(config, &snapshot, waiting, Vec::new());
+            self.status.lock().skipped_services = skipped_services(&cache);
         }
     }
 
@@ -287,6 +294,10 @@ impl Reloader {
             if cache.warned.remove(&reflected.upstream).is_some() {
                 tracing::info!(upstream = %reflected.upstream, "Upstream answered server reflection");
             }
+            let before = cache.reflected.get(&reflected.upstream);
+            if before.is_none_or(|before| before.skipped != reflected.skipped) {
+                warn_skipped(&reflected);
+            }
             cache
                 .reflected
                 .insert(reflected.upstream.clone(), reflected);
@@ -320,6 +331,7 @@ impl Reloader {
         }
         tracing::info!(reason = why, routes, "Reloaded");
         self.settle(&config, &self.gateway.snapshot(), waiting, stale);
+        self.status.lock().skipped_services = skipped_services(cache);
         Ok(())
     }
 
@@ -436,6 +448,26 @@ impl Reloader {
             }
         }
     }
+}
+
+/// Warns of the services `reflected` lists but would not describe.
+fn warn_skipped(reflected: &Reflected) {
+    for skipped in &reflected.skipped {
+        tracing::warn!(upstream = %reflected.upstream, service = %skipped, "An upstream lists a service it does not describe by server reflection; serving its other services");
+    }
+}
+
+/// [`Status::skipped_services`] of what reflecting upstreams sent last.
+fn skipped_services(cache: &Cache) -> Vec<String> {
+    cache
+        .reflected
+        .values()
+        .flat_map(|r| {
+            r.skipped
+                .iter()
+                .map(move |s| format!("{}: {s}", r.upstream))
+        })
+        .collect()
 }
 
 /// Reflecting upstreams in `config` that have never answered.

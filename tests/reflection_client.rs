@@ -317,6 +317,9 @@ enum Misbehave {
     Stall,
     /// Lists only gRPC's own services and describes none of them.
     OwnOnly,
+    /// Lists the kitchen, which it describes, and a ghost, which it
+    /// does not.
+    Ghost,
 }
 
 #[derive(Debug)]
@@ -345,6 +348,7 @@ impl v1::server_reflection_server::ServerReflection for Scripted {
                         "grpc.reflection.v1.ServerReflection",
                         "grpc.health.v1.Health",
                     ],
+                    Misbehave::Ghost => &["ghost.v1.Ghost", "kitchen.v1.Kitchen"],
                     _ => &["kitchen.v1.Kitchen"],
                 };
                 let service = names
@@ -364,7 +368,19 @@ impl v1::server_reflection_server::ServerReflection for Scripted {
                         return;
                     }
                     (_, Misbehave::WrongKind) => list(),
-                    (_, Misbehave::ErrorResponse | Misbehave::OwnOnly) => {
+                    (Some(MessageRequest::FileContainingSymbol(symbol)), Misbehave::Ghost)
+                        if symbol.starts_with("kitchen.") =>
+                    {
+                        // Every file at once: no import is asked for.
+                        let file_descriptor_proto = files_of(&kitchen())
+                            .into_values()
+                            .map(|f| f.to_vec())
+                            .collect();
+                        MessageResponse::FileDescriptorResponse(v1::FileDescriptorResponse {
+                            file_descriptor_proto,
+                        })
+                    }
+                    (_, Misbehave::ErrorResponse | Misbehave::OwnOnly | Misbehave::Ghost) => {
                         MessageResponse::ErrorResponse(v1::ErrorResponse {
                             error_code: tonic::Code::NotFound as i32,
                             error_message: "no such symbol here".to_owned(),
@@ -410,6 +426,23 @@ async fn grpcs_own_services_are_not_asked_for() {
     let reflected = fetch(addr, TIMEOUT).await.unwrap();
     assert!(reflected.services.is_empty(), "{:?}", reflected.services);
     assert!(reflected.files.is_empty());
+}
+
+/// A service listed but not described is left out and named; the others
+/// are served (one bad entry does not hold back the upstream's routes).
+#[tokio::test]
+async fn a_service_it_will_not_describe_is_skipped() {
+    let server =
+        v1::server_reflection_server::ServerReflectionServer::new(Scripted(Misbehave::Ghost));
+    let addr = serve(tonic::transport::Server::builder().add_service(server)).await;
+    let reflected = fetch(addr, TIMEOUT).await.unwrap();
+    assert_eq!(reflected.skipped.len(), 1, "{:?}", reflected.skipped);
+    assert!(
+        reflected.skipped[0].starts_with("ghost.v1.Ghost: NotFound"),
+        "{:?}",
+        reflected.skipped
+    );
+    check_kitchen(reflected, &kitchen());
 }
 
 #[tokio::test]

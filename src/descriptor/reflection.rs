@@ -156,7 +156,7 @@ struct Exchange<'a> {
 
 impl Exchange<'_> {
     async fn run(&self, channel: Channel) -> Result<Reflected, ReflectionError> {
-        let (mut session, first) = self.start(channel).await?;
+        let (mut session, first) = self.start(channel.clone()).await?;
         let mut services = match first {
             Answer::Services(services) => services,
             other => return Err(self.unexpected(&Ask::Services, other)),
@@ -170,13 +170,39 @@ impl Exchange<'_> {
         }
         let mut files = Collected::default();
         let mut asked = HashSet::new();
+        let mut skipped = Vec::new();
+        let mut described = Vec::with_capacity(services.len());
+        let mut first_refusal = None;
         for service in &services {
             if !asked.insert(service.as_str()) {
                 continue;
             }
             let ask = Ask::Symbol(service.clone());
-            let received = self.files(&mut session, ask).await?;
-            files.add(received).map_err(|e| self.too_large(e))?;
+            match self.files(&mut session, ask).await {
+                Ok(received) => {
+                    files.add(received).map_err(|e| self.too_large(e))?;
+                    described.push(service.clone());
+                }
+                // A service it lists and will not describe: the others are
+                // served, and it is named (a server may end the stream
+                // with its answer, so the next ask opens another).
+                Err(err @ ReflectionError::Refused { .. }) => {
+                    if let ReflectionError::Refused { code, message, .. } = &err {
+                        skipped.push(format!("{service}: {code:?}: {message}"));
+                    }
+                    first_refusal.get_or_insert(err);
+                    session = self.start(channel.clone()).await?.0;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+
+        // Nothing described at all: not an answer to serve from (the
+        // server may be starting); the first refusal says why.
+        if described.is_empty()
+            && let Some(first) = first_refusal
+        {
+            return Err(first);
         }
         // Each round adds the file asked for or fails, so this ends within
         // MAX_FILES rounds.
@@ -193,8 +219,9 @@ impl Exchange<'_> {
         }
         Ok(Reflected {
             upstream: self.upstream.to_owned(),
-            services,
+            services: described,
             files: files.files,
+            skipped,
         })
     }
 

@@ -165,6 +165,7 @@ mod tests {
             upstream: upstream.to_owned(),
             services: Vec::new(),
             files,
+            skipped: Vec::new(),
         }
     }
 
