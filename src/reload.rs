@@ -92,6 +92,9 @@ struct Cache {
 #[derive(Debug)]
 pub struct FirstAnswers(Asked);
 
+/// The reason a reload of the refresh interval gives.
+const REFRESH: &str = "refresh interval";
+
 /// Which reflecting upstreams a reload asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ask {
@@ -317,10 +320,12 @@ impl Reloader {
         // reload that fails leaves both as they were.
         let tls = self.stage_listener_tls(&config)?;
         let snapshot = build(config.clone(), sources, Some(previous.clone())).await?;
+        let mut changed = snapshot.fleet.versions.len() != previous.fleet.versions.len();
         for (source, version) in &snapshot.fleet.versions {
             let before = previous.fleet.versions.iter().find(|(s, _)| s == source);
             if before.is_none_or(|(_, v)| v != version) {
                 tracing::info!(source, version, "Descriptors changed");
+                changed = true;
             }
         }
         let routes = snapshot.routes.routes().len();
@@ -329,7 +334,13 @@ impl Reloader {
             running.commit(staged);
             tracing::info!(reason = why, "Listener TLS files reloaded");
         }
-        tracing::info!(reason = why, routes, "Reloaded");
+        // A refresh that found nothing new is routine: not an info line
+        // every interval.
+        if changed || why != REFRESH {
+            tracing::info!(reason = why, routes, "Reloaded");
+        } else {
+            tracing::debug!(reason = why, routes, "Reloaded; nothing changed");
+        }
         self.settle(&config, &self.gateway.snapshot(), waiting, stale);
         self.status.lock().skipped_services = skipped_services(cache);
         Ok(())
@@ -438,7 +449,7 @@ impl Reloader {
             };
             tokio::select! {
                 () = tokio::time::sleep(every) => {
-                    let _ = self.reload("refresh interval").await;
+                    let _ = self.reload(REFRESH).await;
                 }
                 changed = interval.changed() => {
                     if changed.is_err() {

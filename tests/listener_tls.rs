@@ -461,22 +461,36 @@ async fn cleartext_and_stalled_clients_do_not_stop_the_listener() {
     );
 
     // HTTP/2 with prior knowledge: the server's SETTINGS, then a GOAWAY
-    // (PROTOCOL_ERROR) whose debug data says the same.
-    let mut h2c = tokio::net::TcpStream::connect(gateway.addr())
-        .await
-        .unwrap();
-    h2c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), h2c.read_to_end(&mut answer))
-        .await
-        .expect("the gateway closes the connection")
-        .ok();
-    assert_eq!(answer[..9], [0, 0, 0, 4, 0, 0, 0, 0, 0], "{answer:?}");
-    assert_eq!(answer[12], 7, "a GOAWAY: {answer:?}");
-    assert_eq!(answer[22..26], [0, 0, 0, 1], "PROTOCOL_ERROR: {answer:?}");
-    assert!(String::from_utf8_lossy(&answer[26..]).contains("use https://"));
+    // (PROTOCOL_ERROR) whose debug data says the same; also when the
+    // preface's first byte comes alone.
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    for split in [0, 1] {
+        let mut h2c = tokio::net::TcpStream::connect(gateway.addr())
+            .await
+            .unwrap();
+        h2c.set_nodelay(true).unwrap();
+        h2c.write_all(&preface[..split]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        h2c.write_all(&preface[split..]).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), h2c.read_to_end(&mut answer))
+            .await
+            .expect("the gateway closes the connection")
+            .ok();
+        assert_eq!(answer[..9], [0, 0, 0, 4, 0, 0, 0, 0, 0], "{answer:?}");
+        assert_eq!(answer[12], 7, "a GOAWAY: {answer:?}");
+        assert_eq!(answer[22..26], [0, 0, 0, 1], "PROTOCOL_ERROR: {answer:?}");
+        assert!(String::from_utf8_lossy(&answer[26..]).contains("use https://"));
+    }
+
+    // An empty line before a cleartext request is still HTTP.
+    let answer = support::client::raw_text(
+        gateway.addr(),
+        "\r\nGET /v1/echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("use https://"), "{answer}");
 
     // Not HTTP, not TLS: closed without an answer.
     let mut raw = tokio::net::TcpStream::connect(gateway.addr())

@@ -137,11 +137,12 @@ async fn handshake(
     }
 }
 
-/// Whether the client's first byte starts an HTTP method; a TLS client's
-/// starts a handshake record (22).
+/// Whether the client's first byte starts an HTTP method (or an empty
+/// line before one, which RFC 9112 §2.2 lets a server skip); a TLS
+/// client's starts a handshake record (22).
 async fn is_cleartext_http(stream: &TcpStream) -> bool {
     let mut first = [0u8; 1];
-    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase())
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase() || b"\r\n".contains(&first[0]))
 }
 
 /// Answers a cleartext request with a 400 (an HTTP/2 client, with a
@@ -150,8 +151,18 @@ async fn is_cleartext_http(stream: &TcpStream) -> bool {
 async fn refuse_cleartext(mut stream: TcpStream) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     const MESSAGE: &str = "this port speaks TLS: use https://";
+    // The preface's first bytes may come in more than one segment: waited
+    // for a little while they still could be it.
     let mut start = [0u8; 4];
-    let http2 = matches!(stream.peek(&mut start).await, Ok(4) if start == *b"PRI ");
+    for _ in 0..10 {
+        match stream.peek(&mut start).await {
+            Ok(n) if n > 0 && n < 4 && start[..n] == b"PRI "[..n] => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ => break,
+        }
+    }
+    let http2 = start == *b"PRI ";
     let answer = if http2 {
         goaway(MESSAGE)
     } else {
