@@ -662,3 +662,21 @@ async fn a_trailers_only_answer_stays_trailers_only() {
         "the head did not end the stream"
     );
 }
+
+/// gRPC over HTTP/1.1 (not gRPC's transport, but some proxies speak it):
+/// the status still comes as trailers, which HTTP/1.1 sends only when
+/// named up front.
+#[tokio::test]
+async fn grpc_over_http1_gets_its_status_trailers() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let addr = gateway.addr();
+    let mut conn = Conn::http1(addr).await;
+    let request = grpc_request(
+        addr,
+        "/kitchen.v1.Kitchen/Echo",
+        &[],
+        client::full(support::envelope(0, &sink("hi"))),
+    );
+    let got = outcome(conn.send(request).await).await;
+    assert_eq!(got.status.as_deref(), Some("0"), "{got:?}");
+}

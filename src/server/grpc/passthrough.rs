@@ -50,6 +50,8 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
 
     fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
         let snapshot = Arc::clone(&self.snapshot);
+        // gRPC over HTTP/1.1 (gRPC-Web arrives here as HTTP/2, translated).
+        let http1 = request.version() < http::Version::HTTP_2;
         Box::pin(async move {
             let service = request
                 .uri()
@@ -117,9 +119,17 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 }
             };
             let limit = snapshot.limits.max_response_bytes;
-            Ok(response.map(|inner| {
+            let mut response = response.map(|inner| {
                 tonic::body::Body::new(Relay::new(inner, upstream.name(), limit, failed, passage))
-            }))
+            });
+            if http1 && !response.headers().contains_key("grpc-status") {
+                // HTTP/1.1 sends only the trailers named up front.
+                response.headers_mut().insert(
+                    http::header::TRAILER,
+                    http::HeaderValue::from_static(super::STATUS_TRAILERS),
+                );
+            }
+            Ok(response)
         })
     }
 }
