@@ -188,6 +188,11 @@ async fn serve(sources: Sources) -> ExitCode {
         Ok(config) => config,
         Err(err) => return fail(BAD_INPUT, err),
     };
+    // What to serve comes first: with neither, that is the first thing to
+    // say.
+    if config.sources().is_empty() {
+        return fail(BAD_INPUT, protogate::descriptor::DescriptorError::Empty);
+    }
     if config.upstreams.is_empty() {
         return fail(
             BAD_INPUT,

@@ -223,6 +223,14 @@ fn serve_without_upstream_says_how_to_give_one() {
     run.assert_bad_input(&["--upstream"]);
 }
 
+/// With neither descriptors nor an upstream, the descriptors are named
+/// first: they say what there is to serve.
+#[test]
+fn serve_with_nothing_asks_for_descriptors_first() {
+    let run = protogate(&["serve", "--listen", "127.0.0.1:0"]);
+    run.assert_bad_input(&["no descriptors given", "--proto FILE"]);
+}
+
 #[test]
 fn bad_upstream_flag_is_named() {
     let greeter = fixture("greeter.proto");
