@@ -193,6 +193,8 @@ async fn hop_by_hop_headers_stop_at_the_gateway() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // Its trailers are in the body: no HTTP trailers are announced.
+    assert!(response.headers().get("trailer").is_none(), "{response:?}");
     let body = response.bytes().await.unwrap();
     let trailer = String::from_utf8_lossy(&body);
     assert!(trailer.contains("grpc-status:0"), "{trailer}");

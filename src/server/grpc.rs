@@ -143,6 +143,7 @@ where
             service.oneshot(request.map(body)).await
         }
         Flavor::GrpcWeb => {
+            request.extensions_mut().insert(Web);
             let text = web_modes(request.headers_mut());
             let client = Arc::clone(&unread);
             let not_base64 = web_text::Failure::default();
@@ -258,6 +259,11 @@ fn web_modes(headers: &mut HeaderMap) -> bool {
 /// mode is base64), but tonic-web passes the original length on as a size
 /// hint, which HTTP/2 would send as content-length. A failure to read it
 /// is marked in `unread`, to tell it from a translation error.
+/// Marks a gRPC-Web request on its way through the translation: its
+/// trailers go in the body, never as HTTP trailers.
+#[derive(Debug, Clone, Copy)]
+struct Web;
+
 struct ClientBody {
     inner: Body,
     unread: Arc<AtomicBool>,

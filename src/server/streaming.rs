@@ -263,9 +263,12 @@ async fn respond(
     let mut response = Response::new(Body::new(body));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
-    if http1_trailers {
+    if http1_trailers && framing == Framing::Raw {
         // HTTP/1.1 sends only the trailers named up front (RFC 9110
-        // §6.6.2): the status is; the backend's own are not known yet.
+        // §6.6.2). Raw bytes have no place for a failure, which comes as
+        // status trailers, so those are named; the backend's own are not
+        // known yet (README Limits), and other framings say a failure in
+        // their body.
         headers.insert(
             header::TRAILER,
             HeaderValue::from_static(super::grpc::STATUS_TRAILERS),

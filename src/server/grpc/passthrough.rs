@@ -50,8 +50,11 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
 
     fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
         let snapshot = Arc::clone(&self.snapshot);
-        // gRPC over HTTP/1.1 (gRPC-Web arrives here as HTTP/2, translated).
-        let http1 = request.version() < http::Version::HTTP_2;
+        // gRPC over HTTP/1.1 with trailers (gRPC-Web, translated, carries
+        // its trailers in the body and is marked so).
+        let http1 = request.version() < http::Version::HTTP_2
+            && request.extensions().get::<super::Web>().is_none()
+            && crate::server::rest::wants_trailers(request.headers());
         Box::pin(async move {
             let service = request
                 .uri()
