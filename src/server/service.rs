@@ -205,10 +205,11 @@ fn is_host(value: &[u8]) -> bool {
                 return false;
             };
             let literal = &rest[..end];
+            // IPv6 (with a zone, `%25eth0`) or IPvFuture (`v1.x`).
             if literal.is_empty()
                 || !literal
                     .iter()
-                    .all(|b| b.is_ascii_hexdigit() || b":.".contains(b))
+                    .all(|b| b.is_ascii_alphanumeric() || b":.%-_~".contains(b))
             {
                 return false;
             }
@@ -458,12 +459,19 @@ mod tests {
             &["u:p@a.test"],
             &["a.test:99999"],
             &["[::1"],
-            &["[zz]"],
+            &["[z z]"],
         ] {
             let mut h1 = request(http::Version::HTTP_11, "/x", hosts);
             assert!(one_host(&mut h1).is_err(), "{hosts:?}");
         }
-        for host in ["a.test:8080", "[::1]:80", "[::1]", "127.0.0.1"] {
+        for host in [
+            "a.test:8080",
+            "[::1]:80",
+            "[::1]",
+            "127.0.0.1",
+            "[fe80::1%25eth0]:80",
+            "[v1.fe80::a]",
+        ] {
             let mut h1 = request(http::Version::HTTP_11, "/x", &[host]);
             assert!(one_host(&mut h1).is_ok(), "{host}");
         }
