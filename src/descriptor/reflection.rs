@@ -183,12 +183,19 @@ impl Exchange<'_> {
                     files.add(received).map_err(|e| self.too_large(e))?;
                     described.push(service.clone());
                 }
-                // A service it lists and will not describe: the others are
-                // served, and it is named (a server may end the stream
-                // with its answer, so the next ask opens another).
-                Err(err @ ReflectionError::Refused { .. }) => {
-                    if let ReflectionError::Refused { code, message, .. } = &err {
-                        skipped.push(format!("{service}: {code:?}: {message}"));
+                // A service it lists and says it does not know: the others
+                // are served, and it is named (a server may end the stream
+                // with its answer, so the next ask opens another). Other
+                // refusals (UNAVAILABLE, ...) may pass, and fail the whole
+                // answer as before, so a service is not dropped for them.
+                Err(
+                    err @ ReflectionError::Refused {
+                        code: Code::NotFound,
+                        ..
+                    },
+                ) => {
+                    if let ReflectionError::Refused { message, .. } = &err {
+                        skipped.push(format!("{service}: NotFound: {message}"));
                     }
                     first_refusal.get_or_insert(err);
                     session = self.start(channel.clone()).await?.0;
@@ -196,7 +203,6 @@ impl Exchange<'_> {
                 Err(err) => return Err(err),
             }
         }
-
         // Nothing described at all: not an answer to serve from (the
         // server may be starting); the first refusal says why.
         if described.is_empty()
