@@ -199,6 +199,8 @@ async fn serve(sources: Sources) -> ExitCode {
             "no upstream: pass --upstream URL or configure `upstreams`",
         );
     }
+    // From here a signal stops the gateway gracefully, also while it starts.
+    let stop = shutdown_signal();
     // Reloads read the config file again, with the flags on top.
     let again = sources.clone();
     let server = match protogate::start_with(Box::new(move || again.config())).await {
@@ -225,7 +227,7 @@ async fn serve(sources: Sources) -> ExitCode {
     if let Some(reloader) = server.reloader() {
         tokio::spawn(reload_on_hangup(reloader.clone()));
     }
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("Shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
@@ -334,6 +336,8 @@ async fn demo(listen: SocketAddr, backend_listen: SocketAddr) -> ExitCode {
         }
     };
     let config = protogate::demo::config(listen, backend.addr());
+    // Before the banner: a signal right after it stops the demo gracefully.
+    let stop = shutdown_signal();
     let server = match protogate::start(&config).await {
         Ok(server) => server,
         Err(err @ protogate::StartError::Bind { .. }) => {
@@ -348,7 +352,7 @@ async fn demo(listen: SocketAddr, backend_listen: SocketAddr) -> ExitCode {
         // The demo still serves; only its instructions are lost.
         tracing::warn!(error = %err, "Cannot print the demo's curl lines");
     }
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("Shutting down");
     server.shutdown().await;
     println!("protogate demo stopped");
@@ -384,41 +388,58 @@ fn keep_to_small_pages() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reloads on every SIGHUP.
-async fn reload_on_hangup(reloader: std::sync::Arc<protogate::reload::Reloader>) {
+/// Reloads on every SIGHUP, caught from when this returns (the future is
+/// spawned later, and a signal before its first poll would end the process).
+fn reload_on_hangup(
+    reloader: std::sync::Arc<protogate::reload::Reloader>,
+) -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("Cannot listen for SIGHUP; reload with POST /admin/reload");
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            let _ = reloader.reload("SIGHUP").await;
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        async move {
+            let Ok(mut hangups) = hangups else {
+                tracing::warn!("Cannot listen for SIGHUP; reload with POST /admin/reload");
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                let _ = reloader.reload("SIGHUP").await;
+            }
         }
     }
     #[cfg(not(unix))]
-    drop(reloader);
+    {
+        drop(reloader);
+        std::future::ready(())
+    }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Waits for Ctrl-C or SIGTERM. The handlers are in place when this
+/// returns, not when the future is first polled: a signal that comes while
+/// the gateway starts or prints its banner is caught, not the default
+/// action that ends the process at once.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                // No handler could be set: Ctrl-C as tokio offers it.
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
