@@ -300,7 +300,7 @@ impl GatewayError {
             message: &message,
             details,
         };
-        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        let bytes = crate::transcode::json_number::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = Response::new(Body::from(bytes));
         *response.status_mut() = status;
         *response.headers_mut() = headers;

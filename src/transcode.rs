@@ -6,6 +6,7 @@ mod encode;
 mod error;
 pub mod field_path;
 pub(crate) mod float_safe;
+pub(crate) mod json_number;
 mod json_wire;
 mod kind;
 mod lenient;

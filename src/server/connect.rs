@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use crate::error::GatewayError;
 use crate::route::{Rpc, RpcKind};
 use crate::snapshot::Snapshot;
-use crate::transcode::{self, RequestError, response};
+use crate::transcode::{self, RequestError, json_number, response};
 use crate::upstream::codec::Outgoing;
 use crate::upstream::{Call, Upstream, metadata};
 
@@ -474,7 +474,8 @@ fn unsupported_media(sent: &str) -> Response<Body> {
 fn error_response(err: &GatewayError) -> Response<Body> {
     let json = err.connect_json();
     let status = http_status(json["code"].as_str().unwrap_or_default());
-    let mut response = Response::new(Body::from(json.to_string()));
+    let body = json_number::to_vec(&json).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -495,9 +496,10 @@ fn stream_error_response(err: &GatewayError, encoding: Encoding) -> Response<Bod
         Encoding::Json => Framing::ConnectJson,
         Encoding::Proto => Framing::ConnectProto,
     };
-    let end = serde_json::json!({"error": err.connect_json()}).to_string();
+    let end = json_number::to_vec(&serde_json::json!({"error": err.connect_json()}))
+        .unwrap_or_else(|_| b"{}".to_vec());
     let mut out = bytes::BytesMut::new();
-    super::stream::envelope(&mut out, super::stream::END_STREAM, end.as_bytes());
+    super::stream::envelope(&mut out, super::stream::END_STREAM, &end);
     let mut response = Response::new(Body::from(out.freeze()));
     response
         .headers_mut()

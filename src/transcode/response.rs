@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use super::Codec;
 use super::encode::EncodeError;
 use super::float_safe::FloatSafe;
+use super::json_number;
 use super::request::{MAX_MESSAGE_DEPTH, PlanError};
 use super::wire_json::{Nested, Planner, WirePlan};
 use super::writable::{self, CHECKED};
@@ -262,7 +263,7 @@ impl ResponsePlan {
             });
         }
         let mut out = BytesMut::with_capacity(size_hint * 2 + 16).writer();
-        let mut ser = serde_json::Serializer::new(&mut out);
+        let mut ser = json_number::serializer(&mut out);
         let target = match (&self.field, value.as_deref()) {
             (None, _) => message,
             (Some(_), Some(Value::Message(inner))) => inner,
@@ -313,11 +314,8 @@ impl ResponsePlan {
         // widened to a double (0.1 as 0.10000000149011612).
         let write = |options: &prost_reflect::SerializeOptions| {
             let mut out = Vec::new();
-            only.serialize_with_options(
-                FloatSafe(&mut serde_json::Serializer::new(&mut out)),
-                options,
-            )
-            .map_err(|e| ResponseError(e.to_string()))?;
+            only.serialize_with_options(FloatSafe(&mut json_number::serializer(&mut out)), options)
+                .map_err(|e| ResponseError(e.to_string()))?;
             let mut fields: HashMap<String, Box<RawValue>> =
                 serde_json::from_slice(&out).map_err(|e| ResponseError(e.to_string()))?;
             Ok::<_, ResponseError>(fields.remove(key))

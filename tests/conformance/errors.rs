@@ -469,7 +469,7 @@ async fn hc27_neighbour_well_known_type_details() {
 async fn hc27_neighbour_object_shaped_well_known_type_details() {
     let f = fixture().await;
     let details = vec![
-        json!({"@type": "type.googleapis.com/google.protobuf.Struct", "value": {"a": [1.0, null]}}),
+        json!({"@type": "type.googleapis.com/google.protobuf.Struct", "value": {"a": [1, null]}}),
         json!({"@type": "type.googleapis.com/google.protobuf.Value", "value": {"k": "v"}}),
     ];
     f.backend

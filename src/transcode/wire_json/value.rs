@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::Bail;
 use super::plan::{EnumRef, Scalar, Table};
 use super::wire;
+use crate::transcode::json_number;
 
 /// One decoded value that is not a message.
 #[derive(Debug, Clone, Copy)]
@@ -174,7 +175,7 @@ pub(super) fn write_key(out: &mut Vec<u8>, kind: Scalar, value: Val<'_>) -> Resu
 /// `value` as serde_json writes it.
 fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), Bail> {
     value
-        .serialize(&mut serde_json::Serializer::new(out))
+        .serialize(&mut json_number::serializer(out))
         .map_err(|_| Bail)
 }
 

@@ -11,6 +11,7 @@ use super::plan::{FieldPlan, Layout, Scalar, Shape, Table};
 use super::value::{self, Style};
 use super::wire;
 use crate::transcode::float_safe::FloatSafe;
+use crate::transcode::json_number;
 use crate::transcode::request::MAX_MESSAGE_DEPTH;
 use crate::transcode::writable::{self, Unwritable};
 
@@ -369,7 +370,7 @@ impl<'a> Writer<'a> {
         if self.checking {
             return Ok(());
         }
-        let mut json = serde_json::Serializer::new(&mut self.out);
+        let mut json = json_number::serializer(&mut self.out);
         let written = if self.float_safe {
             message.serialize_with_options(FloatSafe(&mut json), self.options)
         } else {
