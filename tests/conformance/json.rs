@@ -631,8 +631,8 @@ async fn hc33_neighbour_float32_range_in_strings() {
 
 /// proto3 JSON: `-0` is a number (negative zero) as a JSON number or as a
 /// string; it is not the default `0` and reaches the backend with its sign.
-#[ignore = "limitation (README Limits): -0.0 in a float field without presence is encoded as 0, since prost-reflect compares floats by value"]
 #[tokio::test]
+#[ignore = "limitation (README Limits): -0.0 in a float field without presence is encoded as 0, since prost-reflect compares floats by value"]
 async fn hc33_neighbour_negative_zero() {
     let f = fixture().await;
     let (status, body) = f.post("/v1/echo", r#"{"db": -0.0, "fl": "-0"}"#).await;
