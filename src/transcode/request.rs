@@ -259,9 +259,13 @@ impl RequestPlan {
             return err;
         };
         let media = request.content_type.split(';').next().unwrap_or_default();
+        // A form is read as JSON: the type is the likely mistake only when
+        // the body is not JSON at all (`a=1`), not when it is JSON that
+        // fails for another reason (an unknown field).
         let hint = if media
             .trim()
             .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&request.body).is_err()
         {
             Some(
                 "the body was sent as a form (as `curl -d` does); this route takes JSON: \
