@@ -14,6 +14,8 @@ mod bad_input;
 mod config;
 #[path = "cli/demo.rs"]
 mod demo;
+#[path = "cli/examples.rs"]
+mod examples;
 #[path = "cli/process.rs"]
 mod process;
 #[path = "cli/routes.rs"]
