@@ -45,6 +45,7 @@ use crate::config::UpstreamTls;
 use crate::error::GatewayError;
 use crate::http_rule::path;
 use crate::transcode::{Codec, RequestError};
+use crate::upstream::metadata;
 use prost_reflect::DescriptorPool;
 
 /// How long an idle pooled connection to an upstream is kept.
@@ -375,10 +376,10 @@ fn forwarded_headers(
     authority: Option<&http::uri::Authority>,
     prefix: Option<&str>,
 ) {
+    let host = metadata::forwarded_host(headers, authority.map(|a| a.as_str()))
+        .and_then(|h| HeaderValue::from_str(h).ok());
     strip_hop_by_hop(headers);
-    let host = headers
-        .remove(header::HOST)
-        .or_else(|| authority.and_then(|authority| HeaderValue::from_str(authority.as_str()).ok()));
+    headers.remove(header::HOST);
     match host {
         Some(host) => headers.insert("x-forwarded-host", host),
         None => headers.remove("x-forwarded-host"),

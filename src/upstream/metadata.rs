@@ -59,6 +59,22 @@ pub(crate) fn is_reserved(name: &str) -> bool {
         )
 }
 
+/// The host a request was sent to, as every upstream gets it in
+/// `X-Forwarded-Host`: its `Host`, else the target's authority (HTTP/2
+/// clients may send only `:authority`). The listener has already made the
+/// two agree where both are there (`server::service`); an empty host, or
+/// one that is not visible ASCII, is none.
+pub(crate) fn forwarded_host<'a>(
+    headers: &'a HeaderMap,
+    authority: Option<&'a str>,
+) -> Option<&'a str> {
+    headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(authority)
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+}
+
 /// The metadata a REST request carries to the backend.
 pub fn to_metadata(
     headers: &HeaderMap,
@@ -126,14 +142,10 @@ pub fn to_metadata(
         }
     }
     size += forwarded_for(headers, client, &mut metadata);
-    // The host the client asked for, from `Host` (or the HTTP/2
-    // authority); a client's own `X-Forwarded-Host` is not trusted.
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or(authority)
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()));
-    if let Some(host) = host.and_then(|h| MetadataValue::try_from(h).ok()) {
+    // A client's own `X-Forwarded-Host` is not trusted.
+    if let Some(host) =
+        forwarded_host(headers, authority).and_then(|h| MetadataValue::try_from(h).ok())
+    {
         size += "x-forwarded-host".len() + host.len() + HPACK_ENTRY_OVERHEAD;
         metadata.insert("x-forwarded-host", host);
     }

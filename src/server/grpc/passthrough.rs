@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderValue, Request, Response};
 use http_body::Frame;
 use parking_lot::Mutex;
 use tonic::Status;
@@ -249,15 +249,12 @@ impl http_body::Body for Watched {
 /// `x-forwarded-host` is not trusted).
 fn prepare(request: &mut Request<tonic::body::Body>) {
     let client = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
-    let authority = request.uri().authority().map(|a| a.as_str().to_owned());
+    let host = metadata::forwarded_host(
+        request.headers(),
+        request.uri().authority().map(|a| a.as_str()),
+    )
+    .and_then(|h| HeaderValue::from_str(h).ok());
     let headers = request.headers_mut();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or(authority)
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
-        .and_then(|h| HeaderValue::from_str(&h).ok());
     crate::upstream::strip_connection_headers(headers);
     // The body may change length on the way (gRPC-Web text is base64):
     // HTTP/2 frames it anyway, so no content-length goes along.
