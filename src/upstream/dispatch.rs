@@ -22,18 +22,21 @@ use super::{
     Call, CallError, Channel, Hints, Opened, Passage, Reply, Responses, Upstream, Way, metadata,
 };
 
-/// The message of a try whose deadline passed (told apart from a
-/// backend's own `DEADLINE_EXCEEDED`); an earlier try's failure follows
-/// it (see [`expired`]).
-const EXPIRED: &str = "the call's deadline passed before the upstream answered";
+/// How a call's exchange (or a unary call's tries) ended without a reply.
+#[derive(Debug)]
+enum Ended {
+    /// A status, from the backend or the channel.
+    Status(Status),
+    /// The deadline passed, after `last` failed (the try before, if any):
+    /// the reason a call that failed to connect and ran out of time while
+    /// trying again is not only "deadline exceeded". Told apart from a
+    /// backend's own `DEADLINE_EXCEEDED`.
+    Expired { last: Option<Status> },
+}
 
-/// The status of tries whose deadline passed, after `last` failed (the
-/// try before, if any): the reason a call that failed to connect and ran
-/// out of time while trying again is not only "deadline exceeded".
-fn expired(last: Option<&Status>) -> Status {
-    match last {
-        Some(last) => Status::deadline_exceeded(format!("{EXPIRED}\n{}", last.message())),
-        None => Status::deadline_exceeded(EXPIRED),
+impl From<Status> for Ended {
+    fn from(status: Status) -> Ended {
+        Ended::Status(status)
     }
 }
 
@@ -50,22 +53,13 @@ impl Upstream {
         // that awaits it (this one, the timeout, the REST handler) would
         // otherwise copy it along.
         let tries = Box::pin(upstream.unary_tries(call, deadline));
-        match upstream.within(timeout, tries).await {
-            Err(CallError::Status(status)) if status.message().starts_with(EXPIRED) => {
-                let last = status.message()[EXPIRED.len()..].strip_prefix('\n');
-                Err(CallError::DeadlineExceeded(
-                    timeout.unwrap_or_default(),
-                    last.map(str::to_owned),
-                ))
-            }
-            other => other,
-        }
+        upstream.within(timeout, tries).await
     }
 
     /// A unary call's tries: on another endpoint when one could not be
     /// reached, again when an idempotent call failed as the policy names,
     /// within the retry budget.
-    async fn unary_tries(&self, call: Call, deadline: Option<Instant>) -> Result<Reply, Status> {
+    async fn unary_tries(&self, call: Call, deadline: Option<Instant>) -> Result<Reply, Ended> {
         let Call {
             path,
             message,
@@ -96,7 +90,7 @@ impl Upstream {
                         // No answer in time: a hung backend looks like
                         // this, and counts against its endpoint.
                         self.record(&lease, Outcome::Failed);
-                        return Err(expired(last.as_ref()));
+                        return Err(Ended::Expired { last });
                     }
                 },
                 None => exchange.await,
@@ -122,7 +116,7 @@ impl Upstream {
                 // The channel's own timer for the `grpc-timeout` sent: the
                 // same deadline.
                 self.record(&lease, Outcome::Failed);
-                return Err(expired(last.as_ref()));
+                return Err(Ended::Expired { last });
             } else {
                 self.record(&lease, Outcome::of(status.code()));
                 Failure::Answered(status.code())
@@ -130,14 +124,14 @@ impl Upstream {
             tried.extend(lease.address());
             drop(lease);
             let Some(wait) = self.retry.next(attempt, failure, idempotent) else {
-                return Err(status);
+                return Err(status.into());
             };
             tracing::debug!(upstream = %self.name, attempt, ?failure, ?wait, "Trying the call again");
             match deadline {
                 // The deadline passes before the next try could start.
                 Some(deadline) if Instant::now() + wait >= deadline => {
                     tokio::time::sleep_until(deadline).await;
-                    return Err(expired(Some(&status)));
+                    return Err(Ended::Expired { last: Some(status) });
                 }
                 _ => tokio::time::sleep(wait).await,
             }
@@ -366,22 +360,35 @@ impl Upstream {
     }
 
     /// Runs `exchange` within `timeout`, classifying its failure.
-    async fn within<T>(
+    async fn within<T, E: Into<Ended>>(
         &self,
         timeout: Option<Duration>,
-        exchange: impl Future<Output = Result<T, Status>>,
+        exchange: impl Future<Output = Result<T, E>>,
     ) -> Result<T, CallError> {
-        let Some(timeout) = timeout else {
-            return exchange.await.map_err(|s| self.classify(s));
+        let expired = |last: Option<Status>| {
+            CallError::DeadlineExceeded(
+                timeout.unwrap_or_default(),
+                last.map(|s| s.message().to_owned()),
+            )
         };
         let start = Instant::now();
-        match tokio::time::timeout(timeout, exchange).await {
+        let result = match timeout {
+            Some(timeout) => match tokio::time::timeout(timeout, exchange).await {
+                Ok(result) => result,
+                Err(_) => return Err(expired(None)),
+            },
+            None => exchange.await,
+        };
+        result.map_err(|ended| match ended.into() {
+            Ended::Expired { last } => expired(last),
             // tonic reports its own expiry of `grpc-timeout` as CANCELLED.
-            Ok(Err(status)) if status.code() == Code::Cancelled && start.elapsed() >= timeout => {
-                Err(CallError::DeadlineExceeded(timeout, None))
+            Ended::Status(status)
+                if status.code() == Code::Cancelled
+                    && timeout.is_some_and(|t| start.elapsed() >= t) =>
+            {
+                expired(None)
             }
-            Ok(result) => result.map_err(|s| self.classify(s)),
-            Err(_) => Err(CallError::DeadlineExceeded(timeout, None)),
-        }
+            Ended::Status(status) => self.classify(status),
+        })
     }
 }
