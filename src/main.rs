@@ -194,10 +194,7 @@ async fn serve(sources: Sources) -> ExitCode {
         return fail(BAD_INPUT, protogate::descriptor::DescriptorError::Empty);
     }
     if config.upstreams.is_empty() {
-        return fail(
-            BAD_INPUT,
-            "no upstream: pass --upstream URL or configure `upstreams`",
-        );
+        return fail(BAD_INPUT, protogate::SnapshotError::NoUpstream);
     }
     // From here a signal stops the gateway gracefully, also while it starts.
     let stop = shutdown_signal();

@@ -87,6 +87,9 @@ pub enum SnapshotError {
     /// The listener's TLS files are unusable.
     #[error("listener {0}")]
     ListenerTls(String),
+    /// No upstream to send calls to: every route would answer 503.
+    #[error("no upstream: pass --upstream URL or configure `upstreams`")]
+    NoUpstream,
     /// Routes conflict and `strict_routes` is set.
     #[error("route conflicts (strict_routes is set):\n  {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     Conflicts(Vec<Conflict>),
@@ -144,6 +147,12 @@ impl Snapshot {
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, SnapshotError> {
         config.validate()?;
+        // Refused at start (`serve`) and so on a reload too: a config
+        // caught half-written before its `upstreams` would otherwise turn
+        // every call into a 503.
+        if config.upstreams.is_empty() {
+            return Err(SnapshotError::NoUpstream);
+        }
         let (loaded, fleet) = load(&mut sources)?;
         let pool = loaded.pool;
         let settings = ChannelSettings::of(config);

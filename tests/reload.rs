@@ -703,6 +703,44 @@ service B { rpc Get(Thing) returns (Thing) { option (google.api.http) = { get: "
     gateway.until("/v2/b/x", 200).await;
 }
 
+/// A config reloaded without `upstreams` (as a file caught half-written
+/// can read) is refused as `serve` refuses it at start: the routes keep
+/// calling the backend instead of all answering 503.
+#[tokio::test]
+async fn a_reload_without_upstreams_is_refused() {
+    let backend = backend().await;
+    let dir = support::tempdir();
+    std::fs::write(dir.join("a.pb"), api(&[])).unwrap();
+    let file = dir.join("gateway.yaml");
+    let head = "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\ndescriptor_sets: [a.pb]\n";
+    let whole = format!(
+        "{head}upstreams:\n  default: {{url: \"{}\"}}\n",
+        backend.url()
+    );
+    std::fs::write(&file, &whole).unwrap();
+    let path = file.clone();
+    let gateway = Running::start_with(Box::new(move || {
+        Config::from_file(&path).map_err(|e| e.to_string())
+    }))
+    .await;
+    assert_eq!(gateway.status_of("/v1/stable/x").await, 200);
+
+    std::fs::write(&file, head).unwrap();
+    let (status, body) = gateway.reload().await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no upstream"),
+        "{body}"
+    );
+    assert_eq!(gateway.status_of("/v1/stable/x").await, 200);
+
+    // The whole file again: it loads.
+    std::fs::write(&file, &whole).unwrap();
+    let (status, body) = gateway.reload().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(gateway.status_of("/v1/stable/x").await, 200);
+}
+
 /// Two backends built from files of the same name (`api.proto`) but of
 /// different packages: both are served.
 #[tokio::test]
