@@ -71,11 +71,18 @@ fn any_json(any: &prost_types::Any, pool: &DescriptorPool, codec: &Codec) -> ser
                 .is_ok()
         })
         .and_then(|msg| {
+            // Written as text and read back: through serde_json's value
+            // serializer a `float` is widened (0.1 as 0.10000000149011612),
+            // where its own digits read back as the double they name.
+            let mut text = Vec::new();
             msg.serialize_with_options(
-                crate::transcode::float_safe::FloatSafe(serde_json::value::Serializer),
+                crate::transcode::float_safe::FloatSafe(
+                    &mut crate::transcode::json_number::serializer(&mut text),
+                ),
                 &codec.serialize,
             )
-            .ok()
+            .ok()?;
+            serde_json::from_slice(&text).ok()
         });
     known.unwrap_or_else(|| {
         let value = base64::engine::general_purpose::STANDARD.encode(&any.value);

@@ -32,7 +32,7 @@ use tonic::metadata::MetadataMap;
 
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
-use crate::transcode::ResponsePlan;
+use crate::transcode::{ResponsePlan, json_number};
 use crate::upstream::{CallError, Opened, Responses, Upstream, metadata};
 
 /// How a stream is framed, chosen per request.
@@ -139,27 +139,36 @@ impl Framing {
 
     fn error(self, err: &GatewayError, snapshot: &Snapshot, first: bool) -> Option<Bytes> {
         let (pool, codec) = (&snapshot.pool, &snapshot.codec);
-        let text = match self {
+        // Through `json_number`, as every message of the stream: details
+        // hold floats too.
+        let json = |value: &serde_json::Value| {
+            json_number::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+        };
+        let mut out = BytesMut::new();
+        match self {
             Framing::Envelope | Framing::Ndjson => {
-                format!("{{\"error\":{}}}\n", err.stream_error(pool, codec))
+                out.put_slice(b"{\"error\":");
+                out.put_slice(&json(&err.stream_error(pool, codec)));
+                out.put_slice(b"}\n");
             }
             Framing::EventStream => {
-                format!("event: error\ndata: {}\n\n", err.status_json(pool, codec))
+                out.put_slice(b"event: error\ndata: ");
+                out.put_slice(&json(&err.status_json(pool, codec)));
+                out.put_slice(b"\n\n");
             }
-            Framing::JsonArray => format!(
-                "{}{{\"error\":{}}}]",
-                if first { "[" } else { "," },
-                err.stream_error(pool, codec)
-            ),
+            Framing::JsonArray => {
+                out.put_slice(if first { b"[" } else { b"," });
+                out.put_slice(b"{\"error\":");
+                out.put_slice(&json(&err.stream_error(pool, codec)));
+                out.put_slice(b"}]");
+            }
             Framing::Raw => return None,
             Framing::ConnectJson | Framing::ConnectProto => {
-                let end = serde_json::json!({"error": err.connect_json()});
-                let mut out = BytesMut::new();
-                envelope(&mut out, END_STREAM, end.to_string().as_bytes());
-                return Some(out.freeze());
+                let end = json(&serde_json::json!({"error": err.connect_json()}));
+                envelope(&mut out, END_STREAM, &end);
             }
-        };
-        Some(Bytes::from(text))
+        }
+        Some(out.freeze())
     }
 
     fn end(self, first: bool) -> Option<Bytes> {

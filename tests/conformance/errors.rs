@@ -462,6 +462,44 @@ async fn hc27_neighbour_well_known_type_details() {
     );
 }
 
+/// Floats in details are written as in responses: a `float` with its own
+/// digits (not widened to a double's), a whole double without `.0`, in
+/// error bodies and in the error line that ends a stream, in every
+/// framing.
+#[tokio::test]
+async fn float_details_are_written_as_responses_write_floats() {
+    let f = fixture().await;
+    let details = vec![
+        json!({"@type": "type.googleapis.com/google.protobuf.FloatValue", "value": 0.1}),
+        json!({"@type": "type.googleapis.com/google.protobuf.DoubleValue", "value": 100}),
+        json!({"@type": "type.googleapis.com/google.protobuf.DoubleValue", "value": 1e20}),
+    ];
+    let written = r#""details":[{"@type":"type.googleapis.com/google.protobuf.FloatValue","value":0.1},{"@type":"type.googleapis.com/google.protobuf.DoubleValue","value":100},{"@type":"type.googleapis.com/google.protobuf.DoubleValue","value":100000000000000000000}]"#;
+    f.backend
+        .script(failing(tonic::Code::Aborted, "floats", details.clone()));
+    let reply = f.call("GET", "/v1/echo", None, &[], Vec::new()).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert!(reply.text.contains(written), "{}", reply.text);
+
+    for accept in [
+        "application/json",
+        "text/event-stream",
+        "application/x-ndjson",
+    ] {
+        f.backend.script(Script {
+            count: Some(1),
+            fail_after: Some(1),
+            ..failing(tonic::Code::Aborted, "floats", details.clone())
+        });
+        let reply = f
+            .call("GET", "/v1/watch", None, &[("accept", accept)], Vec::new())
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{accept}");
+        let last = reply.text.trim_end().lines().last().unwrap_or_default();
+        assert!(last.contains(written), "{accept}: {last}");
+    }
+}
+
 /// proto3 JSON: a well-known type whose JSON form is an object (Struct,
 /// Value holding an object, Any) still goes under `value` inside an Any;
 /// only ordinary messages spread their fields next to `@type`.
