@@ -703,6 +703,67 @@ service B { rpc Get(Thing) returns (Thing) { option (google.api.http) = { get: "
     gateway.until("/v2/b/x", 200).await;
 }
 
+/// Files and folders replaced the ways deploy tools replace them are
+/// seen: a file renamed over another with the same size and modification
+/// time (`rsync -t`, `cp -p`), the config folder renamed away with a new
+/// one renamed into its place, and the folder removed and made again.
+#[tokio::test]
+async fn replaced_files_and_folders_are_seen() {
+    let backend = backend().await;
+    let root = support::tempdir();
+    let dir = root.join("conf");
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\ndescriptor_sets: [api.pb]\nupstreams:\n  default: {{url: \"{}\"}}\n",
+        backend.url()
+    );
+    let fill = |dir: &std::path::Path, services: &[&str]| {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("gateway.yaml"), &yaml).unwrap();
+        std::fs::write(dir.join("api.pb"), api(services)).unwrap();
+    };
+    fill(&dir, &["New"]);
+    let path = dir.join("gateway.yaml");
+    let gateway = Running::start_with(Box::new(move || {
+        Config::from_file(&path).map_err(|e| e.to_string())
+    }))
+    .await;
+    gateway.until("/v1/new/x", 200).await;
+
+    // Same size, same modification time, another file.
+    let file = dir.join("api.pb");
+    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let next = dir.join("api.pb.tmp");
+    std::fs::write(&next, api(&["Old"])).unwrap();
+    assert_eq!(
+        std::fs::metadata(&next).unwrap().len(),
+        std::fs::metadata(&file).unwrap().len()
+    );
+    std::fs::File::options()
+        .write(true)
+        .open(&next)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    std::fs::rename(&next, &file).unwrap();
+    gateway.until("/v1/old/x", 200).await;
+
+    // The folder swapped by renames; then a file in the new one edited.
+    fill(&root.join("conf.new"), &["New"]);
+    std::fs::rename(&dir, root.join("conf.old")).unwrap();
+    std::fs::rename(root.join("conf.new"), &dir).unwrap();
+    gateway.until("/v1/new/x", 200).await;
+    std::fs::write(dir.join("api.pb"), api(&["Old"])).unwrap();
+    gateway.until("/v1/old/x", 200).await;
+
+    // The folder removed and made again.
+    std::fs::remove_dir_all(&dir).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fill(&dir, &["New"]);
+    gateway.until("/v1/new/x", 200).await;
+    std::fs::write(dir.join("api.pb"), api(&["Old"])).unwrap();
+    gateway.until("/v1/old/x", 200).await;
+}
+
 /// A config reloaded without `upstreams` (as a file caught half-written
 /// can read) is refused as `serve` refuses it at start: the routes keep
 /// calling the backend instead of all answering 503.

@@ -22,7 +22,12 @@ impl Reloader {
     /// folder, both of which a watch on the old file would miss. Any event
     /// in a watched folder makes the files be looked at again; a reload
     /// follows only when one of them now reads differently (another
-    /// target, size or modification time).
+    /// target, file, size or modification or change time).
+    ///
+    /// A watch follows a folder, not its name: a folder renamed away and
+    /// another renamed into its place, or removed and made again, would
+    /// not be seen. The folders are looked at every few seconds and
+    /// watched again when another stands at their name.
     pub fn watch(self: &Arc<Self>) -> Result<JoinHandle<()>, notify::Error> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
         let mut watcher =
@@ -35,9 +40,18 @@ impl Reloader {
         let mut watching = Watching::default();
         watching.follow(&mut watcher, &files.borrow_and_update());
         let reloader = Arc::clone(self);
+        let mut look = tokio::time::interval(FOLDER_LOOK);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(tokio::spawn(async move {
             loop {
                 tokio::select! {
+                    _ = look.tick() => {
+                        if watching.replaced_folders(&mut watcher)
+                            && watching.changed(&files.borrow())
+                        {
+                            let _ = reloader.reload_asking("a watched folder was replaced", Ask::None).await;
+                        }
+                    }
                     event = rx.recv() => {
                         if event.is_none() {
                             return;
@@ -45,6 +59,9 @@ impl Reloader {
                         // Let a burst of writes settle.
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         while rx.try_recv().is_ok() {}
+                        // A folder removed is noted now, so that one made
+                        // again is watched even with the old inode number.
+                        watching.replaced_folders(&mut watcher);
                         if watching.changed(&files.borrow()) {
                             let _ = reloader.reload_asking("a watched file changed", Ask::None).await;
                         }
@@ -62,18 +79,64 @@ impl Reloader {
     }
 }
 
+/// How often the watched folders are looked at for a replacement.
+const FOLDER_LOOK: Duration = Duration::from_secs(2);
+
 /// The folders watched and how the files in them read.
 #[derive(Default)]
 struct Watching {
     folders: Vec<PathBuf>,
+    /// Which folder each of `folders` was when watched.
+    identities: Vec<Option<Identity>>,
     seen: Vec<Option<Fingerprint>>,
 }
 
-/// How a file reads: where its symlinks lead, its size and modification
-/// time.
+/// Which file or folder a path names: device, inode and when it was made
+/// (a folder removed and made again may get its inode number back), and
+/// the time its inode last changed (a write, a rename, `touch -r` and
+/// `cp -p` alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    device: u64,
+    inode: u64,
+    created: Option<SystemTime>,
+    changed: (i64, i64),
+}
+
+impl Identity {
+    #[cfg(unix)]
+    fn of(meta: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt as _;
+        Identity {
+            device: meta.dev(),
+            inode: meta.ino(),
+            created: meta.created().ok(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn of(meta: &std::fs::Metadata) -> Identity {
+        Identity {
+            device: 0,
+            inode: 0,
+            created: meta.created().ok(),
+            changed: (0, 0),
+        }
+    }
+
+    fn at(path: &Path) -> Option<Identity> {
+        std::fs::metadata(path).ok().map(|meta| Identity::of(&meta))
+    }
+}
+
+/// How a file reads: where its symlinks lead, which file that is, its size
+/// and modification time. A file renamed over another with the same size
+/// and modification time (`rsync -t`, `cp -p`) is another file.
 #[derive(Debug, PartialEq, Eq)]
 struct Fingerprint {
     target: PathBuf,
+    identity: Identity,
     len: u64,
     modified: Option<SystemTime>,
 }
@@ -84,6 +147,7 @@ impl Fingerprint {
         let meta = std::fs::metadata(&target).ok()?;
         Some(Fingerprint {
             target,
+            identity: Identity::of(&meta),
             len: meta.len(),
             modified: meta.modified().ok(),
         })
@@ -118,12 +182,40 @@ impl Watching {
             let _ = watcher.unwatch(gone);
         }
         for new in wanted.iter().filter(|f| !self.folders.contains(f)) {
-            if let Err(err) = watcher.watch(new, notify::RecursiveMode::NonRecursive) {
-                tracing::warn!(folder = %new.display(), error = %err, "Cannot watch a folder of config or descriptor files; reload with SIGHUP or POST /admin/reload");
-            }
+            watch(watcher, new);
         }
+        self.identities = wanted.iter().map(|f| Identity::at(f)).collect();
         self.folders = wanted;
         self.seen = files.iter().map(|f| Fingerprint::of(f)).collect();
+    }
+
+    /// Watches again each folder whose name now names another folder (or
+    /// one again, after it was gone); whether there was one.
+    fn replaced_folders(&mut self, watcher: &mut notify::RecommendedWatcher) -> bool {
+        use notify::Watcher as _;
+        let mut replaced = false;
+        for (folder, identity) in self.folders.iter().zip(&mut self.identities) {
+            let now = Identity::at(folder);
+            let same = match (now, *identity) {
+                (Some(now), Some(then)) => {
+                    (now.device, now.inode, now.created) == (then.device, then.inode, then.created)
+                }
+                (None, None) => true,
+                _ => false,
+            };
+            if same {
+                continue;
+            }
+            *identity = now;
+            replaced = true;
+            // The old watch may be gone with its folder already.
+            let _ = watcher.unwatch(folder);
+            if now.is_some() {
+                tracing::info!(folder = %folder.display(), "A watched folder was replaced; watching the new one");
+                watch(watcher, folder);
+            }
+        }
+        replaced
     }
 
     /// Whether one of `files` reads differently from when last looked at.
@@ -132,5 +224,12 @@ impl Watching {
         let changed = now != self.seen;
         self.seen = now;
         changed
+    }
+}
+
+fn watch(watcher: &mut notify::RecommendedWatcher, folder: &Path) {
+    use notify::Watcher as _;
+    if let Err(err) = watcher.watch(folder, notify::RecursiveMode::NonRecursive) {
+        tracing::warn!(folder = %folder.display(), error = %err, "Cannot watch a folder of config or descriptor files; reload with SIGHUP or POST /admin/reload");
     }
 }
