@@ -65,6 +65,12 @@ pub enum GatewayError {
         shortened(.0)
     )]
     UnsupportedTransferCoding(String),
+    /// A WebSocket upgrade from a web page of another origin than the
+    /// gateway's own and `cors.allowed_origins`.
+    #[error(
+        "a WebSocket from origin `{0}` is not allowed: only the gateway's own origin and cors.allowed_origins may open one"
+    )]
+    OriginNotAllowed(String),
     /// The request's header block is larger than the limit.
     #[error("request headers are larger than {0} bytes")]
     HeadersTooLarge(usize),
@@ -208,6 +214,7 @@ impl GatewayError {
             GatewayError::UnknownMethod(_) | GatewayError::UnsupportedTransferCoding(_) => {
                 (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented)
             }
+            GatewayError::OriginNotAllowed(_) => (StatusCode::FORBIDDEN, Code::PermissionDenied),
             GatewayError::HeadersTooLarge(_) | GatewayError::TooManyHeaders(_) => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 Code::ResourceExhausted,

@@ -378,6 +378,50 @@ async fn compressed_stream_requests() {
     assert_eq!(end["error"]["code"], "invalid_argument");
     let message = end["error"]["message"].as_str().unwrap();
     assert!(message.contains("no Connect-Content-Encoding"), "{message}");
+
+    // The request envelope is held to the request's rules, as on gRPC:
+    // a coding it does not know is refused even on an uncompressed
+    // message, flags other than 0x01 are no request's, and a length past
+    // the body limit is resource_exhausted.
+    let request = json!({"shelf": "shelves/science"}).to_string();
+    let mut huge = vec![0u8];
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    let cases: [(Option<&str>, Vec<u8>, &str, &str); 4] = [
+        (
+            Some("lzw"),
+            support::envelope(0, request.as_bytes()).to_vec(),
+            "unimplemented",
+            "lzw",
+        ),
+        (
+            None,
+            support::envelope(0x02, request.as_bytes()).to_vec(),
+            "invalid_argument",
+            "flags",
+        ),
+        (
+            None,
+            support::envelope(0x80, request.as_bytes()).to_vec(),
+            "invalid_argument",
+            "flags",
+        ),
+        (None, huge, "resource_exhausted", "larger"),
+    ];
+    for (coding, body, code, named) in cases {
+        let mut request = support::http1()
+            .post(gateway.url("/protogate.demo.v1.Bookshop/WatchShelf"))
+            .header("content-type", "application/connect+json");
+        if let Some(coding) = coding {
+            request = request.header("connect-content-encoding", coding);
+        }
+        let response = request.body(body).send().await.unwrap();
+        let frames = envelopes(response.bytes().await.unwrap());
+        assert_eq!(frames.len(), 1, "{named}");
+        let end: Value = serde_json::from_slice(&frames[0].1).unwrap();
+        assert_eq!(end["error"]["code"], code, "{end}");
+        let message = end["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{message}");
+    }
 }
 
 /// A proto with a side-effect-free method (GET-able) and a plain one,

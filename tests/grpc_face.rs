@@ -682,3 +682,54 @@ async fn grpc_over_http1_gets_its_status_trailers() {
     let got = outcome(conn.send(request).await).await;
     assert_eq!(got.status.as_deref(), Some("0"), "{got:?}");
 }
+
+/// Without `TE: trailers` an HTTP/1.1 client cannot get the status (a
+/// trailer): the call is refused up front, trailers-only, never sent on to
+/// end like a success.
+#[tokio::test]
+async fn grpc_over_http1_without_te_trailers_is_refused() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let addr = gateway.addr();
+    let mut conn = Conn::http1(addr).await;
+    let mut request = grpc_request(
+        addr,
+        "/kitchen.v1.Kitchen/Echo",
+        &[],
+        client::full(support::envelope(0, &sink("hi"))),
+    );
+    request.headers_mut().remove("te");
+    let response = conn.send(request).await;
+    assert_eq!(response.headers()["grpc-status"], "12");
+    let message = response.headers()["grpc-message"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("TE"), "{message}");
+    assert!(backend.records().is_empty());
+}
+
+/// `limits.max_header_bytes` holds for gRPC and gRPC-Web as for REST: the
+/// gateway answers RESOURCE_EXHAUSTED instead of passing the metadata on.
+#[tokio::test]
+async fn oversized_header_blocks_are_resource_exhausted() {
+    let (backend, gateway) = setup(|c| c.limits.max_header_bytes = 8 << 10).await;
+    let big = "a".repeat(10 << 10);
+    let got = call(
+        gateway.addr(),
+        "/kitchen.v1.Kitchen/Echo",
+        &[("x-big", &big)],
+        support::envelope(0, &sink("hi")),
+    )
+    .await;
+    assert_eq!(got.status.as_deref(), Some("8"), "{got:?}");
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-big", &big)
+        .body(support::envelope(0, &sink("hi")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["grpc-status"], "8");
+    assert!(backend.records().is_empty());
+}

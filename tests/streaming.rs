@@ -684,6 +684,7 @@ async fn failed_raw_stream(gateway: &TestGateway, conn: &mut Conn) {
                 ),
                 ("grpc-metadata-x-echo-fail-after", "1"),
                 ("grpc-metadata-x-echo-status", "13"),
+                ("grpc-metadata-x-echo-message", "disk on fire"),
             ],
         ))
         .await;
@@ -692,4 +693,6 @@ async fn failed_raw_stream(gateway: &TestGateway, conn: &mut Conn) {
     let trailers = collected.trailers().cloned().expect("trailers");
     assert_eq!(collected.to_bytes(), "hi\n");
     assert_eq!(trailers["grpc-status"], "13");
+    // The backend's message as it sent it, as on every other face.
+    assert_eq!(trailers["grpc-message"], "disk%20on%20fire");
 }

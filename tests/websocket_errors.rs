@@ -172,7 +172,7 @@ fn upgrade(headers: &[&str]) -> String {
 async fn malformed_upgrades_are_status_json() {
     let (_backend, gateway) = setup(|_| {}).await;
     let key = "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==";
-    let cases: [(&[&str], u16, &str); 4] = [
+    let cases: [(&[&str], u16, &str); 5] = [
         (
             &[key, "sec-websocket-version: 99", "connection: upgrade"],
             426,
@@ -185,6 +185,15 @@ async fn malformed_upgrades_are_status_json() {
         ),
         (&[key, "connection: upgrade"], 400, "sec-websocket-version"),
         (&[key, "sec-websocket-version: 13"], 400, "connection"),
+        (
+            &[
+                "sec-websocket-key: short",
+                "sec-websocket-version: 13",
+                "connection: upgrade",
+            ],
+            400,
+            "sec-websocket-key",
+        ),
     ];
     for (headers, want, named) in cases {
         // `connection: close` is added last; with `upgrade` it is a list.
@@ -207,6 +216,148 @@ async fn malformed_upgrades_are_status_json() {
             assert_eq!(response_headers["sec-websocket-version"], "13");
         }
     }
+}
+
+/// Browsers apply no CORS to WebSockets, so the gateway checks `Origin`:
+/// a page of another origin is refused with 403 (cross-site WebSocket
+/// hijacking); the gateway's own origin, a listed one, and a client that
+/// sends none (not a page) are let through.
+#[tokio::test]
+async fn upgrades_from_other_origins_are_refused() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let head = |origin: &str| {
+        upgrade(&[
+            "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+            "sec-websocket-version: 13",
+            origin,
+        ])
+        .replace("connection: close", "connection: upgrade")
+        .replace("\r\n\r\n", "\r\nconnection: close\r\n\r\n")
+    };
+    for origin in [
+        "origin: https://evil.example",
+        "origin: null",
+        "origin: http://gateway:8080",
+    ] {
+        let (status, headers, body) = raw(&gateway, &head(origin)).await;
+        assert_eq!(status, 403, "{origin}");
+        assert_eq!(headers["content-type"], "application/json");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], 7, "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("origin"),
+            "{body}"
+        );
+    }
+    let own = format!("http://{}", gateway.addr());
+    let mut socket = connect(&gateway, "/v1/chat", &[("origin", &own)]).await;
+    socket.send(text(json!({"s": "mine"}))).await.unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "mine"})));
+    let mut socket = connect(&gateway, "/v1/chat", &[]).await;
+    socket.send(text(json!({"s": "program"}))).await.unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "program"})));
+
+    let (_backend, listed) = setup(|c| {
+        c.cors = Some(protogate::config::CorsOptions {
+            allowed_origins: vec!["https://app.example".to_owned()],
+            allowed_headers: Vec::new(),
+            exposed_headers: Vec::new(),
+            allow_credentials: false,
+            max_age: Duration::from_secs(60),
+        });
+    })
+    .await;
+    let mut socket = connect(&listed, "/v1/chat", &[("origin", "https://app.example")]).await;
+    socket.send(text(json!({"s": "app"}))).await.unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "app"})));
+    let (status, _, _) = raw(&listed, &head("origin: https://evil.example")).await;
+    assert_eq!(status, 403);
+}
+
+/// The path and query are read before the upgrade: a query the route
+/// does not take is a 400 the client can read, not a close after a 101.
+#[tokio::test]
+async fn a_bad_query_is_refused_before_the_upgrade() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let head = upgrade(&[
+        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version: 13",
+    ])
+    .replace("GET /v1/chat ", "GET /v1/watch?bogus=1 ")
+    .replace("connection: close", "connection: upgrade, close");
+    let (status, _, body) = raw(&gateway, &head).await;
+    assert_eq!(status, 400);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("bogus"),
+        "{body}"
+    );
+    assert!(backend.records().is_empty());
+}
+
+/// A `grpc-timeout` on the upgrade bounds the call, as on a REST stream:
+/// the socket closes with 4004 (DEADLINE_EXCEEDED) when it runs out.
+#[tokio::test]
+async fn grpc_timeout_bounds_the_call() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    let started = std::time::Instant::now();
+    let mut socket = connect(
+        &gateway,
+        "/v1/watch",
+        &[
+            ("grpc-timeout", "300m"),
+            ("grpc-metadata-x-echo-count", "100"),
+            ("grpc-metadata-x-echo-interval-ms", "100"),
+        ],
+    )
+    .await;
+    let code = loop {
+        match next(&mut socket).await {
+            Ok(_) => continue,
+            Err((code, _)) => break code,
+        }
+    };
+    assert_eq!(code, 4004);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Limits on the header block hold for upgrades as for REST: 431.
+#[tokio::test]
+async fn oversized_upgrade_headers_are_431() {
+    let (_backend, gateway) = setup(|c| c.limits.max_header_bytes = 8 << 10).await;
+    let big = format!("x-big: {}", "a".repeat(10 << 10));
+    let head = upgrade(&[
+        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version: 13",
+        &big,
+    ])
+    .replace("connection: close", "connection: upgrade, close");
+    let (status, _, body) = raw(&gateway, &head).await;
+    assert_eq!(status, 431);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], 8, "{body}");
+}
+
+/// On a server-streaming route with a body, a half-close before any
+/// message sends the one request as an empty message, as an empty REST
+/// body is; the backend never sees a call without its request.
+#[tokio::test]
+async fn half_close_before_the_one_message_sends_an_empty_one() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let mut socket = connect(&gateway, "/v1/watch", &[]).await;
+    socket.send(Message::text("")).await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        match next(&mut socket).await {
+            Ok(message) => got.push(message),
+            Err((code, reason)) => {
+                assert_eq!(code, 1000, "{reason}");
+                break;
+            }
+        }
+    }
+    assert!(!got.is_empty());
+    assert_eq!(backend.last().json, json!({}));
 }
 
 /// A raw WebSocket frame from a client: `head` is the first byte (FIN,

@@ -417,26 +417,42 @@ async fn unenvelope(
     }
     let flags = buf.get_u8();
     let length = buf.get_u32() as usize;
+    if length > limit {
+        return Err(GatewayError::PayloadTooLarge(limit));
+    }
     if buf.len() != length {
         return Err(bad("the envelope's length does not match the body"));
     }
+    // A request envelope has one flag, compression; end-of-stream (0x02)
+    // is for responses, the rest reserved.
+    if flags & !0x01 != 0 {
+        return Err(bad(&format!(
+            "the envelope's flags {flags:#04x} are not a request's (only 0x01, compressed)"
+        )));
+    }
+    // The coding is checked whether or not this message uses it, as on a
+    // unary call: an unknown one is refused, not ignored.
+    let coding = match headers.get("connect-content-encoding") {
+        None => None,
+        Some(value) => {
+            let name = value.to_str().unwrap_or("?");
+            match name.to_ascii_lowercase().as_str() {
+                "identity" => None,
+                "gzip" => Some(Coding::Gzip),
+                "br" => Some(Coding::Brotli),
+                "zstd" => Some(Coding::Zstd),
+                _ => return Err(GatewayError::UnsupportedEncoding(shortened(name))),
+            }
+        }
+    };
     let payload = body.slice(5..);
     if flags & 0x01 == 0 {
         return Ok(payload);
     }
-    let Some(encoding) = headers
-        .get("connect-content-encoding")
-        .map(|v| v.to_str().unwrap_or("?"))
-    else {
+    let Some(coding) = coding else {
         return Err(bad(
             "the message is flagged compressed but no Connect-Content-Encoding names its coding",
         ));
-    };
-    let coding = match encoding.to_ascii_lowercase().as_str() {
-        "gzip" => Coding::Gzip,
-        "br" => Coding::Brotli,
-        "zstd" => Coding::Zstd,
-        _ => return Err(GatewayError::UnsupportedEncoding(encoding.to_owned())),
     };
     coding.decode(payload, limit).await
 }

@@ -75,7 +75,7 @@ pub(crate) async fn handle(
     flavor: Flavor,
     request: Request<Body>,
 ) -> Response<Body> {
-    if let Some(refused) = refuse(flavor, &request) {
+    if let Some(refused) = refuse(flavor, &request, &snapshot.limits) {
         let mut response = refused.into_http::<tonic::body::Body>().map(Body::new);
         if flavor == Flavor::GrpcWeb {
             response.headers_mut().insert(
@@ -94,12 +94,30 @@ pub(crate) async fn handle(
 /// Calls that no gRPC server could take, answered here as a gRPC status
 /// rather than passed on (where a backend's reset would read as the
 /// backend's failure) or left to tonic-web (which answers a bare 400).
-fn refuse(flavor: Flavor, request: &Request<Body>) -> Option<tonic::Status> {
+fn refuse(
+    flavor: Flavor,
+    request: &Request<Body>,
+    limits: &crate::config::Limits,
+) -> Option<tonic::Status> {
     if request.method() != http::Method::POST {
         return Some(tonic::Status::unimplemented(format!(
             "gRPC calls are POST requests, not {}",
             request.method()
         )));
+    }
+    if let Err(err) = super::rest::check_header_block(limits, request.headers()) {
+        return Some(tonic::Status::resource_exhausted(err.to_string()));
+    }
+    // Over HTTP/1.1 the status can only come as a trailer, and a client
+    // that does not say it reads them would see a failed call end like a
+    // successful one.
+    if flavor == Flavor::Grpc
+        && request.version() < http::Version::HTTP_2
+        && !super::rest::wants_trailers(request.headers())
+    {
+        return Some(tonic::Status::unimplemented(
+            "gRPC over HTTP/1.1 needs `TE: trailers` (the call's status is a trailer): send it, or use HTTP/2 or gRPC-Web",
+        ));
     }
     if flavor == Flavor::GrpcWeb {
         let media = request

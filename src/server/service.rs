@@ -23,6 +23,7 @@ use tower_http::compression::predicate::{And, DefaultPredicate, Predicate};
 use tower_http::compression::{Compression, CompressionLayer};
 use tower_http::cors::{Cors, CorsLayer};
 
+use super::websocket::{self, origin::Origins};
 use super::{Gateway, stream};
 use crate::config::CorsOptions;
 use crate::error::GatewayError;
@@ -33,6 +34,8 @@ use crate::transcode::RequestError;
 pub struct HttpService {
     gateway: Arc<Gateway>,
     inner: Inner,
+    /// Who may open WebSockets (CORS does not cover them).
+    origins: Origins,
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +59,11 @@ impl HttpService {
             Some(cors) => Inner::Cors(Box::new(cors_layer(cors).layer(dispatch))),
             None => Inner::Plain(dispatch),
         };
-        HttpService { gateway, inner }
+        HttpService {
+            gateway,
+            inner,
+            origins: Origins::of(cors),
+        }
     }
 }
 
@@ -72,8 +79,15 @@ impl Service<Request> for HttpService {
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         let head = request.method() == Method::HEAD;
-        let checked =
-            check_transfer_coding(request.headers()).and_then(|()| one_host(&mut request));
+        let checked = check_transfer_coding(request.headers())
+            .and_then(|()| one_host(&mut request))
+            .and_then(|()| {
+                if websocket::is_upgrade(&request) {
+                    let origins = self.origins.check(request.headers());
+                    origins.map_err(GatewayError::OriginNotAllowed)?;
+                }
+                Ok(())
+            });
         if let Err(err) = checked {
             tracing::debug!(method = %request.method(), path = %request.uri().path(), error = %err, "Request refused");
             let snapshot = self.gateway.snapshot();

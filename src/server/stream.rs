@@ -325,7 +325,12 @@ impl StreamBody {
             // the status goes in trailers when the client takes them.
             None if self.trailers => {
                 let (_, code) = err.status();
-                let status = Status::new(code, err.to_string());
+                // The backend's own message, as every other face passes it.
+                let message = match &err {
+                    GatewayError::Upstream(status, _) => status.message().to_owned(),
+                    other => other.to_string(),
+                };
+                let status = Status::new(code, message);
                 Some(Ok(Frame::trailers(super::grpc::trailers(&status))))
             }
             None => None,

@@ -53,6 +53,7 @@ use crate::upstream::{Upstream, metadata};
 
 use super::rest::ClientAddr;
 
+pub(crate) mod origin;
 mod reader;
 use reader::{Expect, Reader};
 
@@ -69,6 +70,16 @@ pub(crate) fn is_upgrade(request: &Request<Body>) -> bool {
 /// Upgrades the connection and runs the call on the socket.
 pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Body> {
     let (mut parts, _body) = request.into_parts();
+    if let Err(err) = super::rest::check_header_block(&snapshot.limits, &parts.headers) {
+        return err.into_response(&snapshot.pool, &snapshot.codec);
+    }
+    if !has_valid_key(&parts.headers) {
+        let err = GatewayError::BadRequest(RequestError::Header {
+            name: header::SEC_WEBSOCKET_KEY.as_str().to_owned(),
+            reason: "not a WebSocket key: the base64 of 16 bytes (RFC 6455 §4.1)".to_owned(),
+        });
+        return err.into_response(&snapshot.pool, &snapshot.codec);
+    }
     let prepared = match prepare(&snapshot, &parts) {
         Ok(prepared) => prepared,
         Err(err) => return err.into_response(&snapshot.pool, &snapshot.codec),
@@ -81,6 +92,21 @@ pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> R
     upgrade
         .max_message_size(limit)
         .on_upgrade(move |socket| session(socket, snapshot, prepared))
+}
+
+/// Whether `Sec-WebSocket-Key` is absent (refused below, with the other
+/// malformed upgrades) or the base64 of 16 bytes, as RFC 6455 §4.2.1 asks.
+fn has_valid_key(headers: &HeaderMap) -> bool {
+    use base64::Engine as _;
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return true;
+    };
+    let mut decoded = [0u8; 18];
+    let key = key.as_bytes();
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD
+            .decode_slice(key, &mut decoded)
+            .is_ok_and(|len| len == 16)
 }
 
 /// The answer to a malformed upgrade: the google.rpc.Status JSON of every
@@ -152,6 +178,10 @@ struct Prepared {
     metadata: MetadataMap,
     upstream: Upstream,
     hints: crate::upstream::Hints,
+    /// The client's `grpc-timeout` and the route's stream timeout.
+    timeout: Option<Duration>,
+    /// The request, on a route that takes it from the path and query.
+    request: Option<bytes::Bytes>,
 }
 
 fn prepare(snapshot: &Snapshot, parts: &http::request::Parts) -> Result<Prepared, GatewayError> {
@@ -195,7 +225,27 @@ fn prepare(snapshot: &Snapshot, parts: &http::request::Parts) -> Result<Prepared
         parts.uri.authority().map(|a| a.as_str()),
         &snapshot.headers,
     )?;
+    let timeout = super::rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
+    // The path and query, read before the upgrade: a bad query is a 400
+    // the client can read, not a close after a 101. On a route without a
+    // body they are the request.
+    let alone = route.request.decode(
+        crate::transcode::RawRequest {
+            path: &normalized,
+            found: &found,
+            query: parts.uri.query(),
+            content_type: "application/json",
+            body: bytes::Bytes::new(),
+        },
+        &snapshot.codec,
+    )?;
+    let request = match Expect::of(route) {
+        Expect::Nothing => Some(response::to_bytes(&alone)?),
+        Expect::One | Expect::Stream => None,
+    };
     Ok(Prepared {
+        timeout,
+        request,
         route_id: found.route,
         found,
         path: normalized.into_owned(),
@@ -329,34 +379,42 @@ async fn run(
         query: prepared.query.clone(),
     };
     let expect = Expect::of(route);
-    let requests = if expect == Expect::Nothing {
+    let requests = match &prepared.request {
         // The request is the path and query alone; the channel is new,
         // so the message fits.
-        let message = route
-            .request
-            .decode(reader.raw(), codec)
-            .map_err(GatewayError::from)?;
-        let message = response::to_bytes(&message).map_err(GatewayError::from)?;
-        let _ = requests.try_send(Outgoing::Message(message));
-        // The request stream ends with it.
-        drop(requests);
-        None
-    } else {
-        Some(requests)
+        Some(message) => {
+            let _ = requests.try_send(Outgoing::Message(message.clone()));
+            // The request stream ends with it.
+            drop(requests);
+            None
+        }
+        None => Some(requests),
     };
     // The reader runs beside the writer: neither side's pace can block the
     // other. It also watches for the client's Close and mistakes on
     // routes that take no messages.
     *reading = Some(tokio::spawn(reader.run(frames, requests, stop_tx, expect)));
+    // The whole call runs within the deadline, as a REST stream does.
+    let expired = async {
+        match prepared.timeout {
+            Some(timeout) => {
+                tokio::time::sleep(timeout).await;
+                Fault::Call(GatewayError::DeadlineExceeded(timeout, None))
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
     // `biased`: the reader's verdict is looked at first, so the client's
     // own error wins over the upstream failure its cancel causes.
     let opened = tokio::select! {
         biased;
         verdict = stopped(&mut stop) => return verdict.into_result(),
+        fault = &mut expired => return Err(fault),
         opened = prepared.upstream.open(
             route.rpc.path.clone(),
             prepared.metadata.clone(),
-            None,
+            prepared.timeout,
             prepared.hints,
             ReceiverStream::new(outgoing),
         ) => match opened {
@@ -369,6 +427,7 @@ async fn run(
         let next = tokio::select! {
             biased;
             verdict = stopped(&mut stop) => return verdict.into_result(),
+            fault = &mut expired => return Err(fault),
             next = stream.message() => next,
         };
         match next {

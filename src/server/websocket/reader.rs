@@ -130,7 +130,24 @@ impl Reader {
                 Ok(_) => continue,
             };
             if data.iter().all(u8::is_ascii_whitespace) {
-                // The client's half-close; a repeated one is harmless.
+                // The client's half-close; a repeated one is harmless. On
+                // a route that takes one message, none sent is an empty
+                // one, as an empty REST body is.
+                if expect == Expect::One
+                    && let Some(sender) = requests.take()
+                {
+                    let empty = route
+                        .request
+                        .encode_streamed(&raw, b"{}", &self.snapshot.codec);
+                    match empty {
+                        Ok(bytes) => {
+                            if sender.send(Outgoing::Message(bytes)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(err) => break Stop::Failed(GatewayError::from(err).into()),
+                    }
+                }
                 requests = None;
                 continue;
             }
