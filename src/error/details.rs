@@ -59,6 +59,10 @@ pub(super) fn details_json(
 }
 
 fn any_json(any: &prost_types::Any, pool: &DescriptorPool, codec: &Codec) -> serde_json::Value {
+    // An empty `Any` packs nothing: `{}`, as in responses.
+    if any.type_url.is_empty() && any.value.is_empty() {
+        return serde_json::json!({});
+    }
     // The pool's own Any writes known types in their proto3 JSON form,
     // well-known types under "value" as the mapping says.
     let known = pool

@@ -15,17 +15,21 @@
 //! 5 ns as `"-4.999999995s"`), and folds a `Timestamp`'s nanos past a
 //! second into its seconds. The mapping calls such a value an error; the
 //! gateway answers it as a bad response from the backend, as it does a
-//! `Duration` out of range.
+//! `Duration` out of range. So is a `FieldMask` path that does not come
+//! back the same from its JSON name (`foo_` written as `foo`, `fooBar`,
+//! `foo_1`): the mapping allows only paths that do, and the client would
+//! read another path.
 
 use prost_reflect::{DynamicMessage, ReflectMessage as _, Value};
 
 const ANY: &str = "google.protobuf.Any";
 const DURATION: &str = "google.protobuf.Duration";
 const TIMESTAMP: &str = "google.protobuf.Timestamp";
+const FIELD_MASK: &str = "google.protobuf.FieldMask";
 
 /// The types whose values [`check`] looks into: a message that can hold
 /// none of them needs no check.
-pub(crate) const CHECKED: [&str; 3] = [ANY, DURATION, TIMESTAMP];
+pub(crate) const CHECKED: [&str; 4] = [ANY, DURATION, TIMESTAMP, FIELD_MASK];
 
 /// ±10,000 years, as the `Duration` type documents.
 const MAX_DURATION_SECONDS: i64 = 315_576_000_000;
@@ -64,6 +68,7 @@ fn walk(message: &DynamicMessage, left: usize) -> Result<(), Fault> {
     match descriptor.full_name() {
         DURATION => return duration(message).map_err(Fault::Invalid),
         TIMESTAMP => return timestamp(message).map_err(Fault::Invalid),
+        FIELD_MASK => return field_mask(message).map_err(Fault::Invalid),
         ANY => return packed(message, left),
         _ => {}
     }
@@ -141,9 +146,72 @@ fn timestamp(message: &DynamicMessage) -> Result<(), &'static str> {
     Ok(())
 }
 
+fn field_mask(message: &DynamicMessage) -> Result<(), &'static str> {
+    let Some(paths) = message.get_field_by_number(1) else {
+        return Ok(());
+    };
+    let Value::List(paths) = paths.as_ref() else {
+        return Ok(());
+    };
+    let round_trips = |path: &str| {
+        // lowerCamelCase and back: `_x` is `X`, and `X` is `_x`.
+        let mut back = String::with_capacity(path.len() + 4);
+        let mut upper = false;
+        for c in path.chars() {
+            if c == '_' {
+                upper = true;
+                continue;
+            }
+            if c.is_ascii_uppercase() {
+                return false;
+            }
+            if std::mem::take(&mut upper) {
+                if !c.is_ascii_lowercase() {
+                    return false;
+                }
+                back.push('_');
+            }
+            back.push(c);
+        }
+        !upper && back == path
+    };
+    let all = paths
+        .iter()
+        .filter_map(Value::as_str)
+        .flat_map(|path| path.split('.'))
+        .all(round_trips);
+    if all {
+        Ok(())
+    } else {
+        Err(
+            "google.protobuf.FieldMask path has no JSON form: it does not read back the same from lowerCamelCase",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_masks() {
+        let pool = prost_reflect::DescriptorPool::global();
+        let desc = pool.get_message_by_name(FIELD_MASK).unwrap();
+        for (path, valid) in [
+            ("foo", true),
+            ("foo_bar.baz_qux", true),
+            ("a1_b", true),
+            ("foo_", false),
+            ("_foo", true),
+            ("foo__bar", false),
+            ("foo_1", false),
+            ("fooBar", false),
+        ] {
+            let mut message = DynamicMessage::new(desc.clone());
+            message.set_field_by_number(1, Value::List(vec![Value::String(path.to_owned())]));
+            assert_eq!(check(&message, 10).is_ok(), valid, "{path}");
+        }
+    }
 
     fn message(name: &str, seconds: i64, nanos: i32) -> DynamicMessage {
         let pool = prost_reflect::DescriptorPool::global();

@@ -617,3 +617,60 @@ async fn every_message_past_100_levels_gets_the_documented_400() {
         }
     }
 }
+
+/// An `Any` set but empty (no type URL, no bytes) is written `{}`, as
+/// Go's and Python's writers give it, not refused for its type URL.
+#[tokio::test]
+async fn an_empty_any_is_an_empty_object() {
+    let f = fixture_with(|_| {}).await;
+    f.backend.script(Script {
+        raw_response: Some(sink_with_detail(&prost_types::Any::default())),
+        ..Script::default()
+    });
+    let (status, body) = f.get("/v1/echo").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["detail"], serde_json::json!({}), "{body}");
+
+    // And among an error's details.
+    f.backend.script(Script {
+        error: Some((tonic::Code::NotFound, "gone".to_owned(), Vec::new())),
+        raw_details: Some(prost_types::Any::default()),
+        ..Script::default()
+    });
+    let (status, body) = f.get("/v1/echo").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["details"], serde_json::json!([{}]), "{body}");
+}
+
+/// A FieldMask path that does not read back the same from its JSON name
+/// (`foo_` would be written `foo`, another path) is a bad response (502),
+/// not silently another path; paths that do are written.
+#[tokio::test]
+async fn field_mask_paths_without_a_json_form_are_refused() {
+    let f = fixture_with(|_| {}).await;
+    let mask = |paths: &[&str]| {
+        let mask = prost_types::FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        let mut out = Vec::new();
+        prost::encoding::message::encode(23, &mask, &mut out);
+        bytes::Bytes::from(out)
+    };
+    f.backend.script(Script {
+        raw_response: Some(mask(&["inner.label", "foo_"])),
+        ..Script::default()
+    });
+    let (status, body) = f.get("/v1/echo").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("FieldMask"),
+        "{body}"
+    );
+    f.backend.script(Script {
+        raw_response: Some(mask(&["inner.label", "name_wrapper"])),
+        ..Script::default()
+    });
+    let (status, body) = f.get("/v1/echo").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mask"], "inner.label,nameWrapper");
+}

@@ -360,6 +360,15 @@ impl<'a> Writer<'a> {
         }
         let message =
             DynamicMessage::decode(desc.clone(), self.data.slice(start..end)).map_err(|_| Bail)?;
+        // An empty `Any` (no type, no bytes) packs nothing: `{}`, as Go's
+        // and Python's writers give it, where prost-reflect refuses the
+        // empty type URL.
+        if desc.full_name() == "google.protobuf.Any" && is_empty_any(&message) {
+            if !self.checking {
+                self.out.extend_from_slice(b"{}");
+            }
+            return Ok(());
+        }
         let budget = MAX_MESSAGE_DEPTH.checked_sub(depth).ok_or(Bail)?;
         match writable::check(&message, budget) {
             Err(Unwritable::TooDeep(_)) => return Err(Bail),
@@ -378,4 +387,17 @@ impl<'a> Writer<'a> {
         };
         written.map_err(|_| Bail)
     }
+}
+
+/// Whether an `Any` holds neither a type URL nor bytes.
+fn is_empty_any(any: &DynamicMessage) -> bool {
+    let empty = |number: u32| {
+        any.get_field_by_number(number)
+            .is_none_or(|value| match value.as_ref() {
+                prost_reflect::Value::String(text) => text.is_empty(),
+                prost_reflect::Value::Bytes(bytes) => bytes.is_empty(),
+                _ => false,
+            })
+    };
+    empty(1) && empty(2)
 }
