@@ -260,13 +260,6 @@ impl Reloader {
         ask: Ask,
     ) -> Result<(), ReloadError> {
         let config = (self.source)().map_err(ReloadError::Config)?;
-        let listener = listener_settings(&config);
-        if listener != cache.listener && listener != cache.warned_listener {
-            tracing::warn!(
-                "The listener's settings changed (listen, TLS on or off, connection or header limits, cors, admin); they take effect on restart"
-            );
-            cache.warned_listener = listener;
-        }
         let previous = self.gateway.snapshot();
         let reflecting = config.sources().reflecting;
         let asking: Vec<String> = match ask {
@@ -330,6 +323,15 @@ impl Reloader {
         }
         let routes = snapshot.routes.routes().len();
         self.gateway.swap(snapshot);
+        // Said of a config that loaded: a refused one changes nothing, and
+        // must not use up the warning its fixed successor needs.
+        let listener = listener_settings(&config);
+        if listener != cache.listener && listener != cache.warned_listener {
+            tracing::warn!(
+                "The listener's settings changed (listen, TLS on or off, connection or header limits, cors, admin); they take effect on restart"
+            );
+            cache.warned_listener = listener;
+        }
         if let Some((running, staged)) = tls {
             running.commit(staged);
             tracing::info!(reason = why, "Listener TLS files reloaded");

@@ -291,3 +291,43 @@ async fn balancing_a_single_address_warns_and_serves() {
     let (status, body) = get(&served.url("/v1/greetings/ada")).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// A reload that is refused changes nothing, so it says nothing about the
+/// listener's settings; the config that then loads with them changed gets
+/// the warning that they take effect on restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_changes_are_told_of_configs_that_load() {
+    let backend = backend().await;
+    let yaml = |extra: &str| {
+        format!(
+            "upstreams:\n  main:\n    url: {}\nlimits: {{max_connections: 100}}\n{extra}",
+            backend.url()
+        )
+    };
+    let config = write_config(&yaml(""));
+    let mut served = serve(args(&[
+        "--config",
+        &arg(&config),
+        "--proto",
+        &fixture("greeter.proto"),
+    ]))
+    .await;
+    let restart = |l: &str| l.contains("take effect on restart");
+    // Read, then refused (no upstreams), with the connection limit changed.
+    std::fs::write(&config, "limits: {max_connections: 50}\n").unwrap();
+    served
+        .process
+        .stderr_line(Duration::from_secs(10), |l| l.contains("Reload failed"));
+    assert!(
+        !served.process.stderr().lines().any(restart),
+        "{}",
+        served.process.stderr()
+    );
+    // Loads, with the same change: now it is said.
+    std::fs::write(
+        &config,
+        yaml("").replace("max_connections: 100", "max_connections: 50"),
+    )
+    .unwrap();
+    served.process.stderr_line(Duration::from_secs(10), restart);
+}
