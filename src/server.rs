@@ -128,6 +128,31 @@ async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
     Box::pin(rest::handle(snapshot, request)).await
 }
 
+/// `limits.max_header_bytes` and `limits.max_headers`, on every face
+/// (REST, gRPC, gRPC-Web, Connect, WebSocket upgrades): the HTTP layer's
+/// own bounds are looser, and a header block past the limit would
+/// otherwise reach the backend as metadata.
+pub(crate) fn check_header_block(
+    limits: &crate::config::Limits,
+    headers: &http::HeaderMap,
+) -> Result<(), crate::error::GatewayError> {
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        return Err(crate::error::GatewayError::HeadersTooLarge(
+            limits.max_header_bytes,
+        ));
+    }
+    if headers.len() > limits.max_headers {
+        return Err(crate::error::GatewayError::TooManyHeaders(
+            limits.max_headers,
+        ));
+    }
+    Ok(())
+}
+
 /// Listener settings.
 #[derive(Debug, Clone)]
 pub struct ListenerOptions {

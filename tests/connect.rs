@@ -636,3 +636,22 @@ async fn own_services_over_connect() {
     assert_eq!(error["code"], "unimplemented");
     assert!(error["message"].as_str().unwrap().contains("gRPC-Web"));
 }
+
+/// `limits.max_header_bytes` holds for Connect as for every face: a
+/// larger header block is `resource_exhausted` (429), not sent on.
+#[tokio::test]
+async fn oversized_header_blocks_are_resource_exhausted() {
+    let (_backend, gateway) = demo().await;
+    let response = support::http1()
+        .post(gateway.url("/protogate.demo.v1.Bookshop/ListShelves"))
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .header("x-big", "a".repeat(70 << 10))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "resource_exhausted", "{body}");
+}

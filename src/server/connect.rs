@@ -120,6 +120,9 @@ enum Encoding {
 /// Serves a Connect request.
 pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
+    if let Err(err) = super::check_header_block(&snapshot.limits, &parts.headers) {
+        return error_response(&err);
+    }
     if parts.method == http::Method::GET {
         return get::get(&snapshot, &parts)
             .await

@@ -105,7 +105,7 @@ fn refuse(
             request.method()
         )));
     }
-    if let Err(err) = super::rest::check_header_block(limits, request.headers()) {
+    if let Err(err) = super::check_header_block(limits, request.headers()) {
         return Some(tonic::Status::resource_exhausted(err.to_string()));
     }
     // Over HTTP/1.1 the status can only come as a trailer, and a client

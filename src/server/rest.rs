@@ -88,33 +88,12 @@ impl Matched<'_> {
 
 type Failure<'s> = (GatewayError, Option<&'s str>);
 
-/// `limits.max_header_bytes` and `limits.max_headers`, on every face
-/// (REST, gRPC, gRPC-Web, Connect, WebSocket upgrades): the HTTP layer's
-/// own bounds are looser, and a header block past the limit would
-/// otherwise reach the backend as metadata.
-pub(crate) fn check_header_block(
-    limits: &crate::config::Limits,
-    headers: &http::HeaderMap,
-) -> Result<(), GatewayError> {
-    let header_bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    if header_bytes > limits.max_header_bytes {
-        return Err(GatewayError::HeadersTooLarge(limits.max_header_bytes));
-    }
-    if headers.len() > limits.max_headers {
-        return Err(GatewayError::TooManyHeaders(limits.max_headers));
-    }
-    Ok(())
-}
-
 async fn call<'s>(
     snapshot: &'s Arc<Snapshot>,
     parts: &Parts,
     body: Body,
 ) -> Result<(Response<Body>, &'s str), Failure<'s>> {
-    check_header_block(&snapshot.limits, &parts.headers).map_err(|err| (err, None))?;
+    super::check_header_block(&snapshot.limits, &parts.headers).map_err(|err| (err, None))?;
     let (route, normalized, found) = match route(snapshot, parts) {
         Ok(matched) => matched,
         // OPTIONS on a path that exists: which methods it takes.

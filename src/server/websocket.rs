@@ -70,7 +70,7 @@ pub(crate) fn is_upgrade(request: &Request<Body>) -> bool {
 /// Upgrades the connection and runs the call on the socket.
 pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Body> {
     let (mut parts, _body) = request.into_parts();
-    if let Err(err) = super::rest::check_header_block(&snapshot.limits, &parts.headers) {
+    if let Err(err) = super::check_header_block(&snapshot.limits, &parts.headers) {
         return err.into_response(&snapshot.pool, &snapshot.codec);
     }
     if !has_valid_key(&parts.headers) {
