@@ -83,8 +83,8 @@ struct Cache {
     /// it only when it changes.
     warned: BTreeMap<String, String>,
     /// The listener's settings, as running and as last warned about.
-    listener: String,
-    warned_listener: String,
+    listener: ListenerSettings,
+    warned_listener: ListenerSettings,
 }
 
 /// What the first snapshot's reflecting upstreams answered, for
@@ -109,14 +109,36 @@ pub enum Ask {
 
 /// The settings that take a restart, as text to compare. TLS files and
 /// client certificate settings are not among them: reloads apply those.
-fn listener_settings(config: &Config) -> String {
-    format!(
-        "{} tls={} {:?} {:?}",
-        config.listen,
-        config.tls.is_some(),
-        crate::server::ListenerOptions::of(config),
-        config.admin
-    )
+type ListenerSettings = Vec<(&'static str, String)>;
+
+fn listener_settings(config: &Config) -> ListenerSettings {
+    vec![
+        ("listen", config.listen.to_string()),
+        (
+            "tls",
+            if config.tls.is_some() { "on" } else { "off" }.to_owned(),
+        ),
+        (
+            "limits on connections and headers, or cors",
+            format!("{:?}", crate::server::ListenerOptions::of(config)),
+        ),
+        ("admin", format!("{:?}", config.admin)),
+    ]
+}
+
+/// What changed between `running` and `loaded`, as the warning names it:
+/// `listen` and `tls` with their values, the rest by name.
+fn listener_changes(running: &ListenerSettings, loaded: &ListenerSettings) -> String {
+    running
+        .iter()
+        .zip(loaded)
+        .filter(|(was, now)| was.1 != now.1)
+        .map(|((name, was), (_, now))| match *name {
+            "listen" | "tls" => format!("{name} {was} -> {now}"),
+            other => other.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The state of the descriptors, as the admin listener shows it.
@@ -327,8 +349,10 @@ impl Reloader {
         // must not use up the warning its fixed successor needs.
         let listener = listener_settings(&config);
         if listener != cache.listener && listener != cache.warned_listener {
+            let changed = listener_changes(&cache.listener, &listener);
             tracing::warn!(
-                "The listener's settings changed (listen, TLS on or off, connection or header limits, cors, admin); they take effect on restart"
+                %changed,
+                "The listener's settings changed; they take effect on restart"
             );
             cache.warned_listener = listener;
         }

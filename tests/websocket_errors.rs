@@ -172,7 +172,7 @@ fn upgrade(headers: &[&str]) -> String {
 async fn malformed_upgrades_are_status_json() {
     let (_backend, gateway) = setup(|_| {}).await;
     let key = "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==";
-    let cases: [(&[&str], u16, &str); 5] = [
+    let cases: [(&[&str], u16, &str); 6] = [
         (
             &[key, "sec-websocket-version: 99", "connection: upgrade"],
             426,
@@ -191,6 +191,11 @@ async fn malformed_upgrades_are_status_json() {
                 "sec-websocket-version: 13",
                 "connection: upgrade",
             ],
+            400,
+            "sec-websocket-key",
+        ),
+        (
+            &[key, key, "sec-websocket-version: 13", "connection: upgrade"],
             400,
             "sec-websocket-key",
         ),
@@ -238,6 +243,7 @@ async fn upgrades_from_other_origins_are_refused() {
         "origin: https://evil.example",
         "origin: null",
         "origin: http://gateway:8080",
+        "origin: http://gateway\r\norigin: https://evil.example",
     ] {
         let (status, headers, body) = raw(&gateway, &head(origin)).await;
         assert_eq!(status, 403, "{origin}");
@@ -249,6 +255,13 @@ async fn upgrades_from_other_origins_are_refused() {
             "{body}"
         );
     }
+    // Any request a proxy on the way could take for an upgrade is held to
+    // the same origins: another method, `websocket` among other tokens.
+    let odd = head("origin: https://evil.example")
+        .replace("GET /v1/chat", "POST /v1/chat")
+        .replace("upgrade: websocket", "upgrade: foo, WebSocket");
+    let (status, _, _) = raw(&gateway, &odd).await;
+    assert_eq!(status, 403);
     let own = format!("http://{}", gateway.addr());
     let mut socket = connect(&gateway, "/v1/chat", &[("origin", &own)]).await;
     socket.send(text(json!({"s": "mine"}))).await.unwrap();

@@ -140,6 +140,12 @@ impl Roots {
             text.push_str("; ");
             text.push_str(&note);
         }
+        // The usual slip: the file is under a folder of the working
+        // directory (`proto/`) that is not an import path yet.
+        match folder_holding(file) {
+            Some(folder) => text.push_str(&format!("; it is under {folder}: pass -I {folder}")),
+            None => text.push_str("; pass -I DIR with the folder it lies under"),
+        }
         text.push(')');
         text
     }
@@ -234,6 +240,29 @@ fn end_position(text: &str) -> (usize, usize) {
     let line = text.matches('\n').count() + 1;
     let last = text.rsplit('\n').next().unwrap_or_default();
     (line, last.chars().count() + 1)
+}
+
+/// A folder of the working directory (one level down) holding `file`.
+fn folder_holding(file: &Path) -> Option<String> {
+    if file.is_absolute() {
+        return None;
+    }
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(".")
+        .ok()?
+        .filter_map(Result::ok)
+        .take(1000)
+        .map(|entry| entry.path())
+        .filter(|folder| folder.is_dir() && folder.join(file).is_file())
+        .collect();
+    folders.sort();
+    let folder = folders.first()?;
+    Some(
+        folder
+            .strip_prefix(".")
+            .unwrap_or(folder)
+            .display()
+            .to_string(),
+    )
 }
 
 #[cfg(test)]

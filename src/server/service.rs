@@ -23,7 +23,7 @@ use tower_http::compression::predicate::{And, DefaultPredicate, Predicate};
 use tower_http::compression::{Compression, CompressionLayer};
 use tower_http::cors::{Cors, CorsLayer};
 
-use super::websocket::{self, origin::Origins};
+use super::websocket::origin::{self, Origins};
 use super::{Gateway, stream};
 use crate::config::CorsOptions;
 use crate::error::GatewayError;
@@ -82,7 +82,7 @@ impl Service<Request> for HttpService {
         let checked = check_transfer_coding(request.headers())
             .and_then(|()| one_host(&mut request))
             .and_then(|()| {
-                if websocket::is_upgrade(&request) {
+                if origin::asks_for_websocket(request.headers()) {
                     let origins = self.origins.check(request.headers());
                     origins.map_err(GatewayError::OriginNotAllowed)?;
                 }

@@ -95,12 +95,16 @@ pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> R
 }
 
 /// Whether `Sec-WebSocket-Key` is absent (refused below, with the other
-/// malformed upgrades) or the base64 of 16 bytes, as RFC 6455 §4.2.1 asks.
+/// malformed upgrades) or one base64 of 16 bytes, as RFC 6455 §4.2.1 asks.
 fn has_valid_key(headers: &HeaderMap) -> bool {
     use base64::Engine as _;
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let Some(key) = keys.next() else {
         return true;
     };
+    if keys.next().is_some() {
+        return false;
+    }
     let mut decoded = [0u8; 18];
     let key = key.as_bytes();
     key.len() == 24

@@ -260,12 +260,17 @@ impl RequestPlan {
         };
         let media = request.content_type.split(';').next().unwrap_or_default();
         // A form is read as JSON: the type is the likely mistake only when
-        // the body is not JSON at all (`a=1`), not when it is JSON that
-        // fails for another reason (an unknown field).
+        // the body does not even start as JSON (`a=1`), not when it is JSON
+        // that fails for another reason (a syntax error, an unknown field).
+        let looks_like_json = request
+            .body
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_none_or(|b| b"{[\"-0123456789tfn".contains(b));
         let hint = if media
             .trim()
             .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            && serde_json::from_slice::<serde::de::IgnoredAny>(&request.body).is_err()
+            && !looks_like_json
         {
             Some(
                 "the body was sent as a form (as `curl -d` does); this route takes JSON: \

@@ -329,5 +329,7 @@ async fn listener_changes_are_told_of_configs_that_load() {
         yaml("").replace("max_connections: 100", "max_connections: 50"),
     )
     .unwrap();
-    served.process.stderr_line(Duration::from_secs(10), restart);
+    let line = served.process.stderr_line(Duration::from_secs(10), restart);
+    // Naming what changed.
+    assert!(line.contains("limits on connections and headers"), "{line}");
 }

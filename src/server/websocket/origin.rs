@@ -42,11 +42,16 @@ impl Origins {
         )
     }
 
-    /// `Err` with the origin, when the upgrade's `Origin` is not allowed.
+    /// `Err` with the origin, when the upgrade's `Origin` is not allowed
+    /// (or it has more than one).
     pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), String> {
-        let Some(origin) = headers.get(header::ORIGIN) else {
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        let Some(origin) = origins.next() else {
             return Ok(());
         };
+        if origins.next().is_some() {
+            return Err("(more than one Origin header)".to_owned());
+        }
         let shown = || {
             String::from_utf8_lossy(origin.as_bytes())
                 .chars()
@@ -65,6 +70,19 @@ impl Origins {
         };
         if allowed { Ok(()) } else { Err(shown()) }
     }
+}
+
+/// Whether a request asks for a WebSocket in any way a server or proxy
+/// on the way might take: a `websocket` token in `Upgrade`, with any
+/// method and whatever else is listed. Wider than what the gateway itself
+/// upgrades (a `GET` with `Upgrade: websocket`), so that an upgrade passed
+/// on to a route group's upstream is held to the same origins.
+pub(crate) fn asks_for_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"websocket"))
 }
 
 /// Whether `origin` (`scheme://host[:port]`) names the host and port the
@@ -145,8 +163,23 @@ mod tests {
                 "{host} {origin}"
             );
         }
-        // No `Origin`: not a page.
+        // No `Origin`: not a page. Two: refused, whichever comes first.
         assert!(own.check(&headers("api.example", None)).is_ok());
+        let mut two = headers("api.example", Some("http://api.example"));
+        two.append(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert!(own.check(&two).is_err());
+    }
+
+    #[test]
+    fn websocket_asked_for_in_any_form() {
+        let mut headers = HeaderMap::new();
+        assert!(!asks_for_websocket(&headers));
+        for value in ["websocket", "WebSocket", "foo, websocket", "websocket ,h2c"] {
+            headers.insert(header::UPGRADE, value.parse().unwrap());
+            assert!(asks_for_websocket(&headers), "{value}");
+        }
+        headers.insert(header::UPGRADE, "h2c".parse().unwrap());
+        assert!(!asks_for_websocket(&headers));
     }
 
     #[test]
