@@ -32,6 +32,22 @@ pub enum GatewayError {
         /// The request path.
         path: String,
     },
+    /// No template matches `/package.Service/Method`, a method served at
+    /// its HTTP rule's route instead (the fallback route is only for
+    /// methods without one).
+    #[error(
+        "no route matches {method} {path}: {rpc} is served at {served} (the /package.Service/Method route is only for methods without an HTTP rule; a Connect client sends Connect-Protocol-Version: 1)"
+    )]
+    ServedElsewhere {
+        /// The request method.
+        method: Method,
+        /// The request path.
+        path: String,
+        /// The method named by the path.
+        rpc: String,
+        /// Its primary route: `GET /v1/...`.
+        served: String,
+    },
     /// No template matches the path while reflecting upstreams have not
     /// answered yet: their routes may come.
     #[error(
@@ -205,9 +221,9 @@ impl GatewayError {
     /// The HTTP status and gRPC code of the error.
     pub fn status(&self) -> (StatusCode, Code) {
         match self {
-            GatewayError::NotFound { .. } | GatewayError::NotFoundYet { .. } => {
-                (StatusCode::NOT_FOUND, Code::NotFound)
-            }
+            GatewayError::NotFound { .. }
+            | GatewayError::NotFoundYet { .. }
+            | GatewayError::ServedElsewhere { .. } => (StatusCode::NOT_FOUND, Code::NotFound),
             GatewayError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented)
             }

@@ -348,7 +348,10 @@ impl Reloader {
         // Said of a config that loaded: a refused one changes nothing, and
         // must not use up the warning its fixed successor needs.
         let listener = listener_settings(&config);
-        if listener != cache.listener && listener != cache.warned_listener {
+        if listener == cache.listener {
+            // Back to what runs: a change made again is told again.
+            cache.warned_listener = listener;
+        } else if listener != cache.warned_listener {
             let changed = listener_changes(&cache.listener, &listener);
             tracing::warn!(
                 %changed,

@@ -731,5 +731,19 @@ async fn oversized_header_blocks_are_resource_exhausted() {
         .await
         .unwrap();
     assert_eq!(response.headers()["grpc-status"], "8");
+    // Refused in the mode the call would have been answered in.
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/grpc-web-text")
+        .header("x-big", &big)
+        .body("AAAAAAA=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["grpc-status"], "8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/grpc-web-text+proto"
+    );
     assert!(backend.records().is_empty());
 }

@@ -78,10 +78,20 @@ pub(crate) async fn handle(
     if let Some(refused) = refuse(flavor, &request, &snapshot.limits) {
         let mut response = refused.into_http::<tonic::body::Body>().map(Body::new);
         if flavor == Flavor::GrpcWeb {
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/grpc-web+proto"),
-            );
+            // In the mode the call would have been answered in.
+            let sent_text = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| media(t).starts_with("application/grpc-web-text"));
+            let answer = if answers_in_text(request.headers(), sent_text) {
+                "application/grpc-web-text+proto"
+            } else {
+                "application/grpc-web+proto"
+            };
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, http::HeaderValue::from_static(answer));
         }
         return response;
     }
@@ -239,6 +249,19 @@ impl Want {
 /// set to the mode of the answer: the one `Accept` wants more (a mode it
 /// names with `q=0` is refused, so the other one wins), else the
 /// request's own (text is base64). Returns whether the request is text.
+/// Whether a gRPC-Web call sent in text mode (`sent_text`) or not is
+/// answered in text: the mode its `Accept` weighs more, else its own.
+fn answers_in_text(headers: &HeaderMap, sent_text: bool) -> bool {
+    let ranges = super::accept::ranges(headers);
+    let as_text = Want::of(super::accept::weight(&ranges, &WEB_TYPES[2..]));
+    let as_binary = Want::of(super::accept::weight(&ranges, &WEB_TYPES[..2]));
+    match as_text.partial_cmp(&as_binary) {
+        Some(std::cmp::Ordering::Greater) => true,
+        Some(std::cmp::Ordering::Less) => false,
+        _ => sent_text,
+    }
+}
+
 fn web_modes(headers: &mut HeaderMap) -> bool {
     let sent = headers
         .get(header::CONTENT_TYPE)
@@ -255,15 +278,7 @@ fn web_modes(headers: &mut HeaderMap) -> bool {
     } else if let Some(exact) = WEB_TYPES.iter().find(|t| **t == sent) {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(exact));
     }
-    let ranges = super::accept::ranges(headers);
-    let as_text = Want::of(super::accept::weight(&ranges, &WEB_TYPES[2..]));
-    let as_binary = Want::of(super::accept::weight(&ranges, &WEB_TYPES[..2]));
-    let answer_text = match as_text.partial_cmp(&as_binary) {
-        Some(std::cmp::Ordering::Greater) => true,
-        Some(std::cmp::Ordering::Less) => false,
-        _ => text,
-    };
-    let accept = if answer_text {
+    let accept = if answers_in_text(headers, text) {
         "application/grpc-web-text"
     } else {
         "application/grpc-web"

@@ -309,9 +309,17 @@ fn route<'s, 'p>(
             path: raw.to_owned(),
             waiting: snapshot.waiting_for.clone(),
         }),
-        Err(Miss::NotFound) => Err(GatewayError::NotFound {
-            method: parts.method.clone(),
-            path: raw.to_owned(),
+        Err(Miss::NotFound) => Err(match served_elsewhere(snapshot, &parts.method, raw) {
+            Some((rpc, served)) => GatewayError::ServedElsewhere {
+                method: parts.method.clone(),
+                path: raw.to_owned(),
+                rpc,
+                served,
+            },
+            None => GatewayError::NotFound {
+                method: parts.method.clone(),
+                path: raw.to_owned(),
+            },
         }),
         Err(Miss::MethodNotAllowed(allow)) => Err(GatewayError::MethodNotAllowed {
             method: parts.method.clone(),
@@ -319,6 +327,28 @@ fn route<'s, 'p>(
             allow,
         }),
     }
+}
+
+/// For a path that names an annotated method (`/package.Service/Method`,
+/// tried as gRPC or as the fallback route), that method and where it is
+/// served (by a route of the same HTTP method when it has one). Looked up
+/// only for a 404.
+fn served_elsewhere(snapshot: &Snapshot, method: &Method, path: &str) -> Option<(String, String)> {
+    let name = path.strip_prefix('/')?;
+    let (service, rpc) = name.split_once('/')?;
+    if service.is_empty() || rpc.is_empty() || rpc.contains('/') {
+        return None;
+    }
+    let routes = snapshot.routes.routes();
+    let of_method = routes.iter().filter(|route| &*route.rpc.name == name);
+    let route = of_method
+        .clone()
+        .find(|route| route.method == *method)
+        .or_else(|| of_method.clone().next())?;
+    Some((
+        name.to_owned(),
+        format!("{} {}", route.method, route.template),
+    ))
 }
 
 /// `methods`, with HEAD where GET is (every GET route answers HEAD).

@@ -175,16 +175,25 @@ fn field_mask(message: &DynamicMessage) -> Result<(), &'static str> {
         }
         !upper && back == path
     };
+    // Each part of a path a field name: a letter or `_`, then letters,
+    // digits and `_` (`a,b` would read back as two paths, `` as none).
+    let identifier = |part: &str| {
+        let mut chars = part.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
     let all = paths
         .iter()
         .filter_map(Value::as_str)
         .flat_map(|path| path.split('.'))
-        .all(round_trips);
+        .all(|part| identifier(part) && round_trips(part));
     if all {
         Ok(())
     } else {
         Err(
-            "google.protobuf.FieldMask path has no JSON form: it does not read back the same from lowerCamelCase",
+            "google.protobuf.FieldMask path has no JSON form: not field names that read back the same from lowerCamelCase",
         )
     }
 }
@@ -206,6 +215,15 @@ mod tests {
             ("foo__bar", false),
             ("foo_1", false),
             ("fooBar", false),
+            ("a,b", false),
+            ("", false),
+            ("a b", false),
+            ("a-b", false),
+            ("1a", false),
+            ("é", false),
+            ("a..b", false),
+            (".a", false),
+            ("a.", false),
         ] {
             let mut message = DynamicMessage::new(desc.clone());
             message.set_field_by_number(1, Value::List(vec![Value::String(path.to_owned())]));

@@ -779,3 +779,25 @@ async fn hc19_neighbour_bindings_differ_in_what_the_query_may_set() {
         "`s` sets a field that this route binds",
     );
 }
+
+/// An annotated method's `/package.Service/Method` path (where the
+/// fallback route of an unannotated one would be) is a 404 that says where
+/// the method is served and why, not a bare "no route".
+#[tokio::test]
+async fn an_annotated_method_at_its_grpc_path_is_told_where_it_is() {
+    let f = fixture().await;
+    let (status, body) = f.post("/kitchen.v1.Kitchen/Echo", "{}").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("kitchen.v1.Kitchen/Echo is served at POST /v1/echo"),
+        "{message}"
+    );
+    // Another path: the plain answer.
+    let (status, body) = f.post("/kitchen.v1.Kitchen/Nothing", "{}").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        !body["message"].as_str().unwrap().contains("served at"),
+        "{body}"
+    );
+}
