@@ -408,12 +408,7 @@ async fn unenvelope(
     headers: &HeaderMap,
     limit: usize,
 ) -> Result<Bytes, GatewayError> {
-    let bad = |reason: &str| {
-        GatewayError::BadRequest(RequestError::Json {
-            at: None,
-            reason: reason.to_owned(),
-        })
-    };
+    let bad = |reason: &str| GatewayError::BadRequest(RequestError::Envelope(reason.to_owned()));
     let mut buf = &body[..];
     if buf.len() < 5 {
         return Err(bad("a Connect stream request is one enveloped message"));

@@ -68,6 +68,9 @@ pub enum RequestError {
     /// The metadata to forward is larger than the limit (431).
     #[error("request headers forwarded as gRPC metadata exceed {0} bytes")]
     MetadataTooLarge(usize),
+    /// A Connect stream request whose envelope is not a request's.
+    #[error("invalid request envelope: {0}")]
+    Envelope(String),
     /// A header that cannot become gRPC metadata.
     #[error("header `{name}`: {reason}")]
     Header {
