@@ -166,9 +166,13 @@ fn main() -> ExitCode {
 
 fn init_logging(filter: Option<&str>) {
     use tracing_subscriber::EnvFilter;
-    let filter = match filter {
-        Some(f) => EnvFilter::new(f),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    let given = filter
+        .map(str::to_owned)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .filter(|f| !f.trim().is_empty());
+    let filter = match given {
+        Some(f) => EnvFilter::try_new(quiet_watcher(&f)).unwrap_or_else(|_| EnvFilter::new(&f)),
+        None => EnvFilter::new("info"),
     };
     use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
@@ -176,6 +180,18 @@ fn init_logging(filter: Option<&str>) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// `filter` with the file watcher's own library held to `info` unless the
+/// filter names it: at `debug` or `trace` it logs every event it sees, and
+/// with the log written into a watched folder each line is an event of its
+/// own, without end.
+fn quiet_watcher(filter: &str) -> String {
+    if filter.contains("notify") {
+        filter.to_owned()
+    } else {
+        format!("{filter},notify=info")
+    }
 }
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {

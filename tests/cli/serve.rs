@@ -333,3 +333,39 @@ async fn listener_changes_are_told_of_configs_that_load() {
     // Naming what changed.
     assert!(line.contains("limits on connections and headers"), "{line}");
 }
+
+/// `--log trace` with the log written into the watched config folder: the
+/// file watcher's library would log every event it sees, each line being
+/// an event of its own, without end. It is held to `info` unless named.
+#[test]
+fn trace_logs_into_a_watched_folder_stay_bounded() {
+    let dir = crate::support::tempdir();
+    let config = dir.join("gateway.yaml");
+    std::fs::write(
+        &config,
+        "upstreams:\n  default: {url: \"http://127.0.0.1:1\"}\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_protogate"))
+        .args([
+            "serve",
+            "--config",
+            &arg(&config),
+            "--proto",
+            &fixture("greeter.proto"),
+        ])
+        .args(["--listen", "127.0.0.1:0", "--log", "trace"])
+        .stderr(log)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines = std::fs::read_to_string(dir.join("gateway.log"))
+        .unwrap_or_default()
+        .lines()
+        .count();
+    assert!(lines > 0 && lines < 2000, "{lines} log lines in 2 s");
+}
