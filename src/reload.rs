@@ -383,6 +383,12 @@ impl Reloader {
         config: &Config,
     ) -> Result<Option<(&ServerTls, Staged)>, ReloadError> {
         let (Some(running), Some(tls)) = (self.listener_tls.get(), &config.tls) else {
+            // TLS turned on for a cleartext listener takes a restart; its
+            // files are still read now, so that a config the restart would
+            // refuse is refused here too, not told to take effect then.
+            if let Some(tls) = &config.tls {
+                ServerTls::load(tls).map_err(SnapshotError::ListenerTls)?;
+            }
             return Ok(None);
         };
         let staged = running.stage(tls).map_err(SnapshotError::ListenerTls)?;

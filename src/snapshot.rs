@@ -418,22 +418,17 @@ fn warn_odd_routes(routes: &RouteTable) {
 
 /// Transcoded routes under a proxied prefix are never reached.
 fn warn_hidden_routes(routes: &RouteTable, groups: &crate::server::Groups) {
-    for prefix in groups.proxied() {
-        for route in routes.routes() {
-            let template = route.template.to_string();
-            let hidden = template
-                .strip_prefix(prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-            if hidden {
-                // Kept without its trailing `/`: `/` itself is empty.
-                let prefix = if prefix.is_empty() { "/" } else { prefix };
-                tracing::warn!(
-                    prefix,
-                    template,
-                    rpc = %route.rpc.name,
-                    "Route is under a proxied prefix and is never reached"
-                );
-            }
+    for route in routes.routes() {
+        let template = route.template.to_string();
+        if let Some(prefix) = groups.hiding(&template) {
+            // Kept without its trailing `/`: `/` itself is empty.
+            let prefix = if prefix.is_empty() { "/" } else { prefix };
+            tracing::warn!(
+                prefix,
+                template,
+                rpc = %route.rpc.name,
+                "Route is under a proxied prefix and is never reached"
+            );
         }
     }
 }

@@ -226,7 +226,9 @@ async fn grpc_web_text_mode_and_errors() {
 async fn cors_preflight_for_grpc_web() {
     let (_backend, gateway) = demo(|c| {
         c.cors = Some(protogate::config::CorsOptions {
-            allowed_origins: vec!["https://app.example".into()],
+            // Written with a capital and a trailing slash: the origin browsers
+            // send (`https://app.example`) is what it means.
+            allowed_origins: vec!["https://App.example/".into()],
             allowed_headers: Vec::new(),
             exposed_headers: Vec::new(),
             allow_credentials: false,

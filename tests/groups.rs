@@ -677,3 +677,23 @@ async fn head_of_a_streamed_answer_claims_no_length() {
         "HEAD says the GET body is empty"
     );
 }
+
+/// The 404 for an annotated method's `/package.Service/Method` path names
+/// where the method is served, but never a route a proxied prefix hides
+/// (its requests go to the proxied service).
+#[tokio::test]
+async fn the_served_at_hint_skips_routes_a_proxied_prefix_hides() {
+    let service = http_service().await;
+    let (_backend, gateway) =
+        gateway(|c| c.routes.push(group("/v1/", &format!("http://{service}")))).await;
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(!message.contains("/v1/echo"), "{message}");
+}

@@ -76,7 +76,9 @@ impl Roots {
         if file.is_relative() && !file.exists() {
             let under_root = self.0.iter().any(|root| root.absolute.join(file).is_file());
             return if under_root {
-                Ok(file.to_owned())
+                // A name in the import path, as protox takes it: without
+                // `.` parts (`./shop/s.proto`) or `..` that stays inside.
+                Ok(plain_name(file).unwrap_or_else(|| file.to_owned()))
             } else {
                 Err(format!("{shown}: file not found{}", self.searched(file)))
             };
@@ -256,13 +258,44 @@ fn folder_holding(file: &Path) -> Option<String> {
         .collect();
     folders.sort();
     let folder = folders.first()?;
-    Some(
-        folder
-            .strip_prefix(".")
-            .unwrap_or(folder)
-            .display()
-            .to_string(),
-    )
+    let name = folder
+        .strip_prefix(".")
+        .unwrap_or(folder)
+        .display()
+        .to_string();
+    // As it would be typed in a shell: quoted when it holds more than
+    // letters, digits and `_./-`, and never read as a flag.
+    let name = if name.starts_with('-') {
+        format!("./{name}")
+    } else {
+        name
+    };
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b));
+    Some(if plain {
+        name
+    } else {
+        format!("'{}'", name.replace('\'', "'\\''"))
+    })
+}
+
+/// `file` without `.` parts, and with `..` parts that stay inside it
+/// folded; `None` when one would leave it.
+fn plain_name(file: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for part in file.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::Normal(name) => parts.push(name),
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(parts.iter().collect())
 }
 
 #[cfg(test)]

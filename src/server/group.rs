@@ -125,9 +125,20 @@ impl Groups {
             .map(|g| &g.service)
     }
 
-    /// The proxied prefixes, for warnings about routes they hide.
-    pub(crate) fn proxied(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().filter(|g| g.proxied).map(|g| &*g.prefix)
+    /// The proxied prefix that holds `template` (a route's, as written):
+    /// the longest prefix holding it, as requests are routed, when that one
+    /// is proxied. Its requests never reach the route.
+    pub(crate) fn hiding(&self, template: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .filter(|g| {
+                template
+                    .strip_prefix(&*g.prefix)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .max_by_key(|g| g.prefix.len())
+            .filter(|g| g.proxied)
+            .map(|g| &*g.prefix)
     }
 }
 

@@ -339,8 +339,15 @@ fn served_elsewhere(snapshot: &Snapshot, method: &Method, path: &str) -> Option<
     if service.is_empty() || rpc.is_empty() || rpc.contains('/') {
         return None;
     }
+    // Routes a proxied prefix hides are never reached: not named.
     let routes = snapshot.routes.routes();
-    let of_method = routes.iter().filter(|route| &*route.rpc.name == name);
+    let of_method = routes.iter().filter(|route| {
+        &*route.rpc.name == name
+            && snapshot
+                .groups
+                .hiding(&route.template.to_string())
+                .is_none()
+    });
     let route = of_method
         .clone()
         .find(|route| route.method == *method)

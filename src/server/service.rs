@@ -83,8 +83,7 @@ impl Service<Request> for HttpService {
             .and_then(|()| one_host(&mut request))
             .and_then(|()| {
                 if origin::asks_for_websocket(request.headers()) {
-                    let origins = self.origins.check(request.headers());
-                    origins.map_err(GatewayError::OriginNotAllowed)?;
+                    self.origins.check_upgrade(request.headers())?;
                 }
                 Ok(())
             });
@@ -398,7 +397,7 @@ fn cors_layer(options: &CorsOptions) -> CorsLayer {
             options
                 .allowed_origins
                 .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok()),
+                .filter_map(|o| HeaderValue::from_str(&origin::normalized(o)).ok()),
         )
     };
     let mut allowed: Vec<HeaderName> = CORS_REQUEST_HEADERS

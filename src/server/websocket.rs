@@ -73,13 +73,6 @@ pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> R
     if let Err(err) = super::check_header_block(&snapshot.limits, &parts.headers) {
         return err.into_response(&snapshot.pool, &snapshot.codec);
     }
-    if !has_valid_key(&parts.headers) {
-        let err = GatewayError::BadRequest(RequestError::Header {
-            name: header::SEC_WEBSOCKET_KEY.as_str().to_owned(),
-            reason: "not a WebSocket key: the base64 of 16 bytes (RFC 6455 §4.1)".to_owned(),
-        });
-        return err.into_response(&snapshot.pool, &snapshot.codec);
-    }
     let prepared = match prepare(&snapshot, &parts) {
         Ok(prepared) => prepared,
         Err(err) => return err.into_response(&snapshot.pool, &snapshot.codec),
@@ -92,25 +85,6 @@ pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> R
     upgrade
         .max_message_size(limit)
         .on_upgrade(move |socket| session(socket, snapshot, prepared))
-}
-
-/// Whether `Sec-WebSocket-Key` is absent (refused below, with the other
-/// malformed upgrades) or one base64 of 16 bytes, as RFC 6455 §4.2.1 asks.
-fn has_valid_key(headers: &HeaderMap) -> bool {
-    use base64::Engine as _;
-    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
-    let Some(key) = keys.next() else {
-        return true;
-    };
-    if keys.next().is_some() {
-        return false;
-    }
-    let mut decoded = [0u8; 18];
-    let key = key.as_bytes();
-    key.len() == 24
-        && base64::engine::general_purpose::STANDARD
-            .decode_slice(key, &mut decoded)
-            .is_ok_and(|len| len == 16)
 }
 
 /// The answer to a malformed upgrade: the google.rpc.Status JSON of every

@@ -260,17 +260,19 @@ impl RequestPlan {
         };
         let media = request.content_type.split(';').next().unwrap_or_default();
         // A form is read as JSON: the type is the likely mistake only when
-        // the body does not even start as JSON (`a=1`), not when it is JSON
-        // that fails for another reason (a syntax error, an unknown field).
-        let looks_like_json = request
+        // the body reads as a form (`name=x&n=5`), not when it is JSON that
+        // fails for another reason (a syntax error, an unknown field).
+        let looks_like_form = request
             .body
             .iter()
             .find(|b| !b.is_ascii_whitespace())
-            .is_none_or(|b| b"{[\"-0123456789tfn".contains(b));
+            .is_some_and(|b| !b"{[\"".contains(b))
+            && request.body.contains(&b'=')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&request.body).is_err();
         let hint = if media
             .trim()
             .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            && !looks_like_json
+            && looks_like_form
         {
             Some(
                 "the body was sent as a form (as `curl -d` does); this route takes JSON: \

@@ -415,3 +415,24 @@ fn bench_refuses_a_run_that_would_measure_nothing() {
     protogate(&["bench", "--duration", "-1s", "--scenario", "get"])
         .assert_bad_input(&["--duration", "-1s"]);
 }
+
+/// A `--proto` file not found names the folder of the working directory
+/// that holds it, as `-I` takes it, and the name then works as given, also
+/// written `./shop/s.proto` or through `..` that stays inside.
+#[test]
+fn a_proto_under_a_folder_not_imported_says_which_folder() {
+    let dir = crate::support::tempdir();
+    std::fs::create_dir_all(dir.join("proto/shop")).unwrap();
+    std::fs::copy(fixture("greeter.proto"), dir.join("proto/shop/s.proto")).unwrap();
+    let run = crate::process::protogate_in(&dir, &["routes", "--proto", "./shop/s.proto"]);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("it is under proto: pass -I proto"),
+        "{}",
+        run.stderr
+    );
+    for name in ["./shop/s.proto", "shop/../shop/s.proto", "shop/s.proto"] {
+        let run = crate::process::protogate_in(&dir, &["routes", "--proto", name, "-I", "proto"]);
+        assert_eq!(run.code, Some(0), "{name}: {}", run.stderr);
+    }
+}

@@ -323,6 +323,21 @@ async fn listener_changes_are_told_of_configs_that_load() {
         "{}",
         served.process.stderr()
     );
+    // TLS turned on with files that do not exist: refused now, as the
+    // restart would refuse it, not told to take effect then.
+    std::fs::write(
+        &config,
+        yaml("tls: {cert_file: nope.pem, key_file: nope.key}\n"),
+    )
+    .unwrap();
+    served.process.stderr_line(Duration::from_secs(10), |l| {
+        l.contains("Reload failed") && l.contains("nope.pem")
+    });
+    assert!(
+        !served.process.stderr().lines().any(restart),
+        "{}",
+        served.process.stderr()
+    );
     // Loads, with the same change: now it is said.
     std::fs::write(
         &config,

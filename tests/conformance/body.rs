@@ -735,6 +735,21 @@ async fn common_body_mistakes_get_a_hint() {
         message.contains("sent as a form (as `curl -d` does)"),
         "{message}"
     );
+    // Whatever letter the first key starts with (`t`, `f` and `n` start
+    // JSON's literals too).
+    for form in ["text=hello", "name=shelves/1", "flag=1", "n=5"] {
+        let reply = f
+            .call(
+                "POST",
+                "/v1/echo",
+                Some("application/x-www-form-urlencoded"),
+                &[],
+                form.as_bytes().to_vec(),
+            )
+            .await;
+        let message = reply.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("sent as a form"), "{form}: {message}");
+    }
     // A form-typed body that is JSON is read as JSON (curl's default type).
     let reply = f
         .call(

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use http::{HeaderMap, header};
 
 use crate::config::CorsOptions;
+use crate::error::GatewayError;
+use crate::transcode::RequestError;
 
 /// The origins allowed to open WebSockets.
 #[derive(Debug, Clone)]
@@ -34,24 +36,37 @@ impl Origins {
         if cors.allowed_origins.iter().any(|o| o == "*") {
             return Origins::Any;
         }
-        Origins::Listed(
-            cors.allowed_origins
-                .iter()
-                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
-                .collect(),
-        )
+        Origins::Listed(cors.allowed_origins.iter().map(|o| normalized(o)).collect())
     }
 
-    /// `Err` with the origin, when the upgrade's `Origin` is not allowed
-    /// (or it has more than one).
-    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), String> {
-        let mut origins = headers.get_all(header::ORIGIN).iter();
-        let Some(origin) = origins.next() else {
+    /// Checks a request that asks for a WebSocket: its `Origin` allowed
+    /// (403 otherwise), at most one `Origin` and one well-formed
+    /// `Sec-WebSocket-Key` (400 otherwise), also where the upgrade is
+    /// passed on to a route group's upstream.
+    pub(crate) fn check_upgrade(&self, headers: &HeaderMap) -> Result<(), GatewayError> {
+        let bad = |name: &str, reason: &str| {
+            GatewayError::BadRequest(RequestError::Header {
+                name: name.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if headers.get_all(header::ORIGIN).iter().nth(1).is_some() {
+            return Err(bad("origin", "more than one Origin header"));
+        }
+        if !has_valid_key(headers) {
+            return Err(bad(
+                header::SEC_WEBSOCKET_KEY.as_str(),
+                "not one WebSocket key: the base64 of 16 bytes (RFC 6455 §4.1)",
+            ));
+        }
+        self.check(headers).map_err(GatewayError::OriginNotAllowed)
+    }
+
+    /// `Err` with the origin, when the upgrade's `Origin` is not allowed.
+    fn check(&self, headers: &HeaderMap) -> Result<(), String> {
+        let Some(origin) = headers.get(header::ORIGIN) else {
             return Ok(());
         };
-        if origins.next().is_some() {
-            return Err("(more than one Origin header)".to_owned());
-        }
         let shown = || {
             String::from_utf8_lossy(origin.as_bytes())
                 .chars()
@@ -70,6 +85,33 @@ impl Origins {
         };
         if allowed { Ok(()) } else { Err(shown()) }
     }
+}
+
+/// An origin as browsers send it (`https://app.example`): scheme and host
+/// in lower case, no trailing `/`. The CORS layer matches the same form, so
+/// `https://App.example/` in the config means what it says.
+pub(crate) fn normalized(origin: &str) -> String {
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// Whether `Sec-WebSocket-Key` is absent (refused where the upgrade is
+/// taken, with the other malformed upgrades) or one base64 of 16 bytes, as
+/// RFC 6455 §4.2.1 asks.
+fn has_valid_key(headers: &HeaderMap) -> bool {
+    use base64::Engine as _;
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let Some(key) = keys.next() else {
+        return true;
+    };
+    if keys.next().is_some() {
+        return false;
+    }
+    let mut decoded = [0u8; 18];
+    let key = key.as_bytes();
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD
+            .decode_slice(key, &mut decoded)
+            .is_ok_and(|len| len == 16)
 }
 
 /// Whether a request asks for a WebSocket in any way a server or proxy
@@ -167,7 +209,10 @@ mod tests {
         assert!(own.check(&headers("api.example", None)).is_ok());
         let mut two = headers("api.example", Some("http://api.example"));
         two.append(header::ORIGIN, "http://evil.example".parse().unwrap());
-        assert!(own.check(&two).is_err());
+        assert!(matches!(
+            own.check_upgrade(&two),
+            Err(GatewayError::BadRequest(_))
+        ));
     }
 
     #[test]
