@@ -8,6 +8,11 @@
 //! as `Host`) or one of `cors.allowed_origins` (any, with `"*"`), and
 //! refused with 403 otherwise. An upgrade without `Origin` comes from a
 //! program, not a page, and is let through.
+//!
+//! The check runs at the listener, on every request that asks for a
+//! WebSocket in any form, so upgrades passed on to a route group's
+//! upstream are held to it too; so is the one `Sec-WebSocket-Key` an
+//! upgrade must carry.
 
 use std::sync::Arc;
 
