@@ -105,9 +105,16 @@ pub enum GatewayError {
     /// The body's declared type is not JSON.
     #[error("unsupported content type `{0}`: this route takes JSON (application/json)")]
     UnsupportedMediaType(String),
-    /// The body's `Content-Encoding` is not one the gateway decodes.
-    #[error("unsupported Content-Encoding `{0}`: send gzip, br, zstd or identity")]
-    UnsupportedEncoding(String),
+    /// The body's coding, named in `header` (`Content-Encoding`, Connect's
+    /// `Connect-Content-Encoding` or `compression`), is not one the gateway
+    /// decodes.
+    #[error("unsupported {header} `{coding}`: send gzip, br, zstd or identity")]
+    UnsupportedEncoding {
+        /// Where the coding was named.
+        header: &'static str,
+        /// The coding.
+        coding: String,
+    },
     /// A request stream with a `Content-Encoding` (streams are read as
     /// they arrive, uncompressed).
     #[error(
@@ -247,7 +254,7 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument)
             }
-            GatewayError::UnsupportedEncoding(_) | GatewayError::CompressedStream(_) => {
+            GatewayError::UnsupportedEncoding { .. } | GatewayError::CompressedStream(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument)
             }
             GatewayError::RequestTimeout(_) => {
@@ -296,7 +303,7 @@ impl GatewayError {
                 (self.to_string(), Vec::new())
             }
             // RFC 7694: a 415 for a content coding says which are accepted.
-            GatewayError::UnsupportedEncoding(_) => {
+            GatewayError::UnsupportedEncoding { .. } => {
                 headers.insert(
                     header::ACCEPT_ENCODING,
                     HeaderValue::from_static("gzip, br, zstd, identity"),
@@ -391,7 +398,7 @@ impl GatewayError {
         let (_, mut code) = self.status();
         // Connect: a compression the server does not support is
         // `unimplemented`.
-        if let GatewayError::UnsupportedEncoding(_) = self {
+        if let GatewayError::UnsupportedEncoding { .. } = self {
             code = Code::Unimplemented;
         }
         let (message, details) = match self {

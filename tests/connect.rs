@@ -391,7 +391,7 @@ async fn compressed_stream_requests() {
             Some("lzw"),
             support::envelope(0, request.as_bytes()).to_vec(),
             "unimplemented",
-            "lzw",
+            "Connect-Content-Encoding `lzw`",
         ),
         (
             None,

@@ -635,6 +635,10 @@ async fn impossible_calls_are_unimplemented() {
             "12",
             "{method} {content_type}"
         );
+        // Answered in the codec it was sent in.
+        if content_type.starts_with("application/grpc+") {
+            assert_eq!(response.headers()["content-type"], content_type);
+        }
     }
     assert!(backend.records().is_empty());
 }

@@ -42,16 +42,20 @@ impl Coding {
         };
         let text = value.to_str().unwrap_or("?").trim();
         if values.next().is_some() || text.contains(',') {
-            return Err(GatewayError::UnsupportedEncoding(
-                "several stacked codings".to_owned(),
-            ));
+            return Err(GatewayError::UnsupportedEncoding {
+                header: "Content-Encoding",
+                coding: "several stacked codings".to_owned(),
+            });
         }
         match text.to_ascii_lowercase().as_str() {
             "identity" | "" => Ok(Coding::Identity),
             "gzip" | "x-gzip" => Ok(Coding::Gzip),
             "br" => Ok(Coding::Brotli),
             "zstd" => Ok(Coding::Zstd),
-            _ => Err(GatewayError::UnsupportedEncoding(text.to_owned())),
+            _ => Err(GatewayError::UnsupportedEncoding {
+                header: "Content-Encoding",
+                coding: text.to_owned(),
+            }),
         }
     }
 
@@ -179,7 +183,7 @@ mod tests {
         assert_eq!(coding("identity").unwrap(), Coding::Identity);
         for bad in ["deflate", "compress", "gzip, br", "gzip,gzip"] {
             assert!(
-                matches!(coding(bad), Err(GatewayError::UnsupportedEncoding(_))),
+                matches!(coding(bad), Err(GatewayError::UnsupportedEncoding { .. })),
                 "{bad}"
             );
         }

@@ -439,7 +439,12 @@ async fn unenvelope(
                 "gzip" => Some(Coding::Gzip),
                 "br" => Some(Coding::Brotli),
                 "zstd" => Some(Coding::Zstd),
-                _ => return Err(GatewayError::UnsupportedEncoding(shortened(name))),
+                _ => {
+                    return Err(GatewayError::UnsupportedEncoding {
+                        header: "Connect-Content-Encoding",
+                        coding: shortened(name),
+                    });
+                }
             }
         }
     };

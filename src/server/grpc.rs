@@ -77,6 +77,15 @@ pub(crate) async fn handle(
 ) -> Response<Body> {
     if let Some(refused) = refuse(flavor, &request, &snapshot.limits) {
         let mut response = refused.into_http::<tonic::body::Body>().map(Body::new);
+        if flavor == Flavor::Grpc
+            && let Some(sent) = request.headers().get(header::CONTENT_TYPE)
+            && media(sent.to_str().unwrap_or_default()).starts_with("application/grpc+")
+        {
+            // In the codec the call was sent in (`application/grpc+json`).
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, sent.clone());
+        }
         if flavor == Flavor::GrpcWeb {
             // In the mode the call would have been answered in.
             let sent_text = request

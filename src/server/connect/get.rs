@@ -84,7 +84,12 @@ pub(super) async fn get(
         Some("gzip") => Coding::Gzip,
         Some("br") => Coding::Brotli,
         Some("zstd") => Coding::Zstd,
-        Some(other) => return Err(GatewayError::UnsupportedEncoding(shortened(other))),
+        Some(other) => {
+            return Err(GatewayError::UnsupportedEncoding {
+                header: "compression",
+                coding: shortened(other),
+            });
+        }
     };
     let message = coding.decode(message, limit).await?;
     if message.len() > limit {
