@@ -652,3 +652,42 @@ async fn an_endpoint_that_never_speaks_http2_is_unreachable_at_the_connect_timeo
     );
     task.abort();
 }
+
+/// A backend that dies with calls in flight, before any call of the
+/// gateway's went through: 503 UNAVAILABLE saying the connection broke,
+/// not a 502 asking whether it is a gRPC server (it finished the HTTP/2
+/// handshake, so it spoke HTTP/2).
+#[tokio::test]
+async fn a_backend_dying_mid_call_is_unavailable() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        // One connection: the handshake, one request taken, then the
+        // socket dropped as a killed process drops it.
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut connection) = h2::server::handshake(tcp).await else {
+            return;
+        };
+        let _request = connection.accept().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    });
+    let gateway = TestGateway::start(config(vec![(
+        "default",
+        UpstreamConfig::new(format!("http://{addr}")),
+    )]))
+    .await;
+    let response = support::http1()
+        .post(gateway.url("/v1/echo"))
+        .json(&serde_json::json!({"s": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 14, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(!message.contains("is it a gRPC server"), "{message}");
+    server.abort();
+}

@@ -250,3 +250,60 @@ async fn tls_upstream_to_a_cleartext_backend_says_so() {
     let message = body["message"].as_str().unwrap();
     assert!(message.contains("needs an http:// URL"), "{message}");
 }
+
+/// A backend that requires a client certificate the gateway does not send:
+/// 503 (not a 502 asking whether it is a gRPC server), pointing at
+/// `tls.cert_file`; with the certificate the call goes through.
+#[tokio::test]
+async fn a_client_certificate_required_but_not_sent_says_so() {
+    protogate::install_crypto_provider();
+    let ca = TestCa::new("protogate test CA");
+    let (cert, key) = ca.issue(&["127.0.0.1"]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tonic::transport::Server::builder()
+        .tls_config(
+            ServerTlsConfig::new()
+                .identity(Identity::from_pem(&cert, &key))
+                .client_ca_root(tonic::transport::Certificate::from_pem(&ca.pem)),
+        )
+        .unwrap()
+        .add_service(BookshopServer::new(Bookshop::with_sample_books()));
+    let _task = tokio::spawn(async move {
+        let _ = server
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await;
+    });
+    let ca_file = write("ca.pem", &ca.pem);
+    let without = UpstreamTls {
+        ca_file: Some(ca_file.clone()),
+        ..UpstreamTls::default()
+    };
+    let gw = gateway(format!("https://{addr}"), Some(without)).await;
+    let response = support::http1()
+        .get(gw.url("/v1/shelves"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("tls.cert_file"), "{message}");
+    assert!(!message.contains("is it a gRPC server"), "{message}");
+
+    let (client_cert, client_key) = ca.issue_client("gateway");
+    let with = UpstreamTls {
+        ca_file: Some(ca_file),
+        cert_file: Some(write("client.pem", &client_cert)),
+        key_file: Some(write("client.key", &client_key)),
+        ..UpstreamTls::default()
+    };
+    let gw = gateway(format!("https://{addr}"), Some(with)).await;
+    let response = support::http1()
+        .get(gw.url("/v1/shelves"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}

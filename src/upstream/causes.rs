@@ -113,8 +113,13 @@ impl Upstream {
                 self.name, self.url
             )));
         }
+        // Our cleartext channel only calls on a connection whose HTTP/2
+        // handshake ended (the peer's SETTINGS): a peer that spoke HTTP/2,
+        // so a break there is the backend going away, even before any
+        // call went through (all were in flight when it died).
         if made_by_channel
-            && self.answered.load(std::sync::atomic::Ordering::Relaxed)
+            && (self.answered.load(std::sync::atomic::Ordering::Relaxed)
+                || (self.url.starts_with("http://") && !caused_by::<tonic::ConnectError>(&status)))
             && broken(&status)
         {
             return CallError::Status(Status::unavailable(format!(
@@ -138,6 +143,19 @@ impl Upstream {
             ));
         }
         let explained = explain(status, &self.name, &self.url);
+        // A TLS upstream that ends the connection at the handshake, with an
+        // alert (`CertificateRequired`, `UnknownCA`) or none: most often
+        // one that asks for a client certificate it did not get or trust.
+        if made_by_channel
+            && self.url.starts_with("https://")
+            && (explained.message().contains("close_notify")
+                || explained.message().contains("received fatal alert"))
+        {
+            return CallError::Status(Status::unavailable(format!(
+                "{} (the upstream refused the TLS connection: if it asks for a client certificate, set its tls.cert_file and tls.key_file to one it trusts)",
+                explained.message()
+            )));
+        }
         if made_by_channel && !matches!(code, Code::Unavailable | Code::DeadlineExceeded) {
             let hint = if self.url.starts_with("http://") {
                 "is it a gRPC server? A TLS backend needs an https:// URL"
