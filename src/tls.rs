@@ -122,6 +122,15 @@ fn certificates(
 }
 
 fn private_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    if pem
+        .windows(b"ENCRYPTED PRIVATE KEY".len())
+        .any(|w| w == b"ENCRYPTED PRIVATE KEY")
+    {
+        return Err(format!(
+            "tls.key_file {}: the key is encrypted, which is not supported: decrypt it (openssl pkey -in KEY -out PLAIN) and keep the file readable only by the gateway",
+            shown(path)
+        ));
+    }
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
         format!(
             "tls.key_file {}: no private key in it (a PEM `BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY` block is expected): {e}",

@@ -530,7 +530,34 @@ async fn unusable_files_are_refused_at_startup() {
     let garbage = files.dir.join("garbage.pem");
     write(&garbage, "not PEM at all\n");
     let missing = files.dir.join("missing.pem");
+    let encrypted = files.dir.join("encrypted.key");
+    write(
+        &encrypted,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    );
+    // The issuer before the server's own certificate.
+    let reversed = files.dir.join("reversed.pem");
+    write(
+        &reversed,
+        &format!(
+            "{}{}",
+            ca.pem,
+            std::fs::read_to_string(&files.cert).unwrap()
+        ),
+    );
     let cases = [
+        (
+            ListenerTls::new(&files.cert, &encrypted),
+            [
+                "tls.key_file",
+                "encrypted.key",
+                "encrypted, which is not supported",
+            ],
+        ),
+        (
+            ListenerTls::new(&reversed, &files.key),
+            ["tls.cert_file", "reversed.pem", "the server's own, then"],
+        ),
         (
             ListenerTls::new(&missing, &files.key),
             ["tls.cert_file", "missing.pem", "cannot read"],

@@ -106,10 +106,17 @@ fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64), String> {
             );
         }
     };
-    // Fails when the key does not belong to the first certificate.
+    // Fails when the key does not belong to the first certificate: the
+    // wrong key, or a chain written in another order.
+    let several = chain.len() > 1;
     let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        let order = if several && e.to_string().contains("KeyMismatch") {
+            " (the key must belong to the file's first certificate: the server's own, then the ones that issued it)"
+        } else {
+            ""
+        };
         format!(
-            "tls.cert_file {} and tls.key_file {}: {e}",
+            "tls.cert_file {} and tls.key_file {}: {e}{order}",
             shown(&tls.cert_file),
             shown(&tls.key_file)
         )
