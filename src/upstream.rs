@@ -128,9 +128,11 @@ pub struct Upstream {
     hash_header: Option<http::HeaderName>,
     /// Another upstream taking a share of the calls.
     canary: Option<Arc<CanaryLink>>,
-    /// Whether a call has gone through: a connection breaking after that
-    /// is a backend going away, before it more likely a backend that does
-    /// not speak gRPC as the URL says.
+    /// Whether a call has gone through: on a TLS upstream (tonic's
+    /// channel) a connection breaking after that is a backend going away,
+    /// before it more likely a backend that does not speak gRPC as the URL
+    /// says. (Our cleartext channel calls only after the peer's HTTP/2
+    /// SETTINGS, so there a break is always the backend going away.)
     answered: Arc<std::sync::atomic::AtomicBool>,
 }
 
