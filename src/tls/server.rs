@@ -40,7 +40,8 @@ impl ServerTls {
     /// Reads and checks `tls`'s files: the chain and a key that belongs
     /// to it, and the client CAs when given.
     pub(crate) fn load(tls: &ListenerTls) -> Result<ServerTls, String> {
-        let (config, hash) = build(tls)?;
+        let (config, hash, dated) = build(tls)?;
+        warn_if_dated(tls, dated.as_deref());
         Ok(ServerTls {
             config: ArcSwap::from_pointee(config),
             loaded: Mutex::new(hash),
@@ -57,10 +58,11 @@ impl ServerTls {
     ///
     /// [`commit`]: ServerTls::commit
     pub(crate) fn stage(&self, tls: &ListenerTls) -> Result<Option<Staged>, String> {
-        let (config, hash) = build(tls)?;
+        let (config, hash, dated) = build(tls)?;
         if *self.loaded.lock() == hash {
             return Ok(None);
         }
+        warn_if_dated(tls, dated.as_deref());
         Ok(Some(Staged {
             config: Arc::new(config),
             hash,
@@ -74,8 +76,9 @@ impl ServerTls {
     }
 }
 
-/// The rustls config for `tls` and a hash of what went into it.
-fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64), String> {
+/// The rustls config for `tls`, a hash of what went into it, and why its
+/// certificate is out of date, when it is.
+fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Option<String>), String> {
     let mut hash = DefaultHasher::new();
     tls.hash(&mut hash);
     let cert_pem = read("tls.cert_file", &tls.cert_file)?;
@@ -84,6 +87,7 @@ fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64), String> {
     key_pem.hash(&mut hash);
     let chain = certificates("tls.cert_file", &tls.cert_file, &cert_pem)?;
     let key = private_key(&tls.key_file, &key_pem)?;
+    let dated = chain.first().and_then(out_of_date);
 
     // Explicitly ring, whatever provider the process has installed.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -122,7 +126,52 @@ fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64), String> {
         )
     })?;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-    Ok((config, hash.finish()))
+    Ok((config, hash.finish(), dated))
+}
+
+/// Why `certificate` is not valid now (expired, or not yet valid), when it
+/// is not. Loaded all the same (a clock may be wrong, and the files may be
+/// about to be replaced), but every client will refuse it.
+fn out_of_date(certificate: &rustls::pki_types::CertificateDer<'_>) -> Option<String> {
+    let cert = webpki::EndEntityCert::try_from(certificate).ok()?;
+    let now = rustls::pki_types::UnixTime::now();
+    let algorithms = rustls::crypto::ring::default_provider()
+        .signature_verification_algorithms
+        .all;
+    // Validity is the first thing checked, before any issuer is looked
+    // for: with no trust anchors, any other outcome is "unknown issuer".
+    let checked = cert.verify_for_usage(
+        algorithms,
+        &[],
+        &[],
+        now,
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    );
+    let days = |from: rustls::pki_types::UnixTime, to: rustls::pki_types::UnixTime| {
+        to.as_secs().saturating_sub(from.as_secs()) / 86_400
+    };
+    match checked {
+        Err(webpki::Error::CertExpired { time, not_after }) => {
+            Some(format!("expired {} days ago", days(not_after, time)))
+        }
+        Err(webpki::Error::CertNotValidYet { time, not_before }) => Some(format!(
+            "not valid for another {} days",
+            days(time, not_before)
+        )),
+        _ => None,
+    }
+}
+
+fn warn_if_dated(tls: &ListenerTls, dated: Option<&str>) {
+    if let Some(why) = dated {
+        tracing::warn!(
+            file = %tls.cert_file.display(),
+            why,
+            "The listener's certificate is out of date: clients will refuse it"
+        );
+    }
 }
 
 fn client_verifier(

@@ -436,3 +436,63 @@ fn a_proto_under_a_folder_not_imported_says_which_folder() {
         assert_eq!(run.code, Some(0), "{name}: {}", run.stderr);
     }
 }
+
+/// A listener certificate that is out of date loads (the clock may be
+/// wrong, the files about to be replaced), with a warning saying so: every
+/// client would refuse it.
+#[test]
+fn an_out_of_date_listener_certificate_is_warned_about() {
+    let ca = support::tls::TestCa::new("listener CA");
+    for ((from, to), says) in [
+        (((2020, 1, 1), (2021, 1, 1)), "expired"),
+        (((2200, 1, 1), (2201, 1, 1)), "not valid for another"),
+    ] {
+        let dir = support::tempdir();
+        let (cert, key) = ca.issue_between(&["127.0.0.1"], from, to);
+        std::fs::write(dir.join("server.pem"), cert).unwrap();
+        std::fs::write(dir.join("server.key"), key).unwrap();
+        std::fs::write(
+            dir.join("gateway.yaml"),
+            "tls: {cert_file: server.pem, key_file: server.key}\n",
+        )
+        .unwrap();
+        let run = protogate_in(
+            &dir,
+            &[
+                "routes",
+                "--config",
+                "gateway.yaml",
+                "--proto",
+                &fixture("greeter.proto"),
+            ],
+        );
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("certificate is out of date") && run.stderr.contains(says),
+            "{}",
+            run.stderr
+        );
+    }
+    // A current one: no such warning.
+    let dir = support::tempdir();
+    let (cert, key) = ca.issue(&["127.0.0.1"]);
+    std::fs::write(dir.join("server.pem"), cert).unwrap();
+    std::fs::write(dir.join("server.key"), key).unwrap();
+    std::fs::write(
+        dir.join("gateway.yaml"),
+        "tls: {cert_file: server.pem, key_file: server.key}\n",
+    )
+    .unwrap();
+    let run = protogate_in(
+        &dir,
+        &[
+            "routes",
+            "--config",
+            "gateway.yaml",
+            "--proto",
+            &fixture("greeter.proto"),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(!run.stderr.contains("out of date"), "{}", run.stderr);
+}

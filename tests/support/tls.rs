@@ -37,6 +37,26 @@ impl TestCa {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// Like [`TestCa::issue`], valid only between the two dates
+    /// (year, month, day).
+    pub fn issue_between(
+        &self,
+        names: &[&str],
+        from: (i32, u8, u8),
+        to: (i32, u8, u8),
+    ) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names[0].clone());
+        params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+        params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A client certificate and key (PEM) for mTLS, named `name`.
     pub fn issue_client(&self, name: &str) -> (String, String) {
         let key = KeyPair::generate().unwrap();
