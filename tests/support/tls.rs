@@ -27,12 +27,17 @@ impl TestCa {
 
     /// A leaf certificate and key (PEM) for `names` (DNS names or IPs).
     pub fn issue(&self, names: &[&str]) -> (String, String) {
+        self.leaf(names, |_| {})
+    }
+
+    fn leaf(&self, names: &[&str], tweak: impl FnOnce(&mut CertificateParams)) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names.clone()).unwrap();
         params
             .distinguished_name
             .push(DnType::CommonName, names[0].clone());
+        tweak(&mut params);
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
     }
@@ -45,16 +50,10 @@ impl TestCa {
         from: (i32, u8, u8),
         to: (i32, u8, u8),
     ) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names.clone()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names[0].clone());
-        params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
-        params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
+        self.leaf(names, |params| {
+            params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+            params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+        })
     }
 
     /// A client certificate and key (PEM) for mTLS, named `name`.
