@@ -88,11 +88,7 @@ pub(crate) async fn handle(
         }
         if flavor == Flavor::GrpcWeb {
             // In the mode the call would have been answered in.
-            let sent_text = request
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| media(t).starts_with("application/grpc-web-text"));
+            let sent_text = sent_media(request.headers()).starts_with(WEB_TEXT);
             let answer = if answers_in_text(request.headers(), sent_text) {
                 "application/grpc-web-text+proto"
             } else {
@@ -139,14 +135,7 @@ fn refuse(
         ));
     }
     if flavor == Flavor::GrpcWeb {
-        let media = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|t| t.split(';').next())
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
+        let media = sent_media(request.headers());
         let known = matches!(
             media.as_str(),
             "application/grpc-web"
@@ -271,13 +260,21 @@ fn answers_in_text(headers: &HeaderMap, sent_text: bool) -> bool {
     }
 }
 
-fn web_modes(headers: &mut HeaderMap) -> bool {
-    let sent = headers
+/// gRPC-Web's text mode, as its content types begin.
+const WEB_TEXT: &str = "application/grpc-web-text";
+
+/// The request's media type, lower case, without parameters.
+fn sent_media(headers: &HeaderMap) -> String {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(media)
-        .unwrap_or_default();
-    let text = sent.starts_with("application/grpc-web-text");
+        .unwrap_or_default()
+}
+
+fn web_modes(headers: &mut HeaderMap) -> bool {
+    let sent = sent_media(headers);
+    let text = sent.starts_with(WEB_TEXT);
     if text {
         // Decoded here ([`WebText`]): tonic-web reads binary.
         headers.insert(
