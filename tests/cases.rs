@@ -158,8 +158,7 @@ fn same_message(
 
 async fn run(case: &Case) -> Result<(), String> {
     let set = support::compile(&case.dir, &["case.proto"]);
-    let set_path = support::tempdir().join("case.pb");
-    std::fs::write(&set_path, &set).unwrap();
+    let set_path = support::TempFile::new("case.pb", &set);
     let pool = support::pool(&set);
     let backend = EchoBackend::start(pool.clone()).await;
     backend.script(script(&case.dir));

@@ -41,8 +41,6 @@ fn arg(path: &Path) -> String {
 }
 
 /// `gateway.yaml` with `yaml` in a fresh folder; returns its path.
-fn write_config(yaml: &str) -> PathBuf {
-    let path = support::tempdir().join("gateway.yaml");
-    std::fs::write(&path, yaml).expect("write config");
-    path
+fn write_config(yaml: &str) -> support::TempFile {
+    support::TempFile::new("gateway.yaml", yaml)
 }

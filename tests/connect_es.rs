@@ -149,8 +149,7 @@ async fn connect_es_client_talks_to_the_gateway() {
     let gateway = TestGateway::start(config).await;
 
     // The demo's own descriptor set (with imports), as the client loads it.
-    let set = support::tempdir().join("bookshop.pb");
-    std::fs::write(&set, protogate::demo::DESCRIPTOR_SET).unwrap();
+    let set = support::TempFile::new("bookshop.pb", protogate::demo::DESCRIPTOR_SET);
 
     let started = Instant::now();
     let output = run(

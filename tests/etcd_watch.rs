@@ -213,8 +213,9 @@ async fn assert_watches_closed(side: &str, client: &reqwest::Client, etcd: &Etcd
 /// protogate (the built binary) in front of `etcd`, loading our etcd
 /// protos from `.proto` at startup, with the JSON options etcd's gateway
 /// uses (proto field names, unknown request members ignored) and a short
-/// idle timeout for client connections.
-fn gateway_for(etcd: &Etcd) -> BinGateway {
+/// idle timeout for client connections. The config file lives as long as
+/// the second value.
+fn gateway_for(etcd: &Etcd) -> (BinGateway, support::TempFile) {
     let protos = support::repo().join("tests/protos");
     let quoted = |text: String| serde_json::to_string(&text).unwrap();
     let config = format!(
@@ -227,9 +228,10 @@ fn gateway_for(etcd: &Etcd) -> BinGateway {
         quoted(protos.display().to_string()),
         quoted(etcd.url.clone()),
     );
-    let path = support::tempdir().join("etcd-gateway.yaml");
-    std::fs::write(&path, config).expect("write gateway config");
-    BinGateway::spawn(&["serve", "--config", path.to_str().expect("UTF-8 temp path")])
+    let path = support::TempFile::new("etcd-gateway.yaml", config);
+    let gateway =
+        BinGateway::spawn(&["serve", "--config", path.to_str().expect("UTF-8 temp path")]);
+    (gateway, path)
 }
 
 /// Reads an HTTP/1.1 response from a raw socket, chunk by chunk, each
@@ -362,7 +364,7 @@ async fn etcd3gw_watch_sees_put_and_delete_through_protogate() {
         .build()
         .expect("client");
     let etcd = Etcd::start(&client).await;
-    let gateway = gateway_for(&etcd);
+    let (gateway, _config) = gateway_for(&etcd);
     let run_id = std::process::id();
 
     // Control: the same client straight against etcd's own gateway.

@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// The listener's files in a folder of their own.
 struct Files {
-    dir: PathBuf,
+    dir: support::TempDir,
     cert: PathBuf,
     key: PathBuf,
     client_ca: PathBuf,

@@ -31,8 +31,9 @@ async fn tls_backend(cert: &str, key: &str) -> (SocketAddr, tokio::task::JoinHan
     (addr, task)
 }
 
-fn write(name: &str, text: &str) -> std::path::PathBuf {
-    let path = support::tempdir().join(name);
+/// `text` written to `name` in `dir`; returns the file's path.
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -53,8 +54,9 @@ async fn https_upstream_with_a_custom_ca() {
     let ca = TestCa::new("protogate test CA");
     let (cert, key) = ca.issue(&["127.0.0.1"]);
     let (addr, _task) = tls_backend(&cert, &key).await;
+    let dir = support::tempdir();
     let tls = UpstreamTls {
-        ca_file: Some(write("ca.pem", &ca.pem)),
+        ca_file: Some(write(&dir, "ca.pem", &ca.pem)),
         ..UpstreamTls::default()
     };
     let gw = gateway(format!("https://{addr}"), Some(tls)).await;
@@ -73,8 +75,9 @@ async fn server_name_override() {
     let ca = TestCa::new("protogate test CA");
     let (cert, key) = ca.issue(&["books.internal"]);
     let (addr, _task) = tls_backend(&cert, &key).await;
+    let dir = support::tempdir();
     let tls = UpstreamTls {
-        ca_file: Some(write("ca.pem", &ca.pem)),
+        ca_file: Some(write(&dir, "ca.pem", &ca.pem)),
         server_name: Some("books.internal".to_owned()),
         ..UpstreamTls::default()
     };
@@ -144,11 +147,12 @@ async fn unusable_tls_files_are_refused_at_startup() {
     let ca = TestCa::new("protogate test CA");
     let (cert, key) = ca.issue(&["127.0.0.1"]);
     let (_, other_key) = ca.issue(&["127.0.0.1"]);
-    let garbage = write("garbage.pem", "this is not a certificate\n");
-    let empty = write("empty.pem", "");
-    let cert_file = write("client.pem", &cert);
-    let key_file = write("client.key", &key);
-    let wrong_key = write("other.key", &other_key);
+    let dir = support::tempdir();
+    let garbage = write(&dir, "garbage.pem", "this is not a certificate\n");
+    let empty = write(&dir, "empty.pem", "");
+    let cert_file = write(&dir, "client.pem", &cert);
+    let key_file = write(&dir, "client.key", &key);
+    let wrong_key = write(&dir, "other.key", &other_key);
     let cases = [
         (
             UpstreamTls {
@@ -168,7 +172,7 @@ async fn unusable_tls_files_are_refused_at_startup() {
         ),
         (
             UpstreamTls {
-                ca_file: Some(support::tempdir().join("missing.pem")),
+                ca_file: Some(dir.join("missing.pem")),
                 ..UpstreamTls::default()
             },
             "missing.pem",
@@ -274,7 +278,8 @@ async fn a_client_certificate_required_but_not_sent_says_so() {
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
             .await;
     });
-    let ca_file = write("ca.pem", &ca.pem);
+    let dir = support::tempdir();
+    let ca_file = write(&dir, "ca.pem", &ca.pem);
     let without = UpstreamTls {
         ca_file: Some(ca_file.clone()),
         ..UpstreamTls::default()
@@ -295,8 +300,8 @@ async fn a_client_certificate_required_but_not_sent_says_so() {
     let (client_cert, client_key) = ca.issue_client("gateway");
     let with = UpstreamTls {
         ca_file: Some(ca_file),
-        cert_file: Some(write("client.pem", &client_cert)),
-        key_file: Some(write("client.key", &client_key)),
+        cert_file: Some(write(&dir, "client.pem", &client_cert)),
+        key_file: Some(write(&dir, "client.key", &client_key)),
         ..UpstreamTls::default()
     };
     let gw = gateway(format!("https://{addr}"), Some(with)).await;

@@ -111,7 +111,8 @@ mod tests {
 
     #[test]
     fn file_error_names_file_line_column_and_key() {
-        let dir = tempdir();
+        let tmp = tempdir();
+        let dir = tmp.path();
         let path = dir.join("gateway.yaml");
         std::fs::write(&path, "upstreams:\n  books:\n    url: ftp://x\n").unwrap();
         let err = Config::from_file(&path).expect_err("bad url");
@@ -127,7 +128,8 @@ mod tests {
 
     #[test]
     fn missing_file_is_named() {
-        let path = tempdir().join("absent.yaml");
+        let tmp = tempdir();
+        let path = tmp.path().join("absent.yaml");
         let err = Config::from_file(&path).expect_err("missing");
         assert!(matches!(err, ConfigError::Read { .. }), "{err}");
         assert!(
@@ -138,7 +140,8 @@ mod tests {
 
     #[test]
     fn relative_paths_are_relative_to_the_file() {
-        let dir = tempdir();
+        let tmp = tempdir();
+        let dir = tmp.path();
         let path = dir.join("gateway.yaml");
         std::fs::write(
             &path,
@@ -159,7 +162,8 @@ mod tests {
 
     #[test]
     fn proto_named_relative_to_an_include_path_stays_a_name() {
-        let dir = tempdir();
+        let tmp = tempdir();
+        let dir = tmp.path();
         std::fs::create_dir_all(dir.join("protos")).unwrap();
         std::fs::write(dir.join("protos/a.proto"), "syntax = \"proto3\";\n").unwrap();
         let path = dir.join("gateway.yaml");
@@ -171,7 +175,8 @@ mod tests {
 
     #[test]
     fn missing_proto_is_still_rebased_so_the_error_names_the_full_path() {
-        let dir = tempdir();
+        let tmp = tempdir();
+        let dir = tmp.path();
         let path = dir.join("gateway.yaml");
         std::fs::write(&path, "protos: [absent.proto]\n").unwrap();
         let config = Config::from_file(&path).expect("parses");

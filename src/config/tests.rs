@@ -19,14 +19,12 @@ fn assert_at(err: &YamlError, key: &str, line: u64) {
     assert!(err.to_string().contains(key), "{err}");
 }
 
-/// A fresh folder under the system temp folder.
-pub(super) fn tempdir() -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("protogate-config-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// A fresh folder under the system temp folder, removed when dropped.
+pub(super) fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("protogate-config-")
+        .tempdir()
+        .expect("create temp dir")
 }
 
 pub(super) fn upstream(url: &str, services: &[&str]) -> UpstreamConfig {
@@ -465,7 +463,7 @@ fn key_paths_quote_keys_with_dots() {
 #[test]
 fn setting_errors_name_file_and_line() {
     let dir = tempdir();
-    let path = dir.join("gateway.yaml");
+    let path = dir.path().join("gateway.yaml");
     std::fs::write(
         &path,
         "# limits\nlisten: 127.0.0.1:8080\nlimits:\n  max_body_bytes: 1KiB\n\n  max_header_bytes: 1KiB\n",
@@ -674,7 +672,7 @@ fn bad_route_groups_are_named() {
 #[test]
 fn route_group_errors_name_the_item_line() {
     let dir = tempdir();
-    let path = dir.join("gateway.yaml");
+    let path = dir.path().join("gateway.yaml");
     std::fs::write(
         &path,
         "routes:\n  - prefix: /a/\n    upstream: http://127.0.0.1:1\n  - prefix: b\n    upstream: http://127.0.0.1:1\n",

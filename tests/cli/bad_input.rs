@@ -68,8 +68,7 @@ fn unknown_import_names_importer_line_and_import() {
 
 #[test]
 fn corrupt_descriptor_set_is_named() {
-    let path = support::tempdir().join("corrupt.pb");
-    std::fs::write(&path, [0xff, 0xff, 0xff, 0xff]).unwrap();
+    let path = support::TempFile::new("corrupt.pb", [0xff, 0xff, 0xff, 0xff]);
     let run = serve(&["--descriptor-set", &arg(&path)]);
     run.assert_bad_input(&[&arg(&path), "not a valid FileDescriptorSet"]);
 }
@@ -77,16 +76,14 @@ fn corrupt_descriptor_set_is_named() {
 #[test]
 fn truncated_descriptor_set_is_named() {
     let set = support::compile(&fixtures(), &["greeter.proto"]);
-    let path = support::tempdir().join("truncated.pb");
-    std::fs::write(&path, &set[..set.len() / 2]).unwrap();
+    let path = support::TempFile::new("truncated.pb", &set[..set.len() / 2]);
     let run = serve(&["--descriptor-set", &arg(&path)]);
     run.assert_bad_input(&[&arg(&path), "not a valid FileDescriptorSet"]);
 }
 
 #[test]
 fn empty_descriptor_set_is_refused() {
-    let path = support::tempdir().join("empty.pb");
-    std::fs::write(&path, b"").unwrap();
+    let path = support::TempFile::new("empty.pb", b"");
     let run = serve(&["--descriptor-set", &arg(&path)]);
     run.assert_bad_input(&[&arg(&path), "no files"]);
 }
@@ -281,7 +278,8 @@ fn unknown_flag_is_named() {
 
 #[test]
 fn missing_config_file_is_named() {
-    let path = support::tempdir().join("absent.yaml");
+    let dir = support::tempdir();
+    let path = dir.join("absent.yaml");
     let run = serve(&[
         "--config",
         &arg(&path),

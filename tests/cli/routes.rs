@@ -151,8 +151,7 @@ fn conflict_keeps_the_first_declared_method_in_the_table() {
 #[test]
 fn descriptor_set_gives_the_same_table_as_its_proto() {
     let set = support::compile(&fixtures(), &["greeter.proto"]);
-    let path = support::tempdir().join("greeter.pb");
-    std::fs::write(&path, &set).unwrap();
+    let path = support::TempFile::new("greeter.pb", &set);
     let run = protogate(&["routes", "--descriptor-set", &arg(&path)]);
     assert_ok(&run);
     assert_eq!(rows(&run), [say_hello(), send_note()]);
@@ -194,9 +193,11 @@ fn absolute_proto_path_outside_the_working_folder_compiles() {
 }
 
 /// A folder with `conf/gateway.yaml` holding `yaml` and copies of the
-/// fixtures under `conf/protos/`; returns the config's path.
-fn config_folder(yaml: &str) -> std::path::PathBuf {
-    let conf = support::tempdir().join("conf");
+/// fixtures under `conf/protos/`; returns the folder (removed when
+/// dropped) and the config's path.
+fn config_folder(yaml: &str) -> (support::TempDir, std::path::PathBuf) {
+    let root = support::tempdir();
+    let conf = root.join("conf");
     std::fs::create_dir_all(conf.join("protos")).unwrap();
     for name in ["greeter.proto", "plain.proto"] {
         std::fs::copy(fixtures().join(name), conf.join("protos").join(name)).unwrap();
@@ -204,12 +205,12 @@ fn config_folder(yaml: &str) -> std::path::PathBuf {
     let set = support::compile(&fixtures(), &["plain.proto"]);
     std::fs::write(conf.join("plain.pb"), &set).unwrap();
     std::fs::write(conf.join("gateway.yaml"), yaml).unwrap();
-    conf.join("gateway.yaml")
+    (root, conf.join("gateway.yaml"))
 }
 
 #[test]
 fn config_protos_are_relative_to_the_config_folder() {
-    let config = config_folder("protos: [protos/greeter.proto]\n");
+    let (_root, config) = config_folder("protos: [protos/greeter.proto]\n");
     let run = protogate_in(&support::tempdir(), &["routes", "--config", &arg(&config)]);
     assert_ok(&run);
     assert_eq!(rows(&run), [say_hello(), send_note()]);
@@ -217,7 +218,7 @@ fn config_protos_are_relative_to_the_config_folder() {
 
 #[test]
 fn config_descriptor_sets_are_relative_to_the_config_folder() {
-    let config = config_folder("descriptor_sets: [plain.pb]\n");
+    let (_root, config) = config_folder("descriptor_sets: [plain.pb]\n");
     let run = protogate_in(&support::tempdir(), &["routes", "--config", &arg(&config)]);
     assert_ok(&run);
     assert_eq!(rows(&run), [read_count(), bump()]);
@@ -225,7 +226,7 @@ fn config_descriptor_sets_are_relative_to_the_config_folder() {
 
 #[test]
 fn config_include_paths_are_relative_to_the_config_folder() {
-    let config = config_folder("include_paths: [protos]\nprotos: [plain.proto]\n");
+    let (_root, config) = config_folder("include_paths: [protos]\nprotos: [plain.proto]\n");
     let run = protogate_in(&support::tempdir(), &["routes", "--config", &arg(&config)]);
     assert_ok(&run);
     assert_eq!(rows(&run), [read_count(), bump()]);
@@ -233,7 +234,7 @@ fn config_include_paths_are_relative_to_the_config_folder() {
 
 #[test]
 fn proto_flag_overrides_config_protos() {
-    let config = config_folder("protos: [protos/plain.proto]\n");
+    let (_root, config) = config_folder("protos: [protos/plain.proto]\n");
     let greeter = fixture("greeter.proto");
     let run = protogate(&["routes", "--config", &arg(&config), "--proto", &greeter]);
     assert_ok(&run);

@@ -57,7 +57,7 @@ fn free_ports() -> (u16, u16) {
 pub(crate) struct Etcd {
     /// None while stopped.
     child: Option<Child>,
-    dir: PathBuf,
+    dir: crate::support::TempDir,
     binary: PathBuf,
     ports: (u16, u16),
     /// `http://127.0.0.1:<client port>`.
@@ -85,7 +85,12 @@ impl Etcd {
         );
     }
 
-    fn spawn(binary: &Path, dir: PathBuf, client_port: u16, peer_port: u16) -> Etcd {
+    fn spawn(
+        binary: &Path,
+        dir: crate::support::TempDir,
+        client_port: u16,
+        peer_port: u16,
+    ) -> Etcd {
         let child = Etcd::spawn_child(binary, &dir, client_port, peer_port);
         Etcd {
             child: Some(child),
@@ -194,6 +199,5 @@ impl Etcd {
 impl Drop for Etcd {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -74,17 +74,63 @@ pub fn envelope(flags: u8, payload: &[u8]) -> Bytes {
     out.into()
 }
 
-/// A fresh, unique temporary directory (left for the OS to clean).
-pub fn tempdir() -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "protogate-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// A fresh temporary folder, removed with all it holds when dropped: keep
+/// it alive for as long as anything reads from it.
+pub fn tempdir() -> TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("protogate-test-")
+        .tempdir()
+        .expect("create temp dir");
+    TempDir(dir)
+}
+
+/// A temporary folder that reads as the [`Path`] it is.
+#[derive(Debug)]
+pub struct TempDir(tempfile::TempDir);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// `contents` written to `name` in a fresh temporary folder; the file and
+/// its folder are removed when this is dropped.
+#[derive(Debug)]
+pub struct TempFile {
+    path: PathBuf,
+    _dir: TempDir,
+}
+
+impl TempFile {
+    pub fn new(name: &str, contents: impl AsRef<[u8]>) -> TempFile {
+        let dir = tempdir();
+        let path = dir.join(name);
+        std::fs::write(&path, contents).expect("write temp file");
+        TempFile { path, _dir: dir }
+    }
+}
+
+impl std::ops::Deref for TempFile {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for TempFile {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// An HTTP/1.1 client.
