@@ -35,6 +35,7 @@ use serde::Deserialize;
 use crate::descriptor::Sources;
 use crate::transcode::{JsonOptions, UnknownParams};
 
+pub use de::listen_addr;
 pub use file::Origin;
 pub use listener::{ClientAuth, ListenerTls};
 pub(crate) use placement::service_score;
@@ -53,6 +54,7 @@ pub use yaml::YamlError;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address of the REST listener.
+    #[serde(deserialize_with = "de::listen")]
     pub listen: SocketAddr,
     /// TLS on that listener (and mTLS, with a client CA); cleartext when
     /// absent.
@@ -162,6 +164,7 @@ pub struct DnsOptions {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminOptions {
     /// Where it listens; off when absent.
+    #[serde(deserialize_with = "de::opt_listen")]
     pub listen: Option<SocketAddr>,
 }
 

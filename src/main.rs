@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use protogate::Config;
+use protogate::{Config, config};
 
 // The binary's own modules sit in `main/`, apart from the library's in
 // `src/` (where `bench.rs` is the library's bench, not this command).
@@ -43,10 +43,10 @@ enum Command {
     /// Run an example bookshop service with the gateway in front of it.
     Demo {
         /// Address of the gateway.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = config::listen_addr)]
         listen: SocketAddr,
-        /// Address of the bookshop backend (default: a free loopback port).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        /// Address of the bookshop backend (port 0: a free port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0", value_parser = config::listen_addr)]
         backend_listen: SocketAddr,
     },
     /// Measure the gateway against a no-op backend on loopback (see BENCHMARKS.md).
@@ -71,13 +71,13 @@ struct Sources {
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
     /// Listen address, e.g. 127.0.0.1:8080 (port 0: any free port).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = config::listen_addr)]
     listen: Option<SocketAddr>,
     /// Ask every upstream for its descriptors by gRPC server reflection.
     #[arg(long)]
     reflect: bool,
     /// Admin listener address (health, readiness, routes, reload), e.g. 127.0.0.1:9901.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = config::listen_addr)]
     admin_listen: Option<SocketAddr>,
 }
 

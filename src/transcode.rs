@@ -16,6 +16,7 @@ pub mod request;
 pub mod response;
 pub mod splitter;
 mod strict;
+mod suggest;
 #[cfg(test)]
 mod test_protos;
 pub mod text;

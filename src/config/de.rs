@@ -88,8 +88,65 @@ pub(super) fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration like 5s or 250ms ({e})"))
+    let text = text.trim();
+    // humantime reads `M` as a month: one slip of the shift key from
+    // minutes, and a month has no one length anyway.
+    let mut units = text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|unit| !unit.is_empty());
+    if units.any(|unit| matches!(unit, "M" | "month" | "months")) {
+        return Err(format!(
+            "`{text}` counts months, which have no fixed length; give days (30d), or minutes with a lowercase m"
+        ));
+    }
+    humantime::parse_duration(text).map_err(|_| {
+        format!("`{text}` is not a duration: a number and a unit (ms, s, m, h, d), e.g. 250ms, 5s or 1m 30s")
+    })
+}
+
+/// A listen address: an IP address and a port, with a refusal that says
+/// what to write for the forms people try first (`:8080`, `localhost:8080`,
+/// `8080`).
+pub fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let example = |port: &str| {
+        format!(
+            "for port {port} on every interface write 0.0.0.0:{port} (or [::]:{port}), for this machine only 127.0.0.1:{port}"
+        )
+    };
+    let why = match text.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => {
+            if host.is_empty() {
+                format!("an address needs its IP address: {}", example(port))
+            } else {
+                format!(
+                    "host names are not looked up for listening, give an IP address: {}",
+                    example(port)
+                )
+            }
+        }
+        None if text.parse::<u16>().is_ok() => {
+            format!("an address needs its IP address: {}", example(text))
+        }
+        _ => "give an IP address and a port, e.g. 127.0.0.1:8080 or [::1]:8080".to_owned(),
+    };
+    Err(format!("`{text}` is not a listen address: {why}"))
+}
+
+/// A listen address in the config (see [`listen_addr`]).
+pub(super) fn listen<'de, D: Deserializer<'de>>(de: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(de)?;
+    listen_addr(&text).map_err(D::Error::custom)
+}
+
+/// A listen address or nothing (see [`listen_addr`]).
+pub(super) fn opt_listen<'de, D: Deserializer<'de>>(de: D) -> Result<Option<SocketAddr>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(de)? else {
+        return Ok(None);
+    };
+    listen_addr(&text).map(Some).map_err(D::Error::custom)
 }
 
 /// A duration, or nothing (`null` or no key).
@@ -463,5 +520,38 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("soon").is_err());
+        for months in ["1M", "2 months", "1month 3d"] {
+            let err = parse_duration(months).unwrap_err();
+            assert!(err.contains("months"), "{err}");
+        }
+        let err = parse_duration("3 parsecs").unwrap_err();
+        assert!(err.contains("e.g. 250ms"), "{err}");
+        assert!(!err.contains("variations"), "{err}");
+    }
+
+    #[test]
+    fn listen_addresses_say_what_to_write() {
+        assert_eq!(
+            listen_addr("0.0.0.0:80"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 80)))
+        );
+        assert_eq!(
+            listen_addr("[::1]:8080"),
+            Ok(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 8080)))
+        );
+        for (bad, says) in [
+            (":8080", "0.0.0.0:8080"),
+            ("8080", "127.0.0.1:8080"),
+            ("localhost:8080", "host names are not looked up"),
+            ("127.0.0.1", "an IP address and a port"),
+            ("127.0.0.1:99999", "an IP address and a port"),
+            ("", "an IP address and a port"),
+        ] {
+            let err = listen_addr(bad).unwrap_err();
+            assert!(
+                err.contains(says) && err.contains(&format!("`{bad}`")),
+                "{bad}: {err}"
+            );
+        }
     }
 }

@@ -29,8 +29,13 @@ pub enum RequestError {
         reason: String,
     },
     /// A query parameter naming no field.
-    #[error("unknown query parameter `{0}`")]
-    UnknownQuery(String),
+    #[error("unknown query parameter `{name}`{}", meant.as_deref().map(|m| format!(" (did you mean `{m}`?)")).unwrap_or_default())]
+    UnknownQuery {
+        /// The parameter as given.
+        name: String,
+        /// The parameter it likely meant, when one is close.
+        meant: Option<String>,
+    },
     /// A query parameter for a field the path or body binds.
     #[error("query parameter `{0}` sets a field that this route binds from the path or body")]
     QueryBound(String),

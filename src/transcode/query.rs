@@ -12,12 +12,14 @@
 
 use std::borrow::Cow;
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage as _, Value};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value,
+};
 
 use super::field_path::{check_oneof, find_field_with};
 use super::options::UnknownParams;
 use super::request::RequestPlan;
-use super::{Codec, RequestError, text};
+use super::{Codec, RequestError, suggest, text};
 
 /// Decodes one form-encoded key or value.
 pub fn form_decode(raw: &str) -> Result<Cow<'_, str>, RequestError> {
@@ -107,8 +109,8 @@ pub fn apply(
             codec,
         };
         match param.apply(message, &segments, &mut set) {
-            Err(RequestError::UnknownQuery(_)) if codec.unknown_params == UnknownParams::Ignore => {
-            }
+            Err(RequestError::UnknownQuery { .. })
+                if codec.unknown_params == UnknownParams::Ignore => {}
             result => result?,
         }
     }
@@ -168,6 +170,34 @@ impl Param<'_> {
         }
     }
 
+    /// The refusal of a key whose part `i` names no field of `desc`, with
+    /// the key it likely meant: part `i` respelt, the rest as given.
+    fn unknown(
+        &self,
+        desc: &MessageDescriptor,
+        segments: &[Segment<'_>],
+        i: usize,
+    ) -> RequestError {
+        let meant = suggest::field(desc, segments[i].name).map(|name| {
+            let (before, after) = (&segments[..i], &segments[i + 1..]);
+            let part = |s: &Segment<'_>| match s.sub {
+                Some(sub) => format!("{}[{sub}]", s.name),
+                None => s.name.to_owned(),
+            };
+            before
+                .iter()
+                .map(part)
+                .chain(std::iter::once(name))
+                .chain(after.iter().map(part))
+                .collect::<Vec<_>>()
+                .join(".")
+        });
+        RequestError::UnknownQuery {
+            name: self.key.to_owned(),
+            meant,
+        }
+    }
+
     fn parse(&self, kind: &Kind) -> Result<Value, RequestError> {
         text::parse_with(kind, self.value, self.codec.case_insensitive_enums)
             .map_err(|r| self.error(r))
@@ -190,7 +220,7 @@ impl Param<'_> {
             let last = i + 1 == segments.len();
             let desc = current.descriptor();
             let field = find_field_with(&desc, segment.name, self.codec.case_insensitive_fields)
-                .ok_or_else(|| RequestError::UnknownQuery(self.key.to_owned()))?;
+                .ok_or_else(|| self.unknown(&desc, segments, i))?;
             if !bound_checked {
                 path.push(field.clone());
                 if segment.sub.is_some() || last {

@@ -8,7 +8,7 @@ use crate::http_rule::{Found, Template, path};
 
 use super::field_path::{FieldPath, find_field};
 use super::json_wire::DirectPlan;
-use super::{Codec, RequestError, body, query, text};
+use super::{Codec, RequestError, body, query, suggest, text};
 
 mod direct;
 
@@ -269,6 +269,10 @@ impl RequestPlan {
             .is_some_and(|b| !b"{[\"".contains(b))
             && request.body.contains(&b'=')
             && serde_json::from_slice::<serde::de::IgnoredAny>(&request.body).is_err();
+        let body_kind = match &self.body {
+            BodyPlan::Field(field) => field.kind(),
+            _ => Kind::Message(self.input.clone()),
+        };
         let hint = if media
             .trim()
             .eq_ignore_ascii_case("application/x-www-form-urlencoded")
@@ -292,13 +296,12 @@ impl RequestPlan {
                 field.name()
             ))
         } else {
-            None
+            suggest::json_body(&body_kind, at.as_deref(), &reason)
         };
-        let reason = match hint {
-            Some(hint) => format!("{reason} ({hint})"),
-            None => reason,
-        };
-        RequestError::Json { at, reason }
+        RequestError::Json {
+            reason: with_hint(reason, hint),
+            at,
+        }
     }
 
     /// Builds one message of a streamed request body (client-streaming or
@@ -310,7 +313,17 @@ impl RequestPlan {
         json: &[u8],
         codec: &Codec,
     ) -> Result<DynamicMessage, RequestError> {
-        let parsed = body::decode_message(&self.input, json, codec)?;
+        let parsed = body::decode_message(&self.input, json, codec).map_err(|err| match err {
+            RequestError::Json { at, reason } => {
+                let root = Kind::Message(self.input.clone());
+                let hint = suggest::json_body(&root, at.as_deref(), &reason);
+                RequestError::Json {
+                    reason: with_hint(reason, hint),
+                    at,
+                }
+            }
+            other => other,
+        })?;
         let mut message = parsed.message;
         self.bind(&mut message, request, parsed.depth, codec)?;
         Ok(message)
@@ -339,6 +352,14 @@ impl RequestPlan {
             depth = depth.max(query::apply(self, message, q, codec)?);
         }
         check_depth(message, depth)
+    }
+}
+
+/// `reason`, and `hint` in brackets after it when there is one.
+fn with_hint(reason: String, hint: Option<String>) -> String {
+    match hint {
+        Some(hint) => format!("{reason} ({hint})"),
+        None => reason,
     }
 }
 

@@ -143,8 +143,13 @@ fn parse_enum(desc: &EnumDescriptor, text: &str, case_insensitive: bool) -> Resu
     {
         return Ok(value.number());
     }
-    text.parse::<i32>()
-        .map_err(|_| format!("`{text}` is not a value of enum {}", desc.full_name()))
+    text.parse::<i32>().map_err(|_| {
+        format!(
+            "`{text}` is not a value of enum {} ({})",
+            desc.full_name(),
+            super::suggest::enum_values(desc)
+        )
+    })
 }
 
 fn parse_message(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, String> {

@@ -680,6 +680,59 @@ async fn unknown_query_parameters_can_be_ignored() {
     );
 }
 
+/// A misspelt name is refused with the name it likely meant, in the
+/// client's own spelling, and an unknown enum value with the enum's
+/// values: in the query, the path and the body (body fields of a
+/// `body: "field"` route are looked up in that field's message).
+#[tokio::test]
+async fn misspelt_names_and_enum_values_say_what_was_meant() {
+    let f = fixture().await;
+    assert_bad_request(
+        f.get("/v1/echo?custom_jsn=1").await,
+        "unknown query parameter `custom_jsn` (did you mean `custom_json`?)",
+    );
+    assert_bad_request(
+        f.get("/v1/echo?inner.lable=1").await,
+        "unknown query parameter `inner.lable` (did you mean `inner.label`?)",
+    );
+    assert_error(
+        f.get("/v1/echo?nothing_like_it=1").await,
+        400,
+        3,
+        "unknown query parameter `nothing_like_it`",
+    );
+    let colors = "(one of COLOR_UNSPECIFIED, RED, GREEN)";
+    assert_bad_request(f.get("/v1/echo?color=PINK").await, colors);
+    assert_bad_request(
+        f.send("PUT", "/v1/echo/a/1/PINK", Some("application/json"), "{}")
+            .await,
+        colors,
+    );
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"colors": ["RED", "PINK"]}"#).await,
+        colors,
+    );
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"customJsn": "x"}"#).await,
+        "(did you mean `customJSON`?)",
+    );
+    assert_bad_request(
+        f.post("/v1/echo", r#"{"inners": {"k": {"lable": "x"}}}"#)
+            .await,
+        "(did you mean `label`?)",
+    );
+    assert_bad_request(
+        f.send(
+            "PUT",
+            "/v1/echo/a/1/RED",
+            Some("application/json"),
+            r#"{"lable": "x"}"#,
+        )
+        .await,
+        "(did you mean `label`?)",
+    );
+}
+
 /// DECISIONS.md: unknown query parameters are 400 unless ignored by
 /// config; `ignore_query_params` drops named ones for all methods (`*`) or
 /// per method, before any other query rule.
