@@ -194,17 +194,18 @@ impl Snapshot {
             waiting_for,
             // Before `pool` and the set move in.
             own: crate::server::OwnServices::new(&pool, &loaded.set),
+            codec: Codec::new(
+                &config.json,
+                config.unknown_query_params,
+                config.limits.max_query_params,
+            )
+            .for_pool(&pool),
             pool,
             descriptor_set: loaded.set,
             fleet,
             routes,
             upstreams,
             services,
-            codec: Codec::new(
-                &config.json,
-                config.unknown_query_params,
-                config.limits.max_query_params,
-            ),
             headers: HeaderPolicy {
                 forward: config.headers.forward.clone(),
                 max_bytes: config.limits.max_metadata_bytes,

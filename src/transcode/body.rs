@@ -101,10 +101,12 @@ fn decode(
         strict::reset_recheck();
         let parsed = parse(desc, field, Strict(&mut de), codec);
         match parsed.and_then(|message| de.end().map(|()| message)) {
-            // Two keys that may name one field (`page_size`, `pageSize`)
-            // or an `Any` with `@type` late: the tree path checks with the
-            // descriptors.
-            Ok(_) if strict::needs_recheck() => decode_lenient(desc, field, body, codec)?,
+            // Two keys that may name one field (`page_size`, `pageSize`,
+            // or any two where a field is renamed), or an `Any` with
+            // `@type` late: the tree path checks with the descriptors.
+            Ok(_) if strict::needs_recheck() || codec.renamed_fields => {
+                decode_lenient(desc, field, body, codec)?
+            }
             Ok(message) => message,
             Err(err) if past_recursion_limit(&err) => {
                 return Err(RequestError::TooDeepMessage(MAX_MESSAGE_DEPTH));

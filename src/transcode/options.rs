@@ -1,7 +1,7 @@
 //! The JSON policy: one set of options shared by request parsing, response
 //! writing and error bodies, so they never disagree.
 
-use prost_reflect::{DeserializeOptions, SerializeOptions};
+use prost_reflect::{DescriptorPool, DeserializeOptions, SerializeOptions};
 use serde::Deserialize;
 
 /// JSON options from config (`json:`).
@@ -83,6 +83,14 @@ pub struct Codec {
     pub case_insensitive_enums: bool,
     /// Field names match ignoring ASCII case.
     pub case_insensitive_fields: bool,
+    /// Whether a message of the descriptors has a field whose JSON name is
+    /// more than its proto name in another case (`json_name = "foo"` for
+    /// `bar`). The key check sees two spellings of one field only when
+    /// they differ in case and underscores; with such a field, bodies the
+    /// reflective path parses are checked against the descriptors too, or
+    /// `{"bar": 1, "foo": 2}` would keep the last silently. Set by
+    /// [`Codec::for_pool`].
+    pub renamed_fields: bool,
 }
 
 impl Codec {
@@ -109,7 +117,19 @@ impl Codec {
             max_query_params,
             case_insensitive_enums: json.case_insensitive_enums,
             case_insensitive_fields: json.case_insensitive_fields,
+            renamed_fields: false,
         }
+    }
+
+    /// This policy for the messages of `pool` (see
+    /// [`Codec::renamed_fields`]).
+    pub fn for_pool(mut self, pool: &DescriptorPool) -> Codec {
+        self.renamed_fields = pool.all_messages().any(|message| {
+            message
+                .fields()
+                .any(|field| !super::strict::same_loosely(field.name(), field.json_name()))
+        });
+        self
     }
 }
 

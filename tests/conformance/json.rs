@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::fixture::{assert_bad_request, fixture, fixture_with};
+use crate::support;
 
 /// The FieldMask paths the backend received.
 fn mask_paths(f: &crate::fixture::Fixture) -> String {
@@ -57,6 +58,68 @@ async fn one_field_under_two_names_is_400() {
         "nameWrapper",
     );
     assert!(f.backend.records().is_empty());
+}
+
+/// The same with a `json_name` that is not the proto name in another case
+/// (`json_name = "nickname"` for `alias`): the key check alone cannot see
+/// the two are one field, the descriptors can, on every path a body takes
+/// (whole body, a body field, nested, a streamed message, Connect).
+#[tokio::test]
+async fn one_renamed_field_under_two_names_is_400() {
+    let set = support::compile_source(
+        "renamed.proto",
+        "syntax = \"proto3\"; package renamed.v1;\n\
+         import \"google/api/annotations.proto\";\n\
+         message Person { string alias = 1 [json_name = \"nickname\"]; Person friend = 2; }\n\
+         message Wrap { Person person = 1; }\n\
+         service People {\n\
+           rpc Put(Person) returns (Person) { option (google.api.http) = { post: \"/v1/people\" body: \"*\" }; }\n\
+           rpc Wrapped(Wrap) returns (Wrap) { option (google.api.http) = { post: \"/v1/wrapped\" body: \"person\" }; }\n\
+         }\n",
+    );
+    let backend = support::EchoBackend::start(support::pool(&set)).await;
+    let gateway = support::TestGateway::start(support::gateway::config(&set, &backend.url())).await;
+    let client = support::http1();
+    let post = |path: &str, body: &'static str| {
+        client
+            .post(gateway.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (path, body) in [
+        ("/v1/people", r#"{"alias": "a", "nickname": "b"}"#),
+        ("/v1/people", r#"{"nickname": "b", "alias": "a"}"#),
+        (
+            "/v1/people",
+            r#"{"friend": {"nickname": "b", "alias": "a"}}"#,
+        ),
+        ("/v1/wrapped", r#"{"alias": "a", "nickname": "b"}"#),
+    ] {
+        let got = crate::fixture::read(post(path, body).await.unwrap()).await;
+        assert_bad_request(got, "given twice");
+    }
+    let connect = client
+        .post(gateway.url("/renamed.v1.People/Put"))
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .body(r#"{"alias": "a", "nickname": "b"}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = crate::fixture::read(connect).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["code"], "invalid_argument", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("given twice"),
+        "{error}"
+    );
+    assert!(backend.records().is_empty());
+    // Either name alone is fine.
+    for body in [r#"{"alias": "a"}"#, r#"{"nickname": "a"}"#] {
+        let (status, echoed) = crate::fixture::read(post("/v1/people", body).await.unwrap()).await;
+        assert_eq!((status, echoed), (StatusCode::OK, json!({"nickname": "a"})));
+    }
 }
 
 // ---------------------------------------------------------------- well-known types

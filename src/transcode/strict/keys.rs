@@ -128,7 +128,9 @@ fn loose(key: &str) -> String {
         .collect()
 }
 
-fn same_loosely(a: &str, b: &str) -> bool {
+/// Whether `a` and `b` differ only in case and underscores: the spellings
+/// of one field the key check recognises as one.
+pub(crate) fn same_loosely(a: &str, b: &str) -> bool {
     let mut a = a.chars().filter(|c| *c != '_');
     let mut b = b.chars().filter(|c| *c != '_');
     loop {
