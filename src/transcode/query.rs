@@ -198,6 +198,29 @@ impl Param<'_> {
         }
     }
 
+    /// Whether every part of the key names a field, as far as the parts
+    /// go through messages; the walk that sets the value says what else
+    /// is wrong.
+    fn check_names(
+        &self,
+        mut desc: MessageDescriptor,
+        segments: &[Segment<'_>],
+    ) -> Result<(), RequestError> {
+        for (i, segment) in segments.iter().enumerate() {
+            let field = find_field_with(&desc, segment.name, self.codec.case_insensitive_fields)
+                .ok_or_else(|| self.unknown(&desc, segments, i))?;
+            let next = match field.kind() {
+                Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
+                kind => kind,
+            };
+            let Kind::Message(next) = next else {
+                return Ok(());
+            };
+            desc = next;
+        }
+        Ok(())
+    }
+
     fn parse(&self, kind: &Kind) -> Result<Value, RequestError> {
         text::parse_with(kind, self.value, self.codec.case_insensitive_enums)
             .map_err(|r| self.error(r))
@@ -211,6 +234,12 @@ impl Param<'_> {
         segments: &[Segment<'_>],
         set: &mut Vec<String>,
     ) -> Result<(), RequestError> {
+        if segments.len() > 1 && self.codec.unknown_params == UnknownParams::Ignore {
+            // The walk below makes parents, list elements and map entries
+            // on its way: an unknown name further on, ignored, would leave
+            // them behind (a message field set, a oneof chosen).
+            self.check_names(message.descriptor(), segments)?;
+        }
         let mut current = message;
         // The plain fields from the top, for the bound check.
         let mut path: Vec<FieldDescriptor> = Vec::with_capacity(segments.len());

@@ -668,6 +668,22 @@ async fn unknown_query_parameters_can_be_ignored() {
     let (status, body) = f.get("/v1/echo?api_key=1&s=x&callback=y").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"s": "x"}));
+    // An ignored key leaves nothing behind on its way to the unknown
+    // name: no message made, no list element, no map entry.
+    for query in [
+        "inner.unknown=1",
+        "inner.child.unknown=1",
+        "items[0].unknown=1",
+        "inners[k].unknown=1",
+        "inners[k].child.unknown=1",
+    ] {
+        let (status, body) = f.get(&format!("/v1/echo?{query}&s=x")).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"s": "x"})),
+            "{query}"
+        );
+    }
     // Values that do not fit are still errors.
     assert_bad_request(f.get("/v1/echo?i32=x").await, "`i32`");
     // On a whole-body route too (a cache buster), but a key naming a field
