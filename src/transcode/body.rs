@@ -111,6 +111,11 @@ fn decode(
             Err(err) if past_recursion_limit(&err) => {
                 return Err(RequestError::TooDeepMessage(MAX_MESSAGE_DEPTH));
             }
+            // An `Any` with `@type` late is buffered by the parser and read
+            // without this layer's checks and number forms (`"1e3"` for an
+            // integer fails there and nowhere else): the tree path, which
+            // moves `@type` first, judges it.
+            Err(_) if strict::needs_recheck() => decode_lenient(desc, field, body, codec)?,
             Err(err) => return Err(explain(desc, field, body, codec, err)),
         }
     };

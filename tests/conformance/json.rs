@@ -282,6 +282,23 @@ async fn any_with_type_last_is_checked_like_any_other() {
         assert_bad_request(f.post("/v1/echo", &body).await, reason);
     }
     assert_eq!(f.backend.records().len(), 2);
+    // The number forms a field takes elsewhere, whichever key comes first.
+    for (given, read) in [(r#""1e3""#, "1000"), (r#""1.0""#, "1"), ("2.5e1", "25")] {
+        for body in [
+            format!(r#"{{"detail": {{"i64": {given}, "@type": "{sink}"}}}}"#),
+            format!(r#"{{"detail": {{"@type": "{sink}", "i64": {given}}}}}"#),
+            format!(
+                r#"{{"detail": {{"value": "{}", "@type": "type.googleapis.com/google.protobuf.Int64Value"}}}}"#,
+                given.trim_matches('"')
+            ),
+        ] {
+            let (status, echoed) = f.post("/v1/echo", &body).await;
+            assert_eq!(status, StatusCode::OK, "{body}: {echoed}");
+            let value = &echoed["detail"];
+            let got = value.get("i64").unwrap_or(&value["value"]);
+            assert_eq!(got, read, "{body}: {echoed}");
+        }
+    }
 }
 
 /// proto3 JSON: the keys of an integer map are the integers' text; `1`,
