@@ -11,11 +11,17 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use prost_reflect::{DynamicMessage, EnumDescriptor, Kind, MessageDescriptor, Value};
 use serde::de::IntoDeserializer;
 
-/// Standard and URL-safe base64, padding optional.
-const LENIENT: GeneralPurposeConfig =
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-const BASE64: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
-const BASE64_URL: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
+/// Base64 as bytes fields read it everywhere (path, query and body, the
+/// latter as prost-reflect and Go's protojson read it): padding optional,
+/// trailing bits allowed (`YR==` is `a`).
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_allow_trailing_bits(true)
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent);
+/// The standard alphabet.
+pub(super) const BASE64: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+/// The URL-safe alphabet, for text with `-` or `_`.
+pub(super) const BASE64_URL: GeneralPurpose =
+    GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
 
 /// Decodes base64 in either alphabet, with or without padding.
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {

@@ -160,6 +160,24 @@ async fn bytes_in_either_alphabet_with_or_without_padding() {
     let (status, body) = f.get("/v1/echo?blob=").await;
     assert_eq!((status, body), (StatusCode::OK, json!({"blob": ""})));
     assert_bad_request(f.get("/v1/echo?b=A").await, "query parameter `b`");
+    // Bits past the last whole byte are dropped, in the query as in the
+    // body (and as Go's protojson reads them): `YR` is `a`, as `YQ` is.
+    for value in ["YR", "YR%3D%3D", "YQ"] {
+        let (status, body) = f.get(&format!("/v1/echo?b={value}")).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"b": "YQ=="})),
+            "{value}"
+        );
+    }
+    for value in [r#""YR""#, r#""YR==""#] {
+        let (status, body) = f.post("/v1/echo", &format!(r#"{{"b": {value}}}"#)).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"b": "YQ=="})),
+            "{value}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- well-known types

@@ -6,8 +6,7 @@
 
 use std::fmt;
 
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use base64::{DecodeError, Engine as _, alphabet};
+use base64::{DecodeError, Engine as _};
 use prost::encoding::encode_varint;
 use prost_reflect::Value;
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
@@ -18,18 +17,11 @@ use super::read::{Encoder, fail};
 use crate::transcode::encode::scalar::Scalar;
 use crate::transcode::kind::ValueKind as K;
 use crate::transcode::strict::{IntegerText, integer_text, rounded_f32_max};
+use crate::transcode::text::{BASE64, BASE64_URL};
 
 /// Below this, every integer is exact as an `f64`; the strict adapter
 /// refuses integer fields a float at or above it.
 const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
-
-/// prost-reflect's base64: padding optional, trailing bits allowed, the
-/// URL-safe alphabet when the standard one meets `-` or `_`.
-const CONFIG: GeneralPurposeConfig = GeneralPurposeConfig::new()
-    .with_decode_allow_trailing_bits(true)
-    .with_decode_padding_mode(DecodePaddingMode::Indifferent);
-const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, CONFIG);
-const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, CONFIG);
 
 /// One scalar or enum value, written with `key` (none inside a packed
 /// list). Its value says whether the field is set: an unknown enum name
@@ -80,10 +72,10 @@ impl ScalarSeed<'_, '_> {
             encode_varint(key, out);
         }
         let at = buf::open(out);
-        let decoded = match STANDARD.decode_vec(text, out) {
+        let decoded = match BASE64.decode_vec(text, out) {
             Err(DecodeError::InvalidByte(_, b'-' | b'_')) => {
                 out.truncate(at + 1);
-                URL_SAFE.decode_vec(text, out)
+                BASE64_URL.decode_vec(text, out)
             }
             other => other,
         };
