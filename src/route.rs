@@ -94,8 +94,9 @@ pub struct Route {
     pub response: ResponsePlan,
 }
 
-/// A binding dropped because an earlier route has the same method and
-/// template shape.
+/// A binding dropped because another route has the same method and
+/// template shape: the one declared first, or a written binding over a
+/// fallback route.
 #[derive(Debug, Clone)]
 pub struct Conflict {
     /// HTTP method of both.
@@ -108,19 +109,28 @@ pub struct Conflict {
     pub dropped_template: String,
     /// Method the dropped route would call.
     pub dropped_rpc: String,
+    /// Whether the dropped route is a fallback route (`POST
+    /// /pkg.Service/Method`) the kept one's written binding won over,
+    /// rather than one declared after the kept one.
+    pub dropped_fallback: bool,
 }
 
 impl fmt::Display for Conflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} ({}) conflicts with {} {} ({}), declared first",
+            "{} {} ({}) conflicts with {} {} ({}), {}",
             self.method,
             self.dropped_template,
             self.dropped_rpc,
             self.method,
             self.kept_template,
-            self.kept_rpc
+            self.kept_rpc,
+            if self.dropped_fallback {
+                "a written binding, which wins over a fallback route"
+            } else {
+                "declared first"
+            }
         )
     }
 }
@@ -292,23 +302,7 @@ impl RouteTable {
             .map_err(plan_error)?
             .with_ignored_params(rpc.ignored_query_params.clone());
         let response = response.map_err(plan_error)?;
-        let id = self.routes.len();
-        if let Err(existing) = self.matcher.insert(method.clone(), &template, id) {
-            let kept = &self.routes[existing];
-            let conflict = Conflict {
-                method,
-                kept_template: kept.template.to_string(),
-                kept_rpc: kept.rpc.name.to_string(),
-                dropped_template: template.to_string(),
-                dropped_rpc: rpc.name.to_string(),
-            };
-            self.conflicts.push(conflict);
-            return Ok(());
-        }
-        if !self.methods.contains(&method) {
-            self.methods.push(method.clone());
-        }
-        self.routes.push(Route {
+        let route = Route {
             method,
             template,
             body: request.body_setting().into(),
@@ -317,7 +311,39 @@ impl RouteTable {
             rpc: rpc.clone(),
             request,
             response,
-        });
+        };
+        let id = self.routes.len();
+        if let Err(existing) = self
+            .matcher
+            .insert(route.method.clone(), &route.template, id)
+        {
+            let kept = &mut self.routes[existing];
+            let conflict = |kept: &Route, dropped: &Route| Conflict {
+                method: kept.method.clone(),
+                kept_template: kept.template.to_string(),
+                kept_rpc: kept.rpc.name.to_string(),
+                dropped_template: dropped.template.to_string(),
+                dropped_rpc: dropped.rpc.name.to_string(),
+                dropped_fallback: dropped.origin == Origin::Fallback
+                    && kept.origin != Origin::Fallback,
+            };
+            // A fallback route only stands in for a binding nobody wrote:
+            // one written for the same method and path wins it, wherever
+            // each was declared (a dependency's unannotated method comes
+            // before the file that imports it).
+            if kept.origin == Origin::Fallback && route.origin != Origin::Fallback {
+                let fallback = std::mem::replace(kept, route);
+                self.conflicts
+                    .push(conflict(&self.routes[existing], &fallback));
+            } else {
+                self.conflicts.push(conflict(kept, &route));
+            }
+            return Ok(());
+        }
+        if !self.methods.contains(&route.method) {
+            self.methods.push(route.method.clone());
+        }
+        self.routes.push(route);
         Ok(())
     }
 

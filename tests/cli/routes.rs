@@ -135,6 +135,43 @@ fn conflict_exits_non_zero_naming_both_methods() {
     assert!(conflict.contains("GET /v1/lockers/{id}"), "{conflict}");
 }
 
+/// A binding written for a path wins it over the fallback route of an
+/// unannotated method, though the dependency that method is in comes
+/// first; the conflict is still reported.
+#[test]
+fn a_written_binding_wins_over_a_fallback_route_declared_before_it() {
+    let dir = support::tempdir();
+    std::fs::write(
+        dir.join("base.proto"),
+        "syntax = \"proto3\";\npackage base.v1;\nmessage M { string s = 1; }\n\
+         service Echo { rpc Plain(M) returns (M); }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("top.proto"),
+        "syntax = \"proto3\";\npackage top.v1;\nimport \"base.proto\";\n\
+         import \"google/api/annotations.proto\";\n\
+         service Top {\n  rpc Take(base.v1.M) returns (base.v1.M) {\n    \
+         option (google.api.http) = { post: \"/base.v1.Echo/Plain\" body: \"*\" };\n  }\n}\n",
+    )
+    .unwrap();
+    let run = protogate_in(&dir, &["routes", "--proto", "top.proto"]);
+    assert_eq!(run.code, Some(1), "a conflict; stderr:\n{}", run.stderr);
+    let conflict = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("conflict:"))
+        .unwrap_or_else(|| panic!("a conflict line; stderr:\n{}", run.stderr));
+    assert!(conflict.contains("base.v1.Echo/Plain"), "{conflict}");
+    assert!(conflict.contains("top.v1.Top/Take"), "{conflict}");
+    assert!(
+        conflict.ends_with("wins over a fallback route"),
+        "{conflict}"
+    );
+    let kept = row(["POST", "/base.v1.Echo/Plain", "top.v1.Top/Take", "*", "-"]);
+    assert_eq!(rows(&run), [kept]);
+}
+
 #[test]
 fn conflict_keeps_the_first_declared_method_in_the_table() {
     let run = protogate(&["routes", "--proto", &fixture("clash.proto")]);
