@@ -522,6 +522,98 @@ async fn a_hung_endpoint_is_ejected_by_its_timeouts() {
     assert_eq!(backends[0].records().len(), 18);
 }
 
+/// A client's own deadline, shorter than the gateway's, says nothing
+/// about the endpoint: calls it cuts short eject nothing (or any client
+/// could have healthy endpoints taken out), over REST and Connect alike.
+/// An already-passed deadline sends nothing at all.
+#[tokio::test]
+async fn a_clients_short_deadline_ejects_nothing() {
+    let backends = backends(2).await;
+    for backend in &backends {
+        backend.script(Script {
+            delay: Some(Duration::from_millis(300)),
+            ..Script::default()
+        });
+    }
+    let mut upstream = pool_of(&backends, |_, b| EndpointConfig::new(b.url()));
+    upstream.balance.policy = BalancePolicy::RoundRobin;
+    upstream.timeout = Some(Duration::from_secs(5));
+    upstream.outlier_detection.consecutive_failures = 2;
+    let mut config = config(vec![("default", upstream)]);
+    config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = TestGateway::start(config).await;
+    let client = support::http1();
+    for i in 0..8 {
+        let request = if i % 2 == 0 {
+            client
+                .get(gateway.url("/v1/echo"))
+                .header("grpc-timeout", "50m")
+        } else {
+            client
+                .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+                .header("connect-protocol-version", "1")
+                .header("connect-timeout-ms", "50")
+                .header("content-type", "application/json")
+                .body("{}")
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT, "call {i}");
+    }
+    let admin = gateway.server.admin_addr().unwrap();
+    let status: serde_json::Value = client
+        .get(format!("http://{admin}/admin/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pool = status["pools"]["default"].as_array().unwrap();
+    assert_eq!(pool.len(), 2, "{status}");
+    assert!(pool.iter().all(|e| e["ejected"] == false), "{status}");
+    assert_eq!(counts(&backends), [4, 4]);
+
+    clear(&backends);
+    for timeout in ["0S", "0m", "1n"] {
+        let response = client
+            .get(gateway.url("/v1/echo"))
+            .header("grpc-timeout", timeout)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT, "{timeout}");
+    }
+    assert_eq!(counts(&backends), [0, 0], "nothing sent past its deadline");
+}
+
+/// A call whose deadline passed while it was being tried again says how
+/// the last try failed, also when the backend gave no message.
+#[tokio::test]
+async fn an_expired_retry_names_the_last_failure_without_a_message() {
+    let backends = backends(1).await;
+    backends[0].script(Script {
+        error: Some((Code::Unavailable, String::new(), vec![])),
+        delay: Some(Duration::from_millis(100)),
+        ..Script::default()
+    });
+    let mut upstream = UpstreamConfig::new(backends[0].url());
+    upstream.timeout = Some(Duration::from_millis(350));
+    upstream.retry.attempts = 20;
+    let gateway = TestGateway::start(config(vec![("default", upstream)])).await;
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("the last try failed: Unavailable without a message"),
+        "{message}"
+    );
+}
+
 /// An upstream of one address whose backend died and came back on the
 /// same port is reached again: its connection is replaced, and the call
 /// that found the old one broken is the only one lost (a GET is sent

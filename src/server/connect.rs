@@ -42,7 +42,7 @@ use crate::upstream::{Call, Upstream, metadata};
 
 use super::body;
 use super::coding::Coding;
-use super::rest::ClientAddr;
+use super::rest::{ClientAddr, Deadline};
 use super::stream::{Framing, Opening, Start, StreamBody, StreamSetup, Streamed};
 
 mod get;
@@ -198,9 +198,9 @@ fn prepare<'s>(
 }
 
 /// `Connect-Timeout-Ms`, if any, bounded by the method's own timeout.
-fn deadline(headers: &HeaderMap, own: Option<Duration>) -> Result<Option<Duration>, GatewayError> {
+fn deadline(headers: &HeaderMap, own: Option<Duration>) -> Result<Deadline, GatewayError> {
     let Some(value) = headers.get("connect-timeout-ms") else {
-        return Ok(own);
+        return Ok(Deadline::of(own, None));
     };
     let ms: u64 = value
         .to_str()
@@ -213,8 +213,7 @@ fn deadline(headers: &HeaderMap, own: Option<Duration>) -> Result<Option<Duratio
                 reason: "not a number of milliseconds (at most 10 digits)".to_owned(),
             })
         })?;
-    let client = Duration::from_millis(ms);
-    Ok(Some(own.map_or(client, |own| own.min(client))))
+    Ok(Deadline::of(own, Some(Duration::from_millis(ms))))
 }
 
 /// The request message as protobuf bytes.
@@ -278,7 +277,7 @@ async fn unary(
         let message = request_message(snapshot, rpc, &read.bytes, encoding)?;
         in_place_of(read, message, snapshot)?
     };
-    let timeout = deadline(
+    let deadline = deadline(
         &parts.headers,
         Some(snapshot.unary_timeout_of(rpc, parts.extensions.get())),
     )?;
@@ -287,7 +286,8 @@ async fn unary(
             path: rpc.path.clone(),
             message,
             metadata,
-            timeout,
+            timeout: deadline.timeout,
+            client_deadline: deadline.client,
             hints: upstream.hints(&parts.headers),
             idempotent: parts.method == http::Method::GET || rpc.idempotent,
         })
@@ -356,7 +356,7 @@ async fn server_stream(
         let message = request_message(snapshot, rpc, &payload, encoding)?;
         in_place_of(read, message, snapshot)?
     };
-    let timeout = deadline(&parts.headers, rpc.stream_timeout)?;
+    let timeout = deadline(&parts.headers, rpc.stream_timeout)?.timeout;
     let deadline = timeout.map(|t| (t, Instant::now() + t));
     let path = rpc.path.clone();
     let call_upstream = upstream.clone();

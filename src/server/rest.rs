@@ -181,7 +181,7 @@ async fn unary(call: Matched<'_>, body: Body) -> Result<Response<Body>, GatewayE
         ..
     } = &call;
     let (request, _share) = encoded_request(&call, body).await?;
-    let timeout = deadline(
+    let deadline = deadline(
         &parts.headers,
         Some(snapshot.unary_timeout_of(&route.rpc, parts.extensions.get())),
     )?;
@@ -190,7 +190,8 @@ async fn unary(call: Matched<'_>, body: Body) -> Result<Response<Body>, GatewayE
             path: route.rpc.path.clone(),
             message: request,
             metadata: call.metadata.clone(),
-            timeout,
+            timeout: deadline.timeout,
+            client_deadline: deadline.client,
             hints: upstream.hints(&parts.headers),
             idempotent: matches!(parts.method, http::Method::GET | http::Method::HEAD)
                 || route.rpc.idempotent,
@@ -381,21 +382,53 @@ fn options_response(allow: &[Method]) -> Response<Body> {
     response
 }
 
+/// A call's time limit, and whose it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deadline {
+    /// The smaller of the client's and the gateway's.
+    pub(crate) timeout: Option<Duration>,
+    /// Whether it is the client's (see `Call::client_deadline`).
+    pub(crate) client: bool,
+}
+
+impl Deadline {
+    /// The smaller of the gateway's `own` and the `client`'s; a tie is
+    /// the gateway's.
+    pub(crate) fn of(own: Option<Duration>, client: Option<Duration>) -> Deadline {
+        match (own, client) {
+            (Some(own), Some(client)) if own <= client => Deadline {
+                timeout: Some(own),
+                client: false,
+            },
+            (_, Some(client)) => Deadline {
+                timeout: Some(client),
+                client: true,
+            },
+            (own, None) => Deadline {
+                timeout: own,
+                client: false,
+            },
+        }
+    }
+}
+
 /// The smaller of the client's `grpc-timeout` and the route's timeout.
 pub(crate) fn deadline(
     headers: &HeaderMap,
     route: Option<Duration>,
-) -> Result<Option<Duration>, GatewayError> {
-    let Some(value) = headers.get("grpc-timeout") else {
-        return Ok(route);
-    };
-    let client = metadata::parse_grpc_timeout(value).ok_or_else(|| {
-        GatewayError::BadRequest(RequestError::Header {
-            name: "grpc-timeout".to_owned(),
-            reason: metadata::NOT_A_GRPC_TIMEOUT.to_owned(),
+) -> Result<Deadline, GatewayError> {
+    let client = headers
+        .get("grpc-timeout")
+        .map(|value| {
+            metadata::parse_grpc_timeout(value).ok_or_else(|| {
+                GatewayError::BadRequest(RequestError::Header {
+                    name: "grpc-timeout".to_owned(),
+                    reason: metadata::NOT_A_GRPC_TIMEOUT.to_owned(),
+                })
+            })
         })
-    })?;
-    Ok(Some(route.map_or(client, |r| r.min(client))))
+        .transpose()?;
+    Ok(Deadline::of(route, client))
 }
 
 /// Whether the client accepts HTTP trailers (`TE: trailers`).

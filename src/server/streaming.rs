@@ -53,7 +53,7 @@ pub(crate) async fn server_stream(
         ..
     } = &call;
     let (request, share) = rest::encoded_request(&call, request_body).await?;
-    let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
+    let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?.timeout;
     let deadline = timeout.map(|t| (t, Instant::now() + t));
     let hints = upstream.hints(&parts.headers);
     let upstream = (*upstream).clone();
@@ -100,7 +100,7 @@ pub(crate) async fn request_stream(
     };
     tokio::spawn(pump.run(request_body, messages, abort_tx));
 
-    let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
+    let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?.timeout;
     let deadline = timeout.map(|t| (t, Instant::now() + t));
     let mut abort = Some(abort_rx);
     let opening: Opening = {

@@ -203,7 +203,7 @@ fn prepare(snapshot: &Snapshot, parts: &http::request::Parts) -> Result<Prepared
         parts.uri.authority().map(|a| a.as_str()),
         &snapshot.headers,
     )?;
-    let timeout = super::rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
+    let timeout = super::rest::deadline(&parts.headers, route.rpc.stream_timeout)?.timeout;
     // The path and query, read before the upgrade: a bad query is a 400
     // the client can read, not a close after a 101. On a route without a
     // body they are the request.

@@ -35,6 +35,11 @@ pub struct Call {
     /// Deadline for the whole call, retries included; each try sends the
     /// time left as `grpc-timeout`.
     pub timeout: Option<Duration>,
+    /// Whether `timeout` is the client's own (its `grpc-timeout` or
+    /// `Connect-Timeout-Ms`, shorter than the gateway's): a try it cuts
+    /// short says nothing about the endpoint, and outlier detection does
+    /// not count it (or any client could have healthy endpoints ejected).
+    pub client_deadline: bool,
     /// Where it goes ([`Upstream::hints`]).
     pub hints: Hints,
     /// Whether it may be sent twice when a backend failed it (an HTTP GET,

@@ -65,9 +65,22 @@ impl Upstream {
             message,
             metadata,
             timeout: _,
+            client_deadline,
             hints,
             idempotent,
         } = call;
+        // A deadline already gone (`grpc-timeout: 0S`) sends nothing: the
+        // backend could not answer in time, but could act on it.
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(Ended::Expired { last: None });
+        }
+        // A try cut short by the deadline counts against its endpoint only
+        // when the deadline is the gateway's own.
+        let expired = |lease: &Lease| {
+            if !client_deadline {
+                self.record(lease, Outcome::Failed);
+            }
+        };
         let _admitted = self.admit()?;
         self.retry.deposit();
         let mut attempt = 1;
@@ -88,8 +101,8 @@ impl Upstream {
                     Ok(result) => result,
                     Err(_) => {
                         // No answer in time: a hung backend looks like
-                        // this, and counts against its endpoint.
-                        self.record(&lease, Outcome::Failed);
+                        // this.
+                        expired(&lease);
                         return Err(Ended::Expired { last });
                     }
                 },
@@ -115,7 +128,7 @@ impl Upstream {
             } else if caused_by::<tonic::TimeoutExpired>(&status) {
                 // The channel's own timer for the `grpc-timeout` sent: the
                 // same deadline.
-                self.record(&lease, Outcome::Failed);
+                expired(&lease);
                 return Err(Ended::Expired { last });
             } else {
                 self.record(&lease, Outcome::of(status.code()));
@@ -182,10 +195,11 @@ impl Upstream {
         S: Stream<Item = Outgoing> + Send + 'static,
     {
         let upstream = self.target(hints);
+        let deadline = timeout.map(|t| Instant::now() + t);
         upstream
             .within(
                 timeout,
-                upstream.open_here(path, metadata, timeout, hints, requests),
+                upstream.open_here(path, metadata, deadline, hints, requests),
             )
             .await
     }
@@ -194,15 +208,21 @@ impl Upstream {
         &self,
         path: PathAndQuery,
         metadata: MetadataMap,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
         hints: Hints,
         requests: S,
-    ) -> Result<Opened, Status>
+    ) -> Result<Opened, Ended>
     where
         S: Stream<Item = Outgoing> + Send + 'static,
     {
         let (in_flight, mut pending) = self.admit()?;
         let lease = self.lease(hints.hash, &[]).await?;
+        // As for unary calls: nothing is sent once the deadline is gone.
+        let now = Instant::now();
+        if deadline.is_some_and(|d| d <= now) {
+            return Err(Ended::Expired { last: None });
+        }
+        let timeout = deadline.map(|d| d - now);
         let opened = self
             .start(lease.channel(), path, metadata, timeout, requests)
             .await;
@@ -228,7 +248,7 @@ impl Upstream {
                     Outcome::of(status.code())
                 };
                 self.record(&lease, outcome);
-                Err(status)
+                Err(status.into())
             }
         }
     }
@@ -368,7 +388,10 @@ impl Upstream {
         let expired = |last: Option<Status>| {
             CallError::DeadlineExceeded(
                 timeout.unwrap_or_default(),
-                last.map(|s| s.message().to_owned()),
+                last.map(|s| match s.message() {
+                    "" => format!("{:?} without a message", s.code()),
+                    message => message.to_owned(),
+                }),
             )
         };
         let start = Instant::now();

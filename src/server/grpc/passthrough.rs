@@ -80,6 +80,7 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 Ok(timeout) => timeout,
                 Err(status) => return Ok(status.into_http()),
             };
+            let expires = timeout.map(|t| tokio::time::Instant::now() + t);
             prepare(&mut request);
             let failed = Slot::default();
             let encoded = is_encoded(request.headers());
@@ -98,6 +99,15 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 Err(status) => return Ok(status.into_http()),
             };
             let started = tokio::time::Instant::now();
+            // A deadline already gone (`grpc-timeout: 0S`) sends nothing:
+            // the backend could not answer in time, but could act on it.
+            if expires.is_some_and(|at| at <= started) {
+                let status = Status::deadline_exceeded(format!(
+                    "deadline exceeded: the call's grpc-timeout of {:?} had passed before it could be sent",
+                    timeout.unwrap_or_default()
+                ));
+                return Ok(status.into_http());
+            }
             let result = passage.channel().oneshot(request).await;
             tracing::debug!(%service, upstream = upstream.name(), micros = started.elapsed().as_micros() as u64, ok = result.is_ok(), "gRPC passthrough");
             let response = match result {
