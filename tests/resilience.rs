@@ -463,6 +463,25 @@ async fn a_reload_moves_the_canary_weight() {
     clear(&backends);
     get_ok(&gateway, 40, &[]).await;
     assert_eq!(counts(&backends), [0, 40]);
+
+    // And back: both sides kept their upstream, connection included (a
+    // new one would also forget ejections and breaker counts).
+    weight.store(0, std::sync::atomic::Ordering::SeqCst);
+    gateway
+        .server
+        .reloader()
+        .expect("reloading")
+        .reload("test")
+        .await
+        .unwrap();
+    clear(&backends);
+    get_ok(&gateway, 10, &[]).await;
+    assert_eq!(counts(&backends), [10, 0]);
+    assert_eq!(
+        [backends[0].connections(), backends[1].connections()],
+        [1, 1],
+        "connections made"
+    );
 }
 
 #[tokio::test]

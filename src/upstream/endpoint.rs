@@ -10,13 +10,23 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use super::causes::append_causes;
 use super::channel::Dial;
 use super::{ChannelSettings, Resolver, UpstreamError, pool};
-use crate::config::{UpstreamConfig, UpstreamTls};
+use crate::config::{DescriptorSource, UpstreamConfig, UpstreamTls};
 
 /// What an upstream's channel depends on, as text to compare: its
 /// settings, and what its TLS files hold now (a certificate rotated under
-/// the same name needs a new channel).
+/// the same name needs a new channel). Not what a reload may change and
+/// keep the upstream, with its connections, ejections and breaker counts:
+/// the services it serves, where their descriptors come from, its unary
+/// timeout (read per call) and its canary split (set on every snapshot).
 pub(super) fn made_from(config: &UpstreamConfig, settings: &ChannelSettings) -> String {
     use std::hash::{Hash as _, Hasher as _};
+    let config = UpstreamConfig {
+        services: Vec::new(),
+        descriptors: DescriptorSource::default(),
+        timeout: None,
+        canary: None,
+        ..config.clone()
+    };
     let mut files = std::hash::DefaultHasher::new();
     if let Some(tls) = &config.tls {
         for path in [&tls.ca_file, &tls.cert_file, &tls.key_file]
