@@ -147,6 +147,11 @@ pub enum GatewayError {
     /// The deadline passed; after a failed try, why that try failed.
     #[error("deadline of {timeout:?} exceeded{}", .1.as_deref().map(|why| format!("; the last try failed: {why}")).unwrap_or_default(), timeout = .0)]
     DeadlineExceeded(Duration, Option<String>),
+    /// The same, for the client's own deadline (its `grpc-timeout` or
+    /// `Connect-Timeout-Ms`, shorter than the gateway's): the client's
+    /// choice, so not logged as trouble.
+    #[error("deadline of {timeout:?} exceeded{}", .1.as_deref().map(|why| format!("; the last try failed: {why}")).unwrap_or_default(), timeout = .0)]
+    ClientDeadlineExceeded(Duration, Option<String>),
     /// The upstream's message is larger than `limits.max_response_bytes`.
     #[error("the upstream's response is larger than {0} bytes (limits.max_response_bytes)")]
     UpstreamTooLarge(usize),
@@ -195,12 +200,25 @@ fn shortened(text: &str) -> std::borrow::Cow<'_, str> {
 impl GatewayError {
     /// Whether the error is the client's doing even though its status is
     /// a 5xx (a method no HTTP standard knows, a transfer coding other
-    /// than chunked: 501).
+    /// than chunked: 501; its own deadline passing: 504).
     pub fn is_client_caused(&self) -> bool {
         matches!(
             self,
-            GatewayError::UnknownMethod(_) | GatewayError::UnsupportedTransferCoding(_)
+            GatewayError::UnknownMethod(_)
+                | GatewayError::UnsupportedTransferCoding(_)
+                | GatewayError::ClientDeadlineExceeded(..)
         )
+    }
+
+    /// A failed call's error; `client_deadline`: whether the call's
+    /// deadline was the client's own.
+    pub(crate) fn from_call(err: crate::upstream::CallError, client_deadline: bool) -> Self {
+        match err {
+            crate::upstream::CallError::DeadlineExceeded(timeout, last) if client_deadline => {
+                GatewayError::ClientDeadlineExceeded(timeout, last)
+            }
+            err => err.into(),
+        }
     }
 }
 
@@ -266,7 +284,7 @@ impl GatewayError {
             }
             GatewayError::NoUpstream(_) => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
             GatewayError::Upstream(status, _) => (http_status(status.code()), status.code()),
-            GatewayError::DeadlineExceeded(..) => {
+            GatewayError::DeadlineExceeded(..) | GatewayError::ClientDeadlineExceeded(..) => {
                 (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded)
             }
             GatewayError::UpstreamTooLarge(_) => (StatusCode::BAD_GATEWAY, Code::ResourceExhausted),

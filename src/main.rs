@@ -11,6 +11,8 @@ use protogate::{Config, config};
 // `src/` (where `bench.rs` is the library's bench, not this command).
 #[path = "main/bench.rs"]
 mod bench;
+#[path = "main/log.rs"]
+mod log;
 use bench::{BenchArgs, bench};
 
 /// mimalloc rather than the system allocator: a request allocates and frees
@@ -177,7 +179,7 @@ fn init_logging(filter: Option<&str>) {
     use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| log::OneLine(std::io::stderr()))
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

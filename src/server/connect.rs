@@ -117,8 +117,23 @@ enum Encoding {
     Proto,
 }
 
-/// Serves a Connect request.
+/// Serves a Connect request, logging it at debug as the REST face does.
 pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let response = respond(snapshot, request).await;
+    tracing::debug!(
+        %method,
+        path = %uri.path(),
+        protocol = "connect",
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "Request"
+    );
+    response
+}
+
+async fn respond(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     if let Err(err) = super::check_header_block(&snapshot.limits, &parts.headers) {
         return error_response(&err);
@@ -291,7 +306,8 @@ async fn unary(
             hints: upstream.hints(&parts.headers),
             idempotent: parts.method == http::Method::GET || rpc.idempotent,
         })
-        .await?;
+        .await
+        .map_err(|err| GatewayError::from_call(err, deadline.client))?;
     let (content_type, body) = match encoding {
         Encoding::Proto => (HeaderValue::from_static("application/proto"), reply.message),
         Encoding::Json => {

@@ -196,7 +196,8 @@ async fn unary(call: Matched<'_>, body: Body) -> Result<Response<Body>, GatewayE
             idempotent: matches!(parts.method, http::Method::GET | http::Method::HEAD)
                 || route.rpc.idempotent,
         })
-        .await?;
+        .await
+        .map_err(|err| GatewayError::from_call(err, deadline.client))?;
     message_response(snapshot, parts, route, reply)
 }
 

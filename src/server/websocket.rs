@@ -67,8 +67,23 @@ pub(crate) fn is_upgrade(request: &Request<Body>) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Upgrades the connection and runs the call on the socket.
+/// Upgrades the connection and runs the call on the socket; logs the
+/// upgrade request at debug as the REST face logs its requests (and a
+/// call that fails after it, with why).
 pub(crate) async fn handle(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Body> {
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let response = upgrade(snapshot, request).await;
+    tracing::debug!(
+        %method,
+        path = %uri.path(),
+        protocol = "websocket",
+        status = response.status().as_u16(),
+        "Request"
+    );
+    response
+}
+
+async fn upgrade(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Body> {
     let (mut parts, _body) = request.into_parts();
     if let Err(err) = super::check_header_block(&snapshot.limits, &parts.headers) {
         return err.into_response(&snapshot.pool, &snapshot.codec);

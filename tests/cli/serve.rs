@@ -115,6 +115,101 @@ async fn unannotated_method_answers_at_its_grpc_path() {
     assert_eq!(backend.last().json, json!({"key": "visits"}));
 }
 
+/// A backend's error message is logged on one line: a line break in it
+/// (backends echo request data into their messages) cannot start a
+/// made-up log line after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_message_cannot_forge_log_lines() {
+    let backend = backend().await;
+    backend.script(Script {
+        error: Some((
+            tonic::Code::Internal,
+            "boom\n2026-12-05T00:00:00Z  INFO protogate: forged\r\nmore".into(),
+            vec![],
+        )),
+        ..Script::default()
+    });
+    let mut served = serve(args(&[
+        "--proto",
+        &fixture("plain.proto"),
+        "--upstream",
+        &backend.url(),
+    ]))
+    .await;
+    let response = support::http1()
+        .post(served.url("/cli.plain.v1.Counter/Bump"))
+        .json(&json!({"key": "visits"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 500);
+    let line = served
+        .process
+        .stderr_line(Duration::from_secs(5), |l| l.contains("Request failed"));
+    assert!(
+        line.contains(r"boom\n2026-12-05T00:00:00Z  INFO protogate: forged\r\nmore"),
+        "{line}"
+    );
+    let stderr = served.process.stderr();
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.starts_with("2026-12-05T00:00:00Z") || l == "more"),
+        "{stderr}"
+    );
+}
+
+/// At debug, every request is one line, whichever face it came by: REST,
+/// Connect, a WebSocket upgrade (here refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_is_one_line_at_debug() {
+    let backend = backend().await;
+    let mut served = serve(args(&[
+        "--log",
+        "protogate=debug",
+        "--proto",
+        &fixture("plain.proto"),
+        "--upstream",
+        &backend.url(),
+    ]))
+    .await;
+    let client = support::http1();
+    let rest = client
+        .post(served.url("/cli.plain.v1.Counter/Bump"))
+        .json(&json!({"key": "visits"}))
+        .send()
+        .await
+        .expect("REST");
+    assert_eq!(rest.status().as_u16(), 200);
+    let connect = client
+        .post(served.url("/cli.plain.v1.Counter/Bump"))
+        .header("connect-protocol-version", "1")
+        .json(&json!({"key": "visits"}))
+        .send()
+        .await
+        .expect("Connect");
+    assert_eq!(connect.status().as_u16(), 200);
+    let websocket = client
+        .get(served.url("/v1/counts/visits"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .send()
+        .await
+        .expect("WebSocket upgrade");
+    assert_eq!(websocket.status().as_u16(), 400, "no Sec-WebSocket-Key");
+    for (face, status) in [("connect", 200), ("websocket", 400)] {
+        let line = served.process.stderr_line(Duration::from_secs(5), |l| {
+            l.contains(&format!("protocol=\"{face}\"")) || l.contains(&format!("protocol={face}"))
+        });
+        assert!(line.contains(&format!("status={status}")), "{line}");
+    }
+    let stderr = served.process.stderr();
+    let lines = |needle: &str| stderr.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(lines("path=/cli.plain.v1.Counter/Bump"), 2, "{stderr}");
+    assert_eq!(lines("path=/v1/counts/visits"), 1, "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_routes_false_leaves_the_grpc_path_unrouted() {
     let backend = backend().await;
