@@ -756,7 +756,14 @@ fn pool_policies_are_checked() {
             "TLS to etcd is not supported yet",
         ),
         ("    retry: {on: [OK]}\n", "OK is a success"),
-        ("    retry: {attempts: 0}\n", "at least 1"),
+        ("    retry: {attempts: 0}\n", "1 (no retries) to 10"),
+        ("    retry: {attempts: 100000}\n", "1 (no retries) to 10"),
+        ("    retry: {budget_percent: 100000}\n", "budget_percent at most 900"),
+        (
+            "    health_check: {interval: 1ms, timeout: 1ms}\n",
+            "below 100ms",
+        ),
+        ("    dns_refresh: 1ms\n", "below 100ms"),
         (
             "    balance: {policy: consistent_hash}\n",
             "needs a `hash_header`",

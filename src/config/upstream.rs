@@ -231,9 +231,18 @@ pub struct UpstreamTls {
     pub server_name: Option<String>,
 }
 
+/// The most tries a call gets, the first included.
+const MAX_ATTEMPTS: u32 = 10;
+
+/// The shortest time between health checks of an endpoint.
+const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The shortest time between resolutions of an upstream's host names.
+const MIN_DNS_REFRESH: Duration = Duration::from_millis(100);
+
 impl Config {
-    /// An upstream's balancing, retry, breaker and canary settings: the
-    /// key under the upstream and what is wrong.
+    /// An upstream's balancing, retry, health check, breaker and canary
+    /// settings: the key under the upstream and what is wrong.
     pub(super) fn check_policies(
         &self,
         name: &str,
@@ -281,20 +290,50 @@ impl Config {
         if retry.on.contains(&tonic::Code::Ok) {
             return fail("retry.on", "OK is a success, never retried");
         }
-        if retry.attempts == 0 {
-            return fail(
-                "retry.attempts",
-                "counts the first try too, so at least 1 (1: no retries)",
-            );
+        if !(1..=MAX_ATTEMPTS).contains(&retry.attempts) {
+            return Err((
+                "retry.attempts".to_owned(),
+                format!(
+                    "{} is out of range: it counts the first try too, so 1 (no retries) to {MAX_ATTEMPTS}; \
+                     a backend failing more tries than that is down, and more tries only add load",
+                    retry.attempts
+                ),
+            ));
         }
-        if retry.budget_percent > 100_000 || retry.budget_min_per_second > 1_000_000 {
-            return fail(
-                "retry",
-                "budget out of range (budget_percent ≤ 100000, budget_min_per_second ≤ 1000000)",
-            );
+        if retry.budget_percent > 100 * (MAX_ATTEMPTS - 1) || retry.budget_min_per_second > 1_000_000
+        {
+            return Err((
+                "retry".to_owned(),
+                format!(
+                    "budget out of range: budget_percent at most {} (every call tried {MAX_ATTEMPTS} times), \
+                     budget_min_per_second at most 1000000",
+                    100 * (MAX_ATTEMPTS - 1)
+                ),
+            ));
         }
         if retry.backoff_base > retry.backoff_max {
             return fail("retry.backoff_base", "is longer than `backoff_max`");
+        }
+        if let Some(check) = &upstream.health_check
+            && check.interval < MIN_CHECK_INTERVAL
+        {
+            return Err((
+                "health_check.interval".to_owned(),
+                format!(
+                    "{:?} is below {MIN_CHECK_INTERVAL:?}: every endpoint is asked this often",
+                    check.interval
+                ),
+            ));
+        }
+        if let Some(refresh) = upstream.dns_refresh
+            && refresh < MIN_DNS_REFRESH
+        {
+            return Err((
+                "dns_refresh".to_owned(),
+                format!(
+                    "{refresh:?} is below {MIN_DNS_REFRESH:?}: each refresh asks the DNS servers for every host name"
+                ),
+            ));
         }
         let outlier = &upstream.outlier_detection;
         if outlier.max_ejection_percent > 100 {
