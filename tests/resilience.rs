@@ -617,7 +617,7 @@ async fn an_expired_retry_names_the_last_failure_without_a_message() {
     });
     let mut upstream = UpstreamConfig::new(backends[0].url());
     upstream.timeout = Some(Duration::from_millis(350));
-    upstream.retry.attempts = 20;
+    upstream.retry.attempts = 10;
     let gateway = TestGateway::start(config(vec![("default", upstream)])).await;
     let response = support::http1()
         .get(gateway.url("/v1/echo"))
