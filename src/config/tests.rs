@@ -758,7 +758,10 @@ fn pool_policies_are_checked() {
         ("    retry: {on: [OK]}\n", "OK is a success"),
         ("    retry: {attempts: 0}\n", "1 (no retries) to 10"),
         ("    retry: {attempts: 100000}\n", "1 (no retries) to 10"),
-        ("    retry: {budget_percent: 100000}\n", "budget_percent at most 900"),
+        (
+            "    retry: {budget_percent: 100000}\n",
+            "budget_percent at most 900",
+        ),
         (
             "    health_check: {interval: 1ms, timeout: 1ms}\n",
             "below 100ms",

@@ -300,7 +300,8 @@ impl Config {
                 ),
             ));
         }
-        if retry.budget_percent > 100 * (MAX_ATTEMPTS - 1) || retry.budget_min_per_second > 1_000_000
+        if retry.budget_percent > 100 * (MAX_ATTEMPTS - 1)
+            || retry.budget_min_per_second > 1_000_000
         {
             return Err((
                 "retry".to_owned(),

@@ -26,6 +26,17 @@ pub enum RuleError {
     /// `custom.kind` is not an HTTP method token.
     #[error("custom HTTP method `{0}` is not a valid method name")]
     BadCustomKind(String),
+    /// `custom.kind` is `CONNECT`, whose requests name a host and port,
+    /// never a path: the route could not be reached.
+    #[error(
+        "custom HTTP method CONNECT cannot be routed: its requests carry a host:port, not a path"
+    )]
+    ConnectKind,
+    /// An `additional_bindings` entry has bindings of its own.
+    #[error(
+        "additional_bindings nest: http.proto allows one level, so the inner ones would never be served; list them all on the rule itself"
+    )]
+    NestedBindings,
 }
 
 /// The bindings declared on `method`, primary first. Empty when the method
@@ -45,8 +56,10 @@ pub fn bindings(
     if let Some(Value::List(extra)) = field(rule, "additional_bindings").as_deref() {
         for value in extra {
             if let Value::Message(rule) = value {
-                // Nested additional_bindings are not allowed by the spec and
-                // are ignored, as every other implementation does.
+                if matches!(field(rule, "additional_bindings").as_deref(), Some(Value::List(inner)) if !inner.is_empty())
+                {
+                    return Err(RuleError::NestedBindings);
+                }
                 out.push(binding(rule)?);
             }
         }
@@ -87,6 +100,9 @@ fn binding(rule: &DynamicMessage) -> Result<Binding, RuleError> {
         let kind = string(custom, "kind");
         let method =
             Method::from_bytes(kind.as_bytes()).map_err(|_| RuleError::BadCustomKind(kind))?;
+        if method == Method::CONNECT {
+            return Err(RuleError::ConnectKind);
+        }
         pattern = Some((method, string(custom, "path")));
     }
     let (method, template) = pattern.ok_or(RuleError::NoPattern)?;

@@ -154,6 +154,33 @@ fn reflect_without_an_upstream_says_one_is_needed() {
     run.assert_bad_input(&["--reflect", "--upstream URL"]);
 }
 
+/// Rules that could never be served are refused at load, naming the
+/// method: nested additional_bindings (http.proto allows one level) and
+/// a custom CONNECT (its requests name a host, not a path).
+#[test]
+fn rules_that_cannot_be_served_are_refused_naming_the_method() {
+    let dir = support::tempdir();
+    for (rule, says) in [
+        (
+            r#"get: "/a/{name}" additional_bindings { get: "/b/{name}" additional_bindings { get: "/c/{name}" } }"#,
+            "additional_bindings nest",
+        ),
+        (
+            r#"custom { kind: "CONNECT" path: "/c/{name}" }"#,
+            "CONNECT cannot be routed",
+        ),
+    ] {
+        let source = format!(
+            "syntax = \"proto3\";\npackage odd.v1;\nimport \"google/api/annotations.proto\";\n\
+             message M {{ string name = 1; }}\n\
+             service S {{ rpc Get(M) returns (M) {{ option (google.api.http) = {{ {rule} }}; }} }}\n"
+        );
+        std::fs::write(dir.join("odd.proto"), source).unwrap();
+        let run = protogate_in(&dir, &["routes", "--proto", "odd.proto"]);
+        run.assert_bad_input(&["odd.v1.S/Get", says]);
+    }
+}
+
 /// A file that ends inside a message: the error points at its last
 /// character, as `file:line:col:`, under the import path as given.
 #[test]
