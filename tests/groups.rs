@@ -7,8 +7,6 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -22,72 +20,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use support::kitchen;
-
-fn group(prefix: &str, upstream: &str) -> RouteGroupConfig {
-    RouteGroupConfig {
-        prefix: prefix.to_owned(),
-        upstream: upstream.to_owned(),
-        timeout: None,
-        strip_prefix: false,
-        tls: None,
-    }
-}
-
-/// A plain HTTP service on loopback that answers every request with what
-/// it received as JSON; `/slow` waits 2 s first, `/teapot` answers 418
-/// with hop-by-hop headers, `/stream` sends three chunks 300 ms apart.
-async fn http_service() -> SocketAddr {
-    async fn answer(request: Request) -> Response {
-        let (parts, body) = request.into_parts();
-        let path = parts.uri.path().to_owned();
-        if path.ends_with("/slow") {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-        if path.ends_with("/stream") {
-            let chunks = futures_util::stream::iter(0..3).then(|i| async move {
-                if i > 0 {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-                Ok::<_, std::convert::Infallible>(Bytes::from(format!("chunk {i}\n")))
-            });
-            return Response::new(Body::from_stream(chunks));
-        }
-        let body = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let headers: serde_json::Map<String, Value> = parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or("?"))))
-            .collect();
-        let seen = json!({
-            "method": parts.method.as_str(),
-            "uri": parts.uri.to_string(),
-            "headers": headers,
-            "body": String::from_utf8_lossy(&body),
-        });
-        let mut response = Response::new(Body::from(seen.to_string()));
-        response
-            .headers_mut()
-            .insert("content-type", "application/json".parse().unwrap());
-        if path.ends_with("/teapot") {
-            *response.status_mut() = http::StatusCode::IM_A_TEAPOT;
-            let headers = response.headers_mut();
-            headers.insert("x-brewed", "yes".parse().unwrap());
-            headers.insert("connection", "x-secret".parse().unwrap());
-            headers.insert("x-secret", "hop".parse().unwrap());
-        }
-        response
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, axum::Router::new().fallback(answer)).await;
-    });
-    addr
-}
+use support::plain::{group, http_service};
 
 async fn gateway(tweak: impl FnOnce(&mut Config)) -> (EchoBackend, TestGateway) {
     let set = kitchen();
