@@ -165,11 +165,33 @@ impl http_body::Body for Tracked {
     }
 }
 
+/// How the client reached the listener: put in each request's extensions
+/// beside [`ClientAddr`], for `X-Forwarded-Proto`. A client's own
+/// `:scheme` or absolute-form target is not trusted for this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// Cleartext TCP.
+    Tcp,
+    /// TLS over TCP, the handshake done by the listener.
+    Tls,
+}
+
+impl Transport {
+    /// The URI scheme a client uses to reach the listener this way.
+    pub(crate) fn scheme(self) -> &'static str {
+        match self {
+            Transport::Tcp => "http",
+            Transport::Tls => "https",
+        }
+    }
+}
+
 /// An accepted connection: what serving it takes besides its stream.
 #[derive(Debug)]
 pub(super) struct Accepted {
     pub(super) builder: auto::Builder<TokioExecutor>,
     pub(super) client: SocketAddr,
+    pub(super) transport: Transport,
     pub(super) service: HttpService,
     pub(super) idle_timeout: Duration,
     /// Turns true when the server shuts down.
@@ -186,6 +208,7 @@ where
     let Accepted {
         builder,
         client,
+        transport,
         mut service,
         idle_timeout,
         mut shutdown,
@@ -195,7 +218,9 @@ where
     let service = {
         let activity = activity.clone();
         tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ClientAddr(client));
+            let extensions = request.extensions_mut();
+            extensions.insert(ClientAddr(client));
+            extensions.insert(transport);
             let in_flight = activity.begin();
             // Always ready (see `HttpService::poll_ready`).
             let call = service.call(request.map(Body::new));

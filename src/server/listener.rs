@@ -22,7 +22,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::HttpService;
 use super::ListenerOptions;
-use super::connection::{self, Accepted};
+use super::connection::{self, Accepted, Transport};
 use crate::tls::ServerTls;
 
 /// Longest a client may take over its TLS handshake.
@@ -72,6 +72,11 @@ pub(super) async fn accept_loop(
         let accepted = Accepted {
             builder: builder.clone(),
             client,
+            transport: if tls.is_some() {
+                Transport::Tls
+            } else {
+                Transport::Tcp
+            },
             service: service.clone(),
             idle_timeout: options.idle_timeout,
             shutdown: closing_rx.clone(),

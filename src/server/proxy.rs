@@ -40,6 +40,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use super::connection::Transport;
 use super::rest::ClientAddr;
 use crate::config::UpstreamTls;
 use crate::error::GatewayError;
@@ -175,10 +176,14 @@ impl HttpProxy {
             .then(|| parts.extensions.remove::<OnUpgrade>())
             .flatten();
         let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
+        let transport = parts.extensions.get::<Transport>().copied();
         forwarded_headers(
             &mut parts.headers,
-            client,
-            authority.as_ref(),
+            Asker {
+                client,
+                scheme: transport.map_or("http", Transport::scheme),
+                authority: authority.as_ref(),
+            },
             inner.strip_prefix.then_some(&*inner.prefix),
         );
         if upgrade.is_some() {
@@ -367,15 +372,25 @@ fn announce_upgrade(headers: &mut HeaderMap) {
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
 }
 
+/// Who asked, as the `X-Forwarded-*` headers tell the upstream.
+struct Asker<'a> {
+    /// The client's address.
+    client: Option<std::net::SocketAddr>,
+    /// How it reached the listener: `http` or `https`.
+    scheme: &'static str,
+    /// The target's authority (HTTP/2's `:authority`).
+    authority: Option<&'a http::uri::Authority>,
+}
+
 /// The request headers as the upstream gets them: hop-by-hop ones gone,
 /// `Host` left for the client to set from the upstream URL, and the
 /// `X-Forwarded-*` set saying who asked.
-fn forwarded_headers(
-    headers: &mut HeaderMap,
-    client: Option<std::net::SocketAddr>,
-    authority: Option<&http::uri::Authority>,
-    prefix: Option<&str>,
-) {
+fn forwarded_headers(headers: &mut HeaderMap, asker: Asker<'_>, prefix: Option<&str>) {
+    let Asker {
+        client,
+        scheme,
+        authority,
+    } = asker;
     let host = metadata::forwarded_host(headers, authority.map(|a| a.as_str()))
         .and_then(|h| HeaderValue::from_str(h).ok());
     strip_hop_by_hop(headers);
@@ -394,7 +409,7 @@ fn forwarded_headers(
             headers.insert("x-forwarded-for", value);
         }
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
     match prefix.and_then(|p| HeaderValue::from_str(p).ok()) {
         Some(prefix) => {
             headers.insert("x-forwarded-prefix", prefix);
