@@ -6,11 +6,14 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
 use protogate::Config;
 use protogate::config::ListenerTls;
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::TestGateway;
+use support::client::Conn;
 use support::plain::{group, http_service};
 use support::tls::TestCa;
 
@@ -27,6 +30,19 @@ async fn gateway(
         tweak(c, service);
     })
     .await
+}
+
+/// Status and google.rpc.Status body (or the request the service saw) of
+/// `request` sent on a new HTTP/1.1 connection, as written.
+async fn exchange(
+    gateway: &TestGateway,
+    request: http::Request<support::client::RequestBody>,
+) -> (StatusCode, Value) {
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let response = conn.send(request).await;
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap())
 }
 
 /// Over the TLS listener the service is told `X-Forwarded-Proto: https`.
@@ -63,4 +79,22 @@ async fn forwarded_proto_is_https_over_tls() {
         let seen: Value = response.json().await.unwrap();
         assert_eq!(seen["headers"]["x-forwarded-proto"], "https", "{seen}");
     }
+}
+
+/// Every `X-Forwarded-For` line the client sent reaches the service, in
+/// order, with the client's address after them, in one header.
+#[tokio::test]
+async fn every_forwarded_for_line_is_kept() {
+    let (_backend, gateway) = gateway(|_, _| {}).await;
+    let request = http::Request::get("/legacy/x")
+        .header("x-forwarded-for", "1.1.1.1")
+        .header("x-forwarded-for", "2.2.2.2, 3.3.3.3")
+        .body(support::client::full(Bytes::new()))
+        .unwrap();
+    let (status, seen) = exchange(&gateway, request).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(
+        seen["headers"]["x-forwarded-for"],
+        "1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1"
+    );
 }

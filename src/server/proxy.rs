@@ -399,16 +399,11 @@ fn forwarded_headers(headers: &mut HeaderMap, asker: Asker<'_>, prefix: Option<&
         Some(host) => headers.insert("x-forwarded-host", host),
         None => headers.remove("x-forwarded-host"),
     };
-    if let Some(client) = client {
-        let ip = client.ip().to_string();
-        let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(earlier) => format!("{earlier}, {ip}"),
-            None => ip,
-        };
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert("x-forwarded-for", value);
-        }
-    }
+    let list = metadata::forwarded_for(headers, client.map(|c| c.ip()));
+    match HeaderValue::from_str(&list) {
+        Ok(value) if !list.is_empty() => headers.insert("x-forwarded-for", value),
+        _ => headers.remove("x-forwarded-for"),
+    };
     headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
     match prefix.and_then(|p| HeaderValue::from_str(p).ok()) {
         Some(prefix) => {

@@ -7,7 +7,7 @@
 //! set. Backend headers come back as `Grpc-Metadata-<k>`, trailers as
 //! `Grpc-Trailer-<k>`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -141,7 +141,13 @@ pub fn to_metadata(
             return Err(RequestError::MetadataTooLarge(policy.max_bytes));
         }
     }
-    size += forwarded_for(headers, client, &mut metadata);
+    let list = forwarded_for(headers, client.map(|c| c.ip()));
+    if let Ok(value) = MetadataValue::try_from(list.as_str())
+        && !list.is_empty()
+    {
+        size += "x-forwarded-for".len() + list.len() + HPACK_ENTRY_OVERHEAD;
+        metadata.insert("x-forwarded-for", value);
+    }
     // A client's own `X-Forwarded-Host` is not trusted.
     if let Some(host) =
         forwarded_host(headers, authority).and_then(|h| MetadataValue::try_from(h).ok())
@@ -159,32 +165,25 @@ pub fn to_metadata(
 /// (RFC 7541 §4.1), as gRPC servers do when they enforce metadata limits.
 const HPACK_ENTRY_OVERHEAD: usize = 32;
 
-/// `X-Forwarded-For`: the incoming list with the client address appended.
-/// Returns the size it adds.
-fn forwarded_for(
-    headers: &HeaderMap,
-    client: Option<SocketAddr>,
-    metadata: &mut MetadataMap,
-) -> usize {
-    let previous: Vec<&str> = headers
+/// `X-Forwarded-For` as every upstream gets it: each line the client sent,
+/// in order, joined with `, `, then the client's address (empty without
+/// either). Lines that are empty or not visible ASCII are left out.
+pub(crate) fn forwarded_for(headers: &HeaderMap, client: Option<IpAddr>) -> String {
+    let client = client.map(|ip| ip.to_string());
+    let earlier = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .collect();
-    let mut list = previous.join(", ");
-    if let Some(client) = client {
+        .map(str::trim)
+        .filter(|line| !line.is_empty());
+    let mut list = String::new();
+    for item in earlier.chain(client.as_deref()) {
         if !list.is_empty() {
             list.push_str(", ");
         }
-        list.push_str(&client.ip().to_string());
+        list.push_str(item);
     }
-    if let Ok(value) = MetadataValue::try_from(list.as_str())
-        && !list.is_empty()
-    {
-        metadata.insert("x-forwarded-for", value);
-        return "x-forwarded-for".len() + list.len() + HPACK_ENTRY_OVERHEAD;
-    }
-    0
+    list
 }
 
 /// The metadata of an RPC-style request (Connect): every header that is
@@ -338,6 +337,21 @@ mod tests {
         assert!(md.get("cookie").is_none());
         assert!(md.get("grpc-timeout").is_none());
         assert!(md.get("te").is_none());
+    }
+
+    #[test]
+    fn forwarded_for_keeps_every_line_in_order() {
+        let mut headers = HeaderMap::new();
+        for line in ["1.1.1.1", "2.2.2.2, 3.3.3.3", " ", "4.4.4.4 "] {
+            headers.append("x-forwarded-for", HeaderValue::from_static(line));
+        }
+        let client = "127.0.0.1".parse().ok();
+        assert_eq!(
+            forwarded_for(&headers, client),
+            "1.1.1.1, 2.2.2.2, 3.3.3.3, 4.4.4.4, 127.0.0.1"
+        );
+        assert_eq!(forwarded_for(&HeaderMap::new(), client), "127.0.0.1");
+        assert_eq!(forwarded_for(&HeaderMap::new(), None), "");
     }
 
     #[test]

@@ -274,14 +274,8 @@ fn prepare(request: &mut Request<tonic::body::Body>) {
     if let Some(host) = host {
         headers.insert("x-forwarded-host", host);
     }
-    let mut list: Vec<String> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .collect();
-    list.extend(client.map(|ip| ip.to_string()));
-    if let Ok(value) = HeaderValue::from_str(&list.join(", "))
+    let list = metadata::forwarded_for(headers, client);
+    if let Ok(value) = HeaderValue::from_str(&list)
         && !list.is_empty()
     {
         headers.insert("x-forwarded-for", value);
