@@ -1,5 +1,6 @@
 //! What a route group proxying a plain HTTP service makes of the client's
-//! request: who asked (`X-Forwarded-*`, over cleartext and TLS).
+//! request: who asked (`X-Forwarded-*`, over cleartext and TLS) and which
+//! path may go on.
 
 mod support;
 
@@ -43,6 +44,15 @@ async fn exchange(
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&body).unwrap())
+}
+
+/// The status line and body of a request written byte for byte (with
+/// `Connection: close`), read until the gateway closes.
+async fn raw(gateway: &TestGateway, request: &str) -> (String, Value) {
+    let answer = support::client::raw_text(gateway.addr(), request).await;
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// Over the TLS listener the service is told `X-Forwarded-Proto: https`.
@@ -97,4 +107,42 @@ async fn every_forwarded_for_line_is_kept() {
         seen["headers"]["x-forwarded-for"],
         "1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1"
     );
+}
+
+/// Segments that a service may resolve as `..` — with path parameters
+/// (`..;`, as Tomcat and Spring strip them) or behind a backslash (`\`,
+/// `%5C`, which some servers read as `/`) — are refused like plain dot
+/// segments; look-alikes that are not dot segments pass.
+#[tokio::test]
+async fn traversal_variants_are_refused() {
+    let (_backend, gateway) = gateway(|_, _| {}).await;
+    for path in [
+        "/legacy/..;/..;/internal",
+        "/legacy/..;jsessionid=1/admin",
+        "/legacy/.;/x",
+        "/legacy/..%3B/admin",
+        "/legacy/..%3b/admin",
+        "/legacy/x/..;",
+        "/legacy/..%5Cadmin",
+        "/legacy/..%5cadmin",
+        "/legacy/a%5Cb",
+        "/legacy/..\\admin",
+        "/legacy/a\\b",
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n");
+        let (status, body) = raw(&gateway, &request).await;
+        assert!(status.contains(" 400 "), "{path}: {status} {body}");
+        assert_eq!(body["code"], 3, "{path}: {body}");
+    }
+    for path in [
+        "/legacy/a;v=1/x",
+        "/legacy/..x;y",
+        "/legacy/x..;",
+        "/legacy/a%3Bb",
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n");
+        let (status, seen) = raw(&gateway, &request).await;
+        assert!(status.contains(" 200 "), "{path}: {status} {seen}");
+        assert_eq!(seen["uri"], path);
+    }
 }

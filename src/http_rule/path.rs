@@ -22,6 +22,10 @@ pub enum PathError {
     /// A `.` or `..` segment (also when written `%2E`).
     #[error("the path has a `.` or `..` segment")]
     DotSegment,
+    /// A backslash (also when written `%5C`), which some servers read as
+    /// `/`: refused on paths proxied to them.
+    #[error("the path has a backslash (`\\` or `%5C`)")]
+    Backslash,
 }
 
 fn hex(b: u8) -> Option<u8> {

@@ -5,9 +5,9 @@
 //! What a reverse proxy owes both sides is done here: hop-by-hop headers
 //! (RFC 9110 §7.6.1) are dropped in both directions, `Host` becomes the
 //! upstream's, `X-Forwarded-For`/`-Host`/`-Proto` (and `-Prefix` when the
-//! prefix is stripped) tell the upstream who asked. Paths with dot
-//! segments are refused (400) rather than forwarded: the upstream would
-//! resolve `/legacy/../admin` to a path outside the prefix. Bodies stream
+//! prefix is stripped) tell the upstream who asked. Paths the upstream
+//! could resolve to one outside the prefix (`/legacy/../admin`) are
+//! refused (400) rather than forwarded (see `target`). Bodies stream
 //! both ways and are held to `limits.max_body_bytes` on the way in.
 //!
 //! Connections to the upstream are pooled (HTTP/1.1, kept alive). Answers
@@ -44,10 +44,11 @@ use super::connection::Transport;
 use super::rest::ClientAddr;
 use crate::config::UpstreamTls;
 use crate::error::GatewayError;
-use crate::http_rule::path;
 use crate::transcode::{Codec, RequestError};
 use crate::upstream::metadata;
 use prost_reflect::DescriptorPool;
+
+mod target;
 
 /// How long an idle pooled connection to an upstream is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -151,15 +152,7 @@ impl HttpProxy {
     async fn forward(self, request: Request<Body>) -> Result<Response, GatewayError> {
         let inner = &*self.inner;
         let (mut parts, body) = request.into_parts();
-        // Refuses dot segments (also percent-encoded) like the REST routes,
-        // and also between encoded slashes (`..%2F..%2Fadmin`): a service
-        // that decodes `%2F` before resolving would leave the prefix.
-        let normalized = path::normalize(parts.uri.path()).map_err(RequestError::from)?;
-        let encoded_slash = |w: &[u8]| w[0] == b'%' && w[1] == b'2' && w[2] | 0x20 == b'f';
-        if normalized.contains('.') && normalized.as_bytes().windows(3).any(encoded_slash) {
-            let slashed = normalized.replace("%2F", "/").replace("%2f", "/");
-            path::normalize(&slashed).map_err(RequestError::from)?;
-        }
+        target::checked(parts.uri.path()).map_err(RequestError::from)?;
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
