@@ -1,6 +1,6 @@
 //! What a route group proxying a plain HTTP service makes of the client's
 //! request: who asked (`X-Forwarded-*`, over cleartext and TLS) and which
-//! path may go on.
+//! path may go on, to which group.
 
 mod support;
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use protogate::Config;
-use protogate::config::ListenerTls;
+use protogate::config::{ListenerTls, RouteGroupConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::TestGateway;
@@ -144,5 +144,35 @@ async fn traversal_variants_are_refused() {
         let (status, seen) = raw(&gateway, &request).await;
         assert!(status.contains(" 200 "), "{path}: {status} {seen}");
         assert_eq!(seen["uri"], path);
+    }
+}
+
+/// Prefixes are matched with escapes of unreserved characters decoded
+/// (RFC 3986 §6.2.2.2): `/api/%70rivate/x` is `/api/private/x` and goes
+/// to that group, prefix stripped, not to the `/api/` group; the service
+/// gets the path in that form.
+#[tokio::test]
+async fn prefixes_match_with_unreserved_escapes_decoded() {
+    let (_backend, gateway) = gateway(|c, service| {
+        c.routes
+            .push(group("/api/", &format!("http://{service}/public")));
+        c.routes.push(RouteGroupConfig {
+            strip_prefix: true,
+            ..group("/api/private/", &format!("http://{service}/private"))
+        });
+    })
+    .await;
+    for (path, uri) in [
+        ("/api/private/x", "/private/x"),
+        ("/api/%70rivate/x", "/private/x"),
+        ("/%61pi/priv%61te/x%7E1?q=%70", "/private/x~1?q=%70"),
+        ("/api/%70rivate", "/private"),
+        ("/api/privatex", "/public/api/privatex"),
+        ("/api/%2Fprivate/x", "/public/api/%2Fprivate/x"),
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n");
+        let (status, seen) = raw(&gateway, &request).await;
+        assert!(status.contains(" 200 "), "{path}: {status} {seen}");
+        assert_eq!(seen["uri"], uri, "{path}");
     }
 }

@@ -74,7 +74,9 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     Ok(normalized)
 }
 
-fn decode_unreserved(path: &str) -> Result<Cow<'_, str>, PathError> {
+/// Checks every escape and decodes those of unreserved characters, as
+/// [`normalize`] does, without refusing dot segments.
+pub fn decode_unreserved(path: &str) -> Result<Cow<'_, str>, PathError> {
     let bytes = path.as_bytes();
     let Some(first) = bytes.iter().position(|&b| b == b'%') else {
         return Ok(Cow::Borrowed(path));

@@ -9,6 +9,7 @@
 //! it. A group on an `http(s)://` URL proxies the prefix to that service
 //! as plain HTTP (see `proxy`).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use tower::util::BoxCloneSyncService;
 
 use super::proxy::{HttpProxy, ProxySettings};
 use crate::config::Config;
+use crate::http_rule::path;
 use crate::route::Rpc;
 use crate::snapshot::Snapshot;
 
@@ -115,7 +117,13 @@ impl Groups {
     }
 
     /// The stack of the group holding `path` (the longest prefix), if any.
+    ///
+    /// Prefixes are matched as routes are: with escapes of unreserved
+    /// characters decoded (RFC 3986 §6.2.2.2), so that `/api/%70rivate`
+    /// is in `/api/private`'s group, not in `/api`'s. A path with a
+    /// malformed escape is matched as sent, and refused where it lands.
     pub(crate) fn find(&self, path: &str) -> Option<&GroupService> {
+        let path = path::decode_unreserved(path).unwrap_or(Cow::Borrowed(path));
         self.0
             .iter()
             .find(|g| {

@@ -152,7 +152,7 @@ impl HttpProxy {
     async fn forward(self, request: Request<Body>) -> Result<Response, GatewayError> {
         let inner = &*self.inner;
         let (mut parts, body) = request.into_parts();
-        target::checked(parts.uri.path()).map_err(RequestError::from)?;
+        let path = target::checked(parts.uri.path()).map_err(RequestError::from)?;
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -163,7 +163,7 @@ impl HttpProxy {
         }
         // HTTP/2 clients may name the host only as `:authority`.
         let authority = parts.uri.authority().cloned();
-        parts.uri = self.upstream_uri(&parts.uri)?;
+        parts.uri = self.upstream_uri(&path, parts.uri.query())?;
         // Taken before the hop-by-hop headers that announce it go.
         let upgrade = is_websocket_upgrade(&parts.headers)
             .then(|| parts.extensions.remove::<OnUpgrade>())
@@ -243,12 +243,12 @@ impl HttpProxy {
         }
     }
 
-    /// The upstream URI for a request URI: the upstream's scheme, host and
-    /// base path, then the request's path (without the prefix, if
-    /// stripped) and query.
-    fn upstream_uri(&self, uri: &Uri) -> Result<Uri, GatewayError> {
+    /// The upstream URI for a request's (checked) path and query: the
+    /// upstream's scheme, host and base path, then the path (without the
+    /// prefix, if stripped) and query.
+    fn upstream_uri(&self, path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
         let inner = &*self.inner;
-        let mut rest = uri.path();
+        let mut rest = path;
         if inner.strip_prefix {
             rest = rest.strip_prefix(&*inner.prefix).unwrap_or(rest);
         }
@@ -261,7 +261,7 @@ impl HttpProxy {
             target.push('/');
         }
         target.push_str(rest);
-        if let Some(query) = uri.query() {
+        if let Some(query) = query {
             target.push('?');
             target.push_str(query);
         }

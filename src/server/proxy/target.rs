@@ -1,5 +1,7 @@
-//! Which request paths a proxied group passes on.
+//! Which request paths a proxied group passes on, and in what form.
 //!
+//! A path goes on as the group was found with it: escapes of unreserved
+//! characters decoded (RFC 3986 §6.2.2.2), every other escape as sent.
 //! What a service could resolve to a path outside the prefix is refused
 //! rather than forwarded: dot segments, also percent-encoded (`%2e%2e`),
 //! between encoded slashes (`..%2F`, for a service that decodes `%2F`
@@ -11,8 +13,7 @@ use std::borrow::Cow;
 
 use crate::http_rule::path::{self, PathError};
 
-/// The path with escapes of unreserved characters decoded (RFC 3986
-/// §6.2.2.2), or why it may not go on.
+/// The path as the upstream gets it, or why it may not go on.
 pub(super) fn checked(path: &str) -> Result<Cow<'_, str>, PathError> {
     let normalized = path::normalize(path)?;
     if normalized.contains('\\') || escapes(&normalized).any(|(_, byte)| byte == b'\\') {
