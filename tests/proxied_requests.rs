@@ -1,6 +1,7 @@
 //! What a route group proxying a plain HTTP service makes of the client's
-//! request: who asked (`X-Forwarded-*`, over cleartext and TLS) and which
-//! path may go on, to which group.
+//! request: who asked (`X-Forwarded-*`, over cleartext and TLS), which
+//! path may go on and to which group, and a request body that is bad or
+//! cut, which is the client's fault and never the service's.
 
 mod support;
 
@@ -17,6 +18,7 @@ use support::TestGateway;
 use support::client::Conn;
 use support::plain::{group, http_service};
 use support::tls::TestCa;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// The gateway before the kitchen echo backend, with `/legacy` proxied to
 /// a plain HTTP service, its config changed by `tweak` after (given the
@@ -175,4 +177,43 @@ async fn prefixes_match_with_unreserved_escapes_decoded() {
         assert!(status.contains(" 200 "), "{path}: {status} {seen}");
         assert_eq!(seen["uri"], uri, "{path}");
     }
+}
+
+/// A chunked body that is not chunked coding is the client's mistake:
+/// 400, not a 502 blaming the service.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_400() {
+    let (_backend, gateway) = gateway(|_, _| {}).await;
+    let (status, body) = raw(
+        &gateway,
+        "POST /legacy/x HTTP/1.1\r\nhost: gw\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\nzz\r\n",
+    )
+    .await;
+    assert!(status.contains(" 400 "), "{status} {body}");
+    assert_eq!(body["code"], 3, "{body}");
+}
+
+/// A client that stops sending halfway through its body is answered
+/// (when it can still hear) with a 400, never a 5xx blaming the service.
+#[tokio::test]
+async fn a_cut_body_is_not_the_services_fault() {
+    let (_backend, gateway) = gateway(|_, _| {}).await;
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr())
+        .await
+        .unwrap();
+    stream
+        .write_all(b"POST /legacy/x HTTP/1.1\r\nhost: gw\r\ncontent-length: 100\r\n\r\nonly ten b")
+        .await
+        .unwrap();
+    // Let the request reach the service before the body stops.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the gateway closes the connection")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.lines().next().unwrap_or_default();
+    assert!(status.is_empty() || status.contains(" 400 "), "{answer}");
 }

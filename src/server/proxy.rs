@@ -8,7 +8,8 @@
 //! prefix is stripped) tell the upstream who asked. Paths the upstream
 //! could resolve to one outside the prefix (`/legacy/../admin`) are
 //! refused (400) rather than forwarded (see `target`). Bodies stream
-//! both ways and are held to `limits.max_body_bytes` on the way in.
+//! both ways; on the way in they are held to `limits.max_body_bytes`, and
+//! a body the client breaks is answered as its fault (see `body`).
 //!
 //! Connections to the upstream are pooled (HTTP/1.1, kept alive). Answers
 //! are passed on as the upstream encoded them, never compressed again.
@@ -33,7 +34,6 @@ use axum::body::Body;
 use axum::response::Response;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt as _, Limited};
 use hyper::upgrade::OnUpgrade;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -48,7 +48,10 @@ use crate::transcode::{Codec, RequestError};
 use crate::upstream::metadata;
 use prost_reflect::DescriptorPool;
 
+mod body;
 mod target;
+
+use body::{BodyError, Outgoing};
 
 /// How long an idle pooled connection to an upstream is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -73,10 +76,8 @@ struct Inner {
     strip_prefix: bool,
     timeout: Option<Duration>,
     max_body_bytes: usize,
-    client: Client<HttpsConnector<HttpConnector>, BoxBody>,
+    client: Client<HttpsConnector<HttpConnector>, Outgoing>,
 }
-
-type BoxBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, axum::BoxError>;
 
 impl std::fmt::Debug for HttpProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -183,9 +184,7 @@ impl HttpProxy {
             announce_upgrade(&mut parts.headers);
         }
         let client_version = std::mem::replace(&mut parts.version, http::Version::HTTP_11);
-        let body = Limited::new(body, inner.max_body_bytes)
-            .map_err(axum::BoxError::from)
-            .boxed_unsync();
+        let body = Outgoing::new(body, inner.max_body_bytes);
         let call = inner.client.request(Request::from_parts(parts, body));
         let answer = match inner.timeout {
             Some(timeout) => tokio::time::timeout(timeout, call).await.map_err(|_| {
@@ -278,12 +277,14 @@ impl HttpProxy {
             })
     }
 
-    /// A failed exchange: the body limit (413), an upstream that cannot be
-    /// reached (503), or one that answered something that is not HTTP
-    /// (502). Each names the route and the upstream.
+    /// A failed exchange: the client's body, as a transcoded route answers
+    /// it (400, 413); an upstream that cannot be reached (503), or one that
+    /// answered something that is not HTTP (502), each naming the route
+    /// and the upstream.
     fn failure(&self, err: &hyper_util::client::legacy::Error) -> GatewayError {
-        if crate::upstream::chain(err).any(|e| e.is::<http_body_util::LengthLimitError>()) {
-            return GatewayError::PayloadTooLarge(self.inner.max_body_bytes);
+        let body = crate::upstream::chain(err).find_map(|e| e.downcast_ref::<BodyError>());
+        if let Some(body) = body {
+            return body.to_gateway();
         }
         let mut text = String::new();
         crate::upstream::append_causes(&mut text, Some(err));
