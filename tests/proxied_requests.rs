@@ -1,12 +1,12 @@
 //! What a route group proxying a plain HTTP service makes of the client's
 //! request: who asked (`X-Forwarded-*`, over cleartext and TLS), which
-//! path may go on and to which group, and a request body that is bad or
-//! cut, which is the client's fault and never the service's.
+//! path may go on and to which group, and a request body that is bad,
+//! cut or slow, which is the client's fault and never the service's.
 
 mod support;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
@@ -216,4 +216,44 @@ async fn a_cut_body_is_not_the_services_fault() {
     let answer = String::from_utf8_lossy(&answer);
     let status = answer.lines().next().unwrap_or_default();
     assert!(status.is_empty() || status.contains(" 400 "), "{answer}");
+}
+
+/// A body slower than `timeouts.request_body` is 408 at that timeout, as
+/// on transcoded routes, not 504 at the group's longer `timeout`.
+#[tokio::test]
+async fn a_slow_body_is_408_at_the_body_timeout() {
+    let (_backend, gateway) = gateway(|c, service| {
+        c.timeouts.request_body = Duration::from_secs(1);
+        c.routes.push(RouteGroupConfig {
+            timeout: Some(Duration::from_secs(5)),
+            ..group("/patient", &format!("http://{service}"))
+        });
+    })
+    .await;
+    let (tx, body) = support::client::channel();
+    tx.send(Bytes::from_static(b"first part")).await.unwrap();
+    let request = http::Request::post("/patient/x").body(body).unwrap();
+    let started = Instant::now();
+    let (status, body) = exchange(&gateway, request).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    assert_eq!(body["code"], 4, "{body}");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
+        "{elapsed:?}"
+    );
+    drop(tx);
+    // A body that keeps coming in time is not cut.
+    let (tx, body) = support::client::channel();
+    let request = http::Request::post("/patient/x").body(body).unwrap();
+    let feed = tokio::spawn(async move {
+        for part in ["a", "b", "c"] {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.send(Bytes::from_static(part.as_bytes())).await.unwrap();
+        }
+    });
+    let (status, seen) = exchange(&gateway, request).await;
+    feed.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["body"], "abc");
 }

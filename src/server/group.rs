@@ -89,6 +89,7 @@ impl Groups {
                     timeout: group.timeout.or(Some(config.timeouts.unary)),
                     tls: group.tls.as_ref(),
                     max_body_bytes: config.limits.max_body_bytes,
+                    body_timeout: config.timeouts.request_body,
                     connect_timeout: config.timeouts.connect,
                 })
                 .map_err(|e| format!("routes: prefix `{}`: {e}", group.prefix))?;

@@ -8,8 +8,9 @@
 //! prefix is stripped) tell the upstream who asked. Paths the upstream
 //! could resolve to one outside the prefix (`/legacy/../admin`) are
 //! refused (400) rather than forwarded (see `target`). Bodies stream
-//! both ways; on the way in they are held to `limits.max_body_bytes`, and
-//! a body the client breaks is answered as its fault (see `body`).
+//! both ways; on the way in they are held to `limits.max_body_bytes` and
+//! `timeouts.request_body`, and a body the client breaks is answered as
+//! its fault (see `body`).
 //!
 //! Connections to the upstream are pooled (HTTP/1.1, kept alive). Answers
 //! are passed on as the upstream encoded them, never compressed again.
@@ -76,6 +77,7 @@ struct Inner {
     strip_prefix: bool,
     timeout: Option<Duration>,
     max_body_bytes: usize,
+    body_timeout: Duration,
     client: Client<HttpsConnector<HttpConnector>, Outgoing>,
 }
 
@@ -98,6 +100,8 @@ pub(crate) struct ProxySettings<'a> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) tls: Option<&'a UpstreamTls>,
     pub(crate) max_body_bytes: usize,
+    /// `timeouts.request_body`: the whole request body arrives within it.
+    pub(crate) body_timeout: Duration,
     pub(crate) connect_timeout: Duration,
 }
 
@@ -144,6 +148,7 @@ impl HttpProxy {
                 strip_prefix: settings.strip_prefix,
                 timeout: settings.timeout,
                 max_body_bytes: settings.max_body_bytes,
+                body_timeout: settings.body_timeout,
                 client,
             }),
         })
@@ -184,7 +189,7 @@ impl HttpProxy {
             announce_upgrade(&mut parts.headers);
         }
         let client_version = std::mem::replace(&mut parts.version, http::Version::HTTP_11);
-        let body = Outgoing::new(body, inner.max_body_bytes);
+        let body = Outgoing::new(body, inner.max_body_bytes, inner.body_timeout);
         let call = inner.client.request(Request::from_parts(parts, body));
         let answer = match inner.timeout {
             Some(timeout) => tokio::time::timeout(timeout, call).await.map_err(|_| {
@@ -278,9 +283,9 @@ impl HttpProxy {
     }
 
     /// A failed exchange: the client's body, as a transcoded route answers
-    /// it (400, 413); an upstream that cannot be reached (503), or one that
-    /// answered something that is not HTTP (502), each naming the route
-    /// and the upstream.
+    /// it (400, 408, 413); an upstream that cannot be reached (503), or one
+    /// that answered something that is not HTTP (502), each naming the
+    /// route and the upstream.
     fn failure(&self, err: &hyper_util::client::legacy::Error) -> GatewayError {
         let body = crate::upstream::chain(err).find_map(|e| e.downcast_ref::<BodyError>());
         if let Some(body) = body {
