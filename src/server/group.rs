@@ -124,6 +124,9 @@ impl Groups {
     /// is in `/api/private`'s group, not in `/api`'s. A path with a
     /// malformed escape is matched as sent, and refused where it lands.
     pub(crate) fn find(&self, path: &str) -> Option<&GroupService> {
+        if self.0.is_empty() {
+            return None;
+        }
         let path = path::decode_unreserved(path).unwrap_or(Cow::Borrowed(path));
         self.0
             .iter()
