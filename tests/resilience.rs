@@ -449,31 +449,21 @@ async fn a_reload_moves_the_canary_weight() {
         base: format!("http://{}", server.local_addr()),
         server,
     };
+    let reload_with = |to: u32| {
+        weight.store(to, std::sync::atomic::Ordering::SeqCst);
+        gateway.server.reloader().expect("reloading").reload("test")
+    };
     get_ok(&gateway, 40, &[]).await;
     assert_eq!(counts(&backends), [40, 0]);
 
-    weight.store(100, std::sync::atomic::Ordering::SeqCst);
-    gateway
-        .server
-        .reloader()
-        .expect("reloading")
-        .reload("test")
-        .await
-        .unwrap();
+    reload_with(100).await.unwrap();
     clear(&backends);
     get_ok(&gateway, 40, &[]).await;
     assert_eq!(counts(&backends), [0, 40]);
 
     // And back: both sides kept their upstream, connection included (a
     // new one would also forget ejections and breaker counts).
-    weight.store(0, std::sync::atomic::Ordering::SeqCst);
-    gateway
-        .server
-        .reloader()
-        .expect("reloading")
-        .reload("test")
-        .await
-        .unwrap();
+    reload_with(0).await.unwrap();
     clear(&backends);
     get_ok(&gateway, 10, &[]).await;
     assert_eq!(counts(&backends), [10, 0]);
