@@ -216,6 +216,16 @@ pub(crate) async fn encoded_request(
         ..
     } = call;
     let (bytes, mut share) = if route.request.takes_body() {
+        // A declared body of a type the route refuses is refused before
+        // it is read: no `100 Continue` asks the client to send it.
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|len| len.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|len| len > 0);
+        if declared {
+            check_media_type(parts, route)?;
+        }
         let read = body::read(
             body,
             &parts.headers,
@@ -226,7 +236,7 @@ pub(crate) async fn encoded_request(
             .await
             .map_err(|_| GatewayError::RequestTimeout(snapshot.body_timeout))??;
         // An empty body with a stray type is still an empty message.
-        if !read.bytes.is_empty() {
+        if !declared && !read.bytes.is_empty() {
             check_media_type(parts, route)?;
         }
         (read.bytes, Some(read.share))

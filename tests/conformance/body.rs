@@ -376,6 +376,38 @@ async fn content_types() {
     }
 }
 
+/// RFC 9110 §10.1.1: a body the route will refuse for its type is not
+/// asked for. A client that waits for `100 Continue` gets the 415 and
+/// sends nothing; an empty body with a stray type is still an empty
+/// message.
+#[tokio::test]
+async fn a_refused_type_gets_no_100_continue() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let f = fixture().await;
+    let mut socket = tokio::net::TcpStream::connect(f.gateway.addr())
+        .await
+        .unwrap();
+    socket
+        .write_all(
+            b"POST /v1/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/xml\r\n\
+              content-length: 4\r\nexpect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = vec![0; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut head))
+        .await
+        .expect("an answer without the body")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 415 "), "{head}");
+    assert!(f.backend.records().is_empty());
+    let (status, body) = f
+        .send("POST", "/v1/echo", Some("application/xml"), "")
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, serde_json::json!({})));
+}
+
 /// RFC 9110 §8.3.1: a `Content-Type` that is present but whose media type
 /// is not `type/subtype` (empty, `;;;`, a bare word) is a 415 naming it
 /// as sent, never read as "no type" (JSON) — on unary routes and request
