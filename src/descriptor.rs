@@ -236,10 +236,10 @@ impl Files {
             files: Vec::new(),
         };
         for name in &self.order {
-            builder.add(name, None)?;
+            builder.add(name)?;
         }
         for name in bundled::ALWAYS {
-            builder.add(name, None)?;
+            builder.add(name)?;
         }
         Ok(Loaded {
             set: set::join(builder.files.iter().copied()),
@@ -259,10 +259,50 @@ struct PoolBuilder<'a> {
 }
 
 impl<'a> PoolBuilder<'a> {
-    /// Adds `name` after its imports (depth first).
-    fn add(&mut self, name: &str, importer: Option<&str>) -> Result<(), DescriptorError> {
+    /// Adds `name` after its imports, depth first, on a stack of its own:
+    /// an import chain thousands of files long (a reflecting backend can
+    /// send one) would overflow the thread's.
+    fn add(&mut self, name: &str) -> Result<(), DescriptorError> {
+        // Each file being added, with the index of its next import.
+        let mut stack: Vec<(&'a RawFile, usize)> = Vec::new();
+        self.enter(name, None, &mut stack)?;
+        while let Some(&(file, next)) = stack.last() {
+            if let Some(import) = file.imports.get(next) {
+                if let Some(top) = stack.last_mut() {
+                    top.1 += 1;
+                }
+                self.enter(import, Some(&file.name), &mut stack)?;
+                continue;
+            }
+            stack.pop();
+            if let Some(why) = &file.unsupported {
+                // Checked here: prost-reflect panics on such a file.
+                return Err(DescriptorError::Invalid {
+                    file: file.name.clone(),
+                    reason: why.clone(),
+                });
+            }
+            self.pool
+                .decode_file_descriptor_proto(file.bytes.clone())
+                .map_err(|e| DescriptorError::Invalid {
+                    file: file.name.clone(),
+                    reason: e.to_string(),
+                })?;
+            self.added.insert(file.name.clone(), true);
+            self.files.push(file);
+        }
+        Ok(())
+    }
+
+    /// Starts adding `name` (imported by `importer`) unless it is added
+    /// or being added already (an import cycle, which the pool rejects).
+    fn enter(
+        &mut self,
+        name: &str,
+        importer: Option<&str>,
+        stack: &mut Vec<(&'a RawFile, usize)>,
+    ) -> Result<(), DescriptorError> {
         if self.added.contains_key(name) {
-            // Added already, or an import cycle the pool will reject.
             return Ok(());
         }
         let file: &'a RawFile = self
@@ -274,17 +314,147 @@ impl<'a> PoolBuilder<'a> {
                 import: name.to_owned(),
             })?;
         self.added.insert(name.to_owned(), false);
-        for import in &file.imports {
-            self.add(import, Some(name))?;
-        }
-        self.pool
-            .decode_file_descriptor_proto(file.bytes.clone())
-            .map_err(|e| DescriptorError::Invalid {
-                file: name.to_owned(),
-                reason: e.to_string(),
-            })?;
-        self.added.insert(name.to_owned(), true);
-        self.files.push(file);
+        stack.push((file, 0));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+    use prost_types::{DescriptorProto, FileDescriptorProto, FileDescriptorSet};
+
+    use super::*;
+
+    fn set(files: Vec<FileDescriptorProto>) -> Bytes {
+        FileDescriptorSet { file: files }.encode_to_vec().into()
+    }
+
+    /// A set of encoded files; `edition`'s field (14) is not in
+    /// prost-types, so it is appended to the encoded file.
+    fn set_with_edition(files: Vec<FileDescriptorProto>, edition: (&str, i32)) -> Bytes {
+        let mut out = Vec::new();
+        for file in files {
+            let mut bytes = file.encode_to_vec();
+            if file.name.as_deref() == Some(edition.0) {
+                prost::encoding::int32::encode(14, &edition.1, &mut bytes);
+            }
+            prost::encoding::bytes::encode(1, &bytes, &mut out);
+        }
+        out.into()
+    }
+
+    fn file(name: &str, imports: &[&str]) -> FileDescriptorProto {
+        FileDescriptorProto {
+            name: Some(name.to_owned()),
+            package: Some(format!("p{}", name.len())),
+            dependency: imports.iter().map(|i| (*i).to_owned()).collect(),
+            message_type: vec![DescriptorProto {
+                name: Some(name.replace(['/', '.'], "_")),
+                ..DescriptorProto::default()
+            }],
+            syntax: Some("proto3".to_owned()),
+            ..FileDescriptorProto::default()
+        }
+    }
+
+    fn load_set(set: Bytes) -> Result<Loaded, DescriptorError> {
+        load_files(&Sources {
+            embedded: vec![set],
+            ..Sources::default()
+        })
+    }
+
+    /// prost-reflect panics on a syntax it does not know: such files are
+    /// refused first, saying what they are.
+    #[test]
+    fn editions_and_unknown_syntaxes_are_refused_not_a_panic() {
+        let editions = FileDescriptorProto {
+            syntax: Some("editions".to_owned()),
+            ..file("e.proto", &[])
+        };
+        let err = load_set(set_with_edition(vec![editions], ("e.proto", 1000)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("e.proto") && err.contains("editions file (edition 2023)"),
+            "{err}"
+        );
+        for syntax in ["proto4", ""] {
+            let odd = FileDescriptorProto {
+                syntax: Some(syntax.to_owned()),
+                ..file("odd.proto", &[])
+            };
+            let err = load_set(set(vec![odd])).unwrap_err().to_string();
+            assert!(err.contains(&format!("its syntax is `{syntax}`")), "{err}");
+        }
+        // Imported by a good file: still named.
+        let editions = FileDescriptorProto {
+            syntax: Some("editions".to_owned()),
+            ..file("dep.proto", &[])
+        };
+        let files = vec![file("top.proto", &["dep.proto"]), editions];
+        let err = load_set(set_with_edition(files, ("dep.proto", 1001)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dep.proto") && err.contains("edition 2024"),
+            "{err}"
+        );
+    }
+
+    /// A chain of imports thousands of files long (a reflecting backend
+    /// may send one) loads on a small stack: files are added without
+    /// recursion.
+    #[test]
+    fn a_long_import_chain_needs_no_deep_stack() {
+        const FILES: usize = 8000;
+        let files: Vec<FileDescriptorProto> = (0..FILES)
+            .map(|i| {
+                let next = format!("c/f{}.proto", i + 1);
+                let imports: &[&str] = if i + 1 < FILES { &[&next] } else { &[] };
+                FileDescriptorProto {
+                    package: Some(format!("c{i}")),
+                    ..file(&format!("c/f{i}.proto"), imports)
+                }
+            })
+            .collect();
+        let set = set(files);
+        let loaded = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || load_set(set).map(|l| l.pool.files().count()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(loaded.unwrap() >= FILES);
+    }
+
+    /// The same for `.proto` files, whose compiler follows imports by
+    /// recursion: it runs on a thread of its own with room for it.
+    #[test]
+    fn a_long_chain_of_proto_files_compiles_from_a_small_stack() {
+        const FILES: usize = 2000;
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..FILES {
+            let import = if i + 1 < FILES {
+                format!("import \"f{}.proto\";\n", i + 1)
+            } else {
+                String::new()
+            };
+            let source = format!("syntax = \"proto3\";\npackage c{i};\n{import}message M {{}}\n");
+            std::fs::write(dir.path().join(format!("f{i}.proto")), source).unwrap();
+        }
+        let sources = Sources {
+            protos: vec![PathBuf::from("f0.proto")],
+            include_paths: vec![dir.path().to_owned()],
+            ..Sources::default()
+        };
+        let loaded = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || load_files(&sources).map(|l| l.pool.files().count()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(loaded.unwrap() >= FILES);
     }
 }

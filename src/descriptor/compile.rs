@@ -14,6 +14,33 @@ use super::bundled::BundledResolver;
 /// Without `includes`, the import path is the current folder, then the
 /// folder of each file that lies outside it.
 pub(super) fn compile(files: &[PathBuf], includes: &[PathBuf]) -> Result<Vec<u8>, String> {
+    // The compiler follows imports by recursion, a frame per file: a long
+    // import chain would overflow a runtime thread's stack (2 MiB) and
+    // abort the process. It runs on a thread with room for chains tens of
+    // thousands of files long (the memory is only reserved).
+    const STACK: usize = 512 << 20;
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("protogate-compile".to_owned())
+            .stack_size(STACK)
+            .spawn_scoped(scope, || compile_here(files, includes))
+            .map_err(|e| format!("cannot start the .proto compiler's thread: {e}"))?
+            .join()
+            .unwrap_or_else(|_| Err("the .proto compiler failed (it panicked)".to_owned()))
+    })
+    .map_err(|err| {
+        // The compiler knows no editions and says only what it expected.
+        if err.ends_with("but found 'edition'") {
+            format!(
+                "{err} (a Protobuf editions file, which protogate does not read yet: write it with syntax = \"proto3\")"
+            )
+        } else {
+            err
+        }
+    })
+}
+
+fn compile_here(files: &[PathBuf], includes: &[PathBuf]) -> Result<Vec<u8>, String> {
     let mut roots = Roots::new(includes)?;
     let targets = files
         .iter()

@@ -12,13 +12,18 @@ struct RawSet {
     file: Vec<Bytes>,
 }
 
-/// The two fields of a `FileDescriptorProto` needed to order files.
+/// The fields of a `FileDescriptorProto` needed to order files and to
+/// tell whether the descriptor library can take them.
 #[derive(Clone, PartialEq, Message)]
 struct FileHeader {
     #[prost(string, optional, tag = "1")]
     name: Option<String>,
     #[prost(string, repeated, tag = "3")]
     dependency: Vec<String>,
+    #[prost(string, optional, tag = "12")]
+    syntax: Option<String>,
+    #[prost(int32, optional, tag = "14")]
+    edition: Option<i32>,
 }
 
 /// One encoded file of a set.
@@ -28,6 +33,9 @@ pub struct RawFile {
     pub name: String,
     /// The files it imports.
     pub imports: Vec<String>,
+    /// Why the descriptor library cannot take it, if it cannot: a syntax
+    /// other than proto2 and proto3 (Protobuf editions, a misspelling).
+    pub unsupported: Option<String>,
     /// The encoded `FileDescriptorProto`.
     pub bytes: Bytes,
 }
@@ -52,10 +60,36 @@ impl RawFile {
     /// them), read for its name and imports only.
     pub fn decode(bytes: Bytes) -> Result<RawFile, prost::DecodeError> {
         let header = FileHeader::decode(bytes.clone())?;
+        let editions = |which: &str| {
+            format!(
+                "it is a Protobuf editions file ({which}), which protogate does not read yet; \
+                 write it with syntax = \"proto3\" (or \"proto2\")"
+            )
+        };
+        let unsupported = match (header.syntax.as_deref(), header.edition) {
+            (None | Some("proto2" | "proto3"), None) => None,
+            (_, Some(edition)) => Some(editions(&edition_name(edition))),
+            (Some("editions"), None) => Some(editions("no edition named")),
+            (Some(other), None) => Some(format!(
+                "its syntax is `{other}`; protogate reads \"proto2\" and \"proto3\""
+            )),
+        };
         Ok(RawFile {
             name: header.name.unwrap_or_default(),
             imports: header.dependency,
+            unsupported,
             bytes,
         })
+    }
+}
+
+/// An `Edition` value as `protoc` spells it in a file.
+fn edition_name(edition: i32) -> String {
+    match edition {
+        998 => "edition proto2".to_owned(),
+        999 => "edition proto3".to_owned(),
+        1000 => "edition 2023".to_owned(),
+        1001 => "edition 2024".to_owned(),
+        other => format!("edition {other}"),
     }
 }

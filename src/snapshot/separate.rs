@@ -74,6 +74,7 @@ pub(super) fn separate(reflected: &mut [Reflected]) -> Vec<String> {
             *file = RawFile {
                 name: renamed_to(&file.name),
                 imports: file.imports.iter().map(renamed_to).collect(),
+                unsupported: file.unsupported.clone(),
                 bytes,
             };
         }

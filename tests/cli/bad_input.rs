@@ -154,6 +154,20 @@ fn reflect_without_an_upstream_says_one_is_needed() {
     run.assert_bad_input(&["--reflect", "--upstream URL"]);
 }
 
+/// An editions file is one error line that says so, from `.proto` as
+/// from a descriptor set (where the descriptor library used to panic).
+#[test]
+fn editions_files_are_refused_saying_so() {
+    let dir = support::tempdir();
+    std::fs::write(
+        dir.join("e.proto"),
+        "edition = \"2023\";\npackage e;\nmessage M { int32 a = 1; }\n",
+    )
+    .unwrap();
+    let run = protogate_in(&dir, &["routes", "--proto", "e.proto"]);
+    run.assert_bad_input(&["e.proto:1:1", "Protobuf editions file"]);
+}
+
 /// Rules that could never be served are refused at load, naming the
 /// method: nested additional_bindings (http.proto allows one level) and
 /// a custom CONNECT (its requests name a host, not a path).
