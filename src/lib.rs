@@ -28,6 +28,7 @@ pub mod reload;
 pub mod route;
 pub mod server;
 pub mod snapshot;
+mod throttle;
 mod tls;
 pub mod transcode;
 pub mod upstream;

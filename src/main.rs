@@ -177,10 +177,11 @@ fn init_logging(filter: Option<&str>) {
         None => EnvFilter::new("info"),
     };
     use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| log::OneLine(std::io::stderr()))
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(move || log::OneLine::new(std::io::stderr(), ansi))
+        .with_ansi(ansi)
         .init();
 }
 

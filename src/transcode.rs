@@ -34,7 +34,8 @@ pub fn decode_json(
     json: &[u8],
     codec: &Codec,
 ) -> Result<prost_reflect::DynamicMessage, RequestError> {
-    let parsed = body::decode_message(desc, json, codec)?;
+    let parsed = body::decode_message(desc, json, codec)
+        .map_err(|err| suggest::hinted(&prost_reflect::Kind::Message(desc.clone()), err))?;
     request::check_depth(&parsed.message, parsed.depth)?;
     Ok(parsed.message)
 }

@@ -321,8 +321,15 @@ impl tower::Service<Request<Body>> for HttpProxy {
                 Ok(response) => response,
                 Err(err) => {
                     let (status, _) = err.status();
-                    if status.is_server_error() {
-                        tracing::warn!(%method, %path, upstream = &*proxy.inner.url, status = status.as_u16(), error = %err, "Proxied request failed");
+                    static WARNINGS: std::sync::LazyLock<crate::throttle::Throttle> =
+                        std::sync::LazyLock::new(crate::throttle::failures);
+                    let held = if status.is_server_error() {
+                        WARNINGS.allow()
+                    } else {
+                        None
+                    };
+                    if let Some(held) = held {
+                        tracing::warn!(%method, %path, upstream = &*proxy.inner.url, status = status.as_u16(), error = %err, held, "Proxied request failed");
                     }
                     // No descriptors here: gateway errors carry no details.
                     err.into_response(&DescriptorPool::global(), &Codec::default())

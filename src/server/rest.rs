@@ -25,6 +25,10 @@ use super::coding::Coding;
 use super::group::GroupPolicy;
 use super::{body, streaming};
 
+use std::sync::LazyLock;
+
+use crate::throttle::{self, Throttle};
+
 /// The client's address, put in request extensions by the listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
@@ -41,7 +45,15 @@ pub(crate) async fn handle(
         Err((err, rpc)) => {
             let (status, _) = err.status();
             if status.is_server_error() && !err.is_client_caused() {
-                tracing::warn!(method = %parts.method, path = %parts.uri.path(), rpc, status = status.as_u16(), error = %err, "Request failed");
+                static WARNINGS: LazyLock<Throttle> = LazyLock::new(throttle::failures);
+                match WARNINGS.allow() {
+                    Some(held) => {
+                        tracing::warn!(method = %parts.method, path = %parts.uri.path(), rpc, status = status.as_u16(), error = %err, held, "Request failed");
+                    }
+                    None => {
+                        tracing::debug!(method = %parts.method, path = %parts.uri.path(), rpc, status = status.as_u16(), error = %err, "Request failed");
+                    }
+                }
             }
             (err.into_response(&snapshot.pool, &snapshot.codec), rpc)
         }

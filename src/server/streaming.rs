@@ -53,7 +53,10 @@ pub(crate) async fn server_stream(
         ..
     } = &call;
     let (request, share) = rest::encoded_request(&call, request_body).await?;
-    let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?.timeout;
+    let rest::Deadline {
+        timeout,
+        client: client_deadline,
+    } = rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
     let deadline = timeout.map(|t| (t, Instant::now() + t));
     let hints = upstream.hints(&parts.headers);
     let upstream = (*upstream).clone();
@@ -64,7 +67,7 @@ pub(crate) async fn server_stream(
         let _share = share;
         upstream.open(path, metadata, timeout, hints, request).await
     });
-    respond(&call, opening, deadline, None).await
+    respond(&call, opening, deadline, client_deadline, None).await
 }
 
 /// A stream of request messages in; one message (client streaming) or a
@@ -100,7 +103,10 @@ pub(crate) async fn request_stream(
     };
     tokio::spawn(pump.run(request_body, messages, abort_tx));
 
-    let timeout = rest::deadline(&parts.headers, route.rpc.stream_timeout)?.timeout;
+    let rest::Deadline {
+        timeout,
+        client: client_deadline,
+    } = rest::deadline(&parts.headers, route.rpc.stream_timeout)?;
     let deadline = timeout.map(|t| (t, Instant::now() + t));
     let mut abort = Some(abort_rx);
     let opening: Opening = {
@@ -120,7 +126,7 @@ pub(crate) async fn request_stream(
         })
     };
     if route.rpc.kind == RpcKind::Bidi {
-        return respond(&call, opening, deadline, abort).await;
+        return respond(&call, opening, deadline, client_deadline, abort).await;
     }
     // The request side's verdict first: once the body failed, the call's
     // own failure is only its consequence.
@@ -128,7 +134,8 @@ pub(crate) async fn request_stream(
         biased;
         aborted = aborted(&mut abort) => return Err(aborted.error),
         opened = opening => opened.map_err(|err| {
-            already_aborted(&mut abort).unwrap_or_else(|| err.into())
+            already_aborted(&mut abort)
+                .unwrap_or_else(|| GatewayError::from_call(err, client_deadline))
         })?,
     };
     let Opened {
@@ -159,7 +166,14 @@ pub(crate) async fn request_stream(
         reply = reply => reply.map_err(|s| {
             already_aborted(&mut abort).unwrap_or_else(|| upstream.classify(s).into())
         })?,
-        () = until => return Err(GatewayError::DeadlineExceeded(timeout.unwrap_or_default(), None)),
+        () = until => {
+            let timeout = timeout.unwrap_or_default();
+            return Err(if client_deadline {
+                GatewayError::ClientDeadlineExceeded(timeout, None)
+            } else {
+                GatewayError::DeadlineExceeded(timeout, None)
+            });
+        }
     };
     rest::message_response(snapshot, parts, route, reply)
 }
@@ -195,6 +209,7 @@ async fn respond(
     call: &Matched<'_>,
     mut opening: Opening,
     deadline: Option<(Duration, Instant)>,
+    client_deadline: bool,
     mut abort: Option<oneshot::Receiver<Aborted>>,
 ) -> Result<Response<Body>, GatewayError> {
     let Matched {
@@ -212,7 +227,8 @@ async fn respond(
         aborted = aborted(&mut abort) => return Err(aborted.error),
         opened = &mut opening => {
             let Opened { headers, mut stream } = opened.map_err(|err| {
-                already_aborted(&mut abort).unwrap_or_else(|| err.into())
+                already_aborted(&mut abort)
+                    .unwrap_or_else(|| GatewayError::from_call(err, client_deadline))
             })?;
             let first = tokio::select! {
                 biased;

@@ -299,7 +299,7 @@ impl RequestPlan {
             suggest::json_body(&body_kind, at.as_deref(), &reason)
         };
         RequestError::Json {
-            reason: with_hint(reason, hint),
+            reason: suggest::with_hint(reason, hint),
             at,
         }
     }
@@ -313,17 +313,8 @@ impl RequestPlan {
         json: &[u8],
         codec: &Codec,
     ) -> Result<DynamicMessage, RequestError> {
-        let parsed = body::decode_message(&self.input, json, codec).map_err(|err| match err {
-            RequestError::Json { at, reason } => {
-                let root = Kind::Message(self.input.clone());
-                let hint = suggest::json_body(&root, at.as_deref(), &reason);
-                RequestError::Json {
-                    reason: with_hint(reason, hint),
-                    at,
-                }
-            }
-            other => other,
-        })?;
+        let parsed = body::decode_message(&self.input, json, codec)
+            .map_err(|err| suggest::hinted(&Kind::Message(self.input.clone()), err))?;
         let mut message = parsed.message;
         self.bind(&mut message, request, parsed.depth, codec)?;
         Ok(message)
@@ -352,14 +343,6 @@ impl RequestPlan {
             depth = depth.max(query::apply(self, message, q, codec)?);
         }
         check_depth(message, depth)
-    }
-}
-
-/// `reason`, and `hint` in brackets after it when there is one.
-fn with_hint(reason: String, hint: Option<String>) -> String {
-    match hint {
-        Some(hint) => format!("{reason} ({hint})"),
-        None => reason,
     }
 }
 

@@ -3,6 +3,8 @@
 
 use prost_reflect::{EnumDescriptor, Kind, MessageDescriptor};
 
+use super::RequestError;
+
 /// How many enum values a refusal lists before it says how many more.
 const MAX_LISTED: usize = 12;
 
@@ -65,6 +67,28 @@ pub(super) fn json_body(root: &Kind, at: Option<&str>, reason: &str) -> Option<S
     None
 }
 
+/// `err` with [`json_body`]'s hint added, for a body that is a `root`.
+pub(super) fn hinted(root: &Kind, err: RequestError) -> RequestError {
+    match err {
+        RequestError::Json { at, reason } => {
+            let hint = json_body(root, at.as_deref(), &reason);
+            RequestError::Json {
+                reason: with_hint(reason, hint),
+                at,
+            }
+        }
+        other => other,
+    }
+}
+
+/// `reason`, and `hint` in brackets after it when there is one.
+pub(super) fn with_hint(reason: String, hint: Option<String>) -> String {
+    match hint {
+        Some(hint) => format!("{reason} ({hint})"),
+        None => reason,
+    }
+}
+
 /// The text between `prefix` and the next `'` in `reason`.
 fn quoted_after<'r>(reason: &'r str, prefix: &str) -> Option<&'r str> {
     let rest = &reason[reason.find(prefix)? + prefix.len()..];
@@ -81,6 +105,10 @@ fn walk(root: &Kind, at: Option<&str>) -> Option<Kind> {
             return None;
         };
         let name = part.split('[').next().unwrap_or(part);
+        if name.is_empty() {
+            // `[0]`: an element of the list the body is.
+            continue;
+        }
         let field = desc
             .get_field_by_json_name(name)
             .or_else(|| desc.get_field_by_name(name))?;
@@ -148,6 +176,12 @@ mod tests {
             Some("did you mean `label`?")
         );
         assert_eq!(hint(Some("nowhere"), &field_reason("labl")), None);
+        // A list body (`body: "items"`): paths start at an element.
+        let items = Kind::Message(kitchen("kitchen.v1.Inner"));
+        assert_eq!(
+            json_body(&items, Some("[1]"), &field_reason("lable")).as_deref(),
+            Some("did you mean `label`?")
+        );
         assert_eq!(hint(None, "expected value at line 1 column 1"), None);
     }
 

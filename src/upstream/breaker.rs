@@ -4,12 +4,13 @@
 //! breaker closes by itself as calls finish.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tonic::Status;
 
 use crate::config::CircuitBreaker;
+use crate::throttle::Throttle;
 
 /// One upstream's breaker, shared by its handles.
 #[derive(Debug)]
@@ -17,50 +18,9 @@ pub(crate) struct Breaker {
     limits: CircuitBreaker,
     requests: AtomicUsize,
     pending: AtomicUsize,
-    warnings: Warnings,
-}
-
-/// At most one warning per [`Warnings::EVERY`] about refused calls, with
-/// how many were refused: an open breaker refuses every call, and a line
-/// for each would bury the log.
-#[derive(Debug)]
-struct Warnings {
-    since: Instant,
-    /// Milliseconds after `since` of the last warning; `u64::MAX`: none yet.
-    last: AtomicU64,
-    /// Calls refused since then.
-    refused: AtomicU64,
-}
-
-impl Warnings {
-    const EVERY: Duration = Duration::from_secs(10);
-
-    fn new() -> Warnings {
-        Warnings {
-            since: Instant::now(),
-            last: AtomicU64::new(u64::MAX),
-            refused: AtomicU64::new(0),
-        }
-    }
-
-    /// Counts one refusal; the number refused since the last warning when
-    /// one is due now.
-    fn refused(&self) -> Option<u64> {
-        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        let last = self.last.load(Ordering::Relaxed);
-        let due = last == u64::MAX || now.saturating_sub(last) >= Self::EVERY.as_millis() as u64;
-        if due
-            && self
-                .last
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.refused.fetch_sub(refused, Ordering::Relaxed);
-            return Some(refused);
-        }
-        None
-    }
+    /// An open breaker refuses every call: a warning for each would bury
+    /// the log, so one in ten seconds says how many were refused.
+    warnings: Throttle,
 }
 
 impl Breaker {
@@ -69,7 +29,7 @@ impl Breaker {
             limits,
             requests: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
-            warnings: Warnings::new(),
+            warnings: Throttle::new(1, Duration::from_secs(10)),
         })
     }
 
@@ -77,8 +37,9 @@ impl Breaker {
     /// returned guards are dropped; refuses it when a limit is reached.
     pub(crate) fn admit(self: &Arc<Self>, upstream: &str) -> Result<(InFlight, Pending), Status> {
         let refuse = |what: &str, limit: usize, key: &str| {
-            match self.warnings.refused() {
-                Some(refused) => {
+            match self.warnings.allow() {
+                Some(held) => {
+                    let refused = held + 1;
                     tracing::warn!(
                         upstream,
                         limit,
@@ -174,22 +135,5 @@ mod tests {
         drop(first);
         drop(second);
         assert!(breaker.admit("a").is_ok());
-    }
-
-    #[test]
-    fn warnings_come_at_most_every_ten_seconds_with_the_count() {
-        let warnings = Warnings::new();
-        assert_eq!(warnings.refused(), Some(1), "the first warns");
-        for _ in 0..500 {
-            assert_eq!(warnings.refused(), None);
-        }
-        // Ten seconds on.
-        warnings.last.store(0, Ordering::Relaxed);
-        let aged = Warnings {
-            since: Instant::now() - Warnings::EVERY,
-            ..warnings
-        };
-        assert_eq!(aged.refused(), Some(501), "the 500 since and this one");
-        assert_eq!(aged.refused(), None);
     }
 }

@@ -131,7 +131,12 @@ impl Upstream {
                 expired(&lease);
                 return Err(Ended::Expired { last });
             } else {
-                self.record(&lease, Outcome::of(status.code()));
+                // A backend holds calls to the deadline it is sent, and
+                // may say it passed before our own timer does: with the
+                // client's deadline, that is the client's too.
+                if !(client_deadline && status.code() == Code::DeadlineExceeded) {
+                    self.record(&lease, Outcome::of(status.code()));
+                }
                 Failure::Answered(status.code())
             };
             tried.extend(lease.address());

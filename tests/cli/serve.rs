@@ -159,6 +159,59 @@ async fn a_backend_message_cannot_forge_log_lines() {
     );
 }
 
+/// A backend failing every call does not write a warning per call: ten a
+/// second, then a count of those held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_requests_warn_ten_a_second_then_count() {
+    let backend = backend().await;
+    backend.script(Script {
+        error: Some((tonic::Code::Internal, "down".into(), vec![])),
+        ..Script::default()
+    });
+    let mut served = serve(args(&[
+        "--proto",
+        &fixture("plain.proto"),
+        "--upstream",
+        &backend.url(),
+    ]))
+    .await;
+    let client = support::http1();
+    let started = Instant::now();
+    for _ in 0..40 {
+        let response = client
+            .post(served.url("/cli.plain.v1.Counter/Bump"))
+            .json(&json!({"key": "visits"}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status().as_u16(), 500);
+    }
+    let quick = started.elapsed() < Duration::from_millis(900);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let response = client
+        .post(served.url("/cli.plain.v1.Counter/Bump"))
+        .json(&json!({"key": "visits"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 500);
+    let last = served.process.stderr_line(Duration::from_secs(5), |l| {
+        l.contains("Request failed") && !l.contains("held=0")
+    });
+    let stderr = served.process.stderr();
+    let warned = stderr
+        .lines()
+        .filter(|l| l.contains("Request failed"))
+        .count();
+    if quick {
+        // All 40 within one window: ten, then the one saying 30 were held.
+        assert_eq!(warned, 11, "{stderr}");
+        assert!(last.contains("held=30"), "{last}");
+    } else {
+        assert!(warned < 41, "{stderr}");
+    }
+}
+
 /// At debug, every request is one line, whichever face it came by: REST,
 /// Connect, a WebSocket upgrade (here refused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -765,6 +765,29 @@ async fn misspelt_names_and_enum_values_say_what_was_meant() {
         .await,
         "(did you mean `label`?)",
     );
+    // A list as the body (`body: "items"`), and Connect.
+    assert_bad_request(
+        f.post("/v1/echo/items", r#"[{}, {"lable": "x"}]"#).await,
+        "(did you mean `label`?)",
+    );
+    let connect = f
+        .call(
+            "POST",
+            "/kitchen.v1.Kitchen/Echo",
+            Some("application/json"),
+            &[("connect-protocol-version", "1")],
+            br#"{"customJsn": "x"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(connect.status, StatusCode::BAD_REQUEST);
+    let error = connect.json();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("(did you mean `customJSON`?)"),
+        "{error}"
+    );
 }
 
 /// DECISIONS.md: unknown query parameters are 400 unless ignored by

@@ -201,7 +201,16 @@ fn failure(
         return status.into_http();
     }
     let status = upstream_status(upstream, Status::from_error(err));
-    tracing::warn!(%service, upstream = upstream.name(), error = %status.message(), "gRPC passthrough failed");
+    static WARNINGS: std::sync::LazyLock<crate::throttle::Throttle> =
+        std::sync::LazyLock::new(crate::throttle::failures);
+    match WARNINGS.allow() {
+        Some(held) => {
+            tracing::warn!(%service, upstream = upstream.name(), error = %status.message(), held, "gRPC passthrough failed");
+        }
+        None => {
+            tracing::debug!(%service, upstream = upstream.name(), error = %status.message(), "gRPC passthrough failed");
+        }
+    }
     status.into_http()
 }
 
