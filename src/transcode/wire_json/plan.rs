@@ -179,9 +179,12 @@ impl Builder {
         let indexed = self.index.enumeration(desc);
         if let Indexed::New(_) = indexed {
             let mut values: Vec<(i32, Box<[u8]>)> = Vec::new();
+            // A set, not a scan of `values`: enums run to many thousands
+            // of values, and a scan per value made their plans quadratic.
+            let mut seen = std::collections::HashSet::new();
             for value in desc.values() {
                 let number = value.number();
-                if values.iter().any(|v| v.0 == number) {
+                if !seen.insert(number) {
                     continue;
                 }
                 // The name prost-reflect picks for the number (the first of
