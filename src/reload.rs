@@ -308,6 +308,10 @@ impl Reloader {
             // Nobody new answered: nothing to rebuild.
             return Ok(());
         }
+        // Answers become an upstream's last descriptors only with a
+        // snapshot built from them: kept after a failed build, they would
+        // fail every later reload while that upstream is down.
+        let last_good = cache.reflected.clone();
         for reflected in asked.reflected {
             if cache.warned.remove(&reflected.upstream).is_some() {
                 tracing::info!(upstream = %reflected.upstream, "Upstream answered server reflection");
@@ -333,8 +337,20 @@ impl Reloader {
         let waiting = waiting_for(&config, cache);
         // Read before anything changes, put in place with the snapshot: a
         // reload that fails leaves both as they were.
-        let tls = self.stage_listener_tls(&config)?;
-        let snapshot = build(config.clone(), sources, Some(previous.clone())).await?;
+        let staged = match self.stage_listener_tls(&config) {
+            Ok(tls) => build(config.clone(), sources, Some(previous.clone()))
+                .await
+                .map(|snapshot| (tls, snapshot))
+                .map_err(ReloadError::from),
+            Err(err) => Err(err),
+        };
+        let (tls, snapshot) = match staged {
+            Ok(staged) => staged,
+            Err(err) => {
+                cache.reflected = last_good;
+                return Err(err);
+            }
+        };
         let mut changed = snapshot.fleet.versions.len() != previous.fleet.versions.len();
         for (source, version) in &snapshot.fleet.versions {
             let before = previous.fleet.versions.iter().find(|(s, _)| s == source);

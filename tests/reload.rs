@@ -514,6 +514,63 @@ async fn reflection_is_refreshed_on_an_interval() {
     );
 }
 
+/// An answer that cannot be built (a type it names is missing) fails its
+/// reload and is not kept: with the upstream down afterwards, reloads
+/// use its last good descriptors instead of failing on the bad ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_reflection_answer_is_not_kept() {
+    use prost::Message as _;
+    let backend = backend().await;
+    backend.reflect(&api(&["Old"]));
+    let gateway = Running::start(config(&[("default", reflecting(&backend.url()))])).await;
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+
+    let broken = prost_types::FileDescriptorSet {
+        file: vec![prost_types::FileDescriptorProto {
+            name: Some("broken.proto".to_owned()),
+            package: Some("broken.v1".to_owned()),
+            message_type: vec![prost_types::DescriptorProto {
+                name: Some("M".to_owned()),
+                field: vec![prost_types::FieldDescriptorProto {
+                    name: Some("x".to_owned()),
+                    number: Some(1),
+                    label: Some(1),
+                    r#type: Some(11),
+                    type_name: Some(".nope.Missing".to_owned()),
+                    json_name: Some("x".to_owned()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            service: vec![prost_types::ServiceDescriptorProto {
+                name: Some("S".to_owned()),
+                method: vec![prost_types::MethodDescriptorProto {
+                    name: Some("Get".to_owned()),
+                    input_type: Some(".broken.v1.M".to_owned()),
+                    output_type: Some(".broken.v1.M".to_owned()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            syntax: Some("proto3".to_owned()),
+            ..Default::default()
+        }],
+    };
+    backend.reflect_only(&broken.encode_to_vec().into());
+    let (status, body) = gateway.reload().await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("nope.Missing"),
+        "{body}"
+    );
+
+    backend.stop_reflecting();
+    let (status, body) = gateway.reload().await;
+    assert_eq!(status, 200, "the last good descriptors: {body}");
+    assert_eq!(body["stale"], serde_json::json!(["default"]), "{body}");
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_reloads_on_sighup() {
     let backend = backend().await;

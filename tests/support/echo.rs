@@ -154,6 +154,16 @@ impl EchoBackend {
         *self.state.reflection.lock() = Some(tonic::service::Routes::new(v1).add_service(v1alpha));
     }
 
+    /// Reflects `set` without serving it: a set no pool could load, as a
+    /// broken backend might describe itself.
+    pub fn reflect_only(&self, set: &Bytes) {
+        let v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(set)
+            .build_v1()
+            .expect("reflection of the set");
+        *self.state.reflection.lock() = Some(tonic::service::Routes::new(v1));
+    }
+
     /// Serves and reflects `set` with the older `v1alpha` protocol only,
     /// as servers built before `v1` do.
     pub fn reflect_v1alpha_only(&self, set: &Bytes) {
