@@ -197,14 +197,27 @@ impl Files {
         Ok(())
     }
 
-    /// Adds files; a name seen before keeps its first file.
+    /// Adds files; a name seen before keeps its first file, unless the
+    /// new one is a fuller version of it (defines all it does, and more).
     fn add_files(&mut self, files: impl IntoIterator<Item = RawFile>, source_name: &str) {
         for file in files {
-            if let Some(existing) = self.by_name.get(&file.name) {
+            if let Some(existing) = self.by_name.get_mut(&file.name) {
                 // Copies of the shared Google definitions differ in comments
                 // and options from build to build; that is no news.
                 let shared = file.name.starts_with("google/");
-                if existing.bytes != file.bytes && !shared {
+                if existing.bytes == file.bytes || shared {
+                    continue;
+                }
+                if set::covers(&file, existing) && !set::covers(existing, &file) {
+                    // Two versions of a file shared by services (a common
+                    // types file), one newer: the newer serves both.
+                    tracing::warn!(
+                        file = %file.name,
+                        source = source_name,
+                        "Descriptor file given twice with different contents; keeping this one, which defines all the first does and more"
+                    );
+                    *existing = file;
+                } else {
                     tracing::warn!(
                         file = %file.name,
                         source = source_name,
@@ -427,6 +440,62 @@ mod tests {
             .join()
             .expect("no stack overflow");
         assert!(loaded.unwrap() >= FILES);
+    }
+
+    /// Two services sharing a types file at two versions, the second only
+    /// adding to the first (as shared protos evolve): the fuller version
+    /// serves both, whichever comes first; neither service is lost.
+    #[test]
+    fn the_fuller_version_of_a_shared_file_is_kept() {
+        use prost_types::{FieldDescriptorProto, MethodDescriptorProto, ServiceDescriptorProto};
+        let message = |name: &str| DescriptorProto {
+            name: Some(name.to_owned()),
+            field: vec![FieldDescriptorProto {
+                name: Some("id".to_owned()),
+                number: Some(1),
+                label: Some(1),
+                r#type: Some(9),
+                json_name: Some("id".to_owned()),
+                ..FieldDescriptorProto::default()
+            }],
+            ..DescriptorProto::default()
+        };
+        let common = |messages: &[&str]| FileDescriptorProto {
+            name: Some("common.proto".to_owned()),
+            package: Some("shared.v1".to_owned()),
+            message_type: messages.iter().map(|m| message(m)).collect(),
+            syntax: Some("proto3".to_owned()),
+            ..FileDescriptorProto::default()
+        };
+        let service = |file: &str, name: &str, uses: &str| FileDescriptorProto {
+            name: Some(file.to_owned()),
+            package: Some(format!("svc.{name}")),
+            dependency: vec!["common.proto".to_owned()],
+            service: vec![ServiceDescriptorProto {
+                name: Some(name.to_owned()),
+                method: vec![MethodDescriptorProto {
+                    name: Some("Get".to_owned()),
+                    input_type: Some(format!(".shared.v1.{uses}")),
+                    output_type: Some(format!(".shared.v1.{uses}")),
+                    ..MethodDescriptorProto::default()
+                }],
+                ..ServiceDescriptorProto::default()
+            }],
+            syntax: Some("proto3".to_owned()),
+            ..FileDescriptorProto::default()
+        };
+        let older = set(vec![common(&["X"]), service("a.proto", "A", "X")]);
+        let newer = set(vec![common(&["X", "Y"]), service("b.proto", "B", "Y")]);
+        for embedded in [vec![older.clone(), newer.clone()], vec![newer, older]] {
+            let loaded = load_files(&Sources {
+                embedded,
+                ..Sources::default()
+            })
+            .expect("both load");
+            for name in ["svc.A.A", "svc.B.B"] {
+                assert!(loaded.pool.get_service_by_name(name).is_some(), "{name}");
+            }
+        }
     }
 
     /// The same for `.proto` files, whose compiler follows imports by

@@ -93,3 +93,78 @@ fn edition_name(edition: i32) -> String {
         other => format!("edition {other}"),
     }
 }
+
+/// Whether file `a` defines everything `b` does: each message with each
+/// of its fields (by number and name), each enum with each of its values,
+/// each service with each of its methods, and each extension. Two
+/// versions of one shared file, where one only adds to the other (as
+/// protobuf files evolve), are then kept as the fuller one. Unreadable
+/// files cover nothing.
+pub(super) fn covers(a: &RawFile, b: &RawFile) -> bool {
+    use prost_types::FileDescriptorProto;
+    let (Ok(a), Ok(b)) = (
+        FileDescriptorProto::decode(a.bytes.clone()),
+        FileDescriptorProto::decode(b.bytes.clone()),
+    ) else {
+        return false;
+    };
+    a.package == b.package
+        && messages_cover(&a.message_type, &b.message_type)
+        && enums_cover(&a.enum_type, &b.enum_type)
+        && fields_cover(&a.extension, &b.extension)
+        && b.service.iter().all(|theirs| {
+            a.service.iter().any(|ours| {
+                ours.name == theirs.name
+                    && theirs.method.iter().all(|m| {
+                        ours.method.iter().any(|o| {
+                            o.name == m.name
+                                && o.input_type == m.input_type
+                                && o.output_type == m.output_type
+                        })
+                    })
+            })
+        })
+}
+
+fn messages_cover(a: &[prost_types::DescriptorProto], b: &[prost_types::DescriptorProto]) -> bool {
+    b.iter().all(|theirs| {
+        a.iter().any(|ours| {
+            ours.name == theirs.name
+                && fields_cover(&ours.field, &theirs.field)
+                && fields_cover(&ours.extension, &theirs.extension)
+                && messages_cover(&ours.nested_type, &theirs.nested_type)
+                && enums_cover(&ours.enum_type, &theirs.enum_type)
+        })
+    })
+}
+
+fn fields_cover(
+    a: &[prost_types::FieldDescriptorProto],
+    b: &[prost_types::FieldDescriptorProto],
+) -> bool {
+    b.iter().all(|theirs| {
+        a.iter().any(|ours| {
+            ours.name == theirs.name
+                && ours.number == theirs.number
+                && ours.r#type == theirs.r#type
+                && ours.type_name == theirs.type_name
+                && ours.label == theirs.label
+        })
+    })
+}
+
+fn enums_cover(
+    a: &[prost_types::EnumDescriptorProto],
+    b: &[prost_types::EnumDescriptorProto],
+) -> bool {
+    b.iter().all(|theirs| {
+        a.iter().any(|ours| {
+            ours.name == theirs.name
+                && theirs.value.iter().all(|v| {
+                    ours.value
+                        .iter()
+                        .any(|o| o.name == v.name && o.number == v.number)
+                })
+        })
+    })
+}
