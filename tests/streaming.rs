@@ -60,6 +60,25 @@ async fn server_stream_default_envelope_one_line_per_chunk() {
     }
 }
 
+/// DECISIONS.md (streams): a failure before any message keeps its real
+/// status. A first message the gateway cannot write (undecodable bytes
+/// from the backend) is a 502, not an error line after a 200.
+#[tokio::test]
+async fn an_unwritable_first_message_is_a_502() {
+    let (backend, gateway) = setup(|_| {}).await;
+    backend.script(Script {
+        raw_response: Some(Bytes::from_static(b"\xff\xff")),
+        count: Some(2),
+        ..Script::default()
+    });
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let response = conn.send(get(&gateway, "/v1/watch?s=x", &[])).await;
+    assert_eq!(response.status(), 502);
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["code"], 13, "{body}");
+}
+
 /// DECISIONS.md (streams): `Accept: text/event-stream` gives Server-Sent
 /// Events; a failure is an `error` event with the google.rpc.Status.
 #[tokio::test]

@@ -253,14 +253,20 @@ async fn respond(
         () = &mut hold => Start::Opening(opening),
     };
     let framing = Framing::choose(&parts.headers, route.rpc.framing, route.response.is_raw());
-    let raw_type = match (&start, framing) {
-        (Start::Open(_, Some(message)), Framing::Raw) => route
-            .response
-            .encode(message.clone(), &snapshot.codec)
-            .ok()
-            .map(|e| e.content_type),
+    // A first message read before the status line goes out and that
+    // cannot be written is the call's failure with its real status (502),
+    // not an error line after a 200. (Encoded once more when sent: once
+    // per stream.)
+    let first_type = match &start {
+        Start::Open(_, Some(message)) => Some(
+            route
+                .response
+                .encode(message.clone(), &snapshot.codec)?
+                .content_type,
+        ),
         _ => None,
     };
+    let raw_type = first_type.filter(|_| framing == Framing::Raw);
     let http1_trailers =
         parts.version < http::Version::HTTP_2 && rest::wants_trailers(&parts.headers);
     let body = StreamBody::new(
