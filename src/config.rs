@@ -35,7 +35,7 @@ use serde::Deserialize;
 use crate::descriptor::Sources;
 use crate::transcode::{JsonOptions, UnknownParams};
 
-pub use de::listen_addr;
+pub use de::{listen_addr, parse_duration};
 pub use file::Origin;
 pub use listener::{ClientAuth, ListenerTls};
 pub(crate) use placement::service_score;

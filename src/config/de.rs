@@ -87,8 +87,15 @@ pub(super) fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::
     Seconds::deserialize(de).map(|s| s.0)
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A duration as the config and the command line write it: `250ms`,
+/// `5s`, `1m 30s`, or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        // `"5"`, quoted in YAML, is the number of seconds it reads as.
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("`{text}` is not a number of seconds at or above zero"));
+    }
     // humantime reads `M` as a month: one slip of the shift key from
     // minutes, and a month has no one length anyway.
     let mut units = text
@@ -116,6 +123,16 @@ pub fn listen_addr(text: &str) -> Result<SocketAddr, String> {
             "for port {port} on every interface write 0.0.0.0:{port} (or [::]:{port}), for this machine only 127.0.0.1:{port}"
         )
     };
+    if let Some((scheme, _)) = text.split_once("://") {
+        return Err(format!(
+            "`{text}` is not a listen address: drop `{scheme}://`, an address is an IP address and a port, e.g. 127.0.0.1:8080"
+        ));
+    }
+    if !text.starts_with('[') && text.matches(':').count() > 1 {
+        return Err(format!(
+            "`{text}` is not a listen address: an IPv6 address goes in brackets before its port, e.g. [::1]:8080 or [::]:8080"
+        ));
+    }
     let why = match text.rsplit_once(':') {
         Some((host, port)) if port.parse::<u16>().is_ok() => {
             if host.is_empty() {
@@ -524,6 +541,9 @@ mod tests {
             let err = parse_duration(months).unwrap_err();
             assert!(err.contains("months"), "{err}");
         }
+        assert_eq!(parse_duration(" 5 "), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("0.25"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("-1").is_err());
         let err = parse_duration("3 parsecs").unwrap_err();
         assert!(err.contains("e.g. 250ms"), "{err}");
         assert!(!err.contains("variations"), "{err}");
@@ -546,6 +566,8 @@ mod tests {
             ("127.0.0.1", "an IP address and a port"),
             ("127.0.0.1:99999", "an IP address and a port"),
             ("", "an IP address and a port"),
+            ("::1:8080", "in brackets"),
+            ("http://127.0.0.1:8080", "drop `http://`"),
         ] {
             let err = listen_addr(bad).unwrap_err();
             assert!(

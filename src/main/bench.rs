@@ -10,7 +10,7 @@ use super::{BAD_INPUT, fail};
 #[derive(Debug, Clone, Args)]
 pub(super) struct BenchArgs {
     /// How long each run sends requests, e.g. `5s` or `500ms`.
-    #[arg(long, value_parser = humantime::parse_duration, allow_hyphen_values = true)]
+    #[arg(long, value_parser = protogate::config::parse_duration, allow_hyphen_values = true)]
     duration: Option<std::time::Duration>,
     /// At most this many measured requests per run.
     #[arg(long, value_name = "N")]
