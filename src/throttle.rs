@@ -3,63 +3,68 @@
 //! Past the bound, lines are only counted, and the next one let through
 //! says how many were held back.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// The failed-request warnings of one kind: ten a second, then counted.
 pub(crate) fn failures() -> Throttle {
     Throttle::new(10, Duration::from_secs(1))
 }
 
-/// At most `limit` lines per `window`.
+/// At most `limit` lines in any `window` that starts with a line let
+/// through. Only failing requests ask, so a lock is cheap enough.
 #[derive(Debug)]
 pub(crate) struct Throttle {
-    since: Instant,
     window: Duration,
     limit: u32,
-    /// The current window's number (high half) and lines let through in
-    /// it (low half).
-    state: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// When the current window began (its first line), if any.
+    began: Option<Instant>,
+    /// Lines let through in it.
+    let_through: u32,
     /// Lines held back since the last one let through.
-    held: AtomicU64,
+    held: u64,
 }
 
 impl Throttle {
     pub(crate) fn new(limit: u32, window: Duration) -> Throttle {
         Throttle {
-            since: Instant::now(),
             window,
             limit,
-            state: AtomicU64::new(0),
-            held: AtomicU64::new(0),
+            state: Mutex::new(State {
+                began: None,
+                let_through: 0,
+                held: 0,
+            }),
         }
     }
 
     /// Whether a line may be written now; if so, how many were held back
     /// since the last one.
     pub(crate) fn allow(&self) -> Option<u64> {
-        let window =
-            u64::try_from(self.since.elapsed().as_nanos() / self.window.as_nanos().max(1) + 1)
-                .unwrap_or(u64::MAX >> 32)
-                & (u64::MAX >> 32);
-        let mut state = self.state.load(Ordering::Relaxed);
-        loop {
-            let (current, count) = (state >> 32, state & u64::from(u32::MAX));
-            let count = if current == window { count + 1 } else { 1 };
-            if count > u64::from(self.limit) {
-                self.held.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-            match self.state.compare_exchange_weak(
-                state,
-                window << 32 | count,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Some(self.held.swap(0, Ordering::Relaxed)),
-                Err(now) => state = now,
-            }
+        self.allow_at(Instant::now())
+    }
+
+    fn allow_at(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock();
+        let open = state
+            .began
+            .is_some_and(|began| now.saturating_duration_since(began) < self.window);
+        if !open {
+            state.began = Some(now);
+            state.let_through = 0;
         }
+        if state.let_through >= self.limit {
+            state.held += 1;
+            return None;
+        }
+        state.let_through += 1;
+        Some(std::mem::take(&mut state.held))
     }
 }
 
@@ -69,15 +74,19 @@ mod tests {
 
     #[test]
     fn lets_the_limit_through_per_window_and_counts_the_rest() {
-        let throttle = Throttle::new(2, Duration::from_millis(200));
-        assert_eq!(throttle.allow(), Some(0));
-        assert_eq!(throttle.allow(), Some(0));
-        for _ in 0..50 {
-            assert_eq!(throttle.allow(), None);
+        let throttle = Throttle::new(2, Duration::from_secs(10));
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(throttle.allow_at(at(0)), Some(0));
+        assert_eq!(throttle.allow_at(at(1)), Some(0));
+        for ms in 2..52 {
+            assert_eq!(throttle.allow_at(at(ms)), None);
         }
-        std::thread::sleep(Duration::from_millis(250));
-        assert_eq!(throttle.allow(), Some(50), "the held ones, counted");
-        assert_eq!(throttle.allow(), Some(0));
-        assert_eq!(throttle.allow(), None);
+        // The window runs from its first line, however the clock is
+        // divided: still closed just before ten seconds after it.
+        assert_eq!(throttle.allow_at(at(9_999)), None);
+        assert_eq!(throttle.allow_at(at(10_000)), Some(51), "the held ones");
+        assert_eq!(throttle.allow_at(at(10_001)), Some(0));
+        assert_eq!(throttle.allow_at(at(10_002)), None);
     }
 }

@@ -229,12 +229,17 @@ pub(crate) async fn encoded_request(
     } = call;
     let (bytes, mut share) = if route.request.takes_body() {
         // A declared body of a type the route refuses is refused before
-        // it is read: no `100 Continue` asks the client to send it.
-        let declared = parts
-            .headers
+        // it is read: no `100 Continue` asks the client to send it. A
+        // client waiting for that has a body to send, whatever its
+        // length says.
+        let headers = &parts.headers;
+        let declared = headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|len| len.to_str().ok()?.parse::<u64>().ok())
-            .is_some_and(|len| len > 0);
+            .is_some_and(|len| len > 0)
+            || headers
+                .get(http::header::EXPECT)
+                .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         if declared {
             check_media_type(parts, route)?;
         }

@@ -147,6 +147,12 @@ impl Passage {
         let outcome = code.map_or(Outcome::Failed, Outcome::of);
         self.upstream.record(&self.hold._lease, outcome);
     }
+
+    /// The call ended in a way that says nothing about the endpoint (the
+    /// client's own body or deadline): no longer pending, not recorded.
+    pub fn unjudged(&mut self) {
+        self.pending.answered();
+    }
 }
 
 /// One endpoint of a pool, for `/admin/status`.

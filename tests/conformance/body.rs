@@ -401,6 +401,24 @@ async fn a_refused_type_gets_no_100_continue() {
         .unwrap();
     let head = String::from_utf8_lossy(&head[..n]);
     assert!(head.starts_with("HTTP/1.1 415 "), "{head}");
+    // Chunked, with no length to go by.
+    let mut socket = tokio::net::TcpStream::connect(f.gateway.addr())
+        .await
+        .unwrap();
+    socket
+        .write_all(
+            b"POST /v1/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/xml\r\n\
+              transfer-encoding: chunked\r\nexpect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = vec![0; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut head))
+        .await
+        .expect("an answer without the body")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 415 "), "{head}");
     assert!(f.backend.records().is_empty());
     let (status, body) = f
         .send("POST", "/v1/echo", Some("application/xml"), "")

@@ -120,14 +120,24 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<i32>().ok())
                         .map_or(tonic::Code::Ok, tonic::Code::from);
-                    passage.answered(Some(code));
+                    // Every deadline here is the client's: a backend
+                    // saying it passed says nothing about the endpoint.
+                    if code == tonic::Code::DeadlineExceeded && timeout.is_some() {
+                        passage.unjudged();
+                    } else {
+                        passage.answered(Some(code));
+                    }
                     response
                 }
                 Err(err) => {
                     // The client's own failures (its body, its deadline)
                     // say nothing about the endpoint.
                     let theirs = failed.lock().is_some() || expired(&*err);
-                    passage.answered(theirs.then_some(tonic::Code::Cancelled));
+                    if theirs {
+                        passage.unjudged();
+                    } else {
+                        passage.answered(None);
+                    }
                     return Ok(failure(upstream, &service, &failed, timeout, err));
                 }
             };
