@@ -26,6 +26,16 @@ fn answer(response: Value) -> Script {
     }
 }
 
+/// `POST /cli.plain.v1.Counter/Bump` with `{"key": "visits"}`.
+async fn bump(served: &Served) -> reqwest::Response {
+    support::http1()
+        .post(served.url("/cli.plain.v1.Counter/Bump"))
+        .json(&json!({"key": "visits"}))
+        .send()
+        .await
+        .expect("POST")
+}
+
 /// `serve <args> --listen 127.0.0.1:0` (with RUST_LOG unset, so the
 /// address must be logged at the default level), on a blocking thread:
 /// the wait for its address is a polling loop.
@@ -104,12 +114,7 @@ async fn unannotated_method_answers_at_its_grpc_path() {
         &backend.url(),
     ]))
     .await;
-    let response = support::http1()
-        .post(served.url("/cli.plain.v1.Counter/Bump"))
-        .json(&json!({"key": "visits"}))
-        .send()
-        .await
-        .expect("POST");
+    let response = bump(&served).await;
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(backend.last().method, "/cli.plain.v1.Counter/Bump");
     assert_eq!(backend.last().json, json!({"key": "visits"}));
@@ -136,12 +141,7 @@ async fn a_backend_message_cannot_forge_log_lines() {
         &backend.url(),
     ]))
     .await;
-    let response = support::http1()
-        .post(served.url("/cli.plain.v1.Counter/Bump"))
-        .json(&json!({"key": "visits"}))
-        .send()
-        .await
-        .expect("POST");
+    let response = bump(&served).await;
     assert_eq!(response.status().as_u16(), 500);
     let line = served
         .process
@@ -175,25 +175,22 @@ async fn failed_requests_warn_ten_a_second_then_count() {
         &backend.url(),
     ]))
     .await;
+    // One client, one connection: the 40 calls fit in one second.
     let client = support::http1();
-    let started = Instant::now();
-    for _ in 0..40 {
-        let response = client
+    let bump = || {
+        client
             .post(served.url("/cli.plain.v1.Counter/Bump"))
             .json(&json!({"key": "visits"}))
             .send()
-            .await
-            .expect("POST");
+    };
+    let started = Instant::now();
+    for _ in 0..40 {
+        let response = bump().await.expect("POST");
         assert_eq!(response.status().as_u16(), 500);
     }
     let quick = started.elapsed() < Duration::from_millis(900);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let response = client
-        .post(served.url("/cli.plain.v1.Counter/Bump"))
-        .json(&json!({"key": "visits"}))
-        .send()
-        .await
-        .expect("POST");
+    let response = bump().await.expect("POST");
     assert_eq!(response.status().as_u16(), 500);
     let last = served.process.stderr_line(Duration::from_secs(5), |l| {
         l.contains("Request failed") && !l.contains("held=0")
@@ -277,12 +274,7 @@ async fn fallback_routes_false_leaves_the_grpc_path_unrouted() {
         &backend.url(),
     ]))
     .await;
-    let response = support::http1()
-        .post(served.url("/cli.plain.v1.Counter/Bump"))
-        .json(&json!({"key": "visits"}))
-        .send()
-        .await
-        .expect("POST");
+    let response = bump(&served).await;
     assert_eq!(response.status().as_u16(), 404);
     assert!(backend.records().is_empty());
 }

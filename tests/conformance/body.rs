@@ -382,48 +382,33 @@ async fn content_types() {
 /// message.
 #[tokio::test]
 async fn a_refused_type_gets_no_100_continue() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let f = fixture().await;
-    let mut socket = tokio::net::TcpStream::connect(f.gateway.addr())
-        .await
-        .unwrap();
-    socket
-        .write_all(
-            b"POST /v1/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/xml\r\n\
-              content-length: 4\r\nexpect: 100-continue\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let mut head = vec![0; 512];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut head))
-        .await
-        .expect("an answer without the body")
-        .unwrap();
-    let head = String::from_utf8_lossy(&head[..n]);
-    assert!(head.starts_with("HTTP/1.1 415 "), "{head}");
-    // Chunked, with no length to go by.
-    let mut socket = tokio::net::TcpStream::connect(f.gateway.addr())
-        .await
-        .unwrap();
-    socket
-        .write_all(
-            b"POST /v1/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/xml\r\n\
-              transfer-encoding: chunked\r\nexpect: 100-continue\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let mut head = vec![0; 512];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut head))
-        .await
-        .expect("an answer without the body")
-        .unwrap();
-    let head = String::from_utf8_lossy(&head[..n]);
-    assert!(head.starts_with("HTTP/1.1 415 "), "{head}");
+    for framing in ["content-length: 4", "transfer-encoding: chunked"] {
+        let head = format!(
+            "POST /v1/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/xml\r\n\
+             {framing}\r\nexpect: 100-continue\r\n\r\n"
+        );
+        let answer = first_answer(f.gateway.addr(), head.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 415 "), "{framing}: {answer}");
+    }
     assert!(f.backend.records().is_empty());
     let (status, body) = f
         .send("POST", "/v1/echo", Some("application/xml"), "")
         .await;
     assert_eq!((status, body), (StatusCode::OK, serde_json::json!({})));
+}
+
+/// What the gateway answers first to a request `head` sent alone.
+async fn first_answer(addr: std::net::SocketAddr, head: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(head).await.unwrap();
+    let mut answer = vec![0; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut answer))
+        .await
+        .expect("an answer without the body")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
 }
 
 /// RFC 9110 §8.3.1: a `Content-Type` that is present but whose media type
