@@ -308,15 +308,28 @@ impl<'a> PoolBuilder<'a> {
     }
 
     /// Starts adding `name` (imported by `importer`) unless it is added
-    /// or being added already (an import cycle, which the pool rejects).
+    /// already; refuses an import cycle, naming the files in it.
     fn enter(
         &mut self,
         name: &str,
         importer: Option<&str>,
         stack: &mut Vec<(&'a RawFile, usize)>,
     ) -> Result<(), DescriptorError> {
-        if self.added.contains_key(name) {
-            return Ok(());
+        match self.added.get(name) {
+            Some(true) => return Ok(()),
+            Some(false) => {
+                let from = stack.iter().position(|(f, _)| f.name == name).unwrap_or(0);
+                let mut cycle: Vec<&str> = stack[from..].iter().map(|(f, _)| &*f.name).collect();
+                cycle.push(name);
+                return Err(DescriptorError::Invalid {
+                    file: name.to_owned(),
+                    reason: format!(
+                        "its imports go round in a cycle: {}",
+                        cycle.join(" imports ")
+                    ),
+                });
+            }
+            None => {}
         }
         let file: &'a RawFile = self
             .user
@@ -496,6 +509,21 @@ mod tests {
                 assert!(loaded.pool.get_service_by_name(name).is_some(), "{name}");
             }
         }
+    }
+
+    /// Files that import each other are refused, naming the cycle.
+    #[test]
+    fn an_import_cycle_is_named() {
+        let files = vec![
+            file("a.proto", &["b.proto"]),
+            file("b.proto", &["c.proto"]),
+            file("c.proto", &["a.proto"]),
+        ];
+        let err = load_set(set(files)).unwrap_err().to_string();
+        assert!(
+            err.contains("a.proto imports b.proto imports c.proto imports a.proto"),
+            "{err}"
+        );
     }
 
     /// The same for `.proto` files, whose compiler follows imports by
