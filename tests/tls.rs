@@ -38,6 +38,15 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// `GET /v1/shelves` through `gw`.
+async fn shelves(gw: &TestGateway) -> reqwest::Response {
+    support::http1()
+        .get(gw.url("/v1/shelves"))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn gateway(url: String, tls: Option<UpstreamTls>) -> TestGateway {
     let mut config = protogate::demo::config(
         "127.0.0.1:0".parse().unwrap(),
@@ -60,11 +69,7 @@ async fn https_upstream_with_a_custom_ca() {
         ..UpstreamTls::default()
     };
     let gw = gateway(format!("https://{addr}"), Some(tls)).await;
-    let response = support::http1()
-        .get(gw.url("/v1/shelves"))
-        .send()
-        .await
-        .unwrap();
+    let response = shelves(&gw).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["shelves"][0]["name"], "shelves/fiction");
@@ -82,11 +87,7 @@ async fn server_name_override() {
         ..UpstreamTls::default()
     };
     let gw = gateway(format!("https://{addr}"), Some(tls)).await;
-    let response = support::http1()
-        .get(gw.url("/v1/shelves"))
-        .send()
-        .await
-        .unwrap();
+    let response = shelves(&gw).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -97,11 +98,7 @@ async fn untrusted_certificate_is_a_503() {
     let (addr, _task) = tls_backend(&cert, &key).await;
     // System roots only: the private CA is not trusted.
     let gw = gateway(format!("https://{addr}"), None).await;
-    let response = support::http1()
-        .get(gw.url("/v1/shelves"))
-        .send()
-        .await
-        .unwrap();
+    let response = shelves(&gw).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], 14);
@@ -113,11 +110,7 @@ async fn plaintext_upstream_to_a_tls_backend_fails_cleanly() {
     let (cert, key) = ca.issue(&["127.0.0.1"]);
     let (addr, _task) = tls_backend(&cert, &key).await;
     let gw = gateway(format!("http://{addr}"), None).await;
-    let response = support::http1()
-        .get(gw.url("/v1/shelves"))
-        .send()
-        .await
-        .unwrap();
+    let response = shelves(&gw).await;
     // Not the client's doing (never a 4xx or 499), with the way out in
     // the message. The TLS server answers our cleartext preface with a TLS
     // alert, which the handshake reads (it waits for the peer's SETTINGS)
@@ -243,11 +236,7 @@ async fn tls_upstream_to_a_cleartext_backend_says_so() {
         .await
         .unwrap();
     let gw = gateway(format!("https://{}", backend.addr()), None).await;
-    let response = support::http1()
-        .get(gw.url("/v1/shelves"))
-        .send()
-        .await
-        .unwrap();
+    let response = shelves(&gw).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], 14, "{body}");
@@ -285,11 +274,7 @@ async fn a_client_certificate_required_but_not_sent_says_so() {
         ..UpstreamTls::default()
     };
     let gw = gateway(format!("https://{addr}"), Some(without)).await;
-    let response = support::http1()
-        .get(gw.url("/v1/shelves"))
-        .send()
-        .await
-        .unwrap();
+    let response = shelves(&gw).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -305,10 +290,6 @@ async fn a_client_certificate_required_but_not_sent_says_so() {
         ..UpstreamTls::default()
     };
     let gw = gateway(format!("https://{addr}"), Some(with)).await;
-    let response = support::http1()
-        .get(gw.url("/v1/shelves"))
-        .send()
-        .await
-        .unwrap();
+    let response = shelves(&gw).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
