@@ -214,10 +214,20 @@ impl GatewayError {
     /// deadline was the client's own.
     pub(crate) fn from_call(err: crate::upstream::CallError, client_deadline: bool) -> Self {
         match err {
-            crate::upstream::CallError::DeadlineExceeded(timeout, last) if client_deadline => {
-                GatewayError::ClientDeadlineExceeded(timeout, last)
+            crate::upstream::CallError::DeadlineExceeded(timeout, last) => {
+                GatewayError::deadline_exceeded(timeout, last, client_deadline)
             }
             err => err.into(),
+        }
+    }
+
+    /// The deadline `timeout` passed (after `last` failed, if it did);
+    /// `client`: whether it was the client's own.
+    pub(crate) fn deadline_exceeded(timeout: Duration, last: Option<String>, client: bool) -> Self {
+        if client {
+            GatewayError::ClientDeadlineExceeded(timeout, last)
+        } else {
+            GatewayError::DeadlineExceeded(timeout, last)
         }
     }
 }

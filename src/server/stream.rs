@@ -218,7 +218,7 @@ pub(crate) struct Aborted {
 /// A streamed response body.
 pub(crate) struct StreamBody {
     source: Source,
-    /// A message already read while the headers were held.
+    /// A message already read and encoded while the headers were held.
     first: Option<Bytes>,
     snapshot: Arc<Snapshot>,
     plan: ResponsePlan,
@@ -247,7 +247,8 @@ pub(crate) struct StreamSetup {
 
 /// Where a [`StreamBody`] starts.
 pub(crate) enum Start {
-    /// The call is open; `first` is a message already read, if any.
+    /// The call is open; `first` is a message already read, if any,
+    /// encoded as the plan writes it (its JSON, or an `HttpBody`'s bytes).
     Open(Box<Responses>, Option<Bytes>),
     /// The call is still opening.
     Opening(Opening),
@@ -281,17 +282,21 @@ impl StreamBody {
     }
 
     fn message_frame(&mut self, message: Bytes) -> Result<Frame<Bytes>, GatewayError> {
-        let frame = if self.framing == Framing::ConnectProto {
-            self.framing.message(&message, self.sent == 0)
-        } else {
-            let encoded = self.plan.encode(message, &self.snapshot.codec)?;
-            self.framing.message(&encoded.body, self.sent == 0)
-        };
+        if self.framing == Framing::ConnectProto {
+            return Ok(self.encoded_frame(&message));
+        }
+        let encoded = self.plan.encode(message, &self.snapshot.codec)?;
+        Ok(self.encoded_frame(&encoded.body))
+    }
+
+    /// The frame of one message, encoded already.
+    fn encoded_frame(&mut self, encoded: &[u8]) -> Frame<Bytes> {
+        let frame = self.framing.message(encoded, self.sent == 0);
         self.sent += 1;
         if let Some((every, sleep)) = &mut self.keepalive {
             sleep.as_mut().reset(Instant::now() + *every);
         }
-        Ok(Frame::data(frame))
+        Frame::data(frame)
     }
 
     /// While the backend is quiet: a keep-alive comment when one is due
@@ -350,11 +355,8 @@ impl http_body::Body for StreamBody {
         if matches!(this.source, Source::Done) {
             return Poll::Ready(None);
         }
-        if let Some(message) = this.first.take() {
-            return Poll::Ready(match this.message_frame(message) {
-                Ok(frame) => Some(Ok(frame)),
-                Err(err) => this.fail(err),
-            });
+        if let Some(encoded) = this.first.take() {
+            return Poll::Ready(Some(Ok(this.encoded_frame(&encoded))));
         }
         if let Some(abort) = &mut this.abort {
             match Pin::new(abort).poll(cx) {

@@ -168,11 +168,7 @@ pub(crate) async fn request_stream(
         })?,
         () = until => {
             let timeout = timeout.unwrap_or_default();
-            return Err(if client_deadline {
-                GatewayError::ClientDeadlineExceeded(timeout, None)
-            } else {
-                GatewayError::DeadlineExceeded(timeout, None)
-            });
+            return Err(GatewayError::deadline_exceeded(timeout, None, client_deadline));
         }
     };
     rest::message_response(snapshot, parts, route, reply)
@@ -222,6 +218,8 @@ async fn respond(
     let hold = tokio::time::sleep(HOLD);
     tokio::pin!(hold);
     let mut backend_headers = None;
+    // The content type of a first message read while the headers are held.
+    let mut first_type = None;
     let start = tokio::select! {
         biased;
         aborted = aborted(&mut abort) => return Err(aborted.error),
@@ -248,24 +246,22 @@ async fn respond(
                 () = &mut hold => None,
             };
             backend_headers = Some(headers);
+            // Encoded now, before the status line goes out: a first message
+            // that cannot be written is the call's failure with its real
+            // status (502), not an error line after a 200.
+            let first = match first {
+                Some(message) => {
+                    let encoded = route.response.encode(message, &snapshot.codec)?;
+                    first_type = Some(encoded.content_type);
+                    Some(encoded.body)
+                }
+                None => None,
+            };
             Start::Open(Box::new(stream), first)
         }
         () = &mut hold => Start::Opening(opening),
     };
     let framing = Framing::choose(&parts.headers, route.rpc.framing, route.response.is_raw());
-    // A first message read before the status line goes out and that
-    // cannot be written is the call's failure with its real status (502),
-    // not an error line after a 200. (Encoded once more when sent: once
-    // per stream.)
-    let first_type = match &start {
-        Start::Open(_, Some(message)) => Some(
-            route
-                .response
-                .encode(message.clone(), &snapshot.codec)?
-                .content_type,
-        ),
-        _ => None,
-    };
     let raw_type = first_type.filter(|_| framing == Framing::Raw);
     let http1_trailers =
         parts.version < http::Version::HTTP_2 && rest::wants_trailers(&parts.headers);
