@@ -28,6 +28,9 @@ mod body;
 #[path = "conformance/json.rs"]
 mod json;
 
+#[path = "conformance/numbers.rs"]
+mod numbers;
+
 #[path = "conformance/errors.rs"]
 mod errors;
 
