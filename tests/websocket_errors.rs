@@ -55,6 +55,19 @@ async fn too_large_frames_close_with_their_own_code_every_time() {
     }
 }
 
+/// A frame whose header declares more than `limits.max_body_bytes` is
+/// refused on its header: the gateway closes with 4008 without waiting
+/// for (or buffering) the payload, which here never comes.
+#[tokio::test]
+async fn a_frame_declared_too_large_is_refused_on_its_header() {
+    let (_backend, gateway) = setup(|c| c.limits.max_body_bytes = 1000).await;
+    // FIN + text, masked, 64-bit length of 8 MiB, the mask; no payload.
+    let mut head = vec![0x81, 0x80 | 127];
+    head.extend_from_slice(&(8u64 << 20).to_be_bytes());
+    head.extend_from_slice(&[0x11, 0x22, 0x33, 0x44]);
+    assert_eq!(close_code_after(&gateway, &head).await, Some(4008));
+}
+
 /// A frame that is not a JSON object (`[1]`, `7`, `"s"`, broken JSON)
 /// closes with 4003 (INVALID_ARGUMENT), never with the upstream reset the
 /// cancelled call causes, every time; the backend's call is cancelled.

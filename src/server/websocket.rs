@@ -96,8 +96,11 @@ async fn upgrade(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Bo
         Ok(upgrade) => upgrade,
         Err(rejection) => return refuse(&snapshot, &parts.headers, &rejection),
     };
+    // A frame is bounded as a whole message is, so one whose header
+    // declares too much is refused before its payload is read.
     let limit = snapshot.limits.max_body_bytes;
     upgrade
+        .max_frame_size(limit)
         .max_message_size(limit)
         .on_upgrade(move |socket| session(socket, snapshot, prepared))
 }
