@@ -397,6 +397,89 @@ async fn changed_certificate_files_are_watched() {
     );
 }
 
+/// With `client_crl_file`, a client certificate its CA revoked is refused
+/// (REST and gRPC alike) while the CA's others are served; a list past
+/// its next update still applies. A new list is taken on reload, and
+/// the file is watched.
+#[tokio::test]
+async fn revoked_client_certificates_are_refused() {
+    let ca = TestCa::new("listener CA");
+    let clients = TestCa::new("client CA");
+    let files = Files::new(&ca, &clients);
+    let crl = files.dir.join("clients.crl");
+    // Long past its next update: still in force.
+    write(&crl, &clients.revocation_list(&[66], (2024, 2, 1)));
+    let tls = files
+        .tls()
+        .with_client_ca(&files.client_ca, ClientAuth::Required)
+        .with_client_crl(&crl);
+    let (backend, gateway) = gateway(tls).await;
+    let alice = clients.issue_client_numbered("alice", 65);
+    let mallory = clients.issue_client_numbered("mallory", 66);
+
+    assert_eq!(
+        echo(&client(&ca.pem, Some(&alice), false), &gateway).await,
+        Ok(Version::HTTP_2)
+    );
+    backend.clear();
+    assert_refused(
+        echo(&client(&ca.pem, Some(&mallory), true), &gateway).await,
+        "a revoked client certificate",
+    );
+    let sink = Bytes::from_static(b"\x0a\x02hi");
+    let refused = match grpc_channel(gateway.addr(), &ca.pem, Some(&mallory)).await {
+        Ok(channel) => grpc_echo(channel, sink.clone()).await.err(),
+        Err(_) => Some(tonic::Status::unavailable("did not connect")),
+    };
+    assert!(refused.is_some(), "a revoked gRPC client got through");
+    assert!(backend.records().is_empty(), "a revoked client was served");
+
+    // The CA revokes alice too; the watcher takes the new list.
+    write(&crl, &clients.revocation_list(&[65, 66], (2099, 1, 1)));
+    let mut served = Ok(Version::HTTP_11);
+    for _ in 0..100 {
+        served = echo(&client(&ca.pem, Some(&alice), true), &gateway).await;
+        if served.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_refused(served, "a client certificate revoked by the new list");
+    let bob = clients.issue_client_numbered("bob", 67);
+    assert_eq!(
+        echo(&client(&ca.pem, Some(&bob), true), &gateway).await,
+        Ok(Version::HTTP_11)
+    );
+}
+
+/// With revocation lists, a client whose CA has no list in the file is
+/// refused: its status cannot be told.
+#[tokio::test]
+async fn a_client_ca_without_a_revocation_list_is_refused() {
+    let ca = TestCa::new("listener CA");
+    let clients = TestCa::new("client CA");
+    let others = TestCa::new("other client CA");
+    let files = Files::new(&ca, &clients);
+    write(&files.client_ca, &format!("{}{}", clients.pem, others.pem));
+    let crl = files.dir.join("clients.crl");
+    write(&crl, &clients.revocation_list(&[], (2099, 1, 1)));
+    let tls = files
+        .tls()
+        .with_client_ca(&files.client_ca, ClientAuth::Required)
+        .with_client_crl(&crl);
+    let (_backend, gateway) = gateway(tls).await;
+    let listed = clients.issue_client_numbered("alice", 1);
+    let unlisted = others.issue_client_numbered("carol", 2);
+    assert_eq!(
+        echo(&client(&ca.pem, Some(&listed), true), &gateway).await,
+        Ok(Version::HTTP_11)
+    );
+    assert_refused(
+        echo(&client(&ca.pem, Some(&unlisted), true), &gateway).await,
+        "a client certificate whose CA has no revocation list",
+    );
+}
+
 /// Dropping `tls` from the config takes a restart: a reload goes through
 /// and the listener stays on TLS.
 #[tokio::test]
@@ -529,6 +612,11 @@ async fn unusable_files_are_refused_at_startup() {
     write(&other_key_file, &other_key);
     let garbage = files.dir.join("garbage.pem");
     write(&garbage, "not PEM at all\n");
+    let broken_crl = files.dir.join("broken.crl");
+    write(
+        &broken_crl,
+        "-----BEGIN X509 CRL-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END X509 CRL-----\n",
+    );
     let missing = files.dir.join("missing.pem");
     let encrypted = files.dir.join("encrypted.key");
     write(
@@ -588,6 +676,24 @@ async fn unusable_files_are_refused_at_startup() {
                 ..files.tls()
             },
             ["tls.client_auth", "tls.client_ca_file", ""],
+        ),
+        (
+            files
+                .tls()
+                .with_client_ca(&files.client_ca, ClientAuth::Required)
+                .with_client_crl(&garbage),
+            ["tls.client_crl_file", "garbage.pem", "no revocation list"],
+        ),
+        (
+            files
+                .tls()
+                .with_client_ca(&files.client_ca, ClientAuth::Required)
+                .with_client_crl(&broken_crl),
+            ["tls.client_crl_file", "broken.crl", "malformed"],
+        ),
+        (
+            files.tls().with_client_crl(&files.client_ca),
+            ["tls.client_crl_file", "tls.client_ca_file", ""],
         ),
     ];
     for (tls, expected) in cases {

@@ -38,6 +38,11 @@ pub struct ListenerTls {
     /// must verify either way.
     #[serde(default)]
     pub client_auth: Option<ClientAuth>,
+    /// PEM certificate revocation lists (`BEGIN X509 CRL`) of the client
+    /// CAs: a client certificate listed in one is refused. With it, every
+    /// CA that issues in a client's chain needs its list in the file.
+    #[serde(default)]
+    pub client_crl_file: Option<PathBuf>,
 }
 
 /// Whether clients of the TLS listener must show a certificate.
@@ -60,6 +65,7 @@ impl ListenerTls {
             key_file: key_file.into(),
             client_ca_file: None,
             client_auth: None,
+            client_crl_file: None,
         }
     }
 
@@ -68,6 +74,12 @@ impl ListenerTls {
     pub fn with_client_ca(mut self, ca_file: impl Into<PathBuf>, auth: ClientAuth) -> Self {
         self.client_ca_file = Some(ca_file.into());
         self.client_auth = Some(auth);
+        self
+    }
+
+    /// Refuses client certificates revoked by the lists in `crl_file`.
+    pub fn with_client_crl(mut self, crl_file: impl Into<PathBuf>) -> Self {
+        self.client_crl_file = Some(crl_file.into());
         self
     }
 
@@ -84,6 +96,7 @@ impl ListenerTls {
         [&self.cert_file, &self.key_file]
             .into_iter()
             .chain(&self.client_ca_file)
+            .chain(&self.client_crl_file)
     }
 
     /// Makes relative paths relative to `base`.
@@ -91,6 +104,7 @@ impl ListenerTls {
         for path in [&mut self.cert_file, &mut self.key_file]
             .into_iter()
             .chain(&mut self.client_ca_file)
+            .chain(&mut self.client_crl_file)
         {
             if path.is_relative() {
                 *path = base.join(&*path);

@@ -141,6 +141,16 @@ impl Config {
                     .to_owned(),
             );
         }
+        if let Some(tls) = &self.tls
+            && tls.client_crl_file.is_some()
+            && tls.client_ca_file.is_none()
+        {
+            return fail(
+                "tls.client_crl_file",
+                "revocation lists apply to client certificates, which are not asked for: set tls.client_ca_file"
+                    .to_owned(),
+            );
+        }
         let limits = &self.limits;
         for (key, value) in [
             ("limits.max_body_bytes", limits.max_body_bytes),

@@ -11,6 +11,8 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateRevocationListDer;
+use rustls::pki_types::pem::PemObject as _;
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 
 use super::{certificates, private_key, read, shown};
@@ -98,7 +100,15 @@ fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Option<String>), Strin
         (Some(ca), Some(auth)) => {
             let ca_pem = read("tls.client_ca_file", ca)?;
             ca_pem.hash(&mut hash);
-            builder.with_client_cert_verifier(client_verifier(ca, &ca_pem, auth, provider)?)
+            let crls = match &tls.client_crl_file {
+                Some(path) => {
+                    let pem = read("tls.client_crl_file", path)?;
+                    pem.hash(&mut hash);
+                    revocation_lists(path, &pem)?
+                }
+                None => Vec::new(),
+            };
+            builder.with_client_cert_verifier(client_verifier(ca, &ca_pem, crls, auth, provider)?)
         }
         (None, None) => builder.with_no_client_auth(),
         // `Config::validate` refuses this; said again for callers that did
@@ -110,6 +120,12 @@ fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Option<String>), Strin
             );
         }
     };
+    if tls.client_crl_file.is_some() && tls.client_ca_file.is_none() {
+        return Err(
+            "tls.client_crl_file: revocation lists apply to client certificates, which are not asked for: set tls.client_ca_file"
+                .to_owned(),
+        );
+    }
     // Fails when the key does not belong to the first certificate: the
     // wrong key, or a chain written in another order.
     let several = chain.len() > 1;
@@ -174,22 +190,55 @@ fn warn_if_dated(tls: &ListenerTls, dated: Option<&str>) {
     }
 }
 
+/// The revocation lists in a PEM file, each checked to parse; none is an
+/// error (an empty file is more likely a mistake than a CA that revoked
+/// nothing, whose list still names it as issuer).
+fn revocation_lists(
+    path: &Path,
+    pem: &[u8],
+) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+    let crls = CertificateRevocationListDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("tls.client_crl_file {}: not PEM: {e}", shown(path)))?;
+    if crls.is_empty() {
+        return Err(format!(
+            "tls.client_crl_file {}: no revocation list in it (a PEM `BEGIN X509 CRL` block is expected)",
+            shown(path)
+        ));
+    }
+    for (n, crl) in crls.iter().enumerate() {
+        webpki::BorrowedCertRevocationList::from_der(crl).map_err(|e| {
+            format!(
+                "tls.client_crl_file {}: revocation list {} of {} is malformed: {e}",
+                shown(path),
+                n + 1,
+                crls.len()
+            )
+        })?;
+    }
+    Ok(crls)
+}
+
+/// Verifies client certificates against the CAs in `pem` and, when there
+/// are any, the revocation lists `crls`. With lists, the whole chain is
+/// checked and a certificate whose issuer has no list is refused, as one
+/// whose status cannot be told; a list past its next update still
+/// applies (nothing fetches newer ones: replacing the file is a reload).
 fn client_verifier(
     path: &Path,
     pem: &[u8],
+    crls: Vec<CertificateRevocationListDer<'static>>,
     auth: ClientAuth,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
-    // Limitation: no revocation lists; a client certificate that chains to
-    // one of the CAs is accepted until the CA file changes. rustls can
-    // check CRLs, but there is no setting to give them yet.
     let mut roots = RootCertStore::empty();
     for cert in certificates("tls.client_ca_file", path, pem)? {
         roots
             .add(cert)
             .map_err(|e| format!("tls.client_ca_file {}: {e}", shown(path)))?;
     }
-    let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).with_crls(crls);
     if auth == ClientAuth::Optional {
         verifier = verifier.allow_unauthenticated();
     }

@@ -1,8 +1,9 @@
 //! Test certificates, generated at test time.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SerialNumber,
 };
 
 /// A private certificate authority.
@@ -58,11 +59,45 @@ impl TestCa {
 
     /// A client certificate and key (PEM) for mTLS, named `name`.
     pub fn issue_client(&self, name: &str) -> (String, String) {
+        self.client(name, None)
+    }
+
+    /// Like [`TestCa::issue_client`], with the serial number `serial`
+    /// (for revocation lists).
+    pub fn issue_client_numbered(&self, name: &str, serial: u64) -> (String, String) {
+        self.client(name, Some(serial))
+    }
+
+    fn client(&self, name: &str, serial: Option<u64>) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.serial_number = serial.map(SerialNumber::from);
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
+    }
+
+    /// The CA's revocation list (PEM), revoking the certificates with
+    /// these serial numbers; its next update is `next_update` (year,
+    /// month, day).
+    pub fn revocation_list(&self, serials: &[u64], next_update: (i32, u8, u8)) -> String {
+        let params = CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(next_update.0, next_update.1, next_update.2),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|&serial| RevokedCertParams {
+                    serial_number: SerialNumber::from(serial),
+                    revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        params.signed_by(&self.issuer).unwrap().pem().unwrap()
     }
 }
