@@ -256,9 +256,13 @@ impl GatewayError {
     /// The HTTP status and gRPC code of the error.
     pub fn status(&self) -> (StatusCode, Code) {
         match self {
-            GatewayError::NotFound { .. }
-            | GatewayError::NotFoundYet { .. }
-            | GatewayError::ServedElsewhere { .. } => (StatusCode::NOT_FOUND, Code::NotFound),
+            GatewayError::NotFound { .. } | GatewayError::ServedElsewhere { .. } => {
+                (StatusCode::NOT_FOUND, Code::NotFound)
+            }
+            // The route may come with the upstream's answer: try again.
+            GatewayError::NotFoundYet { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable)
+            }
             GatewayError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented)
             }
@@ -345,6 +349,11 @@ impl GatewayError {
                 );
                 (self.to_string(), Vec::new())
             }
+            GatewayError::NotFoundYet { .. } => {
+                // Reflection is asked again within about a second at first.
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                (self.to_string(), Vec::new())
+            }
             GatewayError::RequestTimeout(_) | GatewayError::UnsupportedTransferCoding(_) => {
                 // The rest of the body may never come, or cannot be read:
                 // do not wait for it.
@@ -424,9 +433,10 @@ impl GatewayError {
     /// "message": ..., "details": [{"type": ..., "value": <base64>}]}`.
     pub fn connect_json(&self) -> serde_json::Value {
         let (_, mut code) = self.status();
-        // Connect: a compression the server does not support is
-        // `unimplemented`.
-        if let GatewayError::UnsupportedEncoding { .. } = self {
+        // Connect: a compression the server does not support, and a
+        // procedure it does not serve, are `unimplemented` (as a gRPC
+        // client is told of an unknown method).
+        if let GatewayError::UnsupportedEncoding { .. } | GatewayError::NotFound { .. } = self {
             code = Code::Unimplemented;
         }
         let (message, details) = match self {

@@ -77,6 +77,39 @@ async fn unary_proto() {
     assert_eq!(book.author, "Carl Sagan");
 }
 
+/// A procedure the gateway does not serve is `unimplemented`, as a gRPC
+/// client is told, with Connect's HTTP status for it (501), unary and
+/// streaming alike.
+#[tokio::test]
+async fn unknown_procedures_are_unimplemented() {
+    let (_backend, gateway) = demo().await;
+    let response = connect_json(&gateway, "Nope", json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 501);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["code"], "unimplemented", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("/protogate.demo.v1.Bookshop/Nope"),
+        "{error}"
+    );
+    let response = support::http1()
+        .post(gateway.url("/protogate.demo.v1.Bookshop/Nope"))
+        .header("content-type", "application/connect+json")
+        .body(support::envelope(0, b"{}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let frames = envelopes(response.bytes().await.unwrap());
+    let end: Value = serde_json::from_slice(&frames[0].1).unwrap();
+    assert_eq!(end["error"]["code"], "unimplemented", "{end}");
+}
+
 /// Errors: the HTTP status of the code, a string code, details as type
 /// name and base64 bytes.
 #[tokio::test]

@@ -450,8 +450,10 @@ async fn a_late_backend_brings_its_routes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 404);
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
     let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 14, "{body}");
     let message = body["message"].as_str().unwrap();
     assert!(
         message.contains("yet") && message.contains("upstream `late` has not answered"),

@@ -55,8 +55,9 @@ impl Breaker {
                     "Circuit breaker refused a call"
                 ),
             }
+            let calls = if limit == 1 { "call" } else { "calls" };
             Err(Status::unavailable(format!(
-                "upstream `{upstream}` has {limit} calls {what} already (circuit_breaker.{key}); try again later"
+                "upstream `{upstream}` has {limit} {calls} {what} already (circuit_breaker.{key}); try again later"
             )))
         };
         if self.requests.fetch_add(1, Ordering::AcqRel) >= self.limits.max_requests {
