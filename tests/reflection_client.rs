@@ -320,6 +320,10 @@ enum Misbehave {
     /// Lists the kitchen, which it describes, and a ghost, which it
     /// does not.
     Ghost,
+    /// Answers everything, the service list too, with an error_response
+    /// of code 0 and no message (what a server that echoes every request
+    /// back sends, read as a reflection answer).
+    OkError,
 }
 
 #[derive(Debug)]
@@ -361,6 +365,9 @@ impl v1::server_reflection_server::ServerReflection for Scripted {
             };
             while let Some(Ok(request)) = inbound.next().await {
                 let answer = match (request.message_request, mode) {
+                    (_, Misbehave::OkError) => {
+                        MessageResponse::ErrorResponse(v1::ErrorResponse::default())
+                    }
                     (Some(MessageRequest::ListServices(_)), _) => list(),
                     (_, Misbehave::End) => return,
                     (_, Misbehave::Stall) => {
@@ -461,6 +468,19 @@ async fn wrong_answer_kind_is_malformed() {
     let err = misbehaving(Misbehave::WrongKind, TIMEOUT).await;
     assert!(matches!(err, ReflectionError::Malformed { .. }), "{err:?}");
     assert!(err.to_string().contains("service list"), "{err}");
+}
+
+/// An "error" of code OK is not a refusal to quote ("refused ...: Ok:"):
+/// whatever answered does not speak reflection.
+#[tokio::test]
+async fn an_error_of_code_ok_is_malformed() {
+    let err = misbehaving(Misbehave::OkError, TIMEOUT).await;
+    assert!(matches!(err, ReflectionError::Malformed { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("code 0 (OK)") && text.contains("the service list"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

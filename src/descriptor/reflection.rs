@@ -300,6 +300,17 @@ impl Exchange<'_> {
     /// The error for `answer`, which is not what `ask` expects.
     fn unexpected(&self, ask: &Ask, answer: Answer) -> ReflectionError {
         match answer {
+            // An error of code OK is no refusal: the server (or whatever
+            // answered) does not speak reflection, e.g. one that echoes
+            // every request back.
+            Answer::Error { code: 0, message } => self.malformed(format!(
+                "{ask} was answered with an error_response of code 0 (OK){}; is the reflection service what answers on this port?",
+                if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(" saying `{message}`")
+                }
+            )),
             Answer::Error { code, message } => self.refused(ask, Code::from_i32(code), message),
             Answer::Services(_) => {
                 self.malformed(format!("{ask} was answered with a service list"))
