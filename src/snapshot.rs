@@ -238,6 +238,12 @@ fn link_canaries(config: &Config, upstreams: &mut [Upstream]) {
     }
 }
 
+/// The name of `names` that `given` likely meant, for a warning's
+/// `did_you_mean` field (left out when none is close).
+fn meant<'a>(given: &str, names: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    crate::transcode::suggest::closest(given, names).map(str::to_owned)
+}
+
 /// The route table with each method's settings from config (`upstreams`
 /// are the configured names, in index order). Warns about config that
 /// names services or methods the descriptors do not have.
@@ -292,14 +298,28 @@ fn build_routes(
                 .is_some_and(|s| s.methods().any(|m| m.name() == method))
         })
     };
+    // Close names for the warnings: only names config got wrong look.
+    let method_meant = |given: &str| {
+        let names: Vec<String> = pool
+            .services()
+            .flat_map(|s| {
+                s.methods()
+                    .map(|m| format!("{}/{}", s.full_name(), m.name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        meant(given, names.iter().map(String::as_str))
+    };
     for method in config.timeouts.methods.keys() {
         if !known_method(method) {
-            tracing::warn!(%method, "timeouts.methods names a method the descriptors do not have");
+            let did_you_mean = method_meant(method);
+            tracing::warn!(%method, did_you_mean = did_you_mean.as_deref(), "timeouts.methods names a method the descriptors do not have");
         }
     }
     for method in config.ignore_query_params.keys().filter(|k| *k != "*") {
         if !known_method(method) {
-            tracing::warn!(%method, "ignore_query_params names a method the descriptors do not have");
+            let did_you_mean = method_meant(method);
+            tracing::warn!(%method, did_you_mean = did_you_mean.as_deref(), "ignore_query_params names a method the descriptors do not have");
         }
     }
     for (method, framing) in &config.streams.framing {
@@ -307,7 +327,8 @@ fn build_routes(
             pool.get_service_by_name(service)
                 .and_then(|s| s.methods().find(|m| m.name() == name))
         }) else {
-            tracing::warn!(%method, "streams.framing names a method the descriptors do not have");
+            let did_you_mean = method_meant(method);
+            tracing::warn!(%method, did_you_mean = did_you_mean.as_deref(), "streams.framing names a method the descriptors do not have");
             continue;
         };
         if !found.is_server_streaming() && *framing != crate::server::StreamFraming::default() {
@@ -323,7 +344,10 @@ fn build_routes(
             // Reflecting upstreams bring their services later.
             let reflecting = upstream.descriptors == crate::config::DescriptorSource::Reflection;
             if !known && !reflecting {
-                tracing::warn!(upstream = %name, %service, "Upstream lists a service the descriptors do not have");
+                let services: Vec<String> =
+                    pool.services().map(|s| s.full_name().to_owned()).collect();
+                let did_you_mean = meant(service, services.iter().map(String::as_str));
+                tracing::warn!(upstream = %name, %service, did_you_mean = did_you_mean.as_deref(), "Upstream lists a service the descriptors do not have");
             }
         }
     }

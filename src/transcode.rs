@@ -16,7 +16,7 @@ pub mod request;
 pub mod response;
 pub mod splitter;
 mod strict;
-mod suggest;
+pub(crate) mod suggest;
 #[cfg(test)]
 mod test_protos;
 pub mod text;

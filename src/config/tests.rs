@@ -136,6 +136,20 @@ fn unknown_key_is_named_with_its_line() {
     assert!(err.message.contains("unknown field"), "{err}");
 }
 
+/// A misspelt key or value is told what it likely meant; a name like no
+/// other is not.
+#[test]
+fn misspelt_keys_and_values_name_what_was_meant() {
+    let err = error("upstreams:\n  kv:\n    url: http://127.0.0.1:1\n    timeot: 3s\n");
+    assert!(err.message.ends_with("(did you mean `timeout`?)"), "{err}");
+    let err = error("tls: {cert_file: a, key_file: b, client_ca_file: c, client_auth: requird}\n");
+    assert!(err.message.ends_with("(did you mean `required`?)"), "{err}");
+    let err = error("timeouts:\n  UNARY: 2s\n");
+    assert!(err.message.ends_with("(did you mean `unary`?)"), "{err}");
+    let err = error("listen: 127.0.0.1:0\nlisten_addr: 127.0.0.1:1\n");
+    assert!(!err.message.contains("did you mean"), "{err}");
+}
+
 #[test]
 fn unknown_nested_key_is_named_by_its_path() {
     let err = error("timeouts:\n  connect: 1s\n  unry: 2s\n");

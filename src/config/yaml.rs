@@ -145,11 +145,14 @@ impl YamlError {
         let err = err.without_snippet();
         let position = err.location().filter(|l| l.line() > 0);
         // The user-facing wording, kept on one line.
-        let message = serde_saphyr::UserMessageFormatter
+        let mut message: String = serde_saphyr::UserMessageFormatter
             .format_message(err)
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
+        if let Some(meant) = meant(&message) {
+            message = format!("{message} (did you mean `{meant}`?)");
+        }
         YamlError {
             key,
             line: position.map(|l| l.line()),
@@ -157,6 +160,23 @@ impl YamlError {
             message,
         }
     }
+}
+
+/// For an unknown key or value ("unknown field `timeot`, expected one of
+/// url, timeout, ..."; also "unknown variant"), the listed one it most
+/// likely meant.
+fn meant(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (given, rest) = rest.split_once('`')?;
+    let listed = rest.split_once("expected ")?.1;
+    let listed = listed.strip_prefix("one of ").unwrap_or(listed);
+    let names = listed
+        .split(", ")
+        .flat_map(|part| part.split(" or "))
+        .map(|name| name.trim().trim_matches('`'));
+    crate::transcode::suggest::closest(given, names).map(str::to_owned)
 }
 
 /// The 1-based line where the dotted `key` (`limits.max_body_bytes`) is

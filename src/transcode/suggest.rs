@@ -15,7 +15,7 @@ const MAX_LISTED: usize = 12;
 pub(super) fn field(desc: &MessageDescriptor, given: &str) -> Option<String> {
     let snake = given.contains('_');
     let given_lower = given.to_ascii_lowercase();
-    let allowed = (given.chars().count() / 3).clamp(1, 3);
+    let allowed = allowed_slips(given);
     desc.fields()
         .flat_map(|field| {
             let spelt = if snake {
@@ -34,6 +34,33 @@ pub(super) fn field(desc: &MessageDescriptor, given: &str) -> Option<String> {
         .filter(|(distance, _)| *distance <= allowed)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, spelt)| spelt)
+}
+
+/// How many slips of the keyboard a name may have and still be taken
+/// for another: a third of its length, one to three.
+fn allowed_slips(given: &str) -> usize {
+    (given.chars().count() / 3).clamp(1, 3)
+}
+
+/// The one of `names` that `given` most likely meant (the same but for
+/// case, or a few slips), for config keys and the names config gives.
+pub(crate) fn closest<'a>(
+    given: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let given_lower = given.to_ascii_lowercase();
+    let allowed = allowed_slips(given);
+    names
+        .into_iter()
+        .map(|name| {
+            (
+                strsim::osa_distance(&given_lower, &name.to_ascii_lowercase()),
+                name,
+            )
+        })
+        .filter(|(distance, _)| *distance <= allowed)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
 }
 
 /// `desc`'s value names, as a refusal lists them: `one of A, B, C`.

@@ -94,8 +94,9 @@ fn config_error_fails_serve_too() {
 #[test]
 fn settings_naming_nothing_are_warned_about() {
     let (run, _) = routes_with(
-        "upstreams:\n  default: {url: \"http://127.0.0.1:1\"}\n  other:\n    url: http://127.0.0.1:2\n    services: [nothing.here.*]\n\
-         streams:\n  framing:\n    cli.greet.v1.Greeter/Nope: json_array\n    cli.greet.v1.Greeter/SayHello: json_array\n",
+        "upstreams:\n  default: {url: \"http://127.0.0.1:1\"}\n  other:\n    url: http://127.0.0.1:2\n    services: [nothing.here.*, cli.greet.v1.Greter]\n\
+         streams:\n  framing:\n    cli.greet.v1.Greeter/Nope: json_array\n    cli.greet.v1.Greeter/SayHello: json_array\n\
+         timeouts:\n  methods:\n    cli.greet.v1.Greeter/SayHelo: 1s\n",
     );
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     for warning in [
@@ -106,4 +107,17 @@ fn settings_naming_nothing_are_warned_about() {
         assert!(run.stderr.contains(warning), "{warning}:\n{}", run.stderr);
     }
     assert!(run.stderr.contains("nothing.here.*"), "{}", run.stderr);
+    // A close name is offered; a name like none is not.
+    for meant in [
+        "did_you_mean=\"cli.greet.v1.Greeter\"",
+        "did_you_mean=\"cli.greet.v1.Greeter/SayHello\"",
+    ] {
+        assert!(run.stderr.contains(meant), "{meant}:\n{}", run.stderr);
+    }
+    let nope = run
+        .stderr
+        .lines()
+        .find(|line| line.contains("Greeter/Nope"))
+        .unwrap();
+    assert!(!nope.contains("did_you_mean"), "{nope}");
 }
