@@ -422,7 +422,7 @@ impl Keeper {
             state.seen = true;
             // A registry entry may change its weight or zone in place.
             if state.member.weight() != weight.max(1) || state.member.zone() != zone.as_deref() {
-                tracing::info!(upstream = %self.name, %address, weight, zone = zone.as_deref().unwrap_or(""), "Endpoint's weight or zone changed");
+                tracing::info!(upstream = %self.name, %address, weight, zone = zone.as_deref(), "Endpoint's weight or zone changed");
                 state.member = Arc::new(state.member.reweighted(weight, zone));
             }
             return;
@@ -438,7 +438,7 @@ impl Keeper {
         };
         // Checked endpoints join once they pass; unchecked ones at once.
         let checker = self.check.as_ref().map(|_| endpoint.connect_lazy());
-        tracing::info!(upstream = %self.name, %address, weight, zone = zone.as_deref().unwrap_or(""), "Endpoint found");
+        tracing::info!(upstream = %self.name, %address, weight, zone = zone.as_deref(), "Endpoint found");
         let member = Member::new(address, endpoint.connect_lazy(), weight, zone);
         self.endpoints.insert(
             address,
