@@ -37,7 +37,7 @@ use crate::transcode::{JsonOptions, UnknownParams};
 
 pub use de::{listen_addr, parse_duration};
 pub use file::Origin;
-pub use listener::{ClientAuth, ListenerTls};
+pub use listener::{ClientAuth, ListenerTls, NamedCertificate};
 pub(crate) use placement::service_score;
 pub use policy::{
     Balance, BalancePolicy, Canary, CircuitBreaker, EndpointConfig, OutlierDetection, RetryPolicy,

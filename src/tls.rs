@@ -46,7 +46,7 @@ impl ClientTls {
                 let cert_pem = read("tls.cert_file", cert)?;
                 let key_pem = read("tls.key_file", key)?;
                 let chain = certificates("tls.cert_file", cert, &cert_pem)?;
-                let private = private_key(key, &key_pem)?;
+                let private = private_key("tls.key_file", key, &key_pem)?;
                 // Builds a config as the handshake would, which checks
                 // that the key belongs to the certificate.
                 rustls::ClientConfig::builder()
@@ -121,19 +121,19 @@ fn certificates(
     Ok(certs)
 }
 
-fn private_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+fn private_key(key: &str, path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
     if pem
         .windows(b"ENCRYPTED PRIVATE KEY".len())
         .any(|w| w == b"ENCRYPTED PRIVATE KEY")
     {
         return Err(format!(
-            "tls.key_file {}: the key is encrypted, which is not supported: decrypt it (openssl pkey -in KEY -out PLAIN) and keep the file readable only by the gateway",
+            "{key} {}: the key is encrypted, which is not supported: decrypt it (openssl pkey -in KEY -out PLAIN) and keep the file readable only by the gateway",
             shown(path)
         ));
     }
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
         format!(
-            "tls.key_file {}: no private key in it (a PEM `BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY` block is expected): {e}",
+            "{key} {}: no private key in it (a PEM `BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY` block is expected): {e}",
             shown(path)
         )
     })

@@ -480,6 +480,77 @@ async fn a_client_ca_without_a_revocation_list_is_refused() {
     );
 }
 
+/// `GET /v1/echo` at `host` (resolved to the gateway), trusting only the
+/// CA in `roots`: whether the certificate served for that name verified.
+async fn echo_by_name(roots: &str, host: &str, gateway: &TestGateway) -> Result<(), String> {
+    protogate::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(roots.as_bytes()).unwrap()])
+        .resolve(host, gateway.addr())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = format!("https://{host}:{}/v1/echo?s=hi", gateway.addr().port());
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|err| error_chain(&err))?;
+    assert_eq!(response.status(), StatusCode::OK);
+    Ok(())
+}
+
+/// `tls.certificates`: a client naming a host (SNI) gets the certificate
+/// with that name, wildcards covering one label; one naming another host,
+/// or none (an IP address), gets `cert_file`'s. A new file is taken on
+/// reload.
+#[tokio::test]
+async fn certificates_are_chosen_by_the_name_asked_for() {
+    let ca = TestCa::new("listener CA");
+    let named_ca = TestCa::new("named CA");
+    let files = Files::new(&ca, &ca);
+    let (named_cert, named_key) = (files.dir.join("named.pem"), files.dir.join("named.key"));
+    let (cert, key) = named_ca.issue(&["api.named.test", "*.wild.test"]);
+    write(&named_cert, &cert);
+    write(&named_key, &key);
+    let tls = files.tls().with_named_certificate(&named_cert, &named_key);
+    let (_backend, gateway) = gateway(tls).await;
+
+    assert_eq!(
+        echo_by_name(&named_ca.pem, "api.named.test", &gateway).await,
+        Ok(())
+    );
+    assert_eq!(
+        echo_by_name(&named_ca.pem, "x.wild.test", &gateway).await,
+        Ok(())
+    );
+    assert_eq!(
+        echo(&client(&ca.pem, None, true), &gateway).await,
+        Ok(Version::HTTP_11)
+    );
+    for host in ["other.test", "a.b.wild.test"] {
+        assert!(
+            echo_by_name(&named_ca.pem, host, &gateway).await.is_err(),
+            "{host} got the named certificate"
+        );
+    }
+
+    // The named certificate renewed by another CA: the watcher takes it.
+    let renewed_ca = TestCa::new("renewed CA");
+    let (cert, key) = renewed_ca.issue(&["api.named.test"]);
+    write(&named_key, &key);
+    write(&named_cert, &cert);
+    let mut served = Err(String::new());
+    for _ in 0..100 {
+        served = echo_by_name(&renewed_ca.pem, "api.named.test", &gateway).await;
+        if served.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(served, Ok(()), "the renewed certificate was not taken");
+}
+
 /// Dropping `tls` from the config takes a restart: a reload goes through
 /// and the listener stays on TLS.
 #[tokio::test]
@@ -612,6 +683,13 @@ async fn unusable_files_are_refused_at_startup() {
     write(&other_key_file, &other_key);
     let garbage = files.dir.join("garbage.pem");
     write(&garbage, "not PEM at all\n");
+    let (nameless, nameless_key) = (
+        files.dir.join("nameless.pem"),
+        files.dir.join("nameless.key"),
+    );
+    let (cert, key) = ca.issue_client("no DNS name");
+    write(&nameless, &cert);
+    write(&nameless_key, &key);
     let broken_crl = files.dir.join("broken.crl");
     write(
         &broken_crl,
@@ -694,6 +772,28 @@ async fn unusable_files_are_refused_at_startup() {
         (
             files.tls().with_client_crl(&files.client_ca),
             ["tls.client_crl_file", "tls.client_ca_file", ""],
+        ),
+        (
+            files.tls().with_named_certificate(&nameless, &nameless_key),
+            [
+                "tls.certificates[0].cert_file",
+                "nameless.pem",
+                "no DNS name",
+            ],
+        ),
+        (
+            files
+                .tls()
+                .with_named_certificate(&files.cert, &other_key_file),
+            [
+                "tls.certificates[0].cert_file",
+                "tls.certificates[0].key_file",
+                "other.key",
+            ],
+        ),
+        (
+            files.tls().with_named_certificate(&files.cert, &missing),
+            ["tls.certificates[0].key_file", "missing.pem", "cannot read"],
         ),
     ];
     for (tls, expected) in cases {

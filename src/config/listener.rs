@@ -43,6 +43,22 @@ pub struct ListenerTls {
     /// CA that issues in a client's chain needs its list in the file.
     #[serde(default)]
     pub client_crl_file: Option<PathBuf>,
+    /// More certificates, each served to clients that ask for one of the
+    /// DNS names in it (SNI); the first listed wins a name two have.
+    /// `cert_file` serves the rest, and clients that name no host.
+    #[serde(default)]
+    pub certificates: Vec<NamedCertificate>,
+}
+
+/// A certificate served by name: the names are the DNS names in it
+/// (`subjectAltName`, wildcards included).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedCertificate {
+    /// PEM certificate chain, the server's own certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key of the certificate.
+    pub key_file: PathBuf,
 }
 
 /// Whether clients of the TLS listener must show a certificate.
@@ -66,6 +82,7 @@ impl ListenerTls {
             client_ca_file: None,
             client_auth: None,
             client_crl_file: None,
+            certificates: Vec::new(),
         }
     }
 
@@ -83,6 +100,20 @@ impl ListenerTls {
         self
     }
 
+    /// Also serves the certificate in `cert_file` (with its key in
+    /// `key_file`) to clients asking for one of its names.
+    pub fn with_named_certificate(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.certificates.push(NamedCertificate {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+        });
+        self
+    }
+
     /// How client certificates are asked for: not at all (no
     /// `client_ca_file`), or as `client_auth` says (`required` unless set).
     pub fn client_verification(&self) -> Option<ClientAuth> {
@@ -97,6 +128,11 @@ impl ListenerTls {
             .into_iter()
             .chain(&self.client_ca_file)
             .chain(&self.client_crl_file)
+            .chain(
+                self.certificates
+                    .iter()
+                    .flat_map(|c| [&c.cert_file, &c.key_file]),
+            )
     }
 
     /// Makes relative paths relative to `base`.
@@ -105,6 +141,11 @@ impl ListenerTls {
             .into_iter()
             .chain(&mut self.client_ca_file)
             .chain(&mut self.client_crl_file)
+            .chain(
+                self.certificates
+                    .iter_mut()
+                    .flat_map(|c| [&mut c.cert_file, &mut c.key_file]),
+            )
         {
             if path.is_relative() {
                 *path = base.join(&*path);

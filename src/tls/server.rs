@@ -15,7 +15,11 @@ use rustls::pki_types::CertificateRevocationListDer;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 
-use super::{certificates, private_key, read, shown};
+mod by_name;
+
+use by_name::ByName;
+
+use super::{certificates, read, shown};
 use crate::config::{ClientAuth, ListenerTls};
 
 /// ALPN protocols offered, in the server's order of preference: gRPC
@@ -43,7 +47,7 @@ impl ServerTls {
     /// to it, and the client CAs when given.
     pub(crate) fn load(tls: &ListenerTls) -> Result<ServerTls, String> {
         let (config, hash, dated) = build(tls)?;
-        warn_if_dated(tls, dated.as_deref());
+        warn_if_dated(&dated);
         Ok(ServerTls {
             config: ArcSwap::from_pointee(config),
             loaded: Mutex::new(hash),
@@ -64,7 +68,7 @@ impl ServerTls {
         if *self.loaded.lock() == hash {
             return Ok(None);
         }
-        warn_if_dated(tls, dated.as_deref());
+        warn_if_dated(&dated);
         Ok(Some(Staged {
             config: Arc::new(config),
             hash,
@@ -78,21 +82,41 @@ impl ServerTls {
     }
 }
 
-/// The rustls config for `tls`, a hash of what went into it, and why its
-/// certificate is out of date, when it is.
-fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Option<String>), String> {
+/// The rustls config for `tls`, a hash of what went into it, and for each
+/// certificate out of date, its file and why.
+fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Vec<Dated>), String> {
     let mut hash = DefaultHasher::new();
     tls.hash(&mut hash);
-    let cert_pem = read("tls.cert_file", &tls.cert_file)?;
-    let key_pem = read("tls.key_file", &tls.key_file)?;
-    cert_pem.hash(&mut hash);
-    key_pem.hash(&mut hash);
-    let chain = certificates("tls.cert_file", &tls.cert_file, &cert_pem)?;
-    let key = private_key(&tls.key_file, &key_pem)?;
-    let dated = chain.first().and_then(out_of_date);
-
     // Explicitly ring, whatever provider the process has installed.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut dated = Vec::new();
+    let default = by_name::load("tls", &tls.cert_file, &tls.key_file, &provider, &mut hash)?;
+    if let Some(why) = default.dated {
+        dated.push((tls.cert_file.clone(), why));
+    }
+    let mut certificates = ByName::new(default.key);
+    for (index, named) in tls.certificates.iter().enumerate() {
+        let setting = format!("tls.certificates[{index}]");
+        let loaded = by_name::load(
+            &setting,
+            &named.cert_file,
+            &named.key_file,
+            &provider,
+            &mut hash,
+        )?;
+        let names = by_name::names(&loaded.key);
+        if names.is_empty() {
+            return Err(format!(
+                "{setting}.cert_file {}: the certificate has no DNS name (subjectAltName) for clients to ask for it by",
+                shown(&named.cert_file)
+            ));
+        }
+        certificates.add(&names, &loaded.key);
+        if let Some(why) = loaded.dated {
+            dated.push((named.cert_file.clone(), why));
+        }
+    }
+
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls: {e}"))?;
@@ -126,24 +150,13 @@ fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Option<String>), Strin
                 .to_owned(),
         );
     }
-    // Fails when the key does not belong to the first certificate: the
-    // wrong key, or a chain written in another order.
-    let several = chain.len() > 1;
-    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
-        let order = if several && e.to_string().contains("KeyMismatch") {
-            " (the key must belong to the file's first certificate: the server's own, then the ones that issued it)"
-        } else {
-            ""
-        };
-        format!(
-            "tls.cert_file {} and tls.key_file {}: {e}{order}",
-            shown(&tls.cert_file),
-            shown(&tls.key_file)
-        )
-    })?;
+    let mut config = builder.with_cert_resolver(Arc::new(certificates));
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok((config, hash.finish(), dated))
 }
+
+/// A certificate file out of date, and why.
+type Dated = (std::path::PathBuf, String);
 
 /// Why `certificate` is not valid now (expired, or not yet valid), when it
 /// is not. Loaded all the same (a clock may be wrong, and the files may be
@@ -180,10 +193,10 @@ fn out_of_date(certificate: &rustls::pki_types::CertificateDer<'_>) -> Option<St
     }
 }
 
-fn warn_if_dated(tls: &ListenerTls, dated: Option<&str>) {
-    if let Some(why) = dated {
+fn warn_if_dated(dated: &[Dated]) {
+    for (file, why) in dated {
         tracing::warn!(
-            file = %tls.cert_file.display(),
+            file = %file.display(),
             why,
             "The listener's certificate is out of date: clients will refuse it"
         );
