@@ -75,6 +75,68 @@ impl From<tonic::transport::Channel> for Channel {
     }
 }
 
+/// `grpc-status-details-bin` as tonic decodes it: standard alphabet,
+/// padding optional, no stray trailing bits.
+const DETAILS_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// Removes a `grpc-status-details-bin` that is not base64 from a
+/// backend's response head or trailers, keeping its status and message:
+/// tonic's client panics on reading one (`Status::from_header_map`), so
+/// a broken backend would take the call down with no answer. Looked at
+/// only when the header is there, which is on errors.
+pub(crate) fn drop_undecodable_details(headers: &mut HeaderMap) {
+    use base64::Engine as _;
+    let Some(details) = headers.get(GRPC_STATUS_DETAILS) else {
+        return;
+    };
+    if DETAILS_BASE64.decode(details.as_bytes()).is_err() {
+        tracing::debug!(
+            header = GRPC_STATUS_DETAILS,
+            "Dropped a backend's status details that are not base64"
+        );
+        headers.remove(GRPC_STATUS_DETAILS);
+    }
+}
+
+const GRPC_STATUS_DETAILS: &str = "grpc-status-details-bin";
+
+/// A tonic channel's response body with [`drop_undecodable_details`]
+/// applied to its trailers (our own client applies it where it reads
+/// them).
+struct Defused(Body);
+
+impl http_body::Body for Defused {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, tonic::Status>>> {
+        let polled = Pin::new(&mut self.0).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = polled {
+            let mut frame = frame;
+            if let Some(trailers) = frame.trailers_mut() {
+                drop_undecodable_details(trailers);
+            }
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
 impl Service<Request<Body>> for Channel {
     type Response = Response<Body>;
     type Error = BoxError;
@@ -92,7 +154,11 @@ impl Service<Request<Body>> for Channel {
             Channel::Plain(channel) => Box::pin(channel.call(request)),
             Channel::Tonic(channel) => {
                 let call = channel.call(request);
-                Box::pin(async move { call.await.map_err(Into::into) })
+                Box::pin(async move {
+                    let mut response = call.await?;
+                    drop_undecodable_details(response.headers_mut());
+                    Ok(response.map(|body| Body::new(Defused(body))))
+                })
             }
         }
     }

@@ -237,7 +237,8 @@ impl Inner {
             .map_err(not_sent)?;
         // Dropped with the call: a body still being piped then stops.
         let abandon = if end { None } else { send_body(body, stream) };
-        let response = response.await.map_err(|err| in_flight.explain(err))?;
+        let mut response = response.await.map_err(|err| in_flight.explain(err))?;
+        super::drop_undecodable_details(response.headers_mut());
         Ok(response.map(|stream| {
             Body::new(Incoming {
                 stream,
@@ -389,7 +390,10 @@ impl http_body::Body for Incoming {
             abandon.disarm();
         }
         match trailers {
-            Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Ok(Some(mut trailers)) => {
+                super::drop_undecodable_details(&mut trailers);
+                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+            }
             Ok(None) => Poll::Ready(None),
             Err(err) => Poll::Ready(Some(Err(self.in_flight.explain(err)))),
         }

@@ -1,0 +1,163 @@
+//! Backends that break the gRPC protocol in their answers — a status
+//! detail that is not base64, a message cut short before a clean status —
+//! against every face: each gets a structured error, never a panic, an
+//! empty reply or a success that lost data.
+//!
+//! The backend is scripted on the `h2` crate, since no gRPC server sends
+//! such answers on purpose.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{BufMut as _, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Response};
+use serde_json::{Value, json};
+use support::TestGateway;
+
+/// How the scripted backend answers every call.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// One message, then status 3 with a `grpc-status-details-bin` that
+    /// is not base64.
+    DetailsNotBase64,
+    /// Status 3 with that detail in the head, no body (trailers-only).
+    DetailsNotBase64Only,
+    /// One message, then a message header announcing 100 bytes followed
+    /// by 3, then status 0.
+    CutShort,
+    /// Only the cut message, then status 0.
+    CutShortOnly,
+}
+
+/// `Sink { s: "hi" }` in a gRPC frame.
+const HI: &[u8] = b"\x00\x00\x00\x00\x04\x0a\x02hi";
+
+/// A scripted backend on a free loopback port; stops with the test.
+async fn backend(fault: Fault) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(tcp).await else {
+                    return;
+                };
+                while let Some(Ok((request, respond))) = connection.accept().await {
+                    tokio::spawn(answer(fault, request, respond));
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn answer(
+    fault: Fault,
+    request: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+) {
+    // The request is read whole first, as a server does before a unary
+    // answer.
+    let mut body = request.into_body();
+    while let Some(Ok(data)) = body.data().await {
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    let head = |end: bool| {
+        let mut response = Response::builder()
+            .status(200)
+            .header("content-type", "application/grpc");
+        if end {
+            response = response
+                .header("grpc-status", "3")
+                .header("grpc-message", "bad")
+                .header("grpc-status-details-bin", "!!notb64");
+        }
+        response.body(()).unwrap()
+    };
+    let status = |code: &'static str, details: bool| {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static(code));
+        if details {
+            trailers.insert("grpc-message", HeaderValue::from_static("bad"));
+            trailers.insert(
+                "grpc-status-details-bin",
+                HeaderValue::from_static("!!notb64"),
+            );
+        }
+        trailers
+    };
+    let cut = {
+        let mut out = BytesMut::new();
+        out.put_u8(0);
+        out.put_u32(100);
+        out.put_slice(b"\x0a\x01h");
+        out.freeze()
+    };
+    let (data, trailers) = match fault {
+        Fault::DetailsNotBase64Only => {
+            let _ = respond.send_response(head(true), true);
+            return;
+        }
+        Fault::DetailsNotBase64 => (Bytes::from_static(HI), status("3", true)),
+        Fault::CutShort => ([HI, &cut].concat().into(), status("0", false)),
+        Fault::CutShortOnly => (cut, status("0", false)),
+    };
+    let Ok(mut stream) = respond.send_response(head(false), false) else {
+        return;
+    };
+    let _ = stream.send_data(data, false);
+    let _ = stream.send_trailers(trailers);
+}
+
+async fn gateway(fault: Fault) -> TestGateway {
+    let addr = backend(fault).await;
+    TestGateway::start(support::gateway::config(
+        &support::kitchen(),
+        &format!("http://{addr}"),
+    ))
+    .await
+}
+
+/// A status detail that is not base64 (tonic's client panics on reading
+/// one) is dropped; the status and message stand, on every face, before
+/// and after a stream's first message.
+#[tokio::test]
+async fn status_details_that_are_not_base64_keep_the_status() {
+    for fault in [Fault::DetailsNotBase64, Fault::DetailsNotBase64Only] {
+        let gateway = gateway(fault).await;
+        let response = support::http1()
+            .post(gateway.url("/v1/echo"))
+            .json(&json!({"s": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{fault:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], 3, "{fault:?}: {body}");
+        assert_eq!(body["message"], "bad", "{fault:?}: {body}");
+
+        let response = support::http1()
+            .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+            .header("content-type", "application/json")
+            .header("connect-protocol-version", "1")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "invalid_argument", "{fault:?}: {body}");
+
+        let response = support::http1()
+            .get(gateway.url("/v1/watch"))
+            .send()
+            .await
+            .unwrap();
+        let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+            .await
+            .expect("the stream ends")
+            .expect("the stream ends cleanly");
+        assert!(text.contains(r#""code":3"#), "{fault:?}: {text}");
+    }
+}
