@@ -161,3 +161,65 @@ async fn status_details_that_are_not_base64_keep_the_status() {
         assert!(text.contains(r#""code":3"#), "{fault:?}: {text}");
     }
 }
+
+/// A message cut short before an OK status is the backend's protocol
+/// error (502, INTERNAL), never a success that lost it: unary, and a
+/// stream before its first message (its real status) and after it (an
+/// error line); Connect too.
+#[tokio::test]
+async fn a_message_cut_short_is_an_error_not_a_success() {
+    let gateway = gateway(Fault::CutShort).await;
+    let response = support::http1()
+        .get(gateway.url("/v1/watch"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0]["result"]["s"], "hi", "{text}");
+    assert_eq!(lines[1]["error"]["code"], 13, "{text}");
+    assert!(
+        lines[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ended inside a message"),
+        "{text}"
+    );
+
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Watch"))
+        .header("content-type", "application/connect+json")
+        .body(support::envelope(0, b"{}"))
+        .send()
+        .await
+        .unwrap();
+    let body = response.bytes().await.unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains(r#""code":"internal""#), "{text}");
+
+    let gateway = self::gateway(Fault::CutShortOnly).await;
+    let response = support::http1()
+        .post(gateway.url("/v1/echo"))
+        .json(&json!({"s": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 13, "{body}");
+    let response = support::http1()
+        .get(gateway.url("/v1/watch"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        502,
+        "a stream failing before its first message"
+    );
+}

@@ -104,6 +104,16 @@ impl Upstream {
         {
             return CallError::TooLarge(self.max_message_bytes);
         }
+        // A message cut short: the backend broke the protocol, and says
+        // so plainly (not "is it a gRPC server?": it spoke gRPC).
+        if caused_by::<super::channel::CutShort>(&status) {
+            return CallError::Protocol(format!(
+                "upstream `{}` ({}): {}",
+                self.name,
+                self.url,
+                super::channel::CutShort
+            ));
+        }
         let made_by_channel = Error::source(&status).is_some();
         // The channel's own timer (the client's `grpc-timeout` on a
         // passed-through call) ran out: the deadline, not an outage.

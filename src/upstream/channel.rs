@@ -104,36 +104,99 @@ pub(crate) fn drop_undecodable_details(headers: &mut HeaderMap) {
 
 const GRPC_STATUS_DETAILS: &str = "grpc-status-details-bin";
 
-/// A tonic channel's response body with [`drop_undecodable_details`]
-/// applied to its trailers (our own client applies it where it reads
-/// them).
-struct Defused(Body);
+/// Where a response body stands in its length-prefixed messages, so
+/// that trailers (or the end) arriving inside a message are told apart
+/// from a clean end: tonic's decoder takes trailers as the end whatever
+/// its buffer holds, so a message cut short before an OK status would
+/// vanish, the call a success.
+#[derive(Debug, Default)]
+pub(crate) struct MessageBounds {
+    /// Bytes of the current message's payload still to come.
+    remaining: usize,
+    /// Bytes of the current prefix seen (0 between messages).
+    prefix: usize,
+    /// The length bytes of the prefix being read.
+    length: [u8; 4],
+}
 
-impl http_body::Body for Defused {
+impl MessageBounds {
+    /// Follows `data`, the next bytes of the body.
+    pub(crate) fn follow(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(data.len());
+                self.remaining -= n;
+                data = &data[n..];
+                continue;
+            }
+            if self.prefix > 0 {
+                self.length[self.prefix - 1] = data[0];
+            }
+            self.prefix += 1;
+            data = &data[1..];
+            if self.prefix == 5 {
+                self.remaining = u32::from_be_bytes(self.length) as usize;
+                self.prefix = 0;
+            }
+        }
+    }
+
+    /// The error for a body that ends here, when it ends inside a message.
+    pub(crate) fn check_end(&self) -> Result<(), CutShort> {
+        if self.remaining > 0 || self.prefix > 0 {
+            return Err(CutShort);
+        }
+        Ok(())
+    }
+}
+
+/// A backend's response that ended (with its status, or without) inside
+/// a message.
+#[derive(Debug, thiserror::Error)]
+#[error("the backend's response ended inside a message, which is lost")]
+pub(crate) struct CutShort;
+
+/// A tonic channel's response body with [`drop_undecodable_details`]
+/// applied to its trailers and its messages' bounds followed (our own
+/// client does both where it reads the stream).
+struct Checked {
+    body: Body,
+    bounds: MessageBounds,
+}
+
+impl http_body::Body for Checked {
     type Data = bytes::Bytes;
-    type Error = tonic::Status;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, tonic::Status>>> {
-        let polled = Pin::new(&mut self.0).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = polled {
-            let mut frame = frame;
-            if let Some(trailers) = frame.trailers_mut() {
-                drop_undecodable_details(trailers);
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match std::task::ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+            Some(Ok(mut frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bounds.follow(data);
+                } else if let Some(trailers) = frame.trailers_mut() {
+                    this.bounds.check_end()?;
+                    drop_undecodable_details(trailers);
+                }
+                Poll::Ready(Some(Ok(frame)))
             }
-            return Poll::Ready(Some(Ok(frame)));
+            Some(Err(status)) => Poll::Ready(Some(Err(status.into()))),
+            None => {
+                this.bounds.check_end()?;
+                Poll::Ready(None)
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+        self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.0.size_hint()
+        self.body.size_hint()
     }
 }
 
@@ -157,7 +220,12 @@ impl Service<Request<Body>> for Channel {
                 Box::pin(async move {
                     let mut response = call.await?;
                     drop_undecodable_details(response.headers_mut());
-                    Ok(response.map(|body| Body::new(Defused(body))))
+                    Ok(response.map(|body| {
+                        Body::new(Checked {
+                            body,
+                            bounds: MessageBounds::default(),
+                        })
+                    }))
                 })
             }
         }
@@ -208,6 +276,38 @@ pub(crate) fn strip_connection_options(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Message bounds are followed across any cut of the body, prefixes
+    /// included; an end inside a message or a prefix is told.
+    #[test]
+    fn message_bounds_survive_any_cut() {
+        let body: Vec<u8> = [
+            &b"\x00\x00\x00\x00\x02hi"[..],
+            b"\x00\x00\x00\x00\x00",
+            b"\x01\x00\x00\x01\x00",
+        ]
+        .concat()
+        .into_iter()
+        .chain(std::iter::repeat_n(7, 256))
+        .collect();
+        for size in 1..=body.len() {
+            let mut bounds = MessageBounds::default();
+            for chunk in body.chunks(size) {
+                bounds.follow(chunk);
+            }
+            assert!(bounds.check_end().is_ok(), "chunks of {size}");
+        }
+        for cut in 1..body.len() {
+            let mut bounds = MessageBounds::default();
+            bounds.follow(&body[..cut]);
+            // Whole messages end at 7 and 12.
+            assert_eq!(
+                bounds.check_end().is_ok(),
+                cut == 7 || cut == 12,
+                "cut at {cut}"
+            );
+        }
+    }
 
     #[test]
     fn connection_headers_are_stripped() {

@@ -42,7 +42,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use parking_lot::Mutex;
 use tonic::body::Body;
 
-use super::BoxError;
+use super::{BoxError, MessageBounds};
 use crate::upstream::metadata::parse_grpc_timeout;
 use connection::{ConnectFailed, KEEP_ALIVE, KeepAlive, connect};
 use heard::CLOSED_UNHEARD;
@@ -243,6 +243,7 @@ impl Inner {
             Body::new(Incoming {
                 stream,
                 data_done: false,
+                bounds: MessageBounds::default(),
                 in_flight,
                 abandon,
             })
@@ -362,6 +363,7 @@ fn add_user_agent(headers: &mut HeaderMap, ours: &HeaderValue) {
 struct Incoming {
     stream: RecvStream,
     data_done: bool,
+    bounds: MessageBounds,
     in_flight: InFlight,
     abandon: Option<Abandon>,
 }
@@ -379,6 +381,7 @@ impl http_body::Body for Incoming {
             match ready!(self.stream.poll_data(cx)) {
                 Some(Ok(data)) => {
                     let _ = self.stream.flow_control().release_capacity(data.len());
+                    self.bounds.follow(&data);
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Some(Err(err)) => return Poll::Ready(Some(Err(self.in_flight.explain(err)))),
@@ -391,10 +394,14 @@ impl http_body::Body for Incoming {
         }
         match trailers {
             Ok(Some(mut trailers)) => {
+                self.bounds.check_end()?;
                 super::drop_undecodable_details(&mut trailers);
                 Poll::Ready(Some(Ok(Frame::trailers(trailers))))
             }
-            Ok(None) => Poll::Ready(None),
+            Ok(None) => {
+                self.bounds.check_end()?;
+                Poll::Ready(None)
+            }
             Err(err) => Poll::Ready(Some(Err(self.in_flight.explain(err)))),
         }
     }
