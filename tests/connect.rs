@@ -77,6 +77,42 @@ async fn unary_proto() {
     assert_eq!(book.author, "Carl Sagan");
 }
 
+/// A server stream passes the backend's headers as response headers and
+/// its trailers as the end-of-stream message's `metadata`, on success and
+/// on failure, as a unary call passes them (Connect's places for them).
+#[tokio::test]
+async fn server_streams_carry_the_backends_metadata() {
+    let (_backend, gateway) = support::gateway::kitchen(|_| {}).await;
+    let watch = |extra: &[(&str, &str)]| {
+        let mut request = support::http1()
+            .post(gateway.url("/kitchen.v1.Kitchen/Watch"))
+            .header("content-type", "application/connect+json")
+            .header("x-echo-count", "2")
+            .header("x-echo-header-a", "hv")
+            .header("x-echo-trailer-b", "tv");
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        request.body(support::envelope(0, br#"{"s":"x"}"#))
+    };
+    let response = watch(&[]).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["a"], "hv");
+    let frames = envelopes(response.bytes().await.unwrap());
+    assert_eq!(frames.len(), 3, "{frames:?}");
+    let (flags, end) = &frames[2];
+    assert_eq!(*flags, 0x02);
+    let end: Value = serde_json::from_slice(end).unwrap();
+    assert_eq!(end, json!({"metadata": {"b": ["tv"]}}));
+
+    let response = watch(&[("x-echo-fail-after", "1")]).send().await.unwrap();
+    assert_eq!(response.headers()["a"], "hv");
+    let frames = envelopes(response.bytes().await.unwrap());
+    let end: Value = serde_json::from_slice(&frames.last().unwrap().1).unwrap();
+    assert!(end["error"]["code"].is_string(), "{end}");
+    assert_eq!(end["metadata"], json!({"b": ["tv"]}), "{end}");
+}
+
 /// A procedure the gateway does not serve is `unimplemented`, as a gRPC
 /// client is told, with Connect's HTTP status for it (501), unary and
 /// streaming alike.

@@ -10,8 +10,10 @@
 //!   of the code; backend headers come back as they are, trailers as
 //!   `Trailer-<k>`; `Connect-Timeout-Ms` sets the deadline.
 //! - Server streaming: `application/connect+json` or `+proto`; one
-//!   enveloped request message in; enveloped messages out, then an
-//!   end-of-stream envelope (`{}` or `{"error": ...}`); HTTP 200 always.
+//!   enveloped request message in; the backend's headers as response
+//!   headers, enveloped messages out, then an end-of-stream envelope
+//!   (`{}` or `{"error": ...}`, with the backend's trailers as
+//!   `"metadata"`); HTTP 200 always.
 //! - Unary GET (the spec's form for methods marked
 //!   `idempotency_level = NO_SIDE_EFFECTS`): the message in the query
 //!   (`message`, `encoding`, optional `base64=1` and `compression`), the
@@ -43,7 +45,7 @@ use crate::upstream::{Call, Upstream, metadata};
 use super::body;
 use super::coding::Coding;
 use super::rest::{ClientAddr, Deadline};
-use super::stream::{Framing, Opening, Start, StreamBody, StreamSetup, Streamed};
+use super::stream::{Framing, Start, StreamBody, StreamSetup, Streamed};
 
 mod get;
 mod own_services;
@@ -374,28 +376,27 @@ async fn server_stream(
     };
     let timeout = deadline(&parts.headers, rpc.stream_timeout)?.timeout;
     let deadline = timeout.map(|t| (t, Instant::now() + t));
-    let path = rpc.path.clone();
-    let call_upstream = upstream.clone();
     let hints = upstream.hints(&parts.headers);
-    let opening: Opening = Box::pin(async move {
-        // The request message stays counted until the backend has it.
-        let _share = share;
-        call_upstream
-            .open(
-                path,
-                metadata,
-                timeout,
-                hints,
-                tokio_stream::once(Outgoing::Message(message)),
-            )
-            .await
-    });
+    // Opened before the response head goes out, so that it carries the
+    // backend's headers (Connect's place for them); a failure to open is
+    // answered as any stream's, with an end-of-stream error.
+    let opened = upstream
+        .open(
+            rpc.path.clone(),
+            metadata,
+            timeout,
+            hints,
+            tokio_stream::once(Outgoing::Message(message)),
+        )
+        .await?;
+    // The request message was counted until the backend had it.
+    drop(share);
     let framing = match encoding {
         Encoding::Json => Framing::ConnectJson,
         Encoding::Proto => Framing::ConnectProto,
     };
     let body = StreamBody::new(
-        Start::Opening(opening),
+        Start::Open(Box::new(opened.stream), None),
         StreamSetup {
             snapshot: Arc::clone(snapshot),
             plan: rpc.whole_response.clone(),
@@ -408,6 +409,7 @@ async fn server_stream(
         },
     );
     let mut response = Response::new(Body::new(body));
+    metadata::to_headers(&opened.headers, "", response.headers_mut());
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, framing.content_type(None));
@@ -531,8 +533,11 @@ fn stream_error_response(err: &GatewayError, encoding: Encoding) -> Response<Bod
         Encoding::Json => Framing::ConnectJson,
         Encoding::Proto => Framing::ConnectProto,
     };
-    let end = json_number::to_vec(&serde_json::json!({"error": err.connect_json()}))
-        .unwrap_or_else(|_| b"{}".to_vec());
+    let mut end = serde_json::json!({"error": err.connect_json()});
+    if let GatewayError::Upstream(status, _) = err {
+        super::stream::add_connect_metadata(&mut end, status.metadata());
+    }
+    let end = json_number::to_vec(&end).unwrap_or_else(|_| b"{}".to_vec());
     let mut out = bytes::BytesMut::new();
     super::stream::envelope(&mut out, super::stream::END_STREAM, &end);
     let mut response = Response::new(Body::from(out.freeze()));

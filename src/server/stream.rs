@@ -164,8 +164,11 @@ impl Framing {
             }
             Framing::Raw => return None,
             Framing::ConnectJson | Framing::ConnectProto => {
-                let end = json(&serde_json::json!({"error": err.connect_json()}));
-                envelope(&mut out, END_STREAM, &end);
+                let mut end = serde_json::json!({"error": err.connect_json()});
+                if let GatewayError::Upstream(status, _) = err {
+                    add_connect_metadata(&mut end, status.metadata());
+                }
+                envelope(&mut out, END_STREAM, &json(&end));
             }
         }
         Some(out.freeze())
@@ -175,14 +178,47 @@ impl Framing {
         match self {
             Framing::JsonArray if first => Some(Bytes::from_static(b"[]")),
             Framing::JsonArray => Some(Bytes::from_static(b"]")),
-            Framing::ConnectJson | Framing::ConnectProto => {
-                let mut out = BytesMut::new();
-                envelope(&mut out, END_STREAM, b"{}");
-                Some(out.freeze())
-            }
             _ => None,
         }
     }
+
+    fn is_connect(self) -> bool {
+        matches!(self, Framing::ConnectJson | Framing::ConnectProto)
+    }
+}
+
+/// The end of a Connect stream that succeeded: the backend's trailers as
+/// its `metadata`.
+fn connect_end(trailers: Option<&MetadataMap>) -> Bytes {
+    let mut end = serde_json::json!({});
+    if let Some(trailers) = trailers {
+        add_connect_metadata(&mut end, trailers);
+    }
+    let payload = serde_json::to_vec(&end).unwrap_or_else(|_| b"{}".to_vec());
+    let mut out = BytesMut::new();
+    envelope(&mut out, END_STREAM, &payload);
+    out.freeze()
+}
+
+/// Adds `metadata` (less the gRPC protocol's own keys) to a Connect
+/// end-of-stream message as `"metadata": {"key": ["value", ...]}`, binary
+/// values in base64 as they came.
+pub(crate) fn add_connect_metadata(end: &mut serde_json::Value, metadata: &MetadataMap) {
+    let mut headers = HeaderMap::new();
+    metadata::to_headers(metadata, "", &mut headers);
+    if headers.is_empty() {
+        return;
+    }
+    let mut object = serde_json::Map::new();
+    for name in headers.keys() {
+        let values = headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned().into())
+            .collect();
+        object.insert(name.as_str().to_owned(), serde_json::Value::Array(values));
+    }
+    end["metadata"] = serde_json::Value::Object(object);
 }
 
 /// The Connect envelope flag of the last message: the end of the stream.
@@ -404,7 +440,7 @@ impl http_body::Body for StreamBody {
                         else {
                             unreachable!("matched above")
                         };
-                        if this.trailers {
+                        if this.trailers || this.framing.is_connect() {
                             this.source =
                                 Source::Trailers(Box::pin(async move { stream.trailers().await }));
                         }
@@ -417,6 +453,10 @@ impl http_body::Body for StreamBody {
                 Source::Trailers(future) => {
                     let result = ready!(future.as_mut().poll(cx));
                     this.source = Source::Done;
+                    if this.framing.is_connect() {
+                        let trailers = result.ok().flatten();
+                        return Poll::Ready(Some(Ok(Frame::data(connect_end(trailers.as_ref())))));
+                    }
                     let mut map = HeaderMap::new();
                     if let Ok(Some(trailers)) = result {
                         metadata::to_headers(&trailers, "grpc-trailer-", &mut map);
