@@ -186,6 +186,11 @@ pub enum ReloadError {
     /// The snapshot cannot be built.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// The snapshot would serve no routes where routes are served.
+    #[error(
+        "the new config and descriptors have no routes, where {0} are served (a descriptor file read while half-written?); the current routes stay. To serve none, restart with them"
+    )]
+    NoRoutes(usize),
 }
 
 impl Reloader {
@@ -360,6 +365,15 @@ impl Reloader {
             }
         }
         let routes = snapshot.routes.routes().len();
+        let before = previous.routes.routes().len();
+        if routes == 0 && before > 0 {
+            cache.reflected = last_good;
+            return Err(ReloadError::NoRoutes(before));
+        }
+        let dropped = dropped_services(&previous, &snapshot);
+        if !dropped.is_empty() {
+            tracing::warn!(reason = why, services = %dropped.join(", "), "Reload drops the routes of services");
+        }
         self.gateway.swap(snapshot);
         // Said of a config that loaded: a refused one changes nothing, and
         // must not use up the warning its fixed successor needs.
@@ -544,6 +558,28 @@ fn waiting_for(config: &Config, cache: &Cache) -> Vec<String> {
 
 /// Builds a snapshot on the blocking pool: compiling `.proto` files and
 /// building routes is work the request path must not wait behind.
+/// The services with routes in `before` and none in `after`.
+fn dropped_services(before: &Snapshot, after: &Snapshot) -> Vec<String> {
+    let service = |route: &crate::route::Route| {
+        let name = &*route.rpc.name;
+        name.split_once('/')
+            .map_or(name, |(service, _)| service)
+            .to_owned()
+    };
+    let kept: std::collections::HashSet<String> =
+        after.routes.routes().iter().map(service).collect();
+    let mut dropped: Vec<String> = before
+        .routes
+        .routes()
+        .iter()
+        .map(service)
+        .filter(|s| !kept.contains(s))
+        .collect();
+    dropped.sort();
+    dropped.dedup();
+    dropped
+}
+
 async fn build(
     config: Config,
     sources: crate::descriptor::Sources,

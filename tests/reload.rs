@@ -826,6 +826,40 @@ async fn replaced_files_and_folders_are_seen() {
 /// A config reloaded without `upstreams` (as a file caught half-written
 /// can read) is refused as `serve` refuses it at start: the routes keep
 /// calling the backend instead of all answering 503.
+/// A descriptor set caught half-written at a file boundary is valid but
+/// holds no service (imports come first): a reload to no routes, where
+/// routes are served, is refused and the routes stay.
+#[tokio::test]
+async fn a_reload_to_no_routes_is_refused() {
+    use prost::Message as _;
+    let backend = backend().await;
+    let dir = support::tempdir();
+    let file = dir.join("api.binpb");
+    let whole = api(&["Old"]);
+    std::fs::write(&file, &whole).unwrap();
+    let mut config = config(&[("default", UpstreamConfig::new(backend.url()))]);
+    config.descriptor_sets = vec![file.clone()];
+    let gateway = Running::start(config).await;
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+
+    let mut set = prost_types::FileDescriptorSet::decode(whole.clone()).unwrap();
+    let last = set.file.pop().unwrap();
+    assert!(!last.service.is_empty(), "the services' file comes last");
+    std::fs::write(&file, set.encode_to_vec()).unwrap();
+    let (status, body) = gateway.reload().await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no routes"),
+        "{body}"
+    );
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+
+    std::fs::write(&file, &whole).unwrap();
+    let (status, body) = gateway.reload().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(gateway.status_of("/v1/old/x").await, 200);
+}
+
 #[tokio::test]
 async fn a_reload_without_upstreams_is_refused() {
     let backend = backend().await;

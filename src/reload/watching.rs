@@ -56,9 +56,20 @@ impl Reloader {
                         if event.is_none() {
                             return;
                         }
-                        // Let a burst of writes settle.
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        while rx.try_recv().is_ok() {}
+                        // Let a burst of writes settle: until the files
+                        // have been quiet for a while (a writer that pauses
+                        // mid-file is waited for), within a bound.
+                        let started = tokio::time::Instant::now();
+                        loop {
+                            tokio::time::sleep(QUIET).await;
+                            let mut more = false;
+                            while rx.try_recv().is_ok() {
+                                more = true;
+                            }
+                            if !more || started.elapsed() >= QUIET_AT_MOST {
+                                break;
+                            }
+                        }
                         // A folder removed is noted now, so that one made
                         // again is watched even with the old inode number.
                         watching.replaced_folders(&mut watcher);
@@ -78,6 +89,11 @@ impl Reloader {
         }))
     }
 }
+
+/// How long the watched files must go without an event before a reload
+/// reads them, and how long a stream of events is waited out at most.
+const QUIET: Duration = Duration::from_millis(200);
+const QUIET_AT_MOST: Duration = Duration::from_secs(2);
 
 /// How often the watched folders are looked at for a replacement.
 const FOLDER_LOOK: Duration = Duration::from_secs(2);
