@@ -102,6 +102,24 @@ async fn health(channel: Channel, check: &HealthCheck) -> Result<(), String> {
             "answered {:?}",
             ServingStatus::try_from(answer.get_ref().status).unwrap_or(ServingStatus::Unknown)
         )),
+        // A status alone (NOT_FOUND for a service the backend does not
+        // know, with no message) says little without its code.
+        Ok(Err(status)) if std::error::Error::source(&status).is_none() => {
+            Err(match status.message() {
+                "" => format!("answered {:?}", status.code()),
+                message => format!("answered {:?}: {message}", status.code()),
+            })
+            .map_err(|why| match status.code() {
+                tonic::Code::NotFound => format!(
+                    "{why} (the backend does not know health_check.service `{}`)",
+                    check.service
+                ),
+                tonic::Code::Unimplemented => {
+                    format!("{why} (the backend does not serve grpc.health.v1)")
+                }
+                _ => why,
+            })
+        }
         Ok(Err(status)) => Err(crate::upstream::causes(&status)),
         Err(_) => Err(format!("no answer within {:?}", check.timeout)),
     }

@@ -75,6 +75,9 @@ fn bad_values_are_refused() {
     ));
     let err = parse("10.0.0.7").unwrap_err().to_string();
     assert!(err.contains("`10.0.0.7`") && err.contains("port"), "{err}");
+    // A URL is named as one, not as a broken IPv6 address.
+    let err = parse("http://10.0.0.7:80").unwrap_err().to_string();
+    assert!(err.contains("a URL"), "{err}");
 }
 
 #[test]

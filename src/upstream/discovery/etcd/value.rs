@@ -114,6 +114,11 @@ fn split_address(address: &str) -> Result<(Host, u16), ValueError> {
         address: address.to_owned(),
         reason,
     };
+    if address.contains("://") {
+        return Err(bad(
+            "a URL; the address is host:port (the upstream's URL gives the scheme)",
+        ));
+    }
     if let Ok(socket) = address.parse::<SocketAddr>() {
         if socket.port() == 0 {
             return Err(bad("port 0"));
