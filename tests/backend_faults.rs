@@ -29,6 +29,8 @@ enum Fault {
     CutShort,
     /// Only the cut message, then status 0.
     CutShortOnly,
+    /// A web page: 200 with `Content-Type: text/html`.
+    Html,
 }
 
 /// `Sink { s: "hi" }` in a gRPC frame.
@@ -98,6 +100,17 @@ async fn answer(
     let (data, trailers) = match fault {
         Fault::DetailsNotBase64Only => {
             let _ = respond.send_response(head(true), true);
+            return;
+        }
+        Fault::Html => {
+            let page = Response::builder()
+                .status(200)
+                .header("content-type", "text/html")
+                .body(())
+                .unwrap();
+            if let Ok(mut stream) = respond.send_response(page, false) {
+                let _ = stream.send_data(Bytes::from_static(b"<html>hello</html>"), true);
+            }
             return;
         }
         Fault::DetailsNotBase64 => (Bytes::from_static(HI), status("3", true)),
@@ -221,5 +234,25 @@ async fn a_message_cut_short_is_an_error_not_a_success() {
         response.status(),
         502,
         "a stream failing before its first message"
+    );
+}
+
+/// A web page where a gRPC answer belongs is the backend's fault, named
+/// by its content type (502), not a message flag of `<` (500).
+#[tokio::test]
+async fn a_web_page_for_an_answer_is_a_bad_gateway() {
+    let gateway = gateway(Fault::Html).await;
+    let response = support::http1()
+        .post(gateway.url("/v1/echo"))
+        .json(&json!({"s": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("Content-Type `text/html`") && message.contains("is it a gRPC server?"),
+        "{message}"
     );
 }

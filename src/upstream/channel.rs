@@ -104,6 +104,30 @@ pub(crate) fn drop_undecodable_details(headers: &mut HeaderMap) {
 
 const GRPC_STATUS_DETAILS: &str = "grpc-status-details-bin";
 
+/// A backend's `200 OK` whose `Content-Type` is not gRPC's (a web server
+/// or proxy answering with a page): refused before its body is read as
+/// gRPC messages, where `<` would read as an unknown message flag.
+pub(crate) fn check_content_type<B>(response: &Response<B>) -> Result<(), NotGrpc> {
+    if response.status() != http::StatusCode::OK {
+        // tonic maps other statuses to gRPC codes itself.
+        return Ok(());
+    }
+    match response.headers().get(header::CONTENT_TYPE) {
+        Some(value) if !value.as_bytes().starts_with(b"application/grpc") => Err(NotGrpc(
+            String::from_utf8_lossy(value.as_bytes())
+                .chars()
+                .take(100)
+                .collect(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// See [`check_content_type`].
+#[derive(Debug, thiserror::Error)]
+#[error("the backend answered with Content-Type `{0}`, not gRPC")]
+pub(crate) struct NotGrpc(String);
+
 /// Where a response body stands in its length-prefixed messages, so
 /// that trailers (or the end) arriving inside a message are told apart
 /// from a clean end: tonic's decoder takes trailers as the end whatever
@@ -219,6 +243,7 @@ impl Service<Request<Body>> for Channel {
                 let call = channel.call(request);
                 Box::pin(async move {
                     let mut response = call.await?;
+                    check_content_type(&response)?;
                     drop_undecodable_details(response.headers_mut());
                     Ok(response.map(|body| {
                         Body::new(Checked {

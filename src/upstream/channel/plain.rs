@@ -238,6 +238,7 @@ impl Inner {
         // Dropped with the call: a body still being piped then stops.
         let abandon = if end { None } else { send_body(body, stream) };
         let mut response = response.await.map_err(|err| in_flight.explain(err))?;
+        super::check_content_type(&response)?;
         super::drop_undecodable_details(response.headers_mut());
         Ok(response.map(|stream| {
             Body::new(Incoming {
