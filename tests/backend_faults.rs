@@ -31,6 +31,10 @@ enum Fault {
     CutShortOnly,
     /// A web page: 200 with `Content-Type: text/html`.
     Html,
+    /// Two messages, then status 0: too many for a unary call.
+    TwoAnswers,
+    /// No message, status 0: too few for a unary call.
+    NoAnswer,
 }
 
 /// `Sink { s: "hi" }` in a gRPC frame.
@@ -116,6 +120,8 @@ async fn answer(
         Fault::DetailsNotBase64 => (Bytes::from_static(HI), status("3", true)),
         Fault::CutShort => ([HI, &cut].concat().into(), status("0", false)),
         Fault::CutShortOnly => (cut, status("0", false)),
+        Fault::TwoAnswers => ([HI, HI].concat().into(), status("0", false)),
+        Fault::NoAnswer => (Bytes::new(), status("0", false)),
     };
     let Ok(mut stream) = respond.send_response(head(false), false) else {
         return;
@@ -255,4 +261,28 @@ async fn a_web_page_for_an_answer_is_a_bad_gateway() {
         message.contains("Content-Type `text/html`") && message.contains("is it a gRPC server?"),
         "{message}"
     );
+}
+
+/// A unary call answered with two messages, or none, is the backend's
+/// protocol error (502), not its first message served (or a 500).
+#[tokio::test]
+async fn a_unary_call_takes_exactly_one_answer() {
+    for (fault, what) in [
+        (Fault::TwoAnswers, "more than one response message"),
+        (Fault::NoAnswer, "without a response message"),
+    ] {
+        let gateway = gateway(fault).await;
+        let response = support::http1()
+            .post(gateway.url("/v1/echo"))
+            .json(&json!({"s": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 502, "{fault:?}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["message"].as_str().unwrap().contains(what),
+            "{fault:?}: {body}"
+        );
+    }
 }

@@ -142,18 +142,7 @@ pub(crate) async fn request_stream(
         headers,
         mut stream,
     } = opened;
-    let reply = async {
-        let message = stream
-            .message()
-            .await?
-            .ok_or_else(|| tonic::Status::internal("upstream sent no response message"))?;
-        let trailers = stream.trailers().await?.unwrap_or_default();
-        Ok::<_, tonic::Status>(Reply {
-            headers,
-            message,
-            trailers,
-        })
-    };
+    let reply = Reply::read(headers, &mut stream);
     let until = async {
         match deadline {
             Some((_, at)) => tokio::time::sleep_until(at).await,

@@ -58,6 +58,33 @@ pub struct Reply {
     pub trailers: MetadataMap,
 }
 
+impl Reply {
+    /// Reads the one response message of a call that answers once (unary
+    /// and client-streaming), then its trailers. None, or a second, is the
+    /// backend's protocol error: a second answer is not dropped unseen.
+    pub(crate) async fn read(
+        headers: MetadataMap,
+        stream: &mut Streaming<Bytes>,
+    ) -> Result<Reply, Status> {
+        let violation = |what| Status::from_error(Box::new(super::channel::Violation(what)));
+        let message = stream
+            .message()
+            .await?
+            .ok_or_else(|| violation("the backend ended its call without a response message"))?;
+        if stream.message().await?.is_some() {
+            return Err(violation(
+                "the backend sent more than one response message to a call that answers once",
+            ));
+        }
+        let trailers = stream.trailers().await?.unwrap_or_default();
+        Ok(Reply {
+            headers,
+            message,
+            trailers,
+        })
+    }
+}
+
 /// A failed call.
 #[derive(Debug)]
 pub enum CallError {

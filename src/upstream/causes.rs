@@ -104,14 +104,15 @@ impl Upstream {
         {
             return CallError::TooLarge(self.max_message_bytes);
         }
-        // A message cut short: the backend broke the protocol, and says
-        // so plainly (not "is it a gRPC server?": it spoke gRPC).
-        if caused_by::<super::channel::CutShort>(&status) {
+        // The backend broke the protocol in a way that is checked for
+        // (a message cut short, two answers to one question): said
+        // plainly, not "is it a gRPC server?" (it spoke gRPC).
+        if let Some(violation) =
+            under(&status).find_map(|err| err.downcast_ref::<super::channel::Violation>())
+        {
             return CallError::Protocol(format!(
-                "upstream `{}` ({}): {}",
-                self.name,
-                self.url,
-                super::channel::CutShort
+                "upstream `{}` ({}): {violation}",
+                self.name, self.url
             ));
         }
         let made_by_channel = Error::source(&status).is_some();

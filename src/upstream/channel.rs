@@ -166,19 +166,22 @@ impl MessageBounds {
     }
 
     /// The error for a body that ends here, when it ends inside a message.
-    pub(crate) fn check_end(&self) -> Result<(), CutShort> {
+    pub(crate) fn check_end(&self) -> Result<(), Violation> {
         if self.remaining > 0 || self.prefix > 0 {
-            return Err(CutShort);
+            return Err(Violation(
+                "the backend's response ended inside a message, which is lost",
+            ));
         }
         Ok(())
     }
 }
 
-/// A backend's response that ended (with its status, or without) inside
-/// a message.
+/// A backend's answer that breaks the gRPC protocol in a way the gateway
+/// checks for (a message cut short, a second answer to a unary call):
+/// the backend's fault, a 502 saying what it did.
 #[derive(Debug, thiserror::Error)]
-#[error("the backend's response ended inside a message, which is lost")]
-pub(crate) struct CutShort;
+#[error("{0}")]
+pub(crate) struct Violation(pub(crate) &'static str);
 
 /// A tonic channel's response body with [`drop_undecodable_details`]
 /// applied to its trailers and its messages' bounds followed (our own

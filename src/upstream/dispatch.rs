@@ -171,16 +171,7 @@ impl Upstream {
         let (headers, mut stream) = self
             .start(lease.channel(), path, metadata, timeout, request)
             .await?;
-        let message = stream
-            .message()
-            .await?
-            .ok_or_else(|| Status::internal("upstream sent no response message"))?;
-        let trailers = stream.trailers().await?.unwrap_or_default();
-        Ok(Reply {
-            headers,
-            message,
-            trailers,
-        })
+        Reply::read(headers, &mut stream).await
     }
 
     /// Opens a call of any shape: `requests` are sent as they come (the
