@@ -408,6 +408,34 @@ async fn client_stream_of_json_messages() {
     );
 }
 
+/// A byte-order mark before a streamed message is skipped, as before a
+/// body (RFC 8259 §8.1), also when a chunk ends inside it.
+#[tokio::test]
+async fn byte_order_marks_before_streamed_messages_are_skipped() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let (tx, body) = client::channel();
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let request = Request::post(gateway.url("/v1/collect"))
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap();
+    let pending = tokio::spawn(async move { conn.send(request).await });
+    for chunk in [
+        b"\xEF\xBB\xBF{\"i32\": 1}\n\xEF".as_slice(),
+        b"\xBB",
+        b"\xBF{\"i32\": 2}\n",
+    ] {
+        tx.send(Bytes::from_static(chunk)).await.unwrap();
+    }
+    drop(tx);
+    let response = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
+    let status = response.status();
+    let body = client::all_data(response.into_body()).await.concat();
+    assert_eq!(status, 200, "{body}");
+    let sent: Vec<Value> = backend.records().into_iter().map(|r| r.json).collect();
+    assert_eq!(sent, [json!({"i32": 1}), json!({"i32": 2})]);
+}
+
 /// A bad message in a client stream is a 400 naming the problem, and the
 /// backend's call is cancelled rather than ended normally.
 #[tokio::test]

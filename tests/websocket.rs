@@ -118,6 +118,24 @@ async fn bad_frames_close_with_invalid_argument() {
     wait_for(|| backend.cancelled() >= 1).await;
 }
 
+/// A byte-order mark before a frame's JSON is skipped, as before a body
+/// (RFC 8259 §8.1).
+#[tokio::test]
+async fn a_byte_order_mark_before_a_frame_is_skipped() {
+    let (_backend, gateway) = setup().await;
+    let mut socket = connect(&gateway, "/v1/chat", &[]).await;
+    socket
+        .send(Message::text("\u{feff}{\"s\": \"text\"}"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "text"})));
+    socket
+        .send(Message::binary(b"\xEF\xBB\xBF{\"s\": \"binary\"}".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "binary"})));
+}
+
 /// A Close from the client cancels the call (no data may follow a Close).
 #[tokio::test]
 async fn client_close_cancels_the_call() {

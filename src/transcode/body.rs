@@ -9,6 +9,17 @@ use super::request::MAX_MESSAGE_DEPTH;
 use super::strict::{self, Strict};
 use super::{Codec, RequestError};
 
+/// The UTF-8 byte-order mark. RFC 8259 §8.1 lets a parser ignore one
+/// before a JSON text; editors on Windows write it.
+pub(super) const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `json` without a leading byte-order mark, which every face reading
+/// JSON (REST bodies, streamed messages, WebSocket frames, Connect)
+/// ignores.
+pub(super) fn strip_bom(json: &[u8]) -> &[u8] {
+    json.strip_prefix(BOM).unwrap_or(json)
+}
+
 /// Whether the body holds no JSON value at all (treated as `{}`).
 fn is_blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
@@ -84,6 +95,7 @@ fn decode(
     body: &[u8],
     codec: &Codec,
 ) -> Result<Parsed, RequestError> {
+    let body = strip_bom(body);
     if is_blank(body) || (field.is_none() && is_null(body)) {
         return Ok(Parsed {
             message: DynamicMessage::new(desc.clone()),
@@ -337,6 +349,13 @@ mod tests {
     fn null() {
         assert!(is_null(b" null\n"));
         assert!(!is_null(b"\"null\""));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        assert_eq!(strip_bom(b"\xEF\xBB\xBF{}"), b"{}");
+        assert_eq!(strip_bom(b"\xEF\xBB{}"), b"\xEF\xBB{}");
+        assert_eq!(strip_bom(b" \xEF\xBB\xBF{}"), b" \xEF\xBB\xBF{}");
     }
 
     #[test]

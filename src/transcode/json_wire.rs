@@ -37,6 +37,7 @@ use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor, Value};
 use serde::de::DeserializeSeed as _;
 
 use super::Codec;
+use super::body::strip_bom;
 use super::encode::scalar::Scalar;
 use super::field_path::FieldPath;
 use super::kind::ValueKind;
@@ -226,6 +227,7 @@ impl DirectPlan {
     /// Encodes `json` as the whole message (a streamed request's message).
     pub(crate) fn message(&self, json: &[u8], codec: &Codec) -> Result<Written, Bail> {
         let (table, layout) = self.root()?;
+        let json = strip_bom(json);
         // Blank, or `null`: the empty message.
         if json.trim_ascii().is_empty() || json.trim_ascii() == b"null" {
             return Ok(Written::empty(0));
@@ -254,6 +256,7 @@ impl DirectPlan {
     /// Encodes `json` as the value of the root's field `index`.
     fn field(&self, index: usize, json: &[u8], codec: &Codec) -> Result<Written, Bail> {
         let (table, layout) = self.root()?;
+        let json = strip_bom(json);
         if json.trim_ascii().is_empty() {
             return Ok(Written::empty(0));
         }

@@ -259,16 +259,16 @@ impl RequestPlan {
             return err;
         };
         let media = request.content_type.split(';').next().unwrap_or_default();
+        let json = body::strip_bom(&request.body);
         // A form is read as JSON: the type is the likely mistake only when
         // the body reads as a form (`name=x&n=5`), not when it is JSON that
         // fails for another reason (a syntax error, an unknown field).
-        let looks_like_form = request
-            .body
+        let looks_like_form = json
             .iter()
             .find(|b| !b.is_ascii_whitespace())
             .is_some_and(|b| !b"{[\"".contains(b))
-            && request.body.contains(&b'=')
-            && serde_json::from_slice::<serde::de::IgnoredAny>(&request.body).is_err();
+            && json.contains(&b'=')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(json).is_err();
         let body_kind = match &self.body {
             BodyPlan::Field(field) => field.kind(),
             _ => Kind::Message(self.input.clone()),
@@ -285,7 +285,7 @@ impl RequestPlan {
             )
         } else if let BodyPlan::Field(field) = &self.body
             && let Ok(serde_json::Value::Object(object)) =
-                serde_json::from_slice::<serde_json::Value>(&request.body)
+                serde_json::from_slice::<serde_json::Value>(json)
             && object.len() == 1
             && object
                 .keys()

@@ -3,10 +3,13 @@
 //! simply concatenated (`{...}{...}`).
 //!
 //! Only the structure is scanned (brackets, strings and their escapes);
-//! each complete value is then parsed as a message. Consumed bytes are
+//! each complete value is then parsed as a message. A UTF-8 byte-order
+//! mark before a value is skipped, as before a body. Consumed bytes are
 //! dropped, so memory holds at most one value in progress.
 
 use bytes::{Buf, Bytes, BytesMut};
+
+use super::body::BOM;
 
 /// A value in the stream is malformed or too large.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +66,20 @@ impl Splitter {
         while self.pos < self.buf.len() {
             let b = self.buf[self.pos];
             let Some(start) = self.start else {
+                if b == BOM[0] {
+                    // A byte-order mark before a value is skipped, as a
+                    // body's is; one cut by a chunk waits for its rest.
+                    let rest = &self.buf[self.pos..];
+                    let seen = rest.len().min(BOM.len());
+                    if rest[..seen] == BOM[..seen] {
+                        if seen < BOM.len() {
+                            return Ok(None);
+                        }
+                        self.pos += BOM.len();
+                        self.discard_blank();
+                        continue;
+                    }
+                }
                 if !b.is_ascii_whitespace() {
                     self.start = Some(self.pos);
                     match b {
@@ -120,6 +137,12 @@ impl Splitter {
     /// was left open.
     pub fn finish(&mut self) -> Result<Option<Bytes>, SplitError> {
         match self.start {
+            // The start of a byte-order mark and nothing after it: a value
+            // of its own, which fails to parse.
+            None if self.pos < self.buf.len() => {
+                self.start = Some(self.pos);
+                Ok(Some(self.take(self.buf.len())))
+            }
             None => Ok(None),
             Some(_) if self.token => Ok(Some(self.take(self.buf.len()))),
             Some(_) => Err(SplitError::Truncated),
@@ -189,6 +212,35 @@ mod tests {
             ["{\"a\":\"}{\\\"\"}", "{}"]
         );
         assert_eq!(split(&["1", "23", " 4"]).unwrap(), ["123", "4"]);
+    }
+
+    #[test]
+    fn byte_order_marks_before_values_are_skipped() {
+        let bom = "\u{feff}";
+        assert_eq!(
+            split(&[&format!("{bom}{{\"a\":1}}\n{bom}{{}}")]).unwrap(),
+            ["{\"a\":1}", "{}"]
+        );
+        // Cut by chunks, the mark waits for its rest.
+        let chunks = ["\u{feff}".as_bytes(), b"{}"].concat();
+        let mut splitter = Splitter::new(1024);
+        for byte in &chunks {
+            splitter.push(std::slice::from_ref(byte));
+            if let Some(value) = splitter.next_value().unwrap() {
+                assert_eq!(&value[..], b"{}");
+                return;
+            }
+        }
+        panic!("no value");
+    }
+
+    #[test]
+    fn a_cut_byte_order_mark_at_the_end_is_a_value() {
+        let mut splitter = Splitter::new(1024);
+        splitter.push(b"{} \xEF\xBB");
+        assert_eq!(&splitter.next_value().unwrap().unwrap()[..], b"{}");
+        assert_eq!(splitter.next_value().unwrap(), None);
+        assert_eq!(&splitter.finish().unwrap().unwrap()[..], b"\xEF\xBB");
     }
 
     #[test]

@@ -544,6 +544,58 @@ async fn hc35_neighbour_unsupported_type_with_charset() {
     assert!(f.backend.records().is_empty());
 }
 
+/// RFC 8259 §8.1 (README "Bodies"): a UTF-8 byte-order mark before the
+/// JSON is ignored, as the spec lets a parser do: on a whole-message body,
+/// a body field, a mark alone (an empty body) and over Connect. One
+/// anywhere else is not JSON.
+#[tokio::test]
+async fn a_byte_order_mark_before_the_json_is_ignored() {
+    let f = fixture().await;
+    let bom = |json: &str| [b"\xEF\xBB\xBF".as_slice(), json.as_bytes()].concat();
+    for (path, json, echoed) in [
+        ("/v1/echo", r#"{"s": "x"}"#, json!({"s": "x"})),
+        ("/v1/echo/tags", r#"["a"]"#, json!({"tags": ["a"]})),
+        (
+            "/v1/echo/inner",
+            r#"{"label": "l"}"#,
+            json!({"inner": {"label": "l"}}),
+        ),
+        ("/v1/echo", "", json!({})),
+    ] {
+        let reply = f
+            .call("POST", path, Some("application/json"), &[], bom(json))
+            .await;
+        assert_eq!(
+            (reply.status, reply.json()),
+            (StatusCode::OK, echoed),
+            "{path} {json}"
+        );
+    }
+    let reply = f
+        .call(
+            "POST",
+            "/kitchen.v1.Kitchen/Plain",
+            Some("application/json"),
+            &[("connect-protocol-version", "1")],
+            bom(r#"{"s": "c"}"#),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.json()),
+        (StatusCode::OK, json!({"s": "c"}))
+    );
+    let reply = f
+        .call(
+            "POST",
+            "/v1/echo",
+            Some("application/json"),
+            &[],
+            [b"{\"s\": \"x\"}".as_slice(), b"\xEF\xBB\xBF"].concat(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+}
+
 // ---------------------------------------------------------------- HttpBody
 
 /// http.proto (with httpbody.proto): an HttpBody response is sent raw,

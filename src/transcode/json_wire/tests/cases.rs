@@ -318,6 +318,19 @@ fn body_fields_and_the_benchmarks_requests() {
     compare_all(&legacy, "/t", b"{}");
 }
 
+/// A byte-order mark before the JSON is skipped by both paths, so the
+/// direct encoder keeps such bodies (RFC 8259 §8.1).
+#[test]
+fn a_byte_order_mark_is_skipped_by_both_paths() {
+    let whole = Route::new("Everything", "/t", "*");
+    let node = Route::new("Everything", "/t", "node");
+    for (route, json) in [(&whole, r#"{"note": "n"}"#), (&node, r#"{"name": "n"}"#)] {
+        let body = [b"\xEF\xBB\xBF".as_slice(), json.as_bytes()].concat();
+        assert_eq!(compare(route, "/t", &body, &Codec::default()), DIRECT);
+        compare_all(route, "/t", &body);
+    }
+}
+
 /// Times the bench's `post-1k` and `post-64k` bodies and an etcd
 /// `RangeRequest`, the reflective way (parse, then encode) and directly,
 /// in whatever profile the tests are built.
