@@ -9,6 +9,8 @@ use super::request::MAX_MESSAGE_DEPTH;
 use super::strict::{self, Strict};
 use super::{Codec, RequestError};
 
+mod refusal;
+
 /// The UTF-8 byte-order mark. RFC 8259 §8.1 lets a parser ignore one
 /// before a JSON text; editors on Windows write it.
 pub(super) const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -96,6 +98,18 @@ fn decode(
     codec: &Codec,
 ) -> Result<Parsed, RequestError> {
     let body = strip_bom(body);
+    // What is wrong with the body as a whole comes before what the parser
+    // met in it.
+    parse_body(desc, field, body, codec).map_err(|err| refusal::whole_body(body).unwrap_or(err))
+}
+
+/// [`decode`] of a body without a byte-order mark.
+fn parse_body(
+    desc: &MessageDescriptor,
+    field: Option<&FieldDescriptor>,
+    body: &[u8],
+    codec: &Codec,
+) -> Result<Parsed, RequestError> {
     if is_blank(body) || (field.is_none() && is_null(body)) {
         return Ok(Parsed {
             message: DynamicMessage::new(desc.clone()),
@@ -143,7 +157,7 @@ fn decode_lenient(
 ) -> Result<DynamicMessage, RequestError> {
     let json_error = |err: serde_json::Error| RequestError::Json {
         at: None,
-        reason: err.to_string(),
+        reason: refusal::reason(body, &err),
     };
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut value: serde_json::Value =
@@ -168,7 +182,7 @@ fn decode_lenient(
         let path = clean_path(&track.path().to_string());
         RequestError::Json {
             at: (!path.is_empty()).then_some(path),
-            reason: plain_reason(err.to_string()),
+            reason: refusal::reason(body, &err),
         }
     })
 }
@@ -219,11 +233,7 @@ fn explain(
     // routes, where the body is that field's value.
     let path = clean_path(&track.path().to_string());
     let at = (!path.is_empty()).then_some(path);
-    let reason = match result {
-        Err(err) => err.to_string(),
-        Ok(_) => first.to_string(),
-    };
-    let reason = plain_reason(reason);
+    let reason = refusal::reason(body, result.as_ref().err().unwrap_or(&first));
     RequestError::Json { at, reason }
 }
 
@@ -238,36 +248,6 @@ fn clean_path(path: &str) -> String {
         .or_else(|| path.find("[?]"))
         .or_else(|| (path == "?").then_some(0));
     path[..end.unwrap_or(path.len())].to_owned()
-}
-
-/// The parser's wording, with library-internal phrases made plain.
-fn plain_reason(reason: String) -> String {
-    reason
-        .replace(
-            "out of range integral type conversion attempted",
-            "the number is out of range for the field's integer type",
-        )
-        .replace(
-            "float value out of range",
-            "the number is out of range for the field's type",
-        )
-        // The standard library's, from a string for an integer field.
-        .replace(
-            "invalid digit found in string",
-            "expected an integer: a number, or a string holding one",
-        )
-        .replace(
-            "cannot parse integer from empty string",
-            "expected an integer, not an empty string",
-        )
-        .replace(
-            "number too large to fit in target type",
-            "the number is out of range for the field's integer type",
-        )
-        .replace(
-            "number too small to fit in target type",
-            "the number is out of range for the field's integer type",
-        )
 }
 
 /// Presents `value` as the JSON object `{"<field>": value}` without copying

@@ -524,6 +524,93 @@ async fn hc35_neighbour_escapes_and_invalid_utf8() {
     assert_eq!(f.backend.records().len(), 1, "only the valid body arrived");
 }
 
+/// RFC 8259 §8.2: a `\u` escape of a UTF-16 surrogate must be one of a
+/// pair; one alone is a 400 that names the escape as written and its
+/// place (a high one at the end, before another character or before an
+/// escape that is not a low surrogate; a low one alone), in a body field
+/// and over Connect alike.
+#[tokio::test]
+async fn unpaired_surrogate_escapes_are_named() {
+    let f = fixture().await;
+    let high = ": a high surrogate (`\\ud800`-`\\udbff`) must be followed by a low one (`\\udc00`-`\\udfff`)";
+    for (json, place) in [
+        (r#"{"s": "\ud800"}"#, "line 1 column 8"),
+        (r#"{"s": "\ud800x"}"#, "line 1 column 8"),
+        (r#"{"s": "\ud800\u0041"}"#, "line 1 column 8"),
+        (
+            r#"{"s": "ok \ud83d\ude00",
+            "tags": ["\ud800\ud800"]}"#,
+            "line 2 column 23",
+        ),
+    ] {
+        let message = format!("unpaired UTF-16 surrogate escape `\\ud800` at {place}{high}");
+        assert_bad_request(f.post("/v1/echo", json).await, &message);
+    }
+    assert_error(
+        f.post("/v1/echo", r#"{"s": "\uDC00"}"#).await,
+        400,
+        3,
+        "invalid JSON body at `s`: the string holds an unpaired UTF-16 surrogate escape `\\uDC00` at line 1 column 8: a low surrogate (`\\udc00`-`\\udfff`) must follow a high one (`\\ud800`-`\\udbff`)",
+    );
+    assert_bad_request(
+        f.post("/v1/echo/tags", r#"["a", "\udbff"]"#).await,
+        "invalid JSON body at `[1]`: the string holds an unpaired UTF-16 surrogate escape `\\udbff` at line 1 column 8",
+    );
+    let connect = f
+        .call(
+            "POST",
+            "/kitchen.v1.Kitchen/Plain",
+            Some("application/json"),
+            &[("connect-protocol-version", "1")],
+            br#"{"s": "\ud800"}"#.to_vec(),
+        )
+        .await
+        .json();
+    assert_eq!(
+        connect["message"],
+        format!(
+            "invalid JSON body at `s`: the string holds an unpaired UTF-16 surrogate escape `\\ud800` at line 1 column 8{high}"
+        )
+    );
+    assert!(f.backend.records().is_empty());
+}
+
+/// RFC 8259 §8.1: JSON text is UTF-8; a body that is not is a 400 saying
+/// so, with the first byte that is not UTF-8 and its place, whether the
+/// byte is in a string, a key or between values.
+#[tokio::test]
+async fn bytes_that_are_not_utf8_are_named() {
+    let f = fixture().await;
+    for (body, expected) in [
+        (
+            b"{\"s\": \"a\xFFb\"}".as_slice(),
+            "byte 0xFF at offset 8, line 1 column 9",
+        ),
+        (b"{\"s\xFF\": 1}", "byte 0xFF at offset 3, line 1 column 4"),
+        (
+            b"{\"s\": \"x\"}\n\xC3",
+            "byte 0xC3 at offset 11, line 2 column 1",
+        ),
+    ] {
+        let reply = f
+            .call(
+                "POST",
+                "/v1/echo",
+                Some("application/json"),
+                &[],
+                body.to_vec(),
+            )
+            .await;
+        assert_error(
+            (reply.status, reply.json()),
+            400,
+            3,
+            &format!("invalid JSON body: the body is not valid UTF-8 ({expected})"),
+        );
+    }
+    assert!(f.backend.records().is_empty());
+}
+
 /// DECISIONS.md: a charset does not make a non-JSON type acceptable; the
 /// 415 names the media type.
 #[tokio::test]
