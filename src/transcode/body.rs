@@ -9,6 +9,7 @@ use super::request::MAX_MESSAGE_DEPTH;
 use super::strict::{self, Strict};
 use super::{Codec, RequestError};
 
+mod json_path;
 mod refusal;
 
 /// The UTF-8 byte-order mark. RFC 8259 §8.1 lets a parser ignore one
@@ -100,7 +101,8 @@ fn decode(
     let body = strip_bom(body);
     // What is wrong with the body as a whole comes before what the parser
     // met in it.
-    parse_body(desc, field, body, codec).map_err(|err| refusal::whole_body(body).unwrap_or(err))
+    parse_body(desc, field, body, codec)
+        .map_err(|err| refusal::whole_body(desc, field, body).unwrap_or(err))
 }
 
 /// [`decode`] of a body without a byte-order mark.
@@ -157,7 +159,7 @@ fn decode_lenient(
 ) -> Result<DynamicMessage, RequestError> {
     let json_error = |err: serde_json::Error| RequestError::Json {
         at: None,
-        reason: refusal::reason(body, &err),
+        reason: refusal::reason(body, None, &err),
     };
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut value: serde_json::Value =
@@ -181,8 +183,8 @@ fn decode_lenient(
         }
         let path = clean_path(&track.path().to_string());
         RequestError::Json {
+            reason: refusal::reason(body, Some(&path), &err),
             at: (!path.is_empty()).then_some(path),
-            reason: refusal::reason(body, &err),
         }
     })
 }
@@ -233,7 +235,7 @@ fn explain(
     // routes, where the body is that field's value.
     let path = clean_path(&track.path().to_string());
     let at = (!path.is_empty()).then_some(path);
-    let reason = refusal::reason(body, result.as_ref().err().unwrap_or(&first));
+    let reason = refusal::reason(body, at.as_deref(), result.as_ref().err().unwrap_or(&first));
     RequestError::Json { at, reason }
 }
 

@@ -38,6 +38,81 @@ async fn path_variables_win_over_the_whole_body() {
     );
 }
 
+/// proto3 JSON: a message is a JSON object. A body of another type is a
+/// 400 saying so in JSON's words, naming the message and pointing at the
+/// value's first character (column 1 for `[`, as for `{` where an array
+/// is wanted); a value of the wrong type inside the body the same way, at
+/// its path. Connect reads JSON with the same words.
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_named_in_json_words() {
+    let f = fixture().await;
+    for (json, found, place) in [
+        ("[1,2]", "an array", "line 1 column 1"),
+        ("\n  \"text\"", "a string", "line 2 column 3"),
+        ("12", "a number", "line 1 column 1"),
+        ("false", "a boolean", "line 1 column 1"),
+    ] {
+        assert_error(
+            f.post("/v1/echo", json).await,
+            400,
+            3,
+            &format!(
+                "invalid JSON body: expected a JSON object (for message `kitchen.v1.Sink`), not {found} at {place}"
+            ),
+        );
+    }
+    assert_error(
+        f.post("/v1/echo/inner", "[]").await,
+        400,
+        3,
+        "invalid JSON body: expected a JSON object (for message `kitchen.v1.Inner`), not an array at line 1 column 1",
+    );
+    for (json, at, message) in [
+        (
+            r#"{"inner": [1]}"#,
+            "inner",
+            "expected a JSON object, not an array at line 1 column 11",
+        ),
+        (
+            r#"{"tags": {}}"#,
+            "tags",
+            "expected a JSON array, not an object at line 1 column 10",
+        ),
+        (
+            r#"{"items": [{}, "x"]}"#,
+            "items[1]",
+            "expected a JSON object, not a string at line 1 column 16",
+        ),
+        (
+            r#"{"flag": "yes"}"#,
+            "flag",
+            "expected a boolean, not a string at line 1 column 10",
+        ),
+    ] {
+        assert_error(
+            f.post("/v1/echo", json).await,
+            400,
+            3,
+            &format!("invalid JSON body at `{at}`: {message}"),
+        );
+    }
+    let connect = f
+        .call(
+            "POST",
+            "/kitchen.v1.Kitchen/Plain",
+            Some("application/json"),
+            &[("connect-protocol-version", "1")],
+            b"[1,2]".to_vec(),
+        )
+        .await
+        .json();
+    assert_eq!(
+        connect["message"],
+        "invalid JSON body: expected a JSON object (for message `kitchen.v1.Sink`), not an array at line 1 column 1"
+    );
+    assert!(f.backend.records().is_empty());
+}
+
 // ---------------------------------------------------------------- body "field"
 
 /// http.proto: `body: "field"` fills one top-level field; the other fields
@@ -159,13 +234,13 @@ async fn hc10_neighbour_repeated_body_must_be_an_array() {
         f.post("/v1/echo/items", r#"{"label": "a"}"#).await,
         400,
         3,
-        "invalid JSON body: invalid type: map, expected a list at line 1 column 1",
+        "invalid JSON body: expected a JSON array (for repeated field `items`), not an object at line 1 column 1",
     );
     assert_error(
         f.post("/v1/echo/tags", r#""a""#).await,
         400,
         3,
-        "invalid JSON body: invalid type: string \"a\", expected a list at line 1 column 3",
+        "invalid JSON body: expected a JSON array (for repeated field `tags`), not a string at line 1 column 1",
     );
     assert_bad_request(
         f.post("/v1/echo/items", r#"[{"label": "a"}, {"nope": 1}]"#)
@@ -218,7 +293,7 @@ async fn hc10_neighbour_map_body_field() {
         f.post("/v1/echo/labels", r#"["a"]"#).await,
         400,
         3,
-        "invalid JSON body: invalid type: sequence, expected a map at line 1 column 1",
+        "invalid JSON body: expected a JSON object (for map field `labels`), not an array at line 1 column 1",
     );
 }
 

@@ -3,24 +3,178 @@
 //! point`, `unexpected end of hex escape`), so a refusal looks at the body
 //! again to say what is wrong and where. Only failed requests come here.
 
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+
+use super::json_path;
 use crate::transcode::RequestError;
 
 /// A refusal of the body as a whole, which comes before anything the
-/// parser says about a value in it: bytes that are not UTF-8.
-pub(super) fn whole_body(json: &[u8]) -> Option<RequestError> {
-    let reason = not_utf8(json)?;
+/// parser says about a value in it: bytes that are not UTF-8, or a JSON
+/// value of another type than the message (or body field) is written as.
+pub(super) fn whole_body(
+    desc: &MessageDescriptor,
+    field: Option<&FieldDescriptor>,
+    json: &[u8],
+) -> Option<RequestError> {
+    let reason = not_utf8(json).or_else(|| wrong_type(desc, field, json))?;
     Some(RequestError::Json { at: None, reason })
 }
 
-/// The parser's error `err`, in the client's terms.
-pub(super) fn reason(json: &[u8], err: &serde_json::Error) -> String {
+/// The parser's error `err` about the value at the JSON path `at` (the
+/// body itself when `None`), in the client's terms.
+pub(super) fn reason(json: &[u8], at: Option<&str>, err: &serde_json::Error) -> String {
     let text = err.to_string();
     if text.contains("hex escape")
         && let Some(reason) = unpaired_surrogate(json, offset(json, err))
     {
         return reason;
     }
+    // The position the parser appends, kept for the message made plain.
+    let (message, position) = match err.line() {
+        0 => (text.as_str(), String::new()),
+        line => {
+            let position = format!(" at line {line} column {}", err.column());
+            (text.strip_suffix(&position).unwrap_or(&text), position)
+        }
+    };
+    if let Some(found) = message.strip_prefix("invalid type: ")
+        && let Some((found, expected)) = found.rsplit_once(", expected ")
+    {
+        // Where the value starts: the parser points past it, or before
+        // it, depending on how far it had read.
+        let position = match json_path::find(json, at.unwrap_or_default()) {
+            Some(value) => format!(" at {}", place(json, value.start)),
+            None => position,
+        };
+        return format!(
+            "expected {}, not {}{position}",
+            json_expected(expected),
+            json_found(found)
+        );
+    }
     plain_reason(text)
+}
+
+/// The JSON types, as a refusal names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonType {
+    Object,
+    Array,
+    String,
+    Number,
+    Boolean,
+    Null,
+}
+
+impl JsonType {
+    /// The type of the JSON value `json` begins with, if it begins with
+    /// one (`{`, `[` and `"` are taken at their word, as a value cut
+    /// short is still of that type; a form body `name=x` is none).
+    fn of(json: &[u8]) -> Option<JsonType> {
+        let token = json.split(|b| b" \t\r\n,:]}".contains(b)).next()?;
+        Some(match token.first()? {
+            b'{' => JsonType::Object,
+            b'[' => JsonType::Array,
+            b'"' => JsonType::String,
+            _ if token == b"true" || token == b"false" => JsonType::Boolean,
+            _ if token == b"null" => JsonType::Null,
+            _ if std::str::from_utf8(token).is_ok_and(is_number) => JsonType::Number,
+            _ => return None,
+        })
+    }
+
+    fn with_article(self) -> &'static str {
+        match self {
+            JsonType::Object => "an object",
+            JsonType::Array => "an array",
+            JsonType::String => "a string",
+            JsonType::Number => "a number",
+            JsonType::Boolean => "a boolean",
+            JsonType::Null => "null",
+        }
+    }
+}
+
+/// Whether `token` is a JSON number (`-0.5e3`; not `+1`, `.5` or `01`).
+fn is_number(token: &str) -> bool {
+    let digits = token.strip_prefix('-').unwrap_or(token);
+    let first = digits.as_bytes().first();
+    first.is_some_and(u8::is_ascii_digit)
+        && !(digits.len() > 1 && digits.starts_with('0') && digits.as_bytes()[1].is_ascii_digit())
+        && token.parse::<f64>().is_ok()
+        && !token.contains(['i', 'I', 'n', 'N'])
+}
+
+/// The body's value when it is not of the type its target is written as:
+/// an object for a message or a map, an array for a repeated field, where
+/// the target decides it (not for scalars or well-known types with forms
+/// of their own). `null` is left to the parser (it unsets a field).
+fn wrong_type(
+    desc: &MessageDescriptor,
+    field: Option<&FieldDescriptor>,
+    json: &[u8],
+) -> Option<String> {
+    let start = json.iter().position(|b| !b.is_ascii_whitespace())?;
+    let found = JsonType::of(&json[start..])?;
+    let (expected, target) = match field {
+        None => (JsonType::Object, format!("message `{}`", desc.full_name())),
+        Some(field) if field.is_map() => {
+            (JsonType::Object, format!("map field `{}`", field.name()))
+        }
+        Some(field) if field.is_list() => (
+            JsonType::Array,
+            format!("repeated field `{}`", field.name()),
+        ),
+        Some(field) => match field.kind() {
+            Kind::Message(message) => match message.full_name() {
+                "google.protobuf.ListValue" => {
+                    (JsonType::Array, format!("field `{}`", field.name()))
+                }
+                "google.protobuf.Struct" | "google.protobuf.Any" | "google.protobuf.Empty" => {
+                    (JsonType::Object, format!("field `{}`", field.name()))
+                }
+                name if name.starts_with("google.protobuf.") => return None,
+                name => (JsonType::Object, format!("message `{name}`")),
+            },
+            _ => return None,
+        },
+    };
+    if found == expected || found == JsonType::Null {
+        return None;
+    }
+    let what = match expected {
+        JsonType::Array => "a JSON array",
+        _ => "a JSON object",
+    };
+    Some(format!(
+        "expected {what} (for {target}), not {} at {}",
+        found.with_article(),
+        place(json, start)
+    ))
+}
+
+/// What the parser underneath expected, in JSON's words.
+fn json_expected(expected: &str) -> &str {
+    match expected {
+        "a map" => "a JSON object",
+        "an empty map" => "an empty JSON object",
+        "a list" => "a JSON array",
+        "a rfc3339 timestamp string" => "an RFC 3339 timestamp string",
+        other => other,
+    }
+}
+
+/// What the parser met, in JSON's words (serde names Rust's types).
+fn json_found(found: &str) -> &str {
+    match found {
+        "sequence" => "an array",
+        "map" => "an object",
+        "unit value" => "null",
+        _ if found.starts_with("string ") => "a string",
+        _ if found.starts_with("integer `") || found.starts_with("floating point `") => "a number",
+        _ if found.starts_with("boolean `") => "a boolean",
+        other => other,
+    }
 }
 
 /// Where `err` happened, as a byte offset into `json` (just past what the
@@ -185,13 +339,68 @@ mod tests {
             (r#"{"s": "\ud800\n"}"#, high),
             (r#"{"s": "\uDC00"}"#, low),
         ] {
-            let reason = reason(json.as_bytes(), &parse_error(json.as_bytes()));
+            let reason = reason(json.as_bytes(), None, &parse_error(json.as_bytes()));
             assert!(reason.starts_with(expected), "{json}: {reason}");
         }
         // The one the parser stopped at, not an earlier pair or escape.
         let json = br#"{"a": "\ud83d\ude00 \\u", "s": "x\ud800\ud800"}"#;
-        let reason = reason(json, &parse_error(json));
+        let reason = reason(json, None, &parse_error(json));
         assert!(reason.contains("`\\ud800` at line 1 column 34"), "{reason}");
+    }
+
+    #[test]
+    fn json_types_are_read_from_the_first_token() {
+        for (json, expected) in [
+            (&b"{\"a\": 1"[..], Some(JsonType::Object)),
+            (b"[1", Some(JsonType::Array)),
+            (b"\"x", Some(JsonType::String)),
+            (b"-1.5e3,", Some(JsonType::Number)),
+            (b"0", Some(JsonType::Number)),
+            (b"true", Some(JsonType::Boolean)),
+            (b"false ", Some(JsonType::Boolean)),
+            (b"null", Some(JsonType::Null)),
+            (b"name=x&n=1", None),
+            (b"true=1", None),
+            (b"01", None),
+            (b"1x", None),
+            (b"NaN", None),
+            (b"", None),
+        ] {
+            assert_eq!(
+                JsonType::of(json),
+                expected,
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+        }
+    }
+
+    #[test]
+    fn type_errors_are_said_in_json_words_where_the_value_starts() {
+        let error = |json: &str, at: Option<&str>| {
+            let mut de = serde_json::Deserializer::from_str(json);
+            let err = serde::Deserialize::deserialize(&mut de)
+                .map(|_: std::collections::BTreeMap<String, Vec<bool>>| ())
+                .unwrap_err();
+            reason(json.as_bytes(), at, &err)
+        };
+        assert_eq!(
+            error(r#"{"a": {}}"#, Some("a")),
+            "expected a sequence, not an object at line 1 column 7"
+        );
+        assert_eq!(
+            error(r#"{"a": [true, "x"]}"#, Some("a[1]")),
+            "expected a boolean, not a string at line 1 column 14"
+        );
+        assert_eq!(
+            error(r#"{"a": [true, "x"]}"#, Some("elsewhere")),
+            "expected a boolean, not a string at line 1 column 16",
+            "the parser's place when the path leads nowhere"
+        );
+        assert_eq!(
+            error(" [1]", None),
+            "expected a JSON object, not an array at line 1 column 2"
+        );
     }
 
     #[test]
