@@ -30,9 +30,64 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     } else {
         &BASE64
     };
-    engine
-        .decode(text)
-        .map_err(|e| format!("invalid base64 ({e})"))
+    engine.decode(text).map_err(|e| {
+        let fault = base64_fault(text).unwrap_or_else(|| e.to_string());
+        format!("not base64 ({fault})")
+    })
+}
+
+/// Why `text` is not base64 as bytes fields take it (either alphabet,
+/// padding optional), in plain words: the decoder underneath names a
+/// character by its number and takes one alphabet at a time. `None` when
+/// it is base64. Offsets count characters from 0.
+pub(crate) fn base64_fault(text: &str) -> Option<String> {
+    let mut standard = None;
+    let mut url_safe = None;
+    let mut symbols = 0usize;
+    // Where the padding starts, and how long it is.
+    let mut padding: Option<(usize, usize)> = None;
+    for (offset, c) in text.chars().enumerate() {
+        if c == '=' {
+            padding.get_or_insert((offset, 0)).1 += 1;
+            continue;
+        }
+        if let Some((at, _)) = padding {
+            return Some(format!(
+                "padding `=` at offset {at} comes before its end; padding may only end it"
+            ));
+        }
+        match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' => {}
+            '+' | '/' => _ = standard.get_or_insert((offset, c)),
+            '-' | '_' => _ = url_safe.get_or_insert((offset, c)),
+            _ => {
+                return Some(format!(
+                    "character {c:?} at offset {offset} is in neither the standard nor the URL-safe alphabet"
+                ));
+            }
+        }
+        symbols += 1;
+    }
+    if let (Some((a, a_char)), Some((b, b_char))) = (standard, url_safe) {
+        return Some(format!(
+            "it mixes the standard alphabet (`{a_char}` at offset {a}) with the URL-safe one (`{b_char}` at offset {b})"
+        ));
+    }
+    if symbols % 4 == 1 {
+        return Some(format!(
+            "its {symbols} characters leave one over after the last group of four, which base64 never does"
+        ));
+    }
+    let (at, count) = padding?;
+    // Two characters end in at most two `=`, three in at most one.
+    let most = [0, 0, 2, 1][symbols % 4];
+    (count > most).then(|| {
+        let takes = match symbols % 4 {
+            0 => "its characters fill whole groups of four, which take none".to_owned(),
+            rest => format!("a last group of {rest} characters takes at most {most}"),
+        };
+        format!("it ends in {count} `=` (from offset {at}), but {takes}")
+    })
 }
 
 /// Parses `text` as a value of `kind` (one element for repeated fields).
@@ -263,6 +318,45 @@ mod tests {
         assert_eq!(decode_base64("AAECA/8").unwrap(), [0, 1, 2, 3, 255]);
         assert_eq!(decode_base64("AAECA_8").unwrap(), [0, 1, 2, 3, 255]);
         assert!(decode_base64("!!").is_err());
+    }
+
+    #[test]
+    fn what_is_not_base64_is_said_plainly() {
+        let fault = |text: &str| {
+            assert!(decode_base64(text).is_err(), "{text} decodes");
+            base64_fault(text).unwrap_or_else(|| panic!("no fault found in {text}"))
+        };
+        assert_eq!(
+            fault("not base64!"),
+            "character ' ' at offset 3 is in neither the standard nor the URL-safe alphabet"
+        );
+        assert_eq!(
+            fault("caf\u{e9}"),
+            "character 'é' at offset 3 is in neither the standard nor the URL-safe alphabet"
+        );
+        assert_eq!(
+            fault("ab+_"),
+            "it mixes the standard alphabet (`+` at offset 2) with the URL-safe one (`_` at offset 3)"
+        );
+        assert_eq!(
+            fault("abcde"),
+            "its 5 characters leave one over after the last group of four, which base64 never does"
+        );
+        assert_eq!(
+            fault("ab=c"),
+            "padding `=` at offset 2 comes before its end; padding may only end it"
+        );
+        assert_eq!(
+            fault("abc=="),
+            "it ends in 2 `=` (from offset 3), but a last group of 3 characters takes at most 1"
+        );
+        for bad in ["a===", "abcd=", "====", "a", "ab-+"] {
+            fault(bad);
+        }
+        for good in ["", "ab=", "ab==", "abc=", "YR", "ab-_", "ab+/"] {
+            assert!(decode_base64(good).is_ok(), "{good}");
+            assert_eq!(base64_fault(good), None, "{good}");
+        }
     }
 
     #[test]

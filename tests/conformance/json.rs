@@ -206,6 +206,46 @@ async fn bytes_in_json() {
     assert_bad_request(f.post("/v1/echo", r#"{"b": "*"}"#).await, "at `b`");
 }
 
+/// proto3 JSON (README "Errors"): bytes that are not base64 are a 400
+/// naming the field's path, the character at fault and its offset in the
+/// string, in plain words, and pointing at the string; for a repeated
+/// field's element and a `BytesValue` alike.
+#[tokio::test]
+async fn bytes_that_are_not_base64_name_the_character_and_its_offset() {
+    let f = fixture().await;
+    let neither = "is in neither the standard nor the URL-safe alphabet";
+    for (json, expected) in [
+        (
+            r#"{"b": "not base64!"}"#,
+            format!("at `b`: not base64 (character ' ' at offset 3 {neither}) at line 1 column 7"),
+        ),
+        (
+            r#"{"blobs": ["AA==", "a!"]}"#,
+            format!(
+                "at `blobs[1]`: not base64 (character '!' at offset 1 {neither}) at line 1 column 20"
+            ),
+        ),
+        (
+            r#"{"blob": "abcde"}"#,
+            "at `blob`: not base64 (its 5 characters leave one over after the last group of four, which base64 never does) at line 1 column 10".to_owned(),
+        ),
+        (
+            r#"{"b": "ab+_"}"#,
+            "at `b`: not base64 (it mixes the standard alphabet (`+` at offset 2) with the URL-safe one (`_` at offset 3)) at line 1 column 7".to_owned(),
+        ),
+    ] {
+        let (status, body) = f.post("/v1/echo", json).await;
+        assert_eq!(
+            (status, body),
+            (
+                StatusCode::BAD_REQUEST,
+                json!({"code": 3, "message": format!("invalid JSON body {expected}"), "details": []})
+            )
+        );
+    }
+    assert!(f.backend.records().is_empty());
+}
+
 /// proto3 JSON: an Any is `@type` plus the message's fields, or `@type`
 /// plus `value` for a well-known type with a special form; an Any whose
 /// type is unknown cannot be read and is a 400.

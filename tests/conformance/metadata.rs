@@ -92,6 +92,33 @@ async fn hc23_neighbour_invalid_base64_is_400() {
     assert!(f.backend.records().is_empty());
 }
 
+/// README "Errors": a `-bin` value that is not base64 says which
+/// character at which offset, as a body or query value would.
+#[tokio::test]
+async fn invalid_base64_in_a_header_names_the_character() {
+    let f = fixture().await;
+    let reply = f
+        .call(
+            "GET",
+            "/v1/echo",
+            None,
+            &[("grpc-metadata-trace-ctx-bin", "AAECA/8*")],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.json()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({
+                "code": 3,
+                "message": "header `grpc-metadata-trace-ctx-bin`: not base64 (character '*' at offset 7 is in neither the standard nor the URL-safe alphabet)",
+                "details": []
+            })
+        )
+    );
+}
+
 /// DECISIONS.md: only `-bin` values are base64; the same text under
 /// another key is forwarded as text, unchanged.
 #[tokio::test]

@@ -433,6 +433,26 @@ async fn hc05_neighbour_repeated_enums() {
     );
 }
 
+/// README "Errors": a query value that is not base64 for a bytes field is
+/// a 400 naming the parameter, the character and its offset, as a body's
+/// would.
+#[tokio::test]
+async fn bytes_that_are_not_base64_in_the_query() {
+    let f = fixture().await;
+    assert_error(
+        f.get("/v1/echo?b=ab%2Acd").await,
+        400,
+        3,
+        "query parameter `b`: not base64 (character '*' at offset 2 is in neither the standard nor the URL-safe alphabet)",
+    );
+    assert_error(
+        f.get("/v1/echo?blob=abcde").await,
+        400,
+        3,
+        "query parameter `blob`: not base64 (its 5 characters leave one over after the last group of four, which base64 never does)",
+    );
+}
+
 /// http.proto: repeated bytes take one base64 value per key.
 #[tokio::test]
 async fn hc05_neighbour_repeated_bytes() {

@@ -3,10 +3,12 @@
 //! point`, `unexpected end of hex escape`), so a refusal looks at the body
 //! again to say what is wrong and where. Only failed requests come here.
 
+use std::ops::Range;
+
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 
 use super::json_path;
-use crate::transcode::RequestError;
+use crate::transcode::{RequestError, text};
 
 /// A refusal of the body as a whole, which comes before anything the
 /// parser says about a value in it: bytes that are not UTF-8, or a JSON
@@ -37,15 +39,28 @@ pub(super) fn reason(json: &[u8], at: Option<&str>, err: &serde_json::Error) -> 
             (text.strip_suffix(&position).unwrap_or(&text), position)
         }
     };
+    // The value the parser refused, found again from its path, and where
+    // it starts (the parser points past it or before it, depending on how
+    // far it had read).
+    let value = || json_path::find(json, at.unwrap_or_default());
+    let start = |value: &Option<Range<usize>>| match value {
+        Some(value) => format!(" at {}", place(json, value.start)),
+        None => position.clone(),
+    };
+    if message.starts_with("invalid base64") {
+        let value = value();
+        let position = start(&value);
+        let fault = value
+            .and_then(|value| serde_json::from_slice::<String>(&json[value]).ok())
+            .and_then(|text| text::base64_fault(&text))
+            .or_else(|| engine_fault(message))
+            .unwrap_or_else(|| "standard or URL-safe alphabet, padding optional".to_owned());
+        return format!("not base64 ({fault}){position}");
+    }
     if let Some(found) = message.strip_prefix("invalid type: ")
         && let Some((found, expected)) = found.rsplit_once(", expected ")
     {
-        // Where the value starts: the parser points past it, or before
-        // it, depending on how far it had read.
-        let position = match json_path::find(json, at.unwrap_or_default()) {
-            Some(value) => format!(" at {}", place(json, value.start)),
-            None => position,
-        };
+        let position = start(&value());
         return format!(
             "expected {}, not {}{position}",
             json_expected(expected),
@@ -53,6 +68,30 @@ pub(super) fn reason(json: &[u8], at: Option<&str>, err: &serde_json::Error) -> 
         );
     }
     plain_reason(text)
+}
+
+/// What the base64 decoder's own words (`Invalid symbol 32, offset 3.`)
+/// say, for when the value cannot be found again (a path through names
+/// rewritten by the case-insensitive options).
+fn engine_fault(message: &str) -> Option<String> {
+    let (byte, offset) = message
+        .split_once("Invalid symbol ")?
+        .1
+        .trim_end_matches('.')
+        .split_once(", offset ")?;
+    let byte: u8 = byte.parse().ok()?;
+    let what = match byte {
+        b'=' => {
+            return Some(format!(
+                "padding `=` at offset {offset} comes before its end"
+            ));
+        }
+        0x20..=0x7E => format!("character {:?}", char::from(byte)),
+        _ => format!("byte 0x{byte:02X}"),
+    };
+    Some(format!(
+        "{what} at offset {offset} is in neither the standard nor the URL-safe alphabet"
+    ))
 }
 
 /// The JSON types, as a refusal names them.
@@ -401,6 +440,23 @@ mod tests {
             error(" [1]", None),
             "expected a JSON object, not an array at line 1 column 2"
         );
+    }
+
+    #[test]
+    fn the_base64_decoders_words_are_made_plain() {
+        assert_eq!(
+            engine_fault("invalid base64: Invalid symbol 33, offset 1.").as_deref(),
+            Some("character '!' at offset 1 is in neither the standard nor the URL-safe alphabet")
+        );
+        assert_eq!(
+            engine_fault("invalid base64: Invalid symbol 61, offset 2.").as_deref(),
+            Some("padding `=` at offset 2 comes before its end")
+        );
+        assert_eq!(
+            engine_fault("invalid base64: Invalid symbol 195, offset 0.").as_deref(),
+            Some("byte 0xC3 at offset 0 is in neither the standard nor the URL-safe alphabet")
+        );
+        assert_eq!(engine_fault("invalid base64: Invalid padding"), None);
     }
 
     #[test]
