@@ -47,6 +47,9 @@ pub enum RequestError {
         "query parameter `{0}` is not accepted: this route's body binds the whole request message"
     )]
     QueryWithWholeBody(String),
+    /// A query parameter with nothing before its `=` (`?=x`).
+    #[error("a query parameter has an empty name")]
+    QueryEmptyName,
     /// Too many query parameters.
     #[error("more than {0} query parameters")]
     TooManyQueryParams(usize),

@@ -90,7 +90,13 @@ pub fn apply(
             if !names_field && codec.unknown_params == UnknownParams::Ignore {
                 continue;
             }
+            if key.is_empty() {
+                return Err(RequestError::QueryEmptyName);
+            }
             return Err(RequestError::QueryWithWholeBody(key.into_owned()));
+        }
+        if key.is_empty() {
+            return Err(RequestError::QueryEmptyName);
         }
         let value = form_decode(raw_value)?;
         let segments =

@@ -619,6 +619,31 @@ async fn maps_with_integer_keys_and_message_values() {
     }
 }
 
+/// README "Query parameters": a parameter with nothing before its `=` names
+/// no field; the 400 says its name is empty rather than calling an empty
+/// string a malformed path (also on a route whose body binds everything).
+#[tokio::test]
+async fn a_parameter_with_an_empty_name_says_so() {
+    let f = fixture().await;
+    for query in ["=x", "=", "s=a&=1"] {
+        assert_error(
+            f.get(&format!("/v1/echo?{query}")).await,
+            400,
+            3,
+            "a query parameter has an empty name",
+        );
+    }
+    assert_error(
+        f.post("/v1/echo?=x", "{}").await,
+        400,
+        3,
+        "a query parameter has an empty name",
+    );
+    // An escaped `=` is a name.
+    assert_bad_request(f.get("/v1/echo?%3D=1").await, "unknown query parameter `=`");
+    assert!(f.backend.records().is_empty());
+}
+
 // ---------------------------------------------------------------- oneofs
 
 /// proto3 JSON: a oneof holds at most one member; one member alone is
