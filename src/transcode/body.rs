@@ -102,7 +102,7 @@ fn decode(
     // What is wrong with the body as a whole comes before what the parser
     // met in it.
     parse_body(desc, field, body, codec)
-        .map_err(|err| refusal::whole_body(desc, field, body).unwrap_or(err))
+        .map_err(|err| refusal::whole_body(target(desc, field, codec), body).unwrap_or(err))
 }
 
 /// [`decode`] of a body without a byte-order mark.
@@ -159,7 +159,7 @@ fn decode_lenient(
 ) -> Result<DynamicMessage, RequestError> {
     let json_error = |err: serde_json::Error| RequestError::Json {
         at: None,
-        reason: refusal::reason(body, None, &err),
+        reason: refusal::reason(target(desc, field, codec), body, None, &err),
     };
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut value: serde_json::Value =
@@ -183,10 +183,37 @@ fn decode_lenient(
         }
         let path = clean_path(&track.path().to_string());
         RequestError::Json {
-            reason: refusal::reason(body, Some(&path), &err),
+            reason: refusal::reason(target(desc, field, codec), body, Some(&path), &err),
             at: (!path.is_empty()).then_some(path),
         }
     })
+}
+
+/// How the JSON body `json` (the message `desc`, or its `field`) spells
+/// the field named `name` (its proto name) in the object that `parents`
+/// lead to, when it sets it: for a refusal in the client's spelling.
+pub(super) fn spelling(
+    desc: &MessageDescriptor,
+    field: Option<&FieldDescriptor>,
+    json: &[u8],
+    parents: &[FieldDescriptor],
+    name: &str,
+    codec: &Codec,
+) -> Option<String> {
+    refusal::spelling(target(desc, field, codec), strip_bom(json), parents, name)
+}
+
+/// What a refusal says the body is read as.
+fn target<'a>(
+    desc: &'a MessageDescriptor,
+    field: Option<&'a FieldDescriptor>,
+    codec: &Codec,
+) -> refusal::Target<'a> {
+    refusal::Target {
+        desc,
+        field,
+        case_insensitive: codec.case_insensitive_fields,
+    }
 }
 
 /// Whether a parse failed on the protobuf decoder's nesting limit.
@@ -235,7 +262,8 @@ fn explain(
     // routes, where the body is that field's value.
     let path = clean_path(&track.path().to_string());
     let at = (!path.is_empty()).then_some(path);
-    let reason = refusal::reason(body, at.as_deref(), result.as_ref().err().unwrap_or(&first));
+    let err = result.as_ref().err().unwrap_or(&first);
+    let reason = refusal::reason(target(desc, field, codec), body, at.as_deref(), err);
     RequestError::Json { at, reason }
 }
 

@@ -21,6 +21,8 @@ use super::options::UnknownParams;
 use super::request::RequestPlan;
 use super::{Codec, RequestError, suggest, text};
 
+mod oneof;
+
 /// Decodes one form-encoded key or value.
 pub fn form_decode(raw: &str) -> Result<Cow<'_, str>, RequestError> {
     if !raw.contains(['%', '+']) {
@@ -70,7 +72,13 @@ pub fn apply(
     // Parameters the operator ignores do not count: they are not the
     // client's to budget (the request line's length still bounds them).
     let mut count = 0;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
+    let mut start = 0;
+    for pair in query.split('&') {
+        let earlier = &query[..start];
+        start += pair.len() + 1;
+        if pair.is_empty() {
+            continue;
+        }
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = form_decode(raw_key)?;
         if plan.ignores_param(&key) {
@@ -110,6 +118,7 @@ pub fn apply(
         deepest = deepest.max(segments.len());
         let param = Param {
             key: &key,
+            earlier,
             value: &value,
             plan,
             codec,
@@ -163,6 +172,8 @@ fn parse_key(key: &str, max: usize) -> Option<Vec<Segment<'_>>> {
 
 struct Param<'a> {
     key: &'a str,
+    /// The query before this parameter.
+    earlier: &'a str,
     value: &'a str,
     plan: &'a RequestPlan,
     codec: &'a Codec,
@@ -185,18 +196,15 @@ impl Param<'_> {
         i: usize,
     ) -> RequestError {
         let meant = suggest::field(desc, segments[i].name).map(|name| {
-            let (before, after) = (&segments[..i], &segments[i + 1..]);
-            let part = |s: &Segment<'_>| match s.sub {
-                Some(sub) => format!("{}[{sub}]", s.name),
-                None => s.name.to_owned(),
+            let respelt = Segment {
+                name: &name,
+                sub: None,
             };
-            before
+            let parts = segments[..i]
                 .iter()
-                .map(part)
-                .chain(std::iter::once(name))
-                .chain(after.iter().map(part))
-                .collect::<Vec<_>>()
-                .join(".")
+                .chain(std::iter::once(&respelt))
+                .chain(&segments[i + 1..]);
+            spelt(parts)
         });
         RequestError::UnknownQuery {
             name: self.key.to_owned(),
@@ -265,7 +273,10 @@ impl Param<'_> {
                     bound_checked = true;
                 }
             }
-            check_oneof(current, &field)?;
+            check_oneof(current, &field).map_err(|conflict| {
+                let root = self.plan.input();
+                oneof::respell(conflict, root, &segments[..=i], self.earlier, self.codec)
+            })?;
             canonical.push_str(&field.number().to_string());
             canonical.push('.');
             let kind = field.kind();
@@ -438,6 +449,17 @@ impl Param<'_> {
     }
 }
 
+/// Segments as a key writes them: `a.m[k].b`.
+fn spelt<'s>(segments: impl Iterator<Item = &'s Segment<'s>>) -> String {
+    let parts: Vec<String> = segments
+        .map(|s| match s.sub {
+            Some(sub) => format!("{}[{sub}]", s.name),
+            None => s.name.to_owned(),
+        })
+        .collect();
+    parts.join(".")
+}
+
 /// The key's value as text, one spelling per value.
 fn push_key(out: &mut String, key: &MapKey) {
     let text = match key {
@@ -452,43 +474,4 @@ fn push_key(out: &mut String, key: &MapKey) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys() {
-        let seg = |name, sub| Segment { name, sub };
-        assert_eq!(parse_key("a", 64).unwrap(), [seg("a", None)]);
-        assert_eq!(
-            parse_key("a.b", 64).unwrap(),
-            [seg("a", None), seg("b", None)]
-        );
-        assert_eq!(parse_key("m[k.x]", 64).unwrap(), [seg("m", Some("k.x"))]);
-        assert_eq!(parse_key("m[]", 64).unwrap(), [seg("m", Some(""))]);
-        assert_eq!(
-            parse_key("items[0].id", 64).unwrap(),
-            [seg("items", Some("0")), seg("id", None)]
-        );
-        for bad in [
-            "", ".", "a.", ".a", "a..b", "[0]", "a[0", "a[0]b", "a]", "a[0][1]",
-        ] {
-            assert_eq!(parse_key(bad, 64), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn plus_is_space_and_escaped_plus_is_plus() {
-        assert_eq!(form_decode("red+apple").unwrap(), "red apple");
-        assert_eq!(form_decode("%2B44").unwrap(), "+44");
-        assert_eq!(form_decode("big%20green+box").unwrap(), "big green box");
-        assert_eq!(form_decode("caf%C3%A9").unwrap(), "café");
-    }
-
-    #[test]
-    fn bad_escapes_are_errors() {
-        assert_eq!(form_decode("%zz"), Err(RequestError::QueryEncoding));
-        assert_eq!(form_decode("%4"), Err(RequestError::QueryEncoding));
-        assert_eq!(form_decode("%FF"), Err(RequestError::QueryEncoding));
-        assert_eq!(form_decode("%+1"), Err(RequestError::QueryEncoding));
-    }
-}
+mod tests;

@@ -6,7 +6,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor};
 
 use crate::http_rule::{Found, Template, path};
 
-use super::field_path::{FieldPath, find_field};
+use super::field_path::{FieldPath, OneofConflict, find_field};
 use super::json_wire::DirectPlan;
 use super::{Codec, RequestError, body, query, suggest, text};
 
@@ -246,7 +246,7 @@ impl RequestPlan {
                 message
             }
         };
-        self.bind(&mut message, &request, depth, codec)?;
+        self.bind(&mut message, &request, &request.body, depth, codec)?;
         Ok(message)
     }
 
@@ -316,16 +316,17 @@ impl RequestPlan {
         let parsed = body::decode_message(&self.input, json, codec)
             .map_err(|err| suggest::hinted(&Kind::Message(self.input.clone()), err))?;
         let mut message = parsed.message;
-        self.bind(&mut message, request, parsed.depth, codec)?;
+        self.bind(&mut message, request, json, parsed.depth, codec)?;
         Ok(message)
     }
 
     /// Applies path variables, then the query, then checks the nesting
-    /// depth (`depth`: how deep the body's JSON went).
+    /// depth (`depth`: how deep the body's JSON, `json`, went).
     fn bind(
         &self,
         message: &mut DynamicMessage,
         request: &RawRequest<'_>,
+        json: &[u8],
         mut depth: usize,
         codec: &Codec,
     ) -> Result<(), RequestError> {
@@ -337,12 +338,53 @@ impl RequestPlan {
                     name: var.field.to_string(),
                     reason,
                 })?;
-            var.field.parent_mut(message)?.set_field(leaf, value);
+            var.field
+                .parent_mut(message)
+                .map_err(|conflict| self.spelt_in_body(conflict, &var.field, json, codec))?
+                .set_field(leaf, value);
         }
         if let Some(q) = request.query.filter(|q| !q.is_empty()) {
             depth = depth.max(query::apply(self, message, q, codec)?);
         }
         check_depth(message, depth)
+    }
+}
+
+impl RequestPlan {
+    /// `conflict`, met setting the path variable `path`, with both members
+    /// named by their paths: the variable's as the template writes it, the
+    /// member the JSON body set as the body spells it (a member the body
+    /// field is keeps the route's spelling).
+    fn spelt_in_body(
+        &self,
+        mut conflict: OneofConflict,
+        path: &FieldPath,
+        json: &[u8],
+        codec: &Codec,
+    ) -> OneofConflict {
+        let Some(level) = path
+            .fields()
+            .iter()
+            .position(|f| f.name() == conflict.field)
+        else {
+            return conflict;
+        };
+        let parents = &path.fields()[..level];
+        let names: Vec<&str> = path.fields()[..=level].iter().map(|f| f.name()).collect();
+        conflict.field = names.join(".");
+        let (target, parents) = match &self.body {
+            BodyPlan::Whole => (None, parents),
+            BodyPlan::Field(field) => match parents.split_first() {
+                Some((first, rest)) if first.number() == field.number() => (Some(field), rest),
+                _ => return conflict,
+            },
+            _ => return conflict,
+        };
+        let spelt = body::spelling(&self.input, target, json, parents, &conflict.other, codec);
+        if let Some(spelt) = spelt {
+            conflict.other = spelt;
+        }
+        conflict
     }
 }
 

@@ -124,7 +124,7 @@ fn quoted_after<'r>(reason: &'r str, prefix: &str) -> Option<&'r str> {
 
 /// The kind at the JSON path `at` (`a.b[0].c`, a map key as a member)
 /// from `root`: a list's elements', a map's values'.
-fn walk(root: &Kind, at: Option<&str>) -> Option<Kind> {
+pub(super) fn walk(root: &Kind, at: Option<&str>) -> Option<Kind> {
     let mut kind = root.clone();
     let mut parts = at.into_iter().flat_map(|at| at.split('.'));
     while let Some(part) = parts.next() {

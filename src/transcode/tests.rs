@@ -6,6 +6,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Serialize
 
 use super::*;
 use crate::http_rule::{Matcher, Template, path};
+use crate::transcode::test_protos;
 
 fn pool() -> DescriptorPool {
     crate::descriptor::load(&crate::descriptor::Sources {
@@ -186,6 +187,74 @@ fn nested_path_variables_and_body_fields() {
         err.contains("`book.title` sets a field that this route binds"),
         "{err}"
     );
+}
+
+/// Oneof conflicts name both members as the client spelt them: keys as
+/// the query wrote them (the earlier parameter's for the member already
+/// set), body keys as the body wrote them, a path variable as its
+/// template writes it.
+#[test]
+fn oneof_conflicts_are_named_as_the_client_spelt_them() {
+    let everything = test_protos::descriptor("wire.v1.Everything");
+    let decode = |template: &str, body: &str, uri: &str, json: &str| {
+        let template = Template::parse(template).unwrap();
+        let plan = RequestPlan::new(&everything, &template, body).unwrap();
+        let mut matcher = Matcher::new();
+        matcher.insert(http::Method::GET, &template, 0).unwrap();
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        let found = matcher.find(&http::Method::GET, path).unwrap();
+        let request = RawRequest {
+            path,
+            found: &found,
+            query: Some(query),
+            content_type: "application/json",
+            body: Bytes::copy_from_slice(json.as_bytes()),
+        };
+        plan.decode(request, &Codec::default())
+            .unwrap_err()
+            .to_string()
+    };
+    let pick =
+        |a: &str, b: &str| format!("`{a}` and `{b}` are members of oneof `pick`; set at most one");
+    for (template, body, uri, json, expected) in [
+        (
+            "/t",
+            "",
+            "/t?choice.a=x&choice.node.name=y",
+            "",
+            pick("choice.node", "choice.a"),
+        ),
+        (
+            "/t",
+            "",
+            "/t?choice.node.name=y&choice.x=YQ&choice.b=1",
+            "",
+            pick("choice.b", "choice.node"),
+        ),
+        (
+            "/t/{choice.a}",
+            "",
+            "/t/q?choice.b=1",
+            "",
+            pick("choice.b", "choice.a"),
+        ),
+        (
+            "/t/{choice.a}",
+            "*",
+            "/t/q",
+            r#"{"choice": {"b": 1}}"#,
+            pick("choice.a", "choice.b"),
+        ),
+        (
+            "/t/{choice.a}",
+            "choice",
+            "/t/q",
+            r#"{"b": null, "when": "2020-01-01T00:00:00Z"}"#,
+            pick("choice.a", "choice.when"),
+        ),
+    ] {
+        assert_eq!(decode(template, body, uri, json), expected, "{uri} {json}");
+    }
 }
 
 #[test]

@@ -667,6 +667,45 @@ async fn oneof_members_from_the_query() {
     );
 }
 
+/// README "Errors": a oneof conflict names both members as the client
+/// spelt them, JSON names or proto names, in the query and in the body
+/// alike; a member set to `null` in a body sets nothing.
+#[tokio::test]
+async fn oneof_conflicts_in_the_clients_spelling() {
+    let f = fixture().await;
+    for (query, message) in [
+        (
+            "choiceA=a&choiceB=1",
+            "`choiceB` and `choiceA` are members of oneof `choice`; set at most one",
+        ),
+        (
+            "choice_a=a&s=x&choiceB=1",
+            "`choiceB` and `choice_a` are members of oneof `choice`; set at most one",
+        ),
+    ] {
+        assert_error(f.get(&format!("/v1/echo?{query}")).await, 400, 3, message);
+    }
+    assert_error(
+        f.post("/v1/echo", r#"{"choiceA": "a", "choiceB": 1}"#)
+            .await,
+        400,
+        3,
+        "invalid JSON body: `choiceB` and `choiceA` are members of oneof `choice`; set at most one at line 1 column 18",
+    );
+    assert_error(
+        f.post("/v1/echo", r#"{"choiceB": 1, "s": "x", "choice_a": "a"}"#)
+            .await,
+        400,
+        3,
+        "invalid JSON body: `choice_a` and `choiceB` are members of oneof `choice`; set at most one at line 1 column 26",
+    );
+    assert!(f.backend.records().is_empty());
+    let (status, body) = f
+        .post("/v1/echo", r#"{"choiceA": null, "choiceB": 1}"#)
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"choiceB": 1})));
+}
+
 // ---------------------------------------------------------------- bound fields
 
 /// http.proto: the query only reaches fields that the path and body leave

@@ -34,9 +34,19 @@ pub(super) fn find(json: &[u8], path: &str) -> Option<Range<usize>> {
     Some(at..skip_value(json, at)?)
 }
 
-/// The members of the object starting at `at`: each key (unescaped) and
-/// the byte range of its value, in the order written.
-pub(super) fn members(json: &[u8], at: usize) -> Option<Vec<(String, Range<usize>)>> {
+/// One member of an object.
+#[derive(Debug)]
+pub(super) struct Member {
+    /// The key, unescaped.
+    pub(super) key: String,
+    /// Where the key starts (its opening quote).
+    pub(super) at: usize,
+    /// The value's bytes.
+    pub(super) value: Range<usize>,
+}
+
+/// The members of the object starting at `at`, in the order written.
+pub(super) fn members(json: &[u8], at: usize) -> Option<Vec<Member>> {
     if json.get(at) != Some(&b'{') {
         return None;
     }
@@ -46,6 +56,7 @@ pub(super) fn members(json: &[u8], at: usize) -> Option<Vec<(String, Range<usize
         return Some(out);
     }
     loop {
+        let key_start = i;
         let key_end = skip_value(json, i)?;
         let key: String = serde_json::from_slice(&json[i..key_end]).ok()?;
         i = skip_blank(json, key_end);
@@ -54,7 +65,11 @@ pub(super) fn members(json: &[u8], at: usize) -> Option<Vec<(String, Range<usize
         }
         let value = skip_blank(json, i + 1);
         let value_end = skip_value(json, value)?;
-        out.push((key, value..value_end));
+        out.push(Member {
+            key,
+            at: key_start,
+            value: value..value_end,
+        });
         i = skip_blank(json, value_end);
         match json.get(i)? {
             b',' => i = skip_blank(json, i + 1),
@@ -69,12 +84,12 @@ pub(super) fn members(json: &[u8], at: usize) -> Option<Vec<(String, Range<usize
 fn member(json: &[u8], at: usize, path: &str) -> Option<(usize, usize)> {
     members(json, at)?
         .into_iter()
-        .filter(|(key, _)| {
-            path.strip_prefix(key.as_str())
+        .filter(|member| {
+            path.strip_prefix(member.key.as_str())
                 .is_some_and(|after| after.is_empty() || after.starts_with(['.', '[']))
         })
-        .max_by_key(|(key, _)| key.len())
-        .map(|(key, value)| (key.len(), value.start))
+        .max_by_key(|member| member.key.len())
+        .map(|member| (member.key.len(), member.value.start))
 }
 
 /// Where element `index` of the array starting at `at` starts.

@@ -8,23 +8,35 @@ use std::ops::Range;
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 
 use super::json_path;
-use crate::transcode::{RequestError, text};
+use crate::transcode::field_path::{OneofConflict, find_field_with};
+use crate::transcode::{RequestError, suggest, text};
+
+/// What a body is read as: the request message, or one field of it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Target<'a> {
+    pub(super) desc: &'a MessageDescriptor,
+    pub(super) field: Option<&'a FieldDescriptor>,
+    /// Whether names match ignoring ASCII case
+    /// (`json.case_insensitive_fields`).
+    pub(super) case_insensitive: bool,
+}
 
 /// A refusal of the body as a whole, which comes before anything the
 /// parser says about a value in it: bytes that are not UTF-8, or a JSON
 /// value of another type than the message (or body field) is written as.
-pub(super) fn whole_body(
-    desc: &MessageDescriptor,
-    field: Option<&FieldDescriptor>,
-    json: &[u8],
-) -> Option<RequestError> {
-    let reason = not_utf8(json).or_else(|| wrong_type(desc, field, json))?;
+pub(super) fn whole_body(target: Target<'_>, json: &[u8]) -> Option<RequestError> {
+    let reason = not_utf8(json).or_else(|| wrong_type(target.desc, target.field, json))?;
     Some(RequestError::Json { at: None, reason })
 }
 
 /// The parser's error `err` about the value at the JSON path `at` (the
 /// body itself when `None`), in the client's terms.
-pub(super) fn reason(json: &[u8], at: Option<&str>, err: &serde_json::Error) -> String {
+pub(super) fn reason(
+    target: Target<'_>,
+    json: &[u8],
+    at: Option<&str>,
+    err: &serde_json::Error,
+) -> String {
     let text = err.to_string();
     if text.contains("hex escape")
         && let Some(reason) = unpaired_surrogate(json, offset(json, err))
@@ -57,6 +69,13 @@ pub(super) fn reason(json: &[u8], at: Option<&str>, err: &serde_json::Error) -> 
             .unwrap_or_else(|| "standard or URL-safe alphabet, padding optional".to_owned());
         return format!("not base64 ({fault}){position}");
     }
+    if let Some(oneof) = message
+        .strip_prefix("multiple fields provided for oneof '")
+        .and_then(|rest| rest.strip_suffix('\''))
+        && let Some((conflict, later)) = oneof_members(target, json, at, oneof)
+    {
+        return format!("{conflict} at {}", place(json, later));
+    }
     if let Some(found) = message.strip_prefix("invalid type: ")
         && let Some((found, expected)) = found.rsplit_once(", expected ")
     {
@@ -68,6 +87,82 @@ pub(super) fn reason(json: &[u8], at: Option<&str>, err: &serde_json::Error) -> 
         );
     }
     plain_reason(text)
+}
+
+/// The two members of `oneof` that the object at the JSON path `at` sets,
+/// as the client spelt them (the later one first, as the query says it),
+/// and where the later one's key is. A member given `null` is unset, and
+/// sets nothing.
+fn oneof_members(
+    target: Target<'_>,
+    json: &[u8],
+    at: Option<&str>,
+    oneof: &str,
+) -> Option<(OneofConflict, usize)> {
+    let root = match target.field {
+        None => Kind::Message(target.desc.clone()),
+        Some(field) => field.kind(),
+    };
+    let Kind::Message(desc) = suggest::walk(&root, at)? else {
+        return None;
+    };
+    let object = json_path::find(json, at.unwrap_or_default())?;
+    let mut set = json_path::members(json, object.start)?
+        .into_iter()
+        .filter(|member| {
+            json[member.value.clone()] != *b"null"
+                && find_field_with(&desc, &member.key, target.case_insensitive)
+                    .and_then(|field| field.containing_oneof())
+                    .is_some_and(|o| o.name() == oneof)
+        });
+    let other = set.next()?;
+    let later = set.next()?;
+    let conflict = OneofConflict {
+        field: later.key,
+        other: other.key,
+        oneof: oneof.to_owned(),
+    };
+    Some((conflict, later.at))
+}
+
+/// The keys that spell the field `name` (its proto name), set to
+/// something other than `null`, in the object that the message fields
+/// `parents` lead to from the body: `a.b.name` as the body spells them.
+pub(super) fn spelling(
+    target: Target<'_>,
+    json: &[u8],
+    parents: &[FieldDescriptor],
+    name: &str,
+) -> Option<String> {
+    let mut desc = match target.field {
+        None => target.desc.clone(),
+        Some(field) => field.kind().as_message()?.clone(),
+    };
+    let mut spelt: Vec<String> = target
+        .field
+        .map(|f| f.name().to_owned())
+        .into_iter()
+        .collect();
+    let mut object = json.iter().position(|b| !b.is_ascii_whitespace())?;
+    for parent in parents.iter().map(Some).chain([None]) {
+        let members = json_path::members(json, object)?;
+        let member = members.into_iter().find(|member| {
+            json[member.value.clone()] != *b"null"
+                && find_field_with(&desc, &member.key, target.case_insensitive).is_some_and(
+                    |field| match parent {
+                        Some(parent) => field.number() == parent.number(),
+                        None => field.name() == name,
+                    },
+                )
+        })?;
+        spelt.push(member.key);
+        let Some(parent) = parent else {
+            return Some(spelt.join("."));
+        };
+        desc = parent.kind().as_message()?.clone();
+        object = member.value.start;
+    }
+    None
 }
 
 /// What the base64 decoder's own words (`Invalid symbol 32, offset 3.`)
@@ -347,124 +442,4 @@ fn plain_reason(reason: String) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_error(json: &[u8]) -> serde_json::Error {
-        serde_json::from_slice::<serde_json::Value>(json).unwrap_err()
-    }
-
-    #[test]
-    fn bytes_that_are_not_utf8_are_named_with_their_place() {
-        assert_eq!(
-            not_utf8(b"{\"s\": \"a\xFFb\"}").as_deref(),
-            Some("the body is not valid UTF-8 (byte 0xFF at offset 8, line 1 column 9)")
-        );
-        assert_eq!(
-            not_utf8(b"{\n\"s\": \"caf\xE9\"}").as_deref(),
-            Some("the body is not valid UTF-8 (byte 0xE9 at offset 11, line 2 column 10)")
-        );
-        assert_eq!(not_utf8("{\"s\": \"café\"}".as_bytes()), None);
-    }
-
-    #[test]
-    fn unpaired_surrogates_are_named_as_written() {
-        let high = "the string holds an unpaired UTF-16 surrogate escape `\\ud800` at line 1 column 8: a high surrogate";
-        let low = "the string holds an unpaired UTF-16 surrogate escape `\\uDC00` at line 1 column 8: a low surrogate";
-        for (json, expected) in [
-            (r#"{"s": "\ud800"}"#, high),
-            (r#"{"s": "\ud800x"}"#, high),
-            (r#"{"s": "\ud800\u0041"}"#, high),
-            (r#"{"s": "\ud800\n"}"#, high),
-            (r#"{"s": "\uDC00"}"#, low),
-        ] {
-            let reason = reason(json.as_bytes(), None, &parse_error(json.as_bytes()));
-            assert!(reason.starts_with(expected), "{json}: {reason}");
-        }
-        // The one the parser stopped at, not an earlier pair or escape.
-        let json = br#"{"a": "\ud83d\ude00 \\u", "s": "x\ud800\ud800"}"#;
-        let reason = reason(json, None, &parse_error(json));
-        assert!(reason.contains("`\\ud800` at line 1 column 34"), "{reason}");
-    }
-
-    #[test]
-    fn json_types_are_read_from_the_first_token() {
-        for (json, expected) in [
-            (&b"{\"a\": 1"[..], Some(JsonType::Object)),
-            (b"[1", Some(JsonType::Array)),
-            (b"\"x", Some(JsonType::String)),
-            (b"-1.5e3,", Some(JsonType::Number)),
-            (b"0", Some(JsonType::Number)),
-            (b"true", Some(JsonType::Boolean)),
-            (b"false ", Some(JsonType::Boolean)),
-            (b"null", Some(JsonType::Null)),
-            (b"name=x&n=1", None),
-            (b"true=1", None),
-            (b"01", None),
-            (b"1x", None),
-            (b"NaN", None),
-            (b"", None),
-        ] {
-            assert_eq!(
-                JsonType::of(json),
-                expected,
-                "{}",
-                String::from_utf8_lossy(json)
-            );
-        }
-    }
-
-    #[test]
-    fn type_errors_are_said_in_json_words_where_the_value_starts() {
-        let error = |json: &str, at: Option<&str>| {
-            let mut de = serde_json::Deserializer::from_str(json);
-            let err = serde::Deserialize::deserialize(&mut de)
-                .map(|_: std::collections::BTreeMap<String, Vec<bool>>| ())
-                .unwrap_err();
-            reason(json.as_bytes(), at, &err)
-        };
-        assert_eq!(
-            error(r#"{"a": {}}"#, Some("a")),
-            "expected a sequence, not an object at line 1 column 7"
-        );
-        assert_eq!(
-            error(r#"{"a": [true, "x"]}"#, Some("a[1]")),
-            "expected a boolean, not a string at line 1 column 14"
-        );
-        assert_eq!(
-            error(r#"{"a": [true, "x"]}"#, Some("elsewhere")),
-            "expected a boolean, not a string at line 1 column 16",
-            "the parser's place when the path leads nowhere"
-        );
-        assert_eq!(
-            error(" [1]", None),
-            "expected a JSON object, not an array at line 1 column 2"
-        );
-    }
-
-    #[test]
-    fn the_base64_decoders_words_are_made_plain() {
-        assert_eq!(
-            engine_fault("invalid base64: Invalid symbol 33, offset 1.").as_deref(),
-            Some("character '!' at offset 1 is in neither the standard nor the URL-safe alphabet")
-        );
-        assert_eq!(
-            engine_fault("invalid base64: Invalid symbol 61, offset 2.").as_deref(),
-            Some("padding `=` at offset 2 comes before its end")
-        );
-        assert_eq!(
-            engine_fault("invalid base64: Invalid symbol 195, offset 0.").as_deref(),
-            Some("byte 0xC3 at offset 0 is in neither the standard nor the URL-safe alphabet")
-        );
-        assert_eq!(engine_fault("invalid base64: Invalid padding"), None);
-    }
-
-    #[test]
-    fn places_count_lines_and_bytes_from_one() {
-        assert_eq!(place(b"{}", 0), "line 1 column 1");
-        assert_eq!(place(b"{\n  \"a\"", 4), "line 2 column 3");
-        let json = b"{\n\n  x}";
-        let err = parse_error(json);
-        assert_eq!(offset(json, &err), 6, "just past the `x`");
-    }
-}
+mod tests;
