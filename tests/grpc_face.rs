@@ -263,6 +263,60 @@ async fn grpc_web_text_chunks_padded_on_their_own() {
     }
 }
 
+/// A gRPC-Web text body may have whitespace around and inside its base64
+/// (a trailing newline, as `echo` or a saved file gives, CRLF-wrapped
+/// lines), as base64 decoders commonly skip line breaks; other bytes that
+/// are not base64 are still INVALID_ARGUMENT, placed in the body as sent.
+#[tokio::test]
+async fn grpc_web_text_with_line_breaks() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let text = b64.encode(support::envelope(0, &sink("lines")));
+    let wrapped: Vec<&str> = text
+        .as_bytes()
+        .chunks(6)
+        .map(|line| std::str::from_utf8(line).unwrap())
+        .collect();
+    let post = |http: &reqwest::Client, body: String| {
+        http.post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+            .header("content-type", "application/grpc-web-text")
+            .body(body)
+            .send()
+    };
+    for http in [support::http1(), support::http2()] {
+        for body in [
+            format!("{text}\n"),
+            format!("{}\r\n", wrapped.join("\r\n")),
+            format!(" {text}\t"),
+        ] {
+            let response = post(&http, body.clone()).await.unwrap();
+            let answer = response.bytes().await.unwrap();
+            let trailer: Vec<u8> = answer
+                .chunks(4)
+                .flat_map(|group| b64.decode(group).expect("base64"))
+                .collect();
+            let trailer = String::from_utf8_lossy(&trailer).into_owned();
+            assert!(trailer.contains("grpc-status:0"), "{body:?}: {trailer:?}");
+            assert_eq!(backend.last().json["s"], "lines");
+        }
+    }
+    backend.clear();
+    let response = post(
+        &support::http1(),
+        format!("\n\n{}*{}", &text[..4], &text[4..]),
+    )
+    .await
+    .unwrap();
+    let status = response.headers().get("grpc-status").cloned();
+    let message = response.headers()["grpc-message"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(status.as_ref().map(|v| v.to_str().unwrap()), Some("3"));
+    assert!(message.contains("character%206%20('*')"), "{message}");
+    assert!(backend.records().is_empty());
+}
+
 /// A text-mode request is answered in text mode unless the client's
 /// `Accept` prefers binary or refuses text (`q=0`); `Accept` lists and
 /// weights are understood.

@@ -7,6 +7,11 @@
 //! string, so padding anywhere but at its end failed the call. Here every
 //! group of four characters is decoded by itself where padding ends it,
 //! and the body reaches tonic-web as binary gRPC-Web.
+//!
+//! ASCII whitespace (space, tab, CR, LF) is skipped wherever it is, as
+//! base64 decoders commonly skip line breaks: a body saved to a file and
+//! sent with `curl --data-binary @file` ends in a newline, and `base64`
+//! wraps its lines. Places in errors count every byte of the body.
 
 use std::error::Error;
 use std::fmt;
@@ -35,7 +40,9 @@ pub(super) struct WebText<B> {
     inner: B,
     /// Characters of a group still incomplete.
     pending: BytesMut,
-    /// Characters read so far, for the position in an error.
+    /// Where in the body each pending character was, for an error.
+    pending_at: [usize; GROUP],
+    /// Bytes read so far, for the position in an error.
     read: usize,
     failure: Failure,
 }
@@ -45,6 +52,7 @@ impl<B> WebText<B> {
         WebText {
             inner,
             pending: BytesMut::new(),
+            pending_at: [0; GROUP],
             read: 0,
             failure,
         }
@@ -86,10 +94,19 @@ where
                 Some(Err(err)) => return Poll::Ready(Some(Err(err.into()))),
                 None if self.pending.is_empty() => return Poll::Ready(None),
                 None => {
-                    return self.fail(format!(
-                        "the body ends inside a group of four base64 characters ({} left over)",
-                        self.pending.len()
-                    ));
+                    let stray = self.pending.iter().zip(self.pending_at).find(|(c, _)| {
+                        !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
+                    });
+                    let why = match stray {
+                        Some((&c, at)) => {
+                            format!("character {at} ({:?}) is not base64 here", char::from(c))
+                        }
+                        None => format!(
+                            "the body ends inside a group of four base64 characters ({} left over)",
+                            self.pending.len()
+                        ),
+                    };
+                    return self.fail(why);
                 }
             };
             let data = match frame.into_data() {
@@ -97,31 +114,85 @@ where
                 Err(other) => return Poll::Ready(Some(Ok(other))),
             };
             let this = &mut *self;
-            let start = this.read - this.pending.len();
+            let carried = this.pending.len();
+            let blank = data.iter().any(|&b| is_blank(b));
+            if blank {
+                this.pending
+                    .extend(data.iter().copied().filter(|&b| !is_blank(b)));
+            } else {
+                this.pending.extend_from_slice(&data);
+            }
+            let places = Places {
+                carried: &this.pending_at[..carried],
+                start: this.read,
+                data: &data,
+                blank,
+            };
             this.read += data.len();
-            this.pending.extend_from_slice(&data);
             let whole = this.pending.len() / GROUP * GROUP;
             let text = this.pending.split_to(whole);
-            match decode(&text) {
+            let mut left_at = [0; GROUP];
+            for (i, at) in left_at.iter_mut().take(this.pending.len()).enumerate() {
+                *at = places.of(whole + i);
+            }
+            let decoded = decode(&text).map_err(|(at, err)| explain(at, &err, &places));
+            this.pending_at = left_at;
+            match decoded {
                 Ok(decoded) if decoded.is_empty() => continue,
                 Ok(decoded) => return Poll::Ready(Some(Ok(Frame::data(decoded)))),
-                Err((at, err)) => return self.fail(explain(start + at, &err)),
+                Err(why) => return self.fail(why),
             }
         }
     }
 }
 
-/// What is wrong at character `at` of the body, where the run that
-/// failed begins.
-fn explain(at: usize, err: &base64::DecodeError) -> String {
+/// Whitespace that may stand between base64 characters.
+fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Where the characters being decoded were in the body: those carried
+/// over from earlier chunks, then the ones of this chunk (`data`, which
+/// starts at byte `start` of the body), whitespace skipped.
+struct Places<'a> {
+    carried: &'a [usize],
+    start: usize,
+    data: &'a [u8],
+    /// Whether `data` has whitespace to skip.
+    blank: bool,
+}
+
+impl Places<'_> {
+    /// Where character `i` of the text decoded (the carried ones, then
+    /// this chunk's) is in the body.
+    fn of(&self, i: usize) -> usize {
+        let Some(nth) = i.checked_sub(self.carried.len()) else {
+            return self.carried[i];
+        };
+        if !self.blank {
+            return self.start + nth;
+        }
+        let at = self
+            .data
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| !is_blank(b))
+            .nth(nth);
+        self.start + at.map_or(self.data.len(), |(at, _)| at)
+    }
+}
+
+/// What is wrong with the run of characters starting at character `at`
+/// of the text decoded, with places in the body.
+fn explain(at: usize, err: &base64::DecodeError, places: &Places<'_>) -> String {
     use base64::DecodeError::{InvalidByte, InvalidLastSymbol};
     match *err {
         InvalidByte(offset, byte) | InvalidLastSymbol(offset, byte) => format!(
             "character {} ({:?}) is not base64 here",
-            at + offset,
+            places.of(at + offset),
             char::from(byte)
         ),
-        ref other => format!("{other} (in the characters from {at} on)"),
+        ref other => format!("{other} (in the characters from {} on)", places.of(at)),
     }
 }
 
@@ -169,7 +240,65 @@ mod tests {
         assert!(decoded("AAAA!AAA").unwrap_err().starts_with("0:"));
         assert!(decoded("AA==AA!A").unwrap_err().starts_with("4:"));
         let (at, err) = decode(b"AA==AA!A").unwrap_err();
-        assert_eq!(explain(at, &err), "character 6 ('!') is not base64 here");
+        let places = Places {
+            carried: &[],
+            start: 0,
+            data: b"AA==AA!A",
+            blank: false,
+        };
+        assert_eq!(
+            explain(at, &err, &places),
+            "character 6 ('!') is not base64 here"
+        );
+    }
+
+    /// The body `chunks` arrive in, decoded.
+    async fn through(chunks: &[&'static [u8]]) -> Result<Vec<u8>, String> {
+        use http_body_util::{BodyExt as _, StreamBody};
+        let frames = chunks
+            .iter()
+            .map(|&chunk| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(chunk))));
+        let body = WebText::new(
+            StreamBody::new(tokio_stream::iter(frames.collect::<Vec<_>>())),
+            Failure::default(),
+        );
+        match body.collect().await {
+            Ok(all) => Ok(all.to_bytes().to_vec()),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    #[tokio::test]
+    async fn whitespace_between_and_inside_groups_is_skipped() {
+        let hi = [0, 0, 1, b'h', b'i'];
+        for chunks in [
+            &[b"AA==AAE=aGk=\n".as_slice()][..],
+            &[b"AA==\r\nAAE=\r\naGk=\r\n"],
+            &[b" AA== AAE= aGk= "],
+            &[b"AA==\tAA", b"E=a", b"Gk", b"=\n"],
+            &[b"A\nA", b"\n=", b"=AAE=aG\n", b"\nk=", b"\n", b"\r\n"],
+            &[b"\n\n", b"AA==AAE=aGk="],
+        ] {
+            assert_eq!(through(chunks).await.as_deref(), Ok(&hi[..]), "{chunks:?}");
+        }
+        assert_eq!(through(&[b"\r\n"]).await, Ok(Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn places_in_errors_count_the_whitespace() {
+        let err = through(&[b"AA==\n", b"AAE=\n!abc"]).await.unwrap_err();
+        assert!(err.contains("character 10 ('!')"), "{err}");
+        // In the last, incomplete group too.
+        let err = through(&[b"AA==\n", b"AAE=\n!a"]).await.unwrap_err();
+        assert!(err.contains("character 10 ('!')"), "{err}");
+        // Carried over from the chunk before, with whitespace before it.
+        let err = through(&[b"AA==\n \n*", b"AAA"]).await.unwrap_err();
+        assert!(err.contains("character 7 ('*')"), "{err}");
+        // Other whitespace is not skipped.
+        let err = through(&[b"AA==\x0bAAE="]).await.unwrap_err();
+        assert!(err.contains("character 4 ('\\u{b}')"), "{err}");
+        let err = through(&[b"AA==AAE\n"]).await.unwrap_err();
+        assert!(err.contains("ends inside a group"), "{err}");
     }
 
     #[tokio::test]
