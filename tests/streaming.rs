@@ -470,6 +470,40 @@ async fn bad_message_in_a_client_stream_cancels_the_call() {
     assert_eq!(backend.records().len(), 1);
 }
 
+/// A streamed message is read as a body is, and refused in the same
+/// words: a message that is not a JSON object, an unpaired surrogate
+/// escape, bytes that are not UTF-8.
+#[tokio::test]
+async fn bad_streamed_messages_are_refused_as_bodies_are() {
+    let (backend, gateway) = setup(|_| {}).await;
+    for (body, message) in [
+        (
+            b"[1, 2]\n".as_slice(),
+            "invalid JSON body: expected a JSON object (for message `kitchen.v1.Sink`), not an array at line 1 column 1",
+        ),
+        (
+            br#"{"s": "\udc00"}"#,
+            "invalid JSON body at `s`: the string holds an unpaired UTF-16 surrogate escape `\\udc00` at line 1 column 8: a low surrogate (`\\udc00`-`\\udfff`) must follow a high one (`\\ud800`-`\\udbff`)",
+        ),
+        (
+            b"{\"s\": \"\xFF\"}",
+            "invalid JSON body: the body is not valid UTF-8 (byte 0xFF at offset 7, line 1 column 8)",
+        ),
+    ] {
+        let response = support::http1()
+            .post(gateway.url("/v1/collect"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["message"], message);
+    }
+    assert!(backend.records().is_empty());
+}
+
 /// Bidirectional over HTTP/1.1 chunked and over HTTP/2: each reply comes
 /// back while the request body is still open (full duplex).
 #[tokio::test]

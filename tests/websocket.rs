@@ -136,6 +136,20 @@ async fn a_byte_order_mark_before_a_frame_is_skipped() {
     assert_eq!(next(&mut socket).await, Ok(json!({"s": "binary"})));
 }
 
+/// A frame is read as a body is, and refused in the same words.
+#[tokio::test]
+async fn bad_frames_are_refused_as_bodies_are() {
+    let (_backend, gateway) = setup().await;
+    let mut socket = connect(&gateway, "/v1/chat", &[]).await;
+    socket.send(Message::text("[1, 2]")).await.unwrap();
+    let (code, reason) = next(&mut socket).await.unwrap_err();
+    assert_eq!(code, 4003);
+    assert!(
+        reason.starts_with("invalid JSON body: expected a JSON object (for message `kitchen.v1.Sink`), not an array"),
+        "{reason}"
+    );
+}
+
 /// A Close from the client cancels the call (no data may follow a Close).
 #[tokio::test]
 async fn client_close_cancels_the_call() {
