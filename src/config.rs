@@ -355,6 +355,14 @@ pub struct Limits {
     pub max_query_params: usize,
 }
 
+impl Limits {
+    /// The most `max_connections` may be. Each open connection holds a
+    /// slot the listener counts, and on shutdown it waits for every slot
+    /// back; a million is past what one process serves (each connection
+    /// costs a file descriptor and buffers) and well within the count.
+    pub const MAX_CONNECTIONS: usize = 1_000_000;
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

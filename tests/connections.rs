@@ -156,3 +156,54 @@ async fn transfer_codings_other_than_chunked_are_501() {
         "refused before the backend"
     );
 }
+
+/// A connection limit past any the config allows (a library caller may
+/// hand the listener one unchecked) still serves, and shutdown still waits
+/// for a request in flight: past the semaphore's range the accept loop
+/// used to panic, and past `u32::MAX` the wait for the slots back ended at
+/// once.
+#[tokio::test]
+async fn an_out_of_range_connection_limit_serves_and_drains() {
+    let set = support::kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let config = support::gateway::config(&set, &backend.url());
+    for limit in [usize::MAX >> 2, (1 << 32) + 1] {
+        backend.script(Script {
+            delay: Some(Duration::from_millis(1500)),
+            ..Script::default()
+        });
+        let before = backend.records().len();
+        let gateway = protogate::Gateway::new(protogate::Snapshot::build(&config).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let options = protogate::ListenerOptions {
+            max_connections: limit,
+            ..protogate::ListenerOptions::default()
+        };
+        let server = protogate::Server::start(listener, gateway, options).unwrap();
+        let addr = server.local_addr();
+        let call = tokio::spawn(async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream
+                .write_all(b"GET /v1/echo?s=x HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut first = [0; 12];
+            stream.read_exact(&mut first).await.map(|_| first)
+        });
+        // The request reaches the backend before shutdown starts.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while backend.records().len() == before {
+            assert!(Instant::now() < deadline, "limit {limit}: no call arrived");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let started = Instant::now();
+        server.shutdown().await;
+        let waited = started.elapsed();
+        let first = call.await.unwrap().expect("an answer");
+        assert_eq!(&first, b"HTTP/1.1 200", "limit {limit}");
+        assert!(
+            waited >= Duration::from_millis(900),
+            "limit {limit}: shutdown waited only {waited:?}"
+        );
+    }
+}

@@ -807,3 +807,18 @@ fn pool_policies_are_checked() {
         assert!(err.contains(want), "{setting}: {err}");
     }
 }
+
+#[test]
+fn limits_past_what_the_listener_can_count_are_refused() {
+    assert_refused(
+        "limits:\n  max_connections: 2305843009213693952\n",
+        "limits.max_connections",
+        "above 1000000",
+    );
+    assert_refused(
+        "limits:\n  max_connections: 4294967296\n",
+        "limits.max_connections",
+        "above 1000000",
+    );
+    assert!(validated("limits:\n  max_connections: 1000000\n").is_ok());
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use std::time::Duration;
 
-use super::{Config, ConfigError, de, yaml};
+use super::{Config, ConfigError, Limits, de, yaml};
 
 /// The shortest `reflection.refresh`.
 const MIN_REFLECTION_REFRESH: Duration = Duration::from_millis(100);
@@ -166,6 +166,16 @@ impl Config {
                     key,
                     "0 would refuse every request; give a positive limit".to_owned(),
                 );
+            }
+        }
+        for (key, value, most, why) in [(
+            "limits.max_connections",
+            limits.max_connections,
+            Limits::MAX_CONNECTIONS,
+            "more connections than one process can hold open",
+        )] {
+            if value > most {
+                return fail(key, format!("{value} is above {most}: {why}"));
             }
         }
         if limits.max_buffered_body_bytes < limits.max_body_bytes {

@@ -23,6 +23,7 @@ use tokio_rustls::server::TlsStream;
 use super::HttpService;
 use super::ListenerOptions;
 use super::connection::{self, Accepted, Transport};
+use crate::config::Limits;
 use crate::tls::ServerTls;
 
 /// Longest a client may take over its TLS handshake.
@@ -36,7 +37,8 @@ pub(super) async fn accept_loop(
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let builder = builder(&options);
-    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let limit = connection_limit(options.max_connections);
+    let slots = Arc::new(Semaphore::new(limit as usize));
     let (closing_tx, closing_rx) = watch::channel(false);
     let mut backoff = Duration::from_millis(5);
     let mut last_warning: Option<Instant> = None;
@@ -91,13 +93,30 @@ pub(super) async fn accept_loop(
     let _ = closing_tx.send(true);
     // Every connection holds a slot until it closes: all slots back means
     // all connections are done.
-    let all = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
-    if tokio::time::timeout(options.shutdown_grace, slots.acquire_many(all))
+    if tokio::time::timeout(options.shutdown_grace, slots.acquire_many(limit))
         .await
         .is_err()
     {
         tracing::warn!("Shutdown grace period over; closing remaining connections");
     }
+}
+
+/// The number of connection slots for `max_connections`: at least one,
+/// and at most [`Limits::MAX_CONNECTIONS`], which the config enforces
+/// (callers of the library may skip that check). One number sizes the
+/// slots and counts them back on shutdown, so the wait cannot end while a
+/// connection still holds one.
+fn connection_limit(max_connections: usize) -> u32 {
+    let most = u32::try_from(Limits::MAX_CONNECTIONS).unwrap_or(u32::MAX);
+    let limit = u32::try_from(max_connections).map_or(most, |n| n.clamp(1, most));
+    if usize::try_from(limit).ok() != Some(max_connections) {
+        tracing::warn!(
+            max_connections,
+            used = limit,
+            "Connection limit out of range; using the nearest bound"
+        );
+    }
+    limit
 }
 
 /// Serves `accepted` over TLS once the client's handshake with `config`
