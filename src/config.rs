@@ -361,6 +361,19 @@ impl Limits {
     /// back; a million is past what one process serves (each connection
     /// costs a file descriptor and buffers) and well within the count.
     pub const MAX_CONNECTIONS: usize = 1_000_000;
+
+    /// The most `max_headers` may be. The HTTP/1.1 parser sizes two
+    /// arrays by (twice) this count for every parse of a request head,
+    /// and parses again as more of a slow head arrives: at a thousand
+    /// that is 128 KiB a pass, at the largest `usize` it is every byte
+    /// of memory. No client sends a thousand header fields by design.
+    pub const MAX_HEADERS: usize = 1_000;
+
+    /// The most `max_header_bytes` (and `max_metadata_bytes`) may be: a
+    /// connection's read buffer may grow to twice it while a head
+    /// arrives. A mebibyte holds any real header block, cookies and
+    /// tokens included.
+    pub const MAX_HEADER_BYTES: usize = 1 << 20;
 }
 
 impl Default for Limits {

@@ -822,3 +822,33 @@ fn limits_past_what_the_listener_can_count_are_refused() {
     );
     assert!(validated("limits:\n  max_connections: 1000000\n").is_ok());
 }
+
+#[test]
+fn header_limits_the_parser_allocates_by_are_bounded() {
+    for (setting, key, says) in [
+        (
+            "max_headers: 4294967296",
+            "limits.max_headers",
+            "above 1000",
+        ),
+        ("max_headers: 1001", "limits.max_headers", "above 1000"),
+        (
+            "max_header_bytes: 1GiB",
+            "limits.max_header_bytes",
+            "above 1048576",
+        ),
+        (
+            "max_metadata_bytes: 2MiB",
+            "limits.max_metadata_bytes",
+            "above 1048576",
+        ),
+    ] {
+        assert_refused(&format!("limits:\n  {setting}\n"), key, says);
+    }
+    assert!(
+        validated(
+            "limits:\n  max_headers: 1000\n  max_header_bytes: 1MiB\n  max_metadata_bytes: 1MiB\n"
+        )
+        .is_ok()
+    );
+}

@@ -168,12 +168,32 @@ impl Config {
                 );
             }
         }
-        for (key, value, most, why) in [(
-            "limits.max_connections",
-            limits.max_connections,
-            Limits::MAX_CONNECTIONS,
-            "more connections than one process can hold open",
-        )] {
+        for (key, value, most, why) in [
+            (
+                "limits.max_connections",
+                limits.max_connections,
+                Limits::MAX_CONNECTIONS,
+                "more connections than one process can hold open",
+            ),
+            (
+                "limits.max_headers",
+                limits.max_headers,
+                Limits::MAX_HEADERS,
+                "the HTTP/1.1 parser sets aside room for twice this many fields on every request",
+            ),
+            (
+                "limits.max_header_bytes",
+                limits.max_header_bytes,
+                Limits::MAX_HEADER_BYTES,
+                "a connection's read buffer may grow to twice this while a request head arrives",
+            ),
+            (
+                "limits.max_metadata_bytes",
+                limits.max_metadata_bytes,
+                Limits::MAX_HEADER_BYTES,
+                "metadata comes from the request's headers, which are at most that large",
+            ),
+        ] {
             if value > most {
                 return fail(key, format!("{value} is above {most}: {why}"));
             }

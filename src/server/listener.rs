@@ -228,6 +228,10 @@ fn goaway(why: &str) -> Vec<u8> {
 }
 
 fn builder(options: &ListenerOptions) -> auto::Builder<TokioExecutor> {
+    // The config's bounds, for callers of the library that skip its
+    // check: the parser allocates by these on every request.
+    let header_bytes = options.max_header_bytes.min(Limits::MAX_HEADER_BYTES);
+    let header_fields = options.max_headers.clamp(1, Limits::MAX_HEADERS);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -236,14 +240,14 @@ fn builder(options: &ListenerOptions) -> auto::Builder<TokioExecutor> {
         // Twice the limits: header blocks past a limit but within this
         // reach the gateway, which answers a JSON 431; only larger ones get
         // the HTTP layer's bare 431.
-        .max_buf_size((options.max_header_bytes * 2).max(16 << 10))
-        .max_headers(options.max_headers.saturating_mul(2));
+        .max_buf_size(header_bytes.saturating_mul(2).max(16 << 10))
+        .max_headers(header_fields.saturating_mul(2));
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .max_concurrent_streams(256)
-        .max_header_list_size(u32::try_from(options.max_header_bytes * 2).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(header_bytes * 2).unwrap_or(u32::MAX));
     builder
 }
