@@ -374,6 +374,11 @@ impl Limits {
     /// arrives. A mebibyte holds any real header block, cookies and
     /// tokens included.
     pub const MAX_HEADER_BYTES: usize = 1 << 20;
+
+    /// The most `max_body_bytes` and `max_response_bytes` may be: a
+    /// protobuf message is at most 2 GiB, and a gRPC frame's length is 32
+    /// bits, so a larger message could not be framed or decoded anyway.
+    pub const MAX_MESSAGE_BYTES: usize = 2 << 30;
 }
 
 impl Default for Limits {

@@ -824,6 +824,23 @@ fn limits_past_what_the_listener_can_count_are_refused() {
 }
 
 #[test]
+fn message_limits_past_what_protobuf_holds_are_refused() {
+    for key in ["max_body_bytes", "max_response_bytes"] {
+        assert_refused(
+            &format!("limits:\n  {key}: 5GiB\n  max_buffered_body_bytes: 8GiB\n"),
+            &format!("limits.{key}"),
+            "above 2147483648",
+        );
+        assert!(
+            validated(&format!(
+                "limits:\n  {key}: 2GiB\n  max_buffered_body_bytes: 2GiB\n"
+            ))
+            .is_ok()
+        );
+    }
+}
+
+#[test]
 fn header_limits_the_parser_allocates_by_are_bounded() {
     for (setting, key, says) in [
         (

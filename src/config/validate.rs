@@ -182,6 +182,18 @@ impl Config {
                 "the HTTP/1.1 parser sets aside room for twice this many fields on every request",
             ),
             (
+                "limits.max_body_bytes",
+                limits.max_body_bytes,
+                Limits::MAX_MESSAGE_BYTES,
+                "a protobuf message holds at most 2 GiB, and a gRPC frame's length is 32 bits",
+            ),
+            (
+                "limits.max_response_bytes",
+                limits.max_response_bytes,
+                Limits::MAX_MESSAGE_BYTES,
+                "a protobuf message holds at most 2 GiB, and a gRPC frame's length is 32 bits",
+            ),
+            (
                 "limits.max_header_bytes",
                 limits.max_header_bytes,
                 Limits::MAX_HEADER_BYTES,
