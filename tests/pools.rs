@@ -19,12 +19,12 @@ use support::{EchoBackend, TestGateway};
 
 use support::kitchen;
 
-/// A quick health check: every 100 ms, out after one failure, back after
-/// one pass.
+/// A quick health check: every 200 ms (each waiting as long for its
+/// answer), out after one failure, back after one pass.
 fn quick_check() -> HealthCheck {
     HealthCheck {
-        interval: Duration::from_millis(100),
-        timeout: Duration::from_millis(500),
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_millis(200),
         unhealthy_threshold: 1,
         healthy_threshold: 1,
         ..HealthCheck::default()

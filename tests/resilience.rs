@@ -144,8 +144,8 @@ async fn the_local_zone_is_preferred_until_it_has_no_endpoint() {
         ..EndpointConfig::new(b.url())
     });
     upstream.health_check = Some(HealthCheck {
-        interval: Duration::from_millis(100),
-        timeout: Duration::from_millis(500),
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_millis(200),
         unhealthy_threshold: 1,
         healthy_threshold: 1,
         ..HealthCheck::default()
@@ -486,6 +486,7 @@ async fn idle_connections_are_closed_and_reopened_on_demand() {
     let mut upstream = UpstreamConfig::new(backends[0].url());
     upstream.health_check = Some(HealthCheck {
         interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(100),
         ..HealthCheck::default()
     });
     upstream.idle_timeout = Some(Duration::from_secs(2));

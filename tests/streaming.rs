@@ -163,7 +163,7 @@ async fn accept_weights_pick_the_framing_and_zero_refuses() {
 /// Idle event streams get comment lines so proxies keep them open.
 #[tokio::test]
 async fn idle_event_streams_get_keep_alive_comments() {
-    let (_backend, gateway) = setup(|c| c.streams.keepalive = Duration::from_millis(100)).await;
+    let (_backend, gateway) = setup(|c| c.streams.keepalive = Duration::from_secs(1)).await;
     let mut conn = Conn::http1(gateway.addr()).await;
     let response = conn
         .send(get(
@@ -172,7 +172,7 @@ async fn idle_event_streams_get_keep_alive_comments() {
             &[
                 ("accept", "text/event-stream"),
                 ("grpc-metadata-x-echo-count", "2"),
-                ("grpc-metadata-x-echo-interval-ms", "700"),
+                ("grpc-metadata-x-echo-interval-ms", "2500"),
             ],
         ))
         .await;
@@ -187,7 +187,7 @@ async fn idle_event_streams_get_keep_alive_comments() {
 /// message, once the status line is out.
 #[tokio::test]
 async fn keep_alive_comments_before_the_first_message() {
-    let (_backend, gateway) = setup(|c| c.streams.keepalive = Duration::from_millis(100)).await;
+    let (_backend, gateway) = setup(|c| c.streams.keepalive = Duration::from_secs(1)).await;
     let mut conn = Conn::http1(gateway.addr()).await;
     let response = conn
         .send(get(
@@ -196,7 +196,7 @@ async fn keep_alive_comments_before_the_first_message() {
             &[
                 ("accept", "text/event-stream"),
                 ("grpc-metadata-x-echo-count", "1"),
-                ("grpc-metadata-x-echo-delay-ms", "1500"),
+                ("grpc-metadata-x-echo-delay-ms", "3500"),
             ],
         ))
         .await;

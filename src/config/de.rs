@@ -11,10 +11,15 @@ use serde::Deserialize;
 use serde::de::{Deserializer, Error, MapAccess, SeqAccess, Visitor};
 
 /// A duration such as `5s`, `250ms` or `1m 30s`, or a number of seconds;
-/// never zero (every duration in the config is a timeout, interval or
-/// period, none of which means anything at zero), and at most
+/// at least [`MIN_DURATION`] (every duration in the config is a timeout,
+/// interval or period, none of which means anything at zero, and the
+/// timers behind them count whole milliseconds), and at most
 /// [`MAX_DURATION`].
 struct Seconds(Duration);
+
+/// The shortest duration the config takes: one millisecond, its smallest
+/// unit. Shorter deadlines fail every call and shorter intervals spin.
+const MIN_DURATION: Duration = Duration::from_millis(1);
 
 /// The longest duration the config takes: ten years (of 365.25 days, as
 /// `10 years` reads). Every duration
@@ -38,6 +43,12 @@ impl<'de> Deserialize<'de> for Seconds {
             return Err(D::Error::custom(
                 "must be above zero (a zero timeout would fail every call, a zero interval spin); give a positive duration",
             ));
+        }
+        if seconds.0 < MIN_DURATION {
+            return Err(D::Error::custom(format!(
+                "{:?} is below 1ms, the shortest duration the config takes (a timeout that short fails every call, an interval that short spins)",
+                seconds.0
+            )));
         }
         if seconds.0 > MAX_DURATION {
             return Err(D::Error::custom(too_long(humantime::format_duration(
@@ -98,16 +109,70 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     // humantime reads `M` as a month: one slip of the shift key from
     // minutes, and a month has no one length anyway.
-    let mut units = text
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|unit| !unit.is_empty());
-    if units.any(|unit| matches!(unit, "M" | "month" | "months")) {
+    let units: Vec<&str> = text
+        .split(|c: char| c.is_ascii_digit() || c.is_whitespace() || c == '.')
+        .filter(|unit| !unit.is_empty())
+        .collect();
+    if units
+        .iter()
+        .any(|unit| matches!(*unit, "M" | "month" | "months"))
+    {
         return Err(format!(
             "`{text}` counts months, which have no fixed length; give days (30d), or minutes with a lowercase m"
         ));
     }
+    check_units(text, &units)?;
     humantime::parse_duration(text).map_err(|_| {
         format!("`{text}` is not a duration: a number and a unit (ms, s, m, h, d), e.g. 250ms, 5s or 1m 30s")
+    })
+}
+
+/// The units of a duration such as `1m 30s`: none below milliseconds,
+/// the config's smallest unit, and each at most once, largest first. A
+/// sum written otherwise (`1s 1s`, `30s 1m`) is more likely a slip than
+/// meant, and no duration needs it.
+fn check_units(text: &str, units: &[&str]) -> Result<(), String> {
+    let mut last: Option<(u8, &str)> = None;
+    for &unit in units {
+        let Some(rank) = unit_rank(unit) else {
+            // Not a unit humantime knows either: its own error follows.
+            continue;
+        };
+        if rank == 0 {
+            return Err(format!(
+                "`{text}` counts {unit}, below ms, the smallest unit the config takes; give at least 1ms"
+            ));
+        }
+        if let Some((before, written)) = last
+            && rank >= before
+        {
+            let why = if rank == before {
+                format!("`{written}` and `{unit}` count the same unit")
+            } else {
+                format!("`{unit}` comes after the smaller `{written}`")
+            };
+            return Err(format!(
+                "`{text}` is not a duration: {why}; give each unit once, largest first, e.g. 1m 30s"
+            ));
+        }
+        last = Some((rank, unit));
+    }
+    Ok(())
+}
+
+/// How large a unit humantime reads is, from 0 (below a millisecond) up;
+/// `None` for a word it does not read as a unit.
+fn unit_rank(unit: &str) -> Option<u8> {
+    Some(match unit {
+        "nanos" | "nsec" | "ns" | "usec" | "us" | "\u{b5}s" | "\u{3bc}s" => 0,
+        "millis" | "msec" | "ms" => 1,
+        "seconds" | "second" | "secs" | "sec" | "s" => 2,
+        "minutes" | "minute" | "mins" | "min" | "m" => 3,
+        "hours" | "hour" | "hrs" | "hr" | "h" => 4,
+        "days" | "day" | "d" => 5,
+        "weeks" | "week" | "w" => 6,
+        "years" | "year" | "y" => 7,
+        _ => return None,
     })
 }
 
@@ -547,6 +612,27 @@ mod tests {
         let err = parse_duration("3 parsecs").unwrap_err();
         assert!(err.contains("e.g. 250ms"), "{err}");
         assert!(!err.contains("variations"), "{err}");
+        assert_eq!(
+            parse_duration("1h 2m 3s 4ms"),
+            Ok(Duration::from_millis(3_723_004))
+        );
+    }
+
+    #[test]
+    fn durations_take_no_unit_below_ms_and_each_unit_once_largest_first() {
+        for (bad, says) in [
+            ("1ns", "below ms"),
+            ("500us", "below ms"),
+            ("5\u{b5}s", "below ms"),
+            ("1s 5nsec", "below ms"),
+            ("1s 1s", "count the same unit"),
+            ("1m 2min", "count the same unit"),
+            ("30s 1m", "comes after the smaller `s`"),
+            ("5ms 1h", "comes after the smaller `ms`"),
+        ] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains(says) && err.contains(bad), "{bad}: {err}");
+        }
     }
 
     #[test]

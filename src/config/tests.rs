@@ -275,6 +275,83 @@ fn duration_past_ten_years_is_rejected() {
     assert_eq!(config.timeouts.unary, Duration::from_secs(315_576_000));
 }
 
+/// Sub-millisecond durations were taken: `1ns` as a deadline failed
+/// every call with 504. Each is refused at its line.
+#[test]
+fn durations_below_a_millisecond_are_refused_at_their_line() {
+    for (yaml, key, line, says) in [
+        ("timeouts:\n  unary: 1ns\n", "timeouts.unary", 2, "below ms"),
+        (
+            "timeouts:\n  connect: 0.0000001\n",
+            "timeouts.connect",
+            2,
+            "below 1ms",
+        ),
+        (
+            "timeouts:\n  idle: \"0.0005\"\n",
+            "timeouts.idle",
+            2,
+            "below 1ms",
+        ),
+        (
+            "streams:\n  keepalive: 999us\n",
+            "streams.keepalive",
+            2,
+            "below ms",
+        ),
+        (
+            "upstreams:\n  a:\n    url: http://127.0.0.1:1\n    retry: {backoff_base: 10ns}\n",
+            "upstreams.a.retry.backoff_base",
+            4,
+            "below ms",
+        ),
+        (
+            "timeouts:\n  unary: 1s 1s\n",
+            "timeouts.unary",
+            2,
+            "same unit",
+        ),
+        (
+            "timeouts:\n  unary: 30s 1m\n",
+            "timeouts.unary",
+            2,
+            "largest first",
+        ),
+    ] {
+        let err = error(yaml);
+        assert_at(&err, key, line);
+        assert!(err.message.contains(says), "{err}");
+    }
+    let config = parse("timeouts:\n  unary: 0.001\n  connect: 1ms\n");
+    assert_eq!(config.timeouts.unary, Duration::from_millis(1));
+    assert_eq!(config.timeouts.connect, Duration::from_millis(1));
+}
+
+#[test]
+fn keepalive_of_less_than_a_second_is_refused() {
+    assert_refused(
+        "streams:\n  keepalive: 1ms\n",
+        "streams.keepalive",
+        "below 1s",
+    );
+    assert!(validated("streams:\n  keepalive: 1s\n").is_ok());
+}
+
+#[test]
+fn health_check_timeout_past_its_interval_is_refused() {
+    assert_refused(
+        "upstreams:\n  a:\n    url: http://127.0.0.1:1\n    health_check: {interval: 1s, timeout: 5s}\n",
+        "upstreams.a.health_check.timeout",
+        "longer than the interval",
+    );
+    assert!(
+        validated(
+            "upstreams:\n  a:\n    url: http://127.0.0.1:1\n    health_check: {interval: 1s, timeout: 1s}\n"
+        )
+        .is_ok()
+    );
+}
+
 #[test]
 fn bad_duration_of_a_method_is_named_by_the_method() {
     let err = error("timeouts:\n  methods:\n    a.B/C: forever\n");

@@ -326,6 +326,17 @@ impl Config {
                 ),
             ));
         }
+        if let Some(check) = &upstream.health_check
+            && check.timeout > check.interval
+        {
+            return Err((
+                "health_check.timeout".to_owned(),
+                format!(
+                    "{:?} is longer than the interval ({:?}): a check would still wait for its answer when the next one is due",
+                    check.timeout, check.interval
+                ),
+            ));
+        }
         if let Some(refresh) = upstream.dns_refresh
             && refresh < MIN_DNS_REFRESH
         {

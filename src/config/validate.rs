@@ -11,6 +11,11 @@ use super::{Config, ConfigError, Limits, de, yaml};
 /// The shortest `reflection.refresh`.
 const MIN_REFLECTION_REFRESH: Duration = Duration::from_millis(100);
 
+/// The shortest `streams.keepalive`: a comment line on every idle
+/// Server-Sent Events stream this often. Proxies time idle streams out
+/// after tens of seconds; more than one a second is only load.
+const MIN_KEEPALIVE: Duration = Duration::from_secs(1);
+
 impl Config {
     /// Checks settings that depend on each other or have bounds; an error
     /// names the setting, and its file and line when it came from one.
@@ -261,6 +266,15 @@ impl Config {
                 "reflection.refresh",
                 format!(
                     "{refresh:?} is below {MIN_REFLECTION_REFRESH:?}: each refresh asks every reflecting upstream for all its files"
+                ),
+            );
+        }
+        if self.streams.keepalive < MIN_KEEPALIVE {
+            return fail(
+                "streams.keepalive",
+                format!(
+                    "{:?} is below {MIN_KEEPALIVE:?}: every idle event stream would get a comment line that often",
+                    self.streams.keepalive
                 ),
             );
         }
