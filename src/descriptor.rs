@@ -137,9 +137,12 @@ pub fn load_files(sources: &Sources) -> Result<Loaded, DescriptorError> {
         files.add_set(set.clone(), "embedded descriptor set")?;
     }
     for path in &sources.descriptor_sets {
-        let bytes = std::fs::read(path).map_err(|source| DescriptorError::Read {
-            path: path.clone(),
-            source,
+        let limit = crate::files::MAX_DESCRIPTOR_SET_BYTES;
+        let bytes = crate::files::read(path, limit, "a descriptor set").map_err(|source| {
+            DescriptorError::Read {
+                path: path.clone(),
+                source,
+            }
         })?;
         let name = path.display().to_string();
         files

@@ -23,6 +23,7 @@ pub mod config;
 pub mod demo;
 pub mod descriptor;
 pub mod error;
+mod files;
 pub mod http_rule;
 pub mod reload;
 pub mod route;

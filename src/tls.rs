@@ -100,7 +100,8 @@ impl ClientTls {
 }
 
 fn read(key: &str, path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{key} {}: cannot read it: {e}", shown(path)))
+    crate::files::read(path, crate::files::MAX_TEXT_BYTES, "a TLS file")
+        .map_err(|e| format!("{key} {}: cannot read it: {e}", shown(path)))
 }
 
 /// The certificates in a PEM file; none is an error.

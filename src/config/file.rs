@@ -19,10 +19,11 @@ pub struct Origin {
 impl Config {
     /// Reads a YAML file; relative paths in it are relative to its folder.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::files::read_text(path, crate::files::MAX_TEXT_BYTES, "a config file")
+            .map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
         let mut config = Config::from_yaml(&text).map_err(|error| ConfigError::Invalid {
             path: path.to_owned(),
             error,

@@ -3,7 +3,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use miette::Diagnostic;
-use protox::file::{ChainFileResolver, GoogleFileResolver, IncludeFileResolver};
+use protox::file::{ChainFileResolver, FileResolver, GoogleFileResolver, IncludeFileResolver};
 
 use super::bundled::BundledResolver;
 
@@ -48,7 +48,7 @@ fn compile_here(files: &[PathBuf], includes: &[PathBuf]) -> Result<Vec<u8>, Stri
         .collect::<Result<Vec<_>, _>>()?;
     let mut resolver = ChainFileResolver::new();
     for root in &roots.0 {
-        resolver.add(IncludeFileResolver::new(root.absolute.clone()));
+        resolver.add(Bounded::new(root.absolute.clone()));
     }
     resolver.add(BundledResolver);
     resolver.add(GoogleFileResolver::new());
@@ -58,6 +58,43 @@ fn compile_here(files: &[PathBuf], includes: &[PathBuf]) -> Result<Vec<u8>, Stri
         compiler.open_file(target).map_err(|e| roots.describe(&e))?;
     }
     Ok(compiler.encode_file_descriptor_set())
+}
+
+/// A folder of the import path whose files are checked before the
+/// compiler reads them: regular files of at most
+/// [`MAX_TEXT_BYTES`](crate::files::MAX_TEXT_BYTES) (the compiler's own
+/// bound is 2 GiB, and it would read a device such as `/dev/zero` to it,
+/// or wait on a pipe for ever).
+struct Bounded {
+    folder: PathBuf,
+    files: IncludeFileResolver,
+}
+
+impl Bounded {
+    fn new(folder: PathBuf) -> Bounded {
+        Bounded {
+            files: IncludeFileResolver::new(folder.clone()),
+            folder,
+        }
+    }
+}
+
+impl FileResolver for Bounded {
+    fn resolve_path(&self, path: &Path) -> Option<String> {
+        self.files.resolve_path(path)
+    }
+
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        let path = self.folder.join(name);
+        match crate::files::check(&path, crate::files::MAX_TEXT_BYTES, "a .proto file") {
+            Ok(()) => self.files.open_file(name),
+            // Not here: the next folder may have it.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                Err(protox::Error::file_not_found(name))
+            }
+            Err(err) => Err(protox::Error::new(format!("{}: {err}", path.display()))),
+        }
+    }
 }
 
 /// One folder of the import path: as given (for messages) and absolute
@@ -241,7 +278,8 @@ impl Roots {
             .iter()
             .map(|root| root.absolute.join(name))
             .find(|path| path.is_file())?;
-        let text = std::fs::read_to_string(path).ok()?;
+        let text =
+            crate::files::read_text(&path, crate::files::MAX_TEXT_BYTES, "a .proto file").ok()?;
         Some(end_position(&text))
     }
 }

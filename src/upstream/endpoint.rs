@@ -33,7 +33,11 @@ pub(super) fn made_from(config: &UpstreamConfig, settings: &ChannelSettings) -> 
             .into_iter()
             .flatten()
         {
-            std::fs::read(path).ok().hash(&mut files);
+            // Read as loading reads it: a file it would refuse hashes as
+            // missing, and loading says why.
+            crate::files::read(path, crate::files::MAX_TEXT_BYTES, "a TLS file")
+                .ok()
+                .hash(&mut files);
         }
     }
     format!("{config:?} {settings:?} {:x}", files.finish())

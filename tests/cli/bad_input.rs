@@ -517,3 +517,47 @@ fn an_out_of_date_listener_certificate_is_warned_about() {
     let stderr = routes_with(ca.issue(&["127.0.0.1"]));
     assert!(!stderr.contains("out of date"), "{stderr}");
 }
+
+/// Files that are not regular are refused by name instead of read:
+/// `/dev/zero` as the config, a descriptor set, a `.proto` file or a
+/// certificate grew the process to gigabytes, and a pipe no one writes to
+/// blocked it for ever.
+#[test]
+fn files_that_are_not_regular_are_refused() {
+    let dir = support::tempdir();
+    let pipe = dir.join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let greeter = fixture("greeter.proto");
+    for special in ["/dev/zero".to_owned(), arg(&pipe)] {
+        let run = serve(&["--config", &special, "--proto", &greeter]);
+        run.assert_bad_input(&[&special, "not a regular file"]);
+        let run = serve(&["--descriptor-set", &special]);
+        run.assert_bad_input(&[&special, "not a regular file"]);
+        let run = serve(&["--proto", &special]);
+        run.assert_bad_input(&[&special, "not a regular file"]);
+        let config = write_config(&format!(
+            "tls: {{cert_file: \"{special}\", key_file: \"{special}\"}}\n"
+        ));
+        let run = serve(&["--config", &arg(&config), "--proto", &greeter]);
+        run.assert_bad_input(&["tls.cert_file", &special, "not a regular file"]);
+    }
+}
+
+/// A config file is read to a bound, named in the refusal.
+#[test]
+fn a_config_file_past_its_bound_is_refused() {
+    let mut text = String::from("listen: 127.0.0.1:0\n");
+    text.push_str(&"#".repeat(17 << 20));
+    let config = write_config(&text);
+    let run = serve(&[
+        "--config",
+        &arg(&config),
+        "--proto",
+        &fixture("greeter.proto"),
+    ]);
+    run.assert_bad_input(&["larger than 16 MiB, the most a config file may hold"]);
+}
