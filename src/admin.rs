@@ -3,7 +3,8 @@
 //!
 //! - `GET /healthz`: 200 while the process serves.
 //! - `GET /readyz`: 200 once the descriptors are complete (every reflecting
-//!   upstream has answered), 503 before, naming what it waits for.
+//!   upstream has answered), 503 before, naming what it waits for, and
+//!   503 again once shutdown starts.
 //! - `GET /admin/routes`: the live route table as JSON.
 //! - `GET /admin/status`: descriptor versions, the last load and the last
 //!   failed reload, services upstreams disagree on.
@@ -68,6 +69,19 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(admin): State<Admin>) -> Response {
+    if admin.gateway.is_draining() {
+        // The main port refuses new connections already: a load balancer
+        // that still sends there should stop.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "ready": false,
+                "shutting_down": true,
+                "message": "the gateway is shutting down: it finishes the requests in flight and takes no new connections",
+            })),
+        )
+            .into_response();
+    }
     if admin.gateway.is_ready() {
         return Json(json!({"ready": true})).into_response();
     }

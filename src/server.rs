@@ -49,6 +49,9 @@ pub struct Gateway {
     /// has answered at least once); `/readyz` and the gateway's own
     /// `grpc.health.v1` report it.
     ready: std::sync::atomic::AtomicBool,
+    /// Set once shutdown starts: the listener takes no new connections
+    /// and finishes what is in flight, so the gateway is no longer ready.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Gateway {
@@ -62,12 +65,27 @@ impl Gateway {
         Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             ready: ready.into(),
+            draining: false.into(),
         })
     }
 
-    /// Whether the gateway is ready to serve.
+    /// Whether the gateway is ready to serve: its descriptors are
+    /// complete and it is not shutting down.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(std::sync::atomic::Ordering::Acquire)
+        self.ready.load(std::sync::atomic::Ordering::Acquire) && !self.is_draining()
+    }
+
+    /// Whether shutdown has started: new connections are refused while
+    /// the requests in flight finish.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks the gateway as shutting down, for good: what it answers
+    /// about readiness says so from now on.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Marks the gateway ready (or not).
@@ -203,6 +221,8 @@ impl Default for ListenerOptions {
 #[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
+    /// Told when shutdown starts, for readiness.
+    gateway: Arc<Gateway>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     /// What keeps the snapshot current, when the gateway reloads.
@@ -249,6 +269,7 @@ impl Server {
         tracing::info!(addr = %local_addr, tls = secure, "Listening");
         Ok(Server {
             local_addr,
+            gateway,
             shutdown: Some(tx),
             task,
             reloading: None,
@@ -276,8 +297,10 @@ impl Server {
     }
 
     /// Stops accepting, waits for in-flight requests (up to the grace
-    /// period), then returns.
+    /// period), then returns. From its start the gateway reports itself
+    /// not ready (`/readyz` 503, `grpc.health.v1` `NOT_SERVING`).
     pub async fn shutdown(mut self) {
+        self.gateway.start_draining();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -1071,3 +1071,50 @@ async fn admin_routes_show_route_groups() {
     assert_eq!(stable["upstream"], "default");
     assert!(stable["group"].is_null());
 }
+
+/// Once shutdown starts, the main port refuses new connections while
+/// requests in flight finish: `/readyz` says so (503) instead of 200, so
+/// a load balancer stops sending there.
+#[tokio::test]
+async fn readyz_is_503_once_shutdown_starts() {
+    let backend = backend().await;
+    let mut config = config(&[("default", UpstreamConfig::new(backend.url()))]);
+    config.embedded_descriptors = vec![api(&["Old"])];
+    let gateway = Running::start(config).await;
+    assert_eq!(gateway.admin_json("/readyz").await.0, 200);
+    backend.script(support::Script {
+        delay: Some(Duration::from_secs(2)),
+        ..support::Script::default()
+    });
+    let in_flight = tokio::spawn({
+        let (client, url) = (gateway.client.clone(), gateway.url("/v1/old/x"));
+        async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backend.records().is_empty() {
+        assert!(Instant::now() < deadline, "the call did not arrive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let readyz = gateway.admin("/readyz");
+    let Running { server, client } = gateway;
+    let drain = tokio::spawn(server.shutdown());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let body: Value = loop {
+        let response = client.get(&readyz).send().await.expect("admin answers");
+        if response.status() == 503 {
+            break response.json().await.expect("JSON");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stays {}",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["ready"], false, "{body}");
+    assert_eq!(body["shutting_down"], true, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("shutting down"), "{body}");
+    assert_eq!(in_flight.await.unwrap().expect("an answer"), 200);
+    drain.await.unwrap();
+}
