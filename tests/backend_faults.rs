@@ -35,6 +35,11 @@ enum Fault {
     TwoAnswers,
     /// No message, status 0: too few for a unary call.
     NoAnswer,
+    /// One message with flags `0x02`, which mean nothing, then status 0.
+    UnknownFlags,
+    /// One message flagged compressed with no `grpc-encoding`, then
+    /// status 0.
+    CompressedUnnamed,
 }
 
 /// `Sink { s: "hi" }` in a gRPC frame.
@@ -122,6 +127,14 @@ async fn answer(
         Fault::CutShortOnly => (cut, status("0", false)),
         Fault::TwoAnswers => ([HI, HI].concat().into(), status("0", false)),
         Fault::NoAnswer => (Bytes::new(), status("0", false)),
+        Fault::UnknownFlags => (
+            Bytes::from_static(b"\x02\x00\x00\x00\x04\x0a\x02hi"),
+            status("0", false),
+        ),
+        Fault::CompressedUnnamed => (
+            Bytes::from_static(b"\x01\x00\x00\x00\x04\x0a\x02hi"),
+            status("0", false),
+        ),
     };
     let Ok(mut stream) = respond.send_response(head(false), false) else {
         return;
@@ -284,5 +297,111 @@ async fn a_unary_call_takes_exactly_one_answer() {
             body["message"].as_str().unwrap().contains(what),
             "{fault:?}: {body}"
         );
+    }
+}
+
+/// What a passed-through gRPC call ended with: its status, message and
+/// the body's bytes.
+async fn passthrough(gateway: &TestGateway, path: &str) -> (String, String, Bytes) {
+    use http_body_util::BodyExt as _;
+    let mut conn = support::client::Conn::http2(gateway.addr()).await;
+    let request = http::Request::post(gateway.url(path))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(support::client::full(support::envelope(0, b"")))
+        .unwrap();
+    let (head, body) = conn.send(request).await.into_parts();
+    let body = tokio::time::timeout(Duration::from_secs(10), body.collect())
+        .await
+        .expect("the call ends in time")
+        .expect("the call ends with a status, not a broken stream");
+    let trailers = body.trailers().cloned().unwrap_or_default();
+    let get = |name: &str| {
+        trailers
+            .get(name)
+            .or_else(|| head.headers.get(name))
+            .map(|v| {
+                percent_encoding::percent_decode(v.as_bytes())
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .unwrap_or_default()
+    };
+    (get("grpc-status"), get("grpc-message"), body.to_bytes())
+}
+
+/// The same call as gRPC-Web: the body, whose last frame holds the
+/// trailers.
+async fn passthrough_web(gateway: &TestGateway, path: &str) -> Bytes {
+    let response = support::http1()
+        .post(gateway.url(path))
+        .header("content-type", "application/grpc-web+proto")
+        .body(support::envelope(0, b""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    tokio::time::timeout(Duration::from_secs(10), response.bytes())
+        .await
+        .expect("the call ends in time")
+        .unwrap()
+}
+
+/// Passed through, a response message cut short ends the call INTERNAL
+/// (the backend broke the protocol; not UNAVAILABLE, which invites a
+/// retry), and a gRPC-Web client gets only whole messages: a part of
+/// one would swallow the trailers frame after it.
+#[tokio::test]
+async fn a_passed_through_message_cut_short_is_internal() {
+    let gateway = gateway(Fault::CutShort).await;
+    for path in ["/kitchen.v1.Kitchen/Watch", "/kitchen.v1.Kitchen/Echo"] {
+        let (status, message, _) = passthrough(&gateway, path).await;
+        assert_eq!(status, "13", "{path}: {message}");
+        assert!(message.contains("inside a message"), "{path}: {message}");
+
+        let body = passthrough_web(&gateway, path).await;
+        assert!(body.starts_with(HI), "{path}: {body:?}");
+        let trailers = &body[HI.len()..];
+        assert_eq!(trailers.first(), Some(&0x80), "{path}: {body:?}");
+        let trailers = String::from_utf8_lossy(&trailers[5..]);
+        assert!(trailers.contains("grpc-status:13"), "{path}: {trailers}");
+        assert!(
+            trailers.contains("inside%20a%20message"),
+            "{path}: {trailers}"
+        );
+    }
+}
+
+/// A response message whose flags the gRPC protocol does not allow —
+/// bits without a meaning, or compressed with no `grpc-encoding` to say
+/// how — is the backend's fault: INTERNAL when passed through (as a gRPC
+/// client's own decoder would say, but naming the backend, and before
+/// the message reaches the client), 502 when transcoded.
+#[tokio::test]
+async fn response_messages_with_flags_they_cannot_have() {
+    for (fault, what) in [
+        (Fault::UnknownFlags, "unknown flags 0x02"),
+        (Fault::CompressedUnnamed, "flagged compressed"),
+    ] {
+        let gateway = gateway(fault).await;
+        let (status, message, body) = passthrough(&gateway, "/kitchen.v1.Kitchen/Echo").await;
+        assert_eq!(status, "13", "{fault:?}: {message}");
+        assert!(message.contains(what), "{fault:?}: {message}");
+        assert!(body.is_empty(), "{fault:?}: the message did not go on");
+
+        let body = passthrough_web(&gateway, "/kitchen.v1.Kitchen/Echo").await;
+        assert_eq!(body.first(), Some(&0x80), "{fault:?}: {body:?}");
+        let trailers = String::from_utf8_lossy(&body[5..]);
+        assert!(trailers.contains("grpc-status:13"), "{fault:?}: {trailers}");
+
+        let response = support::http1()
+            .post(gateway.url("/v1/echo"))
+            .json(&json!({"s": "x"}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 502, "{fault:?}: {body}");
     }
 }

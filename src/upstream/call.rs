@@ -66,7 +66,9 @@ impl Reply {
         headers: MetadataMap,
         stream: &mut Streaming<Bytes>,
     ) -> Result<Reply, Status> {
-        let violation = |what| Status::from_error(Box::new(super::channel::Violation(what)));
+        let violation = |what: &'static str| {
+            Status::from_error(Box::new(super::channel::Violation(what.into())))
+        };
         let message = stream
             .message()
             .await?

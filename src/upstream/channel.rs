@@ -132,7 +132,9 @@ pub(crate) struct NotGrpc(String);
 /// that trailers (or the end) arriving inside a message are told apart
 /// from a clean end: tonic's decoder takes trailers as the end whatever
 /// its buffer holds, so a message cut short before an OK status would
-/// vanish, the call a success.
+/// vanish, the call a success. Each message's flags are checked on the
+/// way: a bit gRPC gives no meaning, or the compressed bit on a response
+/// whose `grpc-encoding` names no compression, is the backend's fault.
 #[derive(Debug, Default)]
 pub(crate) struct MessageBounds {
     /// Bytes of the current message's payload still to come.
@@ -141,11 +143,23 @@ pub(crate) struct MessageBounds {
     prefix: usize,
     /// The length bytes of the prefix being read.
     length: [u8; 4],
+    /// Whether the response's `grpc-encoding` names a compression.
+    encoded: bool,
 }
 
 impl MessageBounds {
+    /// The bounds of a response with `headers`.
+    pub(crate) fn of(headers: &HeaderMap) -> MessageBounds {
+        MessageBounds {
+            encoded: headers
+                .get("grpc-encoding")
+                .is_some_and(|v| v.as_bytes() != b"identity"),
+            ..MessageBounds::default()
+        }
+    }
+
     /// Follows `data`, the next bytes of the body.
-    pub(crate) fn follow(&mut self, mut data: &[u8]) {
+    pub(crate) fn follow(&mut self, mut data: &[u8]) -> Result<(), Violation> {
         while !data.is_empty() {
             if self.remaining > 0 {
                 let n = self.remaining.min(data.len());
@@ -155,6 +169,8 @@ impl MessageBounds {
             }
             if self.prefix > 0 {
                 self.length[self.prefix - 1] = data[0];
+            } else {
+                self.check_flags(data[0])?;
             }
             self.prefix += 1;
             data = &data[1..];
@@ -163,13 +179,28 @@ impl MessageBounds {
                 self.prefix = 0;
             }
         }
+        Ok(())
+    }
+
+    fn check_flags(&self, flags: u8) -> Result<(), Violation> {
+        if flags & !1 != 0 {
+            return Err(Violation(
+                format!("the backend sent a message with unknown flags {flags:#04x}").into(),
+            ));
+        }
+        if flags & 1 == 1 && !self.encoded {
+            return Err(Violation(
+                "the backend sent a message flagged compressed, but no grpc-encoding names its compression".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The error for a body that ends here, when it ends inside a message.
     pub(crate) fn check_end(&self) -> Result<(), Violation> {
         if self.remaining > 0 || self.prefix > 0 {
             return Err(Violation(
-                "the backend's response ended inside a message, which is lost",
+                "the backend's response ended inside a message, which is lost".into(),
             ));
         }
         Ok(())
@@ -177,11 +208,11 @@ impl MessageBounds {
 }
 
 /// A backend's answer that breaks the gRPC protocol in a way the gateway
-/// checks for (a message cut short, a second answer to a unary call):
-/// the backend's fault, a 502 saying what it did.
+/// checks for (a message cut short or wrongly flagged, a second answer
+/// to a unary call): the backend's fault, a 502 saying what it did.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub(crate) struct Violation(pub(crate) &'static str);
+pub(crate) struct Violation(pub(crate) std::borrow::Cow<'static, str>);
 
 /// A tonic channel's response body with [`drop_undecodable_details`]
 /// applied to its trailers and its messages' bounds followed (our own
@@ -203,7 +234,7 @@ impl http_body::Body for Checked {
         match std::task::ready!(Pin::new(&mut this.body).poll_frame(cx)) {
             Some(Ok(mut frame)) => {
                 if let Some(data) = frame.data_ref() {
-                    this.bounds.follow(data);
+                    this.bounds.follow(data)?;
                 } else if let Some(trailers) = frame.trailers_mut() {
                     this.bounds.check_end()?;
                     drop_undecodable_details(trailers);
@@ -248,12 +279,8 @@ impl Service<Request<Body>> for Channel {
                     let mut response = call.await?;
                     check_content_type(&response)?;
                     drop_undecodable_details(response.headers_mut());
-                    Ok(response.map(|body| {
-                        Body::new(Checked {
-                            body,
-                            bounds: MessageBounds::default(),
-                        })
-                    }))
+                    let bounds = MessageBounds::of(response.headers());
+                    Ok(response.map(|body| Body::new(Checked { body, bounds })))
                 })
             }
         }
@@ -318,16 +345,21 @@ mod tests {
         .into_iter()
         .chain(std::iter::repeat_n(7, 256))
         .collect();
+        let encoded = || {
+            let mut headers = HeaderMap::new();
+            headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+            MessageBounds::of(&headers)
+        };
         for size in 1..=body.len() {
-            let mut bounds = MessageBounds::default();
+            let mut bounds = encoded();
             for chunk in body.chunks(size) {
-                bounds.follow(chunk);
+                bounds.follow(chunk).unwrap();
             }
             assert!(bounds.check_end().is_ok(), "chunks of {size}");
         }
         for cut in 1..body.len() {
-            let mut bounds = MessageBounds::default();
-            bounds.follow(&body[..cut]);
+            let mut bounds = encoded();
+            bounds.follow(&body[..cut]).unwrap();
             // Whole messages end at 7 and 12.
             assert_eq!(
                 bounds.check_end().is_ok(),
@@ -335,6 +367,32 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    /// Flags gRPC gives no meaning, and the compressed flag without an
+    /// encoding, are refused where the prefix starts, however it is cut.
+    #[test]
+    fn message_flags_are_checked() {
+        for (flags, what) in [
+            (0x02, "unknown flags 0x02"),
+            (0x80, "unknown flags 0x80"),
+            (0x01, "compressed"),
+        ] {
+            let body = [&b"\x00\x00\x00\x00\x01x"[..], &[flags, 0, 0, 0, 0]].concat();
+            for size in 1..=body.len() {
+                let mut bounds = MessageBounds::default();
+                let refused = body
+                    .chunks(size)
+                    .find_map(|chunk| bounds.follow(chunk).err())
+                    .unwrap_or_else(|| panic!("{flags:#x} in chunks of {size} is refused"));
+                assert!(refused.0.contains(what), "{refused}");
+            }
+        }
+        let mut bounds = MessageBounds::of(&HeaderMap::from_iter([(
+            HeaderName::from_static("grpc-encoding"),
+            HeaderValue::from_static("identity"),
+        )]));
+        assert!(bounds.follow(b"\x01\x00\x00\x00\x00").is_err());
     }
 
     #[test]

@@ -121,6 +121,11 @@ impl Prefixes {
         (out.freeze(), refused)
     }
 
+    /// Bytes of the current message's payload still to come.
+    pub(in crate::server) fn remaining(&self) -> usize {
+        self.remaining
+    }
+
     /// Whether the body so far ends inside a message (or its prefix).
     pub(in crate::server) fn is_inside_message(&self) -> bool {
         self.remaining > 0 || !self.held.is_empty()

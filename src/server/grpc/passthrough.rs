@@ -52,8 +52,9 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
         let snapshot = Arc::clone(&self.snapshot);
         // gRPC over HTTP/1.1 with trailers (gRPC-Web, translated, carries
         // its trailers in the body and is marked so).
+        let web = request.extensions().get::<super::Web>().is_some();
         let http1 = request.version() < http::Version::HTTP_2
-            && request.extensions().get::<super::Web>().is_none()
+            && !web
             && crate::server::rest::wants_trailers(request.headers());
         Box::pin(async move {
             let service = request
@@ -141,9 +142,12 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                     return Ok(failure(upstream, &service, &failed, timeout, err));
                 }
             };
-            let limit = snapshot.limits.max_response_bytes;
+            let limits = relay::Limits {
+                max_message_bytes: snapshot.limits.max_response_bytes,
+                web,
+            };
             let mut response = response.map(|inner| {
-                tonic::body::Body::new(Relay::new(inner, upstream.name(), limit, failed, passage))
+                tonic::body::Body::new(Relay::new(inner, upstream.name(), limits, failed, passage))
             });
             if http1 && !response.headers().contains_key("grpc-status") {
                 // HTTP/1.1 sends only the trailers named up front.

@@ -240,11 +240,12 @@ impl Inner {
         let mut response = response.await.map_err(|err| in_flight.explain(err))?;
         super::check_content_type(&response)?;
         super::drop_undecodable_details(response.headers_mut());
+        let bounds = MessageBounds::of(response.headers());
         Ok(response.map(|stream| {
             Body::new(Incoming {
                 stream,
                 data_done: false,
-                bounds: MessageBounds::default(),
+                bounds,
                 in_flight,
                 abandon,
             })
@@ -382,7 +383,7 @@ impl http_body::Body for Incoming {
             match ready!(self.stream.poll_data(cx)) {
                 Some(Ok(data)) => {
                     let _ = self.stream.flow_control().release_capacity(data.len());
-                    self.bounds.follow(&data);
+                    self.bounds.follow(&data)?;
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Some(Err(err)) => return Poll::Ready(Some(Err(self.in_flight.explain(err)))),
