@@ -805,3 +805,32 @@ async fn oversized_header_blocks_are_resource_exhausted() {
     );
     assert!(backend.records().is_empty());
 }
+
+/// A request body whose HTTP/1.1 chunks are not chunks is the client's
+/// mistake: INVALID_ARGUMENT, saying what is wrong in words (not a
+/// library's debug text) and not CANCELLED, which says the client went
+/// away; for gRPC-Web and for gRPC over HTTP/1.1 alike.
+#[tokio::test]
+async fn malformed_chunked_request_bodies_are_invalid_argument() {
+    let (_backend, gateway) = setup(|_| {}).await;
+    for (kind, te) in [
+        ("application/grpc-web+proto", ""),
+        ("application/grpc-web-text", ""),
+        ("application/grpc", "TE: trailers\r\n"),
+    ] {
+        let request = format!(
+            "POST /kitchen.v1.Kitchen/Echo HTTP/1.1\r\nHost: gw\r\nContent-Type: {kind}\r\n{te}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n"
+        );
+        let answer = client::raw_text(gateway.addr(), &request).await;
+        let lower = answer.to_ascii_lowercase();
+        assert!(
+            lower.contains("grpc-status:3") || lower.contains("grpc-status: 3"),
+            "{kind}: {answer}"
+        );
+        assert!(lower.contains("chunk"), "{kind}: {answer}");
+        assert!(
+            !answer.contains("MetadataMap") && !answer.contains("source:"),
+            "{kind}: {answer}"
+        );
+    }
+}

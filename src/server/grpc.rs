@@ -28,7 +28,6 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -162,7 +161,7 @@ where
             Error = Infallible,
         >,
 {
-    let unread = Arc::new(AtomicBool::new(false));
+    let unread = Unread::default();
     let response = match flavor {
         Flavor::Grpc => {
             let body = |inner| tonic::body::Body::new(ClientBody { inner, unread });
@@ -297,15 +296,18 @@ fn web_modes(headers: &mut HeaderMap) -> bool {
 /// knows: a translated body's length differs from the original's (text
 /// mode is base64), but tonic-web passes the original length on as a size
 /// hint, which HTTP/2 would send as content-length. A failure to read it
-/// is marked in `unread`, to tell it from a translation error.
+/// is kept in `unread`, to tell it from a translation error.
 /// Marks a gRPC-Web request on its way through the translation: its
 /// trailers go in the body, never as HTTP trailers.
 #[derive(Debug, Clone, Copy)]
 struct Web;
 
+/// The status a client's body failed with, once it has.
+type Unread = Arc<parking_lot::Mutex<Option<Status>>>;
+
 struct ClientBody {
     inner: Body,
-    unread: Arc<AtomicBool>,
+    unread: Unread,
 }
 
 impl http_body::Body for ClientBody {
@@ -318,9 +320,9 @@ impl http_body::Body for ClientBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         match std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
             Some(Err(err)) => {
-                self.unread.store(true, Ordering::Release);
-                let message = format!("the request body could not be read: {err}");
-                Poll::Ready(Some(Err(Status::cancelled(message))))
+                let status = unreadable(&err);
+                *self.unread.lock() = Some(status.clone());
+                Poll::Ready(Some(Err(status)))
             }
             Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
             None => Poll::Ready(None),
@@ -332,14 +334,36 @@ impl http_body::Body for ClientBody {
     }
 }
 
+/// The status for a request body that could not be read: its framing
+/// broken (HTTP/1.1 chunks that are not chunks) is the client's mistake,
+/// INVALID_ARGUMENT; a body cut off (the client gone, its stream reset)
+/// is CANCELLED.
+fn unreadable(err: &axum::Error) -> Status {
+    let mut message = String::from("the request body could not be read");
+    crate::upstream::append_causes(&mut message, Some(err));
+    let malformed = crate::upstream::chain(err).take(32).any(|err| {
+        err.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            )
+        })
+    });
+    if malformed {
+        Status::invalid_argument(message)
+    } else {
+        Status::cancelled(message)
+    }
+}
+
 /// The service behind tonic-web: the failures of the translated request
 /// body become the client's statuses — INVALID_ARGUMENT for a body that
-/// is not gRPC-Web (or, in text mode, not base64), CANCELLED for one that
-/// could not be read — never an upstream's.
+/// is not gRPC-Web (or, in text mode, not base64), the reading's own for
+/// one that could not be read — never an upstream's.
 struct Translated<S> {
     inner: S,
     text: bool,
-    unread: Arc<AtomicBool>,
+    unread: Unread,
     not_base64: web_text::Failure,
 }
 
@@ -372,7 +396,7 @@ where
 struct TranslatedBody {
     inner: tonic::body::Body,
     text: bool,
-    unread: Arc<AtomicBool>,
+    unread: Unread,
     not_base64: web_text::Failure,
 }
 
@@ -389,8 +413,8 @@ impl http_body::Body for TranslatedBody {
             other => return Poll::Ready(other),
         };
         let detail = status.message().trim_start_matches("tonic-web: ");
-        let status = if self.unread.load(Ordering::Acquire) {
-            Status::cancelled(detail.to_owned())
+        let status = if let Some(unread) = self.unread.lock().take() {
+            unread
         } else if let Some(why) = self.not_base64.lock().take() {
             Status::invalid_argument(format!(
                 "the request body is not valid base64 (application/grpc-web-text): {why}"
