@@ -79,13 +79,13 @@ pub(crate) fn enum_values(desc: &EnumDescriptor) -> String {
 /// meant by an unknown name, or the values of the enum an unknown value
 /// was given for.
 pub(super) fn json_body(root: &Kind, at: Option<&str>, reason: &str) -> Option<String> {
-    if let Some(name) = quoted_after(reason, "unrecognized field name '") {
+    if let Some(name) = quoted_after(reason, "unknown field `") {
         let Kind::Message(desc) = walk(root, at)? else {
             return None;
         };
         return field(&desc, name).map(|meant| format!("did you mean `{meant}`?"));
     }
-    if quoted_after(reason, "unrecognized enum value '").is_some() {
+    if quoted_after(reason, "unknown enum value `").is_some() {
         let Kind::Enum(desc) = walk(root, at)? else {
             return None;
         };
@@ -116,10 +116,11 @@ pub(super) fn with_hint(reason: String, hint: Option<String>) -> String {
     }
 }
 
-/// The text between `prefix` and the next `'` in `reason`.
+/// The text between `prefix` (ending in a backtick) and the next
+/// backtick in `reason`.
 fn quoted_after<'r>(reason: &'r str, prefix: &str) -> Option<&'r str> {
     let rest = &reason[reason.find(prefix)? + prefix.len()..];
-    Some(&rest[..rest.find('\'')?])
+    Some(&rest[..rest.find('`')?])
 }
 
 /// The kind at the JSON path `at` (`a.b[0].c`, a map key as a member)
@@ -177,14 +178,14 @@ mod tests {
         let root = Kind::Message(kitchen("kitchen.v1.Sink"));
         let hint = |at: Option<&str>, reason: &str| json_body(&root, at, reason);
         let colors = "one of COLOR_UNSPECIFIED, RED, GREEN";
-        let enum_reason = "unrecognized enum value 'PINK' at line 1 column 9";
+        let enum_reason = "unknown enum value `PINK` at line 1 column 9";
         assert_eq!(hint(Some("color"), enum_reason).as_deref(), Some(colors));
         assert_eq!(
             hint(Some("colors[1]"), enum_reason).as_deref(),
             Some(colors)
         );
         assert_eq!(hint(Some("s"), enum_reason), None);
-        let field_reason = |name: &str| format!("unrecognized field name '{name}' at line 1");
+        let field_reason = |name: &str| format!("unknown field `{name}` at line 1");
         assert_eq!(
             hint(None, &field_reason("lables")).as_deref(),
             Some("did you mean `labels`?")

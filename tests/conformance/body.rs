@@ -245,7 +245,7 @@ async fn hc10_neighbour_repeated_body_must_be_an_array() {
     assert_bad_request(
         f.post("/v1/echo/items", r#"[{"label": "a"}, {"nope": 1}]"#)
             .await,
-        "invalid JSON body at `[1]`: unrecognized field name 'nope'",
+        "invalid JSON body at `[1]`: unknown field `nope`",
     );
     assert_bad_request(
         f.post("/v1/echo/colors", r#"["RED", "BLUE"]"#).await,

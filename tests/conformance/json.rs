@@ -43,7 +43,7 @@ async fn field_names_in_and_out() {
     // `custom_json`'s JSON name is customJSON, so `customJson` is unknown.
     assert_bad_request(
         f.post("/v1/echo", r#"{"customJson": "b"}"#).await,
-        "unrecognized field name 'customJson'",
+        "unknown field `customJson`",
     );
 }
 
@@ -560,7 +560,12 @@ async fn json_errors_point_at_the_field() {
     for (body, needle) in [
         (r#"{"inner": {"count": "many"}}"#, "at `inner.count`"),
         (r#"{"inner": {"nope": 1}}"#, "at `inner`"),
-        (r#"{"nope": 1}"#, "unrecognized field name 'nope'"),
+        (r#"{"nope": 1}"#, "unknown field `nope`"),
+        (
+            r#"{"inner": {"lable": "x"}}"#,
+            "unknown field `lable` at line 1 column 18 (did you mean `label`?)",
+        ),
+        (r#"{"color": "PINK"}"#, "unknown enum value `PINK`"),
         (r#"{"tags": [1]}"#, "at `tags[0]`"),
         (r#"{"color": "BLUE"}"#, "at `color`"),
         (r#"{"i32": 1.5}"#, "at `i32`"),

@@ -753,7 +753,7 @@ async fn hc19_neighbour_each_binding_has_its_own_body() {
     );
     assert_bad_request(
         f.post("/v1/echo", r#"{"label": "l"}"#).await,
-        "unrecognized field name 'label'",
+        "unknown field `label`",
     );
 }
 

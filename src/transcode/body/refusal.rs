@@ -411,8 +411,20 @@ fn hex_escape(json: &[u8], at: usize) -> Option<u16> {
     u16::from_str_radix(hex, 16).ok()
 }
 
-/// The parser's wording, with library-internal phrases made plain.
+/// `reason` with the name quoted after `from` (`'name'`) given as `to`
+/// and a closing backtick; `None` when `from` is not in it.
+fn requote(reason: &str, from: &str, to: &str) -> Option<String> {
+    let (before, rest) = reason.split_once(from)?;
+    let (name, after) = rest.split_once('\'')?;
+    Some(format!("{before}{to}{name}`{after}"))
+}
+
+/// The parser's wording, with library-internal phrases made plain and
+/// names quoted as the gateway's own messages quote them.
 fn plain_reason(reason: String) -> String {
+    let reason = requote(&reason, "unrecognized field name '", "unknown field `")
+        .or_else(|| requote(&reason, "unrecognized enum value '", "unknown enum value `"))
+        .unwrap_or(reason);
     reason
         .replace(
             "out of range integral type conversion attempted",
