@@ -274,7 +274,7 @@ impl Reloader {
         let mut cache = self.running.lock().await;
         let result = self.reload_locked(&mut cache, why, ask).await;
         if let Err(err) = &result {
-            tracing::warn!(reason = why, error = %err, "Reload failed; keeping the current routes and listener certificates");
+            tracing::warn!(reason = why, error = %err, "Reload failed; serving on with what was loaded before");
             self.status.lock().last_error = Some(err.to_string());
         }
         result.map(|()| self.status())
