@@ -247,6 +247,12 @@ pub struct Timeouts {
     /// Time allowed to receive a request body; slower → 408.
     #[serde(deserialize_with = "de::duration")]
     pub request_body: Duration,
+    /// How long shutdown (SIGTERM, Ctrl-C) waits for the requests in
+    /// flight once the listener stops taking connections; those still
+    /// running then are cut off. Zero: none is waited for. At most
+    /// [`Timeouts::MAX_SHUTDOWN`].
+    #[serde(deserialize_with = "de::grace")]
+    pub shutdown: Duration,
     /// Deadlines per method (`pkg.Service/Method`).
     #[serde(deserialize_with = "de::duration_map")]
     pub methods: BTreeMap<String, Duration>,
@@ -259,9 +265,19 @@ impl Default for Timeouts {
             unary: Duration::from_secs(30),
             idle: Duration::from_secs(60),
             request_body: Duration::from_secs(30),
+            shutdown: Duration::from_secs(10),
             methods: BTreeMap::new(),
         }
     }
+}
+
+impl Timeouts {
+    /// The longest `shutdown` may be. Supervisors stop waiting for a
+    /// process long before (Kubernetes after 30 s by default, systemd
+    /// after 90 s) and kill it, so a longer grace ends the same way; and
+    /// where nothing kills it, one stream that never ends would hold a
+    /// restart for the whole of it.
+    pub const MAX_SHUTDOWN: Duration = Duration::from_secs(3600);
 }
 
 /// Cross-origin resource sharing.

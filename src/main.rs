@@ -130,6 +130,10 @@ impl Sources {
 /// Bad input (flags, config, descriptors): exit code 2.
 const BAD_INPUT: u8 = 2;
 
+/// A stop cut short by a second signal, requests in flight dropped: exit
+/// code 1, as for any other failure (not 0: what was in flight was lost).
+const CUT_OFF: i32 = 1;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Only for the gateway: the setting is inherited by child processes,
@@ -216,7 +220,7 @@ async fn serve(sources: Sources) -> ExitCode {
         return fail(BAD_INPUT, protogate::SnapshotError::NoUpstream);
     }
     // From here a signal stops the gateway gracefully, also while it starts.
-    let stop = shutdown_signal();
+    let mut stop = Stop::new();
     // Reloads read the config file again, with the flags on top.
     let again = sources.clone();
     let server = match protogate::start_with(Box::new(move || again.config())).await {
@@ -243,9 +247,8 @@ async fn serve(sources: Sources) -> ExitCode {
     if let Some(reloader) = server.reloader() {
         tokio::spawn(reload_on_hangup(reloader.clone()));
     }
-    stop.await;
-    tracing::info!("Shutting down");
-    server.shutdown().await;
+    stop.next().await;
+    drain(server, stop).await;
     ExitCode::SUCCESS
 }
 
@@ -353,7 +356,7 @@ async fn demo(listen: SocketAddr, backend_listen: SocketAddr) -> ExitCode {
     };
     let config = protogate::demo::config(listen, backend.addr());
     // Before the banner: a signal right after it stops the demo gracefully.
-    let stop = shutdown_signal();
+    let mut stop = Stop::new();
     let server = match protogate::start(&config).await {
         Ok(server) => server,
         Err(err @ protogate::StartError::Bind { .. }) => {
@@ -368,9 +371,8 @@ async fn demo(listen: SocketAddr, backend_listen: SocketAddr) -> ExitCode {
         // The demo still serves; only its instructions are lost.
         tracing::warn!(error = %err, "Cannot print the demo's curl lines");
     }
-    stop.await;
-    tracing::info!("Shutting down");
-    server.shutdown().await;
+    stop.next().await;
+    drain(server, stop).await;
     println!("protogate demo stopped");
     ExitCode::SUCCESS
 }
@@ -429,33 +431,61 @@ fn reload_on_hangup(
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM. The handlers are in place when this
-/// returns, not when the future is first polled: a signal that comes while
-/// the gateway starts or prints its banner is caught, not the default
-/// action that ends the process at once.
-fn shutdown_signal() -> impl Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let interrupt = signal(SignalKind::interrupt());
-        let terminate = signal(SignalKind::terminate());
-        async move {
-            match (interrupt, terminate) {
-                (Ok(mut interrupt), Ok(mut terminate)) => {
-                    tokio::select! {
-                        _ = interrupt.recv() => {}
-                        _ = terminate.recv() => {}
-                    }
-                }
-                // No handler could be set: Ctrl-C as tokio offers it.
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
+/// Stops `server`: no new connections, and up to its grace period
+/// (`timeouts.shutdown`) for the requests in flight. Another signal
+/// meanwhile ends the process at once with [`CUT_OFF`]: whoever sends it
+/// has chosen not to wait. It exits from here rather than by returning:
+/// returning drops the runtime, which waits for the work on its blocking
+/// threads (a reload compiling `.proto` files).
+async fn drain(server: protogate::Server, mut stop: Stop) {
+    tracing::info!("Shutting down");
+    tokio::select! {
+        () = server.shutdown() => {}
+        () = stop.next() => {
+            tracing::warn!("Second signal while shutting down; exiting now, requests in flight are cut off");
+            std::process::exit(CUT_OFF);
         }
     }
-    #[cfg(not(unix))]
-    async {
+}
+
+/// Ctrl-C and SIGTERM. The handlers are in place from [`Stop::new`], not
+/// from the first wait: a signal that comes while the gateway starts or
+/// prints its banner is caught, not the default action that ends the
+/// process at once. Each signal is seen once; two that come before a wait
+/// count as one.
+#[derive(Debug)]
+struct Stop {
+    /// SIGINT and SIGTERM; `None` when a handler could not be set, and
+    /// Ctrl-C is waited for as tokio offers it.
+    #[cfg(unix)]
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Stop {
+    fn new() -> Stop {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let interrupt = signal(SignalKind::interrupt());
+            let terminate = signal(SignalKind::terminate());
+            Stop {
+                signals: interrupt.ok().zip(terminate.ok()),
+            }
+        }
+        #[cfg(not(unix))]
+        Stop {}
+    }
+
+    /// Waits for the next Ctrl-C or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((interrupt, terminate)) = &mut self.signals {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

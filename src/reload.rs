@@ -119,7 +119,7 @@ fn listener_settings(config: &Config) -> ListenerSettings {
             if config.tls.is_some() { "on" } else { "off" }.to_owned(),
         ),
         (
-            "limits on connections and headers, or cors",
+            "limits on connections and headers, timeouts.idle or timeouts.shutdown, or cors",
             format!("{:?}", crate::server::ListenerOptions::of(config)),
         ),
         ("admin", format!("{:?}", config.admin)),

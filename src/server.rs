@@ -178,7 +178,8 @@ pub struct ListenerOptions {
     pub max_header_bytes: usize,
     /// Most header fields in one HTTP/1.1 request.
     pub max_headers: usize,
-    /// How long shutdown waits for in-flight requests.
+    /// How long shutdown waits for in-flight requests (zero: not at
+    /// all); those still running then are cut off.
     pub shutdown_grace: Duration,
     /// A connection with no request in flight for this long is closed
     /// (also one that never sends a request).
@@ -196,10 +197,10 @@ impl ListenerOptions {
         ListenerOptions {
             max_header_bytes: config.limits.max_header_bytes,
             max_headers: config.limits.max_headers,
+            shutdown_grace: config.timeouts.shutdown,
             idle_timeout: config.timeouts.idle,
             max_connections: config.limits.max_connections,
             cors: config.cors.clone(),
-            ..ListenerOptions::default()
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The `protogate` command line and config file, exercised through the
 //! built binary as outside test suites use it: exit codes, error messages,
-//! the route table, `serve` with flags and YAML, and `demo` with its curl
-//! lines run by the real `curl`.
+//! the route table, `serve` with flags and YAML, how `serve` stops on a
+//! signal, and `demo` with its curl lines run by the real `curl`.
 //!
 //! Fixtures: `tests/protos/cli/` (a valid service, a syntax error, a
 //! missing import, two methods on one GET template, an unannotated method).
@@ -22,6 +22,8 @@ mod process;
 mod routes;
 #[path = "cli/serve.rs"]
 mod serve;
+#[path = "cli/shutdown.rs"]
+mod shutdown;
 
 use std::path::{Path, PathBuf};
 

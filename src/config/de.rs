@@ -44,19 +44,23 @@ impl<'de> Deserialize<'de> for Seconds {
                 "must be above zero (a zero timeout would fail every call, a zero interval spin); give a positive duration",
             ));
         }
-        if seconds.0 < MIN_DURATION {
-            return Err(D::Error::custom(format!(
-                "{:?} is below 1ms, the shortest duration the config takes (a timeout that short fails every call, an interval that short spins)",
-                seconds.0
-            )));
-        }
-        if seconds.0 > MAX_DURATION {
-            return Err(D::Error::custom(too_long(humantime::format_duration(
-                seconds.0,
-            ))));
-        }
+        in_range(seconds.0).map_err(D::Error::custom)?;
         Ok(seconds)
     }
+}
+
+/// Checks a duration above zero against [`MIN_DURATION`] and
+/// [`MAX_DURATION`].
+fn in_range(duration: Duration) -> Result<(), String> {
+    if duration < MIN_DURATION {
+        return Err(format!(
+            "{duration:?} is below 1ms, the shortest duration the config takes (a timeout that short fails every call, an interval that short spins)"
+        ));
+    }
+    if duration > MAX_DURATION {
+        return Err(too_long(humantime::format_duration(duration)));
+    }
+    Ok(())
 }
 
 struct SecondsVisitor;
@@ -96,6 +100,16 @@ impl Visitor<'_> for SecondsVisitor {
 
 pub(super) fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
     Seconds::deserialize(de).map(|s| s.0)
+}
+
+/// A grace period: a [`duration`], or zero (`0`, `0s`), which is one too:
+/// not waiting at all.
+pub(super) fn grace<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let Seconds(grace) = de.deserialize_any(SecondsVisitor)?;
+    if !grace.is_zero() {
+        in_range(grace).map_err(D::Error::custom)?;
+    }
+    Ok(grace)
 }
 
 /// A duration as the config and the command line write it: `250ms`,

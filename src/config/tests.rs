@@ -327,6 +327,37 @@ fn durations_below_a_millisecond_are_refused_at_their_line() {
     assert_eq!(config.timeouts.connect, Duration::from_millis(1));
 }
 
+/// The shutdown grace may be zero (wait for nothing), unlike every other
+/// duration, and at most an hour.
+#[test]
+fn shutdown_grace_is_zero_to_an_hour() {
+    assert_eq!(parse("").timeouts.shutdown, Duration::from_secs(10));
+    for zero in ["0", "0s", "\"0\""] {
+        let config = parse(&format!("timeouts:\n  shutdown: {zero}\n"));
+        assert_eq!(config.timeouts.shutdown, Duration::ZERO, "{zero}");
+    }
+    let config = parse("timeouts:\n  shutdown: 1h\n");
+    config.validate().expect("an hour is the most");
+    assert_eq!(config.timeouts.shutdown, Duration::from_secs(3600));
+    assert_refused(
+        "timeouts:\n  shutdown: 1h 1s\n",
+        "timeouts.shutdown",
+        "1h 1s is longer than 1h",
+    );
+    assert_at(
+        &error("timeouts:\n  shutdown: -1\n"),
+        "timeouts.shutdown",
+        2,
+    );
+    assert_at(
+        &error("timeouts:\n  shutdown: 1ns\n"),
+        "timeouts.shutdown",
+        2,
+    );
+    let err = error("timeouts:\n  shutdown: 11 years\n");
+    assert!(err.message.contains("at most 10 years"), "{err}");
+}
+
 #[test]
 fn keepalive_of_less_than_a_second_is_refused() {
     assert_refused(

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use std::time::Duration;
 
-use super::{Config, ConfigError, Limits, de, yaml};
+use super::{Config, ConfigError, Limits, Timeouts, de, yaml};
 
 /// The shortest `reflection.refresh`.
 const MIN_REFLECTION_REFRESH: Duration = Duration::from_millis(100);
@@ -275,6 +275,15 @@ impl Config {
                 format!(
                     "{:?} is below {MIN_KEEPALIVE:?}: every idle event stream would get a comment line that often",
                     self.streams.keepalive
+                ),
+            );
+        }
+        if self.timeouts.shutdown > Timeouts::MAX_SHUTDOWN {
+            return fail(
+                "timeouts.shutdown",
+                format!(
+                    "{} is longer than 1h, the longest the gateway waits for requests in flight on shutdown: supervisors kill a process long before (Kubernetes after 30s by default, systemd after 90s)",
+                    humantime::format_duration(self.timeouts.shutdown)
                 ),
             );
         }

@@ -191,7 +191,7 @@ impl Spawned {
     }
 
     /// All output, once the child has exited and its streams are closed.
-    fn finish(&mut self) -> (String, String) {
+    pub(crate) fn finish(&mut self) -> (String, String) {
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
