@@ -272,6 +272,15 @@ async fn routes(sources: Sources) -> ExitCode {
         Ok(built) => built,
         Err(err) => return fail(BAD_INPUT, err),
     };
+    // `serve` refuses this config. The table is still the one its
+    // descriptors make (what `routes --proto x.proto` is for), so it is
+    // printed, with `serve`'s refusal as a warning that says so.
+    if config.upstreams.is_empty() {
+        eprintln!(
+            "warning: {} (`serve` refuses to start without one; the routes below would have nowhere to send calls)",
+            protogate::SnapshotError::NoUpstream
+        );
+    }
     match print_table(&config, &table) {
         Ok(()) => {}
         // The reader went away (`protogate routes | head`): nothing to say.

@@ -93,6 +93,40 @@ fn table_lists_method_template_rpc_body_and_response_body() {
     assert_eq!(rows(&run), [say_hello(), send_note()]);
 }
 
+/// `serve` refuses a config without upstreams; `routes` prints what its
+/// descriptors make all the same (what `routes --proto` is for), and
+/// says in `serve`'s own words that `serve` would refuse it.
+#[test]
+fn without_upstreams_the_table_comes_with_serves_refusal_as_a_warning() {
+    let greeter = fixture("greeter.proto");
+    let run = protogate(&["routes", "--proto", &greeter]);
+    assert_ok(&run);
+    assert_eq!(rows(&run), [say_hello(), send_note()]);
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "stderr:\n{}", run.stderr);
+    let refused = protogate(&["serve", "--proto", &greeter, "--listen", "127.0.0.1:0"]);
+    let error = refused.assert_bad_input(&["no upstream"]);
+    let reason = error.strip_prefix("error: ").unwrap_or(&error);
+    assert!(
+        warnings[0].contains(reason) && warnings[0].contains("`serve` refuses"),
+        "{}",
+        warnings[0]
+    );
+    let run = protogate(&[
+        "routes",
+        "--proto",
+        &greeter,
+        "--upstream",
+        "http://127.0.0.1:9",
+    ]);
+    assert_ok(&run);
+    assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
+}
+
 #[test]
 fn unannotated_method_is_served_at_its_grpc_path() {
     let run = protogate(&["routes", "--proto", &fixture("plain.proto")]);
