@@ -493,7 +493,7 @@ impl Config {
     /// other upstream claims), replacing the configured default, if any:
     /// what `--upstream` does.
     pub fn set_default_upstream(&mut self, url: &str) -> Result<(), ConfigError> {
-        de::check_url(url).map_err(ConfigError::BadUrl)?;
+        de::check_grpc_url(url).map_err(ConfigError::BadUrl)?;
         self.upstreams.retain(|_, u| !u.services.is_empty());
         // An upstream with services may already be called `default`.
         let name = if self.upstreams.contains_key("default") {

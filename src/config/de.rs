@@ -421,20 +421,66 @@ fn parse_size(text: &str) -> Option<usize> {
     n.checked_mul(factor)
 }
 
-/// An `http://` or `https://` URL with a host.
-pub(super) fn url<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+/// A gRPC target: an `http://` or `https://` URL with a host, and
+/// nothing after its port (see [`check_grpc_url`]).
+pub(super) fn grpc_url<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
     let text = String::deserialize(de)?;
-    check_url(&text).map_err(D::Error::custom)?;
+    check_grpc_url(&text).map_err(D::Error::custom)?;
     Ok(text)
 }
 
-/// A list of [`url`]s.
-pub(super) fn urls<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+/// A list of [`grpc_url`]s.
+pub(super) fn grpc_urls<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
     let list = Vec::<String>::deserialize(de)?;
     for text in &list {
-        check_url(text).map_err(D::Error::custom)?;
+        check_grpc_url(text).map_err(D::Error::custom)?;
     }
     Ok(list)
+}
+
+/// Checks that `text` is a gRPC target: a URL as [`check_url`] takes it,
+/// with no path (`/` aside), query or fragment. A gRPC call goes to
+/// `/package.Service/Method` on the target's host and port, whatever the
+/// URL's path: `http://host:50051/api` would call `/pkg.S/M`, not
+/// `/api/pkg.S/M`, and the query and fragment have nowhere to go.
+pub(super) fn check_grpc_url(text: &str) -> Result<(), String> {
+    check_url(text)?;
+    // The authority ends at the first `/`, `?` or `#` after the scheme.
+    let after_scheme = text.find("://").map_or(0, |at| at + 3);
+    let Some(end) = text[after_scheme..]
+        .find(['/', '?', '#'])
+        .map(|at| after_scheme + at)
+    else {
+        return Ok(());
+    };
+    let (target, rest) = text.split_at(end);
+    if rest == "/" {
+        return Ok(());
+    }
+    let (unfragmented, fragment) = match rest.split_once('#') {
+        Some((before, _)) => (before, true),
+        None => (rest, false),
+    };
+    let (path, query) = match unfragmented.split_once('?') {
+        Some((path, _)) => (path, true),
+        None => (unfragmented, false),
+    };
+    let parts: Vec<&str> = [
+        (!matches!(path, "" | "/"), "path"),
+        (query, "query"),
+        (fragment, "fragment"),
+    ]
+    .into_iter()
+    .filter_map(|(has, part)| has.then_some(part))
+    .collect();
+    let (what, it) = match parts.as_slice() {
+        [one] => ((*one).to_owned(), "it"),
+        [first @ .., last] => (format!("{} and {last}", first.join(", ")), "they"),
+        [] => return Ok(()),
+    };
+    Err(format!(
+        "`{text}` has a {what} (`{rest}`), which a gRPC target does not have: calls go to /package.Service/Method on its host and port, so {it} would be dropped; write `{target}`"
+    ))
 }
 
 /// Checks that `text` is an `http://` or `https://` URL with a host.
@@ -517,6 +563,18 @@ fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
     ))
 }
 
+/// `name` as a header name, lower-cased; refused with the reason when it
+/// is none, a pseudo-header (`:authority`) among them.
+fn to_header_name(name: &str) -> Result<HeaderName, String> {
+    if name.starts_with(':') {
+        return Err(format!(
+            "`{name}` is an HTTP/2 pseudo-header (the request's method, scheme, authority or path), not a header a request can set; name an ordinary header"
+        ));
+    }
+    HeaderName::try_from(name.to_ascii_lowercase())
+        .map_err(|_| format!("`{name}` is not a header name"))
+}
+
 /// HTTP header names, lower-cased.
 pub(super) fn header_names<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<HeaderName>, D::Error> {
     struct Names;
@@ -531,9 +589,7 @@ pub(super) fn header_names<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<Heade
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
             while let Some(name) = seq.next_element::<String>()? {
-                let header = HeaderName::try_from(name.to_ascii_lowercase())
-                    .map_err(|_| A::Error::custom(format!("`{name}` is not a header name")))?;
-                out.push(header);
+                out.push(to_header_name(&name).map_err(A::Error::custom)?);
             }
             Ok(out)
         }
@@ -545,8 +601,7 @@ pub(super) fn header_names<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<Heade
 /// One HTTP header name, lower-cased.
 pub(super) fn header_name<'de, D: Deserializer<'de>>(de: D) -> Result<HeaderName, D::Error> {
     let name = String::deserialize(de)?;
-    HeaderName::try_from(name.to_ascii_lowercase())
-        .map_err(|_| D::Error::custom(format!("`{name}` is not a header name")))
+    to_header_name(&name).map_err(D::Error::custom)
 }
 
 /// An optional [`header_name`].

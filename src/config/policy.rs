@@ -48,7 +48,7 @@ impl<'de> Deserialize<'de> for EndpointConfig {
             }
 
             fn visit_str<E: de::Error>(self, text: &str) -> Result<EndpointConfig, E> {
-                parse::check_url(text).map_err(E::custom)?;
+                parse::check_grpc_url(text).map_err(E::custom)?;
                 Ok(EndpointConfig::new(text))
             }
 
@@ -66,7 +66,7 @@ impl<'de> Deserialize<'de> for EndpointConfig {
                     1
                 }
                 let full = Full::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                parse::check_url(&full.url).map_err(de::Error::custom)?;
+                parse::check_grpc_url(&full.url).map_err(de::Error::custom)?;
                 if full.weight == 0 {
                     return Err(de::Error::custom("`weight` must be at least 1"));
                 }

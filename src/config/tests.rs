@@ -486,6 +486,162 @@ fn headers_that_are_never_forwarded_are_refused() {
     assert!(validated("headers:\n  forward: [x-request-id]\n").is_ok());
 }
 
+/// An upstream named `""` (or only spaces) was taken: nothing could name
+/// it back (`canary.upstream`, `routes`), and the route table and the
+/// logs showed nothing where its name goes.
+#[test]
+fn an_upstream_without_a_name_is_refused() {
+    for name in ["\"\"", "\"  \""] {
+        let yaml = format!("upstreams:\n  {name}: {{url: \"http://127.0.0.1:1\"}}\n");
+        assert_refused(&yaml, "upstreams", "which is no name");
+    }
+    assert!(validated("upstreams:\n  a: {url: \"http://127.0.0.1:1\"}\n").is_ok());
+}
+
+/// A gRPC call goes to `/package.Service/Method` on the target's host and
+/// port: a path, query or fragment in an upstream's URL was dropped
+/// without a word. Each is refused at its line, saying what to write.
+#[test]
+fn grpc_targets_take_no_path_query_or_fragment() {
+    for (url, says) in [
+        ("http://127.0.0.1:1/api", "has a path (`/api`)"),
+        ("http://127.0.0.1:1/api/", "has a path (`/api/`)"),
+        ("http://127.0.0.1:1?x=1", "has a query (`?x=1`)"),
+        ("http://127.0.0.1:1/#top", "has a fragment (`/#top`)"),
+        (
+            "http://127.0.0.1:1/v1?x#y",
+            "has a path, query and fragment",
+        ),
+    ] {
+        for (yaml, key, line) in [
+            (
+                format!("upstreams:\n  a:\n    url: \"{url}\"\n"),
+                "upstreams.a.url",
+                3,
+            ),
+            (
+                format!(
+                    "upstreams:\n  a:\n    url: http://127.0.0.1:2\n    endpoints: [\"{url}\"]\n"
+                ),
+                "upstreams.a.endpoints[0]",
+                4,
+            ),
+            (
+                format!(
+                    "upstreams:\n  a:\n    url: http://127.0.0.1:2\n    discovery:\n      etcd: {{endpoints: [\"{url}\"], prefix: /a/}}\n"
+                ),
+                "upstreams.a.discovery.etcd.endpoints",
+                5,
+            ),
+        ] {
+            let err = error(&yaml);
+            assert_at(&err, key, line);
+            assert!(
+                err.message.contains(says) && err.message.contains("write `http://127.0.0.1:1`"),
+                "{err}"
+            );
+        }
+        let err = Config::default().set_default_upstream(url).unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+        // Built in code, the same.
+        let mut config = Config::default();
+        config
+            .upstreams
+            .insert("a".into(), UpstreamConfig::new(url));
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("upstreams.a.url") && err.contains(says),
+            "{err}"
+        );
+    }
+    for url in [
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:1/",
+        "https://[::1]:443",
+    ] {
+        let yaml = format!("upstreams:\n  a:\n    url: \"{url}\"\n    endpoints: [\"{url}\"]\n");
+        assert!(validated(&yaml).is_ok(), "{url}");
+    }
+    // A plain HTTP service behind a prefix keeps its path: it is used.
+    assert!(
+        validated(
+            "upstreams:\n  a: {url: \"http://127.0.0.1:1\"}\nroutes:\n  - {prefix: /old/, upstream: \"http://127.0.0.1:2/base\"}\n"
+        )
+        .is_ok()
+    );
+}
+
+/// A canary header that no request can carry to the gateway (one the
+/// connection or the server's name own) made the choice impossible:
+/// refused, saying why.
+#[test]
+fn a_canary_header_no_request_can_carry_is_refused() {
+    let yaml = |header: &str| {
+        format!(
+            "upstreams:\n  a:\n    url: http://127.0.0.1:1\n    canary: {{upstream: b, weight: 10, header: \"{header}\"}}\n  b:\n    url: http://127.0.0.1:2\n    services: [b.v1.B]\n"
+        )
+    };
+    assert_refused(
+        &yaml("Host"),
+        "upstreams.a.canary.header",
+        "names the server a request is for",
+    );
+    for hop in [
+        "connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "keep-alive",
+        "Proxy-Connection",
+    ] {
+        assert_refused(
+            &yaml(hop),
+            "upstreams.a.canary.header",
+            "is a hop-by-hop header",
+        );
+    }
+    for pseudo in [":authority", ":path"] {
+        let err = error(&yaml(pseudo));
+        assert_at(&err, "upstreams.a.canary.header", 4);
+        assert!(err.message.contains("pseudo-header"), "{err}");
+    }
+    assert!(validated(&yaml("x-canary")).is_ok());
+}
+
+/// The other settings that name request headers: a hop-by-hop one never
+/// arrives to be hashed, and a browser lets no page set it (nor `host`);
+/// a pseudo-header is none, wherever it is named.
+#[test]
+fn other_request_header_settings_refuse_headers_no_request_carries() {
+    let hash = |header: &str| {
+        format!(
+            "upstreams:\n  a:\n    url: http://127.0.0.1:1\n    balance: {{policy: consistent_hash, hash_header: {header}}}\n"
+        )
+    };
+    assert_refused(
+        &hash("connection"),
+        "upstreams.a.balance.hash_header",
+        "is a hop-by-hop header",
+    );
+    // The host a request is for is a fair key to hash.
+    assert!(validated(&hash("host")).is_ok());
+    for header in ["host", "te", "upgrade"] {
+        assert_refused(
+            &format!("cors:\n  allowed_origins: [\"*\"]\n  allowed_headers: [x-a, {header}]\n"),
+            "cors.allowed_headers",
+            "never by a page",
+        );
+    }
+    for yaml in [
+        "headers:\n  forward: [\":authority\"]\n",
+        "cors:\n  allowed_origins: [\"*\"]\n  allowed_headers: [\":path\"]\n",
+        "upstreams:\n  a:\n    url: http://127.0.0.1:1\n    balance: {policy: consistent_hash, hash_header: \":authority\"}\n",
+    ] {
+        let err = error(yaml);
+        assert!(err.message.contains("pseudo-header"), "{yaml}: {err}");
+    }
+}
+
 /// A canary naming a missing upstream (a typo) leaves the one it meant a
 /// second default; the typo is what is reported.
 #[test]

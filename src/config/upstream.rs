@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::de;
+use super::validate::is_hop_by_hop;
 use super::{
     Balance, BalancePolicy, Canary, CircuitBreaker, Config, EndpointConfig, OutlierDetection,
     RetryPolicy,
@@ -17,8 +18,9 @@ use super::{
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `http://host:port` (HTTP/2 cleartext) or `https://host:port` (TLS).
-    #[serde(deserialize_with = "de::url")]
+    /// `http://host:port` (HTTP/2 cleartext) or `https://host:port` (TLS);
+    /// no path, as gRPC calls go to `/package.Service/Method`.
+    #[serde(deserialize_with = "de::grpc_url")]
     pub url: String,
     /// Services it serves: full names (`pkg.Service`) or `pkg.*`. Empty:
     /// every service no other upstream claims.
@@ -143,7 +145,7 @@ impl Default for HealthCheck {
 #[serde(deny_unknown_fields)]
 pub struct EtcdDiscovery {
     /// Client URLs of etcd members (`http://host:port`), tried in turn.
-    #[serde(deserialize_with = "de::urls")]
+    #[serde(deserialize_with = "de::grpc_urls")]
     pub endpoints: Vec<String>,
     /// The key prefix the instances are registered under, usually ending
     /// in `/` (`/services/orders/`).
@@ -284,6 +286,14 @@ impl Config {
                     "only `consistent_hash` hashes a header",
                 );
             }
+            (_, Some(name)) if is_hop_by_hop(name.as_str()) => {
+                return Err((
+                    "balance.hash_header".to_owned(),
+                    format!(
+                        "`{name}` is a hop-by-hop header: proxies on the way drop it and HTTP/2 refuses requests that carry it, so no value would arrive to hash; name a header the clients set, such as x-user-id"
+                    ),
+                ));
+            }
             _ => {}
         }
         let retry = &upstream.retry;
@@ -373,6 +383,26 @@ impl Config {
             }
             if canary.upstream == name {
                 return fail("canary.upstream", "names this upstream itself");
+            }
+            let header = &canary.header;
+            let never = if header == http::header::HOST {
+                Some(
+                    "names the server a request is for (HTTP/2 sends it as `:authority`), and proxies route on it",
+                )
+            } else if is_hop_by_hop(header.as_str()) {
+                Some(
+                    "is a hop-by-hop header: proxies on the way drop it and HTTP/2 refuses requests that carry it",
+                )
+            } else {
+                None
+            };
+            if let Some(why) = never {
+                return Err((
+                    "canary.header".to_owned(),
+                    format!(
+                        "`{header}` {why}, so it cannot carry `always` or `never` to the gateway; name a header of your own, such as x-canary"
+                    ),
+                ));
             }
             match self.upstreams.get(&canary.upstream) {
                 None => {

@@ -33,10 +33,21 @@ impl Config {
         // Each upstream first: a canary naming a missing upstream (a typo)
         // leaves the one it meant a default, and that is the error to show.
         for (name, upstream) in &self.upstreams {
-            if let Err(e) = de::check_url(&upstream.url) {
+            if name.trim().is_empty() {
+                return fail(
+                    "upstreams",
+                    format!(
+                        "an upstream is named {name:?}, which is no name: give it one (`canary.upstream`, `routes`, the route table and the logs know an upstream by its name)"
+                    ),
+                );
+            }
+            if let Err(e) = de::check_grpc_url(&upstream.url) {
                 return fail(&format!("upstreams.{name}.url"), e);
             }
             for endpoint in &upstream.endpoints {
+                if let Err(e) = de::check_grpc_url(&endpoint.url) {
+                    return fail(&format!("upstreams.{name}.endpoints"), e);
+                }
                 let scheme = |url: &str| url.split_once("://").map(|(s, _)| s.to_owned());
                 if scheme(&endpoint.url) != scheme(&upstream.url) {
                     return fail(
@@ -57,6 +68,13 @@ impl Config {
                         &format!("upstreams.{name}.discovery.etcd.endpoints"),
                         "etcd discovery needs at least one endpoint".to_owned(),
                     );
+                }
+                if let Some(e) = etcd
+                    .endpoints
+                    .iter()
+                    .find_map(|e| de::check_grpc_url(e).err())
+                {
+                    return fail(&format!("upstreams.{name}.discovery.etcd.endpoints"), e);
                 }
                 if etcd.prefix.is_empty() {
                     return fail(
@@ -124,6 +142,18 @@ impl Config {
                     "cors.allow_credentials",
                     "credentials cannot be allowed for any origin (`*`); list the origins"
                         .to_owned(),
+                );
+            }
+            if let Some(name) = cors
+                .allowed_headers
+                .iter()
+                .find(|name| *name == http::header::HOST || is_hop_by_hop(name.as_str()))
+            {
+                return fail(
+                    "cors.allowed_headers",
+                    format!(
+                        "`{name}` is set by the browser (or by each connection) and never by a page, so allowing it would do nothing; list the headers your pages set"
+                    ),
                 );
             }
             for origin in cors.allowed_origins.iter().filter(|o| *o != "*") {
@@ -340,6 +370,17 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether `name` is a hop-by-hop header (RFC 9110 §7.6.1): it is about
+/// one connection, so each proxy on the way drops it, and HTTP/2 refuses
+/// requests that carry it (RFC 9113 §8.2.2; `te` only as `te: trailers`).
+/// A value put in it for the gateway would not arrive.
+pub(super) fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection" | "keep-alive" | "proxy-connection" | "te" | "transfer-encoding" | "upgrade"
+    )
 }
 
 /// Why `headers.forward` cannot list `name`, if it cannot.
