@@ -217,6 +217,12 @@ async fn serve(sources: Sources) -> ExitCode {
         return fail(BAD_INPUT, protogate::descriptor::DescriptorError::Empty);
     }
     if config.upstreams.is_empty() {
+        // A file that cannot be read or compiled is said before the
+        // missing upstream, as `routes` says it: fixing the upstream
+        // first would only bring that error next.
+        if let Err(err) = protogate::Snapshot::routes_only_from(&config, config.sources()) {
+            return fail(BAD_INPUT, err);
+        }
         return fail(BAD_INPUT, protogate::SnapshotError::NoUpstream);
     }
     // From here a signal stops the gateway gracefully, also while it starts.

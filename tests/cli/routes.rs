@@ -110,6 +110,17 @@ fn without_upstreams_the_table_comes_with_serves_refusal_as_a_warning() {
     assert_eq!(warnings.len(), 1, "stderr:\n{}", run.stderr);
     let refused = protogate(&["serve", "--proto", &greeter, "--listen", "127.0.0.1:0"]);
     let error = refused.assert_bad_input(&["no upstream"]);
+    // A file that cannot be read comes first, for both.
+    for command in ["serve", "routes"] {
+        protogate(&[
+            command,
+            "--proto",
+            "missing.proto",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .assert_bad_input(&["missing.proto: file not found"]);
+    }
     let reason = error.strip_prefix("error: ").unwrap_or(&error);
     assert!(
         warnings[0].contains(reason) && warnings[0].contains("`serve` refuses"),
