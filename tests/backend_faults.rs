@@ -31,6 +31,8 @@ enum Fault {
     CutShortOnly,
     /// A web page: 200 with `Content-Type: text/html`.
     Html,
+    /// A proxy's error page: 502 with `Content-Type: text/html`.
+    HtmlError,
     /// Two messages, then status 0: too many for a unary call.
     TwoAnswers,
     /// No message, status 0: too few for a unary call.
@@ -111,9 +113,14 @@ async fn answer(
             let _ = respond.send_response(head(true), true);
             return;
         }
-        Fault::Html => {
+        Fault::Html | Fault::HtmlError => {
+            let code = if matches!(fault, Fault::Html) {
+                200
+            } else {
+                502
+            };
             let page = Response::builder()
-                .status(200)
+                .status(code)
                 .header("content-type", "text/html")
                 .body(())
                 .unwrap();
@@ -404,4 +411,28 @@ async fn response_messages_with_flags_they_cannot_have() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, 502, "{fault:?}: {body}");
     }
+}
+
+/// A proxy's error page (502, HTML) in front of the backend is told by
+/// its HTTP status on every face, never read as gRPC messages (`<` is no
+/// message flag).
+#[tokio::test]
+async fn an_error_page_is_told_by_its_status() {
+    let gateway = gateway(Fault::HtmlError).await;
+    let response = support::http1()
+        .post(gateway.url("/v1/echo"))
+        .json(&json!({"s": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503, "UNAVAILABLE, as gRPC maps a 502");
+    let body: Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("HTTP 502 Bad Gateway with Content-Type `text/html`"),
+        "{message}"
+    );
+    let (status, message, _) = passthrough(&gateway, "/kitchen.v1.Kitchen/Echo").await;
+    assert_eq!(status, "14", "{message}");
+    assert!(message.contains("HTTP 502 Bad Gateway"), "{message}");
 }

@@ -123,6 +123,54 @@ pub(crate) fn check_content_type<B>(response: &Response<B>) -> Result<(), NotGrp
     }
 }
 
+/// A backend's answer other than `200 OK` without a `grpc-status` (a
+/// proxy's or load balancer's error page, an auth proxy's refusal) as
+/// the trailers-only answer gRPC's HTTP-to-gRPC status mapping makes of
+/// it: 401 is UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED,
+/// 429, 502, 503 and 504 UNAVAILABLE, 400 INTERNAL, any other UNKNOWN.
+/// Its body is not gRPC messages and is dropped; left to tonic, it was
+/// read as messages (`<` an unknown flag).
+pub(crate) fn http_status_answer<B>(response: &Response<B>) -> Option<Response<Body>> {
+    use http::StatusCode;
+    use tonic::Code;
+    let status = response.status();
+    if status == StatusCode::OK || response.headers().contains_key("grpc-status") {
+        return None;
+    }
+    let code = match status {
+        StatusCode::BAD_REQUEST => Code::Internal,
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
+        StatusCode::NOT_FOUND => Code::Unimplemented,
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => Code::Unavailable,
+        _ => Code::Unknown,
+    };
+    let kind = match response.headers().get(header::CONTENT_TYPE) {
+        Some(value) => format!(
+            " with Content-Type `{}`",
+            String::from_utf8_lossy(value.as_bytes())
+                .chars()
+                .take(100)
+                .collect::<String>()
+        ),
+        None => String::new(),
+    };
+    let message = format!("the backend answered HTTP {status}{kind} and no gRPC status");
+    let mut head = HeaderMap::new();
+    head.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    // The message is ours and fits a header: this does not fail.
+    let _ = tonic::Status::new(code, message).add_header(&mut head);
+    let mut answer = Response::new(Body::empty());
+    *answer.headers_mut() = head;
+    Some(answer)
+}
+
 /// See [`check_content_type`].
 #[derive(Debug, thiserror::Error)]
 #[error("the backend answered with Content-Type `{0}`, not gRPC")]
@@ -145,21 +193,30 @@ pub(crate) struct MessageBounds {
     length: [u8; 4],
     /// Whether the response's `grpc-encoding` names a compression.
     encoded: bool,
+    /// Whether the body is gRPC messages at all: an answer other than
+    /// `200 OK` (a proxy's error page) is not, and tonic reads its HTTP
+    /// status instead.
+    ignored: bool,
 }
 
 impl MessageBounds {
-    /// The bounds of a response with `headers`.
-    pub(crate) fn of(headers: &HeaderMap) -> MessageBounds {
+    /// The bounds of a response with `head`.
+    pub(crate) fn of<B>(head: &Response<B>) -> MessageBounds {
         MessageBounds {
-            encoded: headers
+            encoded: head
+                .headers()
                 .get("grpc-encoding")
                 .is_some_and(|v| v.as_bytes() != b"identity"),
+            ignored: head.status() != http::StatusCode::OK,
             ..MessageBounds::default()
         }
     }
 
     /// Follows `data`, the next bytes of the body.
     pub(crate) fn follow(&mut self, mut data: &[u8]) -> Result<(), Violation> {
+        if self.ignored {
+            return Ok(());
+        }
         while !data.is_empty() {
             if self.remaining > 0 {
                 let n = self.remaining.min(data.len());
@@ -198,7 +255,7 @@ impl MessageBounds {
 
     /// The error for a body that ends here, when it ends inside a message.
     pub(crate) fn check_end(&self) -> Result<(), Violation> {
-        if self.remaining > 0 || self.prefix > 0 {
+        if !self.ignored && (self.remaining > 0 || self.prefix > 0) {
             return Err(Violation(
                 "the backend's response ended inside a message, which is lost".into(),
             ));
@@ -278,8 +335,11 @@ impl Service<Request<Body>> for Channel {
                 Box::pin(async move {
                     let mut response = call.await?;
                     check_content_type(&response)?;
+                    if let Some(answer) = http_status_answer(&response) {
+                        return Ok(answer);
+                    }
                     drop_undecodable_details(response.headers_mut());
-                    let bounds = MessageBounds::of(response.headers());
+                    let bounds = MessageBounds::of(&response);
                     Ok(response.map(|body| Body::new(Checked { body, bounds })))
                 })
             }
@@ -346,9 +406,11 @@ mod tests {
         .chain(std::iter::repeat_n(7, 256))
         .collect();
         let encoded = || {
-            let mut headers = HeaderMap::new();
-            headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
-            MessageBounds::of(&headers)
+            let head = Response::builder()
+                .header("grpc-encoding", "gzip")
+                .body(())
+                .unwrap();
+            MessageBounds::of(&head)
         };
         for size in 1..=body.len() {
             let mut bounds = encoded();
@@ -388,11 +450,20 @@ mod tests {
                 assert!(refused.0.contains(what), "{refused}");
             }
         }
-        let mut bounds = MessageBounds::of(&HeaderMap::from_iter([(
-            HeaderName::from_static("grpc-encoding"),
-            HeaderValue::from_static("identity"),
-        )]));
-        assert!(bounds.follow(b"\x01\x00\x00\x00\x00").is_err());
+        let head = Response::builder()
+            .header("grpc-encoding", "identity")
+            .body(())
+            .unwrap();
+        assert!(
+            MessageBounds::of(&head)
+                .follow(b"\x01\x00\x00\x00\x00")
+                .is_err()
+        );
+        // An error page is not read as messages.
+        let page = Response::builder().status(502).body(()).unwrap();
+        let mut bounds = MessageBounds::of(&page);
+        assert!(bounds.follow(b"<html>").is_ok());
+        assert!(bounds.check_end().is_ok());
     }
 
     #[test]

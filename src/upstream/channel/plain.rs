@@ -239,8 +239,11 @@ impl Inner {
         let abandon = if end { None } else { send_body(body, stream) };
         let mut response = response.await.map_err(|err| in_flight.explain(err))?;
         super::check_content_type(&response)?;
+        if let Some(answer) = super::http_status_answer(&response) {
+            return Ok(answer);
+        }
         super::drop_undecodable_details(response.headers_mut());
-        let bounds = MessageBounds::of(response.headers());
+        let bounds = MessageBounds::of(&response);
         Ok(response.map(|stream| {
             Body::new(Incoming {
                 stream,
