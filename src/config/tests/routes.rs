@@ -1,0 +1,74 @@
+//! Route groups: path prefixes sent to HTTP services or named upstreams.
+
+use super::*;
+
+#[test]
+fn route_groups_parse() {
+    let config = parse(
+        "upstreams:\n  books:\n    url: http://127.0.0.1:1\nroutes:\n  - prefix: /legacy/\n    upstream: http://127.0.0.1:9000/base\n    strip_prefix: true\n    timeout: 5s\n  - prefix: /v1/shelves\n    upstream: books\n",
+    );
+    assert_eq!(config.routes.len(), 2);
+    assert!(config.routes[0].is_http());
+    assert!(config.routes[0].strip_prefix);
+    assert_eq!(config.routes[0].timeout, Some(Duration::from_secs(5)));
+    assert!(!config.routes[1].is_http());
+    config.validate().expect("valid");
+}
+
+#[test]
+fn bad_route_groups_are_named() {
+    let base = "upstreams:\n  books:\n    url: http://127.0.0.1:1\nroutes:\n";
+    for (groups, needle) in [
+        (
+            "  - {prefix: legacy, upstream: books}\n",
+            "is not a path prefix",
+        ),
+        (
+            "  - {prefix: /a/*, upstream: books}\n",
+            "is not a path prefix",
+        ),
+        (
+            "  - {prefix: /a, upstream: nope}\n",
+            "upstream `nope` is neither a name",
+        ),
+        (
+            "  - {prefix: /a, upstream: 'ftp://x'}\n",
+            "not an http:// or https:// URL",
+        ),
+        (
+            "  - {prefix: /a, upstream: books, strip_prefix: true}\n",
+            "apply to HTTP services",
+        ),
+        (
+            "  - {prefix: /a/, upstream: books}\n  - {prefix: /a, upstream: books}\n",
+            "prefix `/a` is given twice",
+        ),
+    ] {
+        let err = parse(&format!("{base}{groups}"))
+            .validate()
+            .expect_err(groups)
+            .to_string();
+        assert!(
+            err.contains("routes[") && err.contains(needle),
+            "{groups}: {err}"
+        );
+    }
+}
+
+/// A route group's error points at its own item, not the `routes:` line.
+#[test]
+fn route_group_errors_name_the_item_line() {
+    let dir = tempdir();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        "routes:\n  - prefix: /a/\n    upstream: http://127.0.0.1:1\n  - prefix: b\n    upstream: http://127.0.0.1:1\n",
+    )
+    .unwrap();
+    let err = Config::from_file(&path)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gateway.yaml:4: routes[1]: "), "{err}");
+}
