@@ -834,3 +834,66 @@ async fn malformed_chunked_request_bodies_are_invalid_argument() {
         );
     }
 }
+
+/// Metadata a backend parses before it reads the call is checked at the
+/// gateway, which shares its backend connection among clients: a
+/// `grpc-encoding` gRPC does not define is UNIMPLEMENTED, a `-bin` value
+/// that is not base64 INVALID_ARGUMENT, and neither reaches the backend
+/// (grpcio, meeting them on a shared connection, refused other clients'
+/// compressed calls after). Valid ones pass.
+#[tokio::test]
+async fn passthrough_checks_metadata_the_backend_parses() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let message = support::envelope(0, &sink("hi"));
+    for (headers, code, needle) in [
+        (
+            &[("grpc-encoding", "snappy")][..],
+            "12",
+            "grpc-encoding%20%60snappy%60",
+        ),
+        (&[("trace-bin", "!!!")][..], "3", "header%20%60trace-bin%60"),
+        (
+            &[("grpc-previous-rpc-attempts", "zz")][..],
+            "3",
+            "grpc-previous-rpc-attempts",
+        ),
+        (
+            &[
+                ("trace-bin", "AQID"),
+                ("x-bin", "AQI="),
+                ("grpc-previous-rpc-attempts", "1"),
+                ("grpc-status", "zz"),
+            ][..],
+            "0",
+            "",
+        ),
+    ] {
+        let got = call(
+            gateway.addr(),
+            "/kitchen.v1.Kitchen/Echo",
+            headers,
+            message.clone(),
+        )
+        .await;
+        assert_eq!(got.status.as_deref(), Some(code), "{headers:?}: {got:?}");
+        assert!(got.message.contains(needle), "{headers:?}: {got:?}");
+    }
+    assert_eq!(backend.records().len(), 1, "only the valid call went on");
+    let sent = backend.last().metadata;
+    assert!(
+        sent.get("grpc-status").is_none(),
+        "a request's grpc-status is not passed on: {sent:?}"
+    );
+    assert!(sent.get_bin("trace-bin").is_some(), "{sent:?}");
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("trace-bin", "!!!")
+        .body(message)
+        .send()
+        .await
+        .unwrap();
+    let status = response.headers().get("grpc-status").cloned();
+    assert_eq!(status.as_ref().map(|v| v.to_str().unwrap()), Some("3"));
+    assert_eq!(backend.records().len(), 1);
+}

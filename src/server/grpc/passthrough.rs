@@ -81,6 +81,9 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 Ok(timeout) => timeout,
                 Err(status) => return Ok(status.into_http()),
             };
+            if let Err(status) = check_metadata(request.headers()) {
+                return Ok(status.into_http());
+            }
             let expires = timeout.map(|t| tokio::time::Instant::now() + t);
             prepare(&mut request);
             let failed = Slot::default();
@@ -191,6 +194,57 @@ fn deadline(
     }
 }
 
+/// The compressions a passed-through call may name in `grpc-encoding`:
+/// those gRPC's own libraries implement.
+const ENCODINGS: [&str; 4] = ["identity", "gzip", "deflate", "zstd"];
+
+/// `-bin` metadata as gRPC reads it: the standard alphabet, padding
+/// optional.
+const METADATA_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// Checks the metadata that a backend parses before it reads the call:
+/// a `grpc-encoding` gRPC does not define, a `-bin` value that is not
+/// base64, a retry count that is not a number. Sent straight to the backend, either fails only that call; on
+/// the connection the gateway shares among its clients, grpcio went on
+/// refusing every later call that named a compression (or the same
+/// `-bin` key) until the connection closed — one client's mistake
+/// breaking others' calls, as a malformed `grpc-timeout` did (see
+/// [`deadline`]). A custom compression is refused with them: the
+/// gateway cannot tell one the backend knows from one it does not.
+fn check_metadata(headers: &http::HeaderMap) -> Result<(), Status> {
+    use base64::Engine as _;
+    for value in headers.get_all("grpc-encoding") {
+        let known = ENCODINGS
+            .iter()
+            .any(|name| value.as_bytes().eq_ignore_ascii_case(name.as_bytes()));
+        if !known {
+            let name = super::bounded(&String::from_utf8_lossy(value.as_bytes()), 40).into_owned();
+            return Err(Status::unimplemented(format!(
+                "grpc-encoding `{name}` is not a compression the gateway passes on: send identity, gzip, deflate or zstd"
+            )));
+        }
+    }
+    for value in headers.get_all("grpc-previous-rpc-attempts") {
+        if value.is_empty() || !value.as_bytes().iter().all(u8::is_ascii_digit) {
+            return Err(Status::invalid_argument(
+                "header `grpc-previous-rpc-attempts`: not a whole number",
+            ));
+        }
+    }
+    for (name, value) in headers {
+        if name.as_str().ends_with("-bin") && METADATA_BASE64.decode(value.as_bytes()).is_err() {
+            return Err(Status::invalid_argument(format!(
+                "header `{name}`: a `-bin` value is base64 (standard alphabet, padding optional)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The answer to a call whose response head never came: the client's own
 /// failure (its body), its deadline passing, or the upstream's failure —
 /// only the last is logged as a warning.
@@ -277,7 +331,16 @@ impl http_body::Body for Watched {
     }
 }
 
-/// Drops hop-by-hop headers, appends the client to `x-forwarded-for` and
+/// The gRPC headers only a response carries.
+const RESPONSE_ONLY: [&str; 4] = [
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "grpc-retry-pushback-ms",
+];
+
+/// Drops hop-by-hop headers (and the gRPC headers only a response
+/// carries), appends the client to `x-forwarded-for` and
 /// sets `x-forwarded-host` from `Host`, as for REST calls (a client's own
 /// `x-forwarded-host` is not trusted).
 fn prepare(request: &mut Request<tonic::body::Body>) {
@@ -292,6 +355,11 @@ fn prepare(request: &mut Request<tonic::body::Body>) {
     // The body may change length on the way (gRPC-Web text is base64):
     // HTTP/2 frames it anyway, so no content-length goes along.
     for name in ["host", "content-length", "x-forwarded-host"] {
+        headers.remove(name);
+    }
+    // A response's headers, meaningless in a request; a backend still
+    // parses them (grpcio as integers) on the shared connection.
+    for name in RESPONSE_ONLY {
         headers.remove(name);
     }
     if let Some(host) = host {
