@@ -33,6 +33,12 @@ enum Fault {
     Html,
     /// A proxy's error page: 502 with `Content-Type: text/html`.
     HtmlError,
+    /// One message, then the end of the stream: no trailers at all.
+    NoStatus,
+    /// One message, then trailers without `grpc-status`.
+    TrailersWithoutStatus,
+    /// One message, then `grpc-status: abc`.
+    StatusNotANumber,
     /// Two messages, then status 0: too many for a unary call.
     TwoAnswers,
     /// No message, status 0: too few for a unary call.
@@ -134,6 +140,9 @@ async fn answer(
         Fault::CutShortOnly => (cut, status("0", false)),
         Fault::TwoAnswers => ([HI, HI].concat().into(), status("0", false)),
         Fault::NoAnswer => (Bytes::new(), status("0", false)),
+        Fault::NoStatus | Fault::TrailersWithoutStatus | Fault::StatusNotANumber => {
+            (Bytes::new(), HeaderMap::new())
+        }
         Fault::UnknownFlags => (
             Bytes::from_static(b"\x02\x00\x00\x00\x04\x0a\x02hi"),
             status("0", false),
@@ -142,6 +151,25 @@ async fn answer(
             Bytes::from_static(b"\x01\x00\x00\x00\x04\x0a\x02hi"),
             status("0", false),
         ),
+    };
+    let odd = |extra: Option<&'static str>| {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-a", HeaderValue::from_static("b"));
+        if let Some(code) = extra {
+            trailers.insert("grpc-status", HeaderValue::from_static(code));
+        }
+        trailers
+    };
+    let (data, trailers) = match fault {
+        Fault::NoStatus => {
+            if let Ok(mut stream) = respond.send_response(head(false), false) {
+                let _ = stream.send_data(Bytes::from_static(HI), true);
+            }
+            return;
+        }
+        Fault::TrailersWithoutStatus => (Bytes::from_static(HI), odd(None)),
+        Fault::StatusNotANumber => (Bytes::from_static(HI), odd(Some("abc"))),
+        _ => (data, trailers),
     };
     let Ok(mut stream) = respond.send_response(head(false), false) else {
         return;
@@ -435,4 +463,34 @@ async fn an_error_page_is_told_by_its_status() {
     let (status, message, _) = passthrough(&gateway, "/kitchen.v1.Kitchen/Echo").await;
     assert_eq!(status, "14", "{message}");
     assert!(message.contains("HTTP 502 Bad Gateway"), "{message}");
+}
+
+/// A passed-through call whose backend sends no readable status — no
+/// trailers, trailers without `grpc-status`, or one that is not a number —
+/// ends INTERNAL saying so, for gRPC and gRPC-Web alike (a gRPC-Web
+/// client, reading its status from the body, was left with none), the
+/// message before it delivered and other trailers kept.
+#[tokio::test]
+async fn a_passed_through_call_always_ends_with_a_status() {
+    for (fault, what) in [
+        (Fault::NoStatus, "without a grpc-status"),
+        (Fault::TrailersWithoutStatus, "without a grpc-status"),
+        (Fault::StatusNotANumber, "grpc-status `abc`"),
+    ] {
+        let gateway = gateway(fault).await;
+        let (status, message, body) = passthrough(&gateway, "/kitchen.v1.Kitchen/Echo").await;
+        assert_eq!(status, "13", "{fault:?}: {message}");
+        assert!(message.contains(what), "{fault:?}: {message}");
+        assert_eq!(body, HI, "{fault:?}");
+
+        let body = passthrough_web(&gateway, "/kitchen.v1.Kitchen/Echo").await;
+        assert!(body.starts_with(HI), "{fault:?}: {body:?}");
+        let trailers = &body[HI.len()..];
+        assert_eq!(trailers.first(), Some(&0x80), "{fault:?}: {body:?}");
+        let trailers = String::from_utf8_lossy(&trailers[5..]);
+        assert!(trailers.contains("grpc-status:13"), "{fault:?}: {trailers}");
+        if !matches!(fault, Fault::NoStatus) {
+            assert!(trailers.contains("x-a:b"), "{fault:?}: {trailers}");
+        }
+    }
 }

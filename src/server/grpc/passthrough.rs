@@ -146,6 +146,7 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 }
             };
             let limits = relay::Limits {
+                status_in_head: response.headers().contains_key("grpc-status"),
                 max_message_bytes: snapshot.limits.max_response_bytes,
                 web,
             };

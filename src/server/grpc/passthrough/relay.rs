@@ -36,6 +36,8 @@ pub(super) struct Relay {
     prefixes: Prefixes,
     /// The length of the message last begun.
     length: usize,
+    /// See [`Limits::status_in_head`].
+    status_in_head: bool,
     /// For a gRPC-Web client, the part of a message that has come so far
     /// (held until whole); `None` for a gRPC client.
     partial: Option<BytesMut>,
@@ -65,6 +67,7 @@ impl Relay {
             request_failed,
             prefixes: Prefixes::default(),
             length: 0,
+            status_in_head: limits.status_in_head,
             partial: limits.web.then(BytesMut::new),
             ending: None,
             done: false,
@@ -115,6 +118,30 @@ impl Relay {
         self.prefixes.is_inside_message()
     }
 
+    /// The backend's trailers, when they hold a status; else (none, or a
+    /// `grpc-status` that is not a number) INTERNAL naming the fault in
+    /// its place, as gRPC clients take a status they cannot read — so a
+    /// gRPC-Web client, which reads the status from the body, is never
+    /// left without one. The other trailers stay.
+    fn checked(&self, mut sent: http::HeaderMap) -> http::HeaderMap {
+        let why = match sent.get("grpc-status") {
+            Some(code) if is_code(code.as_bytes()) => return sent,
+            Some(code) => format!(
+                "sent grpc-status `{}`, which is not a status code",
+                crate::server::grpc::bounded(&String::from_utf8_lossy(code.as_bytes()), 20)
+            ),
+            None => "ended the call without a grpc-status".to_owned(),
+        };
+        sent.remove("grpc-status-details-bin");
+        let status = Status::internal(format!("upstream `{}` {why}", self.upstream));
+        for (name, value) in trailers(&status) {
+            if let Some(name) = name {
+                sent.insert(name, value);
+            }
+        }
+        sent
+    }
+
     fn cut_short(&self) -> Status {
         Status::internal(format!(
             "upstream `{}` ended its response inside a message",
@@ -123,9 +150,17 @@ impl Relay {
     }
 }
 
-/// How a [`Relay`] checks the messages it relays.
+/// Whether `code` is a `grpc-status` value: digits, at most a few.
+fn is_code(code: &[u8]) -> bool {
+    (1..=3).contains(&code.len()) && code.iter().all(u8::is_ascii_digit)
+}
+
+/// How a [`Relay`] checks what it relays.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
+    /// Whether the response's head holds its status (a trailers-only
+    /// answer); else trailers must bring one.
+    pub(super) status_in_head: bool,
     /// `limits.max_response_bytes`.
     pub(super) max_message_bytes: usize,
     /// Whether the client speaks gRPC-Web.
@@ -185,9 +220,16 @@ impl http_body::Body for Relay {
                     this.ending = Some(this.cut_short());
                     continue;
                 }
-                None => {
+                None if this.status_in_head => {
                     this.done = true;
                     return Poll::Ready(None);
+                }
+                None => {
+                    this.ending = Some(Status::internal(format!(
+                        "upstream `{}` ended the call without a grpc-status",
+                        this.upstream
+                    )));
+                    continue;
                 }
             };
             match frame.into_data() {
@@ -201,6 +243,10 @@ impl http_body::Body for Relay {
                 Err(_) if this.is_inside_message() => this.ending = Some(this.cut_short()),
                 Err(frame) => {
                     this.done = true;
+                    let frame = match frame.into_trailers() {
+                        Ok(trailers) => Frame::trailers(this.checked(trailers)),
+                        Err(frame) => frame,
+                    };
                     return Poll::Ready(Some(Ok(frame)));
                 }
             }
@@ -212,7 +258,8 @@ impl http_body::Body for Relay {
         // said so, the head goes out as one HEADERS frame with END_STREAM,
         // as gRPC clients built on grpc-core require.
         self.done
-            || (self.ending.is_none()
+            || (self.status_in_head
+                && self.ending.is_none()
                 && !self.prefixes.is_inside_message()
                 && self.inner.is_end_stream())
     }
