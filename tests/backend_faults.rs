@@ -39,6 +39,8 @@ enum Fault {
     TrailersWithoutStatus,
     /// One message, then `grpc-status: abc`.
     StatusNotANumber,
+    /// Status 7 with a 40 KB trailer before it.
+    LargeTrailers,
     /// Two messages, then status 0: too many for a unary call.
     TwoAnswers,
     /// No message, status 0: too few for a unary call.
@@ -140,9 +142,10 @@ async fn answer(
         Fault::CutShortOnly => (cut, status("0", false)),
         Fault::TwoAnswers => ([HI, HI].concat().into(), status("0", false)),
         Fault::NoAnswer => (Bytes::new(), status("0", false)),
-        Fault::NoStatus | Fault::TrailersWithoutStatus | Fault::StatusNotANumber => {
-            (Bytes::new(), HeaderMap::new())
-        }
+        Fault::NoStatus
+        | Fault::TrailersWithoutStatus
+        | Fault::StatusNotANumber
+        | Fault::LargeTrailers => (Bytes::new(), HeaderMap::new()),
         Fault::UnknownFlags => (
             Bytes::from_static(b"\x02\x00\x00\x00\x04\x0a\x02hi"),
             status("0", false),
@@ -169,6 +172,14 @@ async fn answer(
         }
         Fault::TrailersWithoutStatus => (Bytes::from_static(HI), odd(None)),
         Fault::StatusNotANumber => (Bytes::from_static(HI), odd(Some("abc"))),
+        Fault::LargeTrailers => {
+            let mut trailers = HeaderMap::new();
+            let big = HeaderValue::from_str(&"x".repeat(40_000)).unwrap();
+            trailers.insert("x-big", big);
+            trailers.insert("grpc-status", HeaderValue::from_static("7"));
+            trailers.insert("grpc-message", HeaderValue::from_static("no"));
+            (Bytes::from_static(HI), trailers)
+        }
         _ => (data, trailers),
     };
     let Ok(mut stream) = respond.send_response(head(false), false) else {
@@ -493,4 +504,29 @@ async fn a_passed_through_call_always_ends_with_a_status() {
             assert!(trailers.contains("x-a:b"), "{fault:?}: {trailers}");
         }
     }
+}
+
+/// Trailers of 40 KB (a backend echoing large headers into them) arrive
+/// whole: the status after them is read, not lost with them as past the
+/// 16 KiB hyper's client takes, where the status went missing.
+#[tokio::test]
+async fn large_trailers_keep_their_status() {
+    let gateway = gateway(Fault::LargeTrailers).await;
+    let response = support::http1()
+        .post(gateway.url("/v1/echo"))
+        .json(&json!({"s": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let big = response
+        .headers()
+        .get("grpc-trailer-x-big")
+        .map(|v| v.len());
+    assert_eq!(big, Some(40_000));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["message"], "no", "{body}");
+    let body = passthrough_web(&gateway, "/kitchen.v1.Kitchen/Echo").await;
+    let trailers = String::from_utf8_lossy(&body[HI.len() + 5..]);
+    assert!(trailers.contains("grpc-status:7"), "{trailers:.200}");
 }

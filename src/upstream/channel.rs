@@ -26,6 +26,18 @@ use tower::Service;
 
 pub(crate) use plain::PlainChannel;
 
+/// The largest response header block (and trailer block) taken from a
+/// backend, as HTTP/2's SETTINGS_MAX_HEADER_LIST_SIZE. hyper's client (and
+/// so tonic's) takes 16 KiB; past it the `h2` crate drops the trailers'
+/// remaining fields without an error (a status or error details among
+/// them), and past four times it ends the whole connection, every other
+/// call on it too. A backend that echoes a client's headers into its
+/// trailers can reach 16 KiB, since `limits.max_header_bytes` lets a
+/// client send 64 KiB; 1 MiB leaves room for that and for large error
+/// details. Known shortcoming: a block past it is still cut short
+/// without an error, which `h2` does not report.
+pub(crate) const MAX_RESPONSE_HEADER_LIST: u32 = 1 << 20;
+
 /// A boxed error, as tonic's client takes them.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

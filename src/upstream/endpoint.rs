@@ -84,6 +84,7 @@ pub(super) fn endpoint(
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
+        .http2_max_header_list_size(super::channel::MAX_RESPONSE_HEADER_LIST)
         .user_agent(USER_AGENT)
         .map_err(|e| url_error(e.to_string()))?;
     if tls {

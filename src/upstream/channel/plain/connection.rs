@@ -32,7 +32,6 @@ pub(super) const KEEP_ALIVE: KeepAlive = KeepAlive {
 /// HTTP/2 settings, as hyper's client (tonic's default) has them.
 const STREAM_WINDOW: u32 = 2 << 20;
 const CONNECTION_WINDOW: u32 = 5 << 20;
-const MAX_HEADER_LIST: u32 = 16 << 10;
 const MAX_SEND_BUFFER: usize = 1 << 20;
 /// Streams opened before the peer's SETTINGS say how many it takes.
 const INITIAL_MAX_STREAMS: usize = 100;
@@ -134,7 +133,7 @@ pub(super) async fn connect(
         .initial_max_send_streams(INITIAL_MAX_STREAMS)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_header_list_size(MAX_HEADER_LIST)
+        .max_header_list_size(crate::upstream::channel::MAX_RESPONSE_HEADER_LIST)
         .max_send_buffer_size(MAX_SEND_BUFFER)
         .enable_push(false)
         .handshake::<_, Bytes>(tcp)
