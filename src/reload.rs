@@ -112,6 +112,7 @@ pub enum Ask {
 type ListenerSettings = Vec<(&'static str, String)>;
 
 fn listener_settings(config: &Config) -> ListenerSettings {
+    let options = crate::server::ListenerOptions::of(config);
     vec![
         ("listen", config.listen.to_string()),
         (
@@ -119,9 +120,17 @@ fn listener_settings(config: &Config) -> ListenerSettings {
             if config.tls.is_some() { "on" } else { "off" }.to_owned(),
         ),
         (
-            "limits on connections and headers, timeouts.idle or timeouts.shutdown, or cors",
-            format!("{:?}", crate::server::ListenerOptions::of(config)),
+            "limits.max_connections",
+            options.max_connections.to_string(),
         ),
+        (
+            "limits.max_header_bytes",
+            options.max_header_bytes.to_string(),
+        ),
+        ("limits.max_headers", options.max_headers.to_string()),
+        ("timeouts.idle", format!("{:?}", options.idle_timeout)),
+        ("timeouts.shutdown", format!("{:?}", options.shutdown_grace)),
+        ("cors", format!("{:?}", options.cors)),
         ("admin", format!("{:?}", config.admin)),
     ]
 }
@@ -134,8 +143,14 @@ fn listener_changes(running: &ListenerSettings, loaded: &ListenerSettings) -> St
         .zip(loaded)
         .filter(|(was, now)| was.1 != now.1)
         .map(|((name, was), (_, now))| match *name {
-            "listen" | "tls" => format!("{name} {was} -> {now}"),
-            other => other.to_owned(),
+            "cors" | "admin" => (*name).to_owned(),
+            // Also checked on each request against the loaded config,
+            // which the reload changed at once; only the HTTP parsers'
+            // own bounds, set per listener, wait.
+            "limits.max_header_bytes" | "limits.max_headers" => format!(
+                "{name} {was} -> {now} (for the HTTP parsers' own bound; requests are checked against it now)"
+            ),
+            _ => format!("{name} {was} -> {now}"),
         })
         .collect::<Vec<_>>()
         .join("; ")

@@ -486,7 +486,7 @@ async fn listener_changes_are_told_of_configs_that_load() {
     .unwrap();
     let line = served.process.stderr_line(Duration::from_secs(10), restart);
     // Naming what changed.
-    assert!(line.contains("limits on connections and headers"), "{line}");
+    assert!(line.contains("limits.max_connections 100 -> 50"), "{line}");
 }
 
 /// `--log trace` with the log written into the watched config folder: the
