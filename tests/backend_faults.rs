@@ -41,6 +41,9 @@ enum Fault {
     StatusNotANumber,
     /// Status 7 with a 40 KB trailer before it.
     LargeTrailers,
+    /// `grpc-encoding: gzip` and a message flagged compressed that is not
+    /// gzip, then status 0.
+    NotGzip,
     /// Two messages, then status 0: too many for a unary call.
     TwoAnswers,
     /// No message, status 0: too few for a unary call.
@@ -50,6 +53,9 @@ enum Fault {
     /// One message flagged compressed with no `grpc-encoding`, then
     /// status 0.
     CompressedUnnamed,
+    /// Answers the first call on a connection (`HI`, status 0), then
+    /// resets every later one with PROTOCOL_ERROR.
+    ResetAfterFirst,
 }
 
 /// `Sink { s: "hi" }` in a gRPC frame.
@@ -65,7 +71,13 @@ async fn backend(fault: Fault) -> SocketAddr {
                 let Ok(mut connection) = h2::server::handshake(tcp).await else {
                     return;
                 };
-                while let Some(Ok((request, respond))) = connection.accept().await {
+                let mut calls = 0;
+                while let Some(Ok((request, mut respond))) = connection.accept().await {
+                    calls += 1;
+                    if matches!(fault, Fault::ResetAfterFirst) && calls > 1 {
+                        respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+                        continue;
+                    }
                     tokio::spawn(answer(fault, request, respond));
                 }
             });
@@ -145,7 +157,9 @@ async fn answer(
         Fault::NoStatus
         | Fault::TrailersWithoutStatus
         | Fault::StatusNotANumber
-        | Fault::LargeTrailers => (Bytes::new(), HeaderMap::new()),
+        | Fault::LargeTrailers
+        | Fault::NotGzip => (Bytes::new(), HeaderMap::new()),
+        Fault::ResetAfterFirst => (Bytes::from_static(HI), status("0", false)),
         Fault::UnknownFlags => (
             Bytes::from_static(b"\x02\x00\x00\x00\x04\x0a\x02hi"),
             status("0", false),
@@ -172,6 +186,10 @@ async fn answer(
         }
         Fault::TrailersWithoutStatus => (Bytes::from_static(HI), odd(None)),
         Fault::StatusNotANumber => (Bytes::from_static(HI), odd(Some("abc"))),
+        Fault::NotGzip => (
+            Bytes::from_static(b"\x01\x00\x00\x00\x04nope"),
+            status("0", false),
+        ),
         Fault::LargeTrailers => {
             let mut trailers = HeaderMap::new();
             let big = HeaderValue::from_str(&"x".repeat(40_000)).unwrap();
@@ -182,7 +200,12 @@ async fn answer(
         }
         _ => (data, trailers),
     };
-    let Ok(mut stream) = respond.send_response(head(false), false) else {
+    let mut head = head(false);
+    if let Fault::NotGzip = fault {
+        head.headers_mut()
+            .insert("grpc-encoding", HeaderValue::from_static("gzip"));
+    }
+    let Ok(mut stream) = respond.send_response(head, false) else {
         return;
     };
     let _ = stream.send_data(data, false);
@@ -529,4 +552,44 @@ async fn large_trailers_keep_their_status() {
     let body = passthrough_web(&gateway, "/kitchen.v1.Kitchen/Echo").await;
     let trailers = String::from_utf8_lossy(&body[HI.len() + 5..]);
     assert!(trailers.contains("grpc-status:7"), "{trailers:.200}");
+}
+
+/// A message that does not decompress as the backend's `grpc-encoding`
+/// says is the backend's fault: a 502 naming it, not tonic's 500.
+#[tokio::test]
+async fn a_message_that_does_not_decompress_is_a_bad_gateway() {
+    let gateway = gateway(Fault::NotGzip).await;
+    let response = support::http1()
+        .post(gateway.url("/v1/echo"))
+        .json(&json!({"s": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("upstream `default`") && message.contains("does not decompress"),
+        "{message}"
+    );
+}
+
+/// A backend that has answered gRPC and then resets a call is a gRPC
+/// server: the error names the reset, without asking whether it is one.
+#[tokio::test]
+async fn a_reset_after_answers_is_not_blamed_on_the_url() {
+    let gateway = gateway(Fault::ResetAfterFirst).await;
+    let call = || {
+        support::http1()
+            .post(gateway.url("/v1/echo"))
+            .json(&json!({"s": "x"}))
+            .send()
+    };
+    assert_eq!(call().await.unwrap().status(), 200);
+    let response = call().await.unwrap();
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(!message.contains("is it a gRPC server"), "{message}");
+    assert!(message.contains("upstream `default`"), "{message}");
 }

@@ -104,6 +104,23 @@ impl Upstream {
         {
             return CallError::TooLarge(self.max_message_bytes);
         }
+        // tonic's decompression of a backend's message: past the size
+        // limit, the gateway's limit; data that does not decompress, the
+        // backend's fault (a 502), not the gateway's (tonic says
+        // INTERNAL).
+        if let Some(why) = status.message().strip_prefix("Error decompressing: ") {
+            if status.code() == Code::ResourceExhausted {
+                return CallError::TooLarge(self.max_message_bytes);
+            }
+            let why = why
+                .split(", while receiving response")
+                .next()
+                .unwrap_or(why);
+            return CallError::Protocol(format!(
+                "upstream `{}` ({}): its response message does not decompress as its grpc-encoding says: {why}",
+                self.name, self.url
+            ));
+        }
         // The backend broke the protocol in a way that is checked for
         // (a message cut short, two answers to one question): said
         // plainly, not "is it a gRPC server?" (it spoke gRPC).
@@ -168,6 +185,11 @@ impl Upstream {
             )));
         }
         if made_by_channel && !matches!(code, Code::Unavailable | Code::DeadlineExceeded) {
+            // An upstream that has answered gRPC before is one: a reset
+            // or a refused header block now is that call's fault alone.
+            if self.answered.load(std::sync::atomic::Ordering::Relaxed) {
+                return CallError::Protocol(explained.message().to_owned());
+            }
             let hint = if self.url.starts_with("http://") {
                 "is it a gRPC server? A TLS backend needs an https:// URL"
             } else {
