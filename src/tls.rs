@@ -4,6 +4,7 @@
 //! channels (tonic) and the HTTP proxy alike, and server TLS on the main
 //! listener (`ListenerTls`, in `server`).
 
+mod der;
 mod server;
 
 pub(crate) use server::{ServerTls, Staged};
@@ -112,7 +113,7 @@ fn certificates(
 ) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{key} {}: not PEM: {e}", shown(path)))?;
+        .map_err(|e| format!("{key} {}: not PEM: {}", shown(path), pem_error(&e)))?;
     if certs.is_empty() {
         return Err(format!(
             "{key} {}: no certificate in it (a PEM `BEGIN CERTIFICATE` block is expected)",
@@ -134,10 +135,32 @@ fn private_key(key: &str, path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'stat
     }
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
         format!(
-            "{key} {}: no private key in it (a PEM `BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY` block is expected): {e}",
-            shown(path)
+            "{key} {}: no private key in it (a PEM `BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY` block is expected): {}",
+            shown(path),
+            pem_error(&e)
         )
     })
+}
+
+/// What is wrong with a PEM file, in words: the parser's own messages
+/// show labels and lines as byte arrays.
+fn pem_error(err: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_owned();
+    match err {
+        Error::MissingSectionEnd { end_marker } => {
+            let label = text(end_marker);
+            format!(
+                "a `-----BEGIN {label}-----` block has no `-----END {label}-----` line after it (is the file cut short?)"
+            )
+        }
+        Error::IllegalSectionStart { line } => format!(
+            "the line `{}` does not start a PEM block as `-----BEGIN LABEL-----` does",
+            text(line)
+        ),
+        Error::Base64Decode(e) => format!("a PEM block is not valid base64: {e}"),
+        other => other.to_string(),
+    }
 }
 
 /// A path as the operator can find it: relative ones with the folder they

@@ -11,15 +11,15 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::CertificateRevocationListDer;
-use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 
 mod by_name;
+mod crl;
 
 use by_name::ByName;
 
-use super::{certificates, read, shown};
+use super::{read, shown};
 use crate::config::{ClientAuth, ListenerTls};
 
 /// ALPN protocols offered, in the server's order of preference: gRPC
@@ -46,8 +46,8 @@ impl ServerTls {
     /// Reads and checks `tls`'s files: the chain and a key that belongs
     /// to it, and the client CAs when given.
     pub(crate) fn load(tls: &ListenerTls) -> Result<ServerTls, String> {
-        let (config, hash, dated) = build(tls)?;
-        warn_if_dated(&dated);
+        let (config, hash, warnings) = build(tls)?;
+        warn(&warnings);
         Ok(ServerTls {
             config: ArcSwap::from_pointee(config),
             loaded: Mutex::new(hash),
@@ -64,11 +64,11 @@ impl ServerTls {
     ///
     /// [`commit`]: ServerTls::commit
     pub(crate) fn stage(&self, tls: &ListenerTls) -> Result<Option<Staged>, String> {
-        let (config, hash, dated) = build(tls)?;
+        let (config, hash, warnings) = build(tls)?;
         if *self.loaded.lock() == hash {
             return Ok(None);
         }
-        warn_if_dated(&dated);
+        warn(&warnings);
         Ok(Some(Staged {
             config: Arc::new(config),
             hash,
@@ -82,17 +82,17 @@ impl ServerTls {
     }
 }
 
-/// The rustls config for `tls`, a hash of what went into it, and for each
-/// certificate out of date, its file and why.
-fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Vec<Dated>), String> {
+/// The rustls config for `tls`, a hash of what went into it, and what
+/// loaded but will not work for every client.
+fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Vec<Warning>), String> {
     let mut hash = DefaultHasher::new();
     tls.hash(&mut hash);
     // Explicitly ring, whatever provider the process has installed.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut dated = Vec::new();
+    let mut warnings = Vec::new();
     let default = by_name::load("tls", &tls.cert_file, &tls.key_file, &provider, &mut hash)?;
     if let Some(why) = default.dated {
-        dated.push((tls.cert_file.clone(), why));
+        warnings.push(Warning::Dated(tls.cert_file.clone(), why));
     }
     let mut certificates = ByName::new(default.key);
     for (index, named) in tls.certificates.iter().enumerate() {
@@ -113,7 +113,7 @@ fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Vec<Dated>), String> {
         }
         certificates.add(&names, &loaded.key);
         if let Some(why) = loaded.dated {
-            dated.push((named.cert_file.clone(), why));
+            warnings.push(Warning::Dated(named.cert_file.clone(), why));
         }
     }
 
@@ -124,15 +124,19 @@ fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Vec<Dated>), String> {
         (Some(ca), Some(auth)) => {
             let ca_pem = read("tls.client_ca_file", ca)?;
             ca_pem.hash(&mut hash);
+            let cas = super::certificates("tls.client_ca_file", ca, &ca_pem)?;
             let crls = match &tls.client_crl_file {
                 Some(path) => {
                     let pem = read("tls.client_crl_file", path)?;
                     pem.hash(&mut hash);
-                    revocation_lists(path, &pem)?
+                    let algorithms = provider.signature_verification_algorithms.all;
+                    let lists = crl::load(path, &pem, ca, &cas, algorithms)?;
+                    warnings.extend(lists.unlisted.into_iter().map(Warning::Unlisted));
+                    lists.der
                 }
                 None => Vec::new(),
             };
-            builder.with_client_cert_verifier(client_verifier(ca, &ca_pem, crls, auth, provider)?)
+            builder.with_client_cert_verifier(client_verifier(ca, cas, crls, auth, provider)?)
         }
         (None, None) => builder.with_no_client_auth(),
         // `Config::validate` refuses this; said again for callers that did
@@ -152,11 +156,18 @@ fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Vec<Dated>), String> {
     }
     let mut config = builder.with_cert_resolver(Arc::new(certificates));
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-    Ok((config, hash.finish(), dated))
+    Ok((config, hash.finish(), warnings))
 }
 
-/// A certificate file out of date, and why.
-type Dated = (std::path::PathBuf, String);
+/// What loads but will not work for every client, logged when the config
+/// it is part of is put in use.
+#[derive(Debug)]
+enum Warning {
+    /// A certificate file out of date, and why.
+    Dated(std::path::PathBuf, String),
+    /// A client CA without a revocation list.
+    Unlisted(crl::Unlisted),
+}
 
 /// Why `certificate` is not valid now (expired, or not yet valid), when it
 /// is not. Loaded all the same (a clock may be wrong, and the files may be
@@ -193,59 +204,39 @@ fn out_of_date(certificate: &rustls::pki_types::CertificateDer<'_>) -> Option<St
     }
 }
 
-fn warn_if_dated(dated: &[Dated]) {
-    for (file, why) in dated {
-        tracing::warn!(
-            file = %file.display(),
-            why,
-            "The listener's certificate is out of date: clients will refuse it"
-        );
+fn warn(warnings: &[Warning]) {
+    for warning in warnings {
+        match warning {
+            Warning::Dated(file, why) => tracing::warn!(
+                file = %file.display(),
+                why,
+                "The listener's certificate is out of date: clients will refuse it"
+            ),
+            Warning::Unlisted(unlisted) => tracing::warn!(
+                file = %unlisted.file.display(),
+                ca = %unlisted.ca,
+                issued = %unlisted.issued,
+                "A client CA has no revocation list: only clients whose chain ends at a client CA it issued are served"
+            ),
+        }
     }
 }
 
-/// The revocation lists in a PEM file, each checked to parse; none is an
-/// error (an empty file is more likely a mistake than a CA that revoked
-/// nothing, whose list still names it as issuer).
-fn revocation_lists(
-    path: &Path,
-    pem: &[u8],
-) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
-    let crls = CertificateRevocationListDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("tls.client_crl_file {}: not PEM: {e}", shown(path)))?;
-    if crls.is_empty() {
-        return Err(format!(
-            "tls.client_crl_file {}: no revocation list in it (a PEM `BEGIN X509 CRL` block is expected)",
-            shown(path)
-        ));
-    }
-    for (n, crl) in crls.iter().enumerate() {
-        webpki::BorrowedCertRevocationList::from_der(crl).map_err(|e| {
-            format!(
-                "tls.client_crl_file {}: revocation list {} of {} is malformed: {e}",
-                shown(path),
-                n + 1,
-                crls.len()
-            )
-        })?;
-    }
-    Ok(crls)
-}
-
-/// Verifies client certificates against the CAs in `pem` and, when there
-/// are any, the revocation lists `crls`. With lists, the whole chain is
-/// checked and a certificate whose issuer has no list is refused, as one
-/// whose status cannot be told; a list past its next update still
-/// applies (nothing fetches newer ones: replacing the file is a reload).
+/// Verifies client certificates against the CAs `cas` (from the file
+/// `path`) and, when there are any, the revocation lists `crls`. With
+/// lists, the whole chain is checked and a certificate whose issuer has no
+/// list is refused, as one whose status cannot be told (`crl::load` checks
+/// that each client CA has one); a list past its next update still applies
+/// (nothing fetches newer ones: replacing the file is a reload).
 fn client_verifier(
     path: &Path,
-    pem: &[u8],
+    cas: Vec<CertificateDer<'static>>,
     crls: Vec<CertificateRevocationListDer<'static>>,
     auth: ClientAuth,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
     let mut roots = RootCertStore::empty();
-    for cert in certificates("tls.client_ca_file", path, pem)? {
+    for cert in cas {
         roots
             .add(cert)
             .map_err(|e| format!("tls.client_ca_file {}: {e}", shown(path)))?;

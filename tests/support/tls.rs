@@ -10,19 +10,40 @@ use rcgen::{
 pub struct TestCa {
     pub pem: String,
     issuer: Issuer<'static, KeyPair>,
+    /// What the CA's certificate was made from, to forge its lists.
+    params: CertificateParams,
 }
 
 impl TestCa {
     pub fn new(name: &str) -> TestCa {
         let key = KeyPair::generate().unwrap();
+        let params = TestCa::params(name);
+        let cert = params.self_signed(&key).unwrap();
+        TestCa {
+            pem: cert.pem(),
+            issuer: Issuer::new(params.clone(), key),
+            params,
+        }
+    }
+
+    fn params(name: &str) -> CertificateParams {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let cert = params.self_signed(&key).unwrap();
+        params
+    }
+
+    /// An intermediate CA named `name` issued by this one; its `pem` is
+    /// its certificate only (a client sends it after its own).
+    pub fn intermediate(&self, name: &str) -> TestCa {
+        let key = KeyPair::generate().unwrap();
+        let params = TestCa::params(name);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
         TestCa {
             pem: cert.pem(),
-            issuer: Issuer::new(params, key),
+            issuer: Issuer::new(params.clone(), key),
+            params,
         }
     }
 
@@ -82,6 +103,27 @@ impl TestCa {
     /// these serial numbers; its next update is `next_update` (year,
     /// month, day).
     pub fn revocation_list(&self, serials: &[u64], next_update: (i32, u8, u8)) -> String {
+        self.list_signed_by(&self.issuer, serials, next_update)
+    }
+
+    /// A list naming this CA as issuer, revoking `serials`, but signed by
+    /// a new key of the kind `algorithm` (a forged or mixed-up list).
+    pub fn revocation_list_signed_by_other_key(
+        &self,
+        serials: &[u64],
+        algorithm: &'static rcgen::SignatureAlgorithm,
+    ) -> String {
+        let key = KeyPair::generate_for(algorithm).unwrap();
+        let issuer = Issuer::new(self.params.clone(), key);
+        self.list_signed_by(&issuer, serials, (2099, 1, 1))
+    }
+
+    fn list_signed_by(
+        &self,
+        issuer: &Issuer<'static, KeyPair>,
+        serials: &[u64],
+        next_update: (i32, u8, u8),
+    ) -> String {
         let params = CertificateRevocationListParams {
             this_update: rcgen::date_time_ymd(2024, 1, 1),
             next_update: rcgen::date_time_ymd(next_update.0, next_update.1, next_update.2),
@@ -98,6 +140,6 @@ impl TestCa {
                 .collect(),
             key_identifier_method: KeyIdMethod::Sha256,
         };
-        params.signed_by(&self.issuer).unwrap().pem().unwrap()
+        params.signed_by(issuer).unwrap().pem().unwrap()
     }
 }
