@@ -219,7 +219,6 @@ impl Default for ListenerOptions {
 }
 
 /// A running listener.
-#[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
     /// Told when shutdown starts, for readiness.
@@ -228,6 +227,19 @@ pub struct Server {
     task: JoinHandle<()>,
     /// What keeps the snapshot current, when the gateway reloads.
     reloading: Option<Reloading>,
+}
+
+/// Its address and state, not the gateway inside: the snapshot's
+/// descriptors print without end (a recursive message type, such as
+/// `google.protobuf.Struct`, prints its fields' types again and again).
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("draining", &self.gateway.is_draining())
+            .field("reloading", &self.reloading.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A server's reloading machinery: stopped with the server.

@@ -207,3 +207,15 @@ async fn an_out_of_range_connection_limit_serves_and_drains() {
         );
     }
 }
+
+/// A running server prints as its address and state: the gateway inside
+/// holds descriptors whose recursive types (the kitchen's
+/// `google.protobuf.Struct`) printed without end, overflowing the stack
+/// of a test that showed a server it did not expect.
+#[tokio::test]
+async fn a_server_prints_in_a_line() {
+    let (_backend, gateway) = support::gateway::kitchen(|_| {}).await;
+    let shown = format!("{:?}", gateway.server);
+    assert!(shown.contains(&gateway.addr().to_string()), "{shown}");
+    assert!(shown.len() < 200, "{shown}");
+}
