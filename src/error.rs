@@ -389,6 +389,7 @@ impl From<crate::upstream::CallError> for GatewayError {
         use crate::upstream::CallError;
         match err {
             CallError::Status(status) => GatewayError::Upstream(status, None),
+            CallError::Answered(status, headers) => GatewayError::Upstream(status, Some(headers)),
             CallError::DeadlineExceeded(d, last) => GatewayError::DeadlineExceeded(d, last),
             CallError::TooLarge(limit) => GatewayError::UpstreamTooLarge(limit),
             CallError::Protocol(message) => GatewayError::UpstreamProtocol(message),

@@ -56,6 +56,8 @@ enum Fault {
     /// Answers the first call on a connection (`HI`, status 0), then
     /// resets every later one with PROTOCOL_ERROR.
     ResetAfterFirst,
+    /// A head with `x-shard: s-3`, then status 5 with `x-cost: 12`.
+    HeadersThenError,
 }
 
 /// `Sink { s: "hi" }` in a gRPC frame.
@@ -160,6 +162,11 @@ async fn answer(
         | Fault::LargeTrailers
         | Fault::NotGzip => (Bytes::new(), HeaderMap::new()),
         Fault::ResetAfterFirst => (Bytes::from_static(HI), status("0", false)),
+        Fault::HeadersThenError => {
+            let mut trailers = status("5", false);
+            trailers.insert("x-cost", HeaderValue::from_static("12"));
+            (Bytes::new(), trailers)
+        }
         Fault::UnknownFlags => (
             Bytes::from_static(b"\x02\x00\x00\x00\x04\x0a\x02hi"),
             status("0", false),
@@ -204,6 +211,10 @@ async fn answer(
     if let Fault::NotGzip = fault {
         head.headers_mut()
             .insert("grpc-encoding", HeaderValue::from_static("gzip"));
+    }
+    if let Fault::HeadersThenError = fault {
+        head.headers_mut()
+            .insert("x-shard", HeaderValue::from_static("s-3"));
     }
     let Ok(mut stream) = respond.send_response(head, false) else {
         return;
@@ -592,4 +603,33 @@ async fn a_reset_after_answers_is_not_blamed_on_the_url() {
     let message = body["message"].as_str().unwrap();
     assert!(!message.contains("is it a gRPC server"), "{message}");
     assert!(message.contains("upstream `default`"), "{message}");
+}
+
+/// A unary call that fails after the backend's response headers keeps
+/// them, as one that succeeds: REST as `Grpc-Metadata-*`, Connect under
+/// their own names (the trailers as `Grpc-Trailer-*`, `trailer-*`).
+#[tokio::test]
+async fn a_failed_call_keeps_the_response_headers() {
+    let gateway = gateway(Fault::HeadersThenError).await;
+    let response = support::http1()
+        .post(gateway.url("/v1/echo"))
+        .json(&json!({"s": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["grpc-metadata-x-shard"], "s-3");
+    assert_eq!(response.headers()["grpc-trailer-x-cost"], "12");
+
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["x-shard"], "s-3");
+    assert_eq!(response.headers()["trailer-x-cost"], "12");
 }

@@ -518,9 +518,12 @@ fn error_response(err: &GatewayError) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let GatewayError::Upstream(status, _) = err {
-        // The backend's own response headers (content-type, date, grpc-*)
-        // are not metadata to pass on.
+    if let GatewayError::Upstream(status, headers) = err {
+        // The backend's response headers as on success; its own
+        // (content-type, date, grpc-*) are not metadata to pass on.
+        if let Some(headers) = headers {
+            metadata::to_headers(headers, "", response.headers_mut());
+        }
         metadata::to_headers(status.metadata(), "trailer-", response.headers_mut());
     }
     response

@@ -152,8 +152,11 @@ pub(crate) async fn request_stream(
     let reply = tokio::select! {
         biased;
         aborted = aborted(&mut abort) => return Err(aborted.error),
-        reply = reply => reply.map_err(|s| {
-            already_aborted(&mut abort).unwrap_or_else(|| upstream.classify(s).into())
+        reply = reply => reply.map_err(|(status, headers)| {
+            already_aborted(&mut abort).unwrap_or_else(|| match upstream.classify(status) {
+                CallError::Status(status) => GatewayError::Upstream(status, headers),
+                other => other.into(),
+            })
         })?,
         () = until => {
             let timeout = timeout.unwrap_or_default();

@@ -62,28 +62,36 @@ impl Reply {
     /// Reads the one response message of a call that answers once (unary
     /// and client-streaming), then its trailers. None, or a second, is the
     /// backend's protocol error: a second answer is not dropped unseen.
+    ///
+    /// A failure comes with the response headers, which the client gets
+    /// with the error.
     pub(crate) async fn read(
         headers: MetadataMap,
         stream: &mut Streaming<Bytes>,
-    ) -> Result<Reply, Status> {
-        let violation = |what: &'static str| {
-            Status::from_error(Box::new(super::channel::Violation(what.into())))
+    ) -> Result<Reply, (Status, Option<MetadataMap>)> {
+        let read = async {
+            let violation = |what: &'static str| {
+                Status::from_error(Box::new(super::channel::Violation(what.into())))
+            };
+            let message = stream.message().await?.ok_or_else(|| {
+                violation("the backend ended its call without a response message")
+            })?;
+            if stream.message().await?.is_some() {
+                return Err(violation(
+                    "the backend sent more than one response message to a call that answers once",
+                ));
+            }
+            let trailers = stream.trailers().await?.unwrap_or_default();
+            Ok((message, trailers))
         };
-        let message = stream
-            .message()
-            .await?
-            .ok_or_else(|| violation("the backend ended its call without a response message"))?;
-        if stream.message().await?.is_some() {
-            return Err(violation(
-                "the backend sent more than one response message to a call that answers once",
-            ));
+        match read.await {
+            Ok((message, trailers)) => Ok(Reply {
+                headers,
+                message,
+                trailers,
+            }),
+            Err(status) => Err((status, Some(headers))),
         }
-        let trailers = stream.trailers().await?.unwrap_or_default();
-        Ok(Reply {
-            headers,
-            message,
-            trailers,
-        })
     }
 }
 
@@ -92,6 +100,9 @@ impl Reply {
 pub enum CallError {
     /// The backend (or the channel) answered with a status.
     Status(Status),
+    /// The backend answered a unary call with a status after its
+    /// response headers, which go to the client with it.
+    Answered(Status, MetadataMap),
     /// The deadline passed before the call finished; after a failed try,
     /// why that try failed.
     DeadlineExceeded(Duration, Option<String>),

@@ -27,6 +27,9 @@ use super::{
 enum Ended {
     /// A status, from the backend or the channel.
     Status(Status),
+    /// The backend's status after its response headers, kept for the
+    /// client.
+    Answered(Status, MetadataMap),
     /// The deadline passed, after `last` failed (the try before, if any):
     /// the reason a call that failed to connect and ran out of time while
     /// trying again is not only "deadline exceeded". Told apart from a
@@ -108,13 +111,14 @@ impl Upstream {
                 },
                 None => exchange.await,
             };
-            let status = match result {
+            let failed = match result {
                 Ok(reply) => {
                     self.record(&lease, Outcome::Answered);
                     return Ok(reply);
                 }
-                Err(status) => status,
+                Err(failed) => failed,
             };
+            let (status, headers) = failed;
             let failure = if caused_by::<tonic::ConnectError>(&status) {
                 // Known shortcoming (README, Limits): with no other
                 // endpoint left, the try goes to the same one again, so an
@@ -142,7 +146,10 @@ impl Upstream {
             tried.extend(lease.address());
             drop(lease);
             let Some(wait) = self.retry.next(attempt, failure, idempotent) else {
-                return Err(status.into());
+                return Err(match headers {
+                    Some(headers) => Ended::Answered(status, headers),
+                    None => Ended::Status(status),
+                });
             };
             tracing::debug!(upstream = %self.name, attempt, ?failure, ?wait, "Trying the call again");
             match deadline {
@@ -166,11 +173,12 @@ impl Upstream {
         metadata: MetadataMap,
         timeout: Option<Duration>,
         message: Bytes,
-    ) -> Result<Reply, Status> {
+    ) -> Result<Reply, (Status, Option<MetadataMap>)> {
         let request = tokio_stream::once(Outgoing::Message(message));
         let (headers, mut stream) = self
             .start(lease.channel(), path, metadata, timeout, request)
-            .await?;
+            .await
+            .map_err(|status| (status, None))?;
         Reply::read(headers, &mut stream).await
     }
 
@@ -408,6 +416,10 @@ impl Upstream {
                 expired(None)
             }
             Ended::Status(status) => self.classify(status),
+            Ended::Answered(status, headers) => match self.classify(status) {
+                CallError::Status(status) => CallError::Answered(status, headers),
+                other => other,
+            },
         })
     }
 }

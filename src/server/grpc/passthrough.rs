@@ -294,7 +294,7 @@ fn expired(err: &(dyn std::error::Error + 'static)) -> bool {
 /// A status the channel made up, as the client should see it.
 fn upstream_status(upstream: &Upstream, status: Status) -> Status {
     match upstream.classify(status) {
-        CallError::Status(status) => status,
+        CallError::Status(status) | CallError::Answered(status, _) => status,
         // A peer that does not speak gRPC as configured: the call may
         // work against another replica, as with a refused connection.
         CallError::Protocol(message) => Status::unavailable(message),
