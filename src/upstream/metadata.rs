@@ -217,7 +217,16 @@ pub fn rpc_metadata(
             forwarded.append(name, value.clone());
         }
     }
-    to_metadata(&forwarded, client, authority, policy)
+    // An error names the header as the client sent it, unprefixed.
+    to_metadata(&forwarded, client, authority, policy).map_err(|err| match err {
+        RequestError::Header { name, reason } => RequestError::Header {
+            name: name
+                .strip_prefix(GRPC_METADATA)
+                .map_or_else(|| name.clone(), str::to_owned),
+            reason,
+        },
+        other => other,
+    })
 }
 
 /// Adds backend metadata to `out` as `<prefix><key>` headers.
@@ -378,5 +387,12 @@ mod tests {
         headers.insert("grpc-metadata-x-bin", HeaderValue::from_static("***"));
         let err = to_metadata(&headers, None, None, &HeaderPolicy::default()).unwrap_err();
         assert!(err.to_string().contains("grpc-metadata-x-bin"), "{err}");
+        // Connect sends metadata under its own name: named as sent.
+        let mut headers = HeaderMap::new();
+        headers.insert("x-bin", HeaderValue::from_static("***"));
+        let err = rpc_metadata(&headers, None, None, &HeaderPolicy::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("`x-bin`"), "{text}");
+        assert!(!text.contains("grpc-metadata-"), "{text}");
     }
 }
