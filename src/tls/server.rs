@@ -111,7 +111,10 @@ fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Vec<Warning>), String>
                 shown(&named.cert_file)
             ));
         }
-        certificates.add(&names, &loaded.key);
+        let taken = certificates.add(&names, &loaded.key);
+        if !taken.is_empty() {
+            warnings.push(Warning::Shadowed(named.cert_file.clone(), taken));
+        }
         if let Some(why) = loaded.dated {
             warnings.push(Warning::Dated(named.cert_file.clone(), why));
         }
@@ -167,6 +170,8 @@ enum Warning {
     Dated(std::path::PathBuf, String),
     /// A client CA without a revocation list.
     Unlisted(crl::Unlisted),
+    /// A certificate in `tls.certificates` with names an earlier one has.
+    Shadowed(std::path::PathBuf, Vec<String>),
 }
 
 /// Why `certificate` is not valid now (expired, or not yet valid), when it
@@ -211,6 +216,11 @@ fn warn(warnings: &[Warning]) {
                 file = %file.display(),
                 why,
                 "The listener's certificate is out of date: clients will refuse it"
+            ),
+            Warning::Shadowed(file, names) => tracing::warn!(
+                file = %file.display(),
+                names = %names.join(", "),
+                "A certificate in tls.certificates is not served for names an earlier one has"
             ),
             Warning::Unlisted(unlisted) => tracing::warn!(
                 file = %unlisted.file.display(),

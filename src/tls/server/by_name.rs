@@ -104,15 +104,25 @@ impl ByName {
         }
     }
 
-    /// Serves `key` for `names`, except those an earlier one has.
-    pub(super) fn add(&mut self, names: &[String], key: &Arc<CertifiedKey>) {
+    /// Serves `key` for `names`, except those an earlier one has: those
+    /// are given back. A name written fully qualified (`host.example.`)
+    /// is the same name as without its dot, as a client asks for it.
+    pub(super) fn add(&mut self, names: &[String], key: &Arc<CertifiedKey>) -> Vec<String> {
+        let mut taken = Vec::new();
         for name in names {
-            let (map, name) = match name.strip_prefix("*.") {
+            let bare = name.strip_suffix('.').unwrap_or(name);
+            let (map, bare) = match bare.strip_prefix("*.") {
                 Some(parent) => (&mut self.wildcard, parent),
-                None => (&mut self.exact, name.as_str()),
+                None => (&mut self.exact, bare),
             };
-            map.entry(name.to_owned()).or_insert_with(|| key.clone());
+            match map.entry(bare.to_owned()) {
+                std::collections::hash_map::Entry::Occupied(_) => taken.push(name.clone()),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(key.clone());
+                }
+            }
         }
+        taken
     }
 
     fn pick(&self, server_name: Option<&str>) -> &Arc<CertifiedKey> {
@@ -162,8 +172,15 @@ mod tests {
     fn names_pick_their_certificate() {
         let (default, api, any) = (key(0), key(1), key(2));
         let mut by_name = ByName::new(default.clone());
-        by_name.add(&["api.example.com".into()], &api);
-        by_name.add(&["*.example.com".into(), "api.example.com".into()], &any);
+        assert!(by_name.add(&["api.example.com".into()], &api).is_empty());
+        let taken = by_name.add(&["*.example.com".into(), "api.example.com.".into()], &any);
+        assert_eq!(
+            taken,
+            ["api.example.com."],
+            "a fully qualified name is the same name"
+        );
+        let dotted = key(3);
+        by_name.add(&["dot.example.net.".into()], &dotted);
         let pick = |name| Arc::as_ptr(by_name.pick(name));
         assert_eq!(pick(None), Arc::as_ptr(&default));
         assert_eq!(pick(Some("api.example.com")), Arc::as_ptr(&api));
@@ -173,5 +190,7 @@ mod tests {
         assert_eq!(pick(Some("a.b.example.com")), Arc::as_ptr(&default));
         assert_eq!(pick(Some("example.com")), Arc::as_ptr(&default));
         assert_eq!(pick(Some("other.org")), Arc::as_ptr(&default));
+        assert_eq!(pick(Some("dot.example.net")), Arc::as_ptr(&dotted));
+        assert_eq!(pick(Some("dot.example.net.")), Arc::as_ptr(&dotted));
     }
 }
