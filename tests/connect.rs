@@ -525,6 +525,46 @@ fn get_url(gateway: &TestGateway, method: &str, query: &[(&str, &str)]) -> Strin
     gateway.url(&format!("/lookup.v1.Lookup/{method}?{}", query.join("&")))
 }
 
+/// Connect GET: each of Connect's parameters once (a second `message`
+/// was taken over the first without a word), and `base64` as 1 or left
+/// out (`base64=2` read the message as not base64).
+#[tokio::test]
+async fn unary_get_parameters_once_and_as_defined() {
+    let (backend, gateway) = echo_gateway(|_| {}).await;
+    for (query, needle) in [
+        (
+            &[
+                ("connect", "v1"),
+                ("encoding", "json"),
+                ("message", "{}"),
+                ("message", r#"{"name": "x"}"#),
+            ][..],
+            "`message`",
+        ),
+        (
+            &[
+                ("connect", "v1"),
+                ("encoding", "json"),
+                ("base64", "2"),
+                ("message", "{}"),
+            ][..],
+            "`base64`",
+        ),
+    ] {
+        let response = support::http1()
+            .get(get_url(&gateway, "Find", query))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{query:?}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], "invalid_argument", "{query:?}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{query:?}: {message}");
+    }
+    assert!(backend.records().is_empty());
+}
+
 /// Connect GET: side-effect-free unary methods take the message from the
 /// query (JSON or base64 protobuf); other methods answer 405 in Connect's
 /// error shape; a GET without its message is `invalid_argument`.

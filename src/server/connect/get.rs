@@ -28,8 +28,17 @@ pub(super) async fn get(
         })
     };
     let (mut message, mut encoding, mut base64, mut compression) = (None, None, false, None);
+    let mut seen = [false; 5];
     for (key, value) in query(&parts.uri) {
         let text = || shortened(&String::from_utf8_lossy(&value));
+        // Connect's own parameters once each: a second one would be
+        // taken over the first, or the first over it, with no word.
+        let own = ["connect", "encoding", "base64", "compression", "message"];
+        if let Some(index) = own.iter().position(|name| *name == key)
+            && std::mem::replace(&mut seen[index], true)
+        {
+            return Err(bad(own[index], "given more than once".to_owned()));
+        }
         match key.as_str() {
             "connect" if value == b"v1" => {}
             "connect" => {
@@ -46,7 +55,17 @@ pub(super) async fn get(
                     _ => return Err(bad("encoding", format!("`{}`: send json or proto", text()))),
                 });
             }
-            "base64" => base64 = value == b"1",
+            "base64" => {
+                base64 = match &value[..] {
+                    b"1" => true,
+                    b"0" | b"" => false,
+                    _ => {
+                        let reason =
+                            format!("`{}`: send 1 for a base64 message, or leave it out", text());
+                        return Err(bad("base64", reason));
+                    }
+                }
+            }
             "compression" => compression = Some(String::from_utf8_lossy(&value).into_owned()),
             "message" => message = Some(value),
             // Parameters Connect does not define are left alone (a cache
