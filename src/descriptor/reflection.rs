@@ -399,7 +399,11 @@ fn is_infrastructure(service: &str) -> bool {
 /// HTTP status when the answer has no `grpc-status` (an HTTP server's 404
 /// becomes UNIMPLEMENTED), saying so in its message.
 fn is_grpc(status: &Status) -> bool {
-    !status.message().starts_with("grpc-status header missing")
+    // tonic's words for an HTTP status without `grpc-status`, and the
+    // channel's own (`upstream::HTTP_ANSWER`), which come first.
+    let message = status.message();
+    !message.starts_with("grpc-status header missing")
+        && !message.starts_with(crate::upstream::HTTP_ANSWER)
 }
 
 /// The files received so far, first of each name kept, and the imports

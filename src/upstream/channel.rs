@@ -135,6 +135,10 @@ pub(crate) fn check_content_type<B>(response: &Response<B>) -> Result<(), NotGrp
     }
 }
 
+/// How the status [`http_status_answer`] makes begins: that of a server
+/// that answered in HTTP, not gRPC.
+pub(crate) const HTTP_ANSWER: &str = "the backend answered HTTP ";
+
 /// A backend's answer other than `200 OK` without a `grpc-status` (a
 /// proxy's or load balancer's error page, an auth proxy's refusal) as
 /// the trailers-only answer gRPC's HTTP-to-gRPC status mapping makes of
@@ -170,7 +174,7 @@ pub(crate) fn http_status_answer<B>(response: &Response<B>) -> Option<Response<B
         ),
         None => String::new(),
     };
-    let message = format!("the backend answered HTTP {status}{kind} and no gRPC status");
+    let message = format!("{HTTP_ANSWER}{status}{kind} and no gRPC status");
     let mut head = HeaderMap::new();
     head.insert(
         header::CONTENT_TYPE,
