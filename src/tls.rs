@@ -4,7 +4,6 @@
 //! channels (tonic) and the HTTP proxy alike, and server TLS on the main
 //! listener (`ListenerTls`, in `server`).
 
-mod der;
 mod server;
 
 pub(crate) use server::{ServerTls, Staged};

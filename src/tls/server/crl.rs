@@ -12,8 +12,13 @@ use rustls::pki_types::{
     SubjectPublicKeyInfoDer,
 };
 use webpki::{BorrowedCertRevocationList, CertRevocationList};
+use x509_parser::asn1_rs::{Any, FromDer as _, Oid, Tag};
+use x509_parser::oid_registry::{
+    OID_X509_COMMON_NAME, OID_X509_COUNTRY_NAME, OID_X509_LOCALITY_NAME,
+    OID_X509_ORGANIZATION_NAME, OID_X509_ORGANIZATIONAL_UNIT, OID_X509_STATE_OR_PROVINCE_NAME,
+};
+use x509_parser::prelude::{CertificateRevocationList, RelativeDistinguishedName, X509Error};
 
-use crate::tls::der::{self, Signed};
 use crate::tls::{pem_error, shown};
 
 /// The lists read, for the verifier, and what loads with a warning.
@@ -51,10 +56,10 @@ struct Ca {
 /// file (then it is in [`Lists::unlisted`]).
 ///
 /// The signature is checked as the handshake will: webpki's own check
-/// is not public, so the list is split into its signed parts here and
-/// given to webpki's public key check with the algorithms the verifier
-/// uses (the provider's), the first one fitting both the list's algorithm
-/// and the CA's key deciding, as in webpki.
+/// is not public, so the list is split into its signed parts here (by
+/// x509-parser) and given to webpki's public key check with the
+/// algorithms the verifier uses (the provider's), the first one fitting
+/// both the list's algorithm and the CA's key deciding, as in webpki.
 pub(super) fn load(
     path: &Path,
     pem: &[u8],
@@ -80,8 +85,8 @@ pub(super) fn load(
         let list = BorrowedCertRevocationList::from_der(crl)
             .map(CertRevocationList::from)
             .map_err(|e| format!("{}: {numbered} is malformed: {e}", file()))?;
-        let signed =
-            der::signed(crl).ok_or_else(|| format!("{}: {numbered} is malformed", file()))?;
+        let signed = Signed::from_der(crl)
+            .map_err(|e| format!("{}: {numbered} is malformed: {e}", file()))?;
         lists.push((numbered, list, signed));
     }
 
@@ -193,9 +198,91 @@ fn client_cas(path: &Path, cas: &[CertificateDer<'_>]) -> Result<Vec<Ca>, String
 /// A name as people read it, quoted; said to be unreadable when it has
 /// none of the common attributes.
 fn quoted(name: &[u8]) -> String {
-    match der::readable_name(name) {
+    match readable_name(name) {
         Some(name) => format!("`{name}`"),
         None => "(a name with no common attribute)".to_owned(),
+    }
+}
+
+/// The attributes shown, with openssl's labels.
+static SHOWN: [(Oid<'static>, &str); 6] = [
+    (OID_X509_COMMON_NAME, "CN"),
+    (OID_X509_ORGANIZATION_NAME, "O"),
+    (OID_X509_ORGANIZATIONAL_UNIT, "OU"),
+    (OID_X509_LOCALITY_NAME, "L"),
+    (OID_X509_STATE_OR_PROVINCE_NAME, "ST"),
+    (OID_X509_COUNTRY_NAME, "C"),
+];
+
+/// A distinguished name (the contents of its `SEQUENCE`, as webpki gives
+/// subjects and issuers) in `openssl x509 -subject`'s order and form
+/// (`C=DE, O=Example, CN=clients`), with the common attributes only;
+/// `None` when it has none of them in a string type read here, or does
+/// not read as a name. x509-parser's `Display` for names shows every
+/// attribute, control characters as they are: not for an error message.
+fn readable_name(mut name: &[u8]) -> Option<String> {
+    let mut shown = Vec::new();
+    while !name.is_empty() {
+        let (rest, relative) = RelativeDistinguishedName::from_der(name).ok()?;
+        name = rest;
+        for attribute in relative.iter() {
+            let label = SHOWN.iter().find(|(oid, _)| oid == attribute.attr_type());
+            let value = text(attribute.attr_value());
+            if let (Some((_, label)), Some(value)) = (label, value) {
+                shown.push(format!("{label}={}", value.escape_debug()));
+            }
+        }
+    }
+    (!shown.is_empty()).then(|| shown.join(", "))
+}
+
+/// The text of a string value: UTF8String, PrintableString, IA5String or
+/// BMPString.
+fn text(value: &Any<'_>) -> Option<String> {
+    match value.tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String => {
+            String::from_utf8(value.data.to_vec()).ok()
+        }
+        // asn1-rs reads a last odd byte as a character of its own.
+        Tag::BmpString if value.data.len().is_multiple_of(2) => {
+            value.as_bmpstring().ok().map(|text| text.string())
+        }
+        _ => None,
+    }
+}
+
+/// A list as its signature check needs it: read by x509-parser, as webpki
+/// reads it in the handshake but keeps to itself.
+struct Signed<'a> {
+    /// The list; its `tbs_cert_list` is the signed part (tag and length
+    /// included), its `signature_value` the signature.
+    list: CertificateRevocationList<'a>,
+    /// The contents of the signature's `AlgorithmIdentifier`, which is what
+    /// `SignatureVerificationAlgorithm::signature_alg_id` holds. x509-parser
+    /// keeps its OID and parameters only, and would pass over anything
+    /// after them that makes webpki's comparison of the bytes fail.
+    algorithm: &'a [u8],
+}
+
+impl<'a> Signed<'a> {
+    /// `der` read, or why it cannot be.
+    fn from_der(der: &'a [u8]) -> Result<Self, X509Error> {
+        let (_, list) = CertificateRevocationList::from_der(der)?;
+        // No algorithm makes a signature with unused bits.
+        if list.signature_value.unused_bits != 0 {
+            return Err(X509Error::InvalidSignatureValue);
+        }
+        // The algorithm identifier follows the signed part.
+        let (_, whole) = Any::from_der(der)?;
+        let after = whole
+            .data
+            .get(list.tbs_cert_list.as_ref().len()..)
+            .ok_or(X509Error::InvalidAlgorithmIdentifier)?;
+        let (_, algorithm) = Any::from_der(after)?;
+        Ok(Signed {
+            list,
+            algorithm: algorithm.data,
+        })
     }
 }
 
@@ -237,12 +324,14 @@ fn verify(
     algorithms: &[&dyn SignatureVerificationAlgorithm],
 ) -> Result<(), Unverified> {
     let key = webpki::RawPublicKeyEntity::try_from(key).map_err(|_| Unverified::UnreadableKey)?;
+    let data = signed.list.tbs_cert_list.as_ref();
+    let signature = &signed.list.signature_value.data;
     let mut unfit = false;
     for algorithm in algorithms
         .iter()
         .filter(|algorithm| algorithm.signature_alg_id().as_ref() == signed.algorithm)
     {
-        match key.verify_signature(*algorithm, signed.data, signed.signature) {
+        match key.verify_signature(*algorithm, data, signature) {
             Ok(()) => return Ok(()),
             Err(webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_)) => {
                 unfit = true;
@@ -255,4 +344,96 @@ fn verify(
     } else {
         Unverified::Algorithm
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{DnType, DnValue, KeyPair, PublicKeyData as _, SignatureAlgorithm};
+
+    use super::*;
+
+    /// The subject of a certificate rcgen makes, as webpki gives it.
+    fn subject(dn: &[(DnType, DnValue)]) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (kind, value) in dn {
+            params.distinguished_name.push(kind.clone(), value.clone());
+        }
+        let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+        let der = CertificateDer::from(cert.der().to_vec());
+        webpki::anchor_from_trusted_cert(&der)
+            .unwrap()
+            .subject
+            .as_ref()
+            .to_vec()
+    }
+
+    #[test]
+    fn names_read_as_openssl_prints_them() {
+        let utf8 = |text: &str| DnValue::Utf8String(text.to_owned());
+        let name = subject(&[
+            (DnType::CountryName, utf8("DE")),
+            (DnType::OrganizationName, utf8("Ex`ample")),
+            (
+                DnType::OrganizationalUnitName,
+                DnValue::BmpString("Kunden ü".try_into().unwrap()),
+            ),
+            (DnType::CommonName, utf8("clients\n")),
+        ]);
+        assert_eq!(
+            readable_name(&name).as_deref(),
+            Some("C=DE, O=Ex`ample, OU=Kunden ü, CN=clients\\n")
+        );
+        // No attribute read here: no name.
+        let other = subject(&[(DnType::CustomDnType(vec![1, 2, 3, 4]), utf8("x"))]);
+        assert_eq!(readable_name(&other), None);
+        assert_eq!(readable_name(&[]), None);
+        assert_eq!(readable_name(&[0x31, 0x05]), None);
+    }
+
+    /// A list signed by a new key of the kind `algorithm`, and that key's
+    /// public part.
+    fn list(algorithm: &'static SignatureAlgorithm) -> (Vec<u8>, SubjectPublicKeyInfoDer<'static>) {
+        let key = KeyPair::generate_for(algorithm).unwrap();
+        let spki = SubjectPublicKeyInfoDer::from(key.subject_public_key_info());
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "CA");
+        let issuer = rcgen::Issuer::new(params, key);
+        let list = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: Vec::new(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        (list.signed_by(&issuer).unwrap().der().to_vec(), spki)
+    }
+
+    #[test]
+    fn lists_split_into_what_rustls_verifies() {
+        let algorithms = rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .all;
+        // ecdsa-with-SHA256 and Ed25519, as `signature_alg_id` holds them.
+        let ecdsa: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+        let ed25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+        for (kind, id) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, ecdsa),
+            (&rcgen::PKCS_ED25519, ed25519),
+        ] {
+            let (der, key) = list(kind);
+            let signed = Signed::from_der(&der).unwrap();
+            assert_eq!(signed.algorithm, id);
+            assert!(verify(&signed, &key, algorithms).is_ok());
+            let (_, other) = list(kind);
+            assert!(matches!(
+                verify(&signed, &other, algorithms),
+                Err(Unverified::OtherKey)
+            ));
+            for cut in [0, 1, 2, der.len() / 2, der.len() - 1] {
+                assert!(Signed::from_der(&der[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+    }
 }
