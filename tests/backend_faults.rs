@@ -239,12 +239,7 @@ async fn gateway(fault: Fault) -> TestGateway {
 async fn status_details_that_are_not_base64_keep_the_status() {
     for fault in [Fault::DetailsNotBase64, Fault::DetailsNotBase64Only] {
         let gateway = gateway(fault).await;
-        let response = support::http1()
-            .post(gateway.url("/v1/echo"))
-            .json(&json!({"s": "x"}))
-            .send()
-            .await
-            .unwrap();
+        let response = rest_echo(&gateway).await;
         assert_eq!(response.status(), 400, "{fault:?}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["code"], 3, "{fault:?}: {body}");
@@ -315,12 +310,7 @@ async fn a_message_cut_short_is_an_error_not_a_success() {
     assert!(text.contains(r#""code":"internal""#), "{text}");
 
     let gateway = self::gateway(Fault::CutShortOnly).await;
-    let response = support::http1()
-        .post(gateway.url("/v1/echo"))
-        .json(&json!({"s": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let response = rest_echo(&gateway).await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], 13, "{body}");
@@ -341,12 +331,7 @@ async fn a_message_cut_short_is_an_error_not_a_success() {
 #[tokio::test]
 async fn a_web_page_for_an_answer_is_a_bad_gateway() {
     let gateway = gateway(Fault::Html).await;
-    let response = support::http1()
-        .post(gateway.url("/v1/echo"))
-        .json(&json!({"s": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let response = rest_echo(&gateway).await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     let message = body["message"].as_str().unwrap();
@@ -365,12 +350,7 @@ async fn a_unary_call_takes_exactly_one_answer() {
         (Fault::NoAnswer, "without a response message"),
     ] {
         let gateway = gateway(fault).await;
-        let response = support::http1()
-            .post(gateway.url("/v1/echo"))
-            .json(&json!({"s": "x"}))
-            .send()
-            .await
-            .unwrap();
+        let response = rest_echo(&gateway).await;
         assert_eq!(response.status(), 502, "{fault:?}");
         let body: Value = response.json().await.unwrap();
         assert!(
@@ -378,6 +358,16 @@ async fn a_unary_call_takes_exactly_one_answer() {
             "{fault:?}: {body}"
         );
     }
+}
+
+/// `POST /v1/echo` with `{"s": "x"}`: the REST face's unary call.
+async fn rest_echo(gateway: &TestGateway) -> reqwest::Response {
+    support::http1()
+        .post(gateway.url("/v1/echo"))
+        .json(&json!({"s": "x"}))
+        .send()
+        .await
+        .unwrap()
 }
 
 /// What a passed-through gRPC call ended with: its status, message and
@@ -474,12 +464,7 @@ async fn response_messages_with_flags_they_cannot_have() {
         let trailers = String::from_utf8_lossy(&body[5..]);
         assert!(trailers.contains("grpc-status:13"), "{fault:?}: {trailers}");
 
-        let response = support::http1()
-            .post(gateway.url("/v1/echo"))
-            .json(&json!({"s": "x"}))
-            .send()
-            .await
-            .unwrap();
+        let response = rest_echo(&gateway).await;
         let status = response.status();
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, 502, "{fault:?}: {body}");
@@ -492,12 +477,7 @@ async fn response_messages_with_flags_they_cannot_have() {
 #[tokio::test]
 async fn an_error_page_is_told_by_its_status() {
     let gateway = gateway(Fault::HtmlError).await;
-    let response = support::http1()
-        .post(gateway.url("/v1/echo"))
-        .json(&json!({"s": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let response = rest_echo(&gateway).await;
     assert_eq!(response.status(), 503, "UNAVAILABLE, as gRPC maps a 502");
     let body: Value = response.json().await.unwrap();
     let message = body["message"].as_str().unwrap();
@@ -546,12 +526,7 @@ async fn a_passed_through_call_always_ends_with_a_status() {
 #[tokio::test]
 async fn large_trailers_keep_their_status() {
     let gateway = gateway(Fault::LargeTrailers).await;
-    let response = support::http1()
-        .post(gateway.url("/v1/echo"))
-        .json(&json!({"s": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let response = rest_echo(&gateway).await;
     assert_eq!(response.status(), 403);
     let big = response
         .headers()
@@ -570,12 +545,7 @@ async fn large_trailers_keep_their_status() {
 #[tokio::test]
 async fn a_message_that_does_not_decompress_is_a_bad_gateway() {
     let gateway = gateway(Fault::NotGzip).await;
-    let response = support::http1()
-        .post(gateway.url("/v1/echo"))
-        .json(&json!({"s": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let response = rest_echo(&gateway).await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     let message = body["message"].as_str().unwrap();
@@ -611,12 +581,7 @@ async fn a_reset_after_answers_is_not_blamed_on_the_url() {
 #[tokio::test]
 async fn a_failed_call_keeps_the_response_headers() {
     let gateway = gateway(Fault::HeadersThenError).await;
-    let response = support::http1()
-        .post(gateway.url("/v1/echo"))
-        .json(&json!({"s": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let response = rest_echo(&gateway).await;
     assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["grpc-metadata-x-shard"], "s-3");
     assert_eq!(response.headers()["grpc-trailer-x-cost"], "12");
