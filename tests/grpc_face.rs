@@ -851,7 +851,17 @@ async fn passthrough_checks_metadata_the_backend_parses() {
             "12",
             "grpc-encoding%20%60snappy%60",
         ),
+        (
+            &[("grpc-encoding", "GZIP")][..],
+            "12",
+            "grpc-encoding%20%60GZIP%60",
+        ),
         (&[("trace-bin", "!!!")][..], "3", "header%20%60trace-bin%60"),
+        (
+            &[("grpc-previous-rpc-attempts", "99999999999")][..],
+            "3",
+            "grpc-previous-rpc-attempts",
+        ),
         (
             &[("grpc-previous-rpc-attempts", "zz")][..],
             "3",

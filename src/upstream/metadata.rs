@@ -123,7 +123,13 @@ pub fn to_metadata(
             size += key.len() + bytes.len() + HPACK_ENTRY_OVERHEAD;
             let key = BinaryMetadataKey::from_bytes(key.as_bytes())
                 .map_err(|_| bad("not a valid metadata key"))?;
-            metadata.append_bin(key, BinaryMetadataValue::from_bytes(&bytes));
+            // Never indexed: a library that parses a `-bin` field
+            // (grpcio's load-balancing ones) and fails keeps the failure
+            // with the table entry, for every later call on the shared
+            // connection that refers to it.
+            let mut value = BinaryMetadataValue::from_bytes(&bytes);
+            value.set_sensitive(true);
+            metadata.append_bin(key, value);
         } else {
             if !value.as_bytes().iter().all(|b| (0x20..=0x7e).contains(b)) {
                 return Err(bad(

@@ -81,7 +81,7 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 Ok(timeout) => timeout,
                 Err(status) => return Ok(status.into_http()),
             };
-            if let Err(status) = check_metadata(request.headers()) {
+            if let Err(status) = check_metadata(request.headers_mut()) {
                 return Ok(status.into_http());
             }
             let expires = timeout.map(|t| tokio::time::Instant::now() + t);
@@ -207,40 +207,60 @@ const METADATA_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralP
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
 
-/// Checks the metadata that a backend parses before it reads the call:
-/// a `grpc-encoding` gRPC does not define, a `-bin` value that is not
-/// base64, a retry count that is not a number. Sent straight to the backend, either fails only that call; on
-/// the connection the gateway shares among its clients, grpcio went on
-/// refusing every later call that named a compression (or the same
-/// `-bin` key) until the connection closed — one client's mistake
-/// breaking others' calls, as a malformed `grpc-timeout` did (see
-/// [`deadline`]). A custom compression is refused with them: the
-/// gateway cannot tell one the backend knows from one it does not.
-fn check_metadata(headers: &http::HeaderMap) -> Result<(), Status> {
+/// Checks the metadata that a backend parses before it reads the call,
+/// and marks it never to be indexed on the way on.
+///
+/// The upstream connection is shared among the gateway's clients, and
+/// grpcio, meeting a value it cannot parse, keeps the failure with the
+/// entry of its HPACK table: every later call on the connection whose
+/// header refers to that entry failed too (a gzip call after one client's
+/// `grpc-encoding: GZIP`, say) — one client's mistake breaking others'
+/// calls, as a malformed `grpc-timeout` did (see [`deadline`]). So:
+///
+/// - a `grpc-encoding` that is not one of [`ENCODINGS`], as written (the
+///   names are lowercase), is UNIMPLEMENTED: a custom compression too,
+///   since the gateway cannot tell one the backend knows;
+/// - a `-bin` value that is not base64, or a `grpc-previous-rpc-attempts`
+///   that is not a 32-bit count, is INVALID_ARGUMENT;
+/// - what passes, in every header gRPC reserves (`grpc-*`) or that holds
+///   bytes (`*-bin`), is sent as a never-indexed literal, so that no
+///   entry of the backend's table holds a client's value that some
+///   library parses and another does not (`zstd` to grpcio, a
+///   load-balancing `-bin` field of the wrong length).
+fn check_metadata(headers: &mut http::HeaderMap) -> Result<(), Status> {
     use base64::Engine as _;
     for value in headers.get_all("grpc-encoding") {
-        let known = ENCODINGS
+        if !ENCODINGS
             .iter()
-            .any(|name| value.as_bytes().eq_ignore_ascii_case(name.as_bytes()));
-        if !known {
+            .any(|name| value.as_bytes() == name.as_bytes())
+        {
             let name = super::bounded(&String::from_utf8_lossy(value.as_bytes()), 40).into_owned();
             return Err(Status::unimplemented(format!(
-                "grpc-encoding `{name}` is not a compression the gateway passes on: send identity, gzip, deflate or zstd"
+                "grpc-encoding `{name}` is not a compression the gateway passes on: send identity, gzip, deflate or zstd, lowercase"
             )));
         }
     }
     for value in headers.get_all("grpc-previous-rpc-attempts") {
-        if value.is_empty() || !value.as_bytes().iter().all(u8::is_ascii_digit) {
+        let count = std::str::from_utf8(value.as_bytes())
+            .ok()
+            .filter(|text| text.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|text| text.parse::<u32>().ok());
+        if count.is_none() {
             return Err(Status::invalid_argument(
-                "header `grpc-previous-rpc-attempts`: not a whole number",
+                "header `grpc-previous-rpc-attempts`: not a count of attempts (a whole number below 2^32)",
             ));
         }
     }
-    for (name, value) in headers {
-        if name.as_str().ends_with("-bin") && METADATA_BASE64.decode(value.as_bytes()).is_err() {
+    for (name, value) in headers.iter_mut() {
+        let name = name.as_str();
+        let bytes = name.ends_with("-bin");
+        if bytes && METADATA_BASE64.decode(value.as_bytes()).is_err() {
             return Err(Status::invalid_argument(format!(
                 "header `{name}`: a `-bin` value is base64 (standard alphabet, padding optional)"
             )));
+        }
+        if bytes || name.starts_with("grpc-") {
+            value.set_sensitive(true);
         }
     }
     Ok(())
