@@ -58,6 +58,10 @@ enum Fault {
     ResetAfterFirst,
     /// A head with `x-shard: s-3`, then status 5 with `x-cost: 12`.
     HeadersThenError,
+    /// A trailers-only answer whose `grpc-status` is `abc`.
+    OnlyStatusNotANumber,
+    /// One message, then trailers with `grpc-status` 0 and 13.
+    TwoStatuses,
 }
 
 /// `Sink { s: "hi" }` in a gRPC frame.
@@ -134,6 +138,18 @@ async fn answer(
         Fault::DetailsNotBase64Only => {
             let _ = respond.send_response(head(true), true);
             return;
+        }
+        Fault::OnlyStatusNotANumber => {
+            let mut only = head(false);
+            only.headers_mut()
+                .insert("grpc-status", HeaderValue::from_static("abc"));
+            let _ = respond.send_response(only, true);
+            return;
+        }
+        Fault::TwoStatuses => {
+            let mut trailers = status("0", false);
+            trailers.append("grpc-status", HeaderValue::from_static("13"));
+            (Bytes::from_static(HI), trailers)
         }
         Fault::Html | Fault::HtmlError => {
             let code = if matches!(fault, Fault::Html) {
@@ -501,22 +517,46 @@ async fn a_passed_through_call_always_ends_with_a_status() {
         (Fault::NoStatus, "without a grpc-status"),
         (Fault::TrailersWithoutStatus, "without a grpc-status"),
         (Fault::StatusNotANumber, "grpc-status `abc`"),
+        (Fault::OnlyStatusNotANumber, "grpc-status `abc`"),
+        (Fault::TwoStatuses, "grpc-status more than once"),
     ] {
         let gateway = gateway(fault).await;
+        let sent = if matches!(fault, Fault::OnlyStatusNotANumber) {
+            &b""[..]
+        } else {
+            HI
+        };
         let (status, message, body) = passthrough(&gateway, "/kitchen.v1.Kitchen/Echo").await;
         assert_eq!(status, "13", "{fault:?}: {message}");
         assert!(message.contains(what), "{fault:?}: {message}");
-        assert_eq!(body, HI, "{fault:?}");
+        assert_eq!(body, sent, "{fault:?}");
 
-        let body = passthrough_web(&gateway, "/kitchen.v1.Kitchen/Echo").await;
-        assert!(body.starts_with(HI), "{fault:?}: {body:?}");
-        let trailers = &body[HI.len()..];
-        assert_eq!(trailers.first(), Some(&0x80), "{fault:?}: {body:?}");
-        let trailers = String::from_utf8_lossy(&trailers[5..]);
-        assert!(trailers.contains("grpc-status:13"), "{fault:?}: {trailers}");
-        if !matches!(fault, Fault::NoStatus) {
-            assert!(trailers.contains("x-a:b"), "{fault:?}: {trailers}");
+        // gRPC-Web: a trailers frame, or (trailers-only) the head.
+        let response = support::http1()
+            .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+            .header("content-type", "application/grpc-web+proto")
+            .body(support::envelope(0, b""))
+            .send()
+            .await
+            .unwrap();
+        let head = response.headers().get("grpc-status").cloned();
+        let body = response.bytes().await.unwrap();
+        let trailers = String::from_utf8_lossy(&body);
+        match head {
+            Some(code) => assert_eq!(code, "13", "{fault:?}"),
+            None => assert!(trailers.contains("grpc-status:13"), "{fault:?}: {trailers}"),
         }
+        assert!(
+            !trailers.contains("grpc-status:abc"),
+            "{fault:?}: {trailers}"
+        );
+
+        // Transcoded: the backend's fault, named.
+        let response = rest_echo(&gateway).await;
+        assert_eq!(response.status(), 502, "{fault:?}");
+        let body: Value = response.json().await.unwrap();
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(what), "{fault:?}: {message}");
     }
 }
 

@@ -213,6 +213,9 @@ pub(crate) struct MessageBounds {
     /// `200 OK` (a proxy's error page) is not, and tonic reads its HTTP
     /// status instead.
     ignored: bool,
+    /// Whether a status has come: in the head (a trailers-only answer)
+    /// or in the trailers. A body must end with one.
+    status_seen: bool,
 }
 
 impl MessageBounds {
@@ -224,8 +227,34 @@ impl MessageBounds {
                 .get("grpc-encoding")
                 .is_some_and(|v| v.as_bytes() != b"identity"),
             ignored: head.status() != http::StatusCode::OK,
+            status_seen: head.headers().contains_key("grpc-status"),
             ..MessageBounds::default()
         }
+    }
+
+    /// The error for trailers that end the body here: inside a message,
+    /// or without a status the head did not give either.
+    pub(crate) fn check_trailers(&mut self, trailers: &HeaderMap) -> Result<(), Violation> {
+        self.check_end()?;
+        if self.ignored {
+            return Ok(());
+        }
+        check_status(trailers)?;
+        self.status_seen |= trailers.contains_key("grpc-status");
+        if !self.status_seen {
+            return Err(Violation(NO_STATUS.into()));
+        }
+        Ok(())
+    }
+
+    /// The error for a body that ends here with no trailers: inside a
+    /// message, or without the status the head did not give.
+    pub(crate) fn check_finish(&self) -> Result<(), Violation> {
+        self.check_end()?;
+        if !self.ignored && !self.status_seen {
+            return Err(Violation(NO_STATUS.into()));
+        }
+        Ok(())
     }
 
     /// Follows `data`, the next bytes of the body.
@@ -280,6 +309,32 @@ impl MessageBounds {
     }
 }
 
+const NO_STATUS: &str = "the backend ended the call without a grpc-status";
+
+/// Checks the `grpc-status` in a backend's head or trailers: once, and a
+/// number. Left to the clients, an unreadable one became UNKNOWN (tonic)
+/// or was passed on as it was, and a second one was read by some as the
+/// first and by others as the last.
+pub(crate) fn check_status(headers: &HeaderMap) -> Result<(), Violation> {
+    let mut codes = headers.get_all("grpc-status").iter();
+    let Some(code) = codes.next() else {
+        return Ok(());
+    };
+    if codes.next().is_some() {
+        return Err(Violation(
+            "the backend sent grpc-status more than once".into(),
+        ));
+    }
+    let bytes = code.as_bytes();
+    if !(1..=3).contains(&bytes.len()) || !bytes.iter().all(u8::is_ascii_digit) {
+        let shown: String = String::from_utf8_lossy(bytes).chars().take(20).collect();
+        return Err(Violation(
+            format!("the backend sent grpc-status `{shown}`, which is not a status code").into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A backend's answer that breaks the gRPC protocol in a way the gateway
 /// checks for (a message cut short or wrongly flagged, a second answer
 /// to a unary call): the backend's fault, a 502 saying what it did.
@@ -309,14 +364,14 @@ impl http_body::Body for Checked {
                 if let Some(data) = frame.data_ref() {
                     this.bounds.follow(data)?;
                 } else if let Some(trailers) = frame.trailers_mut() {
-                    this.bounds.check_end()?;
+                    this.bounds.check_trailers(trailers)?;
                     drop_undecodable_details(trailers);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Some(Err(status)) => Poll::Ready(Some(Err(status.into()))),
             None => {
-                this.bounds.check_end()?;
+                this.bounds.check_finish()?;
                 Poll::Ready(None)
             }
         }
@@ -354,6 +409,7 @@ impl Service<Request<Body>> for Channel {
                     if let Some(answer) = http_status_answer(&response) {
                         return Ok(answer);
                     }
+                    check_status(response.headers())?;
                     drop_undecodable_details(response.headers_mut());
                     let bounds = MessageBounds::of(&response);
                     Ok(response.map(|body| Body::new(Checked { body, bounds })))

@@ -313,6 +313,14 @@ fn expired(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// A status the channel made up, as the client should see it.
 fn upstream_status(upstream: &Upstream, status: Status) -> Status {
+    // A backend that broke gRPC in its answer (its status unreadable,
+    // say): INTERNAL, as a gRPC client reading it would say, not a
+    // retry's invitation.
+    if let Some(violation) = crate::upstream::under(&status)
+        .find_map(|err| err.downcast_ref::<crate::upstream::Violation>())
+    {
+        return Status::internal(format!("upstream `{}`: {violation}", upstream.name()));
+    }
     match upstream.classify(status) {
         CallError::Status(status) | CallError::Answered(status, _) => status,
         // A peer that does not speak gRPC as configured: the call may

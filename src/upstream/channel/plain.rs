@@ -242,6 +242,7 @@ impl Inner {
         if let Some(answer) = super::http_status_answer(&response) {
             return Ok(answer);
         }
+        super::check_status(response.headers())?;
         super::drop_undecodable_details(response.headers_mut());
         let bounds = MessageBounds::of(&response);
         Ok(response.map(|stream| {
@@ -399,12 +400,12 @@ impl http_body::Body for Incoming {
         }
         match trailers {
             Ok(Some(mut trailers)) => {
-                self.bounds.check_end()?;
+                self.bounds.check_trailers(&trailers)?;
                 super::drop_undecodable_details(&mut trailers);
                 Poll::Ready(Some(Ok(Frame::trailers(trailers))))
             }
             Ok(None) => {
-                self.bounds.check_end()?;
+                self.bounds.check_finish()?;
                 Poll::Ready(None)
             }
             Err(err) => Poll::Ready(Some(Err(self.in_flight.explain(err)))),

@@ -18,9 +18,10 @@ use crate::upstream::Violation;
 /// status in trailers — instead of a broken stream — when a message is
 /// larger than `limits.max_response_bytes` (RESOURCE_EXHAUSTED; the limit
 /// counts the message as sent, compressed or not), when the channel
-/// finds the backend broke gRPC's framing (INTERNAL: a message cut short
-/// or flagged as none can be), or when the body fails (the client's status if its request failed first,
-/// else the upstream's).
+/// finds the backend broke gRPC (INTERNAL: a message cut short or
+/// flagged as none can be, a status missing, repeated or not a number),
+/// or when the body fails (the client's status if its request failed
+/// first, else the upstream's).
 ///
 /// For a gRPC client nothing is held but a prefix split between two
 /// chunks: its trailers travel apart from the messages. A gRPC-Web
@@ -118,41 +119,12 @@ impl Relay {
         self.prefixes.is_inside_message()
     }
 
-    /// The backend's trailers, when they hold a status; else (none, or a
-    /// `grpc-status` that is not a number) INTERNAL naming the fault in
-    /// its place, as gRPC clients take a status they cannot read — so a
-    /// gRPC-Web client, which reads the status from the body, is never
-    /// left without one. The other trailers stay.
-    fn checked(&self, mut sent: http::HeaderMap) -> http::HeaderMap {
-        let why = match sent.get("grpc-status") {
-            Some(code) if is_code(code.as_bytes()) => return sent,
-            Some(code) => format!(
-                "sent grpc-status `{}`, which is not a status code",
-                crate::server::grpc::bounded(&String::from_utf8_lossy(code.as_bytes()), 20)
-            ),
-            None => "ended the call without a grpc-status".to_owned(),
-        };
-        sent.remove("grpc-status-details-bin");
-        let status = Status::internal(format!("upstream `{}` {why}", self.upstream));
-        for (name, value) in trailers(&status) {
-            if let Some(name) = name {
-                sent.insert(name, value);
-            }
-        }
-        sent
-    }
-
     fn cut_short(&self) -> Status {
         Status::internal(format!(
             "upstream `{}` ended its response inside a message",
             self.upstream
         ))
     }
-}
-
-/// Whether `code` is a `grpc-status` value: digits, at most a few.
-fn is_code(code: &[u8]) -> bool {
-    (1..=3).contains(&code.len()) && code.iter().all(u8::is_ascii_digit)
 }
 
 /// How a [`Relay`] checks what it relays.
@@ -243,10 +215,7 @@ impl http_body::Body for Relay {
                 Err(_) if this.is_inside_message() => this.ending = Some(this.cut_short()),
                 Err(frame) => {
                     this.done = true;
-                    let frame = match frame.into_trailers() {
-                        Ok(trailers) => Frame::trailers(this.checked(trailers)),
-                        Err(frame) => frame,
-                    };
+                    // The channel has checked the status in them.
                     return Poll::Ready(Some(Ok(frame)));
                 }
             }
