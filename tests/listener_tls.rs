@@ -803,6 +803,13 @@ async fn unusable_files_are_refused_at_startup() {
     write(&cut_short, &list[..list.len() / 2]);
     let own_list = files.dir.join("own.crl");
     write(&own_list, &list);
+    // An older list left in beside the newer one (or another CA's of the
+    // same name): the handshake would only use the first.
+    let twice = files.dir.join("twice.crl");
+    write(
+        &twice,
+        &format!("{list}{}", ca.revocation_list(&[7], (2099, 1, 1))),
+    );
     let two_cas = files.dir.join("two-cas.pem");
     write(
         &two_cas,
@@ -924,6 +931,17 @@ async fn unusable_files_are_refused_at_startup() {
                 "cut-short.crl",
                 "not PEM",
                 "block has no `-----END X509 CRL-----` line",
+            ],
+        ),
+        (
+            files
+                .tls()
+                .with_client_ca(&files.client_ca, ClientAuth::Required)
+                .with_client_crl(&twice),
+            [
+                "twice.crl",
+                "revocation list 1 of 2 and revocation list 2 of 2 both name `CN=listener CA`",
+                "keep one list per issuer",
             ],
         ),
         (

@@ -90,6 +90,23 @@ pub(super) fn load(
         lists.push((numbered, list, signed));
     }
 
+    // A handshake looks a CA's list up by the issuer's name and takes the
+    // first: a second list of that name (an older one left in, or the
+    // list of another CA of the same name, a key rollover) is never
+    // used, and the clients it was for would be refused.
+    for (later, (numbered, list, _)) in lists.iter().enumerate() {
+        if let Some((first, _, _)) = lists[..later]
+            .iter()
+            .find(|(_, earlier, _)| earlier.issuer() == list.issuer())
+        {
+            return Err(format!(
+                "{}: {first} and {numbered} both name {} as their issuer: a handshake only ever uses the first list of a name, so keep one list per issuer (two CAs of one name need their own names)",
+                file(),
+                quoted(list.issuer())
+            ));
+        }
+    }
+
     let cas = client_cas(ca_path, cas)?;
     let mut listed = vec![false; cas.len()];
     for (numbered, list, signed) in &lists {
@@ -116,8 +133,8 @@ pub(super) fn load(
             }
         }
         // Two client CAs may share a name (a CA's old and new key): the
-        // list needs to be signed by one of them. The first list naming a
-        // CA is the one the handshake takes, so each one must pass.
+        // list needs to be signed by one of them (and, above, be the only
+        // list of that name: both CAs' clients are checked against it).
         if let (false, Some((ca, why))) = (verified, failed) {
             return Err(format!(
                 "{}: {numbered} names the client CA {} as its issuer but is {}: every client of that CA would be refused",
