@@ -907,3 +907,25 @@ async fn passthrough_checks_metadata_the_backend_parses() {
     assert_eq!(status.as_ref().map(|v| v.to_str().unwrap()), Some("3"));
     assert_eq!(backend.records().len(), 1);
 }
+
+/// Media types are case-insensitive: `Application/GRPC` is a gRPC call,
+/// passed through (as the lowercase type backends compare), not a REST
+/// request for an unknown path.
+#[tokio::test]
+async fn grpc_content_types_in_any_case() {
+    let (backend, gateway) = setup(|_| {}).await;
+    let addr = gateway.addr();
+    let mut request = grpc_request(
+        addr,
+        "/kitchen.v1.Kitchen/Echo",
+        &[],
+        client::full(support::envelope(0, &sink("hi"))),
+    );
+    request.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("Application/GRPC"),
+    );
+    let got = outcome(Conn::http2(addr).await.send(request).await).await;
+    assert_eq!(got.status.as_deref(), Some("0"), "{got:?}");
+    assert_eq!(backend.records().len(), 1);
+}

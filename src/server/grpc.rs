@@ -55,12 +55,19 @@ pub(crate) enum Flavor {
 }
 
 impl Flavor {
+    /// The flavor a request's content type names; media types are
+    /// case-insensitive (`Application/GRPC` is gRPC).
     pub(crate) fn of(request: &Request<Body>) -> Option<Flavor> {
         let content_type = request.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
         let media = content_type.split(';').next().unwrap_or_default().trim();
-        if media.starts_with("application/grpc-web") {
+        let begins = |prefix: &str| {
+            media
+                .get(..prefix.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+        };
+        if begins("application/grpc-web") {
             Some(Flavor::GrpcWeb)
-        } else if media == "application/grpc" || media.starts_with("application/grpc+") {
+        } else if media.eq_ignore_ascii_case("application/grpc") || begins("application/grpc+") {
             Some(Flavor::Grpc)
         } else {
             None

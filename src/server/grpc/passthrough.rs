@@ -381,6 +381,14 @@ fn prepare(request: &mut Request<tonic::body::Body>) {
     .and_then(|h| HeaderValue::from_str(h).ok());
     let headers = request.headers_mut();
     crate::upstream::strip_connection_headers(headers);
+    // Backends compare the gRPC content type as written in lowercase.
+    if let Some(kind) = headers.get(http::header::CONTENT_TYPE)
+        && kind.as_bytes().iter().any(u8::is_ascii_uppercase)
+        && let Ok(lower) =
+            HeaderValue::from_str(&kind.to_str().unwrap_or_default().to_ascii_lowercase())
+    {
+        headers.insert(http::header::CONTENT_TYPE, lower);
+    }
     // The body may change length on the way (gRPC-Web text is base64):
     // HTTP/2 frames it anyway, so no content-length goes along.
     for name in ["host", "content-length", "x-forwarded-host"] {
