@@ -22,6 +22,12 @@ pub(crate) fn under(status: &Status) -> impl Iterator<Item = &(dyn Error + 'stat
     chain(status).skip(1)
 }
 
+/// The channel's finding that the backend broke gRPC in its answer
+/// ([`super::channel::Violation`]), when that is why `status` failed.
+pub(crate) fn violation(status: &Status) -> Option<&super::channel::Violation> {
+    under(status).find_map(|err| err.downcast_ref::<super::channel::Violation>())
+}
+
 /// A status's message with the causes tonic keeps only in its error chain
 /// (`tcp connect error: ... Connection refused`), and a hint when a TLS
 /// handshake met a cleartext server.
@@ -124,9 +130,7 @@ impl Upstream {
         // The backend broke the protocol in a way that is checked for
         // (a message cut short, two answers to one question): said
         // plainly, not "is it a gRPC server?" (it spoke gRPC).
-        if let Some(violation) =
-            under(&status).find_map(|err| err.downcast_ref::<super::channel::Violation>())
-        {
+        if let Some(violation) = violation(&status) {
             return CallError::Protocol(format!(
                 "upstream `{}` ({}): {violation}",
                 self.name, self.url

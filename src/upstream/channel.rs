@@ -128,7 +128,9 @@ impl http_body::Body for Checked {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        // Not while a check at the end would fail: the error must be
+        // polled for, or a relay would end the response without it.
+        self.body.is_end_stream() && self.bounds.check_finish().is_ok()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {

@@ -75,6 +75,23 @@ pub(crate) fn forwarded_host<'a>(
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
 }
 
+/// `-bin` metadata (and `grpc-status-details-bin`) as gRPC's libraries
+/// decode it: the standard alphabet, padding optional, no stray trailing
+/// bits.
+pub(crate) const BIN_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// Whether a request's or response's `grpc-encoding` names a
+/// compression, so that its messages may be flagged compressed.
+pub(crate) fn is_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get("grpc-encoding")
+        .is_some_and(|v| v.as_bytes() != b"identity")
+}
+
 /// The metadata a REST request carries to the backend.
 pub fn to_metadata(
     headers: &HeaderMap,

@@ -41,13 +41,6 @@ pub(in crate::server) fn request_prefix(head: [u8; 5], encoded: bool) -> Result<
     })
 }
 
-/// Whether a request's `grpc-encoding` names a compression.
-pub(in crate::server) fn is_encoded(headers: &http::HeaderMap) -> bool {
-    headers
-        .get("grpc-encoding")
-        .is_some_and(|v| v.as_bytes() != b"identity")
-}
-
 /// Finds the message prefixes in a body whose chunks pass by without
 /// being held: only a prefix that a chunk boundary cut is kept back
 /// until it is whole (at most 4 bytes).

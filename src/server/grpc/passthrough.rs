@@ -18,7 +18,6 @@ use tonic::Status;
 use tower::{Service, ServiceExt as _};
 
 use crate::error::GatewayError;
-use crate::server::grpc::frame::is_encoded;
 use crate::server::rest::ClientAddr;
 use crate::snapshot::Snapshot;
 use crate::upstream::{CallError, Upstream, metadata};
@@ -87,7 +86,7 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
             let expires = timeout.map(|t| tokio::time::Instant::now() + t);
             prepare(&mut request);
             let failed = Slot::default();
-            let encoded = is_encoded(request.headers());
+            let encoded = metadata::is_encoded(request.headers());
             let limit = snapshot.limits.max_body_bytes;
             let request = request.map(|inner| {
                 let inner = tonic::body::Body::new(Inbound::new(inner, encoded, limit));
@@ -146,7 +145,6 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
                 }
             };
             let limits = relay::Limits {
-                status_in_head: response.headers().contains_key("grpc-status"),
                 max_message_bytes: snapshot.limits.max_response_bytes,
                 web,
             };
@@ -199,14 +197,6 @@ fn deadline(
 /// those gRPC's own libraries implement.
 const ENCODINGS: [&str; 4] = ["identity", "gzip", "deflate", "zstd"];
 
-/// `-bin` metadata as gRPC reads it: the standard alphabet, padding
-/// optional.
-const METADATA_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-);
-
 /// Checks the metadata that a backend parses before it reads the call,
 /// and marks it never to be indexed on the way on.
 ///
@@ -254,7 +244,7 @@ fn check_metadata(headers: &mut http::HeaderMap) -> Result<(), Status> {
     for (name, value) in headers.iter_mut() {
         let name = name.as_str();
         let bytes = name.ends_with("-bin");
-        if bytes && METADATA_BASE64.decode(value.as_bytes()).is_err() {
+        if bytes && metadata::BIN_BASE64.decode(value.as_bytes()).is_err() {
             return Err(Status::invalid_argument(format!(
                 "header `{name}`: a `-bin` value is base64 (standard alphabet, padding optional)"
             )));
@@ -316,9 +306,7 @@ fn upstream_status(upstream: &Upstream, status: Status) -> Status {
     // A backend that broke gRPC in its answer (its status unreadable,
     // say): INTERNAL, as a gRPC client reading it would say, not a
     // retry's invitation.
-    if let Some(violation) = crate::upstream::under(&status)
-        .find_map(|err| err.downcast_ref::<crate::upstream::Violation>())
-    {
+    if let Some(violation) = crate::upstream::violation(&status) {
         return Status::internal(format!("upstream `{}`: {violation}", upstream.name()));
     }
     match upstream.classify(status) {

@@ -23,7 +23,8 @@ use tower::ServiceExt as _;
 
 use super::{MAX_ECHO, OwnService};
 use crate::server::grpc;
-use crate::server::grpc::frame::{Prefix, is_encoded, request_prefix};
+use crate::server::grpc::frame::{Prefix, request_prefix};
+use crate::upstream::metadata::is_encoded;
 
 /// Largest request message the gateway's own services take (gRPC's usual
 /// default); a larger one is RESOURCE_EXHAUSTED.

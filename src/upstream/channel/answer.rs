@@ -8,14 +8,6 @@ use http::header;
 use http::{HeaderMap, HeaderValue, Response};
 use tonic::body::Body;
 
-/// `grpc-status-details-bin` as tonic decodes it: standard alphabet,
-/// padding optional, no stray trailing bits.
-const DETAILS_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-);
-
 /// Removes a `grpc-status-details-bin` that is not base64 from a
 /// backend's response head or trailers, keeping its status and message:
 /// tonic's client panics on reading one (`Status::from_header_map`), so
@@ -26,7 +18,11 @@ pub(crate) fn drop_undecodable_details(headers: &mut HeaderMap) {
     let Some(details) = headers.get(GRPC_STATUS_DETAILS) else {
         return;
     };
-    if DETAILS_BASE64.decode(details.as_bytes()).is_err() {
+    // As tonic decodes it.
+    if crate::upstream::metadata::BIN_BASE64
+        .decode(details.as_bytes())
+        .is_err()
+    {
         tracing::debug!(
             header = GRPC_STATUS_DETAILS,
             "Dropped a backend's status details that are not base64"
@@ -143,10 +139,7 @@ impl MessageBounds {
     /// The bounds of a response with `head`.
     pub(crate) fn of<B>(head: &Response<B>) -> MessageBounds {
         MessageBounds {
-            encoded: head
-                .headers()
-                .get("grpc-encoding")
-                .is_some_and(|v| v.as_bytes() != b"identity"),
+            encoded: crate::upstream::metadata::is_encoded(head.headers()),
             ignored: head.status() != http::StatusCode::OK,
             status_seen: head.headers().contains_key("grpc-status"),
             ..MessageBounds::default()

@@ -413,7 +413,8 @@ impl http_body::Body for Incoming {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.stream.is_end_stream()
+        // Not while a check at the end would fail (see `Checked`).
+        self.stream.is_end_stream() && self.bounds.check_finish().is_ok()
     }
 }
 

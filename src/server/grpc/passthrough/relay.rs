@@ -11,7 +11,6 @@ use tonic::{Code, Status};
 use super::Slot;
 use crate::server::grpc::frame::Prefixes;
 use crate::server::grpc::trailers;
-use crate::upstream::Violation;
 
 /// A passthrough response body on its way to the client. It reads each
 /// message's prefix as the bytes stream by and ends the call with a
@@ -37,8 +36,6 @@ pub(super) struct Relay {
     prefixes: Prefixes,
     /// The length of the message last begun.
     length: usize,
-    /// See [`Limits::status_in_head`].
-    status_in_head: bool,
     /// For a gRPC-Web client, the part of a message that has come so far
     /// (held until whole); `None` for a gRPC client.
     partial: Option<BytesMut>,
@@ -68,7 +65,6 @@ impl Relay {
             request_failed,
             prefixes: Prefixes::default(),
             length: 0,
-            status_in_head: limits.status_in_head,
             partial: limits.web.then(BytesMut::new),
             ending: None,
             done: false,
@@ -114,25 +110,11 @@ impl Relay {
         let begun = 5 + self.length - remaining;
         partial.split_to(partial.len() - begun).freeze()
     }
-
-    fn is_inside_message(&self) -> bool {
-        self.prefixes.is_inside_message()
-    }
-
-    fn cut_short(&self) -> Status {
-        Status::internal(format!(
-            "upstream `{}` ended its response inside a message",
-            self.upstream
-        ))
-    }
 }
 
 /// How a [`Relay`] checks what it relays.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
-    /// Whether the response's head holds its status (a trailers-only
-    /// answer); else trailers must bring one.
-    pub(super) status_in_head: bool,
     /// `limits.max_response_bytes`.
     pub(super) max_message_bytes: usize,
     /// Whether the client speaks gRPC-Web.
@@ -164,10 +146,8 @@ impl http_body::Body for Relay {
                 Some(Err(status)) => {
                     let failed = this.request_failed.lock().take();
                     this.ending = Some(failed.unwrap_or_else(|| {
-                        // The channel's own check of the message bounds.
-                        if let Some(violation) = crate::upstream::under(&status)
-                            .find_map(|err| err.downcast_ref::<Violation>())
-                        {
+                        // The channel's own checks of the answer.
+                        if let Some(violation) = crate::upstream::violation(&status) {
                             return Status::internal(format!(
                                 "upstream `{}`: {violation}",
                                 this.upstream
@@ -188,20 +168,11 @@ impl http_body::Body for Relay {
                     }));
                     continue;
                 }
-                None if this.is_inside_message() => {
-                    this.ending = Some(this.cut_short());
-                    continue;
-                }
-                None if this.status_in_head => {
+                // The channel has checked that the body ends with a status
+                // and not inside a message: a fault came as an error.
+                None => {
                     this.done = true;
                     return Poll::Ready(None);
-                }
-                None => {
-                    this.ending = Some(Status::internal(format!(
-                        "upstream `{}` ended the call without a grpc-status",
-                        this.upstream
-                    )));
-                    continue;
                 }
             };
             match frame.into_data() {
@@ -212,10 +183,8 @@ impl http_body::Body for Relay {
                         return Poll::Ready(Some(Ok(Frame::data(out))));
                     }
                 }
-                Err(_) if this.is_inside_message() => this.ending = Some(this.cut_short()),
                 Err(frame) => {
                     this.done = true;
-                    // The channel has checked the status in them.
                     return Poll::Ready(Some(Ok(frame)));
                 }
             }
@@ -225,11 +194,8 @@ impl http_body::Body for Relay {
     fn is_end_stream(&self) -> bool {
         // A trailers-only answer (the backend's error) ends with the head:
         // said so, the head goes out as one HEADERS frame with END_STREAM,
-        // as gRPC clients built on grpc-core require.
-        self.done
-            || (self.status_in_head
-                && self.ending.is_none()
-                && !self.prefixes.is_inside_message()
-                && self.inner.is_end_stream())
+        // as gRPC clients built on grpc-core require. (The channel's body
+        // does not claim its end while a check there would fail.)
+        self.done || (self.ending.is_none() && self.inner.is_end_stream())
     }
 }
