@@ -42,12 +42,9 @@ pub(crate) fn check_content_type<B>(response: &Response<B>) -> Result<(), NotGrp
         return Ok(());
     }
     match response.headers().get(header::CONTENT_TYPE) {
-        Some(value) if !value.as_bytes().starts_with(b"application/grpc") => Err(NotGrpc(
-            String::from_utf8_lossy(value.as_bytes())
-                .chars()
-                .take(100)
-                .collect(),
-        )),
+        Some(value) if !value.as_bytes().starts_with(b"application/grpc") => {
+            Err(NotGrpc(shown(value, 100)))
+        }
         _ => Ok(()),
     }
 }
@@ -82,13 +79,7 @@ pub(crate) fn http_status_answer<B>(response: &Response<B>) -> Option<Response<B
         _ => Code::Unknown,
     };
     let kind = match response.headers().get(header::CONTENT_TYPE) {
-        Some(value) => format!(
-            " with Content-Type `{}`",
-            String::from_utf8_lossy(value.as_bytes())
-                .chars()
-                .take(100)
-                .collect::<String>()
-        ),
+        Some(value) => format!(" with Content-Type `{}`", shown(value, 100)),
         None => String::new(),
     };
     let message = format!("{HTTP_ANSWER}{status}{kind} and no gRPC status");
@@ -102,6 +93,14 @@ pub(crate) fn http_status_answer<B>(response: &Response<B>) -> Option<Response<B
     let mut answer = Response::new(Body::empty());
     *answer.headers_mut() = head;
     Some(answer)
+}
+
+/// A backend's header value in a message: its first `max` characters.
+fn shown(value: &HeaderValue, max: usize) -> String {
+    String::from_utf8_lossy(value.as_bytes())
+        .chars()
+        .take(max)
+        .collect()
 }
 
 /// See [`check_content_type`].
@@ -241,9 +240,12 @@ pub(crate) fn check_status(headers: &HeaderMap) -> Result<(), Violation> {
     }
     let bytes = code.as_bytes();
     if !(1..=3).contains(&bytes.len()) || !bytes.iter().all(u8::is_ascii_digit) {
-        let shown: String = String::from_utf8_lossy(bytes).chars().take(20).collect();
         return Err(Violation(
-            format!("the backend sent grpc-status `{shown}`, which is not a status code").into(),
+            format!(
+                "the backend sent grpc-status `{}`, which is not a status code",
+                shown(code, 20)
+            )
+            .into(),
         ));
     }
     Ok(())
