@@ -347,10 +347,8 @@ async fn a_message_cut_short_is_an_error_not_a_success() {
 #[tokio::test]
 async fn a_web_page_for_an_answer_is_a_bad_gateway() {
     let gateway = gateway(Fault::Html).await;
-    let response = rest_echo(&gateway).await;
-    assert_eq!(response.status(), 502);
-    let body: Value = response.json().await.unwrap();
-    let message = body["message"].as_str().unwrap();
+    let (status, message) = rest_failure(&gateway).await;
+    assert_eq!(status, 502);
     assert!(
         message.contains("Content-Type `text/html`") && message.contains("is it a gRPC server?"),
         "{message}"
@@ -384,6 +382,15 @@ async fn rest_echo(gateway: &TestGateway) -> reqwest::Response {
         .send()
         .await
         .unwrap()
+}
+
+/// [`rest_echo`]'s HTTP status and error message.
+async fn rest_failure(gateway: &TestGateway) -> (u16, String) {
+    let response = rest_echo(gateway).await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    let message = body["message"].as_str().expect("a message").to_owned();
+    (status, message)
 }
 
 /// What a passed-through gRPC call ended with: its status, message and
@@ -493,10 +500,8 @@ async fn response_messages_with_flags_they_cannot_have() {
 #[tokio::test]
 async fn an_error_page_is_told_by_its_status() {
     let gateway = gateway(Fault::HtmlError).await;
-    let response = rest_echo(&gateway).await;
-    assert_eq!(response.status(), 503, "UNAVAILABLE, as gRPC maps a 502");
-    let body: Value = response.json().await.unwrap();
-    let message = body["message"].as_str().unwrap();
+    let (status, message) = rest_failure(&gateway).await;
+    assert_eq!(status, 503, "UNAVAILABLE, as gRPC maps a 502");
     assert!(
         message.contains("HTTP 502 Bad Gateway with Content-Type `text/html`"),
         "{message}"
@@ -552,10 +557,8 @@ async fn a_passed_through_call_always_ends_with_a_status() {
         );
 
         // Transcoded: the backend's fault, named.
-        let response = rest_echo(&gateway).await;
-        assert_eq!(response.status(), 502, "{fault:?}");
-        let body: Value = response.json().await.unwrap();
-        let message = body["message"].as_str().unwrap();
+        let (status, message) = rest_failure(&gateway).await;
+        assert_eq!(status, 502, "{fault:?}");
         assert!(message.contains(what), "{fault:?}: {message}");
     }
 }
@@ -585,10 +588,8 @@ async fn large_trailers_keep_their_status() {
 #[tokio::test]
 async fn a_message_that_does_not_decompress_is_a_bad_gateway() {
     let gateway = gateway(Fault::NotGzip).await;
-    let response = rest_echo(&gateway).await;
-    assert_eq!(response.status(), 502);
-    let body: Value = response.json().await.unwrap();
-    let message = body["message"].as_str().unwrap();
+    let (status, message) = rest_failure(&gateway).await;
+    assert_eq!(status, 502);
     assert!(
         message.contains("upstream `default`") && message.contains("does not decompress"),
         "{message}"
