@@ -10,6 +10,7 @@ pub(crate) mod json_number;
 mod json_wire;
 mod kind;
 mod lenient;
+mod mismatched;
 mod options;
 pub mod query;
 pub mod request;

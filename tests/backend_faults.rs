@@ -62,6 +62,9 @@ enum Fault {
     OnlyStatusNotANumber,
     /// One message, then trailers with `grpc-status` 0 and 13.
     TwoStatuses,
+    /// `Sink` from an older `.proto`: `s` (a string) as the number 7 and
+    /// `i32: 5`, then status 0.
+    OlderSchema,
 }
 
 /// `Sink { s: "hi" }` in a gRPC frame.
@@ -171,6 +174,10 @@ async fn answer(
         Fault::CutShort => ([HI, &cut].concat().into(), status("0", false)),
         Fault::CutShortOnly => (cut, status("0", false)),
         Fault::TwoAnswers => ([HI, HI].concat().into(), status("0", false)),
+        Fault::OlderSchema => (
+            Bytes::from_static(b"\x00\x00\x00\x00\x04\x08\x07\x20\x05"),
+            status("0", false),
+        ),
         Fault::NoAnswer => (Bytes::new(), status("0", false)),
         Fault::NoStatus
         | Fault::TrailersWithoutStatus
@@ -372,6 +379,40 @@ async fn a_unary_call_takes_exactly_one_answer() {
             "{fault:?}: {body}"
         );
     }
+}
+
+/// A field the backend sends with another wire type than the gateway's
+/// descriptor declares (the backend runs an older `.proto`) is an unknown
+/// field, as the protobuf runtimes read it: left out, the rest of the
+/// answer written, on the REST, stream and Connect faces alike.
+#[tokio::test]
+async fn a_field_of_another_wire_type_is_left_out_not_a_failure() {
+    let gateway = gateway(Fault::OlderSchema).await;
+    let response = rest_echo(&gateway).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"i32": 5}));
+
+    let response = support::http1()
+        .get(gateway.url("/v1/watch"))
+        .send()
+        .await
+        .unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    assert_eq!(text.trim(), r#"{"result":{"i32":5}}"#);
+
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/json")
+        .header("connect-protocol-version", "1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"i32": 5}));
 }
 
 /// `POST /v1/echo` with `{"s": "x"}`: the REST face's unary call.

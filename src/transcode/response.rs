@@ -12,6 +12,7 @@ use super::Codec;
 use super::encode::EncodeError;
 use super::float_safe::FloatSafe;
 use super::json_number;
+use super::mismatched;
 use super::request::{MAX_MESSAGE_DEPTH, PlanError};
 use super::wire_json::{Nested, Planner, WirePlan};
 use super::writable::{self, CHECKED};
@@ -224,8 +225,23 @@ impl ResponsePlan {
         codec: &Codec,
     ) -> Result<Encoded, ResponseError> {
         let size = message.len();
-        let message = DynamicMessage::decode(self.output.clone(), message)
-            .map_err(|e| ResponseError(e.to_string()))?;
+        let message = match DynamicMessage::decode(self.output.clone(), message.clone()) {
+            Ok(message) => message,
+            Err(err) => {
+                // A field of another wire type than declared (a backend on
+                // an older `.proto`) is an unknown field, as the protobuf
+                // runtimes read it, not a reason to lose the response.
+                let kept = mismatched::drop_mismatched(&self.output, &message)
+                    .ok_or_else(|| ResponseError(err.to_string()))?;
+                tracing::debug!(
+                    %err,
+                    message = %self.output.full_name(),
+                    "Response fields of another wire type than declared left out"
+                );
+                DynamicMessage::decode(self.output.clone(), kept)
+                    .map_err(|_| ResponseError(err.to_string()))?
+            }
+        };
         self.encode_message(&message, size, codec)
     }
 
