@@ -469,6 +469,16 @@ async fn protocol_violations_close_with_the_protocol_codes() {
         ("a ping of 126 bytes", frame(0x89, &[0; 126], true), 1002),
         ("a one-byte Close", frame(0x88, &[3], true), 1002),
         (
+            "a 64-bit length with its top bit set",
+            [
+                &[0x81, 0x80 | 127][..],
+                &[0x80, 0, 0, 0, 0, 0, 0, 2],
+                &[0; 4],
+            ]
+            .concat(),
+            1002,
+        ),
+        (
             "a text frame not UTF-8",
             frame(0x81, b"{\"s\": \"\xff\"}", true),
             1007,

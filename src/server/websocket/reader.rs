@@ -70,6 +70,14 @@ fn frame_error(err: &axum::Error, limit: usize) -> Stop {
     // error: ..."); their type is not reachable without that library as
     // a direct dependency.
     if text.contains("Space limit exceeded") {
+        // A 64-bit length with its most significant bit set (RFC 6455
+        // §5.2: it must be 0) is no size at all but a broken header.
+        if declared_size(&text).is_some_and(|size| size > i64::MAX as u64) {
+            return Stop::Failed(Fault::Protocol {
+                code: PROTOCOL_ERROR,
+                reason: "frame length with its most significant bit set".to_owned(),
+            });
+        }
         return Stop::Failed(GatewayError::PayloadTooLarge(limit).into());
     }
     let code = if text.contains("UTF-8 encoding error") {
@@ -78,6 +86,12 @@ fn frame_error(err: &axum::Error, limit: usize) -> Stop {
         PROTOCOL_ERROR
     };
     Stop::Failed(Fault::Protocol { code, reason: text })
+}
+
+/// The size in the library's "Message too long: {size} > {limit}".
+fn declared_size(text: &str) -> Option<u64> {
+    let (_, rest) = text.split_once("Message too long: ")?;
+    rest.split(' ').next()?.parse().ok()
 }
 
 /// RFC 6455 §7.4.1 close codes.
