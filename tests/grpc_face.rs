@@ -699,7 +699,8 @@ async fn impossible_calls_are_unimplemented() {
 
 /// A backend's error answered trailers-only reaches the client the same
 /// way: one HEADERS frame ending the stream, no empty DATA frame after it
-/// (clients built on grpc-core read that as a broken stream, UNKNOWN).
+/// (clients built on grpc-core read that as a broken stream, UNKNOWN), and
+/// no `content-length` added.
 #[tokio::test]
 async fn a_trailers_only_answer_stays_trailers_only() {
     use http_body::Body as _;
@@ -720,6 +721,13 @@ async fn a_trailers_only_answer_stays_trailers_only() {
     assert!(
         response.body().is_end_stream(),
         "the head did not end the stream"
+    );
+    // Its headers are its trailers, read by the client as the backend's
+    // metadata: nothing the HTTP layer makes up, such as a length.
+    assert!(
+        !response.headers().contains_key("content-length"),
+        "{:?}",
+        response.headers()
     );
 }
 

@@ -58,7 +58,12 @@ impl Flavor {
     /// The flavor a request's content type names; media types are
     /// case-insensitive (`Application/GRPC` is gRPC).
     pub(crate) fn of(request: &Request<Body>) -> Option<Flavor> {
-        let content_type = request.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+        Flavor::of_headers(request.headers())
+    }
+
+    /// The flavor the `Content-Type` in `headers` names.
+    pub(crate) fn of_headers(headers: &http::HeaderMap) -> Option<Flavor> {
+        let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
         let media = content_type.split(';').next().unwrap_or_default().trim();
         let begins = |prefix: &str| {
             media

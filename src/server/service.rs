@@ -253,10 +253,13 @@ fn is_host(value: &[u8]) -> bool {
 ///
 /// An empty body on an answer to `HEAD`, or on a 304, says nothing about
 /// the length (a proxied backend's answer has none to give): no
-/// `Content-Length: 0` is made up for it.
+/// `Content-Length: 0` is made up for it. Nor on a gRPC answer: gRPC goes
+/// over HTTP/2, which needs none, and a trailers-only answer's headers are
+/// its trailers, which its client would read as the backend's metadata.
 fn finish(mut response: Response, head: bool) -> Response {
     let bodiless = head || response.status() == http::StatusCode::NOT_MODIFIED;
     if !response.headers().contains_key(header::CONTENT_LENGTH)
+        && super::grpc::Flavor::of_headers(response.headers()) != Some(super::grpc::Flavor::Grpc)
         && let Some(size) = http_body::Body::size_hint(response.body()).exact()
         && !(bodiless && size == 0)
     {
