@@ -34,7 +34,9 @@ use retry::Retry;
 pub use call::{Call, CallError, EndpointStatus, Hints, Opened, Passage, Reply, Responses};
 pub(crate) use causes::{append_causes, caused_by, causes, chain, under, violation};
 pub use channel::Channel;
-pub(crate) use channel::{HTTP_ANSWER, strip_connection_headers, strip_connection_options};
+pub(crate) use channel::{
+    HTTP_ANSWER, HttpAnswer, strip_connection_headers, strip_connection_options,
+};
 pub use endpoint::check;
 pub use resolve::{ResolveError, Resolver};
 

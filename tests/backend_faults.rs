@@ -33,6 +33,8 @@ enum Fault {
     Html,
     /// A proxy's error page: 502 with `Content-Type: text/html`.
     HtmlError,
+    /// A web server's 404 page: not a gRPC server at all.
+    NotFoundPage,
     /// One message, then the end of the stream: no trailers at all.
     NoStatus,
     /// One message, then trailers without `grpc-status`.
@@ -154,11 +156,11 @@ async fn answer(
             trailers.append("grpc-status", HeaderValue::from_static("13"));
             (Bytes::from_static(HI), trailers)
         }
-        Fault::Html | Fault::HtmlError => {
-            let code = if matches!(fault, Fault::Html) {
-                200
-            } else {
-                502
+        Fault::Html | Fault::HtmlError | Fault::NotFoundPage => {
+            let code = match fault {
+                Fault::Html => 200,
+                Fault::HtmlError => 502,
+                _ => 404,
             };
             let page = Response::builder()
                 .status(code)
@@ -550,6 +552,25 @@ async fn an_error_page_is_told_by_its_status() {
     let (status, message, _) = passthrough(&gateway, "/kitchen.v1.Kitchen/Echo").await;
     assert_eq!(status, "14", "{message}");
     assert!(message.contains("HTTP 502 Bad Gateway"), "{message}");
+    assert!(message.starts_with("upstream `"), "{message}");
+}
+
+/// A web server's 404 for a gRPC call is UNIMPLEMENTED, as gRPC maps it,
+/// named with the upstream and the likely cause: a URL that is not a gRPC
+/// server's.
+#[tokio::test]
+async fn a_web_servers_not_found_names_the_upstream() {
+    let gateway = gateway(Fault::NotFoundPage).await;
+    let (status, message) = rest_failure(&gateway).await;
+    assert_eq!(status, 501, "{message}");
+    for message in [
+        message,
+        passthrough(&gateway, "/kitchen.v1.Kitchen/Echo").await.1,
+    ] {
+        assert!(message.starts_with("upstream `"), "{message}");
+        assert!(message.contains("HTTP 404 Not Found"), "{message}");
+        assert!(message.contains("is it a gRPC server"), "{message}");
+    }
 }
 
 /// A passed-through call whose backend sends no readable status — no

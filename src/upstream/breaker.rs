@@ -39,7 +39,7 @@ impl Breaker {
         let refuse = |what: &str, limit: usize, key: &str| {
             match self.warnings.allow() {
                 Some(held) => {
-                    let refused = held + 1;
+                    let refused = held.unwrap_or(0) + 1;
                     tracing::warn!(
                         upstream,
                         limit,

@@ -7,7 +7,7 @@ use std::error::Error;
 
 use tonic::{Code, Status};
 
-use super::{CallError, Upstream};
+use super::{CallError, HTTP_ANSWER, Upstream};
 
 /// `err` and the errors under it, outermost first.
 pub(crate) fn chain<'a>(
@@ -134,6 +134,27 @@ impl Upstream {
             return CallError::Protocol(format!(
                 "upstream `{}` ({}): {violation}",
                 self.name, self.url
+            ));
+        }
+        // An HTTP answer that is not gRPC (a web server's 404, a proxy's
+        // 503 page): the code gRPC's HTTP mapping gives it, named with
+        // the upstream that answered so; a 404 most often means a URL that
+        // is not a gRPC server's.
+        if status.message().starts_with(HTTP_ANSWER) {
+            let hint = if status.code() == Code::Unimplemented {
+                " (is it a gRPC server, on the right port?)"
+            } else {
+                ""
+            };
+            return CallError::Status(Status::with_metadata(
+                status.code(),
+                format!(
+                    "upstream `{}` ({}): {}{hint}",
+                    self.name,
+                    self.url,
+                    status.message()
+                ),
+                status.metadata().clone(),
             ));
         }
         let made_by_channel = Error::source(&status).is_some();

@@ -26,7 +26,7 @@ use tonic::body::Body;
 use tower::Service;
 
 pub(crate) use answer::{
-    HTTP_ANSWER, MessageBounds, Violation, check_content_type, check_status,
+    HTTP_ANSWER, HttpAnswer, MessageBounds, Violation, check_content_type, check_status,
     drop_undecodable_details, http_status_answer,
 };
 pub(crate) use plain::PlainChannel;

@@ -115,6 +115,17 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
             tracing::debug!(%service, upstream = upstream.name(), micros = started.elapsed().as_micros() as u64, ok = result.is_ok(), "gRPC passthrough");
             let response = match result {
                 Ok(response) => {
+                    // An HTTP answer that is not gRPC, made a status by
+                    // the channel: named with the upstream, as on REST.
+                    if response
+                        .extensions()
+                        .get::<crate::upstream::HttpAnswer>()
+                        .is_some()
+                        && let Some(status) = Status::from_header_map(response.headers())
+                    {
+                        passage.answered(Some(status.code()));
+                        return Ok(upstream_status(upstream, status).into_http());
+                    }
                     // A status in the head ends the call there
                     // (trailers-only); otherwise the backend answered.
                     let code = response

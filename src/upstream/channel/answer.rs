@@ -92,8 +92,14 @@ pub(crate) fn http_status_answer<B>(response: &Response<B>) -> Option<Response<B
     let _ = tonic::Status::new(code, message).add_header(&mut head);
     let mut answer = Response::new(Body::empty());
     *answer.headers_mut() = head;
+    answer.extensions_mut().insert(HttpAnswer);
     Some(answer)
 }
+
+/// Marks the answer [`http_status_answer`] made, so that a relay that
+/// passes answers on as they are can still name the upstream in it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HttpAnswer;
 
 /// A backend's header value in a message: its first `max` characters.
 fn shown(value: &HeaderValue, max: usize) -> String {
