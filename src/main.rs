@@ -322,15 +322,14 @@ fn print_table(config: &Config, table: &protogate::route::RouteTable) -> std::io
         rows.push([
             row.method,
             row.template,
-            row.rpc,
+            or_dash(&row.rpc),
             or_dash(&row.body),
             or_dash(&row.response_body),
             if row.streams == "unary" {
-                "-"
+                "-".to_owned()
             } else {
-                row.streams
-            }
-            .to_owned(),
+                or_dash(row.streams)
+            },
             row.upstream.unwrap_or_else(|| "-".to_owned()),
             row.group.unwrap_or_else(|| "-".to_owned()),
         ]);

@@ -168,11 +168,11 @@ impl Snapshot {
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
         let routes = build_routes(config, &pool, &names, &fleet)?;
         warn_odd_routes(&routes);
-        for conflict in routes.conflicts() {
-            tracing::warn!(%conflict, "Route conflict; the first declared route wins");
-        }
         if config.strict_routes && !routes.conflicts().is_empty() {
             return Err(SnapshotError::Conflicts(routes.conflicts().to_vec()));
+        }
+        for conflict in routes.conflicts() {
+            tracing::warn!(%conflict, "Route conflict; the first declared route wins");
         }
         let services = ServiceMap::new(config, &pool, &names, &fleet);
         let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;

@@ -11,13 +11,15 @@ pub struct RouteRow {
     pub method: String,
     /// Path template.
     pub template: String,
-    /// `package.Service/Method`.
+    /// `package.Service/Method`; empty for a prefix proxied to an HTTP
+    /// service.
     pub rpc: String,
     /// The body field (`*`: the whole message; empty: none).
     pub body: String,
     /// The response field (empty: the whole message).
     pub response_body: String,
-    /// `unary`, `server`, `client` or `both`: which sides stream.
+    /// `unary`, `server`, `client` or `both`: which sides stream; empty
+    /// for a proxied prefix.
     pub streams: &'static str,
     /// Where its calls go: an upstream's name, or the URL of the HTTP
     /// service a route group proxies its prefix to (the route is then never
@@ -28,7 +30,9 @@ pub struct RouteRow {
 }
 
 /// The rows of `routes`: each route's upstream is its route group's when
-/// the group's prefix holds every path of its template, else its service's.
+/// the group's prefix holds every path of its template, else its service's;
+/// then one row (method `*`, the prefix as template) for each route group
+/// proxied to an HTTP service, since it serves paths no route names.
 pub fn route_rows(config: &Config, routes: &RouteTable) -> Vec<RouteRow> {
     let upstreams: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
     routes
@@ -69,5 +73,21 @@ pub fn route_rows(config: &Config, routes: &RouteTable) -> Vec<RouteRow> {
                 group: group.map(|g| g.prefix.clone()),
             }
         })
+        .chain(
+            config
+                .routes
+                .iter()
+                .filter(|g| g.is_http())
+                .map(|group| RouteRow {
+                    method: "*".to_owned(),
+                    template: group.prefix.clone(),
+                    rpc: String::new(),
+                    body: String::new(),
+                    response_body: String::new(),
+                    streams: "",
+                    upstream: Some(group.upstream.clone()),
+                    group: Some(group.prefix.clone()),
+                }),
+        )
         .collect()
 }

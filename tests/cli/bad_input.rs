@@ -349,6 +349,13 @@ fn strict_routes_refuses_conflicts_naming_both() {
         "{error}"
     );
     assert!(error.contains("GET /v1/lockers/{id}"), "{error}");
+    // Not also the warning that says the first route wins: nothing is
+    // served.
+    assert!(
+        !run.stderr.contains("first declared route wins"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -381,7 +381,8 @@ fn streaming_methods_are_marked() {
 
 /// UPSTREAM names where each route's calls go: the upstream that claims
 /// its service, the default one, or a route group's (a name, or the URL
-/// a proxied prefix goes to); GROUP names the group's prefix.
+/// a proxied prefix goes to); GROUP names the group's prefix. A proxied
+/// prefix has a row of its own.
 #[test]
 fn table_names_each_routes_upstream_and_group() {
     let config = write_config(
@@ -410,6 +411,19 @@ fn table_names_each_routes_upstream_and_group() {
             going_to(send_note(), "notes", "/v1/notes"),
             going_to(read_count(), "http://127.0.0.1:9", "/v1/counts/"),
             going_to(bump(), "rest", "-"),
+            // The proxied prefix itself: it serves paths no route names.
+            [
+                "*",
+                "/v1/counts/",
+                "-",
+                "-",
+                "-",
+                "-",
+                "http://127.0.0.1:9",
+                "/v1/counts/"
+            ]
+            .map(str::to_owned)
+            .to_vec(),
         ]
     );
 }
