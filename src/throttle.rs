@@ -45,9 +45,11 @@ impl Throttle {
     }
 
     /// Whether a line may be written now; if so, how many were held back
-    /// since the last one.
-    pub(crate) fn allow(&self) -> Option<u64> {
+    /// since the last one: `None` when none were, so that a line's `held`
+    /// field shows only when it says something.
+    pub(crate) fn allow(&self) -> Option<Option<u64>> {
         self.allow_at(Instant::now())
+            .map(|held| (held > 0).then_some(held))
     }
 
     fn allow_at(&self, now: Instant) -> Option<u64> {
