@@ -126,6 +126,19 @@ pub(super) fn write(out: &mut String, report: &Report) {
     if lines.is_empty() {
         return;
     }
+    // A smoke run's few requests say nothing about speed: its lines show
+    // what a full run checks, not a verdict.
+    if report.settings.quick {
+        let _ = writeln!(
+            out,
+            "\ntargets (not judged: a --quick run only checks that every part works):"
+        );
+        for text in &lines {
+            let text = text.split_once("] ").map_or(text.as_str(), |(_, t)| t);
+            let _ = writeln!(out, "  [-] {text}");
+        }
+        return;
+    }
     let _ = writeln!(out, "\ntargets (same run, same machine):");
     for text in lines {
         let _ = writeln!(out, "  {text}");
@@ -202,8 +215,27 @@ mod tests {
     }
 
     fn settings() -> Settings {
-        let options = crate::bench::Options::quick("protogate".into());
+        let options = crate::bench::Options::new("protogate".into());
         Settings::of(&options)
+    }
+
+    #[test]
+    fn a_quick_run_is_not_judged() {
+        let options = crate::bench::Options::quick("protogate".into());
+        let mut report = Report::new(Settings::of(&options));
+        report.results = vec![
+            row("get", "protogate", "http1", 400.0),
+            row("get", "direct", "grpc", 1000.0),
+        ];
+        report.fill_ratios();
+        let mut out = String::new();
+        write(&mut out, &report);
+        assert!(out.contains("not judged"), "{out}");
+        assert!(
+            out.contains("[-] get over http1 at concurrency 16: 0.40×"),
+            "{out}"
+        );
+        assert!(!out.contains("[missed]") && !out.contains("[met]"), "{out}");
     }
 
     #[test]
