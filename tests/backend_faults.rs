@@ -270,14 +270,7 @@ async fn status_details_that_are_not_base64_keep_the_status() {
         assert_eq!(body["code"], 3, "{fault:?}: {body}");
         assert_eq!(body["message"], "bad", "{fault:?}: {body}");
 
-        let response = support::http1()
-            .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
-            .header("content-type", "application/json")
-            .header("connect-protocol-version", "1")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let response = connect_echo(&gateway).await;
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["code"], "invalid_argument", "{fault:?}: {body}");
 
@@ -405,16 +398,21 @@ async fn a_field_of_another_wire_type_is_left_out_not_a_failure() {
         .unwrap();
     assert_eq!(text.trim(), r#"{"result":{"i32":5}}"#);
 
-    let response = support::http1()
+    let response = connect_echo(&gateway).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"i32": 5}));
+}
+
+/// `Echo` with `{}` over Connect's unary JSON.
+async fn connect_echo(gateway: &TestGateway) -> reqwest::Response {
+    support::http1()
         .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
         .header("content-type", "application/json")
         .header("connect-protocol-version", "1")
         .body("{}")
         .send()
         .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"i32": 5}));
+        .unwrap()
 }
 
 /// `POST /v1/echo` with `{"s": "x"}`: the REST face's unary call.
@@ -689,14 +687,7 @@ async fn a_failed_call_keeps_the_response_headers() {
     assert_eq!(response.headers()["grpc-metadata-x-shard"], "s-3");
     assert_eq!(response.headers()["grpc-trailer-x-cost"], "12");
 
-    let response = support::http1()
-        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
-        .header("content-type", "application/json")
-        .header("connect-protocol-version", "1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let response = connect_echo(&gateway).await;
     assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["x-shard"], "s-3");
     assert_eq!(response.headers()["trailer-x-cost"], "12");
