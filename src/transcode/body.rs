@@ -112,7 +112,10 @@ fn parse_body(
     body: &[u8],
     codec: &Codec,
 ) -> Result<Parsed, RequestError> {
-    if is_blank(body) || (field.is_none() && is_null(body)) {
+    // `null` leaves the message unset, or the list or map a `body` field
+    // names (also one of `Value`, whose single values read `null`).
+    let unset = |f: &FieldDescriptor| f.is_list() || f.is_map();
+    if is_blank(body) || (field.is_none_or(unset) && is_null(body)) {
         return Ok(Parsed {
             message: DynamicMessage::new(desc.clone()),
             depth: 0,

@@ -87,6 +87,11 @@ impl Names<'_> {
                 });
             }
             given.insert(field.number(), key.clone());
+            // `null` leaves a list or map unset, also one of `Value` or
+            // `NullValue`, whose elements read `null` as a value.
+            if value.is_null() && (field.is_list() || field.is_map()) {
+                continue;
+            }
             self.field(&field, &mut value, &path)?;
             // The parser takes the proto and JSON names; other spellings
             // (case-insensitive matches) become the proto name.

@@ -207,6 +207,11 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        // A field given `null` (the parser asks for an option only for a
+        // field's value): prost-reflect reads it as one `NullValue` element
+        // for a list or map of `Value` or `NullValue`, where `null` leaves
+        // every list and map unset. The tree path knows the field.
+        keys::recheck();
         self.0.visit_none()
     }
 

@@ -315,3 +315,32 @@ fn plans_reject_annotations_that_do_not_fit() {
         "response_body field `nope` is not a top-level field of the response message"
     );
 }
+
+/// `null` leaves a list or map unset, also one of `NullValue`, whose single
+/// values read `null` as a value; as the whole body of a `body` field too.
+/// (The message library read it as one `NULL_VALUE` element.)
+#[test]
+fn null_leaves_lists_and_maps_of_null_values_unset() {
+    let written = |name: &str, body: &str, json: &str| {
+        map(&test_protos::descriptor(name), "/v1/x", body, "/v1/x", json)
+    };
+    for (name, json) in [
+        ("Lists", r#"{"nothing": null}"#),
+        ("Lists", r#"{"nothing": null, "i32": null}"#),
+        ("Maps", r#"{"nothing": null}"#),
+        ("Lists", "null"),
+    ] {
+        assert_eq!(written(name, "*", json).unwrap(), "{}", "{name} {json}");
+    }
+    assert_eq!(written("Lists", "nothing", "null").unwrap(), "{}");
+    assert_eq!(written("Maps", "nothing", " null ").unwrap(), "{}");
+    // An element that is `null` is a value.
+    assert_eq!(
+        written("Lists", "*", r#"{"nothing": [null]}"#).unwrap(),
+        r#"{"nothing":[null]}"#
+    );
+    assert_eq!(
+        written("Lists", "nothing", "[null, null]").unwrap(),
+        r#"{"nothing":[null,null]}"#
+    );
+}

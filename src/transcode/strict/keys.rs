@@ -90,10 +90,17 @@ thread_local! {
     /// - an object had `@type` after other keys: the parser then buffers
     ///   the `Any`'s fields and reads them past this adapter, unchecked;
     /// - a key spelled an integer unusually (`01`, `+1`, `-0`): as a key of
-    ///   an integer map it is one entry with its plain spelling.
+    ///   an integer map it is one entry with its plain spelling;
+    /// - a field was given `null`, which leaves a list or map unset however
+    ///   its elements read `null`.
     ///
     /// Parsing is synchronous, so a thread-local flag is exact.
     static RECHECK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Asks for the tree check after this parse.
+pub(crate) fn recheck() {
+    RECHECK.set(true);
 }
 
 /// Clears the recheck flag before a parse.
