@@ -450,12 +450,14 @@ async fn compressed_stream_requests() {
 
     // The request envelope is held to the request's rules, as on gRPC:
     // a coding it does not know is refused even on an uncompressed
-    // message, flags other than 0x01 are no request's, and a length past
-    // the body limit is resource_exhausted.
+    // message, flags other than 0x01 are no request's (also where the
+    // body is bare JSON, not enveloped: its `{` is no flags byte, and its
+    // next four characters no length), and a length past the body limit
+    // is resource_exhausted.
     let request = json!({"shelf": "shelves/science"}).to_string();
     let mut huge = vec![0u8];
     huge.extend_from_slice(&u32::MAX.to_be_bytes());
-    let cases: [(Option<&str>, Vec<u8>, &str, &str); 4] = [
+    let cases: [(Option<&str>, Vec<u8>, &str, &str); 5] = [
         (
             Some("lzw"),
             support::envelope(0, request.as_bytes()).to_vec(),
@@ -475,6 +477,12 @@ async fn compressed_stream_requests() {
             "flags",
         ),
         (None, huge, "resource_exhausted", "larger"),
+        (
+            None,
+            request.as_bytes().to_vec(),
+            "invalid_argument",
+            "is the body enveloped?",
+        ),
     ];
     for (coding, body, code, named) in cases {
         let mut request = support::http1()

@@ -432,19 +432,21 @@ async fn unenvelope(
         return Err(bad("a Connect stream request is one enveloped message"));
     }
     let flags = buf.get_u8();
+    // A request envelope has one flag, compression; end-of-stream (0x02)
+    // is for responses, the rest reserved. Checked first: a body that is
+    // no envelope at all (bare JSON) fails here, not on a "length" made
+    // of its first characters.
+    if flags & !0x01 != 0 {
+        return Err(bad(&format!(
+            "the envelope's flags {flags:#04x} are not a request's (only 0x01, compressed); is the body enveloped?"
+        )));
+    }
     let length = buf.get_u32() as usize;
     if length > limit {
         return Err(GatewayError::PayloadTooLarge(limit));
     }
     if buf.len() != length {
         return Err(bad("the envelope's length does not match the body"));
-    }
-    // A request envelope has one flag, compression; end-of-stream (0x02)
-    // is for responses, the rest reserved.
-    if flags & !0x01 != 0 {
-        return Err(bad(&format!(
-            "the envelope's flags {flags:#04x} are not a request's (only 0x01, compressed)"
-        )));
     }
     // The coding is checked whether or not this message uses it, as on a
     // unary call: an unknown one is refused, not ignored.
