@@ -254,9 +254,11 @@ fn field_mask(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, St
 /// The paths of a `FieldMask` written as one string, the same in a query
 /// and in a JSON body: comma-separated, each of names joined by `.`;
 /// lowerCamelCase names are turned into snake_case, snake_case is kept. A
-/// name that is neither (`Pages`, `page_Count`, `a b`) or an empty path or
-/// name (`a,,b`, `a.`) is refused rather than guessed at or dropped. `""`
-/// is the empty mask.
+/// capital first letter is a field whose name starts with `_` (`Pages` is
+/// `_pages`, as the gateway writes that name and as Go reads it back). A
+/// name that is neither (`page_Count`, `a b`) or an empty path or name
+/// (`a,,b`, `a.`) is refused rather than guessed at or dropped. `""` is
+/// the empty mask.
 pub(crate) fn field_mask_paths(text: &str) -> Result<Vec<String>, String> {
     if text.is_empty() {
         return Ok(Vec::new());
@@ -282,7 +284,7 @@ fn snake_case_path(path: &str) -> Result<String, String> {
         let valid = segment
             .bytes()
             .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
             && segment
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -388,7 +390,10 @@ mod tests {
             "author.display_name"
         );
         assert_eq!(snake_case_path("page_count").unwrap(), "page_count");
-        for bad in ["Pages", "page_Count", "a..b", "", "a.", "a-b", "1a"] {
+        // `_pages` is written `Pages`, and read back so.
+        assert_eq!(snake_case_path("Pages").unwrap(), "_pages");
+        assert_eq!(snake_case_path("_pages").unwrap(), "_pages");
+        for bad in ["page_Count", "_Pages", "a..b", "", "a.", "a-b", "1a"] {
             assert!(snake_case_path(bad).is_err(), "{bad}");
         }
     }

@@ -693,6 +693,19 @@ async fn hc29_neighbour_mask_output_is_camel_case() {
     );
 }
 
+/// A path segment starting with `_` is written with a capital (`_a` is
+/// `A` in lowerCamelCase), and what the gateway writes it reads back: the
+/// query's `_a` and the body's `A` reach the backend alike.
+#[tokio::test]
+async fn mask_paths_with_a_leading_underscore_round_trip() {
+    let f = fixture().await;
+    let (status, body) = f.get("/v1/echo?mask=_a,b._c").await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"mask": "A,b.C"})));
+    let (status, body) = f.post("/v1/echo", r#"{"mask": "A,b.C"}"#).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"mask": "A,b.C"})));
+    assert_eq!(mask_paths(&f), r#"List([String("_a"), String("b._c")])"#);
+}
+
 // ---------------------------------------------------------------- output
 
 /// proto3 JSON: the output options (proto names, enums as numbers,
