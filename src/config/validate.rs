@@ -325,6 +325,17 @@ impl Config {
                 );
             }
         }
+        if let Some(admin) = self.admin.listen
+            && same_socket(admin, self.listen)
+        {
+            return fail(
+                "admin.listen",
+                format!(
+                    "{admin} is where the gateway itself listens ({}); the admin listener needs a port of its own",
+                    self.listen
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -398,4 +409,13 @@ fn not_forwardable(name: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether two listeners would bind the same socket: the same port (not 0,
+/// which picks a free one), on the same address or where one of them takes
+/// every address.
+fn same_socket(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }

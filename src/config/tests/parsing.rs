@@ -247,3 +247,28 @@ fn keys_are_found_by_indentation() {
         "flow list: its line"
     );
 }
+
+/// The admin listener on the gateway's own socket is a config error (exit
+/// 2, naming the setting), not an "address in use" at startup.
+#[test]
+fn admin_listener_on_the_gateways_own_socket_is_refused() {
+    for (listen, admin) in [
+        ("127.0.0.1:8080", "127.0.0.1:8080"),
+        ("0.0.0.0:8080", "127.0.0.1:8080"),
+        ("127.0.0.1:8080", "[::]:8080"),
+    ] {
+        assert_refused(
+            &format!("listen: \"{listen}\"\nadmin:\n  listen: \"{admin}\"\n"),
+            "admin.listen",
+            "needs a port of its own",
+        );
+    }
+    for (listen, admin) in [
+        ("127.0.0.1:8080", "127.0.0.1:9901"),
+        ("127.0.0.1:8080", "127.0.0.2:8080"),
+        ("127.0.0.1:0", "127.0.0.1:0"),
+    ] {
+        let yaml = format!("listen: \"{listen}\"\nadmin:\n  listen: \"{admin}\"\n");
+        assert_eq!(validated(&yaml), Ok(()), "{listen} {admin}");
+    }
+}
