@@ -90,6 +90,45 @@ async fn a_prefix_is_proxied_to_a_plain_http_service() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// What a client claims about earlier hops is kept where lists of hops go
+/// (`X-Forwarded-For`, `Forwarded`), with this hop appended; `X-Real-IP`,
+/// one address, is the client's own, never one the client sent.
+#[tokio::test]
+async fn forwarding_headers_name_this_hop_whatever_the_client_claims() {
+    let service = http_service().await;
+    let (_backend, gateway) = gateway(|c| {
+        c.routes
+            .push(group("/legacy/", &format!("http://{service}")))
+    })
+    .await;
+    let client = support::http1();
+    let got = seen(
+        client
+            .get(gateway.url("/legacy/x"))
+            .header("forwarded", "for=10.9.9.9")
+            .header("x-forwarded-for", "10.9.9.9")
+            .header("x-real-ip", "10.9.9.9")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let headers = &got["headers"];
+    let host = gateway.addr().to_string();
+    assert_eq!(headers["x-forwarded-for"], "10.9.9.9, 127.0.0.1");
+    assert_eq!(
+        headers["forwarded"],
+        format!("for=10.9.9.9, for=127.0.0.1;proto=http;host=\"{host}\"")
+    );
+    assert_eq!(headers["x-real-ip"], "127.0.0.1");
+    // Without a claim, `Forwarded` holds this hop alone.
+    let got = seen(client.get(gateway.url("/legacy/x")).send().await.unwrap()).await;
+    assert_eq!(
+        got["headers"]["forwarded"],
+        format!("for=127.0.0.1;proto=http;host=\"{host}\"")
+    );
+}
+
 /// The service's answer comes back as it is — status, headers, body —
 /// without its hop-by-hop headers, and a streamed answer streams, chunk
 /// by chunk, uncompressed.

@@ -410,6 +410,32 @@ fn forwarded_headers(headers: &mut HeaderMap, asker: Asker<'_>, prefix: Option<&
         Ok(value) if !list.is_empty() => headers.insert("x-forwarded-for", value),
         _ => headers.remove("x-forwarded-for"),
     };
+    // RFC 7239's `Forwarded` gets this hop appended, as `X-Forwarded-For`
+    // does: passed on alone, it held only what the client wrote.
+    // `X-Real-IP` (one address, by convention the client's) is this
+    // client's, never one the client claims.
+    match client.map(|c| c.ip()) {
+        Some(ip) => {
+            let element = forwarded_element(ip, scheme, headers.get("x-forwarded-host"));
+            let mut all: Vec<&str> = headers
+                .get_all(header::FORWARDED)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect();
+            all.push(&element);
+            if let Ok(value) = HeaderValue::from_str(&all.join(", ")) {
+                headers.insert(header::FORWARDED, value);
+            }
+            if let Ok(value) = HeaderValue::from_str(&ip.to_string()) {
+                headers.insert("x-real-ip", value);
+            }
+        }
+        None => {
+            headers.remove("x-real-ip");
+        }
+    }
     headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
     match prefix.and_then(|p| HeaderValue::from_str(p).ok()) {
         Some(prefix) => {
@@ -419,6 +445,26 @@ fn forwarded_headers(headers: &mut HeaderMap, asker: Asker<'_>, prefix: Option<&
             headers.remove("x-forwarded-prefix");
         }
     }
+}
+
+/// This hop's `Forwarded` element (RFC 7239 §4): the client's address
+/// (an IPv6 one bracketed and quoted), the scheme, and the host asked for,
+/// quoted.
+fn forwarded_element(ip: std::net::IpAddr, scheme: &str, host: Option<&HeaderValue>) -> String {
+    let mut element = match ip {
+        std::net::IpAddr::V4(ip) => format!("for={ip}"),
+        std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\""),
+    };
+    element.push_str(";proto=");
+    element.push_str(scheme);
+    // `X-Forwarded-Host` is already checked to be `host[:port]`: nothing
+    // in it needs escaping inside quotes.
+    if let Some(host) = host.and_then(|h| h.to_str().ok()) {
+        element.push_str(";host=\"");
+        element.push_str(host);
+        element.push('"');
+    }
+    element
 }
 
 /// TLS for an `https://` upstream: the system's roots and the webpki
