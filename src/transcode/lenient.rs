@@ -109,6 +109,11 @@ impl Names<'_> {
     /// message with every check instead of buffering it, and the packed
     /// message's names rewritten like any other. A missing or unknown type
     /// is left for the parser to report.
+    ///
+    /// Limitation (README, Limits): an empty `Any` (`{}`) is refused there,
+    /// as prost-reflect's reader requires `@type`, though the gateway
+    /// writes one so; an empty one nested in another's payload could not
+    /// be marked before and restored after the parse.
     fn any(
         &self,
         desc: &MessageDescriptor,
