@@ -32,7 +32,7 @@ mod values;
 use keys::Map;
 pub(crate) use keys::odd_integer;
 pub(super) use keys::{needs_recheck, reset_recheck, same_loosely};
-use values::{Instead, check_number, check_text, float_max_spelling};
+use values::{Instead, check_number, check_text, expects, float_max_spelling};
 pub(crate) use values::{IntegerText, integer_text, rounded_f32_max};
 
 /// Wraps `D`: objects anywhere inside fail on a repeated key.
@@ -163,12 +163,10 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
         visit_i8(i8),
         visit_i16(i16),
         visit_i32(i32),
-        visit_i64(i64),
         visit_i128(i128),
         visit_u8(u8),
         visit_u16(u16),
         visit_u32(u32),
-        visit_u64(u64),
         visit_u128(u128),
         visit_f32(f32),
         visit_char(char),
@@ -176,6 +174,20 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
         visit_borrowed_bytes(&'de [u8]),
         visit_byte_buf(Vec<u8>),
     );
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        if v == 0 && expects(&self.0, NULL_VALUE) {
+            return self.0.visit_unit();
+        }
+        self.0.visit_i64(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        if v == 0 && expects(&self.0, NULL_VALUE) {
+            return self.0.visit_unit();
+        }
+        self.0.visit_u64(v)
+    }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         check_number(&self.0, v)?;
@@ -245,6 +257,11 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
 }
 
 /// Gives `visitor` what [`check_text`] read instead of a string.
+/// What prost-reflect's reader of a `google.protobuf.NullValue` expects.
+/// It takes `null` and `"NULL_VALUE"`; `0`, the enum's number, is read as
+/// `null` here, as Go and Python read it (any enum takes its numbers).
+const NULL_VALUE: &str = "null";
+
 fn visit_instead<'de, V: Visitor<'de>, E: de::Error>(
     visitor: V,
     instead: Instead,

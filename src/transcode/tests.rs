@@ -344,3 +344,35 @@ fn null_leaves_lists_and_maps_of_null_values_unset() {
         r#"{"nothing":[null,null]}"#
     );
 }
+
+/// A `NullValue` given as its number, `0`, is `null`, as Go and Python
+/// read it; other numbers are no NullValue. (The message library took only
+/// `null` and `"NULL_VALUE"`.)
+#[test]
+fn null_value_takes_its_number() {
+    let written = |json: &str| {
+        map(
+            &test_protos::descriptor("Lists"),
+            "/v1/x",
+            "*",
+            "/v1/x",
+            json,
+        )
+    };
+    assert_eq!(
+        written(r#"{"nothing": [0, null, "NULL_VALUE"]}"#).unwrap(),
+        r#"{"nothing":[null,null,null]}"#
+    );
+    assert!(written(r#"{"nothing": [1]}"#).is_err());
+    assert!(written(r#"{"i32": [0]}"#).is_ok());
+    let single = |json: &str| {
+        map(
+            &test_protos::descriptor("Optionals"),
+            "/v1/x",
+            "*",
+            "/v1/x",
+            json,
+        )
+    };
+    assert_eq!(single(r#"{"nothing": 0}"#).unwrap(), r#"{"nothing":null}"#);
+}

@@ -7,15 +7,32 @@ use std::fmt;
 
 use serde::de::{self, Visitor};
 
+/// A visitor's `expecting`, as text.
+struct Expecting<'v, V>(&'v V);
+
+impl<'de, V: Visitor<'de>> fmt::Display for Expecting<'_, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.expecting(f)
+    }
+}
+
 /// What a visitor says it expects, e.g. "a 64-bit signed integer".
 fn expecting<'de, V: Visitor<'de>>(visitor: &V) -> String {
-    struct Expecting<'v, V>(&'v V);
-    impl<'de, V: Visitor<'de>> fmt::Display for Expecting<'_, V> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            self.0.expecting(f)
+    Expecting(visitor).to_string()
+}
+
+/// Whether a visitor says it expects exactly `text`; compared as it is
+/// written, without building the string.
+pub(super) fn expects<'de, V: Visitor<'de>>(visitor: &V, text: &str) -> bool {
+    struct Rest<'t>(&'t str);
+    impl fmt::Write for Rest<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0 = self.0.strip_prefix(s).ok_or(fmt::Error)?;
+            Ok(())
         }
     }
-    Expecting(visitor).to_string()
+    let mut rest = Rest(text);
+    fmt::write(&mut rest, format_args!("{}", Expecting(visitor))).is_ok() && rest.0.is_empty()
 }
 
 /// Below this, every integer is exact as an `f64`.
