@@ -265,6 +265,17 @@ async fn cors_preflight_for_grpc_web() {
         allowed.contains("x-grpc-web") && allowed.contains("content-type"),
         "{allowed}"
     );
+    assert_eq!(headers["access-control-allow-methods"], "POST");
+    // A route's custom verb (`custom: {kind: "LOCK"}`) is allowed as well
+    // as the common ones: the routes say which methods exist.
+    let response = client
+        .request(reqwest::Method::OPTIONS, gateway.url("/v1/anything"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "LOCK")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["access-control-allow-methods"], "LOCK");
     // The actual call exposes the gRPC status headers to the page.
     let request = pb::GetBookRequest {
         name: "shelves/fiction/books/dune".into(),

@@ -415,14 +415,10 @@ fn cors_layer(options: &CorsOptions) -> CorsLayer {
     exposed.extend(options.exposed_headers.iter().cloned());
     CorsLayer::new()
         .allow_origin(origins)
-        .allow_methods([
-            Method::GET,
-            Method::HEAD,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
+        // Whatever method the page asks for: the routes decide which
+        // exist, custom verbs (`custom: {kind: "LOCK"}`) included, and a
+        // fixed list left those out.
+        .allow_methods(tower_http::cors::AllowMethods::mirror_request())
         .allow_headers(allowed)
         .expose_headers(ExposeHeaders::list(exposed))
         .allow_credentials(options.allow_credentials)
