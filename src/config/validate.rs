@@ -350,6 +350,26 @@ impl Config {
                     "prefix `{prefix}` is not a path prefix like /legacy/ (no query, fragment or template)"
                 ));
             }
+            // Paths are matched with their dot segments refused and their
+            // escapes of unreserved characters decoded: a prefix with
+            // either could never hold one.
+            if prefix
+                .split('/')
+                .any(|segment| segment == "." || segment == "..")
+            {
+                return fail(format!(
+                    "prefix `{prefix}` has a `.` or `..` segment, which no request path reaching the gateway keeps"
+                ));
+            }
+            match crate::http_rule::path::decode_unreserved(prefix) {
+                Ok(decoded) if decoded != prefix => {
+                    return fail(format!(
+                        "prefix `{prefix}` escapes characters that need no escape; paths are matched with them decoded: write `{decoded}`"
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return fail(format!("prefix `{prefix}`: {e}")),
+            }
             let key = prefix.trim_end_matches('/');
             if seen.contains(&key) {
                 return fail(format!("prefix `{prefix}` is given twice"));

@@ -28,6 +28,13 @@ fn bad_route_groups_are_named() {
             "is not a path prefix",
         ),
         (
+            "  - {prefix: /a/../b/, upstream: books}\n",
+            "has a `.` or `..` segment",
+        ),
+        ("  - {prefix: /a/., upstream: books}\n", "`.` or `..`"),
+        ("  - {prefix: /%61pi/, upstream: books}\n", "write `/api/`"),
+        ("  - {prefix: /a%zz/, upstream: books}\n", "prefix `/a%zz/`"),
+        (
             "  - {prefix: /a, upstream: nope}\n",
             "upstream `nope` is neither a name",
         ),
