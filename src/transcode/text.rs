@@ -155,11 +155,13 @@ fn is_text_message(desc: &MessageDescriptor) -> bool {
     )
 }
 
+/// A boolean in a path or query: `true` or `false` in the spellings Go's
+/// `strconv.ParseBool` (and so grpc-gateway) takes for them, or `1`/`0`.
 fn parse_bool(text: &str) -> Result<bool, String> {
     match text {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(format!("`{text}` is not a boolean (true or false)")),
+        "true" | "True" | "TRUE" | "1" => Ok(true),
+        "false" | "False" | "FALSE" | "0" => Ok(false),
+        _ => Err(format!("`{text}` is not a boolean (true, false, 1 or 0)")),
     }
 }
 
@@ -372,6 +374,9 @@ mod tests {
         assert!(parse(&Kind::Uint32, "-1").is_err());
         assert_eq!(parse(&Kind::Bool, "false").unwrap(), Value::Bool(false));
         assert!(parse(&Kind::Bool, "yes").is_err());
+        assert!(parse(&Kind::Bool, "tRuE").is_err());
+        assert_eq!(parse(&Kind::Bool, "TRUE").unwrap(), Value::Bool(true));
+        assert_eq!(parse(&Kind::Bool, "False").unwrap(), Value::Bool(false));
         assert_eq!(parse(&Kind::Double, "2.5e3").unwrap(), Value::F64(2500.0));
         assert!(matches!(parse(&Kind::Double, "NaN").unwrap(), Value::F64(v) if v.is_nan()));
         assert!(parse(&Kind::Double, "inf").is_err());
