@@ -10,8 +10,13 @@ use super::field_path::{FieldPath, OneofConflict, find_field};
 use super::json_wire::DirectPlan;
 use super::{Codec, RequestError, body, query, suggest, text};
 
+mod depth;
 mod direct;
 
+pub use depth::MAX_MESSAGE_DEPTH;
+pub(super) use depth::check_depth;
+#[cfg(test)]
+pub(super) use depth::exceeds_message_depth;
 pub use direct::{BuildError, RequestPlans};
 
 const HTTP_BODY: &str = "google.api.HttpBody";
@@ -388,18 +393,6 @@ impl RequestPlan {
     }
 }
 
-/// Refuses a message that nests past [`MAX_MESSAGE_DEPTH`]; `json_depth`
-/// is how deep the JSON it was built from went.
-pub(super) fn check_depth(message: &DynamicMessage, json_depth: usize) -> Result<(), RequestError> {
-    // A struct spends three message levels per JSON level, so JSON up to
-    // this depth cannot exceed the protobuf nesting limit.
-    const SAFE_JSON_DEPTH: usize = MAX_MESSAGE_DEPTH / 3;
-    if json_depth > SAFE_JSON_DEPTH && exceeds_message_depth(message, MAX_MESSAGE_DEPTH) {
-        return Err(RequestError::TooDeepMessage(MAX_MESSAGE_DEPTH));
-    }
-    Ok(())
-}
-
 impl PathVariable {
     /// The variable's text in `request`, decoded.
     pub(super) fn text<'r>(
@@ -412,68 +405,5 @@ impl PathVariable {
         } else {
             path::decode_multi_segment(raw)
         }
-    }
-}
-
-/// How deep messages may nest: protobuf decoders (prost, upb, the C++
-/// runtime) refuse more than 100 levels, so deeper requests are refused
-/// here with a 400 instead of failing at the backend.
-pub const MAX_MESSAGE_DEPTH: usize = 100;
-
-/// Whether messages nest more than `max` levels below `message`; stops
-/// descending once past `max`.
-pub(super) fn exceeds_message_depth(message: &DynamicMessage, max: usize) -> bool {
-    if max == 0 {
-        return message.fields().any(|(_, v)| holds_message(v));
-    }
-    message.fields().any(|(_, value)| match value {
-        prost_reflect::Value::Message(m) => exceeds_message_depth(m, max - 1),
-        prost_reflect::Value::List(items) => items.iter().any(|v| match v {
-            prost_reflect::Value::Message(m) => exceeds_message_depth(m, max - 1),
-            _ => false,
-        }),
-        prost_reflect::Value::Map(entries) => entries.values().any(|v| match v {
-            // A map entry is a message level of its own on the wire.
-            prost_reflect::Value::Message(m) => max < 2 || exceeds_message_depth(m, max - 2),
-            _ => false,
-        }),
-        _ => false,
-    })
-}
-
-fn holds_message(value: &prost_reflect::Value) -> bool {
-    match value {
-        prost_reflect::Value::Message(_) => true,
-        prost_reflect::Value::List(items) => items.iter().any(holds_message),
-        prost_reflect::Value::Map(entries) => !entries.is_empty(),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod depth_tests {
-    use super::*;
-
-    #[test]
-    fn nesting_is_measured_in_message_levels() {
-        let pool = prost_reflect::DescriptorPool::global();
-        let value = pool.get_message_by_name("google.protobuf.Value").unwrap();
-        // A Value holding a list holding a Value ... `levels` deep.
-        let mut message = DynamicMessage::new(value.clone());
-        for _ in 0..10 {
-            let mut list = DynamicMessage::new(
-                pool.get_message_by_name("google.protobuf.ListValue")
-                    .unwrap(),
-            );
-            list.set_field_by_name(
-                "values",
-                prost_reflect::Value::List(vec![prost_reflect::Value::Message(message)]),
-            );
-            message = DynamicMessage::new(value.clone());
-            message.set_field_by_name("list_value", prost_reflect::Value::Message(list));
-        }
-        // 10 Values each with a ListValue: 20 levels below the top.
-        assert!(exceeds_message_depth(&message, 19));
-        assert!(!exceeds_message_depth(&message, 20));
     }
 }

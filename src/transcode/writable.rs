@@ -20,9 +20,11 @@
 //! `foo_1`): the mapping allows only paths that do, and the client would
 //! read another path.
 
-use prost_reflect::{DynamicMessage, ReflectMessage as _, Value};
+use bytes::Bytes;
+use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage as _, Value};
 
-const ANY: &str = "google.protobuf.Any";
+/// The full name of `google.protobuf.Any`.
+pub(crate) const ANY: &str = "google.protobuf.Any";
 const DURATION: &str = "google.protobuf.Duration";
 const TIMESTAMP: &str = "google.protobuf.Timestamp";
 const FIELD_MASK: &str = "google.protobuf.FieldMask";
@@ -89,23 +91,29 @@ fn walk(message: &DynamicMessage, left: usize) -> Result<(), Fault> {
 
 /// The message an `Any` packs, when its type is in the pool.
 fn packed(any: &DynamicMessage, left: usize) -> Result<(), Fault> {
-    let (Some(url), Some(bytes)) = (any.get_field_by_number(1), any.get_field_by_number(2)) else {
-        return Ok(());
-    };
-    let (Value::String(url), Value::Bytes(bytes)) = (url.as_ref(), bytes.as_ref()) else {
-        return Ok(());
-    };
-    let name = url.rsplit('/').next().unwrap_or_default();
-    let Some(packed) = any.descriptor().parent_pool().get_message_by_name(name) else {
+    let Some((packed, bytes)) = packed_type(any) else {
         return Ok(());
     };
     if left == 0 {
         return Err(Fault::TooDeep);
     }
-    match DynamicMessage::decode(packed, bytes.clone()) {
+    match DynamicMessage::decode(packed, bytes) {
         Ok(inner) => walk(&inner, left - 1),
         Err(_) => Ok(()),
     }
+}
+
+/// The type of the message the `Any` `any` packs, from `any`'s pool, and
+/// its bytes; `None` when no type URL is set or the pool has no such type.
+/// The request side counts nesting through `Any` with it too.
+pub(crate) fn packed_type(any: &DynamicMessage) -> Option<(MessageDescriptor, Bytes)> {
+    let (url, bytes) = (any.get_field_by_number(1)?, any.get_field_by_number(2)?);
+    let (Value::String(url), Value::Bytes(bytes)) = (url.as_ref(), bytes.as_ref()) else {
+        return None;
+    };
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let packed = any.descriptor().parent_pool().get_message_by_name(name)?;
+    Some((packed, bytes.clone()))
 }
 
 /// Seconds and nanos: fields 1 and 2 of both `Duration` and `Timestamp`.
