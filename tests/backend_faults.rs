@@ -279,10 +279,7 @@ async fn status_details_that_are_not_base64_keep_the_status() {
             .send()
             .await
             .unwrap();
-        let text = tokio::time::timeout(Duration::from_secs(10), response.text())
-            .await
-            .expect("the stream ends")
-            .expect("the stream ends cleanly");
+        let text = support::client::stream_text(response).await;
         assert!(text.contains(r#""code":3"#), "{fault:?}: {text}");
     }
 }
@@ -392,10 +389,7 @@ async fn a_field_of_another_wire_type_is_left_out_not_a_failure() {
         .send()
         .await
         .unwrap();
-    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
-        .await
-        .expect("the stream ends")
-        .unwrap();
+    let text = support::client::stream_text(response).await;
     assert_eq!(text.trim(), r#"{"result":{"i32":5}}"#);
 
     let response = connect_echo(&gateway).await;
@@ -437,31 +431,7 @@ async fn rest_failure(gateway: &TestGateway) -> (u16, String) {
 /// What a passed-through gRPC call ended with: its status, message and
 /// the body's bytes.
 async fn passthrough(gateway: &TestGateway, path: &str) -> (String, String, Bytes) {
-    use http_body_util::BodyExt as _;
-    let mut conn = support::client::Conn::http2(gateway.addr()).await;
-    let request = http::Request::post(gateway.url(path))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(support::client::full(support::envelope(0, b"")))
-        .unwrap();
-    let (head, body) = conn.send(request).await.into_parts();
-    let body = tokio::time::timeout(Duration::from_secs(10), body.collect())
-        .await
-        .expect("the call ends in time")
-        .expect("the call ends with a status, not a broken stream");
-    let trailers = body.trailers().cloned().unwrap_or_default();
-    let get = |name: &str| {
-        trailers
-            .get(name)
-            .or_else(|| head.headers.get(name))
-            .map(|v| {
-                percent_encoding::percent_decode(v.as_bytes())
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-            .unwrap_or_default()
-    };
-    (get("grpc-status"), get("grpc-message"), body.to_bytes())
+    support::client::grpc_call(gateway.addr(), &gateway.url(path)).await
 }
 
 /// The same call as gRPC-Web: the body, whose last frame holds the

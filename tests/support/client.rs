@@ -128,3 +128,42 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
 pub async fn raw_text(addr: SocketAddr, request: &str) -> String {
     String::from_utf8_lossy(&raw_exchange(addr, request.as_bytes()).await).into_owned()
 }
+
+/// How a gRPC call over HTTP/2 ended for its client: the status and the
+/// message (from the trailers, or from the head of a trailers-only
+/// answer; percent-decoded), and the body's bytes. The request is `url`
+/// with an empty message; the call must end within 10 s.
+pub async fn grpc_call(addr: SocketAddr, url: &str) -> (String, String, Bytes) {
+    let mut conn = Conn::http2(addr).await;
+    let request = http::Request::post(url)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(full(super::envelope(0, b"")))
+        .unwrap();
+    let (head, body) = conn.send(request).await.into_parts();
+    let body = tokio::time::timeout(Duration::from_secs(10), body.collect())
+        .await
+        .expect("the call ends in time")
+        .expect("the call ends with a status, not a broken stream");
+    let trailers = body.trailers().cloned().unwrap_or_default();
+    let get = |name: &str| {
+        trailers
+            .get(name)
+            .or_else(|| head.headers.get(name))
+            .map(|v| {
+                percent_encoding::percent_decode(v.as_bytes())
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .unwrap_or_default()
+    };
+    (get("grpc-status"), get("grpc-message"), body.to_bytes())
+}
+
+/// The whole text of a streamed response, which must end within 10 s.
+pub async fn stream_text(response: reqwest::Response) -> String {
+    tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("the stream ends")
+        .expect("the stream ends cleanly")
+}
