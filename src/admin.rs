@@ -10,6 +10,8 @@
 //!   failed reload, services upstreams disagree on.
 //! - `POST /admin/reload`: reloads now; 200 with the new status, or 500
 //!   with why the old snapshot stays.
+//! - `GET /metrics`: the metrics in the Prometheus text format (see
+//!   [`crate::metrics`]).
 
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ pub fn router(gateway: Arc<Gateway>, reloader: Arc<Reloader>) -> Router {
         .route("/admin/routes", get(routes))
         .route("/admin/status", get(status))
         .route("/admin/reload", post(reload))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Admin { gateway, reloader })
@@ -45,7 +48,7 @@ pub fn router(gateway: Arc<Gateway>, reloader: Arc<Reloader>) -> Router {
 
 async fn not_found(uri: axum::http::Uri) -> Response {
     let message = format!(
-        "no admin endpoint at {}: try /healthz, /readyz, /admin/routes, /admin/status or POST /admin/reload",
+        "no admin endpoint at {}: try /healthz, /readyz, /metrics, /admin/routes, /admin/status or POST /admin/reload",
         uri.path()
     );
     (
@@ -89,6 +92,27 @@ async fn readyz(State(admin): State<Admin>) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         Json(json!({"ready": false, "waiting_for": waiting})),
+    )
+        .into_response()
+}
+
+/// The metrics, with the gauges read from the gateway now.
+async fn metrics(State(admin): State<Admin>) -> Response {
+    let snapshot = admin.gateway.snapshot();
+    let metrics = &snapshot.metrics;
+    metrics.set_gauge("protogate_routes", snapshot.routes.routes().len() as f64);
+    metrics.set_gauge(
+        "protogate_snapshot_loads",
+        admin.reloader.status().loads as f64,
+    );
+    let ready = admin.gateway.is_ready() && !admin.gateway.is_draining();
+    metrics.set_gauge("protogate_ready", if ready { 1.0 } else { 0.0 });
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.render(),
     )
         .into_response()
 }

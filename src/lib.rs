@@ -25,6 +25,7 @@ pub mod descriptor;
 pub mod error;
 mod files;
 pub mod http_rule;
+pub mod metrics;
 pub mod reload;
 pub mod route;
 pub mod server;

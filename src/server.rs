@@ -36,6 +36,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::CorsOptions;
+use crate::metrics::Face;
 
 use crate::snapshot::Snapshot;
 use crate::tls::ServerTls;
@@ -115,13 +116,31 @@ impl Gateway {
     }
 }
 
+/// Folds the metrics' histogram samples into their buckets every few
+/// seconds, whether or not anything scrapes them (they would pile up).
+async fn metrics_upkeep(gateway: Arc<Gateway>) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        gateway.snapshot().metrics.run_upkeep();
+    }
+}
+
 /// Serves one request: a route group's stack when its path is in one,
 /// else the gateway's own handling.
 async fn serve(gateway: Arc<Gateway>, mut request: Request) -> Response {
     own::attach(&gateway, &mut request);
     let snapshot = gateway.snapshot();
-    if let Some(group) = snapshot.groups.find(request.uri().path()) {
+    if let Some((group, proxied)) = snapshot.groups.find(request.uri().path()) {
         let group = group.clone();
+        if proxied {
+            let started = tokio::time::Instant::now();
+            let metrics = snapshot.metrics.clone();
+            let response = group::serve(&group, snapshot, request).await;
+            metrics.record(Face::Proxy, response.status(), started.elapsed());
+            return response;
+        }
         return group::serve(&group, snapshot, request).await;
     }
     handle(snapshot, request).await
@@ -134,16 +153,32 @@ async fn serve(gateway: Arc<Gateway>, mut request: Request) -> Response {
 /// as large as the largest of them (8 KiB), and the layers above move it
 /// by value several times per request.
 async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
-    if let Some(flavor) = grpc::Flavor::of(&request) {
-        return Box::pin(grpc::handle(snapshot, flavor, request)).await;
-    }
-    if connect::is_connect(&request) {
-        return Box::pin(connect::handle(snapshot, request)).await;
-    }
-    if websocket::is_upgrade(&request) {
-        return Box::pin(websocket::handle(snapshot, request)).await;
-    }
-    Box::pin(rest::handle(snapshot, request)).await
+    let started = tokio::time::Instant::now();
+    let metrics = snapshot.metrics.clone();
+    let (face, response) = if let Some(flavor) = grpc::Flavor::of(&request) {
+        let face = match flavor {
+            grpc::Flavor::Grpc => Face::Grpc,
+            grpc::Flavor::GrpcWeb => Face::GrpcWeb,
+        };
+        (
+            face,
+            Box::pin(grpc::handle(snapshot, flavor, request)).await,
+        )
+    } else if connect::is_connect(&request) {
+        (
+            Face::Connect,
+            Box::pin(connect::handle(snapshot, request)).await,
+        )
+    } else if websocket::is_upgrade(&request) {
+        (
+            Face::WebSocket,
+            Box::pin(websocket::handle(snapshot, request)).await,
+        )
+    } else {
+        (Face::Rest, Box::pin(rest::handle(snapshot, request)).await)
+    };
+    metrics.record(face, response.status(), started.elapsed());
+    response
 }
 
 /// `limits.max_header_bytes` and `limits.max_headers`, on every face
@@ -272,13 +307,21 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
         let secure = tls.is_some();
-        let task = tokio::spawn(listener::accept_loop(
+        let serving = listener::accept_loop(
             listener,
             gateway.service(options.cors.as_ref()),
             options,
             tls,
             rx,
-        ));
+        );
+        let upkeep = metrics_upkeep(gateway.clone());
+        // The upkeep runs as long as the listener: it never ends itself.
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = serving => {}
+                () = upkeep => {}
+            }
+        });
         tracing::info!(addr = %local_addr, tls = secure, "Listening");
         Ok(Server {
             local_addr,

@@ -3,6 +3,7 @@
 //! request path, checked whole, and immutable once built.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use prost_reflect::DescriptorPool;
 
 use crate::config::{Config, ConfigError, Limits};
 use crate::descriptor::{self, DescriptorError, Sources};
+use crate::metrics::{Metrics, Stats};
 use crate::route::{Conflict, MethodSettings, RouteError, RouteTable, TableOptions};
 use crate::transcode::Codec;
 use crate::upstream::metadata::HeaderPolicy;
@@ -61,6 +63,12 @@ pub struct Snapshot {
     /// Reflecting upstreams that have not answered yet, as text for the
     /// 404 of a path their routes may hold (empty when none).
     pub(crate) waiting_for: String,
+    /// The metrics registry: the previous snapshot's, so that counts carry
+    /// over reloads.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Each route's metrics handles, by route index, made on its first
+    /// request.
+    pub(crate) route_stats: Box<[OnceLock<Stats>]>,
 }
 
 /// A snapshot that cannot be built.
@@ -192,6 +200,8 @@ impl Snapshot {
         Ok(Snapshot {
             route_rows,
             waiting_for,
+            metrics: previous.map_or_else(Arc::default, |p| p.metrics.clone()),
+            route_stats: routes.routes().iter().map(|_| OnceLock::new()).collect(),
             // Before `pool` and the set move in.
             own: crate::server::OwnServices::new(&pool, &loaded.set),
             codec: Codec::new(

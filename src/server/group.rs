@@ -123,7 +123,9 @@ impl Groups {
     /// characters decoded (RFC 3986 §6.2.2.2), so that `/api/%70rivate`
     /// is in `/api/private`'s group, not in `/api`'s. A path with a
     /// malformed escape is matched as sent, and refused where it lands.
-    pub(crate) fn find(&self, path: &str) -> Option<&GroupService> {
+    /// Whether it proxies to an HTTP service (else the gateway handles
+    /// the requests) comes with it.
+    pub(crate) fn find(&self, path: &str) -> Option<(&GroupService, bool)> {
         if self.0.is_empty() {
             return None;
         }
@@ -134,7 +136,7 @@ impl Groups {
                 path.strip_prefix(&*g.prefix)
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             })
-            .map(|g| &g.service)
+            .map(|g| (&g.service, g.proxied))
     }
 
     /// The proxied prefix that holds `template` (a route's, as written):

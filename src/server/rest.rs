@@ -40,9 +40,10 @@ pub(crate) async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let (response, rpc) = match call(&snapshot, &parts, body).await {
-        Ok((response, rpc)) => (response, Some(rpc)),
-        Err((err, rpc)) => {
+    let (response, hit) = match call(&snapshot, &parts, body).await {
+        Ok((response, hit)) => (response, hit),
+        Err((err, hit)) => {
+            let rpc = hit.map(|h| h.rpc);
             let (status, _) = err.status();
             if status.is_server_error() && !err.is_client_caused() {
                 static WARNINGS: LazyLock<Throttle> = LazyLock::new(throttle::failures);
@@ -55,9 +56,17 @@ pub(crate) async fn handle(
                     }
                 }
             }
-            (err.into_response(&snapshot.pool, &snapshot.codec), rpc)
+            (err.into_response(&snapshot.pool, &snapshot.codec), hit)
         }
     };
+    let rpc = hit.map(|h| h.rpc);
+    if let Some(hit) = hit {
+        let route = &snapshot.routes.routes()[hit.route];
+        snapshot
+            .metrics
+            .route(&snapshot.route_stats[hit.route], route)
+            .record(response.status(), started.elapsed());
+    }
     tracing::debug!(
         method = %parts.method,
         path = %parts.uri.path(),
@@ -98,24 +107,35 @@ impl Matched<'_> {
     }
 }
 
-type Failure<'s> = (GatewayError, Option<&'s str>);
+/// The route a request matched: its index and its method's name.
+#[derive(Clone, Copy)]
+struct Hit<'s> {
+    route: usize,
+    rpc: &'s str,
+}
+
+type Failure<'s> = (GatewayError, Option<Hit<'s>>);
 
 async fn call<'s>(
     snapshot: &'s Arc<Snapshot>,
     parts: &Parts,
     body: Body,
-) -> Result<(Response<Body>, &'s str), Failure<'s>> {
+) -> Result<(Response<Body>, Option<Hit<'s>>), Failure<'s>> {
     super::check_header_block(&snapshot.limits, &parts.headers).map_err(|err| (err, None))?;
     let (route, normalized, found) = match route(snapshot, parts) {
         Ok(matched) => matched,
         // OPTIONS on a path that exists: which methods it takes.
         Err(GatewayError::MethodNotAllowed { allow, .. }) if parts.method == Method::OPTIONS => {
-            return Ok((options_response(&allow), "OPTIONS"));
+            return Ok((options_response(&allow), None));
         }
         Err(err) => return Err((err, None)),
     };
     let rpc = &*route.rpc.name;
-    let fail = |err: GatewayError| (err, Some(rpc));
+    let hit = Hit {
+        route: found.route,
+        rpc,
+    };
+    let fail = |err: GatewayError| (err, Some(hit));
     let policy = parts.extensions.get::<GroupPolicy>();
     let upstream = snapshot.upstream_of(&route.rpc, policy).ok_or_else(|| {
         fail(GatewayError::NoUpstream(
@@ -148,7 +168,7 @@ async fn call<'s>(
         RpcKind::ServerStreaming => streaming::server_stream(matched, body).await,
         RpcKind::ClientStreaming | RpcKind::Bidi => streaming::request_stream(matched, body).await,
     };
-    response.map(|r| (r, rpc)).map_err(fail)
+    response.map(|r| (r, Some(hit))).map_err(fail)
 }
 
 /// A `Content-Encoding` the gateway does not decode is a 415 before the

@@ -1,0 +1,214 @@
+//! Prometheus metrics, served at `GET /metrics` on the admin listener.
+//!
+//! - `protogate_requests_total{face, code}` and
+//!   `protogate_request_duration_seconds{face}`: every request the gateway
+//!   answers, by how the client spoke (`rest`, `grpc`, `grpc_web`,
+//!   `connect`, `websocket`, `proxy` for a route group's HTTP service) and
+//!   the HTTP status class of the answer (`2xx` ... `5xx`), and the time to
+//!   its response head.
+//! - `protogate_route_requests_total{method, route, rpc, code}` and
+//!   `protogate_route_request_duration_seconds{method, route, rpc}`: the
+//!   same per transcoded REST route.
+//! - `protogate_routes`, `protogate_snapshot_loads` and
+//!   `protogate_ready`: read from the gateway when scraped.
+//!
+//! Limitation: the duration of a streamed response is the time to its
+//! head, and a gRPC call is counted by its HTTP status (200 however it
+//! ends): their outcome comes in trailers, after the answer is counted.
+//!
+//! Handles are made once (the faces when the registry is, a route's on its
+//! first request) and kept: recording is an atomic add and a histogram
+//! sample, with no lookup by name. The registry lives as long as the
+//! gateway, so counts carry over reloads.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use ::metrics::{Counter, Histogram, Key, Label, Metadata, Recorder as _};
+use http::StatusCode;
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+use crate::route::Route;
+
+/// Bucket bounds of the duration histograms (seconds): from a loopback
+/// call to a slow backend's.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Status classes, `1xx` to `5xx`, by the status's first digit less one.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// How a client spoke to the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Face {
+    Rest,
+    Grpc,
+    GrpcWeb,
+    Connect,
+    WebSocket,
+    /// A route group's plain HTTP service.
+    Proxy,
+}
+
+impl Face {
+    const ALL: [Face; 6] = [
+        Face::Rest,
+        Face::Grpc,
+        Face::GrpcWeb,
+        Face::Connect,
+        Face::WebSocket,
+        Face::Proxy,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Face::Rest => "rest",
+            Face::Grpc => "grpc",
+            Face::GrpcWeb => "grpc_web",
+            Face::Connect => "connect",
+            Face::WebSocket => "websocket",
+            Face::Proxy => "proxy",
+        }
+    }
+}
+
+/// A count per status class and a duration histogram, for one set of
+/// labels.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    codes: [Counter; 5],
+    seconds: Histogram,
+}
+
+impl Stats {
+    fn register(recorder: &PrometheusRecorder, prefix: &str, labels: &[Label]) -> Stats {
+        let metadata = Metadata::new(module_path!(), ::metrics::Level::INFO, None);
+        let count = format!("{prefix}requests_total");
+        let codes = CLASSES.map(|class| {
+            let mut all = labels.to_vec();
+            all.push(Label::new("code", class));
+            recorder.register_counter(&Key::from_parts(count.clone(), all), &metadata)
+        });
+        let seconds = recorder.register_histogram(
+            &Key::from_parts(format!("{prefix}request_duration_seconds"), labels.to_vec()),
+            &metadata,
+        );
+        Stats { codes, seconds }
+    }
+
+    /// Counts one answer with `status`, whose head took `elapsed`.
+    pub(crate) fn record(&self, status: StatusCode, elapsed: Duration) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.codes[class].increment(1);
+        self.seconds.record(elapsed.as_secs_f64());
+    }
+}
+
+/// The gateway's metrics registry.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    faces: [Stats; 6],
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// An empty registry, with the handles of every face made.
+    pub fn new() -> Metrics {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".to_owned()), &BUCKETS)
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let faces = Face::ALL.map(|face| {
+            Stats::register(&recorder, "protogate_", &[Label::new("face", face.label())])
+        });
+        Metrics {
+            handle: recorder.handle(),
+            recorder,
+            faces,
+        }
+    }
+
+    /// Counts one answer on `face`.
+    pub(crate) fn record(&self, face: Face, status: StatusCode, elapsed: Duration) {
+        self.faces[face as usize].record(status, elapsed);
+    }
+
+    /// The stats of one REST route, made on its first request.
+    pub(crate) fn route<'c>(&self, cell: &'c OnceLock<Stats>, route: &Route) -> &'c Stats {
+        cell.get_or_init(|| {
+            Stats::register(
+                &self.recorder,
+                "protogate_route_",
+                &[
+                    Label::new("method", route.method.as_str().to_owned()),
+                    Label::new("route", route.template.to_string()),
+                    Label::new("rpc", route.rpc.name.to_string()),
+                ],
+            )
+        })
+    }
+
+    /// Sets a gauge read from the gateway when scraped.
+    pub(crate) fn set_gauge(&self, name: &'static str, value: f64) {
+        let metadata = Metadata::new(module_path!(), ::metrics::Level::INFO, None);
+        self.recorder
+            .register_gauge(&Key::from_static_name(name), &metadata)
+            .set(value);
+    }
+
+    /// Everything in the Prometheus text format.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Folds the histograms' samples into their buckets; without it they
+    /// would pile up between scrapes (or forever, with no scraper).
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faces_count_by_status_class() {
+        let metrics = Metrics::new();
+        metrics.record(Face::Rest, StatusCode::OK, Duration::from_millis(3));
+        metrics.record(Face::Rest, StatusCode::NOT_FOUND, Duration::from_millis(1));
+        metrics.record(Face::Grpc, StatusCode::OK, Duration::from_millis(1));
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"protogate_requests_total{face="rest",code="2xx"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"protogate_requests_total{face="rest",code="4xx"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"protogate_request_duration_seconds_bucket{face="rest",le="0.005"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"protogate_requests_total{face="connect",code="2xx"} 0"#),
+            "{text}"
+        );
+    }
+}
