@@ -80,6 +80,15 @@ async fn server_stream_over_websocket() {
     assert_eq!(next(&mut socket).await, Err((1000, "OK".to_owned())));
 }
 
+/// An `Upgrade` that offers WebSocket among other protocols (RFC 9110
+/// §7.8 allows a list) is a WebSocket upgrade.
+#[tokio::test]
+async fn an_upgrade_listing_websocket_among_others_is_taken() {
+    let (_backend, gateway) = setup().await;
+    let mut socket = connect(&gateway, "/v1/watch?s=w", &[("upgrade", "h2c, WebSocket")]).await;
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "w"})));
+}
+
 /// A failed call closes with 4000 + the gRPC code and its message.
 #[tokio::test]
 async fn errors_close_with_the_grpc_status() {

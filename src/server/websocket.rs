@@ -57,14 +57,10 @@ pub(crate) mod origin;
 mod reader;
 use reader::{Expect, Reader};
 
-/// Whether a request asks to switch to WebSocket.
+/// Whether a request asks to switch to WebSocket: a `GET` whose `Upgrade`
+/// lists `websocket`, alone or among other protocols (RFC 9110 §7.8).
 pub(crate) fn is_upgrade(request: &Request<Body>) -> bool {
-    request.method() == Method::GET
-        && request
-            .headers()
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    request.method() == Method::GET && origin::asks_for_websocket(request.headers())
 }
 
 /// Upgrades the connection and runs the call on the socket; logs the
@@ -92,6 +88,11 @@ async fn upgrade(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Bo
         Ok(prepared) => prepared,
         Err(err) => return err.into_response(&snapshot.pool, &snapshot.codec),
     };
+    // The upgrade is to WebSocket whatever else the client offered
+    // (`Upgrade: h2c, websocket`); the extractor takes only that one.
+    parts
+        .headers
+        .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return refuse(&snapshot, &parts.headers, &rejection),
