@@ -225,8 +225,11 @@ async fn serve(sources: Sources) -> ExitCode {
         }
         return fail(BAD_INPUT, protogate::SnapshotError::NoUpstream);
     }
-    // From here a signal stops the gateway gracefully, also while it starts.
+    // From here a signal stops the gateway gracefully, also while it
+    // starts; a SIGHUP meanwhile is kept for a reload once it has started
+    // (left to its default action, it would end the process).
     let mut stop = Stop::new();
+    let hangups = Hangups::catch();
     // Reloads read the config file again, with the flags on top.
     let again = sources.clone();
     let server = match protogate::start_with(Box::new(move || again.config())).await {
@@ -251,7 +254,7 @@ async fn serve(sources: Sources) -> ExitCode {
         }
     };
     if let Some(reloader) = server.reloader() {
-        tokio::spawn(reload_on_hangup(reloader.clone()));
+        tokio::spawn(hangups.reload(reloader.clone()));
     }
     stop.next().await;
     drain(server, stop).await;
@@ -420,16 +423,26 @@ fn keep_to_small_pages() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reloads on every SIGHUP, caught from when this returns (the future is
-/// spawned later, and a signal before its first poll would end the process).
-fn reload_on_hangup(
-    reloader: std::sync::Arc<protogate::reload::Reloader>,
-) -> impl Future<Output = ()> {
+/// SIGHUP, caught from when [`Hangups::catch`] returns: one that comes
+/// before the reloads start waits for them.
+struct Hangups {
     #[cfg(unix)]
-    {
-        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-        async move {
-            let Ok(mut hangups) = hangups else {
+    signal: std::io::Result<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn catch() -> Hangups {
+        Hangups {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()),
+        }
+    }
+
+    /// Reloads on every SIGHUP (one caught before this runs included).
+    async fn reload(self, reloader: std::sync::Arc<protogate::reload::Reloader>) {
+        #[cfg(unix)]
+        {
+            let Ok(mut hangups) = self.signal else {
                 tracing::warn!("Cannot listen for SIGHUP; reload with POST /admin/reload");
                 return;
             };
@@ -437,11 +450,8 @@ fn reload_on_hangup(
                 let _ = reloader.reload("SIGHUP").await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        drop(reloader);
-        std::future::ready(())
+        #[cfg(not(unix))]
+        drop((self, reloader));
     }
 }
 

@@ -162,3 +162,60 @@ async fn a_grace_of_zero_does_not_wait() {
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(code, Some(0), "stderr:\n{stderr}");
 }
+
+/// A SIGHUP while `serve` is still starting (here, compiling 4,000
+/// methods) is no reason to end: it was left to its default action, which
+/// ends the process (exit 129), until the start was over. Now it waits
+/// for the start and reloads, and the gateway serves.
+#[test]
+fn a_hangup_while_starting_is_a_reload_not_an_exit() {
+    let dir = support::tempdir();
+    let methods: String = (0..4000)
+        .map(|i| {
+            format!(
+                "  rpc M{i}(R) returns (R) {{ option (google.api.http) = {{ get: \"/v1/m{i}/{{id}}\" }}; }}\n"
+            )
+        })
+        .collect();
+    std::fs::write(
+        dir.join("big.proto"),
+        format!(
+            "syntax = \"proto3\";\npackage big.v1;\nimport \"google/api/annotations.proto\";\nmessage R {{ string id = 1; }}\nservice Big {{\n{methods}}}\n"
+        ),
+    )
+    .unwrap();
+    let mut process = Spawned::new(crate::process::command(
+        &dir,
+        &[
+            "serve",
+            "--proto",
+            "big.proto",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    ));
+    // Past the signal handlers' setup (the first thing `serve` does once
+    // its flags are read), well before 4,000 methods are compiled.
+    std::thread::sleep(Duration::from_millis(300));
+    let early = !process.stderr().contains("Listening");
+    send(&process, "HUP");
+    let listening = process.stderr_line(Duration::from_secs(120), |l| l.contains("Listening"));
+    assert!(early, "the start was over before the signal: {listening}");
+    // Still there, and the reload the signal asked for happens.
+    process.stderr_line(Duration::from_secs(60), |l| l.contains("SIGHUP"));
+    assert!(
+        process.wait(Duration::from_millis(200)).is_none(),
+        "{}",
+        process.stderr()
+    );
+    send(&process, "TERM");
+    let status = process.wait(Duration::from_secs(20));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        process.stderr()
+    );
+}
