@@ -204,3 +204,62 @@ async fn wait_for(mut done: impl FnMut() -> bool) {
     }
     panic!("condition not reached in 5 s");
 }
+
+/// Kitchen's gateway with `edit` applied to its config.
+async fn setup_with(edit: impl FnOnce(&mut protogate::Config)) -> (EchoBackend, TestGateway) {
+    let set = support::kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let mut config = support::gateway::config(&set, &backend.url());
+    edit(&mut config);
+    (backend, TestGateway::start(config).await)
+}
+
+/// An open WebSocket holds its connection's slot under
+/// `limits.max_connections` (the HTTP connection ends at the upgrade):
+/// the next client waits until the socket closes.
+#[tokio::test]
+async fn a_websocket_holds_its_connection_slot() {
+    let (_backend, gateway) = setup_with(|c| c.limits.max_connections = 1).await;
+    let mut socket = connect(&gateway, "/v1/chat", &[]).await;
+    socket.send(text(json!({"s": "one"}))).await.unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "one"})));
+    let url = gateway.url("/v1/echo?s=next");
+    let waiting = tokio::spawn(async move { support::http1().get(url).send().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "served past the limit");
+    socket.send(Message::text("")).await.unwrap();
+    assert_eq!(next(&mut socket).await, Err((1000, "OK".to_owned())));
+    let response = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("served once the socket closed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// Shutdown waits for an open WebSocket call as for any request in
+/// flight, up to `timeouts.shutdown`, and then closes it with 1001
+/// ("going away") rather than dropping the connection.
+#[tokio::test]
+async fn shutdown_gives_a_websocket_its_grace_then_closes_it_going_away() {
+    let grace = Duration::from_millis(1500);
+    let (_backend, gateway) = setup_with(|c| c.timeouts.shutdown = grace).await;
+    let mut socket = connect(&gateway, "/v1/chat", &[]).await;
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(gateway.server.shutdown());
+    // Within the grace period the call goes on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    socket.send(text(json!({"s": "still"}))).await.unwrap();
+    assert_eq!(next(&mut socket).await, Ok(json!({"s": "still"})));
+    let closed = next(&mut socket).await;
+    assert_eq!(
+        closed.as_ref().map_err(|(code, _)| *code),
+        Err(1001),
+        "{closed:?}"
+    );
+    assert!(started.elapsed() >= grace / 2, "{:?}", started.elapsed());
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("shutdown ends")
+        .unwrap();
+}

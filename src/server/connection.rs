@@ -198,6 +198,37 @@ pub(super) struct Accepted {
     pub(super) shutdown: watch::Receiver<bool>,
     /// Its slot under the connection limit, released when it closes.
     pub(super) permit: OwnedSemaphorePermit,
+    /// How long shutdown waits for what is in flight.
+    pub(super) grace: Duration,
+}
+
+/// What a connection upgraded to a WebSocket keeps of the one it came
+/// from, given to each request that asks for an upgrade: the slot under
+/// the connection limit, held until the socket closes (the HTTP
+/// connection ends at the upgrade), and the server's shutdown, which the
+/// socket is given the grace period to finish in.
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    _slot: Arc<OwnedSemaphorePermit>,
+    shutdown: watch::Receiver<bool>,
+    grace: Duration,
+}
+
+impl Lease {
+    /// Time to say "going away" before the grace period ends, so that the
+    /// Close frame goes out before the process does.
+    const MARGIN: Duration = Duration::from_millis(250);
+
+    /// Ends when shutdown has started and the socket's grace is over.
+    pub(crate) async fn going_away(&mut self) {
+        while !*self.shutdown.borrow_and_update() {
+            if self.shutdown.changed().await.is_err() {
+                // The listener is gone: so is any grace.
+                return;
+            }
+        }
+        tokio::time::sleep(self.grace.saturating_sub(Self::MARGIN)).await;
+    }
 }
 
 /// Serves one connection over `stream` (TCP, or TLS over it) to the end.
@@ -213,14 +244,25 @@ where
         idle_timeout,
         mut shutdown,
         permit,
+        grace,
     } = accepted;
     let activity = Activity::new();
+    let lease = Lease {
+        _slot: Arc::new(permit),
+        shutdown: shutdown.clone(),
+        grace,
+    };
     let service = {
         let activity = activity.clone();
+        let lease = lease.clone();
         tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            let upgrade = request.headers().contains_key(http::header::UPGRADE);
             let extensions = request.extensions_mut();
             extensions.insert(ClientAddr(client));
             extensions.insert(transport);
+            if upgrade {
+                extensions.insert(lease.clone());
+            }
             let in_flight = activity.begin();
             // Always ready (see `HttpService::poll_ready`).
             let call = service.call(request.map(Body::new));
@@ -281,5 +323,6 @@ where
             }
         }
     }
-    drop(permit);
+    // The slot is free once an upgraded socket's lease is dropped too.
+    drop(lease);
 }

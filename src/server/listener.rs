@@ -83,6 +83,7 @@ pub(super) async fn accept_loop(
             idle_timeout: options.idle_timeout,
             shutdown: closing_rx.clone(),
             permit,
+            grace: options.shutdown_grace,
         };
         match &tls {
             Some(tls) => tokio::spawn(serve_tls(tls.current(), stream, accepted)),

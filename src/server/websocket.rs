@@ -57,6 +57,8 @@ pub(crate) mod origin;
 mod reader;
 use reader::{Expect, Reader};
 
+use super::connection::Lease;
+
 /// Whether a request asks to switch to WebSocket: a `GET` whose `Upgrade`
 /// lists `websocket`, alone or among other protocols (RFC 9110 §7.8).
 pub(crate) fn is_upgrade(request: &Request<Body>) -> bool {
@@ -100,10 +102,11 @@ async fn upgrade(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Bo
     // A frame is bounded as a whole message is, so one whose header
     // declares too much is refused before its payload is read.
     let limit = snapshot.limits.max_body_bytes;
+    let lease = parts.extensions.remove::<Lease>();
     upgrade
         .max_frame_size(limit)
         .max_message_size(limit)
-        .on_upgrade(move |socket| session(socket, snapshot, prepared))
+        .on_upgrade(move |socket| session(socket, snapshot, prepared, lease))
 }
 
 /// The answer to a malformed upgrade: the google.rpc.Status JSON of every
@@ -267,6 +270,8 @@ enum Fault {
     /// The client broke the WebSocket protocol itself: closed with the
     /// protocol's own code (RFC 6455 §7.4.1), not a gRPC one.
     Protocol { code: u16, reason: String },
+    /// The gateway is shutting down and the grace period is over: 1001.
+    GoingAway,
 }
 
 impl From<GatewayError> for Fault {
@@ -281,6 +286,7 @@ impl std::fmt::Display for Fault {
             Fault::Call(err) => err.fmt(f),
             Fault::Unexpected(reason) => f.write_str(reason),
             Fault::Protocol { reason, .. } => f.write_str(reason),
+            Fault::GoingAway => f.write_str(GOING_AWAY),
         }
     }
 }
@@ -301,6 +307,12 @@ fn close_frame(result: Result<(), Fault>) -> CloseFrame {
                 reason: close_reason(reason),
             };
         }
+        Err(Fault::GoingAway) => {
+            return CloseFrame {
+                code: 1001,
+                reason: Utf8Bytes::from_static(GOING_AWAY),
+            };
+        }
         Err(Fault::Call(err)) => {
             let (_, code) = err.status();
             let message = match &err {
@@ -316,6 +328,10 @@ fn close_frame(result: Result<(), Fault>) -> CloseFrame {
     }
 }
 
+/// The reason of a Close for shutdown (RFC 6455 §7.4.1: 1001, "going
+/// away").
+const GOING_AWAY: &str = "the gateway is shutting down";
+
 /// `message` cut to the 123 bytes a close reason may hold.
 fn close_reason(mut message: String) -> Utf8Bytes {
     let mut end = message.len().min(123);
@@ -326,11 +342,26 @@ fn close_reason(mut message: String) -> Utf8Bytes {
     Utf8Bytes::from(message)
 }
 
-async fn session(socket: WebSocket, snapshot: Arc<Snapshot>, prepared: Prepared) {
+/// Runs the call on the socket. The connection's `lease` (its slot under
+/// the connection limit) is held to the end; on shutdown the call has the
+/// grace period to finish, and is then closed as going away.
+async fn session(
+    socket: WebSocket,
+    snapshot: Arc<Snapshot>,
+    prepared: Prepared,
+    mut lease: Option<Lease>,
+) {
     let route = &snapshot.routes.routes()[prepared.route_id];
     let (mut sink, frames) = socket.split();
     let mut reading = None;
-    let result = run(&snapshot, route, &prepared, &mut sink, frames, &mut reading).await;
+    let call = run(&snapshot, route, &prepared, &mut sink, frames, &mut reading);
+    let result = match &mut lease {
+        Some(lease) => tokio::select! {
+            result = call => result,
+            () = lease.going_away() => Err(Fault::GoingAway),
+        },
+        None => call.await,
+    };
     if let Err(err) = &result {
         tracing::debug!(rpc = %route.rpc.name, error = %err, "WebSocket call failed");
     }
