@@ -156,6 +156,31 @@ struct CanaryLink {
     header: http::HeaderName,
 }
 
+impl CanaryLink {
+    /// Whether the canary can take its share now: not a pool whose first
+    /// round is over with no endpoint in the rotation. Says so, at most
+    /// ten times a second, when not.
+    fn takes_calls(&self, stable: &str) -> bool {
+        let Way::Pool(balancer, pool) = &self.upstream.way else {
+            return true;
+        };
+        if !pool.is_settled() || balancer.rotation().len() > 0 {
+            return true;
+        }
+        static WARNINGS: std::sync::LazyLock<crate::throttle::Throttle> =
+            std::sync::LazyLock::new(crate::throttle::failures);
+        if let Some(held) = WARNINGS.allow() {
+            tracing::warn!(
+                canary = %self.upstream.name,
+                upstream = stable,
+                held,
+                "Canary has no endpoint in the rotation; its share goes to the stable upstream"
+            );
+        }
+        false
+    }
+}
+
 impl Upstream {
     /// Sets up the channel (connecting lazily, on first use), or for a
     /// pool the task that finds and checks its endpoints.
@@ -284,12 +309,17 @@ impl Upstream {
 
     /// Where a request with `headers` goes: the canary's share (or its
     /// header) and the consistent-hash key.
+    ///
+    /// A canary whose pool has no endpoint in the rotation takes none of
+    /// the share: those calls go to this upstream (nothing was sent yet,
+    /// so any call may). A client that asks for the canary by its header
+    /// still gets it, and its error.
     pub fn hints(&self, headers: &http::HeaderMap) -> Hints {
         let canary = self.canary.as_ref().is_some_and(|link| {
             match headers.get(&link.header).map(|v| v.as_bytes()) {
                 Some(v) if v.eq_ignore_ascii_case(b"always") => true,
                 Some(v) if v.eq_ignore_ascii_case(b"never") => false,
-                _ => fastrand::u32(..100) < link.weight,
+                _ => fastrand::u32(..100) < link.weight && link.takes_calls(&self.name),
             }
         });
         let target = self.target(Hints { canary, hash: None });

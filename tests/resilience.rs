@@ -436,6 +436,54 @@ async fn a_canary_takes_its_share_within_three_percent() {
     assert_eq!(counts(&backends), [50, 0]);
 }
 
+/// A canary whose pool has no endpoint in the rotation (every one fails
+/// its health check) takes none of its share: those calls go to the
+/// stable upstream, since nothing was sent. A client asking for the
+/// canary by its header gets the canary's 503.
+#[tokio::test]
+async fn a_canary_with_no_endpoint_in_rotation_leaves_its_share_to_the_stable_side() {
+    let backends = backends(1).await;
+    let dead = || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let mut config = canary_config(50, &backends[0], &backends[0]);
+    let canary = config.upstreams.get_mut("canary").unwrap();
+    canary.url = dead();
+    canary.endpoints = vec![EndpointConfig::new(dead()), EndpointConfig::new(dead())];
+    canary.health_check = Some(HealthCheck {
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_millis(200),
+        unhealthy_threshold: 1,
+        healthy_threshold: 1,
+        ..HealthCheck::default()
+    });
+    let gateway = TestGateway::start(config).await;
+    // Once the checks have run, every call is served.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let client = support::http1();
+        let mut failed = 0;
+        for _ in 0..40 {
+            let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
+            failed += usize::from(response.status() != StatusCode::OK);
+        }
+        if failed == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{failed} of 40 still failed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(counts(&backends)[0] >= 40);
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .header("x-canary", "always")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
 #[tokio::test]
 async fn a_reload_moves_the_canary_weight() {
     let backends = Arc::new(backends(2).await);
