@@ -18,6 +18,11 @@ pub(crate) struct Breaker {
     limits: CircuitBreaker,
     requests: AtomicUsize,
     pending: AtomicUsize,
+    /// Held while a call is admitted: both counts are checked and then
+    /// raised together, so that a call refused on one limit never counts
+    /// against the other, even for a moment (guards lower them without it:
+    /// a count only too low for a moment refuses nothing wrongly).
+    admitting: parking_lot::Mutex<()>,
     /// An open breaker refuses every call: a warning for each would bury
     /// the log, so one in ten seconds says how many were refused.
     warnings: Throttle,
@@ -29,6 +34,7 @@ impl Breaker {
             limits,
             requests: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
+            admitting: parking_lot::Mutex::new(()),
             warnings: Throttle::new(1, Duration::from_secs(10)),
         })
     }
@@ -60,20 +66,23 @@ impl Breaker {
                 "upstream `{upstream}` has {limit} {calls} {what} already (circuit_breaker.{key}); try again later"
             )))
         };
-        if self.requests.fetch_add(1, Ordering::AcqRel) >= self.limits.max_requests {
-            self.requests.fetch_sub(1, Ordering::AcqRel);
+        let admitting = self.admitting.lock();
+        if self.requests.load(Ordering::Acquire) >= self.limits.max_requests {
+            drop(admitting);
             return refuse("in flight", self.limits.max_requests, "max_requests");
         }
-        let in_flight = InFlight(self.clone());
-        if self.pending.fetch_add(1, Ordering::AcqRel) >= self.limits.max_pending {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
+        if self.pending.load(Ordering::Acquire) >= self.limits.max_pending {
+            drop(admitting);
             return refuse(
                 "waiting for an answer",
                 self.limits.max_pending,
                 "max_pending",
             );
         }
-        Ok((in_flight, Pending(Some(self.clone()))))
+        self.requests.fetch_add(1, Ordering::AcqRel);
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        drop(admitting);
+        Ok((InFlight(self.clone()), Pending(Some(self.clone()))))
     }
 }
 
