@@ -128,6 +128,11 @@ fn build(tls: &ListenerTls) -> Result<(ServerConfig, u64, Vec<Warning>), String>
             let ca_pem = read("tls.client_ca_file", ca)?;
             ca_pem.hash(&mut hash);
             let cas = super::certificates("tls.client_ca_file", ca, &ca_pem)?;
+            warnings.extend(
+                cas.iter()
+                    .filter_map(not_a_ca)
+                    .map(|subject| Warning::NotCa(ca.clone(), subject)),
+            );
             let crls = match &tls.client_crl_file {
                 Some(path) => {
                     let pem = read("tls.client_crl_file", path)?;
@@ -172,6 +177,23 @@ enum Warning {
     Unlisted(crl::Unlisted),
     /// A certificate in `tls.certificates` with names an earlier one has.
     Shadowed(std::path::PathBuf, Vec<String>),
+    /// A certificate in `tls.client_ca_file` that is no CA's (its subject).
+    NotCa(std::path::PathBuf, String),
+}
+
+/// The subject of `certificate` when it does not say it is a CA's (no
+/// basic constraints with `CA:TRUE`): trusted as a client CA all the same,
+/// as the TLS library takes any key as an anchor, but most likely a leaf
+/// certificate put in the wrong file.
+fn not_a_ca(certificate: &CertificateDer<'_>) -> Option<String> {
+    use x509_parser::prelude::FromDer as _;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(certificate).ok()?;
+    let ca = cert
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|constraints| constraints.value.ca);
+    (!ca).then(|| cert.subject().to_string())
 }
 
 /// Why `certificate` is not valid now (expired, or not yet valid), when it
@@ -222,6 +244,11 @@ fn warn(warnings: &[Warning]) {
                 names = %names.join(", "),
                 "A certificate in tls.certificates is not served for names an earlier one has"
             ),
+            Warning::NotCa(file, subject) => tracing::warn!(
+                file = %file.display(),
+                subject,
+                "A certificate in tls.client_ca_file is not a CA's (no CA:TRUE basic constraint); it is trusted as one all the same"
+            ),
             Warning::Unlisted(unlisted) => tracing::warn!(
                 file = %unlisted.file.display(),
                 ca = %unlisted.ca,
@@ -259,4 +286,32 @@ fn client_verifier(
     verifier
         .build()
         .map_err(|e| format!("tls.client_ca_file {}: {e}", shown(path)))
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+    use super::{CertificateDer, not_a_ca};
+
+    fn certificate(name: &str, ca: bool) -> CertificateDer<'static> {
+        let mut params = CertificateParams::new(vec![format!("{name}.test")]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        if ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn a_leaf_in_the_client_ca_file_is_named() {
+        assert_eq!(not_a_ca(&certificate("root", true)), None);
+        assert_eq!(
+            not_a_ca(&certificate("alice", false)).as_deref(),
+            Some("CN=alice")
+        );
+        // Not a certificate at all: left to the TLS library to refuse.
+        assert_eq!(not_a_ca(&CertificateDer::from(vec![1, 2, 3])), None);
+    }
 }
