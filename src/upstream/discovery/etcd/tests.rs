@@ -75,6 +75,23 @@ fn bad_values_are_refused() {
     ));
     let err = parse("10.0.0.7").unwrap_err().to_string();
     assert!(err.contains("`10.0.0.7`") && err.contains("port"), "{err}");
+    // What a warning shows of a value is bounded, whatever its length; a
+    // zone is a short label.
+    let long = "x".repeat(3000);
+    let err = parse(&format!("{long}:80x")).unwrap_err().to_string();
+    assert!(err.len() < 300, "{err}");
+    for zone in [long.as_str(), "eu\\n1a"] {
+        let value = format!(r#"{{"address": "10.0.0.7:80", "zone": "{zone}"}}"#);
+        let err = parse(&value).unwrap_err().to_string();
+        assert!(err.contains("not a zone name") && err.len() < 300, "{err}");
+    }
+    assert!(
+        parse(&format!(
+            r#"{{"address": "10.0.0.7:80", "zone": "{}"}}"#,
+            "z".repeat(64)
+        ))
+        .is_ok()
+    );
     // A URL is named as one, not as a broken IPv6 address.
     let err = parse("http://10.0.0.7:80").unwrap_err().to_string();
     assert!(err.contains("a URL"), "{err}");

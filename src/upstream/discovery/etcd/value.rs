@@ -27,6 +27,23 @@ pub(crate) enum ValueError {
     /// A weight of zero.
     #[error("weight must be at least 1")]
     Weight,
+    /// A zone too long or with control characters to be a zone's name.
+    #[error(
+        "zone `{0}` is not a zone name (at most 64 characters, none of them control characters)"
+    )]
+    Zone(String),
+}
+
+/// The longest zone name taken: zones are short labels (`eu-1a`), and
+/// each is logged and shown in `/admin/status`.
+const MAX_ZONE: usize = 64;
+
+/// `text` as a warning shows it: its first 64 characters.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
 }
 
 /// An instance as registered, before its host name (if any) is resolved.
@@ -85,7 +102,13 @@ impl Registration {
             Some(weight) => weight,
             None => 1,
         };
-        let zone = record.zone.filter(|z| !z.is_empty()).map(Arc::from);
+        let zone = record.zone.filter(|z| !z.is_empty());
+        if let Some(zone) = &zone
+            && (zone.chars().count() > MAX_ZONE || zone.chars().any(char::is_control))
+        {
+            return Err(ValueError::Zone(shortened(zone)));
+        }
+        let zone = zone.map(Arc::from);
         Ok(Registration {
             host,
             port,
@@ -111,7 +134,8 @@ impl Registration {
 /// Splits `host:port` (`[v6]:port` for IPv6 literals).
 fn split_address(address: &str) -> Result<(Host, u16), ValueError> {
     let bad = |reason| ValueError::Address {
-        address: address.to_owned(),
+        // Named in a warning: a registry value can be of any length.
+        address: shortened(address),
         reason,
     };
     if address.contains("://") {
