@@ -261,6 +261,9 @@ impl Upstream {
                 GrpcCompression::Gzip => CompressionEncoding::Gzip,
                 GrpcCompression::Zstd => CompressionEncoding::Zstd,
             }),
+            // Limitation (README, Limits): a new breaker counts from zero,
+            // so calls in flight on the previous snapshot's upstream (whose
+            // settings changed) are not counted against its limits.
             breaker: config.circuit_breaker.clone().map(Breaker::new),
             retry: Retry::new(config.retry.clone()),
             hash_header: config.balance.hash_header.clone(),

@@ -98,6 +98,10 @@ pub(super) async fn accept_loop(
         .await
         .is_err()
     {
+        // Limitation (README, Limits): a REST or gRPC stream still running
+        // is cut with its connection, without a last error line or status;
+        // only the stream's own layer knows its framing, and it is not told
+        // the grace period (WebSocket calls are: see `connection::Lease`).
         tracing::warn!("Shutdown grace period over; closing remaining connections");
     }
 }
