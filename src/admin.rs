@@ -101,9 +101,9 @@ async fn metrics(State(admin): State<Admin>) -> Response {
     let snapshot = admin.gateway.snapshot();
     let metrics = &snapshot.metrics;
     metrics.set_gauge("protogate_routes", snapshot.routes.routes().len() as f64);
-    metrics.set_gauge(
-        "protogate_snapshot_loads",
-        admin.reloader.status().loads as f64,
+    metrics.set_counter(
+        "protogate_snapshot_loads_total",
+        admin.reloader.status().loads,
     );
     let ready = admin.gateway.is_ready() && !admin.gateway.is_draining();
     metrics.set_gauge("protogate_ready", if ready { 1.0 } else { 0.0 });

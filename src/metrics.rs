@@ -9,7 +9,7 @@
 //! - `protogate_route_requests_total{method, route, rpc, code}` and
 //!   `protogate_route_request_duration_seconds{method, route, rpc}`: the
 //!   same per transcoded REST route.
-//! - `protogate_routes`, `protogate_snapshot_loads` and
+//! - `protogate_routes`, `protogate_snapshot_loads_total` and
 //!   `protogate_ready`: read from the gateway when scraped.
 //!
 //! Limitation: the duration of a streamed response is the time to its
@@ -24,7 +24,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ::metrics::{Counter, Histogram, Key, Label, Metadata, Recorder as _};
+use ::metrics::{Counter, Histogram, Key, KeyName, Label, Metadata, Recorder as _, SharedString};
 use http::StatusCode;
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -133,6 +133,7 @@ impl Metrics {
             .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".to_owned()), &BUCKETS)
             .expect("the bucket list is not empty")
             .build_recorder();
+        describe(&recorder);
         let faces = Face::ALL.map(|face| {
             Stats::register(&recorder, "protogate_", &[Label::new("face", face.label())])
         });
@@ -171,6 +172,14 @@ impl Metrics {
             .set(value);
     }
 
+    /// Sets a counter the gateway keeps itself, read when scraped.
+    pub(crate) fn set_counter(&self, name: &'static str, value: u64) {
+        let metadata = Metadata::new(module_path!(), ::metrics::Level::INFO, None);
+        self.recorder
+            .register_counter(&Key::from_static_name(name), &metadata)
+            .absolute(value);
+    }
+
     /// Everything in the Prometheus text format.
     pub fn render(&self) -> String {
         self.handle.render()
@@ -180,6 +189,51 @@ impl Metrics {
     /// would pile up between scrapes (or forever, with no scraper).
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
+    }
+}
+
+/// The `# HELP` line of each metric.
+fn describe(recorder: &PrometheusRecorder) {
+    let help = |name: &'static str, text: &'static str| {
+        (KeyName::from_const_str(name), SharedString::const_str(text))
+    };
+    for (name, text) in [
+        help(
+            "protogate_requests_total",
+            "Answers by how the client spoke and HTTP status class",
+        ),
+        help(
+            "protogate_route_requests_total",
+            "Answers of each transcoded REST route by HTTP status class",
+        ),
+    ] {
+        recorder.describe_counter(name, None, text);
+    }
+    for (name, text) in [
+        help(
+            "protogate_request_duration_seconds",
+            "Time to each answer's head, by how the client spoke",
+        ),
+        help(
+            "protogate_route_request_duration_seconds",
+            "Time to each answer's head, by transcoded REST route",
+        ),
+    ] {
+        recorder.describe_histogram(name, Some(::metrics::Unit::Seconds), text);
+    }
+    let (name, text) = help(
+        "protogate_snapshot_loads_total",
+        "Snapshots of routes and upstreams built, the first included",
+    );
+    recorder.describe_counter(name, None, text);
+    for (name, text) in [
+        help("protogate_routes", "Routes served"),
+        help(
+            "protogate_ready",
+            "1 when the descriptors are complete and the gateway is not shutting down",
+        ),
+    ] {
+        recorder.describe_gauge(name, None, text);
     }
 }
 

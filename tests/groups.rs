@@ -36,18 +36,21 @@ async fn seen(response: reqwest::Response) -> Value {
     response.json().await.unwrap()
 }
 
+/// A plain HTTP service, and the gateway with `prefix` proxied to it.
+async fn proxying(prefix: &str) -> (SocketAddr, EchoBackend, TestGateway) {
+    let service = http_service().await;
+    let (backend, gateway) =
+        gateway(|c| c.routes.push(group(prefix, &format!("http://{service}")))).await;
+    (service, backend, gateway)
+}
+
 /// A prefix proxied to a plain HTTP service: method, path, query and body
 /// arrive unchanged; `Host` is the service's, `X-Forwarded-*` say who
 /// asked, hop-by-hop headers stay behind; the prefix holds `/legacy` and
 /// below, not `/legacyx`, and transcoded routes elsewhere still work.
 #[tokio::test]
 async fn a_prefix_is_proxied_to_a_plain_http_service() {
-    let service = http_service().await;
-    let (_backend, gateway) = gateway(|c| {
-        c.routes
-            .push(group("/legacy/", &format!("http://{service}")))
-    })
-    .await;
+    let (service, _backend, gateway) = proxying("/legacy/").await;
     let client = support::http1();
     let got = seen(
         client
@@ -95,12 +98,7 @@ async fn a_prefix_is_proxied_to_a_plain_http_service() {
 /// one address, is the client's own, never one the client sent.
 #[tokio::test]
 async fn forwarding_headers_name_this_hop_whatever_the_client_claims() {
-    let service = http_service().await;
-    let (_backend, gateway) = gateway(|c| {
-        c.routes
-            .push(group("/legacy/", &format!("http://{service}")))
-    })
-    .await;
+    let (_service, _backend, gateway) = proxying("/legacy/").await;
     let client = support::http1();
     let got = seen(
         client
@@ -134,12 +132,7 @@ async fn forwarding_headers_name_this_hop_whatever_the_client_claims() {
 /// by chunk, uncompressed.
 #[tokio::test]
 async fn answers_come_back_unchanged_and_streamed() {
-    let service = http_service().await;
-    let (_backend, gateway) = gateway(|c| {
-        c.routes
-            .push(group("/legacy", &format!("http://{service}")))
-    })
-    .await;
+    let (_service, _backend, gateway) = proxying("/legacy").await;
     let client = support::http1();
     let response = client
         .get(gateway.url("/legacy/teapot"))
@@ -618,12 +611,7 @@ async fn method_timeouts_win_over_group_timeouts() {
 /// `HEAD` is always exactly empty.
 #[tokio::test]
 async fn head_of_a_streamed_answer_claims_no_length() {
-    let service = http_service().await;
-    let (_backend, gateway) = gateway(|c| {
-        c.routes
-            .push(group("/legacy", &format!("http://{service}")))
-    })
-    .await;
+    let (_service, _backend, gateway) = proxying("/legacy").await;
     let client = support::http1();
     let get = client
         .get(gateway.url("/legacy/stream"))

@@ -71,6 +71,7 @@ async fn requests_are_counted_by_face_route_and_status_class() {
     assert_eq!(rest("2xx"), Some(3.0), "{text}");
     assert_eq!(rest("4xx"), Some(2.0), "{text}");
     assert_eq!(rest("5xx"), Some(0.0), "{text}");
+    assert!(text.contains("# HELP protogate_requests_total "), "{text}");
     assert_eq!(
         sample(&text, r#"protogate_requests_total{face="grpc",code="2xx"}"#),
         Some(1.0),
@@ -148,7 +149,7 @@ async fn requests_are_counted_by_face_route_and_status_class() {
         "{text}"
     );
     assert_eq!(
-        sample(&text, "protogate_snapshot_loads"),
+        sample(&text, "protogate_snapshot_loads_total"),
         Some(2.0),
         "{text}"
     );
