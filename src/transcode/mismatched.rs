@@ -13,6 +13,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use prost::encoding::{WireType, decode_varint};
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 
+use super::kind::ValueKind;
+
 /// As deep as prost's decoder goes: a deeper message is refused anyway.
 const MAX_DEPTH: u32 = 100;
 
@@ -66,26 +68,19 @@ fn copy(desc: &MessageDescriptor, mut buf: &[u8], out: &mut BytesMut, depth: u32
     Some(dropped)
 }
 
-/// Whether `field` may come with `wire`. Lists of numbers may come packed
-/// or not, whatever the `.proto` says, so a length-delimited value is right
-/// for them too, but not for a single number.
+/// Whether `field` may come with `wire`: its kind's own wire type, a
+/// group's start, or, for a list of numbers, length-delimited (packed or
+/// not, whatever the `.proto` says; a single number may not come so).
 fn expects(field: &FieldDescriptor, wire: WireType) -> bool {
-    let packed = field.is_list() && wire == WireType::LengthDelimited;
-    match field.kind() {
-        Kind::Int32
-        | Kind::Int64
-        | Kind::Uint32
-        | Kind::Uint64
-        | Kind::Sint32
-        | Kind::Sint64
-        | Kind::Bool
-        | Kind::Enum(_) => packed || wire == WireType::Varint,
-        Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => packed || wire == WireType::SixtyFourBit,
-        Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => packed || wire == WireType::ThirtyTwoBit,
-        Kind::String | Kind::Bytes => wire == WireType::LengthDelimited,
-        Kind::Message(_) if field.is_group() => wire == WireType::StartGroup,
-        Kind::Message(_) => wire == WireType::LengthDelimited,
+    let kind = ValueKind::of(&field.kind(), |_| (), |_| ());
+    if matches!(kind, ValueKind::Message(())) && field.is_group() {
+        return wire == WireType::StartGroup;
     }
+    let own = kind.wire_type();
+    wire == own
+        || (wire == WireType::LengthDelimited
+            && field.is_list()
+            && own != WireType::LengthDelimited)
 }
 
 /// Moves `buf` past one value of `wire` (a group up to its end).
