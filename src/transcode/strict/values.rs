@@ -59,7 +59,7 @@ pub(super) fn check_number<'de, V: Visitor<'de>, E: de::Error>(
 /// (the visitor is asked what it expects only for such numbers).
 pub(super) fn float_max_spelling<'de, V: Visitor<'de>>(visitor: &V, v: f64) -> Option<f64> {
     let rounded = rounded_f32_max(v)?;
-    (expecting(visitor) == "a 32-bit floating point value").then_some(rounded)
+    expects(visitor, "a 32-bit floating point value").then_some(rounded)
 }
 
 /// `±f32::MAX` for a finite number past it that rounds to it.
@@ -116,7 +116,7 @@ pub(super) fn check_text<'de, V: Visitor<'de>, E: de::Error>(
             )));
         }
     }
-    if expecting(visitor) == "a field mask string" {
+    if expects(visitor, "a field mask string") {
         if let Err(why) = crate::transcode::text::field_mask_paths(v) {
             return Err(E::custom(format_args!(
                 "`{v}` is not a field mask: {why}; paths are separated by `,`"
