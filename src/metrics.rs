@@ -85,16 +85,15 @@ pub(crate) struct Stats {
 
 impl Stats {
     fn register(recorder: &PrometheusRecorder, prefix: &str, labels: &[Label]) -> Stats {
-        let metadata = Metadata::new(module_path!(), ::metrics::Level::INFO, None);
         let count = format!("{prefix}requests_total");
         let codes = CLASSES.map(|class| {
             let mut all = labels.to_vec();
             all.push(Label::new("code", class));
-            recorder.register_counter(&Key::from_parts(count.clone(), all), &metadata)
+            recorder.register_counter(&Key::from_parts(count.clone(), all), &metadata())
         });
         let seconds = recorder.register_histogram(
             &Key::from_parts(format!("{prefix}request_duration_seconds"), labels.to_vec()),
-            &metadata,
+            &metadata(),
         );
         Stats { codes, seconds }
     }
@@ -166,17 +165,15 @@ impl Metrics {
 
     /// Sets a gauge read from the gateway when scraped.
     pub(crate) fn set_gauge(&self, name: &'static str, value: f64) {
-        let metadata = Metadata::new(module_path!(), ::metrics::Level::INFO, None);
         self.recorder
-            .register_gauge(&Key::from_static_name(name), &metadata)
+            .register_gauge(&Key::from_static_name(name), &metadata())
             .set(value);
     }
 
     /// Sets a counter the gateway keeps itself, read when scraped.
     pub(crate) fn set_counter(&self, name: &'static str, value: u64) {
-        let metadata = Metadata::new(module_path!(), ::metrics::Level::INFO, None);
         self.recorder
-            .register_counter(&Key::from_static_name(name), &metadata)
+            .register_counter(&Key::from_static_name(name), &metadata())
             .absolute(value);
     }
 
@@ -190,6 +187,12 @@ impl Metrics {
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
     }
+}
+
+/// What every registration says of where it comes from (the exporter
+/// keeps none of it).
+fn metadata() -> Metadata<'static> {
+    Metadata::new(module_path!(), ::metrics::Level::INFO, None)
 }
 
 /// The `# HELP` line of each metric.
