@@ -86,6 +86,20 @@ pub enum Channel {
     Tonic(tonic::transport::Channel),
 }
 
+impl Channel {
+    /// Waits until the channel has a connection, opening one if it has
+    /// none, so that a call whose requests cannot be sent again may go
+    /// elsewhere when this endpoint cannot be reached. tonic's channel
+    /// (TLS endpoints) connects inside its calls only: for it this is
+    /// always `Ok`, and a failure to connect fails the call itself.
+    pub(crate) async fn connected(&self) -> Result<(), BoxError> {
+        match self {
+            Channel::Plain(channel) => channel.connected().await,
+            Channel::Tonic(_) => Ok(()),
+        }
+    }
+}
+
 impl From<tonic::transport::Channel> for Channel {
     fn from(channel: tonic::transport::Channel) -> Channel {
         Channel::Tonic(channel)

@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 use super::balance::{Lease, Outcome};
 use super::breaker::{InFlight, Pending};
 use super::call::Hold;
-use super::causes::{broken, caused_by};
+use super::causes::{broken, caused_by, causes};
 use super::codec::{CallCodec, Outgoing};
 use super::retry::Failure;
 use super::{
@@ -185,8 +185,9 @@ impl Upstream {
     /// Opens a call of any shape: `requests` are sent as they come (the
     /// call half-closes when they end); the response headers are awaited
     /// (within the deadline) and the response messages left to the caller.
-    /// A streamed call is not tried again: its requests are gone once
-    /// sent.
+    /// A streamed call is not tried again, as its requests are gone once
+    /// sent; an endpoint that cannot be reached is left for another
+    /// before anything is sent (`reached`).
     pub async fn open<S>(
         &self,
         path: PathAndQuery,
@@ -220,7 +221,8 @@ impl Upstream {
         S: Stream<Item = Outgoing> + Send + 'static,
     {
         let (in_flight, mut pending) = self.admit()?;
-        let lease = self.lease(hints.hash, &[]).await?;
+        self.retry.deposit();
+        let lease = self.reached(hints.hash, deadline).await?;
         // As for unary calls: nothing is sent once the deadline is gone.
         let now = Instant::now();
         if deadline.is_some_and(|d| d <= now) {
@@ -260,9 +262,30 @@ impl Upstream {
     /// A way for one call passed through as it is (a gRPC client's own
     /// call): an endpoint, held with the breaker's count until the
     /// returned [`Passage`] is dropped.
-    pub async fn passage(&self, hints: Hints) -> Result<Passage, Status> {
+    ///
+    /// The endpoint's connection is made first, and one that cannot be
+    /// reached is left for another as the retry policy allows: the
+    /// request body has not been touched yet. A failure to reach any keeps
+    /// the channel's error as the status's source; a `deadline` that
+    /// passes meanwhile is `DEADLINE_EXCEEDED`.
+    pub async fn passage(
+        &self,
+        hints: Hints,
+        deadline: Option<Instant>,
+    ) -> Result<Passage, Status> {
         let (in_flight, pending) = self.admit()?;
-        let lease = self.lease(hints.hash, &[]).await?;
+        self.retry.deposit();
+        let lease = self
+            .reached(hints.hash, deadline)
+            .await
+            .map_err(|ended| match ended {
+                Ended::Status(status) | Ended::Answered(status, _) => status,
+                Ended::Expired { last } => Status::deadline_exceeded(format!(
+                    "deadline exceeded: upstream `{}` could not be reached within the call's grpc-timeout{}",
+                    self.name,
+                    last.map_or_else(String::new, |s| format!(" ({})", causes(&s)))
+                )),
+            })?;
         Ok(Passage {
             upstream: self.clone(),
             pending,
@@ -271,6 +294,56 @@ impl Upstream {
                 _in_flight: in_flight,
             },
         })
+    }
+
+    /// An endpoint whose connection is made, for a call whose requests
+    /// cannot be sent twice (streamed, or passed through as they come):
+    /// one that cannot be reached is left for another endpoint (or the
+    /// same one after the backoff, in a pool of one) as the retry policy
+    /// and budget allow, since nothing went to it; the call itself is
+    /// then never tried again. tonic's channel (TLS endpoints) connects
+    /// inside its calls, so a refused TLS endpoint is not seen here
+    /// (README, Limits).
+    async fn reached(&self, hash: Option<u64>, deadline: Option<Instant>) -> Result<Lease, Ended> {
+        let mut attempt = 1;
+        let mut tried = Vec::new();
+        loop {
+            let lease = self.lease(hash, &tried).await?;
+            let channel = lease.channel();
+            let connected = channel.connected();
+            let result = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, connected).await {
+                    Ok(result) => result,
+                    Err(_) => return Err(Ended::Expired { last: None }),
+                },
+                None => connected.await,
+            };
+            let Err(err) = result else {
+                return Ok(lease);
+            };
+            self.record(&lease, Outcome::Failed);
+            let status = Status::from_error(err);
+            // Another failure to connect (a peer that closed the
+            // handshake, or spoke another protocol) is the endpoint's
+            // answer, as it would be to the call.
+            if !caused_by::<tonic::ConnectError>(&status) {
+                return Err(Ended::Status(status));
+            }
+            tried.extend(lease.address());
+            drop(lease);
+            let Some(wait) = self.retry.next(attempt, Failure::NotSent, false) else {
+                return Err(Ended::Status(status));
+            };
+            tracing::debug!(upstream = %self.name, attempt, ?wait, "Connecting to another endpoint");
+            match deadline {
+                Some(deadline) if Instant::now() + wait >= deadline => {
+                    tokio::time::sleep_until(deadline).await;
+                    return Err(Ended::Expired { last: Some(status) });
+                }
+                _ => tokio::time::sleep(wait).await,
+            }
+            attempt += 1;
+        }
     }
 
     /// A channel to one endpoint, for the gateway's own calls (reflection),

@@ -97,19 +97,30 @@ impl Service<Request<tonic::body::Body>> for Passthrough {
             });
             let hints = upstream.hints(request.headers());
             let upstream = upstream.target(hints);
-            let mut passage = match upstream.passage(hints).await {
+            // A deadline already gone (`grpc-timeout: 0S`) sends nothing:
+            // the backend could not answer in time, but could act on it.
+            let gone = || {
+                Status::deadline_exceeded(format!(
+                    "deadline exceeded: the call's grpc-timeout of {:?} had passed before it could be sent",
+                    timeout.unwrap_or_default()
+                ))
+                .into_http()
+            };
+            if expires.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                return Ok(gone());
+            }
+            let mut passage = match upstream.passage(hints, expires).await {
                 Ok(passage) => passage,
+                // The channel's failure to reach any endpoint, said as
+                // a failed call's.
+                Err(status) if std::error::Error::source(&status).is_some() => {
+                    return Ok(reported(upstream, &service, status));
+                }
                 Err(status) => return Ok(status.into_http()),
             };
             let started = tokio::time::Instant::now();
-            // A deadline already gone (`grpc-timeout: 0S`) sends nothing:
-            // the backend could not answer in time, but could act on it.
             if expires.is_some_and(|at| at <= started) {
-                let status = Status::deadline_exceeded(format!(
-                    "deadline exceeded: the call's grpc-timeout of {:?} had passed before it could be sent",
-                    timeout.unwrap_or_default()
-                ));
-                return Ok(status.into_http());
+                return Ok(gone());
             }
             let result = passage.channel().oneshot(request).await;
             tracing::debug!(%service, upstream = upstream.name(), micros = started.elapsed().as_micros() as u64, ok = result.is_ok(), "gRPC passthrough");
@@ -290,7 +301,13 @@ fn failure(
         tracing::debug!(%service, upstream = upstream.name(), "gRPC passthrough deadline exceeded");
         return status.into_http();
     }
-    let status = upstream_status(upstream, Status::from_error(err));
+    reported(upstream, service, Status::from_error(err))
+}
+
+/// A call that failed on the way to the upstream, as the client sees it,
+/// with a warning (throttled) for the operator.
+fn reported(upstream: &Upstream, service: &str, status: Status) -> Response<tonic::body::Body> {
+    let status = upstream_status(upstream, status);
     static WARNINGS: std::sync::LazyLock<crate::throttle::Throttle> =
         std::sync::LazyLock::new(crate::throttle::failures);
     match WARNINGS.allow() {

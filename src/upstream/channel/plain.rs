@@ -202,6 +202,11 @@ impl PlainChannel {
         }
     }
 
+    /// Waits for the channel's connection, opening one if it has none.
+    pub(super) async fn connected(&self) -> Result<(), BoxError> {
+        self.inner.conn().await.map(drop)
+    }
+
     /// Sends `request`; the future resolves with the response head.
     pub(super) fn call(
         &self,

@@ -1,0 +1,123 @@
+//! Calls whose requests cannot be sent twice (passed-through gRPC, REST
+//! streams) against a pool with an endpoint that refuses connections:
+//! nothing was sent to it, so the call goes to another endpoint as the
+//! retry policy allows, and fails with `UNAVAILABLE` only when it allows
+//! no other try.
+
+mod support;
+
+use std::time::Duration;
+
+use protogate::config::{BalancePolicy, EndpointConfig, HealthCheck};
+use protogate::{Config, UpstreamConfig};
+use reqwest::StatusCode;
+use support::{EchoBackend, TestGateway};
+
+/// A round-robin pool of `backend` and another backend that is then
+/// killed: it stays in the rotation (its health checks are a minute apart,
+/// passive ejection is off), so every other call is balanced to an
+/// endpoint that refuses connections. `attempts` tries in all.
+async fn gateway(backend: &EchoBackend, attempts: u32) -> TestGateway {
+    let dead = echo_backend().await;
+    dead.set_serving(true).await;
+    backend.set_serving(true).await;
+    let mut upstream = UpstreamConfig::new(backend.url());
+    upstream.endpoints = vec![
+        EndpointConfig::new(dead.url()),
+        EndpointConfig::new(backend.url()),
+    ];
+    upstream.balance.policy = BalancePolicy::RoundRobin;
+    upstream.outlier_detection.consecutive_failures = 0;
+    upstream.health_check = Some(HealthCheck {
+        interval: Duration::from_secs(60),
+        ..HealthCheck::default()
+    });
+    upstream.retry.attempts = attempts;
+    let mut config = Config {
+        embedded_descriptors: vec![support::kitchen()],
+        ..Config::default()
+    };
+    config.upstreams.insert("default".to_owned(), upstream);
+    let gateway = TestGateway::start(config).await;
+    dead.kill();
+    drop(dead);
+    gateway
+}
+
+async fn echo_backend() -> EchoBackend {
+    EchoBackend::start(support::pool(&support::kitchen())).await
+}
+
+#[tokio::test]
+async fn passed_through_grpc_calls_go_to_an_endpoint_that_takes_the_connection() {
+    let backend = echo_backend().await;
+    let gateway = gateway(&backend, 3).await;
+    for _ in 0..6 {
+        let (status, message, _) =
+            support::client::grpc_call(gateway.addr(), &gateway.url("/kitchen.v1.Kitchen/Echo"))
+                .await;
+        assert_eq!((status.as_str(), message.as_str()), ("0", ""));
+    }
+    assert_eq!(
+        backend.records().len(),
+        6,
+        "each call reached the backend once"
+    );
+}
+
+#[tokio::test]
+async fn streamed_rest_calls_go_to_an_endpoint_that_takes_the_connection() {
+    let backend = echo_backend().await;
+    let gateway = gateway(&backend, 3).await;
+    let client = support::http1();
+    for i in 0..6 {
+        let response = client
+            .get(gateway.url(&format!("/v1/watch?s=w{i}")))
+            .header("grpc-metadata-x-echo-count", "2")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = support::client::stream_text(response).await;
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains(&format!("\"s\":\"w{i}\"")), "{text}");
+    }
+    assert_eq!(backend.records().len(), 6);
+}
+
+/// With one try in all, a call balanced to the refusing endpoint fails:
+/// the retries above are the policy's, not luck.
+#[tokio::test]
+async fn without_retries_the_refused_calls_fail_unavailable() {
+    let backend = echo_backend().await;
+    let gateway = gateway(&backend, 1).await;
+    let mut outcomes = Vec::new();
+    for _ in 0..6 {
+        let (status, message, _) =
+            support::client::grpc_call(gateway.addr(), &gateway.url("/kitchen.v1.Kitchen/Echo"))
+                .await;
+        if status != "0" {
+            assert!(message.contains("upstream `default`"), "{message}");
+        }
+        outcomes.push(status);
+    }
+    let failed = outcomes.iter().filter(|s| *s == "14").count();
+    assert_eq!(failed, 3, "every other call is refused: {outcomes:?}");
+    assert_eq!(backend.records().len(), 3);
+
+    let response = support::http1()
+        .get(gateway.url("/v1/watch?s=x"))
+        .send()
+        .await
+        .unwrap();
+    let second = support::http1()
+        .get(gateway.url("/v1/watch?s=x"))
+        .send()
+        .await
+        .unwrap();
+    let statuses = [response.status(), second.status()];
+    assert!(
+        statuses.contains(&StatusCode::SERVICE_UNAVAILABLE) && statuses.contains(&StatusCode::OK),
+        "{statuses:?}"
+    );
+}
