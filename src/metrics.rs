@@ -9,12 +9,18 @@
 //! - `protogate_route_requests_total{method, route, rpc, code}` and
 //!   `protogate_route_request_duration_seconds{method, route, rpc}`: the
 //!   same per transcoded REST route.
+//! - `protogate_grpc_calls_total{face, grpc_code}`: the calls of gRPC and
+//!   gRPC-Web clients by the status they end with (`OK`, `UNAVAILABLE`,
+//!   ...), read from the trailers as the call ends; a call whose client
+//!   went away first is `CANCELLED`.
 //! - `protogate_routes`, `protogate_snapshot_loads_total` and
 //!   `protogate_ready`: read from the gateway when scraped.
 //!
 //! Limitation: the duration of a streamed response is the time to its
-//! head, and a gRPC call is counted by its HTTP status (200 however it
-//! ends): their outcome comes in trailers, after the answer is counted.
+//! head, and `protogate_requests_total` counts gRPC calls by their HTTP
+//! status (200 however they end; their status is in
+//! `protogate_grpc_calls_total`). A REST or Connect stream's own final
+//! error comes after its head too, and is not counted apart.
 //!
 //! Handles are made once (the faces when the registry is, a route's on its
 //! first request) and kept: recording is an atomic add and a histogram
@@ -40,6 +46,27 @@ const BUCKETS: [f64; 14] = [
 
 /// Status classes, `1xx` to `5xx`, by the status's first digit less one.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// gRPC status codes by number, as the `grpc_code` label writes them.
+const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
 
 /// How a client spoke to the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,11 +133,32 @@ impl Stats {
     }
 }
 
+/// A count per gRPC status code, for one face.
+#[derive(Debug)]
+struct GrpcCodes([Counter; 17]);
+
+impl GrpcCodes {
+    fn register(recorder: &PrometheusRecorder, face: Face) -> GrpcCodes {
+        GrpcCodes(GRPC_CODES.map(|code| {
+            let labels = vec![
+                Label::new("face", face.label()),
+                Label::new("grpc_code", code),
+            ];
+            recorder.register_counter(
+                &Key::from_parts("protogate_grpc_calls_total", labels),
+                &metadata(),
+            )
+        }))
+    }
+}
+
 /// The gateway's metrics registry.
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     faces: [Stats; 6],
+    /// gRPC and gRPC-Web calls by status.
+    grpc: [GrpcCodes; 2],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -136,11 +184,29 @@ impl Metrics {
         let faces = Face::ALL.map(|face| {
             Stats::register(&recorder, "protogate_", &[Label::new("face", face.label())])
         });
+        let grpc = [Face::Grpc, Face::GrpcWeb].map(|face| GrpcCodes::register(&recorder, face));
         Metrics {
             handle: recorder.handle(),
             recorder,
             faces,
+            grpc,
         }
+    }
+
+    /// Counts one gRPC (or gRPC-Web) call that ended with status `code`;
+    /// a number outside gRPC's codes counts as `UNKNOWN`, as clients
+    /// read it. Other faces have no such count.
+    pub(crate) fn record_grpc(&self, face: Face, code: i32) {
+        let codes = match face {
+            Face::Grpc => &self.grpc[0],
+            Face::GrpcWeb => &self.grpc[1],
+            _ => return,
+        };
+        let index = usize::try_from(code)
+            .ok()
+            .filter(|&i| i < GRPC_CODES.len())
+            .unwrap_or(2);
+        codes.0[index].increment(1);
     }
 
     /// Counts one answer on `face`.
@@ -209,6 +275,10 @@ fn describe(recorder: &PrometheusRecorder) {
             "protogate_route_requests_total",
             "Answers of each transcoded REST route by HTTP status class",
         ),
+        help(
+            "protogate_grpc_calls_total",
+            "Calls of gRPC and gRPC-Web clients by the status they ended with",
+        ),
     ] {
         recorder.describe_counter(name, None, text);
     }
@@ -267,5 +337,26 @@ mod tests {
             text.contains(r#"protogate_requests_total{face="connect",code="2xx"} 0"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn grpc_calls_count_by_code_name() {
+        let metrics = Metrics::new();
+        metrics.record_grpc(Face::Grpc, 0);
+        metrics.record_grpc(Face::Grpc, 14);
+        metrics.record_grpc(Face::GrpcWeb, 16);
+        metrics.record_grpc(Face::GrpcWeb, 99);
+        metrics.record_grpc(Face::Rest, 0);
+        let text = metrics.render();
+        for line in [
+            r#"protogate_grpc_calls_total{face="grpc",grpc_code="OK"} 1"#,
+            r#"protogate_grpc_calls_total{face="grpc",grpc_code="UNAVAILABLE"} 1"#,
+            r#"protogate_grpc_calls_total{face="grpc_web",grpc_code="UNAUTHENTICATED"} 1"#,
+            r#"protogate_grpc_calls_total{face="grpc_web",grpc_code="UNKNOWN"} 1"#,
+            r#"protogate_grpc_calls_total{face="grpc",grpc_code="CANCELLED"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains(r#"face="rest",grpc_code"#), "{text}");
     }
 }

@@ -154,3 +154,115 @@ async fn requests_are_counted_by_face_route_and_status_class() {
         "{text}"
     );
 }
+
+/// A gRPC call on HTTP/2 to `path` with `headers`, its response head.
+fn grpc_request(
+    gateway: &TestGateway,
+    path: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+) -> http::Request<support::client::RequestBody> {
+    let mut request = http::Request::post(gateway.url(path))
+        .header("content-type", content_type)
+        .header("te", "trailers");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+        .body(support::client::full(support::envelope(0, b"")))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn grpc_calls_are_counted_by_the_status_they_end_with() {
+    use http_body_util::BodyExt as _;
+    use support::client::Conn;
+
+    let set = support::kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let mut config = support::gateway::config(&set, &backend.url());
+    config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = TestGateway::start(config).await;
+    let admin = gateway.server.admin_addr().unwrap();
+    let echo = "/kitchen.v1.Kitchen/Echo";
+
+    // OK twice, and a backend's NOT_FOUND.
+    for _ in 0..2 {
+        let (status, _, _) = support::client::grpc_call(gateway.addr(), &gateway.url(echo)).await;
+        assert_eq!(status, "0");
+    }
+    let mut conn = Conn::http2(gateway.addr()).await;
+    let request = grpc_request(
+        &gateway,
+        echo,
+        "application/grpc",
+        &[("x-echo-status", "5")],
+    );
+    let (head, body) = conn.send(request).await.into_parts();
+    let body = body.collect().await.unwrap();
+    let trailers = body.trailers().unwrap_or(&head.headers);
+    assert_eq!(trailers["grpc-status"], "5");
+    // Refused by the gateway itself: a GET.
+    let request = http::Request::get(gateway.url(echo))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(support::client::full(""))
+        .unwrap();
+    let response = conn.send(request).await;
+    assert_eq!(response.headers()["grpc-status"], "12");
+    // gRPC-Web, over HTTP/1.1: its trailers are a frame of the body.
+    let mut web = Conn::http1(gateway.addr()).await;
+    let response = web
+        .send(grpc_request(
+            &gateway,
+            echo,
+            "application/grpc-web+proto",
+            &[],
+        ))
+        .await;
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("grpc-status:0"),
+        "{body:?}"
+    );
+    // A stream the client walks away from after its first message.
+    let request = grpc_request(
+        &gateway,
+        "/kitchen.v1.Kitchen/Watch",
+        "application/grpc",
+        &[("x-echo-count", "100"), ("x-echo-interval-ms", "50")],
+    );
+    let response = conn.send(request).await;
+    let mut body = response.into_body();
+    let first = support::client::next_data(&mut body, std::time::Duration::from_secs(10)).await;
+    assert!(first.is_some());
+    drop(body);
+
+    let calls = |text: &str, face: &str, code: &str| {
+        sample(
+            text,
+            &format!(r#"protogate_grpc_calls_total{{face="{face}",grpc_code="{code}"}}"#),
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = scrape(admin).await;
+        if calls(&text, "grpc", "CANCELLED") == Some(1.0) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cancelled stream was not counted: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(calls(&text, "grpc", "OK"), Some(2.0), "{text}");
+    assert_eq!(calls(&text, "grpc", "NOT_FOUND"), Some(1.0), "{text}");
+    assert_eq!(calls(&text, "grpc", "UNIMPLEMENTED"), Some(1.0), "{text}");
+    assert_eq!(calls(&text, "grpc", "UNKNOWN"), Some(0.0), "{text}");
+    assert_eq!(calls(&text, "grpc_web", "OK"), Some(1.0), "{text}");
+    assert!(
+        text.contains("# HELP protogate_grpc_calls_total "),
+        "{text}"
+    );
+}

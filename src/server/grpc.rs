@@ -37,9 +37,12 @@ use http_body::Frame;
 use tonic::Status;
 use tower::{Layer as _, Service, ServiceExt as _};
 
+use crate::metrics::Face;
 use crate::snapshot::Snapshot;
 
 pub(super) mod frame;
+mod outcome;
+use outcome::Counting;
 mod passthrough;
 use passthrough::Passthrough;
 mod web_text;
@@ -86,7 +89,12 @@ pub(crate) async fn handle(
     flavor: Flavor,
     request: Request<Body>,
 ) -> Response<Body> {
+    let face = match flavor {
+        Flavor::Grpc => Face::Grpc,
+        Flavor::GrpcWeb => Face::GrpcWeb,
+    };
     if let Some(refused) = refuse(flavor, &request, &snapshot.limits) {
+        snapshot.metrics.record_grpc(face, refused.code() as i32);
         let mut response = refused.into_http::<tonic::body::Body>().map(Body::new);
         if flavor == Flavor::Grpc
             && let Some(sent) = request.headers().get(header::CONTENT_TYPE)
@@ -111,9 +119,25 @@ pub(crate) async fn handle(
         }
         return response;
     }
+    let metrics = Arc::clone(&snapshot.metrics);
     match super::own::find(&snapshot, &request) {
-        Some(own) => serve(own, flavor, request).await,
-        None => serve(Passthrough { snapshot }, flavor, request).await,
+        Some(inner) => {
+            let counting = Counting {
+                inner,
+                metrics,
+                face,
+            };
+            serve(counting, flavor, request).await
+        }
+        None => {
+            let inner = Passthrough { snapshot };
+            let counting = Counting {
+                inner,
+                metrics,
+                face,
+            };
+            serve(counting, flavor, request).await
+        }
     }
 }
 
