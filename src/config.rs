@@ -19,6 +19,7 @@ mod file;
 mod listener;
 mod placement;
 mod policy;
+mod rate_limit;
 mod upstream;
 mod validate;
 mod yaml;
@@ -43,6 +44,8 @@ pub use policy::{
     Balance, BalancePolicy, Canary, CircuitBreaker, EndpointConfig, OutlierDetection, RetryPolicy,
     code_named,
 };
+pub(crate) use rate_limit::covers as rate_limit_covers;
+pub use rate_limit::{Rate, RateKey, RateLimitRule};
 pub use upstream::{
     DescriptorSource, DiscoveryConfig, EtcdDiscovery, GrpcCompression, HealthCheck, UpstreamConfig,
     UpstreamTls,
@@ -110,6 +113,8 @@ pub struct Config {
     pub zone: Option<String>,
     /// How upstream host names are resolved.
     pub dns: DnsOptions,
+    /// Rate limit rules; a call must pass every rule that covers it.
+    pub rate_limits: Vec<RateLimitRule>,
 }
 
 /// Server reflection toward upstreams.
@@ -194,6 +199,7 @@ impl Default for Config {
             unknown_query_params: UnknownParams::Reject,
             ignore_query_params: BTreeMap::new(),
             limits: Limits::default(),
+            rate_limits: Vec::new(),
         }
     }
 }

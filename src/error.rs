@@ -132,6 +132,14 @@ pub enum GatewayError {
     /// The gateway's memory for request bodies is in use.
     #[error("the gateway is busy with other large requests; retry later")]
     Busy,
+    /// A `rate_limits` rule refused the call: 429 with `Retry-After`.
+    #[error("rate limit `{rule}` exceeded; retry in {retry_after}s")]
+    RateLimited {
+        /// The rule's name.
+        rule: String,
+        /// Whole seconds until the rule lets a call through again.
+        retry_after: u64,
+    },
     /// The body did not arrive in time.
     #[error("the request body did not arrive within {0:?}")]
     RequestTimeout(Duration),
@@ -293,6 +301,9 @@ impl GatewayError {
                 (StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded)
             }
             GatewayError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
+            GatewayError::RateLimited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted)
+            }
             GatewayError::BodyRead(_) | GatewayError::BadEncoding { .. } => {
                 (StatusCode::BAD_REQUEST, Code::InvalidArgument)
             }
@@ -352,6 +363,10 @@ impl GatewayError {
             GatewayError::NotFoundYet { .. } => {
                 // Reflection is asked again within about a second at first.
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                (self.to_string(), Vec::new())
+            }
+            GatewayError::RateLimited { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
                 (self.to_string(), Vec::new())
             }
             GatewayError::RequestTimeout(_) | GatewayError::UnsupportedTransferCoding(_) => {

@@ -26,6 +26,7 @@ pub mod error;
 mod files;
 pub mod http_rule;
 pub mod metrics;
+mod rate_limit;
 pub mod reload;
 pub mod route;
 pub mod server;

@@ -13,6 +13,8 @@
 //!   gRPC-Web clients by the status they end with (`OK`, `UNAVAILABLE`,
 //!   ...), read from the trailers as the call ends; a call whose client
 //!   went away first is `CANCELLED`.
+//! - `protogate_rate_limited_total{rule}`: calls each `rate_limits` rule
+//!   refused (429, or `RESOURCE_EXHAUSTED`).
 //! - `protogate_routes`, `protogate_snapshot_loads_total` and
 //!   `protogate_ready`: read from the gateway when scraped.
 //!
@@ -229,6 +231,17 @@ impl Metrics {
         })
     }
 
+    /// The counter of calls a rate limit rule refused, by its name.
+    pub(crate) fn rate_limited(&self, rule: &str) -> Counter {
+        self.recorder.register_counter(
+            &Key::from_parts(
+                "protogate_rate_limited_total",
+                vec![Label::new("rule", rule.to_owned())],
+            ),
+            &metadata(),
+        )
+    }
+
     /// Sets a gauge read from the gateway when scraped.
     pub(crate) fn set_gauge(&self, name: &'static str, value: f64) {
         self.recorder
@@ -278,6 +291,10 @@ fn describe(recorder: &PrometheusRecorder) {
         help(
             "protogate_grpc_calls_total",
             "Calls of gRPC and gRPC-Web clients by the status they ended with",
+        ),
+        help(
+            "protogate_rate_limited_total",
+            "Calls refused by each rate limit rule",
         ),
     ] {
         recorder.describe_counter(name, None, text);

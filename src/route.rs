@@ -62,6 +62,8 @@ pub struct Rpc {
     /// Marked `idempotency_level: NO_SIDE_EFFECTS` or `IDEMPOTENT` in its
     /// proto: a backend's failure may be retried.
     pub idempotent: bool,
+    /// The `rate_limits` rules that cover it, by index.
+    pub rate_limits: Box<[usize]>,
 }
 
 /// How a route came to be.
@@ -419,6 +421,8 @@ pub struct MethodSettings {
     pub stream_timeout: Option<Duration>,
     /// How streamed responses are framed.
     pub framing: crate::server::StreamFraming,
+    /// The `rate_limits` rules that cover it, by index.
+    pub rate_limits: Box<[usize]>,
 }
 
 fn rpc(
@@ -448,6 +452,7 @@ fn rpc(
         whole_response: plans.whole(&method.output()),
         descriptor: method.clone(),
         idempotent: is_idempotent(method),
+        rate_limits: settings.rate_limits,
     }
 }
 

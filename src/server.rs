@@ -117,13 +117,16 @@ impl Gateway {
 }
 
 /// Folds the metrics' histogram samples into their buckets every few
-/// seconds, whether or not anything scrapes them (they would pile up).
+/// seconds, whether or not anything scrapes them (they would pile up),
+/// and drops rate limit buckets whose keys went idle.
 async fn metrics_upkeep(gateway: Arc<Gateway>) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        gateway.snapshot().metrics.run_upkeep();
+        let snapshot = gateway.snapshot();
+        snapshot.metrics.run_upkeep();
+        snapshot.rate_limits.upkeep();
     }
 }
 

@@ -69,6 +69,9 @@ pub struct Snapshot {
     /// Each route's metrics handles, by route index, made on its first
     /// request.
     pub(crate) route_stats: Box<[OnceLock<Stats>]>,
+    /// The `rate_limits` rules with their buckets (kept from the previous
+    /// snapshot's rules that did not change).
+    pub(crate) rate_limits: crate::rate_limit::RateLimits,
 }
 
 /// A snapshot that cannot be built.
@@ -197,10 +200,16 @@ impl Snapshot {
             _ => format!("upstreams {} have", waiting.join(", ")),
         };
         let route_rows = route_rows(config, &routes);
+        let metrics = previous.map_or_else(Arc::default, |p| p.metrics.clone());
         Ok(Snapshot {
             route_rows,
             waiting_for,
-            metrics: previous.map_or_else(Arc::default, |p| p.metrics.clone()),
+            rate_limits: crate::rate_limit::RateLimits::build(
+                &config.rate_limits,
+                previous.map(|p| &p.rate_limits),
+                &metrics,
+            ),
+            metrics,
             route_stats: routes.routes().iter().map(|_| OnceLock::new()).collect(),
             // Before `pool` and the set move in.
             own: crate::server::OwnServices::new(&pool, &loaded.set),
@@ -295,6 +304,11 @@ fn build_routes(
                 .get(&full)
                 .copied()
                 .unwrap_or_default(),
+            rate_limits: crate::rate_limit::applying(
+                &config.rate_limits,
+                service.full_name(),
+                method.name(),
+            ),
         }
     })?;
     if !upstreams.is_empty() {
@@ -332,6 +346,12 @@ fn build_routes(
             tracing::warn!(%method, did_you_mean = did_you_mean.as_deref(), "ignore_query_params names a method the descriptors do not have");
         }
     }
+    for rule in &config.rate_limits {
+        for method in rule.methods.iter().filter(|m| !covers_any(pool, m)) {
+            let did_you_mean = method_meant(method);
+            tracing::warn!(rule = %rule.name, %method, did_you_mean = did_you_mean.as_deref(), "rate_limits names a method the descriptors do not have");
+        }
+    }
     for (method, framing) in &config.streams.framing {
         let Some(found) = method.split_once('/').and_then(|(service, name)| {
             pool.get_service_by_name(service)
@@ -362,6 +382,14 @@ fn build_routes(
         }
     }
     Ok(routes)
+}
+
+/// Whether a `rate_limits` pattern covers some method in `pool`.
+fn covers_any(pool: &DescriptorPool, pattern: &str) -> bool {
+    pool.services().any(|s| {
+        s.methods()
+            .any(|m| crate::config::rate_limit_covers(pattern, s.full_name(), m.name()))
+    })
 }
 
 /// Which upstream serves a gRPC service: resolved once for every service

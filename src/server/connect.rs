@@ -200,6 +200,9 @@ fn prepare<'s>(
             method: parts.method.clone(),
             path: path.to_owned(),
         })?;
+    snapshot
+        .rate_limits
+        .check(&rpc.rate_limits, &parts.headers, &parts.extensions)?;
     let upstream = snapshot
         .upstream_of(rpc, parts.extensions.get())
         .cloned()
@@ -520,6 +523,11 @@ fn error_response(err: &GatewayError) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if let GatewayError::RateLimited { retry_after, .. } = err {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    }
     if let GatewayError::Upstream(status, headers) = err {
         // The backend's response headers as on success; its own
         // (content-type, date, grpc-*) are not metadata to pass on.

@@ -93,7 +93,9 @@ pub(crate) async fn handle(
         Flavor::Grpc => Face::Grpc,
         Flavor::GrpcWeb => Face::GrpcWeb,
     };
-    if let Some(refused) = refuse(flavor, &request, &snapshot.limits) {
+    let refused =
+        refuse(flavor, &request, &snapshot.limits).or_else(|| rate_limited(&snapshot, &request));
+    if let Some(refused) = refused {
         snapshot.metrics.record_grpc(face, refused.code() as i32);
         let mut response = refused.into_http::<tonic::body::Body>().map(Body::new);
         if flavor == Flavor::Grpc
@@ -139,6 +141,26 @@ pub(crate) async fn handle(
             serve(counting, flavor, request).await
         }
     }
+}
+
+/// A call a `rate_limits` rule refuses, as `RESOURCE_EXHAUSTED` (the
+/// gateway's own services are never limited: health checks must answer).
+fn rate_limited(snapshot: &Snapshot, request: &Request<Body>) -> Option<tonic::Status> {
+    let path = request.uri().path();
+    if snapshot.rate_limits.is_empty() || super::own::is_own(path) {
+        return None;
+    }
+    let (headers, extensions) = (request.headers(), request.extensions());
+    let checked = match snapshot.routes.rpc(path) {
+        Some(rpc) => snapshot
+            .rate_limits
+            .check(&rpc.rate_limits, headers, extensions),
+        None => snapshot
+            .rate_limits
+            .check_unknown(path, headers, extensions),
+    };
+    let err = checked.err()?;
+    Some(tonic::Status::new(err.status().1, err.to_string()))
 }
 
 /// Calls that no gRPC server could take, answered here as a gRPC status

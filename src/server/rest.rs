@@ -136,6 +136,10 @@ async fn call<'s>(
         rpc,
     };
     let fail = |err: GatewayError| (err, Some(hit));
+    snapshot
+        .rate_limits
+        .check(&route.rpc.rate_limits, &parts.headers, &parts.extensions)
+        .map_err(fail)?;
     let policy = parts.extensions.get::<GroupPolicy>();
     let upstream = snapshot.upstream_of(&route.rpc, policy).ok_or_else(|| {
         fail(GatewayError::NoUpstream(

@@ -214,6 +214,10 @@ fn prepare(snapshot: &Snapshot, parts: &http::request::Parts) -> Result<Prepared
             })
         });
     };
+    // Counted once, at the upgrade.
+    snapshot
+        .rate_limits
+        .check(&route.rpc.rate_limits, &parts.headers, &parts.extensions)?;
     let upstream = snapshot
         .upstream_of(&route.rpc, parts.extensions.get())
         .cloned()
