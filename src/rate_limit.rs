@@ -237,3 +237,6 @@ pub(crate) fn applying(rules: &[RateLimitRule], service: &str, method: &str) -> 
         .map(|(index, _)| index)
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

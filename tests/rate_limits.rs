@@ -351,3 +351,73 @@ fn bad_rules_are_refused_naming_file_line_and_key() {
         "{err}"
     );
 }
+
+/// A server stream of three messages counts once; so does a WebSocket,
+/// at its upgrade, however many frames follow.
+#[tokio::test]
+async fn a_stream_and_a_websocket_count_once() {
+    let (_backend, gateway) = support::gateway::kitchen(|config| {
+        config.rate_limits = vec![rule(
+            "{name: watch, methods: [kitchen.v1.Kitchen/Watch], per: all, rate: 1/h, burst: 2}",
+        )];
+    })
+    .await;
+    let client = support::http1();
+    let stream = get(&client, &gateway, "/v1/watch", &[]).await;
+    assert_eq!(stream.status().as_u16(), 200);
+    let text = support::client::stream_text(stream).await;
+    assert_eq!(text.lines().count(), 3, "{text}");
+    let mut socket = support::ws::connect(&gateway, "/v1/watch", &[]).await;
+    // GET /v1/watch takes its request from the query: no message to send.
+    for _ in 0..3 {
+        support::ws::next(&mut socket).await.expect("a message");
+    }
+    let url = format!("ws://{}/v1/watch", gateway.addr());
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        other => panic!("the third call should be refused: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn grpc_web_and_methods_without_descriptors_are_limited_too() {
+    let (_backend, gateway) = support::gateway::kitchen(|config| {
+        config.rate_limits = vec![
+            rule(&format!(
+                "{{name: web, methods: [{ECHO}], per: all, rate: 1/h, burst: 1}}"
+            )),
+            rule("{name: unknown, methods: [other.v1.*], per: all, rate: 1/h, burst: 1}"),
+        ];
+    })
+    .await;
+    let web = || async {
+        support::http1()
+            .post(gateway.url(&format!("/{ECHO}")))
+            .header("content-type", "application/grpc-web+proto")
+            .header("x-grpc-web", "1")
+            .body(support::envelope(0, b""))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert!(
+        !web().await.headers().contains_key("grpc-status"),
+        "a message comes first"
+    );
+    let refused = web().await;
+    assert_eq!(refused.headers()["grpc-status"], "8");
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/grpc-web+proto"
+    );
+    // Passed through by name: the backend does not know it, once.
+    let url = gateway.url("/other.v1.Thing/Do");
+    let (code, _, _) = support::client::grpc_call(gateway.addr(), &url).await;
+    assert_eq!(code, "12");
+    let (code, message, _) = support::client::grpc_call(gateway.addr(), &url).await;
+    assert_eq!(code, "8", "{message}");
+    assert!(message.contains("unknown"), "{message}");
+}
