@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use governor::clock::{Clock, MonotonicClock};
 use governor::{Quota, RateLimiter};
-use http::{Extensions, HeaderMap, HeaderName};
+use http::{Extensions, HeaderMap};
 
 use crate::config::{RateKey, RateLimitRule};
 use crate::error::GatewayError;
@@ -34,22 +34,16 @@ pub(crate) struct RateLimits {
     rules: Box<[Rule]>,
 }
 
+/// One rule as calls meet it.
 #[derive(Debug)]
 struct Rule {
     name: Box<str>,
-    per: Per,
+    per: RateKey,
     /// The `methods` patterns, for calls passed through to methods the
     /// descriptors do not have (the others are resolved at load).
     methods: Box<[Box<str>]>,
     buckets: Arc<Buckets>,
     refused: ::metrics::Counter,
-}
-
-#[derive(Debug)]
-enum Per {
-    Client,
-    All,
-    Header(HeaderName),
 }
 
 /// A rule's buckets and what they were made for, kept over reloads.
@@ -104,11 +98,7 @@ impl RateLimits {
                 };
                 Rule {
                     name: rule.name.as_str().into(),
-                    per: match &rule.per {
-                        RateKey::Client => Per::Client,
-                        RateKey::All => Per::All,
-                        RateKey::Header(name) => Per::Header(name.clone()),
-                    },
+                    per: rule.per.clone(),
                     methods: rule.methods.iter().map(|m| m.as_str().into()).collect(),
                     buckets,
                     refused: metrics.rate_limited(&rule.name),
@@ -180,11 +170,13 @@ impl RateLimits {
 }
 
 impl Rule {
+    /// Takes one call from the bucket of the call's key, or refuses it
+    /// with the time until the bucket holds one again.
     fn check(&self, headers: &HeaderMap, extensions: &Extensions) -> Result<(), GatewayError> {
         let buckets = &self.buckets;
         let key = match &self.per {
-            Per::All => 0,
-            Per::Client => {
+            RateKey::All => 0,
+            RateKey::Client => {
                 let ip = extensions
                     .get::<ClientAddr>()
                     .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |c| c.0.ip());
@@ -195,7 +187,7 @@ impl Rule {
                 };
                 buckets.hasher.hash_one(ip)
             }
-            Per::Header(name) => match headers.get(name) {
+            RateKey::Header(name) => match headers.get(name) {
                 Some(value) => buckets.hasher.hash_one((1u8, value.as_bytes())),
                 None => buckets.hasher.hash_one(0u8),
             },

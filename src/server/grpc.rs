@@ -151,6 +151,8 @@ fn rate_limited(snapshot: &Snapshot, request: &Request<Body>) -> Option<tonic::S
         return None;
     }
     let (headers, extensions) = (request.headers(), request.extensions());
+    // The path is all a passed-through call says of its method: one map
+    // lookup, made only when there are rules.
     let checked = match snapshot.routes.rpc(path) {
         Some(rpc) => snapshot
             .rate_limits
