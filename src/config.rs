@@ -14,7 +14,7 @@
 //! tls: { cert_file: server.pem, key_file: server.key }
 //! ```
 
-mod de;
+pub(crate) mod de;
 mod file;
 mod listener;
 mod placement;
@@ -115,6 +115,8 @@ pub struct Config {
     pub dns: DnsOptions,
     /// Rate limit rules; a call must pass every rule that covers it.
     pub rate_limits: Vec<RateLimitRule>,
+    /// Bearer JWTs checked at the edge; no call needs one when absent.
+    pub auth: Option<crate::auth::AuthConfig>,
 }
 
 /// Server reflection toward upstreams.
@@ -189,6 +191,7 @@ impl Default for Config {
             admin: AdminOptions::default(),
             zone: None,
             dns: DnsOptions::default(),
+            auth: None,
             json: JsonOptions::default(),
             timeouts: Timeouts::default(),
             headers: HeaderOptions::default(),

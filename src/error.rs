@@ -87,6 +87,9 @@ pub enum GatewayError {
         "a WebSocket from origin `{0}` is not allowed: only the gateway's own origin and cors.allowed_origins may open one"
     )]
     OriginNotAllowed(String),
+    /// A call that needs a bearer token came without a valid one.
+    #[error("{0}")]
+    Unauthenticated(#[from] crate::auth::AuthError),
     /// The request's header block is larger than the limit.
     #[error("request headers are larger than {0} bytes")]
     HeadersTooLarge(usize),
@@ -278,6 +281,7 @@ impl GatewayError {
                 (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented)
             }
             GatewayError::OriginNotAllowed(_) => (StatusCode::FORBIDDEN, Code::PermissionDenied),
+            GatewayError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, Code::Unauthenticated),
             GatewayError::HeadersTooLarge(_) | GatewayError::TooManyHeaders(_) => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 Code::ResourceExhausted,
@@ -358,6 +362,11 @@ impl GatewayError {
                     header::ACCEPT_ENCODING,
                     HeaderValue::from_static("identity"),
                 );
+                (self.to_string(), Vec::new())
+            }
+            // RFC 6750 §3: a 401 says how to authenticate.
+            GatewayError::Unauthenticated(err) => {
+                headers.insert(header::WWW_AUTHENTICATE, err.challenge());
                 (self.to_string(), Vec::new())
             }
             GatewayError::NotFoundYet { .. } => {

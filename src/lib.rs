@@ -18,6 +18,7 @@
 //! ```
 
 pub mod admin;
+pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod demo;

@@ -72,6 +72,8 @@ pub struct Snapshot {
     /// The `rate_limits` rules with their buckets (kept from the previous
     /// snapshot's rules that did not change).
     pub(crate) rate_limits: crate::rate_limit::RateLimits,
+    /// Bearer token checks, when `auth` is configured.
+    pub(crate) auth: Option<crate::auth::Auth>,
 }
 
 /// A snapshot that cannot be built.
@@ -132,6 +134,7 @@ impl Snapshot {
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
         let routes = build_routes(config, &pool, &names, &fleet)?;
         warn_odd_routes(&routes);
+        crate::auth::Auth::of(config, &routes, &pool)?;
         // Proxied prefixes' URLs and TLS files are checked too.
         let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;
         warn_hidden_routes(&routes, &groups);
@@ -185,6 +188,7 @@ impl Snapshot {
         for conflict in routes.conflicts() {
             tracing::warn!(%conflict, "Route conflict; the first declared route wins");
         }
+        let auth = crate::auth::Auth::of(config, &routes, &pool)?;
         let services = ServiceMap::new(config, &pool, &names, &fleet);
         let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;
         warn_hidden_routes(&routes, &groups);
@@ -211,6 +215,7 @@ impl Snapshot {
             ),
             metrics,
             route_stats: routes.routes().iter().map(|_| OnceLock::new()).collect(),
+            auth,
             // Before `pool` and the set move in.
             own: crate::server::OwnServices::new(&pool, &loaded.set),
             codec: Codec::new(

@@ -98,7 +98,7 @@ impl Visitor<'_> for SecondsVisitor {
     }
 }
 
-pub(super) fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
     Seconds::deserialize(de).map(|s| s.0)
 }
 
@@ -323,13 +323,13 @@ impl<'de> Deserialize<'de> for MethodName {
 }
 
 /// `pkg.Service/Method`.
-pub(super) fn is_method_name(name: &str) -> bool {
+pub(crate) fn is_method_name(name: &str) -> bool {
     name.split_once('/')
         .is_some_and(|(service, method)| is_dotted_name(service) && is_dotted_name(method))
 }
 
 /// `pkg.Service`, `pkg.*` or `*`.
-pub(super) fn is_service_pattern(pattern: &str) -> bool {
+pub(crate) fn is_service_pattern(pattern: &str) -> bool {
     pattern == "*" || is_dotted_name(pattern.strip_suffix(".*").unwrap_or(pattern))
 }
 

@@ -167,6 +167,9 @@ impl Config {
         }
         self.check_routes()?;
         self.check_rate_limits()?;
+        if let Some(auth) = &self.auth {
+            auth.check()?;
+        }
         if let Some(tls) = &self.tls
             && tls.client_auth.is_some()
             && tls.client_ca_file.is_none()

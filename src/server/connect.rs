@@ -35,6 +35,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use tokio::time::Instant;
 
+use crate::auth::Auth;
 use crate::error::GatewayError;
 use crate::route::{Rpc, RpcKind};
 use crate::snapshot::Snapshot;
@@ -140,6 +141,12 @@ async fn respond(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Bo
     if let Err(err) = super::check_header_block(&snapshot.limits, &parts.headers) {
         return error_response(&err);
     }
+    // Other calls are checked where their method is found (`prepare`).
+    if super::own::is_own(parts.uri.path())
+        && let Err(err) = Auth::path(snapshot.auth.as_ref(), parts.uri.path(), &parts.headers)
+    {
+        return error_response(&err);
+    }
     if parts.method == http::Method::GET {
         return get::get(&snapshot, &parts)
             .await
@@ -193,6 +200,7 @@ fn prepare<'s>(
     parts: &Parts,
 ) -> Result<(&'s Arc<Rpc>, Upstream, tonic::metadata::MetadataMap), GatewayError> {
     let path = parts.uri.path();
+    let admitted = Auth::path(snapshot.auth.as_ref(), path, &parts.headers)?;
     let rpc = snapshot
         .routes
         .rpc(path)
@@ -208,12 +216,13 @@ fn prepare<'s>(
         .cloned()
         .ok_or_else(|| GatewayError::NoUpstream(rpc.name.to_string()))?;
     let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
-    let metadata = metadata::rpc_metadata(
+    let mut metadata = metadata::rpc_metadata(
         &parts.headers,
         client,
         parts.uri.authority().map(|a| a.as_str()),
         &snapshot.headers,
     )?;
+    admitted.apply_metadata(&mut metadata);
     Ok((rpc, upstream, metadata))
 }
 
@@ -527,6 +536,11 @@ fn error_response(err: &GatewayError) -> Response<Body> {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    }
+    if let GatewayError::Unauthenticated(why) = err {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, why.challenge());
     }
     if let GatewayError::Upstream(status, headers) = err {
         // The backend's response headers as on success; its own

@@ -87,14 +87,15 @@ impl Flavor {
 pub(crate) async fn handle(
     snapshot: Arc<Snapshot>,
     flavor: Flavor,
-    request: Request<Body>,
+    mut request: Request<Body>,
 ) -> Response<Body> {
     let face = match flavor {
         Flavor::Grpc => Face::Grpc,
         Flavor::GrpcWeb => Face::GrpcWeb,
     };
-    let refused =
-        refuse(flavor, &request, &snapshot.limits).or_else(|| rate_limited(&snapshot, &request));
+    let refused = refuse(flavor, &request, &snapshot.limits)
+        .or_else(|| rate_limited(&snapshot, &request))
+        .or_else(|| admit(&snapshot, &mut request));
     if let Some(refused) = refused {
         snapshot.metrics.record_grpc(face, refused.code() as i32);
         let mut response = refused.into_http::<tonic::body::Body>().map(Body::new);
@@ -163,6 +164,20 @@ fn rate_limited(snapshot: &Snapshot, request: &Request<Body>) -> Option<tonic::S
     };
     let err = checked.err()?;
     Some(tonic::Status::new(err.status().1, err.to_string()))
+}
+
+/// The bearer token check (see `crate::auth`), the gateway's own
+/// services included: a refusal as the call's status; else the claims
+/// the backend is to see are set on the request.
+fn admit(snapshot: &Snapshot, request: &mut Request<Body>) -> Option<tonic::Status> {
+    let path = request.uri().path();
+    match crate::auth::Auth::path(snapshot.auth.as_ref(), path, request.headers()) {
+        Ok(admitted) => {
+            admitted.apply(request.headers_mut());
+            None
+        }
+        Err(err) => Some(tonic::Status::new(err.status().1, err.to_string())),
+    }
 }
 
 /// Calls that no gRPC server could take, answered here as a gRPC status

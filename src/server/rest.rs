@@ -13,6 +13,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use tokio::time::Instant;
 
+use crate::auth::Auth;
 use crate::error::GatewayError;
 use crate::http_rule::{Found, Miss, path};
 use crate::route::{Route, RpcKind};
@@ -140,6 +141,8 @@ async fn call<'s>(
         .rate_limits
         .check(&route.rpc.rate_limits, &parts.headers, &parts.extensions)
         .map_err(fail)?;
+    let admitted =
+        Auth::route(snapshot.auth.as_ref(), found.route, &parts.headers).map_err(fail)?;
     let policy = parts.extensions.get::<GroupPolicy>();
     let upstream = snapshot.upstream_of(&route.rpc, policy).ok_or_else(|| {
         fail(GatewayError::NoUpstream(
@@ -150,13 +153,14 @@ async fn call<'s>(
         check_encoding(parts, route.rpc.kind).map_err(fail)?;
     }
     let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
-    let metadata = metadata::to_metadata(
+    let mut metadata = metadata::to_metadata(
         &parts.headers,
         client,
         parts.uri.authority().map(|a| a.as_str()),
         &snapshot.headers,
     )
     .map_err(|e| fail(e.into()))?;
+    admitted.apply_metadata(&mut metadata);
     let matched = Matched {
         snapshot,
         parts,

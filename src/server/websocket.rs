@@ -43,6 +43,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 
+use crate::auth::Auth;
 use crate::error::GatewayError;
 use crate::http_rule::{Found, Miss, path};
 use crate::route::{Route, RpcKind};
@@ -218,17 +219,19 @@ fn prepare(snapshot: &Snapshot, parts: &http::request::Parts) -> Result<Prepared
     snapshot
         .rate_limits
         .check(&route.rpc.rate_limits, &parts.headers, &parts.extensions)?;
+    let admitted = Auth::route(snapshot.auth.as_ref(), found.route, &parts.headers)?;
     let upstream = snapshot
         .upstream_of(&route.rpc, parts.extensions.get())
         .cloned()
         .ok_or_else(|| GatewayError::NoUpstream(route.rpc.name.to_string()))?;
     let client = parts.extensions.get::<ClientAddr>().map(|c| c.0);
-    let metadata = metadata::to_metadata(
+    let mut metadata = metadata::to_metadata(
         &parts.headers,
         client,
         parts.uri.authority().map(|a| a.as_str()),
         &snapshot.headers,
     )?;
+    admitted.apply_metadata(&mut metadata);
     let timeout = super::rest::deadline(&parts.headers, route.rpc.stream_timeout)?.timeout;
     // The path and query, read before the upgrade: a bad query is a 400
     // the client can read, not a close after a 101. On a route without a

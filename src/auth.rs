@@ -1,0 +1,213 @@
+//! Bearer JWT authentication at the edge (`auth:` in config).
+//!
+//! Every face (REST, gRPC, gRPC-Web, Connect, WebSocket upgrades) asks
+//! the snapshot's [`Auth`] before a call goes upstream: with the route's
+//! index (REST, WebSocket) or the gRPC path (gRPC, gRPC-Web, Connect).
+//! Whether a call needs a token was resolved when the snapshot was built;
+//! a call that needs none is not verified at all. A refusal is a
+//! [`GatewayError::Unauthenticated`], mapped where every error is.
+//!
+//! Claims named in `forward_claims` go upstream as metadata; the same
+//! names are dropped from what the client sent, on every call, so that a
+//! backend can trust them.
+
+mod config;
+mod error;
+mod keys;
+mod rules;
+
+pub use config::{AuthConfig, PemKey};
+pub use error::AuthError;
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use prost_reflect::DescriptorPool;
+use serde_json::{Map, Value};
+use tonic::metadata::MetadataMap;
+
+use crate::config::ConfigError;
+use crate::error::GatewayError;
+use crate::route::RouteTable;
+use keys::KeySet;
+use rules::Rules;
+
+/// A snapshot's authentication: keys, rules and forwarded claims, read
+/// and resolved once.
+#[derive(Debug)]
+pub struct Auth {
+    keys: KeySet,
+    rules: Rules,
+    /// Claim name, and the metadata name it goes upstream under.
+    forward: Box<[(Box<str>, HeaderName)]>,
+}
+
+/// What a call that passed carries upstream: the claims to forward (none
+/// when it needed no token), to be set after the client's own values of
+/// those names are dropped.
+#[derive(Debug)]
+pub(crate) struct Admitted<'a> {
+    auth: Option<&'a Auth>,
+    values: Vec<(&'a HeaderName, HeaderValue)>,
+}
+
+impl Auth {
+    /// The authentication `config` asks for, if any; a bad setting or key
+    /// file fails like any other setting (a reload keeps the old
+    /// snapshot).
+    pub(crate) fn of(
+        config: &crate::Config,
+        routes: &RouteTable,
+        pool: &DescriptorPool,
+    ) -> Result<Option<Auth>, ConfigError> {
+        let Some(auth) = &config.auth else {
+            return Ok(None);
+        };
+        Auth::build(auth, routes, pool)
+            .map(Some)
+            .map_err(|(key, message)| ConfigError::Setting {
+                origin: config.origin.clone(),
+                key,
+                message,
+            })
+    }
+
+    /// Reads the keys and resolves the rules for `routes` and `pool`; a
+    /// failure is the setting at fault (`auth.jwks_file`, ...) and what
+    /// is wrong with it.
+    pub(crate) fn build(
+        config: &AuthConfig,
+        routes: &RouteTable,
+        pool: &DescriptorPool,
+    ) -> Result<Auth, (String, String)> {
+        let keys = KeySet::load(config)?;
+        let forward = config
+            .forward_claims
+            .iter()
+            .map(|(claim, name)| {
+                config::metadata_name(name)
+                    .map(|name| (claim.as_str().into(), name))
+                    .map_err(|why| ("auth.forward_claims".to_owned(), why))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Auth {
+            keys,
+            rules: Rules::build(config, routes, pool),
+            forward,
+        })
+    }
+
+    /// Checks a call on REST route `route`.
+    pub(crate) fn route<'a>(
+        auth: Option<&'a Auth>,
+        route: usize,
+        headers: &HeaderMap,
+    ) -> Result<Admitted<'a>, GatewayError> {
+        match auth {
+            None => Ok(Admitted::NONE),
+            Some(auth) => auth.admit(auth.rules.route(route), headers),
+        }
+    }
+
+    /// Checks a call to the gRPC path `path` (`/pkg.Service/Method`).
+    pub(crate) fn path<'a>(
+        auth: Option<&'a Auth>,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Admitted<'a>, GatewayError> {
+        match auth {
+            None => Ok(Admitted::NONE),
+            Some(auth) => auth.admit(auth.rules.path(path), headers),
+        }
+    }
+
+    fn admit(&self, needed: bool, headers: &HeaderMap) -> Result<Admitted<'_>, GatewayError> {
+        let mut admitted = Admitted {
+            auth: Some(self),
+            values: Vec::new(),
+        };
+        if !needed {
+            return Ok(admitted);
+        }
+        let verified = self.verify(headers).inspect_err(|err| {
+            tracing::debug!(reason = %err, "Request refused: no valid bearer token");
+        })?;
+        if let Some(claims) = verified {
+            admitted.values = self
+                .forward
+                .iter()
+                .filter_map(|(claim, name)| Some((name, claim_value(claims.get(&**claim)?)?)))
+                .collect();
+        }
+        Ok(admitted)
+    }
+
+    /// Verifies the bearer token in `headers`; the claims when some are
+    /// to be forwarded.
+    fn verify(&self, headers: &HeaderMap) -> Result<Option<Map<String, Value>>, AuthError> {
+        let token = bearer(headers)?;
+        if self.forward.is_empty() {
+            self.keys.verify::<serde::de::IgnoredAny>(token)?;
+            return Ok(None);
+        }
+        self.keys.verify(token).map(Some)
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in
+/// any case).
+fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(AuthError::Missing)?;
+    let text = value.to_str().map_err(|_| AuthError::NotBearer)?;
+    let (scheme, token) = text.trim().split_once(' ').ok_or(AuthError::NotBearer)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AuthError::NotBearer);
+    }
+    Ok(token)
+}
+
+/// A string or number claim as a metadata value; other types (and
+/// strings that are not printable ASCII) are not forwarded.
+fn claim_value(value: &Value) -> Option<HeaderValue> {
+    let value = match value {
+        Value::String(text) => HeaderValue::from_str(text).ok()?,
+        Value::Number(number) => HeaderValue::from_str(&number.to_string()).ok()?,
+        _ => return None,
+    };
+    value
+        .as_bytes()
+        .iter()
+        .all(|b| (0x20..=0x7e).contains(b))
+        .then_some(value)
+}
+
+impl<'a> Admitted<'a> {
+    /// A call on a gateway without `auth`.
+    const NONE: Admitted<'static> = Admitted {
+        auth: None,
+        values: Vec::new(),
+    };
+
+    /// Drops the forwarded claims' names from `headers` (what the client
+    /// sent) and sets the claims: for gRPC calls passed through.
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        let Some(auth) = self.auth else { return };
+        for (_, name) in auth.forward.iter() {
+            headers.remove(name);
+        }
+        for (name, value) in self.values {
+            headers.insert(name.clone(), value);
+        }
+    }
+
+    /// [`Admitted::apply`] on the metadata a call sends.
+    pub(crate) fn apply_metadata(self, metadata: &mut MetadataMap) {
+        if self.auth.is_none_or(|a| a.forward.is_empty()) {
+            return;
+        }
+        let mut headers = std::mem::take(metadata).into_headers();
+        self.apply(&mut headers);
+        *metadata = MetadataMap::from_headers(headers);
+    }
+}

@@ -1,0 +1,87 @@
+//! Why a request's token was refused: what the 401's message says, and
+//! its `WWW-Authenticate` challenge (RFC 6750 §3). A message never
+//! contains the token or its claims' values.
+
+use http::HeaderValue;
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::errors::ErrorKind;
+
+/// A call that needs a token came without a valid one.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("this call needs a bearer token: send `Authorization: Bearer <token>`")]
+    Missing,
+    /// An `Authorization` header of another scheme, or an empty token.
+    #[error("the Authorization header is not `Bearer <token>`")]
+    NotBearer,
+    /// Not three base64url parts with a JSON header naming a known
+    /// algorithm (`none` is not one).
+    #[error("the token is not a signed JWT (malformed, or its algorithm is not a signature one)")]
+    Malformed,
+    /// The header's `alg` is not one the key accepts.
+    #[error("the token's algorithm {0:?} is not accepted for its key")]
+    Algorithm(Algorithm),
+    /// The header's `kid` names no configured key.
+    #[error("the token's key id (kid) names no configured key")]
+    UnknownKid,
+    /// No `kid`, and more than one key to choose from.
+    #[error("the token has no key id (kid), and {0} keys are configured")]
+    NoKid(usize),
+    /// The signature does not verify with the key.
+    #[error("the token's signature does not verify")]
+    Signature,
+    /// `exp` has passed (beyond the leeway).
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` is still to come (beyond the leeway).
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    #[error("the token's issuer is not the one expected")]
+    Issuer,
+    /// `aud` names none of the configured audiences.
+    #[error("the token's audience is not one expected")]
+    Audience,
+    /// A claim the checks need is absent.
+    #[error("the token lacks the `{0}` claim")]
+    MissingClaim(&'static str),
+    /// A claim the checks read has the wrong type, or the claims are not
+    /// a JSON object.
+    #[error("the token's claims are malformed")]
+    Claims,
+}
+
+impl AuthError {
+    /// The `WWW-Authenticate` value: a bare challenge when no token was
+    /// given, else with `error="invalid_token"`.
+    pub fn challenge(&self) -> HeaderValue {
+        match self {
+            AuthError::Missing | AuthError::NotBearer => HeaderValue::from_static("Bearer"),
+            _ => HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        }
+    }
+
+    /// The reason a verification failed.
+    pub(crate) fn from_jwt(err: &jsonwebtoken::errors::Error) -> AuthError {
+        match err.kind() {
+            ErrorKind::InvalidSignature => AuthError::Signature,
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidIssuer => AuthError::Issuer,
+            ErrorKind::InvalidAudience => AuthError::Audience,
+            ErrorKind::InvalidAlgorithm => AuthError::Malformed,
+            ErrorKind::MissingRequiredClaim(claim) => {
+                AuthError::MissingClaim(match claim.as_str() {
+                    "exp" => "exp",
+                    "iss" => "iss",
+                    "aud" => "aud",
+                    "nbf" => "nbf",
+                    _ => "sub",
+                })
+            }
+            ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => AuthError::Claims,
+            _ => AuthError::Malformed,
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Bearer JWT authentication: tokens made here with jsonwebtoken and keys
+//! from rcgen, checked by the gateway in front of a real tonic backend, on
+//! REST, gRPC, Connect and WebSocket upgrades; claims forwarded and
+//! spoofed claim headers dropped; keys rotated by a reload; bad key files
+//! and settings refused.
+
+mod support;
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http_body_util::BodyExt as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use protogate::Config;
+use serde_json::{Value, json};
+use support::client::{Conn, full};
+use support::{EchoBackend, TempFile, TestGateway};
+
+const ISSUER: &str = "https://issuer.test";
+
+/// A signing key and its public half as a JWK.
+struct Signer {
+    kid: String,
+    key: EncodingKey,
+    jwk: Value,
+}
+
+impl Signer {
+    fn new(kid: &str) -> Signer {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let key = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+        // The uncompressed point: 0x04, x, y.
+        let raw = pair.public_key_raw();
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&raw[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&raw[33..65]),
+        });
+        Signer {
+            kid: kid.to_owned(),
+            key,
+            jwk,
+        }
+    }
+
+    /// A token with `claims` over the good ones.
+    fn token(&self, claims: Value) -> String {
+        self.token_as(&self.kid, claims)
+    }
+
+    fn token_as(&self, kid: &str, claims: Value) -> String {
+        let mut all = good_claims();
+        for (name, value) in claims.as_object().unwrap() {
+            all[name] = value.clone();
+        }
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, &all, &self.key).unwrap()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn good_claims() -> Value {
+    json!({"iss": ISSUER, "aud": "api", "sub": "alice", "tenant": 42, "exp": now() + 300})
+}
+
+fn jwks(signers: &[&Signer]) -> String {
+    json!({"keys": signers.iter().map(|s| s.jwk.clone()).collect::<Vec<_>>()}).to_string()
+}
+
+/// The kitchen config with `auth` read from YAML, keys from `jwks`.
+fn config(set: &bytes::Bytes, upstream: &str, jwks: &Path) -> Config {
+    let mut config = support::gateway::config(set, upstream);
+    let yaml = format!(
+        "auth:\n  jwks_file: {}\n  issuer: {ISSUER}\n  audiences: [api, other]\n  allow_unauthenticated: [kitchen.v1.Kitchen/Plain, grpc.health.v1.Health/*]\n  forward_claims: {{sub: x-user-id, tenant: x-tenant}}\n",
+        jwks.display()
+    );
+    config.auth = Config::from_yaml(&yaml).unwrap().auth;
+    config.headers.forward = vec![http::HeaderName::from_static("x-user-id")];
+    let cors = "cors: {allowed_origins: [\"https://app.test\"]}\n";
+    config.cors = Config::from_yaml(cors).unwrap().cors;
+    config
+}
+
+async fn setup(signers: &[&Signer]) -> (EchoBackend, TestGateway, TempFile) {
+    let file = TempFile::new("jwks.json", jwks(signers));
+    let set = support::kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let gateway = TestGateway::start(config(&set, &backend.url(), &file)).await;
+    (backend, gateway, file)
+}
+
+fn md<'a>(record: &'a support::Record, key: &str) -> Vec<&'a str> {
+    record
+        .metadata
+        .get_all(key)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect()
+}
+
+async fn get_echo(gateway: &TestGateway, authorization: Option<&str>) -> reqwest::Response {
+    let mut request = support::http1().get(gateway.url("/v1/echo"));
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_valid_token_passes_and_its_claims_reach_the_backend() {
+    let signer = Signer::new("k1");
+    let (backend, gateway, _file) = setup(&[&signer]).await;
+    let token = signer.token(json!({}));
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .header("authorization", format!("bEaReR {token}"))
+        .header("x-user-id", "mallory")
+        .header("grpc-metadata-x-user-id", "mallory")
+        .header("grpc-metadata-x-tenant", "7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let record = backend.last();
+    assert_eq!(md(&record, "x-user-id"), ["alice"]);
+    assert_eq!(md(&record, "x-tenant"), ["42"]);
+    // Passed on as before.
+    assert_eq!(md(&record, "authorization"), [format!("bEaReR {token}")]);
+}
+
+#[tokio::test]
+async fn refusals_are_401_with_a_reason_and_a_challenge() {
+    let signer = Signer::new("k1");
+    let stranger = Signer::new("k1");
+    let (backend, gateway, _file) = setup(&[&signer]).await;
+    let none_token = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(good_claims().to_string())
+    );
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("missing", None, "needs a bearer token"),
+        (
+            "basic",
+            Some("Basic YWxpY2U6cHc=".to_owned()),
+            "not `Bearer",
+        ),
+        (
+            "expired",
+            Some(signer.token(json!({"exp": now() - 3600}))),
+            "expired",
+        ),
+        (
+            "issuer",
+            Some(signer.token(json!({"iss": "https://evil.test"}))),
+            "issuer",
+        ),
+        (
+            "audience",
+            Some(signer.token(json!({"aud": "elsewhere"}))),
+            "audience",
+        ),
+        ("no exp", Some(signer.token(json!({"exp": null}))), "exp"),
+        (
+            "signature",
+            Some(stranger.token(json!({}))),
+            "signature does not verify",
+        ),
+        (
+            "kid",
+            Some(signer.token_as("k9", json!({}))),
+            "key id (kid) names no configured key",
+        ),
+        ("alg none", Some(none_token), "not a signed JWT"),
+        ("garbage", Some("abc.def".to_owned()), "not a signed JWT"),
+    ];
+    for (name, token, reason) in cases {
+        let authorization = token.as_ref().map(|t| {
+            if t.starts_with("Basic ") {
+                t.clone()
+            } else {
+                format!("Bearer {t}")
+            }
+        });
+        let response = get_echo(&gateway, authorization.as_deref()).await;
+        assert_eq!(response.status(), 401, "{name}");
+        let challenge = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let given = token.as_ref().is_some_and(|t| !t.starts_with("Basic "));
+        if given {
+            assert_eq!(challenge, "Bearer error=\"invalid_token\"", "{name}");
+        } else {
+            assert_eq!(challenge, "Bearer", "{name}");
+        }
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], 16, "{name}: {body}");
+        assert_eq!(body["details"], json!([]), "{name}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{name}: {message}");
+        if let Some(token) = &token {
+            assert!(!message.contains(token.as_str()), "{name} echoes the token");
+        }
+    }
+    assert!(
+        backend.records().is_empty(),
+        "no refused call went upstream"
+    );
+}
+
+#[tokio::test]
+async fn open_methods_and_preflights_need_no_token_and_drop_spoofed_claims() {
+    let signer = Signer::new("k1");
+    let (backend, gateway, _file) = setup(&[&signer]).await;
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Plain"))
+        .header("content-type", "application/json")
+        .header("x-user-id", "mallory")
+        .header("grpc-metadata-x-tenant", "7")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let record = backend.last();
+    assert!(md(&record, "x-user-id").is_empty());
+    assert!(md(&record, "x-tenant").is_empty());
+    // A CORS preflight carries no credentials (Fetch), so it needs none.
+    let response = support::http1()
+        .request(reqwest::Method::OPTIONS, gateway.url("/v1/echo"))
+        .header("origin", "https://app.test")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+/// A gRPC call over HTTP/2 with `headers`: its status and the backend's
+/// last record.
+async fn grpc(gateway: &TestGateway, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut conn = Conn::http2(gateway.addr()).await;
+    let mut request = http::Request::post(gateway.url(path))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(full(support::envelope(0, b""))).unwrap();
+    let (head, body) = conn.send(request).await.into_parts();
+    let body = body.collect().await.unwrap();
+    let trailers = body.trailers().cloned().unwrap_or_default();
+    trailers
+        .get("grpc-status")
+        .or_else(|| head.headers.get("grpc-status"))
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn grpc_and_connect_clients_are_checked_too() {
+    let signer = Signer::new("k1");
+    let (backend, gateway, _file) = setup(&[&signer]).await;
+    assert_eq!(grpc(&gateway, "/kitchen.v1.Kitchen/Echo", &[]).await, "16");
+    let expired = format!("Bearer {}", signer.token(json!({"exp": now() - 3600})));
+    let headers = [("authorization", expired.as_str())];
+    let status = grpc(&gateway, "/kitchen.v1.Kitchen/Echo", &headers).await;
+    assert_eq!(status, "16");
+    assert!(backend.records().is_empty());
+    let good = format!("Bearer {}", signer.token(json!({})));
+    let headers = [("authorization", good.as_str()), ("x-user-id", "mallory")];
+    assert_eq!(
+        grpc(&gateway, "/kitchen.v1.Kitchen/Echo", &headers).await,
+        "0"
+    );
+    assert_eq!(md(&backend.last(), "x-user-id"), ["alice"]);
+    // The gateway's own health service, allowed without a token.
+    assert_eq!(
+        grpc(&gateway, "/grpc.health.v1.Health/Check", &[]).await,
+        "0"
+    );
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("connect-protocol-version", "1")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "unauthenticated");
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("connect-protocol-version", "1")
+        .header("content-type", "application/json")
+        .header("authorization", &good)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn websocket_upgrades_need_the_header_too() {
+    use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest as _};
+    let signer = Signer::new("k1");
+    let (backend, gateway, _file) = setup(&[&signer]).await;
+    let request = format!("ws://{}/v1/watch", gateway.addr())
+        .into_client_request()
+        .unwrap();
+    match tokio_tungstenite::connect_async(request).await {
+        Err(Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        }
+        other => panic!("upgraded without a token: {:?}", other.map(|(_, r)| r)),
+    }
+    let token = format!("Bearer {}", signer.token(json!({})));
+    let mut socket =
+        support::ws::connect(&gateway, "/v1/watch?s=hi", &[("authorization", &token)]).await;
+    support::ws::next(&mut socket).await.expect("a message");
+    assert_eq!(md(&backend.last(), "x-user-id"), ["alice"]);
+}
+
+#[tokio::test]
+async fn a_reload_rotates_keys_and_a_bad_key_file_keeps_the_old_ones() {
+    let old = Signer::new("old");
+    let new = Signer::new("new");
+    let (_backend, gateway, file) = setup(&[&old]).await;
+    let reloader = gateway.server.reloader().unwrap().clone();
+    let old_token = format!("Bearer {}", old.token(json!({})));
+    let new_token = format!("Bearer {}", new.token(json!({})));
+    assert_eq!(get_echo(&gateway, Some(&old_token)).await.status(), 200);
+    assert_eq!(get_echo(&gateway, Some(&new_token)).await.status(), 401);
+    std::fs::write(&*file, jwks(&[&new])).unwrap();
+    reloader
+        .reload("test")
+        .await
+        .expect("reload with the new key");
+    assert_eq!(get_echo(&gateway, Some(&new_token)).await.status(), 200);
+    assert_eq!(get_echo(&gateway, Some(&old_token)).await.status(), 401);
+    std::fs::write(&*file, "{\"keys\": [").unwrap();
+    let err = reloader
+        .reload("test")
+        .await
+        .expect_err("a bad key file fails");
+    assert!(err.to_string().contains("auth.jwks_file"), "{err}");
+    assert_eq!(get_echo(&gateway, Some(&new_token)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn bad_key_files_and_settings_are_refused_naming_the_setting() {
+    let set = support::kitchen();
+    let start = |jwks: &Path, tweak: &dyn Fn(&mut Config)| {
+        let mut config = config(&set, "http://127.0.0.1:9", jwks);
+        tweak(&mut config);
+        async move {
+            protogate::Snapshot::build(&config)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    };
+    let missing = Path::new("/nonexistent/jwks.json");
+    let err = start(missing, &|_| {}).await.unwrap_err();
+    assert!(
+        err.contains("auth.jwks_file") && err.contains("cannot read"),
+        "{err}"
+    );
+    let bad = TempFile::new("jwks.json", "{\"keys\": 3}");
+    let err = start(&bad, &|_| {}).await.unwrap_err();
+    assert!(err.contains("is not a JWKS"), "{err}");
+    let secret = TempFile::new(
+        "jwks.json",
+        r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "s"}]}"#,
+    );
+    let err = start(&secret, &|_| {}).await.unwrap_err();
+    assert!(err.contains("no key this gateway can verify"), "{err}");
+    let good = TempFile::new("jwks.json", jwks(&[&Signer::new("k1")]));
+    let reserved = |c: &mut Config| {
+        let auth = c.auth.as_mut().unwrap();
+        auth.forward_claims.insert("sub".into(), "grpc-user".into());
+    };
+    let err = start(&good, &reserved).await.unwrap_err();
+    assert!(
+        err.contains("auth.forward_claims") && err.contains("reserved"),
+        "{err}"
+    );
+    let hmac = |c: &mut Config| c.auth.as_mut().unwrap().algorithms = vec![Algorithm::HS256];
+    let err = start(&good, &hmac).await.unwrap_err();
+    assert!(err.contains("auth.algorithms"), "{err}");
+    let pattern =
+        |c: &mut Config| c.auth.as_mut().unwrap().methods = vec!["kitchen.v1.Kitchen/Ec*".into()];
+    let err = start(&good, &pattern).await.unwrap_err();
+    assert!(err.contains("auth.methods"), "{err}");
+    start(&good, &|_| {}).await.expect("the good config builds");
+    let yaml = "auth: {jwks_file: k.json, unknown_key: 1}\n";
+    assert!(Config::from_yaml(yaml).is_err());
+}
