@@ -5,7 +5,7 @@
 //! index (REST, WebSocket) or the gRPC path (gRPC, gRPC-Web, Connect).
 //! Whether a call needs a token was resolved when the snapshot was built;
 //! a call that needs none is not verified at all. A refusal is a
-//! [`GatewayError::Unauthenticated`], mapped where every error is.
+//! [`GatewayError::Auth`], mapped where every error is.
 //!
 //! Claims named in `forward_claims` go upstream as metadata; the same
 //! names are dropped from what the client sent, on every call, so that a
@@ -15,6 +15,7 @@ mod config;
 mod error;
 mod keys;
 mod rules;
+mod scopes;
 
 pub use config::{AuthConfig, PemKey};
 pub use error::AuthError;
@@ -28,7 +29,7 @@ use crate::config::ConfigError;
 use crate::error::GatewayError;
 use crate::route::RouteTable;
 use keys::KeySet;
-use rules::Rules;
+use rules::{Need, Rules};
 
 /// A snapshot's authentication: keys, rules and forwarded claims, read
 /// and resolved once.
@@ -119,18 +120,18 @@ impl Auth {
         }
     }
 
-    fn admit(&self, needed: bool, headers: &HeaderMap) -> Result<Admitted<'_>, GatewayError> {
+    fn admit(&self, need: Need, headers: &HeaderMap) -> Result<Admitted<'_>, GatewayError> {
         let mut admitted = Admitted {
             auth: Some(self),
             values: Vec::new(),
         };
-        if !needed {
+        if need == Need::Nothing {
             return Ok(admitted);
         }
-        let verified = self.verify(headers).inspect_err(|err| {
+        let claims = self.verify(need, headers).inspect_err(|err| {
             tracing::debug!(reason = %err, "Request refused: no valid bearer token");
         })?;
-        if let Some(claims) = verified {
+        if let Some(claims) = claims {
             admitted.values = self
                 .forward
                 .iter()
@@ -140,15 +141,31 @@ impl Auth {
         Ok(admitted)
     }
 
-    /// Verifies the bearer token in `headers`; the claims when some are
-    /// to be forwarded.
-    fn verify(&self, headers: &HeaderMap) -> Result<Option<Map<String, Value>>, AuthError> {
+    /// Verifies the bearer token in `headers` and its scopes; the claims
+    /// when some are to be forwarded or scopes checked.
+    fn verify(
+        &self,
+        need: Need,
+        headers: &HeaderMap,
+    ) -> Result<Option<Map<String, Value>>, AuthError> {
         let token = bearer(headers)?;
-        if self.forward.is_empty() {
+        if self.forward.is_empty() && need == Need::Token {
             self.keys.verify::<serde::de::IgnoredAny>(token)?;
             return Ok(None);
         }
-        self.keys.verify(token).map(Some)
+        let claims: Map<String, Value> = self.keys.verify(token)?;
+        if let Need::Scopes(index) = need {
+            let held = scopes::Held::of(&claims)?;
+            if let Some(missing) = self
+                .rules
+                .scope_set(index)
+                .iter()
+                .find(|s| !held.contains(s))
+            {
+                return Err(AuthError::Scope(missing.clone()));
+            }
+        }
+        Ok(Some(claims))
     }
 }
 

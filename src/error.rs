@@ -87,9 +87,10 @@ pub enum GatewayError {
         "a WebSocket from origin `{0}` is not allowed: only the gateway's own origin and cors.allowed_origins may open one"
     )]
     OriginNotAllowed(String),
-    /// A call that needs a bearer token came without a valid one.
+    /// A call that needs a bearer token came without a valid one (401),
+    /// or with one that lacks a scope (403).
     #[error("{0}")]
-    Unauthenticated(#[from] crate::auth::AuthError),
+    Auth(#[from] crate::auth::AuthError),
     /// The request's header block is larger than the limit.
     #[error("request headers are larger than {0} bytes")]
     HeadersTooLarge(usize),
@@ -281,7 +282,10 @@ impl GatewayError {
                 (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented)
             }
             GatewayError::OriginNotAllowed(_) => (StatusCode::FORBIDDEN, Code::PermissionDenied),
-            GatewayError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, Code::Unauthenticated),
+            GatewayError::Auth(err) if err.is_forbidden() => {
+                (StatusCode::FORBIDDEN, Code::PermissionDenied)
+            }
+            GatewayError::Auth(_) => (StatusCode::UNAUTHORIZED, Code::Unauthenticated),
             GatewayError::HeadersTooLarge(_) | GatewayError::TooManyHeaders(_) => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 Code::ResourceExhausted,
@@ -364,8 +368,8 @@ impl GatewayError {
                 );
                 (self.to_string(), Vec::new())
             }
-            // RFC 6750 §3: a 401 says how to authenticate.
-            GatewayError::Unauthenticated(err) => {
+            // RFC 6750 §3: a 401 (or 403) says how to authenticate.
+            GatewayError::Auth(err) => {
                 headers.insert(header::WWW_AUTHENTICATE, err.challenge());
                 (self.to_string(), Vec::new())
             }

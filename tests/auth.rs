@@ -91,10 +91,19 @@ fn config(set: &bytes::Bytes, upstream: &str, jwks: &Path) -> Config {
 }
 
 async fn setup(signers: &[&Signer]) -> (EchoBackend, TestGateway, TempFile) {
+    setup_with(signers, |_| {}).await
+}
+
+async fn setup_with(
+    signers: &[&Signer],
+    tweak: impl FnOnce(&mut protogate::auth::AuthConfig),
+) -> (EchoBackend, TestGateway, TempFile) {
     let file = TempFile::new("jwks.json", jwks(signers));
     let set = support::kitchen();
     let backend = EchoBackend::start(support::pool(&set)).await;
-    let gateway = TestGateway::start(config(&set, &backend.url(), &file)).await;
+    let mut config = config(&set, &backend.url(), &file);
+    tweak(config.auth.as_mut().unwrap());
+    let gateway = TestGateway::start(config).await;
     (backend, gateway, file)
 }
 
@@ -409,4 +418,88 @@ async fn bad_key_files_and_settings_are_refused_naming_the_setting() {
     start(&good, &|_| {}).await.expect("the good config builds");
     let yaml = "auth: {jwks_file: k.json, unknown_key: 1}\n";
     assert!(Config::from_yaml(yaml).is_err());
+}
+
+#[tokio::test]
+async fn scopes_per_method_refuse_with_403() {
+    let signer = Signer::new("k1");
+    let (backend, gateway, _file) = setup_with(&[&signer], |auth| {
+        let scopes = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+        auth.scopes
+            .insert("kitchen.*".into(), scopes(&["kitchen.read"]));
+        let both = scopes(&["kitchen.read", "kitchen.watch"]);
+        auth.scopes.insert("kitchen.v1.Kitchen/Watch".into(), both);
+    })
+    .await;
+    let reader = format!(
+        "Bearer {}",
+        signer.token(json!({"scope": "kitchen.read other"}))
+    );
+    assert_eq!(get_echo(&gateway, Some(&reader)).await.status(), 200);
+    let response = support::http1()
+        .get(gateway.url("/v1/watch"))
+        .header("authorization", &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer error=\"insufficient_scope\", scope=\"kitchen.watch\""
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 7, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("kitchen.watch"));
+    let none = format!("Bearer {}", signer.token(json!({})));
+    assert_eq!(get_echo(&gateway, Some(&none)).await.status(), 403);
+    let listed = format!("Bearer {}", signer.token(json!({"scp": ["kitchen.read"]})));
+    assert_eq!(get_echo(&gateway, Some(&listed)).await.status(), 200);
+    let headers = [("authorization", none.as_str())];
+    assert_eq!(
+        grpc(&gateway, "/kitchen.v1.Kitchen/Echo", &headers).await,
+        "7"
+    );
+    assert_eq!(backend.records().len(), 2);
+}
+
+#[tokio::test]
+async fn a_pem_key_checks_tokens_without_kid() {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let pem = TempFile::new("signer.pem", pair.public_key_pem());
+    let key = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+    let (_backend, gateway, _file) = setup_with(&[], |auth| {
+        auth.jwks_file = None;
+        let yaml = format!(
+            "auth: {{public_keys: [{{file: {}, algorithm: ES256}}]}}\n",
+            pem.display()
+        );
+        auth.public_keys = Config::from_yaml(&yaml).unwrap().auth.unwrap().public_keys;
+    })
+    .await;
+    let sign = |kid: Option<&str>| {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = kid.map(str::to_owned);
+        format!(
+            "Bearer {}",
+            jsonwebtoken::encode(&header, &good_claims(), &key).unwrap()
+        )
+    };
+    assert_eq!(get_echo(&gateway, Some(&sign(None))).await.status(), 200);
+    assert_eq!(
+        get_echo(&gateway, Some(&sign(Some("other"))))
+            .await
+            .status(),
+        401
+    );
+    // The same key, but an algorithm it is not configured for.
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let ed = EncodingKey::from_ed_pem(pair.serialize_pem().as_bytes()).unwrap();
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &good_claims(), &ed).unwrap();
+    let response = get_echo(&gateway, Some(&format!("Bearer {token}"))).await;
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("EdDSA"),
+        "{body}"
+    );
 }

@@ -54,6 +54,12 @@ pub struct AuthConfig {
     /// Calls among `methods` that need none, in the same syntax.
     #[serde(default)]
     pub allow_unauthenticated: Vec<String>,
+    /// Scopes a token must hold (in its `scope` or `scp` claim) for calls
+    /// a pattern takes (same syntax as `methods`; the most specific
+    /// pattern wins): `{shop.v1.Books/Delete: [books.admin]}`. Missing
+    /// one → 403.
+    #[serde(default)]
+    pub scopes: BTreeMap<String, Vec<String>>,
     /// Claims sent to the backend as metadata, by claim name:
     /// `{sub: x-user-id}`. The same names coming from the client are
     /// dropped on every call.
@@ -87,6 +93,21 @@ fn everything() -> Vec<String> {
 const MAX_LEEWAY: Duration = Duration::from_secs(600);
 
 impl AuthConfig {
+    /// The key files: watched for reloads, and taken relative to the
+    /// config file's folder.
+    pub(crate) fn files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.jwks_file
+            .iter()
+            .chain(self.public_keys.iter().map(|k| &k.file))
+    }
+
+    /// [`AuthConfig::files`], to change.
+    pub(crate) fn files_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
+        self.jwks_file
+            .iter_mut()
+            .chain(self.public_keys.iter_mut().map(|k| &mut k.file))
+    }
+
     /// Settings that cannot work, as (key under `auth.`, what is wrong).
     pub(crate) fn check(&self) -> Result<(), (String, String)> {
         let fail = |key: &str, message: String| Err((format!("auth.{key}"), message));
@@ -137,6 +158,28 @@ impl AuthConfig {
                     key,
                     format!(
                         "`{bad}` is not a method (pkg.Service/Method), a service's methods (pkg.Service/* or pkg.Service), a package pattern (pkg.*) or \"*\""
+                    ),
+                );
+            }
+        }
+        for (pattern, scopes) in &self.scopes {
+            if !is_pattern(pattern) {
+                return fail(
+                    "scopes",
+                    format!("`{pattern}` is not a method pattern (as in auth.methods)"),
+                );
+            }
+            let bad = |s: &String| {
+                s.is_empty()
+                    || !s
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            };
+            if let Some(scope) = scopes.iter().find(|s| bad(s)) {
+                return fail(
+                    "scopes",
+                    format!(
+                        "`{pattern}`: {scope:?} is not a scope (printable, no spaces or quotes)"
                     ),
                 );
             }

@@ -6,7 +6,8 @@ use http::HeaderValue;
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::errors::ErrorKind;
 
-/// A call that needs a token came without a valid one.
+/// A call that needs a token came without a valid one, or with one
+/// that lacks a scope the call needs.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization` header.
@@ -50,16 +51,32 @@ pub enum AuthError {
     /// a JSON object.
     #[error("the token's claims are malformed")]
     Claims,
+    /// A valid token without a scope the call needs (403).
+    #[error("the token lacks the scope `{0}` this call needs")]
+    Scope(Box<str>),
 }
 
 impl AuthError {
     /// The `WWW-Authenticate` value: a bare challenge when no token was
-    /// given, else with `error="invalid_token"`.
+    /// given, `error="insufficient_scope"` for a missing scope, else
+    /// `error="invalid_token"`.
     pub fn challenge(&self) -> HeaderValue {
         match self {
             AuthError::Missing | AuthError::NotBearer => HeaderValue::from_static("Bearer"),
+            // Scopes are checked at config time to fit a quoted string.
+            AuthError::Scope(scope) => HeaderValue::from_str(&format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
+            ))
+            .unwrap_or(HeaderValue::from_static(
+                "Bearer error=\"insufficient_scope\"",
+            )),
             _ => HeaderValue::from_static("Bearer error=\"invalid_token\""),
         }
+    }
+
+    /// Whether the token is valid but lacks a scope (403, not 401).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, AuthError::Scope(_))
     }
 
     /// The reason a verification failed.

@@ -11,26 +11,52 @@ use crate::route::RouteTable;
 
 use super::config::AuthConfig;
 
-/// Whether `pattern` takes `service`'s `method`: `*`, `pkg.*` and
-/// `pkg.Service` as in `upstreams.*.services`, `pkg.Service/*` and
-/// `pkg.Service/Method`.
-fn matches(pattern: &str, service: &str, method: &str) -> bool {
+/// How well `pattern` takes `service`'s `method`: 0 not at all, the
+/// method by name best, then the service (`pkg.Service/*` or
+/// `pkg.Service`), then longer `pkg.*` prefixes, then `*`; `*`, `pkg.*`
+/// and `pkg.Service` as in `upstreams.*.services`.
+fn score(pattern: &str, service: &str, method: &str) -> usize {
     match pattern.split_once('/') {
-        Some((svc, "*")) => svc == service,
-        Some((svc, m)) => svc == service && m == method,
-        None => crate::config::service_score(pattern, service) > 0,
+        Some((svc, m)) if svc == service && m == method => usize::MAX,
+        Some((svc, "*")) if svc == service => usize::MAX - 1,
+        Some(_) => 0,
+        None => crate::config::service_score(pattern, service).min(usize::MAX - 1),
     }
 }
 
-/// The patterns of `methods` and `allow_unauthenticated`.
+/// Whether `pattern` takes `service`'s `method`.
+fn matches(pattern: &str, service: &str, method: &str) -> bool {
+    score(pattern, service, method) > 0
+}
+
+/// A list of names (patterns, scopes), fixed once built.
+type Names = Box<[Box<str>]>;
+
+/// What a call must bring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// Nothing: no token is looked at.
+    Nothing,
+    /// A valid token.
+    Token,
+    /// A valid token holding every scope of the `auth.scopes` entry at
+    /// this index (see [`Rules::scope_set`]).
+    Scopes(usize),
+}
+
+/// The patterns of `methods`, `allow_unauthenticated` and `scopes`, and
+/// what they resolve to.
 #[derive(Debug)]
 pub(crate) struct Rules {
-    methods: Box<[Box<str>]>,
-    open: Box<[Box<str>]>,
+    methods: Names,
+    open: Names,
+    /// `auth.scopes`: a pattern and the scopes calls it takes need (the
+    /// most specific pattern that takes a call wins).
+    scopes: Box<[(Box<str>, Names)]>,
     /// By route index.
-    by_route: Box<[bool]>,
+    by_route: Box<[Need]>,
     /// By gRPC path (`/pkg.Service/Method`).
-    by_path: HashMap<Box<str>, bool>,
+    by_path: HashMap<Box<str>, Need>,
 }
 
 impl Rules {
@@ -41,6 +67,11 @@ impl Rules {
         let mut rules = Rules {
             methods: boxed(&config.methods),
             open: boxed(&config.allow_unauthenticated),
+            scopes: config
+                .scopes
+                .iter()
+                .map(|(pattern, scopes)| (pattern.as_str().into(), boxed(scopes)))
+                .collect(),
             by_route: Box::default(),
             by_path: HashMap::new(),
         };
@@ -56,11 +87,24 @@ impl Rules {
                 rules.by_path.insert(format!("/{name}").into(), needed);
             }
         }
-        for (key, patterns) in [
-            ("auth.methods", &rules.methods),
-            ("auth.allow_unauthenticated", &rules.open),
-        ] {
-            for pattern in patterns.iter().filter(|p| &***p != "*") {
+        let scoped: Vec<&str> = config.scopes.keys().map(String::as_str).collect();
+        let all: [(&str, Vec<&str>); 3] = [
+            (
+                "auth.methods",
+                config.methods.iter().map(String::as_str).collect(),
+            ),
+            (
+                "auth.allow_unauthenticated",
+                config
+                    .allow_unauthenticated
+                    .iter()
+                    .map(String::as_str)
+                    .collect(),
+            ),
+            ("auth.scopes", scoped),
+        ];
+        for (key, patterns) in all {
+            for pattern in patterns.into_iter().filter(|p| *p != "*") {
                 // The gateway's own services are not in the descriptors.
                 let own =
                     pattern.starts_with("grpc.health.") || pattern.starts_with("grpc.reflection.");
@@ -76,21 +120,40 @@ impl Rules {
         rules
     }
 
-    /// Whether `name` (`pkg.Service/Method`) needs a token.
-    fn needs(&self, name: &str) -> bool {
+    /// What `name` (`pkg.Service/Method`) needs.
+    fn needs(&self, name: &str) -> Need {
         let (service, method) = name.split_once('/').unwrap_or((name, ""));
         let take = |p: &str| matches(p, service, method);
-        self.methods.iter().any(|p| take(p)) && !self.open.iter().any(|p| take(p))
+        if !self.methods.iter().any(|p| take(p)) || self.open.iter().any(|p| take(p)) {
+            return Need::Nothing;
+        }
+        let best = self
+            .scopes
+            .iter()
+            .enumerate()
+            .map(|(index, (pattern, _))| (index, score(pattern, service, method)))
+            .filter(|(_, score)| *score > 0)
+            .max_by_key(|(_, score)| *score);
+        match best {
+            Some((index, _)) => Need::Scopes(index),
+            None => Need::Token,
+        }
     }
 
-    /// Whether calls on route `route` need a token.
-    pub(crate) fn route(&self, route: usize) -> bool {
-        self.by_route.get(route).copied().unwrap_or(true)
+    /// The scopes of [`Need::Scopes`]`(index)`.
+    pub(crate) fn scope_set(&self, index: usize) -> &[Box<str>] {
+        self.scopes.get(index).map_or(&[], |(_, set)| set)
     }
 
-    /// Whether calls to a gRPC `path` (`/pkg.Service/Method`) need a
-    /// token.
-    pub(crate) fn path(&self, path: &str) -> bool {
+    /// What calls on route `route` need.
+    pub(crate) fn route(&self, route: usize) -> Need {
+        self.by_route.get(route).copied().unwrap_or(Need::Token)
+    }
+
+    /// What calls to a gRPC `path` (`/pkg.Service/Method`) need; a path
+    /// the descriptors do not have (a call passed through) is matched
+    /// against the patterns.
+    pub(crate) fn path(&self, path: &str) -> Need {
         match self.by_path.get(path) {
             Some(needed) => *needed,
             None => self.needs(path.strip_prefix('/').unwrap_or(path)),
@@ -101,6 +164,17 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::matches;
+
+    #[test]
+    fn the_most_specific_pattern_scores_highest() {
+        let s = |p| super::score(p, "shop.v1.Books", "Get");
+        assert!(s("shop.v1.Books/Get") > s("shop.v1.Books/*"));
+        assert_eq!(s("shop.v1.Books/*"), s("shop.v1.Books"));
+        assert!(s("shop.v1.Books") > s("shop.v1.*"));
+        assert!(s("shop.v1.*") > s("shop.*"));
+        assert!(s("shop.*") > s("*"));
+        assert_eq!(s("shop.v1.Books/List"), 0);
+    }
 
     #[test]
     fn patterns_take_what_they_name() {

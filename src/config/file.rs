@@ -49,6 +49,9 @@ impl Config {
             tls.rebase(base);
         }
         self.include_paths.iter_mut().for_each(fix);
+        if let Some(auth) = &mut self.auth {
+            auth.files_mut().for_each(fix);
+        }
         for proto in &mut self.protos {
             // A proto named relative to an import path (as `--proto` takes
             // it with `-I`) stays a name to resolve there.
@@ -76,12 +79,13 @@ impl Config {
 
     /// The files a change to which calls for a reload: the config file,
     /// descriptor sets, `.proto` files (those named directly; imports
-    /// found on include paths are not watched), the listener's TLS files
-    /// and upstream TLS files.
+    /// found on include paths are not watched), the listener's TLS files,
+    /// upstream TLS files and `auth` key files.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = self.origin.iter().map(|o| o.path.clone()).collect();
         files.extend(self.descriptor_sets.iter().cloned());
         files.extend(self.tls.iter().flat_map(ListenerTls::files).cloned());
+        files.extend(self.auth.iter().flat_map(|a| a.files()).cloned());
         for proto in &self.protos {
             let found = std::iter::once(proto.clone())
                 .chain(self.include_paths.iter().map(|dir| dir.join(proto)))

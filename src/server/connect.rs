@@ -537,7 +537,7 @@ fn error_response(err: &GatewayError) -> Response<Body> {
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
     }
-    if let GatewayError::Unauthenticated(why) = err {
+    if let GatewayError::Auth(why) = err {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, why.challenge());
