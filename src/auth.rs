@@ -10,10 +10,15 @@
 //! Claims named in `forward_claims` go upstream as metadata; the same
 //! names are dropped from what the client sent, on every call, so that a
 //! backend can trust them.
+//!
+//! Limitation: requests under a proxied plain-HTTP route group are not
+//! checked (they name no gRPC method to match the rules against); the
+//! service behind the group checks its own credentials.
 
 mod config;
 mod error;
 mod keys;
+mod remote;
 mod rules;
 mod scopes;
 
@@ -29,6 +34,7 @@ use crate::config::ConfigError;
 use crate::error::GatewayError;
 use crate::route::RouteTable;
 use keys::KeySet;
+use remote::Remote;
 use rules::{Need, Rules};
 
 /// A snapshot's authentication: keys, rules and forwarded claims, read
@@ -36,6 +42,8 @@ use rules::{Need, Rules};
 #[derive(Debug)]
 pub struct Auth {
     keys: KeySet,
+    /// Keys from `jwks_url`.
+    remote: Option<Remote>,
     rules: Rules,
     /// Claim name, and the metadata name it goes upstream under.
     forward: Box<[(Box<str>, HeaderName)]>,
@@ -54,15 +62,18 @@ impl Auth {
     /// The authentication `config` asks for, if any; a bad setting or key
     /// file fails like any other setting (a reload keeps the old
     /// snapshot).
+    /// `previous`: the snapshot's before a reload, whose JWKS fetched
+    /// from `jwks_url` is used until the next fetch.
     pub(crate) fn of(
         config: &crate::Config,
         routes: &RouteTable,
         pool: &DescriptorPool,
+        previous: Option<&Auth>,
     ) -> Result<Option<Auth>, ConfigError> {
         let Some(auth) = &config.auth else {
             return Ok(None);
         };
-        Auth::build(auth, routes, pool)
+        Auth::build(auth, routes, pool, previous)
             .map(Some)
             .map_err(|(key, message)| ConfigError::Setting {
                 origin: config.origin.clone(),
@@ -78,8 +89,18 @@ impl Auth {
         config: &AuthConfig,
         routes: &RouteTable,
         pool: &DescriptorPool,
+        previous: Option<&Auth>,
     ) -> Result<Auth, (String, String)> {
         let keys = KeySet::load(config)?;
+        let remote = match &config.jwks_url {
+            Some(url) => {
+                let previous = previous.and_then(|p| p.remote.as_ref());
+                let remote = Remote::start(config, url, previous)
+                    .map_err(|why| ("auth.jwks_url".to_owned(), why))?;
+                Some(remote)
+            }
+            None => None,
+        };
         let forward = config
             .forward_claims
             .iter()
@@ -91,6 +112,7 @@ impl Auth {
             .collect::<Result<_, _>>()?;
         Ok(Auth {
             keys,
+            remote,
             rules: Rules::build(config, routes, pool),
             forward,
         })
@@ -150,10 +172,10 @@ impl Auth {
     ) -> Result<Option<Map<String, Value>>, AuthError> {
         let token = bearer(headers)?;
         if self.forward.is_empty() && need == Need::Token {
-            self.keys.verify::<serde::de::IgnoredAny>(token)?;
+            self.check::<serde::de::IgnoredAny>(token)?;
             return Ok(None);
         }
-        let claims: Map<String, Value> = self.keys.verify(token)?;
+        let claims: Map<String, Value> = self.check(token)?;
         if let Need::Scopes(index) = need {
             let held = scopes::Held::of(&claims)?;
             if let Some(missing) = self
@@ -169,8 +191,28 @@ impl Auth {
     }
 }
 
+impl Auth {
+    /// Verifies `token` with the files' keys and those fetched last.
+    fn check<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
+        let Some(remote) = &self.remote else {
+            return self.keys.verify(None, token);
+        };
+        remote.with(|fetched| match self.keys.verify(fetched, token) {
+            Err(AuthError::UnknownKid | AuthError::NoKid(0)) if fetched.is_none() => {
+                Err(AuthError::NotFetched)
+            }
+            other => other,
+        })
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header (the scheme in
 /// any case).
+///
+/// Limitation: the header is the only source, on WebSocket upgrades too,
+/// which a browser's `WebSocket` cannot send; a token in the query or in
+/// `Sec-WebSocket-Protocol` is not taken (it would end up in logs, or
+/// need echoing back in the handshake).
 fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     let value = headers
         .get(header::AUTHORIZATION)

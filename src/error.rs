@@ -282,6 +282,9 @@ impl GatewayError {
                 (StatusCode::NOT_IMPLEMENTED, Code::Unimplemented)
             }
             GatewayError::OriginNotAllowed(_) => (StatusCode::FORBIDDEN, Code::PermissionDenied),
+            GatewayError::Auth(err) if err.is_unavailable() => {
+                (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable)
+            }
             GatewayError::Auth(err) if err.is_forbidden() => {
                 (StatusCode::FORBIDDEN, Code::PermissionDenied)
             }

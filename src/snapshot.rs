@@ -134,7 +134,7 @@ impl Snapshot {
         let names: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
         let routes = build_routes(config, &pool, &names, &fleet)?;
         warn_odd_routes(&routes);
-        crate::auth::Auth::of(config, &routes, &pool)?;
+        crate::auth::Auth::of(config, &routes, &pool, None)?;
         // Proxied prefixes' URLs and TLS files are checked too.
         let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;
         warn_hidden_routes(&routes, &groups);
@@ -188,7 +188,8 @@ impl Snapshot {
         for conflict in routes.conflicts() {
             tracing::warn!(%conflict, "Route conflict; the first declared route wins");
         }
-        let auth = crate::auth::Auth::of(config, &routes, &pool)?;
+        let previous_auth = previous.and_then(|p| p.auth.as_ref());
+        let auth = crate::auth::Auth::of(config, &routes, &pool, previous_auth)?;
         let services = ServiceMap::new(config, &pool, &names, &fleet);
         let groups = crate::server::Groups::build(config, &names).map_err(SnapshotError::Group)?;
         warn_hidden_routes(&routes, &groups);

@@ -503,3 +503,74 @@ async fn a_pem_key_checks_tokens_without_kid() {
         "{body}"
     );
 }
+
+/// Waits (bounded) until `token` on `/v1/echo` answers `status`.
+async fn until(gateway: &TestGateway, token: &str, status: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let now = get_echo(gateway, Some(token)).await.status().as_u16();
+        if now == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {now}, not {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn keys_come_from_a_jwks_url_and_are_refreshed() {
+    let a = Signer::new("a");
+    let b = Signer::new("b");
+    let served = std::sync::Arc::new(parking_lot::Mutex::new(jwks(&[&a])));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let shared = served.clone();
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let body = shared.lock().clone();
+            async move { body }
+        }),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_backend, gateway, _file) = setup_with(&[], |auth| {
+        auth.jwks_file = None;
+        auth.jwks_url = Some(url);
+        auth.jwks_refresh = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let token_a = format!("Bearer {}", a.token(json!({})));
+    let token_b = format!("Bearer {}", b.token(json!({})));
+    until(&gateway, &token_a, 200).await;
+    assert_eq!(get_echo(&gateway, Some(&token_b)).await.status(), 401);
+    *served.lock() = jwks(&[&b]);
+    until(&gateway, &token_b, 200).await;
+    assert_eq!(get_echo(&gateway, Some(&token_a)).await.status(), 401);
+    // A bad answer keeps the keys fetched last.
+    *served.lock() = "{\"keys\": [".to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(get_echo(&gateway, Some(&token_b)).await.status(), 200);
+    server.abort();
+}
+
+#[tokio::test]
+async fn calls_wait_with_503_until_the_jwks_url_answers() {
+    let a = Signer::new("a");
+    // A port of our own that no one listens on any more.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", closed.local_addr().unwrap());
+    drop(closed);
+    let (_backend, gateway, _file) = setup_with(&[], |auth| {
+        auth.jwks_file = None;
+        auth.jwks_url = Some(url);
+    })
+    .await;
+    let response = get_echo(&gateway, Some(&format!("Bearer {}", a.token(json!({}))))).await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 14, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("not loaded yet"));
+}

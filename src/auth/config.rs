@@ -31,6 +31,14 @@ pub struct AuthConfig {
     /// token without `kid` is checked with the only key, when there is one.
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
+    /// A JWKS fetched over HTTP(S) (an identity provider's
+    /// `jwks_uri`), besides or instead of the files: at start, then every
+    /// `jwks_refresh`; a failed fetch keeps the keys fetched last.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// How often `jwks_url` is fetched again.
+    #[serde(default = "default_refresh", deserialize_with = "de::duration")]
+    pub jwks_refresh: Duration,
     /// PEM public keys, besides (or instead of) the JWKS file.
     #[serde(default)]
     pub public_keys: Vec<PemKey>,
@@ -85,6 +93,14 @@ fn default_leeway() -> Duration {
     Duration::from_secs(60)
 }
 
+fn default_refresh() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// The shortest `jwks_refresh`: each one is a request to the identity
+/// provider.
+const MIN_REFRESH: Duration = Duration::from_secs(1);
+
 fn everything() -> Vec<String> {
     vec!["*".to_owned()]
 }
@@ -111,12 +127,30 @@ impl AuthConfig {
     /// Settings that cannot work, as (key under `auth.`, what is wrong).
     pub(crate) fn check(&self) -> Result<(), (String, String)> {
         let fail = |key: &str, message: String| Err((format!("auth.{key}"), message));
-        if self.jwks_file.is_none() && self.public_keys.is_empty() {
+        if self.jwks_file.is_none() && self.public_keys.is_empty() && self.jwks_url.is_none() {
             return fail(
                 "jwks_file",
-                "no keys: set jwks_file or public_keys, or no token could ever verify".to_owned(),
+                "no keys: set jwks_file, jwks_url or public_keys, or no token could ever verify"
+                    .to_owned(),
             );
         }
+        if let Some(url) = &self.jwks_url
+            && let Err(why) = de::check_url(url)
+        {
+            return fail("jwks_url", why);
+        }
+        if self.jwks_refresh < MIN_REFRESH {
+            return fail(
+                "jwks_refresh",
+                format!(
+                    "{:?} is below 1s: each refresh is a request to the key server",
+                    self.jwks_refresh
+                ),
+            );
+        }
+        // Limitation: no shared-secret tokens. A gateway holding the
+        // secret could mint any token, and backends checking the same
+        // tokens would hold it too.
         if let Some(alg) = self.algorithms.iter().find(|a| is_hmac(**a)) {
             return fail(
                 "algorithms",

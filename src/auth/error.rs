@@ -51,6 +51,9 @@ pub enum AuthError {
     /// a JSON object.
     #[error("the token's claims are malformed")]
     Claims,
+    /// `jwks_url` has not been fetched yet, and no other key fits (503).
+    #[error("the signing keys are not loaded yet (jwks_url has not been fetched); try again")]
+    NotFetched,
     /// A valid token without a scope the call needs (403).
     #[error("the token lacks the scope `{0}` this call needs")]
     Scope(Box<str>),
@@ -72,6 +75,11 @@ impl AuthError {
             )),
             _ => HeaderValue::from_static("Bearer error=\"invalid_token\""),
         }
+    }
+
+    /// Whether the gateway, not the token, is at fault (503, not 401).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, AuthError::NotFetched)
     }
 
     /// Whether the token is valid but lacks a scope (403, not 401).

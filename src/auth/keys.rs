@@ -35,7 +35,7 @@ impl std::fmt::Debug for KeySet {
 type Failure = (String, String);
 
 impl KeySet {
-    /// Reads the keys `config` names.
+    /// Reads the keys of the files `config` names.
     pub(crate) fn load(config: &AuthConfig) -> Result<KeySet, Failure> {
         let mut keys = Vec::new();
         if let Some(path) = &config.jwks_file {
@@ -48,17 +48,9 @@ impl KeySet {
                     path.display()
                 ))
             })?;
-            for jwk in &set.keys {
-                if let Some(key) = from_jwk(config, jwk) {
-                    keys.push(key);
-                }
-            }
-            if keys.is_empty() {
-                return Err(fail(format!(
-                    "{} has no key this gateway can verify signatures with (RSA, EC P-256/P-384 or Ed25519, `use` sig)",
-                    path.display()
-                )));
-            }
+            keys = KeySet::of_jwks(config, &set)
+                .map_err(|why| fail(format!("{} {why}", path.display())))?
+                .keys;
         }
         for pem in &config.public_keys {
             let fail = |message: String| ("auth.public_keys".to_owned(), message);
@@ -96,27 +88,59 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    /// The key a token's `kid` names, or the only key for a token
-    /// without one.
-    fn find(&self, kid: Option<&str>) -> Result<&Key, AuthError> {
-        match kid {
-            Some(kid) => self
-                .keys
+    /// The keys of a JWKS that can verify signatures here (others are
+    /// skipped with a warning); none is an error, completing "`<source>`
+    /// ...".
+    pub(crate) fn of_jwks(config: &AuthConfig, set: &JwkSet) -> Result<KeySet, String> {
+        let keys: Vec<Key> = set
+            .keys
+            .iter()
+            .filter_map(|jwk| from_jwk(config, jwk))
+            .collect();
+        if keys.is_empty() {
+            return Err(
+                "has no key this gateway can verify signatures with (RSA, EC P-256/P-384 or Ed25519, `use` sig)"
+                    .to_owned(),
+            );
+        }
+        Ok(KeySet { keys })
+    }
+
+    /// The key a token's `kid` names among these and `more` (the keys
+    /// fetched from `jwks_url`), or the only key for a token without one.
+    fn find<'a>(
+        &'a self,
+        more: Option<&'a KeySet>,
+        kid: Option<&str>,
+    ) -> Result<&'a Key, AuthError> {
+        let all = || {
+            self.keys
                 .iter()
+                .chain(more.into_iter().flat_map(|m| &m.keys))
+        };
+        match kid {
+            Some(kid) => all()
                 .find(|k| k.kid.as_deref() == Some(kid))
                 .ok_or(AuthError::UnknownKid),
-            None => match self.keys.as_slice() {
-                [only] => Ok(only),
-                keys => Err(AuthError::NoKid(keys.len())),
-            },
+            None => {
+                let mut keys = all();
+                match (keys.next(), keys.next()) {
+                    (Some(only), None) => Ok(only),
+                    _ => Err(AuthError::NoKid(all().count())),
+                }
+            }
         }
     }
 
-    /// Verifies `token` (signature, `exp`, `nbf`, issuer, audience) and
-    /// returns its claims as `T`.
-    pub(crate) fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, AuthError> {
+    /// Verifies `token` (signature, `exp`, `nbf`, issuer, audience) with
+    /// these keys and `more`, and returns its claims as `T`.
+    pub(crate) fn verify<T: DeserializeOwned>(
+        &self,
+        more: Option<&KeySet>,
+        token: &str,
+    ) -> Result<T, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
-        let key = self.find(header.kid.as_deref())?;
+        let key = self.find(more, header.kid.as_deref())?;
         if !key.validation.algorithms.contains(&header.alg) {
             return Err(AuthError::Algorithm(header.alg));
         }

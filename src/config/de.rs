@@ -484,7 +484,7 @@ pub(super) fn check_grpc_url(text: &str) -> Result<(), String> {
 }
 
 /// Checks that `text` is an `http://` or `https://` URL with a host.
-pub(super) fn check_url(text: &str) -> Result<(), String> {
+pub(crate) fn check_url(text: &str) -> Result<(), String> {
     let uri: http::Uri = text
         .parse()
         .map_err(|e| format!("`{text}` is not a URL: {e}"))?;
