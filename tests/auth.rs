@@ -294,6 +294,15 @@ async fn grpc_and_connect_clients_are_checked_too() {
         "0"
     );
     assert_eq!(md(&backend.last(), "x-user-id"), ["alice"]);
+    // gRPC-Web: the status in the headers of a trailers-only answer.
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/grpc-web+proto")
+        .body(support::envelope(0, b""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["grpc-status"], "16");
     // The gateway's own health service, allowed without a token.
     assert_eq!(
         grpc(&gateway, "/grpc.health.v1.Health/Check", &[]).await,
