@@ -583,3 +583,14 @@ async fn calls_wait_with_503_until_the_jwks_url_answers() {
     assert_eq!(body["code"], 14, "{body}");
     assert!(body["message"].as_str().unwrap().contains("not loaded yet"));
 }
+
+#[tokio::test]
+async fn a_changed_key_file_is_picked_up_without_asking() {
+    let old = Signer::new("old");
+    let new = Signer::new("new");
+    let (_backend, gateway, file) = setup(&[&old]).await;
+    let new_token = format!("Bearer {}", new.token(json!({})));
+    assert_eq!(get_echo(&gateway, Some(&new_token)).await.status(), 401);
+    std::fs::write(&*file, jwks(&[&old, &new])).unwrap();
+    until(&gateway, &new_token, 200).await;
+}
