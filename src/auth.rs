@@ -151,7 +151,7 @@ impl Auth {
             return Ok(admitted);
         }
         let claims = self.verify(need, headers).inspect_err(|err| {
-            tracing::debug!(reason = %err, "Request refused: no valid bearer token");
+            tracing::debug!(reason = %err, "Request refused: bearer token missing, invalid or short of a scope");
         })?;
         if let Some(claims) = claims {
             admitted.values = self
