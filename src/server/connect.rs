@@ -200,7 +200,6 @@ fn prepare<'s>(
     parts: &Parts,
 ) -> Result<(&'s Arc<Rpc>, Upstream, tonic::metadata::MetadataMap), GatewayError> {
     let path = parts.uri.path();
-    let admitted = Auth::path(snapshot.auth.as_ref(), path, &parts.headers)?;
     let rpc = snapshot
         .routes
         .rpc(path)
@@ -208,9 +207,12 @@ fn prepare<'s>(
             method: parts.method.clone(),
             path: path.to_owned(),
         })?;
+    // As on every face: the rate limits first, so that a flood is
+    // refused without verifying its tokens.
     snapshot
         .rate_limits
         .check(&rpc.rate_limits, &parts.headers, &parts.extensions)?;
+    let admitted = Auth::path(snapshot.auth.as_ref(), path, &parts.headers)?;
     let upstream = snapshot
         .upstream_of(rpc, parts.extensions.get())
         .cloned()
