@@ -152,6 +152,20 @@ fn with_pools(admin: &Admin, status: impl serde::Serialize) -> serde_json::Value
         })
         .collect();
     status["pools"] = serde_json::Value::Object(pools);
+    let discovery: serde_json::Map<String, serde_json::Value> = snapshot
+        .upstreams
+        .iter()
+        .filter_map(|upstream| {
+            let found = upstream.discovery()?;
+            let shown = json!({
+                "source": found.source,
+                "answered": found.answered,
+                "last_error": found.last_error.as_deref(),
+            });
+            Some((upstream.name().to_owned(), shown))
+        })
+        .collect();
+    status["discovery"] = serde_json::Value::Object(discovery);
     status
 }
 

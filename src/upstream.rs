@@ -364,4 +364,34 @@ impl Upstream {
                 .collect(),
         )
     }
+
+    /// Where a pool's endpoints come from, when a registry lists them
+    /// (`None` for addresses from the config or DNS).
+    pub fn discovery(&self) -> Option<DiscoveryStatus> {
+        let Way::Pool(_, pool) = &self.way else {
+            return None;
+        };
+        let source = pool.registry.clone()?;
+        Some(DiscoveryStatus {
+            source,
+            answered: pool
+                .shown
+                .registry_answered
+                .load(std::sync::atomic::Ordering::Relaxed),
+            last_error: pool.shown.registry_trouble.get(),
+        })
+    }
+}
+
+/// A pool's registry, for `/admin/status`.
+#[derive(Debug, Clone)]
+pub struct DiscoveryStatus {
+    /// What is watched (`etcd http://127.0.0.1:2379 prefix /services/orders/`).
+    pub source: String,
+    /// Whether the registry has answered since the pool started.
+    pub answered: bool,
+    /// Why the registry cannot be read now, if it cannot (the last
+    /// endpoint tried and its error); the pool keeps its last instances
+    /// meanwhile.
+    pub last_error: Option<Arc<str>>,
 }

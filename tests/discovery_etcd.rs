@@ -78,7 +78,7 @@ fn discover(
     config.dial_timeout = Duration::from_secs(1);
     let source = Box::new(Source::new(&config).expect("valid etcd discovery"));
     let (out, instances) = watch::channel(None);
-    (instances, tokio::spawn(source.run(out)))
+    (instances, tokio::spawn(source.run(out, Default::default())))
 }
 
 /// An instance as a line: `address weight zone server_name`.
@@ -346,13 +346,84 @@ async fn until<F: Future<Output = [usize; 3]>>(
     round: impl Fn() -> F,
     done: impl Fn([usize; 3]) -> bool,
 ) {
-    let deadline = std::time::Instant::now() + WAIT;
+    until_within(what, WAIT, round, |got| done(*got)).await;
+}
+
+/// Runs `round` until `done` holds of what it gives, for at most `wait`;
+/// what it gave last.
+async fn until_within<T: std::fmt::Debug, F: Future<Output = T>>(
+    what: &str,
+    wait: Duration,
+    round: impl Fn() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = std::time::Instant::now() + wait;
     loop {
         let got = round().await;
-        if done(got) {
-            return;
+        if done(&got) {
+            return got;
         }
         assert!(std::time::Instant::now() < deadline, "{what}: {got:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `/admin/status` shows each discovered pool's registry: that it
+/// answered, and while it cannot be reached, why (cleared once it is read
+/// again).
+#[tokio::test]
+async fn admin_status_shows_the_registrys_trouble_while_it_lasts() {
+    use protogate::config::DiscoveryConfig;
+    use support::TestGateway;
+
+    let client = client();
+    let mut etcd = Etcd::start(&client).await;
+    put(&client, &etcd, "/svc/kitchen/a", "127.0.0.1:9").await;
+    let mut config = support::gateway::config(&support::kitchen(), "http://kitchen.invalid:1");
+    config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    let upstream = config.upstreams.get_mut("default").unwrap();
+    let mut etcd_config = EtcdDiscovery::new(vec![etcd.url.clone()], "/svc/kitchen/");
+    etcd_config.dial_timeout = Duration::from_secs(1);
+    upstream.discovery = Some(DiscoveryConfig::Etcd(etcd_config));
+    let gateway = TestGateway::start(config).await;
+    let admin = gateway.server.admin_addr().unwrap();
+    let status = || {
+        let client = client.clone();
+        async move {
+            let status: serde_json::Value = client
+                .get(format!("http://{admin}/admin/status"))
+                .send()
+                .await
+                .expect("admin answers")
+                .json()
+                .await
+                .expect("JSON");
+            status["discovery"]["default"].clone()
+        }
+    };
+    let shown = status().await;
+    assert_eq!(shown["answered"], true, "{shown}");
+    assert_eq!(shown["last_error"], serde_json::Value::Null, "{shown}");
+    let source = shown["source"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        source.starts_with("etcd ") && source.ends_with("prefix /svc/kitchen/"),
+        "{shown}"
+    );
+
+    etcd.stop();
+    // Noticed when the watch breaks, or at the latest by its keepalive.
+    let trouble = until_within("the outage never showed", WAIT * 3, status, |shown| {
+        shown["last_error"].is_string()
+    })
+    .await;
+    let why = trouble["last_error"].as_str().unwrap_or_default();
+    assert!(why.starts_with(&etcd.url), "names the endpoint: {trouble}");
+    assert_eq!(trouble["answered"], true, "{trouble}");
+
+    etcd.start_again(&client).await;
+    // The retries back off to 5 s at most.
+    until_within("the outage never cleared", WAIT * 3, status, |shown| {
+        shown["last_error"].is_null()
+    })
+    .await;
 }

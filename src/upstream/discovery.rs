@@ -24,8 +24,9 @@
 //!      the registry says there are no instances, and nothing while it has
 //!      learned nothing yet (the channel then still holds `None`);
 //!    - on errors it keeps the last set, logs a warning once per outage
-//!      (debug while it lasts, info when it is over), and tries again after
-//!      a delay from this module's `Backoff`;
+//!      (debug while it lasts, info when it is over), says why in its
+//!      [`Trouble`] (cleared once it reads the registry again), and tries
+//!      again after a delay from this module's `Backoff`;
 //!    - it prefers the registry's change notifications (watches, blocking
 //!      queries) to polling;
 //!    - it returns when [`watch::Sender::closed`] resolves, including in
@@ -72,14 +73,41 @@ pub struct Instance {
 pub trait Discovery: Send + 'static {
     /// Watches the source and publishes its instances on `out` until every
     /// receiver of `out` is gone.
+    /// `trouble` holds why the source last failed to reach its registry,
+    /// while it cannot, for `/admin/status`.
     fn run(
         self: Box<Self>,
         out: watch::Sender<Option<Vec<Instance>>>,
+        trouble: Trouble,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
     /// What it watches, for logs and `/admin/status` (e.g. `etcd
     /// http://127.0.0.1:2379 prefix /services/orders/`).
     fn describe(&self) -> String;
+}
+
+/// Why a discovery source cannot reach its registry, while it cannot:
+/// set by the source on each failure, cleared when it reads the registry
+/// again, read by `/admin/status`. Clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct Trouble(Arc<parking_lot::Mutex<Option<Arc<str>>>>);
+
+impl Trouble {
+    /// The source failed so.
+    pub fn set(&self, why: String) {
+        *self.0.lock() = Some(why.into());
+    }
+
+    /// The source reads its registry again.
+    pub fn clear(&self) {
+        *self.0.lock() = None;
+    }
+
+    /// Why the source last failed, while it has not read its registry
+    /// since.
+    pub fn get(&self) -> Option<Arc<str>> {
+        self.0.lock().clone()
+    }
 }
 
 /// Delays between attempts to reach a source: from 100 ms, doubling up to

@@ -77,6 +77,8 @@ pub(crate) struct Shown {
     pub(crate) endpoints: parking_lot::Mutex<Vec<(Arc<Member>, bool)>>,
     /// Whether the registry (if any) has answered at least once.
     pub(crate) registry_answered: std::sync::atomic::AtomicBool,
+    /// Why the registry (if any) cannot be read, while it cannot.
+    pub(crate) registry_trouble: super::discovery::Trouble,
     /// Why the last round could not resolve a host name, if one failed.
     pub(crate) unresolved: parking_lot::Mutex<Option<String>>,
 }
@@ -141,12 +143,13 @@ pub(crate) fn start(
     let refresh = config.dns_refresh.unwrap_or(DNS_REFRESH);
     let check = config.health_check.clone();
     let (settle, settled) = watch::channel(false);
+    let shown = Arc::new(Shown::default());
     let (targets, registry) = match source {
         Source::Dns(targets) => (targets, None),
         Source::Discovered(target, discovery) => {
             let described = discovery.describe();
             let (tx, rx) = watch::channel(None);
-            let task = tokio::spawn(discovery.run(tx));
+            let task = tokio::spawn(discovery.run(tx, shown.registry_trouble.clone()));
             (
                 vec![target],
                 Some(Registry {
@@ -158,7 +161,6 @@ pub(crate) fn start(
         }
     };
     let described = registry.as_ref().map(|r| r.described.clone());
-    let shown = Arc::new(Shown::default());
     let keeper = Keeper {
         shown: shown.clone(),
         name: name.to_owned(),

@@ -44,7 +44,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tonic::transport::Endpoint;
 
-use super::{Discovery, Instance};
+use super::{Discovery, Instance, Trouble};
 use crate::config::EtcdDiscovery;
 
 /// The gRPC client of etcd's `KV.Range` and `Watch.Watch`, generated from
@@ -134,8 +134,9 @@ impl Discovery for Etcd {
     fn run(
         self: Box<Self>,
         out: watch::Sender<Option<Vec<Instance>>>,
+        trouble: Trouble,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(session::Runner::new(*self).run(out))
+        Box::pin(session::Runner::new(*self).run(out, trouble))
     }
 
     fn describe(&self) -> String {

@@ -11,7 +11,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-use super::super::{Backoff, Instance};
+use super::super::{Backoff, Instance, Trouble};
 use super::Etcd;
 use super::keys::Keys;
 use super::pb::{
@@ -96,13 +96,16 @@ impl Runner {
     }
 
     /// Follows etcd until every receiver of `out` is gone.
-    pub(super) async fn run(mut self, out: watch::Sender<Option<Vec<Instance>>>) {
+    pub(super) async fn run(mut self, out: watch::Sender<Option<Vec<Instance>>>, trouble: Trouble) {
         loop {
             let (endpoint, end) = tokio::select! {
-                ended = self.session(&out) => ended,
+                ended = self.session(&out, &trouble) => ended,
                 () = out.closed() => return,
             };
             let prefix = &self.source.prefix;
+            if let End::Failed(err) = &end {
+                trouble.set(format!("{endpoint}: {err}"));
+            }
             match end {
                 End::Compacted(revision) => {
                     tracing::debug!(%prefix, %endpoint, revision, "Revision to watch from was compacted by etcd; reading the prefix again");
@@ -125,13 +128,18 @@ impl Runner {
     /// Reads the prefix from the first endpoint that answers, publishes
     /// it, then watches it until the watch ends. Returns the endpoint it
     /// ended on (the last one tried when none answered).
-    async fn session(&mut self, out: &watch::Sender<Option<Vec<Instance>>>) -> (Arc<str>, End) {
+    async fn session(
+        &mut self,
+        out: &watch::Sender<Option<Vec<Instance>>>,
+        trouble: &Trouble,
+    ) -> (Arc<str>, End) {
         let (channel, kvs, revision) = match self.read_any().await {
             Ok(read) => read,
             Err(failed) => return failed,
         };
         self.keys.replace(kvs).await;
         publish(out, &self.keys);
+        trouble.clear();
         let endpoint = self.source.endpoints[self.next].0.clone();
         let end = self.watch(channel, revision, out).await;
         if let End::Failed(_) = end {
