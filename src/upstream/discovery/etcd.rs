@@ -90,7 +90,7 @@ pub enum EtcdError {
 /// let config = EtcdDiscovery::new(vec!["http://127.0.0.1:2379".into()], "/services/orders/");
 /// let source = Box::new(Etcd::new(&config)?);
 /// let (out, mut instances) = tokio::sync::watch::channel(None);
-/// tokio::spawn(source.run(out));
+/// tokio::spawn(source.run(out, Default::default()));
 /// instances.changed().await?;
 /// println!("{:?}", *instances.borrow());
 /// # Ok(())
