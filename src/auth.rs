@@ -213,10 +213,17 @@ impl Auth {
 /// which a browser's `WebSocket` cannot send; a token in the query or in
 /// `Sec-WebSocket-Protocol` is not taken (it would end up in logs, or
 /// need echoing back in the handshake).
+///
+/// A second `Authorization` header, or a `Grpc-Metadata-Authorization`
+/// (which becomes `authorization` metadata too), is refused: only one
+/// token is verified, and the backend would see the other one beside it
+/// (and may read that one).
 fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or(AuthError::Missing)?;
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthError::Missing)?;
+    if values.next().is_some() || headers.contains_key(SMUGGLED) {
+        return Err(AuthError::Repeated);
+    }
     let text = value.to_str().map_err(|_| AuthError::NotBearer)?;
     let (scheme, token) = text.trim().split_once(' ').ok_or(AuthError::NotBearer)?;
     let token = token.trim();
@@ -226,19 +233,23 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     Ok(token)
 }
 
-/// A string or number claim as a metadata value; other types (and
-/// strings that are not printable ASCII) are not forwarded.
+/// The header that would reach the backend as a second `authorization`.
+const SMUGGLED: &str = "grpc-metadata-authorization";
+
+/// A string or number claim as a metadata value; other types, strings
+/// that are not printable ASCII and strings that start or end with a space
+/// (which HTTP/2 forbids in a field value, RFC 9113 §8.2.1) are not
+/// forwarded.
 fn claim_value(value: &Value) -> Option<HeaderValue> {
     let value = match value {
         Value::String(text) => HeaderValue::from_str(text).ok()?,
         Value::Number(number) => HeaderValue::from_str(&number.to_string()).ok()?,
         _ => return None,
     };
-    value
-        .as_bytes()
-        .iter()
-        .all(|b| (0x20..=0x7e).contains(b))
-        .then_some(value)
+    let bytes = value.as_bytes();
+    let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
+    let trimmed = bytes.first() != Some(&b' ') && bytes.last() != Some(&b' ');
+    (printable && trimmed).then_some(value)
 }
 
 impl<'a> Admitted<'a> {

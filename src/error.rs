@@ -288,6 +288,9 @@ impl GatewayError {
             GatewayError::Auth(err) if err.is_forbidden() => {
                 (StatusCode::FORBIDDEN, Code::PermissionDenied)
             }
+            GatewayError::Auth(err) if err.is_bad_request() => {
+                (StatusCode::BAD_REQUEST, Code::InvalidArgument)
+            }
             GatewayError::Auth(_) => (StatusCode::UNAUTHORIZED, Code::Unauthenticated),
             GatewayError::HeadersTooLarge(_) | GatewayError::TooManyHeaders(_) => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -373,7 +376,11 @@ impl GatewayError {
             }
             // RFC 6750 §3: a 401 (or 403) says how to authenticate.
             GatewayError::Auth(err) => {
-                headers.insert(header::WWW_AUTHENTICATE, err.challenge());
+                match err.challenge() {
+                    Some(challenge) => headers.insert(header::WWW_AUTHENTICATE, challenge),
+                    // The keys are being fetched, as reflection is.
+                    None => headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1")),
+                };
                 (self.to_string(), Vec::new())
             }
             GatewayError::NotFoundYet { .. } => {

@@ -424,6 +424,24 @@ async fn bad_key_files_and_settings_are_refused_naming_the_setting() {
         |c: &mut Config| c.auth.as_mut().unwrap().methods = vec!["kitchen.v1.Kitchen/Ec*".into()];
     let err = start(&good, &pattern).await.unwrap_err();
     assert!(err.contains("auth.methods"), "{err}");
+    // An empty list would check no call: refused, not failing open.
+    let none = |c: &mut Config| c.auth.as_mut().unwrap().methods = vec![];
+    let err = start(&good, &none).await.unwrap_err();
+    assert!(
+        err.contains("auth.methods") && err.contains("check no call"),
+        "{err}"
+    );
+    // An RSA key under 2048 bits is skipped, naming why.
+    let weak = TempFile::new(
+        "jwks.json",
+        json!({"keys": [{"kty": "RSA", "kid": "weak", "e": "AQAB", "n": URL_SAFE_NO_PAD.encode([0xc5u8; 128])}]})
+            .to_string(),
+    );
+    let err = start(&weak, &|_| {}).await.unwrap_err();
+    assert!(
+        err.contains("`weak`: its RSA modulus is shorter than 2048 bits"),
+        "{err}"
+    );
     start(&good, &|_| {}).await.expect("the good config builds");
     let yaml = "auth: {jwks_file: k.json, unknown_key: 1}\n";
     assert!(Config::from_yaml(yaml).is_err());
@@ -579,6 +597,9 @@ async fn calls_wait_with_503_until_the_jwks_url_answers() {
     .await;
     let response = get_echo(&gateway, Some(&format!("Bearer {}", a.token(json!({}))))).await;
     assert_eq!(response.status(), 503);
+    // The token was not judged: no challenge a client would drop it for.
+    assert!(response.headers().get("www-authenticate").is_none());
+    assert_eq!(response.headers()["retry-after"], "1");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], 14, "{body}");
     assert!(body["message"].as_str().unwrap().contains("not loaded yet"));
@@ -593,4 +614,92 @@ async fn a_changed_key_file_is_picked_up_without_asking() {
     assert_eq!(get_echo(&gateway, Some(&new_token)).await.status(), 401);
     std::fs::write(&*file, jwks(&[&old, &new])).unwrap();
     until(&gateway, &new_token, 200).await;
+}
+
+/// Only one token is verified, so a request must carry only one: a second
+/// `Authorization` (or a `Grpc-Metadata-Authorization`, which becomes
+/// `authorization` metadata too) would reach the backend beside the
+/// verified one, and a backend may read that one.
+#[tokio::test]
+async fn a_second_token_is_refused_not_smuggled_past_the_check() {
+    let signer = Signer::new("k1");
+    let (backend, gateway, _file) = setup(&[&signer]).await;
+    let good = format!("Bearer {}", signer.token(json!({})));
+    let forged = format!(
+        "Bearer {}",
+        Signer::new("k1").token(json!({"sub": "admin"}))
+    );
+    for second in ["authorization", "grpc-metadata-authorization"] {
+        let response = support::http1()
+            .get(gateway.url("/v1/echo"))
+            .header("authorization", &good)
+            .header(second, &forged)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{second}");
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer error=\"invalid_request\""
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], 3, "{body}");
+        assert!(!body.to_string().contains(&forged[7..]), "{body}");
+    }
+    let status = grpc(
+        &gateway,
+        "/kitchen.v1.Kitchen/Echo",
+        &[("authorization", &good), ("authorization", &forged)],
+    )
+    .await;
+    assert_eq!(status, "3");
+    assert!(backend.records().is_empty(), "nothing reached the backend");
+
+    // A method open to all forwards what it is sent, unjudged.
+    let response = support::http1()
+        .post(gateway.url("/kitchen.v1.Kitchen/Plain"))
+        .header("authorization", &good)
+        .header("authorization", &forged)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// A claim value HTTP/2 could not carry as it is (a space at either end)
+/// is left out rather than sent for a backend to reset the call over.
+#[tokio::test]
+async fn a_claim_with_spaces_at_its_ends_is_not_forwarded() {
+    let signer = Signer::new("k1");
+    let (backend, gateway, _file) = setup(&[&signer]).await;
+    let token = signer.token(json!({"sub": "  spaced  ", "tenant": 7}));
+    let response = get_echo(&gateway, Some(&format!("Bearer {token}"))).await;
+    assert_eq!(response.status(), 200);
+    let record = backend.last();
+    assert!(md(&record, "x-user-id").is_empty());
+    assert_eq!(md(&record, "x-tenant"), ["7"]);
+}
+
+/// A page reading a refusal sees its challenge: CORS exposes
+/// `WWW-Authenticate` (and `Retry-After`) without being told to.
+#[tokio::test]
+async fn a_browser_page_can_read_the_challenge() {
+    let signer = Signer::new("k1");
+    let (_backend, gateway, _file) = setup(&[&signer]).await;
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .header("origin", "https://app.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        exposed.contains("www-authenticate") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
 }

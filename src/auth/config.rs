@@ -183,6 +183,14 @@ impl AuthConfig {
         if self.audiences.iter().any(String::is_empty) {
             return fail("audiences", "an audience is empty".to_owned());
         }
+        // Elsewhere an empty list means every method (`rate_limits`): here
+        // it would check no call at all, failing open.
+        if self.methods.is_empty() {
+            return fail(
+                "methods",
+                "empty, which would check no call: leave it out (or write [\"*\"]) for every method, or name the methods".to_owned(),
+            );
+        }
         for (key, patterns) in [
             ("methods", &self.methods),
             ("allow_unauthenticated", &self.allow_unauthenticated),

@@ -16,6 +16,13 @@ pub enum AuthError {
     /// An `Authorization` header of another scheme, or an empty token.
     #[error("the Authorization header is not `Bearer <token>`")]
     NotBearer,
+    /// More than one `Authorization` header, or a
+    /// `Grpc-Metadata-Authorization` beside it (400): only one token can
+    /// be verified, and the backend must not see another.
+    #[error(
+        "send one bearer token, in one Authorization header (no second one, and no Grpc-Metadata-Authorization)"
+    )]
+    Repeated,
     /// Not three base64url parts with a JSON header naming a known
     /// algorithm (`none` is not one).
     #[error("the token is not a signed JWT (malformed, or its algorithm is not a signature one)")]
@@ -44,8 +51,9 @@ pub enum AuthError {
     /// `aud` names none of the configured audiences.
     #[error("the token's audience is not one expected")]
     Audience,
-    /// A claim the checks need is absent.
-    #[error("the token lacks the `{0}` claim")]
+    /// A claim the checks need is absent, or not of its type (`exp` and
+    /// `nbf` are numbers of seconds).
+    #[error("the token has no valid `{0}` claim")]
     MissingClaim(&'static str),
     /// A claim the checks read has the wrong type, or the claims are not
     /// a JSON object.
@@ -61,11 +69,15 @@ pub enum AuthError {
 
 impl AuthError {
     /// The `WWW-Authenticate` value: a bare challenge when no token was
-    /// given, `error="insufficient_scope"` for a missing scope, else
-    /// `error="invalid_token"`.
-    pub fn challenge(&self) -> HeaderValue {
-        match self {
+    /// given, `error="insufficient_scope"` for a missing scope,
+    /// `error="invalid_request"` for a repeated one, else
+    /// `error="invalid_token"`; none while the keys are not loaded (the
+    /// token was not judged, and a client must not drop it).
+    pub fn challenge(&self) -> Option<HeaderValue> {
+        Some(match self {
+            AuthError::NotFetched => return None,
             AuthError::Missing | AuthError::NotBearer => HeaderValue::from_static("Bearer"),
+            AuthError::Repeated => HeaderValue::from_static("Bearer error=\"invalid_request\""),
             // Scopes are checked at config time to fit a quoted string.
             AuthError::Scope(scope) => HeaderValue::from_str(&format!(
                 "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
@@ -74,12 +86,18 @@ impl AuthError {
                 "Bearer error=\"insufficient_scope\"",
             )),
             _ => HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        }
+        })
     }
 
     /// Whether the gateway, not the token, is at fault (503, not 401).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, AuthError::NotFetched)
+    }
+
+    /// Whether the request is malformed rather than its token (400, not
+    /// 401).
+    pub fn is_bad_request(&self) -> bool {
+        matches!(self, AuthError::Repeated)
     }
 
     /// Whether the token is valid but lacks a scope (403, not 401).

@@ -92,16 +92,35 @@ impl KeySet {
     /// skipped with a warning); none is an error, completing "`<source>`
     /// ...".
     pub(crate) fn of_jwks(config: &AuthConfig, set: &JwkSet) -> Result<KeySet, String> {
-        let keys: Vec<Key> = set
-            .keys
-            .iter()
-            .filter_map(|jwk| from_jwk(config, jwk))
-            .collect();
+        let mut keys: Vec<Key> = Vec::new();
+        let mut skipped = Vec::new();
+        for jwk in &set.keys {
+            let kid = jwk.common.key_id.as_deref();
+            match from_jwk(config, jwk) {
+                Ok(key) if kid.is_some() && keys.iter().any(|k| k.kid.as_deref() == kid) => {
+                    // A token naming the kid gets the first one.
+                    tracing::warn!(kid, "JWKS key skipped: another key has its kid");
+                    drop(key);
+                }
+                Ok(key) => keys.push(key),
+                Err(why) => {
+                    tracing::warn!(kid, reason = why, "JWKS key skipped");
+                    skipped.push(match kid {
+                        Some(kid) => format!("`{kid}`: {why}"),
+                        None => why.to_owned(),
+                    });
+                }
+            }
+        }
         if keys.is_empty() {
-            return Err(
-                "has no key this gateway can verify signatures with (RSA, EC P-256/P-384 or Ed25519, `use` sig)"
-                    .to_owned(),
-            );
+            let why = if skipped.is_empty() {
+                "it lists none".to_owned()
+            } else {
+                skipped.join("; ")
+            };
+            return Err(format!(
+                "has no key this gateway can verify signatures with (RSA of 2048 bits or more, EC P-256/P-384 or Ed25519, `use` sig): {why}"
+            ));
         }
         Ok(KeySet { keys })
     }
@@ -150,13 +169,19 @@ impl KeySet {
     }
 }
 
-/// A JWKS key, or none (logged) when it cannot verify signatures here.
-fn from_jwk(config: &AuthConfig, jwk: &Jwk) -> Option<Key> {
+/// The fewest bits of an RSA modulus taken: shorter keys can be
+/// factored by a determined attacker (NIST SP 800-131A).
+const MIN_RSA_BITS: usize = 2048;
+
+/// A JWKS key, or why it cannot verify signatures here.
+fn from_jwk(config: &AuthConfig, jwk: &Jwk) -> Result<Key, &'static str> {
     let kid = jwk.common.key_id.as_deref();
-    let skip = |why: &str| {
-        tracing::warn!(kid, reason = why, "JWKS key skipped");
-        None
-    };
+    let skip = Err;
+    if let AlgorithmParameters::RSA(rsa) = &jwk.algorithm
+        && rsa_bits(&rsa.n) < MIN_RSA_BITS
+    {
+        return skip("its RSA modulus is shorter than 2048 bits");
+    }
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return skip("its use is encryption");
     }
@@ -186,13 +211,29 @@ fn from_jwk(config: &AuthConfig, jwk: &Jwk) -> Option<Key> {
         return skip("auth.algorithms leaves out its algorithm, or it is a shared secret");
     }
     match DecodingKey::from_jwk(jwk) {
-        Ok(key) if algorithms.iter().all(|a| a.family() == key.family()) => Some(Key {
+        Ok(key) if algorithms.iter().all(|a| a.family() == key.family()) => Ok(Key {
             kid: kid.map(Into::into),
             key,
             validation: validation(config, algorithms),
         }),
         Ok(_) => skip("its alg does not fit its key type"),
         Err(_) => skip("its parameters are not a valid public key"),
+    }
+}
+
+/// The bits of an RSA modulus given in base64url (`n`), leading zero
+/// bytes left out; 0 when it does not decode.
+fn rsa_bits(n: &str) -> usize {
+    use base64::Engine as _;
+    let Ok(bytes) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(n.trim_end_matches('='))
+    else {
+        return 0;
+    };
+    let mut significant = bytes.iter().skip_while(|b| **b == 0);
+    match significant.next() {
+        Some(first) => (8 - first.leading_zeros() as usize) + 8 * significant.count(),
+        None => 0,
     }
 }
 

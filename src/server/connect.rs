@@ -540,9 +540,11 @@ fn error_response(err: &GatewayError) -> Response<Body> {
             .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
     }
     if let GatewayError::Auth(why) = err {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, why.challenge());
+        let (name, value) = match why.challenge() {
+            Some(challenge) => (header::WWW_AUTHENTICATE, challenge),
+            None => (header::RETRY_AFTER, HeaderValue::from_static("1")),
+        };
+        response.headers_mut().insert(name, value);
     }
     if let GatewayError::Upstream(status, headers) = err {
         // The backend's response headers as on success; its own

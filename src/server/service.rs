@@ -389,7 +389,15 @@ const CORS_REQUEST_HEADERS: &[&str] = &[
     "traceparent",
     "tracestate",
 ];
-const CORS_RESPONSE_HEADERS: &[&str] = &["grpc-status", "grpc-message", "grpc-status-details-bin"];
+/// `retry-after` (429, 503) and `www-authenticate` (401, 403) say what a
+/// page should do next: shown to it too.
+const CORS_RESPONSE_HEADERS: &[&str] = &[
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "retry-after",
+    "www-authenticate",
+];
 
 fn cors_layer(options: &CorsOptions) -> CorsLayer {
     use tower_http::cors::{AllowOrigin, ExposeHeaders};
