@@ -45,26 +45,36 @@ type Shard = HashMap<u64, u64, BuildHasherDefault<PassThrough>>;
 /// (governor keeps the store itself out of reach).
 #[derive(Debug)]
 pub(super) struct Bounds {
-    /// Most keys a shard holds (`max_keys` spread over the shards).
-    shard_cap: AtomicUsize,
+    /// Most keys the store holds (`max_keys`).
+    max_keys: AtomicUsize,
+    /// Keys held, over every shard.
+    keys: AtomicUsize,
     /// Set when a call went to the overflow bucket since the last look.
     overflowed: AtomicBool,
 }
 
 impl Bounds {
     pub(super) fn new(max_keys: usize) -> Bounds {
-        let bounds = Bounds {
-            shard_cap: AtomicUsize::new(0),
+        Bounds {
+            max_keys: AtomicUsize::new(max_keys),
+            keys: AtomicUsize::new(0),
             overflowed: AtomicBool::new(false),
-        };
-        bounds.set_max_keys(max_keys);
-        bounds
+        }
     }
 
     /// Changes the bound (a reload); keys past it stay until idle.
     pub(super) fn set_max_keys(&self, max_keys: usize) {
-        self.shard_cap
-            .store(max_keys.div_ceil(SHARDS).max(1), Ordering::Relaxed);
+        self.max_keys.store(max_keys, Ordering::Relaxed);
+    }
+
+    /// Takes room for one more key, if the bound leaves any.
+    fn admit_key(&self) -> bool {
+        let max = self.max_keys.load(Ordering::Relaxed);
+        self.keys
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held < max).then_some(held + 1)
+            })
+            .is_ok()
     }
 
     /// Whether a call went to the overflow bucket since the last call.
@@ -73,8 +83,8 @@ impl Bounds {
     }
 }
 
-/// Bucket states by key, at most about `max_keys` of them; a key first
-/// seen while its shard is full is counted in the shared overflow bucket.
+/// Bucket states by key, at most `max_keys` of them; a key first seen
+/// while the store is full is counted in the shared overflow bucket.
 #[derive(Debug)]
 pub(super) struct Store {
     shards: [Mutex<Shard>; SHARDS],
@@ -115,7 +125,7 @@ impl StateStore for Store {
         if let Some(state) = shard.get_mut(key) {
             return update(state, f);
         }
-        if shard.len() >= self.bounds.shard_cap.load(Ordering::Relaxed) {
+        if !self.bounds.admit_key() {
             drop(shard);
             self.bounds.overflowed.store(true, Ordering::Relaxed);
             return update(&mut self.overflow.lock(), f);
@@ -128,7 +138,12 @@ impl ShrinkableKeyedStateStore<u64> for Store {
     fn retain_recent(&self, drop_below: Nanos) {
         let below = drop_below.as_u64();
         for shard in &self.shards {
-            shard.lock().retain(|_, state| *state > below);
+            let mut shard = shard.lock();
+            let before = shard.len();
+            shard.retain(|_, state| *state > below);
+            self.bounds
+                .keys
+                .fetch_sub(before - shard.len(), Ordering::Relaxed);
         }
     }
 
