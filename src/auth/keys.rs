@@ -35,6 +35,11 @@ impl std::fmt::Debug for KeySet {
 type Failure = (String, String);
 
 impl KeySet {
+    /// How many keys it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Reads the keys of the files `config` names.
     pub(crate) fn load(config: &AuthConfig) -> Result<KeySet, Failure> {
         let mut keys = Vec::new();

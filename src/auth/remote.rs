@@ -125,6 +125,9 @@ async fn refresh(
     current: Arc<ArcSwapOption<Fetched>>,
 ) {
     let mut retry = RETRY;
+    // Warned once per outage; told at info when it ends (and at the
+    // first fetch), at debug on every other fetch.
+    let mut failing = false;
     loop {
         let wait = match fetch(&client, &uri).await.and_then(|set| {
             let keys = KeySet::of_jwks(&config, &set)?;
@@ -134,14 +137,30 @@ async fn refresh(
             })
         }) {
             Ok(fetched) => {
-                tracing::debug!(url = %uri, "JWKS fetched");
+                let keys = fetched.keys.len();
+                if failing || current.load().is_none() {
+                    tracing::info!(url = %uri, keys, "JWKS fetched");
+                } else {
+                    tracing::debug!(url = %uri, keys, "JWKS fetched");
+                }
+                failing = false;
                 current.store(Some(Arc::new(fetched)));
                 retry = RETRY;
                 config.jwks_refresh
             }
             Err(error) => {
-                let kept = current.load().is_some();
-                tracing::warn!(url = %uri, %error, kept, "Cannot fetch the JWKS; the keys fetched last stay in use");
+                match (failing, current.load().is_some()) {
+                    (true, _) => {
+                        tracing::debug!(url = %uri, %error, "Still cannot fetch the JWKS");
+                    }
+                    (false, true) => {
+                        tracing::warn!(url = %uri, %error, "Cannot fetch the JWKS; the keys fetched last stay in use");
+                    }
+                    (false, false) => {
+                        tracing::warn!(url = %uri, %error, "Cannot fetch the JWKS; tokens signed with its keys get 503 until it is fetched");
+                    }
+                }
+                failing = true;
                 let wait = retry.min(config.jwks_refresh);
                 retry = (retry * 2).min(config.jwks_refresh);
                 wait
