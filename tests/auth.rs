@@ -398,6 +398,9 @@ async fn bad_key_files_and_settings_are_refused_naming_the_setting() {
         err.contains("auth.jwks_file") && err.contains("cannot read"),
         "{err}"
     );
+    // A device is refused by name, not read until memory runs out.
+    let err = start(Path::new("/dev/zero"), &|_| {}).await.unwrap_err();
+    assert!(err.contains("not a regular file"), "{err}");
     let bad = TempFile::new("jwks.json", "{\"keys\": 3}");
     let err = start(&bad, &|_| {}).await.unwrap_err();
     assert!(err.contains("is not a JWKS"), "{err}");

@@ -225,6 +225,17 @@ async fn grpc_calls_are_counted_by_the_status_they_end_with() {
         String::from_utf8_lossy(&body).contains("grpc-status:0"),
         "{body:?}"
     );
+    // A call the client gives up on before its head: a slow backend,
+    // and a client that resets the stream after 200 ms.
+    let request = grpc_request(
+        &gateway,
+        echo,
+        "application/grpc",
+        &[("x-echo-delay-ms", "3000")],
+    );
+    let given_up =
+        tokio::time::timeout(std::time::Duration::from_millis(200), conn.send(request)).await;
+    assert!(given_up.is_err(), "the backend was slow");
     // A stream the client walks away from after its first message.
     let request = grpc_request(
         &gateway,
@@ -247,12 +258,12 @@ async fn grpc_calls_are_counted_by_the_status_they_end_with() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let text = loop {
         let text = scrape(admin).await;
-        if calls(&text, "grpc", "CANCELLED") == Some(1.0) {
+        if calls(&text, "grpc", "CANCELLED") == Some(2.0) {
             break text;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the cancelled stream was not counted: {text}"
+            "the cancelled calls were not counted: {text}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };

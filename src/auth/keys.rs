@@ -45,7 +45,7 @@ impl KeySet {
         let mut keys = Vec::new();
         if let Some(path) = &config.jwks_file {
             let fail = |message: String| ("auth.jwks_file".to_owned(), message);
-            let text = std::fs::read(path)
+            let text = crate::files::read(path, crate::files::MAX_TEXT_BYTES, "a key file")
                 .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
             let set: JwkSet = serde_json::from_slice(&text).map_err(|e| {
                 fail(format!(
@@ -59,7 +59,7 @@ impl KeySet {
         }
         for pem in &config.public_keys {
             let fail = |message: String| ("auth.public_keys".to_owned(), message);
-            let text = std::fs::read(&pem.file)
+            let text = crate::files::read(&pem.file, crate::files::MAX_TEXT_BYTES, "a key file")
                 .map_err(|e| fail(format!("cannot read {}: {e}", pem.file.display())))?;
             let key = match pem.algorithm.family() {
                 AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(&text),

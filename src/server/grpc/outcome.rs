@@ -1,9 +1,9 @@
 //! Each gRPC (and gRPC-Web) call counted by the status it ends with, for
 //! `protogate_grpc_calls_total`: read from the head of a trailers-only
-//! answer, else from the trailers as the response body ends. A body
-//! dropped before its end (the client went away, or reset the call) counts
-//! as `CANCELLED`, and one that ends or breaks without a status as
-//! `UNKNOWN`, as a client would read it.
+//! answer, else from the trailers as the response body ends. A call
+//! dropped before its end, head or body (the client went away, or reset
+//! the call), counts as `CANCELLED`, and one that ends or breaks without a
+//! status as `UNKNOWN`, as a client would read it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,10 +40,10 @@ where
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         Answer {
             inner: self.inner.call(request),
-            count: Some(Count {
+            count: Uncounted(Some(Count {
                 metrics: Arc::clone(&self.metrics),
                 face: self.face,
-            }),
+            })),
         }
     }
 }
@@ -60,12 +60,24 @@ impl Count {
     }
 }
 
+/// A call not counted yet: counted `CANCELLED` if dropped so (the client
+/// left, or reset the call, before its response head).
+struct Uncounted(Option<Count>);
+
+impl Drop for Uncounted {
+    fn drop(&mut self) {
+        if let Some(count) = self.0.take() {
+            count.record(Code::Cancelled as i32);
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// A counted call's response head on its way.
     pub(super) struct Answer<F> {
         #[pin]
         inner: F,
-        count: Option<Count>,
+        count: Uncounted,
     }
 }
 
@@ -79,7 +91,7 @@ where
         let this = self.project();
         let response = std::task::ready!(this.inner.poll(cx))?;
         // Polled once more only by a caller that broke the contract.
-        let Some(count) = this.count.take() else {
+        let Some(count) = this.count.0.take() else {
             return Poll::Ready(Ok(response));
         };
         if let Some(code) = status_in(response.headers()) {
