@@ -706,3 +706,28 @@ async fn a_browser_page_can_read_the_challenge() {
         "{exposed}"
     );
 }
+
+/// A gRPC path that is not exactly `/<service>/<method>` is refused before
+/// the checks: matched by its text, `/open.Service/../closed.Service/M`
+/// would pass as an open method, and a backend or proxy that normalised
+/// it would serve the closed one.
+#[tokio::test]
+async fn a_grpc_path_that_names_no_method_is_refused_before_the_checks() {
+    let signer = Signer::new("k1");
+    let (backend, gateway, _file) = setup(&[&signer]).await;
+    for path in [
+        "/kitchen.v1.Kitchen/Plain/../Echo",
+        "/grpc.health.v1.Health/../../kitchen.v1.Kitchen/Echo",
+        "/kitchen.v1.Kitchen//Echo",
+        "/kitchen.v1.Kitchen/Echo/",
+        "/kitchen.v1.Kitchen/Ech%6f",
+    ] {
+        assert_eq!(grpc(&gateway, path, &[]).await, "12", "{path}");
+    }
+    assert!(backend.records().is_empty());
+    assert_eq!(
+        grpc(&gateway, "/kitchen.v1.Kitchen/Plain", &[]).await,
+        "0",
+        "an open method still passes"
+    );
+}

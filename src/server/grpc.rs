@@ -180,6 +180,27 @@ fn admit(snapshot: &Snapshot, request: &mut Request<Body>) -> Option<tonic::Stat
     }
 }
 
+/// Whether `path` is `/<service>/<method>` as gRPC writes it: a service's
+/// full name (identifiers joined by dots) and a method's name. Anything
+/// else (`//`, `..`, a trailing `/`, `%` escapes) names no method, and is
+/// refused before the rate limits and bearer tokens are checked against
+/// it: a backend or a proxy behind that normalised such a path would
+/// otherwise serve a method the checks never saw.
+fn is_method_path(path: &str) -> bool {
+    let identifier = |name: &str| {
+        let mut bytes = name.bytes();
+        bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    let Some((service, method)) = path.strip_prefix('/').and_then(|rest| rest.split_once('/'))
+    else {
+        return false;
+    };
+    identifier(method) && service.split('.').all(identifier)
+}
+
 /// Calls that no gRPC server could take, answered here as a gRPC status
 /// rather than passed on (where a backend's reset would read as the
 /// backend's failure) or left to tonic-web (which answers a bare 400).
@@ -196,6 +217,12 @@ fn refuse(
     }
     if let Err(err) = super::check_header_block(limits, request.headers()) {
         return Some(tonic::Status::resource_exhausted(err.to_string()));
+    }
+    if !is_method_path(request.uri().path()) {
+        let shown: String = request.uri().path().chars().take(64).collect();
+        return Some(tonic::Status::unimplemented(format!(
+            "`{shown}` is not a gRPC method path (/package.Service/Method)"
+        )));
     }
     // Over HTTP/1.1 the status can only come as a trailer, and a client
     // that does not say it reads them would see a failed call end like a
@@ -527,5 +554,43 @@ pub(super) fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     match text.char_indices().nth(max) {
         Some((end, _)) => format!("{}...", &text[..end]).into(),
         None => text.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_method_path;
+
+    #[test]
+    fn method_paths_are_service_and_method_names_only() {
+        for good in [
+            "/a.b.C/D",
+            "/C/d_1",
+            "/_x.Y/_z",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            assert!(is_method_path(good), "{good}");
+        }
+        for bad in [
+            "/",
+            "//",
+            "/a.B",
+            "/a.B/",
+            "/a.B/C/",
+            "/a.B//C",
+            "//a.B/C",
+            "/a.B/../C",
+            "/a.B/C%69",
+            "/a..B/C",
+            "/.a.B/C",
+            "/a.B./C",
+            "/1a.B/C",
+            "/a.B/1c",
+            "a.B/C",
+            "/a.B/C-d",
+            "/a.B/C?x",
+        ] {
+            assert!(!is_method_path(bad), "{bad}");
+        }
     }
 }
