@@ -12,6 +12,7 @@ pub(crate) use group::Groups;
 pub(crate) use own::OwnServices;
 mod connection;
 mod group;
+mod leftover;
 mod listener;
 mod own;
 mod proxy;

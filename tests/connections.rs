@@ -219,3 +219,38 @@ async fn a_server_prints_in_a_line() {
     assert!(shown.contains(&gateway.addr().to_string()), "{shown}");
     assert!(shown.len() < 200, "{shown}");
 }
+
+/// An HTTP/1.1 request refused before its body is read (no route, here)
+/// leaves the body on the connection, which cannot go on: the answer says
+/// `Connection: close` rather than the next request meeting a reset. A
+/// request whose body was read keeps its connection.
+#[tokio::test]
+async fn a_refusal_that_leaves_the_body_unread_closes_the_connection_saying_so() {
+    use support::client::{Conn, full};
+    let (_backend, gateway) = setup(|_| {}).await;
+    let post = |path: &str, body: &'static str| {
+        http::Request::post(gateway.url(path))
+            .header("content-type", "application/json")
+            .body(full(body))
+            .unwrap()
+    };
+    let mut conn = Conn::http1(gateway.addr()).await;
+    let response = conn.send(post("/nowhere", "{\"s\": \"x\"}")).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["connection"], "close");
+
+    let mut conn = Conn::http1(gateway.addr()).await;
+    for _ in 0..2 {
+        let response = conn.send(post("/v1/echo", "{\"s\": \"x\"}")).await;
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().get("connection").is_none());
+        let _ = support::client::all_data(response.into_body()).await;
+    }
+    // Without a body there is nothing left over.
+    let request = http::Request::get(gateway.url("/nowhere"))
+        .body(full(""))
+        .unwrap();
+    let response = conn.send(request).await;
+    assert_eq!(response.status(), 404);
+    assert!(response.headers().get("connection").is_none());
+}

@@ -23,6 +23,7 @@ use tower_http::compression::predicate::{And, DefaultPredicate, Predicate};
 use tower_http::compression::{Compression, CompressionLayer};
 use tower_http::cors::{Cors, CorsLayer};
 
+use super::leftover::Leftover;
 use super::websocket::origin::{self, Origins};
 use super::{Gateway, stream};
 use crate::config::CorsOptions;
@@ -101,6 +102,7 @@ impl Service<Request> for HttpService {
             return std::future::ready(Ok(finish(response, head))).boxed();
         }
         let uncompressed = !accepts_encoding(&request);
+        let leftover = Leftover::watch(&mut request);
         let response = match &mut self.inner {
             Inner::Plain(dispatch) => dispatch.call(request),
             Inner::Cors(cors) => cors.call(request).boxed(),
@@ -113,6 +115,9 @@ impl Service<Request> for HttpService {
                 // does for the clients it sees.
                 if uncompressed {
                     response = vary_on_encoding(response);
+                }
+                if let Some(leftover) = leftover {
+                    leftover.close_if_unread(&mut response);
                 }
                 Ok(finish(response, head))
             })
