@@ -731,3 +731,30 @@ async fn a_grpc_path_that_names_no_method_is_refused_before_the_checks() {
         "an open method still passes"
     );
 }
+
+/// Keys of different types may share a kid (RFC 7517 §4.5): the token's
+/// `alg` picks the one it was signed with.
+#[tokio::test]
+async fn keys_sharing_a_kid_are_told_apart_by_the_tokens_algorithm() {
+    let ec = Signer::new("same");
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let ed_key = EncodingKey::from_ed_pem(pair.serialize_pem().as_bytes()).unwrap();
+    let ed_jwk = json!({
+        "kty": "OKP", "crv": "Ed25519", "use": "sig", "kid": "same",
+        "x": URL_SAFE_NO_PAD.encode(pair.public_key_raw()),
+    });
+    let file = TempFile::new(
+        "jwks.json",
+        json!({"keys": [ec.jwk.clone(), ed_jwk]}).to_string(),
+    );
+    let set = support::kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let gateway = TestGateway::start(config(&set, &backend.url(), &file)).await;
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("same".to_owned());
+    let ed_token = jsonwebtoken::encode(&header, &good_claims(), &ed_key).unwrap();
+    for token in [ed_token, ec.token(json!({}))] {
+        let response = get_echo(&gateway, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    }
+}

@@ -102,11 +102,8 @@ impl KeySet {
         for jwk in &set.keys {
             let kid = jwk.common.key_id.as_deref();
             match from_jwk(config, jwk) {
-                Ok(key) if kid.is_some() && keys.iter().any(|k| k.kid.as_deref() == kid) => {
-                    // A token naming the kid gets the first one.
-                    tracing::warn!(kid, "JWKS key skipped: another key has its kid");
-                    drop(key);
-                }
+                // Keys may share a kid when their types differ (RFC 7517
+                // §4.5): the token's `alg` picks among them.
                 Ok(key) => keys.push(key),
                 Err(why) => {
                     tracing::warn!(kid, reason = why, "JWKS key skipped");
@@ -131,11 +128,13 @@ impl KeySet {
     }
 
     /// The key a token's `kid` names among these and `more` (the keys
-    /// fetched from `jwks_url`), or the only key for a token without one.
+    /// fetched from `jwks_url`), the one that takes the token's `alg` when
+    /// several share the kid; or the only key for a token without one.
     fn find<'a>(
         &'a self,
         more: Option<&'a KeySet>,
         kid: Option<&str>,
+        alg: Algorithm,
     ) -> Result<&'a Key, AuthError> {
         let all = || {
             self.keys
@@ -143,9 +142,13 @@ impl KeySet {
                 .chain(more.into_iter().flat_map(|m| &m.keys))
         };
         match kid {
-            Some(kid) => all()
-                .find(|k| k.kid.as_deref() == Some(kid))
-                .ok_or(AuthError::UnknownKid),
+            Some(kid) => {
+                let named = || all().filter(|k| k.kid.as_deref() == Some(kid));
+                named()
+                    .find(|k| k.validation.algorithms.contains(&alg))
+                    .or_else(|| named().next())
+                    .ok_or(AuthError::UnknownKid)
+            }
             None => {
                 let mut keys = all();
                 match (keys.next(), keys.next()) {
@@ -164,7 +167,7 @@ impl KeySet {
         token: &str,
     ) -> Result<T, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
-        let key = self.find(more, header.kid.as_deref())?;
+        let key = self.find(more, header.kid.as_deref(), header.alg)?;
         if !key.validation.algorithms.contains(&header.alg) {
             return Err(AuthError::Algorithm(header.alg));
         }

@@ -124,6 +124,7 @@ async fn refresh(
     config: AuthConfig,
     current: Arc<ArcSwapOption<Fetched>>,
 ) {
+    let url = shown(&uri);
     let mut retry = RETRY;
     // Warned once per outage; told at info when it ends (and at the
     // first fetch), at debug on every other fetch.
@@ -139,9 +140,9 @@ async fn refresh(
             Ok(fetched) => {
                 let keys = fetched.keys.len();
                 if failing || current.load().is_none() {
-                    tracing::info!(url = %uri, keys, "JWKS fetched");
+                    tracing::info!(%url, keys, "JWKS fetched");
                 } else {
-                    tracing::debug!(url = %uri, keys, "JWKS fetched");
+                    tracing::debug!(%url, keys, "JWKS fetched");
                 }
                 failing = false;
                 current.store(Some(Arc::new(fetched)));
@@ -151,13 +152,13 @@ async fn refresh(
             Err(error) => {
                 match (failing, current.load().is_some()) {
                     (true, _) => {
-                        tracing::debug!(url = %uri, %error, "Still cannot fetch the JWKS");
+                        tracing::debug!(%url, %error, "Still cannot fetch the JWKS");
                     }
                     (false, true) => {
-                        tracing::warn!(url = %uri, %error, "Cannot fetch the JWKS; the keys fetched last stay in use");
+                        tracing::warn!(%url, %error, "Cannot fetch the JWKS; the keys fetched last stay in use");
                     }
                     (false, false) => {
-                        tracing::warn!(url = %uri, %error, "Cannot fetch the JWKS; tokens signed with its keys get 503 until it is fetched");
+                        tracing::warn!(%url, %error, "Cannot fetch the JWKS; tokens signed with its keys get 503 until it is fetched");
                     }
                 }
                 failing = true;
@@ -168,6 +169,19 @@ async fn refresh(
         };
         tokio::time::sleep(wait).await;
     }
+}
+
+/// `uri` as logs show it: without its query, which may carry a key
+/// (`?api_key=...`).
+fn shown(uri: &Uri) -> String {
+    let mut shown = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => format!("{scheme}://{authority}{}", uri.path()),
+        _ => uri.path().to_owned(),
+    };
+    if uri.query().is_some() {
+        shown.push_str("?...");
+    }
+    shown
 }
 
 /// One bounded fetch of the JWKS.
@@ -190,4 +204,17 @@ async fn fetch(client: &HttpClient, uri: &Uri) -> Result<JwkSet, String> {
     .await
     .map_err(|_| format!("no answer within {FETCH_TIMEOUT:?}"))??;
     serde_json::from_slice(&body).map_err(|e| format!("not a JWKS: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_is_not_shown() {
+        let uri: Uri = "https://idp.test:8443/keys?api_key=SECRET".parse().unwrap();
+        assert_eq!(shown(&uri), "https://idp.test:8443/keys?...");
+        let uri: Uri = "http://idp.test/keys".parse().unwrap();
+        assert_eq!(shown(&uri), "http://idp.test/keys");
+    }
 }
