@@ -197,8 +197,12 @@ impl Auth {
         let Some(remote) = &self.remote else {
             return self.keys.verify(None, token);
         };
+        // Before the first fetch, a token no file key takes may be for a
+        // key at the URL: not judged yet.
         remote.with(|fetched| match self.keys.verify(fetched, token) {
-            Err(AuthError::UnknownKid | AuthError::NoKid(0)) if fetched.is_none() => {
+            Err(AuthError::UnknownKid | AuthError::NoKid | AuthError::Algorithm(_))
+                if fetched.is_none() =>
+            {
                 Err(AuthError::NotFetched)
             }
             other => other,

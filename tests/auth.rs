@@ -721,6 +721,7 @@ async fn a_grpc_path_that_names_no_method_is_refused_before_the_checks() {
         "/kitchen.v1.Kitchen//Echo",
         "/kitchen.v1.Kitchen/Echo/",
         "/kitchen.v1.Kitchen/Ech%6f",
+        "/kitchen.v1.Kitchen/Plain?/../../kitchen.v1.Kitchen/Echo",
     ] {
         assert_eq!(grpc(&gateway, path, &[]).await, "12", "{path}");
     }
@@ -757,4 +758,56 @@ async fn keys_sharing_a_kid_are_told_apart_by_the_tokens_algorithm() {
         let response = get_echo(&gateway, Some(&format!("Bearer {token}"))).await;
         assert_eq!(response.status(), 200, "{:?}", response.text().await);
     }
+}
+
+/// A token without a `kid` is tried with each key that takes its `alg`
+/// (not refused because several keys are loaded), and verified only by
+/// the one that signed it.
+#[tokio::test]
+async fn a_token_without_kid_is_tried_with_each_fitting_key() {
+    let (k1, k2) = (Signer::new("k1"), Signer::new("k2"));
+    let (_backend, gateway, _file) = setup(&[&k1, &k2]).await;
+    let without_kid = |signer: &Signer| {
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &good_claims(), &signer.key).unwrap()
+    };
+    for signer in [&k1, &k2] {
+        let response = get_echo(&gateway, Some(&format!("Bearer {}", without_kid(signer)))).await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    }
+    let stranger = Signer::new("k3");
+    let response = get_echo(
+        &gateway,
+        Some(&format!("Bearer {}", without_kid(&stranger))),
+    )
+    .await;
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("signature"),
+        "{body}"
+    );
+}
+
+/// Before `jwks_url` is first fetched, a token whose `kid` names only a
+/// file key of another type may be for a key at the URL: 503, not 401.
+#[tokio::test]
+async fn a_kid_shared_with_a_file_key_of_another_type_waits_for_the_fetch() {
+    let ec = Signer::new("shared");
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let ed_jwk = json!({
+        "kty": "OKP", "crv": "Ed25519", "use": "sig", "kid": "shared",
+        "x": URL_SAFE_NO_PAD.encode(pair.public_key_raw()),
+    });
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", closed.local_addr().unwrap());
+    drop(closed);
+    let file = TempFile::new("jwks.json", json!({"keys": [ed_jwk]}).to_string());
+    let set = support::kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let mut config = config(&set, &backend.url(), &file);
+    config.auth.as_mut().unwrap().jwks_url = Some(url);
+    let gateway = TestGateway::start(config).await;
+    let response = get_echo(&gateway, Some(&format!("Bearer {}", ec.token(json!({}))))).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
 }

@@ -33,9 +33,10 @@ pub enum AuthError {
     /// The header's `kid` names no configured key.
     #[error("the token's key id (kid) names no configured key")]
     UnknownKid,
-    /// No `kid`, and more than one key to choose from.
-    #[error("the token has no key id (kid), and {0} keys are configured")]
-    NoKid(usize),
+    /// No `kid`, and no key to try it with (only `jwks_url`, not
+    /// fetched yet).
+    #[error("the token has no key id (kid), and no key is loaded")]
+    NoKid,
     /// The signature does not verify with the key.
     #[error("the token's signature does not verify")]
     Signature,

@@ -103,8 +103,21 @@ impl KeySet {
             let kid = jwk.common.key_id.as_deref();
             match from_jwk(config, jwk) {
                 // Keys may share a kid when their types differ (RFC 7517
-                // §4.5): the token's `alg` picks among them.
-                Ok(key) => keys.push(key),
+                // §4.5): the token's `alg` picks among them. Of one type,
+                // the first is the one used.
+                Ok(key) => {
+                    if kid.is_some()
+                        && keys
+                            .iter()
+                            .any(|k| k.kid.as_deref() == kid && k.key.family() == key.key.family())
+                    {
+                        tracing::warn!(
+                            kid,
+                            "JWKS key of the type and kid of another: tokens naming the kid are checked with the first"
+                        );
+                    }
+                    keys.push(key);
+                }
                 Err(why) => {
                     tracing::warn!(kid, reason = why, "JWKS key skipped");
                     skipped.push(match kid {
@@ -127,55 +140,58 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    /// The key a token's `kid` names among these and `more` (the keys
-    /// fetched from `jwks_url`), the one that takes the token's `alg` when
-    /// several share the kid; or the only key for a token without one.
-    fn find<'a>(
-        &'a self,
-        more: Option<&'a KeySet>,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> Result<&'a Key, AuthError> {
-        let all = || {
-            self.keys
-                .iter()
-                .chain(more.into_iter().flat_map(|m| &m.keys))
-        };
-        match kid {
-            Some(kid) => {
-                let named = || all().filter(|k| k.kid.as_deref() == Some(kid));
-                named()
-                    .find(|k| k.validation.algorithms.contains(&alg))
-                    .or_else(|| named().next())
-                    .ok_or(AuthError::UnknownKid)
-            }
-            None => {
-                let mut keys = all();
-                match (keys.next(), keys.next()) {
-                    (Some(only), None) => Ok(only),
-                    _ => Err(AuthError::NoKid(all().count())),
-                }
-            }
-        }
-    }
-
     /// Verifies `token` (signature, `exp`, `nbf`, issuer, audience) with
-    /// these keys and `more`, and returns its claims as `T`.
+    /// these keys and `more` (the keys fetched from `jwks_url`), and
+    /// returns its claims as `T`. The token's `kid` picks the key (the one
+    /// that takes its `alg` when keys of several types share the kid); a
+    /// token without one is tried with each key that takes its `alg`, at
+    /// most [`MAX_TRIED`] of them, until one verifies its signature.
     pub(crate) fn verify<T: DeserializeOwned>(
         &self,
         more: Option<&KeySet>,
         token: &str,
     ) -> Result<T, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
-        let key = self.find(more, header.kid.as_deref(), header.alg)?;
-        if !key.validation.algorithms.contains(&header.alg) {
-            return Err(AuthError::Algorithm(header.alg));
+        let all = || {
+            self.keys
+                .iter()
+                .chain(more.into_iter().flat_map(|m| &m.keys))
+        };
+        let takes = |key: &&Key| key.validation.algorithms.contains(&header.alg);
+        let decode = |key: &Key| {
+            jsonwebtoken::decode::<T>(token, &key.key, &key.validation)
+                .map(|data| data.claims)
+                .map_err(|e| AuthError::from_jwt(&e))
+        };
+        let Some(kid) = header.kid.as_deref() else {
+            let mut fitting = all().filter(takes).take(MAX_TRIED);
+            let Some(first) = fitting.next() else {
+                return Err(match all().next() {
+                    None => AuthError::NoKid,
+                    Some(_) => AuthError::Algorithm(header.alg),
+                });
+            };
+            let mut verified = decode(first);
+            for key in fitting {
+                if !matches!(verified, Err(AuthError::Signature)) {
+                    break;
+                }
+                verified = decode(key);
+            }
+            return verified;
+        };
+        let named = || all().filter(|k| k.kid.as_deref() == Some(kid));
+        match named().find(takes) {
+            Some(key) => decode(key),
+            None if named().next().is_some() => Err(AuthError::Algorithm(header.alg)),
+            None => Err(AuthError::UnknownKid),
         }
-        jsonwebtoken::decode::<T>(token, &key.key, &key.validation)
-            .map(|data| data.claims)
-            .map_err(|e| AuthError::from_jwt(&e))
     }
 }
+
+/// The most keys a token without a `kid` is tried with: each try is a
+/// signature check, and a token must not buy many of them.
+const MAX_TRIED: usize = 8;
 
 /// The fewest bits of an RSA modulus taken: shorter keys can be
 /// factored by a determined attacker (NIST SP 800-131A).

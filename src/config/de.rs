@@ -485,9 +485,13 @@ pub(super) fn check_grpc_url(text: &str) -> Result<(), String> {
 
 /// Checks that `text` is an `http://` or `https://` URL with a host.
 pub(crate) fn check_url(text: &str) -> Result<(), String> {
-    let uri: http::Uri = text
-        .parse()
-        .map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    let parsed = text.parse::<http::Uri>();
+    // A query may carry a key (`?api_key=...`): never shown.
+    let shown: std::borrow::Cow<'_, str> = match text.find(['?', '#']) {
+        Some(at) => format!("{}?...", &text[..at]).into(),
+        None => text.into(),
+    };
+    let uri = parsed.map_err(|e| format!("`{shown}` is not a URL: {e}"))?;
     // The `http` crate reads a port over 65535 as none at all (the
     // scheme's default would be used): refused here.
     let port = uri
@@ -498,14 +502,14 @@ pub(crate) fn check_url(text: &str) -> Result<(), String> {
     if let Some(port) = port
         && !port.parse::<u16>().is_ok_and(|p| p != 0)
     {
-        return Err(format!("`{text}` has port {port}, not one of 1 to 65535"));
+        return Err(format!("`{shown}` has port {port}, not one of 1 to 65535"));
     }
     // `user:password@`: never sent (gRPC and the proxied calls authenticate
     // with headers), and the URL is named in errors that clients see.
     if let Some(authority) = uri.authority()
         && let Some((_, host)) = authority.as_str().rsplit_once('@')
     {
-        let shown = text.replacen(authority.as_str(), &format!("…@{host}"), 1);
+        let shown = shown.replacen(authority.as_str(), &format!("…@{host}"), 1);
         return Err(format!(
             "`{shown}` has credentials before its host, which the gateway does not send and would show in error messages: remove them (send credentials as headers)"
         ));
@@ -513,7 +517,7 @@ pub(crate) fn check_url(text: &str) -> Result<(), String> {
     match uri.scheme_str() {
         Some("http" | "https") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(()),
         _ => Err(format!(
-            "`{text}` is not an http:// or https:// URL with a host"
+            "`{shown}` is not an http:// or https:// URL with a host"
         )),
     }
 }
@@ -664,6 +668,19 @@ mod tests {
             }
         }
         assert!(check_url("http://127.0.0.1:50999/p").is_ok());
+    }
+
+    #[test]
+    fn a_refused_urls_query_is_not_shown() {
+        for bad in [
+            "http://u:p@127.0.0.1:1/j?api_key=SECRET",
+            "ftp://host.test/j?api_key=SECRET",
+            "http://host.test:99999/j?api_key=SECRET#f",
+            "http:///j?api_key=SECRET",
+        ] {
+            let err = check_url(bad).unwrap_err();
+            assert!(!err.contains("SECRET") && err.contains("?..."), "{err}");
+        }
     }
 
     #[test]

@@ -182,7 +182,8 @@ fn admit(snapshot: &Snapshot, request: &mut Request<Body>) -> Option<tonic::Stat
 
 /// Whether `path` is `/<service>/<method>` as gRPC writes it: a service's
 /// full name (identifiers joined by dots) and a method's name. Anything
-/// else (`//`, `..`, a trailing `/`, `%` escapes) names no method, and is
+/// else (`//`, `..`, a trailing `/`, `%` escapes, and a query, which the
+/// caller looks for) names no method, and is
 /// refused before the rate limits and bearer tokens are checked against
 /// it: a backend or a proxy behind that normalised such a path would
 /// otherwise serve a method the checks never saw.
@@ -218,8 +219,14 @@ fn refuse(
     if let Err(err) = super::check_header_block(limits, request.headers()) {
         return Some(tonic::Status::resource_exhausted(err.to_string()));
     }
-    if !is_method_path(request.uri().path()) {
-        let shown: String = request.uri().path().chars().take(64).collect();
+    if request.uri().query().is_some() || !is_method_path(request.uri().path()) {
+        let shown: String = request
+            .uri()
+            .path_and_query()
+            .map_or("", |p| p.as_str())
+            .chars()
+            .take(64)
+            .collect();
         return Some(tonic::Status::unimplemented(format!(
             "`{shown}` is not a gRPC method path (/package.Service/Method)"
         )));
