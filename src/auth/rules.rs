@@ -117,6 +117,13 @@ impl Rules {
                 }
             }
         }
+        // `allow_unauthenticated` covering all of `methods`: likely a
+        // mistake, and it fails open.
+        if !rules.by_path.is_empty() && rules.by_path.values().all(|n| *n == Need::Nothing) {
+            tracing::warn!(
+                "Auth is configured but no method needs a token: allow_unauthenticated covers every method auth.methods names"
+            );
+        }
         rules
     }
 
