@@ -39,12 +39,11 @@ use crate::transcode::{JsonOptions, UnknownParams};
 pub use de::{listen_addr, parse_duration};
 pub use file::Origin;
 pub use listener::{ClientAuth, ListenerTls, NamedCertificate};
-pub(crate) use placement::service_score;
+pub(crate) use placement::{method_covers, method_score, service_score};
 pub use policy::{
     Balance, BalancePolicy, Canary, CircuitBreaker, EndpointConfig, OutlierDetection, RetryPolicy,
     code_named,
 };
-pub(crate) use rate_limit::covers as rate_limit_covers;
 pub use rate_limit::{Rate, RateKey, RateLimitRule};
 pub use upstream::{
     DescriptorSource, DiscoveryConfig, EtcdDiscovery, GrpcCompression, HealthCheck, UpstreamConfig,

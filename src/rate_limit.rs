@@ -142,12 +142,7 @@ impl RateLimits {
             return Ok(());
         };
         for rule in &self.rules {
-            if rule.methods.is_empty()
-                || rule
-                    .methods
-                    .iter()
-                    .any(|p| crate::config::rate_limit_covers(p, service, method))
-            {
+            if covers(&rule.methods, service, method) {
                 rule.check(headers, extensions)?;
             }
         }
@@ -219,15 +214,18 @@ pub(crate) fn applying(rules: &[RateLimitRule], service: &str, method: &str) -> 
     rules
         .iter()
         .enumerate()
-        .filter(|(_, rule)| {
-            rule.methods.is_empty()
-                || rule
-                    .methods
-                    .iter()
-                    .any(|p| crate::config::rate_limit_covers(p, service, method))
-        })
+        .filter(|(_, rule)| covers(&rule.methods, service, method))
         .map(|(index, _)| index)
         .collect()
+}
+
+/// Whether a rule's `methods` cover `service`/`method` (an empty list
+/// covers every method).
+fn covers<P: AsRef<str>>(methods: &[P], service: &str, method: &str) -> bool {
+    methods.is_empty()
+        || methods
+            .iter()
+            .any(|p| crate::config::method_covers(p.as_ref(), service, method))
 }
 
 #[cfg(test)]

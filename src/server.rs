@@ -160,12 +160,8 @@ async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
     let started = tokio::time::Instant::now();
     let metrics = snapshot.metrics.clone();
     let (face, response) = if let Some(flavor) = grpc::Flavor::of(&request) {
-        let face = match flavor {
-            grpc::Flavor::Grpc => Face::Grpc,
-            grpc::Flavor::GrpcWeb => Face::GrpcWeb,
-        };
         (
-            face,
+            flavor.face(),
             Box::pin(grpc::handle(snapshot, flavor, request)).await,
         )
     } else if connect::is_connect(&request) {

@@ -394,7 +394,7 @@ fn build_routes(
 fn covers_any(pool: &DescriptorPool, pattern: &str) -> bool {
     pool.services().any(|s| {
         s.methods()
-            .any(|m| crate::config::rate_limit_covers(pattern, s.full_name(), m.name()))
+            .any(|m| crate::config::method_covers(pattern, s.full_name(), m.name()))
     })
 }
 

@@ -7,27 +7,10 @@ use std::collections::HashMap;
 
 use prost_reflect::DescriptorPool;
 
+use crate::config::{method_covers, method_score};
 use crate::route::RouteTable;
 
 use super::config::AuthConfig;
-
-/// How well `pattern` takes `service`'s `method`: 0 not at all, the
-/// method by name best, then the service (`pkg.Service/*` or
-/// `pkg.Service`), then longer `pkg.*` prefixes, then `*`; `*`, `pkg.*`
-/// and `pkg.Service` as in `upstreams.*.services`.
-fn score(pattern: &str, service: &str, method: &str) -> usize {
-    match pattern.split_once('/') {
-        Some((svc, m)) if svc == service && m == method => usize::MAX,
-        Some((svc, "*")) if svc == service => usize::MAX - 1,
-        Some(_) => 0,
-        None => crate::config::service_score(pattern, service).min(usize::MAX - 1),
-    }
-}
-
-/// Whether `pattern` takes `service`'s `method`.
-fn matches(pattern: &str, service: &str, method: &str) -> bool {
-    score(pattern, service, method) > 0
-}
 
 /// A list of names (patterns, scopes), fixed once built.
 type Names = Box<[Box<str>]>;
@@ -110,7 +93,7 @@ impl Rules {
                     pattern.starts_with("grpc.health.") || pattern.starts_with("grpc.reflection.");
                 let known = pool.services().any(|s| {
                     s.methods()
-                        .any(|m| matches(pattern, s.full_name(), m.name()))
+                        .any(|m| method_covers(pattern, s.full_name(), m.name()))
                 });
                 if !known && !own {
                     tracing::warn!(setting = key, %pattern, "Auth pattern names no method the descriptors have");
@@ -130,7 +113,7 @@ impl Rules {
     /// What `name` (`pkg.Service/Method`) needs.
     fn needs(&self, name: &str) -> Need {
         let (service, method) = name.split_once('/').unwrap_or((name, ""));
-        let take = |p: &str| matches(p, service, method);
+        let take = |p: &str| method_covers(p, service, method);
         if !self.methods.iter().any(|p| take(p)) || self.open.iter().any(|p| take(p)) {
             return Need::Nothing;
         }
@@ -138,7 +121,7 @@ impl Rules {
             .scopes
             .iter()
             .enumerate()
-            .map(|(index, (pattern, _))| (index, score(pattern, service, method)))
+            .map(|(index, (pattern, _))| (index, method_score(pattern, service, method)))
             .filter(|(_, score)| *score > 0)
             .max_by_key(|(_, score)| *score);
         match best {
@@ -165,35 +148,5 @@ impl Rules {
             Some(needed) => *needed,
             None => self.needs(path.strip_prefix('/').unwrap_or(path)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::matches;
-
-    #[test]
-    fn the_most_specific_pattern_scores_highest() {
-        let s = |p| super::score(p, "shop.v1.Books", "Get");
-        assert!(s("shop.v1.Books/Get") > s("shop.v1.Books/*"));
-        assert_eq!(s("shop.v1.Books/*"), s("shop.v1.Books"));
-        assert!(s("shop.v1.Books") > s("shop.v1.*"));
-        assert!(s("shop.v1.*") > s("shop.*"));
-        assert!(s("shop.*") > s("*"));
-        assert_eq!(s("shop.v1.Books/List"), 0);
-    }
-
-    #[test]
-    fn patterns_take_what_they_name() {
-        let m = |p| matches(p, "shop.v1.Books", "Get");
-        assert!(m("*"));
-        assert!(m("shop.*"));
-        assert!(m("shop.v1.*"));
-        assert!(m("shop.v1.Books"));
-        assert!(m("shop.v1.Books/*"));
-        assert!(m("shop.v1.Books/Get"));
-        assert!(!m("shop.v1.Books/List"));
-        assert!(!m("shop.v1.Book"));
-        assert!(!m("other.*"));
     }
 }

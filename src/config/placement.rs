@@ -84,6 +84,27 @@ pub(crate) fn service_score(pattern: &str, service: &str) -> usize {
     }
 }
 
+/// How well a method pattern (`pkg.Service/Method`, `pkg.Service/*`, or a
+/// `services` entry: `pkg.Service`, `pkg.*`, `*`) takes `service`'s
+/// `method`: 0 not at all, the method by name best, then the whole service
+/// (`pkg.Service/*` or `pkg.Service`), then longer `pkg.*` prefixes before
+/// shorter ones and `*` (as [`service_score`] ranks them). The patterns of
+/// `auth` and `rate_limits`.
+pub(crate) fn method_score(pattern: &str, service: &str, method: &str) -> usize {
+    match pattern.split_once('/') {
+        Some((services, name)) if name == method => service_score(services, service),
+        Some((services, "*")) => service_score(services, service).min(usize::MAX - 1),
+        Some(_) => 0,
+        None => service_score(pattern, service).min(usize::MAX - 1),
+    }
+}
+
+/// Whether a method pattern (see [`method_score`]) takes `service`'s
+/// `method`.
+pub(crate) fn method_covers(pattern: &str, service: &str, method: &str) -> bool {
+    method_score(pattern, service, method) > 0
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
@@ -130,5 +151,44 @@ mod tests {
             .insert("pkg".into(), upstream("http://127.0.0.1:2", &["a.*"]));
         assert_eq!(config.upstream_for("a.Svc"), Some("pkg"));
         assert_eq!(config.upstream_for("b.Svc"), Some("all"));
+    }
+
+    #[test]
+    fn the_most_specific_pattern_scores_highest() {
+        let s = |p| super::method_score(p, "shop.v1.Books", "Get");
+        assert!(s("shop.v1.Books/Get") > s("shop.v1.Books/*"));
+        assert_eq!(s("shop.v1.Books/*"), s("shop.v1.Books"));
+        assert!(s("shop.v1.Books") > s("shop.v1.*"));
+        assert!(s("shop.v1.*") > s("shop.*"));
+        assert!(s("shop.*") > s("*"));
+        assert_eq!(s("shop.v1.Books/List"), 0);
+    }
+
+    #[test]
+    fn patterns_take_what_they_name() {
+        let m = |p| super::method_covers(p, "shop.v1.Books", "Get");
+        assert!(m("*"));
+        assert!(m("shop.*"));
+        assert!(m("shop.v1.*"));
+        assert!(m("shop.v1.Books"));
+        assert!(m("shop.v1.Books/*"));
+        assert!(m("shop.v1.Books/Get"));
+        assert!(!m("shop.v1.Books/List"));
+        assert!(!m("shop.v1.Book"));
+        assert!(!m("other.*"));
+    }
+
+    #[test]
+    fn patterns_cover_methods_like_services_do() {
+        assert!(super::method_covers("*", "a.v1.S", "M"));
+        assert!(super::method_covers("a.*", "a.v1.S", "M"));
+        assert!(super::method_covers("a.v1.S", "a.v1.S", "M"));
+        assert!(super::method_covers("a.v1.S/*", "a.v1.S", "M"));
+        assert!(super::method_covers("a.v1.S/M", "a.v1.S", "M"));
+        assert!(!super::method_covers("a.v1.S/N", "a.v1.S", "M"));
+        assert!(!super::method_covers("b.*", "a.v1.S", "M"));
+        assert!(!super::method_covers("a.v1.S", "a.v1.St", "M"));
+        // `pkg.*/*`, which rate limits take: every method of those services.
+        assert!(super::method_covers("a.*/*", "a.v1.S", "M"));
     }
 }

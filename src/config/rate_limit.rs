@@ -174,15 +174,6 @@ impl<'de> Deserialize<'de> for Rate {
     }
 }
 
-/// Whether a `methods` entry of a rule covers `service`/`method`.
-pub(crate) fn covers(pattern: &str, service: &str, method: &str) -> bool {
-    match pattern.split_once('/') {
-        Some((services, "*")) => super::service_score(services, service) > 0,
-        Some((services, name)) => name == method && super::service_score(services, service) > 0,
-        None => super::service_score(pattern, service) > 0,
-    }
-}
-
 /// `pkg.Service/Method`, `pkg.Service/*`, or a service pattern.
 fn is_method_pattern(pattern: &str) -> bool {
     match pattern.split_once('/') {
@@ -267,17 +258,5 @@ mod tests {
         for bad in ["", "0/s", "10/d", "ten/s", "-1/s", "1.5/s", "2000000/s"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn patterns_cover_methods_like_services_do() {
-        assert!(covers("*", "a.v1.S", "M"));
-        assert!(covers("a.*", "a.v1.S", "M"));
-        assert!(covers("a.v1.S", "a.v1.S", "M"));
-        assert!(covers("a.v1.S/*", "a.v1.S", "M"));
-        assert!(covers("a.v1.S/M", "a.v1.S", "M"));
-        assert!(!covers("a.v1.S/N", "a.v1.S", "M"));
-        assert!(!covers("b.*", "a.v1.S", "M"));
-        assert!(!covers("a.v1.S", "a.v1.St", "M"));
     }
 }

@@ -58,6 +58,14 @@ pub(crate) enum Flavor {
 }
 
 impl Flavor {
+    /// How the metrics name a client of this flavor.
+    pub(crate) fn face(self) -> Face {
+        match self {
+            Flavor::Grpc => Face::Grpc,
+            Flavor::GrpcWeb => Face::GrpcWeb,
+        }
+    }
+
     /// The flavor a request's content type names; media types are
     /// case-insensitive (`Application/GRPC` is gRPC).
     pub(crate) fn of(request: &Request<Body>) -> Option<Flavor> {
@@ -89,10 +97,7 @@ pub(crate) async fn handle(
     flavor: Flavor,
     mut request: Request<Body>,
 ) -> Response<Body> {
-    let face = match flavor {
-        Flavor::Grpc => Face::Grpc,
-        Flavor::GrpcWeb => Face::GrpcWeb,
-    };
+    let face = flavor.face();
     let refused = refuse(flavor, &request, &snapshot.limits)
         .or_else(|| rate_limited(&snapshot, &request))
         .or_else(|| admit(&snapshot, &mut request));
