@@ -116,6 +116,8 @@ pub struct Config {
     pub rate_limits: Vec<RateLimitRule>,
     /// Bearer JWTs checked at the edge; no call needs one when absent.
     pub auth: Option<crate::auth::AuthConfig>,
+    /// Spans exported over OTLP; none are made when absent.
+    pub tracing: Option<crate::trace::TracingConfig>,
 }
 
 /// Server reflection toward upstreams.
@@ -191,6 +193,7 @@ impl Default for Config {
             zone: None,
             dns: DnsOptions::default(),
             auth: None,
+            tracing: None,
             json: JsonOptions::default(),
             timeouts: Timeouts::default(),
             headers: HeaderOptions::default(),

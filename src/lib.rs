@@ -34,6 +34,7 @@ pub mod server;
 pub mod snapshot;
 mod throttle;
 mod tls;
+pub mod trace;
 pub mod transcode;
 pub mod upstream;
 

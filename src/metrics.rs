@@ -15,6 +15,9 @@
 //!   went away first is `CANCELLED`.
 //! - `protogate_rate_limited_total{rule}`: calls each `rate_limits` rule
 //!   refused (429, or `RESOURCE_EXHAUSTED`).
+//! - `protogate_trace_spans_total{outcome}`: spans of requests (with
+//!   `tracing` configured) `exported`, `failed` (the collector refused
+//!   them or did not answer) or `dropped` (the export queue was full).
 //! - `protogate_routes`, `protogate_snapshot_loads_total` and
 //!   `protogate_ready`: read from the gateway when scraped.
 //!
@@ -70,6 +73,28 @@ const GRPC_CODES: [&str; 17] = [
     "UNAUTHENTICATED",
 ];
 
+/// What became of a span, for `protogate_trace_spans_total{outcome}`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SpanOutcome {
+    /// The collector took it.
+    Exported,
+    /// The collector refused it or did not answer.
+    Failed,
+    /// The export queue was full.
+    Dropped,
+}
+
+impl SpanOutcome {
+    fn labels(self) -> &'static [Label] {
+        static LABELS: [[Label; 1]; 3] = [
+            [Label::from_static_parts("outcome", "exported")],
+            [Label::from_static_parts("outcome", "failed")],
+            [Label::from_static_parts("outcome", "dropped")],
+        ];
+        &LABELS[self as usize]
+    }
+}
+
 /// How a client spoke to the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Face {
@@ -92,7 +117,7 @@ impl Face {
         Face::Proxy,
     ];
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Face::Rest => "rest",
             Face::Grpc => "grpc",
@@ -242,6 +267,14 @@ impl Metrics {
         )
     }
 
+    /// The counter of spans that came to `outcome`.
+    pub(crate) fn trace_spans(&self, outcome: SpanOutcome) -> Counter {
+        self.recorder.register_counter(
+            &Key::from_static_parts("protogate_trace_spans_total", outcome.labels()),
+            &metadata(),
+        )
+    }
+
     /// Sets a gauge read from the gateway when scraped.
     pub(crate) fn set_gauge(&self, name: &'static str, value: f64) {
         self.recorder
@@ -295,6 +328,10 @@ fn describe(recorder: &PrometheusRecorder) {
         help(
             "protogate_rate_limited_total",
             "Calls refused by each rate limit rule",
+        ),
+        help(
+            "protogate_trace_spans_total",
+            "Spans of requests by what became of them: exported, failed or dropped",
         ),
     ] {
         recorder.describe_counter(name, None, text);

@@ -22,6 +22,7 @@ mod stream;
 mod streaming;
 mod websocket;
 
+pub(crate) use connection::Transport;
 pub use service::HttpService;
 pub use stream::StreamFraming;
 
@@ -131,11 +132,21 @@ async fn metrics_upkeep(gateway: Arc<Gateway>) {
     }
 }
 
-/// Serves one request: a route group's stack when its path is in one,
-/// else the gateway's own handling.
+/// Serves one request, in its span when the gateway traces.
 async fn serve(gateway: Arc<Gateway>, mut request: Request) -> Response {
     own::attach(&gateway, &mut request);
     let snapshot = gateway.snapshot();
+    let Some(tracing) = &snapshot.tracing else {
+        return dispatch(snapshot, request).await.1;
+    };
+    let span = tracing.start(&mut request);
+    let (face, response) = Box::pin(dispatch(Arc::clone(&snapshot), request)).await;
+    span.finish(&snapshot, face, response)
+}
+
+/// A route group's stack when the request's path is in one, else the
+/// gateway's own handling; with how the client spoke.
+async fn dispatch(snapshot: Arc<Snapshot>, request: Request) -> (Face, Response) {
     if let Some((group, proxied)) = snapshot.groups.find(request.uri().path()) {
         let group = group.clone();
         if proxied {
@@ -143,9 +154,11 @@ async fn serve(gateway: Arc<Gateway>, mut request: Request) -> Response {
             let metrics = snapshot.metrics.clone();
             let response = group::serve(&group, snapshot, request).await;
             metrics.record(Face::Proxy, response.status(), started.elapsed());
-            return response;
+            return (Face::Proxy, response);
         }
-        return group::serve(&group, snapshot, request).await;
+        let response = group::serve(&group, snapshot, request).await;
+        let face = response.extensions().get().copied().unwrap_or(Face::Rest);
+        return (face, response);
     }
     handle(snapshot, request).await
 }
@@ -156,7 +169,7 @@ async fn serve(gateway: Arc<Gateway>, mut request: Request) -> Response {
 /// Each kind's future is boxed on its own: held inline, this one would be
 /// as large as the largest of them (8 KiB), and the layers above move it
 /// by value several times per request.
-async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
+async fn handle(snapshot: Arc<Snapshot>, request: Request) -> (Face, Response) {
     let started = tokio::time::Instant::now();
     let metrics = snapshot.metrics.clone();
     let (face, response) = if let Some(flavor) = grpc::Flavor::of(&request) {
@@ -178,7 +191,13 @@ async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
         (Face::Rest, Box::pin(rest::handle(snapshot, request)).await)
     };
     metrics.record(face, response.status(), started.elapsed());
-    response
+    (face, response)
+}
+
+/// Whether `path` is a method of the gateway's own services (health,
+/// reflection), written as gRPC writes it.
+pub(crate) fn is_own_method(path: &str) -> bool {
+    own::is_own(path) && grpc::is_method_path(path)
 }
 
 /// `limits.max_header_bytes` and `limits.max_headers`, on every face
@@ -361,6 +380,10 @@ impl Server {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        // The spans of the last requests, before the process ends.
+        if let Some(tracing) = &self.gateway.snapshot().tracing {
+            tracing.flush().await;
+        }
     }
 
     /// Waits until the server stops.

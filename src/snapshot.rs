@@ -74,6 +74,9 @@ pub struct Snapshot {
     pub(crate) rate_limits: crate::rate_limit::RateLimits,
     /// Bearer token checks, when `auth` is configured.
     pub(crate) auth: Option<crate::auth::Auth>,
+    /// Spans of requests, when `tracing` is configured (the previous
+    /// snapshot's while its settings stay the same).
+    pub(crate) tracing: Option<Arc<crate::trace::Tracing>>,
 }
 
 /// A snapshot that cannot be built.
@@ -206,7 +209,18 @@ impl Snapshot {
         };
         let route_rows = route_rows(config, &routes);
         let metrics = previous.map_or_else(Arc::default, |p| p.metrics.clone());
+        let tracing = crate::trace::Tracing::of(
+            config.tracing.as_ref(),
+            previous.and_then(|p| p.tracing.as_ref()),
+            &metrics,
+        )
+        .map_err(|(key, message)| ConfigError::Setting {
+            origin: config.origin.clone(),
+            key,
+            message,
+        })?;
         Ok(Snapshot {
+            tracing,
             route_rows,
             waiting_for,
             rate_limits: crate::rate_limit::RateLimits::build(

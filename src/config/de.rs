@@ -443,7 +443,7 @@ pub(super) fn grpc_urls<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>,
 /// `/package.Service/Method` on the target's host and port, whatever the
 /// URL's path: `http://host:50051/api` would call `/pkg.S/M`, not
 /// `/api/pkg.S/M`, and the query and fragment have nowhere to go.
-pub(super) fn check_grpc_url(text: &str) -> Result<(), String> {
+pub(crate) fn check_grpc_url(text: &str) -> Result<(), String> {
     check_url(text)?;
     // The authority ends at the first `/`, `?` or `#` after the scheme.
     let after_scheme = text.find("://").map_or(0, |at| at + 3);

@@ -170,6 +170,9 @@ impl Config {
         if let Some(auth) = &self.auth {
             auth.check()?;
         }
+        if let Some(tracing) = &self.tracing {
+            tracing.check()?;
+        }
         if let Some(tls) = &self.tls
             && tls.client_auth.is_some()
             && tls.client_ca_file.is_none()

@@ -174,7 +174,13 @@ async fn gateway_handler(request: Request<Body>) -> Result<Response, Infallible>
     let Some(Current(snapshot)) = request.extensions().get::<Current>().cloned() else {
         unreachable!("groups are served with their snapshot")
     };
-    Ok(super::handle(snapshot, request).await)
+    let tracing = snapshot.tracing.is_some();
+    let (face, mut response) = super::handle(snapshot, request).await;
+    if tracing {
+        // For the span, which the layers above keep no other way.
+        response.extensions_mut().insert(face);
+    }
+    Ok(response)
 }
 
 impl Snapshot {

@@ -61,7 +61,13 @@ pub(crate) async fn handle(
         }
     };
     let rpc = hit.map(|h| h.rpc);
+    let mut response = response;
     if let Some(hit) = hit {
+        if snapshot.tracing.is_some() {
+            response
+                .extensions_mut()
+                .insert(crate::trace::MatchedRoute(hit.route));
+        }
         let route = &snapshot.routes.routes()[hit.route];
         snapshot
             .metrics

@@ -104,10 +104,18 @@ async fn upgrade(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Bo
     // declares too much is refused before its payload is read.
     let limit = snapshot.limits.max_body_bytes;
     let lease = parts.extensions.remove::<Lease>();
-    upgrade
+    let traced = snapshot
+        .tracing
+        .is_some()
+        .then_some(crate::trace::MatchedRoute(prepared.route_id));
+    let mut response = upgrade
         .max_frame_size(limit)
         .max_message_size(limit)
-        .on_upgrade(move |socket| session(socket, snapshot, prepared, lease))
+        .on_upgrade(move |socket| session(socket, snapshot, prepared, lease));
+    if let Some(traced) = traced {
+        response.extensions_mut().insert(traced);
+    }
+    response
 }
 
 /// The answer to a malformed upgrade: the google.rpc.Status JSON of every

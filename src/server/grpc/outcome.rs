@@ -17,6 +17,7 @@ use tonic::{Code, Status};
 use tower::Service;
 
 use crate::metrics::{Face, Metrics};
+use crate::trace::Outcome;
 
 /// Counts the calls `inner` answers.
 pub(super) struct Counting<S> {
@@ -38,11 +39,13 @@ where
     }
 
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
+        let traced = request.extensions().get::<Outcome>().cloned();
         Answer {
             inner: self.inner.call(request),
             count: Uncounted(Some(Count {
                 metrics: Arc::clone(&self.metrics),
                 face: self.face,
+                traced,
             })),
         }
     }
@@ -52,11 +55,16 @@ where
 struct Count {
     metrics: Arc<Metrics>,
     face: Face,
+    /// The call's span, told the status too (while tracing).
+    traced: Option<Outcome>,
 }
 
 impl Count {
     fn record(self, code: i32) {
         self.metrics.record_grpc(self.face, code);
+        if let Some(traced) = self.traced {
+            traced.set(code);
+        }
     }
 }
 

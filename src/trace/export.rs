@@ -1,0 +1,250 @@
+//! Spans on their way to the collector: a bounded queue the request path
+//! hands finished spans to without waiting, and a task of the gateway's
+//! runtime that sends them in batches.
+//!
+//! Written here rather than taken from the SDK's batch processors: those
+//! run the export on a thread of their own (where the OTLP/gRPC client,
+//! which needs the runtime's reactor, cannot run) or block the caller on
+//! shutdown, and a snapshot (with its tracer) may be dropped on any of the
+//! runtime's threads after a reload.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::Counter;
+use opentelemetry::Context;
+use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter as _, SpanProcessor};
+use tokio::sync::{Notify, mpsc};
+
+use super::TracingConfig;
+use crate::metrics::{Metrics, SpanOutcome};
+
+/// Most spans in one export.
+const MAX_BATCH: usize = 512;
+/// How long a batch waits to fill after its first span.
+const BATCH_DELAY: Duration = Duration::from_secs(1);
+
+/// Where spans go once ended: the queue.
+#[derive(Debug)]
+pub(super) struct Queue {
+    spans: mpsc::Sender<SpanData>,
+    stop: Arc<Notify>,
+    dropped: Counter,
+}
+
+/// What the tracer keeps of the export task.
+#[derive(Debug)]
+pub(super) struct Handle {
+    flush: mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Starts the export task for `config`, with the queue feeding it.
+pub(super) fn start(
+    config: &TracingConfig,
+    metrics: &Metrics,
+) -> Result<(Queue, Handle), (String, String)> {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    for (name, value) in &config.headers {
+        // Checked with the config: lowercase names, printable values.
+        let (Ok(key), Ok(value)) = (
+            tonic::metadata::AsciiMetadataKey::from_bytes(name.as_bytes()),
+            value.parse(),
+        ) else {
+            return Err((
+                "tracing.headers".to_owned(),
+                format!("`{name}` cannot be sent as metadata"),
+            ));
+        };
+        metadata.insert(key, value);
+    }
+    let mut builder = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(config.otlp_endpoint.clone())
+        .with_timeout(config.timeout)
+        .with_metadata(metadata);
+    if config.otlp_endpoint.starts_with("https:") {
+        builder =
+            builder.with_tls_config(tonic::transport::ClientTlsConfig::new().with_enabled_roots());
+    }
+    let mut exporter = builder
+        .build()
+        .map_err(|e| ("tracing.otlp_endpoint".to_owned(), e.to_string()))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .build();
+    exporter.set_resource(&resource);
+    let (spans, queued) = mpsc::channel(config.max_queued_spans);
+    let (flush, flushes) = mpsc::channel(1);
+    let stop = Arc::new(Notify::new());
+    let counts = Counts {
+        exported: metrics.trace_spans(SpanOutcome::Exported),
+        failed: metrics.trace_spans(SpanOutcome::Failed),
+    };
+    tokio::spawn(run(
+        queued,
+        flushes,
+        Arc::clone(&stop),
+        exporter,
+        counts,
+        config.timeout,
+    ));
+    Ok((
+        Queue {
+            spans,
+            stop,
+            dropped: metrics.trace_spans(SpanOutcome::Dropped),
+        },
+        Handle { flush },
+    ))
+}
+
+impl Handle {
+    /// Has the task send what it holds now; returns once it has, or after
+    /// `timeout`.
+    pub(super) async fn flush(&self, timeout: Duration) {
+        let (done, sent) = tokio::sync::oneshot::channel();
+        if self.flush.send(done).await.is_ok() {
+            let _ = tokio::time::timeout(timeout, sent).await;
+        }
+    }
+}
+
+impl SpanProcessor for Queue {
+    fn on_start(&self, _: &mut Span, _: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        // A full queue (the collector is slow or down) drops the span
+        // rather than hold the request or grow without end.
+        if self.spans.try_send(span).is_err() {
+            self.dropped.increment(1);
+        }
+    }
+
+    /// Nothing waits here: [`Handle::flush`] is the awaitable flush.
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    /// Tells the task to send what it holds and stop; it does so on its
+    /// own time, without blocking the caller (a runtime thread).
+    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+        self.stop.notify_one();
+        Ok(())
+    }
+}
+
+struct Counts {
+    exported: Counter,
+    failed: Counter,
+}
+
+/// The export task: a batch goes out when it is full, a second after its
+/// first span, on a flush, and at the stop.
+async fn run(
+    mut queued: mpsc::Receiver<SpanData>,
+    mut flushes: mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
+    stop: Arc<Notify>,
+    exporter: opentelemetry_otlp::SpanExporter,
+    counts: Counts,
+    timeout: Duration,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut failing = false;
+    loop {
+        let mut flushed = None;
+        let mut stopping = false;
+        tokio::select! {
+            biased;
+            () = stop.notified() => stopping = true,
+            done = flushes.recv() => flushed = done,
+            received = queued.recv_many(&mut batch, MAX_BATCH) => {
+                if received == 0 {
+                    stopping = true;
+                } else {
+                    let deadline = tokio::time::Instant::now() + BATCH_DELAY;
+                    while batch.len() < MAX_BATCH {
+                        let room = MAX_BATCH - batch.len();
+                        tokio::select! {
+                            () = tokio::time::sleep_until(deadline) => break,
+                            () = stop.notified() => {
+                                stopping = true;
+                                break;
+                            }
+                            more = queued.recv_many(&mut batch, room) => {
+                                if more == 0 {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // A flush or the stop takes everything queued, in full batches.
+        loop {
+            if flushed.is_some() || stopping {
+                while batch.len() < MAX_BATCH
+                    && let Ok(span) = queued.try_recv()
+                {
+                    batch.push(span);
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            send(&exporter, &mut batch, &counts, timeout, &mut failing).await;
+            if flushed.is_none() && !stopping {
+                break;
+            }
+        }
+        if let Some(done) = flushed {
+            let _ = done.send(());
+        }
+        if stopping {
+            let _ = exporter.shutdown();
+            return;
+        }
+    }
+}
+
+/// Sends one batch, counting its spans as exported or failed; a collector
+/// that stops answering is warned about once, and its return noted.
+async fn send(
+    exporter: &opentelemetry_otlp::SpanExporter,
+    batch: &mut Vec<SpanData>,
+    counts: &Counts,
+    timeout: Duration,
+    failing: &mut bool,
+) {
+    let spans = batch.len() as u64;
+    let spans_out = std::mem::replace(batch, Vec::with_capacity(MAX_BATCH));
+    match tokio::time::timeout(timeout, exporter.export(spans_out)).await {
+        Ok(Ok(())) => {
+            counts.exported.increment(spans);
+            if std::mem::take(failing) {
+                tracing::info!("The trace collector takes spans again");
+            }
+        }
+        outcome => {
+            counts.failed.increment(spans);
+            let error = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {}", humantime::format_duration(timeout)),
+            };
+            if !std::mem::replace(failing, true) {
+                tracing::warn!(%error, spans, "Cannot export spans to the trace collector; dropping them until it answers");
+            } else {
+                tracing::debug!(%error, spans, "Spans not exported");
+            }
+        }
+    }
+}
