@@ -108,7 +108,7 @@ pub(crate) enum Face {
 }
 
 impl Face {
-    const ALL: [Face; 6] = [
+    pub(crate) const ALL: [Face; 6] = [
         Face::Rest,
         Face::Grpc,
         Face::GrpcWeb,

@@ -137,30 +137,38 @@ async fn serve(gateway: Arc<Gateway>, mut request: Request) -> Response {
     own::attach(&gateway, &mut request);
     let snapshot = gateway.snapshot();
     let Some(tracing) = &snapshot.tracing else {
-        return dispatch(snapshot, request).await.1;
+        return dispatch(snapshot, request).await;
     };
-    let span = tracing.start(&mut request);
-    let (face, response) = Box::pin(dispatch(Arc::clone(&snapshot), request)).await;
-    span.finish(&snapshot, face, response)
+    let span = tracing.start(&snapshot, &mut request);
+    let response = Box::pin(dispatch(Arc::clone(&snapshot), request)).await;
+    span.finish(response)
 }
 
 /// A route group's stack when the request's path is in one, else the
-/// gateway's own handling; with how the client spoke.
-async fn dispatch(snapshot: Arc<Snapshot>, request: Request) -> (Face, Response) {
+/// gateway's own handling.
+async fn dispatch(snapshot: Arc<Snapshot>, request: Request) -> Response {
     if let Some((group, proxied)) = snapshot.groups.find(request.uri().path()) {
         let group = group.clone();
         if proxied {
+            note_face(&snapshot, &request, Face::Proxy);
             let started = tokio::time::Instant::now();
             let metrics = snapshot.metrics.clone();
             let response = group::serve(&group, snapshot, request).await;
             metrics.record(Face::Proxy, response.status(), started.elapsed());
-            return (Face::Proxy, response);
+            return response;
         }
-        let response = group::serve(&group, snapshot, request).await;
-        let face = response.extensions().get().copied().unwrap_or(Face::Rest);
-        return (face, response);
+        return group::serve(&group, snapshot, request).await;
     }
     handle(snapshot, request).await
+}
+
+/// Tells the request's span (when it records) how the client spoke.
+fn note_face(snapshot: &Snapshot, request: &Request, face: Face) {
+    if snapshot.tracing.is_some()
+        && let Some(notes) = crate::trace::SpanNotes::of(request.extensions())
+    {
+        notes.face(face);
+    }
 }
 
 /// The gateway's own handling of a request: gRPC, Connect, WebSocket or
@@ -169,29 +177,25 @@ async fn dispatch(snapshot: Arc<Snapshot>, request: Request) -> (Face, Response)
 /// Each kind's future is boxed on its own: held inline, this one would be
 /// as large as the largest of them (8 KiB), and the layers above move it
 /// by value several times per request.
-async fn handle(snapshot: Arc<Snapshot>, request: Request) -> (Face, Response) {
+async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
     let started = tokio::time::Instant::now();
     let metrics = snapshot.metrics.clone();
-    let (face, response) = if let Some(flavor) = grpc::Flavor::of(&request) {
-        (
-            flavor.face(),
-            Box::pin(grpc::handle(snapshot, flavor, request)).await,
-        )
-    } else if connect::is_connect(&request) {
-        (
-            Face::Connect,
-            Box::pin(connect::handle(snapshot, request)).await,
-        )
-    } else if websocket::is_upgrade(&request) {
-        (
-            Face::WebSocket,
-            Box::pin(websocket::handle(snapshot, request)).await,
-        )
-    } else {
-        (Face::Rest, Box::pin(rest::handle(snapshot, request)).await)
+    let flavor = grpc::Flavor::of(&request);
+    let face = match flavor {
+        Some(flavor) => flavor.face(),
+        None if connect::is_connect(&request) => Face::Connect,
+        None if websocket::is_upgrade(&request) => Face::WebSocket,
+        None => Face::Rest,
+    };
+    note_face(&snapshot, &request, face);
+    let response = match (face, flavor) {
+        (_, Some(flavor)) => Box::pin(grpc::handle(snapshot, flavor, request)).await,
+        (Face::Connect, None) => Box::pin(connect::handle(snapshot, request)).await,
+        (Face::WebSocket, None) => Box::pin(websocket::handle(snapshot, request)).await,
+        (_, None) => Box::pin(rest::handle(snapshot, request)).await,
     };
     metrics.record(face, response.status(), started.elapsed());
-    (face, response)
+    response
 }
 
 /// Whether `path` is a method of the gateway's own services (health,

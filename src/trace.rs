@@ -32,7 +32,7 @@ pub use config::TracingConfig;
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
 use axum::body::Body;
@@ -62,10 +62,11 @@ const METADATA_TRACESTATE: HeaderName = HeaderName::from_static("grpc-metadata-t
 /// the snapshots that follow while the section stays the same.
 pub(crate) struct Tracing {
     config: TracingConfig,
+    /// Each span holds the tracer (and through it the queue) until it
+    /// ends: a tracer replaced by a reload still takes the spans of the
+    /// requests in flight, and its export task sends them and stops once
+    /// the last is gone.
     tracer: SdkTracer,
-    /// Dropping the last handle stops the export task (after it sends
-    /// what it holds).
-    provider: SdkTracerProvider,
     exporting: export::Handle,
     propagator: TraceContextPropagator,
 }
@@ -88,6 +89,9 @@ impl Tracing {
         metrics: &Metrics,
     ) -> Result<Option<Arc<Tracing>>, (String, String)> {
         let Some(config) = config else {
+            if previous.is_some() {
+                tracing::info!("Tracing is off: no more spans are made");
+            }
             return Ok(None);
         };
         if let Some(previous) = previous.filter(|p| p.config == *config) {
@@ -115,7 +119,6 @@ impl Tracing {
         Ok(Some(Arc::new(Tracing {
             config: config.clone(),
             tracer,
-            provider,
             exporting,
             propagator: TraceContextPropagator::new(),
         })))
@@ -124,32 +127,29 @@ impl Tracing {
     /// Sends the spans still queued, waiting at most the export timeout:
     /// for shutdown.
     pub(crate) async fn flush(&self) {
-        self.exporting.flush(self.config.timeout).await;
+        tracing::debug!(timeout = ?self.config.timeout, "Sending the last spans to the trace collector");
+        if !self.exporting.flush(self.config.timeout).await {
+            tracing::warn!(
+                timeout = ?self.config.timeout,
+                "The trace collector did not take the last spans in time; they are lost"
+            );
+        }
     }
 
     /// Starts `request`'s span and makes the request's `traceparent`
-    /// name it.
-    pub(crate) fn start<B>(&self, request: &mut Request<B>) -> ServerSpan {
-        let parent = self.propagator.extract(&Headers(request.headers()));
+    /// name it (whether or not the span records).
+    pub(crate) fn start<B>(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        request: &mut Request<B>,
+    ) -> ServerSpan {
+        let parent = self.propagator.extract(&Headers::of(request.headers()));
         let method = request.method().clone();
-        let mut attributes = Vec::with_capacity(8);
-        attributes.push(KeyValue::new("http.request.method", method_name(&method)));
-        attributes.push(KeyValue::new("url.path", request.uri().path().to_owned()));
-        attributes.push(KeyValue::new(
-            "network.protocol.version",
-            protocol_version(request.version()),
-        ));
-        if let Some(transport) = request.extensions().get::<crate::server::Transport>() {
-            attributes.push(KeyValue::new("url.scheme", transport.scheme()));
-        }
-        if let Some(ClientAddr(addr)) = request.extensions().get::<ClientAddr>() {
-            attributes.push(KeyValue::new("client.address", addr.ip().to_string()));
-        }
-        let span = self
+        // Attributes only for a span that records: most are allocated.
+        let mut span = self
             .tracer
             .span_builder(method_name(&method))
             .with_kind(SpanKind::Server)
-            .with_attributes(attributes)
             .start_with_context(&self.tracer, &parent);
         let headers = request.headers_mut();
         for name in [
@@ -163,135 +163,221 @@ impl Tracing {
         let ours = Context::new().with_remote_span_context(span.span_context().clone());
         self.propagator
             .inject_context(&ours, &mut HeadersMut(headers));
-        let outcome = Outcome::default();
-        request.extensions_mut().insert(outcome.clone());
+        if !span.is_recording() {
+            return ServerSpan { recording: None };
+        }
+        span.set_attribute(KeyValue::new("http.request.method", method_name(&method)));
+        span.set_attribute(KeyValue::new("url.path", request.uri().path().to_owned()));
+        span.set_attribute(KeyValue::new(
+            "network.protocol.version",
+            protocol_version(request.version()),
+        ));
+        if let Some(transport) = request.extensions().get::<crate::server::Transport>() {
+            span.set_attribute(KeyValue::new("url.scheme", transport.scheme()));
+        }
+        if let Some(ClientAddr(addr)) = request.extensions().get::<ClientAddr>() {
+            span.set_attribute(KeyValue::new("client.address", addr.ip().to_string()));
+        }
+        let notes = SpanNotes::default();
+        request.extensions_mut().insert(notes.clone());
         ServerSpan {
-            span,
-            method,
-            uri: request.uri().clone(),
-            outcome,
+            recording: Some(Recording {
+                span,
+                snapshot: Arc::clone(snapshot),
+                method,
+                uri: request.uri().clone(),
+                notes,
+            }),
         }
     }
 }
 
-impl Drop for Tracing {
-    fn drop(&mut self) {
-        // Stops the export task once it has sent what it holds; never
-        // blocks (the processor's shutdown only signals the task).
-        let _ = self.provider.shutdown();
-    }
+/// A request's span, until its response head is known; one dropped
+/// before then (the client left) ends as far as the request got.
+pub(crate) struct ServerSpan {
+    /// `None` for a span that does not record: nothing to note.
+    recording: Option<Recording>,
 }
 
-/// A request's span, until its response is known.
-pub(crate) struct ServerSpan {
+struct Recording {
     span: Span,
+    /// What names the span: the routes and methods the request was
+    /// served with.
+    snapshot: Arc<Snapshot>,
     method: Method,
     uri: Uri,
-    outcome: Outcome,
+    notes: SpanNotes,
 }
 
-/// The REST route a request matched, by index: put in the response's
-/// extensions (only while tracing) to name its span.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MatchedRoute(pub(crate) usize);
+/// What the handlers learn of a request that its span is named and
+/// judged by: how the client spoke, the REST route it matched, the gRPC
+/// status its call ended with. In the request's extensions while its
+/// span records; written as they learn it, read when the span ends.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SpanNotes(Arc<Notes>);
 
-/// The gRPC status a call ended with, as the gateway's gRPC layer saw it
-/// (`server::grpc::outcome`); in the request's extensions while tracing.
-/// `-1` while unknown.
-#[derive(Debug, Clone)]
-pub(crate) struct Outcome(Arc<AtomicI32>);
+#[derive(Debug)]
+struct Notes {
+    /// The face's place in `Face::ALL` + 1; 0 while unknown.
+    face: AtomicU8,
+    /// The route's index + 1; 0 for none.
+    route: AtomicUsize,
+    /// The gRPC status code; -1 while unknown.
+    code: AtomicI32,
+}
 
-impl Default for Outcome {
+impl Default for Notes {
     fn default() -> Self {
-        Outcome(Arc::new(AtomicI32::new(-1)))
+        Notes {
+            face: AtomicU8::new(0),
+            route: AtomicUsize::new(0),
+            code: AtomicI32::new(-1),
+        }
     }
 }
 
-impl Outcome {
-    pub(crate) fn set(&self, code: i32) {
-        self.0.store(code, Ordering::Relaxed);
+impl SpanNotes {
+    /// The notes in `extensions`, if the request's span records.
+    pub(crate) fn of(extensions: &http::Extensions) -> Option<SpanNotes> {
+        extensions.get::<SpanNotes>().cloned()
     }
 
-    fn get(&self) -> Option<i32> {
-        let code = self.0.load(Ordering::Relaxed);
+    pub(crate) fn face(&self, face: Face) {
+        let place = Face::ALL.iter().position(|f| *f == face).unwrap_or(0);
+        self.0.face.store(place as u8 + 1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn matched(&self, route: usize) {
+        self.0.route.store(route + 1, Ordering::Relaxed);
+    }
+
+    /// The gRPC status the call ended with (a later one, such as a
+    /// stream's failure after its head, replaces it).
+    pub(crate) fn ended(&self, code: i32) {
+        self.0.code.store(code, Ordering::Relaxed);
+    }
+
+    fn get_face(&self) -> Option<Face> {
+        let face = self.0.face.load(Ordering::Relaxed);
+        Face::ALL.get(usize::from(face).checked_sub(1)?).copied()
+    }
+
+    fn get_route(&self) -> Option<usize> {
+        self.0.route.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    fn get_code(&self) -> Option<i32> {
+        let code = self.0.code.load(Ordering::Relaxed);
         (code >= 0).then_some(code)
     }
 }
 
 impl ServerSpan {
-    /// Names the span by what `response` answered, notes its status, and
-    /// hands the span to the response body, which ends it.
-    pub(crate) fn finish(
-        mut self,
-        snapshot: &Snapshot,
-        face: Face,
-        mut response: Response<Body>,
-    ) -> Response<Body> {
+    /// Notes what `response` answered and hands the span to the response
+    /// body, which ends it.
+    pub(crate) fn finish(mut self, mut response: Response<Body>) -> Response<Body> {
+        let Some(mut recording) = self.recording.take() else {
+            return response;
+        };
+        recording.describe();
         let status = response.status();
-        let span = &mut self.span;
+        let span = &mut recording.span;
         span.set_attribute(KeyValue::new(
             "http.response.status_code",
             i64::from(status.as_u16()),
         ));
-        span.set_attribute(KeyValue::new("protogate.face", face.label()));
-        let rpc = match face {
-            Face::Rest | Face::WebSocket => {
-                match response.extensions_mut().remove::<MatchedRoute>() {
-                    Some(MatchedRoute(index)) => {
-                        let route = &snapshot.routes.routes()[index];
-                        let template = route.template.to_string();
-                        span.update_name(format!("{} {template}", method_name(&self.method)));
-                        span.set_attribute(KeyValue::new("http.route", template));
-                        Some(&*route.rpc.name)
-                    }
-                    None => None,
-                }
+        if status.is_server_error() {
+            span.set_status(Status::error(Cow::Borrowed(
+                status.canonical_reason().unwrap_or("server error"),
+            )));
+        }
+        // A trailers-only gRPC answer's status is in its head.
+        if let Some(code) = grpc_status(response.headers()) {
+            recording.notes.ended(code);
+        }
+        let Recording { span, notes, .. } = recording;
+        response = response.map(|inner| {
+            Body::new(Traced {
+                inner,
+                end: Ending {
+                    span: Some(span),
+                    notes,
+                },
+            })
+        });
+        response
+    }
+}
+
+impl Drop for ServerSpan {
+    /// The client left before the response head: the span ends with what
+    /// is known (a gRPC call's CANCELLED among it, noted by the gRPC
+    /// layer as it was dropped).
+    fn drop(&mut self) {
+        if let Some(mut recording) = self.recording.take() {
+            recording.describe();
+            recording
+                .span
+                .set_attribute(KeyValue::new("protogate.client_left", true));
+            drop(Ending {
+                span: Some(recording.span),
+                notes: recording.notes,
+            });
+        }
+    }
+}
+
+impl Recording {
+    /// Names the span by what the request reached, with the attributes
+    /// of its face, route and method.
+    fn describe(&mut self) {
+        let span = &mut self.span;
+        let face = self.notes.get_face();
+        if let Some(face) = face {
+            span.set_attribute(KeyValue::new("protogate.face", face.label()));
+        }
+        let path = self.uri.path();
+        let method = method_name(&self.method);
+        let rpc = if let Some(index) = self.notes.get_route() {
+            let route = &self.snapshot.routes.routes()[index];
+            let template = route.template.to_string();
+            span.update_name(format!("{method} {template}"));
+            span.set_attribute(KeyValue::new("http.route", template));
+            Some(&*route.rpc.name)
+        } else if face == Some(Face::Proxy) {
+            if let Some(prefix) = self.snapshot.groups.prefix(path) {
+                let route = format!("{prefix}/*");
+                span.update_name(format!("{method} {route}"));
+                span.set_attribute(KeyValue::new("http.route", route));
             }
-            Face::Grpc | Face::GrpcWeb | Face::Connect => {
-                let path = self.uri.path();
-                let name = match snapshot.routes.rpc(path) {
-                    Some(rpc) => Some(&*rpc.name),
-                    // The gateway's own services (health, reflection).
-                    None if crate::server::is_own_method(path) => Some(&path[1..]),
-                    None => None,
-                };
-                if let Some(name) = name {
-                    span.update_name(name.to_owned());
-                }
-                name
+            None
+        } else {
+            // A gRPC, gRPC-Web or Connect call: by its path.
+            let name = match self.snapshot.routes.rpc(path) {
+                Some(rpc) => Some(&*rpc.name),
+                // The gateway's own services (health, reflection).
+                None if crate::server::is_own_method(path) => Some(&path[1..]),
+                None => None,
+            };
+            if let Some(name) = name {
+                span.update_name(name.to_owned());
             }
-            Face::Proxy => None,
+            name
         };
         if let Some((service, method)) = rpc.and_then(|name| name.split_once('/')) {
             span.set_attribute(KeyValue::new("rpc.system", "grpc"));
             span.set_attribute(KeyValue::new("rpc.service", service.to_owned()));
             span.set_attribute(KeyValue::new("rpc.method", method.to_owned()));
         }
-        if status.is_server_error() {
-            span.set_status(Status::error(Cow::Borrowed(
-                status.canonical_reason().unwrap_or("server error"),
-            )));
-        }
-        // A trailers-only answer's status is in its head.
-        if let Some(code) = response
-            .headers()
-            .get("grpc-status")
-            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-            .and_then(|v| v.parse::<i32>().ok())
-        {
-            self.outcome.set(code);
-        }
-        let grpc = matches!(face, Face::Grpc | Face::GrpcWeb);
-        response.map(|inner| {
-            Body::new(Traced {
-                inner,
-                end: Ending {
-                    span: Some(self.span),
-                    outcome: grpc.then_some(self.outcome),
-                },
-            })
-        })
     }
+}
+
+/// The `grpc-status` in `headers`, if any.
+fn grpc_status(headers: &HeaderMap) -> Option<i32> {
+    std::str::from_utf8(headers.get("grpc-status")?.as_bytes())
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// gRPC status codes a server's span counts as its own failure (the
@@ -322,12 +408,11 @@ pin_project_lite::pin_project! {
 }
 
 /// The span of a response on its way; ended when dropped, after the body
-/// (fields drop in order: the gRPC layer below records a call cut short
-/// as it drops).
+/// (fields drop in order: the layers below note how the call ended as
+/// they drop).
 struct Ending {
     span: Option<Span>,
-    /// For gRPC and gRPC-Web calls: the status the call ended with.
-    outcome: Option<Outcome>,
+    notes: SpanNotes,
 }
 
 impl Drop for Ending {
@@ -335,10 +420,10 @@ impl Drop for Ending {
         let Some(mut span) = self.span.take() else {
             return;
         };
-        if let Some(code) = self.outcome.as_ref().and_then(Outcome::get) {
+        if let Some(code) = self.notes.get_code() {
             span.set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
             if is_server_failure(code) {
-                span.set_status(Status::error(Cow::Borrowed("gRPC status")));
+                span.set_status(Status::error(Cow::Borrowed("the call failed")));
             }
         }
         span.end();
@@ -356,14 +441,9 @@ impl http_body::Body for Traced {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(trailers) = frame.trailers_ref()
-            && let Some(outcome) = &this.end.outcome
-            && let Some(code) = trailers
-                .get("grpc-status")
-                .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-                .and_then(|v| v.parse::<i32>().ok())
+            && let Some(code) = frame.trailers_ref().and_then(grpc_status)
         {
-            outcome.set(code);
+            this.end.notes.ended(code);
         }
         polled
     }
@@ -405,12 +485,37 @@ fn protocol_version(version: http::Version) -> &'static str {
 }
 
 /// Request headers, as the propagator reads them.
-struct Headers<'a>(&'a HeaderMap);
+struct Headers<'a> {
+    map: &'a HeaderMap,
+    /// Several `tracestate` headers, joined as one list (W3C Trace
+    /// Context §3.3.1.1).
+    tracestate: Option<String>,
+}
+
+impl<'a> Headers<'a> {
+    fn of(map: &'a HeaderMap) -> Headers<'a> {
+        let mut values = map.get_all(TRACESTATE).iter();
+        let tracestate = values.next().zip(values.next()).map(|_| {
+            let parts: Vec<&str> = map
+                .get_all(TRACESTATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            parts.join(",")
+        });
+        Headers { map, tracestate }
+    }
+}
 
 impl Extractor for Headers<'_> {
     fn get(&self, key: &str) -> Option<&str> {
+        if key == "tracestate"
+            && let Some(joined) = &self.tracestate
+        {
+            return Some(joined);
+        }
         // W3C Trace Context: a second `traceparent` makes it invalid.
-        let mut values = self.0.get_all(key).iter();
+        let mut values = self.map.get_all(key).iter();
         let first = values.next()?;
         if key == "traceparent" && values.next().is_some() {
             return None;
@@ -419,7 +524,7 @@ impl Extractor for Headers<'_> {
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(HeaderName::as_str).collect()
+        self.map.keys().map(HeaderName::as_str).collect()
     }
 }
 

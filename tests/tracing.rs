@@ -575,3 +575,155 @@ async fn a_reload_that_changes_tracing_sends_the_old_spans_and_uses_the_new_sett
         ]
     );
 }
+
+#[tokio::test]
+async fn a_reload_mid_stream_keeps_the_streams_span() {
+    let (collector, addr) = Collector::start().await;
+    let set = support::kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    backend.script(Script {
+        count: Some(3),
+        interval: Some(Duration::from_millis(300)),
+        ..Script::default()
+    });
+    let mut config = support::gateway::config(&set, &backend.url());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.tracing = Some(tracing_config(addr, "  service_name: one\n"));
+    let current = Arc::new(Mutex::new(config));
+    let source = Arc::clone(&current);
+    let server = protogate::start_with(Box::new(move || Ok(source.lock().clone())))
+        .await
+        .unwrap();
+    let url = format!("http://{}/v1/watch", server.local_addr());
+    let mut response = support::http1().get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    current.lock().tracing = Some(tracing_config(addr, "  service_name: two\n"));
+    server.reloader().unwrap().reload("test").await.unwrap();
+    let rest = support::client::stream_text(response).await;
+    assert_eq!(rest.lines().count(), 2, "{rest}");
+    let span = collector.wait_for(1).await.remove(0);
+    assert_eq!(span.span.name, "GET /v1/watch");
+    assert_eq!(
+        find(&span.resource, "service.name"),
+        Some(Value::StringValue("one".to_owned()))
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_before_the_head_still_gets_a_named_span() {
+    let (collector, addr) = Collector::start().await;
+    let (_backend, gateway) = gateway(addr, "").await;
+    // REST: the client gives up while the backend is still thinking.
+    let gave_up = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .header("grpc-metadata-x-echo-delay-ms", "2000")
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gave_up.is_err());
+    // gRPC: the call is reset before its head.
+    let mut conn = support::client::Conn::http2(gateway.addr()).await;
+    let request = http::Request::post(gateway.url("/kitchen.v1.Kitchen/Echo"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("x-echo-delay-ms", "2000")
+        .body(support::client::full(support::envelope(0, b"")))
+        .unwrap();
+    let cut = tokio::time::timeout(Duration::from_millis(300), conn.send(request)).await;
+    assert!(cut.is_err());
+    let spans = collector.wait_for(2).await;
+    let rest = spans
+        .iter()
+        .find(|s| s.span.name == "GET /v1/echo")
+        .unwrap_or_else(|| panic!("{spans:?}"));
+    assert_eq!(
+        rest.attribute("protogate.client_left"),
+        Some(Value::BoolValue(true))
+    );
+    assert_eq!(rest.text("protogate.face").as_deref(), Some("rest"));
+    assert_eq!(rest.attribute("http.response.status_code"), None);
+    let grpc = spans
+        .iter()
+        .find(|s| s.span.name == "kitchen.v1.Kitchen/Echo")
+        .unwrap_or_else(|| panic!("{spans:?}"));
+    assert_eq!(
+        grpc.int("rpc.grpc.status_code"),
+        Some(1),
+        "CANCELLED: {grpc:?}"
+    );
+    assert_eq!(
+        grpc.attribute("protogate.client_left"),
+        Some(Value::BoolValue(true))
+    );
+}
+
+#[tokio::test]
+async fn a_rest_stream_that_fails_after_its_head_is_a_failed_span() {
+    let (collector, addr) = Collector::start().await;
+    let (_backend, gateway) = gateway(addr, "").await;
+    let response = support::http1()
+        .get(gateway.url("/v1/watch"))
+        .header("grpc-metadata-x-echo-count", "3")
+        .header("grpc-metadata-x-echo-fail-after", "2")
+        .header("grpc-metadata-x-echo-status", "14")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = support::client::stream_text(response).await;
+    assert!(text.contains(r#""error""#), "{text}");
+    let span = collector.wait_for(1).await.remove(0);
+    assert_eq!(span.int("http.response.status_code"), Some(200));
+    assert_eq!(span.int("rpc.grpc.status_code"), Some(14), "{span:?}");
+    assert_eq!(
+        span.span.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+}
+
+#[tokio::test]
+async fn several_tracestate_headers_are_one_list() {
+    let (_collector, addr) = Collector::start().await;
+    let (backend, gateway) = gateway(addr, "").await;
+    let response = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .header("tracestate", "a=1")
+        .header("tracestate", "b=2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        backend.last().metadata.get("tracestate").unwrap(),
+        "a=1,b=2"
+    );
+}
+
+#[tokio::test]
+async fn a_proxied_group_is_named_by_its_prefix() {
+    let (collector, addr) = Collector::start().await;
+    let service = support::plain::http_service().await;
+    let group = support::plain::group("/legacy", &format!("http://{service}"));
+    let (_backend, gateway) = {
+        let tracing = tracing_config(addr, "");
+        support::gateway::kitchen(|config| {
+            config.tracing = Some(tracing);
+            config.routes.push(group);
+        })
+        .await
+    };
+    let response = support::http1()
+        .get(gateway.url("/legacy/anything/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let span = collector.wait_for(1).await.remove(0);
+    assert_eq!(span.span.name, "GET /legacy/*");
+    assert_eq!(span.text("http.route").as_deref(), Some("/legacy/*"));
+    assert_eq!(span.text("protogate.face").as_deref(), Some("proxy"));
+}

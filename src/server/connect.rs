@@ -420,6 +420,7 @@ async fn server_stream(
             keepalive: None,
             abort: None,
             trailers: false,
+            notes: crate::trace::SpanNotes::of(&parts.extensions),
         },
     );
     let mut response = Response::new(Body::new(body));

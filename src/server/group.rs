@@ -126,17 +126,23 @@ impl Groups {
     /// Whether it proxies to an HTTP service (else the gateway handles
     /// the requests) comes with it.
     pub(crate) fn find(&self, path: &str) -> Option<(&GroupService, bool)> {
+        self.group(path).map(|g| (&g.service, g.proxied))
+    }
+
+    /// The prefix of the group holding `path` (without a trailing `/`).
+    pub(crate) fn prefix(&self, path: &str) -> Option<&str> {
+        self.group(path).map(|g| &*g.prefix)
+    }
+
+    fn group(&self, path: &str) -> Option<&Group> {
         if self.0.is_empty() {
             return None;
         }
         let path = path::decode_unreserved(path).unwrap_or(Cow::Borrowed(path));
-        self.0
-            .iter()
-            .find(|g| {
-                path.strip_prefix(&*g.prefix)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            })
-            .map(|g| (&g.service, g.proxied))
+        self.0.iter().find(|g| {
+            path.strip_prefix(&*g.prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
     }
 
     /// The proxied prefix that holds `template` (a route's, as written):
@@ -174,13 +180,7 @@ async fn gateway_handler(request: Request<Body>) -> Result<Response, Infallible>
     let Some(Current(snapshot)) = request.extensions().get::<Current>().cloned() else {
         unreachable!("groups are served with their snapshot")
     };
-    let tracing = snapshot.tracing.is_some();
-    let (face, mut response) = super::handle(snapshot, request).await;
-    if tracing {
-        // For the span, which the layers above keep no other way.
-        response.extensions_mut().insert(face);
-    }
-    Ok(response)
+    Ok(super::handle(snapshot, request).await)
 }
 
 impl Snapshot {

@@ -29,6 +29,7 @@ use super::{body, streaming};
 use std::sync::LazyLock;
 
 use crate::throttle::{self, Throttle};
+use crate::trace::SpanNotes;
 
 /// The client's address, put in request extensions by the listener.
 #[derive(Debug, Clone, Copy)]
@@ -42,10 +43,18 @@ pub(crate) async fn handle(
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let (response, hit) = match call(&snapshot, &parts, body).await {
-        Ok((response, hit)) => (response, hit),
+        Ok((response, hit)) => {
+            if hit.is_some() {
+                note_end(&snapshot, &parts, tonic::Code::Ok);
+            }
+            (response, hit)
+        }
         Err((err, hit)) => {
             let rpc = hit.map(|h| h.rpc);
-            let (status, _) = err.status();
+            let (status, code) = err.status();
+            if hit.is_some() {
+                note_end(&snapshot, &parts, code);
+            }
             if status.is_server_error() && !err.is_client_caused() {
                 static WARNINGS: LazyLock<Throttle> = LazyLock::new(throttle::failures);
                 match WARNINGS.allow() {
@@ -61,13 +70,7 @@ pub(crate) async fn handle(
         }
     };
     let rpc = hit.map(|h| h.rpc);
-    let mut response = response;
     if let Some(hit) = hit {
-        if snapshot.tracing.is_some() {
-            response
-                .extensions_mut()
-                .insert(crate::trace::MatchedRoute(hit.route));
-        }
         let route = &snapshot.routes.routes()[hit.route];
         snapshot
             .metrics
@@ -83,6 +86,16 @@ pub(crate) async fn handle(
         "Request"
     );
     response
+}
+
+/// Tells the request's span (when it records) how its call ended so far:
+/// a stream's own end may follow.
+fn note_end(snapshot: &Snapshot, parts: &Parts, code: tonic::Code) {
+    if snapshot.tracing.is_some()
+        && let Some(notes) = SpanNotes::of(&parts.extensions)
+    {
+        notes.ended(code as i32);
+    }
 }
 
 /// A matched REST call, ready to go upstream.
@@ -142,6 +155,11 @@ async fn call<'s>(
         route: found.route,
         rpc,
     };
+    if snapshot.tracing.is_some()
+        && let Some(notes) = SpanNotes::of(&parts.extensions)
+    {
+        notes.matched(found.route);
+    }
     let fail = |err: GatewayError| (err, Some(hit));
     snapshot
         .rate_limits

@@ -32,6 +32,7 @@ use tonic::metadata::MetadataMap;
 
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
+use crate::trace::SpanNotes;
 use crate::transcode::{ResponsePlan, json_number};
 use crate::upstream::{CallError, Opened, Responses, Upstream, metadata};
 
@@ -267,6 +268,8 @@ pub(crate) struct StreamBody {
     abort: Option<oneshot::Receiver<Aborted>>,
     /// Send the backend's trailers as HTTP trailers.
     trailers: bool,
+    /// The request's span, told how the stream ended (while tracing).
+    notes: Option<SpanNotes>,
 }
 
 /// What a [`StreamBody`] needs besides the stream.
@@ -279,6 +282,7 @@ pub(crate) struct StreamSetup {
     pub(crate) keepalive: Option<Duration>,
     pub(crate) abort: Option<oneshot::Receiver<Aborted>>,
     pub(crate) trailers: bool,
+    pub(crate) notes: Option<SpanNotes>,
 }
 
 /// Where a [`StreamBody`] starts.
@@ -314,6 +318,7 @@ impl StreamBody {
             keepalive,
             abort: setup.abort,
             trailers: setup.trailers,
+            notes: setup.notes,
         }
     }
 
@@ -360,6 +365,9 @@ impl StreamBody {
     ) -> Option<Result<Frame<Bytes>, std::convert::Infallible>> {
         tracing::debug!(error = %err, "Stream ended with an error");
         self.source = Source::Done;
+        if let Some(notes) = &self.notes {
+            notes.ended(err.status().1 as i32);
+        }
         match self.framing.error(&err, &self.snapshot, self.sent == 0) {
             Some(bytes) => Some(Ok(Frame::data(bytes))),
             // A framing with no place for an error (raw `HttpBody` bytes):

@@ -104,18 +104,10 @@ async fn upgrade(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Bo
     // declares too much is refused before its payload is read.
     let limit = snapshot.limits.max_body_bytes;
     let lease = parts.extensions.remove::<Lease>();
-    let traced = snapshot
-        .tracing
-        .is_some()
-        .then_some(crate::trace::MatchedRoute(prepared.route_id));
-    let mut response = upgrade
+    upgrade
         .max_frame_size(limit)
         .max_message_size(limit)
-        .on_upgrade(move |socket| session(socket, snapshot, prepared, lease));
-    if let Some(traced) = traced {
-        response.extensions_mut().insert(traced);
-    }
-    response
+        .on_upgrade(move |socket| session(socket, snapshot, prepared, lease))
 }
 
 /// The answer to a malformed upgrade: the google.rpc.Status JSON of every
@@ -223,6 +215,11 @@ fn prepare(snapshot: &Snapshot, parts: &http::request::Parts) -> Result<Prepared
             })
         });
     };
+    if snapshot.tracing.is_some()
+        && let Some(notes) = crate::trace::SpanNotes::of(&parts.extensions)
+    {
+        notes.matched(found.route);
+    }
     // Counted once, at the upgrade.
     snapshot
         .rate_limits

@@ -105,13 +105,13 @@ pub(super) fn start(
 }
 
 impl Handle {
-    /// Has the task send what it holds now; returns once it has, or after
-    /// `timeout`.
-    pub(super) async fn flush(&self, timeout: Duration) {
+    /// Has the task send what it holds now; true once it has, false
+    /// when `timeout` passed first.
+    pub(super) async fn flush(&self, timeout: Duration) -> bool {
         let (done, sent) = tokio::sync::oneshot::channel();
-        if self.flush.send(done).await.is_ok() {
-            let _ = tokio::time::timeout(timeout, sent).await;
-        }
+        let asked = tokio::time::timeout(timeout, self.flush.send(done)).await;
+        matches!(asked, Ok(Ok(())))
+            && matches!(tokio::time::timeout(timeout, sent).await, Ok(Ok(())))
     }
 }
 
@@ -165,7 +165,8 @@ async fn run(
         tokio::select! {
             biased;
             () = stop.notified() => stopping = true,
-            done = flushes.recv() => flushed = done,
+            // Disabled once the tracer is gone (no more flushes).
+            Some(done) = flushes.recv() => flushed = Some(done),
             received = queued.recv_many(&mut batch, MAX_BATCH) => {
                 if received == 0 {
                     stopping = true;
@@ -241,7 +242,7 @@ async fn send(
                 _ => format!("no answer within {}", humantime::format_duration(timeout)),
             };
             if !std::mem::replace(failing, true) {
-                tracing::warn!(%error, spans, "Cannot export spans to the trace collector; dropping them until it answers");
+                tracing::warn!(%error, spans, "Cannot export spans to the trace collector; counting them as failed until it answers");
             } else {
                 tracing::debug!(%error, spans, "Spans not exported");
             }

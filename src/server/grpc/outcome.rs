@@ -17,7 +17,7 @@ use tonic::{Code, Status};
 use tower::Service;
 
 use crate::metrics::{Face, Metrics};
-use crate::trace::Outcome;
+use crate::trace::SpanNotes;
 
 /// Counts the calls `inner` answers.
 pub(super) struct Counting<S> {
@@ -39,7 +39,7 @@ where
     }
 
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
-        let traced = request.extensions().get::<Outcome>().cloned();
+        let traced = SpanNotes::of(request.extensions());
         Answer {
             inner: self.inner.call(request),
             count: Uncounted(Some(Count {
@@ -56,14 +56,14 @@ struct Count {
     metrics: Arc<Metrics>,
     face: Face,
     /// The call's span, told the status too (while tracing).
-    traced: Option<Outcome>,
+    traced: Option<SpanNotes>,
 }
 
 impl Count {
     fn record(self, code: i32) {
         self.metrics.record_grpc(self.face, code);
         if let Some(traced) = self.traced {
-            traced.set(code);
+            traced.ended(code);
         }
     }
 }
