@@ -167,7 +167,10 @@ impl Tracing {
             return ServerSpan { recording: None };
         }
         span.set_attribute(KeyValue::new("http.request.method", method_name(&method)));
-        span.set_attribute(KeyValue::new("url.path", request.uri().path().to_owned()));
+        span.set_attribute(KeyValue::new(
+            "url.path",
+            path_attribute(request.uri().path()),
+        ));
         span.set_attribute(KeyValue::new(
             "network.protocol.version",
             protocol_version(request.version()),
@@ -495,13 +498,16 @@ struct Headers<'a> {
 impl<'a> Headers<'a> {
     fn of(map: &'a HeaderMap) -> Headers<'a> {
         let mut values = map.get_all(TRACESTATE).iter();
-        let tracestate = values.next().zip(values.next()).map(|_| {
+        let first = values.next();
+        let several = values.next().is_some();
+        let long = first.is_some_and(|v| v.len() > MAX_TRACESTATE);
+        let tracestate = (several || long).then(|| {
             let parts: Vec<&str> = map
                 .get_all(TRACESTATE)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .collect();
-            parts.join(",")
+            shortened_tracestate(&parts.join(","))
         });
         Headers { map, tracestate }
     }
@@ -516,16 +522,89 @@ impl Extractor for Headers<'_> {
         }
         // W3C Trace Context: a second `traceparent` makes it invalid.
         let mut values = self.map.get_all(key).iter();
-        let first = values.next()?;
-        if key == "traceparent" && values.next().is_some() {
+        let first = values.next()?.to_str().ok()?;
+        if key == "traceparent" && (values.next().is_some() || !is_traceparent(first)) {
             return None;
         }
-        first.to_str().ok()
+        Some(first)
     }
 
     fn keys(&self) -> Vec<&str> {
         self.map.keys().map(HeaderName::as_str).collect()
     }
+}
+
+/// Whether `value` is a `traceparent` as W3C Trace Context §3.2 writes
+/// it: checked here in full, since the propagator reads fields of the
+/// wrong length (or with a sign) as numbers and pads them, making up
+/// trace ids no caller sent.
+fn is_traceparent(value: &str) -> bool {
+    let hex = |field: &[u8]| {
+        field
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    };
+    let bytes = value.as_bytes();
+    if bytes.len() < 55 || !hex(&bytes[..2]) || &bytes[..2] == b"ff" {
+        return false;
+    }
+    // Version 00 is exactly 55 characters; a later version may add
+    // fields after a dash.
+    let rest_ok = match &bytes[55..] {
+        [] => true,
+        [b'-', ..] => &bytes[..2] != b"00",
+        _ => false,
+    };
+    let (trace, parent, flags) = (&bytes[3..35], &bytes[36..52], &bytes[53..55]);
+    rest_ok
+        && bytes[2] == b'-'
+        && bytes[35] == b'-'
+        && bytes[52] == b'-'
+        && hex(trace)
+        && hex(parent)
+        && hex(flags)
+        && trace.iter().any(|&b| b != b'0')
+        && parent.iter().any(|&b| b != b'0')
+}
+
+/// The longest `tracestate` kept (W3C Trace Context §3.3.1.5: at least
+/// 512 characters are to be passed on; longer ones may be cut).
+const MAX_TRACESTATE: usize = 512;
+
+/// `list` (a `tracestate`) cut to [`MAX_TRACESTATE`] as §3.3.1.5 says:
+/// entries over 128 characters go first, then entries from the end.
+fn shortened_tracestate(list: &str) -> String {
+    let mut kept = String::with_capacity(list.len().min(MAX_TRACESTATE));
+    let entries = list
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .filter(|e| list.len() <= MAX_TRACESTATE || e.len() <= 128);
+    for entry in entries {
+        let needed = if kept.is_empty() { 0 } else { 1 } + entry.len();
+        if kept.len() + needed > MAX_TRACESTATE {
+            break;
+        }
+        if !kept.is_empty() {
+            kept.push(',');
+        }
+        kept.push_str(entry);
+    }
+    kept
+}
+
+/// The longest `url.path` a span keeps: a client's 8 KiB path would make
+/// each of its spans as large, and a batch of them more than a collector
+/// takes in one message.
+const MAX_PATH_ATTRIBUTE: usize = 1024;
+
+/// `path`, cut to [`MAX_PATH_ATTRIBUTE`] bytes (at a character's start).
+fn path_attribute(path: &str) -> String {
+    let mut end = path.len().min(MAX_PATH_ATTRIBUTE);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    path[..end].to_owned()
 }
 
 /// Request headers, as the propagator writes them.
@@ -543,5 +622,70 @@ impl Injector for HeadersMut<'_> {
         ) {
             self.0.insert(name, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn only_a_whole_traceparent_is_one() {
+        assert!(is_traceparent(VALID));
+        assert!(is_traceparent(&VALID.replace("-01", "-00")));
+        // A later version may carry more after a dash; 00 may not.
+        assert!(is_traceparent(&format!("01{}-more", &VALID[2..])));
+        assert!(is_traceparent(&format!("cc{}", &VALID[2..])));
+        for bad in [
+            "",
+            "0-1-1-1",
+            "00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47361-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-+0f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(!is_traceparent(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_long_tracestate_is_cut_to_whole_entries() {
+        assert_eq!(shortened_tracestate("a=1, b=2 ,,c=3"), "a=1,b=2,c=3");
+        let long = format!("big={}", "x".repeat(200));
+        let many: Vec<String> = (0..100).map(|i| format!("k{i}=v{i}")).collect();
+        let list = format!("a=1,{long},{}", many.join(","));
+        let cut = shortened_tracestate(&list);
+        assert!(cut.len() <= MAX_TRACESTATE, "{}", cut.len());
+        assert!(cut.starts_with("a=1,k0=v0,k1=v1"), "{cut}");
+        assert!(!cut.contains("big="), "entries over 128 go first: {cut}");
+        assert!(cut.split(',').all(|e| e.contains('=')), "{cut}");
+        // A list that fits keeps its long entries.
+        assert_eq!(
+            shortened_tracestate(&format!("a=1,{long}")),
+            format!("a=1,{long}")
+        );
+    }
+
+    #[test]
+    fn a_path_attribute_is_cut_at_a_character() {
+        assert_eq!(path_attribute("/v1/x"), "/v1/x");
+        let long = format!("/{}", "é".repeat(1000));
+        let cut = path_attribute(&long);
+        assert!(cut.len() <= MAX_PATH_ATTRIBUTE && cut.len() >= MAX_PATH_ATTRIBUTE - 1);
+        assert!(long.starts_with(&cut));
     }
 }

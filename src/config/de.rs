@@ -478,19 +478,26 @@ pub(crate) fn check_grpc_url(text: &str) -> Result<(), String> {
         [first @ .., last] => (format!("{} and {last}", first.join(", ")), "they"),
         [] => return Ok(()),
     };
+    // A query may carry a key: never shown, here either.
+    let (text, rest) = (without_query(text), without_query(rest));
     Err(format!(
         "`{text}` has a {what} (`{rest}`), which a gRPC target does not have: calls go to /package.Service/Method on its host and port, so {it} would be dropped; write `{target}`"
     ))
+}
+
+/// `text` with its query and fragment written `?...`.
+fn without_query(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.find(['?', '#']) {
+        Some(at) => format!("{}?...", &text[..at]).into(),
+        None => text.into(),
+    }
 }
 
 /// Checks that `text` is an `http://` or `https://` URL with a host.
 pub(crate) fn check_url(text: &str) -> Result<(), String> {
     let parsed = text.parse::<http::Uri>();
     // A query may carry a key (`?api_key=...`): never shown.
-    let shown: std::borrow::Cow<'_, str> = match text.find(['?', '#']) {
-        Some(at) => format!("{}?...", &text[..at]).into(),
-        None => text.into(),
-    };
+    let shown = without_query(text);
     let uri = parsed.map_err(|e| format!("`{shown}` is not a URL: {e}"))?;
     // The `http` crate reads a port over 65535 as none at all (the
     // scheme's default would be used): refused here.
@@ -679,6 +686,15 @@ mod tests {
             "http:///j?api_key=SECRET",
         ] {
             let err = check_url(bad).unwrap_err();
+            assert!(!err.contains("SECRET") && err.contains("?..."), "{err}");
+        }
+        // A gRPC target has no place for a query: refused, still unseen.
+        for bad in [
+            "http://127.0.0.1:4317/?token=SECRET",
+            "http://127.0.0.1:4317?token=SECRET",
+            "http://127.0.0.1:4317/v1#SECRET",
+        ] {
+            let err = check_grpc_url(bad).unwrap_err();
             assert!(!err.contains("SECRET") && err.contains("?..."), "{err}");
         }
     }

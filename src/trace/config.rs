@@ -80,8 +80,9 @@ fn default_queue() -> usize {
 }
 
 /// The most spans `max_queued_spans` may hold: each is a few hundred
-/// bytes to a few KiB.
-const MAX_QUEUE: usize = 1 << 20;
+/// bytes to about 2 KiB (paths and `tracestate` are cut to fit), so
+/// about 200 MiB at most.
+const MAX_QUEUE: usize = 100_000;
 
 impl TracingConfig {
     /// Settings that cannot work, as (key under `tracing.`, what is

@@ -190,7 +190,10 @@ async fn run(
                 }
             }
         }
-        // A flush or the stop takes everything queued, in full batches.
+        // A flush or the stop takes everything queued, in full batches,
+        // while the collector takes them: after a failure the rest are
+        // counted failed at once, so that a tracer replaced (or a
+        // shutdown) waits at most one `timeout` on a collector that hangs.
         loop {
             if flushed.is_some() || stopping {
                 while batch.len() < MAX_BATCH
@@ -202,8 +205,16 @@ async fn run(
             if batch.is_empty() {
                 break;
             }
-            send(&exporter, &mut batch, &counts, timeout, &mut failing).await;
+            let sent = send(&exporter, &mut batch, &counts, timeout, &mut failing).await;
             if flushed.is_none() && !stopping {
+                break;
+            }
+            if !sent {
+                let mut lost = 0;
+                while queued.try_recv().is_ok() {
+                    lost += 1;
+                }
+                counts.failed.increment(lost);
                 break;
             }
         }
@@ -219,13 +230,14 @@ async fn run(
 
 /// Sends one batch, counting its spans as exported or failed; a collector
 /// that stops answering is warned about once, and its return noted.
+/// Whether the collector took them.
 async fn send(
     exporter: &opentelemetry_otlp::SpanExporter,
     batch: &mut Vec<SpanData>,
     counts: &Counts,
     timeout: Duration,
     failing: &mut bool,
-) {
+) -> bool {
     let spans = batch.len() as u64;
     let spans_out = std::mem::replace(batch, Vec::with_capacity(MAX_BATCH));
     match tokio::time::timeout(timeout, exporter.export(spans_out)).await {
@@ -234,6 +246,7 @@ async fn send(
             if std::mem::take(failing) {
                 tracing::info!("The trace collector takes spans again");
             }
+            true
         }
         outcome => {
             counts.failed.increment(spans);
@@ -246,6 +259,7 @@ async fn send(
             } else {
                 tracing::debug!(%error, spans, "Spans not exported");
             }
+            false
         }
     }
 }
