@@ -17,7 +17,7 @@ use crate::support::{self, EchoBackend, TempDir};
 const SETTLE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(50);
 /// How long the backend holds the call that is in flight at SIGTERM.
-const SLOW_MS: u64 = 3000;
+const SLOW_MS: u64 = 5000;
 
 /// A folder as the kubelet fills it from a ConfigMap: each version of the
 /// data in a folder of its own, `..data` linking to the current one, and
