@@ -168,13 +168,57 @@ fn backend_traceparents(backend: &EchoBackend) -> Vec<String> {
 const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 
+/// A sampled `traceparent` from the client's trace and span.
+fn sampled_parent() -> String {
+    format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01")
+}
+
+/// GETs `path` through `gateway` with `headers`; the answer must be 200.
+async fn get_ok(gateway: &str, path: &str, headers: &[(&str, &str)]) {
+    let mut request = support::http1().get(format!("{gateway}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path} {headers:?}");
+}
+
+/// The kitchen gateway started with a config the test may change and
+/// reload (its `tracing` names `service`), its backend answering as
+/// `script` says.
+async fn reloadable(
+    collector: SocketAddr,
+    service: &str,
+    script: Script,
+) -> (
+    Arc<Mutex<protogate::Config>>,
+    protogate::Server,
+    EchoBackend,
+) {
+    let set = support::kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    backend.script(script);
+    let mut config = support::gateway::config(&set, &backend.url());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.tracing = Some(tracing_config(
+        collector,
+        &format!("  service_name: {service}\n"),
+    ));
+    let current = Arc::new(Mutex::new(config));
+    let source = Arc::clone(&current);
+    let server = protogate::start_with(Box::new(move || Ok(source.lock().clone())))
+        .await
+        .unwrap();
+    (current, server, backend)
+}
+
 #[tokio::test]
 async fn a_rest_call_is_a_child_of_its_caller_and_the_parent_of_the_backend() {
     let (collector, addr) = Collector::start().await;
     let (backend, gateway) = gateway(addr, "  service_name: edge\n").await;
     let response = support::http1()
         .post(gateway.url("/v1/echo"))
-        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .header("traceparent", sampled_parent())
         .header("tracestate", "vendor=abc")
         .json(&json!({"s": "x"}))
         .send()
@@ -230,12 +274,7 @@ async fn a_rest_call_is_a_child_of_its_caller_and_the_parent_of_the_backend() {
 async fn a_request_without_a_caller_starts_a_trace() {
     let (collector, addr) = Collector::start().await;
     let (backend, gateway) = gateway(addr, "").await;
-    let response = support::http1()
-        .get(gateway.url("/v1/names/shelves/1/books/2"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    get_ok(&gateway.base, "/v1/names/shelves/1/books/2", &[]).await;
     let span = collector.wait_for(1).await.remove(0);
     assert_eq!(span.span.name, "GET /v1/names/{s=shelves/*/books/**}");
     assert!(span.span.parent_span_id.is_empty(), "{span:?}");
@@ -251,13 +290,15 @@ async fn a_request_without_a_caller_starts_a_trace() {
 async fn a_callers_choice_not_to_sample_is_followed_and_passed_on() {
     let (collector, addr) = Collector::start().await;
     let (backend, gateway) = gateway(addr, "").await;
-    let response = support::http1()
-        .get(gateway.url("/v1/echo"))
-        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    get_ok(
+        &gateway.base,
+        "/v1/echo",
+        &[(
+            "traceparent",
+            format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-00").as_str(),
+        )],
+    )
+    .await;
     let sent = backend_traceparents(&backend);
     assert_eq!(sent.len(), 1, "{sent:?}");
     let parts: Vec<&str> = sent[0].split('-').collect();
@@ -265,12 +306,7 @@ async fn a_callers_choice_not_to_sample_is_followed_and_passed_on() {
     assert_ne!(parts[2], CLIENT_SPAN, "the gateway's own span id: {sent:?}");
     assert_eq!(parts[3], "00", "{sent:?}");
     // Anything sampled after it comes, the unsampled one not at all.
-    let response = support::http1()
-        .get(gateway.url("/v1/echo"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    get_ok(&gateway.base, "/v1/echo", &[]).await;
     gateway.server.shutdown().await;
     let spans = collector.spans();
     assert_eq!(spans.len(), 1, "{spans:?}");
@@ -281,20 +317,17 @@ async fn a_callers_choice_not_to_sample_is_followed_and_passed_on() {
 async fn sample_ratio_zero_records_no_new_trace_but_follows_sampled_callers() {
     let (collector, addr) = Collector::start().await;
     let (backend, gateway) = gateway(addr, "  sample_ratio: 0\n").await;
-    let client = support::http1();
     for _ in 0..5 {
-        let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
-        assert_eq!(response.status(), 200);
+        get_ok(&gateway.base, "/v1/echo", &[]).await;
     }
     let sent = backend_traceparents(&backend);
     assert!(sent[0].ends_with("-00"), "{sent:?}");
-    let response = client
-        .get(gateway.url("/v1/echo"))
-        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    get_ok(
+        &gateway.base,
+        "/v1/echo",
+        &[("traceparent", sampled_parent().as_str())],
+    )
+    .await;
     gateway.server.shutdown().await;
     let spans = collector.spans();
     assert_eq!(spans.len(), 1, "{spans:?}");
@@ -321,10 +354,7 @@ async fn a_bad_or_spoofed_trace_context_is_replaced_not_passed_on() {
             .get(gateway.url("/v1/echo"))
             .header("traceparent", bad)
             .header("tracestate", "vendor=abc")
-            .header(
-                "grpc-metadata-traceparent",
-                format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"),
-            )
+            .header("grpc-metadata-traceparent", sampled_parent())
             .send()
             .await
             .unwrap();
@@ -508,10 +538,8 @@ async fn a_collector_that_is_down_costs_spans_not_requests() {
 async fn spans_are_sent_in_batches_and_flushed_at_shutdown() {
     let (collector, addr) = Collector::start().await;
     let (_backend, gateway) = gateway(addr, "").await;
-    let client = support::http1();
     for _ in 0..20 {
-        let response = client.get(gateway.url("/v1/echo")).send().await.unwrap();
-        assert_eq!(response.status(), 200);
+        get_ok(&gateway.base, "/v1/echo", &[]).await;
     }
     // Well within the batch delay: nothing needs to have gone yet, and
     // all of it goes at shutdown.
@@ -546,24 +574,14 @@ async fn bad_tracing_settings_are_refused_with_their_key() {
 #[tokio::test]
 async fn a_reload_that_changes_tracing_sends_the_old_spans_and_uses_the_new_settings() {
     let (collector, addr) = Collector::start().await;
-    let set = support::kitchen();
-    let backend = EchoBackend::start(support::pool(&set)).await;
-    let mut config = support::gateway::config(&set, &backend.url());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.tracing = Some(tracing_config(addr, "  service_name: one\n"));
-    let current = Arc::new(Mutex::new(config));
-    let source = Arc::clone(&current);
-    let server = protogate::start_with(Box::new(move || Ok(source.lock().clone())))
-        .await
-        .unwrap();
-    let url = format!("http://{}/v1/echo", server.local_addr());
-    let client = support::http1();
-    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    let (current, server, _backend) = reloadable(addr, "one", Script::default()).await;
+    let base = format!("http://{}", server.local_addr());
+    get_ok(&base, "/v1/echo", &[]).await;
     // Within the batch delay: the span is still queued when its exporter
     // is replaced.
     current.lock().tracing = Some(tracing_config(addr, "  service_name: two\n"));
     server.reloader().unwrap().reload("test").await.unwrap();
-    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    get_ok(&base, "/v1/echo", &[]).await;
     server.shutdown().await;
     let spans = collector.wait_for(2).await;
     let mut services: Vec<Option<Value>> = spans
@@ -583,21 +601,12 @@ async fn a_reload_that_changes_tracing_sends_the_old_spans_and_uses_the_new_sett
 #[tokio::test]
 async fn a_reload_mid_stream_keeps_the_streams_span() {
     let (collector, addr) = Collector::start().await;
-    let set = support::kitchen();
-    let backend = EchoBackend::start(support::pool(&set)).await;
-    backend.script(Script {
+    let script = Script {
         count: Some(3),
         interval: Some(Duration::from_millis(300)),
         ..Script::default()
-    });
-    let mut config = support::gateway::config(&set, &backend.url());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.tracing = Some(tracing_config(addr, "  service_name: one\n"));
-    let current = Arc::new(Mutex::new(config));
-    let source = Arc::clone(&current);
-    let server = protogate::start_with(Box::new(move || Ok(source.lock().clone())))
-        .await
-        .unwrap();
+    };
+    let (current, server, _backend) = reloadable(addr, "one", script).await;
     let url = format!("http://{}/v1/watch", server.local_addr());
     let mut response = support::http1().get(&url).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -692,15 +701,16 @@ async fn a_rest_stream_that_fails_after_its_head_is_a_failed_span() {
 async fn several_tracestate_headers_are_one_list() {
     let (_collector, addr) = Collector::start().await;
     let (backend, gateway) = gateway(addr, "").await;
-    let response = support::http1()
-        .get(gateway.url("/v1/echo"))
-        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
-        .header("tracestate", "a=1")
-        .header("tracestate", "b=2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    get_ok(
+        &gateway.base,
+        "/v1/echo",
+        &[
+            ("traceparent", sampled_parent().as_str()),
+            ("tracestate", "a=1"),
+            ("tracestate", "b=2"),
+        ],
+    )
+    .await;
     assert_eq!(
         backend.last().metadata.get("tracestate").unwrap(),
         "a=1,b=2"
@@ -720,12 +730,7 @@ async fn a_proxied_group_is_named_by_its_prefix() {
         })
         .await
     };
-    let response = support::http1()
-        .get(gateway.url("/legacy/anything/1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    get_ok(&gateway.base, "/legacy/anything/1", &[]).await;
     let span = collector.wait_for(1).await.remove(0);
     assert_eq!(span.span.name, "GET /legacy/*");
     assert_eq!(span.text("http.route").as_deref(), Some("/legacy/*"));
