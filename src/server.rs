@@ -199,9 +199,9 @@ async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
 }
 
 /// Whether `path` is a method of the gateway's own services (health,
-/// reflection), written as gRPC writes it.
+/// reflection).
 pub(crate) fn is_own_method(path: &str) -> bool {
-    own::is_own(path) && grpc::is_method_path(path)
+    own::is_own_method(path)
 }
 
 /// `limits.max_header_bytes` and `limits.max_headers`, on every face

@@ -736,3 +736,76 @@ async fn a_proxied_group_is_named_by_its_prefix() {
     assert_eq!(span.text("http.route").as_deref(), Some("/legacy/*"));
     assert_eq!(span.text("protogate.face").as_deref(), Some("proxy"));
 }
+
+#[tokio::test]
+async fn a_made_up_method_under_the_gateways_own_services_names_no_span() {
+    let (collector, addr) = Collector::start().await;
+    let (_backend, gateway) = gateway(addr, "").await;
+    let made_up = format!("/grpc.health.v1.Health/{}", "X".repeat(5000));
+    let response = support::http1()
+        .get(gateway.url(&made_up))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let (status, _, _) = support::client::grpc_call(gateway.addr(), &gateway.url(&made_up)).await;
+    assert_ne!(status, "0");
+    gateway.server.shutdown().await;
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    for span in &spans {
+        assert!(span.span.name.len() <= 8, "{}", span.span.name);
+        assert_eq!(span.attribute("rpc.method"), None);
+    }
+}
+
+#[tokio::test]
+async fn a_rest_stream_its_client_leaves_is_cancelled_not_ok() {
+    let (collector, addr) = Collector::start().await;
+    let (backend, gateway) = gateway(addr, "").await;
+    backend.script(Script {
+        count: Some(20),
+        interval: Some(Duration::from_millis(100)),
+        ..Script::default()
+    });
+    let mut response = support::http1()
+        .get(gateway.url("/v1/watch"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.chunk().await.unwrap().is_some());
+    drop(response);
+    let span = collector.wait_for(1).await.remove(0);
+    assert_eq!(span.int("rpc.grpc.status_code"), Some(1), "{span:?}");
+}
+
+#[tokio::test]
+async fn a_stream_cut_at_the_end_of_the_grace_period_keeps_its_span() {
+    let (collector, addr) = Collector::start().await;
+    let tracing = tracing_config(addr, "");
+    let (backend, gateway) = support::gateway::kitchen(|config| {
+        config.tracing = Some(tracing);
+        config.timeouts.shutdown = Duration::from_millis(500);
+    })
+    .await;
+    backend.script(Script {
+        count: Some(100),
+        interval: Some(Duration::from_millis(100)),
+        ..Script::default()
+    });
+    let mut response = support::http1()
+        .get(gateway.url("/v1/watch"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.chunk().await.unwrap().is_some());
+    let started = std::time::Instant::now();
+    gateway.server.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    assert_eq!(spans[0].span.name, "GET /v1/watch");
+    assert_eq!(spans[0].int("rpc.grpc.status_code"), Some(1));
+    drop(response);
+}

@@ -485,10 +485,10 @@ pub(crate) fn check_grpc_url(text: &str) -> Result<(), String> {
     ))
 }
 
-/// `text` with its query and fragment written `?...`.
+/// `text` with its query and fragment written `?...` (or `#...`).
 fn without_query(text: &str) -> std::borrow::Cow<'_, str> {
     match text.find(['?', '#']) {
-        Some(at) => format!("{}?...", &text[..at]).into(),
+        Some(at) => format!("{}{}...", &text[..at], &text[at..=at]).into(),
         None => text.into(),
     }
 }
@@ -695,7 +695,7 @@ mod tests {
             "http://127.0.0.1:4317/v1#SECRET",
         ] {
             let err = check_grpc_url(bad).unwrap_err();
-            assert!(!err.contains("SECRET") && err.contains("?..."), "{err}");
+            assert!(!err.contains("SECRET") && err.contains("..."), "{err}");
         }
     }
 

@@ -192,7 +192,7 @@ fn admit(snapshot: &Snapshot, request: &mut Request<Body>) -> Option<tonic::Stat
 /// refused before the rate limits and bearer tokens are checked against
 /// it: a backend or a proxy behind that normalised such a path would
 /// otherwise serve a method the checks never saw.
-pub(super) fn is_method_path(path: &str) -> bool {
+fn is_method_path(path: &str) -> bool {
     let identifier = |name: &str| {
         let mut bytes = name.bytes();
         bytes

@@ -42,6 +42,9 @@ pub(super) async fn accept_loop(
     let (closing_tx, closing_rx) = watch::channel(false);
     let mut backoff = Duration::from_millis(5);
     let mut last_warning: Option<Instant> = None;
+    // The connections' tasks, so that those still open when the grace
+    // period ends are cut here (not when the process ends after it).
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         // A free slot first: at the limit, new connections wait in the
         // kernel's queue instead of being accepted and starved.
@@ -85,9 +88,11 @@ pub(super) async fn accept_loop(
             permit,
             grace: options.shutdown_grace,
         };
+        // Those that ended leave the set, which holds only open ones.
+        while connections.try_join_next().is_some() {}
         match &tls {
-            Some(tls) => tokio::spawn(serve_tls(tls.current(), stream, accepted)),
-            None => tokio::spawn(connection::serve(accepted, stream)),
+            Some(tls) => connections.spawn(serve_tls(tls.current(), stream, accepted)),
+            None => connections.spawn(connection::serve(accepted, stream)),
         };
     }
     drop(listener);
@@ -103,8 +108,17 @@ pub(super) async fn accept_loop(
         // only the stream's own layer knows its framing, and it is not told
         // the grace period (WebSocket calls are: see `connection::Lease`).
         tracing::warn!("Shutdown grace period over; closing remaining connections");
+        // Cut now, so that what they were serving ends before the server
+        // says it has stopped (the spans of their requests among it).
+        connections.abort_all();
+        let cut = async { while connections.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(CUT_WAIT, cut).await;
     }
 }
+
+/// How long the connections cut at the end of the grace period are given
+/// to drop what they hold.
+const CUT_WAIT: Duration = Duration::from_millis(500);
 
 /// The number of connection slots for `max_connections`: at least one,
 /// and at most [`Limits::MAX_CONNECTIONS`], which the config enforces

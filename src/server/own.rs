@@ -205,6 +205,19 @@ fn unknown(service: &str) -> Status {
     Status::not_found(format!("unknown service `{service}`"))
 }
 
+/// Whether `path` is `/<service>/<method>` of a method the gateway's own
+/// services have (a client's made-up method under them is not).
+pub(crate) fn is_own_method(path: &str) -> bool {
+    let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
+        return false;
+    };
+    match service {
+        REFLECTION_V1 | REFLECTION_V1ALPHA => method == "ServerReflectionInfo",
+        HEALTH => matches!(method, "Check" | "Watch" | "List"),
+        _ => false,
+    }
+}
+
 /// `pkg.Service` of a gRPC path `/pkg.Service/Method`.
 fn service_of(path: &str) -> Option<&str> {
     Some(path.strip_prefix('/')?.split_once('/')?.0)

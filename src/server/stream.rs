@@ -387,6 +387,18 @@ impl StreamBody {
     }
 }
 
+/// A stream dropped before its end: the client left (the call is
+/// cancelled with it), and its span says so.
+impl Drop for StreamBody {
+    fn drop(&mut self) {
+        if !matches!(self.source, Source::Done)
+            && let Some(notes) = &self.notes
+        {
+            notes.ended(tonic::Code::Cancelled as i32);
+        }
+    }
+}
+
 impl http_body::Body for StreamBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
@@ -448,6 +460,9 @@ impl http_body::Body for StreamBody {
                         else {
                             unreachable!("matched above")
                         };
+                        if let Some(notes) = &this.notes {
+                            notes.ended(tonic::Code::Ok as i32);
+                        }
                         if this.trailers || this.framing.is_connect() {
                             this.source =
                                 Source::Trailers(Box::pin(async move { stream.trailers().await }));
