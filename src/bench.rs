@@ -1,7 +1,7 @@
 //! `protogate bench`: measures the gateway against a no-op backend on
 //! loopback — requests per second, latency percentiles, the gateway's own
 //! CPU time per request and its memory — next to the same calls made
-//! straight to the backend over gRPC (the floor), against etcd's own
+//! straight to the backend over gRPC (the floor), with tracing on, against etcd's own
 //! gateway when an `etcd` binary is installed, and the time and memory to
 //! load 10,000 annotated methods.
 //!
@@ -23,6 +23,7 @@ mod report;
 mod scale;
 pub(crate) mod scenario;
 mod targets;
+mod traced;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -68,8 +69,9 @@ pub fn default_gateway_workers() -> u16 {
 
 /// Every name `Options::only` takes: the load scenarios, then the etcd
 /// comparison and the descriptor scale test.
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "get",
+    "get-traced",
     "post-1k",
     "post-64k",
     "list-100",
@@ -168,6 +170,9 @@ pub async fn run(options: &Options, progress: &mut dyn FnMut(&Row)) -> Result<Re
         }
     }
     drop(gateway);
+    if options.wants("get-traced") {
+        traced::run(options, &backend_url, &mut report, progress).await?;
+    }
     if options.wants("etcd") {
         match etcd::find_binary() {
             Ok(binary) => etcd::compare(&binary, options, &mut report, progress).await?,

@@ -82,6 +82,7 @@ fn the_quick_bench_measures_every_scenario() {
     let rows = report["results"].as_array().expect("results is a list");
     let scenarios = [
         "get",
+        "get-traced",
         "post-1k",
         "post-64k",
         "list-100",
