@@ -166,6 +166,10 @@ fn with_pools(admin: &Admin, status: impl serde::Serialize) -> serde_json::Value
         })
         .collect();
     status["discovery"] = serde_json::Value::Object(discovery);
+    status["tracing"] = snapshot
+        .tracing
+        .as_ref()
+        .map_or(serde_json::Value::Null, |t| t.status());
     status
 }
 

@@ -124,6 +124,23 @@ impl Tracing {
         })))
     }
 
+    /// What `/admin/status` shows of tracing: where spans go, and whether
+    /// the collector took the last batch (`null` before the first).
+    pub(crate) fn status(&self) -> serde_json::Value {
+        let (answering, last_error) = match self.exporting.health.last() {
+            None => (None, None),
+            Some(Ok(())) => (Some(true), None),
+            Some(Err(why)) => (Some(false), Some(why)),
+        };
+        serde_json::json!({
+            "otlp_endpoint": self.config.otlp_endpoint,
+            "sample_ratio": self.config.sample_ratio,
+            "service_name": self.config.service_name,
+            "collector_answering": answering,
+            "last_error": last_error,
+        })
+    }
+
     /// Sends the spans still queued, waiting at most the export timeout:
     /// for shutdown.
     pub(crate) async fn flush(&self) {

@@ -532,6 +532,54 @@ async fn a_collector_that_is_down_costs_spans_not_requests() {
         text.contains(r#"protogate_trace_spans_total{outcome="failed"} 3"#),
         "{text}"
     );
+    let status = admin_status(admin).await;
+    assert_eq!(status["tracing"]["collector_answering"], false, "{status}");
+    assert!(
+        status["tracing"]["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{status}"
+    );
+}
+
+/// `/admin/status` as JSON.
+async fn admin_status(admin: SocketAddr) -> serde_json::Value {
+    support::http1()
+        .get(format!("http://{admin}/admin/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn admin_status_says_where_spans_go_and_whether_they_arrive() {
+    let (collector, addr) = Collector::start().await;
+    let (_backend, gateway) = gateway(addr, "  sample_ratio: 0.5\n").await;
+    let admin = gateway.server.admin_addr().unwrap();
+    let status = admin_status(admin).await;
+    let tracing = &status["tracing"];
+    assert_eq!(tracing["otlp_endpoint"], format!("http://{addr}"));
+    assert_eq!(tracing["sample_ratio"], 0.5);
+    assert_eq!(tracing["collector_answering"], serde_json::Value::Null);
+    get_ok(
+        &gateway.base,
+        "/v1/echo",
+        &[("traceparent", sampled_parent().as_str())],
+    )
+    .await;
+    collector.wait_for(1).await;
+    let mut answering = serde_json::Value::Null;
+    for _ in 0..100 {
+        answering = admin_status(admin).await["tracing"]["collector_answering"].clone();
+        if answering == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answering, true);
 }
 
 #[tokio::test]

@@ -38,6 +38,27 @@ pub(super) struct Queue {
 #[derive(Debug)]
 pub(super) struct Handle {
     flush: mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+    pub(super) health: Arc<Health>,
+}
+
+/// Whether the collector takes spans, as the last export found (for
+/// `/admin/status`).
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    /// `None` before the first export.
+    answering: parking_lot::Mutex<Option<Result<(), String>>>,
+}
+
+impl Health {
+    /// `None` before the first export; then whether the last one went
+    /// through, or why not.
+    pub(super) fn last(&self) -> Option<Result<(), String>> {
+        self.answering.lock().clone()
+    }
+
+    fn set(&self, outcome: Result<(), String>) {
+        *self.answering.lock() = Some(outcome);
+    }
 }
 
 /// Starts the export task for `config`, with the queue feeding it.
@@ -82,9 +103,11 @@ pub(super) fn start(
     let (spans, queued) = mpsc::channel(config.max_queued_spans);
     let (flush, flushes) = mpsc::channel(1);
     let stop = Arc::new(Notify::new());
+    let health = Arc::new(Health::default());
     let counts = Counts {
         exported: metrics.trace_spans(SpanOutcome::Exported),
         failed: metrics.trace_spans(SpanOutcome::Failed),
+        health: Arc::clone(&health),
     };
     tokio::spawn(run(
         queued,
@@ -100,7 +123,7 @@ pub(super) fn start(
             stop,
             dropped: metrics.trace_spans(SpanOutcome::Dropped),
         },
-        Handle { flush },
+        Handle { flush, health },
     ))
 }
 
@@ -145,6 +168,7 @@ impl SpanProcessor for Queue {
 struct Counts {
     exported: Counter,
     failed: Counter,
+    health: Arc<Health>,
 }
 
 /// The export task: a batch goes out when it is full, a second after its
@@ -243,6 +267,7 @@ async fn send(
     match tokio::time::timeout(timeout, exporter.export(spans_out)).await {
         Ok(Ok(())) => {
             counts.exported.increment(spans);
+            counts.health.set(Ok(()));
             if std::mem::take(failing) {
                 tracing::info!("The trace collector takes spans again");
             }
@@ -254,6 +279,7 @@ async fn send(
                 Ok(Err(e)) => e.to_string(),
                 _ => format!("no answer within {}", humantime::format_duration(timeout)),
             };
+            counts.health.set(Err(error.clone()));
             if !std::mem::replace(failing, true) {
                 tracing::warn!(%error, spans, "Cannot export spans to the trace collector; counting them as failed until it answers");
             } else {
