@@ -238,6 +238,9 @@ impl Reloader {
         // hold the listener closed for the whole reflection timeout: what
         // has not answered by then is asked again by the retry loop.
         let wait = config.reflection.timeout.min(STARTUP_WAIT);
+        // Limitation (README, Limits): the upstreams made here to ask are
+        // not the snapshot's, which makes its own: one more connection to
+        // each reflecting upstream at start, dropped once it has answered.
         let asked = reflect(config, None, &config.sources().reflecting, wait).await;
         for (name, err) in &asked.failed {
             tracing::warn!(upstream = %name, error = %err, "Server reflection failed; its routes come when it answers");
