@@ -67,15 +67,16 @@ pub fn default_gateway_workers() -> u16 {
     u16::try_from(cpus / 2).unwrap_or(u16::MAX).max(1)
 }
 
-/// Every name `Options::only` takes: the load scenarios, then the etcd
-/// comparison and the descriptor scale test.
+/// Every name `Options::only` takes: the load scenarios, then `get`
+/// through a tracing gateway, the etcd comparison and the descriptor
+/// scale test.
 pub const SCENARIOS: [&str; 8] = [
     "get",
-    "get-traced",
     "post-1k",
     "post-64k",
     "list-100",
     "stream-10k",
+    "get-traced",
     "etcd",
     "scale",
 ];
