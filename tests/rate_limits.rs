@@ -256,15 +256,7 @@ async fn a_reload_keeps_the_buckets_of_unchanged_rules_and_counts_in_metrics() {
     assert_eq!(status(&client, &gateway, &[]).await, 429);
     let tags = get(&client, &gateway, "/v1/tags", &[]).await;
     assert_eq!(tags.status().as_u16(), 429, "the new method shares it");
-    let admin = gateway.server.admin_addr().expect("admin listens");
-    let metrics = client
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics_text().await;
     assert!(
         metrics.contains("protogate_rate_limited_total{rule=\"kept\"} 3"),
         "{metrics}"

@@ -60,19 +60,6 @@ fn clear(backends: &[EchoBackend]) {
     }
 }
 
-/// The gateway's `/admin/status`.
-async fn admin_status(gateway: &TestGateway) -> serde_json::Value {
-    let admin = gateway.server.admin_addr().expect("an admin listener");
-    support::http1()
-        .get(format!("http://{admin}/admin/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// `n` sequential GETs with `headers`; every one must succeed.
 async fn get_ok(gateway: &TestGateway, n: usize, headers: &[(&str, &str)]) {
     let client = support::http1();
@@ -222,7 +209,7 @@ async fn an_endpoint_failing_in_a_row_is_ejected() {
     assert_eq!(failed, 3);
     assert_eq!(backends[0].records().len(), 27);
 
-    let status = admin_status(&gateway).await;
+    let status = gateway.admin_status().await;
     let ejected: Vec<&str> = status["pools"]["default"]
         .as_array()
         .unwrap()
@@ -650,7 +637,7 @@ async fn a_clients_short_deadline_ejects_nothing() {
             .unwrap();
         assert_eq!(response.headers()["grpc-status"], "4");
     }
-    let status = admin_status(&gateway).await;
+    let status = gateway.admin_status().await;
     let pool = status["pools"]["default"].as_array().unwrap();
     assert_eq!(pool.len(), 2, "{status}");
     assert!(pool.iter().all(|e| e["ejected"] == false), "{status}");

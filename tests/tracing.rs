@@ -512,17 +512,9 @@ async fn a_collector_that_is_down_costs_spans_not_requests() {
         assert_eq!(response.status(), 200);
         assert!(started.elapsed() < Duration::from_secs(1));
     }
-    let admin = gateway.server.admin_addr().unwrap();
     let mut text = String::new();
     for _ in 0..100 {
-        text = support::http1()
-            .get(format!("http://{admin}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        text = gateway.metrics_text().await;
         if text.contains(r#"protogate_trace_spans_total{outcome="failed"} 3"#) {
             break;
         }
@@ -532,7 +524,7 @@ async fn a_collector_that_is_down_costs_spans_not_requests() {
         text.contains(r#"protogate_trace_spans_total{outcome="failed"} 3"#),
         "{text}"
     );
-    let status = admin_status(admin).await;
+    let status = gateway.admin_status().await;
     assert_eq!(status["tracing"]["collector_answering"], false, "{status}");
     assert!(
         status["tracing"]["last_error"]
@@ -542,24 +534,11 @@ async fn a_collector_that_is_down_costs_spans_not_requests() {
     );
 }
 
-/// `/admin/status` as JSON.
-async fn admin_status(admin: SocketAddr) -> serde_json::Value {
-    support::http1()
-        .get(format!("http://{admin}/admin/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn admin_status_says_where_spans_go_and_whether_they_arrive() {
     let (collector, addr) = Collector::start().await;
     let (_backend, gateway) = gateway(addr, "  sample_ratio: 0.5\n").await;
-    let admin = gateway.server.admin_addr().unwrap();
-    let status = admin_status(admin).await;
+    let status = gateway.admin_status().await;
     let tracing = &status["tracing"];
     assert_eq!(tracing["otlp_endpoint"], format!("http://{addr}"));
     assert_eq!(tracing["sample_ratio"], 0.5);
@@ -573,7 +552,7 @@ async fn admin_status_says_where_spans_go_and_whether_they_arrive() {
     collector.wait_for(1).await;
     let mut answering = serde_json::Value::Null;
     for _ in 0..100 {
-        answering = admin_status(admin).await["tracing"]["collector_answering"].clone();
+        answering = gateway.admin_status().await["tracing"]["collector_answering"].clone();
         if answering == true {
             break;
         }

@@ -42,6 +42,25 @@ impl TestGateway {
     pub fn addr(&self) -> SocketAddr {
         self.server.local_addr()
     }
+
+    /// `GET /admin/status` on its admin listener, as JSON.
+    pub async fn admin_status(&self) -> serde_json::Value {
+        self.admin_get("/admin/status").await.json().await.unwrap()
+    }
+
+    /// `GET /metrics` on its admin listener, as text.
+    pub async fn metrics_text(&self) -> String {
+        self.admin_get("/metrics").await.text().await.unwrap()
+    }
+
+    async fn admin_get(&self, path: &str) -> reqwest::Response {
+        let admin = self.server.admin_addr().expect("an admin listener");
+        super::http1()
+            .get(format!("http://{admin}{path}"))
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// An echo backend for the kitchen API and the gateway in front of it,
