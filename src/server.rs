@@ -9,7 +9,7 @@ mod connect;
 mod grpc;
 pub(crate) use body::BodyBudget;
 pub(crate) use group::Groups;
-pub(crate) use own::OwnServices;
+pub(crate) use own::{OwnServices, is_own_method};
 mod connection;
 mod group;
 mod leftover;
@@ -164,9 +164,7 @@ async fn dispatch(snapshot: Arc<Snapshot>, request: Request) -> Response {
 
 /// Tells the request's span (when it records) how the client spoke.
 fn note_face(snapshot: &Snapshot, request: &Request, face: Face) {
-    if snapshot.tracing.is_some()
-        && let Some(notes) = crate::trace::SpanNotes::of(request.extensions())
-    {
+    if let Some(notes) = crate::trace::SpanNotes::of(snapshot, request.extensions()) {
         notes.face(face);
     }
 }
@@ -196,12 +194,6 @@ async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
     };
     metrics.record(face, response.status(), started.elapsed());
     response
-}
-
-/// Whether `path` is a method of the gateway's own services (health,
-/// reflection).
-pub(crate) fn is_own_method(path: &str) -> bool {
-    own::is_own_method(path)
 }
 
 /// `limits.max_header_bytes` and `limits.max_headers`, on every face

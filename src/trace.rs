@@ -257,8 +257,11 @@ impl Default for Notes {
 }
 
 impl SpanNotes {
-    /// The notes in `extensions`, if the request's span records.
-    pub(crate) fn of(extensions: &http::Extensions) -> Option<SpanNotes> {
+    /// The notes in `extensions`, if the request's span records. Without
+    /// tracing in `snapshot` no request carries any, and the extensions
+    /// are not looked at.
+    pub(crate) fn of(snapshot: &Snapshot, extensions: &http::Extensions) -> Option<SpanNotes> {
+        snapshot.tracing.as_ref()?;
         extensions.get::<SpanNotes>().cloned()
     }
 
@@ -295,7 +298,7 @@ impl SpanNotes {
 impl ServerSpan {
     /// Notes what `response` answered and hands the span to the response
     /// body, which ends it.
-    pub(crate) fn finish(mut self, mut response: Response<Body>) -> Response<Body> {
+    pub(crate) fn finish(mut self, response: Response<Body>) -> Response<Body> {
         let Some(mut recording) = self.recording.take() else {
             return response;
         };
@@ -316,7 +319,7 @@ impl ServerSpan {
             recording.notes.ended(code);
         }
         let Recording { span, notes, .. } = recording;
-        response = response.map(|inner| {
+        response.map(|inner| {
             Body::new(Traced {
                 inner,
                 end: Ending {
@@ -324,8 +327,7 @@ impl ServerSpan {
                     notes,
                 },
             })
-        });
-        response
+        })
     }
 }
 

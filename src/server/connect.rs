@@ -420,7 +420,7 @@ async fn server_stream(
             keepalive: None,
             abort: None,
             trailers: false,
-            notes: crate::trace::SpanNotes::of(&parts.extensions),
+            notes: crate::trace::SpanNotes::of(snapshot, &parts.extensions),
         },
     );
     let mut response = Response::new(Body::new(body));

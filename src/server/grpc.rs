@@ -128,12 +128,14 @@ pub(crate) async fn handle(
         return response;
     }
     let metrics = Arc::clone(&snapshot.metrics);
+    let traced = crate::trace::SpanNotes::of(&snapshot, request.extensions());
     match super::own::find(&snapshot, &request) {
         Some(inner) => {
             let counting = Counting {
                 inner,
                 metrics,
                 face,
+                traced,
             };
             serve(counting, flavor, request).await
         }
@@ -143,6 +145,7 @@ pub(crate) async fn handle(
                 inner,
                 metrics,
                 face,
+                traced,
             };
             serve(counting, flavor, request).await
         }

@@ -91,9 +91,7 @@ pub(crate) async fn handle(
 /// Tells the request's span (when it records) how its call ended so far:
 /// a stream's own end may follow.
 fn note_end(snapshot: &Snapshot, parts: &Parts, code: tonic::Code) {
-    if snapshot.tracing.is_some()
-        && let Some(notes) = SpanNotes::of(&parts.extensions)
-    {
+    if let Some(notes) = SpanNotes::of(snapshot, &parts.extensions) {
         notes.ended(code as i32);
     }
 }
@@ -155,9 +153,7 @@ async fn call<'s>(
         route: found.route,
         rpc,
     };
-    if snapshot.tracing.is_some()
-        && let Some(notes) = SpanNotes::of(&parts.extensions)
-    {
+    if let Some(notes) = SpanNotes::of(snapshot, &parts.extensions) {
         notes.matched(found.route);
     }
     let fail = |err: GatewayError| (err, Some(hit));

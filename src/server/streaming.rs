@@ -268,7 +268,7 @@ async fn respond(
             keepalive: Some(snapshot.stream_keepalive),
             abort,
             trailers: http1_trailers || parts.version == http::Version::HTTP_2,
-            notes: crate::trace::SpanNotes::of(&parts.extensions),
+            notes: crate::trace::SpanNotes::of(snapshot, &parts.extensions),
         },
     );
     let mut response = Response::new(Body::new(body));

@@ -215,9 +215,7 @@ fn prepare(snapshot: &Snapshot, parts: &http::request::Parts) -> Result<Prepared
             })
         });
     };
-    if snapshot.tracing.is_some()
-        && let Some(notes) = crate::trace::SpanNotes::of(&parts.extensions)
-    {
+    if let Some(notes) = crate::trace::SpanNotes::of(snapshot, &parts.extensions) {
         notes.matched(found.route);
     }
     // Counted once, at the upgrade.

@@ -24,6 +24,8 @@ pub(super) struct Counting<S> {
     pub(super) inner: S,
     pub(super) metrics: Arc<Metrics>,
     pub(super) face: Face,
+    /// The call's span, told its status too (while tracing).
+    pub(super) traced: Option<SpanNotes>,
 }
 
 impl<S> Service<Request<tonic::body::Body>> for Counting<S>
@@ -39,13 +41,12 @@ where
     }
 
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
-        let traced = SpanNotes::of(request.extensions());
         Answer {
             inner: self.inner.call(request),
             count: Uncounted(Some(Count {
                 metrics: Arc::clone(&self.metrics),
                 face: self.face,
-                traced,
+                traced: self.traced.clone(),
             })),
         }
     }
