@@ -258,11 +258,7 @@ pub(crate) fn is_pattern(pattern: &str) -> bool {
 /// A metadata name a claim may be sent under: not one the gateway or
 /// HTTP itself sets, not binary, lowercase.
 pub(crate) fn metadata_name(name: &str) -> Result<HeaderName, String> {
-    let valid = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-    if !valid {
+    if !crate::upstream::metadata::is_metadata_key(name) {
         return Err(
             "not a gRPC metadata name (lowercase letters, digits, `-`, `_` and `.`)".to_owned(),
         );

@@ -114,10 +114,7 @@ impl TracingConfig {
             );
         }
         for (name, value) in &self.headers {
-            let valid_name = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+            let valid_name = crate::upstream::metadata::is_metadata_key(name)
                 && !crate::upstream::metadata::is_reserved(name)
                 && !name.ends_with("-bin");
             if !valid_name {

@@ -59,6 +59,15 @@ pub(crate) fn is_reserved(name: &str) -> bool {
         )
 }
 
+/// Whether `name` can be a gRPC metadata key: lowercase letters,
+/// digits, `-`, `_` and `.`, at least one.
+pub(crate) fn is_metadata_key(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
 /// The host a request was sent to, as every upstream gets it in
 /// `X-Forwarded-Host`: its `Host`, else the target's authority (HTTP/2
 /// clients may send only `:authority`). The listener has already made the
@@ -126,10 +135,7 @@ pub fn to_metadata(
         if is_reserved(key) || key == "x-forwarded-for" || key == "x-forwarded-host" {
             continue;
         }
-        if !key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
-        {
+        if !is_metadata_key(key) {
             return Err(bad(
                 "not a gRPC metadata key (lowercase letters, digits, `-`, `_` and `.` only)",
             ));
