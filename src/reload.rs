@@ -35,6 +35,7 @@ use crate::descriptor::Reflected;
 use crate::server::Gateway;
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::tls::{ServerTls, Staged};
+use crate::upstream::Upstream;
 
 mod reflect;
 mod watching;
@@ -238,10 +239,7 @@ impl Reloader {
         // hold the listener closed for the whole reflection timeout: what
         // has not answered by then is asked again by the retry loop.
         let wait = config.reflection.timeout.min(STARTUP_WAIT);
-        // Limitation (README, Limits): the upstreams made here to ask are
-        // not the snapshot's, which makes its own: one more connection to
-        // each reflecting upstream at start, dropped once it has answered.
-        let asked = reflect(config, None, &config.sources().reflecting, wait).await;
+        let mut asked = reflect(config, None, &config.sources().reflecting, wait).await;
         for (name, err) in &asked.failed {
             tracing::warn!(upstream = %name, error = %err, "Server reflection failed; its routes come when it answers");
         }
@@ -250,7 +248,8 @@ impl Reloader {
         }
         let mut sources = config.sources();
         sources.reflected = asked.reflected.clone();
-        let snapshot = build(config.clone(), sources, None).await?;
+        let asking = std::mem::take(&mut asked.upstreams);
+        let snapshot = build(config.clone(), sources, None, asking).await?;
         Ok((snapshot, FirstAnswers(asked)))
     }
 
@@ -312,7 +311,8 @@ impl Reloader {
             Ask::Waiting => waiting_for(&config, cache),
             Ask::None => Vec::new(),
         };
-        let asked = reflect(&config, Some(&previous), &asking, config.reflection.timeout).await;
+        let mut asked = reflect(&config, Some(&previous), &asking, config.reflection.timeout).await;
+        let asking = std::mem::take(&mut asked.upstreams);
         self.note_failures(&asked.failed);
         let mut stale = Vec::new();
         for (name, err) in &asked.failed {
@@ -361,7 +361,7 @@ impl Reloader {
         // Read before anything changes, put in place with the snapshot: a
         // reload that fails leaves both as they were.
         let staged = match self.stage_listener_tls(&config) {
-            Ok(tls) => build(config.clone(), sources, Some(previous.clone()))
+            Ok(tls) => build(config.clone(), sources, Some(previous.clone()), asking)
                 .await
                 .map(|snapshot| (tls, snapshot))
                 .map_err(ReloadError::from),
@@ -598,16 +598,20 @@ fn dropped_services(before: &Snapshot, after: &Snapshot) -> Vec<String> {
     dropped
 }
 
+/// Builds a snapshot off the runtime's workers; `asking` are the
+/// upstreams that were just asked for their descriptors, taken over
+/// rather than made again (which would connect to each a second time).
 async fn build(
     config: Config,
     sources: crate::descriptor::Sources,
     previous: Option<Arc<Snapshot>>,
+    asking: Vec<Upstream>,
 ) -> Result<Snapshot, SnapshotError> {
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         // Channels are set up on the runtime.
         let _runtime = handle.enter();
-        Snapshot::build_after(&config, sources, previous.as_deref())
+        Snapshot::build_after(&config, sources, previous.as_deref(), &asking)
     })
     .await
     .unwrap_or_else(|e| Err(SnapshotError::Stopped(e.to_string())))

@@ -153,15 +153,17 @@ impl Snapshot {
     /// Builds a snapshot from `sources`: the config's, with what the
     /// reflecting upstreams sent.
     pub fn build_from(config: &Config, sources: Sources) -> Result<Snapshot, SnapshotError> {
-        Snapshot::build_after(config, sources, None)
+        Snapshot::build_after(config, sources, None, &[])
     }
 
     /// [`Snapshot::build_from`], keeping the channels (and connections)
-    /// of `previous`'s upstreams whose settings did not change.
+    /// of the upstreams in `made` (those just asked for their descriptors)
+    /// and of `previous`'s, where their settings did not change.
     pub fn build_after(
         config: &Config,
         mut sources: Sources,
         previous: Option<&Snapshot>,
+        made: &[Upstream],
     ) -> Result<Snapshot, SnapshotError> {
         config.validate()?;
         // Refused at start (`serve`) and so on a reload too: a config
@@ -177,7 +179,10 @@ impl Snapshot {
             .upstreams
             .iter()
             .map(|(name, upstream)| {
-                let old = previous.and_then(|p| p.upstreams.iter().find(|u| u.name() == name));
+                let old = made
+                    .iter()
+                    .chain(previous.iter().flat_map(|p| &p.upstreams))
+                    .find(|u| u.name() == name);
                 Upstream::reuse_or_new(old, name, upstream, &settings)
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -30,6 +30,10 @@ pub(super) struct Asked {
     pub(super) reflected: Vec<Reflected>,
     /// Upstream name and why it did not answer.
     pub(super) failed: Vec<(String, String)>,
+    /// The upstreams asked, for the snapshot built next to take over:
+    /// made for this config (or kept from the previous snapshot), they
+    /// hold the connections the questions opened.
+    pub(super) upstreams: Vec<Upstream>,
 }
 
 /// Asks the reflecting upstreams `names` of `config` at once, each within
@@ -49,7 +53,7 @@ pub(super) async fn reflect(
         let old = previous.and_then(|p| p.upstreams.iter().find(|u| u.name() == name));
         let upstream = Upstream::reuse_or_new(old, name, upstream_config, &settings);
         Some(async move {
-            let result = match upstream {
+            let result = match &upstream {
                 Ok(upstream) => match upstream.any_channel().await {
                     Ok(channel) => reflection::fetch(name, channel, timeout)
                         .await
@@ -58,14 +62,16 @@ pub(super) async fn reflect(
                 },
                 Err(err) => Err(err.to_string()),
             };
-            (name.clone(), result)
+            (name.clone(), upstream.ok(), result)
         })
     });
     let mut asked = Asked {
         reflected: Vec::new(),
         failed: Vec::new(),
+        upstreams: Vec::new(),
     };
-    for (name, result) in join_all(asks).await {
+    for (name, upstream, result) in join_all(asks).await {
+        asked.upstreams.extend(upstream);
         match result {
             Ok(reflected) => asked.reflected.push(reflected),
             Err(err) => asked.failed.push((name, err)),

@@ -390,3 +390,38 @@ async fn config_services_override_what_reflection_learned() {
     assert_eq!(methods(&second), ["/reload.v1.Old/Get"]);
     assert_eq!(methods(&first), ["/reload.v1.Stable/Get"]);
 }
+
+#[tokio::test]
+async fn asking_and_serving_share_one_connection() {
+    let backend = backend().await;
+    backend.reflect(&api(&["Old"]));
+    let shared = Arc::new(Mutex::new(config(&[("first", reflecting(&backend.url()))])));
+    let source = shared.clone();
+    let gateway = Running::start_with(Box::new(move || Ok(source.lock().clone()))).await;
+    assert_eq!(gateway.status_of("/v1/old/b").await, 200);
+    assert_eq!(
+        backend.connections(),
+        1,
+        "the upstream asked at start is the one that serves"
+    );
+
+    // Settings that make a new channel: asked over it, and served over it.
+    shared
+        .lock()
+        .upstreams
+        .get_mut("first")
+        .unwrap()
+        .idle_timeout = Some(Duration::from_secs(300));
+    assert_eq!(gateway.reload().await.0, 200);
+    assert_eq!(gateway.status_of("/v1/old/c").await, 200);
+    assert_eq!(
+        backend.connections(),
+        2,
+        "one new connection for the new settings"
+    );
+
+    // Unchanged settings keep the channel, asking included.
+    assert_eq!(gateway.reload().await.0, 200);
+    assert_eq!(gateway.status_of("/v1/old/d").await, 200);
+    assert_eq!(backend.connections(), 2);
+}
