@@ -13,6 +13,11 @@
 //!   gRPC-Web clients by the status they end with (`OK`, `UNAVAILABLE`,
 //!   ...), read from the trailers as the call ends; a call whose client
 //!   went away first is `CANCELLED`.
+//! - `protogate_stream_ends_total{face, grpc_code}`: the streamed answers
+//!   of REST, Connect and WebSocket clients by the status they ended with,
+//!   counted at their end (their head counts in
+//!   `protogate_requests_total` when it goes out): `OK`, `CANCELLED` for a
+//!   client that left first, else the failure's code.
 //! - `protogate_rate_limited_total{rule}`: calls each `rate_limits` rule
 //!   refused (429, or `RESOURCE_EXHAUSTED`).
 //! - `protogate_trace_spans_total{outcome}`: spans of requests (with
@@ -22,10 +27,9 @@
 //!   `protogate_ready`: read from the gateway when scraped.
 //!
 //! Limitation: the duration of a streamed response is the time to its
-//! head, and `protogate_requests_total` counts gRPC calls by their HTTP
-//! status (200 however they end; their status is in
-//! `protogate_grpc_calls_total`). A REST or Connect stream's own final
-//! error comes after its head too, and is not counted apart.
+//! head, and `protogate_requests_total` counts a stream by its head (a
+//! gRPC call's 200, a WebSocket's 101, however they end); how streams
+//! end is in `protogate_grpc_calls_total` and `protogate_stream_ends_total`.
 //!
 //! Handles are made once (the faces when the registry is, a route's on its
 //! first request) and kept: recording is an atomic add and a histogram
@@ -165,17 +169,24 @@ impl Stats {
 struct GrpcCodes([Counter; 17]);
 
 impl GrpcCodes {
-    fn register(recorder: &PrometheusRecorder, face: Face) -> GrpcCodes {
+    fn register(recorder: &PrometheusRecorder, name: &'static str, face: Face) -> GrpcCodes {
         GrpcCodes(GRPC_CODES.map(|code| {
             let labels = vec![
                 Label::new("face", face.label()),
                 Label::new("grpc_code", code),
             ];
-            recorder.register_counter(
-                &Key::from_parts("protogate_grpc_calls_total", labels),
-                &metadata(),
-            )
+            recorder.register_counter(&Key::from_parts(name, labels), &metadata())
         }))
+    }
+
+    /// Counts one `code`; a number outside gRPC's codes counts as
+    /// `UNKNOWN`, as clients read it.
+    fn count(&self, code: i32) {
+        let index = usize::try_from(code)
+            .ok()
+            .filter(|&i| i < GRPC_CODES.len())
+            .unwrap_or(2);
+        self.0[index].increment(1);
     }
 }
 
@@ -186,6 +197,8 @@ pub struct Metrics {
     faces: [Stats; 6],
     /// gRPC and gRPC-Web calls by status.
     grpc: [GrpcCodes; 2],
+    /// REST, Connect and WebSocket streams by the status they ended with.
+    streams: [GrpcCodes; 3],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -211,12 +224,16 @@ impl Metrics {
         let faces = Face::ALL.map(|face| {
             Stats::register(&recorder, "protogate_", &[Label::new("face", face.label())])
         });
-        let grpc = [Face::Grpc, Face::GrpcWeb].map(|face| GrpcCodes::register(&recorder, face));
+        let grpc = [Face::Grpc, Face::GrpcWeb]
+            .map(|face| GrpcCodes::register(&recorder, "protogate_grpc_calls_total", face));
+        let streams = [Face::Rest, Face::Connect, Face::WebSocket]
+            .map(|face| GrpcCodes::register(&recorder, "protogate_stream_ends_total", face));
         Metrics {
             handle: recorder.handle(),
             recorder,
             faces,
             grpc,
+            streams,
         }
     }
 
@@ -224,16 +241,24 @@ impl Metrics {
     /// a number outside gRPC's codes counts as `UNKNOWN`, as clients
     /// read it. Other faces have no such count.
     pub(crate) fn record_grpc(&self, face: Face, code: i32) {
+        match face {
+            Face::Grpc => self.grpc[0].count(code),
+            Face::GrpcWeb => self.grpc[1].count(code),
+            _ => {}
+        }
+    }
+
+    /// Counts one streamed answer of a REST, Connect or WebSocket client
+    /// that ended with status `code` (its head was counted when it went
+    /// out). Other faces have no such count.
+    pub(crate) fn record_stream_end(&self, face: Face, code: tonic::Code) {
         let codes = match face {
-            Face::Grpc => &self.grpc[0],
-            Face::GrpcWeb => &self.grpc[1],
+            Face::Rest => &self.streams[0],
+            Face::Connect => &self.streams[1],
+            Face::WebSocket => &self.streams[2],
             _ => return,
         };
-        let index = usize::try_from(code)
-            .ok()
-            .filter(|&i| i < GRPC_CODES.len())
-            .unwrap_or(2);
-        codes.0[index].increment(1);
+        codes.count(code as i32);
     }
 
     /// Counts one answer on `face`.
@@ -326,6 +351,10 @@ fn describe(recorder: &PrometheusRecorder) {
             "Calls of gRPC and gRPC-Web clients by the status they ended with",
         ),
         help(
+            "protogate_stream_ends_total",
+            "Streamed answers of REST, Connect and WebSocket clients by the status they ended with",
+        ),
+        help(
             "protogate_rate_limited_total",
             "Calls refused by each rate limit rule",
         ),
@@ -411,6 +440,31 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
-        assert!(!text.contains(r#"face="rest",grpc_code"#), "{text}");
+        assert!(
+            !text.contains(r#"protogate_grpc_calls_total{face="rest""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn stream_ends_count_by_face_and_code() {
+        let metrics = Metrics::new();
+        metrics.record_stream_end(Face::Rest, tonic::Code::Ok);
+        metrics.record_stream_end(Face::Connect, tonic::Code::Unavailable);
+        metrics.record_stream_end(Face::WebSocket, tonic::Code::Cancelled);
+        metrics.record_stream_end(Face::Grpc, tonic::Code::Ok);
+        let text = metrics.render();
+        for line in [
+            r#"protogate_stream_ends_total{face="rest",grpc_code="OK"} 1"#,
+            r#"protogate_stream_ends_total{face="connect",grpc_code="UNAVAILABLE"} 1"#,
+            r#"protogate_stream_ends_total{face="websocket",grpc_code="CANCELLED"} 1"#,
+            r#"protogate_stream_ends_total{face="rest",grpc_code="CANCELLED"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(
+            !text.contains(r#"protogate_stream_ends_total{face="grpc""#),
+            "{text}"
+        );
     }
 }

@@ -277,3 +277,115 @@ async fn grpc_calls_are_counted_by_the_status_they_end_with() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn streams_are_counted_by_how_they_end() {
+    let set = support::kitchen();
+    let backend = EchoBackend::start(support::pool(&set)).await;
+    let mut config = support::gateway::config(&set, &backend.url());
+    config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = TestGateway::start(config).await;
+    let admin = gateway.server.admin_addr().unwrap();
+    let client = support::http1();
+    let watch = |headers: &[(&'static str, &'static str)]| {
+        let mut request = client.get(gateway.url("/v1/watch?s=x"));
+        for (name, value) in headers {
+            request = request.header(format!("grpc-metadata-{name}"), *value);
+        }
+        request
+    };
+
+    // REST: a stream that finishes, one that fails after its first
+    // message (its head already said 200), and one the client leaves.
+    let done = watch(&[("x-echo-count", "3")]).send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    done.text().await.unwrap();
+    let failed = watch(&[
+        ("x-echo-count", "3"),
+        ("x-echo-status", "14"),
+        ("x-echo-fail-after", "1"),
+    ])
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(failed.status(), 200);
+    let text = failed.text().await.unwrap();
+    assert!(text.contains("\"code\":14"), "{text}");
+    let mut left = watch(&[("x-echo-count", "100"), ("x-echo-interval-ms", "50")])
+        .send()
+        .await
+        .unwrap();
+    assert!(left.chunk().await.unwrap().is_some());
+    drop(left);
+
+    // Connect: a server stream that finishes.
+    let response = client
+        .post(gateway.url("/kitchen.v1.Kitchen/Watch"))
+        .header("content-type", "application/connect+json")
+        .header("x-echo-count", "2")
+        .body(support::envelope(0, b"{\"s\":\"x\"}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+
+    // WebSocket: one that finishes, one the backend fails after a message.
+    let mut socket = support::ws::connect(
+        &gateway,
+        "/v1/watch?s=x",
+        &[("grpc-metadata-x-echo-count", "2")],
+    )
+    .await;
+    for _ in 0..2 {
+        assert!(support::ws::next(&mut socket).await.is_ok());
+    }
+    assert_eq!(support::ws::next(&mut socket).await.unwrap_err().0, 1000);
+    let mut socket = support::ws::connect(
+        &gateway,
+        "/v1/watch?s=x",
+        &[
+            ("grpc-metadata-x-echo-count", "2"),
+            ("grpc-metadata-x-echo-status", "5"),
+            ("grpc-metadata-x-echo-fail-after", "1"),
+        ],
+    )
+    .await;
+    assert!(support::ws::next(&mut socket).await.is_ok());
+    assert_eq!(support::ws::next(&mut socket).await.unwrap_err().0, 4005);
+    let _ = socket.close(None).await;
+
+    let ends = |text: &str, face: &str, code: &str| {
+        sample(
+            text,
+            &format!(r#"protogate_stream_ends_total{{face="{face}",grpc_code="{code}"}}"#),
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = scrape(admin).await;
+        if ends(&text, "rest", "CANCELLED") == Some(1.0) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream the client left was not counted: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(ends(&text, "rest", "OK"), Some(1.0), "{text}");
+    assert_eq!(ends(&text, "rest", "UNAVAILABLE"), Some(1.0), "{text}");
+    assert_eq!(ends(&text, "connect", "OK"), Some(1.0), "{text}");
+    assert_eq!(ends(&text, "websocket", "OK"), Some(1.0), "{text}");
+    assert_eq!(ends(&text, "websocket", "NOT_FOUND"), Some(1.0), "{text}");
+    // Their heads are counted as they went out: 200s and 101s.
+    assert_eq!(
+        sample(&text, r#"protogate_requests_total{face="rest",code="2xx"}"#),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP protogate_stream_ends_total "),
+        "{text}"
+    );
+}

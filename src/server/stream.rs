@@ -31,6 +31,7 @@ use tonic::Status;
 use tonic::metadata::MetadataMap;
 
 use crate::error::GatewayError;
+use crate::metrics::Face;
 use crate::snapshot::Snapshot;
 use crate::trace::SpanNotes;
 use crate::transcode::{ResponsePlan, json_number};
@@ -270,6 +271,8 @@ pub(crate) struct StreamBody {
     trailers: bool,
     /// The request's span, told how the stream ended (while tracing).
     notes: Option<SpanNotes>,
+    /// Whether how the stream ended was recorded ([`StreamBody::ended`]).
+    end_recorded: bool,
 }
 
 /// What a [`StreamBody`] needs besides the stream.
@@ -319,6 +322,26 @@ impl StreamBody {
             abort: setup.abort,
             trailers: setup.trailers,
             notes: setup.notes,
+            end_recorded: false,
+        }
+    }
+
+    /// Records how the stream ended, once: in the metrics, and in the
+    /// request's span when it records. The first end counts: a client
+    /// that leaves while the trailers of a finished stream are read did
+    /// not cancel it.
+    fn ended(&mut self, code: tonic::Code) {
+        if std::mem::replace(&mut self.end_recorded, true) {
+            return;
+        }
+        let face = if self.framing.is_connect() {
+            Face::Connect
+        } else {
+            Face::Rest
+        };
+        self.snapshot.metrics.record_stream_end(face, code);
+        if let Some(notes) = &self.notes {
+            notes.ended(code as i32);
         }
     }
 
@@ -365,9 +388,7 @@ impl StreamBody {
     ) -> Option<Result<Frame<Bytes>, std::convert::Infallible>> {
         tracing::debug!(error = %err, "Stream ended with an error");
         self.source = Source::Done;
-        if let Some(notes) = &self.notes {
-            notes.ended(err.status().1 as i32);
-        }
+        self.ended(err.status().1);
         match self.framing.error(&err, &self.snapshot, self.sent == 0) {
             Some(bytes) => Some(Ok(Frame::data(bytes))),
             // A framing with no place for an error (raw `HttpBody` bytes):
@@ -388,14 +409,10 @@ impl StreamBody {
 }
 
 /// A stream dropped before its end: the client left (the call is
-/// cancelled with it), and its span says so.
+/// cancelled with it), and its metrics and span say so.
 impl Drop for StreamBody {
     fn drop(&mut self) {
-        if !matches!(self.source, Source::Done)
-            && let Some(notes) = &self.notes
-        {
-            notes.ended(tonic::Code::Cancelled as i32);
-        }
+        self.ended(tonic::Code::Cancelled);
     }
 }
 
@@ -460,9 +477,7 @@ impl http_body::Body for StreamBody {
                         else {
                             unreachable!("matched above")
                         };
-                        if let Some(notes) = &this.notes {
-                            notes.ended(tonic::Code::Ok as i32);
-                        }
+                        this.ended(tonic::Code::Ok);
                         if this.trailers || this.framing.is_connect() {
                             this.source =
                                 Source::Trailers(Box::pin(async move { stream.trailers().await }));

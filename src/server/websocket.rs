@@ -46,6 +46,7 @@ use tonic::metadata::MetadataMap;
 use crate::auth::Auth;
 use crate::error::GatewayError;
 use crate::http_rule::{Found, Miss, path};
+use crate::metrics::Face;
 use crate::route::{Route, RpcKind};
 use crate::snapshot::Snapshot;
 use crate::transcode::{RequestError, response};
@@ -282,6 +283,21 @@ enum Fault {
     Protocol { code: u16, reason: String },
     /// The gateway is shutting down and the grace period is over: 1001.
     GoingAway,
+    /// The client closed the socket or went away before the call ended:
+    /// nobody to tell (the call is cancelled).
+    Gone,
+}
+
+impl Fault {
+    /// The gRPC status the call ended with, for the metrics.
+    fn code(&self) -> tonic::Code {
+        match self {
+            Fault::Call(err) => err.status().1,
+            Fault::Unexpected(_) | Fault::Protocol { .. } => tonic::Code::InvalidArgument,
+            Fault::GoingAway => tonic::Code::Unavailable,
+            Fault::Gone => tonic::Code::Cancelled,
+        }
+    }
 }
 
 impl From<GatewayError> for Fault {
@@ -297,6 +313,7 @@ impl std::fmt::Display for Fault {
             Fault::Unexpected(reason) => f.write_str(reason),
             Fault::Protocol { reason, .. } => f.write_str(reason),
             Fault::GoingAway => f.write_str(GOING_AWAY),
+            Fault::Gone => f.write_str("the client went away"),
         }
     }
 }
@@ -304,7 +321,8 @@ impl std::fmt::Display for Fault {
 /// The close frame for a finished call.
 fn close_frame(result: Result<(), Fault>) -> CloseFrame {
     let (code, message) = match result {
-        Ok(()) => {
+        // Nobody reads it (a closing client has its own Close echoed).
+        Ok(()) | Err(Fault::Gone) => {
             return CloseFrame {
                 code: 1000,
                 reason: Utf8Bytes::from_static("OK"),
@@ -372,7 +390,14 @@ async fn session(
         },
         None => call.await,
     };
-    if let Err(err) = &result {
+    let code = match &result {
+        Ok(()) => tonic::Code::Ok,
+        Err(fault) => fault.code(),
+    };
+    snapshot.metrics.record_stream_end(Face::WebSocket, code);
+    if let Err(err) = &result
+        && !matches!(err, Fault::Gone)
+    {
         tracing::debug!(rpc = %route.rpc.name, error = %err, "WebSocket call failed");
     }
     // After the client's own Close, this send fails: nothing to add.
@@ -480,8 +505,8 @@ async fn run(
                     Message::text(String::from_utf8_lossy(&encoded.body).into_owned())
                 };
                 if sink.send(frame).await.is_err() {
-                    // The client is gone; dropping the stream cancels.
-                    return Ok(());
+                    // Dropping the stream cancels the call.
+                    return Err(Fault::Gone);
                 }
             }
             Ok(None) => return Ok(()),
@@ -517,7 +542,7 @@ impl Stop {
         match self {
             Stop::Failed(fault) => Err(fault),
             // Returning drops the call's stream, which cancels it.
-            Stop::Gone => Ok(()),
+            Stop::Gone => Err(Fault::Gone),
         }
     }
 }
