@@ -27,6 +27,7 @@
 
 mod config;
 mod export;
+mod resource;
 
 pub use config::TracingConfig;
 

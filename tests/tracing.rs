@@ -258,6 +258,14 @@ async fn a_rest_call_is_a_child_of_its_caller_and_the_parent_of_the_backend() {
         find(&span.resource, "service.name"),
         Some(Value::StringValue("edge".to_owned()))
     );
+    assert_eq!(
+        find(&span.resource, "service.version"),
+        Some(Value::StringValue(env!("CARGO_PKG_VERSION").to_owned()))
+    );
+    assert_eq!(
+        find(&span.resource, "telemetry.sdk.language"),
+        Some(Value::StringValue("rust".to_owned()))
+    );
     // The backend's parent is the gateway's span, in the same trace, and
     // the caller's tracestate goes along.
     assert_eq!(

@@ -92,14 +92,7 @@ pub(super) fn start(
     let mut exporter = builder
         .build()
         .map_err(|e| ("tracing.otlp_endpoint".to_owned(), e.to_string()))?;
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(config.service_name.clone())
-        .with_attribute(opentelemetry::KeyValue::new(
-            "service.version",
-            env!("CARGO_PKG_VERSION"),
-        ))
-        .build();
-    exporter.set_resource(&resource);
+    exporter.set_resource(&super::resource::resource(&config.service_name));
     let (spans, queued) = mpsc::channel(config.max_queued_spans);
     let (flush, flushes) = mpsc::channel(1);
     let stop = Arc::new(Notify::new());
