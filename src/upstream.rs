@@ -261,10 +261,11 @@ impl Upstream {
                 GrpcCompression::Gzip => CompressionEncoding::Gzip,
                 GrpcCompression::Zstd => CompressionEncoding::Zstd,
             }),
-            // Limitation (README, Limits): a new breaker counts from zero,
-            // so calls in flight on the previous snapshot's upstream (whose
-            // settings changed) are not counted against its limits.
-            breaker: config.circuit_breaker.clone().map(Breaker::new),
+            // `reuse_or_new` carries the counts of a reloaded one over.
+            breaker: config
+                .circuit_breaker
+                .clone()
+                .map(|limits| Breaker::new(limits, None)),
             retry: Retry::new(config.retry.clone()),
             hash_header: config.balance.hash_header.clone(),
             canary: None,
@@ -285,6 +286,15 @@ impl Upstream {
                 let mut kept = old.clone();
                 kept.canary = None;
                 Ok(kept)
+            }
+            Some(old) if *old.name == *name => {
+                let mut new = Upstream::new(name, config, settings)?;
+                // Calls still in flight on the old upstream count against
+                // the new limits until they end.
+                if let (Some(breaker), Some(before)) = (&mut new.breaker, &old.breaker) {
+                    *breaker = Breaker::new(breaker.limits().clone(), Some(before));
+                }
+                Ok(new)
             }
             _ => Upstream::new(name, config, settings),
         }

@@ -853,3 +853,79 @@ async fn a_backend_dying_mid_call_is_unavailable() {
     assert!(!message.contains("is it a gRPC server"), "{message}");
     server.abort();
 }
+
+#[tokio::test]
+async fn calls_in_flight_count_against_a_reloaded_breaker() {
+    let backends = Arc::new(backends(1).await);
+    backends[0].script(Script {
+        delay: Some(Duration::from_millis(1500)),
+        ..Script::default()
+    });
+    let limit = Arc::new(std::sync::atomic::AtomicUsize::new(3));
+    let source = {
+        let (backends, limit) = (backends.clone(), limit.clone());
+        Box::new(move || {
+            let mut upstream = UpstreamConfig::new(backends[0].url());
+            upstream.circuit_breaker = Some(CircuitBreaker {
+                max_requests: limit.load(std::sync::atomic::Ordering::SeqCst),
+                max_pending: 10,
+            });
+            let mut config = config(vec![("default", upstream)]);
+            config.listen = "127.0.0.1:0".parse().unwrap();
+            Ok(config)
+        })
+    };
+    let server = protogate::start_with(source).await.unwrap();
+    let gateway = Arc::new(TestGateway {
+        base: format!("http://{}", server.local_addr()),
+        server,
+    });
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                support::http1()
+                    .get(gateway.url("/v1/echo"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while backends[0].records().len() < 2 {
+        assert!(Instant::now() < deadline, "slow calls did not arrive");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Lowered to 2 while two calls are in flight on the old snapshot:
+    // the new breaker is full.
+    limit.store(2, std::sync::atomic::Ordering::SeqCst);
+    gateway
+        .server
+        .reloader()
+        .expect("reloading")
+        .reload("test")
+        .await
+        .unwrap();
+    let refused = support::http1()
+        .get(gateway.url("/v1/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("circuit_breaker.max_requests"),
+        "{body}"
+    );
+    assert_eq!(backends[0].records().len(), 2, "the refused call went out");
+    for call in slow {
+        assert_eq!(call.await.unwrap(), StatusCode::OK);
+    }
+    backends[0].script(Script::default());
+    get_ok(&gateway, 3, &[]).await;
+}

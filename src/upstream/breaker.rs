@@ -16,6 +16,17 @@ use crate::throttle::Throttle;
 #[derive(Debug)]
 pub(crate) struct Breaker {
     limits: CircuitBreaker,
+    counts: Arc<Counts>,
+    /// An open breaker refuses every call: a warning for each would bury
+    /// the log, so one in ten seconds says how many were refused.
+    warnings: Throttle,
+}
+
+/// The calls counted against an upstream's limits: shared by the breakers
+/// its reloads make, so that calls still in flight on a previous snapshot
+/// count against new limits until they end.
+#[derive(Debug, Default)]
+struct Counts {
     requests: AtomicUsize,
     pending: AtomicUsize,
     /// Held while a call is admitted: both counts are checked and then
@@ -23,20 +34,22 @@ pub(crate) struct Breaker {
     /// against the other, even for a moment (guards lower them without it:
     /// a count only too low for a moment refuses nothing wrongly).
     admitting: parking_lot::Mutex<()>,
-    /// An open breaker refuses every call: a warning for each would bury
-    /// the log, so one in ten seconds says how many were refused.
-    warnings: Throttle,
 }
 
 impl Breaker {
-    pub(crate) fn new(limits: CircuitBreaker) -> Arc<Breaker> {
+    /// A breaker with `limits`, counting on from `before` (the upstream's
+    /// breaker in the previous snapshot) when there is one.
+    pub(crate) fn new(limits: CircuitBreaker, before: Option<&Breaker>) -> Arc<Breaker> {
         Arc::new(Breaker {
             limits,
-            requests: AtomicUsize::new(0),
-            pending: AtomicUsize::new(0),
-            admitting: parking_lot::Mutex::new(()),
+            counts: before.map_or_else(Arc::default, |b| Arc::clone(&b.counts)),
             warnings: Throttle::new(1, Duration::from_secs(10)),
         })
+    }
+
+    /// The limits it enforces.
+    pub(crate) fn limits(&self) -> &CircuitBreaker {
+        &self.limits
     }
 
     /// Admits one call, counted as in flight and pending until the
@@ -66,12 +79,13 @@ impl Breaker {
                 "upstream `{upstream}` has {limit} {calls} {what} already (circuit_breaker.{key}); try again later"
             )))
         };
-        let admitting = self.admitting.lock();
-        if self.requests.load(Ordering::Acquire) >= self.limits.max_requests {
+        let counts = &self.counts;
+        let admitting = counts.admitting.lock();
+        if counts.requests.load(Ordering::Acquire) >= self.limits.max_requests {
             drop(admitting);
             return refuse("in flight", self.limits.max_requests, "max_requests");
         }
-        if self.pending.load(Ordering::Acquire) >= self.limits.max_pending {
+        if counts.pending.load(Ordering::Acquire) >= self.limits.max_pending {
             drop(admitting);
             return refuse(
                 "waiting for an answer",
@@ -79,16 +93,19 @@ impl Breaker {
                 "max_pending",
             );
         }
-        self.requests.fetch_add(1, Ordering::AcqRel);
-        self.pending.fetch_add(1, Ordering::AcqRel);
+        counts.requests.fetch_add(1, Ordering::AcqRel);
+        counts.pending.fetch_add(1, Ordering::AcqRel);
         drop(admitting);
-        Ok((InFlight(self.clone()), Pending(Some(self.clone()))))
+        Ok((
+            InFlight(Arc::clone(counts)),
+            Pending(Some(Arc::clone(counts))),
+        ))
     }
 }
 
 /// A call counted in flight.
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<Breaker>);
+pub(crate) struct InFlight(Arc<Counts>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -98,13 +115,13 @@ impl Drop for InFlight {
 
 /// A call counted as waiting for its first answer.
 #[derive(Debug, Default)]
-pub(crate) struct Pending(Option<Arc<Breaker>>);
+pub(crate) struct Pending(Option<Arc<Counts>>);
 
 impl Pending {
     /// The answer came: no longer pending.
     pub(crate) fn answered(&mut self) {
-        if let Some(breaker) = self.0.take() {
-            breaker.pending.fetch_sub(1, Ordering::AcqRel);
+        if let Some(counts) = self.0.take() {
+            counts.pending.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -121,10 +138,13 @@ mod tests {
 
     #[test]
     fn opens_at_the_limit_and_closes_as_calls_end() {
-        let breaker = Breaker::new(CircuitBreaker {
-            max_requests: 2,
-            max_pending: 1,
-        });
+        let breaker = Breaker::new(
+            CircuitBreaker {
+                max_requests: 2,
+                max_pending: 1,
+            },
+            None,
+        );
         let (first, mut waiting) = breaker.admit("a").unwrap();
         // One waits already: the second is refused for pending.
         let refused = breaker.admit("a").unwrap_err();
@@ -145,5 +165,30 @@ mod tests {
         drop(first);
         drop(second);
         assert!(breaker.admit("a").is_ok());
+    }
+
+    #[test]
+    fn a_new_breaker_counts_on_from_the_one_before() {
+        let limits = |max_requests| CircuitBreaker {
+            max_requests,
+            max_pending: 10,
+        };
+        let before = Breaker::new(limits(3), None);
+        let held: Vec<_> = (0..2).map(|_| before.admit("a").unwrap()).collect();
+        // Reloaded with a lower limit: the two calls still in flight on
+        // the old breaker fill it.
+        let after = Breaker::new(limits(2), Some(&before));
+        let refused = after.admit("a").unwrap_err();
+        assert!(
+            refused.message().contains("max_requests"),
+            "{}",
+            refused.message()
+        );
+        drop(before);
+        drop(held);
+        let _admitted = after.admit("a").unwrap();
+        // A breaker of its own counts from zero.
+        let alone = Breaker::new(limits(1), None);
+        assert!(alone.admit("a").is_ok());
     }
 }
