@@ -6,6 +6,7 @@
 pub mod client;
 pub mod echo;
 pub mod gateway;
+pub mod jwt;
 pub mod plain;
 pub mod spread;
 pub mod tls;
