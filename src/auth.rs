@@ -1,19 +1,18 @@
 //! Bearer JWT authentication at the edge (`auth:` in config).
 //!
-//! Every face (REST, gRPC, gRPC-Web, Connect, WebSocket upgrades) asks
-//! the snapshot's [`Auth`] before a call goes upstream: with the route's
-//! index (REST, WebSocket) or the gRPC path (gRPC, gRPC-Web, Connect).
-//! Whether a call needs a token was resolved when the snapshot was built;
-//! a call that needs none is not verified at all. A refusal is a
-//! [`GatewayError::Auth`], mapped where every error is.
+//! Every face (REST, gRPC, gRPC-Web, Connect, WebSocket upgrades, and
+//! requests proxied under a plain-HTTP route group) asks the snapshot's
+//! [`Auth`] before a call goes upstream: with the route's index (REST,
+//! WebSocket), the gRPC path (gRPC, gRPC-Web, Connect) or the group's
+//! index (proxied groups, which name no gRPC method: their own `auth` and
+//! `scopes` say what they need). Whether a call needs a token was
+//! resolved when the snapshot was built; a call that needs none is not
+//! verified at all. A refusal is a [`GatewayError::Auth`], mapped where
+//! every error is.
 //!
-//! Claims named in `forward_claims` go upstream as metadata; the same
-//! names are dropped from what the client sent, on every call, so that a
-//! backend can trust them.
-//!
-//! Limitation: requests under a proxied plain-HTTP route group are not
-//! checked (they name no gRPC method to match the rules against); the
-//! service behind the group checks its own credentials.
+//! Claims named in `forward_claims` go upstream as metadata (as headers,
+//! to a proxied service); the same names are dropped from what the client
+//! sent, on every call, so that a backend can trust them.
 
 mod config;
 mod error;
@@ -22,15 +21,16 @@ mod remote;
 mod rules;
 mod scopes;
 
+pub(crate) use config::is_scope;
 pub use config::{AuthConfig, PemKey};
 pub use error::AuthError;
 
-use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use prost_reflect::DescriptorPool;
 use serde_json::{Map, Value};
 use tonic::metadata::MetadataMap;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, RouteGroupConfig};
 use crate::error::GatewayError;
 use crate::route::RouteTable;
 use keys::KeySet;
@@ -73,7 +73,7 @@ impl Auth {
         let Some(auth) = &config.auth else {
             return Ok(None);
         };
-        Auth::build(auth, routes, pool, previous)
+        Auth::build(auth, routes, pool, &config.routes, previous)
             .map(Some)
             .map_err(|(key, message)| ConfigError::Setting {
                 origin: config.origin.clone(),
@@ -82,13 +82,14 @@ impl Auth {
             })
     }
 
-    /// Reads the keys and resolves the rules for `routes` and `pool`; a
-    /// failure is the setting at fault (`auth.jwks_file`, ...) and what
-    /// is wrong with it.
+    /// Reads the keys and resolves the rules for `routes`, `pool` and the
+    /// route `groups`; a failure is the setting at fault
+    /// (`auth.jwks_file`, ...) and what is wrong with it.
     pub(crate) fn build(
         config: &AuthConfig,
         routes: &RouteTable,
         pool: &DescriptorPool,
+        groups: &[RouteGroupConfig],
         previous: Option<&Auth>,
     ) -> Result<Auth, (String, String)> {
         let keys = KeySet::load(config)?;
@@ -113,7 +114,7 @@ impl Auth {
         Ok(Auth {
             keys,
             remote,
-            rules: Rules::build(config, routes, pool),
+            rules: Rules::build(config, routes, pool, groups),
             forward,
         })
     }
@@ -139,6 +140,24 @@ impl Auth {
         match auth {
             None => Ok(Admitted::NONE),
             Some(auth) => auth.admit(auth.rules.path(path), headers),
+        }
+    }
+
+    /// Checks a request under the proxied route group at index `group`
+    /// (in `routes:`). `OPTIONS` requests (CORS preflights among them)
+    /// need no token, as on the other faces: browsers send preflights
+    /// without credentials. The forwarded claims' names are dropped from
+    /// every request all the same.
+    pub(crate) fn group<'a>(
+        auth: Option<&'a Auth>,
+        group: usize,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Admitted<'a>, GatewayError> {
+        match auth {
+            None => Ok(Admitted::NONE),
+            Some(auth) if method == Method::OPTIONS => auth.admit(Need::Nothing, headers),
+            Some(auth) => auth.admit(auth.rules.group(group), headers),
         }
     }
 
@@ -264,7 +283,8 @@ impl<'a> Admitted<'a> {
     };
 
     /// Drops the forwarded claims' names from `headers` (what the client
-    /// sent) and sets the claims: for gRPC calls passed through.
+    /// sent) and sets the claims: for gRPC calls passed through, and
+    /// requests proxied to a plain HTTP service.
     pub(crate) fn apply(self, headers: &mut HeaderMap) {
         let Some(auth) = self.auth else { return };
         for (_, name) in auth.forward.iter() {

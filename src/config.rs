@@ -231,6 +231,28 @@ pub struct RouteGroupConfig {
     /// HTTP services only: TLS settings for an `https://` URL.
     #[serde(default)]
     pub tls: Option<UpstreamTls>,
+    /// HTTP services only: whether requests need a bearer token when
+    /// `auth:` is configured (absent: [`GroupAuth::Required`]). Calls to a
+    /// gRPC upstream follow `auth.methods` instead.
+    #[serde(default)]
+    pub auth: Option<GroupAuth>,
+    /// HTTP services only: scopes the token must hold, all of them (as
+    /// `auth.scopes` asks of methods). Missing one → 403.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// Whether a proxied route group's requests need a bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupAuth {
+    /// A valid token, checked as on every other face (the default when
+    /// `auth:` is configured).
+    Required,
+    /// No token: the service behind checks its own credentials. Claims
+    /// named in `auth.forward_claims` are still dropped from what the
+    /// client sent.
+    None,
 }
 
 impl RouteGroupConfig {

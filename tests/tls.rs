@@ -221,6 +221,8 @@ async fn unusable_tls_files_are_refused_at_startup() {
             timeout: None,
             strip_prefix: false,
             tls: Some(tls.clone()),
+            auth: None,
+            scopes: Vec::new(),
         });
         let err = protogate::start(&config).await.unwrap_err().to_string();
         assert!(

@@ -211,13 +211,7 @@ impl AuthConfig {
                     format!("`{pattern}` is not a method pattern (as in auth.methods)"),
                 );
             }
-            let bad = |s: &String| {
-                s.is_empty()
-                    || !s
-                        .bytes()
-                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-            };
-            if let Some(scope) = scopes.iter().find(|s| bad(s)) {
+            if let Some(scope) = scopes.iter().find(|s| !is_scope(s)) {
                 return fail(
                     "scopes",
                     format!(
@@ -241,6 +235,16 @@ impl AuthConfig {
         }
         Ok(())
     }
+}
+
+/// Whether `scope` can be a scope: printable, without spaces (which
+/// separate scopes in a token) or the quotes and backslashes a
+/// `WWW-Authenticate` quoted string would need escaped.
+pub(crate) fn is_scope(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
 }
 
 fn is_hmac(alg: Algorithm) -> bool {

@@ -1,13 +1,15 @@
 //! Which calls need a token: `methods` minus `allow_unauthenticated`,
 //! resolved when a snapshot is built for every route (by index) and every
 //! method the descriptors have (by gRPC path); other gRPC paths, passed
-//! through without descriptors, are matched against the patterns.
+//! through without descriptors, are matched against the patterns. Proxied
+//! route groups (by index in `routes:`) say for themselves, with their
+//! `auth` and `scopes`.
 
 use std::collections::HashMap;
 
 use prost_reflect::DescriptorPool;
 
-use crate::config::{method_covers, method_score};
+use crate::config::{GroupAuth, RouteGroupConfig, method_covers, method_score};
 use crate::route::RouteTable;
 
 use super::config::AuthConfig;
@@ -22,8 +24,8 @@ pub(crate) enum Need {
     Nothing,
     /// A valid token.
     Token,
-    /// A valid token holding every scope of the `auth.scopes` entry at
-    /// this index (see [`Rules::scope_set`]).
+    /// A valid token holding every scope of the set at this index (see
+    /// [`Rules::scope_set`]).
     Scopes(usize),
 }
 
@@ -33,31 +35,42 @@ pub(crate) enum Need {
 pub(crate) struct Rules {
     methods: Names,
     open: Names,
-    /// `auth.scopes`: a pattern and the scopes calls it takes need (the
-    /// most specific pattern that takes a call wins).
-    scopes: Box<[(Box<str>, Names)]>,
+    /// `auth.scopes`' patterns: calls the one at index `i` takes (the most
+    /// specific that takes a call wins) need the scopes of `sets[i]`.
+    scopes: Names,
+    /// The scope sets [`Need::Scopes`] points at: `auth.scopes`' in
+    /// order, then the route groups'.
+    sets: Vec<Names>,
     /// By route index.
     by_route: Box<[Need]>,
     /// By gRPC path (`/pkg.Service/Method`).
     by_path: HashMap<Box<str>, Need>,
+    /// By route group index (in `routes:`); gRPC groups' calls are judged
+    /// by their method (`Need::Nothing` here, never asked).
+    by_group: Box<[Need]>,
 }
 
 impl Rules {
     /// Resolves `config`'s patterns for `routes` and the methods of
-    /// `pool`, warning about patterns that take none of them.
-    pub(crate) fn build(config: &AuthConfig, routes: &RouteTable, pool: &DescriptorPool) -> Rules {
+    /// `pool`, and what each of `groups` asks, warning about patterns that
+    /// take none of the methods.
+    pub(crate) fn build(
+        config: &AuthConfig,
+        routes: &RouteTable,
+        pool: &DescriptorPool,
+        groups: &[RouteGroupConfig],
+    ) -> Rules {
         let boxed = |list: &[String]| list.iter().map(|p| p.as_str().into()).collect();
         let mut rules = Rules {
             methods: boxed(&config.methods),
             open: boxed(&config.allow_unauthenticated),
-            scopes: config
-                .scopes
-                .iter()
-                .map(|(pattern, scopes)| (pattern.as_str().into(), boxed(scopes)))
-                .collect(),
+            scopes: config.scopes.keys().map(|p| p.as_str().into()).collect(),
+            sets: config.scopes.values().map(|s| boxed(s)).collect(),
             by_route: Box::default(),
             by_path: HashMap::new(),
+            by_group: Box::default(),
         };
+        rules.by_group = groups.iter().map(|g| rules.group_needs(g)).collect();
         rules.by_route = routes
             .routes()
             .iter()
@@ -121,7 +134,7 @@ impl Rules {
             .scopes
             .iter()
             .enumerate()
-            .map(|(index, (pattern, _))| (index, method_score(pattern, service, method)))
+            .map(|(index, pattern)| (index, method_score(pattern, service, method)))
             .filter(|(_, score)| *score > 0)
             .max_by_key(|(_, score)| *score);
         match best {
@@ -130,9 +143,30 @@ impl Rules {
         }
     }
 
+    /// What requests under `group` need: a token unless it says `auth:
+    /// none`, holding its `scopes` if it lists some (their set added to
+    /// `sets`).
+    fn group_needs(&mut self, group: &RouteGroupConfig) -> Need {
+        if !group.is_http() || group.auth == Some(GroupAuth::None) {
+            return Need::Nothing;
+        }
+        if group.scopes.is_empty() {
+            return Need::Token;
+        }
+        self.sets
+            .push(group.scopes.iter().map(|s| s.as_str().into()).collect());
+        Need::Scopes(self.sets.len() - 1)
+    }
+
     /// The scopes of [`Need::Scopes`]`(index)`.
     pub(crate) fn scope_set(&self, index: usize) -> &[Box<str>] {
-        self.scopes.get(index).map_or(&[], |(_, set)| set)
+        self.sets.get(index).map_or(&[], |set| set)
+    }
+
+    /// What requests under route group `group` (its index in `routes:`)
+    /// need.
+    pub(crate) fn group(&self, group: usize) -> Need {
+        self.by_group.get(group).copied().unwrap_or(Need::Token)
     }
 
     /// What calls on route `route` need.

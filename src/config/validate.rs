@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use std::time::Duration;
 
-use super::{Config, ConfigError, Limits, Timeouts, de, yaml};
+use super::{Config, ConfigError, GroupAuth, Limits, RouteGroupConfig, Timeouts, de, yaml};
 
 /// The shortest `reflection.refresh`.
 const MIN_REFLECTION_REFRESH: Duration = Duration::from_millis(100);
@@ -392,6 +392,12 @@ impl Config {
                         group.upstream
                     ));
                 }
+                self.check_group_auth(group).map_err(|why| {
+                    (
+                        format!("routes[{index}]"),
+                        format!("prefix `{prefix}`: {why}"),
+                    )
+                })?;
             } else {
                 if !self.upstreams.contains_key(&group.upstream) {
                     return fail(format!(
@@ -404,7 +410,42 @@ impl Config {
                         "prefix `{prefix}`: `strip_prefix` and `tls` apply to HTTP services (an http(s):// upstream); a gRPC upstream's TLS is set under `upstreams`"
                     ));
                 }
+                if group.auth.is_some() || !group.scopes.is_empty() {
+                    return fail(format!(
+                        "prefix `{prefix}`: `auth` and `scopes` apply to HTTP services (an http(s):// upstream); calls to a gRPC upstream need a token as `auth.methods`, `auth.allow_unauthenticated` and `auth.scopes` say"
+                    ));
+                }
             }
+        }
+        Ok(())
+    }
+
+    /// A proxied group's `auth` and `scopes`: settings that could check
+    /// nothing are refused rather than read as "open".
+    fn check_group_auth(&self, group: &RouteGroupConfig) -> Result<(), String> {
+        let open = group.auth == Some(GroupAuth::None);
+        if self.auth.is_none() && group.auth == Some(GroupAuth::Required) {
+            return Err(
+                "`auth: required` needs the top-level `auth:` section (the keys tokens are checked with); add it, or leave `auth` out of the group".to_owned(),
+            );
+        }
+        if group.scopes.is_empty() {
+            return Ok(());
+        }
+        if self.auth.is_none() {
+            return Err(
+                "`scopes` needs the top-level `auth:` section (the keys tokens are checked with); without it no token is read".to_owned(),
+            );
+        }
+        if open {
+            return Err(
+                "`scopes` with `auth: none` would check nothing: no token is read; drop one of them".to_owned(),
+            );
+        }
+        if let Some(scope) = group.scopes.iter().find(|s| !crate::auth::is_scope(s)) {
+            return Err(format!(
+                "scopes: {scope:?} is not a scope (printable, no spaces or quotes)"
+            ));
         }
         Ok(())
     }

@@ -7,7 +7,10 @@
 //! transcoding, WebSocket, gRPC, gRPC-Web, Connect) and sets, through a
 //! request extension, the upstream and unary deadline of the calls under
 //! it. A group on an `http(s)://` URL proxies the prefix to that service
-//! as plain HTTP (see `proxy`).
+//! as plain HTTP (see `proxy`), behind the bearer token check `auth:`
+//! asks of it (see `guard`).
+
+mod guard;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -25,6 +28,7 @@ use crate::config::Config;
 use crate::http_rule::path;
 use crate::route::Rpc;
 use crate::snapshot::Snapshot;
+use guard::GuardLayer;
 
 /// A group's stack of layers around its handler.
 pub(crate) type GroupService = BoxCloneSyncService<Request<Body>, Response, Infallible>;
@@ -77,7 +81,7 @@ impl Groups {
     /// `upstreams` are the gRPC upstream names in index order.
     pub(crate) fn build(config: &Config, upstreams: &[&str]) -> Result<Groups, String> {
         let mut groups = Vec::with_capacity(config.routes.len());
-        for group in &config.routes {
+        for (index, group) in config.routes.iter().enumerate() {
             let prefix: Box<str> = group.prefix.trim_end_matches('/').into();
             let proxied = group.is_http();
             // Each stack: the group's policy layers, then its handler.
@@ -93,7 +97,11 @@ impl Groups {
                     connect_timeout: config.timeouts.connect,
                 })
                 .map_err(|e| format!("routes: prefix `{}`: {e}", group.prefix))?;
-                BoxCloneSyncService::new(tower::ServiceBuilder::new().service(proxy))
+                BoxCloneSyncService::new(
+                    tower::ServiceBuilder::new()
+                        .layer(GuardLayer::new(index))
+                        .service(proxy),
+                )
             } else {
                 let upstream = upstreams
                     .iter()

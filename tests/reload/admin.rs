@@ -99,6 +99,8 @@ async fn admin_routes_show_route_groups() {
         timeout: None,
         strip_prefix: false,
         tls: None,
+        auth: None,
+        scopes: Vec::new(),
     });
     let gateway = Running::start(config).await;
     let (_, body) = gateway.admin_json("/admin/routes").await;

@@ -1,6 +1,7 @@
 //! A plain HTTP service for route groups to proxy to, and a group on it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -20,6 +21,29 @@ pub fn group(prefix: &str, upstream: &str) -> RouteGroupConfig {
         timeout: None,
         strip_prefix: false,
         tls: None,
+        auth: None,
+        scopes: Vec::new(),
+    }
+}
+
+/// What a [`recording_service`] received: each request as it answers it
+/// (method, uri, headers, body), in order.
+#[derive(Clone, Default)]
+pub struct Seen(Arc<parking_lot::Mutex<Vec<Value>>>);
+
+impl Seen {
+    /// Every request so far.
+    pub fn all(&self) -> Vec<Value> {
+        self.0.lock().clone()
+    }
+
+    /// The last request; panics when there was none.
+    pub fn last(&self) -> Value {
+        self.0
+            .lock()
+            .last()
+            .cloned()
+            .expect("the service saw a request")
     }
 }
 
@@ -27,7 +51,12 @@ pub fn group(prefix: &str, upstream: &str) -> RouteGroupConfig {
 /// it received as JSON; `/slow` waits 2 s first, `/teapot` answers 418
 /// with hop-by-hop headers, `/stream` sends three chunks 300 ms apart.
 pub async fn http_service() -> SocketAddr {
-    async fn answer(request: Request) -> Response {
+    recording_service().await.0
+}
+
+/// [`http_service`], keeping what it received besides.
+pub async fn recording_service() -> (SocketAddr, Seen) {
+    async fn answer(seen_by: Seen, request: Request) -> Response {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path().to_owned();
         if path.ends_with("/slow") {
@@ -58,6 +87,7 @@ pub async fn http_service() -> SocketAddr {
             "headers": headers,
             "body": String::from_utf8_lossy(&body),
         });
+        seen_by.0.lock().push(seen.clone());
         let mut response = Response::new(Body::from(seen.to_string()));
         response
             .headers_mut()
@@ -73,8 +103,11 @@ pub async fn http_service() -> SocketAddr {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let seen_by = seen.clone();
+    let app = axum::Router::new().fallback(move |request| answer(seen_by.clone(), request));
     tokio::spawn(async move {
-        let _ = axum::serve(listener, axum::Router::new().fallback(answer)).await;
+        let _ = axum::serve(listener, app).await;
     });
-    addr
+    (addr, seen)
 }
