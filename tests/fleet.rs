@@ -276,6 +276,37 @@ async fn cors_preflight_for_grpc_web() {
         .await
         .unwrap();
     assert_eq!(response.headers()["access-control-allow-methods"], "LOCK");
+    // An OPTIONS that is not a preflight is the routes' to answer: REST's
+    // `Allow`, with the CORS headers of an actual request when a page
+    // sent it.
+    for origin in [None, Some("https://app.example")] {
+        let mut request = client.request(
+            reqwest::Method::OPTIONS,
+            gateway.url("/v1/shelves/fiction/books/dune"),
+        );
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 204, "{origin:?}");
+        let allow = response.headers()["allow"].to_str().unwrap();
+        assert!(
+            allow.contains("GET") && allow.contains("OPTIONS"),
+            "{allow}"
+        );
+        assert!(
+            !response
+                .headers()
+                .contains_key("access-control-allow-methods")
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap()),
+            origin,
+        );
+    }
     // The actual call exposes the gRPC status headers to the page.
     let request = pb::GetBookRequest {
         name: "shelves/fiction/books/dune".into(),

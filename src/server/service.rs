@@ -55,6 +55,7 @@ impl HttpService {
                 .compress_when(compressible())
                 .layer(handler.clone()),
             handler,
+            behind_cors: cors.is_some(),
         };
         let inner = match cors {
             Some(cors) => Inner::Cors(Box::new(cors_layer(cors).layer(dispatch))),
@@ -105,7 +106,20 @@ impl Service<Request> for HttpService {
         let leftover = Leftover::watch(&mut request);
         let response = match &mut self.inner {
             Inner::Plain(dispatch) => dispatch.call(request),
-            Inner::Cors(cors) => cors.call(request).boxed(),
+            Inner::Cors(cors) => {
+                // tower-http's CORS layer answers every OPTIONS as a
+                // preflight. One that is not (Fetch: a preflight carries
+                // `Origin` and `Access-Control-Request-Method`) is the
+                // routes' to answer (REST's `Allow`, a proxied service's
+                // own OPTIONS): it crosses the layer as a GET, getting
+                // the headers of an actual request, and `Dispatch` gives
+                // it its method back.
+                if request.method() == Method::OPTIONS && !is_preflight(request.headers()) {
+                    *request.method_mut() = Method::GET;
+                    request.extensions_mut().insert(OptionsNotPreflight);
+                }
+                cors.call(request).boxed()
+            }
         };
         response
             .map(move |response| {
@@ -284,6 +298,20 @@ fn finish(mut response: Response, head: bool) -> Response {
 struct Dispatch {
     handler: Handler,
     compressed: Compression<Handler, Compressible>,
+    /// Behind the CORS layer: an OPTIONS that is not a preflight arrives
+    /// as a GET marked [`OptionsNotPreflight`].
+    behind_cors: bool,
+}
+
+/// Marks an OPTIONS request that crossed the CORS layer as a GET.
+#[derive(Debug, Clone, Copy)]
+struct OptionsNotPreflight;
+
+/// Whether `headers` are those of a CORS preflight (with the OPTIONS
+/// method): they name an origin and the method the page means to use.
+fn is_preflight(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN)
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// Which responses are compressed (and so vary on `Accept-Encoding`).
@@ -310,7 +338,15 @@ impl Service<Request> for Dispatch {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        if self.behind_cors
+            && request
+                .extensions_mut()
+                .remove::<OptionsNotPreflight>()
+                .is_some()
+        {
+            *request.method_mut() = Method::OPTIONS;
+        }
         if accepts_encoding(&request) {
             self.compressed
                 .call(request)
