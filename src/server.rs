@@ -153,7 +153,10 @@ async fn dispatch(snapshot: Arc<Snapshot>, request: Request) -> Response {
             note_face(&snapshot, &request, Face::Proxy);
             let started = tokio::time::Instant::now();
             let metrics = snapshot.metrics.clone();
-            let response = group::serve(&group, snapshot, request).await;
+            let response = match check_header_block(&snapshot.limits, request.headers()) {
+                Ok(()) => group::serve(&group, snapshot, request).await,
+                Err(err) => err.into_response(&snapshot.pool, &snapshot.codec),
+            };
             metrics.record(Face::Proxy, response.status(), started.elapsed());
             return response;
         }
@@ -197,7 +200,8 @@ async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
 }
 
 /// `limits.max_header_bytes` and `limits.max_headers`, on every face
-/// (REST, gRPC, gRPC-Web, Connect, WebSocket upgrades): the HTTP layer's
+/// (REST, gRPC, gRPC-Web, Connect, WebSocket upgrades, proxied route
+/// groups): the HTTP layer's
 /// own bounds are looser, and a header block past the limit would
 /// otherwise reach the backend as metadata.
 pub(crate) fn check_header_block(

@@ -657,3 +657,54 @@ async fn the_served_at_hint_skips_routes_a_proxied_prefix_hides() {
     let message = body["message"].as_str().unwrap();
     assert!(!message.contains("/v1/echo"), "{message}");
 }
+
+/// `limits.max_header_bytes` and `limits.max_headers` hold for proxied
+/// requests as on every other face: past them, a 431 and the service
+/// sees nothing.
+#[tokio::test]
+async fn proxied_header_blocks_are_bounded() {
+    let (service, reached) = support::plain::recording_service().await;
+    let (_backend, gateway) = gateway(|c| {
+        c.routes
+            .push(group("/legacy/", &format!("http://{service}")));
+        c.limits.max_header_bytes = 8 << 10;
+        c.limits.max_headers = 20;
+    })
+    .await;
+    let client = support::http1();
+    let big = "x".repeat(5 << 10);
+    let response = client
+        .get(gateway.url("/legacy/a"))
+        .header("x-one", &big)
+        .header("x-two", &big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 8, "{body}");
+    let mut many = client.get(gateway.url("/legacy/b"));
+    for i in 0..25 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    let response = many.send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    assert!(reached.all().is_empty(), "{:?}", reached.all());
+    // Within them, the request goes through.
+    let got = seen(
+        client
+            .get(gateway.url("/legacy/c"))
+            .header("x-one", &big)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got["uri"], "/legacy/c");
+}
