@@ -195,12 +195,21 @@ async fn a_good_token_passes_with_its_claims_as_headers() {
 
 /// Claim headers a client sends are dropped on every proxied request:
 /// under `auth: none` (with a token or without, which is not read there)
-/// and on `OPTIONS` requests, which need no token. (Without `cors`: with
-/// it, the gateway answers every `OPTIONS` itself.)
+/// and on `OPTIONS` requests, which need no token (with `cors` on: an
+/// `OPTIONS` that is not a preflight goes to the service).
 #[tokio::test]
 async fn forged_claim_headers_never_reach_the_service() {
     let signer = Signer::new("k1");
-    let Setup { gateway, seen, .. } = setup_with(&[&signer], |c| c.cors = None).await;
+    let Setup { gateway, seen, .. } = setup_with(&[&signer], |c| {
+        c.cors = Some(protogate::config::CorsOptions {
+            allowed_origins: vec!["https://app.example".into()],
+            allowed_headers: Vec::new(),
+            exposed_headers: Vec::new(),
+            allow_credentials: false,
+            max_age: std::time::Duration::from_secs(60),
+        });
+    })
+    .await;
     let forged = [("x-user-id", "mallory"), ("x-tenant", "7")];
     let response = get(&gateway, "/open/items", &forged).await;
     assert_eq!(response.status(), 200, "auth: none needs no token");
