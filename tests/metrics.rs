@@ -14,6 +14,35 @@ fn sample(text: &str, name: &str) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// The sample of `metric`, a counter by `face` and `grpc_code`.
+fn coded(text: &str, metric: &str, face: &str, code: &str) -> Option<f64> {
+    sample(
+        text,
+        &format!(r#"{metric}{{face="{face}",grpc_code="{code}"}}"#),
+    )
+}
+
+/// Scrapes until `ready` holds of the text (within 10 s: calls the client
+/// left are counted as the gateway notices), failing with `what`.
+async fn scrape_until(
+    admin: std::net::SocketAddr,
+    what: &str,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = scrape(admin).await;
+        if ready(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not yet {what}: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn scrape(admin: std::net::SocketAddr) -> String {
     let response = support::http1()
         .get(format!("http://{admin}/metrics"))
@@ -249,24 +278,12 @@ async fn grpc_calls_are_counted_by_the_status_they_end_with() {
     assert!(first.is_some());
     drop(body);
 
-    let calls = |text: &str, face: &str, code: &str| {
-        sample(
-            text,
-            &format!(r#"protogate_grpc_calls_total{{face="{face}",grpc_code="{code}"}}"#),
-        )
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let text = loop {
-        let text = scrape(admin).await;
-        if calls(&text, "grpc", "CANCELLED") == Some(2.0) {
-            break text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the cancelled calls were not counted: {text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let calls =
+        |text: &str, face: &str, code: &str| coded(text, "protogate_grpc_calls_total", face, code);
+    let text = scrape_until(admin, "the cancelled calls counted", |text| {
+        calls(text, "grpc", "CANCELLED") == Some(2.0)
+    })
+    .await;
     assert_eq!(calls(&text, "grpc", "OK"), Some(2.0), "{text}");
     assert_eq!(calls(&text, "grpc", "NOT_FOUND"), Some(1.0), "{text}");
     assert_eq!(calls(&text, "grpc", "UNIMPLEMENTED"), Some(1.0), "{text}");
@@ -355,24 +372,12 @@ async fn streams_are_counted_by_how_they_end() {
     assert_eq!(support::ws::next(&mut socket).await.unwrap_err().0, 4005);
     let _ = socket.close(None).await;
 
-    let ends = |text: &str, face: &str, code: &str| {
-        sample(
-            text,
-            &format!(r#"protogate_stream_ends_total{{face="{face}",grpc_code="{code}"}}"#),
-        )
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let text = loop {
-        let text = scrape(admin).await;
-        if ends(&text, "rest", "CANCELLED") == Some(1.0) {
-            break text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stream the client left was not counted: {text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let ends =
+        |text: &str, face: &str, code: &str| coded(text, "protogate_stream_ends_total", face, code);
+    let text = scrape_until(admin, "the stream the client left counted", |text| {
+        ends(text, "rest", "CANCELLED") == Some(1.0)
+    })
+    .await;
     assert_eq!(ends(&text, "rest", "OK"), Some(1.0), "{text}");
     assert_eq!(ends(&text, "rest", "UNAVAILABLE"), Some(1.0), "{text}");
     assert_eq!(ends(&text, "connect", "OK"), Some(1.0), "{text}");

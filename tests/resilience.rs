@@ -315,20 +315,14 @@ async fn a_backend_killed_mid_load_costs_no_call() {
     );
 }
 
-#[tokio::test]
-async fn the_breaker_opens_at_its_limit_and_closes_as_calls_end() {
-    let backends = backends(1).await;
-    backends[0].script(Script {
-        delay: Some(Duration::from_millis(800)),
-        ..Script::default()
-    });
-    let mut upstream = UpstreamConfig::new(backends[0].url());
-    upstream.circuit_breaker = Some(CircuitBreaker {
-        max_requests: 2,
-        max_pending: 10,
-    });
-    let gateway = Arc::new(TestGateway::start(config(vec![("default", upstream)])).await);
-    let slow: Vec<_> = (0..2)
+/// Starts `count` GETs of `/v1/echo` that the backend holds (its script
+/// delays them), and waits until it has them all.
+async fn slow_calls(
+    gateway: &Arc<TestGateway>,
+    backend: &EchoBackend,
+    count: usize,
+) -> Vec<tokio::task::JoinHandle<StatusCode>> {
+    let calls = (0..count)
         .map(|_| {
             let gateway = gateway.clone();
             tokio::spawn(async move {
@@ -342,10 +336,27 @@ async fn the_breaker_opens_at_its_limit_and_closes_as_calls_end() {
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while backends[0].records().len() < 2 {
+    while backend.records().len() < count {
         assert!(Instant::now() < deadline, "slow calls did not arrive");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    calls
+}
+
+#[tokio::test]
+async fn the_breaker_opens_at_its_limit_and_closes_as_calls_end() {
+    let backends = backends(1).await;
+    backends[0].script(Script {
+        delay: Some(Duration::from_millis(800)),
+        ..Script::default()
+    });
+    let mut upstream = UpstreamConfig::new(backends[0].url());
+    upstream.circuit_breaker = Some(CircuitBreaker {
+        max_requests: 2,
+        max_pending: 10,
+    });
+    let gateway = Arc::new(TestGateway::start(config(vec![("default", upstream)])).await);
+    let slow = slow_calls(&gateway, &backends[0], 2).await;
     let started = Instant::now();
     let refused = support::http1()
         .get(gateway.url("/v1/echo"))
@@ -880,24 +891,7 @@ async fn calls_in_flight_count_against_a_reloaded_breaker() {
         base: format!("http://{}", server.local_addr()),
         server,
     });
-    let slow: Vec<_> = (0..2)
-        .map(|_| {
-            let gateway = gateway.clone();
-            tokio::spawn(async move {
-                support::http1()
-                    .get(gateway.url("/v1/echo"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-            })
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while backends[0].records().len() < 2 {
-        assert!(Instant::now() < deadline, "slow calls did not arrive");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let slow = slow_calls(&gateway, &backends[0], 2).await;
     // Lowered to 2 while two calls are in flight on the old snapshot:
     // the new breaker is full.
     limit.store(2, std::sync::atomic::Ordering::SeqCst);
