@@ -371,13 +371,32 @@ async fn streams_are_counted_by_how_they_end() {
     assert!(support::ws::next(&mut socket).await.is_ok());
     assert_eq!(support::ws::next(&mut socket).await.unwrap_err().0, 4005);
     let _ = socket.close(None).await;
+    // And one whose client goes away mid-stream without a Close frame
+    // (its connection closed, as when a page or process is killed).
+    let mut socket = support::ws::connect(
+        &gateway,
+        "/v1/watch?s=x",
+        &[
+            ("grpc-metadata-x-echo-count", "100"),
+            ("grpc-metadata-x-echo-interval-ms", "50"),
+        ],
+    )
+    .await;
+    assert!(support::ws::next(&mut socket).await.is_ok());
+    drop(socket);
 
     let ends =
         |text: &str, face: &str, code: &str| coded(text, "protogate_stream_ends_total", face, code);
-    let text = scrape_until(admin, "the stream the client left counted", |text| {
+    let text = scrape_until(admin, "the streams the clients left counted", |text| {
         ends(text, "rest", "CANCELLED") == Some(1.0)
+            && ends(text, "websocket", "CANCELLED") == Some(1.0)
     })
     .await;
+    assert_eq!(
+        ends(&text, "websocket", "INVALID_ARGUMENT"),
+        Some(0.0),
+        "{text}"
+    );
     assert_eq!(ends(&text, "rest", "OK"), Some(1.0), "{text}");
     assert_eq!(ends(&text, "rest", "UNAVAILABLE"), Some(1.0), "{text}");
     assert_eq!(ends(&text, "connect", "OK"), Some(1.0), "{text}");

@@ -55,8 +55,8 @@ impl Expect {
 }
 
 /// What a failed read of a frame means: a frame over the size limit
-/// (413's RESOURCE_EXHAUSTED), a connection that broke (the client is
-/// gone), or a frame that breaks the WebSocket protocol (RFC 6455 §7.4.1:
+/// (413's RESOURCE_EXHAUSTED), a connection that broke or ended without
+/// a Close (the client is gone), or a frame that breaks the WebSocket protocol (RFC 6455 §7.4.1:
 /// 1007 for a text frame that is not UTF-8, 1002 for the rest — an
 /// unmasked frame, reserved bits, an unknown opcode, a fragmented or
 /// oversized control frame, a malformed Close).
@@ -69,6 +69,11 @@ fn frame_error(err: &axum::Error, limit: usize) -> Stop {
     // ("Space limit exceeded: Message too long: ...", "UTF-8 encoding
     // error: ..."); their type is not reachable without that library as
     // a direct dependency.
+    if text.contains("Connection reset without closing handshake") {
+        // The client closed its side of the connection without a Close
+        // frame (a killed page or process): gone, not a protocol fault.
+        return Stop::Gone;
+    }
     if text.contains("Space limit exceeded") {
         // A 64-bit length with its most significant bit set (RFC 6455
         // §5.2: it must be 0) is no size at all but a broken header.
