@@ -2,6 +2,7 @@
 //! (path variables, query, body), response plans and the JSON policy.
 
 mod body;
+pub(crate) mod empty_any;
 mod encode;
 mod error;
 pub mod field_path;

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 
-use crate::transcode::Codec;
+use crate::transcode::{self, Codec};
 
 /// `google.rpc.Status` on the wire (`grpc-status-details-bin`).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -68,22 +68,21 @@ fn any_json(any: &prost_types::Any, pool: &DescriptorPool, codec: &Codec) -> ser
     let known = pool
         .get_message_by_name("google.protobuf.Any")
         .and_then(|desc| DynamicMessage::decode(desc, any.encode_to_vec().as_slice()).ok())
-        // Nesting past the limit, or a value with no JSON form, is written
-        // as bytes rather than recursed into or misread.
-        .filter(|msg| {
-            crate::transcode::writable::check(msg, crate::transcode::request::MAX_MESSAGE_DEPTH)
-                .is_ok()
-        })
         .and_then(|msg| {
+            // Nesting past the limit, or a value with no JSON form, is
+            // written as bytes rather than recursed into or misread.
+            let checked =
+                transcode::writable::check(&msg, transcode::request::MAX_MESSAGE_DEPTH).ok()?;
             // Written as text and read back: through serde_json's value
             // serializer a `float` is widened (0.1 as 0.10000000149011612),
             // where its own digits read back as the double they name.
             let mut text = Vec::new();
-            msg.serialize_with_options(
-                crate::transcode::float_safe::FloatSafe(
-                    &mut crate::transcode::json_number::serializer(&mut text),
-                ),
+            transcode::empty_any::serialize(
+                &msg,
+                &mut transcode::json_number::serializer(&mut text),
                 &codec.serialize,
+                true,
+                checked.empty_any,
             )
             .ok()?;
             serde_json::from_slice(&text).ok()

@@ -1,12 +1,15 @@
 //! Request bodies: JSON into the whole message or into one field, and raw
 //! bodies into `google.api.HttpBody`.
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess};
 
+use super::empty_any;
+use super::kind::reaches;
 use super::lenient;
 use super::request::MAX_MESSAGE_DEPTH;
 use super::strict::{self, Strict};
+use super::writable::ANY;
 use super::{Codec, RequestError};
 
 mod json_path;
@@ -147,10 +150,24 @@ fn parse_body(
             // integer fails there and nowhere else): the tree path, which
             // moves `@type` first, judges it.
             Err(_) if strict::needs_recheck() => decode_lenient(desc, field, body, codec)?,
+            // An empty `Any` (`{}`), which the parser refuses: the tree
+            // path, which knows where an `Any` stands, reads it.
+            Err(_) if strict::met_empty_object() && may_hold_any(desc, field) => {
+                decode_lenient(desc, field, body, codec)?
+            }
             Err(err) => return Err(explain(desc, field, body, codec, err)),
         }
     };
     Ok(Parsed { message, depth })
+}
+
+/// Whether the body (the message `desc`, or its `field`) can hold an `Any`.
+fn may_hold_any(desc: &MessageDescriptor, field: Option<&FieldDescriptor>) -> bool {
+    match field.map(FieldDescriptor::kind) {
+        None => reaches(desc, &[ANY]),
+        Some(Kind::Message(message)) => reaches(&message, &[ANY]),
+        Some(_) => false,
+    }
 }
 
 /// The opt-in path with case-insensitive names: through a JSON tree.
@@ -171,16 +188,16 @@ fn decode_lenient(
     let renamed = match (field, &mut value) {
         (None, serde_json::Value::Object(object)) => lenient::normalize(desc, object, codec),
         // Not an object: the parser says what is wrong.
-        (None, _) => Ok(()),
-        (Some(field), value) => lenient::normalize_field(field, value, codec),
+        (None, _) => Ok(lenient::Normalized::default()),
+        (Some(field), value) => lenient::normalize_field(desc, field, value, codec),
     };
-    renamed.map_err(|e| RequestError::Json {
+    let normalized = renamed.map_err(|e| RequestError::Json {
         at: Some(e.at).filter(|at| !at.is_empty()),
         reason: e.reason,
     })?;
     let mut track = serde_path_to_error::Track::new();
     let tracked = Strict(serde_path_to_error::Deserializer::new(&value, &mut track));
-    parse(desc, field, tracked, codec).map_err(|err| {
+    let mut message = parse(desc, field, tracked, codec).map_err(|err| {
         if past_recursion_limit(&err) {
             return RequestError::TooDeepMessage(MAX_MESSAGE_DEPTH);
         }
@@ -189,7 +206,11 @@ fn decode_lenient(
             reason: refusal::reason(target(desc, field, codec), body, Some(&path), &err),
             at: (!path.is_empty()).then_some(path),
         }
-    })
+    })?;
+    if normalized.empty_any {
+        empty_any::restore(&mut message);
+    }
+    Ok(message)
 }
 
 /// How the JSON body `json` (the message `desc`, or its `field`) spells

@@ -138,3 +138,24 @@ impl ValueKind {
         }
     }
 }
+
+/// Whether values of type `desc` can hold a message named in `names`.
+pub(super) fn reaches(desc: &MessageDescriptor, names: &[&str]) -> bool {
+    let mut seen = Vec::new();
+    let mut stack = vec![desc.clone()];
+    while let Some(message) = stack.pop() {
+        if names.contains(&message.full_name()) {
+            return true;
+        }
+        if seen.contains(&message) {
+            continue;
+        }
+        for field in message.fields() {
+            if let Kind::Message(child) = field.kind() {
+                stack.push(child);
+            }
+        }
+        seen.push(message);
+    }
+    false
+}

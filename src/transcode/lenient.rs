@@ -1,20 +1,23 @@
 //! Request JSON through a tree: case-insensitive names (opt-in,
 //! `json.case_insensitive_*`) and the checks the streaming parse cannot
-//! make (a field given under both its names, an `Any` with `@type` last).
+//! make (a field given under both its names, an `Any` with `@type` last,
+//! an empty `Any`).
 //!
 //! The body is read into a JSON tree (duplicate keys still rejected), field
 //! and enum names are rewritten to the descriptor's spelling, each `Any`
-//! gets its `@type` first, and the tree is then parsed like any body, with
-//! every check. The tree costs an allocation per value, so the default path
-//! comes here only when the streaming parse says it must.
+//! gets its `@type` first (an empty one, `{}`, the mark it is read with),
+//! and the tree is then parsed like any body, with every check. The tree
+//! costs an allocation per value, so the default path comes here only when
+//! the streaming parse says it must.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value};
 
-use super::Codec;
 use super::field_path::find_field_with;
+use super::{Codec, empty_any};
 
 /// A name problem found while rewriting: the JSON path and what is wrong.
 #[derive(Debug)]
@@ -23,27 +26,62 @@ pub(super) struct NameError {
     pub(super) reason: String,
 }
 
+/// What rewriting did besides names.
+#[derive(Debug, Default)]
+pub(super) struct Normalized {
+    /// An empty `Any` (`{}`) was marked to be read (see
+    /// [`empty_any`](super::empty_any)): the parsed message is to be
+    /// restored.
+    pub(super) empty_any: bool,
+}
+
 /// Rewrites the names in `object`, a JSON object for message `desc`.
 pub(super) fn normalize(
     desc: &MessageDescriptor,
     object: &mut Map<String, Value>,
     codec: &Codec,
-) -> Result<(), NameError> {
-    Names { codec }.message(desc, object, "")
+) -> Result<Normalized, NameError> {
+    let names = Names::new(desc, codec);
+    names.message(desc, object, "")?;
+    Ok(names.done())
 }
 
-/// Rewrites the names in `value`, the JSON value of `field` (the body of a
-/// `body: "field"` route); paths are relative to the value.
+/// Rewrites the names in `value`, the JSON value of `field` of message
+/// `desc` (the body of a `body: "field"` route); paths are relative to
+/// the value.
 pub(super) fn normalize_field(
+    desc: &MessageDescriptor,
     field: &FieldDescriptor,
     value: &mut Value,
     codec: &Codec,
-) -> Result<(), NameError> {
-    Names { codec }.field(field, value, "")
+) -> Result<Normalized, NameError> {
+    let names = Names::new(desc, codec);
+    names.field(field, value, "")?;
+    Ok(names.done())
 }
 
 struct Names<'c> {
     codec: &'c Codec,
+    /// The request message type, whose pool an empty `Any` is read from.
+    root: &'c MessageDescriptor,
+    /// The type URL an empty `Any` is read with, once one is met.
+    empty_url: OnceCell<Option<String>>,
+}
+
+impl<'c> Names<'c> {
+    fn new(root: &'c MessageDescriptor, codec: &'c Codec) -> Self {
+        Names {
+            codec,
+            root,
+            empty_url: OnceCell::new(),
+        }
+    }
+
+    fn done(self) -> Normalized {
+        Normalized {
+            empty_any: self.empty_url.into_inner().flatten().is_some(),
+        }
+    }
 }
 
 impl Names<'_> {
@@ -107,19 +145,30 @@ impl Names<'_> {
 
     /// An `Any`: `@type` moved first, so the parser reads the packed
     /// message with every check instead of buffering it, and the packed
-    /// message's names rewritten like any other. A missing or unknown type
-    /// is left for the parser to report.
+    /// message's names rewritten like any other. An empty one (`{}`), as
+    /// proto3 JSON writes it, gets the type URL it is read with (see
+    /// [`empty_any`](super::empty_any)). A missing or unknown type is left
+    /// for the parser to report.
     ///
-    /// Limitation (README, Limits): an empty `Any` (`{}`) is refused there,
-    /// as prost-reflect's reader requires `@type`, though the gateway
-    /// writes one so; an empty one nested in another's payload could not
-    /// be marked before and restored after the parse.
+    /// Limitation (README, Limits): an empty `Any` stays refused, asking
+    /// for `@type`, when the pool holds no message type but the well-known
+    /// ones (none that reads from `{}` alone to carry the mark); every pool
+    /// the gateway loads holds `google.rpc.Status`.
     fn any(
         &self,
         desc: &MessageDescriptor,
         object: &mut Map<String, Value>,
         at: &str,
     ) -> Result<(), NameError> {
+        if object.is_empty() {
+            let url = self
+                .empty_url
+                .get_or_init(|| empty_any::reading_url(self.root));
+            if let Some(url) = url {
+                object.insert("@type".to_owned(), Value::String(url.clone()));
+            }
+            return Ok(());
+        }
         let Some(type_url) = object.remove("@type") else {
             return Ok(());
         };

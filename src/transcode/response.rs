@@ -9,13 +9,14 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Va
 use serde_json::value::RawValue;
 
 use super::Codec;
+use super::empty_any;
 use super::encode::EncodeError;
-use super::float_safe::FloatSafe;
 use super::json_number;
+use super::kind::reaches;
 use super::mismatched;
 use super::request::{MAX_MESSAGE_DEPTH, PlanError};
 use super::wire_json::{Nested, Planner, WirePlan};
-use super::writable::{self, CHECKED};
+use super::writable::{self, CHECKED, Checked};
 
 const HTTP_BODY: &str = "google.api.HttpBody";
 const ANY: &str = "google.protobuf.Any";
@@ -31,7 +32,7 @@ pub struct ResponsePlan {
     /// The written value is a `google.api.HttpBody`: raw bytes out.
     raw: bool,
     /// The written value can hold a `FloatValue`/`DoubleValue`, whose
-    /// special values need [`FloatSafe`].
+    /// special values need [`FloatSafe`](super::float_safe::FloatSafe).
     float_wrappers: bool,
     /// The written value can hold a value [`writable::check`] looks
     /// into: an `Any` (its packed messages are decoded while writing, and
@@ -285,13 +286,15 @@ impl ResponsePlan {
             (Some(_), Some(Value::Message(inner))) => inner,
             (Some(field), _) => return self.encode_field(message, field, codec),
         };
-        self.check(target)?;
-        let written = if self.float_wrappers {
-            target.serialize_with_options(FloatSafe(&mut ser), options)
-        } else {
-            target.serialize_with_options(&mut ser, options)
-        };
-        written.map_err(|e| ResponseError(e.to_string()))?;
+        let checked = self.check(target)?;
+        empty_any::serialize(
+            target,
+            &mut ser,
+            options,
+            self.float_wrappers,
+            checked.empty_any,
+        )
+        .map_err(|e| ResponseError(e.to_string()))?;
         Ok(Encoded {
             content_type: JSON,
             body: out.into_inner().freeze(),
@@ -300,10 +303,10 @@ impl ResponsePlan {
 
     /// Refuses what is about to be written when prost-reflect would
     /// recurse into it without end or write it as another value; only
-    /// the written part counts.
-    fn check(&self, written: &DynamicMessage) -> Result<(), ResponseError> {
+    /// the written part counts. Says whether it holds an empty `Any`.
+    fn check(&self, written: &DynamicMessage) -> Result<Checked, ResponseError> {
         if !self.checked {
-            return Ok(());
+            return Ok(Checked::default());
         }
         writable::check(written, MAX_MESSAGE_DEPTH).map_err(|e| ResponseError(e.to_string()))
     }
@@ -319,7 +322,7 @@ impl ResponsePlan {
     ) -> Result<Encoded, ResponseError> {
         let mut only = DynamicMessage::new(self.output.clone());
         only.set_field(field, message.get_field(field).into_owned());
-        self.check(&only)?;
+        let checked = self.check(&only)?;
         let key = if codec.use_proto_names {
             field.name()
         } else {
@@ -330,7 +333,8 @@ impl ResponsePlan {
         // widened to a double (0.1 as 0.10000000149011612).
         let write = |options: &prost_reflect::SerializeOptions| {
             let mut out = Vec::new();
-            only.serialize_with_options(FloatSafe(&mut json_number::serializer(&mut out)), options)
+            let ser = &mut json_number::serializer(&mut out);
+            empty_any::serialize(&only, ser, options, true, checked.empty_any)
                 .map_err(|e| ResponseError(e.to_string()))?;
             let mut fields: HashMap<String, Box<RawValue>> =
                 serde_json::from_slice(&out).map_err(|e| ResponseError(e.to_string()))?;
@@ -352,27 +356,6 @@ impl ResponsePlan {
             body,
         })
     }
-}
-
-/// Whether values of type `desc` can hold a message named in `names`.
-fn reaches(desc: &MessageDescriptor, names: &[&str]) -> bool {
-    let mut seen = Vec::new();
-    let mut stack = vec![desc.clone()];
-    while let Some(message) = stack.pop() {
-        if names.contains(&message.full_name()) {
-            return true;
-        }
-        if seen.contains(&message) {
-            continue;
-        }
-        for field in message.fields() {
-            if let Kind::Message(child) = field.kind() {
-                stack.push(child);
-            }
-        }
-        seen.push(message);
-    }
-    false
 }
 
 fn raw_body(body: &DynamicMessage) -> Encoded {

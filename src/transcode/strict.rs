@@ -31,7 +31,7 @@ mod keys;
 mod values;
 use keys::Map;
 pub(crate) use keys::odd_integer;
-pub(super) use keys::{needs_recheck, reset_recheck, same_loosely};
+pub(super) use keys::{met_empty_object, needs_recheck, reset_recheck, same_loosely};
 use values::{Instead, check_number, check_text, expects, float_max_spelling};
 pub(crate) use values::{IntegerText, integer_text, rounded_f32_max};
 

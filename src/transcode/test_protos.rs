@@ -1,6 +1,7 @@
 //! The test descriptors of the direct transcoders and the encoder, loaded
 //! once: the wire and encode test types, the kitchen sink, the bench
-//! service and etcd's KV requests, with the bundled well-known types.
+//! service, etcd's KV requests and the `Any` holders, with the bundled
+//! well-known types.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -20,6 +21,8 @@ pub(crate) fn pool() -> &'static DescriptorPool {
                 protos.join("encode/v1/proto3.proto"),
                 protos.join("kitchen/v1/kitchen.proto"),
                 protos.join("etcd/rpc.proto"),
+                protos.join("anys/v1/anys.proto"),
+                protos.join("anys/v1/grouped.proto"),
                 root.join("proto/protogate/bench/v1/bench.proto"),
             ],
             include_paths: vec![protos, root.join("proto")],

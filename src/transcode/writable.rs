@@ -23,6 +23,8 @@
 use bytes::Bytes;
 use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage as _, Value};
 
+use super::empty_any;
+
 /// The full name of `google.protobuf.Any`.
 pub(crate) const ANY: &str = "google.protobuf.Any";
 const DURATION: &str = "google.protobuf.Duration";
@@ -51,13 +53,23 @@ pub(crate) enum Unwritable {
     Invalid(&'static str),
 }
 
+/// What [`check`] found in a message that can be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Checked {
+    /// It holds an empty `Any` (no type URL, no bytes), which only
+    /// [`empty_any::serialize`] writes.
+    pub(crate) empty_any: bool,
+}
+
 /// Checks that `message` and every message in it can be written, with at
 /// most `max` levels of nesting below it through `Any` values.
-pub(crate) fn check(message: &DynamicMessage, max: usize) -> Result<(), Unwritable> {
-    walk(message, max).map_err(|fault| match fault {
+pub(crate) fn check(message: &DynamicMessage, max: usize) -> Result<Checked, Unwritable> {
+    let mut checked = Checked::default();
+    walk(message, max, &mut checked).map_err(|fault| match fault {
         Fault::TooDeep => Unwritable::TooDeep(max),
         Fault::Invalid(why) => Unwritable::Invalid(why),
-    })
+    })?;
+    Ok(checked)
 }
 
 enum Fault {
@@ -65,24 +77,24 @@ enum Fault {
     Invalid(&'static str),
 }
 
-fn walk(message: &DynamicMessage, left: usize) -> Result<(), Fault> {
+fn walk(message: &DynamicMessage, left: usize, checked: &mut Checked) -> Result<(), Fault> {
     let descriptor = message.descriptor();
     match descriptor.full_name() {
         DURATION => return duration(message).map_err(Fault::Invalid),
         TIMESTAMP => return timestamp(message).map_err(Fault::Invalid),
         FIELD_MASK => return field_mask(message).map_err(Fault::Invalid),
-        ANY => return packed(message, left),
+        ANY => return packed(message, left, checked),
         _ => {}
     }
-    let nested = |value: &Value| match value {
+    let mut nested = |value: &Value| match value {
         Value::Message(_) if left == 0 => Err(Fault::TooDeep),
-        Value::Message(m) => walk(m, left - 1),
+        Value::Message(m) => walk(m, left - 1, checked),
         _ => Ok(()),
     };
     for (_, value) in message.fields() {
         match value {
-            Value::List(items) => items.iter().try_for_each(nested)?,
-            Value::Map(entries) => entries.values().try_for_each(nested)?,
+            Value::List(items) => items.iter().try_for_each(&mut nested)?,
+            Value::Map(entries) => entries.values().try_for_each(&mut nested)?,
             other => nested(other)?,
         }
     }
@@ -90,15 +102,16 @@ fn walk(message: &DynamicMessage, left: usize) -> Result<(), Fault> {
 }
 
 /// The message an `Any` packs, when its type is in the pool.
-fn packed(any: &DynamicMessage, left: usize) -> Result<(), Fault> {
+fn packed(any: &DynamicMessage, left: usize, checked: &mut Checked) -> Result<(), Fault> {
     let Some((packed, bytes)) = packed_type(any) else {
+        checked.empty_any |= empty_any::is_empty(any);
         return Ok(());
     };
     if left == 0 {
         return Err(Fault::TooDeep);
     }
     match DynamicMessage::decode(packed, bytes) {
-        Ok(inner) => walk(&inner, left - 1),
+        Ok(inner) => walk(&inner, left - 1, checked),
         Err(_) => Ok(()),
     }
 }

@@ -96,6 +96,11 @@ thread_local! {
     ///
     /// Parsing is synchronous, so a thread-local flag is exact.
     static RECHECK: Cell<bool> = const { Cell::new(false) };
+
+    /// Set when a parse met an empty object: an empty `Any` (`{}`), which
+    /// the message parser underneath refuses, may be why it failed; the
+    /// tree path reads one.
+    static EMPTY_OBJECT: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Asks for the tree check after this parse.
@@ -103,9 +108,15 @@ pub(crate) fn recheck() {
     RECHECK.set(true);
 }
 
-/// Clears the recheck flag before a parse.
+/// Clears the recheck and empty-object flags before a parse.
 pub(crate) fn reset_recheck() {
     RECHECK.set(false);
+    EMPTY_OBJECT.set(false);
+}
+
+/// Whether the last parse met an empty object (see [`EMPTY_OBJECT`]).
+pub(crate) fn met_empty_object() -> bool {
+    EMPTY_OBJECT.get()
 }
 
 /// Whether the last parse needs the tree check (see [`RECHECK`]).
@@ -165,6 +176,9 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'de, A> {
             && let Err(key) = self.keys.insert(key)
         {
             return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+        }
+        if value.is_none() && self.keys.is_empty() {
+            EMPTY_OBJECT.set(true);
         }
         Ok(value)
     }

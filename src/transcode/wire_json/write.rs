@@ -10,7 +10,7 @@ use super::Bail;
 use super::plan::{FieldPlan, Layout, Scalar, Shape, Table};
 use super::value::{self, Style};
 use super::wire;
-use crate::transcode::float_safe::FloatSafe;
+use crate::transcode::empty_any;
 use crate::transcode::json_number;
 use crate::transcode::request::MAX_MESSAGE_DEPTH;
 use crate::transcode::writable::{self, Unwritable};
@@ -360,44 +360,25 @@ impl<'a> Writer<'a> {
         }
         let message =
             DynamicMessage::decode(desc.clone(), self.data.slice(start..end)).map_err(|_| Bail)?;
-        // An empty `Any` (no type, no bytes) packs nothing: `{}`, as Go's
-        // and Python's writers give it, where prost-reflect refuses the
-        // empty type URL.
-        if desc.full_name() == "google.protobuf.Any" && is_empty_any(&message) {
-            if !self.checking {
-                self.out.extend_from_slice(b"{}");
-            }
-            return Ok(());
-        }
         let budget = MAX_MESSAGE_DEPTH.checked_sub(depth).ok_or(Bail)?;
-        match writable::check(&message, budget) {
+        let checked = match writable::check(&message, budget) {
             Err(Unwritable::TooDeep(_)) => return Err(Bail),
             // A value with no JSON form matters only where it is written.
             Err(Unwritable::Invalid(_)) if !self.checking => return Err(Bail),
-            _ => {}
-        }
+            Err(Unwritable::Invalid(_)) => return Ok(()),
+            Ok(checked) => checked,
+        };
         if self.checking {
             return Ok(());
         }
         let mut json = json_number::serializer(&mut self.out);
-        let written = if self.float_safe {
-            message.serialize_with_options(FloatSafe(&mut json), self.options)
-        } else {
-            message.serialize_with_options(&mut json, self.options)
-        };
-        written.map_err(|_| Bail)
+        empty_any::serialize(
+            &message,
+            &mut json,
+            self.options,
+            self.float_safe,
+            checked.empty_any,
+        )
+        .map_err(|_| Bail)
     }
-}
-
-/// Whether an `Any` holds neither a type URL nor bytes.
-fn is_empty_any(any: &DynamicMessage) -> bool {
-    let empty = |number: u32| {
-        any.get_field_by_number(number)
-            .is_none_or(|value| match value.as_ref() {
-                prost_reflect::Value::String(text) => text.is_empty(),
-                prost_reflect::Value::Bytes(bytes) => bytes.is_empty(),
-                _ => false,
-            })
-    };
-    empty(1) && empty(2)
 }
