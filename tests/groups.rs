@@ -708,3 +708,59 @@ async fn proxied_header_blocks_are_bounded() {
     .await;
     assert_eq!(got["uri"], "/legacy/c");
 }
+
+/// With `cors` set, the gateway's CORS policy is what browsers see of a
+/// proxied service too: the service's own `Access-Control-*` answer is
+/// dropped (its `*` would let through origins the gateway refuses), the
+/// rest of its answer kept.
+#[tokio::test]
+async fn the_gateway_cors_policy_covers_proxied_services() {
+    async fn answer() -> Response {
+        let mut response = Response::new(axum::body::Body::from("ok"));
+        let headers = response.headers_mut();
+        headers.insert("access-control-allow-origin", "*".parse().unwrap());
+        headers.insert("access-control-expose-headers", "x-mine".parse().unwrap());
+        headers.insert("x-mine", "1".parse().unwrap());
+        response
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let service = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, axum::Router::new().fallback(answer)).await;
+    });
+    let (_backend, gateway) = gateway(|c| {
+        c.routes
+            .push(group("/corsy/", &format!("http://{service}")));
+        c.cors = Some(protogate::config::CorsOptions {
+            allowed_origins: vec!["https://app.example".into()],
+            allowed_headers: Vec::new(),
+            exposed_headers: Vec::new(),
+            allow_credentials: false,
+            max_age: Duration::from_secs(60),
+        });
+    })
+    .await;
+    let client = support::http1();
+    let get = |origin: &'static str| client.get(gateway.url("/corsy/x")).header("origin", origin);
+    let refused = get("https://evil.example").send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::OK);
+    assert_eq!(refused.headers()["x-mine"], "1");
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin"),
+        "{:?}",
+        refused.headers()
+    );
+    let allowed = get("https://app.example").send().await.unwrap();
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let exposed = headers["access-control-expose-headers"].to_str().unwrap();
+    assert!(
+        exposed.contains("grpc-status") && !exposed.contains("x-mine"),
+        "{exposed}"
+    );
+}

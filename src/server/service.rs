@@ -347,14 +347,42 @@ impl Service<Request> for Dispatch {
         {
             *request.method_mut() = Method::OPTIONS;
         }
-        if accepts_encoding(&request) {
+        let response = if accepts_encoding(&request) {
             self.compressed
                 .call(request)
                 .map(|response| response.map(|r| r.map(Body::new)))
                 .boxed()
         } else {
             self.handler.call(request)
+        };
+        if !self.behind_cors {
+            return response;
         }
+        response
+            .map(|response| {
+                response.map(|mut response| {
+                    drop_cors_headers(response.headers_mut());
+                    response
+                })
+            })
+            .boxed()
+    }
+}
+
+/// Drops a proxied service's own CORS answer. With `cors` set the
+/// gateway's policy is the one browsers see: its layer replaces some of
+/// these headers and not others, so that a service's `*` would still let
+/// through origins the gateway refuses.
+fn drop_cors_headers(headers: &mut HeaderMap) {
+    for name in [
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        header::ACCESS_CONTROL_MAX_AGE,
+    ] {
+        headers.remove(name);
     }
 }
 
