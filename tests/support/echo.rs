@@ -100,6 +100,22 @@ impl EchoBackend {
 
     /// Starts on a given address.
     pub async fn start_on(pool: DescriptorPool, addr: SocketAddr) -> EchoBackend {
+        Self::serve(pool, addr, None).await
+    }
+
+    /// Starts on a free loopback port behind TLS with `config` (see
+    /// [`super::tls::server_config`]): the handshake runs on each
+    /// connection before HTTP/2.
+    pub async fn start_tls(pool: DescriptorPool, config: Arc<rustls::ServerConfig>) -> EchoBackend {
+        let tls = tokio_rustls::TlsAcceptor::from(config);
+        Self::serve(pool, "127.0.0.1:0".parse().unwrap(), Some(tls)).await
+    }
+
+    async fn serve(
+        pool: DescriptorPool,
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> EchoBackend {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("bind echo backend");
@@ -122,11 +138,16 @@ impl EchoBackend {
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let state = service.state.clone();
                 let service = service.clone();
+                let tls = tls.clone();
                 let connection = tokio::spawn(async move {
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .http2_only()
-                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                        .await;
+                    match tls {
+                        None => serve_connection(stream, service).await,
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                serve_connection(stream, service).await;
+                            }
+                        }
+                    }
                 });
                 state.serving.lock().push(connection.abort_handle());
             }
@@ -272,6 +293,17 @@ impl Drop for EchoBackend {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Serves one connection, HTTP/2 only, until it ends.
+async fn serve_connection<I>(io: I, service: EchoService)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .http2_only()
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+        .await;
 }
 
 #[derive(Debug, Clone)]

@@ -143,3 +143,26 @@ impl TestCa {
         params.signed_by(issuer).unwrap().pem().unwrap()
     }
 }
+
+/// A rustls server config with the certificate chain and key (PEM) given,
+/// agreeing by ALPN on the first of `alpn` the client offers (none: ALPN
+/// is not answered).
+pub fn server_config(
+    cert: &str,
+    key: &str,
+    alpn: &[&[u8]],
+) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    protogate::install_crypto_provider();
+    let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    std::sync::Arc::new(config)
+}
