@@ -1,7 +1,7 @@
 //! TLS files read and checked once, so that a wrong file is an error
 //! naming it at startup (or on reload), not a failed handshake on the first
 //! request: client TLS toward upstreams (`UpstreamTls`), for the gRPC
-//! channels (tonic) and the HTTP proxy alike, and server TLS on the main
+//! channels and the HTTP proxy alike, and server TLS on the main
 //! listener (`ListenerTls`, in `server`).
 
 mod server;

@@ -130,11 +130,12 @@ pub struct Upstream {
     hash_header: Option<http::HeaderName>,
     /// Another upstream taking a share of the calls.
     canary: Option<Arc<CanaryLink>>,
-    /// Whether a call has gone through: on a TLS upstream (tonic's
-    /// channel) a connection breaking after that is a backend going away,
-    /// before it more likely a backend that does not speak gRPC as the URL
-    /// says. (Our cleartext channel calls only after the peer's HTTP/2
-    /// SETTINGS, so there a break is always the backend going away.)
+    /// Whether a call has gone through: after that, a status that is not
+    /// UNAVAILABLE is that call's fault, not a backend that does not speak
+    /// gRPC as the URL says, and a connection that broke while connecting
+    /// is the backend going away. (The channel calls only after the
+    /// peer's HTTP/2 SETTINGS, so a break once connected is always the
+    /// backend going away.)
     answered: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -239,7 +240,7 @@ impl Upstream {
             }
             // Limitation: this channel resolves a host name itself, through
             // the system resolver, whatever `dns.servers` says; a pool's
-            // keeper uses `settings.resolver`. A cleartext channel tries
+            // keeper uses `settings.resolver`. The channel tries
             // the name's addresses one after another, so an address that
             // never answers can take the whole connect timeout.
             Way::One(endpoint(name, config, settings, &config.url, None)?.connect_lazy())

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use prost::Message as _;
 use protogate::descriptor::reflection::{self, ReflectionError};
 use protogate::descriptor::{RawFile, Reflected, Sources};
+use protogate::upstream::{Channel, ChannelSettings};
 use tokio_stream::{Stream, StreamExt as _};
-use tonic::transport::Channel;
 use tonic::transport::server::{Router, TcpIncoming};
 use tonic_reflection::pb::v1;
 use tonic_reflection::server::Builder;
@@ -34,9 +34,9 @@ async fn serve(router: Router) -> SocketAddr {
 }
 
 fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy()
+    let config = protogate::UpstreamConfig::new(format!("http://{addr}"));
+    let settings = ChannelSettings::of(&protogate::Config::default());
+    Channel::new("kitchen", &config, &settings).unwrap()
 }
 
 /// A `FileDescriptorSet` with its files kept encoded.
@@ -119,7 +119,7 @@ fn check_kitchen(reflected: Reflected, set: &Bytes) {
 }
 
 async fn fetch(addr: SocketAddr, timeout: Duration) -> Result<Reflected, ReflectionError> {
-    reflection::fetch("kitchen", channel(addr).into(), timeout).await
+    reflection::fetch("kitchen", channel(addr), timeout).await
 }
 
 #[tokio::test]

@@ -295,3 +295,84 @@ async fn a_client_certificate_required_but_not_sent_says_so() {
     let response = shelves(&gw).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// A certificate the gateway cannot verify fails the connection, not the
+/// call on it: 503, saying why and what setting helps.
+#[tokio::test]
+async fn a_certificate_that_does_not_verify_says_why() {
+    let ca = TestCa::new("protogate test CA");
+    let dir = support::tempdir();
+    let trusted = UpstreamTls {
+        ca_file: Some(write(&dir, "ca.pem", &ca.pem)),
+        ..UpstreamTls::default()
+    };
+    let stranger = TestCa::new("unknown CA");
+    let (cert, key) = stranger.issue(&["127.0.0.1"]);
+    let (unknown, _unknown_task) = tls_backend(&cert, &key).await;
+    let (cert, key) = ca.issue(&["books.internal"]);
+    let (misnamed, _misnamed_task) = tls_backend(&cert, &key).await;
+    for (addr, why, setting) in [
+        (unknown, "UnknownIssuer", "tls.ca_file"),
+        (misnamed, "not valid for name", "tls.server_name"),
+    ] {
+        let gw = gateway(format!("https://{addr}"), Some(trusted.clone())).await;
+        let response = shelves(&gw).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["code"], 14, "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("TLS handshake failed"), "{message}");
+        assert!(message.contains(why), "{message}");
+        assert!(message.contains(setting), "{message}");
+    }
+}
+
+/// A TLS server that does not agree on HTTP/2 by ALPN, refusing it (it
+/// takes `http/1.1` only) or answering no protocol: 503 at once, naming
+/// ALPN, not a wait for HTTP/2 that never comes.
+#[tokio::test]
+async fn a_tls_server_without_h2_by_alpn_is_a_503_naming_alpn() {
+    let ca = TestCa::new("protogate test CA");
+    let (cert, key) = ca.issue(&["127.0.0.1"]);
+    let dir = support::tempdir();
+    let tls = UpstreamTls {
+        ca_file: Some(write(&dir, "ca.pem", &ca.pem)),
+        ..UpstreamTls::default()
+    };
+    for alpn in [&[b"http/1.1".as_slice()][..], &[]] {
+        let config = support::tls::server_config(&cert, &key, alpn);
+        let (addr, _task) = tls_server(config).await;
+        let gw = gateway(format!("https://{addr}"), Some(tls.clone())).await;
+        let response = shelves(&gw).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{alpn:?}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("ALPN (h2)"), "{alpn:?}: {message}");
+        assert!(!message.contains("client certificate"), "{message}");
+    }
+}
+
+/// A TLS server that completes handshakes with `config` and then reads
+/// and says nothing.
+async fn tls_server(
+    config: std::sync::Arc<rustls::ServerConfig>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let mut sink = Vec::new();
+                    let _ = tls.read_to_end(&mut sink).await;
+                }
+            });
+        }
+    });
+    (addr, task)
+}

@@ -166,13 +166,13 @@ impl Upstream {
                 self.name, self.url
             )));
         }
-        // Our cleartext channel only calls on a connection whose HTTP/2
-        // handshake ended (the peer's SETTINGS): a peer that spoke HTTP/2,
-        // so a break there is the backend going away, even before any
-        // call went through (all were in flight when it died).
+        // Our channel only calls on a connection whose HTTP/2 handshake
+        // ended (the peer's SETTINGS): a peer that spoke HTTP/2, so a
+        // break there is the backend going away, even before any call went
+        // through (all were in flight when it died).
         if made_by_channel
             && (self.answered.load(std::sync::atomic::Ordering::Relaxed)
-                || (self.url.starts_with("http://") && !caused_by::<tonic::ConnectError>(&status)))
+                || !caused_by::<tonic::ConnectError>(&status))
             && broken(&status)
         {
             return CallError::Status(Status::unavailable(format!(

@@ -2,18 +2,21 @@
 //! connection that tonic's gRPC client (and the pass-through) sends
 //! requests on.
 //!
-//! A cleartext endpoint gets [`plain::PlainChannel`], our own client on
-//! the `h2` crate; a TLS endpoint keeps tonic's channel. Our own client
-//! exists for speed: hyper's HTTP/2 client sends every request body from
-//! a task of its own, so each call costs its own `write`, and tonic's
-//! channel adds a buffer task in front. [`plain`] sends a body that is
-//! already complete (every unary call) along with its headers, so the
-//! calls that come together leave in one write. TLS stays on tonic,
-//! which brings the handshake, certificate roots and client identities;
-//! a TLS connection on this client is left until it is measured to pay.
+//! Every endpoint, cleartext or TLS, gets [`client::H2Channel`], our own
+//! client on the `h2` crate. It exists for speed: hyper's HTTP/2 client
+//! sends every request body from a task of its own, so each call costs its
+//! own `write`, and tonic's channel adds a buffer task in front.
+//! [`client`] sends a body that is already complete (every unary call)
+//! along with its headers, so the calls that come together leave in one
+//! write. It also connects before a call starts when asked
+//! ([`Channel::connected`]), which a call whose requests cannot be sent
+//! twice needs to go elsewhere when an endpoint cannot be reached; tonic's
+//! channel connects only inside a call. A TLS endpoint's connection is the
+//! same HTTP/2 connection over a rustls handshake that must agree on `h2`
+//! by ALPN ([`client::Tls`]).
 
 mod answer;
-mod plain;
+mod client;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,7 +32,7 @@ pub(crate) use answer::{
     HTTP_ANSWER, HttpAnswer, MessageBounds, Violation, check_content_type, check_status,
     drop_undecodable_details, http_status_answer,
 };
-pub(crate) use plain::PlainChannel;
+pub(crate) use client::{ALPN_H2, H2Channel, Tls};
 
 /// The largest response header block (and trailer block) taken from a
 /// backend, as HTTP/2's SETTINGS_MAX_HEADER_LIST_SIZE. hyper's client (and
@@ -48,107 +51,40 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How to reach one endpoint; [`Dial::connect_lazy`] makes its channel.
 #[derive(Debug, Clone)]
-pub(crate) enum Dial {
-    /// `http://`: our own HTTP/2 client.
-    Plain(Box<plain::Target>),
-    /// `https://`: tonic's channel, with its TLS settings.
-    Tonic(Box<tonic::transport::Endpoint>),
-}
+pub(crate) struct Dial(Box<client::Target>);
 
 impl Dial {
-    /// A cleartext endpoint at `uri` (scheme, host and port).
-    pub(crate) fn plain(
+    /// The endpoint at `uri` (scheme, host and port), in cleartext or,
+    /// with `tls`, over TLS.
+    pub(crate) fn new(
         uri: &http::Uri,
         connect_timeout: Duration,
         user_agent: HeaderValue,
+        tls: Option<Tls>,
     ) -> Result<Dial, String> {
-        plain::Target::new(uri, connect_timeout, user_agent)
-            .map(|target| Dial::Plain(Box::new(target)))
+        client::Target::new(uri, connect_timeout, user_agent, tls)
+            .map(|target| Dial(Box::new(target)))
     }
 
     /// A channel to this endpoint that connects on its first call (and
     /// again on the next call after its connection ends).
     pub(crate) fn connect_lazy(&self) -> Channel {
-        match self {
-            Dial::Plain(target) => Channel::Plain(PlainChannel::new((**target).clone())),
-            Dial::Tonic(endpoint) => Channel::Tonic(endpoint.connect_lazy()),
-        }
+        Channel(H2Channel::new((*self.0).clone()))
     }
 }
 
 /// A channel to one endpoint; cheap to clone (the clones share the
 /// connection).
 #[derive(Debug, Clone)]
-pub enum Channel {
-    /// Cleartext, on our own HTTP/2 client.
-    Plain(PlainChannel),
-    /// tonic's channel (TLS endpoints).
-    Tonic(tonic::transport::Channel),
-}
+pub struct Channel(H2Channel);
 
 impl Channel {
     /// Waits until the channel has a connection, opening one if it has
-    /// none, so that a call whose requests cannot be sent again may go
-    /// elsewhere when this endpoint cannot be reached. tonic's channel
-    /// (TLS endpoints) connects inside its calls only: for it this is
-    /// always `Ok`, and a failure to connect fails the call itself.
+    /// none (the TLS handshake included), so that a call whose requests
+    /// cannot be sent again may go elsewhere when this endpoint cannot be
+    /// reached.
     pub(crate) async fn connected(&self) -> Result<(), BoxError> {
-        match self {
-            Channel::Plain(channel) => channel.connected().await,
-            Channel::Tonic(_) => Ok(()),
-        }
-    }
-}
-
-impl From<tonic::transport::Channel> for Channel {
-    fn from(channel: tonic::transport::Channel) -> Channel {
-        Channel::Tonic(channel)
-    }
-}
-
-/// A tonic channel's response body with [`drop_undecodable_details`]
-/// applied to its trailers and its messages' bounds followed (our own
-/// client does both where it reads the stream).
-struct Checked {
-    body: Body,
-    bounds: MessageBounds,
-}
-
-impl http_body::Body for Checked {
-    type Data = bytes::Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match std::task::ready!(Pin::new(&mut this.body).poll_frame(cx)) {
-            Some(Ok(mut frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    this.bounds.follow(data)?;
-                } else if let Some(trailers) = frame.trailers_mut() {
-                    this.bounds.check_trailers(trailers)?;
-                    drop_undecodable_details(trailers);
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Some(Err(status)) => Poll::Ready(Some(Err(status.into()))),
-            None => {
-                this.bounds.check_finish()?;
-                Poll::Ready(None)
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        // Not while a check at the end would fail: the error must be
-        // polled for, or a relay would end the response without it.
-        self.body.is_end_stream() && self.bounds.check_finish().is_ok()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
+        self.0.connected().await
     }
 }
 
@@ -157,31 +93,12 @@ impl Service<Request<Body>> for Channel {
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        match self {
-            Channel::Plain(_) => Poll::Ready(Ok(())),
-            Channel::Tonic(channel) => channel.poll_ready(cx).map_err(Into::into),
-        }
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        match self {
-            Channel::Plain(channel) => Box::pin(channel.call(request)),
-            Channel::Tonic(channel) => {
-                let call = channel.call(request);
-                Box::pin(async move {
-                    let mut response = call.await?;
-                    check_content_type(&response)?;
-                    if let Some(answer) = http_status_answer(&response) {
-                        return Ok(answer);
-                    }
-                    check_status(response.headers())?;
-                    drop_undecodable_details(response.headers_mut());
-                    let bounds = MessageBounds::of(&response);
-                    Ok(response.map(|body| Body::new(Checked { body, bounds })))
-                })
-            }
-        }
+        Box::pin(self.0.call(request))
     }
 }
 

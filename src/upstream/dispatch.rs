@@ -301,9 +301,7 @@ impl Upstream {
     /// one that cannot be reached is left for another endpoint (or the
     /// same one after the backoff, in a pool of one) as the retry policy
     /// and budget allow, since nothing went to it; the call itself is
-    /// then never tried again. tonic's channel (TLS endpoints) connects
-    /// inside its calls, so a refused TLS endpoint is not seen here
-    /// (README, Limits).
+    /// then never tried again.
     async fn reached(&self, hash: Option<u64>, deadline: Option<Instant>) -> Result<Lease, Ended> {
         let mut attempt = 1;
         let mut tried = Vec::new();

@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use rustls::pki_types::ServerName;
 
-use super::causes::append_causes;
-use super::channel::Dial;
+use super::channel::{Dial, Tls};
 use super::{ChannelSettings, Resolver, UpstreamError, pool};
-use crate::config::{DescriptorSource, UpstreamConfig, UpstreamTls};
+use crate::config::{DescriptorSource, UpstreamConfig};
 
 /// What an upstream's channel depends on, as text to compare: its
 /// settings, and what its TLS files hold now (a certificate rotated under
@@ -58,7 +57,8 @@ pub fn check(name: &str, config: &UpstreamConfig) -> Result<(), UpstreamError> {
 }
 
 /// How to dial `url` with `config`'s settings; `server_name` is the TLS
-/// name to verify when `url` holds an address rather than the name.
+/// name to verify when `url` holds an address rather than the name. Reads
+/// the TLS files: for a pool's many addresses, [`target`] reads them once.
 pub(super) fn endpoint(
     name: &str,
     config: &UpstreamConfig,
@@ -66,45 +66,109 @@ pub(super) fn endpoint(
     url: &str,
     server_name: Option<&str>,
 ) -> Result<Dial, UpstreamError> {
-    crate::install_crypto_provider();
+    let tls = client_tls(name, config)?;
+    dial(name, config, settings, url, tls.as_ref(), server_name)
+}
+
+/// How to dial `url` with `config`'s settings and its TLS client config
+/// (`tls`, from [`client_tls`]).
+fn dial(
+    name: &str,
+    config: &UpstreamConfig,
+    settings: &ChannelSettings,
+    url: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    server_name: Option<&str>,
+) -> Result<Dial, UpstreamError> {
     let url_error = |reason: String| UpstreamError::Url {
         name: name.to_owned(),
         url: url.to_owned(),
         reason,
     };
-    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| url_error(e.to_string()))?;
-    let tls = config.url.starts_with("https://") || config.tls.is_some();
-    if !tls && endpoint.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
-        let user_agent = http::HeaderValue::from_static(USER_AGENT);
-        return Dial::plain(endpoint.uri(), settings.connect_timeout, user_agent)
-            .map_err(url_error);
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| url_error(e.to_string()))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(url_error(
+            "an upstream URL starts with http:// or https://".to_owned(),
+        ));
     }
-    let mut endpoint = endpoint
-        .connect_timeout(settings.connect_timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .http2_max_header_list_size(super::channel::MAX_RESPONSE_HEADER_LIST)
-        .user_agent(USER_AGENT)
-        .map_err(|e| url_error(e.to_string()))?;
-    if tls {
-        let tls_error = |reason: String| UpstreamError::Tls {
+    let host = uri
+        .host()
+        .ok_or_else(|| url_error("the URL has no host".to_owned()))?;
+    let tls = match tls {
+        None => None,
+        Some(config_tls) => {
+            // The name the certificate must hold: the one set, else the
+            // pool's host name for one of its addresses, else the URL's.
+            let name_given = config.tls.as_ref().and_then(|t| t.server_name.as_deref());
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let checked = name_given.or(server_name).unwrap_or(host);
+            let checked = ServerName::try_from(checked.to_owned()).map_err(|e| {
+                UpstreamError::Tls {
+                    name: name.to_owned(),
+                    reason: format!(
+                        "`{checked}` is not a DNS name or an IP address to check the certificate against: {e}"
+                    ),
+                }
+            })?;
+            Some(Tls::new(Arc::clone(config_tls), checked))
+        }
+    };
+    let user_agent = http::HeaderValue::from_static(USER_AGENT);
+    Dial::new(&uri, settings.connect_timeout, user_agent, tls).map_err(url_error)
+}
+
+/// The rustls config of `config`'s TLS connections, `None` in cleartext:
+/// the system's roots and the webpki roots, `tls.ca_file`'s, the client
+/// certificate, and `h2` by ALPN. Made from the files as they are now, once
+/// per upstream made (see [`made_from`]), and shared by its connections.
+fn client_tls(
+    name: &str,
+    config: &UpstreamConfig,
+) -> Result<Option<Arc<rustls::ClientConfig>>, UpstreamError> {
+    if !config.url.starts_with("https://") && config.tls.is_none() {
+        return Ok(None);
+    }
+    crate::install_crypto_provider();
+    let loaded = match &config.tls {
+        Some(tls) => crate::tls::ClientTls::load(tls),
+        None => Ok(crate::tls::ClientTls::default()),
+    };
+    let mut tls = loaded
+        .and_then(|loaded| loaded.rustls_config())
+        .map_err(|reason| UpstreamError::Tls {
             name: name.to_owned(),
             reason,
-        };
-        let mut tls = tls_config(config.tls.as_ref()).map_err(tls_error)?;
-        if let Some(host) = server_name
-            && config.tls.as_ref().is_none_or(|t| t.server_name.is_none())
-        {
-            tls = tls.domain_name(host);
-        }
-        endpoint = endpoint.tls_config(tls).map_err(|e| {
-            let mut reason = String::new();
-            append_causes(&mut reason, Some(&e));
-            tls_error(reason)
         })?;
+    tls.alpn_protocols = vec![super::channel::ALPN_H2.to_vec()];
+    Ok(Some(Arc::new(tls)))
+}
+
+impl super::Channel {
+    /// A channel to `config`'s URL as the gateway makes one for an
+    /// upstream of one address (its TLS settings, `settings`' connect
+    /// timeout), for [`crate::descriptor::reflection::fetch`] outside the
+    /// gateway; it connects on its first call. `name` names the upstream
+    /// in errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use protogate::upstream::{Channel, ChannelSettings};
+    ///
+    /// let config = protogate::UpstreamConfig::new("http://127.0.0.1:50051");
+    /// let settings = ChannelSettings::of(&protogate::Config::default());
+    /// let channel = Channel::new("books", &config, &settings).unwrap();
+    /// # drop(channel);
+    /// ```
+    pub fn new(
+        name: &str,
+        config: &UpstreamConfig,
+        settings: &ChannelSettings,
+    ) -> Result<super::Channel, UpstreamError> {
+        Ok(endpoint(name, config, settings, &config.url, None)?.connect_lazy())
     }
-    Ok(Dial::Tonic(Box::new(endpoint)))
 }
 
 /// The user agent of the gateway's calls.
@@ -134,8 +198,10 @@ pub(super) fn target(
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    // Read once for all the addresses the name will have.
+    let tls = client_tls(name, config)?;
     // Checked now, so that a bad setting fails the snapshot, not the task.
-    endpoint(name, config, settings, url, None)?;
+    dial(name, config, settings, url, tls.as_ref(), None)?;
     let (name, config, settings) = (name.to_owned(), config.clone(), settings.clone());
     let server_name = (host.parse::<std::net::IpAddr>().is_err()).then(|| host.clone());
     Ok(pool::Target {
@@ -145,11 +211,12 @@ pub(super) fn target(
         weight: endpoint_config.weight,
         zone: endpoint_config.zone.as_deref().map(Into::into),
         make: Arc::new(move |address_url: &str, registered: Option<&str>| {
-            endpoint(
+            dial(
                 &name,
                 &config,
                 &settings,
                 address_url,
+                tls.as_ref(),
                 registered.or(server_name.as_deref()),
             )
             .map_err(|e| e.to_string())
@@ -157,27 +224,10 @@ pub(super) fn target(
     })
 }
 
-fn tls_config(tls: Option<&UpstreamTls>) -> Result<ClientTlsConfig, String> {
-    let mut config = ClientTlsConfig::new().with_enabled_roots();
-    let Some(tls) = tls else {
-        return Ok(config);
-    };
-    let loaded = crate::tls::ClientTls::load(tls)?;
-    if let Some(ca) = loaded.ca_pem {
-        config = config.ca_certificate(Certificate::from_pem(ca));
-    }
-    if let Some((cert, key)) = loaded.identity_pem {
-        config = config.identity(Identity::from_pem(cert, key));
-    }
-    if let Some(name) = &tls.server_name {
-        config = config.domain_name(name.clone());
-    }
-    Ok(config)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::UpstreamTls;
 
     /// A certificate rotated under the same file name makes a new channel;
     /// nothing changed keeps the old one.

@@ -321,7 +321,7 @@ fn reported(upstream: &Upstream, service: &str, status: Status) -> Response<toni
     status.into_http()
 }
 
-/// Whether tonic's channel gave up because the `grpc-timeout` passed.
+/// Whether the channel gave up because the `grpc-timeout` passed.
 fn expired(err: &(dyn std::error::Error + 'static)) -> bool {
     // Error chains are short; 32 links is far more than tonic builds.
     crate::upstream::chain(err)

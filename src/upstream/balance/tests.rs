@@ -4,7 +4,7 @@ use super::*;
 fn channel(port: u16) -> Channel {
     let uri: http::Uri = format!("http://127.0.0.1:{port}").parse().unwrap();
     let user_agent = http::HeaderValue::from_static("test");
-    crate::upstream::channel::Dial::plain(&uri, Duration::from_secs(1), user_agent)
+    crate::upstream::channel::Dial::new(&uri, Duration::from_secs(1), user_agent, None)
         .unwrap()
         .connect_lazy()
 }

@@ -9,7 +9,8 @@
 //! nothing behind it, a TLS server given our cleartext) is unreachable:
 //! 503. One that sent bytes that were not HTTP/2 is another kind of
 //! server: 502. The calls read the difference from
-//! [`Vitals::heard`](super::Vitals).
+//! [`Vitals::heard`](super::Vitals). A TLS error read before the first
+//! frame is kept for connecting, which reports it as the handshake's.
 
 use std::io;
 use std::pin::Pin;
@@ -60,6 +61,20 @@ impl<S> Heard<S> {
     }
 }
 
+impl<S> Heard<S> {
+    /// Keeps a TLS failure read before the first frame (a TLS 1.3 server
+    /// refusing the client's certificate after the handshake) for
+    /// connecting to report: `h2` keeps only its text.
+    fn failed(&self, err: &io::Error) {
+        if let Some(tls) = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
+            let _ = self.vitals.tls_refused.set(tls.clone());
+        }
+    }
+}
+
 /// An HTTP/2 frame header's length, and the SETTINGS type and ACK flag.
 const FRAME_HEADER: usize = 9;
 const SETTINGS: u8 = 0x4;
@@ -72,7 +87,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Heard<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        if let Err(err) = ready!(Pin::new(&mut self.inner).poll_read(cx, buf)) {
+            if !self.done {
+                self.failed(&err);
+            }
+            return Poll::Ready(Err(err));
+        }
         if !self.done {
             self.read(&buf.filled()[before..]);
         }
@@ -111,6 +131,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Heard<S> {
 }
 
 /// What a call says when its connection ended before the peer sent a
-/// byte. A TLS server that gets our cleartext preface closes this way too.
-pub(super) const CLOSED_UNHEARD: &str = "the upstream closed the connection without sending anything \
-     (is it shutting down, or does it take TLS only? A TLS backend needs an https:// URL)";
+/// byte (over TLS: a byte after the handshake). A TLS server that gets our
+/// cleartext preface closes this way too, hence the hint in cleartext.
+pub(super) fn closed_unheard(tls: bool) -> &'static str {
+    if tls {
+        "the upstream closed the connection without sending anything (is it shutting down?)"
+    } else {
+        "the upstream closed the connection without sending anything \
+     (is it shutting down, or does it take TLS only? A TLS backend needs an https:// URL)"
+    }
+}

@@ -1,5 +1,6 @@
-//! Opening a cleartext HTTP/2 connection, and the task that drives it
-//! until it ends, its peer stops answering pings, or no one holds it.
+//! Opening an HTTP/2 connection (over TLS for a TLS endpoint), and the
+//! task that drives it until it ends, its peer stops answering pings, or
+//! no one holds it.
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -9,11 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use h2::client::Connection;
 use h2::{Ping, PingPong};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tower::ServiceExt as _;
 
 use super::coalesce::Coalesce;
-use super::heard::{CLOSED_UNHEARD, Heard};
+use super::heard::{Heard, closed_unheard};
+use super::tls::Failed as TlsFailed;
 use super::{BoxError, Conn, Inner, Target, Vitals};
 
 /// How often an open connection is pinged, and how long the answer may
@@ -42,6 +44,12 @@ pub(super) enum ConnectFailed {
     /// The name lookup or every TCP connect failed: it says which.
     Dial(BoxError),
     Timeout(Duration),
+    /// The TLS handshake failed, or the server refused the client's
+    /// certificate after it (TLS 1.3 says so after the handshake, before
+    /// the server's first HTTP/2 frame), or did not agree on HTTP/2.
+    Tls(TlsFailed),
+    /// No TLS handshake within the connect timeout.
+    TlsTimeout(Duration),
     Handshake(h2::Error),
     /// The peer accepted the connection but sent no SETTINGS in time.
     Silent(Duration),
@@ -49,6 +57,7 @@ pub(super) enum ConnectFailed {
     /// sent something (`heard`) or nothing.
     Ended {
         heard: bool,
+        tls: bool,
         cause: BoxError,
     },
     /// The runtime stopped the attempt (it is shutting down).
@@ -66,8 +75,10 @@ impl ConnectFailed {
     /// another protocol is that protocol's error (502).
     pub(super) fn into_call_error(failed: Arc<ConnectFailed>) -> BoxError {
         match &*failed {
-            ConnectFailed::Ended { heard: false, .. } => {
-                let mut status = tonic::Status::unavailable(CLOSED_UNHEARD);
+            ConnectFailed::Ended {
+                heard: false, tls, ..
+            } => {
+                let mut status = tonic::Status::unavailable(closed_unheard(*tls));
                 status.set_source(failed);
                 Box::new(status)
             }
@@ -82,12 +93,19 @@ impl fmt::Display for ConnectFailed {
         match self {
             ConnectFailed::Dial(err) => err.fmt(f),
             ConnectFailed::Timeout(after) => write!(f, "no connection within {after:?}"),
+            ConnectFailed::Tls(failed) => failed.fmt(f),
+            ConnectFailed::TlsTimeout(after) => write!(
+                f,
+                "the upstream accepted the connection but the TLS handshake did not end within {after:?} (timeouts.connect)"
+            ),
             ConnectFailed::Handshake(_) => f.write_str("HTTP/2 handshake failed"),
             ConnectFailed::Silent(after) => write!(
                 f,
                 "the upstream accepted the connection but sent no HTTP/2 SETTINGS within {after:?} (timeouts.connect): is it an HTTP/2 server?"
             ),
-            ConnectFailed::Ended { heard: false, .. } => f.write_str(CLOSED_UNHEARD),
+            ConnectFailed::Ended {
+                heard: false, tls, ..
+            } => f.write_str(closed_unheard(*tls)),
             ConnectFailed::Ended { heard: true, .. } => {
                 f.write_str("the upstream answered the HTTP/2 handshake with something else")
             }
@@ -100,7 +118,11 @@ impl std::error::Error for ConnectFailed {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConnectFailed::Dial(err) => err.source(),
-            ConnectFailed::Timeout(_) | ConnectFailed::Silent(_) | ConnectFailed::Stopped => None,
+            ConnectFailed::Timeout(_)
+            | ConnectFailed::TlsTimeout(_)
+            | ConnectFailed::Silent(_)
+            | ConnectFailed::Stopped => None,
+            ConnectFailed::Tls(failed) => failed.source(),
             ConnectFailed::Handshake(err) => Some(err),
             ConnectFailed::Ended { cause, .. } => Some(&**cause),
         }
@@ -113,7 +135,8 @@ pub(super) async fn connect(
     channel: Weak<Inner>,
     generation: u64,
 ) -> Result<Conn, Arc<ConnectFailed>> {
-    // The dial and the handshake share `timeouts.connect`.
+    // The dial, the TLS handshake and the HTTP/2 handshake share
+    // `timeouts.connect`.
     let deadline = tokio::time::Instant::now() + target.connect_timeout;
     // The connector times each address; this bounds the name lookup too.
     let dial = target.connector.clone().oneshot(target.uri.clone());
@@ -127,8 +150,36 @@ pub(super) async fn connect(
         Ok(Err(err)) => return Err(Arc::new(ConnectFailed::Dial(err.into()))),
         Err(_) => return Err(Arc::new(ConnectFailed::Timeout(target.connect_timeout))),
     };
-    let vitals = Arc::new(Vitals::default());
-    let tcp = Heard::new(tcp, Arc::clone(&vitals));
+    let Some(tls) = &target.tls else {
+        return start(tcp, target, deadline, channel, generation).await;
+    };
+    let stream = match tokio::time::timeout_at(deadline, tls.handshake(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(failed)) => return Err(Arc::new(ConnectFailed::Tls(failed))),
+        Err(_) => return Err(Arc::new(ConnectFailed::TlsTimeout(target.connect_timeout))),
+    };
+    start(stream, target, deadline, channel, generation).await
+}
+
+/// Runs the HTTP/2 handshake on `io` until the peer's SETTINGS come (by
+/// `deadline`), then starts the task that drives the connection. Generic,
+/// so that a cleartext connection stays a bare `TcpStream`.
+async fn start<S>(
+    io: S,
+    target: Target,
+    deadline: tokio::time::Instant,
+    channel: Weak<Inner>,
+    generation: u64,
+) -> Result<Conn, Arc<ConnectFailed>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let tls = target.tls.is_some();
+    let vitals = Arc::new(Vitals {
+        tls,
+        ..Vitals::default()
+    });
+    let io = Heard::new(io, Arc::clone(&vitals));
     let (sender, mut connection) = h2::client::Builder::new()
         .initial_max_send_streams(INITIAL_MAX_STREAMS)
         .initial_window_size(STREAM_WINDOW)
@@ -136,7 +187,7 @@ pub(super) async fn connect(
         .max_header_list_size(crate::upstream::channel::MAX_RESPONSE_HEADER_LIST)
         .max_send_buffer_size(MAX_SEND_BUFFER)
         .enable_push(false)
-        .handshake::<_, Bytes>(tcp)
+        .handshake::<_, Bytes>(io)
         .await
         .map_err(|err| Arc::new(ConnectFailed::Handshake(err)))?;
     // `handshake` only queues our preface. The peer's SETTINGS end the
@@ -162,7 +213,14 @@ pub(super) async fn connect(
                 )),
             };
             let heard = vitals.heard.load(Ordering::Acquire);
-            return Err(Arc::new(ConnectFailed::Ended { heard, cause }));
+            // A TLS 1.3 server refuses a client certificate after the
+            // handshake, with an alert read here: still the handshake's
+            // failure, the endpoint's and not the calls'.
+            if let Some(refused) = vitals.tls_refused.get() {
+                let cause = Box::new(refused.clone());
+                return Err(Arc::new(ConnectFailed::Tls(TlsFailed::from_cause(cause))));
+            }
+            return Err(Arc::new(ConnectFailed::Ended { heard, tls, cause }));
         }
         Err(_) => return Err(Arc::new(ConnectFailed::Silent(target.connect_timeout))),
     }
@@ -193,13 +251,15 @@ fn timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
 /// every handle to it is gone; then lets the channel open another. A peer
 /// that stopped answering is named to the calls in flight before they
 /// fail with the dropped connection.
-async fn drive(
-    connection: Connection<Heard<TcpStream>, Bytes>,
+async fn drive<S>(
+    connection: Connection<Heard<S>, Bytes>,
     keep_alive: impl Future<Output = String>,
     vitals: Arc<Vitals>,
     channel: Weak<Inner>,
     generation: u64,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     // The connection is dropped at the end of this block, after the
     // reason for dropping it is set: its calls fail then.
     let ended = {

@@ -1,8 +1,11 @@
-//! Our HTTP/2 client for cleartext endpoints, on the `h2` crate.
+//! Our HTTP/2 client for every endpoint, cleartext or TLS, on the `h2`
+//! crate.
 //!
 //! One connection per channel, opened by the first call and again by the
 //! first call after it ends; the calls that arrive while it opens wait for
-//! that one attempt (a task of its own) and share its outcome. A request
+//! that one attempt (a task of its own) and share its outcome. A TLS
+//! endpoint's connection is the same one over a rustls handshake that must
+//! agree on `h2` by ALPN ([`tls`]). A request
 //! body that is already complete when the call starts (every unary call)
 //! is queued with its headers, so the connection's task writes them, and
 //! whatever other calls came meanwhile, together; a body still arriving (a
@@ -14,11 +17,11 @@
 //! meanwhile (one ping per 30 s of a busy connection).
 //!
 //! Failures keep the shapes tonic's channel gives them, so that one
-//! reading of a status serves both kinds of channel: a connection that
-//! cannot be made — the peer's SETTINGS, which end the HTTP/2 handshake,
-//! not come within the connect timeout included — or that ended before
-//! the call's stream opened, is a [`tonic::ConnectError`] (UNAVAILABLE,
-//! and not sent); the `grpc-timeout`
+//! reading of a status serves every call: a connection that
+//! cannot be made — the TLS handshake and the peer's SETTINGS, which end
+//! the HTTP/2 handshake, not come within the connect timeout included — or
+//! that ended before the call's stream opened, is a [`tonic::ConnectError`]
+//! (UNAVAILABLE, and not sent); the `grpc-timeout`
 //! a request carries running out is a [`tonic::TimeoutExpired`]; a call in
 //! flight on a connection dropped for an unanswered ping, or closed by a
 //! peer that never sent a byte, is UNAVAILABLE saying so; everything else
@@ -45,15 +48,21 @@ use tonic::body::Body;
 use super::{BoxError, MessageBounds};
 use crate::upstream::metadata::parse_grpc_timeout;
 use connection::{ConnectFailed, KEEP_ALIVE, KeepAlive, connect};
-use heard::CLOSED_UNHEARD;
+use heard::closed_unheard;
 use request_body::{Abandon, send_body};
+pub(crate) use tls::{ALPN_H2, Tls};
 
-/// Where a cleartext channel connects, and what its requests carry.
+/// Where a channel connects, how (in cleartext or over TLS), and what its
+/// requests carry.
 #[derive(Clone)]
 pub(crate) struct Target {
-    /// `http://` and the authority: what the connector dials.
+    /// `http://`, the host and the port: what the connector dials (over
+    /// TLS too: it only opens the TCP connection).
     uri: Uri,
     authority: Authority,
+    /// The requests' `:scheme`: `https` over TLS.
+    scheme: Scheme,
+    tls: Option<Tls>,
     /// Tries every address a host name has, racing IPv6 and IPv4 (Happy
     /// Eyeballs, as tonic's channel does), each within its share of the
     /// connect timeout.
@@ -65,7 +74,7 @@ pub(crate) struct Target {
 
 impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}", self.authority)
+        write!(f, "{}://{}", self.scheme, self.authority)
     }
 }
 
@@ -74,14 +83,20 @@ impl Target {
         uri: &Uri,
         connect_timeout: Duration,
         user_agent: HeaderValue,
+        tls: Option<Tls>,
     ) -> Result<Target, String> {
         let authority = uri
             .authority()
             .ok_or_else(|| "the URL has no host".to_owned())?
             .clone();
+        // The connector dials `http://`, which means port 80 when none is
+        // given: a TLS endpoint's default is 443.
+        let port = authority
+            .port_u16()
+            .unwrap_or(if tls.is_some() { 443 } else { 80 });
         let uri = Uri::builder()
             .scheme(Scheme::HTTP)
-            .authority(authority.clone())
+            .authority(format!("{}:{port}", authority.host()))
             .path_and_query("/")
             .build()
             .map_err(|e| e.to_string())?;
@@ -92,6 +107,12 @@ impl Target {
         Ok(Target {
             uri,
             authority,
+            scheme: if tls.is_some() {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
+            tls,
             connector,
             connect_timeout,
             user_agent,
@@ -100,15 +121,15 @@ impl Target {
     }
 }
 
-/// A cleartext HTTP/2 channel to one endpoint.
+/// An HTTP/2 channel to one endpoint.
 #[derive(Clone)]
-pub struct PlainChannel {
+pub(crate) struct H2Channel {
     inner: Arc<Inner>,
 }
 
-impl fmt::Debug for PlainChannel {
+impl fmt::Debug for H2Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("PlainChannel")
+        f.debug_tuple("H2Channel")
             .field(&self.inner.target)
             .finish()
     }
@@ -155,6 +176,11 @@ struct Vitals {
     heard: AtomicBool,
     /// Notified when the peer's SETTINGS come ([`heard`]).
     settings: tokio::sync::Notify,
+    /// The connection is over TLS (what a peer that closed it unheard
+    /// most likely is differs).
+    tls: bool,
+    /// The TLS error read before the peer's first frame ([`heard`]).
+    tls_refused: OnceLock<rustls::Error>,
 }
 
 /// One call counted on its connection until dropped.
@@ -175,7 +201,7 @@ impl InFlight {
         let why = if let Some(why) = self.0.dropped.get() {
             format!("the upstream stopped answering: {why}")
         } else if err.is_io() && !self.0.heard.load(Ordering::Acquire) {
-            CLOSED_UNHEARD.to_owned()
+            closed_unheard(self.0.tls).to_owned()
         } else {
             return Box::new(err);
         };
@@ -191,9 +217,9 @@ impl Drop for InFlight {
     }
 }
 
-impl PlainChannel {
-    pub(super) fn new(target: Target) -> PlainChannel {
-        PlainChannel {
+impl H2Channel {
+    pub(super) fn new(target: Target) -> H2Channel {
+        H2Channel {
             inner: Arc::new(Inner {
                 target,
                 state: Mutex::new(State::Idle),
@@ -338,7 +364,7 @@ impl Inner {
     /// pass-through strips them once ([`super::strip_connection_headers`]).
     fn prepare(&self, head: &mut http::request::Parts) {
         let mut parts = std::mem::take(&mut head.uri).into_parts();
-        parts.scheme = Some(Scheme::HTTP);
+        parts.scheme = Some(self.target.scheme.clone());
         parts.authority = Some(self.target.authority.clone());
         if parts.path_and_query.is_none() {
             parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
@@ -418,7 +444,8 @@ impl http_body::Body for Incoming {
     }
 
     fn is_end_stream(&self) -> bool {
-        // Not while a check at the end would fail (see `Checked`).
+        // Not while a check at the end would fail: the error must be
+        // polled for, or a relay would end the response without it.
         self.stream.is_end_stream() && self.bounds.check_finish().is_ok()
     }
 }
@@ -440,3 +467,4 @@ mod heard;
 mod request_body;
 #[cfg(test)]
 mod tests;
+mod tls;

@@ -66,9 +66,7 @@ mod tests {
     fn vitals(calls: usize) -> Arc<Vitals> {
         Arc::new(Vitals {
             calls: AtomicUsize::new(calls),
-            dropped: Default::default(),
-            heard: Default::default(),
-            settings: Default::default(),
+            ..Vitals::default()
         })
     }
 

@@ -1,4 +1,4 @@
-//! The cleartext client against a bare `h2` server on loopback: one
+//! The client in cleartext against a bare `h2` server on loopback: one
 //! connection for calls that arrive together, a dead peer dropped by its
 //! pings, connect failures in tonic's shape, request bodies sent whole or
 //! piped, and a failed body reset so a server cannot take it for an end.
@@ -106,6 +106,7 @@ fn target(addr: SocketAddr) -> Target {
         &uri,
         Duration::from_secs(2),
         HeaderValue::from_static("test"),
+        None,
     )
     .unwrap()
 }
@@ -146,19 +147,19 @@ async fn until(deadline: tokio::time::Instant, what: &str, done: impl Fn() -> bo
 }
 
 /// A channel to `addr` that pings every 50 ms and gives up after 100.
-fn pinging_fast(addr: SocketAddr) -> PlainChannel {
+fn pinging_fast(addr: SocketAddr) -> H2Channel {
     let mut target = target(addr);
     target.keep_alive = KeepAlive {
         interval: Duration::from_millis(50),
         timeout: Duration::from_millis(100),
     };
-    PlainChannel::new(target)
+    H2Channel::new(target)
 }
 
 #[tokio::test]
 async fn calls_that_arrive_together_share_one_connection() {
     let (addr, seen) = serve(Mode::Answer).await;
-    let channel = PlainChannel::new(target(addr));
+    let channel = H2Channel::new(target(addr));
     let calls = (0..50).map(|_| channel.call(unary(100)));
     let answers = tokio::time::timeout(WAIT, join_all(calls)).await.unwrap();
     for answer in answers {
@@ -212,9 +213,10 @@ async fn a_connection_attempt_outlives_the_call_that_started_it() {
         &uri,
         Duration::from_millis(100),
         HeaderValue::from_static("test"),
+        None,
     )
     .unwrap();
-    let channel = PlainChannel::new(target);
+    let channel = H2Channel::new(target);
     // Polled once (the name lookup is still pending), then dropped.
     assert!(channel.call(unary(1)).now_or_never().is_none());
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -230,7 +232,7 @@ async fn a_connection_attempt_outlives_the_call_that_started_it() {
 #[tokio::test]
 async fn a_dropped_call_with_a_piped_body_resets_its_stream() {
     let (addr, seen) = serve(Mode::Answer).await;
-    let channel = PlainChannel::new(target(addr));
+    let channel = H2Channel::new(target(addr));
     let (tx, call) = piped();
     let call = tokio::spawn(channel.call(call));
     tx.send(Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x01x"))))
@@ -252,7 +254,7 @@ async fn a_refused_connection_is_tonics_connect_error_and_is_tried_again() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
-    let channel = PlainChannel::new(target(addr));
+    let channel = H2Channel::new(target(addr));
     let err = channel.call(unary(1)).await.unwrap_err();
     assert!(err.is::<tonic::ConnectError>(), "{err:?}");
     let status = tonic::Status::from_error(err);
@@ -272,7 +274,7 @@ async fn a_refused_connection_is_tonics_connect_error_and_is_tried_again() {
 #[tokio::test]
 async fn a_body_still_arriving_is_piped_whole() {
     let (addr, seen) = serve(Mode::Answer).await;
-    let channel = PlainChannel::new(target(addr));
+    let channel = H2Channel::new(target(addr));
     let (tx, call) = piped();
     let call = tokio::spawn(channel.call(call));
     // Larger than the stream's first window, so flow control is waited on.
@@ -291,7 +293,7 @@ async fn a_body_still_arriving_is_piped_whole() {
 #[tokio::test]
 async fn a_failed_body_resets_its_stream_with_internal_error() {
     let (addr, seen) = serve(Mode::Answer).await;
-    let channel = PlainChannel::new(target(addr));
+    let channel = H2Channel::new(target(addr));
 
     // Failed before the call started: sent with the headers.
     let (tx, call) = piped();
@@ -369,7 +371,7 @@ async fn closing_server(says: &'static [u8]) -> SocketAddr {
 #[tokio::test]
 async fn a_peer_that_closes_without_a_word_is_unreachable() {
     let addr = closing_server(b"").await;
-    let channel = PlainChannel::new(target(addr));
+    let channel = H2Channel::new(target(addr));
     for _ in 0..3 {
         let answer = tokio::time::timeout(WAIT, channel.call(unary(10))).await;
         let err = answer.expect("the close was noticed").unwrap_err();
@@ -406,9 +408,10 @@ async fn a_dial_that_times_out_names_the_connect_timeout() {
         &uri,
         Duration::from_millis(300),
         HeaderValue::from_static("test"),
+        None,
     )
     .unwrap();
-    let channel = PlainChannel::new(target);
+    let channel = H2Channel::new(target);
     let answer = tokio::time::timeout(WAIT, channel.call(unary(1))).await;
     let err = answer.expect("the dial gave up").unwrap_err();
     assert!(err.is::<tonic::ConnectError>(), "{err:?}");
@@ -422,7 +425,7 @@ async fn a_dial_that_times_out_names_the_connect_timeout() {
 #[tokio::test]
 async fn a_peer_that_speaks_another_protocol_is_not_unreachable() {
     let addr = closing_server(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n").await;
-    let channel = PlainChannel::new(target(addr));
+    let channel = H2Channel::new(target(addr));
     let answer = tokio::time::timeout(WAIT, channel.call(unary(10))).await;
     let err = answer.expect("the answer was noticed").unwrap_err();
     assert!(!err.is::<tonic::ConnectError>(), "{err:?}");
@@ -430,4 +433,28 @@ async fn a_peer_that_speaks_another_protocol_is_not_unreachable() {
         tonic::Status::from_error(err).code(),
         tonic::Code::Unavailable
     );
+}
+
+/// A URL without a port dials 80 in cleartext and 443 over TLS (the
+/// connector itself would dial 80 for both), and its requests say
+/// `https` over TLS; the `:authority` stays as written.
+#[test]
+fn a_tls_endpoint_dials_443_and_says_https() {
+    crate::install_crypto_provider();
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("books.internal").unwrap();
+    let tls = Tls::new(Arc::new(config), name);
+    let uri: Uri = "https://books.internal".parse().unwrap();
+    let user_agent = HeaderValue::from_static("test");
+    let over_tls =
+        Target::new(&uri, Duration::from_secs(1), user_agent.clone(), Some(tls)).unwrap();
+    assert_eq!(over_tls.uri.port_u16(), Some(443));
+    assert_eq!(over_tls.scheme, Scheme::HTTPS);
+    assert_eq!(over_tls.authority, "books.internal");
+    let cleartext = Target::new(&uri, Duration::from_secs(1), user_agent, None).unwrap();
+    assert_eq!(cleartext.uri.port_u16(), Some(80));
+    assert_eq!(cleartext.scheme, Scheme::HTTP);
 }
