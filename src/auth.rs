@@ -156,7 +156,13 @@ impl Auth {
     ) -> Result<Admitted<'a>, GatewayError> {
         match auth {
             None => Ok(Admitted::NONE),
-            Some(auth) if method == Method::OPTIONS => auth.admit(Need::Nothing, headers),
+            // A browser's preflight carries no credentials. Any other
+            // OPTIONS (an upgrade among them) reaches the service like
+            // any request, so it needs what they need; a preflight
+            // reaches it only when the gateway has no `cors` of its own.
+            Some(auth) if method == Method::OPTIONS && crate::server::is_preflight(headers) => {
+                auth.admit(Need::Nothing, headers)
+            }
             Some(auth) => auth.admit(auth.rules.group(group), headers),
         }
     }
@@ -263,6 +269,15 @@ const SMUGGLED: &str = "grpc-metadata-authorization";
 /// that are not printable ASCII and strings that start or end with a space
 /// (which HTTP/2 forbids in a field value, RFC 9113 §8.2.1) are not
 /// forwarded.
+/// Whether header name `key` is `name` with some `-` written `_`.
+fn same_but_underscores(key: &str, name: &str) -> bool {
+    key.len() == name.len()
+        && key
+            .bytes()
+            .zip(name.bytes())
+            .all(|(k, n)| k == n || (k == b'_' && n == b'-'))
+}
+
 fn claim_value(value: &Value) -> Option<HeaderValue> {
     let value = match value {
         Value::String(text) => HeaderValue::from_str(text).ok()?,
@@ -289,6 +304,22 @@ impl<'a> Admitted<'a> {
         let Some(auth) = self.auth else { return };
         for (_, name) in auth.forward.iter() {
             headers.remove(name);
+        }
+        // The same names spelt with `_` for `-`, which CGI-style servers
+        // (WSGI, PHP, many frameworks on them) read as those names.
+        let aliases: Vec<HeaderName> = headers
+            .keys()
+            .filter(|key| {
+                key.as_str().contains('_')
+                    && auth
+                        .forward
+                        .iter()
+                        .any(|(_, name)| same_but_underscores(key.as_str(), name.as_str()))
+            })
+            .cloned()
+            .collect();
+        for alias in aliases {
+            headers.remove(alias);
         }
         for (name, value) in self.values {
             headers.insert(name.clone(), value);

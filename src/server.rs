@@ -199,6 +199,15 @@ async fn handle(snapshot: Arc<Snapshot>, request: Request) -> Response {
     response
 }
 
+/// Whether `headers` are those of a CORS preflight (with the OPTIONS
+/// method): they name an origin and the method the page means to use
+/// (Fetch), and ask for no protocol upgrade.
+pub(crate) fn is_preflight(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::ORIGIN)
+        && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        && !headers.contains_key(http::header::UPGRADE)
+}
+
 /// `limits.max_header_bytes` and `limits.max_headers`, on every face
 /// (REST, gRPC, gRPC-Web, Connect, WebSocket upgrades, proxied route
 /// groups): the HTTP layer's

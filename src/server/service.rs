@@ -114,7 +114,7 @@ impl Service<Request> for HttpService {
                 // own OPTIONS): it crosses the layer as a GET, getting
                 // the headers of an actual request, and `Dispatch` gives
                 // it its method back.
-                if request.method() == Method::OPTIONS && !is_preflight(request.headers()) {
+                if request.method() == Method::OPTIONS && !super::is_preflight(request.headers()) {
                     *request.method_mut() = Method::GET;
                     request.extensions_mut().insert(OptionsNotPreflight);
                 }
@@ -306,13 +306,6 @@ struct Dispatch {
 /// Marks an OPTIONS request that crossed the CORS layer as a GET.
 #[derive(Debug, Clone, Copy)]
 struct OptionsNotPreflight;
-
-/// Whether `headers` are those of a CORS preflight (with the OPTIONS
-/// method): they name an origin and the method the page means to use.
-fn is_preflight(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::ORIGIN)
-        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-}
 
 /// Which responses are compressed (and so vary on `Accept-Encoding`).
 type Compressible = And<DefaultPredicate, NotStreamed>;
