@@ -286,6 +286,25 @@ async fn proxy_failures_are_status_json() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert_eq!(body["code"], 3);
     }
+    // CONNECT asks for a tunnel: refused, not passed on as one to the
+    // service's address.
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut raw = tokio::net::TcpStream::connect(gateway.addr())
+            .await
+            .unwrap();
+        raw.write_all(b"CONNECT /legacy/x HTTP/1.1\r\nhost: gateway\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = vec![0; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(10), raw.read(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        assert!(answer.starts_with("HTTP/1.1 501"), "{answer}");
+        assert!(answer.contains("\"code\":12"), "{answer}");
+    }
     let (status, body) = call(
         client
             .post(gateway.url("/legacy/big"))

@@ -34,7 +34,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, StatusCode, Uri};
+use http::{Method, Request, StatusCode, Uri};
 use hyper::upgrade::OnUpgrade;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -158,6 +158,11 @@ impl HttpProxy {
     async fn forward(self, request: Request<Body>) -> Result<Response, GatewayError> {
         let inner = &*self.inner;
         let (mut parts, body) = request.into_parts();
+        // CONNECT asks for a tunnel, which the gateway does not make (the
+        // HTTP client would turn it into one to the service's address).
+        if parts.method == Method::CONNECT {
+            return Err(GatewayError::UnknownMethod(parts.method));
+        }
         let path = target::checked(parts.uri.path()).map_err(RequestError::from)?;
         let declared = parts
             .headers
