@@ -346,6 +346,25 @@ async fn streams_are_counted_by_how_they_end() {
         .unwrap();
     assert_eq!(response.status(), 200);
     response.bytes().await.unwrap();
+    // And one the backend fails before its first message: still a 200,
+    // the error in its end message.
+    let response = client
+        .post(gateway.url("/kitchen.v1.Kitchen/Watch"))
+        .header("content-type", "application/connect+json")
+        .header("x-echo-status", "9")
+        .body(support::envelope(0, b"{\"s\":\"x\"}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+    // A HEAD is answered without its body: no stream a client left.
+    let head = client
+        .head(gateway.url("/v1/watch?s=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
 
     // WebSocket: one that finishes, one the backend fails after a message.
     let mut socket = support::ws::connect(
@@ -400,12 +419,17 @@ async fn streams_are_counted_by_how_they_end() {
     assert_eq!(ends(&text, "rest", "OK"), Some(1.0), "{text}");
     assert_eq!(ends(&text, "rest", "UNAVAILABLE"), Some(1.0), "{text}");
     assert_eq!(ends(&text, "connect", "OK"), Some(1.0), "{text}");
+    assert_eq!(
+        ends(&text, "connect", "FAILED_PRECONDITION"),
+        Some(1.0),
+        "{text}"
+    );
     assert_eq!(ends(&text, "websocket", "OK"), Some(1.0), "{text}");
     assert_eq!(ends(&text, "websocket", "NOT_FOUND"), Some(1.0), "{text}");
     // Their heads are counted as they went out: 200s and 101s.
     assert_eq!(
         sample(&text, r#"protogate_requests_total{face="rest",code="2xx"}"#),
-        Some(3.0),
+        Some(4.0),
         "{text}"
     );
     assert!(

@@ -187,7 +187,11 @@ async fn respond(snapshot: Arc<Snapshot>, request: Request<Body>) -> Response<Bo
     };
     result.unwrap_or_else(|err| {
         if streaming {
-            // Streams answer 200 and put the error in the last envelope.
+            // Streams answer 200 and put the error in the last envelope:
+            // its head says nothing, so the end is counted.
+            snapshot
+                .metrics
+                .record_stream_end(crate::metrics::Face::Connect, err.status().1);
             stream_error_response(&err, encoding)
         } else {
             error_response(&err)

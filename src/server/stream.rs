@@ -273,6 +273,9 @@ pub(crate) struct StreamBody {
     notes: Option<SpanNotes>,
     /// Whether how the stream ended was recorded ([`StreamBody::ended`]).
     end_recorded: bool,
+    /// Whether the body was ever read: the answer to a `HEAD` is not, and
+    /// is no stream a client left.
+    polled: bool,
 }
 
 /// What a [`StreamBody`] needs besides the stream.
@@ -323,6 +326,7 @@ impl StreamBody {
             trailers: setup.trailers,
             notes: setup.notes,
             end_recorded: false,
+            polled: false,
         }
     }
 
@@ -412,7 +416,9 @@ impl StreamBody {
 /// cancelled with it), and its metrics and span say so.
 impl Drop for StreamBody {
     fn drop(&mut self) {
-        self.ended(tonic::Code::Cancelled);
+        if self.polled {
+            self.ended(tonic::Code::Cancelled);
+        }
     }
 }
 
@@ -425,6 +431,7 @@ impl http_body::Body for StreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        this.polled = true;
         if matches!(this.source, Source::Done) {
             return Poll::Ready(None);
         }
