@@ -114,11 +114,18 @@ impl Rules {
             }
         }
         // `allow_unauthenticated` covering all of `methods`: likely a
-        // mistake, and it fails open.
+        // mistake, and it fails open (unless auth is there for proxied
+        // groups alone, which then say so).
         if !rules.by_path.is_empty() && rules.by_path.values().all(|n| *n == Need::Nothing) {
-            tracing::warn!(
-                "Auth is configured but no method needs a token: allow_unauthenticated covers every method auth.methods names"
-            );
+            if rules.by_group.iter().any(|n| *n != Need::Nothing) {
+                tracing::info!(
+                    "No method needs a token (allow_unauthenticated covers every method auth.methods names); proxied route groups do"
+                );
+            } else {
+                tracing::warn!(
+                    "Auth is configured but no method needs a token: allow_unauthenticated covers every method auth.methods names"
+                );
+            }
         }
         rules
     }
