@@ -335,29 +335,21 @@ async fn streams_are_counted_by_how_they_end() {
     assert!(left.chunk().await.unwrap().is_some());
     drop(left);
 
-    // Connect: a server stream that finishes.
-    let response = client
-        .post(gateway.url("/kitchen.v1.Kitchen/Watch"))
-        .header("content-type", "application/connect+json")
-        .header("x-echo-count", "2")
-        .body(support::envelope(0, b"{\"s\":\"x\"}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.bytes().await.unwrap();
-    // And one the backend fails before its first message: still a 200,
-    // the error in its end message.
-    let response = client
-        .post(gateway.url("/kitchen.v1.Kitchen/Watch"))
-        .header("content-type", "application/connect+json")
-        .header("x-echo-status", "9")
-        .body(support::envelope(0, b"{\"s\":\"x\"}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.bytes().await.unwrap();
+    // Connect: a server stream that finishes, and one the backend fails
+    // before its first message (still a 200, the error in its end
+    // message).
+    for (name, value) in [("x-echo-count", "2"), ("x-echo-status", "9")] {
+        let response = client
+            .post(gateway.url("/kitchen.v1.Kitchen/Watch"))
+            .header("content-type", "application/connect+json")
+            .header(name, value)
+            .body(support::envelope(0, b"{\"s\":\"x\"}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+    }
     // A HEAD is answered without its body: no stream a client left.
     let head = client
         .head(gateway.url("/v1/watch?s=x"))

@@ -125,10 +125,9 @@ impl TlsBackends {
     }
 }
 
-#[tokio::test]
-async fn passed_through_grpc_calls_go_to_an_endpoint_that_takes_the_connection() {
-    let backend = echo_backend().await;
-    let gateway = gateway(&backend, 3).await;
+/// Six passed-through gRPC calls, each of which must reach `backend`
+/// once (the pool's other endpoint refuses connections).
+async fn all_passed_through_calls_reach(backend: &EchoBackend, gateway: &TestGateway) {
     for _ in 0..6 {
         let (status, message, _) =
             support::client::grpc_call(gateway.addr(), &gateway.url("/kitchen.v1.Kitchen/Echo"))
@@ -142,10 +141,9 @@ async fn passed_through_grpc_calls_go_to_an_endpoint_that_takes_the_connection()
     );
 }
 
-#[tokio::test]
-async fn streamed_rest_calls_go_to_an_endpoint_that_takes_the_connection() {
-    let backend = echo_backend().await;
-    let gateway = gateway(&backend, 3).await;
+/// Six streamed REST calls, each of which must reach `backend` and stream
+/// its two messages back.
+async fn all_streamed_calls_reach(backend: &EchoBackend, gateway: &TestGateway) {
     let client = support::http1();
     for i in 0..6 {
         let response = client
@@ -160,6 +158,20 @@ async fn streamed_rest_calls_go_to_an_endpoint_that_takes_the_connection() {
         assert!(text.contains(&format!("\"s\":\"w{i}\"")), "{text}");
     }
     assert_eq!(backend.records().len(), 6);
+}
+
+#[tokio::test]
+async fn passed_through_grpc_calls_go_to_an_endpoint_that_takes_the_connection() {
+    let backend = echo_backend().await;
+    let gateway = gateway(&backend, 3).await;
+    all_passed_through_calls_reach(&backend, &gateway).await;
+}
+
+#[tokio::test]
+async fn streamed_rest_calls_go_to_an_endpoint_that_takes_the_connection() {
+    let backend = echo_backend().await;
+    let gateway = gateway(&backend, 3).await;
+    all_streamed_calls_reach(&backend, &gateway).await;
 }
 
 /// With one try in all, a call balanced to the refusing endpoint fails:
@@ -204,17 +216,7 @@ async fn passed_through_grpc_calls_go_to_a_tls_endpoint_that_takes_the_connectio
     let tls = TlsBackends::new();
     let backend = tls.backend().await;
     let gateway = tls_gateway(&backend, &tls).await;
-    for _ in 0..6 {
-        let (status, message, _) =
-            support::client::grpc_call(gateway.addr(), &gateway.url("/kitchen.v1.Kitchen/Echo"))
-                .await;
-        assert_eq!((status.as_str(), message.as_str()), ("0", ""));
-    }
-    assert_eq!(
-        backend.records().len(),
-        6,
-        "each call reached the backend once"
-    );
+    all_passed_through_calls_reach(&backend, &gateway).await;
 }
 
 #[tokio::test]
@@ -222,18 +224,5 @@ async fn streamed_rest_calls_go_to_a_tls_endpoint_that_takes_the_connection() {
     let tls = TlsBackends::new();
     let backend = tls.backend().await;
     let gateway = tls_gateway(&backend, &tls).await;
-    let client = support::http1();
-    for i in 0..6 {
-        let response = client
-            .get(gateway.url(&format!("/v1/watch?s=w{i}")))
-            .header("grpc-metadata-x-echo-count", "2")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let text = support::client::stream_text(response).await;
-        assert_eq!(text.lines().count(), 2, "{text}");
-        assert!(text.contains(&format!("\"s\":\"w{i}\"")), "{text}");
-    }
-    assert_eq!(backend.records().len(), 6);
+    all_streamed_calls_reach(&backend, &gateway).await;
 }
