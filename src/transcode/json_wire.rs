@@ -238,7 +238,7 @@ impl DirectPlan {
             codec.ignore_unknown_fields,
             codec.max_depth,
         );
-        let mut de = serde_json::Deserializer::from_slice(json);
+        let mut de = serde_json::Deserializer::from_str(whole_text(json)?);
         let seed = read::MessageSeed {
             enc: &mut enc,
             layout,
@@ -267,7 +267,7 @@ impl DirectPlan {
             codec.ignore_unknown_fields,
             codec.max_depth,
         );
-        let mut de = serde_json::Deserializer::from_slice(json);
+        let mut de = serde_json::Deserializer::from_str(whole_text(json)?);
         let seed = read::FieldSeed {
             enc: &mut enc,
             field,
@@ -349,6 +349,13 @@ impl DirectPlan {
         }
         Ok(Bytes::from(out))
     }
+}
+
+/// The body as text, checked once: serde_json then takes each string as
+/// it is instead of checking it again (a good part of reading a body of
+/// many short strings). Not UTF-8: the reflective path says where.
+fn whole_text(json: &[u8]) -> Result<&str, Bail> {
+    std::str::from_utf8(json).map_err(|_| Bail)
 }
 
 impl Written {

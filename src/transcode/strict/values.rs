@@ -165,6 +165,12 @@ pub(crate) enum IntegerText {
 /// is a fraction, not 1.
 pub(crate) fn integer_text(v: &str) -> Option<IntegerText> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    // Plain digits, the usual text, settled in one look (`-0` is not
+    // plain: it reads as 0).
+    let plain = v.strip_prefix('-').unwrap_or(v);
+    if digits(plain) && (plain.len() == v.len() || plain.bytes().any(|b| b != b'0')) {
+        return None;
+    }
     let (negative, unsigned) = match v.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, v),

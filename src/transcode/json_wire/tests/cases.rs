@@ -16,6 +16,42 @@ fn expect(route: &Route, uri: &str, cases: &[(&str, Outcome)]) {
     }
 }
 
+/// The body is checked as UTF-8 once, before serde_json reads its
+/// strings unchecked: bytes that are not UTF-8 fail, with the reflective
+/// path's error, wherever they stand.
+#[test]
+fn bodies_that_are_not_utf8_fail_as_before() {
+    let route = Route::new("Scalars", "/t", "*");
+    for body in [
+        &b"{\"text\": \"a\xffb\"}"[..],
+        b"{\"te\xc3xt\": \"a\"}",
+        b"{\"text\": \"\xed\xa0\x80\"}",
+        b"\xef\xbb\xbf{\"text\": \"\xc0\xaf\"}",
+    ] {
+        assert_eq!(compare(&route, "/t", body, &Codec::default()), FAILED);
+    }
+    let body = "{\"text\": \"\u{e9}\u{1f600}\"}".as_bytes();
+    assert_eq!(compare(&route, "/t", body, &Codec::default()), DIRECT);
+}
+
+/// Integer text: plain digits, signed or not, take the parser's own read;
+/// negative zeros of any length are 0.
+#[test]
+fn integer_strings_in_every_spelling() {
+    let route = Route::new("Scalars", "/t", "*");
+    expect(
+        &route,
+        "/t",
+        &[
+            (r#"{"u32": "-00", "i32": "-007", "i64": "0042"}"#, DIRECT),
+            (r#"{"u64": "-000", "i64": "-9223372036854775808"}"#, DIRECT),
+            (r#"{"i32": "-"}"#, FAILED),
+            (r#"{"u32": "-1"}"#, FAILED),
+            (r#"{"u64": ""}"#, FAILED),
+        ],
+    );
+}
+
 #[test]
 fn scalars_take_what_the_strict_parse_takes() {
     let route = Route::new("Scalars", "/t", "*");
