@@ -191,8 +191,9 @@ fn from_i64(kind: ValueType, v: i64) -> Option<Value> {
 /// or `-0`.
 fn from_f64(kind: ValueType, v: f64) -> Option<Value> {
     // Integer fields: whole, in range, and below 2^53 (the strict rule).
-    let whole = v.abs() < EXACT_INTEGERS && v.fract() == 0.0;
-    let within = |min: f64, max: f64| whole && v >= min && v <= max;
+    // Asked only for those: most numbers with a fraction are doubles.
+    let whole = || v.abs() < EXACT_INTEGERS && v.fract() == 0.0;
+    let within = |min: f64, max: f64| whole() && v >= min && v <= max;
     Some(match kind {
         K::Double => Value::F64(v),
         K::Float if v >= f64::from(f32::MIN) && v <= f64::from(f32::MAX) => Value::F32(v as f32),
@@ -201,9 +202,9 @@ fn from_f64(kind: ValueType, v: f64) -> Option<Value> {
         K::Int32 | K::Sint32 | K::Sfixed32 if within(i32::MIN.into(), i32::MAX.into()) => {
             Value::I32(v as i32)
         }
-        K::Int64 | K::Sint64 | K::Sfixed64 if whole => Value::I64(v as i64),
+        K::Int64 | K::Sint64 | K::Sfixed64 if whole() => Value::I64(v as i64),
         K::Uint32 | K::Fixed32 if within(0.0, u32::MAX.into()) => Value::U32(v as u32),
-        K::Uint64 | K::Fixed64 if whole && v >= 0.0 => Value::U64(v as u64),
+        K::Uint64 | K::Fixed64 if whole() && v >= 0.0 => Value::U64(v as u64),
         _ => return None,
     })
 }
