@@ -83,15 +83,25 @@ pub(super) struct EnumPlan {
     pub(super) null: bool,
 }
 
+/// Names of a message up to this many are looked through in order, not
+/// searched: lengths mostly differ, and a scan of them is cheaper than the
+/// search's unpredictable branches.
+const SCANNED: usize = 8;
+
 impl Layout {
     /// The field a JSON key names, with its index: its JSON name, or else its
     /// proto name (prost-reflect looks in that order; no name of a planned
     /// type means two fields, so one table does).
     pub(super) fn find(&self, key: &str) -> Option<(usize, &FieldPlan)> {
-        let at = self
-            .names
-            .binary_search_by(|(name, _)| by_length(name, key))
-            .ok()?;
+        let at = if self.names.len() <= SCANNED {
+            self.names
+                .iter()
+                .position(|(name, _)| name.len() == key.len() && **name == *key)?
+        } else {
+            self.names
+                .binary_search_by(|(name, _)| by_length(name, key))
+                .ok()?
+        };
         let index = usize::from(self.names.get(at)?.1);
         Some((index, self.fields.get(index)?))
     }
