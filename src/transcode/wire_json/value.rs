@@ -131,9 +131,7 @@ pub(super) fn write(
         Val::F32(v) => special(out, f64::from(v)),
         Val::F64(v) => special(out, v),
         Val::Bool(v) => json(out, &v),
-        Val::Text(v) if kind == Scalar::String => {
-            json(out, std::str::from_utf8(v).map_err(|_| Bail)?)
-        }
+        Val::Text(v) if kind == Scalar::String => text(out, v),
         Val::Text(v) => base64(out, v),
         Val::Enum(_) if kind == Scalar::Enum(EnumRef::Null) => {
             out.extend_from_slice(b"null");
@@ -160,9 +158,7 @@ pub(super) fn write(
 /// Writes `value` of `kind` as a map key: always a JSON string.
 pub(super) fn write_key(out: &mut Vec<u8>, kind: Scalar, value: Val<'_>) -> Result<(), Bail> {
     match value {
-        Val::Text(v) if kind == Scalar::String => {
-            json(out, std::str::from_utf8(v).map_err(|_| Bail)?)
-        }
+        Val::Text(v) if kind == Scalar::String => text(out, v),
         Val::Bool(v) => quoted(out, &v),
         Val::I32(v) => quoted(out, &v),
         Val::U32(v) => quoted(out, &v),
@@ -170,6 +166,23 @@ pub(super) fn write_key(out: &mut Vec<u8>, kind: Scalar, value: Val<'_>) -> Resu
         Val::U64(v) => quoted(out, &v),
         Val::F32(_) | Val::F64(_) | Val::Text(_) | Val::Enum(_) => Err(Bail),
     }
+}
+
+/// A string field's bytes as a JSON string; not UTF-8 is the decoder's
+/// error. Printable ASCII without `"` or `\` (most text) needs no
+/// escape, and goes out as it is in one look at each byte; anything else
+/// takes serde_json's check and escapes.
+fn text(out: &mut Vec<u8>, v: &[u8]) -> Result<(), Bail> {
+    if v.iter()
+        .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.reserve(v.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(v);
+        out.push(b'"');
+        return Ok(());
+    }
+    json(out, std::str::from_utf8(v).map_err(|_| Bail)?)
 }
 
 /// `value` as serde_json writes it.

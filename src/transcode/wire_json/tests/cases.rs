@@ -518,3 +518,32 @@ fn writes_what_proto3_json_says() {
         r#"{"byI32":{"0":"MOOD_UNSPECIFIED"}}"#
     );
 }
+
+/// Strings go out as serde_json writes them: every ASCII byte (plain,
+/// escaped, `"`, `\`, DEL), longer UTF-8, as values and as map keys; and
+/// bytes that are not UTF-8 fail as the reflective path fails them.
+#[test]
+fn strings_of_every_byte() {
+    let mut texts: Vec<Vec<u8>> = (0..0x80u8).map(|b| vec![b, b'x', b]).collect();
+    texts.extend(
+        [
+            "plain text",
+            "tab\there",
+            "é",
+            "\u{2028}\u{1f600}",
+            "a\"b\\c/d",
+        ]
+        .map(|t| t.into()),
+    );
+    for text in &texts {
+        let name = String::from_utf8_lossy(text);
+        check(&name, "Scalars", "", &len(1, text), Want::Direct);
+        let entry = [len(1, text), len(2, text)].concat();
+        check(&name, "Maps", "", &len(1, &entry), Want::Direct);
+    }
+    for bad in [&b"a\xffb"[..], b"\xc0\xaf", b"\xed\xa0\x80", b"ok\x80"] {
+        check("not UTF-8", "Scalars", "", &len(1, bad), Want::Fails);
+        let entry = [len(1, bad), len(2, b"v")].concat();
+        check("key not UTF-8", "Maps", "", &len(1, &entry), Want::Fails);
+    }
+}
