@@ -233,14 +233,15 @@ pub(crate) fn check_media_type(parts: &Parts, route: &Route) -> Result<(), Gatew
 
 /// One request message, one response message.
 async fn unary(call: Matched<'_>, body: Body) -> Result<Response<Body>, GatewayError> {
+    let (request, _share) = encoded_request(&call, body).await?;
     let Matched {
         snapshot,
         parts,
         route,
         upstream,
+        metadata,
         ..
-    } = &call;
-    let (request, _share) = encoded_request(&call, body).await?;
+    } = call;
     let deadline = deadline(
         &parts.headers,
         Some(snapshot.unary_timeout_of(&route.rpc, parts.extensions.get())),
@@ -249,7 +250,7 @@ async fn unary(call: Matched<'_>, body: Body) -> Result<Response<Body>, GatewayE
         .unary(Call {
             path: route.rpc.path.clone(),
             message: request,
-            metadata: call.metadata.clone(),
+            metadata,
             timeout: deadline.timeout,
             client_deadline: deadline.client,
             hints: upstream.hints(&parts.headers),
