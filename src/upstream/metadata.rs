@@ -7,6 +7,7 @@
 //! set. Backend headers come back as `Grpc-Metadata-<k>`, trailers as
 //! `Grpc-Trailer-<k>`.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -171,10 +172,11 @@ pub fn to_metadata(
         }
     }
     let list = forwarded_for(headers, client.map(|c| c.ip()));
-    if let Ok(value) = MetadataValue::try_from(list.as_str())
-        && !list.is_empty()
+    let len = list.len();
+    if len > 0
+        && let Ok(value) = MetadataValue::try_from(list)
     {
-        size += "x-forwarded-for".len() + list.len() + HPACK_ENTRY_OVERHEAD;
+        size += "x-forwarded-for".len() + len + HPACK_ENTRY_OVERHEAD;
         metadata.insert("x-forwarded-for", value);
     }
     // A client's own `X-Forwarded-Host` is not trusted.
@@ -194,23 +196,32 @@ pub fn to_metadata(
 /// (RFC 7541 §4.1), as gRPC servers do when they enforce metadata limits.
 const HPACK_ENTRY_OVERHEAD: usize = 32;
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// `X-Forwarded-For` as every upstream gets it: each line the client sent,
 /// in order, joined with `, `, then the client's address (empty without
 /// either). Lines that are empty or not visible ASCII are left out.
 pub(crate) fn forwarded_for(headers: &HeaderMap, client: Option<IpAddr>) -> String {
-    let client = client.map(|ip| ip.to_string());
     let earlier = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|line| !line.is_empty());
-    let mut list = String::new();
-    for item in earlier.chain(client.as_deref()) {
+    // Room for the usual list: one address.
+    let mut list = String::with_capacity(40);
+    for item in earlier {
         if !list.is_empty() {
             list.push_str(", ");
         }
         list.push_str(item);
+    }
+    if let Some(ip) = client {
+        if !list.is_empty() {
+            list.push_str(", ");
+        }
+        // Written in place: writing to a `String` cannot fail.
+        let _ = write!(list, "{ip}");
     }
     list
 }
